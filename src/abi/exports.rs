@@ -1,0 +1,708 @@
+//! The exported `C_*` functions. Each validates and copies its arguments in (through
+//! `marshal`), calls the module, and copies the results out; nothing else.
+
+use std::ffi::c_void;
+
+use cryptoki_sys::*;
+
+use super::guard::{not_supported, pkcs11_fn};
+use super::marshal::*;
+use crate::module::{self, CipherKind, Step};
+use crate::object::AttributeRead;
+use crate::{Error, Result};
+
+const MANUFACTURER: &[u8] = b"ecm-hsm project";
+const LIBRARY_DESCRIPTION: &[u8] = b"ecm-hsm software HSM";
+const MODEL: &[u8] = b"ecm-hsm";
+
+fn library_version() -> CK_VERSION {
+    CK_VERSION {
+        major: env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
+        minor: env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0),
+    }
+}
+
+pkcs11_fn! {
+    /// Starts the module. Thread safety comes from the module's own locks whichever locking
+    /// the arguments ask for, so OS locking, the application's mutex callbacks, or none are
+    /// all accepted; inconsistent arguments are refused.
+    fn C_Initialize(pInitArgs: *mut c_void) {
+        if !pInitArgs.is_null() {
+            // SAFETY: a non-NULL argument points to a CK_C_INITIALIZE_ARGS by contract.
+            let args = unsafe { (pInitArgs as *const CK_C_INITIALIZE_ARGS).read_unaligned() };
+            let callbacks = [
+                args.CreateMutex.is_some(),
+                args.DestroyMutex.is_some(),
+                args.LockMutex.is_some(),
+                args.UnlockMutex.is_some(),
+            ];
+            if !args.pReserved.is_null() || (callbacks.contains(&true) && callbacks.contains(&false)) {
+                return Err(Error::ArgumentsBad);
+            }
+        }
+        module::initialize()
+    }
+}
+
+pkcs11_fn! {
+    fn C_Finalize(pReserved: *mut c_void) {
+        if !pReserved.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        module::finalize()
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetInfo(pInfo: *mut CK_INFO) {
+        module::instance()?;
+        let info = CK_INFO {
+            cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
+            manufacturerID: padded(MANUFACTURER),
+            flags: 0,
+            libraryDescription: padded(LIBRARY_DESCRIPTION),
+            libraryVersion: library_version(),
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { write(pInfo, info) }
+    }
+}
+
+pkcs11_fn! {
+    /// Every slot has a token present (the free slot's is uninitialized), so the list is the
+    /// same whichever way `tokenPresent` asks.
+    fn C_GetSlotList(_tokenPresent: CK_BBOOL, pSlotList: *mut CK_SLOT_ID, pulCount: *mut CK_ULONG) {
+        let slots = module::instance()?.slot_list()?;
+        // SAFETY: caller's list and count pointers.
+        unsafe { list_out(&slots, pSlotList, pulCount) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_SLOT_INFO) {
+        module::instance()?.check_slot(slotID)?;
+        let info = CK_SLOT_INFO {
+            slotDescription: padded(format!("ecm-hsm slot {slotID}").as_bytes()),
+            manufacturerID: padded(MANUFACTURER),
+            flags: CKF_TOKEN_PRESENT,
+            hardwareVersion: library_version(),
+            firmwareVersion: library_version(),
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { write(pInfo, info) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN_INFO) {
+        if pInfo.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        let status = module::instance()?.token_status(slotID)?;
+        let info = CK_TOKEN_INFO {
+            label: status.info.label,
+            manufacturerID: padded(MANUFACTURER),
+            model: padded(MODEL),
+            serialNumber: padded(status.info.serial.as_bytes()),
+            flags: status.info.flags,
+            ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulSessionCount: to_ulong(status.session_count),
+            ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulRwSessionCount: to_ulong(status.rw_session_count),
+            ulMaxPinLen: to_ulong(module::token::MAX_PIN_LEN),
+            ulMinPinLen: to_ulong(module::token::MIN_PIN_LEN),
+            ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            hardwareVersion: library_version(),
+            firmwareVersion: library_version(),
+            utcTime: [b' '; 16],
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { write(pInfo, info) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetMechanismList(slotID: CK_SLOT_ID, pMechanismList: *mut CK_MECHANISM_TYPE, pulCount: *mut CK_ULONG) {
+        module::instance()?.check_slot(slotID)?;
+        let list = crate::mechanism::mechanism_list();
+        // SAFETY: caller's list and count pointers.
+        unsafe { list_out(&list, pMechanismList, pulCount) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetMechanismInfo(slotID: CK_SLOT_ID, type_: CK_MECHANISM_TYPE, pInfo: *mut CK_MECHANISM_INFO) {
+        module::instance()?.check_slot(slotID)?;
+        let i = crate::mechanism::mechanism_info(type_)?;
+        let info = CK_MECHANISM_INFO { ulMinKeySize: i.min_key_size, ulMaxKeySize: i.max_key_size, flags: i.flags };
+        // SAFETY: out-pointer from the caller.
+        unsafe { write(pInfo, info) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_InitToken(slotID: CK_SLOT_ID, pPin: *mut CK_UTF8CHAR, ulPinLen: CK_ULONG, pLabel: *mut CK_UTF8CHAR) {
+        let module = module::instance()?;
+        if pPin.is_null() || pLabel.is_null() {
+            // No protected authentication path: a PIN is required.
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: the PIN has `ulPinLen` bytes and the label 32, by contract.
+        let (pin, label) = unsafe { (bytes_in(pPin, ulPinLen)?, bytes_in(pLabel, 32)?) };
+        module.init_token(slotID, pin, padded(label))
+    }
+}
+
+pkcs11_fn! {
+    fn C_InitPIN(hSession: CK_SESSION_HANDLE, pPin: *mut CK_UTF8CHAR, ulPinLen: CK_ULONG) {
+        let module = module::instance()?;
+        // SAFETY: the PIN has `ulPinLen` bytes by contract.
+        let pin = unsafe { bytes_in(pPin, ulPinLen)? };
+        module.init_pin(hSession, pin)
+    }
+}
+
+pkcs11_fn! {
+    fn C_SetPIN(
+        hSession: CK_SESSION_HANDLE,
+        pOldPin: *mut CK_UTF8CHAR,
+        ulOldLen: CK_ULONG,
+        pNewPin: *mut CK_UTF8CHAR,
+        ulNewLen: CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: each PIN has its stated length by contract.
+        let (old, new) = unsafe { (bytes_in(pOldPin, ulOldLen)?, bytes_in(pNewPin, ulNewLen)?) };
+        module.set_pin(hSession, old, new)
+    }
+}
+
+pkcs11_fn! {
+    fn C_OpenSession(
+        slotID: CK_SLOT_ID,
+        flags: CK_FLAGS,
+        _pApplication: *mut c_void,
+        _Notify: CK_NOTIFY,
+        phSession: *mut CK_SESSION_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phSession.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        let handle = module.open_session(slotID, flags)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(phSession, handle) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_CloseSession(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.close_session(hSession)
+    }
+}
+
+pkcs11_fn! {
+    fn C_CloseAllSessions(slotID: CK_SLOT_ID) {
+        module::instance()?.close_all_sessions(slotID)
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetSessionInfo(hSession: CK_SESSION_HANDLE, pInfo: *mut CK_SESSION_INFO) {
+        let (slot, view) = module::instance()?.session_view(hSession)?;
+        let flags = CKF_SERIAL_SESSION | if view.read_write { CKF_RW_SESSION } else { 0 };
+        let info = CK_SESSION_INFO { slotID: slot, state: view.state(), flags, ulDeviceError: 0 };
+        // SAFETY: out-pointer from the caller.
+        unsafe { write(pInfo, info) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_Login(hSession: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pPin: *mut CK_UTF8CHAR, ulPinLen: CK_ULONG) {
+        let module = module::instance()?;
+        // SAFETY: the PIN has `ulPinLen` bytes by contract.
+        let pin = unsafe { bytes_in(pPin, ulPinLen)? };
+        module.login(hSession, userType, pin)
+    }
+}
+
+pkcs11_fn! {
+    fn C_LoginUser(
+        hSession: CK_SESSION_HANDLE,
+        userType: CK_USER_TYPE,
+        pPin: *mut CK_UTF8CHAR,
+        ulPinLen: CK_ULONG,
+        pUsername: *mut CK_UTF8CHAR,
+        ulUsernameLen: CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: PIN and name have their stated lengths by contract.
+        let (pin, name) = unsafe { (bytes_in(pPin, ulPinLen)?, bytes_in(pUsername, ulUsernameLen)?) };
+        module.login_user(hSession, userType, pin, name)
+    }
+}
+
+pkcs11_fn! {
+    fn C_Logout(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.logout(hSession)
+    }
+}
+
+pkcs11_fn! {
+    fn C_CreateObject(
+        hSession: CK_SESSION_HANDLE,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulCount: CK_ULONG,
+        phObject: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phObject.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: the template has `ulCount` entries by contract.
+        let template = unsafe { template_in(pTemplate, ulCount)? };
+        let handle = module.create_object(hSession, &template)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(phObject, handle) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_CopyObject(
+        hSession: CK_SESSION_HANDLE,
+        hObject: CK_OBJECT_HANDLE,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulCount: CK_ULONG,
+        phNewObject: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phNewObject.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: the template has `ulCount` entries by contract.
+        let template = unsafe { template_in(pTemplate, ulCount)? };
+        let handle = module.copy_object(hSession, hObject, &template)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(phNewObject, handle) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DestroyObject(hSession: CK_SESSION_HANDLE, hObject: CK_OBJECT_HANDLE) {
+        module::instance()?.destroy_object(hSession, hObject)
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetObjectSize(hSession: CK_SESSION_HANDLE, hObject: CK_OBJECT_HANDLE, pulSize: *mut CK_ULONG) {
+        let module = module::instance()?;
+        if pulSize.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        let size = module.object_size(hSession, hObject)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(pulSize, to_ulong(size)) }
+    }
+}
+
+pkcs11_fn! {
+    /// Processes every attribute of the template, as the specification requires, and
+    /// returns the most significant of the per-attribute problems.
+    fn C_GetAttributeValue(
+        hSession: CK_SESSION_HANDLE,
+        hObject: CK_OBJECT_HANDLE,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulCount: CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        let count = to_usize(ulCount)?;
+        if pTemplate.is_null() && count > 0 {
+            return Err(Error::ArgumentsBad);
+        }
+        let template: &mut [CK_ATTRIBUTE] = if count == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-NULL; the template has `ulCount` writable entries by contract.
+            unsafe { std::slice::from_raw_parts_mut(pTemplate, count) }
+        };
+        let kinds: Vec<CK_ATTRIBUTE_TYPE> = template.iter().map(|a| a.type_).collect();
+        let reads = module.get_attributes(hSession, hObject, &kinds)?;
+        let (mut sensitive, mut invalid, mut too_small) = (false, false, false);
+        for (entry, read) in template.iter_mut().zip(reads) {
+            match read {
+                AttributeRead::Invalid => {
+                    entry.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    invalid = true;
+                }
+                AttributeRead::Sensitive => {
+                    entry.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    sensitive = true;
+                }
+                AttributeRead::Value(value) => {
+                    if entry.pValue.is_null() {
+                        entry.ulValueLen = to_ulong(value.len());
+                    } else if to_usize(entry.ulValueLen)? >= value.len() {
+                        // SAFETY: the caller's buffer holds `ulValueLen >= value.len()` bytes.
+                        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), entry.pValue as *mut u8, value.len()) };
+                        entry.ulValueLen = to_ulong(value.len());
+                    } else {
+                        entry.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                        too_small = true;
+                    }
+                }
+            }
+        }
+        match (sensitive, invalid, too_small) {
+            (true, _, _) => Err(Error::AttributeSensitive),
+            (_, true, _) => Err(Error::AttributeTypeInvalid),
+            (_, _, true) => Err(Error::BufferTooSmall { needed: 0 }),
+            _ => Ok(()),
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SetAttributeValue(
+        hSession: CK_SESSION_HANDLE,
+        hObject: CK_OBJECT_HANDLE,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulCount: CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: the template has `ulCount` entries by contract.
+        let template = unsafe { template_in(pTemplate, ulCount)? };
+        module.set_attributes(hSession, hObject, &template)
+    }
+}
+
+pkcs11_fn! {
+    fn C_FindObjectsInit(hSession: CK_SESSION_HANDLE, pTemplate: *mut CK_ATTRIBUTE, ulCount: CK_ULONG) {
+        let module = module::instance()?;
+        // SAFETY: the template has `ulCount` entries by contract.
+        let template = unsafe { template_in(pTemplate, ulCount)? };
+        module.find_init(hSession, &template)
+    }
+}
+
+pkcs11_fn! {
+    fn C_FindObjects(
+        hSession: CK_SESSION_HANDLE,
+        phObject: *mut CK_OBJECT_HANDLE,
+        ulMaxObjectCount: CK_ULONG,
+        pulObjectCount: *mut CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        let max = to_usize(ulMaxObjectCount)?;
+        if pulObjectCount.is_null() || (phObject.is_null() && max > 0) {
+            return Err(Error::ArgumentsBad);
+        }
+        let found = module.find_next(hSession, max)?;
+        if !found.is_empty() {
+            // SAFETY: the caller's array holds `ulMaxObjectCount >= found.len()` handles.
+            unsafe { std::ptr::copy_nonoverlapping(found.as_ptr(), phObject, found.len()) };
+        }
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(pulObjectCount, to_ulong(found.len())) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_FindObjectsFinal(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.find_final(hSession)
+    }
+}
+
+/// `C_EncryptInit`/`C_DecryptInit`.
+unsafe fn cipher_init(
+    h: CK_SESSION_HANDLE,
+    kind: CipherKind,
+    m: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> Result<()> {
+    let module = module::instance()?;
+    // SAFETY: forwarded contract of the export.
+    let mechanism = unsafe { mechanism_in(m)? };
+    module.cipher_init(h, kind, mechanism.as_ref(), key)
+}
+
+/// One step of an encryption or decryption, through the output-buffer protocol.
+unsafe fn cipher_step(
+    h: CK_SESSION_HANDLE,
+    kind: CipherKind,
+    input: Option<(*mut u8, CK_ULONG)>,
+    single: bool,
+    out: *mut u8,
+    out_len: *mut CK_ULONG,
+) -> Result<()> {
+    let module = module::instance()?;
+    // SAFETY: forwarded contract of the export.
+    let buffer = unsafe { output_buffer(out, out_len)? };
+    let data = match input {
+        // SAFETY: forwarded contract of the export.
+        Some((p, n)) => Some(unsafe { bytes_in(p, n)? }),
+        None => None,
+    };
+    let step = match (data, single) {
+        (Some(d), true) => Step::Single(d),
+        (Some(d), false) => Step::Update(d),
+        (None, _) => Step::Final,
+    };
+    let result = module.cipher(h, kind, step, buffer);
+    // SAFETY: forwarded contract of the export.
+    unsafe { output_out(result, out, out_len) }
+}
+
+pkcs11_fn! {
+    fn C_EncryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        // SAFETY: caller's mechanism pointer.
+        unsafe { cipher_init(hSession, CipherKind::Encrypt, pMechanism, hKey) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_Encrypt(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pEncryptedData: *mut CK_BYTE,
+        pulEncryptedDataLen: *mut CK_ULONG,
+    ) {
+        // SAFETY: caller's buffers.
+        unsafe { cipher_step(hSession, CipherKind::Encrypt, Some((pData, ulDataLen)), true, pEncryptedData, pulEncryptedDataLen) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_EncryptUpdate(
+        hSession: CK_SESSION_HANDLE,
+        pPart: *mut CK_BYTE,
+        ulPartLen: CK_ULONG,
+        pEncryptedPart: *mut CK_BYTE,
+        pulEncryptedPartLen: *mut CK_ULONG,
+    ) {
+        // SAFETY: caller's buffers.
+        unsafe { cipher_step(hSession, CipherKind::Encrypt, Some((pPart, ulPartLen)), false, pEncryptedPart, pulEncryptedPartLen) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_EncryptFinal(hSession: CK_SESSION_HANDLE, pLastEncryptedPart: *mut CK_BYTE, pulLastEncryptedPartLen: *mut CK_ULONG) {
+        // SAFETY: caller's buffers.
+        unsafe { cipher_step(hSession, CipherKind::Encrypt, None, false, pLastEncryptedPart, pulLastEncryptedPartLen) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DecryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        // SAFETY: caller's mechanism pointer.
+        unsafe { cipher_init(hSession, CipherKind::Decrypt, pMechanism, hKey) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_Decrypt(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedData: *mut CK_BYTE,
+        ulEncryptedDataLen: CK_ULONG,
+        pData: *mut CK_BYTE,
+        pulDataLen: *mut CK_ULONG,
+    ) {
+        // SAFETY: caller's buffers.
+        unsafe { cipher_step(hSession, CipherKind::Decrypt, Some((pEncryptedData, ulEncryptedDataLen)), true, pData, pulDataLen) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DecryptUpdate(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedPart: *mut CK_BYTE,
+        ulEncryptedPartLen: CK_ULONG,
+        pPart: *mut CK_BYTE,
+        pulPartLen: *mut CK_ULONG,
+    ) {
+        // SAFETY: caller's buffers.
+        unsafe { cipher_step(hSession, CipherKind::Decrypt, Some((pEncryptedPart, ulEncryptedPartLen)), false, pPart, pulPartLen) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DecryptFinal(hSession: CK_SESSION_HANDLE, pLastPart: *mut CK_BYTE, pulLastPartLen: *mut CK_ULONG) {
+        // SAFETY: caller's buffers.
+        unsafe { cipher_step(hSession, CipherKind::Decrypt, None, false, pLastPart, pulLastPartLen) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.digest_init(hSession, mechanism.as_ref())
+    }
+}
+
+pkcs11_fn! {
+    fn C_Digest(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pDigest: *mut CK_BYTE,
+        pulDigestLen: *mut CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: caller's buffers.
+        unsafe {
+            let buffer = output_buffer(pDigest, pulDigestLen)?;
+            let data = bytes_in(pData, ulDataLen)?;
+            output_out(module.digest(hSession, Step::Single(data), buffer), pDigest, pulDigestLen)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
+        let module = module::instance()?;
+        // SAFETY: caller's buffer.
+        let data = unsafe { bytes_in(pPart, ulPartLen)? };
+        module.digest(hSession, Step::Update(data), crate::session::OutputBuffer::Capacity(0)).map(|_| ())
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJECT_HANDLE) {
+        module::instance()?.digest_key(hSession, hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestFinal(hSession: CK_SESSION_HANDLE, pDigest: *mut CK_BYTE, pulDigestLen: *mut CK_ULONG) {
+        let module = module::instance()?;
+        // SAFETY: caller's buffers.
+        unsafe {
+            let buffer = output_buffer(pDigest, pulDigestLen)?;
+            output_out(module.digest(hSession, Step::Final, buffer), pDigest, pulDigestLen)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_GenerateKey(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulCount: CK_ULONG,
+        phKey: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phKey.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: caller's mechanism and template.
+        let (mechanism, template) = unsafe { (mechanism_in(pMechanism)?, template_in(pTemplate, ulCount)?) };
+        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
+        let handle = module.generate_key(hSession, &mechanism, &template)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(phKey, handle) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SeedRandom(hSession: CK_SESSION_HANDLE, pSeed: *mut CK_BYTE, ulSeedLen: CK_ULONG) {
+        let module = module::instance()?;
+        // SAFETY: caller's buffer; checked only for consistency, never used.
+        unsafe { bytes_in(pSeed, ulSeedLen)? };
+        module.seed_random(hSession)
+    }
+}
+
+pkcs11_fn! {
+    fn C_GenerateRandom(hSession: CK_SESSION_HANDLE, RandomData: *mut CK_BYTE, ulRandomLen: CK_ULONG) {
+        let module = module::instance()?;
+        // SAFETY: the caller's buffer holds `ulRandomLen` writable bytes.
+        let out = unsafe { bytes_out(RandomData, ulRandomLen)? };
+        module.generate_random(hSession, out)
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetFunctionStatus(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.session_view(hSession)?;
+        Err(Error::FunctionNotParallel)
+    }
+}
+
+pkcs11_fn! {
+    fn C_CancelFunction(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.session_view(hSession)?;
+        Err(Error::FunctionNotParallel)
+    }
+}
+
+pkcs11_fn! {
+    fn C_SessionCancel(hSession: CK_SESSION_HANDLE, flags: CK_FLAGS) {
+        module::instance()?.session_cancel(hSession, flags)
+    }
+}
+
+not_supported! {
+    C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
+    C_SignInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Sign(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_SignFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_SignRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_VerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_Verify(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_VerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyFinal(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifyRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_VerifyRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DigestEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptDigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_DecryptVerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_GenerateKeyPair(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG,
+        *mut CK_OBJECT_HANDLE, *mut CK_OBJECT_HANDLE,
+    );
+    C_WrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
+    C_UnwrapKey(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG,
+        *mut CK_OBJECT_HANDLE,
+    );
+    C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
+    C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, *mut c_void);
+    C_MessageEncryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_EncryptMessage(
+        CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG,
+    );
+    C_EncryptMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_EncryptMessageNext(
+        CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG, CK_FLAGS,
+    );
+    C_MessageEncryptFinal(CK_SESSION_HANDLE);
+    C_MessageDecryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_DecryptMessage(
+        CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG,
+    );
+    C_DecryptMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_DecryptMessageNext(
+        CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG, CK_FLAGS,
+    );
+    C_MessageDecryptFinal(CK_SESSION_HANDLE);
+    C_MessageSignInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_SignMessage(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_SignMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG);
+    C_SignMessageNext(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
+    C_MessageSignFinal(CK_SESSION_HANDLE);
+    C_MessageVerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
+    C_VerifyMessage(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_VerifyMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG);
+    C_VerifyMessageNext(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_MessageVerifyFinal(CK_SESSION_HANDLE);
+}

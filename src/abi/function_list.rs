@@ -1,0 +1,192 @@
+//! The function lists (2.40 and 3.0) and the 3.0 interface table. These three entry points
+//! work before `C_Initialize`, since they are how a caller finds it.
+
+use std::ffi::c_void;
+
+use cryptoki_sys::*;
+
+use super::exports::*;
+use super::guard::pkcs11_fn;
+use super::marshal::*;
+use crate::Error;
+
+macro_rules! function_list {
+    ($ty:ident, $major:expr, $minor:expr, { $($extra:ident),* }) => {
+        $ty {
+            version: CK_VERSION { major: $major, minor: $minor },
+            C_Initialize: Some(C_Initialize),
+            C_Finalize: Some(C_Finalize),
+            C_GetInfo: Some(C_GetInfo),
+            C_GetFunctionList: Some(C_GetFunctionList),
+            C_GetSlotList: Some(C_GetSlotList),
+            C_GetSlotInfo: Some(C_GetSlotInfo),
+            C_GetTokenInfo: Some(C_GetTokenInfo),
+            C_GetMechanismList: Some(C_GetMechanismList),
+            C_GetMechanismInfo: Some(C_GetMechanismInfo),
+            C_InitToken: Some(C_InitToken),
+            C_InitPIN: Some(C_InitPIN),
+            C_SetPIN: Some(C_SetPIN),
+            C_OpenSession: Some(C_OpenSession),
+            C_CloseSession: Some(C_CloseSession),
+            C_CloseAllSessions: Some(C_CloseAllSessions),
+            C_GetSessionInfo: Some(C_GetSessionInfo),
+            C_GetOperationState: Some(C_GetOperationState),
+            C_SetOperationState: Some(C_SetOperationState),
+            C_Login: Some(C_Login),
+            C_Logout: Some(C_Logout),
+            C_CreateObject: Some(C_CreateObject),
+            C_CopyObject: Some(C_CopyObject),
+            C_DestroyObject: Some(C_DestroyObject),
+            C_GetObjectSize: Some(C_GetObjectSize),
+            C_GetAttributeValue: Some(C_GetAttributeValue),
+            C_SetAttributeValue: Some(C_SetAttributeValue),
+            C_FindObjectsInit: Some(C_FindObjectsInit),
+            C_FindObjects: Some(C_FindObjects),
+            C_FindObjectsFinal: Some(C_FindObjectsFinal),
+            C_EncryptInit: Some(C_EncryptInit),
+            C_Encrypt: Some(C_Encrypt),
+            C_EncryptUpdate: Some(C_EncryptUpdate),
+            C_EncryptFinal: Some(C_EncryptFinal),
+            C_DecryptInit: Some(C_DecryptInit),
+            C_Decrypt: Some(C_Decrypt),
+            C_DecryptUpdate: Some(C_DecryptUpdate),
+            C_DecryptFinal: Some(C_DecryptFinal),
+            C_DigestInit: Some(C_DigestInit),
+            C_Digest: Some(C_Digest),
+            C_DigestUpdate: Some(C_DigestUpdate),
+            C_DigestKey: Some(C_DigestKey),
+            C_DigestFinal: Some(C_DigestFinal),
+            C_SignInit: Some(C_SignInit),
+            C_Sign: Some(C_Sign),
+            C_SignUpdate: Some(C_SignUpdate),
+            C_SignFinal: Some(C_SignFinal),
+            C_SignRecoverInit: Some(C_SignRecoverInit),
+            C_SignRecover: Some(C_SignRecover),
+            C_VerifyInit: Some(C_VerifyInit),
+            C_Verify: Some(C_Verify),
+            C_VerifyUpdate: Some(C_VerifyUpdate),
+            C_VerifyFinal: Some(C_VerifyFinal),
+            C_VerifyRecoverInit: Some(C_VerifyRecoverInit),
+            C_VerifyRecover: Some(C_VerifyRecover),
+            C_DigestEncryptUpdate: Some(C_DigestEncryptUpdate),
+            C_DecryptDigestUpdate: Some(C_DecryptDigestUpdate),
+            C_SignEncryptUpdate: Some(C_SignEncryptUpdate),
+            C_DecryptVerifyUpdate: Some(C_DecryptVerifyUpdate),
+            C_GenerateKey: Some(C_GenerateKey),
+            C_GenerateKeyPair: Some(C_GenerateKeyPair),
+            C_WrapKey: Some(C_WrapKey),
+            C_UnwrapKey: Some(C_UnwrapKey),
+            C_DeriveKey: Some(C_DeriveKey),
+            C_SeedRandom: Some(C_SeedRandom),
+            C_GenerateRandom: Some(C_GenerateRandom),
+            C_GetFunctionStatus: Some(C_GetFunctionStatus),
+            C_CancelFunction: Some(C_CancelFunction),
+            C_WaitForSlotEvent: Some(C_WaitForSlotEvent),
+            $($extra: Some($extra),)*
+        }
+    };
+}
+
+static FUNCTION_LIST: CK_FUNCTION_LIST = function_list!(CK_FUNCTION_LIST, 2, 40, {});
+
+static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = function_list!(CK_FUNCTION_LIST_3_0, 3, 0, {
+    C_GetInterfaceList, C_GetInterface, C_LoginUser, C_SessionCancel,
+    C_MessageEncryptInit, C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext,
+    C_MessageEncryptFinal, C_MessageDecryptInit, C_DecryptMessage, C_DecryptMessageBegin,
+    C_DecryptMessageNext, C_MessageDecryptFinal, C_MessageSignInit, C_SignMessage,
+    C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
+    C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
+});
+
+const INTERFACE_NAME: &[u8] = b"PKCS 11\0";
+
+/// The interface table: the 3.0 list first (the default), then 2.40.
+struct Interfaces([CK_INTERFACE; 2]);
+
+// SAFETY: the table only points at immutable statics (the name and the function lists),
+// which callers must not write through.
+unsafe impl Sync for Interfaces {}
+
+static INTERFACES: Interfaces = Interfaces([
+    CK_INTERFACE {
+        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
+        pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
+        flags: 0,
+    },
+    CK_INTERFACE {
+        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
+        pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut c_void,
+        flags: 0,
+    },
+]);
+
+fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
+    // Both lists begin with their CK_VERSION.
+    // SAFETY: pFunctionList points to one of our static function lists.
+    unsafe { *(i.pFunctionList as *const CK_VERSION) }
+}
+
+pkcs11_fn! {
+    fn C_GetFunctionList(ppFunctionList: *mut *mut CK_FUNCTION_LIST) {
+        // SAFETY: out-pointer from the caller; the list is static and never written.
+        unsafe { write(ppFunctionList, &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_GetInterfaceList(pInterfacesList: *mut CK_INTERFACE, pulCount: *mut CK_ULONG) {
+        if pulCount.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        let all = &INTERFACES.0;
+        if !pInterfacesList.is_null() {
+            // SAFETY: checked non-NULL.
+            let capacity = to_usize(unsafe { *pulCount })?;
+            if capacity < all.len() {
+                // SAFETY: as above.
+                unsafe { *pulCount = to_ulong(all.len()) };
+                return Err(Error::BufferTooSmall { needed: all.len() });
+            }
+            // SAFETY: the caller's array holds `capacity >= all.len()` entries.
+            unsafe { std::ptr::copy_nonoverlapping(all.as_ptr(), pInterfacesList, all.len()) };
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { *pulCount = to_ulong(all.len()) };
+        Ok(())
+    }
+}
+
+pkcs11_fn! {
+    /// Finds an interface by name ("PKCS 11" or NULL), version (NULL for the newest) and
+    /// flags (all must be offered).
+    fn C_GetInterface(
+        pInterfaceName: *mut CK_UTF8CHAR,
+        pVersion: *mut CK_VERSION,
+        ppInterface: *mut *mut CK_INTERFACE,
+        flags: CK_FLAGS,
+    ) {
+        if ppInterface.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        if !pInterfaceName.is_null() {
+            // SAFETY: a non-NULL name is a NUL-terminated string by contract.
+            let name = unsafe { std::ffi::CStr::from_ptr(pInterfaceName as *const std::ffi::c_char) };
+            if name.to_bytes_with_nul() != INTERFACE_NAME {
+                return Err(Error::ArgumentsBad);
+            }
+        }
+        let wanted = if pVersion.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL, valid by contract.
+            Some(unsafe { *pVersion })
+        };
+        let found = INTERFACES.0.iter().find(|i| {
+            let v = interface_version(i);
+            wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor) && i.flags & flags == flags
+        });
+        let found = found.ok_or(Error::ArgumentsBad)?;
+        // SAFETY: out-pointer from the caller; the table is static and never written.
+        unsafe { write(ppInterface, found as *const CK_INTERFACE as *mut CK_INTERFACE) }
+    }
+}

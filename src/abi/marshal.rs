@@ -1,0 +1,264 @@
+//! Moving values across the C boundary, written once.
+//!
+//! Every function here that reads or writes caller memory is `unsafe`: its contract is the
+//! PKCS#11 one, that a non-NULL pointer points to as many valid elements as its length says.
+//! Each checks for NULL and converts lengths with `try_from` before making a slice.
+
+use cryptoki_sys::*;
+
+use crate::mechanism::{GcmParams, Mechanism, MechanismParams};
+use crate::object::Attribute;
+use crate::session::{Output, OutputBuffer};
+use crate::{Error, Result};
+
+/// Attribute values larger than this are refused as invalid rather than copied.
+const MAX_ATTRIBUTE_LEN: usize = 64 << 20;
+
+pub fn to_usize(n: CK_ULONG) -> Result<usize> {
+    usize::try_from(n).map_err(|_| Error::ArgumentsBad)
+}
+
+pub fn to_ulong(n: usize) -> CK_ULONG {
+    // usize and CK_ULONG have the same width on every supported target.
+    n as CK_ULONG
+}
+
+/// Borrows `len` bytes at `ptr`; NULL is allowed only with a zero length.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `len` readable bytes that outlive `'a`.
+pub unsafe fn bytes_in<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    let len = to_usize(len)?;
+    if ptr.is_null() {
+        return if len == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad) };
+    }
+    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows `len` writable bytes at `ptr`; NULL is allowed only with a zero length.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `len` writable bytes, not aliased, that outlive `'a`.
+pub unsafe fn bytes_out<'a>(ptr: *mut u8, len: CK_ULONG) -> Result<&'a mut [u8]> {
+    let len = to_usize(len)?;
+    if ptr.is_null() {
+        return if len == 0 { Ok(&mut []) } else { Err(Error::ArgumentsBad) };
+    }
+    // SAFETY: non-NULL, and the caller guarantees `len` writable bytes.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
+/// Borrows an array of `count` elements.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `count` valid elements that outlive `'a`.
+pub unsafe fn array_in<'a, T>(ptr: *const T, count: CK_ULONG) -> Result<&'a [T]> {
+    let count = to_usize(count)?;
+    if ptr.is_null() {
+        return if count == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad) };
+    }
+    // SAFETY: non-NULL, and the caller guarantees `count` valid elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// Writes one value through an out-pointer.
+///
+/// # Safety
+/// A non-NULL `ptr` must be valid for a write of `T`.
+pub unsafe fn write<T>(ptr: *mut T, value: T) -> Result<()> {
+    if ptr.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    // SAFETY: non-NULL and valid for writes by the caller's contract.
+    unsafe { ptr.write(value) };
+    Ok(())
+}
+
+/// Copies a template in, owning every value.
+///
+/// # Safety
+/// `ptr` must point to `count` attributes whose non-NULL `pValue`s point to `ulValueLen`
+/// readable bytes.
+pub unsafe fn template_in(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<Attribute>> {
+    // SAFETY: forwarded contract.
+    let entries = unsafe { array_in(ptr, count)? };
+    entries
+        .iter()
+        .map(|a| {
+            if to_usize(a.ulValueLen).map_or(true, |n| n > MAX_ATTRIBUTE_LEN) {
+                return Err(Error::AttributeValueInvalid);
+            }
+            // SAFETY: forwarded contract for each entry's value.
+            let value = unsafe { bytes_in(a.pValue as *const u8, a.ulValueLen)? };
+            Ok(Attribute::new(a.type_, value.to_vec()))
+        })
+        .collect()
+}
+
+/// Copies a mechanism and its parameter in; `None` for a NULL pointer.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to a `CK_MECHANISM` whose non-NULL `pParameter` points to
+/// `ulParameterLen` readable bytes.
+pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, valid by contract.
+    let m = unsafe { &*ptr };
+    let params = match m.mechanism {
+        CKM_AES_GCM => {
+            if m.pParameter.is_null() || to_usize(m.ulParameterLen)? != std::mem::size_of::<CK_GCM_PARAMS>() {
+                return Err(Error::MechanismParamInvalid);
+            }
+            // SAFETY: non-NULL and exactly the size of CK_GCM_PARAMS; read unaligned since
+            // the caller's buffer may be a byte array.
+            let p = unsafe { (m.pParameter as *const CK_GCM_PARAMS).read_unaligned() };
+            // SAFETY: the pointers inside are the caller's, valid for their lengths.
+            let iv = unsafe { bytes_in(p.pIv, p.ulIvLen) }.map_err(|_| Error::MechanismParamInvalid)?;
+            // SAFETY: as above.
+            let aad = unsafe { bytes_in(p.pAAD, p.ulAADLen) }.map_err(|_| Error::MechanismParamInvalid)?;
+            MechanismParams::Gcm(GcmParams { iv: iv.to_vec(), aad: aad.to_vec(), tag_bits: p.ulTagBits })
+        }
+        _ if m.pParameter.is_null() || m.ulParameterLen == 0 => MechanismParams::None,
+        _ => {
+            // SAFETY: forwarded contract.
+            let bytes = unsafe { bytes_in(m.pParameter as *const u8, m.ulParameterLen)? };
+            MechanismParams::Opaque(bytes.to_vec())
+        }
+    };
+    Ok(Some(Mechanism { kind: m.mechanism, params }))
+}
+
+/// Reads the caller's output buffer: NULL means a length query.
+///
+/// # Safety
+/// `len` must be NULL or valid for reads.
+pub unsafe fn output_buffer(out: *mut u8, len: *mut CK_ULONG) -> Result<OutputBuffer> {
+    if len.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    if out.is_null() {
+        return Ok(OutputBuffer::Query);
+    }
+    // SAFETY: non-NULL, valid by contract.
+    Ok(OutputBuffer::Capacity(to_usize(unsafe { *len })?))
+}
+
+/// Delivers an operation's result by the output-buffer protocol.
+///
+/// # Safety
+/// `len` must be valid for writes; a non-NULL `out` must hold `*len` writable bytes.
+pub unsafe fn output_out(result: Result<Output>, out: *mut u8, len: *mut CK_ULONG) -> Result<()> {
+    match result {
+        Ok(Output::Length(n)) => {
+            // SAFETY: forwarded contract.
+            unsafe { write(len, to_ulong(n)) }
+        }
+        Ok(Output::Bytes(bytes)) => {
+            if !bytes.is_empty() {
+                // SAFETY: output_step only produces bytes after checking they fit the
+                // capacity read from `*len`, and `out` is non-NULL then.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len()) };
+            }
+            // SAFETY: forwarded contract.
+            unsafe { write(len, to_ulong(bytes.len())) }
+        }
+        Err(Error::BufferTooSmall { needed }) => {
+            // SAFETY: forwarded contract.
+            unsafe { write(len, to_ulong(needed))? };
+            Err(Error::BufferTooSmall { needed })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Delivers a list of `CK_ULONG`s (slot ids, mechanisms) by the output-buffer protocol.
+///
+/// # Safety
+/// `count` must be NULL or valid for reads and writes; a non-NULL `out` must hold `*count`
+/// writable elements.
+pub unsafe fn list_out(list: &[CK_ULONG], out: *mut CK_ULONG, count: *mut CK_ULONG) -> Result<()> {
+    if count.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    if !out.is_null() {
+        // SAFETY: non-NULL, valid by contract.
+        let capacity = to_usize(unsafe { *count })?;
+        if capacity < list.len() {
+            // SAFETY: as above.
+            unsafe { *count = to_ulong(list.len()) };
+            return Err(Error::BufferTooSmall { needed: list.len() });
+        }
+        // SAFETY: `out` holds at least `capacity >= list.len()` elements.
+        unsafe { std::ptr::copy_nonoverlapping(list.as_ptr(), out, list.len()) };
+    }
+    // SAFETY: non-NULL, valid by contract.
+    unsafe { *count = to_ulong(list.len()) };
+    Ok(())
+}
+
+/// A fixed-width, blank-padded PKCS#11 string field.
+pub fn padded<const N: usize>(text: &[u8]) -> [u8; N] {
+    let mut field = [b' '; N];
+    let n = text.len().min(N);
+    field[..n].copy_from_slice(&text[..n]);
+    field
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::c_void;
+
+    #[test]
+    fn null_pointers_are_allowed_only_with_zero_length() {
+        // SAFETY: NULL pointers are never dereferenced.
+        unsafe {
+            assert_eq!(bytes_in(std::ptr::null(), 0).unwrap(), &[] as &[u8]);
+            assert_eq!(bytes_in(std::ptr::null(), 3), Err(Error::ArgumentsBad));
+            assert!(template_in(std::ptr::null(), 0).unwrap().is_empty());
+            assert_eq!(template_in(std::ptr::null(), 1).unwrap_err(), Error::ArgumentsBad);
+            assert_eq!(output_buffer(std::ptr::null_mut(), std::ptr::null_mut()), Err(Error::ArgumentsBad));
+        }
+    }
+
+    #[test]
+    fn list_out_follows_the_buffer_protocol() {
+        let list = [7, 8, 9];
+        let mut count: CK_ULONG = 0;
+        let mut out = [0 as CK_ULONG; 3];
+        // SAFETY: all pointers are to live locals of the stated sizes.
+        unsafe {
+            list_out(&list, std::ptr::null_mut(), &mut count).unwrap();
+            assert_eq!(count, 3);
+            count = 2;
+            assert_eq!(
+                list_out(&list, out.as_mut_ptr(), &mut count),
+                Err(Error::BufferTooSmall { needed: 3 })
+            );
+            assert_eq!((count, out), (3, [0, 0, 0]));
+            list_out(&list, out.as_mut_ptr(), &mut count).unwrap();
+            assert_eq!(out, list);
+        }
+    }
+
+    #[test]
+    fn gcm_parameters_of_the_wrong_size_are_refused() {
+        let mut params = [0u8; 8];
+        let m = CK_MECHANISM {
+            mechanism: CKM_AES_GCM,
+            pParameter: params.as_mut_ptr() as *mut c_void,
+            ulParameterLen: 8,
+        };
+        // SAFETY: the mechanism points to a live local buffer of the stated size.
+        assert_eq!(unsafe { mechanism_in(&m) }, Err(Error::MechanismParamInvalid));
+    }
+
+    #[test]
+    fn padding() {
+        assert_eq!(&padded::<4>(b"ab"), b"ab  ");
+        assert_eq!(&padded::<2>(b"abc"), b"ab");
+    }
+}

@@ -1,0 +1,19 @@
+//! The C ABI: the only module allowed `unsafe`.
+//!
+//! - [`guard`]: the panic guard and the `Result` → `CK_RV` step every export goes through.
+//! - [`marshal`]: NULL checks, length conversions, slices from caller memory, templates and
+//!   mechanisms in, the output-buffer protocol out.
+//! - [`exports`]: the `C_*` functions, each a thin shell over a [`crate::module::Module`] call.
+//! - [`function_list`]: the 2.40 and 3.0 function lists and the interface table.
+//!
+//! No business logic lives here: a function validates and copies its arguments in, calls
+//! the core, and copies results out.
+#![allow(unsafe_code)]
+
+mod exports;
+mod function_list;
+mod guard;
+mod marshal;
+
+pub use exports::*;
+pub use function_list::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};

@@ -1,0 +1,122 @@
+//! Settings: where tokens live and the tunable costs and limits.
+//!
+//! `ECM_HSM_DIR` names the token directory (default
+//! `${XDG_DATA_HOME:-$HOME/.local/share}/ecm-hsm`); `ECM_HSM_CONF` names an optional TOML
+//! file (default `$ECM_HSM_DIR/ecm-hsm.toml`). Every key is optional:
+//!
+//! ```toml
+//! pin_kdf_iterations = 600000   # PBKDF2-HMAC-SHA256 cost for PINs set from now on
+//! max_pin_failures = 10         # wrong PINs in a row before the PIN locks
+//! busy_timeout_ms = 10000       # how long to wait for another process holding the store
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256; about 80 ms on the reference machine.
+pub const DEFAULT_PIN_KDF_ITERATIONS: u32 = 600_000;
+pub const DEFAULT_MAX_PIN_FAILURES: u32 = 10;
+pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub token_dir: PathBuf,
+    pub pin_kdf_iterations: u32,
+    pub max_pin_failures: u32,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    pin_kdf_iterations: Option<u32>,
+    max_pin_failures: Option<u32>,
+    busy_timeout_ms: Option<u64>,
+}
+
+impl Config {
+    /// Reads the environment and, if present, the configuration file.
+    pub fn from_env() -> Result<Config> {
+        let token_dir = match std::env::var_os("ECM_HSM_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => default_token_dir()?,
+        };
+        let conf_path = match std::env::var_os("ECM_HSM_CONF") {
+            Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+            _ => None,
+        };
+        let explicit = conf_path.is_some();
+        let conf_path = conf_path.unwrap_or_else(|| token_dir.join("ecm-hsm.toml"));
+        let text = match std::fs::read_to_string(&conf_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+            Err(e) => {
+                return Err(Error::Device(format!("cannot read {}: {e}", conf_path.display())));
+            }
+        };
+        Config::from_toml(token_dir, &text, &conf_path)
+    }
+
+    /// Parses the TOML settings text; `origin` names the file in error messages.
+    pub fn from_toml(token_dir: PathBuf, text: &str, origin: &Path) -> Result<Config> {
+        let file: ConfigFile = toml::from_str(text)
+            .map_err(|e| Error::Device(format!("{}: {}", origin.display(), e.message())))?;
+        let config = Config {
+            token_dir,
+            pin_kdf_iterations: file.pin_kdf_iterations.unwrap_or(DEFAULT_PIN_KDF_ITERATIONS),
+            max_pin_failures: file.max_pin_failures.unwrap_or(DEFAULT_MAX_PIN_FAILURES),
+            busy_timeout_ms: file.busy_timeout_ms.unwrap_or(DEFAULT_BUSY_TIMEOUT_MS),
+        };
+        if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 {
+            return Err(Error::Device(format!(
+                "{}: pin_kdf_iterations and max_pin_failures must be at least 1",
+                origin.display()
+            )));
+        }
+        Ok(config)
+    }
+}
+
+fn default_token_dir() -> Result<PathBuf> {
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(data).join("ecm-hsm"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/ecm-hsm")),
+        None => Err(Error::Device("neither ECM_HSM_DIR nor HOME is set".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_strong_defaults() {
+        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        assert_eq!(c.pin_kdf_iterations, 600_000);
+        assert_eq!(c.max_pin_failures, 10);
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let c = Config::from_toml(
+            "/t".into(),
+            "pin_kdf_iterations = 1000\nmax_pin_failures = 3\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!((c.pin_kdf_iterations, c.max_pin_failures), (1000, 3));
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_costs_are_refused_with_the_file_name() {
+        for bad in ["pin_kdf_iteration = 5", "max_pin_failures = 0", "pin_kdf_iterations = -1"] {
+            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
+            assert!(e.to_string().contains("my.toml"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! ecm-hsm: a software HSM exposed through the PKCS#11 C ABI.
+//!
+//! Layers, top to bottom (see README.md): `abi` (the only module allowed `unsafe`) →
+//! `module` (process-wide slots, tokens, handles) → `session` (per-session state and
+//! operations) → `policy` (who may see or change what) → `object` (typed attributes and the
+//! per-class rules) → `mechanism` (the cryptography, on aws-lc-rs) → `store` (persistence).
+//! Data flows down as owned, typed values; errors flow up as [`Error`].
+
+pub mod abi;
+pub mod config;
+pub mod error;
+pub mod mechanism;
+pub mod module;
+pub mod object;
+pub mod policy;
+pub mod session;
+pub mod store;
+
+pub use error::{Error, Result};

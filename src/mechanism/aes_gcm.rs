@@ -1,0 +1,188 @@
+//! CKM_AES_GCM for C_Encrypt*/C_Decrypt*.
+//!
+//! AES-GCM cannot release plaintext before the tag is checked, and aws-lc-rs seals whole
+//! messages, so multi-part calls buffer their input and produce everything at the final call
+//! (as SoftHSMv2 does); updates return no bytes. The IV is the caller's (96 bits) and the tag
+//! is 128 bits; other lengths are refused with `CKR_MECHANISM_PARAM_INVALID`.
+
+use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use cryptoki_sys::CKK_AES;
+use zeroize::Zeroizing;
+
+use super::{CipherOperation, GcmParams, SecretKey};
+use crate::{Error, Result};
+
+pub const IV_LEN: usize = 12;
+pub const TAG_LEN: usize = 16;
+
+pub struct GcmOperation {
+    key: LessSafeKey,
+    iv: [u8; IV_LEN],
+    aad: Vec<u8>,
+    encrypt: bool,
+    buffered: Zeroizing<Vec<u8>>,
+}
+
+/// Builds an AES-GCM key of the size of `value`.
+pub fn gcm_key(value: &[u8]) -> Result<LessSafeKey> {
+    let algorithm = match value.len() {
+        16 => &AES_128_GCM,
+        24 => &AES_192_GCM,
+        32 => &AES_256_GCM,
+        _ => return Err(Error::KeySizeRange),
+    };
+    let unbound = UnboundKey::new(algorithm, value).map_err(|_| Error::KeySizeRange)?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+impl GcmOperation {
+    pub fn new(key: &SecretKey, params: &GcmParams, encrypt: bool) -> Result<GcmOperation> {
+        if key.key_type != CKK_AES {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        let iv: [u8; IV_LEN] = params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
+        if params.tag_bits != (TAG_LEN * 8) as u64 {
+            return Err(Error::MechanismParamInvalid);
+        }
+        Ok(GcmOperation {
+            key: gcm_key(&key.value)?,
+            iv,
+            aad: params.aad.clone(),
+            encrypt,
+            buffered: Zeroizing::new(Vec::new()),
+        })
+    }
+
+    fn run(&self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let nonce = Nonce::assume_unique_for_key(self.iv);
+        let aad = Aad::from(self.aad.as_slice());
+        if self.encrypt {
+            let mut out = Zeroizing::new(Vec::with_capacity(input.len() + TAG_LEN));
+            out.extend_from_slice(input);
+            let tag = self
+                .key
+                .seal_in_place_separate_tag(nonce, aad, out.as_mut_slice())
+                .map_err(|_| Error::DataLenRange)?;
+            out.extend_from_slice(tag.as_ref());
+            Ok(out)
+        } else {
+            if input.len() < TAG_LEN {
+                return Err(Error::EncryptedDataLenRange);
+            }
+            let mut out = Zeroizing::new(input.to_vec());
+            let plain_len = self
+                .key
+                .open_in_place(nonce, aad, out.as_mut_slice())
+                .map_err(|_| Error::EncryptedDataInvalid)?
+                .len();
+            out.truncate(plain_len);
+            Ok(out)
+        }
+    }
+
+    fn out_len(&self, input_len: usize) -> Result<usize> {
+        if self.encrypt {
+            Ok(input_len + TAG_LEN)
+        } else {
+            input_len.checked_sub(TAG_LEN).ok_or(Error::EncryptedDataLenRange)
+        }
+    }
+}
+
+impl CipherOperation for GcmOperation {
+    fn single_len(&self, input_len: usize) -> Result<usize> {
+        self.out_len(input_len)
+    }
+
+    fn update_len(&self, _input_len: usize) -> usize {
+        0
+    }
+
+    fn final_len(&self) -> usize {
+        // A too-short decryption input is reported by `finish`, not by the size query.
+        self.out_len(self.buffered.len()).unwrap_or(0)
+    }
+
+    fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.run(input)
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.buffered.extend_from_slice(input);
+        Ok(Zeroizing::new(Vec::new()))
+    }
+
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        let input = std::mem::take(&mut *self.buffered);
+        let input = Zeroizing::new(input);
+        self.run(&input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(bytes: &[u8]) -> SecretKey {
+        SecretKey { key_type: CKK_AES, value: Zeroizing::new(bytes.to_vec()) }
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// NIST GCM test vector (gcmEncryptExtIV256, Count 0 with 128-bit plaintext).
+    #[test]
+    fn known_answer_aes256() {
+        let k = key(&hex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308"));
+        let params = GcmParams {
+            iv: hex("cafebabefacedbaddecaf888"),
+            aad: hex("feedfacedeadbeeffeedfacedeadbeefabaddad2"),
+            tag_bits: 128,
+        };
+        let pt = hex(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
+        let mut op = GcmOperation::new(&k, &params, true).unwrap();
+        let ct = op.single(&pt).unwrap();
+        assert_eq!(
+            ct.as_slice(),
+            hex("522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662\
+                 76fc6ece0f4e1768cddf8853bb2d551b").as_slice()
+        );
+        let mut dec = GcmOperation::new(&k, &params, false).unwrap();
+        assert_eq!(dec.single(&ct).unwrap().as_slice(), pt.as_slice());
+    }
+
+    #[test]
+    fn multipart_equals_single_part_and_tampering_is_refused() {
+        let k = key(&[7u8; 32]);
+        let p = GcmParams { iv: vec![1; 12], aad: b"ad".to_vec(), tag_bits: 128 };
+        let single = GcmOperation::new(&k, &p, true).unwrap().single(b"hello world").unwrap();
+        let mut op = GcmOperation::new(&k, &p, true).unwrap();
+        assert!(op.update(b"hello ").unwrap().is_empty());
+        assert!(op.update(b"world").unwrap().is_empty());
+        assert_eq!(op.final_len(), single.len());
+        assert_eq!(op.finish().unwrap().as_slice(), single.as_slice());
+
+        let mut bad = single.to_vec();
+        bad[0] ^= 1;
+        let mut dec = GcmOperation::new(&k, &p, false).unwrap();
+        assert_eq!(dec.single(&bad).unwrap_err(), Error::EncryptedDataInvalid);
+        assert_eq!(dec.single(&[0; 5]).unwrap_err(), Error::EncryptedDataLenRange);
+    }
+
+    #[test]
+    fn parameters_and_keys_are_checked() {
+        let p = GcmParams { iv: vec![1; 12], aad: vec![], tag_bits: 128 };
+        let short_iv = GcmParams { iv: vec![1; 8], ..p.clone() };
+        let short_tag = GcmParams { tag_bits: 96, ..p.clone() };
+        let k = key(&[1; 32]);
+        assert_eq!(GcmOperation::new(&k, &short_iv, true).err(), Some(Error::MechanismParamInvalid));
+        assert_eq!(GcmOperation::new(&k, &short_tag, true).err(), Some(Error::MechanismParamInvalid));
+        assert_eq!(GcmOperation::new(&key(&[1; 20]), &p, true).err(), Some(Error::KeySizeRange));
+        let generic =
+            SecretKey { key_type: cryptoki_sys::CKK_GENERIC_SECRET, value: Zeroizing::new(vec![1; 32]) };
+        assert_eq!(GcmOperation::new(&generic, &p, true).err(), Some(Error::KeyTypeInconsistent));
+    }
+}

@@ -1,0 +1,84 @@
+//! CKM_SHA_1 and the SHA-2 digests for C_Digest*.
+
+use aws_lc_rs::digest::{self, Context};
+use cryptoki_sys::*;
+
+use super::DigestOperation;
+use crate::{Error, Result};
+
+pub struct Digest {
+    context: Context,
+}
+
+fn algorithm(mechanism: CK_MECHANISM_TYPE) -> Result<&'static digest::Algorithm> {
+    Ok(match mechanism {
+        CKM_SHA_1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        CKM_SHA224 => &digest::SHA224,
+        CKM_SHA256 => &digest::SHA256,
+        CKM_SHA384 => &digest::SHA384,
+        CKM_SHA512 => &digest::SHA512,
+        _ => return Err(Error::MechanismInvalid),
+    })
+}
+
+impl Digest {
+    pub fn new(mechanism: CK_MECHANISM_TYPE) -> Result<Digest> {
+        Ok(Digest { context: Context::new(algorithm(mechanism)?) })
+    }
+}
+
+impl DigestOperation for Digest {
+    fn output_len(&self) -> usize {
+        self.context.algorithm().output_len()
+    }
+
+    fn update(&mut self, input: &[u8]) {
+        self.context.update(input);
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let algorithm = self.context.algorithm();
+        let done = std::mem::replace(&mut self.context, Context::new(algorithm));
+        done.finish().as_ref().to_vec()
+    }
+}
+
+/// SHA-256 of `data`, for the module's own use (e.g. check values).
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, data).as_ref().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// FIPS 180-4 "abc" vectors.
+    #[test]
+    fn known_answers_for_abc() {
+        let cases = [
+            (CKM_SHA_1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (CKM_SHA224, "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"),
+            (CKM_SHA256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                CKM_SHA384,
+                "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7",
+            ),
+            (
+                CKM_SHA512,
+                "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+            ),
+        ];
+        for (mechanism, expected) in cases {
+            let mut d = Digest::new(mechanism).unwrap();
+            d.update(b"a");
+            d.update(b"bc");
+            assert_eq!(d.output_len() * 2, expected.len());
+            assert_eq!(hex(&d.finish()), expected);
+        }
+        assert_eq!(hex(&sha256(b"abc")), cases[2].1);
+    }
+}

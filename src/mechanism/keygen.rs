@@ -1,0 +1,57 @@
+//! Secret key generation (CKM_AES_KEY_GEN, CKM_GENERIC_SECRET_KEY_GEN).
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::{registry, rng};
+use crate::{Error, Result};
+
+/// Generates the value of a secret key of `len` bytes with `mechanism`, checking the length
+/// against the mechanism's range and the key type it makes.
+pub fn generate_secret(
+    mechanism: CK_MECHANISM_TYPE,
+    key_type: CK_KEY_TYPE,
+    len: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let info = registry::require(mechanism, CKF_GENERATE)?;
+    let (expected_type, len_in_range) = match mechanism {
+        CKM_AES_KEY_GEN => (CKK_AES, matches!(len, 16 | 24 | 32)),
+        CKM_GENERIC_SECRET_KEY_GEN => {
+            let bits = len as u64 * 8;
+            (CKK_GENERIC_SECRET, bits >= info.min_key_size && bits <= info.max_key_size)
+        }
+        _ => return Err(Error::MechanismInvalid),
+    };
+    if key_type != expected_type {
+        return Err(Error::TemplateInconsistent);
+    }
+    if !len_in_range {
+        return Err(Error::KeySizeRange);
+    }
+    let mut value = Zeroizing::new(vec![0u8; len]);
+    rng::fill(&mut value)?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_and_types_are_checked() {
+        assert_eq!(generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32).unwrap().len(), 32);
+        assert_eq!(generate_secret(CKM_AES_KEY_GEN, CKK_AES, 20).unwrap_err(), Error::KeySizeRange);
+        assert_eq!(
+            generate_secret(CKM_AES_KEY_GEN, CKK_GENERIC_SECRET, 16).unwrap_err(),
+            Error::TemplateInconsistent
+        );
+        assert_eq!(generate_secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, 1).unwrap().len(), 1);
+        assert_eq!(
+            generate_secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, 513).unwrap_err(),
+            Error::KeySizeRange
+        );
+        let a = generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32).unwrap();
+        let b = generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32).unwrap();
+        assert_ne!(*a, *b);
+    }
+}

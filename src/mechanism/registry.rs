@@ -1,0 +1,70 @@
+//! The mechanism registry: what the module offers, with truthful key-size ranges and flags.
+//! `C_GetMechanismList` and `C_GetMechanismInfo` read this table and nothing else, and every
+//! operation's `*Init` checks it, so a mechanism that is not here cannot be used.
+
+use cryptoki_sys::*;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MechanismInfo {
+    pub min_key_size: CK_ULONG,
+    pub max_key_size: CK_ULONG,
+    pub flags: CK_FLAGS,
+}
+
+const fn info(min_key_size: CK_ULONG, max_key_size: CK_ULONG, flags: CK_FLAGS) -> MechanismInfo {
+    MechanismInfo { min_key_size, max_key_size, flags }
+}
+
+/// Key sizes: bytes for AES, bits for generic secrets (as the specification defines them);
+/// digests take no key.
+const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
+    (CKM_AES_KEY_GEN, info(16, 32, CKF_GENERATE)),
+    (CKM_GENERIC_SECRET_KEY_GEN, info(8, 4096, CKF_GENERATE)),
+    (CKM_AES_GCM, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT)),
+    (CKM_SHA_1, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA224, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA256, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA384, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA512, info(0, 0, CKF_DIGEST)),
+];
+
+/// Every mechanism the module offers, in a stable order.
+pub fn mechanism_list() -> Vec<CK_MECHANISM_TYPE> {
+    REGISTRY.iter().map(|(m, _)| *m).collect()
+}
+
+pub fn mechanism_info(mechanism: CK_MECHANISM_TYPE) -> Result<MechanismInfo> {
+    REGISTRY.iter().find(|(m, _)| *m == mechanism).map(|(_, i)| *i).ok_or(Error::MechanismInvalid)
+}
+
+/// Fails with `CKR_MECHANISM_INVALID` unless `mechanism` is registered for `function`.
+pub fn require(mechanism: CK_MECHANISM_TYPE, function: CK_FLAGS) -> Result<MechanismInfo> {
+    let info = mechanism_info(mechanism)?;
+    if info.flags & function == 0 {
+        return Err(Error::MechanismInvalid);
+    }
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_is_listed_once_and_has_a_function() {
+        let list = mechanism_list();
+        for m in &list {
+            assert_eq!(list.iter().filter(|x| *x == m).count(), 1);
+            assert_ne!(mechanism_info(*m).unwrap().flags, 0);
+        }
+    }
+
+    #[test]
+    fn unknown_or_misused_mechanisms_are_invalid() {
+        assert_eq!(mechanism_info(CKM_VENDOR_DEFINED), Err(Error::MechanismInvalid));
+        assert_eq!(require(CKM_SHA256, CKF_ENCRYPT), Err(Error::MechanismInvalid));
+        assert!(require(CKM_AES_GCM, CKF_DECRYPT).is_ok());
+    }
+}

@@ -1,0 +1,271 @@
+//! Object calls routed to the session's token, and the cryptographic functions (spec
+//! chapters 5.7 to 5.15): key generation, encryption, decryption, digests, random numbers.
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::Module;
+use crate::mechanism::{self, Mechanism, MechanismParams};
+use crate::object::template::{self, Actor, Origin};
+use crate::object::{Attribute, AttributeRead};
+use crate::session::{FindCursor, Output, OutputBuffer, output_step};
+use crate::{Error, Result};
+
+/// Which of a session's cipher operations a call concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CipherKind {
+    Encrypt,
+    Decrypt,
+}
+
+/// Which step of a multi-part operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    Single(&'a [u8]),
+    Update(&'a [u8]),
+    Final,
+}
+
+impl Module {
+    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE> {
+        let (s, token) = self.session_and_token(h)?;
+        token.create_object(h, s.read_write, template)
+    }
+
+    pub fn copy_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (s, token) = self.session_and_token(h)?;
+        token.copy_object(h, s.read_write, object, template)
+    }
+
+    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        token.destroy_object(s.read_write, object)
+    }
+
+    pub fn object_size(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
+        let (s, token) = self.session_and_token(h)?;
+        token.object_size(s.read_write, object)
+    }
+
+    pub fn get_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        kinds: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<AttributeRead>> {
+        let (s, token) = self.session_and_token(h)?;
+        token.get_attributes(s.read_write, object, kinds)
+    }
+
+    pub fn set_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        token.set_attributes(s.read_write, object, template)
+    }
+
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        if ops.find.is_some() {
+            return Err(Error::OperationActive);
+        }
+        ops.find = Some(FindCursor::new(token.find(s.read_write, template)?));
+        Ok(())
+    }
+
+    pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        Ok(ops.find.as_mut().ok_or(Error::OperationNotInitialized)?.take(max))
+    }
+
+    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self.session(h)?;
+        s.operations.lock().find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
+    }
+
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (s, token) = self.session_and_token(h)?;
+        let key_type = match mechanism.kind {
+            CKM_AES_KEY_GEN => CKK_AES,
+            CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+            other => {
+                mechanism::registry::require(other, CKF_GENERATE)?;
+                return Err(Error::MechanismInvalid);
+            }
+        };
+        if mechanism.params != MechanismParams::None {
+            return Err(Error::MechanismParamInvalid);
+        }
+        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+        let origin = Origin::Generate { mechanism: mechanism.kind };
+        let mut key = template::new_object(template, Some((CKO_SECRET_KEY, key_type)), origin, actor)?;
+        let len = key.ulong(CKA_VALUE_LEN).ok_or(Error::TemplateIncomplete)?;
+        let len = usize::try_from(len).map_err(|_| Error::KeySizeRange)?;
+        let value = mechanism::keygen::generate_secret(mechanism.kind, key_type, len)?;
+        key.set(CKA_VALUE, value.to_vec());
+        token.store_new_object(h, s.read_write, key)
+    }
+
+    /// `C_EncryptInit`/`C_DecryptInit`; `None` for the mechanism ends an active operation.
+    pub fn cipher_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        let slot = match kind {
+            CipherKind::Encrypt => &mut ops.encrypt,
+            CipherKind::Decrypt => &mut ops.decrypt,
+        };
+        let Some(mechanism) = mechanism else {
+            *slot = None;
+            return Ok(());
+        };
+        if slot.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let usage = match kind {
+            CipherKind::Encrypt => CKA_ENCRYPT,
+            CipherKind::Decrypt => CKA_DECRYPT,
+        };
+        let secret = token.secret_key_for(s.read_write, key, usage, mechanism.kind)?;
+        *slot = Some(match kind {
+            CipherKind::Encrypt => mechanism::encrypt_init(mechanism, &secret)?,
+            CipherKind::Decrypt => mechanism::decrypt_init(mechanism, &secret)?,
+        });
+        Ok(())
+    }
+
+    pub fn cipher(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        step: Step<'_>,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let slot = match kind {
+            CipherKind::Encrypt => &mut ops.encrypt,
+            CipherKind::Decrypt => &mut ops.decrypt,
+        };
+        match step {
+            Step::Single(input) => {
+                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
+            }
+            Step::Update(input) => {
+                output_step(slot, buffer, false, |op| Ok(op.update_len(input.len())), |op| op.update(input))
+            }
+            Step::Final => output_step(slot, buffer, true, |op| Ok(op.final_len()), |op| op.finish()),
+        }
+    }
+
+    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let Some(mechanism) = mechanism else {
+            ops.digest = None;
+            return Ok(());
+        };
+        if ops.digest.is_some() {
+            return Err(Error::OperationActive);
+        }
+        ops.digest = Some(mechanism::digest_init(mechanism)?);
+        Ok(())
+    }
+
+    pub fn digest(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let slot = &mut ops.digest;
+        let bytes = |v: Vec<u8>| Ok(Zeroizing::new(v));
+        match step {
+            Step::Single(input) => output_step(
+                slot,
+                buffer,
+                true,
+                |op| Ok(op.output_len()),
+                |op| {
+                    op.update(input);
+                    bytes(op.finish())
+                },
+            ),
+            Step::Update(input) => output_step(
+                slot,
+                buffer,
+                false,
+                |_| Ok(0),
+                |op| {
+                    op.update(input);
+                    bytes(Vec::new())
+                },
+            ),
+            Step::Final => output_step(slot, buffer, true, |op| Ok(op.output_len()), |op| bytes(op.finish())),
+        }
+    }
+
+    /// `C_DigestKey`: feeds a secret key's value to the digest. Keys whose value may not be
+    /// revealed are refused (`CKR_KEY_INDIGESTIBLE`): a digest is a partial reveal.
+    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        if ops.digest.is_none() {
+            return Err(Error::OperationNotInitialized);
+        }
+        let value = match token.get_attributes(s.read_write, key, &[CKA_CLASS, CKA_VALUE]) {
+            Ok(reads) => match &reads[..] {
+                [AttributeRead::Value(class), AttributeRead::Value(v)]
+                    if class.as_slice()
+                        == crate::object::attribute::encode_ulong(CKO_SECRET_KEY).as_slice() =>
+                {
+                    Ok(v.clone())
+                }
+                _ => Err(Error::KeyIndigestible),
+            },
+            Err(Error::ObjectHandleInvalid) => Err(Error::KeyHandleInvalid),
+            Err(e) => Err(e),
+        };
+        match value {
+            Ok(v) => {
+                if let Some(d) = ops.digest.as_mut() {
+                    d.update(&v);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                ops.digest = None;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
+        self.session(h)?;
+        mechanism::rng::fill(out)
+    }
+
+    /// `C_SeedRandom`: the generator is AWS-LC's DRBG, reseeded from the operating system;
+    /// it takes no seed from callers.
+    pub fn seed_random(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        self.session(h)?;
+        Err(Error::RandomSeedNotSupported)
+    }
+}

@@ -1,0 +1,169 @@
+//! Slot and token management, session management and login (spec chapters 5.5, 5.6).
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use super::Module;
+use super::token::{PinRole, TokenInfo};
+use crate::policy::{LoginState, SessionView};
+use crate::session::Session;
+use crate::{Error, Result};
+
+/// What `C_GetTokenInfo` needs beyond the token's own record.
+pub struct TokenStatus {
+    pub info: TokenInfo,
+    pub session_count: usize,
+    pub rw_session_count: usize,
+}
+
+impl Module {
+    pub fn slot_list(&self) -> Result<Vec<CK_SLOT_ID>> {
+        let mut slots = self.slots.lock();
+        slots.rescan(&self.config, &self.handles)?;
+        Ok(slots.ids())
+    }
+
+    /// Fails with `CKR_SLOT_ID_INVALID` for a slot that does not exist.
+    pub fn check_slot(&self, slot: CK_SLOT_ID) -> Result<()> {
+        self.token(slot).map(|_| ())
+    }
+
+    pub fn token_status(&self, slot: CK_SLOT_ID) -> Result<TokenStatus> {
+        let token = self.token(slot)?;
+        let info = token.info()?;
+        let sessions = self.sessions_of(slot);
+        Ok(TokenStatus {
+            info,
+            session_count: sessions.len(),
+            rw_session_count: sessions.iter().filter(|s| s.read_write).count(),
+        })
+    }
+
+    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: [u8; 32]) -> Result<()> {
+        let token = self.token(slot)?;
+        token.init_token(so_pin, label, !self.sessions_of(slot).is_empty())?;
+        // The free slot is taken: make the next one.
+        self.slots.lock().rescan(&self.config, &self.handles)
+    }
+
+    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(Error::SessionParallelNotSupported);
+        }
+        let token = self.token(slot)?;
+        let read_write = flags & CKF_RW_SESSION != 0;
+        // Hold the token while adding the session, so a concurrent SO login sees it.
+        let state = token.ready()?;
+        if !read_write && state.login == LoginState::SecurityOfficer {
+            return Err(Error::SessionReadWriteSoExists);
+        }
+        let handle = self.new_session_handle();
+        self.sessions.write().insert(handle, Arc::new(Session::new(handle, slot, read_write)));
+        Ok(handle)
+    }
+
+    pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
+        let session = self.sessions.write().remove(&handle).ok_or(Error::SessionHandleInvalid)?;
+        self.after_session_closed(&session)
+    }
+
+    pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
+        self.token(slot)?;
+        let closed: Vec<Arc<Session>> = {
+            let mut sessions = self.sessions.write();
+            let handles: Vec<_> = sessions.values().filter(|s| s.slot_id == slot).map(|s| s.handle).collect();
+            handles.iter().filter_map(|h| sessions.remove(h)).collect()
+        };
+        for s in &closed {
+            self.after_session_closed(s)?;
+        }
+        Ok(())
+    }
+
+    /// Session objects die with their session; the login ends with the last session.
+    fn after_session_closed(&self, session: &Session) -> Result<()> {
+        let token = self.token(session.slot_id)?;
+        token.drop_session_objects(session.handle);
+        if self.sessions_of(session.slot_id).is_empty() && token.login_state() != LoginState::Public {
+            token.logout()?;
+        }
+        Ok(())
+    }
+
+    pub fn session_view(&self, handle: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, SessionView)> {
+        let (session, token) = self.session_and_token(handle)?;
+        Ok((session.slot_id, SessionView { login: token.login_state(), read_write: session.read_write }))
+    }
+
+    pub fn login(&self, handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        let (session, token) = self.session_and_token(handle)?;
+        let role = match user_type {
+            CKU_SO => PinRole::SecurityOfficer,
+            CKU_USER => PinRole::User,
+            // No operation needs a context-specific login yet.
+            CKU_CONTEXT_SPECIFIC => return Err(Error::OperationNotInitialized),
+            _ => return Err(Error::UserTypeInvalid),
+        };
+        if role == PinRole::SecurityOfficer && self.sessions_of(session.slot_id).iter().any(|s| !s.read_write)
+        {
+            return Err(Error::SessionReadOnlyExists);
+        }
+        token.login(role, pin)
+    }
+
+    /// `C_LoginUser`: until principals exist, the one user is named `user`; any other name is
+    /// refused like a wrong PIN, so that names cannot be probed.
+    pub fn login_user(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+        name: &[u8],
+    ) -> Result<()> {
+        if user_type == CKU_USER && name != b"user" {
+            self.session(handle)?;
+            return Err(Error::PinIncorrect);
+        }
+        self.login(handle, user_type, pin)
+    }
+
+    pub fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
+        let (session, token) = self.session_and_token(handle)?;
+        token.logout()?;
+        // Operations begun under the login end with it.
+        for s in self.sessions_of(session.slot_id) {
+            s.operations.lock().cancel_all();
+        }
+        Ok(())
+    }
+
+    pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let (session, token) = self.session_and_token(handle)?;
+        token.init_pin(SessionView { login: token.login_state(), read_write: session.read_write }, pin)
+    }
+
+    pub fn set_pin(&self, handle: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+        let (session, token) = self.session_and_token(handle)?;
+        token.set_pin(SessionView { login: token.login_state(), read_write: session.read_write }, old, new)
+    }
+
+    /// `C_SessionCancel`: ends the operations named by `flags` (`CKF_ENCRYPT`, ...).
+    pub fn session_cancel(&self, handle: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+        let session = self.session(handle)?;
+        let mut ops = session.operations.lock();
+        if flags & CKF_ENCRYPT != 0 {
+            ops.encrypt = None;
+        }
+        if flags & CKF_DECRYPT != 0 {
+            ops.decrypt = None;
+        }
+        if flags & CKF_DIGEST != 0 {
+            ops.digest = None;
+        }
+        if flags & CKF_FIND_OBJECTS != 0 {
+            ops.find = None;
+        }
+        Ok(())
+    }
+}

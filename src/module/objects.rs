@@ -1,0 +1,322 @@
+//! Object management on a token (spec chapter 5.7): create, copy, destroy, read and change
+//! attributes, search; session objects and token objects behind one set of handles.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::handles::ObjectRef;
+use super::token::{SessionObject, Token, TokenKey, TokenState};
+use crate::mechanism::{SecretKey, seal};
+use crate::object::template::{self, Actor, Change, Origin};
+use crate::object::{Attribute, AttributeRead, Object};
+use crate::policy::{Access, SessionView};
+use crate::store::{StoredAttribute, StoredObject};
+use crate::{Error, Result};
+
+/// The associated data binding a sealed value to its object and attribute.
+fn seal_context(id: i64, attribute: CK_ATTRIBUTE_TYPE) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[..8].copy_from_slice(&id.to_be_bytes());
+    c[8..].copy_from_slice(&attribute.to_be_bytes());
+    c
+}
+
+/// Rebuilds an object from its stored row, opening sealed values if `key` is given.
+pub(super) fn object_from_store(stored: StoredObject, key: Option<&TokenKey>) -> Result<Object> {
+    let mut values = BTreeMap::new();
+    let mut sealed = Vec::new();
+    for a in stored.attributes {
+        let kind = a.kind as CK_ATTRIBUTE_TYPE;
+        if !a.sealed {
+            values.insert(kind, Zeroizing::new(a.value));
+            continue;
+        }
+        match key {
+            Some(k) => {
+                let clear = seal::open(k, &seal_context(stored.id, kind), &a.value)
+                    .map_err(|_| Error::StoreCorrupt(format!("attribute {kind:#x} does not open")))?;
+                values.insert(kind, clear);
+            }
+            None => sealed.push(kind),
+        }
+    }
+    Object::from_parts(values, sealed)
+}
+
+/// The stored form of `object` as row `id`: its secret values sealed under the token key.
+fn object_to_store(id: i64, object: &Object, key: Option<&TokenKey>) -> Result<Vec<StoredAttribute>> {
+    if !object.sealed_attributes().is_empty() {
+        // Values we could not open cannot be written back: the user must log in first.
+        return Err(Error::UserNotLoggedIn);
+    }
+    object
+        .attributes()
+        .map(|(kind, value)| {
+            if object.is_secret_at_rest(kind) {
+                let k = key.ok_or(Error::UserNotLoggedIn)?;
+                let sealed = seal::seal(k, &seal_context(id, kind), value)?;
+                Ok(StoredAttribute { kind, value: sealed, sealed: true })
+            } else {
+                Ok(StoredAttribute { kind, value: value.to_vec(), sealed: false })
+            }
+        })
+        .collect()
+}
+
+impl Token {
+    /// Looks up a handle this session may see; anything else is an invalid handle.
+    fn visible(
+        &self,
+        state: &TokenState,
+        view: SessionView,
+        handle: CK_OBJECT_HANDLE,
+    ) -> Result<(ObjectRef, Arc<Object>, Access)> {
+        let object_ref = self.handles.lock().resolve(handle).ok_or(Error::ObjectHandleInvalid)?;
+        let object = match object_ref {
+            ObjectRef::Token { slot, id } if slot == self.slot_id => state.objects.get(&id).cloned(),
+            ObjectRef::Session { slot, id } if slot == self.slot_id => {
+                state.session_objects.get(&id).map(|s| s.object.clone())
+            }
+            _ => None,
+        }
+        .ok_or(Error::ObjectHandleInvalid)?;
+        match view.access(object.is_token(), object.is_private()) {
+            Access::None => Err(Error::ObjectHandleInvalid),
+            access => Ok((object_ref, object, access)),
+        }
+    }
+
+    /// Stores a new object (in the store for token objects, in memory for session objects)
+    /// and returns its handle.
+    fn insert(
+        &self,
+        state: &mut TokenState,
+        session: CK_SESSION_HANDLE,
+        object: Object,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let object_ref = if object.is_token() {
+            let key = state.token_key.clone();
+            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+            let mut new_id = 0;
+            store.write(&mut |w| {
+                new_id = w.insert_object()?;
+                w.put_attributes(new_id, &object_to_store(new_id, &object, key.as_ref())?)
+            })?;
+            state.objects.insert(new_id, Arc::new(object));
+            ObjectRef::Token { slot: self.slot_id, id: new_id }
+        } else {
+            state.next_session_object += 1;
+            let id = state.next_session_object;
+            state.session_objects.insert(id, SessionObject { owner: session, object: Arc::new(object) });
+            ObjectRef::Session { slot: self.slot_id, id }
+        };
+        Ok(self.handles.lock().handle_of(object_ref))
+    }
+
+    pub fn create_object(
+        &self,
+        session: CK_SESSION_HANDLE,
+        read_write: bool,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let mut state = self.ready()?;
+        let view = state.view(read_write);
+        let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
+        view.may_write(object.is_token(), object.is_private())?;
+        self.insert(&mut state, session, object)
+    }
+
+    /// Stores an object the module made (a generated key) after the same checks as a create.
+    pub fn store_new_object(
+        &self,
+        session: CK_SESSION_HANDLE,
+        read_write: bool,
+        object: Object,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let mut state = self.ready()?;
+        state.view(read_write).may_write(object.is_token(), object.is_private())?;
+        self.insert(&mut state, session, object)
+    }
+
+    pub fn copy_object(
+        &self,
+        session: CK_SESSION_HANDLE,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let mut state = self.ready()?;
+        let view = state.view(read_write);
+        let (_, source, _) = self.visible(&state, view, handle)?;
+        if !source.flag(CKA_COPYABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        let copy = template::changed_object(&source, template, Change::Copy, Actor { is_so: view.is_so() })?;
+        view.may_write(copy.is_token(), copy.is_private())?;
+        self.insert(&mut state, session, copy)
+    }
+
+    pub fn destroy_object(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<()> {
+        let mut state = self.ready()?;
+        let view = state.view(read_write);
+        let (object_ref, object, access) = self.visible(&state, view, handle)?;
+        if access == Access::ReadOnly {
+            return Err(Error::SessionReadOnly);
+        }
+        if !object.flag(CKA_DESTROYABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        match object_ref {
+            ObjectRef::Token { id, .. } => {
+                let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+                let mut existed = false;
+                store.write(&mut |w| {
+                    existed = w.delete_object(id)?;
+                    Ok(())
+                })?;
+                state.objects.remove(&id);
+                if !existed {
+                    // Another process destroyed it first; its handle is gone for us too.
+                    self.handles.lock().forget(object_ref);
+                    return Err(Error::ObjectHandleInvalid);
+                }
+            }
+            ObjectRef::Session { id, .. } => {
+                state.session_objects.remove(&id);
+            }
+        }
+        self.handles.lock().forget(object_ref);
+        Ok(())
+    }
+
+    pub fn object_size(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<usize> {
+        let state = self.ready()?;
+        let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
+        Ok(object.size())
+    }
+
+    pub fn get_attributes(
+        &self,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        kinds: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<AttributeRead>> {
+        let state = self.ready()?;
+        let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
+        Ok(kinds.iter().map(|k| object.read(*k)).collect())
+    }
+
+    pub fn set_attributes(
+        &self,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<()> {
+        let mut state = self.ready()?;
+        let view = state.view(read_write);
+        let (object_ref, object, access) = self.visible(&state, view, handle)?;
+        if access == Access::ReadOnly {
+            return Err(Error::SessionReadOnly);
+        }
+        if !object.flag(CKA_MODIFIABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        let changed =
+            template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;
+        match object_ref {
+            ObjectRef::Token { id, .. } => {
+                let key = state.token_key.clone();
+                let stored = object_to_store(id, &changed, key.as_ref())?;
+                let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+                let mut existed = false;
+                store.write(&mut |w| {
+                    existed = w.object_exists(id)?;
+                    if existed { w.put_attributes(id, &stored) } else { Ok(()) }
+                })?;
+                if !existed {
+                    state.objects.remove(&id);
+                    return Err(Error::ObjectHandleInvalid);
+                }
+                state.objects.insert(id, Arc::new(changed));
+            }
+            ObjectRef::Session { id, .. } => {
+                if let Some(s) = state.session_objects.get_mut(&id) {
+                    s.object = Arc::new(changed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The handles of every object this session may see that matches `template`, in a
+    /// stable order (token objects by id, then session objects by id).
+    pub fn find(&self, read_write: bool, template: &[Attribute]) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let state = self.ready()?;
+        let view = state.view(read_write);
+        let visible =
+            |o: &Object| view.access(o.is_token(), o.is_private()) != Access::None && o.matches(template);
+        let mut token_ids: Vec<i64> =
+            state.objects.iter().filter(|(_, o)| visible(o)).map(|(id, _)| *id).collect();
+        token_ids.sort_unstable();
+        let mut session_ids: Vec<u64> =
+            state.session_objects.iter().filter(|(_, s)| visible(&s.object)).map(|(id, _)| *id).collect();
+        session_ids.sort_unstable();
+        let mut handles = self.handles.lock();
+        let slot = self.slot_id;
+        let refs = token_ids
+            .into_iter()
+            .map(|id| ObjectRef::Token { slot, id })
+            .chain(session_ids.into_iter().map(|id| ObjectRef::Session { slot, id }));
+        Ok(refs.map(|r| handles.handle_of(r)).collect())
+    }
+
+    /// The secret key behind `handle` for an operation that needs `usage` (`CKA_ENCRYPT`, ...)
+    /// with `mechanism`.
+    pub fn secret_key_for(
+        &self,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<SecretKey> {
+        let state = self.ready()?;
+        let (_, key, _) =
+            self.visible(&state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
+        if !key.profile().is_key() {
+            return Err(Error::KeyHandleInvalid);
+        }
+        if !key.flag(usage) {
+            return Err(Error::KeyFunctionNotPermitted);
+        }
+        check_allowed_mechanism(&key, mechanism)?;
+        key.secret_key()
+    }
+
+    /// Drops the session objects of a closed session.
+    pub fn drop_session_objects(&self, session: CK_SESSION_HANDLE) {
+        let mut state = self.lock();
+        let gone: Vec<u64> =
+            state.session_objects.iter().filter(|(_, o)| o.owner == session).map(|(id, _)| *id).collect();
+        let mut handles = self.handles.lock();
+        for id in gone {
+            state.session_objects.remove(&id);
+            handles.forget(ObjectRef::Session { slot: self.slot_id, id });
+        }
+    }
+}
+
+/// `CKA_ALLOWED_MECHANISMS`, when non-empty, lists the only mechanisms the key may be used with.
+fn check_allowed_mechanism(key: &Object, mechanism: CK_MECHANISM_TYPE) -> Result<()> {
+    let Some(list) = key.get(CKA_ALLOWED_MECHANISMS) else { return Ok(()) };
+    if list.is_empty() {
+        return Ok(());
+    }
+    let allowed = list
+        .chunks_exact(std::mem::size_of::<CK_ULONG>())
+        .filter_map(crate::object::attribute::decode_ulong)
+        .any(|m| m == mechanism);
+    if allowed { Ok(()) } else { Err(Error::MechanismInvalid) }
+}

@@ -1,0 +1,496 @@
+//! One token: its store, the application's login state and token key, and the object cache.
+//!
+//! Every public method takes the token's lock once, refreshes the cache if another process
+//! changed the store, and does its work. Token objects are cached in memory with their secret
+//! values opened (while someone is logged in); a change by another process is seen through
+//! the store's data version and triggers a reload, so processes sharing a token see each
+//! other's objects. Writes go to the store first, in one transaction, and reach the cache
+//! only once committed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cryptoki_sys::*;
+use parking_lot::{Mutex, MutexGuard};
+use zeroize::Zeroizing;
+
+use super::handles::{HandleTable, ObjectRef};
+use crate::config::Config;
+use crate::mechanism::{pin_kdf, rng, seal};
+use crate::object::Object;
+use crate::policy::{LoginState, SessionView};
+use crate::store::{SqliteStore, TokenRecord, TokenStore, WrappedTokenKey};
+use crate::{Error, Result};
+
+pub const MIN_PIN_LEN: usize = 4;
+pub const MAX_PIN_LEN: usize = 255;
+
+pub type TokenKey = Zeroizing<[u8; seal::KEY_LEN]>;
+
+pub struct Token {
+    pub slot_id: CK_SLOT_ID,
+    pub(super) path: PathBuf,
+    pub(super) config: Arc<Config>,
+    pub(super) handles: Arc<Mutex<HandleTable>>,
+    pub(super) state: Mutex<TokenState>,
+}
+
+pub(super) struct TokenState {
+    /// `None` for the free slot's uninitialized token.
+    pub store: Option<Box<dyn TokenStore>>,
+    /// Why the file could not be used, if it could not.
+    pub unrecognized: Option<String>,
+    pub record: Option<TokenRecord>,
+    pub login: LoginState,
+    pub token_key: Option<TokenKey>,
+    pub objects: HashMap<i64, Arc<Object>>,
+    /// Whether `objects` reflects the store, and whether secrets were opened when it was read.
+    pub loaded: Option<bool>,
+    pub session_objects: HashMap<u64, SessionObject>,
+    pub next_session_object: u64,
+}
+
+pub(super) struct SessionObject {
+    pub owner: CK_SESSION_HANDLE,
+    pub object: Arc<Object>,
+}
+
+/// What `C_GetTokenInfo` reports, before marshalling.
+pub struct TokenInfo {
+    pub label: [u8; 32],
+    pub serial: String,
+    pub flags: CK_FLAGS,
+}
+
+/// Which PIN an operation concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinRole {
+    SecurityOfficer,
+    User,
+}
+
+impl PinRole {
+    fn context(self) -> &'static [u8] {
+        match self {
+            PinRole::SecurityOfficer => b"ecm-hsm token key/so",
+            PinRole::User => b"ecm-hsm token key/user",
+        }
+    }
+}
+
+impl Token {
+    pub(super) fn open(
+        slot_id: CK_SLOT_ID,
+        path: PathBuf,
+        config: Arc<Config>,
+        handles: Arc<Mutex<HandleTable>>,
+    ) -> Token {
+        let mut state = TokenState::empty();
+        if path.exists() {
+            match SqliteStore::open(&path, busy_timeout(&config)).and_then(|mut s| {
+                let record = s.record()?;
+                Ok((s, record))
+            }) {
+                Ok((store, record)) => {
+                    state.store = Some(Box::new(store));
+                    state.record = Some(record);
+                }
+                Err(e) => {
+                    crate::error::log_fault(&format!("token file {}", path.display()), &e);
+                    state.unrecognized = Some(e.to_string());
+                }
+            }
+        }
+        Token { slot_id, path, config, handles, state: Mutex::new(state) }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, TokenState> {
+        self.state.lock()
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.lock().store.is_some()
+    }
+
+    /// The free slot's token: no file yet.
+    pub fn is_free(&self) -> bool {
+        let state = self.lock();
+        state.store.is_none() && state.unrecognized.is_none()
+    }
+
+    /// The guard of an initialized token, refreshed against the store.
+    pub(super) fn ready(&self) -> Result<MutexGuard<'_, TokenState>> {
+        let mut state = self.lock();
+        if state.unrecognized.is_some() || state.store.is_none() {
+            return Err(Error::TokenNotRecognized);
+        }
+        self.refresh(&mut state)?;
+        Ok(state)
+    }
+
+    pub fn login_state(&self) -> LoginState {
+        self.lock().login
+    }
+
+    pub fn info(&self) -> Result<TokenInfo> {
+        let mut state = self.lock();
+        if state.unrecognized.is_some() {
+            return Err(Error::TokenNotRecognized);
+        }
+        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_RESTORE_KEY_NOT_NEEDED;
+        if state.store.is_none() {
+            return Ok(TokenInfo { label: [b' '; 32], serial: String::new(), flags });
+        }
+        // Counters may have moved in another process: read the record afresh.
+        let record =
+            state.store.as_mut().map(|s| s.record()).transpose()?.ok_or(Error::Internal("no store"))?;
+        state.record = Some(record.clone());
+        let max = self.config.max_pin_failures;
+        flags |= CKF_TOKEN_INITIALIZED;
+        if record.user_pin.is_some() {
+            flags |= CKF_USER_PIN_INITIALIZED;
+        }
+        flags |= pin_flags(
+            record.user_failures,
+            max,
+            [CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED],
+        );
+        flags |= pin_flags(
+            record.so_failures,
+            max,
+            [CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED],
+        );
+        Ok(TokenInfo { label: record.label, serial: record.serial, flags })
+    }
+
+    /// `C_InitToken`: creates the token on a free slot, or wipes and re-keys an existing one
+    /// after checking its SO PIN. `sessions_open` is checked by the caller's count.
+    pub fn init_token(&self, so_pin: &[u8], label: [u8; 32], sessions_open: bool) -> Result<()> {
+        check_pin_len(so_pin).map_err(|_| Error::PinIncorrect)?;
+        let mut state = self.lock();
+        if state.unrecognized.is_some() {
+            return Err(Error::TokenNotRecognized);
+        }
+        if sessions_open {
+            return Err(Error::SessionExists);
+        }
+        let token_key: TokenKey = Zeroizing::new(rng::bytes::<{ seal::KEY_LEN }>()?);
+        let so_wrap = self.wrap_token_key(&token_key, so_pin, PinRole::SecurityOfficer)?;
+        if state.store.is_none() {
+            let record = TokenRecord {
+                slot_id: self.slot_id,
+                label,
+                serial: new_serial()?,
+                epoch: 1,
+                so_pin: so_wrap,
+                user_pin: None,
+                so_failures: 0,
+                user_failures: 0,
+            };
+            let store = create_token_file(&self.path, &record, busy_timeout(&self.config))?;
+            state.store = Some(Box::new(store));
+            state.record = Some(record);
+            return Ok(());
+        }
+        self.refresh(&mut state)?;
+        self.check_pin(&mut state, PinRole::SecurityOfficer, so_pin)?;
+        let store = state.store.as_mut().ok_or(Error::Internal("no store"))?;
+        let mut new_record = None;
+        store.write(&mut |w| {
+            let mut r = w.record()?;
+            w.delete_all_objects()?;
+            r.label = label;
+            r.epoch += 1;
+            r.so_pin = so_wrap.clone();
+            r.user_pin = None;
+            r.so_failures = 0;
+            r.user_failures = 0;
+            w.save_record(&r)?;
+            new_record = Some(r);
+            Ok(())
+        })?;
+        state.record = new_record;
+        state.forget_login();
+        state.objects.clear();
+        state.loaded = None;
+        self.handles.lock().retain_slot(self.slot_id, |r| matches!(r, ObjectRef::Session { .. }));
+        Ok(())
+    }
+
+    /// `C_Login` for the SO or the user. The caller has checked the session rules that need
+    /// the session table (`CKR_SESSION_READ_ONLY_EXISTS`).
+    pub fn login(&self, role: PinRole, pin: &[u8]) -> Result<()> {
+        let mut state = self.ready()?;
+        match (state.login, role) {
+            (LoginState::User, PinRole::User) | (LoginState::SecurityOfficer, PinRole::SecurityOfficer) => {
+                return Err(Error::UserAlreadyLoggedIn);
+            }
+            (LoginState::Public, _) => {}
+            _ => return Err(Error::UserAnotherAlreadyLoggedIn),
+        }
+        let key = self.check_pin(&mut state, role, pin)?;
+        state.token_key = Some(key);
+        state.login = match role {
+            PinRole::SecurityOfficer => LoginState::SecurityOfficer,
+            PinRole::User => LoginState::User,
+        };
+        // Reload so that secret values sealed in the store are opened.
+        state.loaded = None;
+        Ok(())
+    }
+
+    /// `C_Logout`: back to public; private session objects are destroyed with the login.
+    pub fn logout(&self) -> Result<()> {
+        let mut state = self.lock();
+        if state.login == LoginState::Public {
+            return Err(Error::UserNotLoggedIn);
+        }
+        state.forget_login();
+        let gone: Vec<u64> =
+            state.session_objects.iter().filter(|(_, o)| o.object.is_private()).map(|(id, _)| *id).collect();
+        let mut handles = self.handles.lock();
+        for id in gone {
+            state.session_objects.remove(&id);
+            handles.forget(ObjectRef::Session { slot: self.slot_id, id });
+        }
+        Ok(())
+    }
+
+    /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it.
+    pub fn init_pin(&self, view: SessionView, pin: &[u8]) -> Result<()> {
+        let mut state = self.ready()?;
+        if view.login != LoginState::SecurityOfficer {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !view.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        check_pin_len(pin)?;
+        let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
+        let wrapped = self.wrap_token_key(&key, pin, PinRole::User)?;
+        self.update_record(&mut state, |r| {
+            r.user_pin = Some(wrapped.clone());
+            r.user_failures = 0;
+        })
+    }
+
+    /// `C_SetPIN`: the SO's PIN if the SO is logged in, the user's otherwise.
+    pub fn set_pin(&self, view: SessionView, old: &[u8], new: &[u8]) -> Result<()> {
+        let mut state = self.ready()?;
+        if !view.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        let role = match view.login {
+            LoginState::SecurityOfficer => PinRole::SecurityOfficer,
+            _ => PinRole::User,
+        };
+        check_pin_len(new)?;
+        let key = self.check_pin(&mut state, role, old)?;
+        let wrapped = self.wrap_token_key(&key, new, role)?;
+        self.update_record(&mut state, |r| match role {
+            PinRole::SecurityOfficer => r.so_pin = wrapped.clone(),
+            PinRole::User => r.user_pin = Some(wrapped.clone()),
+        })
+    }
+
+    /// Checks `pin` for `role` against the store, counting failures persistently (in one
+    /// transaction, so concurrent processes cannot lose a count), and returns the token key.
+    fn check_pin(&self, state: &mut TokenState, role: PinRole, pin: &[u8]) -> Result<TokenKey> {
+        let max = self.config.max_pin_failures;
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let record = store.record()?;
+        let (wrapped, failures) = match role {
+            PinRole::SecurityOfficer => (Some(record.so_pin.clone()), record.so_failures),
+            PinRole::User => (record.user_pin.clone(), record.user_failures),
+        };
+        let wrapped = wrapped.ok_or(Error::UserPinNotInitialized)?;
+        if failures >= max {
+            return Err(Error::PinLocked);
+        }
+        let opened = pin_kdf::derive(pin, &wrapped.salt, wrapped.iterations)
+            .and_then(|k| seal::open(&k, role.context(), &wrapped.sealed_key));
+        let mut outcome = Err(Error::PinIncorrect);
+        store.write(&mut |w| {
+            let mut r = w.record()?;
+            let count = match role {
+                PinRole::SecurityOfficer => &mut r.so_failures,
+                PinRole::User => &mut r.user_failures,
+            };
+            if *count >= max {
+                outcome = Err(Error::PinLocked);
+                return Ok(());
+            }
+            match &opened {
+                Ok(_) if *count == 0 => {
+                    outcome = Ok(());
+                    return Ok(());
+                }
+                Ok(_) => {
+                    *count = 0;
+                    outcome = Ok(());
+                }
+                Err(_) => {
+                    *count += 1;
+                    outcome = Err(if *count >= max { Error::PinLocked } else { Error::PinIncorrect });
+                }
+            }
+            w.save_record(&r)
+        })?;
+        outcome?;
+        let opened = opened.map_err(|_| Error::PinIncorrect)?;
+        let key: [u8; seal::KEY_LEN] =
+            opened.as_slice().try_into().map_err(|_| Error::StoreCorrupt("token key length".into()))?;
+        Ok(Zeroizing::new(key))
+    }
+
+    fn wrap_token_key(&self, key: &TokenKey, pin: &[u8], role: PinRole) -> Result<WrappedTokenKey> {
+        let salt = rng::bytes::<{ pin_kdf::SALT_LEN }>()?.to_vec();
+        let iterations = self.config.pin_kdf_iterations;
+        let pin_key = pin_kdf::derive(pin, &salt, iterations)?;
+        let sealed_key = seal::seal(&pin_key, role.context(), key.as_slice())?;
+        Ok(WrappedTokenKey { salt, iterations, sealed_key })
+    }
+
+    fn update_record(&self, state: &mut TokenState, mut change: impl FnMut(&mut TokenRecord)) -> Result<()> {
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let mut saved = None;
+        store.write(&mut |w| {
+            let mut r = w.record()?;
+            change(&mut r);
+            w.save_record(&r)?;
+            saved = Some(r);
+            Ok(())
+        })?;
+        state.record = saved;
+        Ok(())
+    }
+
+    /// Reloads the object cache if the store changed under us, or if the login changed what
+    /// can be opened. A re-initialization by another process logs this one out.
+    pub(super) fn refresh(&self, state: &mut TokenState) -> Result<()> {
+        let Some(store) = state.store.as_mut() else { return Ok(()) };
+        let changed = store.changed_elsewhere()?;
+        let with_key = state.token_key.is_some();
+        if !changed && state.loaded == Some(with_key) {
+            return Ok(());
+        }
+        let record = store.record()?;
+        if state.record.as_ref().is_some_and(|r| r.epoch != record.epoch) {
+            state.forget_login();
+        }
+        state.record = Some(record);
+        let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects()?;
+        let key = state.token_key.clone();
+        let mut objects = HashMap::with_capacity(stored.len());
+        for s in stored {
+            let id = s.id;
+            match super::objects::object_from_store(s, key.as_ref()) {
+                Ok(o) => {
+                    objects.insert(id, Arc::new(o));
+                }
+                Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
+            }
+        }
+        state.objects = objects;
+        state.loaded = Some(state.token_key.is_some());
+        let objects = &state.objects;
+        self.handles.lock().retain_slot(self.slot_id, |r| match r {
+            ObjectRef::Token { id, .. } => objects.contains_key(&id),
+            ObjectRef::Session { .. } => true,
+        });
+        Ok(())
+    }
+}
+
+impl TokenState {
+    fn empty() -> TokenState {
+        TokenState {
+            store: None,
+            unrecognized: None,
+            record: None,
+            login: LoginState::Public,
+            token_key: None,
+            objects: HashMap::new(),
+            loaded: None,
+            session_objects: HashMap::new(),
+            next_session_object: 0,
+        }
+    }
+
+    pub fn view(&self, read_write: bool) -> SessionView {
+        SessionView { login: self.login, read_write }
+    }
+
+    fn forget_login(&mut self) {
+        self.login = LoginState::Public;
+        self.token_key = None;
+        // Cached secrets go with the key (zeroized as the objects drop).
+        self.loaded = None;
+    }
+}
+
+fn pin_flags(failures: u32, max: u32, [low, final_try, locked]: [CK_FLAGS; 3]) -> CK_FLAGS {
+    if failures >= max {
+        locked
+    } else if failures + 1 == max {
+        final_try | low
+    } else if failures > 0 {
+        low
+    } else {
+        0
+    }
+}
+
+pub fn check_pin_len(pin: &[u8]) -> Result<()> {
+    if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) { Ok(()) } else { Err(Error::PinLenRange) }
+}
+
+fn busy_timeout(config: &Config) -> Duration {
+    Duration::from_millis(config.busy_timeout_ms)
+}
+
+fn new_serial() -> Result<String> {
+    Ok(rng::bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Creates the token file so that no other process ever sees it half made: it is built
+/// under a temporary name and linked into place, which fails if another process made a token
+/// in this slot first.
+fn create_token_file(path: &std::path::Path, record: &TokenRecord, busy: Duration) -> Result<SqliteStore> {
+    let dir = path.parent().ok_or(Error::Internal("token path without directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", record.serial, std::process::id()));
+    let built = SqliteStore::create(&tmp, record, busy);
+    let linked = built.and_then(|store| {
+        drop(store);
+        std::fs::hard_link(&tmp, path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                Error::Device("another process initialized this slot".into())
+            }
+            _ => Error::from(e),
+        })
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    SqliteStore::open(path, busy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_flags_follow_the_count() {
+        let f = |n| pin_flags(n, 3, [1, 2, 4]);
+        assert_eq!([f(0), f(1), f(2), f(3), f(9)], [0, 1, 3, 4, 4]);
+    }
+
+    #[test]
+    fn pin_lengths() {
+        assert_eq!(check_pin_len(b"123"), Err(Error::PinLenRange));
+        assert!(check_pin_len(b"1234").is_ok());
+        assert_eq!(check_pin_len(&[b'1'; 256]), Err(Error::PinLenRange));
+    }
+}

@@ -1,0 +1,82 @@
+//! Attribute values as the C ABI lays them out (`CK_BBOOL` is one byte, `CK_ULONG` is native
+//! width and order), so that reading one back is a copy. Values are zeroized when dropped,
+//! since some of them are keys.
+
+use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_ULONG};
+use zeroize::Zeroizing;
+
+/// One entry of a caller's template, owned.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub kind: CK_ATTRIBUTE_TYPE,
+    pub value: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Attribute {
+    // Values may be secrets: show the type and the length only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Attribute({:#x}, {} bytes)", self.kind, self.value.len())
+    }
+}
+
+impl Attribute {
+    pub fn new(kind: CK_ATTRIBUTE_TYPE, value: Vec<u8>) -> Attribute {
+        Attribute { kind, value: Zeroizing::new(value) }
+    }
+    pub fn bool(kind: CK_ATTRIBUTE_TYPE, v: bool) -> Attribute {
+        Attribute::new(kind, encode_bool(v))
+    }
+    pub fn ulong(kind: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> Attribute {
+        Attribute::new(kind, encode_ulong(v))
+    }
+}
+
+/// What `C_GetAttributeValue` learns about one requested attribute.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AttributeRead {
+    Value(Zeroizing<Vec<u8>>),
+    /// Protected by `CKA_SENSITIVE`/`CKA_EXTRACTABLE`, or sealed while nobody is logged in.
+    Sensitive,
+    /// Not an attribute of this object.
+    Invalid,
+}
+
+pub fn encode_bool(v: bool) -> Vec<u8> {
+    vec![v as CK_BBOOL]
+}
+
+pub fn encode_ulong(v: CK_ULONG) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+/// A `CK_BBOOL` is any non-zero byte for true; other lengths are not a boolean.
+pub fn decode_bool(bytes: &[u8]) -> Option<bool> {
+    match bytes {
+        [b] => Some(*b != 0),
+        _ => None,
+    }
+}
+
+pub fn decode_ulong(bytes: &[u8]) -> Option<CK_ULONG> {
+    Some(CK_ULONG::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_round_trip_and_reject_wrong_lengths() {
+        assert_eq!(decode_bool(&encode_bool(true)), Some(true));
+        assert_eq!(decode_bool(&[2]), Some(true));
+        assert_eq!(decode_bool(&[0, 0]), None);
+        assert_eq!(decode_ulong(&encode_ulong(0x1234)), Some(0x1234));
+        assert_eq!(decode_ulong(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let a = Attribute::new(1, b"topsecret".to_vec());
+        assert!(!format!("{a:?}").contains("topsecret"));
+    }
+}

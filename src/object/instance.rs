@@ -1,0 +1,151 @@
+//! An object: its profile and its attribute values.
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::Attribute;
+use super::attribute::{AttributeRead, decode_bool, decode_ulong};
+use super::rules::{Profile, SECRET_AT_REST, SENSITIVE};
+use crate::mechanism::SecretKey;
+use crate::{Error, Result};
+
+#[derive(Clone)]
+pub struct Object {
+    profile: Profile,
+    values: BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>,
+    /// Attributes stored sealed under the token key that could not be opened because nobody
+    /// is logged in; they exist but are not readable or usable.
+    sealed: Vec<CK_ATTRIBUTE_TYPE>,
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("profile", &self.profile)
+            .field("attributes", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Object {
+    /// Assembles an object from stored or validated attributes; `sealed` lists the secret
+    /// attributes present in the store but not opened.
+    pub fn from_parts(
+        values: BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>,
+        sealed: Vec<CK_ATTRIBUTE_TYPE>,
+    ) -> Result<Object> {
+        let ulong = |t| values.get(&t).and_then(|v| decode_ulong(v));
+        let class = ulong(CKA_CLASS).ok_or(Error::TemplateIncomplete)?;
+        let subtype = Profile::subtype_attribute(class).and_then(ulong);
+        let profile = Profile::of(class, subtype)?;
+        Ok(Object { profile, values, sealed })
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    pub fn get(&self, attribute: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.values.get(&attribute).map(|v| v.as_slice())
+    }
+
+    pub fn set(&mut self, attribute: CK_ATTRIBUTE_TYPE, value: Vec<u8>) {
+        self.sealed.retain(|a| *a != attribute);
+        self.values.insert(attribute, Zeroizing::new(value));
+    }
+
+    /// A boolean attribute; absent counts as false.
+    pub fn flag(&self, attribute: CK_ATTRIBUTE_TYPE) -> bool {
+        self.get(attribute).and_then(decode_bool).unwrap_or(false)
+    }
+
+    pub fn ulong(&self, attribute: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
+        self.get(attribute).and_then(decode_ulong)
+    }
+
+    pub fn class(&self) -> CK_OBJECT_CLASS {
+        self.ulong(CKA_CLASS).unwrap_or(CK_UNAVAILABLE_INFORMATION)
+    }
+
+    pub fn key_type(&self) -> Option<CK_KEY_TYPE> {
+        self.ulong(CKA_KEY_TYPE)
+    }
+
+    pub fn is_token(&self) -> bool {
+        self.flag(CKA_TOKEN)
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.flag(CKA_PRIVATE)
+    }
+
+    /// True when the values marked sensitive must not be revealed.
+    pub fn guards_sensitive_values(&self) -> bool {
+        self.profile.has_sensitivity() && (self.flag(CKA_SENSITIVE) || !self.flag(CKA_EXTRACTABLE))
+    }
+
+    /// All attributes present, in type order.
+    pub fn attributes(&self) -> impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &[u8])> {
+        self.values.iter().map(|(t, v)| (*t, v.as_slice()))
+    }
+
+    pub fn sealed_attributes(&self) -> &[CK_ATTRIBUTE_TYPE] {
+        &self.sealed
+    }
+
+    /// Whether `attribute` is encrypted under the token key when stored: key material always,
+    /// and the value of a private data object.
+    pub fn is_secret_at_rest(&self, attribute: CK_ATTRIBUTE_TYPE) -> bool {
+        let by_rule = self.profile.rule(attribute).is_some_and(|r| r.flags & SECRET_AT_REST != 0);
+        by_rule || (self.profile == Profile::Data && attribute == CKA_VALUE && self.is_private())
+    }
+
+    fn is_protected(&self, attribute: CK_ATTRIBUTE_TYPE) -> bool {
+        let sensitive_rule = self.profile.rule(attribute).is_some_and(|r| r.flags & SENSITIVE != 0);
+        sensitive_rule && self.guards_sensitive_values()
+    }
+
+    /// `C_GetAttributeValue` for one attribute.
+    pub fn read(&self, attribute: CK_ATTRIBUTE_TYPE) -> AttributeRead {
+        if self.profile.rule(attribute).is_none() {
+            return AttributeRead::Invalid;
+        }
+        if self.is_protected(attribute) || self.sealed.contains(&attribute) {
+            return AttributeRead::Sensitive;
+        }
+        match self.values.get(&attribute) {
+            Some(v) => AttributeRead::Value(v.clone()),
+            None => AttributeRead::Invalid,
+        }
+    }
+
+    /// Whether every entry of `template` equals this object's value. Protected values never
+    /// match, so a search cannot be used to guess them.
+    pub fn matches(&self, template: &[Attribute]) -> bool {
+        template.iter().all(|a| {
+            !self.is_protected(a.kind)
+                && !self.sealed.contains(&a.kind)
+                && self.values.get(&a.kind).is_some_and(|v| v.as_slice() == a.value.as_slice())
+        })
+    }
+
+    /// An approximation of the object's size in bytes, for `C_GetObjectSize`.
+    pub fn size(&self) -> usize {
+        self.values.values().map(|v| v.len() + 16).sum()
+    }
+
+    /// The key material of a secret key, for a cryptographic operation.
+    pub fn secret_key(&self) -> Result<SecretKey> {
+        if self.profile != Profile::SecretKey {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        if self.sealed.contains(&CKA_VALUE) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let value = self.values.get(&CKA_VALUE).ok_or(Error::Internal("secret key without value"))?;
+        let key_type = self.key_type().ok_or(Error::Internal("key without key type"))?;
+        Ok(SecretKey { key_type, value: value.clone() })
+    }
+}

@@ -1,0 +1,15 @@
+//! Objects: typed attribute sets, and the per-class attribute rules written as data tables.
+//!
+//! - [`attribute`]: encodings of attribute values and the caller's template entries.
+//! - [`rules`]: the specification's attribute tables and footnotes as one table of rows.
+//! - [`instance`]: an object's attributes, with typed accessors.
+//! - [`template`]: how a template becomes an object (create, generate, copy, set) by the rules.
+
+pub mod attribute;
+pub mod instance;
+pub mod rules;
+pub mod template;
+
+pub use attribute::{Attribute, AttributeRead};
+pub use instance::Object;
+pub use rules::Profile;

@@ -1,0 +1,73 @@
+//! Per-session state: the session's slot and read/write flag, and the active operation of
+//! each kind (one find, one encryption, one decryption, one digest at a time).
+
+pub mod output;
+
+use cryptoki_sys::*;
+use parking_lot::Mutex;
+
+use crate::mechanism::{CipherOperation, DigestOperation};
+
+pub use output::{Output, OutputBuffer, output_step};
+
+pub struct Session {
+    pub handle: CK_SESSION_HANDLE,
+    pub slot_id: CK_SLOT_ID,
+    pub read_write: bool,
+    pub operations: Mutex<Operations>,
+}
+
+/// The operations a session may have in progress, one of each kind.
+#[derive(Default)]
+pub struct Operations {
+    pub find: Option<FindCursor>,
+    pub encrypt: Option<Box<dyn CipherOperation>>,
+    pub decrypt: Option<Box<dyn CipherOperation>>,
+    pub digest: Option<Box<dyn DigestOperation>>,
+}
+
+impl Operations {
+    /// Ends everything in progress (logout, `C_SessionCancel`).
+    pub fn cancel_all(&mut self) {
+        *self = Operations::default();
+    }
+}
+
+/// The results of `C_FindObjectsInit`, handed out by `C_FindObjects`.
+pub struct FindCursor {
+    handles: Vec<CK_OBJECT_HANDLE>,
+    next: usize,
+}
+
+impl FindCursor {
+    pub fn new(handles: Vec<CK_OBJECT_HANDLE>) -> FindCursor {
+        FindCursor { handles, next: 0 }
+    }
+
+    pub fn take(&mut self, max: usize) -> Vec<CK_OBJECT_HANDLE> {
+        let end = self.handles.len().min(self.next.saturating_add(max));
+        let out = self.handles[self.next..end].to_vec();
+        self.next = end;
+        out
+    }
+}
+
+impl Session {
+    pub fn new(handle: CK_SESSION_HANDLE, slot_id: CK_SLOT_ID, read_write: bool) -> Session {
+        Session { handle, slot_id, read_write, operations: Mutex::new(Operations::default()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_cursor_hands_out_each_handle_once() {
+        let mut c = FindCursor::new(vec![1, 2, 3, 4, 5]);
+        assert_eq!(c.take(2), vec![1, 2]);
+        assert_eq!(c.take(0), Vec::<CK_OBJECT_HANDLE>::new());
+        assert_eq!(c.take(10), vec![3, 4, 5]);
+        assert!(c.take(10).is_empty());
+    }
+}

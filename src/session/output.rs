@@ -1,0 +1,94 @@
+//! The output-buffer protocol of every call that returns bytes, written once.
+//!
+//! A NULL output pointer asks for the length (the operation continues); a buffer that is too
+//! small gets `CKR_BUFFER_TOO_SMALL` with the needed length (the operation continues); any
+//! other error ends the operation, and so does success of a call that finishes it.
+
+use zeroize::Zeroizing;
+
+use crate::{Error, Result};
+
+/// What the caller offered for the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputBuffer {
+    /// A NULL pointer: only the length is wanted.
+    Query,
+    Capacity(usize),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The answer to a length query.
+    Length(usize),
+    Bytes(Zeroizing<Vec<u8>>),
+}
+
+/// Runs one step of the operation in `slot`. `needed` computes the output size without
+/// changing the operation; `run` does the work; `finishes` says whether success ends it.
+pub fn output_step<T: ?Sized>(
+    slot: &mut Option<Box<T>>,
+    buffer: OutputBuffer,
+    finishes: bool,
+    needed: impl FnOnce(&T) -> Result<usize>,
+    run: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<Output> {
+    let operation = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    let needed = match needed(operation) {
+        Ok(n) => n,
+        Err(e) => {
+            *slot = None;
+            return Err(e);
+        }
+    };
+    match buffer {
+        OutputBuffer::Query => return Ok(Output::Length(needed)),
+        OutputBuffer::Capacity(c) if c < needed => return Err(Error::BufferTooSmall { needed }),
+        OutputBuffer::Capacity(_) => {}
+    }
+    let result = run(operation);
+    if finishes || result.is_err() {
+        *slot = None;
+    }
+    result.map(Output::Bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo(u32);
+
+    fn step(slot: &mut Option<Box<Echo>>, buffer: OutputBuffer, fail: bool) -> Result<Output> {
+        output_step(
+            slot,
+            buffer,
+            true,
+            |_| Ok(4),
+            |e| {
+                e.0 += 1;
+                if fail { Err(Error::DataLenRange) } else { Ok(Zeroizing::new(vec![1; 4])) }
+            },
+        )
+    }
+
+    #[test]
+    fn query_and_short_buffer_keep_the_operation_and_do_no_work() {
+        let mut slot = Some(Box::new(Echo(0)));
+        assert_eq!(step(&mut slot, OutputBuffer::Query, false), Ok(Output::Length(4)));
+        assert_eq!(
+            step(&mut slot, OutputBuffer::Capacity(3), false),
+            Err(Error::BufferTooSmall { needed: 4 })
+        );
+        assert_eq!(slot.as_ref().unwrap().0, 0);
+        assert!(matches!(step(&mut slot, OutputBuffer::Capacity(4), false), Ok(Output::Bytes(_))));
+        assert!(slot.is_none(), "a finishing step ends the operation");
+        assert_eq!(step(&mut slot, OutputBuffer::Query, false), Err(Error::OperationNotInitialized));
+    }
+
+    #[test]
+    fn errors_end_the_operation() {
+        let mut slot = Some(Box::new(Echo(0)));
+        assert_eq!(step(&mut slot, OutputBuffer::Capacity(8), true), Err(Error::DataLenRange));
+        assert!(slot.is_none());
+    }
+}

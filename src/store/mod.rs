@@ -1,0 +1,73 @@
+//! Persistence of one token, behind the [`TokenStore`] trait.
+//!
+//! The store keeps bytes; it does not know which are secret. Callers seal secret attribute
+//! values (and the token key) before handing them down, so the store's file never holds a
+//! secret in clear. Every change goes through [`TokenStore::write`], one transaction that is
+//! either committed whole or not at all.
+
+pub mod schema;
+pub mod sqlite;
+
+use crate::Result;
+
+pub use sqlite::SqliteStore;
+
+/// One attribute as stored: `sealed` values are token-key ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAttribute {
+    pub kind: u64,
+    pub value: Vec<u8>,
+    pub sealed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub id: i64,
+    pub attributes: Vec<StoredAttribute>,
+}
+
+/// The token key sealed under a key derived from one PIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedTokenKey {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub sealed_key: Vec<u8>,
+}
+
+/// The token's own row: identity, PIN-wrapped token keys and failure counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub slot_id: u64,
+    pub label: [u8; 32],
+    pub serial: String,
+    /// Changes on every `C_InitToken`, so that other processes notice a re-initialization.
+    pub epoch: u64,
+    pub so_pin: WrappedTokenKey,
+    pub user_pin: Option<WrappedTokenKey>,
+    pub so_failures: u32,
+    pub user_failures: u32,
+}
+
+/// The changes one transaction may make.
+pub trait StoreWriter {
+    fn record(&mut self) -> Result<TokenRecord>;
+    fn save_record(&mut self, record: &TokenRecord) -> Result<()>;
+    /// Creates an empty object and returns its id (never reused).
+    fn insert_object(&mut self) -> Result<i64>;
+    /// Replaces all attributes of object `id`.
+    fn put_attributes(&mut self, id: i64, attributes: &[StoredAttribute]) -> Result<()>;
+    /// Deletes object `id`; false if it did not exist (another process got there first).
+    fn delete_object(&mut self, id: i64) -> Result<bool>;
+    fn object_exists(&mut self, id: i64) -> Result<bool>;
+    fn delete_all_objects(&mut self) -> Result<()>;
+}
+
+pub trait TokenStore: Send {
+    fn record(&mut self) -> Result<TokenRecord>;
+    /// True if another connection (another process) committed a change since the last call.
+    fn changed_elsewhere(&mut self) -> Result<bool>;
+    fn load_objects(&mut self) -> Result<Vec<StoredObject>>;
+    /// Runs `change` in one transaction that holds the store's write lock throughout;
+    /// commits if it returns `Ok`, rolls back otherwise.
+    fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()>;
+}

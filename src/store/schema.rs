@@ -1,0 +1,57 @@
+//! The schema, as numbered migrations. `PRAGMA user_version` records how many have run; a
+//! file from a newer ecm-hsm (a higher version) is refused rather than misread.
+
+use rusqlite::Connection;
+
+use crate::{Error, Result};
+
+/// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the token row, objects, and their attributes.
+    "CREATE TABLE token (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        slot_id INTEGER NOT NULL,
+        label BLOB NOT NULL,
+        serial TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        so_salt BLOB NOT NULL,
+        so_iterations INTEGER NOT NULL,
+        so_wrapped BLOB NOT NULL,
+        user_salt BLOB,
+        user_iterations INTEGER,
+        user_wrapped BLOB,
+        so_failures INTEGER NOT NULL DEFAULT 0,
+        user_failures INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE objects (id INTEGER PRIMARY KEY AUTOINCREMENT);
+    CREATE TABLE attributes (
+        object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+        kind INTEGER NOT NULL,
+        value BLOB NOT NULL,
+        sealed INTEGER NOT NULL,
+        PRIMARY KEY (object_id, kind)
+    ) WITHOUT ROWID;",
+];
+
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to date inside one immediate transaction.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > CURRENT_VERSION {
+        return Err(Error::StoreCorrupt(format!(
+            "schema version {version} is newer than this ecm-hsm understands ({CURRENT_VERSION})"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}

@@ -1,0 +1,308 @@
+//! The SQLite token store: one file per token, WAL journal, `synchronous=FULL` so that an
+//! acknowledged change survives a crash or power loss, and `BEGIN IMMEDIATE` transactions so
+//! that concurrent writers in other processes queue (for up to the busy timeout) rather than
+//! fail or interleave.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::schema;
+use super::{StoreWriter, StoredAttribute, StoredObject, TokenRecord, TokenStore, WrappedTokenKey};
+use crate::{Error, Result};
+
+pub struct SqliteStore {
+    conn: Connection,
+    data_version: i64,
+}
+
+impl SqliteStore {
+    /// Opens an existing token file, migrating its schema forward if it is older.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<SqliteStore> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        let mut store = SqliteStore::configure(conn, busy_timeout)?;
+        let version = schema::version(&store.conn)?;
+        if version == 0 {
+            return Err(Error::StoreCorrupt(format!("{} is not an ecm-hsm token", path.display())));
+        }
+        if version != schema::CURRENT_VERSION {
+            // Older files are migrated forward; newer ones are refused by migrate().
+            schema::migrate(&mut store.conn)?;
+        }
+        store.record()?;
+        Ok(store)
+    }
+
+    /// Creates a new token file holding `record` and no objects. The file must not exist.
+    pub fn create(path: &Path, record: &TokenRecord, busy_timeout: Duration) -> Result<SqliteStore> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        SqliteStore::initialize(conn, record, busy_timeout)
+    }
+
+    /// A store in memory, for tests of the layers above.
+    pub fn in_memory(record: &TokenRecord) -> Result<SqliteStore> {
+        SqliteStore::initialize(Connection::open_in_memory()?, record, Duration::from_secs(1))
+    }
+
+    fn initialize(conn: Connection, record: &TokenRecord, busy_timeout: Duration) -> Result<SqliteStore> {
+        let mut store = SqliteStore::configure(conn, busy_timeout)?;
+        schema::migrate(&mut store.conn)?;
+        store.write(&mut |w| w.save_record(record))?;
+        Ok(store)
+    }
+
+    fn configure(conn: Connection, busy_timeout: Duration) -> Result<SqliteStore> {
+        conn.busy_timeout(busy_timeout)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if mode != "wal" && mode != "memory" {
+            return Err(Error::Device(format!("cannot use WAL journal (got {mode})")));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let data_version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok(SqliteStore { conn, data_version })
+    }
+}
+
+fn read_record(conn: &Connection) -> Result<TokenRecord> {
+    let row = conn
+        .query_row(
+            "SELECT slot_id, label, serial, epoch, so_salt, so_iterations, so_wrapped,
+                    user_salt, user_iterations, user_wrapped, so_failures, user_failures
+             FROM token WHERE id = 1",
+            [],
+            |r| {
+                let label: Vec<u8> = r.get(1)?;
+                let user_salt: Option<Vec<u8>> = r.get(7)?;
+                let user_iterations: Option<u32> = r.get(8)?;
+                let user_wrapped: Option<Vec<u8>> = r.get(9)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    label,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    WrappedTokenKey { salt: r.get(4)?, iterations: r.get(5)?, sealed_key: r.get(6)? },
+                    match (user_salt, user_iterations, user_wrapped) {
+                        (Some(salt), Some(iterations), Some(sealed_key)) => {
+                            Some(WrappedTokenKey { salt, iterations, sealed_key })
+                        }
+                        _ => None,
+                    },
+                    r.get::<_, u32>(10)?,
+                    r.get::<_, u32>(11)?,
+                ))
+            },
+        )
+        .optional()?;
+    let (slot_id, label, serial, epoch, so_pin, user_pin, so_failures, user_failures) =
+        row.ok_or_else(|| Error::StoreCorrupt("token row missing".into()))?;
+    let label: [u8; 32] = label.try_into().map_err(|_| Error::StoreCorrupt("bad label".into()))?;
+    Ok(TokenRecord {
+        slot_id: slot_id as u64,
+        label,
+        serial,
+        epoch: epoch as u64,
+        so_pin,
+        user_pin,
+        so_failures,
+        user_failures,
+    })
+}
+
+impl TokenStore for SqliteStore {
+    fn record(&mut self) -> Result<TokenRecord> {
+        read_record(&self.conn)
+    }
+
+    fn changed_elsewhere(&mut self) -> Result<bool> {
+        let now: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let changed = now != self.data_version;
+        self.data_version = now;
+        Ok(changed)
+    }
+
+    fn load_objects(&mut self) -> Result<Vec<StoredObject>> {
+        // One read transaction, so the snapshot is consistent even while others write.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut objects: Vec<StoredObject> = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT o.id, a.kind, a.value, a.sealed FROM objects o
+                 JOIN attributes a ON a.object_id = o.id ORDER BY o.id, a.kind",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let attribute =
+                    StoredAttribute { kind: r.get::<_, i64>(1)? as u64, value: r.get(2)?, sealed: r.get(3)? };
+                match objects.last_mut() {
+                    Some(o) if o.id == id => o.attributes.push(attribute),
+                    _ => objects.push(StoredObject { id, attributes: vec![attribute] }),
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(objects)
+    }
+
+    fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut writer = SqliteWriter { tx };
+        change(&mut writer)?;
+        writer.tx.commit()?;
+        // Our own commit does not move data_version; what other connections did before our
+        // transaction began is still to be noticed by the next changed_elsewhere().
+        Ok(())
+    }
+}
+
+struct SqliteWriter<'c> {
+    tx: Transaction<'c>,
+}
+
+impl StoreWriter for SqliteWriter<'_> {
+    fn record(&mut self) -> Result<TokenRecord> {
+        read_record(&self.tx)
+    }
+
+    fn save_record(&mut self, r: &TokenRecord) -> Result<()> {
+        let user = r.user_pin.as_ref();
+        self.tx.execute(
+            "INSERT OR REPLACE INTO token (id, slot_id, label, serial, epoch, so_salt,
+                so_iterations, so_wrapped, user_salt, user_iterations, user_wrapped,
+                so_failures, user_failures)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                r.slot_id as i64,
+                &r.label[..],
+                r.serial,
+                r.epoch as i64,
+                r.so_pin.salt,
+                r.so_pin.iterations,
+                r.so_pin.sealed_key,
+                user.map(|u| &u.salt),
+                user.map(|u| u.iterations),
+                user.map(|u| &u.sealed_key),
+                r.so_failures,
+                r.user_failures,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_object(&mut self) -> Result<i64> {
+        self.tx.execute("INSERT INTO objects DEFAULT VALUES", [])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn put_attributes(&mut self, id: i64, attributes: &[StoredAttribute]) -> Result<()> {
+        self.tx.execute("DELETE FROM attributes WHERE object_id = ?1", [id])?;
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO attributes (object_id, kind, value, sealed) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for a in attributes {
+            stmt.execute(params![id, a.kind as i64, a.value, a.sealed])?;
+        }
+        Ok(())
+    }
+
+    fn delete_object(&mut self, id: i64) -> Result<bool> {
+        Ok(self.tx.execute("DELETE FROM objects WHERE id = ?1", [id])? == 1)
+    }
+
+    fn object_exists(&mut self, id: i64) -> Result<bool> {
+        Ok(self.tx.query_row("SELECT 1 FROM objects WHERE id = ?1", [id], |_| Ok(())).optional()?.is_some())
+    }
+
+    fn delete_all_objects(&mut self) -> Result<()> {
+        self.tx.execute("DELETE FROM objects", [])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn record() -> TokenRecord {
+        TokenRecord {
+            slot_id: 3,
+            label: [b' '; 32],
+            serial: "0123456789abcdef".into(),
+            epoch: 1,
+            so_pin: WrappedTokenKey { salt: vec![1; 16], iterations: 10, sealed_key: vec![2; 60] },
+            user_pin: None,
+            so_failures: 0,
+            user_failures: 0,
+        }
+    }
+
+    fn attr(kind: u64, value: &[u8]) -> StoredAttribute {
+        StoredAttribute { kind, value: value.to_vec(), sealed: false }
+    }
+
+    #[test]
+    fn objects_round_trip_and_failed_transactions_change_nothing() {
+        let mut s = SqliteStore::in_memory(&record()).unwrap();
+        assert_eq!(s.record().unwrap(), record());
+        let mut id = 0;
+        s.write(&mut |w| {
+            id = w.insert_object()?;
+            w.put_attributes(id, &[attr(0, b"a"), attr(3, b"label")])
+        })
+        .unwrap();
+        let objects = s.load_objects().unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].attributes, vec![attr(0, b"a"), attr(3, b"label")]);
+
+        let failed = s.write(&mut |w| {
+            w.delete_object(id)?;
+            let mut r = w.record()?;
+            r.user_failures = 9;
+            w.save_record(&r)?;
+            Err(Error::PinIncorrect)
+        });
+        assert_eq!(failed, Err(Error::PinIncorrect));
+        assert_eq!(s.load_objects().unwrap().len(), 1, "rolled back");
+        assert_eq!(s.record().unwrap().user_failures, 0, "rolled back");
+
+        let mut deleted = (false, false);
+        s.write(&mut |w| {
+            deleted = (w.delete_object(id)?, w.delete_object(id)?);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(deleted, (true, false));
+        assert!(s.load_objects().unwrap().is_empty());
+    }
+
+    #[test]
+    fn other_connections_changes_are_noticed_and_newer_schemas_refused() {
+        let dir = std::env::temp_dir().join(format!("ecm-store-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.sqlite");
+        let _ = std::fs::remove_file(&path);
+        let t = Duration::from_secs(1);
+        let mut a = SqliteStore::create(&path, &record(), t).unwrap();
+        let mut b = SqliteStore::open(&path, t).unwrap();
+        assert!(!a.changed_elsewhere().unwrap());
+        b.write(&mut |w| w.insert_object().map(|_| ())).unwrap();
+        assert!(a.changed_elsewhere().unwrap());
+        assert!(!a.changed_elsewhere().unwrap());
+        drop((a, b));
+
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(SqliteStore::open(&path, t), Err(Error::StoreCorrupt(_))));
+        std::fs::write(&path, b"not a database at all, just text").unwrap();
+        let _ = std::fs::remove_file(dir.join("t.sqlite-wal"));
+        assert!(matches!(SqliteStore::open(&path, t), Err(Error::StoreCorrupt(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
