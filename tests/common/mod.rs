@@ -1,0 +1,146 @@
+//! Shared harness for the integration tests, which load the built `libecm_hsm.so` the way an
+//! application does.
+//!
+//! The module is a process-wide singleton configured from the environment, so each test runs
+//! in a child process of its own: [`isolated_test!`] re-runs the test binary for exactly that
+//! test with `ECM_HSM_DIR` pointing to a fresh temporary directory (removed afterwards). Tests
+//! are therefore parallel-safe under both `cargo test` and `cargo nextest`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+pub const SO_PIN: &str = "so-secret-1";
+pub const USER_PIN: &str = "user-secret-1";
+pub const LABEL: &str = "ecm-test";
+/// Low PBKDF2 cost so that tests which log in many times stay fast; the default stays strong.
+pub const TEST_KDF_ITERATIONS: u32 = 1000;
+pub const MAX_PIN_FAILURES: u32 = 5;
+
+const CHILD_ENV: &str = "ECM_HSM_TEST_CHILD";
+
+/// The module under test: `TEST_PKCS11_MODULE`, or the `.so` cargo built beside the tests.
+pub fn module_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("TEST_PKCS11_MODULE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/libecm_hsm.so
+    exe.parent().and_then(Path::parent).expect("target dir").join("libecm_hsm.so")
+}
+
+/// The token directory of this (child) test process.
+pub fn token_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("ECM_HSM_DIR").expect("ECM_HSM_DIR is set by the harness"))
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty directory under the system temp dir.
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ecm-hsm-{tag}-{}-{n}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes the test configuration into `dir`.
+pub fn write_test_config(dir: &Path, extra: &str) {
+    let text = format!(
+        "pin_kdf_iterations = {TEST_KDF_ITERATIONS}\nmax_pin_failures = {MAX_PIN_FAILURES}\nbusy_timeout_ms = 20000\n{extra}"
+    );
+    std::fs::write(dir.join("ecm-hsm.toml"), text).unwrap();
+}
+
+/// Runs `body` in a child process with its own token directory. `name` is the test's path
+/// inside its binary (what `--exact` matches).
+pub fn run_isolated(name: &str, config_extra: &str, body: impl FnOnce()) {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        body();
+        return;
+    }
+    let dir = fresh_dir("t");
+    write_test_config(&dir, config_extra);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env("ECM_HSM_DIR", &dir)
+        .env_remove("ECM_HSM_CONF")
+        .output()
+        .expect("spawn test child");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "isolated test {name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// Declares a test that runs in its own process with its own `ECM_HSM_DIR`.
+/// `isolated_test!(fn name() { ... })`, or with extra config lines:
+/// `isolated_test!(config = "max_pin_failures = 3", fn name() { ... })`.
+#[macro_export]
+macro_rules! isolated_test {
+    (config = $extra:expr, fn $name:ident() $body:block) => {
+        #[test]
+        fn $name() {
+            let path = module_path!();
+            let name = match path.split_once("::") {
+                Some((_, inner)) => format!("{inner}::{}", stringify!($name)),
+                None => stringify!($name).to_string(),
+            };
+            $crate::common::run_isolated(&name, $extra, || $body);
+        }
+    };
+    (fn $name:ident() $body:block) => {
+        isolated_test!(config = "", fn $name() $body);
+    };
+}
+
+/// Loads and initializes the module with OS locking.
+pub fn load() -> Pkcs11 {
+    let p = Pkcs11::new(module_path()).expect("load module");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+    p
+}
+
+/// Loads the module and initializes slot 0's token with the SO and user PINs.
+pub fn load_with_token() -> (Pkcs11, Slot) {
+    let p = load();
+    let slot = first_slot(&p);
+    p.init_token(slot, &AuthPin::new(SO_PIN.into()), LABEL).expect("C_InitToken");
+    {
+        let s = p.open_rw_session(slot).unwrap();
+        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).unwrap();
+        s.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
+    }
+    (p, slot)
+}
+
+pub fn first_slot(p: &Pkcs11) -> Slot {
+    p.get_all_slots().unwrap()[0]
+}
+
+/// A read/write session logged in as the user.
+pub fn user_session(p: &Pkcs11, slot: Slot) -> Session {
+    let s = p.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+    s
+}
+
+/// The PKCS#11 return code inside a cryptoki error, for asserting refusals.
+pub fn rv(e: cryptoki::error::Error) -> cryptoki::error::RvError {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, _) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
