@@ -15,5 +15,6 @@ pub mod object;
 pub mod policy;
 pub mod session;
 pub mod store;
+pub mod vendor;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! The function lists (2.40 and 3.0) and the 3.0 interface table. These three entry points
 //! work before `C_Initialize`, since they are how a caller finds it.
 
+use std::cell::UnsafeCell;
 use std::ffi::c_void;
 
 use cryptoki_sys::*;
@@ -87,49 +88,59 @@ macro_rules! function_list {
     };
 }
 
-static FUNCTION_LIST: CK_FUNCTION_LIST = function_list!(CK_FUNCTION_LIST, 2, 40, {});
+/// A static that C callers may write through. The standard hands out `CK_FUNCTION_LIST_PTR`
+/// and `CK_INTERFACE_PTR` as non-const pointers and some hosts write through them (OpenSC's
+/// pkcs11-spy swaps the function list inside the interface it is given), so these tables
+/// live in writable memory rather than in read-only statics, where such a write would crash
+/// the host.
+struct CallerWritable<T>(UnsafeCell<T>);
 
-static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = function_list!(CK_FUNCTION_LIST_3_0, 3, 0, {
-    C_GetInterfaceList, C_GetInterface, C_LoginUser, C_SessionCancel,
-    C_MessageEncryptInit, C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext,
-    C_MessageEncryptFinal, C_MessageDecryptInit, C_DecryptMessage, C_DecryptMessageBegin,
-    C_DecryptMessageNext, C_MessageDecryptFinal, C_MessageSignInit, C_SignMessage,
-    C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
-    C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
-});
+// SAFETY: the module itself never writes to these tables after initialization; any write is
+// the caller's, made under the same rules as with any C module's static tables.
+unsafe impl<T> Sync for CallerWritable<T> {}
+
+static FUNCTION_LIST: CallerWritable<CK_FUNCTION_LIST> =
+    CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST, 2, 40, {})));
+
+static FUNCTION_LIST_3_0: CallerWritable<CK_FUNCTION_LIST_3_0> =
+    CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_0, 3, 0, {
+        C_GetInterfaceList, C_GetInterface, C_LoginUser, C_SessionCancel,
+        C_MessageEncryptInit, C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext,
+        C_MessageEncryptFinal, C_MessageDecryptInit, C_DecryptMessage, C_DecryptMessageBegin,
+        C_DecryptMessageNext, C_MessageDecryptFinal, C_MessageSignInit, C_SignMessage,
+        C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
+        C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
+    })));
 
 const INTERFACE_NAME: &[u8] = b"PKCS 11\0";
 
 /// The interface table: the 3.0 list first (the default), then 2.40.
-struct Interfaces([CK_INTERFACE; 2]);
-
-// SAFETY: the table only points at immutable statics (the name and the function lists),
-// which callers must not write through.
-unsafe impl Sync for Interfaces {}
-
-static INTERFACES: Interfaces = Interfaces([
+static INTERFACES: CallerWritable<[CK_INTERFACE; 2]> = CallerWritable(UnsafeCell::new([
     CK_INTERFACE {
         pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
+        pFunctionList: FUNCTION_LIST_3_0.0.get() as *mut c_void,
         flags: 0,
     },
     CK_INTERFACE {
         pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut c_void,
+        pFunctionList: FUNCTION_LIST.0.get() as *mut c_void,
         flags: 0,
     },
-]);
+]));
 
-fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
-    // Both lists begin with their CK_VERSION.
-    // SAFETY: pFunctionList points to one of our static function lists.
-    unsafe { *(i.pFunctionList as *const CK_VERSION) }
+/// The versions of the two interfaces, in table order (kept here rather than read back
+/// through the table, which callers may have written to).
+const INTERFACE_VERSIONS: [CK_VERSION; 2] =
+    [CK_VERSION { major: 3, minor: 0 }, CK_VERSION { major: 2, minor: 40 }];
+
+fn interfaces() -> *mut CK_INTERFACE {
+    INTERFACES.0.get() as *mut CK_INTERFACE
 }
 
 pkcs11_fn! {
     fn C_GetFunctionList(ppFunctionList: *mut *mut CK_FUNCTION_LIST) {
         // SAFETY: out-pointer from the caller; the list is static and never written.
-        unsafe { write(ppFunctionList, &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST) }
+        unsafe { write(ppFunctionList, FUNCTION_LIST.0.get()) }
     }
 }
 
@@ -138,7 +149,8 @@ pkcs11_fn! {
         if pulCount.is_null() {
             return Err(Error::ArgumentsBad);
         }
-        let all = &INTERFACES.0;
+        // SAFETY: the table is a static of two entries; we only read it.
+        let all = unsafe { std::slice::from_raw_parts(interfaces(), INTERFACE_VERSIONS.len()) };
         if !pInterfacesList.is_null() {
             // SAFETY: checked non-NULL.
             let capacity = to_usize(unsafe { *pulCount })?;
@@ -181,12 +193,13 @@ pkcs11_fn! {
             // SAFETY: non-NULL, valid by contract.
             Some(unsafe { *pVersion })
         };
-        let found = INTERFACES.0.iter().find(|i| {
-            let v = interface_version(i);
-            wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor) && i.flags & flags == flags
-        });
-        let found = found.ok_or(Error::ArgumentsBad)?;
-        // SAFETY: out-pointer from the caller; the table is static and never written.
-        unsafe { write(ppInterface, found as *const CK_INTERFACE as *mut CK_INTERFACE) }
+        // Neither interface sets flags (we do not claim CKF_INTERFACE_FORK_SAFE), so only a
+        // request for no flags can match.
+        let index = INTERFACE_VERSIONS
+            .iter()
+            .position(|v| wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor) && flags == 0)
+            .ok_or(Error::ArgumentsBad)?;
+        // SAFETY: out-pointer from the caller; `index` is within the two-entry table.
+        unsafe { write(ppInterface, interfaces().add(index)) }
     }
 }

@@ -1,6 +1,6 @@
 //! Slots: one per token file in the token directory (`token-<slot>.sqlite`, so a token keeps
-//! its slot id across processes), plus one free slot holding an uninitialized token for the
-//! next `C_InitToken`.
+//! its slot id across processes), plus one free slot (the lowest unused id) holding an uninitialized
+//! token for the next `C_InitToken`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,7 +33,7 @@ fn slot_of(file_name: &str) -> Option<CK_SLOT_ID> {
 
 impl SlotTable {
     /// Picks up token files created since the last scan (by this or another process), and
-    /// keeps exactly one free slot after the highest slot in use.
+    /// keeps exactly one free slot.
     pub fn rescan(&mut self, config: &Arc<Config>, handles: &Arc<Mutex<HandleTable>>) -> Result<()> {
         let dir = &config.token_dir;
         for slot in scan_dir(dir)? {
@@ -43,12 +43,12 @@ impl SlotTable {
                 self.tokens.insert(slot, Arc::new(token));
             }
         }
-        let used_max =
-            self.tokens.iter().filter(|(_, t)| t.is_initialized() || t.path.exists()).map(|(s, _)| *s).max();
-        let free = used_max.map_or(0, |m| m + 1);
-        // Drop free slots that are no longer the last one (their number was taken).
-        self.tokens
-            .retain(|slot, t| *slot <= free && (t.is_initialized() || t.path.exists() || *slot == free));
+        // The free slot is the lowest id without a token file, so an empty directory offers
+        // slot 0. A free slot whose id a token file has since taken is dropped.
+        let used: Vec<CK_SLOT_ID> =
+            self.tokens.iter().filter(|(_, t)| !t.is_free() || t.path.exists()).map(|(s, _)| *s).collect();
+        let free = (0..).find(|id| !used.contains(id)).unwrap_or(0);
+        self.tokens.retain(|slot, _| used.contains(slot) || *slot == free);
         self.tokens.entry(free).or_insert_with(|| {
             Arc::new(Token::open(free, dir.join(file_name(free)), config.clone(), handles.clone()))
         });
