@@ -390,6 +390,28 @@ t_p11tool_random() {
     }
 }
 
+# OpenSC's pkcs11-spy sits between a tool and a module and writes into the interface record
+# the module hands out; the module's tables must be writable for that to work.
+t_pkcs11_spy() {
+    local spy=
+    for c in /usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so /usr/lib/*/pkcs11/pkcs11-spy.so; do
+        if [[ -f $c ]]; then
+            spy=$c
+            break
+        fi
+    done
+    [[ -n $spy ]] || {
+        skip "pkcs11-spy.so (opensc) not found"
+        return 0
+    }
+    x env PKCS11SPY="$MODULE" PKCS11SPY_OUTPUT="$WORK/spy.log" pkcs11-tool --module "$spy" \
+        --list-slots && rc_is 0 && has "token label        : $LABEL" || return 1
+    grep -q "C_GetSlotList" "$WORK/spy.log" || {
+        echo "FAIL: the spy log does not show the calls"
+        return 1
+    }
+}
+
 # p11-kit only loads modules named in its configuration; as root the per-user config is
 # ignored and the system one must not be touched, so `p11-kit list-modules` cannot see an
 # arbitrary module. `p11-kit server --provider MODULE` can: it serves the token over a unix
@@ -514,6 +536,7 @@ step "p11tool --list-tokens shows the token" t_p11tool_tokens
 step "p11tool --list-all (with and without --login, GNUTLS_PIN)" t_p11tool_objects
 step "p11tool --generate-random 32" t_p11tool_random
 step "p11-kit server --provider + p11-kit-client.so lists token and objects" t_p11kit_server
+step "pkcs11-spy between pkcs11-tool and the module" t_pkcs11_spy
 step "--init-token with a wrong SO PIN fails and keeps the objects" t_reinit_wrong_so_pin
 step "--init-token again with the SO PIN wipes objects and user PIN" t_reinit
 
