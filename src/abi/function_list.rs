@@ -146,25 +146,12 @@ pkcs11_fn! {
 
 pkcs11_fn! {
     fn C_GetInterfaceList(pInterfacesList: *mut CK_INTERFACE, pulCount: *mut CK_ULONG) {
-        if pulCount.is_null() {
-            return Err(Error::ArgumentsBad);
+        // SAFETY: the table is a static of two entries, read here; the caller's list and
+        // count follow the PKCS#11 contract.
+        unsafe {
+            let all = std::slice::from_raw_parts(interfaces(), INTERFACE_VERSIONS.len());
+            list_out(all, pInterfacesList, pulCount)
         }
-        // SAFETY: the table is a static of two entries; we only read it.
-        let all = unsafe { std::slice::from_raw_parts(interfaces(), INTERFACE_VERSIONS.len()) };
-        if !pInterfacesList.is_null() {
-            // SAFETY: checked non-NULL.
-            let capacity = to_usize(unsafe { *pulCount })?;
-            if capacity < all.len() {
-                // SAFETY: as above.
-                unsafe { *pulCount = to_ulong(all.len()) };
-                return Err(Error::BufferTooSmall { needed: all.len() });
-            }
-            // SAFETY: the caller's array holds `capacity >= all.len()` entries.
-            unsafe { std::ptr::copy_nonoverlapping(all.as_ptr(), pInterfacesList, all.len()) };
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { *pulCount = to_ulong(all.len()) };
-        Ok(())
     }
 }
 

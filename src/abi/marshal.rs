@@ -174,12 +174,12 @@ pub unsafe fn output_out(result: Result<Output>, out: *mut u8, len: *mut CK_ULON
     }
 }
 
-/// Delivers a list of `CK_ULONG`s (slot ids, mechanisms) by the output-buffer protocol.
+/// Delivers a list (slot ids, mechanisms, interfaces) by the output-buffer protocol.
 ///
 /// # Safety
 /// `count` must be NULL or valid for reads and writes; a non-NULL `out` must hold `*count`
 /// writable elements.
-pub unsafe fn list_out(list: &[CK_ULONG], out: *mut CK_ULONG, count: *mut CK_ULONG) -> Result<()> {
+pub unsafe fn list_out<T: Copy>(list: &[T], out: *mut T, count: *mut CK_ULONG) -> Result<()> {
     if count.is_null() {
         return Err(Error::ArgumentsBad);
     }
