@@ -31,6 +31,12 @@ pub struct Mechanism {
 pub enum MechanismParams {
     None,
     Gcm(GcmParams),
+    /// An IV (`CKM_AES_CBC`, `CKM_AES_CBC_PAD`) or the initial value of a key wrap.
+    Iv(Vec<u8>),
+    Ctr(CtrParams),
+    Pss(PssParams),
+    Oaep(OaepParams),
+    Ecdh(EcdhParams),
     /// Parameter bytes of a mechanism whose structure this module does not decode; the
     /// mechanism's implementation rejects them if it expected none.
     Opaque(Vec<u8>),
@@ -43,10 +49,111 @@ pub struct GcmParams {
     pub tag_bits: u64,
 }
 
+/// `CK_AES_CTR_PARAMS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtrParams {
+    pub counter_bits: u64,
+    pub counter_block: [u8; 16],
+}
+
+/// `CK_RSA_PKCS_PSS_PARAMS`: the hash (`CKM_SHA256`, ...), the MGF (`CKG_MGF1_SHA256`, ...)
+/// and the salt length in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PssParams {
+    pub hash: CK_MECHANISM_TYPE,
+    pub mgf: cryptoki_sys::CK_RSA_PKCS_MGF_TYPE,
+    pub salt_len: u64,
+}
+
+/// `CK_RSA_PKCS_OAEP_PARAMS`: hash, MGF, and the label (`CKZ_DATA_SPECIFIED` source data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OaepParams {
+    pub hash: CK_MECHANISM_TYPE,
+    pub mgf: cryptoki_sys::CK_RSA_PKCS_MGF_TYPE,
+    pub label: Vec<u8>,
+}
+
+/// `CK_ECDH1_DERIVE_PARAMS`: the KDF (`CKD_NULL`, `CKD_SHA256_KDF`, ...), its shared data, and
+/// the other party's public point (raw or DER OCTET STRING).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcdhParams {
+    pub kdf: cryptoki_sys::CK_EC_KDF_TYPE,
+    pub shared_data: Vec<u8>,
+    pub public_data: Vec<u8>,
+}
+
 /// Secret key material handed down from an object, zeroized when dropped.
 pub struct SecretKey {
     pub key_type: cryptoki_sys::CK_KEY_TYPE,
     pub value: Zeroizing<Vec<u8>>,
+}
+
+/// An RSA public key: big-endian unsigned integers, as in `CKA_MODULUS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsaPublicKey {
+    pub modulus: Vec<u8>,
+    pub public_exponent: Vec<u8>,
+}
+
+/// An RSA private key; the CRT values are optional, as they are for `C_CreateObject`.
+pub struct RsaPrivateKey {
+    pub public: RsaPublicKey,
+    pub private_exponent: Zeroizing<Vec<u8>>,
+    pub crt: Option<RsaCrt>,
+}
+
+pub struct RsaCrt {
+    pub prime_1: Zeroizing<Vec<u8>>,
+    pub prime_2: Zeroizing<Vec<u8>>,
+    pub exponent_1: Zeroizing<Vec<u8>>,
+    pub exponent_2: Zeroizing<Vec<u8>>,
+    pub coefficient: Zeroizing<Vec<u8>>,
+}
+
+/// An EC public key: `params` is the DER of the curve's OID (`CKA_EC_PARAMS`), `point` the
+/// SEC1 uncompressed point itself (not wrapped in the OCTET STRING of `CKA_EC_POINT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcPublicKey {
+    pub params: Vec<u8>,
+    pub point: Vec<u8>,
+}
+
+/// An EC private key: the curve's OID in DER and the big-endian scalar (`CKA_VALUE`).
+pub struct EcPrivateKey {
+    pub params: Vec<u8>,
+    pub value: Zeroizing<Vec<u8>>,
+}
+
+/// The key an operation uses, as the object layer hands it down.
+pub enum KeyMaterial {
+    Secret(SecretKey),
+    RsaPublic(RsaPublicKey),
+    RsaPrivate(RsaPrivateKey),
+    EcPublic(EcPublicKey),
+    EcPrivate(EcPrivateKey),
+}
+
+/// A signature (or MAC) in progress. Single-part-only mechanisms (`CKM_RSA_PKCS`,
+/// `CKM_RSA_X_509`, `CKM_RSA_PKCS_PSS`, `CKM_ECDSA`) refuse `update` and `finish` with
+/// `Error::MechanismInvalid` (as opencryptoki does); the session layer then ends the
+/// operation, as after any failed step.
+pub trait SignOperation: Send {
+    /// The signature's length in bytes, known before signing.
+    fn signature_len(&self) -> usize;
+    fn update(&mut self, part: &[u8]) -> Result<()>;
+    /// Signs everything given to `update`.
+    fn finish(&mut self) -> Result<Vec<u8>>;
+    /// Single-part: signs `data` (for hash-and-sign mechanisms, hashing it first).
+    fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A verification in progress; a wrong signature is `Error::SignatureInvalid`, a signature of
+/// the wrong length `Error::SignatureLenRange`. Single-part-only mechanisms refuse `update`
+/// and `finish` with `Error::MechanismInvalid`.
+pub trait VerifyOperation: Send {
+    fn update(&mut self, part: &[u8]) -> Result<()>;
+    fn finish(&mut self, signature: &[u8]) -> Result<()>;
+    fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()>;
 }
 
 /// An encryption or decryption in progress (single- or multi-part).
