@@ -7,7 +7,8 @@ use cryptoki_sys::*;
 
 use super::guard::{not_supported, pkcs11_fn};
 use super::marshal::*;
-use crate::module::{self, CipherKind, Step};
+use crate::module::{self, CipherKind, OperationKind, Step};
+use crate::session::OutputBuffer;
 use crate::object::AttributeRead;
 use crate::{Error, Result};
 
@@ -416,6 +417,9 @@ pkcs11_fn! {
 }
 
 /// `C_EncryptInit`/`C_DecryptInit`.
+///
+/// # Safety
+/// `m` is the export's mechanism pointer, under its PKCS#11 contract.
 unsafe fn cipher_init(
     h: CK_SESSION_HANDLE,
     kind: CipherKind,
@@ -428,31 +432,49 @@ unsafe fn cipher_init(
     module.cipher_init(h, kind, mechanism.as_ref(), key)
 }
 
-/// One step of an encryption or decryption, through the output-buffer protocol.
-unsafe fn cipher_step(
+/// One step of an operation: checks the caller's arguments, runs the step, and delivers its
+/// output (if the function has any) through the output-buffer protocol. Bad arguments end
+/// the operation like any other failed step, as the specification requires.
+///
+/// # Safety
+/// The pointers are the export's, under its PKCS#11 contract.
+unsafe fn operation_step(
     h: CK_SESSION_HANDLE,
-    kind: CipherKind,
+    kind: OperationKind,
     input: Option<(*mut u8, CK_ULONG)>,
     single: bool,
-    out: *mut u8,
-    out_len: *mut CK_ULONG,
+    output: Option<(*mut u8, *mut CK_ULONG)>,
 ) -> Result<()> {
     let module = module::instance()?;
-    // SAFETY: forwarded contract of the export.
-    let buffer = unsafe { output_buffer(out, out_len)? };
-    let data = match input {
-        // SAFETY: forwarded contract of the export.
-        Some((p, n)) => Some(unsafe { bytes_in(p, n)? }),
-        None => None,
+    let arguments = || -> Result<(OutputBuffer, Step<'_>)> {
+        let buffer = match output {
+            // SAFETY: forwarded contract of the export.
+            Some((out, out_len)) => unsafe { output_buffer(out, out_len)? },
+            None => OutputBuffer::Capacity(0),
+        };
+        let step = match input {
+            Some((p, n)) => {
+                // SAFETY: forwarded contract of the export.
+                let data = unsafe { bytes_in(p, n)? };
+                if single { Step::Single(data) } else { Step::Update(data) }
+            }
+            None => Step::Final,
+        };
+        Ok((buffer, step))
     };
-    let step = match (data, single) {
-        (Some(d), true) => Step::Single(d),
-        (Some(d), false) => Step::Update(d),
-        (None, _) => Step::Final,
+    let (buffer, step) = match arguments() {
+        Ok(a) => a,
+        Err(e) => {
+            module.end_operation(h, kind);
+            return Err(e);
+        }
     };
-    let result = module.cipher(h, kind, step, buffer);
-    // SAFETY: forwarded contract of the export.
-    unsafe { output_out(result, out, out_len) }
+    let result = module.operation_step(h, kind, step, buffer);
+    match output {
+        // SAFETY: forwarded contract of the export; checked by output_buffer above.
+        Some((out, out_len)) => unsafe { output_out(result, out, out_len) },
+        None => result.map(|_| ()),
+    }
 }
 
 pkcs11_fn! {
@@ -470,8 +492,9 @@ pkcs11_fn! {
         pEncryptedData: *mut CK_BYTE,
         pulEncryptedDataLen: *mut CK_ULONG,
     ) {
+        let (input, output) = (Some((pData, ulDataLen)), Some((pEncryptedData, pulEncryptedDataLen)));
         // SAFETY: caller's buffers.
-        unsafe { cipher_step(hSession, CipherKind::Encrypt, Some((pData, ulDataLen)), true, pEncryptedData, pulEncryptedDataLen) }
+        unsafe { operation_step(hSession, OperationKind::Encrypt, input, true, output) }
     }
 }
 
@@ -483,15 +506,17 @@ pkcs11_fn! {
         pEncryptedPart: *mut CK_BYTE,
         pulEncryptedPartLen: *mut CK_ULONG,
     ) {
+        let (input, output) = (Some((pPart, ulPartLen)), Some((pEncryptedPart, pulEncryptedPartLen)));
         // SAFETY: caller's buffers.
-        unsafe { cipher_step(hSession, CipherKind::Encrypt, Some((pPart, ulPartLen)), false, pEncryptedPart, pulEncryptedPartLen) }
+        unsafe { operation_step(hSession, OperationKind::Encrypt, input, false, output) }
     }
 }
 
 pkcs11_fn! {
     fn C_EncryptFinal(hSession: CK_SESSION_HANDLE, pLastEncryptedPart: *mut CK_BYTE, pulLastEncryptedPartLen: *mut CK_ULONG) {
+        let output = Some((pLastEncryptedPart, pulLastEncryptedPartLen));
         // SAFETY: caller's buffers.
-        unsafe { cipher_step(hSession, CipherKind::Encrypt, None, false, pLastEncryptedPart, pulLastEncryptedPartLen) }
+        unsafe { operation_step(hSession, OperationKind::Encrypt, None, false, output) }
     }
 }
 
@@ -510,8 +535,9 @@ pkcs11_fn! {
         pData: *mut CK_BYTE,
         pulDataLen: *mut CK_ULONG,
     ) {
+        let (input, output) = (Some((pEncryptedData, ulEncryptedDataLen)), Some((pData, pulDataLen)));
         // SAFETY: caller's buffers.
-        unsafe { cipher_step(hSession, CipherKind::Decrypt, Some((pEncryptedData, ulEncryptedDataLen)), true, pData, pulDataLen) }
+        unsafe { operation_step(hSession, OperationKind::Decrypt, input, true, output) }
     }
 }
 
@@ -523,15 +549,16 @@ pkcs11_fn! {
         pPart: *mut CK_BYTE,
         pulPartLen: *mut CK_ULONG,
     ) {
+        let (input, output) = (Some((pEncryptedPart, ulEncryptedPartLen)), Some((pPart, pulPartLen)));
         // SAFETY: caller's buffers.
-        unsafe { cipher_step(hSession, CipherKind::Decrypt, Some((pEncryptedPart, ulEncryptedPartLen)), false, pPart, pulPartLen) }
+        unsafe { operation_step(hSession, OperationKind::Decrypt, input, false, output) }
     }
 }
 
 pkcs11_fn! {
     fn C_DecryptFinal(hSession: CK_SESSION_HANDLE, pLastPart: *mut CK_BYTE, pulLastPartLen: *mut CK_ULONG) {
         // SAFETY: caller's buffers.
-        unsafe { cipher_step(hSession, CipherKind::Decrypt, None, false, pLastPart, pulLastPartLen) }
+        unsafe { operation_step(hSession, OperationKind::Decrypt, None, false, Some((pLastPart, pulLastPartLen))) }
     }
 }
 
@@ -552,22 +579,16 @@ pkcs11_fn! {
         pDigest: *mut CK_BYTE,
         pulDigestLen: *mut CK_ULONG,
     ) {
-        let module = module::instance()?;
+        let (input, output) = (Some((pData, ulDataLen)), Some((pDigest, pulDigestLen)));
         // SAFETY: caller's buffers.
-        unsafe {
-            let buffer = output_buffer(pDigest, pulDigestLen)?;
-            let data = bytes_in(pData, ulDataLen)?;
-            output_out(module.digest(hSession, Step::Single(data), buffer), pDigest, pulDigestLen)
-        }
+        unsafe { operation_step(hSession, OperationKind::Digest, input, true, output) }
     }
 }
 
 pkcs11_fn! {
     fn C_DigestUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
-        let module = module::instance()?;
         // SAFETY: caller's buffer.
-        let data = unsafe { bytes_in(pPart, ulPartLen)? };
-        module.digest(hSession, Step::Update(data), crate::session::OutputBuffer::Capacity(0)).map(|_| ())
+        unsafe { operation_step(hSession, OperationKind::Digest, Some((pPart, ulPartLen)), false, None) }
     }
 }
 
@@ -579,12 +600,114 @@ pkcs11_fn! {
 
 pkcs11_fn! {
     fn C_DigestFinal(hSession: CK_SESSION_HANDLE, pDigest: *mut CK_BYTE, pulDigestLen: *mut CK_ULONG) {
-        let module = module::instance()?;
         // SAFETY: caller's buffers.
-        unsafe {
-            let buffer = output_buffer(pDigest, pulDigestLen)?;
-            output_out(module.digest(hSession, Step::Final, buffer), pDigest, pulDigestLen)
+        unsafe { operation_step(hSession, OperationKind::Digest, None, false, Some((pDigest, pulDigestLen))) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.sign_init(hSession, mechanism.as_ref(), hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_Sign(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pSignature: *mut CK_BYTE,
+        pulSignatureLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pData, ulDataLen)), Some((pSignature, pulSignatureLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Sign, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { operation_step(hSession, OperationKind::Sign, Some((pPart, ulPartLen)), false, None) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignFinal(hSession: CK_SESSION_HANDLE, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG) {
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Sign, None, false, Some((pSignature, pulSignatureLen))) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.verify_init(hSession, mechanism.as_ref(), hKey)
+    }
+}
+
+/// One step of a verification; bad arguments end the operation.
+///
+/// # Safety
+/// The pointers are the export's, under its PKCS#11 contract.
+unsafe fn verify_step(
+    h: CK_SESSION_HANDLE,
+    input: Option<(*mut u8, CK_ULONG)>,
+    single: bool,
+    signature: (*mut u8, CK_ULONG),
+) -> Result<()> {
+    let module = module::instance()?;
+    let arguments = || -> Result<(Step<'_>, &[u8])> {
+        // SAFETY: forwarded contract of the export.
+        let signature = unsafe { bytes_in(signature.0, signature.1)? };
+        let step = match input {
+            Some((p, n)) => {
+                // SAFETY: forwarded contract of the export.
+                let data = unsafe { bytes_in(p, n)? };
+                if single { Step::Single(data) } else { Step::Update(data) }
+            }
+            None => Step::Final,
+        };
+        Ok((step, signature))
+    };
+    match arguments() {
+        Ok((step, signature)) => module.verify(h, step, signature),
+        Err(e) => {
+            module.end_operation(h, OperationKind::Verify);
+            Err(e)
         }
+    }
+}
+
+pkcs11_fn! {
+    fn C_Verify(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pSignature: *mut CK_BYTE,
+        ulSignatureLen: CK_ULONG,
+    ) {
+        // SAFETY: caller's buffers.
+        unsafe { verify_step(hSession, Some((pData, ulDataLen)), true, (pSignature, ulSignatureLen)) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { verify_step(hSession, Some((pPart, ulPartLen)), false, (std::ptr::null_mut(), 0)) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyFinal(hSession: CK_SESSION_HANDLE, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { verify_step(hSession, None, false, (pSignature, ulSignatureLen)) }
     }
 }
 
@@ -650,16 +773,8 @@ pkcs11_fn! {
 not_supported! {
     C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
-    C_SignInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
-    C_Sign(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
-    C_SignUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_SignFinal(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_SignRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
     C_SignRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
-    C_VerifyInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
-    C_Verify(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG);
-    C_VerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_VerifyFinal(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
     C_VerifyRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
     C_VerifyRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_DigestEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);

@@ -6,7 +6,7 @@
 
 use cryptoki_sys::*;
 
-use crate::mechanism::{GcmParams, Mechanism, MechanismParams};
+use crate::mechanism::{CtrParams, EcdhParams, GcmParams, Mechanism, MechanismParams, OaepParams, PssParams};
 use crate::object::Attribute;
 use crate::session::{Output, OutputBuffer};
 use crate::{Error, Result};
@@ -96,36 +96,96 @@ pub unsafe fn template_in(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<V
         .collect()
 }
 
-/// Copies a mechanism and its parameter in; `None` for a NULL pointer.
+/// Reads a mechanism's parameter structure, which must be exactly a `T`.
+///
+/// # Safety
+/// A non-NULL `m.pParameter` must point to `m.ulParameterLen` readable bytes.
+unsafe fn parameter<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
+    if m.pParameter.is_null() || to_usize(m.ulParameterLen)? != std::mem::size_of::<T>() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL and exactly the size of T; read unaligned since the caller's buffer
+    // may be a byte array.
+    Ok(unsafe { (m.pParameter as *const T).read_unaligned() })
+}
+
+/// Bytes a parameter structure points to; a bad pointer/length pair is a bad parameter.
+///
+/// # Safety
+/// As `bytes_in`.
+unsafe fn parameter_bytes(ptr: *const u8, len: CK_ULONG) -> Result<Vec<u8>> {
+    // SAFETY: forwarded contract.
+    unsafe { bytes_in(ptr, len) }.map(<[u8]>::to_vec).map_err(|_| Error::MechanismParamInvalid)
+}
+
+/// Copies a mechanism and its parameter in, decoding the parameter structures this module
+/// understands; `None` for a NULL pointer.
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to a `CK_MECHANISM` whose non-NULL `pParameter` points to
-/// `ulParameterLen` readable bytes.
+/// `ulParameterLen` readable bytes, and whose inner pointers are valid for their lengths.
 pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>> {
     if ptr.is_null() {
         return Ok(None);
     }
     // SAFETY: non-NULL, valid by contract.
     let m = unsafe { &*ptr };
-    let params = match m.mechanism {
-        CKM_AES_GCM => {
-            if m.pParameter.is_null() || to_usize(m.ulParameterLen)? != std::mem::size_of::<CK_GCM_PARAMS>() {
-                return Err(Error::MechanismParamInvalid);
+    let no_parameter = m.pParameter.is_null() || m.ulParameterLen == 0;
+    // SAFETY: the parameter and the pointers inside it are the caller's, valid for their
+    // stated lengths by contract; `parameter` checks the structure's size.
+    let params = unsafe {
+        match m.mechanism {
+            CKM_AES_GCM => {
+                let p: CK_GCM_PARAMS = parameter(m)?;
+                MechanismParams::Gcm(GcmParams {
+                    iv: parameter_bytes(p.pIv, p.ulIvLen)?,
+                    aad: parameter_bytes(p.pAAD, p.ulAADLen)?,
+                    tag_bits: p.ulTagBits,
+                })
             }
-            // SAFETY: non-NULL and exactly the size of CK_GCM_PARAMS; read unaligned since
-            // the caller's buffer may be a byte array.
-            let p = unsafe { (m.pParameter as *const CK_GCM_PARAMS).read_unaligned() };
-            // SAFETY: the pointers inside are the caller's, valid for their lengths.
-            let iv = unsafe { bytes_in(p.pIv, p.ulIvLen) }.map_err(|_| Error::MechanismParamInvalid)?;
-            // SAFETY: as above.
-            let aad = unsafe { bytes_in(p.pAAD, p.ulAADLen) }.map_err(|_| Error::MechanismParamInvalid)?;
-            MechanismParams::Gcm(GcmParams { iv: iv.to_vec(), aad: aad.to_vec(), tag_bits: p.ulTagBits })
-        }
-        _ if m.pParameter.is_null() || m.ulParameterLen == 0 => MechanismParams::None,
-        _ => {
-            // SAFETY: forwarded contract.
-            let bytes = unsafe { bytes_in(m.pParameter as *const u8, m.ulParameterLen)? };
-            MechanismParams::Opaque(bytes.to_vec())
+            CKM_AES_CTR => {
+                let p: CK_AES_CTR_PARAMS = parameter(m)?;
+                MechanismParams::Ctr(CtrParams { counter_bits: p.ulCounterBits, counter_block: p.cb })
+            }
+            CKM_RSA_PKCS_PSS
+            | CKM_SHA1_RSA_PKCS_PSS
+            | CKM_SHA224_RSA_PKCS_PSS
+            | CKM_SHA256_RSA_PKCS_PSS
+            | CKM_SHA384_RSA_PKCS_PSS
+            | CKM_SHA512_RSA_PKCS_PSS => {
+                let p: CK_RSA_PKCS_PSS_PARAMS = parameter(m)?;
+                MechanismParams::Pss(PssParams { hash: p.hashAlg, mgf: p.mgf, salt_len: p.sLen })
+            }
+            CKM_RSA_PKCS_OAEP => {
+                let p: CK_RSA_PKCS_OAEP_PARAMS = parameter(m)?;
+                let label = match p.source {
+                    CKZ_DATA_SPECIFIED => parameter_bytes(p.pSourceData as *const u8, p.ulSourceDataLen)?,
+                    0 if p.ulSourceDataLen == 0 => Vec::new(),
+                    _ => return Err(Error::MechanismParamInvalid),
+                };
+                MechanismParams::Oaep(OaepParams { hash: p.hashAlg, mgf: p.mgf, label })
+            }
+            CKM_ECDH1_DERIVE => {
+                let p: CK_ECDH1_DERIVE_PARAMS = parameter(m)?;
+                MechanismParams::Ecdh(EcdhParams {
+                    kdf: p.kdf,
+                    shared_data: parameter_bytes(p.pSharedData, p.ulSharedDataLen)?,
+                    public_data: parameter_bytes(p.pPublicData, p.ulPublicDataLen)?,
+                })
+            }
+            // An IV, or a key wrap's alternative initial value.
+            CKM_AES_CBC
+            | CKM_AES_CBC_PAD
+            | CKM_AES_KEY_WRAP
+            | CKM_AES_KEY_WRAP_PAD
+            | CKM_AES_KEY_WRAP_KWP
+            | CKM_AES_KEY_WRAP_PKCS7
+                if !no_parameter =>
+            {
+                MechanismParams::Iv(parameter_bytes(m.pParameter as *const u8, m.ulParameterLen)?)
+            }
+            _ if no_parameter => MechanismParams::None,
+            _ => MechanismParams::Opaque(parameter_bytes(m.pParameter as *const u8, m.ulParameterLen)?),
         }
     };
     Ok(Some(Mechanism { kind: m.mechanism, params }))

@@ -18,6 +18,16 @@ pub enum CipherKind {
     Decrypt,
 }
 
+/// The operations of a session that run in steps (for ending one from outside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    Encrypt,
+    Decrypt,
+    Digest,
+    Sign,
+    Verify,
+}
+
 /// Which step of a multi-part operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step<'a> {
@@ -175,6 +185,103 @@ impl Module {
                 output_step(slot, buffer, false, |op| Ok(op.update_len(input.len())), |op| op.update(input))
             }
             Step::Final => output_step(slot, buffer, true, |op| Ok(op.final_len()), |op| op.finish()),
+        }
+    }
+
+    /// `C_SignInit`; `None` for the mechanism ends an active operation.
+    pub fn sign_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        let Some(mechanism) = mechanism else {
+            ops.sign = None;
+            return Ok(());
+        };
+        if ops.sign.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let material = token.key_material_for(s.read_write, key, CKA_SIGN, mechanism.kind)?;
+        ops.sign = Some(mechanism::sign_init(mechanism, &material)?);
+        Ok(())
+    }
+
+    pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let slot = &mut ops.sign;
+        let bytes = |r: Result<Vec<u8>>| r.map(Zeroizing::new);
+        match step {
+            Step::Single(data) => {
+                output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.sign(data)))
+            }
+            Step::Update(data) => output_step(slot, buffer, false, |_| Ok(0), |op| {
+                op.update(data).map(|()| Zeroizing::new(Vec::new()))
+            }),
+            Step::Final => output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.finish())),
+        }
+    }
+
+    /// `C_VerifyInit`; `None` for the mechanism ends an active operation.
+    pub fn verify_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        let Some(mechanism) = mechanism else {
+            ops.verify = None;
+            return Ok(());
+        };
+        if ops.verify.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let material = token.key_material_for(s.read_write, key, CKA_VERIFY, mechanism.kind)?;
+        ops.verify = Some(mechanism::verify_init(mechanism, &material)?);
+        Ok(())
+    }
+
+    /// One step of a verification: `Single(data)` and `Final` take the signature; the
+    /// operation ends after them, and after any error.
+    pub fn verify(&self, h: CK_SESSION_HANDLE, step: Step<'_>, signature: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let op = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
+        let (result, finished) = match step {
+            Step::Single(data) => (op.verify(data, signature), true),
+            Step::Update(data) => (op.update(data), false),
+            Step::Final => (op.finish(signature), true),
+        };
+        if finished || result.is_err() {
+            ops.verify = None;
+        }
+        result
+    }
+
+    /// Runs one step of the operation `kind` that produces output (not a verification).
+    pub fn operation_step(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        step: Step<'_>,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        match kind {
+            OperationKind::Encrypt => self.cipher(h, CipherKind::Encrypt, step, buffer),
+            OperationKind::Decrypt => self.cipher(h, CipherKind::Decrypt, step, buffer),
+            OperationKind::Digest => self.digest(h, step, buffer),
+            OperationKind::Sign => self.sign(h, step, buffer),
+            OperationKind::Verify => Err(Error::Internal("verification steps take a signature")),
+        }
+    }
+
+    /// Ends the operation `kind` of a session, if any: a step refused for its arguments ends
+    /// it, like any failed step.
+    pub fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
+        if let Ok(s) = self.session(h) {
+            let mut ops = s.operations.lock();
+            match kind {
+                OperationKind::Encrypt => ops.encrypt = None,
+                OperationKind::Decrypt => ops.decrypt = None,
+                OperationKind::Digest => ops.digest = None,
+                OperationKind::Sign => ops.sign = None,
+                OperationKind::Verify => ops.verify = None,
+            }
         }
     }
 

@@ -161,6 +161,12 @@ impl Module {
         if flags & CKF_DIGEST != 0 {
             ops.digest = None;
         }
+        if flags & CKF_SIGN != 0 {
+            ops.sign = None;
+        }
+        if flags & CKF_VERIFY != 0 {
+            ops.verify = None;
+        }
         if flags & CKF_FIND_OBJECTS != 0 {
             ops.find = None;
         }

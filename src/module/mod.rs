@@ -4,7 +4,7 @@
 //! management, on [`token::Token`]), `crypto.rs` (keys, ciphers, digests, random).
 
 mod crypto;
-pub use crypto::{CipherKind, Step};
+pub use crypto::{CipherKind, OperationKind, Step};
 mod general;
 pub use general::TokenStatus;
 pub mod handles;

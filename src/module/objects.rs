@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
 use super::token::{SessionObject, Token, TokenKey, TokenState};
-use crate::mechanism::{SecretKey, seal};
+use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::template::{self, Actor, Change, Origin};
 use crate::object::{Attribute, AttributeRead, Object};
 use crate::policy::{Access, SessionView};
@@ -49,21 +49,28 @@ pub(super) fn object_from_store(stored: StoredObject, key: Option<&TokenKey>) ->
 /// The stored form of `object` as row `id`: its secret values sealed under the token key.
 fn object_to_store(id: i64, object: &Object, key: Option<&TokenKey>) -> Result<Vec<StoredAttribute>> {
     if !object.sealed_attributes().is_empty() {
-        // Values we could not open cannot be written back: the user must log in first.
+        // Values we could not open cannot be written elsewhere: the user must log in first.
         return Err(Error::UserNotLoggedIn);
     }
-    object
-        .attributes()
-        .map(|(kind, value)| {
-            if object.is_secret_at_rest(kind) {
-                let k = key.ok_or(Error::UserNotLoggedIn)?;
-                let sealed = seal::seal(k, &seal_context(id, kind), value)?;
-                Ok(StoredAttribute { kind, value: sealed, sealed: true })
-            } else {
-                Ok(StoredAttribute { kind, value: value.to_vec(), sealed: false })
-            }
-        })
-        .collect()
+    object.attributes().map(|(kind, value)| stored_attribute(id, object, kind, value, key)).collect()
+}
+
+/// The stored form of one attribute: sealed under the token key if it is secret at rest,
+/// which needs someone logged in.
+fn stored_attribute(
+    id: i64,
+    object: &Object,
+    kind: CK_ATTRIBUTE_TYPE,
+    value: &[u8],
+    key: Option<&TokenKey>,
+) -> Result<StoredAttribute> {
+    if object.is_secret_at_rest(kind) {
+        let k = key.ok_or(Error::UserNotLoggedIn)?;
+        let sealed = seal::seal(k, &seal_context(id, kind), value)?;
+        Ok(StoredAttribute { kind, value: sealed, sealed: true })
+    } else {
+        Ok(StoredAttribute { kind, value: value.to_vec(), sealed: false })
+    }
 }
 
 impl Token {
@@ -154,6 +161,10 @@ impl Token {
         if !source.flag(CKA_COPYABLE) {
             return Err(Error::ActionProhibited);
         }
+        if !source.sealed_attributes().is_empty() {
+            // A copy needs the values themselves, which are sealed until someone logs in.
+            return Err(Error::UserNotLoggedIn);
+        }
         let copy = template::changed_object(&source, template, Change::Copy, Actor { is_so: view.is_so() })?;
         view.may_write(copy.is_token(), copy.is_private())?;
         self.insert(&mut state, session, copy)
@@ -228,13 +239,19 @@ impl Token {
             template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;
         match object_ref {
             ObjectRef::Token { id, .. } => {
+                // Only the attributes that change are written, so a public object whose key
+                // value is sealed can be relabelled without a login.
                 let key = state.token_key.clone();
-                let stored = object_to_store(id, &changed, key.as_ref())?;
+                let stored = changed
+                    .attributes()
+                    .filter(|(kind, value)| object.get(*kind) != Some(*value))
+                    .map(|(kind, value)| stored_attribute(id, &changed, kind, value, key.as_ref()))
+                    .collect::<Result<Vec<_>>>()?;
                 let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
                 let mut existed = false;
                 store.write(&mut |w| {
                     existed = w.object_exists(id)?;
-                    if existed { w.put_attributes(id, &stored) } else { Ok(()) }
+                    if existed { w.update_attributes(id, &stored) } else { Ok(()) }
                 })?;
                 if !existed {
                     state.objects.remove(&id);
@@ -282,6 +299,21 @@ impl Token {
         usage: CK_ATTRIBUTE_TYPE,
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<SecretKey> {
+        match self.key_material_for(read_write, handle, usage, mechanism)? {
+            KeyMaterial::Secret(key) => Ok(key),
+            _ => Err(Error::KeyTypeInconsistent),
+        }
+    }
+
+    /// The key behind `handle` for an operation that needs `usage` (`CKA_SIGN`, ...) with
+    /// `mechanism`: visible to the session, a key, permitted that use and that mechanism.
+    pub fn key_material_for(
+        &self,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<KeyMaterial> {
         let state = self.ready()?;
         let (_, key, _) =
             self.visible(&state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
@@ -292,7 +324,7 @@ impl Token {
             return Err(Error::KeyFunctionNotPermitted);
         }
         check_allowed_mechanism(&key, mechanism)?;
-        key.secret_key()
+        key.key_material()
     }
 
     /// Drops the session objects of a closed session.

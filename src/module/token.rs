@@ -241,21 +241,26 @@ impl Token {
         Ok(())
     }
 
-    /// `C_Logout`: back to public; private session objects are destroyed with the login.
+    /// `C_Logout`: back to public.
     pub fn logout(&self) -> Result<()> {
         let mut state = self.lock();
         if state.login == LoginState::Public {
             return Err(Error::UserNotLoggedIn);
         }
-        state.forget_login();
-        let gone: Vec<u64> =
-            state.session_objects.iter().filter(|(_, o)| o.object.is_private()).map(|(id, _)| *id).collect();
-        let mut handles = self.handles.lock();
-        for id in gone {
-            state.session_objects.remove(&id);
-            handles.forget(ObjectRef::Session { slot: self.slot_id, id });
-        }
+        self.end_login(&mut state);
         Ok(())
+    }
+
+    /// Ends the application's login: private session objects are destroyed, and handles to
+    /// private token objects die with it (a later login finds them under new handles).
+    fn end_login(&self, state: &mut TokenState) {
+        state.forget_login();
+        state.session_objects.retain(|_, o| !o.object.is_private());
+        let (objects, sessions) = (&state.objects, &state.session_objects);
+        self.handles.lock().retain_slot(self.slot_id, |r| match r {
+            ObjectRef::Token { id, .. } => objects.get(&id).is_some_and(|o| !o.is_private()),
+            ObjectRef::Session { id, .. } => sessions.contains_key(&id),
+        });
     }
 
     /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it.
@@ -378,7 +383,7 @@ impl Token {
         }
         let record = store.record()?;
         if state.record.as_ref().is_some_and(|r| r.epoch != record.epoch) {
-            state.forget_login();
+            self.end_login(state);
         }
         state.record = Some(record);
         let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects()?;

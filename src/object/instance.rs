@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::Attribute;
 use super::attribute::{AttributeRead, decode_bool, decode_ulong};
 use super::rules::{Profile, SECRET_AT_REST, SENSITIVE};
-use crate::mechanism::SecretKey;
+use crate::mechanism::{KeyMaterial, SecretKey};
 use crate::{Error, Result};
 
 #[derive(Clone)]
@@ -147,5 +147,14 @@ impl Object {
         let value = self.values.get(&CKA_VALUE).ok_or(Error::Internal("secret key without value"))?;
         let key_type = self.key_type().ok_or(Error::Internal("key without key type"))?;
         Ok(SecretKey { key_type, value: value.clone() })
+    }
+
+    /// The key material of any key, for a cryptographic operation. Values sealed while
+    /// nobody is logged in are not usable.
+    pub fn key_material(&self) -> Result<KeyMaterial> {
+        match self.profile {
+            Profile::SecretKey => self.secret_key().map(KeyMaterial::Secret),
+            _ => Err(Error::KeyTypeInconsistent),
+        }
     }
 }

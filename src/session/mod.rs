@@ -1,12 +1,12 @@
 //! Per-session state: the session's slot and read/write flag, and the active operation of
-//! each kind (one find, one encryption, one decryption, one digest at a time).
+//! each kind (one find, encryption, decryption, digest, signature and verification at a time).
 
 pub mod output;
 
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
-use crate::mechanism::{CipherOperation, DigestOperation};
+use crate::mechanism::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 
 pub use output::{Output, OutputBuffer, output_step};
 
@@ -24,6 +24,8 @@ pub struct Operations {
     pub encrypt: Option<Box<dyn CipherOperation>>,
     pub decrypt: Option<Box<dyn CipherOperation>>,
     pub digest: Option<Box<dyn DigestOperation>>,
+    pub sign: Option<Box<dyn SignOperation>>,
+    pub verify: Option<Box<dyn VerifyOperation>>,
 }
 
 impl Operations {

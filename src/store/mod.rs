@@ -56,6 +56,8 @@ pub trait StoreWriter {
     fn insert_object(&mut self) -> Result<i64>;
     /// Replaces all attributes of object `id`.
     fn put_attributes(&mut self, id: i64, attributes: &[StoredAttribute]) -> Result<()>;
+    /// Adds or replaces the given attributes of object `id`, leaving the others as they are.
+    fn update_attributes(&mut self, id: i64, attributes: &[StoredAttribute]) -> Result<()>;
     /// Deletes object `id`; false if it did not exist (another process got there first).
     fn delete_object(&mut self, id: i64) -> Result<bool>;
     fn object_exists(&mut self, id: i64) -> Result<bool>;

@@ -211,6 +211,16 @@ impl StoreWriter for SqliteWriter<'_> {
         Ok(())
     }
 
+    fn update_attributes(&mut self, id: i64, attributes: &[StoredAttribute]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO attributes (object_id, kind, value, sealed) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for a in attributes {
+            stmt.execute(params![id, a.kind as i64, a.value, a.sealed])?;
+        }
+        Ok(())
+    }
+
     fn delete_object(&mut self, id: i64) -> Result<bool> {
         Ok(self.tx.execute("DELETE FROM objects WHERE id = ?1", [id])? == 1)
     }
@@ -259,6 +269,9 @@ mod tests {
         let objects = s.load_objects().unwrap();
         assert_eq!(objects.len(), 1);
         assert_eq!(objects[0].attributes, vec![attr(0, b"a"), attr(3, b"label")]);
+        s.write(&mut |w| w.update_attributes(id, &[attr(3, b"new"), attr(4, b"x")])).unwrap();
+        let objects = s.load_objects().unwrap();
+        assert_eq!(objects[0].attributes, vec![attr(0, b"a"), attr(3, b"new"), attr(4, b"x")]);
 
         let failed = s.write(&mut |w| {
             w.delete_object(id)?;

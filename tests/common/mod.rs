@@ -90,7 +90,8 @@ pub fn run_isolated(name: &str, config_extra: &str, body: impl FnOnce()) {
 /// `isolated_test!(config = "max_pin_failures = 3", fn name() { ... })`.
 #[macro_export]
 macro_rules! isolated_test {
-    (config = $extra:expr, fn $name:ident() $body:block) => {
+    (config = $extra:expr, $(#[$meta:meta])* fn $name:ident() $body:block) => {
+        $(#[$meta])*
         #[test]
         fn $name() {
             let path = module_path!();
@@ -101,8 +102,8 @@ macro_rules! isolated_test {
             $crate::common::run_isolated(&name, $extra, || $body);
         }
     };
-    (fn $name:ident() $body:block) => {
-        isolated_test!(config = "", fn $name() $body);
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        isolated_test!(config = "", $(#[$meta])* fn $name() $body);
     };
 }
 
