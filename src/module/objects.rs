@@ -98,29 +98,49 @@ impl Token {
 
     /// Stores a new object (in the store for token objects, in memory for session objects)
     /// and returns its handle.
-    fn insert(
+    fn insert(&self, state: &mut TokenState, session: CK_SESSION_HANDLE, object: Object) -> Result<CK_OBJECT_HANDLE> {
+        Ok(self.insert_all(state, session, vec![object])?[0])
+    }
+
+    /// Stores new objects all together or not at all (a key pair is never half made): the
+    /// token objects in one transaction, the session objects once it has committed.
+    fn insert_all(
         &self,
         state: &mut TokenState,
         session: CK_SESSION_HANDLE,
-        object: Object,
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let object_ref = if object.is_token() {
-            let key = state.token_key.clone();
-            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-            let mut new_id = 0;
+        objects: Vec<Object>,
+    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let key = state.token_key.clone();
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let mut ids = Vec::new();
+        if objects.iter().any(Object::is_token) {
             store.write(&mut |w| {
-                new_id = w.insert_object()?;
-                w.put_attributes(new_id, &object_to_store(new_id, &object, key.as_ref())?)
+                ids.clear();
+                for object in objects.iter().filter(|o| o.is_token()) {
+                    let id = w.insert_object()?;
+                    w.put_attributes(id, &object_to_store(id, object, key.as_ref())?)?;
+                    ids.push(id);
+                }
+                Ok(())
             })?;
-            state.objects.insert(new_id, Arc::new(object));
-            ObjectRef::Token { slot: self.slot_id, id: new_id }
-        } else {
-            state.next_session_object += 1;
-            let id = state.next_session_object;
-            state.session_objects.insert(id, SessionObject { owner: session, object: Arc::new(object) });
-            ObjectRef::Session { slot: self.slot_id, id }
-        };
-        Ok(self.handles.lock().handle_of(object_ref))
+        }
+        let mut token_ids = ids.into_iter();
+        let mut refs = Vec::with_capacity(objects.len());
+        for object in objects {
+            let object_ref = if object.is_token() {
+                let id = token_ids.next().ok_or(Error::Internal("token object without an id"))?;
+                state.objects.insert(id, Arc::new(object));
+                ObjectRef::Token { slot: self.slot_id, id }
+            } else {
+                state.next_session_object += 1;
+                let id = state.next_session_object;
+                state.session_objects.insert(id, SessionObject { owner: session, object: Arc::new(object) });
+                ObjectRef::Session { slot: self.slot_id, id }
+            };
+            refs.push(object_ref);
+        }
+        let mut handles = self.handles.lock();
+        Ok(refs.into_iter().map(|r| handles.handle_of(r)).collect())
     }
 
     pub fn create_object(
@@ -134,6 +154,22 @@ impl Token {
         let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
         view.may_write(object.is_token(), object.is_private())?;
         self.insert(&mut state, session, object)
+    }
+
+    /// Stores objects the module made (a generated key pair, say) after the same checks as a
+    /// create, all or none.
+    pub fn store_new_objects(
+        &self,
+        session: CK_SESSION_HANDLE,
+        read_write: bool,
+        objects: Vec<Object>,
+    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let mut state = self.ready()?;
+        let view = state.view(read_write);
+        for o in &objects {
+            view.may_write(o.is_token(), o.is_private())?;
+        }
+        self.insert_all(&mut state, session, objects)
     }
 
     /// Stores an object the module made (a generated key) after the same checks as a create.

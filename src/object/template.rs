@@ -20,6 +20,11 @@ use crate::{Error, Result};
 pub enum Origin {
     Create,
     Generate { mechanism: CK_MECHANISM_TYPE },
+    /// `C_UnwrapKey`: the value comes from the wrapped blob.
+    Unwrap,
+    /// `C_DeriveKey`: the value comes from the derivation; the new key has always been
+    /// sensitive (never been extractable) only if the base key has.
+    Derive { base_always_sensitive: bool, base_never_extractable: bool },
 }
 
 /// How an existing object is being changed.
@@ -90,6 +95,9 @@ pub fn new_object(
     let (required, forbidden) = match origin {
         Origin::Create => (REQUIRED_ON_CREATE, FORBIDDEN_ON_CREATE),
         Origin::Generate { .. } => (REQUIRED_ON_GENERATE, FORBIDDEN_ON_GENERATE),
+        // Values come from the blob or the derivation, as they do from a generator; what a
+        // generator must be told (a length, a curve) the blob or the mechanism carries.
+        Origin::Unwrap | Origin::Derive { .. } => (0, FORBIDDEN_ON_GENERATE),
     };
     for (attribute, value) in &values {
         let rule = profile.rule(*attribute).ok_or(Error::AttributeTypeInvalid)?;
@@ -136,12 +144,19 @@ fn set_module_managed(object: &mut Object, origin: Origin) -> Result<()> {
     object.set(CKA_LOCAL, encode_bool(generated));
     let mechanism = match origin {
         Origin::Generate { mechanism } => mechanism,
-        Origin::Create => CK_UNAVAILABLE_INFORMATION,
+        _ => CK_UNAVAILABLE_INFORMATION,
     };
     object.set(CKA_KEY_GEN_MECHANISM, encode_ulong(mechanism));
     if profile.has_sensitivity() {
-        let always_sensitive = generated && object.flag(CKA_SENSITIVE);
-        let never_extractable = generated && !object.flag(CKA_EXTRACTABLE);
+        let (history_sensitive, history_unextractable) = match origin {
+            Origin::Generate { .. } => (true, true),
+            Origin::Derive { base_always_sensitive, base_never_extractable } => {
+                (base_always_sensitive, base_never_extractable)
+            }
+            Origin::Create | Origin::Unwrap => (false, false),
+        };
+        let always_sensitive = history_sensitive && object.flag(CKA_SENSITIVE);
+        let never_extractable = history_unextractable && !object.flag(CKA_EXTRACTABLE);
         object.set(CKA_ALWAYS_SENSITIVE, encode_bool(always_sensitive));
         object.set(CKA_NEVER_EXTRACTABLE, encode_bool(never_extractable));
     }
@@ -313,6 +328,22 @@ mod tests {
             Error::TemplateInconsistent
         );
         assert_eq!(new_object(&[], implied, generate, USER).unwrap_err(), Error::TemplateIncomplete);
+    }
+
+    #[test]
+    fn unwrapped_and_derived_keys_get_their_history_from_their_origin() {
+        let implied = Some((CKO_SECRET_KEY, CKK_AES));
+        let sensitive = vec![Attribute::bool(CKA_SENSITIVE, true)];
+        let o = new_object(&sensitive, implied, Origin::Unwrap, USER).unwrap();
+        assert!(!o.flag(CKA_LOCAL) && !o.flag(CKA_ALWAYS_SENSITIVE) && !o.flag(CKA_NEVER_EXTRACTABLE));
+        let with_value = vec![Attribute::new(CKA_VALUE, vec![0; 32])];
+        assert_eq!(new_object(&with_value, implied, Origin::Unwrap, USER).unwrap_err(), Error::TemplateInconsistent);
+
+        let from = |s, e| Origin::Derive { base_always_sensitive: s, base_never_extractable: e };
+        let d = new_object(&sensitive, implied, from(true, true), USER).unwrap();
+        assert!(d.flag(CKA_ALWAYS_SENSITIVE) && d.flag(CKA_NEVER_EXTRACTABLE) && !d.flag(CKA_LOCAL));
+        let d = new_object(&sensitive, implied, from(false, true), USER).unwrap();
+        assert!(!d.flag(CKA_ALWAYS_SENSITIVE) && d.flag(CKA_NEVER_EXTRACTABLE));
     }
 
     #[test]
