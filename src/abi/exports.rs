@@ -8,8 +8,8 @@ use cryptoki_sys::*;
 use super::guard::{not_supported, pkcs11_fn};
 use super::marshal::*;
 use crate::module::{self, CipherKind, OperationKind, Step};
-use crate::session::OutputBuffer;
 use crate::object::AttributeRead;
+use crate::session::OutputBuffer;
 use crate::{Error, Result};
 
 const MANUFACTURER: &[u8] = b"ecm-hsm project";
@@ -733,6 +733,52 @@ pkcs11_fn! {
 }
 
 pkcs11_fn! {
+    fn C_WrapKey(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        hWrappingKey: CK_OBJECT_HANDLE,
+        hKey: CK_OBJECT_HANDLE,
+        pWrappedKey: *mut CK_BYTE,
+        pulWrappedKeyLen: *mut CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism and output buffer.
+        unsafe {
+            let mechanism = mechanism_in(pMechanism)?.ok_or(Error::ArgumentsBad)?;
+            let buffer = output_buffer(pWrappedKey, pulWrappedKeyLen)?;
+            let result = module.wrap_key(hSession, &mechanism, hWrappingKey, hKey, buffer);
+            output_out(result, pWrappedKey, pulWrappedKeyLen)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_UnwrapKey(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        hUnwrappingKey: CK_OBJECT_HANDLE,
+        pWrappedKey: *mut CK_BYTE,
+        ulWrappedKeyLen: CK_ULONG,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulAttributeCount: CK_ULONG,
+        phKey: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phKey.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: caller's mechanism, blob and template.
+        let (mechanism, wrapped, template) = unsafe {
+            (mechanism_in(pMechanism)?, bytes_in(pWrappedKey, ulWrappedKeyLen)?, template_in(pTemplate, ulAttributeCount)?)
+        };
+        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
+        let handle = module.unwrap_key(hSession, &mechanism, hUnwrappingKey, wrapped, &template)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(phKey, handle) }
+    }
+}
+
+pkcs11_fn! {
     fn C_SeedRandom(hSession: CK_SESSION_HANDLE, pSeed: *mut CK_BYTE, ulSeedLen: CK_ULONG) {
         let module = module::instance()?;
         // SAFETY: caller's buffer; checked only for consistency, never used.
@@ -770,6 +816,100 @@ pkcs11_fn! {
     }
 }
 
+pkcs11_fn! {
+    fn C_MessageEncryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
+        module.message_init(hSession, CipherKind::Encrypt, &mechanism, hKey)
+    }
+}
+
+pkcs11_fn! {
+    /// Seals one message. With an IV generator the module writes the IV it used back into
+    /// the caller's `CK_GCM_MESSAGE_PARAMS`; the tag goes to its `pTag`.
+    fn C_EncryptMessage(
+        hSession: CK_SESSION_HANDLE,
+        pParameter: *mut c_void,
+        ulParameterLen: CK_ULONG,
+        pAssociatedData: *mut CK_BYTE,
+        ulAssociatedDataLen: CK_ULONG,
+        pPlaintext: *mut CK_BYTE,
+        ulPlaintextLen: CK_ULONG,
+        pCiphertext: *mut CK_BYTE,
+        pulCiphertextLen: *mut CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: the caller's parameter, data and output buffers, under the PKCS#11 contract.
+        unsafe {
+            let (mut params, raw) = gcm_message_params_in(pParameter, ulParameterLen)?;
+            if raw.pTag.is_null() || (raw.pIv.is_null() && raw.ulIvLen > 0) {
+                return Err(Error::MechanismParamInvalid);
+            }
+            let aad = bytes_in(pAssociatedData, ulAssociatedDataLen)?;
+            let plaintext = bytes_in(pPlaintext, ulPlaintextLen)?;
+            let buffer = output_buffer(pCiphertext, pulCiphertextLen)?;
+            let (output, tag) = match module.encrypt_message(hSession, &mut params, aad, plaintext, buffer) {
+                Ok(done) => done,
+                Err(e) => return output_out(Err(e), pCiphertext, pulCiphertextLen),
+            };
+            if matches!(output, crate::session::Output::Bytes(_)) {
+                std::ptr::copy_nonoverlapping(params.iv.as_ptr(), raw.pIv, params.iv.len());
+                std::ptr::copy_nonoverlapping(tag.as_ptr(), raw.pTag, tag.len());
+            }
+            output_out(Ok(output), pCiphertext, pulCiphertextLen)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.message_final(hSession, CipherKind::Encrypt)
+    }
+}
+
+pkcs11_fn! {
+    fn C_MessageDecryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
+        module.message_init(hSession, CipherKind::Decrypt, &mechanism, hKey)
+    }
+}
+
+pkcs11_fn! {
+    /// Opens one message with the IV and tag in the caller's `CK_GCM_MESSAGE_PARAMS`.
+    fn C_DecryptMessage(
+        hSession: CK_SESSION_HANDLE,
+        pParameter: *mut c_void,
+        ulParameterLen: CK_ULONG,
+        pAssociatedData: *mut CK_BYTE,
+        ulAssociatedDataLen: CK_ULONG,
+        pCiphertext: *mut CK_BYTE,
+        ulCiphertextLen: CK_ULONG,
+        pPlaintext: *mut CK_BYTE,
+        pulPlaintextLen: *mut CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: the caller's parameter, data and output buffers, under the PKCS#11 contract.
+        unsafe {
+            let (params, raw) = gcm_message_params_in(pParameter, ulParameterLen)?;
+            let tag = bytes_in(raw.pTag, raw.ulTagBits / 8).map_err(|_| Error::MechanismParamInvalid)?;
+            let aad = bytes_in(pAssociatedData, ulAssociatedDataLen)?;
+            let ciphertext = bytes_in(pCiphertext, ulCiphertextLen)?;
+            let buffer = output_buffer(pPlaintext, pulPlaintextLen)?;
+            let result = module.decrypt_message(hSession, &params, tag, aad, ciphertext, buffer);
+            output_out(result, pPlaintext, pulPlaintextLen)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.message_final(hSession, CipherKind::Decrypt)
+    }
+}
+
 not_supported! {
     C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
@@ -785,31 +925,16 @@ not_supported! {
         CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG,
         *mut CK_OBJECT_HANDLE, *mut CK_OBJECT_HANDLE,
     );
-    C_WrapKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
-    C_UnwrapKey(
-        CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG,
-        *mut CK_OBJECT_HANDLE,
-    );
     C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, *mut c_void);
-    C_MessageEncryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
-    C_EncryptMessage(
-        CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG,
-    );
     C_EncryptMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG);
     C_EncryptMessageNext(
         CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG, CK_FLAGS,
-    );
-    C_MessageEncryptFinal(CK_SESSION_HANDLE);
-    C_MessageDecryptInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
-    C_DecryptMessage(
-        CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG,
     );
     C_DecryptMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG);
     C_DecryptMessageNext(
         CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG, CK_FLAGS,
     );
-    C_MessageDecryptFinal(CK_SESSION_HANDLE);
     C_MessageSignInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
     C_SignMessage(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_SignMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG);

@@ -4,8 +4,11 @@
 //! PKCS#11 one, that a non-NULL pointer points to as many valid elements as its length says.
 //! Each checks for NULL and converts lengths with `try_from` before making a slice.
 
+use std::ffi::c_void;
+
 use cryptoki_sys::*;
 
+use crate::mechanism::aes_gcm::GcmMessageParams;
 use crate::mechanism::{CtrParams, EcdhParams, GcmParams, Mechanism, MechanismParams, OaepParams, PssParams};
 use crate::object::Attribute;
 use crate::session::{Output, OutputBuffer};
@@ -189,6 +192,28 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
         }
     };
     Ok(Some(Mechanism { kind: m.mechanism, params }))
+}
+
+/// Reads a `CK_GCM_MESSAGE_PARAMS` (for `C_EncryptMessage`/`C_DecryptMessage`), returning it
+/// decoded and as the caller laid it out (to write the IV and the tag back).
+///
+/// # Safety
+/// A non-NULL `ptr` must point to `len` readable bytes; the IV pointer inside must be valid
+/// for its length.
+pub unsafe fn gcm_message_params_in(
+    ptr: *const c_void,
+    len: CK_ULONG,
+) -> Result<(GcmMessageParams, CK_GCM_MESSAGE_PARAMS)> {
+    if ptr.is_null() || to_usize(len)? != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL and exactly the structure's size; read unaligned.
+    let raw = unsafe { (ptr as *const CK_GCM_MESSAGE_PARAMS).read_unaligned() };
+    // SAFETY: the IV pointer is the caller's, valid for its length.
+    let iv = unsafe { parameter_bytes(raw.pIv, raw.ulIvLen)? };
+    let params =
+        GcmMessageParams { iv, fixed_bits: raw.ulIvFixedBits, generator: raw.ivGenerator, tag_bits: raw.ulTagBits };
+    Ok((params, raw))
 }
 
 /// Reads the caller's output buffer: NULL means a length query.

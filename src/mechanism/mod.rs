@@ -6,11 +6,17 @@
 //! too, so that every use of a primitive is in one place.
 
 pub mod aes_gcm;
+pub mod aes_modes;
+pub mod aes_wrap;
 pub mod digest;
+pub mod ec;
+pub mod encoding;
 pub mod keygen;
+pub mod mac;
 pub mod pin_kdf;
 pub mod registry;
 pub mod rng;
+pub mod rsa;
 pub mod seal;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
@@ -179,22 +185,137 @@ pub trait DigestOperation: Send {
     fn finish(&mut self) -> Vec<u8>;
 }
 
+/// The families of mechanisms, for dispatching an operation to its implementation.
+mod family {
+    use cryptoki_sys::*;
+
+    pub const AES_MODES: &[CK_MECHANISM_TYPE] = &[CKM_AES_ECB, CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_CTR];
+    pub const AES_WRAPS: &[CK_MECHANISM_TYPE] =
+        &[CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD, CKM_AES_KEY_WRAP_KWP, CKM_AES_KEY_WRAP_PKCS7];
+    pub const MACS: &[CK_MECHANISM_TYPE] = &[
+        CKM_SHA_1_HMAC,
+        CKM_SHA224_HMAC,
+        CKM_SHA256_HMAC,
+        CKM_SHA384_HMAC,
+        CKM_SHA512_HMAC,
+        CKM_SHA_1_HMAC_GENERAL,
+        CKM_SHA224_HMAC_GENERAL,
+        CKM_SHA256_HMAC_GENERAL,
+        CKM_SHA384_HMAC_GENERAL,
+        CKM_SHA512_HMAC_GENERAL,
+        CKM_AES_CMAC,
+        CKM_AES_CMAC_GENERAL,
+    ];
+}
+
 /// Starts an encryption with `mechanism` under `key`.
-pub fn encrypt_init(mechanism: &Mechanism, key: &SecretKey) -> Result<Box<dyn CipherOperation>> {
+pub fn encrypt_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn CipherOperation>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_ENCRYPT)?;
-    match &mechanism.params {
-        MechanismParams::Gcm(p) => Ok(Box::new(aes_gcm::GcmOperation::new(key, p, true)?)),
-        _ => Err(crate::Error::MechanismParamInvalid),
-    }
+    cipher_init(mechanism, key, true)
 }
 
 /// Starts a decryption with `mechanism` under `key`.
-pub fn decrypt_init(mechanism: &Mechanism, key: &SecretKey) -> Result<Box<dyn CipherOperation>> {
+pub fn decrypt_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn CipherOperation>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_DECRYPT)?;
-    match &mechanism.params {
-        MechanismParams::Gcm(p) => Ok(Box::new(aes_gcm::GcmOperation::new(key, p, false)?)),
-        _ => Err(crate::Error::MechanismParamInvalid),
+    cipher_init(mechanism, key, false)
+}
+
+fn cipher_init(mechanism: &Mechanism, key: &KeyMaterial, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
+    let kind = mechanism.kind;
+    let KeyMaterial::Secret(secret) = key else {
+        return Err(crate::Error::KeyTypeInconsistent);
+    };
+    if kind == cryptoki_sys::CKM_AES_GCM {
+        let MechanismParams::Gcm(p) = &mechanism.params else {
+            return Err(crate::Error::MechanismParamInvalid);
+        };
+        return Ok(Box::new(aes_gcm::GcmOperation::new(secret, p, encrypt)?));
     }
+    if family::AES_MODES.contains(&kind) {
+        return aes_modes::cipher(kind, &mechanism.params, secret, encrypt);
+    }
+    if family::AES_WRAPS.contains(&kind) {
+        return aes_wrap::cipher(kind, &mechanism.params, secret, encrypt);
+    }
+    Err(crate::Error::MechanismInvalid)
+}
+
+/// Starts a signature (or MAC) with `mechanism` under `key`.
+pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn SignOperation>> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_SIGN)?;
+    let kind = mechanism.kind;
+    match key {
+        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
+            mac::sign_init(kind, &mechanism.params, secret)
+        }
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// Starts a verification with `mechanism` under `key`.
+pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn VerifyOperation>> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_VERIFY)?;
+    let kind = mechanism.kind;
+    match key {
+        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
+            mac::verify_init(kind, &mechanism.params, secret)
+        }
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// Wraps `key_bytes` (a secret key's value, or a private key's PKCS#8) under `wrapping_key`.
+pub fn wrap(mechanism: &Mechanism, wrapping_key: &KeyMaterial, key_bytes: &[u8]) -> Result<Vec<u8>> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_WRAP)?;
+    let kind = mechanism.kind;
+    match wrapping_key {
+        KeyMaterial::Secret(secret) if family::AES_WRAPS.contains(&kind) => {
+            aes_wrap::wrap(kind, &mechanism.params, secret, key_bytes)
+        }
+        // The other wrapping mechanisms are ciphers applied to the key bytes in one part.
+        _ => {
+            let mut op = encrypt_init(mechanism, wrapping_key).map_err(wrap_error)?;
+            op.single(key_bytes).map(|c| c.to_vec()).map_err(wrap_error)
+        }
+    }
+}
+
+/// Unwraps a blob made by [`wrap`]; every failure to open it is one opaque error.
+pub fn unwrap(mechanism: &Mechanism, unwrapping_key: &KeyMaterial, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_UNWRAP)?;
+    let kind = mechanism.kind;
+    match unwrapping_key {
+        KeyMaterial::Secret(secret) if family::AES_WRAPS.contains(&kind) => {
+            aes_wrap::unwrap(kind, &mechanism.params, secret, wrapped)
+        }
+        _ => {
+            let mut op = decrypt_init(mechanism, unwrapping_key)?;
+            op.single(wrapped).map_err(|e| match e {
+                crate::Error::EncryptedDataLenRange => crate::Error::WrappedKeyLenRange,
+                crate::Error::EncryptedDataInvalid => crate::Error::WrappedKeyInvalid,
+                other => other,
+            })
+        }
+    }
+}
+
+/// A cipher's refusal of the key bytes, as `C_WrapKey` names it.
+fn wrap_error(e: crate::Error) -> crate::Error {
+    match e {
+        crate::Error::DataLenRange => crate::Error::KeySizeRange,
+        other => other,
+    }
+}
+
+/// Sets up `key` for message-based encryption (`encrypt`) or decryption with `mechanism`;
+/// the per-message parameters come with each message.
+pub fn message_init(mechanism: &Mechanism, key: &SecretKey, encrypt: bool) -> Result<aes_gcm::GcmMessageKey> {
+    let function = if encrypt { cryptoki_sys::CKF_MESSAGE_ENCRYPT } else { cryptoki_sys::CKF_MESSAGE_DECRYPT };
+    registry::require(mechanism.kind, function)?;
+    if mechanism.params != MechanismParams::None {
+        return Err(crate::Error::MechanismParamInvalid);
+    }
+    aes_gcm::GcmMessageKey::new(key)
 }
 
 /// Starts a digest with `mechanism`.

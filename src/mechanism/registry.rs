@@ -17,12 +17,32 @@ const fn info(min_key_size: CK_ULONG, max_key_size: CK_ULONG, flags: CK_FLAGS) -
     MechanismInfo { min_key_size, max_key_size, flags }
 }
 
-/// Key sizes: bytes for AES, bits for generic secrets (as the specification defines them);
-/// digests take no key.
+/// Key sizes: bytes for AES and HMAC keys, bits for generic secret generation (as the
+/// specification defines them); digests take no key.
 const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_AES_KEY_GEN, info(16, 32, CKF_GENERATE)),
     (CKM_GENERIC_SECRET_KEY_GEN, info(8, 4096, CKF_GENERATE)),
-    (CKM_AES_GCM, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT)),
+    (CKM_AES_GCM, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)),
+    (CKM_AES_ECB, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT)),
+    (CKM_AES_CBC, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT)),
+    (CKM_AES_CBC_PAD, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_AES_CTR, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT)),
+    (CKM_AES_KEY_WRAP, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_AES_KEY_WRAP_PAD, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_AES_KEY_WRAP_KWP, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_AES_KEY_WRAP_PKCS7, info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_AES_CMAC, info(16, 32, CKF_SIGN | CKF_VERIFY)),
+    (CKM_AES_CMAC_GENERAL, info(16, 32, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA_1_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA224_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA256_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA384_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA512_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA_1_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA224_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA256_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA384_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA_1, info(0, 0, CKF_DIGEST)),
     (CKM_SHA224, info(0, 0, CKF_DIGEST)),
     (CKM_SHA256, info(0, 0, CKF_DIGEST)),

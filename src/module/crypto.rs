@@ -5,6 +5,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::Module;
+use crate::mechanism::aes_gcm::{self, GcmMessageParams};
 use crate::mechanism::{self, Mechanism, MechanismParams};
 use crate::object::template::{self, Actor, Origin};
 use crate::object::{Attribute, AttributeRead};
@@ -131,6 +132,61 @@ impl Module {
         token.store_new_object(h, s.read_write, key)
     }
 
+    /// `C_WrapKey`: the key's bytes encrypted under the wrapping key, through the
+    /// output-buffer protocol (a size query wraps too, to learn the length, and releases
+    /// nothing).
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        let (s, token) = self.session_and_token(h)?;
+        let (wrapping_key, bytes) = token.wrap_inputs(s.read_write, wrapping, key, mechanism.kind)?;
+        let wrapped = mechanism::wrap(mechanism, &wrapping_key, &bytes)?;
+        match buffer {
+            OutputBuffer::Query => Ok(Output::Length(wrapped.len())),
+            OutputBuffer::Capacity(c) if c < wrapped.len() => Err(Error::BufferTooSmall { needed: wrapped.len() }),
+            OutputBuffer::Capacity(_) => Ok(Output::Bytes(Zeroizing::new(wrapped))),
+        }
+    }
+
+    /// `C_UnwrapKey`: a new secret key from a wrapped blob and a template that names its
+    /// class and key type. The key is not local and has no history of being sensitive.
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (s, token) = self.session_and_token(h)?;
+        let unwrapping_key = token
+            .key_material_for(s.read_write, unwrapping, CKA_UNWRAP, mechanism.kind)
+            .map_err(|e| if e == Error::KeyHandleInvalid { Error::UnwrappingKeyHandleInvalid } else { e })?;
+        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+        // Check the template before opening anything.
+        let mut key = template::new_object(template, None, Origin::Unwrap, actor)?;
+        let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;
+        if key.profile() != crate::object::Profile::SecretKey {
+            return Err(Error::TemplateInconsistent);
+        }
+        let fits = match key.key_type() {
+            Some(CKK_AES) => matches!(value.len(), 16 | 24 | 32),
+            _ => !value.is_empty(),
+        };
+        let len_matches = key.ulong(CKA_VALUE_LEN).is_none_or(|l| l == value.len() as CK_ULONG);
+        if !fits || !len_matches {
+            return Err(Error::TemplateInconsistent);
+        }
+        key.set(CKA_VALUE_LEN, crate::object::attribute::encode_ulong(value.len() as CK_ULONG));
+        key.set(CKA_VALUE, value.to_vec());
+        token.store_new_object(h, s.read_write, key)
+    }
+
     /// `C_EncryptInit`/`C_DecryptInit`; `None` for the mechanism ends an active operation.
     pub fn cipher_init(
         &self,
@@ -156,10 +212,10 @@ impl Module {
             CipherKind::Encrypt => CKA_ENCRYPT,
             CipherKind::Decrypt => CKA_DECRYPT,
         };
-        let secret = token.secret_key_for(s.read_write, key, usage, mechanism.kind)?;
+        let material = token.key_material_for(s.read_write, key, usage, mechanism.kind)?;
         *slot = Some(match kind {
-            CipherKind::Encrypt => mechanism::encrypt_init(mechanism, &secret)?,
-            CipherKind::Decrypt => mechanism::decrypt_init(mechanism, &secret)?,
+            CipherKind::Encrypt => mechanism::encrypt_init(mechanism, &material)?,
+            CipherKind::Decrypt => mechanism::decrypt_init(mechanism, &material)?,
         });
         Ok(())
     }
@@ -189,7 +245,12 @@ impl Module {
     }
 
     /// `C_SignInit`; `None` for the mechanism ends an active operation.
-    pub fn sign_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()> {
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
         let mut ops = s.operations.lock();
         let Some(mechanism) = mechanism else {
@@ -213,15 +274,26 @@ impl Module {
             Step::Single(data) => {
                 output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.sign(data)))
             }
-            Step::Update(data) => output_step(slot, buffer, false, |_| Ok(0), |op| {
-                op.update(data).map(|()| Zeroizing::new(Vec::new()))
-            }),
-            Step::Final => output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.finish())),
+            Step::Update(data) => output_step(
+                slot,
+                buffer,
+                false,
+                |_| Ok(0),
+                |op| op.update(data).map(|()| Zeroizing::new(Vec::new())),
+            ),
+            Step::Final => {
+                output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.finish()))
+            }
         }
     }
 
     /// `C_VerifyInit`; `None` for the mechanism ends an active operation.
-    pub fn verify_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()> {
+    pub fn verify_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
         let mut ops = s.operations.lock();
         let Some(mechanism) = mechanism else {
@@ -283,6 +355,88 @@ impl Module {
                 OperationKind::Verify => ops.verify = None,
             }
         }
+    }
+
+    /// `C_MessageEncryptInit`/`C_MessageDecryptInit`; the per-message parameters come with
+    /// each message.
+    pub fn message_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        mechanism: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        let (slot, usage, encrypt) = match kind {
+            CipherKind::Encrypt => (&mut ops.message_encrypt, CKA_ENCRYPT, true),
+            CipherKind::Decrypt => (&mut ops.message_decrypt, CKA_DECRYPT, false),
+        };
+        if slot.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let secret = token.secret_key_for(s.read_write, key, usage, mechanism.kind)?;
+        *slot = Some(mechanism::message_init(mechanism, &secret, encrypt)?);
+        Ok(())
+    }
+
+    /// `C_EncryptMessage`: seals one message, generating its IV if asked. The output is the
+    /// ciphertext (as long as the plaintext); the IV used and the tag are returned beside it.
+    /// A size query or a short buffer consumes no IV. Errors leave the operation active.
+    pub fn encrypt_message(
+        &self,
+        h: CK_SESSION_HANDLE,
+        params: &mut GcmMessageParams,
+        aad: &[u8],
+        plaintext: &[u8],
+        buffer: OutputBuffer,
+    ) -> Result<(Output, [u8; aes_gcm::TAG_LEN])> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let key = ops.message_encrypt.as_mut().ok_or(Error::OperationNotInitialized)?;
+        match buffer {
+            OutputBuffer::Query => return Ok((Output::Length(plaintext.len()), [0; aes_gcm::TAG_LEN])),
+            OutputBuffer::Capacity(c) if c < plaintext.len() => {
+                return Err(Error::BufferTooSmall { needed: plaintext.len() });
+            }
+            OutputBuffer::Capacity(_) => {}
+        }
+        let (ciphertext, tag) = key.encrypt(params, aad, plaintext)?;
+        Ok((Output::Bytes(Zeroizing::new(ciphertext)), tag))
+    }
+
+    /// `C_DecryptMessage`: opens one message with its IV and tag.
+    pub fn decrypt_message(
+        &self,
+        h: CK_SESSION_HANDLE,
+        params: &GcmMessageParams,
+        tag: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        let s = self.session(h)?;
+        let ops = s.operations.lock();
+        let key = ops.message_decrypt.as_ref().ok_or(Error::OperationNotInitialized)?;
+        match buffer {
+            OutputBuffer::Query => return Ok(Output::Length(ciphertext.len())),
+            OutputBuffer::Capacity(c) if c < ciphertext.len() => {
+                return Err(Error::BufferTooSmall { needed: ciphertext.len() });
+            }
+            OutputBuffer::Capacity(_) => {}
+        }
+        key.decrypt(params, tag, aad, ciphertext).map(Output::Bytes)
+    }
+
+    /// `C_MessageEncryptFinal`/`C_MessageDecryptFinal`.
+    pub fn message_final(&self, h: CK_SESSION_HANDLE, kind: CipherKind) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let slot = match kind {
+            CipherKind::Encrypt => &mut ops.message_encrypt,
+            CipherKind::Decrypt => &mut ops.message_decrypt,
+        };
+        slot.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
     }
 
     pub fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {

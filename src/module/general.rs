@@ -167,6 +167,12 @@ impl Module {
         if flags & CKF_VERIFY != 0 {
             ops.verify = None;
         }
+        if flags & CKF_MESSAGE_ENCRYPT != 0 {
+            ops.message_encrypt = None;
+        }
+        if flags & CKF_MESSAGE_DECRYPT != 0 {
+            ops.message_decrypt = None;
+        }
         if flags & CKF_FIND_OBJECTS != 0 {
             ops.find = None;
         }

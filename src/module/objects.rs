@@ -98,7 +98,12 @@ impl Token {
 
     /// Stores a new object (in the store for token objects, in memory for session objects)
     /// and returns its handle.
-    fn insert(&self, state: &mut TokenState, session: CK_SESSION_HANDLE, object: Object) -> Result<CK_OBJECT_HANDLE> {
+    fn insert(
+        &self,
+        state: &mut TokenState,
+        session: CK_SESSION_HANDLE,
+        object: Object,
+    ) -> Result<CK_OBJECT_HANDLE> {
         Ok(self.insert_all(state, session, vec![object])?[0])
     }
 
@@ -361,6 +366,39 @@ impl Token {
         }
         check_allowed_mechanism(&key, mechanism)?;
         key.key_material()
+    }
+
+    /// What `C_WrapKey` needs: the wrapping key (permitted `CKA_WRAP` with `mechanism`) and
+    /// the bytes of the key to wrap, after the extraction rules: the key must be
+    /// extractable, and one with `CKA_WRAP_WITH_TRUSTED` leaves only under a trusted key.
+    pub fn wrap_inputs(
+        &self,
+        read_write: bool,
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<(KeyMaterial, Zeroizing<Vec<u8>>)> {
+        let wrapping_material = self
+            .key_material_for(read_write, wrapping, CKA_WRAP, mechanism)
+            .map_err(|e| if e == Error::KeyHandleInvalid { Error::WrappingKeyHandleInvalid } else { e })?;
+        let state = self.ready()?;
+        let view = state.view(read_write);
+        let (_, target, _) = self.visible(&state, view, key).map_err(|_| Error::KeyHandleInvalid)?;
+        let (_, wrapper, _) = self.visible(&state, view, wrapping).map_err(|_| Error::WrappingKeyHandleInvalid)?;
+        if !target.profile().is_key() {
+            return Err(Error::KeyHandleInvalid);
+        }
+        if !target.flag(CKA_EXTRACTABLE) {
+            return Err(Error::KeyUnextractable);
+        }
+        if target.flag(CKA_WRAP_WITH_TRUSTED) && !wrapper.flag(CKA_TRUSTED) {
+            return Err(Error::KeyNotWrappable);
+        }
+        let bytes = match target.key_material()? {
+            KeyMaterial::Secret(secret) => secret.value,
+            _ => return Err(Error::KeyNotWrappable),
+        };
+        Ok((wrapping_material, bytes))
     }
 
     /// Drops the session objects of a closed session.

@@ -19,12 +19,17 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     Create,
-    Generate { mechanism: CK_MECHANISM_TYPE },
+    Generate {
+        mechanism: CK_MECHANISM_TYPE,
+    },
     /// `C_UnwrapKey`: the value comes from the wrapped blob.
     Unwrap,
     /// `C_DeriveKey`: the value comes from the derivation; the new key has always been
     /// sensitive (never been extractable) only if the base key has.
-    Derive { base_always_sensitive: bool, base_never_extractable: bool },
+    Derive {
+        base_always_sensitive: bool,
+        base_never_extractable: bool,
+    },
 }
 
 /// How an existing object is being changed.
@@ -337,7 +342,10 @@ mod tests {
         let o = new_object(&sensitive, implied, Origin::Unwrap, USER).unwrap();
         assert!(!o.flag(CKA_LOCAL) && !o.flag(CKA_ALWAYS_SENSITIVE) && !o.flag(CKA_NEVER_EXTRACTABLE));
         let with_value = vec![Attribute::new(CKA_VALUE, vec![0; 32])];
-        assert_eq!(new_object(&with_value, implied, Origin::Unwrap, USER).unwrap_err(), Error::TemplateInconsistent);
+        assert_eq!(
+            new_object(&with_value, implied, Origin::Unwrap, USER).unwrap_err(),
+            Error::TemplateInconsistent
+        );
 
         let from = |s, e| Origin::Derive { base_always_sensitive: s, base_never_extractable: e };
         let d = new_object(&sensitive, implied, from(true, true), USER).unwrap();

@@ -6,6 +6,7 @@ pub mod output;
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
+use crate::mechanism::aes_gcm::GcmMessageKey;
 use crate::mechanism::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 
 pub use output::{Output, OutputBuffer, output_step};
@@ -26,6 +27,9 @@ pub struct Operations {
     pub digest: Option<Box<dyn DigestOperation>>,
     pub sign: Option<Box<dyn SignOperation>>,
     pub verify: Option<Box<dyn VerifyOperation>>,
+    /// PKCS#11 3.0 message-based encryption and decryption (`C_MessageEncryptInit`, ...).
+    pub message_encrypt: Option<GcmMessageKey>,
+    pub message_decrypt: Option<GcmMessageKey>,
 }
 
 impl Operations {
