@@ -343,14 +343,8 @@ pkcs11_fn! {
                     sensitive = true;
                 }
                 AttributeRead::Value(value) => {
-                    if entry.pValue.is_null() {
-                        entry.ulValueLen = to_ulong(value.len());
-                    } else if to_usize(entry.ulValueLen)? >= value.len() {
-                        // SAFETY: the caller's buffer holds `ulValueLen >= value.len()` bytes.
-                        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), entry.pValue as *mut u8, value.len()) };
-                        entry.ulValueLen = to_ulong(value.len());
-                    } else {
-                        entry.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    // SAFETY: the entry's buffer is the caller's, under the PKCS#11 contract.
+                    if !unsafe { attribute_value_out(entry, &value)? } {
                         too_small = true;
                     }
                 }

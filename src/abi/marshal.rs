@@ -11,6 +11,7 @@ use cryptoki_sys::*;
 use crate::mechanism::aes_gcm::GcmMessageParams;
 use crate::mechanism::{CtrParams, EcdhParams, GcmParams, Mechanism, MechanismParams, OaepParams, PssParams};
 use crate::object::Attribute;
+use crate::object::attribute::{decode_attribute_array, encode_attribute_array, is_attribute_array};
 use crate::session::{Output, OutputBuffer};
 use crate::{Error, Result};
 
@@ -78,12 +79,22 @@ pub unsafe fn write<T>(ptr: *mut T, value: T) -> Result<()> {
     Ok(())
 }
 
-/// Copies a template in, owning every value.
+/// Copies a template in, owning every value. An attribute-array value (`CKA_WRAP_TEMPLATE`,
+/// ...) is itself a template; it is copied in and kept encoded as one value. Arrays do not
+/// nest further.
 ///
 /// # Safety
 /// `ptr` must point to `count` attributes whose non-NULL `pValue`s point to `ulValueLen`
-/// readable bytes.
+/// readable bytes (for an array attribute, to `ulValueLen / sizeof(CK_ATTRIBUTE)`
+/// attributes under the same contract).
 pub unsafe fn template_in(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<Attribute>> {
+    // SAFETY: forwarded contract.
+    unsafe { template_in_depth(ptr, count, 0) }
+}
+
+/// # Safety
+/// As `template_in`.
+unsafe fn template_in_depth(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8) -> Result<Vec<Attribute>> {
     // SAFETY: forwarded contract.
     let entries = unsafe { array_in(ptr, count)? };
     entries
@@ -92,11 +103,66 @@ pub unsafe fn template_in(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<V
             if to_usize(a.ulValueLen).map_or(true, |n| n > MAX_ATTRIBUTE_LEN) {
                 return Err(Error::AttributeValueInvalid);
             }
+            if is_attribute_array(a.type_) {
+                let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+                if depth > 0 || a.ulValueLen % size != 0 {
+                    return Err(Error::AttributeValueInvalid);
+                }
+                // SAFETY: forwarded contract for the nested template.
+                let nested = unsafe { template_in_depth(a.pValue as *const CK_ATTRIBUTE, a.ulValueLen / size, 1)? };
+                return Ok(Attribute::new(a.type_, encode_attribute_array(&nested)));
+            }
             // SAFETY: forwarded contract for each entry's value.
             let value = unsafe { bytes_in(a.pValue as *const u8, a.ulValueLen)? };
             Ok(Attribute::new(a.type_, value.to_vec()))
         })
         .collect()
+}
+
+/// Delivers one attribute value into a caller's `CK_ATTRIBUTE` by the rules of
+/// `C_GetAttributeValue`: NULL `pValue` asks for the length; a buffer too small gets
+/// `CK_UNAVAILABLE_INFORMATION`. An attribute array is delivered entry by entry into the
+/// caller's nested array. Returns whether the value fitted.
+///
+/// # Safety
+/// A non-NULL `entry.pValue` must point to `entry.ulValueLen` writable bytes (for an array,
+/// to that many bytes of `CK_ATTRIBUTE`s whose non-NULL `pValue`s are likewise writable).
+pub unsafe fn attribute_value_out(entry: &mut CK_ATTRIBUTE, value: &[u8]) -> Result<bool> {
+    if is_attribute_array(entry.type_) {
+        let nested = decode_attribute_array(value).ok_or(Error::Internal("stored attribute array is malformed"))?;
+        let size = std::mem::size_of::<CK_ATTRIBUTE>();
+        let needed = nested.len() * size;
+        if entry.pValue.is_null() {
+            entry.ulValueLen = to_ulong(needed);
+            return Ok(true);
+        }
+        if to_usize(entry.ulValueLen)? < needed {
+            entry.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            return Ok(false);
+        }
+        // SAFETY: the caller's array holds at least `nested.len()` writable entries.
+        let out = unsafe { std::slice::from_raw_parts_mut(entry.pValue as *mut CK_ATTRIBUTE, nested.len()) };
+        let mut all_fit = true;
+        for (slot, a) in out.iter_mut().zip(&nested) {
+            slot.type_ = a.kind;
+            // SAFETY: forwarded contract for the nested entry.
+            all_fit &= unsafe { attribute_value_out(slot, &a.value)? };
+        }
+        entry.ulValueLen = to_ulong(needed);
+        return Ok(all_fit);
+    }
+    if entry.pValue.is_null() {
+        entry.ulValueLen = to_ulong(value.len());
+        Ok(true)
+    } else if to_usize(entry.ulValueLen)? >= value.len() {
+        // SAFETY: the caller's buffer holds `ulValueLen >= value.len()` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), entry.pValue as *mut u8, value.len()) };
+        entry.ulValueLen = to_ulong(value.len());
+        Ok(true)
+    } else {
+        entry.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        Ok(false)
+    }
 }
 
 /// Reads a mechanism's parameter structure, which must be exactly a `T`.

@@ -8,6 +8,7 @@ use super::Module;
 use crate::mechanism::aes_gcm::{self, GcmMessageParams};
 use crate::mechanism::{self, Mechanism, MechanismParams};
 use crate::object::template::{self, Actor, Origin};
+use crate::object::attribute::decode_attribute_array;
 use crate::object::{Attribute, AttributeRead};
 use crate::session::{FindCursor, Output, OutputBuffer, output_step};
 use crate::{Error, Result};
@@ -168,8 +169,22 @@ impl Module {
             .key_material_for(s.read_write, unwrapping, CKA_UNWRAP, mechanism.kind)
             .map_err(|e| if e == Error::KeyHandleInvalid { Error::UnwrappingKeyHandleInvalid } else { e })?;
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+        // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps: the
+        // caller's template may repeat its entries but not contradict them.
+        let mut template = template.to_vec();
+        if let [AttributeRead::Value(encoded)] =
+            &token.get_attributes(s.read_write, unwrapping, &[CKA_UNWRAP_TEMPLATE])?[..]
+        {
+            let imposed = decode_attribute_array(encoded).ok_or(Error::Internal("bad stored unwrap template"))?;
+            for a in imposed {
+                if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
+                    return Err(Error::TemplateInconsistent);
+                }
+                template.push(a);
+            }
+        }
         // Check the template before opening anything.
-        let mut key = template::new_object(template, None, Origin::Unwrap, actor)?;
+        let mut key = template::new_object(&template, None, Origin::Unwrap, actor)?;
         let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;
         if key.profile() != crate::object::Profile::SecretKey {
             return Err(Error::TemplateInconsistent);

@@ -11,6 +11,7 @@ use super::handles::ObjectRef;
 use super::token::{SessionObject, Token, TokenKey, TokenState};
 use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::template::{self, Actor, Change, Origin};
+use crate::object::attribute::decode_attribute_array;
 use crate::object::{Attribute, AttributeRead, Object};
 use crate::policy::{Access, SessionView};
 use crate::store::{StoredAttribute, StoredObject};
@@ -393,6 +394,13 @@ impl Token {
         }
         if target.flag(CKA_WRAP_WITH_TRUSTED) && !wrapper.flag(CKA_TRUSTED) {
             return Err(Error::KeyNotWrappable);
+        }
+        // A wrapping key's CKA_WRAP_TEMPLATE names what the keys it wraps must be.
+        if let Some(encoded) = wrapper.get(CKA_WRAP_TEMPLATE) {
+            let required = decode_attribute_array(encoded).ok_or(Error::Internal("bad stored wrap template"))?;
+            if !target.matches(&required) {
+                return Err(Error::KeyNotWrappable);
+            }
         }
         let bytes = match target.key_material()? {
             KeyMaterial::Secret(secret) => secret.value,

@@ -61,9 +61,54 @@ pub fn decode_ulong(bytes: &[u8]) -> Option<CK_ULONG> {
     Some(CK_ULONG::from_ne_bytes(bytes.try_into().ok()?))
 }
 
+/// Attribute arrays (`CKA_WRAP_TEMPLATE`, `CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`) are
+/// kept as one value in this layout: per entry, the type and the value's length as
+/// little-endian u64s, then the value.
+pub fn encode_attribute_array(attributes: &[Attribute]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in attributes {
+        out.extend_from_slice(&(a.kind as u64).to_le_bytes());
+        out.extend_from_slice(&(a.value.len() as u64).to_le_bytes());
+        out.extend_from_slice(&a.value);
+    }
+    out
+}
+
+/// The entries of an encoded attribute array; `None` if the bytes are not one.
+pub fn decode_attribute_array(mut bytes: &[u8]) -> Option<Vec<Attribute>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let kind = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        let len = usize::try_from(u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?)).ok()?;
+        let value = bytes.get(16..16usize.checked_add(len)?)?;
+        out.push(Attribute::new(kind as CK_ATTRIBUTE_TYPE, value.to_vec()));
+        bytes = &bytes[16 + len..];
+    }
+    Some(out)
+}
+
+/// Whether `kind` is an attribute whose value is an array of attributes.
+pub fn is_attribute_array(kind: CK_ATTRIBUTE_TYPE) -> bool {
+    kind & cryptoki_sys::CKF_ARRAY_ATTRIBUTE != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attribute_arrays_round_trip_and_reject_garbage() {
+        let entries = vec![Attribute::bool(2, true), Attribute::new(3, b"label".to_vec()), Attribute::new(4, vec![])];
+        let encoded = encode_attribute_array(&entries);
+        assert_eq!(decode_attribute_array(&encoded).unwrap(), entries);
+        assert_eq!(decode_attribute_array(&[]).unwrap(), vec![]);
+        assert!(decode_attribute_array(&encoded[..encoded.len() - 1]).is_none());
+        assert!(decode_attribute_array(&[0; 7]).is_none());
+        let mut huge = encoded.clone();
+        huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_attribute_array(&huge).is_none());
+        assert!(is_attribute_array(cryptoki_sys::CKA_WRAP_TEMPLATE) && !is_attribute_array(cryptoki_sys::CKA_LABEL));
+    }
 
     #[test]
     fn encodings_round_trip_and_reject_wrong_lengths() {

@@ -21,6 +21,8 @@ pub enum ValueKind {
     Date,
     /// An array of `CK_MECHANISM_TYPE`.
     MechanismList,
+    /// An array of attributes (`CKA_WRAP_TEMPLATE`, ...), encoded as in `attribute.rs`.
+    AttributeArray,
 }
 
 impl ValueKind {
@@ -32,6 +34,8 @@ impl ValueKind {
             ValueKind::Bytes => true,
             ValueKind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
             ValueKind::MechanismList => value.len().is_multiple_of(ulong),
+            ValueKind::AttributeArray => super::attribute::decode_attribute_array(value)
+                .is_some_and(|entries| entries.iter().all(|a| !super::attribute::is_attribute_array(a.kind))),
         }
     }
 }
@@ -123,7 +127,7 @@ const fn row(
 
 use DefaultValue::{Absent, Empty};
 use Scope::*;
-use ValueKind::{Bool, Bytes, Date, MechanismList, Ulong};
+use ValueKind::{AttributeArray, Bool, Bytes, Date, MechanismList, Ulong};
 
 const fn yes() -> DefaultValue {
     DefaultValue::Bool(true)
@@ -175,6 +179,7 @@ pub const RULES: &[Rule] = &[
     row(Key, CKA_LOCAL, Bool, MODULE_MANAGED, Absent),
     row(Key, CKA_KEY_GEN_MECHANISM, Ulong, MODULE_MANAGED, Absent),
     row(Key, CKA_ALLOWED_MECHANISMS, MechanismList, 0, Empty),
+    row(Key, CKA_DERIVE_TEMPLATE, AttributeArray, 0, Absent),
     // Public keys.
     row(PublicKey, CKA_PRIVATE, Bool, COPY_SETTABLE, no()),
     row(PublicKey, CKA_SUBJECT, Bytes, MODIFIABLE, Empty),
@@ -183,6 +188,7 @@ pub const RULES: &[Rule] = &[
     row(PublicKey, CKA_VERIFY_RECOVER, Bool, MODIFIABLE, yes()),
     row(PublicKey, CKA_WRAP, Bool, MODIFIABLE, yes()),
     row(PublicKey, CKA_TRUSTED, Bool, SO_SETS_TRUE | MODIFIABLE, no()),
+    row(PublicKey, CKA_WRAP_TEMPLATE, AttributeArray, 0, Absent),
     row(PublicKey, CKA_PUBLIC_KEY_INFO, Bytes, 0, Absent),
     // Private keys.
     row(PrivateKey, CKA_PRIVATE, Bool, COPY_SETTABLE, yes()),
@@ -197,6 +203,7 @@ pub const RULES: &[Rule] = &[
     row(PrivateKey, CKA_NEVER_EXTRACTABLE, Bool, MODULE_MANAGED, Absent),
     row(PrivateKey, CKA_WRAP_WITH_TRUSTED, Bool, MODIFIABLE | ONLY_TO_TRUE, no()),
     row(PrivateKey, CKA_ALWAYS_AUTHENTICATE, Bool, MODIFIABLE, no()),
+    row(PrivateKey, CKA_UNWRAP_TEMPLATE, AttributeArray, 0, Absent),
     row(PrivateKey, CKA_PUBLIC_KEY_INFO, Bytes, 0, Absent),
     // Secret keys.
     row(SecretKey, CKA_PRIVATE, Bool, COPY_SETTABLE, yes()),
@@ -213,6 +220,8 @@ pub const RULES: &[Rule] = &[
     row(SecretKey, CKA_CHECK_VALUE, Bytes, MODULE_MANAGED, Absent),
     row(SecretKey, CKA_WRAP_WITH_TRUSTED, Bool, MODIFIABLE | ONLY_TO_TRUE, no()),
     row(SecretKey, CKA_TRUSTED, Bool, SO_SETS_TRUE | MODIFIABLE, no()),
+    row(SecretKey, CKA_WRAP_TEMPLATE, AttributeArray, 0, Absent),
+    row(SecretKey, CKA_UNWRAP_TEMPLATE, AttributeArray, 0, Absent),
     // AES and generic secret values.
     row(
         SecretValue,

@@ -7,6 +7,9 @@
 //! are therefore parallel-safe under both `cargo test` and `cargo nextest`.
 #![allow(dead_code)]
 
+#[allow(unsafe_code)]
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
