@@ -6,7 +6,7 @@
 mod common;
 
 use std::ffi::c_void;
-use std::mem::size_of;
+use std::mem::{size_of, size_of_val};
 use std::ptr::null_mut;
 
 use common::raw::*;
@@ -23,20 +23,19 @@ fn wrapping_key(
 ) -> CK_OBJECT_HANDLE {
     let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
     let value = [0x42u8; 32];
-    let size = size_of::<CK_ATTRIBUTE>();
     let mut t = vec![attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &key_type), attr_bytes(CKA_VALUE, &value)];
     if !wrap_template.is_empty() {
         t.push(CK_ATTRIBUTE {
             type_: CKA_WRAP_TEMPLATE,
             pValue: wrap_template.as_mut_ptr() as *mut c_void,
-            ulValueLen: ulen(wrap_template.len() * size),
+            ulValueLen: ulen(size_of_val(wrap_template)),
         });
     }
     if !unwrap_template.is_empty() {
         t.push(CK_ATTRIBUTE {
             type_: CKA_UNWRAP_TEMPLATE,
             pValue: unwrap_template.as_mut_ptr() as *mut c_void,
-            ulValueLen: ulen(unwrap_template.len() * size),
+            ulValueLen: ulen(size_of_val(unwrap_template)),
         });
     }
     create(p, h, &mut t)

@@ -67,7 +67,7 @@ pub fn decode_ulong(bytes: &[u8]) -> Option<CK_ULONG> {
 pub fn encode_attribute_array(attributes: &[Attribute]) -> Vec<u8> {
     let mut out = Vec::new();
     for a in attributes {
-        out.extend_from_slice(&(a.kind as u64).to_le_bytes());
+        out.extend_from_slice(&a.kind.to_le_bytes());
         out.extend_from_slice(&(a.value.len() as u64).to_le_bytes());
         out.extend_from_slice(&a.value);
     }

@@ -1,7 +1,6 @@
 //! Helpers for tests that call the C ABI directly through `cryptoki_sys::Pkcs11`: each wraps
 //! one call with valid arguments, so that a test's own `unsafe` blocks are the deliberately
 //! unusual calls.
-#![allow(unsafe_code)]
 #![allow(dead_code)]
 
 use std::ffi::c_void;

@@ -1,0 +1,678 @@
+//! Elliptic curves (P-256, P-384, P-521): CKM_EC_KEY_PAIR_GEN, CKM_ECDSA and CKM_ECDSA_SHA*
+//! signatures, CKM_ECDH1_DERIVE.
+//!
+//! Signatures are r ‖ s, each as long as the curve's field (PKCS#11's format, not DER).
+//! CKM_ECDSA takes the hash itself: as ECDSA uses the leftmost bits of the hash up to the
+//! order's length, a hash is brought to the length of the curve's own digest (left-padded with
+//! zeros when shorter, which keeps its value; cut to its leftmost bytes when longer, as ECDSA
+//! does for P-256 and P-384, whose orders are whole bytes) and signed by AWS-LC as that
+//! digest. On P-521 a hash of more than 64 bytes is `Error::DataLenRange`.
+//!
+//! ECDH gives the x-coordinate Z of the shared point; with CKD_NULL the key is Z's last `len`
+//! bytes, with CKD_SHA*_KDF it is the ANSI X9.63 KDF of Z and the shared data.
+
+use aws_lc_rs::agreement::{self, ECDH_P256, ECDH_P384, ECDH_P521, UnparsedPublicKey};
+use aws_lc_rs::digest::{self, Context, Digest};
+use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
+use aws_lc_rs::signature::{
+    self as sig, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, ParsedPublicKey,
+};
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::encoding::{self, Curve, curve_of, ec_point_from_attribute, fixed_scalar};
+use super::{EcPrivateKey, EcPublicKey, EcdhParams, MechanismParams, SignOperation, VerifyOperation};
+use crate::{Error, Result};
+
+/// The longest key CKD_SHA*_KDF derives, in bytes.
+pub const MAX_KDF_OUTPUT: usize = 1024;
+
+fn agreement_algorithm(curve: Curve) -> &'static agreement::Algorithm {
+    match curve {
+        Curve::P256 => &ECDH_P256,
+        Curve::P384 => &ECDH_P384,
+        Curve::P521 => &ECDH_P521,
+    }
+}
+
+fn signing_algorithm(curve: Curve) -> &'static EcdsaSigningAlgorithm {
+    match curve {
+        Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+        Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+        Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+    }
+}
+
+fn verification_algorithm(curve: Curve) -> &'static EcdsaVerificationAlgorithm {
+    match curve {
+        Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED,
+        Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED,
+    }
+}
+
+/// The digest the curve's AWS-LC algorithms are bound to.
+fn curve_digest(curve: Curve) -> &'static digest::Algorithm {
+    match curve {
+        Curve::P256 => &digest::SHA256,
+        Curve::P384 => &digest::SHA384,
+        Curve::P521 => &digest::SHA512,
+    }
+}
+
+/// The curve of a key in use; an unsupported one is `Error::KeySizeRange`.
+fn key_curve(params: &[u8]) -> Result<Curve> {
+    curve_of(params).map_err(|_| Error::KeySizeRange)
+}
+
+/// The private scalar of a key, exactly as long as the field; `Error::KeyTypeInconsistent` if
+/// it does not fit.
+fn key_scalar(curve: Curve, key: &EcPrivateKey) -> Result<Zeroizing<Vec<u8>>> {
+    fixed_scalar(curve, &key.value).ok_or(Error::KeyTypeInconsistent)
+}
+
+/// The uncompressed public point of a private scalar (exactly `curve.field_len()` bytes);
+/// `Error::KeyTypeInconsistent` if the scalar is not a valid key (0 or not below the order).
+pub(crate) fn public_point(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
+    let key = agreement::PrivateKey::from_private_key(agreement_algorithm(curve), scalar)
+        .map_err(|_| Error::KeyTypeInconsistent)?;
+    let public = key.compute_public_key().map_err(|_| Error::KeyTypeInconsistent)?;
+    Ok(public.as_ref().to_vec())
+}
+
+/// Checks that an EC public key is usable here: a supported curve (`Error::KeySizeRange`) and
+/// an uncompressed point on it (`Error::KeyTypeInconsistent`). For C_CreateObject.
+pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
+    let curve = key_curve(&key.params)?;
+    if key.point.len() != curve.point_len() || key.point.first() != Some(&0x04) {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    ParsedPublicKey::new(verification_algorithm(curve), &key.point)
+        .map_err(|_| Error::KeyTypeInconsistent)?;
+    Ok(())
+}
+
+/// Checks that an EC private key is usable here: a supported curve (`Error::KeySizeRange`) and
+/// a scalar in 1..n (`Error::KeyTypeInconsistent`). For C_CreateObject.
+pub fn check_private_key(key: &EcPrivateKey) -> Result<()> {
+    let curve = key_curve(&key.params)?;
+    public_point(curve, &key_scalar(curve, key)?).map(|_| ())
+}
+
+/// The number of bytes of the ECDH shared secret Z on the curve of `params`: the longest key
+/// CKD_NULL can derive, and a natural default when a template names no length.
+pub fn shared_secret_len(params: &[u8]) -> Result<usize> {
+    Ok(key_curve(params)?.field_len())
+}
+
+/// Generates a key pair on the curve named by `params` (`CKA_EC_PARAMS`); an unknown or
+/// unsupported curve is `Error::AttributeValueInvalid`. The public key holds the raw
+/// uncompressed point, the private key the scalar as long as the field.
+pub fn generate_key_pair(params: &[u8]) -> Result<(EcPublicKey, EcPrivateKey)> {
+    let curve = curve_of(params)?;
+    let private = agreement::PrivateKey::generate(agreement_algorithm(curve))
+        .map_err(|_| Error::Internal("EC key generation failed"))?;
+    let scalar: EcPrivateKeyBin<'static> =
+        private.as_be_bytes().map_err(|_| Error::Internal("EC key export failed"))?;
+    let public = private.compute_public_key().map_err(|_| Error::Internal("EC key export failed"))?;
+    let params = curve.params_der().to_vec();
+    Ok((
+        EcPublicKey { params: params.clone(), point: public.as_ref().to_vec() },
+        EcPrivateKey { params, value: Zeroizing::new(scalar.as_ref().to_vec()) },
+    ))
+}
+
+/// The digest a signing mechanism hashes with; `None` for CKM_ECDSA (the input is the hash).
+fn mechanism_digest(mechanism: CK_MECHANISM_TYPE) -> Result<Option<&'static digest::Algorithm>> {
+    Ok(Some(match mechanism {
+        CKM_ECDSA => return Ok(None),
+        CKM_ECDSA_SHA1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        CKM_ECDSA_SHA224 => &digest::SHA224,
+        CKM_ECDSA_SHA256 => &digest::SHA256,
+        CKM_ECDSA_SHA384 => &digest::SHA384,
+        CKM_ECDSA_SHA512 => &digest::SHA512,
+        _ => return Err(Error::MechanismInvalid),
+    }))
+}
+
+fn no_params(params: &MechanismParams) -> Result<()> {
+    match params {
+        MechanismParams::None => Ok(()),
+        MechanismParams::Opaque(bytes) if bytes.is_empty() => Ok(()),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+/// A hash as the curve's AWS-LC digest of the same ECDSA value (see the module notes).
+fn as_curve_digest(curve: Curve, hash: &[u8]) -> Result<Digest> {
+    let algorithm = curve_digest(curve);
+    let len = algorithm.output_len();
+    let mut value = [0u8; 64];
+    if hash.len() >= len {
+        if curve == Curve::P521 && hash.len() > len {
+            return Err(Error::DataLenRange);
+        }
+        value[..len].copy_from_slice(&hash[..len]);
+    } else {
+        value[len - hash.len()..len].copy_from_slice(hash);
+    }
+    Digest::import_less_safe(&value[..len], algorithm).map_err(|_| Error::DataLenRange)
+}
+
+/// Hashes the parts of a CKM_ECDSA_SHA* operation; CKM_ECDSA refuses parts.
+struct Input {
+    context: Option<Context>,
+}
+
+impl Input {
+    fn new(digest: Option<&'static digest::Algorithm>) -> Input {
+        Input { context: digest.map(Context::new) }
+    }
+
+    fn update(&mut self, part: &[u8]) -> Result<()> {
+        self.context.as_mut().ok_or(Error::MechanismInvalid)?.update(part);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<Digest> {
+        let context = self.context.as_mut().ok_or(Error::MechanismInvalid)?;
+        let algorithm = context.algorithm();
+        Ok(std::mem::replace(context, Context::new(algorithm)).finish())
+    }
+}
+
+/// An ECDSA signature in progress.
+pub struct EcdsaSign {
+    curve: Curve,
+    key: EcdsaKeyPair,
+    input: Input,
+}
+
+/// Starts a signature with `mechanism` (CKM_ECDSA, CKM_ECDSA_SHA*) under `key`.
+pub fn sign_init(
+    mechanism: CK_MECHANISM_TYPE,
+    params: &MechanismParams,
+    key: &EcPrivateKey,
+) -> Result<Box<dyn SignOperation>> {
+    let digest = mechanism_digest(mechanism)?;
+    no_params(params)?;
+    let curve = key_curve(&key.params)?;
+    let scalar = key_scalar(curve, key)?;
+    let der = encoding::ec_private_key_der(curve, &scalar).map_err(|_| Error::KeyTypeInconsistent)?;
+    let key = EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der)
+        .map_err(|_| Error::KeyTypeInconsistent)?;
+    Ok(Box::new(EcdsaSign { curve, key, input: Input::new(digest) }))
+}
+
+impl EcdsaSign {
+    fn sign_hash(&self, hash: &[u8]) -> Result<Vec<u8>> {
+        let digest = as_curve_digest(self.curve, hash)?;
+        let signature = self.key.sign_digest(&digest).map_err(|_| Error::Internal("ECDSA signing failed"))?;
+        Ok(signature.as_ref().to_vec())
+    }
+
+    /// The public point of the signing key (for tests and self-checks).
+    #[cfg(test)]
+    fn public_point(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair;
+        self.key.public_key().as_ref().to_vec()
+    }
+}
+
+impl SignOperation for EcdsaSign {
+    fn signature_len(&self) -> usize {
+        2 * self.curve.field_len()
+    }
+
+    fn update(&mut self, part: &[u8]) -> Result<()> {
+        self.input.update(part)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let digest = self.input.finish()?;
+        self.sign_hash(digest.as_ref())
+    }
+
+    fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        if self.input.context.is_none() {
+            return self.sign_hash(data);
+        }
+        self.update(data)?;
+        self.finish()
+    }
+}
+
+/// An ECDSA verification in progress.
+pub struct EcdsaVerify {
+    curve: Curve,
+    key: ParsedPublicKey,
+    input: Input,
+}
+
+/// Starts a verification with `mechanism` (CKM_ECDSA, CKM_ECDSA_SHA*) under `key`, whose point
+/// must be an uncompressed point of its curve (`Error::KeyTypeInconsistent` otherwise).
+pub fn verify_init(
+    mechanism: CK_MECHANISM_TYPE,
+    params: &MechanismParams,
+    key: &EcPublicKey,
+) -> Result<Box<dyn VerifyOperation>> {
+    let digest = mechanism_digest(mechanism)?;
+    no_params(params)?;
+    check_public_key(key)?;
+    let curve = key_curve(&key.params)?;
+    let parsed = ParsedPublicKey::new(verification_algorithm(curve), &key.point)
+        .map_err(|_| Error::KeyTypeInconsistent)?;
+    Ok(Box::new(EcdsaVerify { curve, key: parsed, input: Input::new(digest) }))
+}
+
+impl EcdsaVerify {
+    fn verify_hash(&self, hash: &[u8], signature: &[u8]) -> Result<()> {
+        if signature.len() != 2 * self.curve.field_len() {
+            return Err(Error::SignatureLenRange);
+        }
+        let digest = as_curve_digest(self.curve, hash)?;
+        self.key.verify_digest_sig(&digest, signature).map_err(|_| Error::SignatureInvalid)
+    }
+}
+
+impl VerifyOperation for EcdsaVerify {
+    fn update(&mut self, part: &[u8]) -> Result<()> {
+        self.input.update(part)
+    }
+
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let digest = self.input.finish()?;
+        self.verify_hash(digest.as_ref(), signature)
+    }
+
+    fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
+        if self.input.context.is_none() {
+            return self.verify_hash(data, signature);
+        }
+        self.update(data)?;
+        self.finish(signature)
+    }
+}
+
+/// The digest of an ANSI X9.63 KDF type (`CKD_SHA*_KDF`).
+fn kdf_digest(kdf: CK_EC_KDF_TYPE) -> Option<&'static digest::Algorithm> {
+    Some(match kdf {
+        CKD_SHA1_KDF => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        CKD_SHA224_KDF => &digest::SHA224,
+        CKD_SHA256_KDF => &digest::SHA256,
+        CKD_SHA384_KDF => &digest::SHA384,
+        CKD_SHA512_KDF => &digest::SHA512,
+        _ => return None,
+    })
+}
+
+/// ANSI X9.63 KDF: Hash(Z ‖ counter ‖ SharedInfo) for counter = 1, 2, … (32-bit big-endian),
+/// concatenated and cut to `len` bytes.
+fn x963_kdf(
+    algorithm: &'static digest::Algorithm,
+    z: &[u8],
+    shared_info: &[u8],
+    len: usize,
+) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(len + algorithm.output_len()));
+    let mut counter: u32 = 1;
+    while out.len() < len {
+        let mut ctx = Context::new(algorithm);
+        ctx.update(z);
+        ctx.update(&counter.to_be_bytes());
+        ctx.update(shared_info);
+        out.extend_from_slice(ctx.finish().as_ref());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// CKM_ECDH1_DERIVE: the value of a `len`-byte key agreed between `key` and the public point in
+/// `params` (raw, or in a DER OCTET STRING).
+///
+/// With CKD_NULL (shared data must be empty) the key is the last `len` bytes of Z, and `len`
+/// must be 1 to the field size; with CKD_SHA1/224/256/384/512_KDF it is the X9.63 KDF output,
+/// 1 to [`MAX_KDF_OUTPUT`] bytes. Other lengths are `Error::KeySizeRange`; other KDFs, a bad
+/// or foreign point, missing parameters are `Error::MechanismParamInvalid`.
+pub fn derive(params: &MechanismParams, key: &EcPrivateKey, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let MechanismParams::Ecdh(EcdhParams { kdf, shared_data, public_data }) = params else {
+        return Err(Error::MechanismParamInvalid);
+    };
+    let digest = match *kdf {
+        CKD_NULL if shared_data.is_empty() => None,
+        CKD_NULL => return Err(Error::MechanismParamInvalid),
+        other => Some(kdf_digest(other).ok_or(Error::MechanismParamInvalid)?),
+    };
+    let curve = key_curve(&key.params)?;
+    let max_len = if digest.is_some() { MAX_KDF_OUTPUT } else { curve.field_len() };
+    if len == 0 || len > max_len {
+        return Err(Error::KeySizeRange);
+    }
+    let peer = ec_point_from_attribute(public_data).map_err(|_| Error::MechanismParamInvalid)?;
+    if peer.len() != curve.point_len() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    let scalar = key_scalar(curve, key)?;
+    let algorithm = agreement_algorithm(curve);
+    let private = agreement::PrivateKey::from_private_key(algorithm, &scalar)
+        .map_err(|_| Error::KeyTypeInconsistent)?;
+    let peer = UnparsedPublicKey::new(algorithm, &peer);
+    agreement::agree(&private, peer, Error::MechanismParamInvalid, |z| {
+        Ok(match digest {
+            None => Zeroizing::new(z[z.len() - len..].to_vec()),
+            Some(algorithm) => x963_kdf(algorithm, z, shared_data, len),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn public(curve: Curve, x: &str, y: &str) -> EcPublicKey {
+        EcPublicKey { params: curve.params_der().to_vec(), point: [vec![0x04], hex(x), hex(y)].concat() }
+    }
+
+    fn private(curve: Curve, d: &str) -> EcPrivateKey {
+        EcPrivateKey { params: curve.params_der().to_vec(), value: Zeroizing::new(hex(d)) }
+    }
+
+    fn verify(mechanism: CK_MECHANISM_TYPE, key: &EcPublicKey, data: &[u8], signature: &[u8]) -> Result<()> {
+        verify_init(mechanism, &MechanismParams::None, key).unwrap().verify(data, signature)
+    }
+
+    /// NIST CAVP FIPS 186-4 ECDSA SigVer, [P-256,SHA-256], a vector with Result = P.
+    #[test]
+    fn known_answer_p256_sha256_sigver() {
+        let key = public(
+            Curve::P256,
+            "e424dc61d4bb3cb7ef4344a7f8957a0c5134e16f7a67c074f82e6e12f49abf3c",
+            "970eed7aa2bc48651545949de1dddaf0127e5965ac85d1243d6f60e7dfaee927",
+        );
+        let msg = hex(
+            "e1130af6a38ccb412a9c8d13e15dbfc9e69a16385af3c3f1e5da954fd5e7c45fd75e2b8c36699228e92840c0562fbf3772f07e17f1add56588dd45f7450e1217\
+             ad239922dd9c32695dc71ff2424ca0dec1321aa47064a044b7fe3c2b97d03ce470a592304c5ef21eed9f93da56bb232d1eeb0035f9bf0dfafdcc4606272b20a3",
+        );
+        let signature = hex("bf96b99aa49c705c910be33142017c642ff540c76349b9dab72f981fd9347f4f\
+             17c55095819089c2e03b9cd415abdf12444e323075d98f31920b9e0f57ec871c");
+        verify(CKM_ECDSA_SHA256, &key, &msg, &signature).unwrap();
+        // CKM_ECDSA over the hash, and multi-part.
+        let hash = digest::digest(&digest::SHA256, &msg);
+        verify(CKM_ECDSA, &key, hash.as_ref(), &signature).unwrap();
+        let mut op = verify_init(CKM_ECDSA_SHA256, &MechanismParams::None, &key).unwrap();
+        op.update(&msg[..50]).unwrap();
+        op.update(&msg[50..]).unwrap();
+        op.finish(&signature).unwrap();
+        // A changed message or signature fails; a short signature is a length error.
+        let mut bad_msg = msg.clone();
+        bad_msg[0] ^= 1;
+        assert_eq!(verify(CKM_ECDSA_SHA256, &key, &bad_msg, &signature), Err(Error::SignatureInvalid));
+        let mut bad_sig = signature.clone();
+        bad_sig[63] ^= 1;
+        assert_eq!(verify(CKM_ECDSA_SHA256, &key, &msg, &bad_sig), Err(Error::SignatureInvalid));
+        assert_eq!(verify(CKM_ECDSA_SHA256, &key, &msg, &signature[..63]), Err(Error::SignatureLenRange));
+    }
+
+    /// NIST CAVP FIPS 186-4 ECDSA SigVer, [P-384,SHA-384], a vector with Result = P.
+    #[test]
+    fn known_answer_p384_sha384_sigver() {
+        let key = public(
+            Curve::P384,
+            "a370cdbef95d1df5bf68ec487122514a107db87df3f8852068fd4694abcadb9b14302c72491a76a64442fc07bd99f02c",
+            "d397c25dc1a5781573d039f2520cf329bf65120fdbe964b6b80101160e533d5570e62125b9f3276c49244b8d0f3e44ec",
+        );
+        let msg = hex(
+            "93e7e75cfaf3fa4e71df80f7f8c0ef6672a630d2dbeba1d61349acbaaa476f5f0e34dccbd85b9a815d908203313a22fe3e919504cb222d623ad95662ea4a9009\
+             9742c048341fe3a7a51110d30ad3a48a777c6347ea8b71749316e0dd1902facb304a76324b71f3882e6e70319e13fc2bb9f3f5dbb9bd2cc7265f52dfc0a3bb91",
+        );
+        let signature = hex(
+            "c6c7bb516cc3f37a304328d136b2f44bb89d3dac78f1f5bcd36b412a8b4d879f6cdb75175292c696b58bfa9c91fe6391\
+             6b711425e1b14f7224cd4b96717a84d65a60ec9951a30152ea1dd3b6ea66a0088d1fd3e9a1ef069804b7d969148c37a0",
+        );
+        verify(CKM_ECDSA_SHA384, &key, &msg, &signature).unwrap();
+        let hash = hex(
+            "709d1bf45b5817f5a67b859651eb47133ebed2622fda09ab66d3467b5e95da50ecc2c74d8f4d289feebec29729a4bfa3",
+        );
+        verify(CKM_ECDSA, &key, &hash, &signature).unwrap();
+        let mut bad_sig = signature.clone();
+        bad_sig[10] ^= 0x80;
+        assert_eq!(verify(CKM_ECDSA_SHA384, &key, &msg, &bad_sig), Err(Error::SignatureInvalid));
+        assert_eq!(verify(CKM_ECDSA_SHA256, &key, &msg, &signature), Err(Error::SignatureInvalid));
+    }
+
+    /// RFC 6979 A.2.5: P-256, SHA-256, message "sample"; its public key is also checked against
+    /// the private key, and signing with that key verifies.
+    #[test]
+    fn known_answer_rfc6979_p256_sample() {
+        let d = private(Curve::P256, "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721");
+        let key = public(
+            Curve::P256,
+            "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6",
+            "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299",
+        );
+        assert_eq!(public_point(Curve::P256, &d.value).unwrap(), key.point);
+        let signature = hex("EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716\
+             F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8");
+        verify(CKM_ECDSA_SHA256, &key, b"sample", &signature).unwrap();
+        assert_eq!(verify(CKM_ECDSA_SHA256, &key, b"samplf", &signature), Err(Error::SignatureInvalid));
+
+        let mut signer = sign_init(CKM_ECDSA_SHA256, &MechanismParams::None, &d).unwrap();
+        let mine = signer.sign(b"sample").unwrap();
+        assert_eq!(mine.len(), 64);
+        verify(CKM_ECDSA_SHA256, &key, b"sample", &mine).unwrap();
+    }
+
+    #[test]
+    fn round_trips_on_every_curve_and_hash() {
+        let mechanisms =
+            [CKM_ECDSA_SHA1, CKM_ECDSA_SHA224, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512];
+        for curve in Curve::ALL {
+            let (public, private) = generate_key_pair(curve.params_der()).unwrap();
+            assert_eq!(public.point.len(), curve.point_len());
+            assert_eq!(private.value.len(), curve.field_len());
+            let (other, _) = generate_key_pair(curve.params_der()).unwrap();
+            for mechanism in mechanisms {
+                let mut signer = sign_init(mechanism, &MechanismParams::None, &private).unwrap();
+                assert_eq!(signer.signature_len(), 2 * curve.field_len());
+                let signature = signer.sign(b"message").unwrap();
+                assert_eq!(signature.len(), signer.signature_len());
+                verify(mechanism, &public, b"message", &signature).unwrap();
+                assert_eq!(verify(mechanism, &public, b"messagE", &signature), Err(Error::SignatureInvalid));
+                assert_eq!(verify(mechanism, &other, b"message", &signature), Err(Error::SignatureInvalid));
+                // Multi-part signing equals hashing first then CKM_ECDSA.
+                signer.update(b"mess").unwrap();
+                signer.update(b"age").unwrap();
+                let parts = signer.finish().unwrap();
+                let algorithm = mechanism_digest(mechanism).unwrap().unwrap();
+                let hash = digest::digest(algorithm, b"message");
+                verify(CKM_ECDSA, &public, hash.as_ref(), &parts).unwrap();
+            }
+            // CKM_ECDSA with hashes of any length up to 64 bytes, shorter and longer than the curve's.
+            for len in [1, 20, 32, 48, 64] {
+                let hash = vec![0xa5; len];
+                let signature =
+                    sign_init(CKM_ECDSA, &MechanismParams::None, &private).unwrap().sign(&hash).unwrap();
+                verify(CKM_ECDSA, &public, &hash, &signature).unwrap();
+            }
+        }
+    }
+
+    /// A hash longer than the order is cut to its leftmost bytes, so a SHA-512 hash signed on
+    /// P-256 is the same as its first 32 bytes; a shorter hash is the same number with leading
+    /// zeros.
+    #[test]
+    fn ecdsa_truncates_and_pads_hashes_as_the_standard_says() {
+        let (public, private) = generate_key_pair(Curve::P256.params_der()).unwrap();
+        let long = [0x5cu8; 64];
+        let signature = sign_init(CKM_ECDSA, &MechanismParams::None, &private).unwrap().sign(&long).unwrap();
+        verify(CKM_ECDSA, &public, &long[..32], &signature).unwrap();
+        let short = [0x11u8; 20];
+        let signature = sign_init(CKM_ECDSA, &MechanismParams::None, &private).unwrap().sign(&short).unwrap();
+        verify(CKM_ECDSA, &public, &[[0u8; 12].as_slice(), &short].concat(), &signature).unwrap();
+        let (_, p521) = generate_key_pair(Curve::P521.params_der()).unwrap();
+        let mut op = sign_init(CKM_ECDSA, &MechanismParams::None, &p521).unwrap();
+        assert_eq!(op.sign(&[1; 65]), Err(Error::DataLenRange));
+    }
+
+    #[test]
+    fn misuse_is_refused() {
+        let (public, private) = generate_key_pair(Curve::P256.params_der()).unwrap();
+        assert_eq!(generate_key_pair(&hex("06052b8104000a")).err(), Some(Error::AttributeValueInvalid));
+        assert_eq!(
+            sign_init(CKM_RSA_PKCS, &MechanismParams::None, &private).err(),
+            Some(Error::MechanismInvalid)
+        );
+        assert_eq!(
+            sign_init(CKM_ECDSA, &MechanismParams::Opaque(vec![1]), &private).err(),
+            Some(Error::MechanismParamInvalid)
+        );
+        // CKM_ECDSA is single-part.
+        let mut op = sign_init(CKM_ECDSA, &MechanismParams::None, &private).unwrap();
+        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
+        assert_eq!(op.finish(), Err(Error::MechanismInvalid));
+        let mut op = verify_init(CKM_ECDSA, &MechanismParams::None, &public).unwrap();
+        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
+        // Bad keys: a zero or oversized scalar, a point off the curve, a foreign curve.
+        let zero = EcPrivateKey { params: private.params.clone(), value: Zeroizing::new(vec![0; 32]) };
+        assert_eq!(
+            sign_init(CKM_ECDSA, &MechanismParams::None, &zero).err(),
+            Some(Error::KeyTypeInconsistent)
+        );
+        let big = EcPrivateKey { params: private.params.clone(), value: Zeroizing::new(vec![0xff; 32]) };
+        assert_eq!(
+            sign_init(CKM_ECDSA, &MechanismParams::None, &big).err(),
+            Some(Error::KeyTypeInconsistent)
+        );
+        let mut off_curve = public.clone();
+        off_curve.point[64] ^= 1;
+        assert_eq!(
+            verify_init(CKM_ECDSA, &MechanismParams::None, &off_curve).err(),
+            Some(Error::KeyTypeInconsistent)
+        );
+        check_public_key(&public).unwrap();
+        check_private_key(&private).unwrap();
+        assert_eq!(check_public_key(&off_curve), Err(Error::KeyTypeInconsistent));
+        assert_eq!(check_private_key(&zero), Err(Error::KeyTypeInconsistent));
+        let secp256k1 = EcPublicKey { params: hex("06052b8104000a"), point: public.point.clone() };
+        assert_eq!(
+            verify_init(CKM_ECDSA, &MechanismParams::None, &secp256k1).err(),
+            Some(Error::KeySizeRange)
+        );
+    }
+
+    fn ecdh(kdf: CK_EC_KDF_TYPE, shared_data: &[u8], public_data: &[u8]) -> MechanismParams {
+        MechanismParams::Ecdh(EcdhParams {
+            kdf,
+            shared_data: shared_data.to_vec(),
+            public_data: public_data.to_vec(),
+        })
+    }
+
+    /// NIST CAVS 14.1 ECC CDH Primitive, P-256, COUNT = 0.
+    #[test]
+    fn known_answer_ecdh_p256_cavs() {
+        let d = private(Curve::P256, "7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534");
+        let q_iut = public(
+            Curve::P256,
+            "ead218590119e8876b29146ff89ca61770c4edbbf97d38ce385ed281d8a6b230",
+            "28af61281fd35e2fa7002523acc85a429cb06ee6648325389f59edfce1405141",
+        );
+        assert_eq!(public_point(Curve::P256, &d.value).unwrap(), q_iut.point);
+        let q_cavs = public(
+            Curve::P256,
+            "700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287",
+            "db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac",
+        );
+        let z = hex("46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b");
+        assert_eq!(shared_secret_len(&d.params).unwrap(), 32);
+        // The peer point raw and as a DER OCTET STRING.
+        let raw = derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 32).unwrap();
+        assert_eq!(*raw, z);
+        let wrapped = encoding::ec_point_to_attribute(&q_cavs.point);
+        assert_eq!(*derive(&ecdh(CKD_NULL, &[], &wrapped), &d, 32).unwrap(), z);
+        // Shorter keys are the last bytes of Z.
+        assert_eq!(*derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 16).unwrap(), z[16..]);
+        assert_eq!(derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 33).err(), Some(Error::KeySizeRange));
+        assert_eq!(derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 0).err(), Some(Error::KeySizeRange));
+        // The X9.63 KDF over Z matches a straightforward computation.
+        let kdf = derive(&ecdh(CKD_SHA256_KDF, b"info", &q_cavs.point), &d, 40).unwrap();
+        let block =
+            |i: u32| digest::digest(&digest::SHA256, &[z.as_slice(), &i.to_be_bytes(), b"info"].concat());
+        assert_eq!(*kdf, [block(1).as_ref(), &block(2).as_ref()[..8]].concat());
+    }
+
+    /// NIST CAVS ANSI X9.63-2001 KDF vectors (ansx963_2001.rsp, SHA-256).
+    #[test]
+    fn known_answer_x963_kdf() {
+        let out =
+            x963_kdf(&digest::SHA256, &hex("96c05619d56c328ab95fe84b18264b08725b85e33fd34f08"), &[], 16);
+        assert_eq!(*out, hex("443024c3dae66b95e6f5670601558f71"));
+        let out = x963_kdf(
+            &digest::SHA256,
+            &hex("22518b10e70f2a3f243810ae3254139efbee04aa57c7af7d"),
+            &hex("75eef81aa3041e33b80971203d2c0c52"),
+            128,
+        );
+        assert_eq!(
+            *out,
+            hex(
+                "c498af77161cc59f2962b9a713e2b215152d139766ce34a776df11866a69bf2e52a13d9c7c6fc878c50c5ea0bc7b00e0da2447cfd874f6cf92f30d00971114\
+                 85500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21"
+            )
+        );
+    }
+
+    #[test]
+    fn ecdh_round_trip_and_bad_parameters() {
+        for curve in Curve::ALL {
+            let (a_pub, a) = generate_key_pair(curve.params_der()).unwrap();
+            let (b_pub, b) = generate_key_pair(curve.params_der()).unwrap();
+            for (kdf, shared) in [
+                (CKD_NULL, &b""[..]),
+                (CKD_SHA1_KDF, b"x"),
+                (CKD_SHA224_KDF, b""),
+                (CKD_SHA384_KDF, b"y"),
+                (CKD_SHA512_KDF, b""),
+            ] {
+                let len = if kdf == CKD_NULL { curve.field_len() } else { 100 };
+                let ab = derive(&ecdh(kdf, shared, &b_pub.point), &a, len).unwrap();
+                let ba = derive(&ecdh(kdf, shared, &a_pub.point), &b, len).unwrap();
+                assert_eq!(*ab, *ba);
+                assert_eq!(ab.len(), len);
+            }
+        }
+        let (p256_pub, p256) = generate_key_pair(Curve::P256.params_der()).unwrap();
+        let (p384_pub, _) = generate_key_pair(Curve::P384.params_der()).unwrap();
+        let bad = |params: MechanismParams, len| derive(&params, &p256, len).err();
+        assert_eq!(bad(ecdh(CKD_NULL, b"data", &p256_pub.point), 32), Some(Error::MechanismParamInvalid));
+        assert_eq!(
+            bad(ecdh(CKD_SHA1_KDF_ASN1, b"", &p256_pub.point), 32),
+            Some(Error::MechanismParamInvalid)
+        );
+        assert_eq!(bad(ecdh(CKD_NULL, b"", &p384_pub.point), 32), Some(Error::MechanismParamInvalid));
+        let mut off_curve = p256_pub.point.clone();
+        off_curve[64] ^= 1;
+        assert_eq!(bad(ecdh(CKD_NULL, b"", &off_curve), 32), Some(Error::MechanismParamInvalid));
+        assert_eq!(bad(ecdh(CKD_NULL, b"", &p256_pub.point[..33]), 32), Some(Error::MechanismParamInvalid));
+        assert_eq!(bad(MechanismParams::None, 32), Some(Error::MechanismParamInvalid));
+        assert_eq!(
+            bad(ecdh(CKD_SHA256_KDF, b"", &p256_pub.point), MAX_KDF_OUTPUT + 1),
+            Some(Error::KeySizeRange)
+        );
+    }
+
+    #[test]
+    fn signing_key_matches_its_public_point() {
+        let (public, private) = generate_key_pair(Curve::P384.params_der()).unwrap();
+        let der = encoding::ec_private_key_der(Curve::P384, &private.value).unwrap();
+        let key = EcdsaKeyPair::from_private_key_der(signing_algorithm(Curve::P384), &der).unwrap();
+        let op = EcdsaSign { curve: Curve::P384, key, input: Input::new(None) };
+        assert_eq!(op.public_point(), public.point);
+    }
+}
