@@ -4,7 +4,8 @@
 #
 #   pkcs11-tests/run.sh [MODULE]
 #
-# MODULE defaults to $ECM_HSM_MODULE, then to target/debug/libecm_hsm.so in the repository.
+# MODULE defaults to $ECM_HSM_MODULE, then to target/debug/libecm_hsm.so in the repository,
+# built first with `cargo build --lib`.
 # Each step prints `ok - <step>` or `not ok - <step>` (followed by the commands it ran and
 # their output); a step the tools cannot perform prints `ok - <step> # SKIP <reason>`.
 # The last line is `N passed, M failed`; the exit status is non-zero if any step failed.
@@ -13,7 +14,13 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
-MODULE=${1:-${ECM_HSM_MODULE:-$ROOT/target/debug/libecm_hsm.so}}
+MODULE=${1:-${ECM_HSM_MODULE:-}}
+if [[ -z $MODULE ]]; then
+    # The default module is built here, so it is never a stale copy (`cargo test` builds the
+    # library but does not refresh target/debug/libecm_hsm.so).
+    cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --lib
+    MODULE=$ROOT/target/debug/libecm_hsm.so
+fi
 # Absolute path: p11-kit and dlopen() would otherwise search the library path.
 case $MODULE in
 /*) ;;

@@ -578,15 +578,6 @@ isolated_test!(
             assert_eq!(p.C_DecryptDigestUpdate(h, n, 0, n, np), ns);
             assert_eq!(p.C_SignEncryptUpdate(h, n, 0, n, np), ns);
             assert_eq!(p.C_DecryptVerifyUpdate(h, n, 0, n, np), ns);
-            let (mut pubk, mut privk) = (0, 0);
-            assert_eq!(
-                p.C_GenerateKeyPair(h, &mut m, null_mut(), 0, null_mut(), 0, &mut pubk, &mut privk),
-                ns
-            );
-            assert_eq!((pubk, privk), (0, 0));
-            let mut derived = 0;
-            assert_eq!(p.C_DeriveKey(h, &mut m, key, null_mut(), 0, &mut derived), ns);
-            assert_eq!(derived, 0);
             let mut event_slot = 0;
             assert_eq!(p.C_WaitForSlotEvent(CKF_DONT_BLOCK, &mut event_slot, null_mut()), ns);
             let v = null_mut::<c_void>();

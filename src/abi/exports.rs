@@ -727,6 +727,61 @@ pkcs11_fn! {
 }
 
 pkcs11_fn! {
+    fn C_GenerateKeyPair(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        pPublicKeyTemplate: *mut CK_ATTRIBUTE,
+        ulPublicKeyAttributeCount: CK_ULONG,
+        pPrivateKeyTemplate: *mut CK_ATTRIBUTE,
+        ulPrivateKeyAttributeCount: CK_ULONG,
+        phPublicKey: *mut CK_OBJECT_HANDLE,
+        phPrivateKey: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phPublicKey.is_null() || phPrivateKey.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: caller's mechanism and templates.
+        let (mechanism, public, private) = unsafe {
+            (
+                mechanism_in(pMechanism)?,
+                template_in(pPublicKeyTemplate, ulPublicKeyAttributeCount)?,
+                template_in(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?,
+            )
+        };
+        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
+        let (public, private) = module.generate_key_pair(hSession, &mechanism, &public, &private)?;
+        // SAFETY: checked non-NULL; out-pointers from the caller.
+        unsafe {
+            write(phPublicKey, public)?;
+            write(phPrivateKey, private)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DeriveKey(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        hBaseKey: CK_OBJECT_HANDLE,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulAttributeCount: CK_ULONG,
+        phKey: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phKey.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: caller's mechanism and template.
+        let (mechanism, template) = unsafe { (mechanism_in(pMechanism)?, template_in(pTemplate, ulAttributeCount)?) };
+        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
+        let handle = module.derive_key(hSession, &mechanism, hBaseKey, &template)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(phKey, handle) }
+    }
+}
+
+pkcs11_fn! {
     fn C_WrapKey(
         hSession: CK_SESSION_HANDLE,
         pMechanism: *mut CK_MECHANISM,
@@ -915,11 +970,6 @@ not_supported! {
     C_DecryptDigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_SignEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_DecryptVerifyUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
-    C_GenerateKeyPair(
-        CK_SESSION_HANDLE, *mut CK_MECHANISM, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG,
-        *mut CK_OBJECT_HANDLE, *mut CK_OBJECT_HANDLE,
-    );
-    C_DeriveKey(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_ATTRIBUTE, CK_ULONG, *mut CK_OBJECT_HANDLE);
     C_WaitForSlotEvent(CK_FLAGS, *mut CK_SLOT_ID, *mut c_void);
     C_EncryptMessageBegin(CK_SESSION_HANDLE, *mut c_void, CK_ULONG, *mut CK_BYTE, CK_ULONG);
     C_EncryptMessageNext(

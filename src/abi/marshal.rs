@@ -204,6 +204,8 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
     // stated lengths by contract; `parameter` checks the structure's size.
     let params = unsafe {
         match m.mechanism {
+            // Message-based GCM takes no parameter at init; per-message ones come later.
+            CKM_AES_GCM if no_parameter => MechanismParams::None,
             CKM_AES_GCM => {
                 let p: CK_GCM_PARAMS = parameter(m)?;
                 MechanismParams::Gcm(GcmParams {

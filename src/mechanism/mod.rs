@@ -206,6 +206,7 @@ mod family {
         CKM_AES_CMAC,
         CKM_AES_CMAC_GENERAL,
     ];
+    pub const RSA_CIPHERS: &[CK_MECHANISM_TYPE] = &[CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP, CKM_RSA_X_509];
 }
 
 /// Starts an encryption with `mechanism` under `key`.
@@ -222,6 +223,13 @@ pub fn decrypt_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn 
 
 fn cipher_init(mechanism: &Mechanism, key: &KeyMaterial, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
     let kind = mechanism.kind;
+    if family::RSA_CIPHERS.contains(&kind) {
+        return match (key, encrypt) {
+            (KeyMaterial::RsaPublic(k), true) => rsa::encrypt_init(kind, &mechanism.params, k),
+            (KeyMaterial::RsaPrivate(k), false) => rsa::decrypt_init(kind, &mechanism.params, k),
+            _ => Err(crate::Error::KeyTypeInconsistent),
+        };
+    }
     let KeyMaterial::Secret(secret) = key else {
         return Err(crate::Error::KeyTypeInconsistent);
     };
@@ -248,6 +256,8 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
         KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
             mac::sign_init(kind, &mechanism.params, secret)
         }
+        KeyMaterial::RsaPrivate(k) if !family::MACS.contains(&kind) => rsa::sign_init(kind, &mechanism.params, k),
+        KeyMaterial::EcPrivate(k) if !family::MACS.contains(&kind) => ec::sign_init(kind, &mechanism.params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -260,7 +270,51 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
         KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
             mac::verify_init(kind, &mechanism.params, secret)
         }
+        KeyMaterial::RsaPublic(k) if !family::MACS.contains(&kind) => rsa::verify_init(kind, &mechanism.params, k),
+        KeyMaterial::EcPublic(k) if !family::MACS.contains(&kind) => ec::verify_init(kind, &mechanism.params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// A generated key pair, public half first.
+pub enum KeyPair {
+    Rsa(RsaPublicKey, RsaPrivateKey),
+    Ec(EcPublicKey, EcPrivateKey),
+}
+
+/// `C_GenerateKeyPair`: RSA from the modulus size and optional public exponent, EC from the
+/// curve's parameters.
+pub fn generate_key_pair(
+    mechanism: &Mechanism,
+    modulus_bits: Option<u64>,
+    public_exponent: Option<&[u8]>,
+    ec_params: Option<&[u8]>,
+) -> Result<KeyPair> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_GENERATE_KEY_PAIR)?;
+    if mechanism.params != MechanismParams::None {
+        return Err(crate::Error::MechanismParamInvalid);
+    }
+    match mechanism.kind {
+        cryptoki_sys::CKM_RSA_PKCS_KEY_PAIR_GEN => {
+            let bits = modulus_bits.ok_or(crate::Error::TemplateIncomplete)?;
+            let (public, private) = rsa::generate_key_pair(bits, public_exponent)?;
+            Ok(KeyPair::Rsa(public, private))
+        }
+        cryptoki_sys::CKM_EC_KEY_PAIR_GEN => {
+            let (public, private) = ec::generate_key_pair(ec_params.ok_or(crate::Error::TemplateIncomplete)?)?;
+            Ok(KeyPair::Ec(public, private))
+        }
+        _ => Err(crate::Error::MechanismInvalid),
+    }
+}
+
+/// `C_DeriveKey` with `CKM_ECDH1_DERIVE`: `len` bytes of shared secret (after the KDF).
+pub fn derive(mechanism: &Mechanism, base: &KeyMaterial, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_DERIVE)?;
+    match (mechanism.kind, base) {
+        (cryptoki_sys::CKM_ECDH1_DERIVE, KeyMaterial::EcPrivate(k)) => ec::derive(&mechanism.params, k, len),
+        (cryptoki_sys::CKM_ECDH1_DERIVE, _) => Err(crate::Error::KeyTypeInconsistent),
+        _ => Err(crate::Error::MechanismInvalid),
     }
 }
 

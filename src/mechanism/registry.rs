@@ -17,8 +17,11 @@ const fn info(min_key_size: CK_ULONG, max_key_size: CK_ULONG, flags: CK_FLAGS) -
     MechanismInfo { min_key_size, max_key_size, flags }
 }
 
-/// Key sizes: bytes for AES and HMAC keys, bits for generic secret generation (as the
-/// specification defines them); digests take no key.
+/// What the EC mechanisms support: prime curves named by OID, uncompressed points.
+const EC_CURVES: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+
+/// Key sizes: bytes for AES and HMAC keys, bits for generic secret generation, RSA and EC
+/// (as the specification defines them); digests take no key.
 const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_AES_KEY_GEN, info(16, 32, CKF_GENERATE)),
     (CKM_GENERIC_SECRET_KEY_GEN, info(8, 4096, CKF_GENERATE)),
@@ -43,6 +46,29 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA256_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA384_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_RSA_PKCS_KEY_PAIR_GEN, info(2048, 4096, CKF_GENERATE_KEY_PAIR)),
+    (CKM_RSA_PKCS, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_RSA_PKCS_OAEP, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_RSA_X_509, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY)),
+    (CKM_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA1_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA224_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA256_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA384_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA512_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA1_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA224_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA256_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA384_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA512_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_EC_KEY_PAIR_GEN, info(256, 521, CKF_GENERATE_KEY_PAIR | EC_CURVES)),
+    (CKM_ECDSA, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
+    (CKM_ECDSA_SHA1, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
+    (CKM_ECDSA_SHA224, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
+    (CKM_ECDSA_SHA256, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
+    (CKM_ECDSA_SHA384, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
+    (CKM_ECDSA_SHA512, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
+    (CKM_ECDH1_DERIVE, info(256, 521, CKF_DERIVE | EC_CURVES)),
     (CKM_SHA_1, info(0, 0, CKF_DIGEST)),
     (CKM_SHA224, info(0, 0, CKF_DIGEST)),
     (CKM_SHA256, info(0, 0, CKF_DIGEST)),

@@ -133,6 +133,116 @@ impl Module {
         token.store_new_object(h, s.read_write, key)
     }
 
+    /// `C_GenerateKeyPair`: both templates are checked before anything is generated, and
+    /// both keys are stored together or not at all.
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        public_template: &[Attribute],
+        private_template: &[Attribute],
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        use crate::mechanism::{KeyMaterial, KeyPair, encoding};
+        use crate::object::attribute::{decode_ulong, encode_ulong};
+        let (s, token) = self.session_and_token(h)?;
+        let key_type = match mechanism.kind {
+            CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
+            CKM_EC_KEY_PAIR_GEN => CKK_EC,
+            other => {
+                mechanism::registry::require(other, CKF_GENERATE_KEY_PAIR)?;
+                return Err(Error::MechanismInvalid);
+            }
+        };
+        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+        let origin = Origin::Generate { mechanism: mechanism.kind };
+        let mut public = template::new_object(public_template, Some((CKO_PUBLIC_KEY, key_type)), origin, actor)?;
+        let mut private = template::new_object(private_template, Some((CKO_PRIVATE_KEY, key_type)), origin, actor)?;
+        // Check where the keys would go before spending time on generation.
+        let view = crate::policy::SessionView { login: token.login_state(), read_write: s.read_write };
+        view.may_write(public.is_token(), public.is_private())?;
+        view.may_write(private.is_token(), private.is_private())?;
+
+        // CK_ULONG is u64 on LP64 targets and u32 elsewhere; widening is lossless either way.
+        #[allow(clippy::unnecessary_cast)]
+        let modulus_bits = public.get(CKA_MODULUS_BITS).and_then(decode_ulong).map(|b| b as u64);
+        let pair = mechanism::generate_key_pair(
+            mechanism,
+            modulus_bits,
+            public.get(CKA_PUBLIC_EXPONENT),
+            public.get(CKA_EC_PARAMS),
+        )?;
+        let (public_material, private_material) = match pair {
+            KeyPair::Rsa(pk, sk) => {
+                for o in [&mut public, &mut private] {
+                    o.set(CKA_MODULUS, pk.modulus.clone());
+                    o.set(CKA_PUBLIC_EXPONENT, pk.public_exponent.clone());
+                }
+                private.set(CKA_PRIVATE_EXPONENT, sk.private_exponent.to_vec());
+                if let Some(crt) = &sk.crt {
+                    private.set(CKA_PRIME_1, crt.prime_1.to_vec());
+                    private.set(CKA_PRIME_2, crt.prime_2.to_vec());
+                    private.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
+                    private.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
+                    private.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
+                }
+                let bits = public.get(CKA_MODULUS_BITS).and_then(decode_ulong).unwrap_or(0);
+                public.set(CKA_MODULUS_BITS, encode_ulong(bits));
+                (KeyMaterial::RsaPublic(pk), KeyMaterial::RsaPrivate(sk))
+            }
+            KeyPair::Ec(pk, sk) => {
+                public.set(CKA_EC_POINT, encoding::ec_point_to_attribute(&pk.point));
+                private.set(CKA_EC_PARAMS, pk.params.clone());
+                private.set(CKA_VALUE, sk.value.to_vec());
+                (KeyMaterial::EcPublic(pk), KeyMaterial::EcPrivate(sk))
+            }
+        };
+        let info = encoding::public_key_info(&public_material)?;
+        public.set(CKA_PUBLIC_KEY_INFO, info.clone());
+        private.set(CKA_PUBLIC_KEY_INFO, info);
+        drop((public_material, private_material));
+        let handles = token.store_new_objects(h, s.read_write, vec![public, private])?;
+        Ok((handles[0], handles[1]))
+    }
+
+    /// `C_DeriveKey` (ECDH): a new secret key from the base key and the other party's public
+    /// point. Its length is `CKA_VALUE_LEN`, or the key type's natural size.
+    pub fn derive_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        base: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        use crate::object::attribute::{decode_bool, encode_ulong};
+        let (s, token) = self.session_and_token(h)?;
+        let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
+        let history = token.get_attributes(s.read_write, base, &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE])?;
+        let flag = |r: &AttributeRead| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(true));
+        let origin = Origin::Derive { base_always_sensitive: flag(&history[0]), base_never_extractable: flag(&history[1]) };
+        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+        // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
+        let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
+        let mut key = template::new_object(&template, None, origin, actor)?;
+        if key.profile() != crate::object::Profile::SecretKey {
+            return Err(Error::TemplateInconsistent);
+        }
+        let len = match (key.ulong(CKA_VALUE_LEN), key.key_type()) {
+            (Some(len), _) => usize::try_from(len).map_err(|_| Error::KeySizeRange)?,
+            (None, Some(CKK_AES)) => 32,
+            (None, _) => match &material {
+                mechanism::KeyMaterial::EcPrivate(k) => mechanism::ec::shared_secret_len(&k.params)?,
+                _ => return Err(Error::TemplateIncomplete),
+            },
+        };
+        if key.key_type() == Some(CKK_AES) && !matches!(len, 16 | 24 | 32) {
+            return Err(Error::TemplateInconsistent);
+        }
+        let value = mechanism::derive(mechanism, &material, len)?;
+        key.set(CKA_VALUE_LEN, encode_ulong(value.len() as CK_ULONG));
+        key.set(CKA_VALUE, value.to_vec());
+        token.store_new_object(h, s.read_write, key)
+    }
+
     /// `C_WrapKey`: the key's bytes encrypted under the wrapping key, through the
     /// output-buffer protocol (a size query wraps too, to learn the length, and releases
     /// nothing).
@@ -169,36 +279,29 @@ impl Module {
             .key_material_for(s.read_write, unwrapping, CKA_UNWRAP, mechanism.kind)
             .map_err(|e| if e == Error::KeyHandleInvalid { Error::UnwrappingKeyHandleInvalid } else { e })?;
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
-        // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps: the
-        // caller's template may repeat its entries but not contradict them.
-        let mut template = template.to_vec();
-        if let [AttributeRead::Value(encoded)] =
-            &token.get_attributes(s.read_write, unwrapping, &[CKA_UNWRAP_TEMPLATE])?[..]
-        {
-            let imposed = decode_attribute_array(encoded).ok_or(Error::Internal("bad stored unwrap template"))?;
-            for a in imposed {
-                if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
-                    return Err(Error::TemplateInconsistent);
-                }
-                template.push(a);
-            }
-        }
+        // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps.
+        let template = with_imposed_template(&token, s.read_write, unwrapping, CKA_UNWRAP_TEMPLATE, template)?;
         // Check the template before opening anything.
         let mut key = template::new_object(&template, None, Origin::Unwrap, actor)?;
         let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;
-        if key.profile() != crate::object::Profile::SecretKey {
-            return Err(Error::TemplateInconsistent);
+        match key.profile() {
+            crate::object::Profile::SecretKey => {
+                let fits = match key.key_type() {
+                    Some(CKK_AES) => matches!(value.len(), 16 | 24 | 32),
+                    _ => !value.is_empty(),
+                };
+                let len_matches = key.ulong(CKA_VALUE_LEN).is_none_or(|l| l == value.len() as CK_ULONG);
+                if !fits || !len_matches {
+                    return Err(Error::TemplateInconsistent);
+                }
+                key.set(CKA_VALUE_LEN, crate::object::attribute::encode_ulong(value.len() as CK_ULONG));
+                key.set(CKA_VALUE, value.to_vec());
+            }
+            crate::object::Profile::RsaPrivateKey | crate::object::Profile::EcPrivateKey => {
+                set_private_key_components(&mut key, mechanism::encoding::private_key_from_pkcs8(&value)?)?;
+            }
+            _ => return Err(Error::TemplateInconsistent),
         }
-        let fits = match key.key_type() {
-            Some(CKK_AES) => matches!(value.len(), 16 | 24 | 32),
-            _ => !value.is_empty(),
-        };
-        let len_matches = key.ulong(CKA_VALUE_LEN).is_none_or(|l| l == value.len() as CK_ULONG);
-        if !fits || !len_matches {
-            return Err(Error::TemplateInconsistent);
-        }
-        key.set(CKA_VALUE_LEN, crate::object::attribute::encode_ulong(value.len() as CK_ULONG));
-        key.set(CKA_VALUE, value.to_vec());
         token.store_new_object(h, s.read_write, key)
     }
 
@@ -544,4 +647,56 @@ impl Module {
         self.session(h)?;
         Err(Error::RandomSeedNotSupported)
     }
+}
+
+/// `template` with the entries of the key's attribute-array attribute `imposed` (an unwrap
+/// or derive template) added; a template that contradicts them is inconsistent.
+fn with_imposed_template(
+    token: &super::token::Token,
+    read_write: bool,
+    key: CK_OBJECT_HANDLE,
+    imposed: CK_ATTRIBUTE_TYPE,
+    template: &[Attribute],
+) -> Result<Vec<Attribute>> {
+    let mut template = template.to_vec();
+    if let [AttributeRead::Value(encoded)] = &token.get_attributes(read_write, key, &[imposed])?[..] {
+        let entries = decode_attribute_array(encoded).ok_or(Error::Internal("bad stored attribute array"))?;
+        for a in entries {
+            if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
+                return Err(Error::TemplateInconsistent);
+            }
+            template.push(a);
+        }
+    }
+    Ok(template)
+}
+
+/// Puts an unwrapped private key's components on the object built from the template, which
+/// must have named the same key type.
+fn set_private_key_components(key: &mut crate::object::Object, material: mechanism::KeyMaterial) -> Result<()> {
+    use crate::mechanism::{KeyMaterial, encoding};
+    let info = encoding::public_key_info(&material).ok();
+    match (key.key_type(), material) {
+        (Some(CKK_RSA), KeyMaterial::RsaPrivate(k)) => {
+            key.set(CKA_MODULUS, k.public.modulus.clone());
+            key.set(CKA_PUBLIC_EXPONENT, k.public.public_exponent.clone());
+            key.set(CKA_PRIVATE_EXPONENT, k.private_exponent.to_vec());
+            if let Some(crt) = &k.crt {
+                key.set(CKA_PRIME_1, crt.prime_1.to_vec());
+                key.set(CKA_PRIME_2, crt.prime_2.to_vec());
+                key.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
+                key.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
+                key.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
+            }
+        }
+        (Some(CKK_EC), KeyMaterial::EcPrivate(k)) => {
+            key.set(CKA_EC_PARAMS, k.params.clone());
+            key.set(CKA_VALUE, k.value.to_vec());
+        }
+        _ => return Err(Error::TemplateInconsistent),
+    }
+    if let Some(info) = info {
+        key.set(CKA_PUBLIC_KEY_INFO, info);
+    }
+    Ok(())
 }

@@ -402,9 +402,13 @@ impl Token {
                 return Err(Error::KeyNotWrappable);
             }
         }
+        // Secret keys leave as their value, private keys as PKCS#8.
         let bytes = match target.key_material()? {
             KeyMaterial::Secret(secret) => secret.value,
-            _ => return Err(Error::KeyNotWrappable),
+            private @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_)) => {
+                crate::mechanism::encoding::private_key_to_pkcs8(&private)?
+            }
+            KeyMaterial::RsaPublic(_) | KeyMaterial::EcPublic(_) => return Err(Error::KeyNotWrappable),
         };
         Ok((wrapping_material, bytes))
     }

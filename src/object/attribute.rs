@@ -87,9 +87,11 @@ pub fn decode_attribute_array(mut bytes: &[u8]) -> Option<Vec<Attribute>> {
     Some(out)
 }
 
-/// Whether `kind` is an attribute whose value is an array of attributes.
+/// Whether `kind` is an attribute whose value is an array of attributes. (Not every
+/// `CKF_ARRAY_ATTRIBUTE` type is: `CKA_ALLOWED_MECHANISMS` is an array of mechanisms.)
 pub fn is_attribute_array(kind: CK_ATTRIBUTE_TYPE) -> bool {
-    kind & cryptoki_sys::CKF_ARRAY_ATTRIBUTE != 0
+    use cryptoki_sys::{CKA_DERIVE_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_WRAP_TEMPLATE};
+    matches!(kind, CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE)
 }
 
 #[cfg(test)]
@@ -108,6 +110,7 @@ mod tests {
         huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode_attribute_array(&huge).is_none());
         assert!(is_attribute_array(cryptoki_sys::CKA_WRAP_TEMPLATE) && !is_attribute_array(cryptoki_sys::CKA_LABEL));
+        assert!(!is_attribute_array(cryptoki_sys::CKA_ALLOWED_MECHANISMS), "an array of mechanisms");
     }
 
     #[test]

@@ -8,7 +8,9 @@ use zeroize::Zeroizing;
 use super::Attribute;
 use super::attribute::{AttributeRead, decode_bool, decode_ulong};
 use super::rules::{Profile, SECRET_AT_REST, SENSITIVE};
-use crate::mechanism::{KeyMaterial, SecretKey};
+use crate::mechanism::{
+    EcPrivateKey, EcPublicKey, KeyMaterial, RsaCrt, RsaPrivateKey, RsaPublicKey, SecretKey, encoding,
+};
 use crate::{Error, Result};
 
 #[derive(Clone)]
@@ -152,9 +154,48 @@ impl Object {
     /// The key material of any key, for a cryptographic operation. Values sealed while
     /// nobody is logged in are not usable.
     pub fn key_material(&self) -> Result<KeyMaterial> {
-        match self.profile {
-            Profile::SecretKey => self.secret_key().map(KeyMaterial::Secret),
-            _ => Err(Error::KeyTypeInconsistent),
-        }
+        let public = |o: &Object, a| o.get(a).map(<[u8]>::to_vec).ok_or(Error::Internal("key lacks a component"));
+        let secret = |o: &Object, a| -> Result<Zeroizing<Vec<u8>>> {
+            if o.sealed.contains(&a) {
+                return Err(Error::UserNotLoggedIn);
+            }
+            o.values.get(&a).cloned().ok_or(Error::Internal("key lacks a component"))
+        };
+        let rsa_public = |o: &Object| -> Result<RsaPublicKey> {
+            Ok(RsaPublicKey { modulus: public(o, CKA_MODULUS)?, public_exponent: public(o, CKA_PUBLIC_EXPONENT)? })
+        };
+        Ok(match self.profile {
+            Profile::SecretKey => KeyMaterial::Secret(self.secret_key()?),
+            Profile::RsaPublicKey => KeyMaterial::RsaPublic(rsa_public(self)?),
+            Profile::RsaPrivateKey => {
+                let crt_parts = [CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT];
+                let has_crt = crt_parts.iter().all(|a| self.sealed.contains(a) || self.get(*a).is_some_and(|v| !v.is_empty()));
+                let crt = if has_crt {
+                    Some(RsaCrt {
+                        prime_1: secret(self, CKA_PRIME_1)?,
+                        prime_2: secret(self, CKA_PRIME_2)?,
+                        exponent_1: secret(self, CKA_EXPONENT_1)?,
+                        exponent_2: secret(self, CKA_EXPONENT_2)?,
+                        coefficient: secret(self, CKA_COEFFICIENT)?,
+                    })
+                } else {
+                    None
+                };
+                KeyMaterial::RsaPrivate(RsaPrivateKey {
+                    public: rsa_public(self)?,
+                    private_exponent: secret(self, CKA_PRIVATE_EXPONENT)?,
+                    crt,
+                })
+            }
+            Profile::EcPublicKey => KeyMaterial::EcPublic(EcPublicKey {
+                params: public(self, CKA_EC_PARAMS)?,
+                point: encoding::ec_point_from_attribute(&public(self, CKA_EC_POINT)?)
+                    .map_err(|_| Error::KeyTypeInconsistent)?,
+            }),
+            Profile::EcPrivateKey => {
+                KeyMaterial::EcPrivate(EcPrivateKey { params: public(self, CKA_EC_PARAMS)?, value: secret(self, CKA_VALUE)? })
+            }
+            Profile::Data | Profile::X509Certificate => return Err(Error::KeyHandleInvalid),
+        })
     }
 }

@@ -204,15 +204,41 @@ fn check_consistency(object: &mut Object, origin: Origin) -> Result<()> {
                 let bits = (modulus.len() - first) * 8 - modulus[first].leading_zeros() as usize;
                 object.set(CKA_MODULUS_BITS, encode_ulong(bits as CK_ULONG));
             }
+            check_key_material(object)?;
         }
         Profile::EcPublicKey | Profile::EcPrivateKey if origin == Origin::Create => {
-            let point_or_value =
-                if object.profile() == Profile::EcPublicKey { CKA_EC_POINT } else { CKA_VALUE };
+            let point_or_value = if object.profile() == Profile::EcPublicKey { CKA_EC_POINT } else { CKA_VALUE };
             if !nonempty(object, CKA_EC_PARAMS) || !nonempty(object, point_or_value) {
                 return Err(Error::AttributeValueInvalid);
             }
+            check_key_material(object)?;
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Checks an imported asymmetric key with the mechanism layer (a point on its curve,
+/// consistent RSA components) and records its `CKA_PUBLIC_KEY_INFO`. A key of a size the
+/// mechanisms do not use is kept: using it fails then, with `CKR_KEY_SIZE_RANGE`.
+fn check_key_material(object: &mut Object) -> Result<()> {
+    use crate::mechanism::{KeyMaterial, ec, encoding, rsa};
+    let material = object.key_material().map_err(|_| Error::AttributeValueInvalid)?;
+    let checked = match &material {
+        KeyMaterial::RsaPublic(k) => rsa::check_public_key(k),
+        KeyMaterial::RsaPrivate(k) => rsa::check_private_key(k),
+        KeyMaterial::EcPublic(k) => ec::check_public_key(k),
+        KeyMaterial::EcPrivate(k) => ec::check_private_key(k),
+        KeyMaterial::Secret(_) => Ok(()),
+    };
+    match checked {
+        Ok(()) | Err(Error::KeySizeRange) => {}
+        Err(_) => return Err(Error::AttributeValueInvalid),
+    }
+    if object.get(CKA_PUBLIC_KEY_INFO).is_none_or(<[u8]>::is_empty)
+        && let Ok(info) = encoding::public_key_info(&material)
+    {
+        object.set(CKA_PUBLIC_KEY_INFO, info);
     }
     Ok(())
 }

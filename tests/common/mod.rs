@@ -28,14 +28,22 @@ pub const MAX_PIN_FAILURES: u32 = 5;
 
 const CHILD_ENV: &str = "ECM_HSM_TEST_CHILD";
 
-/// The module under test: `TEST_PKCS11_MODULE`, or the `.so` cargo built beside the tests.
+/// The module under test: `TEST_PKCS11_MODULE`, or the `.so` cargo built for this test run.
+///
+/// `cargo test` builds the cdylib into `target/<profile>/deps/` beside the test binaries but
+/// does not copy it up to `target/<profile>/` (only `cargo build` does), so the copy beside
+/// the test executable is the fresh one.
 pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("TEST_PKCS11_MODULE") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/libecm_hsm.so
-    exe.parent().and_then(Path::parent).expect("target dir").join("libecm_hsm.so")
+    let deps = exe.parent().expect("deps dir");
+    let beside = deps.join("libecm_hsm.so");
+    if beside.exists() {
+        return beside;
+    }
+    deps.parent().expect("target dir").join("libecm_hsm.so")
 }
 
 /// The token directory of this (child) test process.

@@ -208,7 +208,12 @@ pub fn find_all(p: &Pkcs11, h: CK_SESSION_HANDLE) -> Vec<CK_OBJECT_HANDLE> {
     find(p, h, &mut [])
 }
 
-pub fn read_ulong(p: &Pkcs11, h: CK_SESSION_HANDLE, o: CK_OBJECT_HANDLE, kind: CK_ATTRIBUTE_TYPE) -> CK_ULONG {
+pub fn read_ulong(
+    p: &Pkcs11,
+    h: CK_SESSION_HANDLE,
+    o: CK_OBJECT_HANDLE,
+    kind: CK_ATTRIBUTE_TYPE,
+) -> CK_ULONG {
     let mut v: CK_ULONG = 0;
     let mut t = [CK_ATTRIBUTE {
         type_: kind,
