@@ -65,9 +65,11 @@ pub enum Error {
     UserPinNotInitialized,
     UserTypeInvalid,
     UnwrappingKeyHandleInvalid,
+    UnwrappingKeyTypeInconsistent,
     WrappedKeyInvalid,
     WrappedKeyLenRange,
     WrappingKeyHandleInvalid,
+    WrappingKeyTypeInconsistent,
     ActionProhibited,
     /// Another process held the store for longer than the configured busy timeout.
     StoreBusy,
@@ -132,9 +134,11 @@ impl Error {
             Error::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
             Error::UserTypeInvalid => CKR_USER_TYPE_INVALID,
             Error::UnwrappingKeyHandleInvalid => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+            Error::UnwrappingKeyTypeInconsistent => CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
             Error::WrappedKeyInvalid => CKR_WRAPPED_KEY_INVALID,
             Error::WrappedKeyLenRange => CKR_WRAPPED_KEY_LEN_RANGE,
             Error::WrappingKeyHandleInvalid => CKR_WRAPPING_KEY_HANDLE_INVALID,
+            Error::WrappingKeyTypeInconsistent => CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
             Error::ActionProhibited => CKR_ACTION_PROHIBITED,
             // A busy store is reported as a failed function the caller may retry, never as a
             // memory or general error.

@@ -324,7 +324,7 @@ pub fn wrap(mechanism: &Mechanism, wrapping_key: &KeyMaterial, key_bytes: &[u8])
     let kind = mechanism.kind;
     match wrapping_key {
         KeyMaterial::Secret(secret) if family::AES_WRAPS.contains(&kind) => {
-            aes_wrap::wrap(kind, &mechanism.params, secret, key_bytes)
+            aes_wrap::wrap(kind, &mechanism.params, secret, key_bytes).map_err(wrap_error)
         }
         // The other wrapping mechanisms are ciphers applied to the key bytes in one part.
         _ => {
@@ -340,23 +340,31 @@ pub fn unwrap(mechanism: &Mechanism, unwrapping_key: &KeyMaterial, wrapped: &[u8
     let kind = mechanism.kind;
     match unwrapping_key {
         KeyMaterial::Secret(secret) if family::AES_WRAPS.contains(&kind) => {
-            aes_wrap::unwrap(kind, &mechanism.params, secret, wrapped)
+            aes_wrap::unwrap(kind, &mechanism.params, secret, wrapped).map_err(unwrap_error)
         }
         _ => {
-            let mut op = decrypt_init(mechanism, unwrapping_key)?;
-            op.single(wrapped).map_err(|e| match e {
-                crate::Error::EncryptedDataLenRange => crate::Error::WrappedKeyLenRange,
-                crate::Error::EncryptedDataInvalid => crate::Error::WrappedKeyInvalid,
-                other => other,
-            })
+            let mut op = decrypt_init(mechanism, unwrapping_key).map_err(unwrap_error)?;
+            op.single(wrapped).map_err(unwrap_error)
         }
     }
 }
 
-/// A cipher's refusal of the key bytes, as `C_WrapKey` names it.
+/// A cipher's refusal, as `C_WrapKey` names it: the key to wrap has the wrong size for the
+/// mechanism, or the wrapping key the wrong type.
 fn wrap_error(e: crate::Error) -> crate::Error {
     match e {
         crate::Error::DataLenRange => crate::Error::KeySizeRange,
+        crate::Error::KeyTypeInconsistent => crate::Error::WrappingKeyTypeInconsistent,
+        other => other,
+    }
+}
+
+/// A cipher's refusal, as `C_UnwrapKey` names it.
+fn unwrap_error(e: crate::Error) -> crate::Error {
+    match e {
+        crate::Error::EncryptedDataLenRange => crate::Error::WrappedKeyLenRange,
+        crate::Error::EncryptedDataInvalid => crate::Error::WrappedKeyInvalid,
+        crate::Error::KeyTypeInconsistent => crate::Error::UnwrappingKeyTypeInconsistent,
         other => other,
     }
 }
