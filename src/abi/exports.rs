@@ -637,6 +637,52 @@ pkcs11_fn! {
 }
 
 pkcs11_fn! {
+    fn C_SignRecoverInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.recover_init(hSession, OperationKind::SignRecover, mechanism.as_ref(), hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignRecover(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pSignature: *mut CK_BYTE,
+        pulSignatureLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pData, ulDataLen)), Some((pSignature, pulSignatureLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::SignRecover, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyRecoverInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.recover_init(hSession, OperationKind::VerifyRecover, mechanism.as_ref(), hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyRecover(
+        hSession: CK_SESSION_HANDLE,
+        pSignature: *mut CK_BYTE,
+        ulSignatureLen: CK_ULONG,
+        pData: *mut CK_BYTE,
+        pulDataLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pSignature, ulSignatureLen)), Some((pData, pulDataLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::VerifyRecover, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
     fn C_VerifyInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
         let module = module::instance()?;
         // SAFETY: caller's mechanism pointer.
@@ -962,10 +1008,6 @@ pkcs11_fn! {
 not_supported! {
     C_GetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, *mut CK_ULONG);
     C_SetOperationState(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE);
-    C_SignRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
-    C_SignRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
-    C_VerifyRecoverInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE);
-    C_VerifyRecover(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_DigestEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_DecryptDigestUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);
     C_SignEncryptUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE, *mut CK_ULONG);

@@ -276,6 +276,24 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
     }
 }
 
+/// Starts a signature with recovery (`C_SignRecoverInit`): single-part, output the signature.
+pub fn sign_recover_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn CipherOperation>> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_SIGN_RECOVER)?;
+    match key {
+        KeyMaterial::RsaPrivate(k) => rsa::sign_recover_init(mechanism.kind, &mechanism.params, k),
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// Starts a verification with recovery (`C_VerifyRecoverInit`): output the recovered data.
+pub fn verify_recover_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn CipherOperation>> {
+    registry::require(mechanism.kind, cryptoki_sys::CKF_VERIFY_RECOVER)?;
+    match key {
+        KeyMaterial::RsaPublic(k) => rsa::verify_recover_init(mechanism.kind, &mechanism.params, k),
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
 /// A generated key pair, public half first.
 pub enum KeyPair {
     Rsa(RsaPublicKey, RsaPrivateKey),

@@ -17,6 +17,10 @@ const fn info(min_key_size: CK_ULONG, max_key_size: CK_ULONG, flags: CK_FLAGS) -
     MechanismInfo { min_key_size, max_key_size, flags }
 }
 
+/// What raw RSA and PKCS#1 v1.5 do: encrypt, decrypt, sign and verify, with recovery too.
+const RSA_ALL: CK_FLAGS =
+    CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY | CKF_SIGN_RECOVER | CKF_VERIFY_RECOVER;
+
 /// What the EC mechanisms support: prime curves named by OID, uncompressed points.
 const EC_CURVES: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
@@ -47,9 +51,9 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA384_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_RSA_PKCS_KEY_PAIR_GEN, info(2048, 4096, CKF_GENERATE_KEY_PAIR)),
-    (CKM_RSA_PKCS, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_RSA_PKCS, info(2048, 8192, RSA_ALL | CKF_WRAP | CKF_UNWRAP)),
     (CKM_RSA_PKCS_OAEP, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
-    (CKM_RSA_X_509, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY)),
+    (CKM_RSA_X_509, info(2048, 8192, RSA_ALL)),
     (CKM_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA1_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA224_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),

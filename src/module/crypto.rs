@@ -28,6 +28,8 @@ pub enum OperationKind {
     Digest,
     Sign,
     Verify,
+    SignRecover,
+    VerifyRecover,
 }
 
 /// Which step of a multi-part operation.
@@ -405,6 +407,50 @@ impl Module {
         }
     }
 
+    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`.
+    pub fn recover_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        let (slot, usage) = match kind {
+            OperationKind::SignRecover => (&mut ops.sign_recover, CKA_SIGN_RECOVER),
+            OperationKind::VerifyRecover => (&mut ops.verify_recover, CKA_VERIFY_RECOVER),
+            _ => return Err(Error::Internal("not a recovery operation")),
+        };
+        let Some(mechanism) = mechanism else {
+            *slot = None;
+            return Ok(());
+        };
+        if slot.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let material = token.key_material_for(s.read_write, key, usage, mechanism.kind)?;
+        *slot = Some(match kind {
+            OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
+            _ => mechanism::verify_recover_init(mechanism, &material)?,
+        });
+        Ok(())
+    }
+
+    /// `C_SignRecover`/`C_VerifyRecover`: single-part only.
+    fn recover(&self, h: CK_SESSION_HANDLE, kind: OperationKind, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let slot = match kind {
+            OperationKind::SignRecover => &mut ops.sign_recover,
+            _ => &mut ops.verify_recover,
+        };
+        match step {
+            Step::Single(input) => output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input)),
+            Step::Update(_) | Step::Final => Err(Error::FunctionNotSupported),
+        }
+    }
+
     /// `C_VerifyInit`; `None` for the mechanism ends an active operation.
     pub fn verify_init(
         &self,
@@ -456,6 +502,7 @@ impl Module {
             OperationKind::Decrypt => self.cipher(h, CipherKind::Decrypt, step, buffer),
             OperationKind::Digest => self.digest(h, step, buffer),
             OperationKind::Sign => self.sign(h, step, buffer),
+            OperationKind::SignRecover | OperationKind::VerifyRecover => self.recover(h, kind, step, buffer),
             OperationKind::Verify => Err(Error::Internal("verification steps take a signature")),
         }
     }
@@ -471,6 +518,8 @@ impl Module {
                 OperationKind::Digest => ops.digest = None,
                 OperationKind::Sign => ops.sign = None,
                 OperationKind::Verify => ops.verify = None,
+                OperationKind::SignRecover => ops.sign_recover = None,
+                OperationKind::VerifyRecover => ops.verify_recover = None,
             }
         }
     }

@@ -167,6 +167,12 @@ impl Module {
         if flags & CKF_VERIFY != 0 {
             ops.verify = None;
         }
+        if flags & CKF_SIGN_RECOVER != 0 {
+            ops.sign_recover = None;
+        }
+        if flags & CKF_VERIFY_RECOVER != 0 {
+            ops.verify_recover = None;
+        }
         if flags & CKF_MESSAGE_ENCRYPT != 0 {
             ops.message_encrypt = None;
         }

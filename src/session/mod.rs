@@ -27,6 +27,8 @@ pub struct Operations {
     pub digest: Option<Box<dyn DigestOperation>>,
     pub sign: Option<Box<dyn SignOperation>>,
     pub verify: Option<Box<dyn VerifyOperation>>,
+    pub sign_recover: Option<Box<dyn CipherOperation>>,
+    pub verify_recover: Option<Box<dyn CipherOperation>>,
     /// PKCS#11 3.0 message-based encryption and decryption (`C_MessageEncryptInit`, ...).
     pub message_encrypt: Option<GcmMessageKey>,
     pub message_decrypt: Option<GcmMessageKey>,
