@@ -1501,7 +1501,7 @@ pub struct RsaRecover {
 }
 
 enum RecoverKey {
-    Sign(::rsa::PrivateKey),
+    Sign(Box<::rsa::PrivateKey>),
     Verify(::rsa::PublicKey),
 }
 
@@ -1521,7 +1521,7 @@ pub fn sign_recover_init(
     recover_mechanism(mechanism, params)?;
     let private = Private::new(key)?;
     let k = private.public.k;
-    Ok(Box::new(RsaRecover { mechanism, k, key: RecoverKey::Sign(private.raw()?) }))
+    Ok(Box::new(RsaRecover { mechanism, k, key: RecoverKey::Sign(Box::new(private.raw()?)) }))
 }
 
 pub fn verify_recover_init(
