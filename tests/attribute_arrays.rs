@@ -12,7 +12,8 @@ use std::ptr::null_mut;
 use common::raw::*;
 use cryptoki_sys::*;
 
-const KW: CK_MECHANISM = CK_MECHANISM { mechanism: CKM_AES_KEY_WRAP, pParameter: null_mut(), ulParameterLen: 0 };
+const KW: CK_MECHANISM =
+    CK_MECHANISM { mechanism: CKM_AES_KEY_WRAP, pParameter: null_mut(), ulParameterLen: 0 };
 
 /// A session AES key usable for wrapping, with the given wrap and unwrap templates.
 fn wrapping_key(
@@ -56,7 +57,12 @@ fn extractable_key(p: &Pkcs11, h: CK_SESSION_HANDLE, label: &[u8]) -> CK_OBJECT_
     create(p, h, &mut t)
 }
 
-fn wrap(p: &Pkcs11, h: CK_SESSION_HANDLE, wrapping: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE) -> (CK_RV, Vec<u8>) {
+fn wrap(
+    p: &Pkcs11,
+    h: CK_SESSION_HANDLE,
+    wrapping: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+) -> (CK_RV, Vec<u8>) {
     let mut m = KW;
     let mut buf = [0u8; 64];
     let mut len = ulen(buf.len());
@@ -119,7 +125,11 @@ isolated_test!(
         // With buffers, the values themselves.
         let (mut kt, mut ex): (CK_ULONG, CK_BBOOL) = (0, 0);
         let mut entries = [
-            CK_ATTRIBUTE { type_: 0, pValue: &mut kt as *mut _ as *mut c_void, ulValueLen: ulen(size_of::<CK_ULONG>()) },
+            CK_ATTRIBUTE {
+                type_: 0,
+                pValue: &mut kt as *mut _ as *mut c_void,
+                ulValueLen: ulen(size_of::<CK_ULONG>()),
+            },
             CK_ATTRIBUTE { type_: 0, pValue: &mut ex as *mut _ as *mut c_void, ulValueLen: 1 },
         ];
         let mut t = [CK_ATTRIBUTE {
@@ -156,7 +166,11 @@ isolated_test!(
             attr(CKA_CLASS, &class),
             attr(CKA_KEY_TYPE, &key_type),
             attr_bytes(CKA_VALUE, &value),
-            CK_ATTRIBUTE { type_: CKA_WRAP_TEMPLATE, pValue: nested.as_mut_ptr() as *mut c_void, ulValueLen: 5 },
+            CK_ATTRIBUTE {
+                type_: CKA_WRAP_TEMPLATE,
+                pValue: nested.as_mut_ptr() as *mut c_void,
+                ulValueLen: 5,
+            },
         ];
         let mut o = CK_INVALID_HANDLE;
         // SAFETY: the template and the nested array are live locals; the bad length is the
@@ -214,7 +228,8 @@ isolated_test!(
         let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
         let before = find_all(&p, h).len();
         // Contradicting the imposed template is refused, and nothing is made.
-        let mut contradicting = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &key_type), attr(CKA_EXTRACTABLE, &yes)];
+        let mut contradicting =
+            [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &key_type), attr(CKA_EXTRACTABLE, &yes)];
         let (rv, handle) = unwrap(&p, h, unwrapping, &blob, &mut contradicting);
         assert_eq!((rv, handle), (CKR_TEMPLATE_INCONSISTENT, CK_INVALID_HANDLE));
         assert_eq!(find_all(&p, h).len(), before);
@@ -232,7 +247,8 @@ isolated_test!(
         };
         assert_eq!((flag(unwrapped, CKA_SENSITIVE), flag(unwrapped, CKA_EXTRACTABLE)), (CK_TRUE, CK_FALSE));
         // Under the plain wrapper the caller's template alone decides.
-        let mut extractable = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &key_type), attr(CKA_EXTRACTABLE, &yes)];
+        let mut extractable =
+            [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &key_type), attr(CKA_EXTRACTABLE, &yes)];
         let (rv, free) = unwrap(&p, h, plain_wrapper, &blob, &mut extractable);
         assert_eq!(rv, CKR_OK);
         assert_eq!(flag(free, CKA_EXTRACTABLE), CK_TRUE);

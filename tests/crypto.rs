@@ -175,7 +175,12 @@ isolated_test!(
 isolated_test!(
     fn unknown_mechanisms_have_no_info() {
         let (p, slot) = load_with_token();
-        for m in [MechanismType::DES3_CBC, MechanismType::DES3_KEY_GEN, MechanismType::AES_CFB128, MechanismType::DES_ECB] {
+        for m in [
+            MechanismType::DES3_CBC,
+            MechanismType::DES3_KEY_GEN,
+            MechanismType::AES_CFB128,
+            MechanismType::DES_ECB,
+        ] {
             expect_rv(p.get_mechanism_info(slot, m), RvError::MechanismInvalid);
         }
         let bad_slot = cryptoki::slot::Slot::try_from(42u64).unwrap();

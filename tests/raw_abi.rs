@@ -20,7 +20,6 @@ use cryptoki_sys::*;
 // are the deliberately unusual calls.
 // ---------------------------------------------------------------------------------------
 
-
 /// NIST GCM test vector (gcmEncryptExtIV256, 60-byte plaintext with AAD), independent of
 /// the module.
 struct Kat {

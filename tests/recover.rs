@@ -15,7 +15,8 @@ fn key_pair(p: &Pkcs11, h: CK_SESSION_HANDLE, sign_recover: bool) -> (CK_OBJECT_
     let recover = if sign_recover { CK_TRUE } else { CK_FALSE };
     let mut public = [attr(CKA_MODULUS_BITS, &bits)];
     let mut private = [attr(CKA_SIGN_RECOVER, &recover)];
-    let mut m = CK_MECHANISM { mechanism: CKM_RSA_PKCS_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
+    let mut m =
+        CK_MECHANISM { mechanism: CKM_RSA_PKCS_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
     let (mut pk, mut sk) = (0, 0);
     // SAFETY: mechanism, templates and out-pointers are live locals.
     let rv = unsafe {

@@ -109,7 +109,8 @@ unsafe fn template_in_depth(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8
                     return Err(Error::AttributeValueInvalid);
                 }
                 // SAFETY: forwarded contract for the nested template.
-                let nested = unsafe { template_in_depth(a.pValue as *const CK_ATTRIBUTE, a.ulValueLen / size, 1)? };
+                let nested =
+                    unsafe { template_in_depth(a.pValue as *const CK_ATTRIBUTE, a.ulValueLen / size, 1)? };
                 return Ok(Attribute::new(a.type_, encode_attribute_array(&nested)));
             }
             // SAFETY: forwarded contract for each entry's value.
@@ -129,7 +130,8 @@ unsafe fn template_in_depth(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8
 /// to that many bytes of `CK_ATTRIBUTE`s whose non-NULL `pValue`s are likewise writable).
 pub unsafe fn attribute_value_out(entry: &mut CK_ATTRIBUTE, value: &[u8]) -> Result<bool> {
     if is_attribute_array(entry.type_) {
-        let nested = decode_attribute_array(value).ok_or(Error::Internal("stored attribute array is malformed"))?;
+        let nested =
+            decode_attribute_array(value).ok_or(Error::Internal("stored attribute array is malformed"))?;
         let size = std::mem::size_of::<CK_ATTRIBUTE>();
         let needed = nested.len() * size;
         if entry.pValue.is_null() {
@@ -279,8 +281,12 @@ pub unsafe fn gcm_message_params_in(
     let raw = unsafe { (ptr as *const CK_GCM_MESSAGE_PARAMS).read_unaligned() };
     // SAFETY: the IV pointer is the caller's, valid for its length.
     let iv = unsafe { parameter_bytes(raw.pIv, raw.ulIvLen)? };
-    let params =
-        GcmMessageParams { iv, fixed_bits: raw.ulIvFixedBits, generator: raw.ivGenerator, tag_bits: raw.ulTagBits };
+    let params = GcmMessageParams {
+        iv,
+        fixed_bits: raw.ulIvFixedBits,
+        generator: raw.ivGenerator,
+        tag_bits: raw.ulTagBits,
+    };
     Ok((params, raw))
 }
 

@@ -219,7 +219,11 @@ impl GcmMessageKey {
         if key.key_type != CKK_AES {
             return Err(Error::KeyTypeInconsistent);
         }
-        Ok(GcmMessageKey { key: gcm_key(&key.value)?, counter: u64::from_be_bytes(rng::bytes::<8>()?), counter_used: 0 })
+        Ok(GcmMessageKey {
+            key: gcm_key(&key.value)?,
+            counter: u64::from_be_bytes(rng::bytes::<8>()?),
+            counter_used: 0,
+        })
     }
 
     fn check(params: &GcmMessageParams) -> Result<()> {
@@ -233,7 +237,8 @@ impl GcmMessageKey {
     /// ones.
     fn next_iv(&mut self, params: &GcmMessageParams) -> Result<[u8; IV_LEN]> {
         use cryptoki_sys::{CKG_GENERATE, CKG_GENERATE_COUNTER, CKG_GENERATE_RANDOM, CKG_NO_GENERATE};
-        let given: [u8; IV_LEN] = params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
+        let given: [u8; IV_LEN] =
+            params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
         let free_bits = 96 - params.fixed_bits;
         let generated: [u8; IV_LEN] = match params.generator {
             CKG_NO_GENERATE => return Ok(given),
@@ -365,7 +370,10 @@ mod message_tests {
     #[test]
     fn counters_need_room_and_bad_parameters_are_refused() {
         let mut m = GcmMessageKey::new(&key()).unwrap();
-        assert_eq!(m.encrypt(&mut params(CKG_GENERATE_COUNTER, 80), b"", b"x").unwrap_err(), Error::MechanismParamInvalid);
+        assert_eq!(
+            m.encrypt(&mut params(CKG_GENERATE_COUNTER, 80), b"", b"x").unwrap_err(),
+            Error::MechanismParamInvalid
+        );
         let mut short = params(CKG_NO_GENERATE, 0);
         short.iv.truncate(8);
         assert_eq!(m.encrypt(&mut short, b"", b"x").unwrap_err(), Error::MechanismParamInvalid);

@@ -256,8 +256,12 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
         KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
             mac::sign_init(kind, &mechanism.params, secret)
         }
-        KeyMaterial::RsaPrivate(k) if !family::MACS.contains(&kind) => rsa::sign_init(kind, &mechanism.params, k),
-        KeyMaterial::EcPrivate(k) if !family::MACS.contains(&kind) => ec::sign_init(kind, &mechanism.params, k),
+        KeyMaterial::RsaPrivate(k) if !family::MACS.contains(&kind) => {
+            rsa::sign_init(kind, &mechanism.params, k)
+        }
+        KeyMaterial::EcPrivate(k) if !family::MACS.contains(&kind) => {
+            ec::sign_init(kind, &mechanism.params, k)
+        }
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -270,8 +274,12 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
         KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
             mac::verify_init(kind, &mechanism.params, secret)
         }
-        KeyMaterial::RsaPublic(k) if !family::MACS.contains(&kind) => rsa::verify_init(kind, &mechanism.params, k),
-        KeyMaterial::EcPublic(k) if !family::MACS.contains(&kind) => ec::verify_init(kind, &mechanism.params, k),
+        KeyMaterial::RsaPublic(k) if !family::MACS.contains(&kind) => {
+            rsa::verify_init(kind, &mechanism.params, k)
+        }
+        KeyMaterial::EcPublic(k) if !family::MACS.contains(&kind) => {
+            ec::verify_init(kind, &mechanism.params, k)
+        }
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -319,7 +327,8 @@ pub fn generate_key_pair(
             Ok(KeyPair::Rsa(public, private))
         }
         cryptoki_sys::CKM_EC_KEY_PAIR_GEN => {
-            let (public, private) = ec::generate_key_pair(ec_params.ok_or(crate::Error::TemplateIncomplete)?)?;
+            let (public, private) =
+                ec::generate_key_pair(ec_params.ok_or(crate::Error::TemplateIncomplete)?)?;
             Ok(KeyPair::Ec(public, private))
         }
         _ => Err(crate::Error::MechanismInvalid),
@@ -353,7 +362,11 @@ pub fn wrap(mechanism: &Mechanism, wrapping_key: &KeyMaterial, key_bytes: &[u8])
 }
 
 /// Unwraps a blob made by [`wrap`]; every failure to open it is one opaque error.
-pub fn unwrap(mechanism: &Mechanism, unwrapping_key: &KeyMaterial, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub fn unwrap(
+    mechanism: &Mechanism,
+    unwrapping_key: &KeyMaterial,
+    wrapped: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_UNWRAP)?;
     let kind = mechanism.kind;
     match unwrapping_key {
@@ -390,7 +403,8 @@ fn unwrap_error(e: crate::Error) -> crate::Error {
 /// Sets up `key` for message-based encryption (`encrypt`) or decryption with `mechanism`;
 /// the per-message parameters come with each message.
 pub fn message_init(mechanism: &Mechanism, key: &SecretKey, encrypt: bool) -> Result<aes_gcm::GcmMessageKey> {
-    let function = if encrypt { cryptoki_sys::CKF_MESSAGE_ENCRYPT } else { cryptoki_sys::CKF_MESSAGE_DECRYPT };
+    let function =
+        if encrypt { cryptoki_sys::CKF_MESSAGE_ENCRYPT } else { cryptoki_sys::CKF_MESSAGE_DECRYPT };
     registry::require(mechanism.kind, function)?;
     if mechanism.params != MechanismParams::None {
         return Err(crate::Error::MechanismParamInvalid);

@@ -7,8 +7,8 @@ use zeroize::Zeroizing;
 use super::Module;
 use crate::mechanism::aes_gcm::{self, GcmMessageParams};
 use crate::mechanism::{self, Mechanism, MechanismParams};
-use crate::object::template::{self, Actor, Origin};
 use crate::object::attribute::decode_attribute_array;
+use crate::object::template::{self, Actor, Origin};
 use crate::object::{Attribute, AttributeRead};
 use crate::session::{FindCursor, Output, OutputBuffer, output_step};
 use crate::{Error, Result};
@@ -157,8 +157,10 @@ impl Module {
         };
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
         let origin = Origin::Generate { mechanism: mechanism.kind };
-        let mut public = template::new_object(public_template, Some((CKO_PUBLIC_KEY, key_type)), origin, actor)?;
-        let mut private = template::new_object(private_template, Some((CKO_PRIVATE_KEY, key_type)), origin, actor)?;
+        let mut public =
+            template::new_object(public_template, Some((CKO_PUBLIC_KEY, key_type)), origin, actor)?;
+        let mut private =
+            template::new_object(private_template, Some((CKO_PRIVATE_KEY, key_type)), origin, actor)?;
         // Check where the keys would go before spending time on generation.
         let view = crate::policy::SessionView { login: token.login_state(), read_write: s.read_write };
         view.may_write(public.is_token(), public.is_private())?;
@@ -218,9 +220,13 @@ impl Module {
         use crate::object::attribute::{decode_bool, encode_ulong};
         let (s, token) = self.session_and_token(h)?;
         let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
-        let history = token.get_attributes(s.read_write, base, &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE])?;
+        let history =
+            token.get_attributes(s.read_write, base, &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE])?;
         let flag = |r: &AttributeRead| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(true));
-        let origin = Origin::Derive { base_always_sensitive: flag(&history[0]), base_never_extractable: flag(&history[1]) };
+        let origin = Origin::Derive {
+            base_always_sensitive: flag(&history[0]),
+            base_never_extractable: flag(&history[1]),
+        };
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
         // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
         let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
@@ -261,7 +267,9 @@ impl Module {
         let wrapped = mechanism::wrap(mechanism, &wrapping_key, &bytes)?;
         match buffer {
             OutputBuffer::Query => Ok(Output::Length(wrapped.len())),
-            OutputBuffer::Capacity(c) if c < wrapped.len() => Err(Error::BufferTooSmall { needed: wrapped.len() }),
+            OutputBuffer::Capacity(c) if c < wrapped.len() => {
+                Err(Error::BufferTooSmall { needed: wrapped.len() })
+            }
             OutputBuffer::Capacity(_) => Ok(Output::Bytes(Zeroizing::new(wrapped))),
         }
     }
@@ -282,7 +290,8 @@ impl Module {
             .map_err(|e| if e == Error::KeyHandleInvalid { Error::UnwrappingKeyHandleInvalid } else { e })?;
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
         // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps.
-        let template = with_imposed_template(&token, s.read_write, unwrapping, CKA_UNWRAP_TEMPLATE, template)?;
+        let template =
+            with_imposed_template(&token, s.read_write, unwrapping, CKA_UNWRAP_TEMPLATE, template)?;
         // Check the template before opening anything.
         let mut key = template::new_object(&template, None, Origin::Unwrap, actor)?;
         let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;
@@ -438,7 +447,13 @@ impl Module {
     }
 
     /// `C_SignRecover`/`C_VerifyRecover`: single-part only.
-    fn recover(&self, h: CK_SESSION_HANDLE, kind: OperationKind, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
+    fn recover(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        step: Step<'_>,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
         let slot = match kind {
@@ -446,7 +461,9 @@ impl Module {
             _ => &mut ops.verify_recover,
         };
         match step {
-            Step::Single(input) => output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input)),
+            Step::Single(input) => {
+                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
+            }
             Step::Update(_) | Step::Final => Err(Error::FunctionNotSupported),
         }
     }
@@ -722,7 +739,10 @@ fn with_imposed_template(
 
 /// Puts an unwrapped private key's components on the object built from the template, which
 /// must have named the same key type.
-fn set_private_key_components(key: &mut crate::object::Object, material: mechanism::KeyMaterial) -> Result<()> {
+fn set_private_key_components(
+    key: &mut crate::object::Object,
+    material: mechanism::KeyMaterial,
+) -> Result<()> {
     use crate::mechanism::{KeyMaterial, encoding};
     let info = encoding::public_key_info(&material).ok();
     match (key.key_type(), material) {

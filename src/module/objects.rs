@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use super::handles::ObjectRef;
 use super::token::{SessionObject, Token, TokenKey, TokenState};
 use crate::mechanism::{KeyMaterial, SecretKey, seal};
-use crate::object::template::{self, Actor, Change, Origin};
 use crate::object::attribute::decode_attribute_array;
+use crate::object::template::{self, Actor, Change, Origin};
 use crate::object::{Attribute, AttributeRead, Object};
 use crate::policy::{Access, SessionView};
 use crate::store::{StoredAttribute, StoredObject};
@@ -385,7 +385,8 @@ impl Token {
         let state = self.ready()?;
         let view = state.view(read_write);
         let (_, target, _) = self.visible(&state, view, key).map_err(|_| Error::KeyHandleInvalid)?;
-        let (_, wrapper, _) = self.visible(&state, view, wrapping).map_err(|_| Error::WrappingKeyHandleInvalid)?;
+        let (_, wrapper, _) =
+            self.visible(&state, view, wrapping).map_err(|_| Error::WrappingKeyHandleInvalid)?;
         if !target.profile().is_key() {
             return Err(Error::KeyHandleInvalid);
         }
@@ -397,7 +398,8 @@ impl Token {
         }
         // A wrapping key's CKA_WRAP_TEMPLATE names what the keys it wraps must be.
         if let Some(encoded) = wrapper.get(CKA_WRAP_TEMPLATE) {
-            let required = decode_attribute_array(encoded).ok_or(Error::Internal("bad stored wrap template"))?;
+            let required =
+                decode_attribute_array(encoded).ok_or(Error::Internal("bad stored wrap template"))?;
             if !target.matches(&required) {
                 return Err(Error::KeyNotWrappable);
             }

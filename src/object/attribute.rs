@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn attribute_arrays_round_trip_and_reject_garbage() {
-        let entries = vec![Attribute::bool(2, true), Attribute::new(3, b"label".to_vec()), Attribute::new(4, vec![])];
+        let entries =
+            vec![Attribute::bool(2, true), Attribute::new(3, b"label".to_vec()), Attribute::new(4, vec![])];
         let encoded = encode_attribute_array(&entries);
         assert_eq!(decode_attribute_array(&encoded).unwrap(), entries);
         assert_eq!(decode_attribute_array(&[]).unwrap(), vec![]);
@@ -109,7 +110,10 @@ mod tests {
         let mut huge = encoded.clone();
         huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode_attribute_array(&huge).is_none());
-        assert!(is_attribute_array(cryptoki_sys::CKA_WRAP_TEMPLATE) && !is_attribute_array(cryptoki_sys::CKA_LABEL));
+        assert!(
+            is_attribute_array(cryptoki_sys::CKA_WRAP_TEMPLATE)
+                && !is_attribute_array(cryptoki_sys::CKA_LABEL)
+        );
         assert!(!is_attribute_array(cryptoki_sys::CKA_ALLOWED_MECHANISMS), "an array of mechanisms");
     }
 

@@ -154,7 +154,8 @@ impl Object {
     /// The key material of any key, for a cryptographic operation. Values sealed while
     /// nobody is logged in are not usable.
     pub fn key_material(&self) -> Result<KeyMaterial> {
-        let public = |o: &Object, a| o.get(a).map(<[u8]>::to_vec).ok_or(Error::Internal("key lacks a component"));
+        let public =
+            |o: &Object, a| o.get(a).map(<[u8]>::to_vec).ok_or(Error::Internal("key lacks a component"));
         let secret = |o: &Object, a| -> Result<Zeroizing<Vec<u8>>> {
             if o.sealed.contains(&a) {
                 return Err(Error::UserNotLoggedIn);
@@ -162,14 +163,19 @@ impl Object {
             o.values.get(&a).cloned().ok_or(Error::Internal("key lacks a component"))
         };
         let rsa_public = |o: &Object| -> Result<RsaPublicKey> {
-            Ok(RsaPublicKey { modulus: public(o, CKA_MODULUS)?, public_exponent: public(o, CKA_PUBLIC_EXPONENT)? })
+            Ok(RsaPublicKey {
+                modulus: public(o, CKA_MODULUS)?,
+                public_exponent: public(o, CKA_PUBLIC_EXPONENT)?,
+            })
         };
         Ok(match self.profile {
             Profile::SecretKey => KeyMaterial::Secret(self.secret_key()?),
             Profile::RsaPublicKey => KeyMaterial::RsaPublic(rsa_public(self)?),
             Profile::RsaPrivateKey => {
                 let crt_parts = [CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT];
-                let has_crt = crt_parts.iter().all(|a| self.sealed.contains(a) || self.get(*a).is_some_and(|v| !v.is_empty()));
+                let has_crt = crt_parts
+                    .iter()
+                    .all(|a| self.sealed.contains(a) || self.get(*a).is_some_and(|v| !v.is_empty()));
                 let crt = if has_crt {
                     Some(RsaCrt {
                         prime_1: secret(self, CKA_PRIME_1)?,
@@ -192,9 +198,10 @@ impl Object {
                 point: encoding::ec_point_from_attribute(&public(self, CKA_EC_POINT)?)
                     .map_err(|_| Error::KeyTypeInconsistent)?,
             }),
-            Profile::EcPrivateKey => {
-                KeyMaterial::EcPrivate(EcPrivateKey { params: public(self, CKA_EC_PARAMS)?, value: secret(self, CKA_VALUE)? })
-            }
+            Profile::EcPrivateKey => KeyMaterial::EcPrivate(EcPrivateKey {
+                params: public(self, CKA_EC_PARAMS)?,
+                value: secret(self, CKA_VALUE)?,
+            }),
             Profile::Data | Profile::X509Certificate => return Err(Error::KeyHandleInvalid),
         })
     }

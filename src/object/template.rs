@@ -207,7 +207,8 @@ fn check_consistency(object: &mut Object, origin: Origin) -> Result<()> {
             check_key_material(object)?;
         }
         Profile::EcPublicKey | Profile::EcPrivateKey if origin == Origin::Create => {
-            let point_or_value = if object.profile() == Profile::EcPublicKey { CKA_EC_POINT } else { CKA_VALUE };
+            let point_or_value =
+                if object.profile() == Profile::EcPublicKey { CKA_EC_POINT } else { CKA_VALUE };
             if !nonempty(object, CKA_EC_PARAMS) || !nonempty(object, point_or_value) {
                 return Err(Error::AttributeValueInvalid);
             }
