@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod config;
 pub mod error;
+pub mod hierarchy;
 pub mod mechanism;
 pub mod module;
 pub mod object;

@@ -207,6 +207,23 @@ mod family {
         CKM_AES_CMAC_GENERAL,
     ];
     pub const RSA_CIPHERS: &[CK_MECHANISM_TYPE] = &[CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP, CKM_RSA_X_509];
+    pub const RSA_SIGNATURES: &[CK_MECHANISM_TYPE] = &[
+        CKM_RSA_PKCS,
+        CKM_RSA_X_509,
+        CKM_RSA_PKCS_PSS,
+        CKM_SHA1_RSA_PKCS,
+        CKM_SHA224_RSA_PKCS,
+        CKM_SHA256_RSA_PKCS,
+        CKM_SHA384_RSA_PKCS,
+        CKM_SHA512_RSA_PKCS,
+        CKM_SHA1_RSA_PKCS_PSS,
+        CKM_SHA224_RSA_PKCS_PSS,
+        CKM_SHA256_RSA_PKCS_PSS,
+        CKM_SHA384_RSA_PKCS_PSS,
+        CKM_SHA512_RSA_PKCS_PSS,
+    ];
+    pub const ECDSA: &[CK_MECHANISM_TYPE] =
+        &[CKM_ECDSA, CKM_ECDSA_SHA1, CKM_ECDSA_SHA224, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512];
 }
 
 /// Starts an encryption with `mechanism` under `key`.
@@ -248,20 +265,17 @@ fn cipher_init(mechanism: &Mechanism, key: &KeyMaterial, encrypt: bool) -> Resul
     Err(crate::Error::MechanismInvalid)
 }
 
-/// Starts a signature (or MAC) with `mechanism` under `key`.
+/// Starts a signature (or MAC) with `mechanism` under `key`. The mechanism decides the
+/// algorithm; a key of another type is `CKR_KEY_TYPE_INCONSISTENT`.
 pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn SignOperation>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_SIGN)?;
-    let kind = mechanism.kind;
+    let (kind, params) = (mechanism.kind, &mechanism.params);
     match key {
-        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
-            mac::sign_init(kind, &mechanism.params, secret)
+        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => mac::sign_init(kind, params, secret),
+        KeyMaterial::RsaPrivate(k) if family::RSA_SIGNATURES.contains(&kind) => {
+            rsa::sign_init(kind, params, k)
         }
-        KeyMaterial::RsaPrivate(k) if !family::MACS.contains(&kind) => {
-            rsa::sign_init(kind, &mechanism.params, k)
-        }
-        KeyMaterial::EcPrivate(k) if !family::MACS.contains(&kind) => {
-            ec::sign_init(kind, &mechanism.params, k)
-        }
+        KeyMaterial::EcPrivate(k) if family::ECDSA.contains(&kind) => ec::sign_init(kind, params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -269,17 +283,13 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
 /// Starts a verification with `mechanism` under `key`.
 pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn VerifyOperation>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_VERIFY)?;
-    let kind = mechanism.kind;
+    let (kind, params) = (mechanism.kind, &mechanism.params);
     match key {
-        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => {
-            mac::verify_init(kind, &mechanism.params, secret)
+        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => mac::verify_init(kind, params, secret),
+        KeyMaterial::RsaPublic(k) if family::RSA_SIGNATURES.contains(&kind) => {
+            rsa::verify_init(kind, params, k)
         }
-        KeyMaterial::RsaPublic(k) if !family::MACS.contains(&kind) => {
-            rsa::verify_init(kind, &mechanism.params, k)
-        }
-        KeyMaterial::EcPublic(k) if !family::MACS.contains(&kind) => {
-            ec::verify_init(kind, &mechanism.params, k)
-        }
+        KeyMaterial::EcPublic(k) if family::ECDSA.contains(&kind) => ec::verify_init(kind, params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
 use super::token::{SessionObject, Token, TokenKey, TokenState};
+use crate::hierarchy;
 use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Change, Origin};
@@ -49,16 +50,36 @@ pub(super) fn object_from_store(stored: StoredObject, key: Option<&TokenKey>) ->
 
 /// The stored form of `object` as row `id`: its secret values sealed under the token key.
 fn object_to_store(id: i64, object: &Object, key: Option<&TokenKey>) -> Result<Vec<StoredAttribute>> {
+    object_to_store_with_value(id, object, key, None)
+}
+
+/// As `object_to_store`, with `value_at_rest` stored (sealed) in place of `CKA_VALUE`: a key
+/// of the hierarchy below the master is kept wrapped by its parent.
+pub(super) fn object_to_store_with_value(
+    id: i64,
+    object: &Object,
+    key: Option<&TokenKey>,
+    value_at_rest: Option<&[u8]>,
+) -> Result<Vec<StoredAttribute>> {
     if !object.sealed_attributes().is_empty() {
         // Values we could not open cannot be written elsewhere: the user must log in first.
         return Err(Error::UserNotLoggedIn);
     }
-    object.attributes().map(|(kind, value)| stored_attribute(id, object, kind, value, key)).collect()
+    object
+        .attributes()
+        .map(|(kind, value)| {
+            let value = match value_at_rest {
+                Some(v) if kind == CKA_VALUE => v,
+                _ => value,
+            };
+            stored_attribute(id, object, kind, value, key)
+        })
+        .collect()
 }
 
 /// The stored form of one attribute: sealed under the token key if it is secret at rest,
 /// which needs someone logged in.
-fn stored_attribute(
+pub(super) fn stored_attribute(
     id: i64,
     object: &Object,
     kind: CK_ATTRIBUTE_TYPE,
@@ -157,6 +178,7 @@ impl Token {
     ) -> Result<CK_OBJECT_HANDLE> {
         let mut state = self.ready()?;
         let view = state.view(read_write);
+        hierarchy::refuse_outside_generation(template)?;
         let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
         view.may_write(object.is_token(), object.is_private())?;
         self.insert(&mut state, session, object)
@@ -203,6 +225,7 @@ impl Token {
         if !source.flag(CKA_COPYABLE) {
             return Err(Error::ActionProhibited);
         }
+        hierarchy::refuse_outside_generation(template)?;
         if !source.sealed_attributes().is_empty() {
             // A copy needs the values themselves, which are sealed until someone logs in.
             return Err(Error::UserNotLoggedIn);
@@ -222,6 +245,7 @@ impl Token {
         if !object.flag(CKA_DESTROYABLE) {
             return Err(Error::ActionProhibited);
         }
+        hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
         match object_ref {
             ObjectRef::Token { id, .. } => {
                 let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
@@ -277,6 +301,7 @@ impl Token {
         if !object.flag(CKA_MODIFIABLE) {
             return Err(Error::ActionProhibited);
         }
+        hierarchy::check_change(&object, template)?;
         let changed =
             template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;
         match object_ref {
@@ -365,6 +390,10 @@ impl Token {
         if !key.flag(usage) {
             return Err(Error::KeyFunctionNotPermitted);
         }
+        hierarchy::check_use(&key, usage)?;
+        if usage == CKA_UNWRAP {
+            hierarchy::check_unwrap(&key)?;
+        }
         check_allowed_mechanism(&key, mechanism)?;
         key.key_material()
     }
@@ -390,6 +419,7 @@ impl Token {
         if !target.profile().is_key() {
             return Err(Error::KeyHandleInvalid);
         }
+        hierarchy::check_wrap(&wrapper, &target)?;
         if !target.flag(CKA_EXTRACTABLE) {
             return Err(Error::KeyUnextractable);
         }

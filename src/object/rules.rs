@@ -10,6 +10,7 @@
 use cryptoki_sys::*;
 
 use super::attribute::{encode_bool, encode_ulong};
+use crate::vendor;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +222,16 @@ pub const RULES: &[Rule] = &[
     row(SecretKey, CKA_WRAP_WITH_TRUSTED, Bool, MODIFIABLE | ONLY_TO_TRUE, no()),
     row(SecretKey, CKA_TRUSTED, Bool, SO_SETS_TRUE | MODIFIABLE, no()),
     row(SecretKey, CKA_WRAP_TEMPLATE, AttributeArray, 0, Absent),
+    // The envelope key hierarchy (vendor attributes; `hierarchy` decides who sets them).
+    row(SecretKey, vendor::CKA_ECM_TIER, Ulong, 0, Absent),
+    row(SecretKey, vendor::CKA_ECM_TENANT, Bytes, 0, Absent),
+    row(SecretKey, vendor::CKA_ECM_ROTATION_PERIOD, Ulong, 0, Absent),
+    row(SecretKey, vendor::CKA_ECM_KEY_VERSION, Ulong, MODULE_MANAGED, Absent),
+    row(SecretKey, vendor::CKA_ECM_KEY_STATE, Ulong, MODULE_MANAGED, Absent),
+    row(SecretKey, vendor::CKA_ECM_PARENT_ID, Bytes, MODULE_MANAGED, Absent),
+    row(SecretKey, vendor::CKA_ECM_CREATED_AT, Ulong, MODULE_MANAGED, Absent),
+    row(SecretKey, vendor::CKA_ECM_ROTATED_AT, Ulong, MODULE_MANAGED, Absent),
+    row(SecretKey, vendor::CKA_ECM_NEXT_ROTATION, Ulong, MODULE_MANAGED, Absent),
     row(SecretKey, CKA_UNWRAP_TEMPLATE, AttributeArray, 0, Absent),
     // AES and generic secret values.
     row(
