@@ -8,6 +8,9 @@
 //! pin_kdf_iterations = 600000   # PBKDF2-HMAC-SHA256 cost for PINs set from now on
 //! max_pin_failures = 10         # wrong PINs in a row before the PIN locks
 //! busy_timeout_ms = 10000       # how long to wait for another process holding the store
+//! master_rotation_days = 365    # rotation periods of the envelope hierarchy's tiers
+//! kek_rotation_days = 91
+//! dek_rotation_days = 30
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +30,8 @@ pub struct Config {
     pub pin_kdf_iterations: u32,
     pub max_pin_failures: u32,
     pub busy_timeout_ms: u64,
+    /// Rotation periods in days of the master key, KEKs and DEKs.
+    pub rotation_days: [u32; 3],
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +40,9 @@ struct ConfigFile {
     pin_kdf_iterations: Option<u32>,
     max_pin_failures: Option<u32>,
     busy_timeout_ms: Option<u64>,
+    master_rotation_days: Option<u32>,
+    kek_rotation_days: Option<u32>,
+    dek_rotation_days: Option<u32>,
 }
 
 impl Config {
@@ -69,14 +77,30 @@ impl Config {
             pin_kdf_iterations: file.pin_kdf_iterations.unwrap_or(DEFAULT_PIN_KDF_ITERATIONS),
             max_pin_failures: file.max_pin_failures.unwrap_or(DEFAULT_MAX_PIN_FAILURES),
             busy_timeout_ms: file.busy_timeout_ms.unwrap_or(DEFAULT_BUSY_TIMEOUT_MS),
+            rotation_days: [
+                file.master_rotation_days.unwrap_or(365),
+                file.kek_rotation_days.unwrap_or(91),
+                file.dek_rotation_days.unwrap_or(30),
+            ],
         };
-        if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 {
+        if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
+        {
             return Err(Error::Device(format!(
-                "{}: pin_kdf_iterations and max_pin_failures must be at least 1",
+                "{}: pin_kdf_iterations, max_pin_failures and the rotation periods must be at least 1",
                 origin.display()
             )));
         }
         Ok(config)
+    }
+
+    /// The default rotation period of a tier of the envelope hierarchy, in seconds.
+    pub fn rotation_period(&self, tier: crate::hierarchy::Tier) -> u64 {
+        let days = match tier {
+            crate::hierarchy::Tier::Master => self.rotation_days[0],
+            crate::hierarchy::Tier::Kek => self.rotation_days[1],
+            crate::hierarchy::Tier::Dek => self.rotation_days[2],
+        };
+        u64::from(days) * 86_400
     }
 }
 

@@ -12,14 +12,6 @@ use crate::object::{Attribute, Object};
 use crate::vendor::*;
 use crate::{Error, Result};
 
-/// Default rotation periods, the seed's: yearly, quarterly, monthly.
-pub const DEFAULT_PERIODS: [(Tier, u64); 3] =
-    [(Tier::Master, 365 * 86_400), (Tier::Kek, 91 * 86_400), (Tier::Dek, 30 * 86_400)];
-
-pub fn default_period(tier: Tier) -> u64 {
-    DEFAULT_PERIODS.iter().find(|(t, _)| *t == tier).map_or(30 * 86_400, |(_, p)| *p)
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub tier: Tier,

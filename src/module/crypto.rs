@@ -5,6 +5,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::Module;
+use crate::hierarchy;
 use crate::mechanism::aes_gcm::{self, GcmMessageParams};
 use crate::mechanism::{self, Mechanism, MechanismParams};
 use crate::object::attribute::decode_attribute_array;
@@ -127,12 +128,49 @@ impl Module {
         }
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
         let origin = Origin::Generate { mechanism: mechanism.kind };
+        if let Some(tier) = hierarchy::requested_tier(template)? {
+            return self.generate_hierarchy_key(h, &token, s.read_write, mechanism, tier, template, actor);
+        }
         let mut key = template::new_object(template, Some((CKO_SECRET_KEY, key_type)), origin, actor)?;
         let len = key.ulong(CKA_VALUE_LEN).ok_or(Error::TemplateIncomplete)?;
         let len = usize::try_from(len).map_err(|_| Error::KeySizeRange)?;
         let value = mechanism::keygen::generate_secret(mechanism.kind, key_type, len)?;
         key.set(CKA_VALUE, value.to_vec());
         token.store_new_object(h, s.read_write, key)
+    }
+
+    /// `C_GenerateKey` with a `CKA_ECM_TIER` template: the next version of a family of the
+    /// envelope hierarchy (the first, or a rotation).
+    #[allow(clippy::too_many_arguments)]
+    fn generate_hierarchy_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        token: &super::token::Token,
+        read_write: bool,
+        mechanism: &Mechanism,
+        tier: hierarchy::Tier,
+        template: &[Attribute],
+        actor: Actor,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        use crate::object::attribute::decode_ulong;
+        let _ = h;
+        if mechanism.kind != CKM_AES_KEY_GEN {
+            return Err(Error::TemplateInconsistent);
+        }
+        let full = hierarchy::generation_template(tier, template)?;
+        let tenant =
+            template.iter().find(|a| a.kind == crate::vendor::CKA_ECM_TENANT).map(|a| a.value.to_vec());
+        let period = match template.iter().find(|a| a.kind == crate::vendor::CKA_ECM_ROTATION_PERIOD) {
+            // CK_ULONG is u64 on LP64 targets and u32 elsewhere; widening is lossless.
+            #[allow(clippy::unnecessary_cast)]
+            Some(a) => decode_ulong(&a.value).filter(|p| *p > 0).ok_or(Error::AttributeValueInvalid)? as u64,
+            None => self.config.rotation_period(tier),
+        };
+        let origin = Origin::Generate { mechanism: mechanism.kind };
+        let mut key = template::new_object(&full, Some((CKO_SECRET_KEY, CKK_AES)), origin, actor)?;
+        let value = mechanism::keygen::generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32)?;
+        key.set(CKA_VALUE, value.to_vec());
+        token.generate_in_hierarchy(read_write, key, tier, tenant, period)
     }
 
     /// `C_GenerateKeyPair`: both templates are checked before anything is generated, and
@@ -228,6 +266,7 @@ impl Module {
             base_never_extractable: flag(&history[1]),
         };
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+        hierarchy::refuse_outside_generation(template)?;
         // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
         let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
         let mut key = template::new_object(&template, None, origin, actor)?;
@@ -289,6 +328,7 @@ impl Module {
             .key_material_for(s.read_write, unwrapping, CKA_UNWRAP, mechanism.kind)
             .map_err(|e| if e == Error::KeyHandleInvalid { Error::UnwrappingKeyHandleInvalid } else { e })?;
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+        hierarchy::refuse_outside_generation(template)?;
         // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps.
         let template =
             with_imposed_template(&token, s.read_write, unwrapping, CKA_UNWRAP_TEMPLATE, template)?;

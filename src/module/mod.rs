@@ -8,6 +8,7 @@ pub use crypto::{CipherKind, OperationKind, Step};
 mod general;
 pub use general::TokenStatus;
 pub mod handles;
+mod hierarchy_keys;
 mod objects;
 pub mod slots;
 pub mod token;

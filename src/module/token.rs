@@ -388,17 +388,19 @@ impl Token {
         state.record = Some(record);
         let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects()?;
         let key = state.token_key.clone();
-        let mut objects = HashMap::with_capacity(stored.len());
+        let mut loaded = HashMap::with_capacity(stored.len());
         for s in stored {
             let id = s.id;
             match super::objects::object_from_store(s, key.as_ref()) {
                 Ok(o) => {
-                    objects.insert(id, Arc::new(o));
+                    loaded.insert(id, o);
                 }
                 Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
             }
         }
-        state.objects = objects;
+        // Keys of the hierarchy below the master are stored wrapped by their parent.
+        super::hierarchy_keys::open_wrapped_values(&mut loaded);
+        state.objects = loaded.into_iter().map(|(id, o)| (id, Arc::new(o))).collect();
         state.loaded = Some(state.token_key.is_some());
         let objects = &state.objects;
         self.handles.lock().retain_slot(self.slot_id, |r| match r {

@@ -1,0 +1,112 @@
+# Shared harness of the pkcs11-tests scripts (run.sh, interop.sh); sourced, not run.
+#
+# The sourcing script sets, before calling `step`:
+#   STEP_LOG   a file the harness may overwrite (each step's log)
+#   PASSED, FAILED, SKIPPED (counters, start at 0), SKIP_REASON (empty)
+#   MODULE     the module path (used by `p11`)
+# and prints the summary itself at the end.
+# shellcheck shell=bash
+
+# step NAME FUNCTION [ARGS...]: runs FUNCTION (which returns non-zero on failure, or calls
+# `skip REASON; return 0`), records the result and prints its log on failure.
+step() {
+    local name=$1
+    shift
+    SKIP_REASON=
+    : >"$STEP_LOG"
+    if "$@" >>"$STEP_LOG" 2>&1; then
+        if [[ -n $SKIP_REASON ]]; then
+            echo "ok - $name # SKIP $SKIP_REASON"
+            SKIPPED=$((SKIPPED + 1))
+        else
+            echo "ok - $name"
+            PASSED=$((PASSED + 1))
+        fi
+    else
+        echo "not ok - $name"
+        sed 's/^/    # /' "$STEP_LOG"
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+skip() { SKIP_REASON=$1; }
+
+# x CMD...: runs CMD, capturing stdout+stderr in $OUT and the exit code in $RC; logs both.
+x() {
+    echo "\$ $*"
+    RC=0
+    OUT=$("$@" 2>&1) || RC=$?
+    [[ -z $OUT ]] || printf '%s\n' "$OUT"
+    echo "[exit $RC]"
+}
+
+# xo FILE CMD...: like x, but stdout goes to FILE (binary output) and only stderr to $OUT.
+xo() {
+    local file=$1
+    shift
+    echo "\$ $* > $file"
+    RC=0
+    OUT=$("$@" 2>&1 >"$file") || RC=$?
+    [[ -z $OUT ]] || printf '%s\n' "$OUT"
+    echo "[exit $RC, $(wc -c <"$file") bytes of output]"
+}
+
+rc_is() {
+    [[ $RC -eq $1 ]] || {
+        echo "FAIL: expected exit status $1, got $RC"
+        return 1
+    }
+}
+rc_nonzero() {
+    [[ $RC -ne 0 ]] || {
+        echo "FAIL: expected a non-zero exit status"
+        return 1
+    }
+}
+has() {
+    grep -qF -- "$1" <<<"$OUT" || {
+        echo "FAIL: output does not contain: $1"
+        return 1
+    }
+}
+lacks() {
+    if grep -qF -- "$1" <<<"$OUT"; then
+        echo "FAIL: output unexpectedly contains: $1"
+        return 1
+    fi
+}
+# lacks_re REGEX [EXCEPT]: no line of $OUT matches the (case-insensitive, extended) REGEX,
+# apart from lines equal to EXCEPT.
+lacks_re() {
+    local bad
+    bad=$(grep -iE -- "$1" <<<"$OUT" | grep -vxF -- "${2:-}" || true)
+    if [[ -n $bad ]]; then
+        echo "FAIL: output has a line matching /$1/:"
+        sed 's/^/      /' <<<"$bad"
+        return 1
+    fi
+}
+# slot N: narrows $OUT (pkcs11-tool --list-slots output) to the block of slot N.
+slot() {
+    local all=$OUT
+    OUT=$(awk -v n="$1" '/^Slot /{p=($2==n)} p' <<<"$all")
+    [[ -n $OUT ]] || {
+        echo "FAIL: no 'Slot $1' in the slot list"
+        return 1
+    }
+}
+# flags_line: narrows $OUT to the token flags line.
+flags_line() {
+    OUT=$(grep -F 'token flags' <<<"$OUT" || true)
+    echo "(flags: ${OUT:-<none>})"
+}
+hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
+same_file() {
+    cmp -s "$1" "$2" || {
+        echo "FAIL: $1 and $2 differ"
+        return 1
+    }
+}
+
+p11() { pkcs11-tool --module "$MODULE" "$@"; }
+have() { command -v "$1" >/dev/null 2>&1; }
