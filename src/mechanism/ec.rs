@@ -21,6 +21,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::encoding::{self, Curve, curve_of, ec_point_from_attribute, fixed_scalar};
+use super::prepared::{self, PreparedKeys};
 use super::{EcPrivateKey, EcPublicKey, EcdhParams, MechanismParams, SignOperation, VerifyOperation};
 use crate::{Error, Result};
 
@@ -184,7 +185,7 @@ impl Input {
 /// An ECDSA signature in progress.
 pub struct EcdsaSign {
     curve: Curve,
-    key: EcdsaKeyPair,
+    key: std::sync::Arc<EcdsaKeyPair>,
     input: Input,
 }
 
@@ -198,9 +199,14 @@ pub fn sign_init(
     no_params(params)?;
     let curve = key_curve(&key.params)?;
     let scalar = key_scalar(curve, key)?;
-    let der = encoding::ec_private_key_der(curve, &scalar).map_err(|_| Error::KeyTypeInconsistent)?;
-    let key = EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der)
-        .map_err(|_| Error::KeyTypeInconsistent)?;
+    // Built once per key: deriving the public point costs more than a signature.
+    static PREPARED: PreparedKeys<EcdsaKeyPair> = PreparedKeys::new();
+    let fingerprint = prepared::fingerprint(&[curve.params_der(), &scalar])?;
+    let key = PREPARED.get_or_build(fingerprint, || {
+        let der = encoding::ec_private_key_der(curve, &scalar).map_err(|_| Error::KeyTypeInconsistent)?;
+        EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der)
+            .map_err(|_| Error::KeyTypeInconsistent)
+    })?;
     Ok(Box::new(EcdsaSign { curve, key, input: Input::new(digest) }))
 }
 
@@ -672,7 +678,7 @@ mod tests {
         let (public, private) = generate_key_pair(Curve::P384.params_der()).unwrap();
         let der = encoding::ec_private_key_der(Curve::P384, &private.value).unwrap();
         let key = EcdsaKeyPair::from_private_key_der(signing_algorithm(Curve::P384), &der).unwrap();
-        let op = EcdsaSign { curve: Curve::P384, key, input: Input::new(None) };
+        let op = EcdsaSign { curve: Curve::P384, key: key.into(), input: Input::new(None) };
         assert_eq!(op.public_point(), public.point);
     }
 }

@@ -14,6 +14,7 @@ pub mod encoding;
 pub mod keygen;
 pub mod mac;
 pub mod pin_kdf;
+pub mod prepared;
 pub mod registry;
 pub mod rng;
 pub mod rsa;

@@ -30,6 +30,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::encoding::{self, RsaParts, strip_leading_zeros};
+use super::prepared::{self, PreparedKeys};
 use super::{
     CipherOperation, MechanismParams, OaepParams, PssParams, RsaCrt, RsaPrivateKey, RsaPublicKey,
     SignOperation, VerifyOperation,
@@ -583,11 +584,26 @@ pub struct RsaSign {
     scheme: Scheme,
     k: usize,
     bits: usize,
-    aws: Option<KeyPair>,
+    aws: Option<std::sync::Arc<KeyPair>>,
     raw: Option<::rsa::PrivateKey>,
     /// Kept for CKM_RSA_PKCS, whose input decides the engine: the raw key is built on demand.
     private: Option<Private>,
     input: Accumulator,
+}
+
+/// The AWS-LC signing key of `private`, built once per key (see `prepared.rs`).
+fn prepared_key_pair(private: &Private) -> Result<std::sync::Arc<KeyPair>> {
+    static PREPARED: PreparedKeys<KeyPair> = PreparedKeys::new();
+    let fingerprint = prepared::fingerprint(&[&private.public.n, &private.public.e, &private.d])?;
+    PREPARED.get_or_build(fingerprint, || private.aws_key_pair())
+}
+
+/// The AWS-LC decrypting key of `private`, built once per key; each operation takes a new
+/// reference to it.
+fn prepared_decrypting_key(private: &Private) -> Result<PrivateDecryptingKey> {
+    static PREPARED: PreparedKeys<PrivateDecryptingKey> = PreparedKeys::new();
+    let fingerprint = prepared::fingerprint(&[&private.public.n, &private.public.e, &private.d])?;
+    Ok(PrivateDecryptingKey::clone(&*PREPARED.get_or_build(fingerprint, || private.aws_decrypting())?))
 }
 
 /// Starts a signature with `mechanism` under `key`.
@@ -605,7 +621,7 @@ pub fn sign_init(
         Scheme::Pss { hash, salt_len, .. } => hash.aws_pss(salt_len).is_some(),
         Scheme::X509 => false,
     };
-    let aws = if aws_capable { Some(private.aws_key_pair()?) } else { None };
+    let aws = if aws_capable { Some(prepared_key_pair(&private)?) } else { None };
     let (raw, private) = match scheme {
         Scheme::Pkcs1Raw => (None, Some(private)),
         _ if aws.is_none() => (Some(private.raw()?), None),
@@ -616,7 +632,7 @@ pub fn sign_init(
 
 impl RsaSign {
     fn aws(&self) -> Result<&KeyPair> {
-        self.aws.as_ref().ok_or(Error::Internal("RSA signing key missing"))
+        self.aws.as_deref().ok_or(Error::Internal("RSA signing key missing"))
     }
 
     fn aws_sign(&self, encoding: &'static dyn RsaEncoding, hash: &Hash, value: &[u8]) -> Result<Vec<u8>> {
@@ -961,11 +977,11 @@ pub fn decrypt_init(
     let private = Private::new(key)?;
     let engine = match &padding {
         Padding::Pkcs1 => Decryptor::Pkcs1(
-            Pkcs1PrivateDecryptingKey::new(private.aws_decrypting()?)
+            Pkcs1PrivateDecryptingKey::new(prepared_decrypting_key(&private)?)
                 .map_err(|_| Error::KeyTypeInconsistent)?,
         ),
         Padding::Oaep { algorithm, .. } => Decryptor::Oaep(
-            OaepPrivateDecryptingKey::new(private.aws_decrypting()?)
+            OaepPrivateDecryptingKey::new(prepared_decrypting_key(&private)?)
                 .map_err(|_| Error::KeyTypeInconsistent)?,
             algorithm,
         ),

@@ -120,7 +120,8 @@ impl TokenStore for SqliteStore {
     }
 
     fn changed_elsewhere(&mut self) -> Result<bool> {
-        let now: i64 = self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        // On the path of every call: a cached statement, no parse.
+        let now: i64 = self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
         let changed = now != self.data_version;
         self.data_version = now;
         Ok(changed)
