@@ -25,6 +25,11 @@ impl<T> PreparedKeys<T> {
         PreparedKeys { entries: Mutex::new(None) }
     }
 
+    /// Forgets every entry (their memory is cleansed as the last users drop them).
+    pub fn clear(&self) {
+        *self.entries.lock() = None;
+    }
+
     /// The prepared key with this fingerprint, built by `build` if it is not cached.
     pub fn get_or_build(&self, fingerprint: [u8; 32], build: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
         if let Some(key) = self.entries.lock().as_ref().and_then(|m| m.get(&fingerprint)) {

@@ -5,21 +5,27 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cryptoki_sys::*;
+use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
 use super::objects::{object_to_store_with_value, stored_attribute};
-use super::token::Token;
+use super::token::{Token, TokenState};
 use crate::hierarchy::rotation::{self, Plan};
 use crate::hierarchy::{self, Tier, tier_of};
+use crate::mechanism::prepared;
 use crate::object::Object;
 use crate::store::StoredAttribute;
 use crate::vendor::CKA_ECM_PARENT_ID;
 use crate::{Error, Result};
 
-/// Replaces the stored (parent-wrapped) `CKA_VALUE` of each KEK and DEK by the key itself,
-/// parents first. An object whose parent is missing or whose value does not open is
-/// dropped from view and logged: it is damaged, and never used with a wrong value.
+/// Checks that the stored (parent-wrapped) `CKA_VALUE` of each KEK and DEK opens under its
+/// parent, parents first; the opened values are not kept (a key of the hierarchy is
+/// unwrapped when used, see [`Token::hierarchy_value`]). An object whose parent is missing
+/// or whose value does not open is dropped from view and logged: it is damaged, and never
+/// used with a wrong value.
 pub(super) fn open_wrapped_values(objects: &mut HashMap<i64, Object>) {
+    // Opened values of KEKs, to check the DEKs below them; zeroized when dropped.
+    let mut opened_keks: HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>> = HashMap::new();
     for tier in [Tier::Kek, Tier::Dek] {
         let ids: Vec<i64> = objects
             .iter()
@@ -35,16 +41,21 @@ pub(super) fn open_wrapped_values(objects: &mut HashMap<i64, Object>) {
                     .values()
                     .find(|o| o.get(CKA_UNIQUE_ID) == Some(parent_uid))
                     .ok_or(Error::StoreCorrupt("parent key missing".into()))?;
-                let parent_value =
-                    parent.get(CKA_VALUE).ok_or(Error::StoreCorrupt("parent sealed".into()))?;
+                let parent_value = match opened_keks.get(parent_uid) {
+                    Some(v) => v.as_slice(),
+                    None => parent.get(CKA_VALUE).ok_or(Error::StoreCorrupt("parent sealed".into()))?,
+                };
                 let wrapped = child.get(CKA_VALUE).ok_or(Error::StoreCorrupt("no value".into()))?;
-                rotation::unwrap_value(parent_value, wrapped)
-                    .map_err(|_| Error::StoreCorrupt("value does not open under its parent".into()))
+                let value = rotation::unwrap_value(parent_value, wrapped)
+                    .map_err(|_| Error::StoreCorrupt("value does not open under its parent".into()))?;
+                Ok::<_, Error>((child.get(CKA_UNIQUE_ID).map(<[u8]>::to_vec), value))
             })();
             match opened {
-                Ok(value) => {
-                    if let Some(o) = objects.get_mut(&id) {
-                        o.set(CKA_VALUE, value.to_vec());
+                Ok((uid, value)) => {
+                    if tier == Tier::Kek
+                        && let Some(uid) = uid
+                    {
+                        opened_keks.insert(uid, value);
                     }
                 }
                 Err(e) => {
@@ -57,6 +68,33 @@ pub(super) fn open_wrapped_values(objects: &mut HashMap<i64, Object>) {
 }
 
 impl Token {
+    /// The plain value of a key: its `CKA_VALUE`, or for a KEK or DEK (stored wrapped by its
+    /// parent) the value unwrapped through its parents, kept in the token's bounded cache.
+    pub(super) fn hierarchy_value(&self, state: &TokenState, key: &Object) -> Result<Zeroizing<Vec<u8>>> {
+        if key.sealed_attributes().contains(&CKA_VALUE) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let stored = key.get(CKA_VALUE).ok_or(Error::Internal("key without value"))?;
+        match tier_of(key) {
+            None | Some(Tier::Master) => Ok(Zeroizing::new(stored.to_vec())),
+            Some(_) => {
+                let uid = key.get(CKA_UNIQUE_ID).unwrap_or_default();
+                let fingerprint = prepared::fingerprint(&[uid, stored])?;
+                let value = state.unwrapped.get_or_build(fingerprint, || {
+                    let parent_uid = key.get(CKA_ECM_PARENT_ID).ok_or(Error::Internal("no parent"))?;
+                    let parent = state
+                        .objects
+                        .values()
+                        .find(|o| o.get(CKA_UNIQUE_ID) == Some(parent_uid))
+                        .ok_or(Error::Internal("parent key missing"))?;
+                    let parent_value = self.hierarchy_value(state, parent)?;
+                    rotation::unwrap_value(&parent_value, stored)
+                })?;
+                Ok(Zeroizing::new(value.to_vec()))
+            }
+        }
+    }
+
     /// `C_GenerateKey` of a key of the hierarchy: the next version of its family. In one
     /// transaction the new key is stored (wrapped by the active key of the parent tier), the
     /// version it supersedes becomes decrypt-only, and every key of the next tier is
@@ -84,12 +122,9 @@ impl Token {
         }
         let value = key.get(CKA_VALUE).ok_or(Error::Internal("generated key without value"))?.to_vec();
         let unique_id = key.get(CKA_UNIQUE_ID).ok_or(Error::Internal("key without unique id"))?.to_vec();
-        let value_of = |id: i64| -> Result<Vec<u8>> {
+        let value_of = |id: i64| -> Result<Zeroizing<Vec<u8>>> {
             let o = state.objects.get(&id).ok_or(Error::Internal("planned key missing"))?;
-            if o.sealed_attributes().contains(&CKA_VALUE) {
-                return Err(Error::UserNotLoggedIn);
-            }
-            o.get(CKA_VALUE).map(<[u8]>::to_vec).ok_or(Error::Internal("key without value"))
+            self.hierarchy_value(&state, o)
         };
         let at_rest = match plan.parent {
             Some(parent) => {
@@ -140,13 +175,17 @@ impl Token {
             }
             Ok(())
         })?;
-        // Committed: bring the cache up to date.
-        for id in &plan.rewrap {
+        // Committed: bring the cache up to date. Keys below the master are kept wrapped.
+        for (id, wrapped) in &rewrapped {
             if let Some(o) = state.objects.get(id) {
                 let mut child = Object::clone(o);
                 child.set(CKA_ECM_PARENT_ID, unique_id.clone());
+                child.set(CKA_VALUE, wrapped.clone());
                 state.objects.insert(*id, Arc::new(child));
             }
+        }
+        if let Some(wrapped) = &at_rest {
+            key.set(CKA_VALUE, wrapped.clone());
         }
         if let Some(old) = plan.supersedes
             && let Some(o) = state.objects.get(&old)

@@ -395,7 +395,13 @@ impl Token {
             hierarchy::check_unwrap(&key)?;
         }
         check_allowed_mechanism(&key, mechanism)?;
-        key.key_material()
+        let mut material = key.key_material()?;
+        if let KeyMaterial::Secret(secret) = &mut material
+            && hierarchy::tier_of(&key).is_some()
+        {
+            secret.value = self.hierarchy_value(&state, &key)?;
+        }
+        Ok(material)
     }
 
     /// What `C_WrapKey` needs: the wrapping key (permitted `CKA_WRAP` with `mechanism`) and
@@ -436,7 +442,7 @@ impl Token {
         }
         // Secret keys leave as their value, private keys as PKCS#8.
         let bytes = match target.key_material()? {
-            KeyMaterial::Secret(secret) => secret.value,
+            KeyMaterial::Secret(_) => self.hierarchy_value(&state, &target)?,
             private @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_)) => {
                 crate::mechanism::encoding::private_key_to_pkcs8(&private)?
             }

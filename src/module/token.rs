@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use super::handles::{HandleTable, ObjectRef};
 use crate::config::Config;
+use crate::mechanism::prepared::PreparedKeys;
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::object::Object;
 use crate::policy::{LoginState, SessionView};
@@ -50,6 +51,9 @@ pub(super) struct TokenState {
     pub loaded: Option<bool>,
     pub session_objects: HashMap<u64, SessionObject>,
     pub next_session_object: u64,
+    /// Values of KEKs and DEKs unwrapped through their parents for recent use: bounded, and
+    /// emptied with the login (see `hierarchy_keys.rs`).
+    pub unwrapped: PreparedKeys<Zeroizing<Vec<u8>>>,
 }
 
 pub(super) struct SessionObject {
@@ -423,6 +427,7 @@ impl TokenState {
             loaded: None,
             session_objects: HashMap::new(),
             next_session_object: 0,
+            unwrapped: PreparedKeys::new(),
         }
     }
 
@@ -433,6 +438,7 @@ impl TokenState {
     fn forget_login(&mut self) {
         self.login = LoginState::Public;
         self.token_key = None;
+        self.unwrapped.clear();
         // Cached secrets go with the key (zeroized as the objects drop).
         self.loaded = None;
     }
