@@ -48,8 +48,15 @@ struct ConfigFile {
 impl Config {
     /// Reads the environment and, if present, the configuration file.
     pub fn from_env() -> Result<Config> {
-        let token_dir = match std::env::var_os("ECM_HSM_DIR") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        Config::from_env_with_dir(None)
+    }
+
+    /// As [`Config::from_env`], with `token_dir` (an admin tool's `--token-dir`) in place of
+    /// `ECM_HSM_DIR` when given.
+    pub fn from_env_with_dir(token_dir: Option<PathBuf>) -> Result<Config> {
+        let token_dir = match (token_dir, std::env::var_os("ECM_HSM_DIR")) {
+            (Some(dir), _) => dir,
+            (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
             _ => default_token_dir()?,
         };
         let conf_path = match std::env::var_os("ECM_HSM_CONF") {

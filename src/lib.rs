@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod hierarchy;
 pub mod mechanism;

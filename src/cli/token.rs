@@ -1,0 +1,267 @@
+//! Opening the module and a token, logging in, and reading the keys of the hierarchy.
+
+use std::path::Path;
+
+use cryptoki_sys::*;
+use ecm_hsm::config::Config;
+use ecm_hsm::mechanism::{Mechanism, MechanismParams};
+use ecm_hsm::module::Module;
+use ecm_hsm::object::attribute::decode_ulong;
+use ecm_hsm::object::{Attribute, AttributeRead};
+use ecm_hsm::vendor::*;
+use ecm_hsm::{Error, hierarchy::Tier};
+
+use super::util::explain;
+use super::{Failure, Global, Outcome, pins};
+
+/// The settings: `--token-dir` in place of `ECM_HSM_DIR`, the rest as the module reads them.
+pub fn config(token_dir: Option<&Path>) -> Outcome<Config> {
+    Config::from_env_with_dir(token_dir.map(Path::to_path_buf)).map_err(|e| Failure(explain(&e)))
+}
+
+pub fn module(global: &Global) -> Outcome<Module> {
+    let config = config(global.token_dir.as_deref())?;
+    Module::new(config).map_err(|e| Failure(explain(&e)))
+}
+
+/// The label of a token, without its padding.
+pub fn label_text(label: &[u8; 32]) -> String {
+    String::from_utf8_lossy(label).trim_end_matches([' ', '\0']).to_owned()
+}
+
+/// What a slot holds.
+pub enum SlotState {
+    Free,
+    Token(String),
+    Unrecognized,
+}
+
+pub fn slot_state(module: &Module, slot: CK_SLOT_ID) -> Outcome<SlotState> {
+    match module.token_status(slot) {
+        Ok(s) if s.info.flags & CKF_TOKEN_INITIALIZED != 0 => Ok(SlotState::Token(label_text(&s.info.label))),
+        Ok(_) => Ok(SlotState::Free),
+        Err(Error::TokenNotRecognized) => Ok(SlotState::Unrecognized),
+        Err(e) => Err(Failure(explain(&e))),
+    }
+}
+
+pub fn token_dir(module: &Module) -> String {
+    module.config().token_dir.display().to_string()
+}
+
+/// A logged-in read/write session on the chosen token; closed (and so logged out) on drop.
+pub struct Token {
+    pub module: Module,
+    pub slot: CK_SLOT_ID,
+    pub label: String,
+    pub session: CK_SESSION_HANDLE,
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        let _ = self.module.close_session(self.session);
+    }
+}
+
+impl Token {
+    /// Opens the token of `--slot` (else the first initialized one) and logs in as the user.
+    pub fn open(global: &Global) -> Outcome<Token> {
+        let module = module(global)?;
+        let (slot, label) = choose_slot(&module, global.slot)?;
+        let session = module
+            .open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
+            .map_err(|e| Failure(format!("token '{label}' (slot {slot}): {}", explain(&e))))?;
+        let token = Token { module, slot, label, session };
+        let pin = pins::user_pin(global.pin_file.as_deref())?;
+        let result = match &global.user {
+            Some(name) => token.module.login_user(session, CKU_USER, &pin, name.as_bytes()),
+            None => token.module.login(session, CKU_USER, &pin),
+        };
+        result.map_err(|e| token.login_failure(&e, global.user.as_deref()))?;
+        Ok(token)
+    }
+
+    fn login_failure(&self, e: &Error, user: Option<&str>) -> Failure {
+        let who = format!("token '{}' (slot {})", self.label, self.slot);
+        let principal = user.map(|u| format!(" for principal '{u}'")).unwrap_or_default();
+        Failure(match e {
+            Error::PinIncorrect => {
+                let flags = self.module.token_status(self.slot).map(|s| s.info.flags).unwrap_or(0);
+                let hint = if flags & CKF_USER_PIN_FINAL_TRY != 0 {
+                    "; one more wrong PIN locks it"
+                } else {
+                    "; check ECM_HSM_PIN or --pin-file"
+                };
+                format!("{who} refused the user PIN{principal}{hint}")
+            }
+            Error::PinLocked => {
+                format!("the user PIN of {who} is locked: the SO must set a new one (C_InitPIN)")
+            }
+            Error::UserPinNotInitialized => format!("{who} has no user PIN yet: the SO must set one"),
+            Error::PinLenRange => format!("{who} refused the user PIN: it is too short or too long"),
+            Error::UserAlreadyLoggedIn | Error::UserAnotherAlreadyLoggedIn => {
+                format!("{who}: someone is already logged in")
+            }
+            other => format!("{who}: login failed: {}", explain(other)),
+        })
+    }
+
+    /// A message naming the token.
+    pub fn fail(&self, e: &Error) -> Failure {
+        Failure(format!("token '{}' (slot {}): {}", self.label, self.slot, explain(e)))
+    }
+
+    /// Every object matching `template`.
+    pub fn find(&self, template: &[Attribute]) -> Outcome<Vec<CK_OBJECT_HANDLE>> {
+        let m = &self.module;
+        m.find_init(self.session, template).map_err(|e| self.fail(&e))?;
+        let mut found = Vec::new();
+        let result = loop {
+            match m.find_next(self.session, 1024) {
+                Ok(batch) if batch.is_empty() => break Ok(()),
+                Ok(batch) => found.extend(batch),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = m.find_final(self.session);
+        result.map_err(|e| self.fail(&e))?;
+        Ok(found)
+    }
+
+    /// Every key of the hierarchy, masters first, then KEKs, then DEKs by tenant; each
+    /// family by version.
+    pub fn keys(&self) -> Outcome<Vec<Key>> {
+        let mut keys = Vec::new();
+        for tier in [Tier::Master, Tier::Kek, Tier::Dek] {
+            for handle in self.find(&[Attribute::ulong(CKA_ECM_TIER, tier.code())])? {
+                keys.push(self.key(handle, tier)?);
+            }
+        }
+        keys.sort_by(|a, b| (a.tier, &a.tenant, a.version).cmp(&(b.tier, &b.tenant, b.version)));
+        Ok(keys)
+    }
+
+    fn key(&self, handle: CK_OBJECT_HANDLE, tier: Tier) -> Outcome<Key> {
+        let kinds = [
+            CKA_LABEL,
+            CKA_ECM_TENANT,
+            CKA_ECM_KEY_VERSION,
+            CKA_ECM_KEY_STATE,
+            CKA_ECM_CREATED_AT,
+            CKA_ECM_ROTATED_AT,
+            CKA_ECM_NEXT_ROTATION,
+            CKA_ECM_ROTATION_PERIOD,
+            CKA_UNIQUE_ID,
+            CKA_ECM_PARENT_ID,
+        ];
+        let reads = self.module.get_attributes(self.session, handle, &kinds).map_err(|e| self.fail(&e))?;
+        let bytes = |i: usize| match &reads[i] {
+            AttributeRead::Value(v) => Some(v.to_vec()),
+            _ => None,
+        };
+        #[allow(clippy::unnecessary_cast)] // CK_ULONG is u64 on LP64, u32 elsewhere
+        let number = |i: usize| bytes(i).and_then(|v| decode_ulong(&v)).map(|n| n as u64).unwrap_or(0);
+        let text = |i: usize| bytes(i).map(|v| String::from_utf8_lossy(&v).into_owned());
+        Ok(Key {
+            handle,
+            label: text(0).unwrap_or_default(),
+            tier,
+            tenant: text(1),
+            version: number(2),
+            active: bytes(3).and_then(|v| decode_ulong(&v)) == Some(CKS_ECM_ACTIVE),
+            created_at: number(4),
+            rotated_at: number(5),
+            next_rotation: number(6),
+            period: number(7),
+            unique_id: text(8).unwrap_or_default(),
+            parent_id: text(9),
+        })
+    }
+
+    /// `C_GenerateKey` of the next version of a family: its first version, or a rotation.
+    pub fn generate(&self, tier: Tier, tenant: Option<&str>) -> Outcome<Key> {
+        let mut template = vec![Attribute::ulong(CKA_ECM_TIER, tier.code())];
+        if let Some(t) = tenant {
+            template.push(Attribute::new(CKA_ECM_TENANT, t.as_bytes().to_vec()));
+        }
+        let mechanism = Mechanism { kind: CKM_AES_KEY_GEN, params: MechanismParams::None };
+        let handle =
+            self.module.generate_key(self.session, &mechanism, &template).map_err(|e| self.fail(&e))?;
+        self.key(handle, tier)
+    }
+}
+
+/// One key of the hierarchy as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub handle: CK_OBJECT_HANDLE,
+    pub label: String,
+    pub tier: Tier,
+    pub tenant: Option<String>,
+    pub version: u64,
+    /// The current version of its family (else decrypt-only).
+    pub active: bool,
+    pub created_at: u64,
+    pub rotated_at: u64,
+    pub next_rotation: u64,
+    pub period: u64,
+    pub unique_id: String,
+    pub parent_id: Option<String>,
+}
+
+impl Key {
+    /// The family's name: `master`, `kek`, `dek-<tenant>`.
+    pub fn family(&self) -> String {
+        match (self.tier, &self.tenant) {
+            (Tier::Dek, Some(t)) => format!("dek-{t}"),
+            (tier, _) => tier_name(tier).to_owned(),
+        }
+    }
+
+    pub fn is_due(&self, now: u64) -> bool {
+        self.active && self.next_rotation <= now
+    }
+
+    /// The command that rotates this key's family.
+    pub fn rotate_command(&self) -> String {
+        match (self.tier, &self.tenant) {
+            (Tier::Dek, Some(t)) => format!("ecm-hsm rotate dek --tenant {t}"),
+            (tier, _) => format!("ecm-hsm rotate {}", tier_name(tier)),
+        }
+    }
+}
+
+pub fn tier_name(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Master => "master",
+        Tier::Kek => "kek",
+        Tier::Dek => "dek",
+    }
+}
+
+/// `--slot N` if given (it must hold a token), else the first initialized token.
+pub fn choose_slot(module: &Module, wanted: Option<u64>) -> Outcome<(CK_SLOT_ID, String)> {
+    let dir = token_dir(module);
+    let slots = module.slot_list().map_err(|e| Failure(explain(&e)))?;
+    if let Some(slot) = wanted {
+        let slot = slot as CK_SLOT_ID;
+        if !slots.contains(&slot) {
+            return Err(Failure(format!("there is no slot {slot} in {dir}")));
+        }
+        return match slot_state(module, slot)? {
+            SlotState::Token(label) => Ok((slot, label)),
+            SlotState::Free => Err(Failure(format!(
+                "slot {slot} holds no token: initialize one with `ecm-hsm init --label NAME`"
+            ))),
+            SlotState::Unrecognized => {
+                Err(Failure(format!("slot {slot} in {dir} is not a readable ecm-hsm token file")))
+            }
+        };
+    }
+    for slot in slots {
+        if let SlotState::Token(label) = slot_state(module, slot)? {
+            return Ok((slot, label));
+        }
+    }
+    Err(Failure(format!("no initialized token in {dir}: create one with `ecm-hsm init --label NAME`")))
+}
