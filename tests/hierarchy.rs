@@ -310,3 +310,153 @@ isolated_test!(
         let _ = s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())));
     }
 );
+
+// ---------------------------------------------------------------------------------------------
+// A process killed in the middle of KEK rotations leaves a whole, consistent hierarchy.
+// ---------------------------------------------------------------------------------------------
+
+const KILL_TEST: &str = "a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole";
+const ROLE_ENV: &str = "ECM_HIERARCHY_ROLE";
+const TENANTS: usize = 300;
+
+fn record_for(t: usize) -> Vec<u8> {
+    format!("record of tenant {t}").into_bytes()
+}
+
+/// Setup worker: a hierarchy with `TENANTS` tenants, one sealed record each (kept in the
+/// token directory, as an application would keep its data).
+fn setup_worker() {
+    let (p, slot) = load_with_token();
+    let s = user_session(&p, slot);
+    generate(&s, &[tier(CKT_ECM_MASTER)]).unwrap();
+    generate(&s, &[tier(CKT_ECM_KEK)]).unwrap();
+    let mut records = Vec::new();
+    for t in 0..TENANTS {
+        let dek = generate(&s, &[tier(CKT_ECM_DEK), tenant(&format!("t{t}"))]).unwrap();
+        let sealed = gcm_seal(&s, dek, &record_for(t)).unwrap();
+        records.push(format!("t{t} {}", sealed.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+    }
+    std::fs::write(token_dir().join("records.txt"), records.join("\n")).unwrap();
+}
+
+/// Rotator worker: rotates the KEK again and again, announcing each committed rotation.
+fn rotator_worker() {
+    use std::io::Write;
+    let p = load();
+    let s = user_session(&p, first_slot(&p));
+    for n in 1.. {
+        generate(&s, &[tier(CKT_ECM_KEK)]).unwrap();
+        println!("> ROTATED {n}");
+        std::io::stdout().flush().unwrap();
+    }
+}
+
+/// Verify worker: one active KEK, every DEK under it, every record still opens.
+fn verify_worker() {
+    let p = load();
+    let s = user_session(&p, first_slot(&p));
+    let keks = s.find_objects(&[tier(CKT_ECM_KEK)]).unwrap();
+    let active: Vec<_> =
+        keks.iter().copied().filter(|k| read(&s, *k, CKA_ECM_KEY_STATE) == ulong(CKS_ECM_ACTIVE)).collect();
+    assert_eq!(active.len(), 1, "exactly one current KEK among {} versions", keks.len());
+    let active_uid = match &s.get_attributes(active[0], &[AttributeType::UniqueId]).unwrap()[..] {
+        [Attribute::UniqueId(u)] => u.clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut versions: Vec<u64> = keks
+        .iter()
+        .map(|k| u64::from_ne_bytes(read(&s, *k, CKA_ECM_KEY_VERSION).try_into().unwrap()))
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=keks.len() as u64).collect::<Vec<_>>(), "versions without gaps");
+    let records = std::fs::read_to_string(token_dir().join("records.txt")).unwrap();
+    for line in records.lines() {
+        let (name, hex) = line.split_once(' ').unwrap();
+        let sealed: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let dek = s.find_objects(&[tier(CKT_ECM_DEK), tenant(name)]).unwrap();
+        assert_eq!(dek.len(), 1, "tenant {name}");
+        assert_eq!(
+            read(&s, dek[0], CKA_ECM_PARENT_ID),
+            active_uid,
+            "tenant {name}'s DEK is under the current KEK"
+        );
+        let t: usize = name[1..].parse().unwrap();
+        assert_eq!(gcm_open(&s, dek[0], &sealed).unwrap(), record_for(t), "tenant {name}'s record opens");
+    }
+    println!("> KEK VERSIONS {}", keks.len());
+}
+
+#[test]
+fn a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        match role.as_str() {
+            "setup" => setup_worker(),
+            "rotator" => rotator_worker(),
+            "verify" => verify_worker(),
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    let dir = fresh_dir("kill-rotation");
+    write_test_config(&dir, "");
+    let worker = |role: &str| {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args([KILL_TEST, "--exact", "--nocapture", "--test-threads=1"])
+            .env("ECM_HSM_TEST_CHILD", "1")
+            .env("ECM_HSM_DIR", &dir)
+            .env_remove("ECM_HSM_CONF")
+            .env(ROLE_ENV, role)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let setup = worker("setup").output().unwrap();
+    assert!(setup.status.success(), "setup: {}", String::from_utf8_lossy(&setup.stderr));
+    let mut committed = 0;
+    for round in 0..3 {
+        let mut child = worker("rotator").spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = 0;
+        for line in stdout.lines() {
+            // (The first line follows the test harness's own "test ... " on the same line.)
+            if line.unwrap().contains("> ROTATED") {
+                seen += 1;
+                if seen == 2 + round {
+                    break;
+                }
+            }
+        }
+        // Let the next rotation get under way, then kill the process in the middle of it.
+        std::thread::sleep(std::time::Duration::from_millis(3 + 7 * round as u64));
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "the rotator dies by SIGKILL");
+        committed += seen;
+    }
+    let verify = worker("verify").output().unwrap();
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "verify:\n{out}\n{}", String::from_utf8_lossy(&verify.stderr));
+    let versions: usize = out
+        .lines()
+        .find_map(|l| l.split("> KEK VERSIONS ").nth(1))
+        .unwrap_or_else(|| {
+            panic!(
+                "the verifier reports the KEK versions:\n{out}\n{}",
+                String::from_utf8_lossy(&verify.stderr)
+            )
+        })
+        .trim()
+        .parse()
+        .unwrap();
+    // Every acknowledged rotation is there; a rotation in flight at a kill is all or nothing.
+    assert!(
+        versions > committed && versions <= committed + 1 + 3,
+        "{versions} versions after {committed} rotations"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
