@@ -9,6 +9,7 @@ mod general;
 pub use general::TokenStatus;
 pub mod handles;
 mod hierarchy_keys;
+mod object_cache;
 mod objects;
 pub mod slots;
 pub mod token;

@@ -342,8 +342,15 @@ impl Token {
         let view = state.view(read_write);
         let visible =
             |o: &Object| view.access(o.is_token(), o.is_private()) != Access::None && o.matches(template);
-        let mut token_ids: Vec<i64> =
-            state.objects.iter().filter(|(_, o)| visible(o)).map(|(id, _)| *id).collect();
+        // A search by label looks only at the objects with that label.
+        let mut token_ids: Vec<i64> = match template.iter().find(|a| a.kind == CKA_LABEL) {
+            Some(label) => state
+                .objects
+                .ids_with_label(&label.value)
+                .filter(|id| state.objects.get(id).is_some_and(|o| visible(o)))
+                .collect(),
+            None => state.objects.iter().filter(|(_, o)| visible(o)).map(|(id, _)| *id).collect(),
+        };
         token_ids.sort_unstable();
         let mut session_ids: Vec<u64> =
             state.session_objects.iter().filter(|(_, s)| visible(&s.object)).map(|(id, _)| *id).collect();

@@ -17,6 +17,7 @@ use parking_lot::{Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 use super::handles::{HandleTable, ObjectRef};
+use super::object_cache::ObjectCache;
 use crate::config::Config;
 use crate::mechanism::prepared::PreparedKeys;
 use crate::mechanism::{pin_kdf, rng, seal};
@@ -46,7 +47,7 @@ pub(super) struct TokenState {
     pub record: Option<TokenRecord>,
     pub login: LoginState,
     pub token_key: Option<TokenKey>,
-    pub objects: HashMap<i64, Arc<Object>>,
+    pub objects: ObjectCache,
     /// Whether `objects` reflects the store, and whether secrets were opened when it was read.
     pub loaded: Option<bool>,
     pub session_objects: HashMap<u64, SessionObject>,
@@ -404,7 +405,7 @@ impl Token {
         }
         // Keys of the hierarchy below the master are stored wrapped by their parent.
         super::hierarchy_keys::open_wrapped_values(&mut loaded);
-        state.objects = loaded.into_iter().map(|(id, o)| (id, Arc::new(o))).collect();
+        state.objects = ObjectCache::from_loaded(loaded);
         state.loaded = Some(state.token_key.is_some());
         let objects = &state.objects;
         self.handles.lock().retain_slot(self.slot_id, |r| match r {
@@ -423,7 +424,7 @@ impl TokenState {
             record: None,
             login: LoginState::Public,
             token_key: None,
-            objects: HashMap::new(),
+            objects: ObjectCache::default(),
             loaded: None,
             session_objects: HashMap::new(),
             next_session_object: 0,
