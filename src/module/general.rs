@@ -19,7 +19,7 @@ pub struct TokenStatus {
 
 impl Module {
     pub fn slot_list(&self) -> Result<Vec<CK_SLOT_ID>> {
-        let mut slots = self.slots.lock();
+        let mut slots = self.slots.write();
         slots.rescan(&self.config, &self.handles)?;
         Ok(slots.ids())
     }
@@ -44,7 +44,7 @@ impl Module {
         let token = self.token(slot)?;
         token.init_token(so_pin, label, !self.sessions_of(slot).is_empty())?;
         // The free slot is taken: make the next one.
-        self.slots.lock().rescan(&self.config, &self.handles)
+        self.slots.write().rescan(&self.config, &self.handles)
     }
 
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {

@@ -197,6 +197,6 @@ impl Token {
             state.objects.insert(old, Arc::new(previous));
         }
         state.objects.insert(new_id, Arc::new(key));
-        Ok(self.handles.lock().handle_of(ObjectRef::Token { slot: self.slot_id, id: new_id }))
+        Ok(self.handles.write().handle_of(ObjectRef::Token { slot: self.slot_id, id: new_id }))
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cryptoki_sys::*;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::session::Session;
@@ -30,10 +30,10 @@ use token::Token;
 
 pub struct Module {
     config: Arc<Config>,
-    slots: Mutex<SlotTable>,
+    slots: RwLock<SlotTable>,
     sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
     next_session: AtomicU64,
-    handles: Arc<Mutex<HandleTable>>,
+    handles: Arc<RwLock<HandleTable>>,
 }
 
 /// The instance and the process that made it: a child of `fork()` must not use its parent's
@@ -87,12 +87,12 @@ pub fn instance() -> Result<Arc<Module>> {
 impl Module {
     pub fn new(config: Config) -> Result<Module> {
         let config = Arc::new(config);
-        let handles = Arc::new(Mutex::new(HandleTable::default()));
+        let handles = Arc::new(RwLock::new(HandleTable::default()));
         let mut slots = SlotTable::default();
         slots.rescan(&config, &handles)?;
         Ok(Module {
             config,
-            slots: Mutex::new(slots),
+            slots: RwLock::new(slots),
             sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             handles,
@@ -104,7 +104,7 @@ impl Module {
     }
 
     fn token(&self, slot: CK_SLOT_ID) -> Result<Arc<Token>> {
-        self.slots.lock().token(slot)
+        self.slots.read().token(slot)
     }
 
     fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Session>> {

@@ -103,7 +103,7 @@ impl Token {
         view: SessionView,
         handle: CK_OBJECT_HANDLE,
     ) -> Result<(ObjectRef, Arc<Object>, Access)> {
-        let object_ref = self.handles.lock().resolve(handle).ok_or(Error::ObjectHandleInvalid)?;
+        let object_ref = self.handles.read().resolve(handle).ok_or(Error::ObjectHandleInvalid)?;
         let object = match object_ref {
             ObjectRef::Token { slot, id } if slot == self.slot_id => state.objects.get(&id).cloned(),
             ObjectRef::Session { slot, id } if slot == self.slot_id => {
@@ -166,7 +166,7 @@ impl Token {
             };
             refs.push(object_ref);
         }
-        let mut handles = self.handles.lock();
+        let mut handles = self.handles.write();
         Ok(refs.into_iter().map(|r| handles.handle_of(r)).collect())
     }
 
@@ -257,7 +257,7 @@ impl Token {
                 state.objects.remove(&id);
                 if !existed {
                     // Another process destroyed it first; its handle is gone for us too.
-                    self.handles.lock().forget(object_ref);
+                    self.handles.write().forget(object_ref);
                     return Err(Error::ObjectHandleInvalid);
                 }
             }
@@ -265,7 +265,7 @@ impl Token {
                 state.session_objects.remove(&id);
             }
         }
-        self.handles.lock().forget(object_ref);
+        self.handles.write().forget(object_ref);
         Ok(())
     }
 
@@ -355,7 +355,7 @@ impl Token {
         let mut session_ids: Vec<u64> =
             state.session_objects.iter().filter(|(_, s)| visible(&s.object)).map(|(id, _)| *id).collect();
         session_ids.sort_unstable();
-        let mut handles = self.handles.lock();
+        let mut handles = self.handles.write();
         let slot = self.slot_id;
         let refs = token_ids
             .into_iter()
@@ -388,7 +388,7 @@ impl Token {
         usage: CK_ATTRIBUTE_TYPE,
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<KeyMaterial> {
-        let state = self.ready()?;
+        let state = self.ready_for_use()?;
         let (_, key, _) =
             self.visible(&state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
         if !key.profile().is_key() {
@@ -463,7 +463,7 @@ impl Token {
         let mut state = self.lock();
         let gone: Vec<u64> =
             state.session_objects.iter().filter(|(_, o)| o.owner == session).map(|(id, _)| *id).collect();
-        let mut handles = self.handles.lock();
+        let mut handles = self.handles.write();
         for id in gone {
             state.session_objects.remove(&id);
             handles.forget(ObjectRef::Session { slot: self.slot_id, id });

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cryptoki_sys::CK_SLOT_ID;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use super::handles::HandleTable;
 use super::token::Token;
@@ -34,7 +34,7 @@ fn slot_of(file_name: &str) -> Option<CK_SLOT_ID> {
 impl SlotTable {
     /// Picks up token files created since the last scan (by this or another process), and
     /// keeps exactly one free slot.
-    pub fn rescan(&mut self, config: &Arc<Config>, handles: &Arc<Mutex<HandleTable>>) -> Result<()> {
+    pub fn rescan(&mut self, config: &Arc<Config>, handles: &Arc<RwLock<HandleTable>>) -> Result<()> {
         let dir = &config.token_dir;
         for slot in scan_dir(dir)? {
             let stale_free = self.tokens.get(&slot).is_some_and(|t| t.is_free());

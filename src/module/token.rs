@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoki_sys::*;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use zeroize::Zeroizing;
 
 use super::handles::{HandleTable, ObjectRef};
@@ -27,6 +27,8 @@ use crate::store::{SqliteStore, TokenRecord, TokenStore, WrappedTokenKey};
 use crate::{Error, Result};
 
 pub const MIN_PIN_LEN: usize = 4;
+/// How stale the object cache may be when a key is looked up for a cryptographic operation.
+pub const KEY_USE_STALENESS: Duration = Duration::from_millis(2);
 pub const MAX_PIN_LEN: usize = 255;
 
 pub type TokenKey = Zeroizing<[u8; seal::KEY_LEN]>;
@@ -35,7 +37,7 @@ pub struct Token {
     pub slot_id: CK_SLOT_ID,
     pub(super) path: PathBuf,
     pub(super) config: Arc<Config>,
-    pub(super) handles: Arc<Mutex<HandleTable>>,
+    pub(super) handles: Arc<RwLock<HandleTable>>,
     pub(super) state: Mutex<TokenState>,
 }
 
@@ -50,6 +52,8 @@ pub(super) struct TokenState {
     pub objects: ObjectCache,
     /// Whether `objects` reflects the store, and whether secrets were opened when it was read.
     pub loaded: Option<bool>,
+    /// When the store was last asked whether another process changed it.
+    pub checked_at: Option<std::time::Instant>,
     pub session_objects: HashMap<u64, SessionObject>,
     pub next_session_object: u64,
     /// Values of KEKs and DEKs unwrapped through their parents for recent use: bounded, and
@@ -90,7 +94,7 @@ impl Token {
         slot_id: CK_SLOT_ID,
         path: PathBuf,
         config: Arc<Config>,
-        handles: Arc<Mutex<HandleTable>>,
+        handles: Arc<RwLock<HandleTable>>,
     ) -> Token {
         let mut state = TokenState::empty();
         if path.exists() {
@@ -132,6 +136,24 @@ impl Token {
             return Err(Error::TokenNotRecognized);
         }
         self.refresh(&mut state)?;
+        Ok(state)
+    }
+
+    /// As [`Token::ready`], for the lookup of a key at a cryptographic `*Init`: the store is
+    /// asked about other processes' changes at most every `KEY_USE_STALENESS`, since that
+    /// check (an SQLite statement under the token's lock) would otherwise cost more than an
+    /// AES-GCM encryption and serialize threads. A key another process destroyed may so be
+    /// used for up to that long; searches, attribute reads and every change always check.
+    pub(super) fn ready_for_use(&self) -> Result<MutexGuard<'_, TokenState>> {
+        let mut state = self.lock();
+        if state.unrecognized.is_some() || state.store.is_none() {
+            return Err(Error::TokenNotRecognized);
+        }
+        let fresh = state.checked_at.is_some_and(|t| t.elapsed() < KEY_USE_STALENESS)
+            && state.loaded == Some(state.token_key.is_some());
+        if !fresh {
+            self.refresh(&mut state)?;
+        }
         Ok(state)
     }
 
@@ -220,7 +242,7 @@ impl Token {
         state.forget_login();
         state.objects.clear();
         state.loaded = None;
-        self.handles.lock().retain_slot(self.slot_id, |r| matches!(r, ObjectRef::Session { .. }));
+        self.handles.write().retain_slot(self.slot_id, |r| matches!(r, ObjectRef::Session { .. }));
         Ok(())
     }
 
@@ -262,7 +284,7 @@ impl Token {
         state.forget_login();
         state.session_objects.retain(|_, o| !o.object.is_private());
         let (objects, sessions) = (&state.objects, &state.session_objects);
-        self.handles.lock().retain_slot(self.slot_id, |r| match r {
+        self.handles.write().retain_slot(self.slot_id, |r| match r {
             ObjectRef::Token { id, .. } => objects.get(&id).is_some_and(|o| !o.is_private()),
             ObjectRef::Session { id, .. } => sessions.contains_key(&id),
         });
@@ -382,6 +404,7 @@ impl Token {
     pub(super) fn refresh(&self, state: &mut TokenState) -> Result<()> {
         let Some(store) = state.store.as_mut() else { return Ok(()) };
         let changed = store.changed_elsewhere()?;
+        state.checked_at = Some(std::time::Instant::now());
         let with_key = state.token_key.is_some();
         if !changed && state.loaded == Some(with_key) {
             return Ok(());
@@ -408,7 +431,7 @@ impl Token {
         state.objects = ObjectCache::from_loaded(loaded);
         state.loaded = Some(state.token_key.is_some());
         let objects = &state.objects;
-        self.handles.lock().retain_slot(self.slot_id, |r| match r {
+        self.handles.write().retain_slot(self.slot_id, |r| match r {
             ObjectRef::Token { id, .. } => objects.contains_key(&id),
             ObjectRef::Session { .. } => true,
         });
@@ -426,6 +449,7 @@ impl TokenState {
             token_key: None,
             objects: ObjectCache::default(),
             loaded: None,
+            checked_at: None,
             session_objects: HashMap::new(),
             next_session_object: 0,
             unwrapped: PreparedKeys::new(),
