@@ -12,37 +12,12 @@
 mod common;
 use common::*;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-
-fn pin(text: &str) -> AuthPin {
-    AuthPin::new(text.into())
-}
-
-/// Asserts that `result` is the PKCS#11 error `expected`.
-#[track_caller]
-fn expect_rv<T: std::fmt::Debug>(result: cryptoki::error::Result<T>, expected: RvError) {
-    match result {
-        Ok(v) => panic!("expected {expected:?}, got Ok({v:?})"),
-        Err(e) => assert_eq!(rv(e), expected),
-    }
-}
-
-/// `C_Finalize` then `C_Initialize` on the same loaded library. Sessions must be closed first.
-fn reinitialize(p: &Pkcs11) {
-    p.clone().finalize().expect("C_Finalize");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
 
 fn all(s: &Session) -> Vec<ObjectHandle> {
     s.find_objects(&[]).unwrap()

@@ -145,22 +145,8 @@ const SHA256_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
-
 fn ulen(n: usize) -> CK_ULONG {
     n as CK_ULONG
-}
-
-/// Asserts that `result` is the PKCS#11 error `expected`.
-#[track_caller]
-fn expect_rv<T: std::fmt::Debug>(result: cryptoki::error::Result<T>, expected: RvError) {
-    match result {
-        Ok(v) => panic!("expected {expected:?}, got Ok({v:?})"),
-        Err(e) => assert_eq!(rv(e), expected),
-    }
 }
 
 /// Every object the session can see.

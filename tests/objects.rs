@@ -14,7 +14,7 @@ use common::*;
 
 use std::num::NonZeroUsize;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
@@ -23,26 +23,6 @@ use cryptoki::object::{
 };
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
-use cryptoki::types::AuthPin;
-
-fn pin(text: &str) -> AuthPin {
-    AuthPin::new(text.into())
-}
-
-/// Asserts that `result` is the PKCS#11 error `expected`.
-#[track_caller]
-fn expect_rv<T: std::fmt::Debug>(result: cryptoki::error::Result<T>, expected: RvError) {
-    match result {
-        Ok(v) => panic!("expected {expected:?}, got Ok({v:?})"),
-        Err(e) => assert_eq!(rv(e), expected),
-    }
-}
-
-/// `C_Finalize` then `C_Initialize` on the same loaded library. Sessions must be closed first.
-fn reinitialize(p: &Pkcs11) {
-    p.clone().finalize().expect("C_Finalize");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
-}
 
 /// Every object this session can see.
 fn all(s: &Session) -> Vec<ObjectHandle> {
@@ -155,10 +135,6 @@ fn data(label: &str) -> Vec<Attribute> {
 /// An attribute of a known type with raw bytes of the caller's choosing.
 fn raw(t: AttributeType, value: &[u8]) -> Attribute {
     Attribute::VendorDefined((t, value.to_vec()))
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 const KEY: [u8; 32] = [0x42; 32];

@@ -11,32 +11,11 @@
 mod common;
 use common::*;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
-use cryptoki::types::AuthPin;
-
-fn pin(text: &str) -> AuthPin {
-    AuthPin::new(text.into())
-}
-
-/// Asserts that `result` is the PKCS#11 error `expected`.
-#[track_caller]
-fn expect_rv<T: std::fmt::Debug>(result: cryptoki::error::Result<T>, expected: RvError) {
-    match result {
-        Ok(v) => panic!("expected {expected:?}, got Ok({v:?})"),
-        Err(e) => assert_eq!(rv(e), expected),
-    }
-}
-
-/// `C_Finalize` then `C_Initialize` on the same loaded library: a fresh module instance that
-/// must rebuild its state from the token directory. Every session must be closed first.
-fn reinitialize(p: &Pkcs11) {
-    p.clone().finalize().expect("C_Finalize");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
-}
 
 fn state(s: &Session) -> SessionState {
     s.get_session_info().expect("C_GetSessionInfo").session_state()

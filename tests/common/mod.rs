@@ -149,6 +149,32 @@ pub fn user_session(p: &Pkcs11, slot: Slot) -> Session {
     s
 }
 
+pub fn pin(text: &str) -> AuthPin {
+    AuthPin::new(text.into())
+}
+
+/// Asserts that `result` is the PKCS#11 error `expected`.
+#[track_caller]
+pub fn expect_rv<T: std::fmt::Debug>(result: cryptoki::error::Result<T>, expected: cryptoki::error::RvError) {
+    match result {
+        Ok(v) => panic!("expected {expected:?}, got Ok({v:?})"),
+        Err(e) => assert_eq!(rv(e), expected),
+    }
+}
+
+/// `C_Finalize` then `C_Initialize` on the same loaded library: a fresh module instance that
+/// must rebuild its state from the token directory. Every session must be closed first.
+pub fn reinitialize(p: &Pkcs11) {
+    p.clone().finalize().expect("C_Finalize");
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+}
+
+/// Bytes from hex text; white space is ignored (vectors are quoted as published).
+pub fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
 /// The PKCS#11 return code inside a cryptoki error, for asserting refusals.
 pub fn rv(e: cryptoki::error::Error) -> cryptoki::error::RvError {
     match e {

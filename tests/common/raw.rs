@@ -237,8 +237,3 @@ pub fn read_bytes(p: &Pkcs11, h: CK_SESSION_HANDLE, o: CK_OBJECT_HANDLE, kind: C
     buf.truncate(t[0].ulValueLen as usize);
     buf
 }
-
-pub fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
