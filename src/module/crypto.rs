@@ -200,7 +200,7 @@ impl Module {
         let mut private =
             template::new_object(private_template, Some((CKO_PRIVATE_KEY, key_type)), origin, actor)?;
         // Check where the keys would go before spending time on generation.
-        let view = crate::policy::SessionView { login: token.login_state(), read_write: s.read_write };
+        let view = token.view(s.read_write);
         view.may_write(public.is_token(), public.is_private())?;
         view.may_write(private.is_token(), private.is_private())?;
 

@@ -93,9 +93,12 @@ impl Module {
 
     pub fn session_view(&self, handle: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, SessionView)> {
         let (session, token) = self.session_and_token(handle)?;
-        Ok((session.slot_id, SessionView { login: token.login_state(), read_write: session.read_write }))
+        Ok((session.slot_id, token.view(session.read_write)))
     }
 
+    /// `C_Login`. A user PIN of the form `name:pin` whose name is one of the token's
+    /// principals logs that principal in (the AWS CloudHSM convention); any other user PIN,
+    /// colons included, is the token's user PIN.
     pub fn login(&self, handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
         let role = match user_type {
@@ -109,11 +112,18 @@ impl Module {
         {
             return Err(Error::SessionReadOnlyExists);
         }
+        if role == PinRole::User
+            && let Some(colon) = pin.iter().position(|b| *b == b':')
+            && let Ok(name) = std::str::from_utf8(&pin[..colon])
+            && token.has_principal(name)?
+        {
+            return token.login_principal(name, &pin[colon + 1..]);
+        }
         token.login(role, pin)
     }
 
-    /// `C_LoginUser`: until principals exist, the one user is named `user`; any other name is
-    /// refused like a wrong PIN, so that names cannot be probed.
+    /// `C_LoginUser`: the name `user` is the token's user; another name is one of its
+    /// principals. An unknown name is refused like a wrong PIN, so that names cannot be probed.
     pub fn login_user(
         &self,
         handle: CK_SESSION_HANDLE,
@@ -121,11 +131,38 @@ impl Module {
         pin: &[u8],
         name: &[u8],
     ) -> Result<()> {
-        if user_type == CKU_USER && name != b"user" {
-            self.session(handle)?;
-            return Err(Error::PinIncorrect);
+        if user_type != CKU_USER || name == b"user" {
+            return self.login(handle, user_type, pin);
         }
-        self.login(handle, user_type, pin)
+        let (_, token) = self.session_and_token(handle)?;
+        match std::str::from_utf8(name) {
+            Ok(name) if token.has_principal(name)? => token.login_principal(name, pin),
+            _ => Err(Error::PinIncorrect),
+        }
+    }
+
+    /// The principals of a session's token, with their failure counts (SO only).
+    pub fn principals(&self, handle: CK_SESSION_HANDLE) -> Result<Vec<(String, u32)>> {
+        let (session, token) = self.session_and_token(handle)?;
+        token.principals(token.view(session.read_write))
+    }
+
+    /// Adds a principal, or with `replace` sets a new PIN for one (SO only).
+    pub fn set_principal(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        name: &str,
+        pin: &[u8],
+        replace: bool,
+    ) -> Result<()> {
+        let (session, token) = self.session_and_token(handle)?;
+        token.set_principal(token.view(session.read_write), name, pin, replace)
+    }
+
+    /// Removes a principal (SO only).
+    pub fn remove_principal(&self, handle: CK_SESSION_HANDLE, name: &str) -> Result<()> {
+        let (session, token) = self.session_and_token(handle)?;
+        token.remove_principal(token.view(session.read_write), name)
     }
 
     pub fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
@@ -140,12 +177,12 @@ impl Module {
 
     pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
-        token.init_pin(SessionView { login: token.login_state(), read_write: session.read_write }, pin)
+        token.init_pin(token.view(session.read_write), pin)
     }
 
     pub fn set_pin(&self, handle: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
-        token.set_pin(SessionView { login: token.login_state(), read_write: session.read_write }, old, new)
+        token.set_pin(token.view(session.read_write), old, new)
     }
 
     /// `C_SessionCancel`: ends the operations named by `flags` (`CKF_ENCRYPT`, ...).

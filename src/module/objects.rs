@@ -112,6 +112,9 @@ impl Token {
             _ => None,
         }
         .ok_or(Error::ObjectHandleInvalid)?;
+        if object.profile().is_key() && !view.may_handle_keys() {
+            return Err(Error::ObjectHandleInvalid);
+        }
         match view.access(object.is_token(), object.is_private()) {
             Access::None => Err(Error::ObjectHandleInvalid),
             access => Ok((object_ref, object, access)),
@@ -180,7 +183,7 @@ impl Token {
         let view = state.view(read_write);
         hierarchy::refuse_outside_generation(template)?;
         let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
-        view.may_write(object.is_token(), object.is_private())?;
+        may_make(view, &object)?;
         self.insert(&mut state, session, object)
     }
 
@@ -195,7 +198,7 @@ impl Token {
         let mut state = self.ready()?;
         let view = state.view(read_write);
         for o in &objects {
-            view.may_write(o.is_token(), o.is_private())?;
+            may_make(view, o)?;
         }
         self.insert_all(&mut state, session, objects)
     }
@@ -208,7 +211,7 @@ impl Token {
         object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
         let mut state = self.ready()?;
-        state.view(read_write).may_write(object.is_token(), object.is_private())?;
+        may_make(state.view(read_write), &object)?;
         self.insert(&mut state, session, object)
     }
 
@@ -231,7 +234,7 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         let copy = template::changed_object(&source, template, Change::Copy, Actor { is_so: view.is_so() })?;
-        view.may_write(copy.is_token(), copy.is_private())?;
+        may_make(view, &copy)?;
         self.insert(&mut state, session, copy)
     }
 
@@ -340,8 +343,11 @@ impl Token {
     pub fn find(&self, read_write: bool, template: &[Attribute]) -> Result<Vec<CK_OBJECT_HANDLE>> {
         let state = self.ready()?;
         let view = state.view(read_write);
-        let visible =
-            |o: &Object| view.access(o.is_token(), o.is_private()) != Access::None && o.matches(template);
+        let visible = |o: &Object| {
+            view.access(o.is_token(), o.is_private()) != Access::None
+                && (view.may_handle_keys() || !o.profile().is_key())
+                && o.matches(template)
+        };
         // A search by label looks only at the objects with that label.
         let mut token_ids: Vec<i64> = match template.iter().find(|a| a.kind == CKA_LABEL) {
             Some(label) => state
@@ -469,6 +475,16 @@ impl Token {
             handles.forget(ObjectRef::Session { slot: self.slot_id, id });
         }
     }
+}
+
+/// May this session make `object`? The access rules, and no keys for a principal without a
+/// policy (`CKR_ACTION_PROHIBITED`).
+fn may_make(view: crate::policy::SessionView, object: &Object) -> Result<()> {
+    view.may_write(object.is_token(), object.is_private())?;
+    if object.profile().is_key() && !view.may_handle_keys() {
+        return Err(Error::ActionProhibited);
+    }
+    Ok(())
 }
 
 /// `CKA_ALLOWED_MECHANISMS`, when non-empty, lists the only mechanisms the key may be used with.

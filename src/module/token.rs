@@ -23,7 +23,7 @@ use crate::mechanism::prepared::PreparedKeys;
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::object::Object;
 use crate::policy::{LoginState, SessionView};
-use crate::store::{SqliteStore, TokenRecord, TokenStore, WrappedTokenKey};
+use crate::store::{PrincipalRecord, SqliteStore, StoreWriter, TokenRecord, TokenStore, WrappedTokenKey};
 use crate::{Error, Result};
 
 pub const MIN_PIN_LEN: usize = 4;
@@ -48,6 +48,8 @@ pub(super) struct TokenState {
     pub unrecognized: Option<String>,
     pub record: Option<TokenRecord>,
     pub login: LoginState,
+    /// The named principal logged in, if the user logged in as one.
+    pub principal: Option<String>,
     pub token_key: Option<TokenKey>,
     pub objects: ObjectCache,
     /// Whether `objects` reflects the store, and whether secrets were opened when it was read.
@@ -80,11 +82,67 @@ pub enum PinRole {
     User,
 }
 
-impl PinRole {
-    fn context(self) -> &'static [u8] {
+/// Whose PIN a check or a change concerns: the SO, the user, or a named principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PinOwner<'a> {
+    SecurityOfficer,
+    User,
+    Principal(&'a str),
+}
+
+impl PinOwner<'_> {
+    /// The associated data of the token key sealed under this owner's PIN, so that one
+    /// owner's wrapped key cannot be passed off as another's.
+    fn context(self) -> Vec<u8> {
         match self {
-            PinRole::SecurityOfficer => b"ecm-hsm token key/so",
-            PinRole::User => b"ecm-hsm token key/user",
+            PinOwner::SecurityOfficer => b"ecm-hsm token key/so".to_vec(),
+            PinOwner::User => b"ecm-hsm token key/user".to_vec(),
+            PinOwner::Principal(name) => {
+                [b"ecm-hsm token key/principal/".as_slice(), name.as_bytes()].concat()
+            }
+        }
+    }
+
+    /// The wrapped token key and the failure count, as stored now.
+    fn current(self, store: &mut dyn TokenStore) -> Result<(WrappedTokenKey, u32)> {
+        match self {
+            PinOwner::SecurityOfficer => store.record().map(|r| (r.so_pin, r.so_failures)),
+            PinOwner::User => {
+                let r = store.record()?;
+                Ok((r.user_pin.ok_or(Error::UserPinNotInitialized)?, r.user_failures))
+            }
+            PinOwner::Principal(name) => {
+                let p =
+                    store.principals()?.into_iter().find(|p| p.name == name).ok_or(Error::PinIncorrect)?;
+                Ok((p.pin, p.failures))
+            }
+        }
+    }
+
+    fn failures_in(self, w: &mut dyn StoreWriter) -> Result<u32> {
+        match self {
+            PinOwner::SecurityOfficer => w.record().map(|r| r.so_failures),
+            PinOwner::User => w.record().map(|r| r.user_failures),
+            PinOwner::Principal(name) => w.principal(name)?.map(|p| p.failures).ok_or(Error::PinIncorrect),
+        }
+    }
+
+    fn save_failures(self, w: &mut dyn StoreWriter, failures: u32) -> Result<()> {
+        match self {
+            PinOwner::SecurityOfficer | PinOwner::User => {
+                let mut r = w.record()?;
+                if self == PinOwner::SecurityOfficer {
+                    r.so_failures = failures;
+                } else {
+                    r.user_failures = failures;
+                }
+                w.save_record(&r)
+            }
+            PinOwner::Principal(name) => {
+                let mut p = w.principal(name)?.ok_or(Error::PinIncorrect)?;
+                p.failures = failures;
+                w.save_principal(&p)
+            }
         }
     }
 }
@@ -155,6 +213,11 @@ impl Token {
             self.refresh(&mut state)?;
         }
         Ok(state)
+    }
+
+    /// The view of a session of this token.
+    pub fn view(&self, read_write: bool) -> SessionView {
+        self.lock().view(read_write)
     }
 
     pub fn login_state(&self) -> LoginState {
@@ -228,6 +291,7 @@ impl Token {
         store.write(&mut |w| {
             let mut r = w.record()?;
             w.delete_all_objects()?;
+            w.delete_all_principals()?;
             r.label = label;
             r.epoch += 1;
             r.so_pin = so_wrap.clone();
@@ -266,6 +330,82 @@ impl Token {
         // Reload so that secret values sealed in the store are opened.
         state.loaded = None;
         Ok(())
+    }
+
+    /// The login of a named principal (`C_Login(CKU_USER, "name:pin")` or `C_LoginUser`):
+    /// the user's functions, under the principal's own PIN and failure count.
+    pub fn login_principal(&self, name: &str, pin: &[u8]) -> Result<()> {
+        let mut state = self.ready()?;
+        match state.login {
+            LoginState::Public => {}
+            LoginState::User => return Err(Error::UserAlreadyLoggedIn),
+            LoginState::SecurityOfficer => return Err(Error::UserAnotherAlreadyLoggedIn),
+        }
+        let key = self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
+        state.token_key = Some(key);
+        state.login = LoginState::User;
+        state.principal = Some(name.to_string());
+        state.loaded = None;
+        Ok(())
+    }
+
+    /// Whether the token has a principal of this name.
+    pub fn has_principal(&self, name: &str) -> Result<bool> {
+        let mut state = self.ready()?;
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        Ok(store.principals()?.iter().any(|p| p.name == name))
+    }
+
+    /// The principals' names and failure counts (the SO's view).
+    pub fn principals(&self, view: SessionView) -> Result<Vec<(String, u32)>> {
+        let mut state = self.ready()?;
+        if view.login != LoginState::SecurityOfficer {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        Ok(store.principals()?.into_iter().map(|p| (p.name, p.failures)).collect())
+    }
+
+    /// Adds a principal (`replace` false) or sets a new PIN for one, which also unlocks it
+    /// (`replace` true). Only the SO, in a read/write session.
+    pub fn set_principal(&self, view: SessionView, name: &str, pin: &[u8], replace: bool) -> Result<()> {
+        let mut state = self.ready()?;
+        if view.login != LoginState::SecurityOfficer {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !view.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        check_principal_name(name)?;
+        check_pin_len(pin)?;
+        let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
+        let wrapped = self.wrap_token_key_for(&key, pin, PinOwner::Principal(name))?;
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        store.write(&mut |w| {
+            if w.principal(name)?.is_some() != replace {
+                // Adding one that exists, or resetting one that does not.
+                return Err(Error::ArgumentsBad);
+            }
+            w.save_principal(&PrincipalRecord { name: name.to_string(), pin: wrapped.clone(), failures: 0 })
+        })
+    }
+
+    /// Removes a principal. Only the SO, in a read/write session.
+    pub fn remove_principal(&self, view: SessionView, name: &str) -> Result<()> {
+        let mut state = self.ready()?;
+        if view.login != LoginState::SecurityOfficer {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !view.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let mut existed = false;
+        store.write(&mut |w| {
+            existed = w.delete_principal(name)?;
+            Ok(())
+        })?;
+        if existed { Ok(()) } else { Err(Error::ArgumentsBad) }
     }
 
     /// `C_Logout`: back to public.
@@ -330,45 +470,41 @@ impl Token {
     /// Checks `pin` for `role` against the store, counting failures persistently (in one
     /// transaction, so concurrent processes cannot lose a count), and returns the token key.
     fn check_pin(&self, state: &mut TokenState, role: PinRole, pin: &[u8]) -> Result<TokenKey> {
+        let owner = match role {
+            PinRole::SecurityOfficer => PinOwner::SecurityOfficer,
+            PinRole::User => PinOwner::User,
+        };
+        self.check_owner_pin(state, owner, pin)
+    }
+
+    /// As `check_pin`, for the SO, the user or a named principal.
+    fn check_owner_pin(&self, state: &mut TokenState, owner: PinOwner<'_>, pin: &[u8]) -> Result<TokenKey> {
         let max = self.config.max_pin_failures;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-        let record = store.record()?;
-        let (wrapped, failures) = match role {
-            PinRole::SecurityOfficer => (Some(record.so_pin.clone()), record.so_failures),
-            PinRole::User => (record.user_pin.clone(), record.user_failures),
-        };
-        let wrapped = wrapped.ok_or(Error::UserPinNotInitialized)?;
+        let (wrapped, failures) = owner.current(store.as_mut())?;
         if failures >= max {
             return Err(Error::PinLocked);
         }
+        // The KDF runs outside the transaction, so other processes are not held up by it.
         let opened = pin_kdf::derive(pin, &wrapped.salt, wrapped.iterations)
-            .and_then(|k| seal::open(&k, role.context(), &wrapped.sealed_key));
+            .and_then(|k| seal::open(&k, &owner.context(), &wrapped.sealed_key));
         let mut outcome = Err(Error::PinIncorrect);
         store.write(&mut |w| {
-            let mut r = w.record()?;
-            let count = match role {
-                PinRole::SecurityOfficer => &mut r.so_failures,
-                PinRole::User => &mut r.user_failures,
-            };
-            if *count >= max {
+            let count = owner.failures_in(w)?;
+            if count >= max {
                 outcome = Err(Error::PinLocked);
                 return Ok(());
             }
-            match &opened {
-                Ok(_) if *count == 0 => {
-                    outcome = Ok(());
-                    return Ok(());
-                }
-                Ok(_) => {
-                    *count = 0;
-                    outcome = Ok(());
-                }
-                Err(_) => {
-                    *count += 1;
-                    outcome = Err(if *count >= max { Error::PinLocked } else { Error::PinIncorrect });
-                }
-            }
-            w.save_record(&r)
+            let new_count = match &opened {
+                Ok(_) => 0,
+                Err(_) => count + 1,
+            };
+            outcome = match (&opened, new_count >= max) {
+                (Ok(_), _) => Ok(()),
+                (Err(_), true) => Err(Error::PinLocked),
+                (Err(_), false) => Err(Error::PinIncorrect),
+            };
+            if new_count != count { owner.save_failures(w, new_count) } else { Ok(()) }
         })?;
         outcome?;
         let opened = opened.map_err(|_| Error::PinIncorrect)?;
@@ -378,10 +514,18 @@ impl Token {
     }
 
     fn wrap_token_key(&self, key: &TokenKey, pin: &[u8], role: PinRole) -> Result<WrappedTokenKey> {
+        let owner = match role {
+            PinRole::SecurityOfficer => PinOwner::SecurityOfficer,
+            PinRole::User => PinOwner::User,
+        };
+        self.wrap_token_key_for(key, pin, owner)
+    }
+
+    fn wrap_token_key_for(&self, key: &TokenKey, pin: &[u8], owner: PinOwner<'_>) -> Result<WrappedTokenKey> {
         let salt = rng::bytes::<{ pin_kdf::SALT_LEN }>()?.to_vec();
         let iterations = self.config.pin_kdf_iterations;
         let pin_key = pin_kdf::derive(pin, &salt, iterations)?;
-        let sealed_key = seal::seal(&pin_key, role.context(), key.as_slice())?;
+        let sealed_key = seal::seal(&pin_key, &owner.context(), key.as_slice())?;
         Ok(WrappedTokenKey { salt, iterations, sealed_key })
     }
 
@@ -446,6 +590,7 @@ impl TokenState {
             unrecognized: None,
             record: None,
             login: LoginState::Public,
+            principal: None,
             token_key: None,
             objects: ObjectCache::default(),
             loaded: None,
@@ -457,11 +602,12 @@ impl TokenState {
     }
 
     pub fn view(&self, read_write: bool) -> SessionView {
-        SessionView { login: self.login, read_write }
+        SessionView { login: self.login, read_write, principal: self.principal.is_some() }
     }
 
     fn forget_login(&mut self) {
         self.login = LoginState::Public;
+        self.principal = None;
         self.token_key = None;
         self.unwrapped.clear();
         // Cached secrets go with the key (zeroized as the objects drop).
@@ -479,6 +625,17 @@ fn pin_flags(failures: u32, max: u32, [low, final_try, locked]: [CK_FLAGS; 3]) -
     } else {
         0
     }
+}
+
+/// Principal names: 1 to 64 of `[A-Za-z0-9._-]`; `user` and `so` are taken by the token's
+/// own roles.
+pub fn check_principal_name(name: &str) -> Result<()> {
+    let well_formed = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !well_formed || name == "user" || name == "so" {
+        return Err(Error::ArgumentsBad);
+    }
+    Ok(())
 }
 
 pub fn check_pin_len(pin: &[u8]) -> Result<()> {

@@ -14,11 +14,13 @@ pub enum LoginState {
     SecurityOfficer,
 }
 
-/// What one session sees: the application's login state and the session's read/write flag.
+/// What one session sees: the application's login state and the session's read/write flag,
+/// and whether the user logged in is a named principal rather than the token's user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionView {
     pub login: LoginState,
     pub read_write: bool,
+    pub principal: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,13 @@ impl SessionView {
     pub fn is_so(self) -> bool {
         self.login == LoginState::SecurityOfficer
     }
+
+    /// Whether keys exist for this session at all. A named principal may do only what a
+    /// policy grants it, and until one is applied nothing: keys are invisible to it and it
+    /// can make none (default deny). The token's own user and the SO are not principals.
+    pub fn may_handle_keys(self) -> bool {
+        !self.principal
+    }
 }
 
 #[cfg(test)]
@@ -71,7 +80,7 @@ mod tests {
     use LoginState::*;
 
     fn view(login: LoginState, read_write: bool) -> SessionView {
-        SessionView { login, read_write }
+        SessionView { login, read_write, principal: false }
     }
 
     /// The whole of the specification's table, row by row.
@@ -103,5 +112,13 @@ mod tests {
         assert_eq!(view(Public, true).may_write(true, false), Ok(()));
         assert_eq!(view(SecurityOfficer, true).state(), CKS_RW_SO_FUNCTIONS);
         assert_eq!(view(User, false).state(), CKS_RO_USER_FUNCTIONS);
+    }
+
+    #[test]
+    fn principals_without_a_policy_handle_no_keys() {
+        assert!(view(User, true).may_handle_keys());
+        let principal = SessionView { principal: true, ..view(User, true) };
+        assert!(!principal.may_handle_keys());
+        assert_eq!(principal.access(true, true), Access::ReadWrite, "other objects as the user");
     }
 }

@@ -48,6 +48,15 @@ pub struct TokenRecord {
     pub user_failures: u32,
 }
 
+/// A principal: a named user of the token with its own PIN (the token key wrapped under a
+/// KDF of it) and its own count of failed logins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRecord {
+    pub name: String,
+    pub pin: WrappedTokenKey,
+    pub failures: u32,
+}
+
 /// The changes one transaction may make.
 pub trait StoreWriter {
     fn record(&mut self) -> Result<TokenRecord>;
@@ -62,6 +71,12 @@ pub trait StoreWriter {
     fn delete_object(&mut self, id: i64) -> Result<bool>;
     fn object_exists(&mut self, id: i64) -> Result<bool>;
     fn delete_all_objects(&mut self) -> Result<()>;
+    fn principal(&mut self, name: &str) -> Result<Option<PrincipalRecord>>;
+    /// Adds or replaces a principal.
+    fn save_principal(&mut self, principal: &PrincipalRecord) -> Result<()>;
+    /// Removes a principal; false if there was none of that name.
+    fn delete_principal(&mut self, name: &str) -> Result<bool>;
+    fn delete_all_principals(&mut self) -> Result<()>;
 }
 
 pub trait TokenStore: Send {
@@ -69,6 +84,8 @@ pub trait TokenStore: Send {
     /// True if another connection (another process) committed a change since the last call.
     fn changed_elsewhere(&mut self) -> Result<bool>;
     fn load_objects(&mut self) -> Result<Vec<StoredObject>>;
+    /// Every principal, by name.
+    fn principals(&mut self) -> Result<Vec<PrincipalRecord>>;
     /// Runs `change` in one transaction that holds the store's write lock throughout;
     /// commits if it returns `Ok`, rolls back otherwise.
     fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()>;

@@ -31,6 +31,15 @@ const MIGRATIONS: &[&str] = &[
         sealed INTEGER NOT NULL,
         PRIMARY KEY (object_id, kind)
     ) WITHOUT ROWID;",
+    // 2: principals, the named users of a token, each with the token key wrapped under a
+    // KDF of its own PIN and its own failure count.
+    "CREATE TABLE principals (
+        name TEXT PRIMARY KEY,
+        salt BLOB NOT NULL,
+        iterations INTEGER NOT NULL,
+        wrapped BLOB NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;",
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

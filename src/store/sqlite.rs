@@ -9,7 +9,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::schema;
-use super::{StoreWriter, StoredAttribute, StoredObject, TokenRecord, TokenStore, WrappedTokenKey};
+use super::{
+    PrincipalRecord, StoreWriter, StoredAttribute, StoredObject, TokenRecord, TokenStore, WrappedTokenKey,
+};
 use crate::{Error, Result};
 
 pub struct SqliteStore {
@@ -68,6 +70,16 @@ impl SqliteStore {
         Ok(SqliteStore { conn, data_version })
     }
 }
+
+fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRecord> {
+    Ok(PrincipalRecord {
+        name: r.get(0)?,
+        pin: WrappedTokenKey { salt: r.get(1)?, iterations: r.get(2)?, sealed_key: r.get(3)? },
+        failures: r.get(4)?,
+    })
+}
+
+const PRINCIPAL_COLUMNS: &str = "SELECT name, salt, iterations, wrapped, failures FROM principals";
 
 fn read_record(conn: &Connection) -> Result<TokenRecord> {
     let row = conn
@@ -149,6 +161,12 @@ impl TokenStore for SqliteStore {
         }
         tx.commit()?;
         Ok(objects)
+    }
+
+    fn principals(&mut self) -> Result<Vec<PrincipalRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!("{PRINCIPAL_COLUMNS} ORDER BY name"))?;
+        let rows = stmt.query_map([], principal_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()> {
@@ -234,6 +252,31 @@ impl StoreWriter for SqliteWriter<'_> {
         self.tx.execute("DELETE FROM objects", [])?;
         Ok(())
     }
+
+    fn principal(&mut self, name: &str) -> Result<Option<PrincipalRecord>> {
+        Ok(self
+            .tx
+            .query_row(&format!("{PRINCIPAL_COLUMNS} WHERE name = ?1"), [name], principal_from_row)
+            .optional()?)
+    }
+
+    fn save_principal(&mut self, p: &PrincipalRecord) -> Result<()> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO principals (name, salt, iterations, wrapped, failures)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![p.name, p.pin.salt, p.pin.iterations, p.pin.sealed_key, p.failures],
+        )?;
+        Ok(())
+    }
+
+    fn delete_principal(&mut self, name: &str) -> Result<bool> {
+        Ok(self.tx.execute("DELETE FROM principals WHERE name = ?1", [name])? == 1)
+    }
+
+    fn delete_all_principals(&mut self) -> Result<()> {
+        self.tx.execute("DELETE FROM principals", [])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -293,6 +336,31 @@ mod tests {
         .unwrap();
         assert_eq!(deleted, (true, false));
         assert!(s.load_objects().unwrap().is_empty());
+    }
+
+    #[test]
+    fn principals_are_stored_replaced_and_removed_in_transactions() {
+        let mut s = SqliteStore::in_memory(&record()).unwrap();
+        let p = PrincipalRecord {
+            name: "context-api".into(),
+            pin: WrappedTokenKey { salt: vec![1; 16], iterations: 5, sealed_key: vec![3; 60] },
+            failures: 0,
+        };
+        s.write(&mut |w| w.save_principal(&p)).unwrap();
+        assert_eq!(s.principals().unwrap(), vec![p.clone()]);
+        let failed = s.write(&mut |w| {
+            w.delete_principal("context-api")?;
+            Err(Error::PinIncorrect)
+        });
+        assert!(failed.is_err());
+        assert_eq!(s.principals().unwrap().len(), 1, "rolled back");
+        let mut removed = (false, false);
+        s.write(&mut |w| {
+            removed = (w.delete_principal("context-api")?, w.delete_principal("context-api")?);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(removed, (true, false));
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! Principals: named users of a token with their own PINs, managed by the SO through the
+//! core (the `ecm-hsm` tool's path), logging in through PKCS#11 with `name:pin` or
+//! `C_LoginUser`. Until a policy is applied (issue 5) a principal may do nothing with keys.
+#![allow(unsafe_code)]
+
+mod common;
+
+use common::*;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use cryptoki_sys::{CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_SO};
+use ecm_hsm::config::Config;
+use ecm_hsm::module::Module;
+
+const PRINCIPAL: &str = "context-api";
+const PRINCIPAL_PIN: &str = "context-pin-1";
+
+/// The SO's administration, as the admin tool does it: the safe core on the same store, in a
+/// process of its own (two copies of SQLite in one process do not see each other's locks).
+/// `actions` are lines `add NAME PIN`, `reset NAME PIN`, `remove NAME`, `list`, `user-add
+/// NAME` (the user trying to add one); the output has one line per action.
+fn administer(actions: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["admin_worker", "--exact", "--nocapture", "--test-threads=1"])
+        .env("ECM_HSM_TEST_CHILD", "1")
+        .env(ADMIN_ENV, actions.join("\n"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "admin worker failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout.lines().filter_map(|l| l.split("> ").nth(1)).map(str::to_string).collect()
+}
+
+const ADMIN_ENV: &str = "ECM_PRINCIPAL_ADMIN";
+
+/// The administration worker (does nothing when run as an ordinary test).
+#[test]
+fn admin_worker() {
+    let Ok(actions) = std::env::var(ADMIN_ENV) else { return };
+    let m = Module::new(Config::from_env().unwrap()).unwrap();
+    let so = m.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
+    m.login(so, CKU_SO, SO_PIN.as_bytes()).unwrap();
+    for action in actions.lines() {
+        let words: Vec<&str> = action.split(' ').collect();
+        let result = match words[..] {
+            ["add", name, pin] => m.set_principal(so, name, pin.as_bytes(), false).map(|()| String::new()),
+            ["reset", name, pin] => m.set_principal(so, name, pin.as_bytes(), true).map(|()| String::new()),
+            ["remove", name] => m.remove_principal(so, name).map(|()| String::new()),
+            ["list"] => m.principals(so).map(|l| format!("{l:?}")),
+            ["user-add", name] => {
+                let u = m.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
+                m.logout(so).unwrap();
+                m.login(u, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
+                let r = m.set_principal(u, name, b"pin-1234", false).map(|()| String::new());
+                let listed = m.principals(u);
+                m.logout(u).unwrap();
+                m.login(so, CKU_SO, SO_PIN.as_bytes()).unwrap();
+                r.and(listed.map(|_| String::new()))
+            }
+            _ => panic!("unknown action {action}"),
+        };
+        println!(
+            "> {action}: {}",
+            match result {
+                Ok(text) => format!("ok {text}"),
+                Err(e) => format!("err {e}"),
+            }
+        );
+    }
+}
+
+fn login_as(s: &cryptoki::session::Session, text: &str) -> cryptoki::error::Result<()> {
+    s.login(UserType::User, Some(&AuthPin::new(text.into())))
+}
+
+isolated_test!(
+    fn a_principal_logs_in_with_its_own_pin_and_sees_no_keys() {
+        let (p, slot) = load_with_token();
+        let (key, data) = {
+            let s = user_session(&p, slot);
+            let key = s.generate_key(
+                &Mechanism::AesKeyGen,
+                &[Attribute::ValueLen(32.into()), Attribute::Token(true)],
+            );
+            let data = s.create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Label(b"shared".to_vec()),
+            ]);
+            (key.unwrap(), data.unwrap())
+        };
+        let out = administer(&[
+            &format!("add {PRINCIPAL} {PRINCIPAL_PIN}"),
+            "list",
+            // Names are checked, and a principal is added once.
+            "add user pin-1234",
+            "add so pin-1234",
+            "add a:b pin-1234",
+            &format!("add {PRINCIPAL} other-pin"),
+        ]);
+        assert!(out[0].ends_with(": ok "), "{out:?}");
+        assert!(out[1].contains(&format!("[(\"{PRINCIPAL}\", 0)]")), "{out:?}");
+        for refused in &out[2..] {
+            assert!(refused.contains(": err"), "{refused}");
+        }
+
+        let s = p.open_rw_session(slot).unwrap();
+        login_as(&s, &format!("{PRINCIPAL}:{PRINCIPAL_PIN}")).expect("name:pin logs the principal in");
+        assert_eq!(s.get_session_info().unwrap().session_state(), cryptoki::session::SessionState::RwUser);
+        // Default deny: no key is visible or usable, none can be made; other objects are.
+        assert_eq!(s.find_objects(&[]).unwrap(), vec![data]);
+        assert_eq!(
+            rv(s.get_attributes(key, &[cryptoki::object::AttributeType::Label]).unwrap_err()),
+            RvError::ObjectHandleInvalid
+        );
+        let made = s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into())]);
+        assert_eq!(rv(made.unwrap_err()), RvError::ActionProhibited);
+        s.logout().unwrap();
+        // The token's user still sees everything.
+        login_as(&s, USER_PIN).unwrap();
+        assert_eq!(s.find_objects(&[]).unwrap().len(), 2);
+    }
+);
+
+isolated_test!(
+    fn principal_pins_lock_on_their_own_and_the_so_resets_them() {
+        let (p, slot) = load_with_token();
+        administer(&[&format!("add {PRINCIPAL} {PRINCIPAL_PIN}")]);
+        let s = p.open_rw_session(slot).unwrap();
+        for attempt in 1..=MAX_PIN_FAILURES {
+            let e = rv(login_as(&s, &format!("{PRINCIPAL}:wrong-pin")).unwrap_err());
+            let expected =
+                if attempt == MAX_PIN_FAILURES { RvError::PinLocked } else { RvError::PinIncorrect };
+            assert_eq!(e, expected, "attempt {attempt}");
+        }
+        assert_eq!(
+            rv(login_as(&s, &format!("{PRINCIPAL}:{PRINCIPAL_PIN}")).unwrap_err()),
+            RvError::PinLocked
+        );
+        // The user's PIN and count are untouched.
+        let info = p.get_token_info(slot).unwrap();
+        assert!(!info.user_pin_count_low() && !info.user_pin_locked());
+        login_as(&s, USER_PIN).unwrap();
+        s.logout().unwrap();
+        let out = administer(&["list", &format!("reset {PRINCIPAL} new-principal-pin")]);
+        assert!(out[0].contains(&format!("[(\"{PRINCIPAL}\", {MAX_PIN_FAILURES})]")), "{out:?}");
+        assert!(out[1].ends_with(": ok "), "{out:?}");
+        login_as(&s, &format!("{PRINCIPAL}:new-principal-pin")).expect("reset and unlocked");
+        s.logout().unwrap();
+        assert_eq!(
+            rv(login_as(&s, &format!("{PRINCIPAL}:{PRINCIPAL_PIN}")).unwrap_err()),
+            RvError::PinIncorrect
+        );
+        // Removed, the name is no principal any more: the text is taken as a user PIN.
+        assert!(administer(&[&format!("remove {PRINCIPAL}")])[0].ends_with(": ok "));
+        assert_eq!(
+            rv(login_as(&s, &format!("{PRINCIPAL}:new-principal-pin")).unwrap_err()),
+            RvError::PinIncorrect
+        );
+    }
+);
+
+isolated_test!(
+    fn login_user_names_the_principal_and_only_the_so_manages_them() {
+        let (p, slot) = load_with_token();
+        administer(&[&format!("add {PRINCIPAL} {PRINCIPAL_PIN}")]);
+        // C_LoginUser with the principal's name (raw: cryptoki's login_with_utf8 has no name).
+        let raw = common::raw::load_raw();
+        let h = {
+            let mut h = 0;
+            // SAFETY: out-pointer to a live local; no callback.
+            let rv = unsafe {
+                raw.C_OpenSession(
+                    slot.id(),
+                    CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                    std::ptr::null_mut(),
+                    None,
+                    &mut h,
+                )
+            };
+            assert_eq!(rv, cryptoki_sys::CKR_OK);
+            h
+        };
+        let login_user = |name: &str, pin: &str| {
+            let (mut name, mut pin) = (name.as_bytes().to_vec(), pin.as_bytes().to_vec());
+            // SAFETY: both buffers are live and of the stated lengths.
+            unsafe {
+                raw.C_LoginUser(
+                    h,
+                    cryptoki_sys::CKU_USER,
+                    pin.as_mut_ptr(),
+                    pin.len() as _,
+                    name.as_mut_ptr(),
+                    name.len() as _,
+                )
+            }
+        };
+        assert_eq!(login_user("nobody", PRINCIPAL_PIN), cryptoki_sys::CKR_PIN_INCORRECT);
+        assert_eq!(login_user(PRINCIPAL, PRINCIPAL_PIN), cryptoki_sys::CKR_OK);
+        // SAFETY: no pointers.
+        assert_eq!(unsafe { raw.C_Logout(h) }, cryptoki_sys::CKR_OK);
+        // The user cannot manage principals.
+        let out = administer(&["user-add intruder", "list"]);
+        assert!(out[0].contains(": err"), "{out:?}");
+        assert!(!out[1].contains("intruder"), "{out:?}");
+        let _ = p;
+    }
+);
