@@ -46,6 +46,8 @@ pub enum Error {
     PinInvalid,
     PinLenRange,
     PinLocked,
+    /// A policy document that does not parse or validate; the text names the line.
+    PolicyInvalid(String),
     RandomSeedNotSupported,
     SessionExists,
     SignatureInvalid,
@@ -115,6 +117,7 @@ impl Error {
             Error::PinInvalid => CKR_PIN_INVALID,
             Error::PinLenRange => CKR_PIN_LEN_RANGE,
             Error::PinLocked => CKR_PIN_LOCKED,
+            Error::PolicyInvalid(_) => CKR_ARGUMENTS_BAD,
             Error::RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
             Error::SessionExists => CKR_SESSION_EXISTS,
             Error::SignatureInvalid => CKR_SIGNATURE_INVALID,
@@ -159,6 +162,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::StoreCorrupt(m) => write!(f, "token store corrupt: {m}"),
+            Error::PolicyInvalid(m) => write!(f, "policy refused: {m}"),
             Error::Device(m) => write!(f, "device error: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
             other => write!(f, "{other:?}"),

@@ -50,6 +50,10 @@ fn admin_worker() {
             ["reset", name, pin] => m.set_principal(so, name, pin.as_bytes(), true).map(|()| String::new()),
             ["remove", name] => m.remove_principal(so, name).map(|()| String::new()),
             ["list"] => m.principals(so).map(|l| format!("{l:?}")),
+            ["policy", path] => {
+                m.apply_policy(so, &std::fs::read_to_string(path).unwrap()).map(|v| format!("v{v}"))
+            }
+            ["show"] => m.policy(so).map(|p| format!("{:?}", p.map(|(v, _)| v))),
             ["user-add", name] => {
                 let u = m.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
                 m.logout(so).unwrap();
@@ -207,5 +211,156 @@ isolated_test!(
         assert!(out[0].contains(": err"), "{out:?}");
         assert!(!out[1].contains("intruder"), "{out:?}");
         let _ = p;
+    }
+);
+
+const SEED_POLICY: &str = r#"{
+"key_permissions": {
+"context-api": {
+"keys": ["dek-*"],
+"operations": ["decrypt"]
+},
+"key-rotation-service": {
+"keys": ["dek-*", "kek-*"],
+"operations": ["encrypt", "decrypt", "rotate"]
+},
+"security-admin": {
+"keys": ["*"],
+"operations": ["*"],
+"requires_approval": true
+}
+}
+}"#;
+
+fn vendor(kind: cryptoki_sys::CK_ATTRIBUTE_TYPE, value: Vec<u8>) -> Attribute {
+    Attribute::VendorDefined((cryptoki::object::AttributeType::VendorDefined(kind), value))
+}
+
+fn tier(t: cryptoki_sys::CK_ULONG) -> Attribute {
+    vendor(ecm_hsm::vendor::CKA_ECM_TIER, t.to_ne_bytes().to_vec())
+}
+
+fn labels(s: &cryptoki::session::Session) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .find_objects(&[])
+        .unwrap()
+        .into_iter()
+        .map(|o| match &s.get_attributes(o, &[cryptoki::object::AttributeType::Label]).unwrap()[..] {
+            [Attribute::Label(l)] => String::from_utf8(l.clone()).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn gcm(iv: &mut [u8; 12]) -> Mechanism<'_> {
+    Mechanism::AesGcm(cryptoki::mechanism::aead::GcmParams::new(iv, b"", 128.into()).unwrap())
+}
+
+isolated_test!(
+    /// The seed's three principals, through the C ABI.
+    fn the_seeds_permissions_hold_for_its_three_principals() {
+        use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
+        let (p, slot) = load_with_token();
+        let record = {
+            let s = user_session(&p, slot);
+            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_MASTER)]).unwrap();
+            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_KEK)]).unwrap();
+            let dek = s
+                .generate_key(
+                    &Mechanism::AesKeyGen,
+                    &[tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())],
+                )
+                .unwrap();
+            let mut iv = [1u8; 12];
+            s.encrypt(&gcm(&mut iv), dek, b"tenant record").unwrap()
+        };
+        let policy_file = token_dir().join("policy.json");
+        std::fs::write(&policy_file, SEED_POLICY).unwrap();
+        let out = administer(&[
+            "add context-api pin-ctx-1",
+            "add key-rotation-service pin-rot-1",
+            "add security-admin pin-adm-1",
+            &format!("policy {}", policy_file.display()),
+        ]);
+        assert!(out[3].ends_with(": ok v1"), "{out:?}");
+        let dek_template = [tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())];
+        let s = p.open_rw_session(slot).unwrap();
+
+        // context-api: decrypts with DEKs, nothing else; sees no KEK.
+        login_as(&s, "context-api:pin-ctx-1").unwrap();
+        assert_eq!(labels(&s), vec!["dek-acme-v1"]);
+        let dek = s.find_objects(&[Attribute::Label(b"dek-acme-v1".to_vec())]).unwrap()[0];
+        let mut iv = [1u8; 12];
+        assert_eq!(s.decrypt(&gcm(&mut iv), dek, &record).unwrap(), b"tenant record");
+        let mut iv = [2u8; 12];
+        assert_eq!(rv(s.encrypt(&gcm(&mut iv), dek, b"x").unwrap_err()), RvError::KeyFunctionNotPermitted);
+        assert_eq!(
+            rv(s.generate_key(&Mechanism::AesKeyGen, &dek_template).unwrap_err()),
+            RvError::ActionProhibited
+        );
+        assert_eq!(rv(s.destroy_object(dek).unwrap_err()), RvError::ActionProhibited);
+        s.logout().unwrap();
+
+        // key-rotation-service: rotates DEKs and KEKs, never the master; destroys nothing.
+        login_as(&s, "key-rotation-service:pin-rot-1").unwrap();
+        assert_eq!(labels(&s), vec!["dek-acme-v1", "kek-v1"]);
+        s.generate_key(&Mechanism::AesKeyGen, &dek_template).expect("rotate the DEK");
+        s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_KEK)]).expect("rotate the KEK");
+        assert_eq!(
+            rv(s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_MASTER)]).unwrap_err()),
+            RvError::ActionProhibited
+        );
+        let old = s.find_objects(&[Attribute::Label(b"dek-acme-v1".to_vec())]).unwrap()[0];
+        assert_eq!(rv(s.destroy_object(old).unwrap_err()), RvError::ActionProhibited);
+        let mut iv = [1u8; 12];
+        assert_eq!(s.decrypt(&gcm(&mut iv), old, &record).unwrap(), b"tenant record");
+        s.logout().unwrap();
+
+        // security-admin: everything, but only with an approval, which it does not have.
+        login_as(&s, "security-admin:pin-adm-1").unwrap();
+        assert_eq!(labels(&s).len(), 5, "it sees every key");
+        let old = s.find_objects(&[Attribute::Label(b"dek-acme-v1".to_vec())]).unwrap()[0];
+        let mut iv = [1u8; 12];
+        assert_eq!(rv(s.decrypt(&gcm(&mut iv), old, &record).unwrap_err()), RvError::KeyFunctionNotPermitted);
+        assert_eq!(rv(s.destroy_object(old).unwrap_err()), RvError::ActionProhibited);
+        s.logout().unwrap();
+
+        // The token's user, whom the policy does not name, works as before.
+        login_as(&s, USER_PIN).unwrap();
+        assert_eq!(labels(&s).len(), 5);
+    }
+);
+
+isolated_test!(
+    fn a_bad_policy_is_refused_whole_and_the_old_one_kept() {
+        let (_p, _slot) = load_with_token();
+        let good = token_dir().join("good.json");
+        std::fs::write(&good, SEED_POLICY).unwrap();
+        let bad = token_dir().join("bad.json");
+        std::fs::write(
+            &bad,
+            SEED_POLICY
+                .replace("\"decrypt\"]\n},\n\"key-rotation", "\"decrypt\", \"encryt\"]\n},\n\"key-rotation"),
+        )
+        .unwrap();
+        let toml = token_dir().join("policy.toml");
+        std::fs::write(
+            &toml,
+            "[key_permissions.context-api]\nkeys = [\"dek-*\"]\noperations = [\"decrypt\"]\n",
+        )
+        .unwrap();
+        let out = administer(&[
+            &format!("policy {}", good.display()),
+            &format!("policy {}", bad.display()),
+            "show",
+            &format!("policy {}", toml.display()),
+            "show",
+        ]);
+        assert!(out[0].ends_with("ok v1"), "{out:?}");
+        assert!(out[1].contains("err") && out[1].contains("line 5") && out[1].contains("encryt"), "{out:?}");
+        assert!(out[2].ends_with("ok Some(1)"), "the old policy stays: {out:?}");
+        assert!(out[3].ends_with("ok v2") && out[4].ends_with("ok Some(2)"), "{out:?}");
     }
 );

@@ -159,6 +159,18 @@ impl Module {
         token.set_principal(token.view(session.read_write), name, pin, replace)
     }
 
+    /// Validates and stores a policy document as the next version (SO only).
+    pub fn apply_policy(&self, handle: CK_SESSION_HANDLE, text: &str) -> Result<u64> {
+        let (session, token) = self.session_and_token(handle)?;
+        token.apply_policy(token.view(session.read_write), text)
+    }
+
+    /// The token's policy: version and canonical JSON document, if one was applied.
+    pub fn policy(&self, handle: CK_SESSION_HANDLE) -> Result<Option<(u64, String)>> {
+        let (_, token) = self.session_and_token(handle)?;
+        token.policy()
+    }
+
     /// Removes a principal (SO only).
     pub fn remove_principal(&self, handle: CK_SESSION_HANDLE, name: &str) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;

@@ -14,6 +14,7 @@ use crate::hierarchy::rotation::{self, Plan};
 use crate::hierarchy::{self, Tier, tier_of};
 use crate::mechanism::prepared;
 use crate::object::Object;
+use crate::policy::Operation;
 use crate::store::StoredAttribute;
 use crate::vendor::CKA_ECM_PARENT_ID;
 use crate::{Error, Result};
@@ -120,6 +121,9 @@ impl Token {
         for a in &plan.attributes {
             key.set(a.kind, a.value.to_vec());
         }
+        // The first version of a family is generated, later ones rotate it.
+        let op = if plan.version == 1 { Operation::Generate } else { Operation::Rotate };
+        state.permits(&key, op, Error::ActionProhibited)?;
         let value = key.get(CKA_VALUE).ok_or(Error::Internal("generated key without value"))?.to_vec();
         let unique_id = key.get(CKA_UNIQUE_ID).ok_or(Error::Internal("key without unique id"))?.to_vec();
         let value_of = |id: i64| -> Result<Zeroizing<Vec<u8>>> {

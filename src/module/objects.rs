@@ -14,7 +14,7 @@ use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Change, Origin};
 use crate::object::{Attribute, AttributeRead, Object};
-use crate::policy::{Access, SessionView};
+use crate::policy::{Access, Operation, SessionView};
 use crate::store::{StoredAttribute, StoredObject};
 use crate::{Error, Result};
 
@@ -112,7 +112,8 @@ impl Token {
             _ => None,
         }
         .ok_or(Error::ObjectHandleInvalid)?;
-        if object.profile().is_key() && !view.may_handle_keys() {
+        // Keys the policy lets this login do nothing with do not exist for it.
+        if !state.sees(&object) {
             return Err(Error::ObjectHandleInvalid);
         }
         match view.access(object.is_token(), object.is_private()) {
@@ -183,7 +184,7 @@ impl Token {
         let view = state.view(read_write);
         hierarchy::refuse_outside_generation(template)?;
         let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
-        may_make(view, &object)?;
+        may_make(&state, view, &object)?;
         self.insert(&mut state, session, object)
     }
 
@@ -198,7 +199,7 @@ impl Token {
         let mut state = self.ready()?;
         let view = state.view(read_write);
         for o in &objects {
-            may_make(view, o)?;
+            may_make(&state, view, o)?;
         }
         self.insert_all(&mut state, session, objects)
     }
@@ -211,7 +212,7 @@ impl Token {
         object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
         let mut state = self.ready()?;
-        may_make(state.view(read_write), &object)?;
+        may_make(&state, state.view(read_write), &object)?;
         self.insert(&mut state, session, object)
     }
 
@@ -234,7 +235,7 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         let copy = template::changed_object(&source, template, Change::Copy, Actor { is_so: view.is_so() })?;
-        may_make(view, &copy)?;
+        may_make(&state, view, &copy)?;
         self.insert(&mut state, session, copy)
     }
 
@@ -248,6 +249,7 @@ impl Token {
         if !object.flag(CKA_DESTROYABLE) {
             return Err(Error::ActionProhibited);
         }
+        state.permits(&object, Operation::Destroy, Error::ActionProhibited)?;
         hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
         match object_ref {
             ObjectRef::Token { id, .. } => {
@@ -304,6 +306,7 @@ impl Token {
         if !object.flag(CKA_MODIFIABLE) {
             return Err(Error::ActionProhibited);
         }
+        state.permits(&object, Operation::Modify, Error::ActionProhibited)?;
         hierarchy::check_change(&object, template)?;
         let changed =
             template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;
@@ -344,9 +347,7 @@ impl Token {
         let state = self.ready()?;
         let view = state.view(read_write);
         let visible = |o: &Object| {
-            view.access(o.is_token(), o.is_private()) != Access::None
-                && (view.may_handle_keys() || !o.profile().is_key())
-                && o.matches(template)
+            view.access(o.is_token(), o.is_private()) != Access::None && state.sees(o) && o.matches(template)
         };
         // A search by label looks only at the objects with that label.
         let mut token_ids: Vec<i64> = match template.iter().find(|a| a.kind == CKA_LABEL) {
@@ -404,6 +405,17 @@ impl Token {
             return Err(Error::KeyFunctionNotPermitted);
         }
         hierarchy::check_use(&key, usage)?;
+        let op = match usage {
+            CKA_ENCRYPT => Operation::Encrypt,
+            CKA_DECRYPT => Operation::Decrypt,
+            CKA_SIGN | CKA_SIGN_RECOVER => Operation::Sign,
+            CKA_VERIFY | CKA_VERIFY_RECOVER => Operation::Verify,
+            CKA_WRAP => Operation::Wrap,
+            CKA_UNWRAP => Operation::Unwrap,
+            CKA_DERIVE => Operation::Derive,
+            _ => Operation::Read,
+        };
+        state.permits(&key, op, Error::KeyFunctionNotPermitted)?;
         if usage == CKA_UNWRAP {
             hierarchy::check_unwrap(&key)?;
         }
@@ -477,14 +489,11 @@ impl Token {
     }
 }
 
-/// May this session make `object`? The access rules, and no keys for a principal without a
-/// policy (`CKR_ACTION_PROHIBITED`).
-fn may_make(view: crate::policy::SessionView, object: &Object) -> Result<()> {
+/// May this session make `object`? The access rules, and for a key the policy's `generate`
+/// (`CKR_ACTION_PROHIBITED` otherwise).
+fn may_make(state: &TokenState, view: crate::policy::SessionView, object: &Object) -> Result<()> {
     view.may_write(object.is_token(), object.is_private())?;
-    if object.profile().is_key() && !view.may_handle_keys() {
-        return Err(Error::ActionProhibited);
-    }
-    Ok(())
+    state.permits(object, Operation::Generate, Error::ActionProhibited)
 }
 
 /// `CKA_ALLOWED_MECHANISMS`, when non-empty, lists the only mechanisms the key may be used with.

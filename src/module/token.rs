@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::mechanism::prepared::PreparedKeys;
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::object::Object;
-use crate::policy::{LoginState, SessionView};
+use crate::policy::{Decision, LoginState, Operation, Policy, SessionView};
 use crate::store::{PrincipalRecord, SqliteStore, StoreWriter, TokenRecord, TokenStore, WrappedTokenKey};
 use crate::{Error, Result};
 
@@ -50,6 +50,9 @@ pub(super) struct TokenState {
     pub login: LoginState,
     /// The named principal logged in, if the user logged in as one.
     pub principal: Option<String>,
+    /// The key-permission policy stored in the token, and its version (0: none).
+    pub policy: Option<Arc<Policy>>,
+    pub policy_version: u64,
     pub token_key: Option<TokenKey>,
     pub objects: ObjectCache,
     /// Whether `objects` reflects the store, and whether secrets were opened when it was read.
@@ -292,6 +295,7 @@ impl Token {
             let mut r = w.record()?;
             w.delete_all_objects()?;
             w.delete_all_principals()?;
+            w.delete_policy()?;
             r.label = label;
             r.epoch += 1;
             r.so_pin = so_wrap.clone();
@@ -388,6 +392,35 @@ impl Token {
             }
             w.save_principal(&PrincipalRecord { name: name.to_string(), pin: wrapped.clone(), failures: 0 })
         })
+    }
+
+    /// Validates and stores a new policy document (JSON or TOML) as the next version; a bad
+    /// document changes nothing. Only the SO, in a read/write session.
+    pub fn apply_policy(&self, view: SessionView, text: &str) -> Result<u64> {
+        let mut state = self.ready()?;
+        if view.login != LoginState::SecurityOfficer {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !view.read_write {
+            return Err(Error::SessionReadOnly);
+        }
+        let policy = Policy::parse(text)?;
+        let document = policy.to_json();
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let mut version = 0;
+        store.write(&mut |w| {
+            version = w.policy()?.map_or(0, |(v, _)| v) + 1;
+            w.save_policy(version, &document)
+        })?;
+        state.policy = Some(Arc::new(policy));
+        state.policy_version = version;
+        Ok(version)
+    }
+
+    /// The stored policy: its version and canonical document.
+    pub fn policy(&self) -> Result<Option<(u64, String)>> {
+        let state = self.ready()?;
+        Ok(state.policy.as_ref().map(|p| (state.policy_version, p.to_json())))
     }
 
     /// Removes a principal. Only the SO, in a read/write session.
@@ -558,6 +591,20 @@ impl Token {
             self.end_login(state);
         }
         state.record = Some(record);
+        let store = state.store.as_mut().ok_or(Error::Internal("no store"))?;
+        let (policy, policy_version) = match store.policy()? {
+            Some((version, document)) => match Policy::parse(&document) {
+                Ok(p) => (Some(Arc::new(p)), version),
+                Err(e) => {
+                    // A stored policy that no longer parses grants principals nothing.
+                    crate::error::log_fault("stored policy", &e);
+                    (None, version)
+                }
+            },
+            None => (None, 0),
+        };
+        state.policy = policy;
+        state.policy_version = policy_version;
         let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects()?;
         let key = state.token_key.clone();
         let mut loaded = HashMap::with_capacity(stored.len());
@@ -591,6 +638,8 @@ impl TokenState {
             record: None,
             login: LoginState::Public,
             principal: None,
+            policy: None,
+            policy_version: 0,
             token_key: None,
             objects: ObjectCache::default(),
             loaded: None,
@@ -603,6 +652,46 @@ impl TokenState {
 
     pub fn view(&self, read_write: bool) -> SessionView {
         SessionView { login: self.login, read_write, principal: self.principal.is_some() }
+    }
+
+    /// What the policy says about the logged-in user (or principal) doing `op` with the key
+    /// labelled `label`. The SO and, unless the policy names it, the token's user are not
+    /// restricted; a principal without a rule may do nothing (default deny).
+    pub fn decide(&self, label: &[u8], op: Operation) -> Decision {
+        if self.login == LoginState::SecurityOfficer {
+            return Decision::Allow;
+        }
+        let who = self.principal.as_deref().unwrap_or("user");
+        match &self.policy {
+            Some(p) => p.decide(who, label, op),
+            None => crate::policy::document::decide_without_policy(who),
+        }
+    }
+
+    /// Whether `object` exists for this login: any object but a key, or a key the policy
+    /// lets it do anything with.
+    pub fn sees(&self, object: &Object) -> bool {
+        if !object.profile().is_key() || self.login == LoginState::SecurityOfficer {
+            return true;
+        }
+        let who = self.principal.as_deref().unwrap_or("user");
+        let label = object.get(cryptoki_sys::CKA_LABEL).unwrap_or_default();
+        match &self.policy {
+            Some(p) => p.sees(who, label),
+            None => crate::policy::document::decide_without_policy(who) != Decision::Deny,
+        }
+    }
+
+    /// Fails with `refusal` unless the policy allows `op` on the key `object` (approvals are
+    /// not offered yet: a rule that requires one refuses).
+    pub fn permits(&self, object: &Object, op: Operation, refusal: Error) -> Result<()> {
+        if !object.profile().is_key() {
+            return Ok(());
+        }
+        match self.decide(object.get(cryptoki_sys::CKA_LABEL).unwrap_or_default(), op) {
+            Decision::Allow => Ok(()),
+            Decision::Deny | Decision::NeedsApproval => Err(refusal),
+        }
     }
 
     fn forget_login(&mut self) {

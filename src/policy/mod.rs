@@ -2,6 +2,10 @@
 //! (PKCS#11 3.0 base, section 4.4 and table 5), as pure functions of the session's view.
 //! Principals, per-key permissions and approvals come here too.
 
+pub mod document;
+
+pub use document::{Decision, Operation, Policy};
+
 use cryptoki_sys::*;
 
 use crate::{Error, Result};
@@ -65,13 +69,6 @@ impl SessionView {
     pub fn is_so(self) -> bool {
         self.login == LoginState::SecurityOfficer
     }
-
-    /// Whether keys exist for this session at all. A named principal may do only what a
-    /// policy grants it, and until one is applied nothing: keys are invisible to it and it
-    /// can make none (default deny). The token's own user and the SO are not principals.
-    pub fn may_handle_keys(self) -> bool {
-        !self.principal
-    }
 }
 
 #[cfg(test)]
@@ -112,13 +109,5 @@ mod tests {
         assert_eq!(view(Public, true).may_write(true, false), Ok(()));
         assert_eq!(view(SecurityOfficer, true).state(), CKS_RW_SO_FUNCTIONS);
         assert_eq!(view(User, false).state(), CKS_RO_USER_FUNCTIONS);
-    }
-
-    #[test]
-    fn principals_without_a_policy_handle_no_keys() {
-        assert!(view(User, true).may_handle_keys());
-        let principal = SessionView { principal: true, ..view(User, true) };
-        assert!(!principal.may_handle_keys());
-        assert_eq!(principal.access(true, true), Access::ReadWrite, "other objects as the user");
     }
 }

@@ -77,6 +77,10 @@ pub trait StoreWriter {
     /// Removes a principal; false if there was none of that name.
     fn delete_principal(&mut self, name: &str) -> Result<bool>;
     fn delete_all_principals(&mut self) -> Result<()>;
+    /// The stored policy's version and document, if any.
+    fn policy(&mut self) -> Result<Option<(u64, String)>>;
+    fn save_policy(&mut self, version: u64, document: &str) -> Result<()>;
+    fn delete_policy(&mut self) -> Result<()>;
 }
 
 pub trait TokenStore: Send {
@@ -86,6 +90,8 @@ pub trait TokenStore: Send {
     fn load_objects(&mut self) -> Result<Vec<StoredObject>>;
     /// Every principal, by name.
     fn principals(&mut self) -> Result<Vec<PrincipalRecord>>;
+    /// The stored policy's version and document, if any.
+    fn policy(&mut self) -> Result<Option<(u64, String)>>;
     /// Runs `change` in one transaction that holds the store's write lock throughout;
     /// commits if it returns `Ok`, rolls back otherwise.
     fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()>;

@@ -40,6 +40,12 @@ const MIGRATIONS: &[&str] = &[
         wrapped BLOB NOT NULL,
         failures INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;",
+    // 3: the key-permission policy, one versioned document.
+    "CREATE TABLE policy (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        document TEXT NOT NULL
+    );",
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

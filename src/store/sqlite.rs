@@ -81,6 +81,14 @@ fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRecord
 
 const PRINCIPAL_COLUMNS: &str = "SELECT name, salt, iterations, wrapped, failures FROM principals";
 
+fn read_policy(conn: &Connection) -> Result<Option<(u64, String)>> {
+    Ok(conn
+        .query_row("SELECT version, document FROM policy WHERE id = 1", [], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })
+        .optional()?)
+}
+
 fn read_record(conn: &Connection) -> Result<TokenRecord> {
     let row = conn
         .query_row(
@@ -167,6 +175,10 @@ impl TokenStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!("{PRINCIPAL_COLUMNS} ORDER BY name"))?;
         let rows = stmt.query_map([], principal_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn policy(&mut self) -> Result<Option<(u64, String)>> {
+        read_policy(&self.conn)
     }
 
     fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()> {
@@ -275,6 +287,23 @@ impl StoreWriter for SqliteWriter<'_> {
 
     fn delete_all_principals(&mut self) -> Result<()> {
         self.tx.execute("DELETE FROM principals", [])?;
+        Ok(())
+    }
+
+    fn policy(&mut self) -> Result<Option<(u64, String)>> {
+        read_policy(&self.tx)
+    }
+
+    fn save_policy(&mut self, version: u64, document: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO policy (id, version, document) VALUES (1, ?1, ?2)",
+            params![version as i64, document],
+        )?;
+        Ok(())
+    }
+
+    fn delete_policy(&mut self) -> Result<()> {
+        self.tx.execute("DELETE FROM policy", [])?;
         Ok(())
     }
 }
