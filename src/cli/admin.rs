@@ -353,7 +353,13 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     }
     println!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
     if keys.is_empty() {
-        println!("no keys of the hierarchy yet: run `ecm-hsm hierarchy init`");
+        match global.user.as_deref().filter(|u| *u != "user") {
+            // A principal sees only the keys the policy grants it.
+            Some(name) => println!(
+                "no keys of the hierarchy that principal '{name}' may see (see `ecm-hsm policy show`)"
+            ),
+            None => println!("no keys of the hierarchy yet: run `ecm-hsm hierarchy init`"),
+        }
         return Ok(());
     }
     let header = ["LABEL", "TIER", "TENANT", "VERSION", "STATE", "AGE (DAYS)", "NEXT DUE", ""];

@@ -10,6 +10,8 @@
 mod admin;
 mod envelopes;
 mod pins;
+mod policy;
+mod principals;
 mod token;
 mod util;
 
@@ -27,7 +29,8 @@ use clap::{Args, Parser, Subcommand};
                   envelopes, on the same store and under the same rules as the PKCS#11 module.\n\n\
                   PINs are never taken from the command line: the user PIN comes from --pin-file, \
                   else ECM_HSM_PIN, else a prompt on the terminal (likewise ECM_HSM_SO_PIN and \
-                  ECM_HSM_NEW_PIN for `init`). With those variables set, no command prompts."
+                  ECM_HSM_NEW_PIN for `init`, `principal` and `policy`). With those variables \
+                  set, no command prompts."
 )]
 pub struct Cli {
     /// Token slot to use [default: the first initialized token; for `init`, the free slot]
@@ -39,7 +42,8 @@ pub struct Cli {
     /// Read the user PIN from the first line of FILE [default: $ECM_HSM_PIN, else a prompt]
     #[arg(long, global = true, value_name = "FILE")]
     pin_file: Option<PathBuf>,
-    /// Log in as the principal NAME (C_LoginUser); for now the one principal is `user`
+    /// Log in as the principal NAME (C_LoginUser) with its PIN from --pin-file / ECM_HSM_PIN;
+    /// `user` is the token's own user
     #[arg(long, global = true, value_name = "NAME")]
     user: Option<String>,
     #[command(subcommand)]
@@ -73,6 +77,12 @@ enum Command {
     /// Seal and open data in the ecm-hsm envelope format
     #[command(subcommand)]
     Envelope(EnvelopeCommand),
+    /// Principals: named users with PINs of their own, managed by the SO
+    #[command(subcommand)]
+    Principal(principals::PrincipalCommand),
+    /// The key-access policy: what each principal may do with which keys
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Args)]
@@ -248,6 +258,8 @@ pub fn main() -> ExitCode {
         Command::Envelope(EnvelopeCommand::Decrypt(a)) => envelopes::decrypt(&global, &a),
         Command::Envelope(EnvelopeCommand::Reencrypt(a)) => envelopes::reencrypt(&global, &a),
         Command::Envelope(EnvelopeCommand::Inspect(a)) => envelopes::inspect(&a),
+        Command::Principal(c) => principals::run(&global, &c),
+        Command::Policy(c) => policy::run(&global, &c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

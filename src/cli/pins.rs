@@ -89,3 +89,25 @@ pub fn new_user_pin(file: Option<&Path>) -> Outcome<Pin> {
     PinSource { what: "new user PIN", file, file_option: "--new-pin-file", env: "ECM_HSM_NEW_PIN", new: true }
         .read()
 }
+
+/// The SO PIN of an existing token, to log in with (asked once on a prompt).
+pub fn so_login_pin(file: Option<&Path>) -> Outcome<Pin> {
+    PinSource { what: "SO PIN", file, file_option: "--so-pin-file", env: "ECM_HSM_SO_PIN", new: false }.read()
+}
+
+/// Whether an SO PIN is at hand without a prompt: a file named, or `ECM_HSM_SO_PIN` set.
+pub fn so_pin_given(file: Option<&Path>) -> bool {
+    file.is_some() || std::env::var_os("ECM_HSM_SO_PIN").is_some_and(|v| !v.is_empty())
+}
+
+/// The PIN to set for a principal (asked twice on a prompt).
+pub fn new_principal_pin(file: Option<&Path>) -> Outcome<Pin> {
+    PinSource {
+        what: "principal's new PIN",
+        file,
+        file_option: "--new-pin-file",
+        env: "ECM_HSM_NEW_PIN",
+        new: true,
+    }
+    .read()
+}

@@ -55,6 +55,8 @@ pub struct Token {
     pub slot: CK_SLOT_ID,
     pub label: String,
     pub session: CK_SESSION_HANDLE,
+    /// The principal logged in (`--user NAME`), if not the token's user or the SO.
+    pub principal: Option<String>,
 }
 
 impl Drop for Token {
@@ -64,39 +66,85 @@ impl Drop for Token {
 }
 
 impl Token {
-    /// Opens the token of `--slot` (else the first initialized one) and logs in as the user.
-    pub fn open(global: &Global) -> Outcome<Token> {
+    /// A read/write session on the token of `--slot` (else the first initialized one), not
+    /// logged in yet.
+    fn session(global: &Global) -> Outcome<Token> {
         let module = module(global)?;
         let (slot, label) = choose_slot(&module, global.slot)?;
         let session = module
             .open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
             .map_err(|e| Failure(format!("token '{label}' (slot {slot}): {}", explain(&e))))?;
-        let token = Token { module, slot, label, session };
+        Ok(Token { module, slot, label, session, principal: None })
+    }
+
+    /// Opens the token of `--slot` (else the first initialized one) and logs in as the user,
+    /// or as the principal `--user NAME` (`--user user` is the token's own user).
+    pub fn open(global: &Global) -> Outcome<Token> {
+        let mut token = Token::session(global)?;
         let pin = pins::user_pin(global.pin_file.as_deref())?;
+        let session = token.session;
         let result = match &global.user {
             Some(name) => token.module.login_user(session, CKU_USER, &pin, name.as_bytes()),
             None => token.module.login(session, CKU_USER, &pin),
         };
         result.map_err(|e| token.login_failure(&e, global.user.as_deref()))?;
+        token.principal = global.user.clone().filter(|u| u != "user");
         Ok(token)
+    }
+
+    /// Opens the token as `open` does and logs in as the SO, with the SO PIN from
+    /// `so_pin_file`, else `ECM_HSM_SO_PIN`, else a prompt.
+    pub fn open_so(global: &Global, so_pin_file: Option<&Path>) -> Outcome<Token> {
+        let token = Token::session(global)?;
+        let pin = pins::so_login_pin(so_pin_file)?;
+        token.module.login(token.session, CKU_SO, &pin).map_err(|e| token.so_login_failure(&e))?;
+        Ok(token)
+    }
+
+    fn so_login_failure(&self, e: &Error) -> Failure {
+        let who = format!("token '{}' (slot {})", self.label, self.slot);
+        Failure(match e {
+            Error::PinIncorrect => {
+                let flags = self.module.token_status(self.slot).map(|s| s.info.flags).unwrap_or(0);
+                let hint = if flags & CKF_SO_PIN_FINAL_TRY != 0 {
+                    "; one more wrong SO PIN locks it for good"
+                } else {
+                    "; check ECM_HSM_SO_PIN or --so-pin-file"
+                };
+                format!("{who} refused the SO PIN{hint}")
+            }
+            Error::PinLocked => format!("the SO PIN of {who} is locked (it cannot be reset)"),
+            Error::PinLenRange => format!("{who} refused the SO PIN: it is too short or too long"),
+            Error::UserAlreadyLoggedIn | Error::UserAnotherAlreadyLoggedIn => {
+                format!("{who}: someone is already logged in")
+            }
+            other => format!("{who}: SO login failed: {}", explain(other)),
+        })
     }
 
     fn login_failure(&self, e: &Error, user: Option<&str>) -> Failure {
         let who = format!("token '{}' (slot {})", self.label, self.slot);
+        // `--user user` is the token's own user; any other name is a principal.
+        let principal_name = user.filter(|u| *u != "user");
         let principal = user.map(|u| format!(" for principal '{u}'")).unwrap_or_default();
         Failure(match e {
             Error::PinIncorrect => {
                 let flags = self.module.token_status(self.slot).map(|s| s.info.flags).unwrap_or(0);
-                let hint = if flags & CKF_USER_PIN_FINAL_TRY != 0 {
+                // The token's flags count the user's failures, not a principal's.
+                let hint = if principal_name.is_none() && flags & CKF_USER_PIN_FINAL_TRY != 0 {
                     "; one more wrong PIN locks it"
                 } else {
                     "; check ECM_HSM_PIN or --pin-file"
                 };
                 format!("{who} refused the user PIN{principal}{hint}")
             }
-            Error::PinLocked => {
-                format!("the user PIN of {who} is locked: the SO must set a new one (C_InitPIN)")
-            }
+            Error::PinLocked => match principal_name {
+                Some(name) => format!(
+                    "principal '{name}' of {who} is locked: the SO must set a new PIN \
+                     (`ecm-hsm principal reset-pin {name}`)"
+                ),
+                None => format!("the user PIN of {who} is locked: the SO must set a new one (C_InitPIN)"),
+            },
             Error::UserPinNotInitialized => format!("{who} has no user PIN yet: the SO must set one"),
             Error::PinLenRange => format!("{who} refused the user PIN: it is too short or too long"),
             Error::UserAlreadyLoggedIn | Error::UserAnotherAlreadyLoggedIn => {
@@ -108,7 +156,13 @@ impl Token {
 
     /// A message naming the token.
     pub fn fail(&self, e: &Error) -> Failure {
-        Failure(format!("token '{}' (slot {}): {}", self.label, self.slot, explain(e)))
+        let why = match (e, &self.principal) {
+            (Error::ActionProhibited | Error::KeyFunctionNotPermitted, Some(name)) => {
+                format!("the policy does not let principal '{name}' do this (see `ecm-hsm policy show`)")
+            }
+            _ => explain(e),
+        };
+        Failure(format!("token '{}' (slot {}): {why}", self.label, self.slot))
     }
 
     /// Every object matching `template`.

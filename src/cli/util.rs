@@ -16,6 +16,11 @@ pub fn explain(e: &Error) -> String {
         Error::TokenNotRecognized => "the token file is not a readable ecm-hsm token".into(),
         Error::UserNotLoggedIn => "not logged in as the user".into(),
         Error::PinLocked => "the PIN is locked: the SO must set a new one".into(),
+        Error::KeyFunctionNotPermitted => {
+            "the key may not be used for this (its attributes, or for a principal the policy, forbid it; \
+             see `ecm-hsm policy show`)"
+                .into()
+        }
         other => format!("the token refused the operation ({other:?}, CKR {:#x})", other.ck_rv()),
     }
 }
@@ -108,6 +113,24 @@ pub fn replace_file(path: &Path, data: &[u8]) -> Outcome<()> {
         let _ = std::fs::remove_file(&tmp);
         Failure(format!("cannot replace {}: {e}", path.display()))
     })
+}
+
+/// Prints a table: the header, then the rows, in columns two spaces apart.
+pub fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", text.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
+    }
 }
 
 /// Progress of long work on stderr, shown only when stderr is a terminal.

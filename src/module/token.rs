@@ -417,9 +417,12 @@ impl Token {
         Ok(version)
     }
 
-    /// The stored policy: its version and canonical document.
+    /// The stored policy: its version and canonical document, for any logged-in session.
     pub fn policy(&self) -> Result<Option<(u64, String)>> {
         let state = self.ready()?;
+        if state.login == LoginState::Public {
+            return Err(Error::UserNotLoggedIn);
+        }
         Ok(state.policy.as_ref().map(|p| (state.policy_version, p.to_json())))
     }
 
