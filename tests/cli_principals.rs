@@ -12,24 +12,7 @@ const PRINCIPAL: &str = "context-api";
 const PRINCIPAL_PIN: &str = "context-pin-1";
 
 /// The seed's permission model, as it is written there.
-const SEED_POLICY: &str = r#"{
-"key_permissions": {
-"context-api": {
-"keys": ["dek-*"],
-"operations": ["decrypt"]
-},
-"key-rotation-service": {
-"keys": ["dek-*", "kek-*"],
-"operations": ["encrypt", "decrypt", "rotate"]
-},
-"security-admin": {
-"keys": ["*"],
-"operations": ["*"],
-"requires_approval": true
-}
-}
-}
-"#;
+const SEED_POLICY: &str = include_str!("fixtures/seed-policy.json");
 
 /// The same permissions in TOML.
 const SEED_POLICY_TOML: &str = r#"[key_permissions.context-api]

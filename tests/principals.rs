@@ -214,23 +214,8 @@ isolated_test!(
     }
 );
 
-const SEED_POLICY: &str = r#"{
-"key_permissions": {
-"context-api": {
-"keys": ["dek-*"],
-"operations": ["decrypt"]
-},
-"key-rotation-service": {
-"keys": ["dek-*", "kek-*"],
-"operations": ["encrypt", "decrypt", "rotate"]
-},
-"security-admin": {
-"keys": ["*"],
-"operations": ["*"],
-"requires_approval": true
-}
-}
-}"#;
+/// The seed's permission model, as it is written there.
+const SEED_POLICY: &str = include_str!("fixtures/seed-policy.json");
 
 fn vendor(kind: cryptoki_sys::CK_ATTRIBUTE_TYPE, value: Vec<u8>) -> Attribute {
     Attribute::VendorDefined((cryptoki::object::AttributeType::VendorDefined(kind), value))

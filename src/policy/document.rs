@@ -202,23 +202,8 @@ fn strip_position(message: &str) -> String {
 mod tests {
     use super::*;
 
-    const SEED: &str = r#"{
-"key_permissions": {
-"context-api": {
-"keys": ["dek-*"],
-"operations": ["decrypt"]
-},
-"key-rotation-service": {
-"keys": ["dek-*", "kek-*"],
-"operations": ["encrypt", "decrypt", "rotate"]
-},
-"security-admin": {
-"keys": ["*"],
-"operations": ["*"],
-"requires_approval": true
-}
-}
-}"#;
+    // The seed's document, shared with the integration tests.
+    const SEED: &str = include_str!("../../tests/fixtures/seed-policy.json");
 
     #[test]
     fn the_seeds_document_is_accepted_as_it_is_and_decides_as_it_says() {
