@@ -7,6 +7,7 @@
 //! Data flows down as owned, typed values; errors flow up as [`Error`].
 
 pub mod abi;
+pub mod audit;
 pub mod config;
 pub mod envelope;
 pub mod error;

@@ -8,6 +8,7 @@
 //! code 1; usage errors exit 2.
 
 mod admin;
+mod audit;
 mod envelopes;
 mod pins;
 mod policy;
@@ -83,6 +84,9 @@ enum Command {
     /// The key-access policy: what each principal may do with which keys
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The tamper-evident audit record: verify its chain, export its records
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Args)]
@@ -260,6 +264,7 @@ pub fn main() -> ExitCode {
         Command::Envelope(EnvelopeCommand::Inspect(a)) => envelopes::inspect(&a),
         Command::Principal(c) => principals::run(&global, &c),
         Command::Policy(c) => policy::run(&global, &c),
+        Command::Audit(c) => audit::run(&global, &c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

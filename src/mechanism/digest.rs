@@ -48,6 +48,13 @@ pub fn sha256(data: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA256, data).as_ref().to_vec()
 }
 
+/// SHA-256 of `data` as an array, without allocating (e.g. the audit chain).
+pub fn sha256_array(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

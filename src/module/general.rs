@@ -171,6 +171,12 @@ impl Module {
         token.policy()
     }
 
+    /// The audit key of the token of session `handle`, if someone is logged in on it.
+    pub fn audit_key(&self, handle: CK_SESSION_HANDLE) -> Result<crate::audit::AuditKey> {
+        let (_, token) = self.session_and_token(handle)?;
+        token.audit_key()
+    }
+
     /// Removes a principal (SO only).
     pub fn remove_principal(&self, handle: CK_SESSION_HANDLE, name: &str) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;

@@ -426,6 +426,16 @@ impl Token {
         Ok(state.policy.as_ref().map(|p| (state.policy_version, p.to_json())))
     }
 
+    /// The token's audit key (see `crate::audit`), for any logged-in session: derived from
+    /// the token key, which only a login holds.
+    pub fn audit_key(&self) -> Result<crate::audit::AuditKey> {
+        let state = self.ready()?;
+        match (&state.login, &state.token_key) {
+            (LoginState::Public, _) | (_, None) => Err(Error::UserNotLoggedIn),
+            (_, Some(key)) => Ok(crate::audit::derive_key(key.as_ref())),
+        }
+    }
+
     /// Removes a principal. Only the SO, in a read/write session.
     pub fn remove_principal(&self, view: SessionView, name: &str) -> Result<()> {
         let mut state = self.ready()?;

@@ -1,0 +1,46 @@
+//! The tamper-evident audit record: an append-only, hash-chained file of one line per
+//! event, per token (`token-<slot>.audit`, beside `token-<slot>.sqlite`).
+//!
+//! Every line is a JSON object ([`record`]) that carries the link of the line before it
+//! (`prev`) and its own `link`: HMAC-SHA256 under the token's audit key of `prev ‖ the line's
+//! bytes up to its link` when the writer holds the key (`"auth":"m"`), else SHA-256 of the
+//! same (`"auth":"h"`). The first line's `prev` is 32 zero bytes. The audit key is
+//! HMAC-SHA256(token key, "ecm-hsm audit chain v1") ([`derive_key`]), so only a process that
+//! logged in can write an `m` link.
+//!
+//! - [`log`]: the writer, [`AuditLog`], safe across threads and processes (an exclusive
+//!   `flock` around each append).
+//! - [`verify`]: walks a file and names the first bad record.
+//! - [`export`]: filters records and writes them as JSON lines or CSV.
+//!
+//! What the chain detects and what it does not is in README.md ("Audit record").
+
+pub mod export;
+pub mod log;
+pub mod record;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+pub use export::{Filter, Format, export};
+pub use log::{AuditLog, OpenOptions};
+pub use record::{Entry, LINK_LEN, Record};
+pub use verify::{Anchor, Problem, ProblemKind, VerifyReport, verify};
+
+/// The key that authenticates `m` links: HMAC-SHA256(token key, [`KEY_LABEL`]).
+pub type AuditKey = Zeroizing<[u8; 32]>;
+
+/// The derivation label of the audit key.
+pub const KEY_LABEL: &[u8] = b"ecm-hsm audit chain v1";
+
+/// The audit key of a token, from its token key.
+pub fn derive_key(token_key: &[u8]) -> AuditKey {
+    Zeroizing::new(crate::mechanism::mac::hmac_sha256(token_key, KEY_LABEL))
+}
+
+/// The audit file of the token of `slot` in `token_dir`.
+pub fn path_for(token_dir: &Path, slot: cryptoki_sys::CK_SLOT_ID) -> PathBuf {
+    token_dir.join(format!("token-{slot}.audit"))
+}

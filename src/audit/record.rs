@@ -1,0 +1,354 @@
+//! One audit record: what a caller describes ([`Record`]), its line in the file, and the
+//! parsed form of a line ([`Entry`]).
+//!
+//! A line is a JSON object with the fields in this fixed order, optional ones left out when
+//! absent, then `\n`:
+//!
+//! ```text
+//! {"seq":7,"time":1764356400000,"principal":"user","pid":4242,"session":3,"operation":"encrypt",
+//!  "key_uid":"…","key_label":"dek-acme-v1","key_version":1,"mechanism":4231,"result":0,
+//!  "prev":"<64 hex>","auth":"m","link":"<64 hex>"}
+//! ```
+//!
+//! (on one line). The link covers `prev` (raw, 32 bytes) followed by the line's bytes up to,
+//! not including, `,"link":"`: everything the record says, its `prev` and its `auth`.
+
+use serde::Deserialize;
+
+/// Bytes of a link (SHA-256 / HMAC-SHA256).
+pub const LINK_LEN: usize = 32;
+
+/// At most this many bytes of a string field are recorded (cut at a character boundary).
+pub const MAX_FIELD_LEN: usize = 256;
+
+/// `,"link":"` + 64 hex digits + `"}`: the end of every line, before its `\n`.
+pub const LINK_PREFIX: &[u8] = b",\"link\":\"";
+pub const SUFFIX_LEN: usize = LINK_PREFIX.len() + 2 * LINK_LEN + 2;
+
+/// An event to record, as its caller describes it. Never a secret: no PIN, key value or data.
+/// The writer adds the sequence number, the process id and the chain.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Unix time in milliseconds ([`now_ms`] for the present).
+    pub time_ms: u64,
+    /// `so`, `user`, a principal's name, or empty when nobody is logged in.
+    pub principal: &'a str,
+    /// The session handle, 0 for none.
+    pub session: u64,
+    /// What happened: `login`, `encrypt`, `C_EncryptInit`, ... (the caller's choice).
+    pub operation: &'a str,
+    pub key_uid: Option<&'a str>,
+    pub key_label: Option<&'a str>,
+    pub key_version: Option<u32>,
+    /// The `CKM_*` mechanism, if any.
+    pub mechanism: Option<u64>,
+    /// The `CK_RV` returned.
+    pub result: u64,
+}
+
+impl<'a> Record<'a> {
+    /// A record of `operation` now, by nobody, on no session and no key.
+    pub fn new(operation: &'a str, result: u64) -> Record<'a> {
+        Record {
+            time_ms: now_ms(),
+            principal: "",
+            session: 0,
+            operation,
+            key_uid: None,
+            key_label: None,
+            key_version: None,
+            mechanism: None,
+            result,
+        }
+    }
+}
+
+/// The present as Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A line read back from the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub seq: u64,
+    pub time: u64,
+    pub principal: String,
+    pub pid: u32,
+    pub session: u64,
+    pub operation: String,
+    #[serde(default)]
+    pub key_uid: Option<String>,
+    #[serde(default)]
+    pub key_label: Option<String>,
+    #[serde(default)]
+    pub key_version: Option<u32>,
+    #[serde(default)]
+    pub mechanism: Option<u64>,
+    pub result: u64,
+    /// The previous record's link, hex.
+    pub prev: String,
+    /// `m` (HMAC under the audit key) or `h` (SHA-256).
+    pub auth: String,
+    /// This record's link, hex.
+    pub link: String,
+}
+
+/// Why a line is not a well-formed record.
+pub type Malformed = &'static str;
+
+/// A line (without its `\n`) split into the bytes its link covers and its link, then parsed.
+pub struct ParsedLine<'a> {
+    /// The line up to, not including, `,"link":"`.
+    pub covered: &'a [u8],
+    pub link: [u8; LINK_LEN],
+    pub entry: Entry,
+}
+
+/// Parses one line (without its `\n`).
+pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, Malformed> {
+    if line.len() < SUFFIX_LEN + 2 || !line.ends_with(b"\"}") {
+        return Err("not an audit record (no link at its end)");
+    }
+    let split = line.len() - SUFFIX_LEN;
+    let (covered, suffix) = line.split_at(split);
+    if !suffix.starts_with(LINK_PREFIX) {
+        return Err("not an audit record (no link at its end)");
+    }
+    let link = decode_hex(&suffix[LINK_PREFIX.len()..LINK_PREFIX.len() + 2 * LINK_LEN])
+        .ok_or("its link is not 64 hex digits")?;
+    let entry: Entry = serde_json::from_slice(line).map_err(|_| "not a well-formed audit record (JSON)")?;
+    if entry.auth != "m" && entry.auth != "h" {
+        return Err("its auth is neither \"m\" nor \"h\"");
+    }
+    if decode_hex(entry.prev.as_bytes()).is_none() {
+        return Err("its prev is not 64 hex digits");
+    }
+    Ok(ParsedLine { covered, link, entry })
+}
+
+/// Appends the bytes a link covers: the line from `{` to the end of its `auth` field.
+pub fn encode_covered(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    pid: u32,
+    record: &Record<'_>,
+    prev: &[u8; LINK_LEN],
+    auth: u8,
+) {
+    buf.extend_from_slice(b"{\"seq\":");
+    push_u64(buf, seq);
+    buf.extend_from_slice(b",\"time\":");
+    push_u64(buf, record.time_ms);
+    buf.extend_from_slice(b",\"principal\":");
+    push_str(buf, record.principal);
+    buf.extend_from_slice(b",\"pid\":");
+    push_u64(buf, u64::from(pid));
+    buf.extend_from_slice(b",\"session\":");
+    push_u64(buf, record.session);
+    buf.extend_from_slice(b",\"operation\":");
+    push_str(buf, record.operation);
+    if let Some(uid) = record.key_uid {
+        buf.extend_from_slice(b",\"key_uid\":");
+        push_str(buf, uid);
+    }
+    if let Some(label) = record.key_label {
+        buf.extend_from_slice(b",\"key_label\":");
+        push_str(buf, label);
+    }
+    if let Some(v) = record.key_version {
+        buf.extend_from_slice(b",\"key_version\":");
+        push_u64(buf, u64::from(v));
+    }
+    if let Some(m) = record.mechanism {
+        buf.extend_from_slice(b",\"mechanism\":");
+        push_u64(buf, m);
+    }
+    buf.extend_from_slice(b",\"result\":");
+    push_u64(buf, record.result);
+    buf.extend_from_slice(b",\"prev\":\"");
+    push_hex(buf, prev);
+    buf.extend_from_slice(b"\",\"auth\":\"");
+    buf.push(auth);
+    buf.push(b'"');
+}
+
+/// Appends the end of a line: its link and `}\n`.
+pub fn encode_link(buf: &mut Vec<u8>, link: &[u8; LINK_LEN]) {
+    buf.extend_from_slice(LINK_PREFIX);
+    push_hex(buf, link);
+    buf.extend_from_slice(b"\"}\n");
+}
+
+/// `s` (at most [`MAX_FIELD_LEN`] bytes of it) as a JSON string.
+fn push_str(buf: &mut Vec<u8>, s: &str) {
+    let s = truncate(s, MAX_FIELD_LEN);
+    buf.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => b"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            buf.extend_from_slice(b"\\u00");
+            push_hex(buf, &[b]);
+        } else {
+            buf.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// `n` in decimal (cheaper than `write!`).
+fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub fn push_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
+    for chunk in bytes.chunks(LINK_LEN) {
+        let mut out = [0u8; 2 * LINK_LEN];
+        for (pair, &b) in out.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        buf.extend_from_slice(&out[..2 * chunk.len()]);
+    }
+}
+
+/// Lower-case hex of a link.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut buf = Vec::with_capacity(bytes.len() * 2);
+    push_hex(&mut buf, bytes);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// A link from 64 hex digits (either case).
+pub fn decode_hex(text: &[u8]) -> Option<[u8; LINK_LEN]> {
+    if text.len() != 2 * LINK_LEN {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; LINK_LEN];
+    for (i, pair) in text.chunks_exact(2).enumerate() {
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(record: &Record<'_>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        encode_covered(&mut buf, 3, 99, record, &[0xab; LINK_LEN], b'h');
+        encode_link(&mut buf, &[0x01; LINK_LEN]);
+        buf
+    }
+
+    #[test]
+    fn a_line_parses_back_to_its_record() {
+        let mut r = Record::new("C_EncryptInit", 0x91);
+        r.principal = "ctx \"api\"\\\n\u{1}é";
+        r.session = 7;
+        r.key_uid = Some("uid-1");
+        r.key_label = Some("dek-acme-v1");
+        r.key_version = Some(2);
+        r.mechanism = Some(0x1087);
+        let bytes = line(&r);
+        assert!(bytes.ends_with(b"\"}\n"));
+        let text = &bytes[..bytes.len() - 1];
+        let parsed = parse_line(text).unwrap();
+        let e = parsed.entry;
+        assert_eq!((e.seq, e.pid, e.session, e.result), (3, 99, 7, 0x91));
+        assert_eq!(e.principal, r.principal);
+        assert_eq!(e.operation, "C_EncryptInit");
+        assert_eq!(e.key_uid.as_deref(), Some("uid-1"));
+        assert_eq!(e.key_label.as_deref(), Some("dek-acme-v1"));
+        assert_eq!((e.key_version, e.mechanism), (Some(2), Some(0x1087)));
+        assert_eq!(e.prev, "ab".repeat(32));
+        assert_eq!(e.auth, "h");
+        assert_eq!(parsed.link, [0x01; LINK_LEN]);
+        assert!(text.starts_with(parsed.covered));
+        assert!(parsed.covered.ends_with(b"\"auth\":\"h\""));
+    }
+
+    #[test]
+    fn optional_fields_are_left_out_and_long_strings_cut() {
+        let long = "é".repeat(200);
+        let mut r = Record::new("login", 0);
+        r.principal = &long;
+        let bytes = line(&r);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(!text.contains("key_uid") && !text.contains("mechanism"));
+        let e = parse_line(&bytes[..bytes.len() - 1]).unwrap().entry;
+        assert_eq!(e.principal.len(), MAX_FIELD_LEN);
+        assert_eq!((e.key_uid, e.key_version), (None, None));
+    }
+
+    #[test]
+    fn malformed_lines_are_refused() {
+        assert!(parse_line(b"").is_err());
+        assert!(parse_line(b"{\"seq\":1}").is_err());
+        let good = line(&Record::new("x", 0));
+        let text = &good[..good.len() - 1];
+        let mut unknown = text.to_vec();
+        unknown.splice(1..1, b"\"extra\":1,".iter().copied());
+        assert!(parse_line(&unknown).is_err());
+        let mut bad_auth = text.to_vec();
+        let at = bad_auth.windows(10).position(|w| w == b"\"auth\":\"h\"").unwrap();
+        bad_auth[at + 8] = b'x';
+        assert!(parse_line(&bad_auth).is_err());
+    }
+
+    #[test]
+    fn numbers_are_decimal() {
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut buf = Vec::new();
+            push_u64(&mut buf, n);
+            assert_eq!(buf, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(decode_hex(hex(&bytes).as_bytes()), Some(bytes));
+        assert_eq!(decode_hex(hex(&bytes).to_uppercase().as_bytes()), Some(bytes));
+        assert_eq!(decode_hex(b"zz"), None);
+    }
+}

@@ -1,0 +1,261 @@
+//! Walking an audit file: every line well-formed, sequence numbers contiguous from 1, every
+//! `prev` the link of the line before, every link recomputed (`h` always; `m` with the audit
+//! key), and, when given, the anchor reached and matched. The first failure is reported with
+//! its line and record; the walk stops there.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use super::AuditKey;
+use super::record::{LINK_LEN, decode_hex, hex, parse_line};
+use crate::mechanism::{digest, mac};
+use crate::{Error, Result};
+
+/// A line longer than this is not a record (records are well under 4 KiB).
+pub const MAX_LINE: u64 = 1 << 20;
+
+/// What the verifier was told to expect from outside the file: at least `seq` records,
+/// and, if given, `link` as the link of record `seq`. (Kept where the file cannot be
+/// rewritten, it is what detects a truncated file or one rewritten without the key.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: u64,
+    pub link: Option<[u8; LINK_LEN]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records that passed, from seq 1 (up to the first problem, if any).
+    pub records: u64,
+    /// Of those, `m` records whose MAC was checked with the key.
+    pub authenticated: u64,
+    /// `m` records whose MAC could not be checked (no key given).
+    pub unchecked: u64,
+    /// `h` records after the last authenticated one: these only the anchor protects.
+    pub unauthenticated_tail: u64,
+    /// The last good record: seq and link (for the next anchor).
+    pub head: Option<(u64, [u8; LINK_LEN])>,
+    /// The line number of a final line without its `\n`: a writer interrupted in the middle
+    /// of a record. It holds no record; reported apart from problems.
+    pub partial_last_line: Option<u64>,
+    /// The first bad record, if any.
+    pub problem: Option<Problem>,
+}
+
+impl VerifyReport {
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// The first bad record: its line (from 1) and the seq it should have had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: u64,
+    pub seq: u64,
+    pub kind: ProblemKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Not a record at all.
+    Malformed(&'static str),
+    /// Another sequence number than the next one: a record deleted, inserted or moved.
+    Sequence { found: u64 },
+    /// Its `prev` is not the link of the record before it.
+    BrokenLink,
+    /// Its `h` link is not the SHA-256 of what it covers: the record was changed.
+    BadHash,
+    /// Its `m` link is not the HMAC under the audit key: changed, or not written by a holder
+    /// of the token key.
+    BadMac,
+    /// The file ends before the anchor's record.
+    Truncated { anchor: u64 },
+    /// The anchor's record has another link: the file was rewritten.
+    AnchorMismatch,
+    /// With the key, records but none authenticated: rewritten without the token key (any
+    /// login writes an `m` record).
+    NoneAuthenticated,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (line, seq) = (self.line, self.seq);
+        match &self.kind {
+            ProblemKind::Malformed(why) => write!(f, "line {line} (record {seq}): malformed: {why}"),
+            ProblemKind::Sequence { found } if *found < seq => write!(
+                f,
+                "line {line}: record {found} where record {seq} belongs (records reordered or duplicated)"
+            ),
+            ProblemKind::Sequence { found } => write!(
+                f,
+                "line {line}: record {found} where record {seq} belongs (record {seq} missing or records reordered)"
+            ),
+            ProblemKind::BrokenLink if seq == 1 => {
+                write!(
+                    f,
+                    "line {line}, record 1: broken chain (its prev is not the zero link of a first record)"
+                )
+            }
+            ProblemKind::BrokenLink => {
+                write!(
+                    f,
+                    "line {line}, record {seq}: broken chain (its prev is not the link of record {})",
+                    seq - 1
+                )
+            }
+            ProblemKind::BadHash => {
+                write!(f, "line {line}, record {seq}: its hash does not match (record altered)")
+            }
+            ProblemKind::BadMac => write!(
+                f,
+                "line {line}, record {seq}: bad MAC (record altered, or not written by a holder of the token key)"
+            ),
+            ProblemKind::Truncated { anchor } => write!(
+                f,
+                "the file ends before record {anchor}, which was expected (truncated after record {})",
+                seq - 1
+            ),
+            ProblemKind::AnchorMismatch => {
+                write!(
+                    f,
+                    "line {line}, record {seq}: not the expected record (its link differs: file rewritten)"
+                )
+            }
+            ProblemKind::NoneAuthenticated => write!(
+                f,
+                "no record is authenticated by the token key (the file was rewritten without it, from record {seq})"
+            ),
+        }
+    }
+}
+
+/// Verifies the audit file at `path`. `key` checks `m` links (without it they are counted as
+/// unchecked); `anchor` is what the file must reach. An error means the file could not be read.
+pub fn verify(path: &Path, key: Option<&AuditKey>, anchor: Option<Anchor>) -> Result<VerifyReport> {
+    let file = File::open(path)?;
+    // A consistent length: writers hold the exclusive lock while they write.
+    file.lock_shared()?;
+    let len = file.metadata();
+    let _ = file.unlock();
+    let len = len?.len();
+    verify_reader(BufReader::with_capacity(1 << 16, file.take(len)), key, anchor)
+}
+
+/// As [`verify`], over the bytes of a file.
+pub fn verify_reader(
+    mut reader: impl BufRead,
+    key: Option<&AuditKey>,
+    anchor: Option<Anchor>,
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport {
+        records: 0,
+        authenticated: 0,
+        unchecked: 0,
+        unauthenticated_tail: 0,
+        head: None,
+        partial_last_line: None,
+        problem: None,
+    };
+    let mut prev = [0u8; LINK_LEN];
+    let mut line = Vec::with_capacity(1024);
+    let mut covered = Vec::with_capacity(1024);
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        let seq = report.records + 1;
+        let problem = |kind| Some(Problem { line: number, seq, kind });
+        if line.last() != Some(&b'\n') {
+            if n as u64 >= MAX_LINE {
+                report.problem = problem(ProblemKind::Malformed("line too long"));
+            } else {
+                report.partial_last_line = Some(number);
+            }
+            break;
+        }
+        line.pop();
+        let parsed = match parse_line(&line) {
+            Ok(p) => p,
+            Err(why) => {
+                report.problem = problem(ProblemKind::Malformed(why));
+                break;
+            }
+        };
+        let entry = &parsed.entry;
+        if entry.seq != seq {
+            report.problem = problem(ProblemKind::Sequence { found: entry.seq });
+            break;
+        }
+        if decode_hex(entry.prev.as_bytes()) != Some(prev) {
+            report.problem = problem(ProblemKind::BrokenLink);
+            break;
+        }
+        covered.clear();
+        covered.extend_from_slice(&prev);
+        covered.extend_from_slice(parsed.covered);
+        let authenticated = if entry.auth == "m" {
+            match key {
+                Some(key) => {
+                    if mac::hmac_sha256(key.as_ref(), &covered) != parsed.link {
+                        report.problem = problem(ProblemKind::BadMac);
+                        break;
+                    }
+                    report.authenticated += 1;
+                    true
+                }
+                None => {
+                    report.unchecked += 1;
+                    false
+                }
+            }
+        } else {
+            if digest::sha256_array(&covered) != parsed.link {
+                report.problem = problem(ProblemKind::BadHash);
+                break;
+            }
+            false
+        };
+        if let Some(a) = anchor
+            && a.seq == seq
+            && a.link.is_some_and(|l| l != parsed.link)
+        {
+            report.problem = problem(ProblemKind::AnchorMismatch);
+            break;
+        }
+        report.unauthenticated_tail = if authenticated { 0 } else { report.unauthenticated_tail + 1 };
+        report.records = seq;
+        prev = parsed.link;
+        report.head = Some((seq, prev));
+    }
+    if report.problem.is_none() {
+        if let Some(a) = anchor
+            && report.records < a.seq
+        {
+            report.problem = Some(Problem {
+                line: number + 1,
+                seq: report.records + 1,
+                kind: ProblemKind::Truncated { anchor: a.seq },
+            });
+        } else if key.is_some() && report.records > 0 && report.authenticated == 0 {
+            report.problem = Some(Problem { line: 1, seq: 1, kind: ProblemKind::NoneAuthenticated });
+        }
+    }
+    Ok(report)
+}
+
+/// A link given as text (64 hex digits).
+pub fn parse_link(text: &str) -> Result<[u8; LINK_LEN]> {
+    decode_hex(text.trim().as_bytes()).ok_or(Error::ArgumentsBad)
+}
+
+/// A link as text.
+pub fn link_text(link: &[u8; LINK_LEN]) -> String {
+    hex(link)
+}

@@ -1,0 +1,280 @@
+//! The audit record: `audit verify` (logs in, to check the chain's MACs with the token's
+//! audit key) and `audit export` (reads the file; needs no PIN: the records hold no secret
+//! and the file's permissions say who may read it).
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use cryptoki_sys::CK_SLOT_ID;
+use ecm_hsm::audit::{self, Anchor, Filter, Format, LINK_LEN, ProblemKind};
+
+use super::token::{Token, choose_slot, module};
+use super::util::explain;
+use super::{Failure, Global, Outcome, pins};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the token's audit record: every record present, in order, unaltered, and its
+    /// MACs made with the token's key (as the SO with ECM_HSM_SO_PIN or --so-pin-file, else
+    /// as the user or the principal --user NAME)
+    #[command(long_about = "Check the token's audit record (token-<slot>.audit): every record \
+                            present, in order and unaltered, and every MAC made with the token's \
+                            key. Logs in to get that key: as the SO with ECM_HSM_SO_PIN or \
+                            --so-pin-file, else as the user or the principal --user NAME.\n\n\
+                            On success, prints the number of records and the last one's link; \
+                            keep them elsewhere and pass them back as --expect-seq and \
+                            --expect-link, to detect a file cut short or rewritten. Exit code \
+                            1 names the first bad record.")]
+    Verify(VerifyArgs),
+    /// Write the token's audit records to stdout, as JSON lines or CSV, optionally filtered
+    /// (does not verify the chain; needs no PIN)
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The file must hold at least N records (an earlier verify's count)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    expect_seq: Option<u64>,
+    /// ...and record N's link must be HEX (64 hex digits, an earlier verify's head)
+    #[arg(long, value_name = "HEX", requires = "expect_seq", value_parser = parse_link)]
+    expect_link: Option<[u8; LINK_LEN]>,
+    /// Log in as the SO with the SO PIN from FILE [default: as the SO if $ECM_HSM_SO_PIN is
+    /// set, else as the user]
+    #[arg(long, value_name = "FILE")]
+    so_pin_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON object a line, as stored (chain fields included)
+    Jsonl,
+    /// A header row, then one row per record
+    Csv,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: ExportFormat,
+    /// Only records at or after T: Unix seconds, or UTC as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ
+    #[arg(long, value_name = "T", value_parser = parse_since)]
+    since: Option<u64>,
+    /// Only records of principal P (`so`, `user`, a principal's name; '' for nobody)
+    #[arg(long, value_name = "P")]
+    principal: Option<String>,
+    /// Only records of the key whose unique id or label matches K (`*` and `?` as wildcards)
+    #[arg(long, value_name = "K")]
+    key: Option<String>,
+    /// Only records of operation O (`*` and `?` as wildcards)
+    #[arg(long, value_name = "O")]
+    operation: Option<String>,
+}
+
+pub fn run(global: &Global, command: &AuditCommand) -> Outcome<()> {
+    match command {
+        AuditCommand::Verify(a) => verify(global, a),
+        AuditCommand::Export(a) => export(global, a),
+    }
+}
+
+fn parse_link(text: &str) -> Result<[u8; LINK_LEN], String> {
+    audit::verify::parse_link(text)
+        .map_err(|_| "expected 64 hex digits (the link `audit verify` printed)".into())
+}
+
+/// `--since`: Unix seconds, `YYYY-MM-DD[Z]` or `YYYY-MM-DDTHH:MM:SSZ` (UTC); Unix milliseconds.
+pub fn parse_since(text: &str) -> Result<u64, String> {
+    let refuse = || {
+        format!(
+            "'{text}' is not a time: give Unix seconds, or UTC as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ \
+             (e.g. 2026-11-28T09:30:00Z)"
+        )
+    };
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<u64>().ok().and_then(|s| s.checked_mul(1000)).ok_or_else(refuse);
+    }
+    let number = |s: &str| -> Option<i64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (date, time) = match text.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(refuse)?)),
+        None => (text.strip_suffix('Z').unwrap_or(text), None),
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts.as_slice() else { return Err(refuse()) };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return Err(refuse());
+    }
+    let (year, month, day) =
+        (number(y).ok_or_else(refuse)?, number(m).ok_or_else(refuse)?, number(d).ok_or_else(refuse)?);
+    if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Err(refuse());
+    }
+    let mut seconds = days_from_civil(year, month, day) * 86_400;
+    if let Some(time) = time {
+        let parts: Vec<&str> = time.split(':').collect();
+        let [h, mi, s] = parts.as_slice() else { return Err(refuse()) };
+        if h.len() != 2 || mi.len() != 2 || s.len() != 2 {
+            return Err(refuse());
+        }
+        let (h, mi, s) =
+            (number(h).ok_or_else(refuse)?, number(mi).ok_or_else(refuse)?, number(s).ok_or_else(refuse)?);
+        if h > 23 || mi > 59 || s > 59 {
+            return Err(refuse());
+        }
+        seconds += h * 3600 + mi * 60 + s;
+    }
+    Ok(seconds as u64 * 1000)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Howard Hinnant's days_from_civil.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn missing(path: &Path, label: &str, slot: CK_SLOT_ID) -> Failure {
+    Failure(format!("token '{label}' (slot {slot}) has no audit record file ({})", path.display()))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the output quietly.
+fn print(text: &str) -> Outcome<()> {
+    match writeln!(io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure(format!("standard output: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// `audit verify [--expect-seq N [--expect-link HEX]]`.
+pub fn verify(global: &Global, args: &VerifyArgs) -> Outcome<()> {
+    let token = if pins::so_pin_given(args.so_pin_file.as_deref()) {
+        Token::open_so(global, args.so_pin_file.as_deref())?
+    } else {
+        Token::open(global)?
+    };
+    let key = token.module.audit_key(token.session).map_err(|e| token.fail(&e))?;
+    let slot = token.slot;
+    let path = audit::path_for(&token.module.config().token_dir, slot);
+    if !path.exists() {
+        return Err(missing(&path, &token.label, slot));
+    }
+    let anchor = args.expect_seq.map(|seq| Anchor { seq, link: args.expect_link });
+    let report = audit::verify(&path, Some(&key), anchor)
+        .map_err(|e| Failure(format!("audit record file {}: {}", path.display(), explain(&e))))?;
+    if let Some(problem) = &report.problem {
+        let counted = match problem.kind {
+            ProblemKind::Truncated { .. } | ProblemKind::NoneAuthenticated => "records read",
+            _ => "good records before it",
+        };
+        return Err(Failure(format!(
+            "audit record of token '{}' (slot {slot}) is NOT intact: {problem} ({} {counted})",
+            token.label, report.records
+        )));
+    }
+    if let Some(line) = report.partial_last_line {
+        eprintln!(
+            "warning: line {line} is an incomplete record (a writer was stopped in the middle of it); \
+             it holds no record and the next record replaces it"
+        );
+    }
+    if report.unauthenticated_tail > 0 {
+        eprintln!(
+            "note: the last {} records were written without a login (hash-linked, not authenticated): \
+             only --expect-seq/--expect-link protect them until the next authenticated record",
+            report.unauthenticated_tail
+        );
+    }
+    print(&format!(
+        "audit: {} records, chain intact ({} authenticated)",
+        report.records, report.authenticated
+    ))?;
+    if let Some((seq, link)) = report.head {
+        print(&format!("head: --expect-seq {seq} --expect-link {}", audit::verify::link_text(&link)))?;
+    }
+    Ok(())
+}
+
+/// `audit export --format jsonl|csv [filters]`.
+pub fn export(global: &Global, args: &ExportArgs) -> Outcome<()> {
+    let module = module(global)?;
+    let (slot, label) = choose_slot(&module, global.slot)?;
+    let path = audit::path_for(&module.config().token_dir, slot);
+    if !path.exists() {
+        return Err(missing(&path, &label, slot));
+    }
+    let filter = Filter {
+        since_ms: args.since,
+        principal: args.principal.clone(),
+        key: args.key.clone(),
+        operation: args.operation.clone(),
+    };
+    let format = match args.format {
+        ExportFormat::Jsonl => Format::Jsonl,
+        ExportFormat::Csv => Format::Csv,
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    match audit::export(&path, &filter, format, &mut out) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            // What was written stays written; the error names the line.
+            let _ = out.flush();
+            Err(Failure(format!("audit record file {}: {e}", path.display())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_seconds_and_utc_dates() {
+        assert_eq!(parse_since("0"), Ok(0));
+        assert_eq!(parse_since("1795858200"), Ok(1_795_858_200_000));
+        assert_eq!(parse_since("1970-01-01"), Ok(0));
+        assert_eq!(parse_since("2000-03-01Z"), Ok(951_868_800_000));
+        assert_eq!(parse_since("2026-11-28T09:30:00Z"), Ok(1_795_858_200_000));
+        assert_eq!(parse_since("2024-02-29"), Ok(1_709_164_800_000));
+    }
+
+    #[test]
+    fn since_refuses_anything_else() {
+        for bad in [
+            "",
+            "-5",
+            "yesterday",
+            "2026-11-28T09:30:00",
+            "2026-11-28T09:30:00+02:00",
+            "2026-11-28 09:30:00Z",
+            "2026-13-01",
+            "2023-02-29",
+            "2026-1-5",
+            "1969-12-31",
+            "2026-11-28T24:00:00Z",
+            "99999999999999999999",
+        ] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+    }
+}
