@@ -32,6 +32,9 @@ pub struct Config {
     pub busy_timeout_ms: u64,
     /// Rotation periods in days of the master key, KEKs and DEKs.
     pub rotation_days: [u32; 3],
+    /// Whether key operations and security events are recorded in the token's audit file
+    /// (`audit = false` in the settings turns it off, for measurements).
+    pub audit: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +46,7 @@ struct ConfigFile {
     master_rotation_days: Option<u32>,
     kek_rotation_days: Option<u32>,
     dek_rotation_days: Option<u32>,
+    audit: Option<bool>,
 }
 
 impl Config {
@@ -89,6 +93,7 @@ impl Config {
                 file.kek_rotation_days.unwrap_or(91),
                 file.dek_rotation_days.unwrap_or(30),
             ],
+            audit: file.audit.unwrap_or(true),
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {

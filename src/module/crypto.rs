@@ -42,12 +42,16 @@ pub enum Step<'a> {
 }
 
 impl Module {
-    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE> {
+    pub(super) fn create_object_unrecorded(
+        &self,
+        h: CK_SESSION_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
         let (s, token) = self.session_and_token(h)?;
         token.create_object(h, s.read_write, template)
     }
 
-    pub fn copy_object(
+    pub(super) fn copy_object_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         object: CK_OBJECT_HANDLE,
@@ -57,7 +61,11 @@ impl Module {
         token.copy_object(h, s.read_write, object, template)
     }
 
-    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+    pub(super) fn destroy_object_unrecorded(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
         token.destroy_object(s.read_write, object)
     }
@@ -77,7 +85,7 @@ impl Module {
         token.get_attributes(s.read_write, object, kinds)
     }
 
-    pub fn set_attributes(
+    pub(super) fn set_attributes_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         object: CK_OBJECT_HANDLE,
@@ -108,7 +116,7 @@ impl Module {
         s.operations.lock().find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
     }
 
-    pub fn generate_key(
+    pub(super) fn generate_key_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: &Mechanism,
@@ -175,7 +183,7 @@ impl Module {
 
     /// `C_GenerateKeyPair`: both templates are checked before anything is generated, and
     /// both keys are stored together or not at all.
-    pub fn generate_key_pair(
+    pub(super) fn generate_key_pair_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: &Mechanism,
@@ -248,7 +256,7 @@ impl Module {
 
     /// `C_DeriveKey` (ECDH): a new secret key from the base key and the other party's public
     /// point. Its length is `CKA_VALUE_LEN`, or the key type's natural size.
-    pub fn derive_key(
+    pub(super) fn derive_key_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: &Mechanism,
@@ -293,7 +301,7 @@ impl Module {
     /// `C_WrapKey`: the key's bytes encrypted under the wrapping key, through the
     /// output-buffer protocol (a size query wraps too, to learn the length, and releases
     /// nothing).
-    pub fn wrap_key(
+    pub(super) fn wrap_key_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: &Mechanism,
@@ -315,7 +323,7 @@ impl Module {
 
     /// `C_UnwrapKey`: a new secret key from a wrapped blob and a template that names its
     /// class and key type. The key is not local and has no history of being sensitive.
-    pub fn unwrap_key(
+    pub(super) fn unwrap_key_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: &Mechanism,
@@ -357,7 +365,7 @@ impl Module {
     }
 
     /// `C_EncryptInit`/`C_DecryptInit`; `None` for the mechanism ends an active operation.
-    pub fn cipher_init(
+    pub(super) fn cipher_init_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         kind: CipherKind,
@@ -414,7 +422,7 @@ impl Module {
     }
 
     /// `C_SignInit`; `None` for the mechanism ends an active operation.
-    pub fn sign_init(
+    pub(super) fn sign_init_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: Option<&Mechanism>,
@@ -509,7 +517,7 @@ impl Module {
     }
 
     /// `C_VerifyInit`; `None` for the mechanism ends an active operation.
-    pub fn verify_init(
+    pub(super) fn verify_init_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: Option<&Mechanism>,

@@ -99,7 +99,12 @@ impl Module {
     /// `C_Login`. A user PIN of the form `name:pin` whose name is one of the token's
     /// principals logs that principal in (the AWS CloudHSM convention); any other user PIN,
     /// colons included, is the token's user PIN.
-    pub fn login(&self, handle: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+    pub(super) fn login_unrecorded(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+    ) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
         let role = match user_type {
             CKU_SO => PinRole::SecurityOfficer,
@@ -124,7 +129,7 @@ impl Module {
 
     /// `C_LoginUser`: the name `user` is the token's user; another name is one of its
     /// principals. An unknown name is refused like a wrong PIN, so that names cannot be probed.
-    pub fn login_user(
+    pub(super) fn login_user_unrecorded(
         &self,
         handle: CK_SESSION_HANDLE,
         user_type: CK_USER_TYPE,
@@ -132,7 +137,7 @@ impl Module {
         name: &[u8],
     ) -> Result<()> {
         if user_type != CKU_USER || name == b"user" {
-            return self.login(handle, user_type, pin);
+            return self.login_unrecorded(handle, user_type, pin);
         }
         let (_, token) = self.session_and_token(handle)?;
         match std::str::from_utf8(name) {
@@ -148,7 +153,7 @@ impl Module {
     }
 
     /// Adds a principal, or with `replace` sets a new PIN for one (SO only).
-    pub fn set_principal(
+    pub(super) fn set_principal_unrecorded(
         &self,
         handle: CK_SESSION_HANDLE,
         name: &str,
@@ -160,7 +165,7 @@ impl Module {
     }
 
     /// Validates and stores a policy document as the next version (SO only).
-    pub fn apply_policy(&self, handle: CK_SESSION_HANDLE, text: &str) -> Result<u64> {
+    pub(super) fn apply_policy_unrecorded(&self, handle: CK_SESSION_HANDLE, text: &str) -> Result<u64> {
         let (session, token) = self.session_and_token(handle)?;
         token.apply_policy(token.view(session.read_write), text)
     }
@@ -178,12 +183,12 @@ impl Module {
     }
 
     /// Removes a principal (SO only).
-    pub fn remove_principal(&self, handle: CK_SESSION_HANDLE, name: &str) -> Result<()> {
+    pub(super) fn remove_principal_unrecorded(&self, handle: CK_SESSION_HANDLE, name: &str) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
         token.remove_principal(token.view(session.read_write), name)
     }
 
-    pub fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
+    pub(super) fn logout_unrecorded(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
         token.logout()?;
         // Operations begun under the login end with it.

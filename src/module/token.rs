@@ -39,6 +39,8 @@ pub struct Token {
     pub(super) config: Arc<Config>,
     pub(super) handles: Arc<RwLock<HandleTable>>,
     pub(super) state: Mutex<TokenState>,
+    /// The token's audit file, opened at its first record (see `audit.rs`).
+    pub(super) audit_log: std::sync::OnceLock<crate::audit::AuditLog>,
 }
 
 pub(super) struct TokenState {
@@ -173,7 +175,14 @@ impl Token {
                 }
             }
         }
-        Token { slot_id, path, config, handles, state: Mutex::new(state) }
+        Token {
+            slot_id,
+            path,
+            config,
+            handles,
+            state: Mutex::new(state),
+            audit_log: std::sync::OnceLock::new(),
+        }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, TokenState> {

@@ -1,0 +1,414 @@
+//! The module's side of the audit record (`crate::audit`): which calls are recorded, with
+//! what, and what happens when a record cannot be written.
+//!
+//! A call is recorded after it ran, with the `CK_RV` it returns, the principal logged in,
+//! the session, the key (unique id, label, version of the hierarchy) and the mechanism. A
+//! refused call is recorded like a successful one. If the record cannot be written the call
+//! fails with `CKR_DEVICE_ERROR` (fail closed): an operation begun by a `*Init` is ended
+//! again, so nothing can be done under a call that left no record. A change to the token
+//! (a key generated, an object destroyed) has already been committed when its record fails;
+//! the caller still sees the error.
+
+use std::sync::Arc;
+
+use cryptoki_sys::{
+    CK_INVALID_HANDLE, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_USER_TYPE,
+    CKA_LABEL, CKA_UNIQUE_ID, CKU_CONTEXT_SPECIFIC, CKU_SO,
+};
+
+use super::Module;
+use super::crypto::CipherKind;
+use super::handles::ObjectRef;
+use super::token::{Token, TokenState};
+use crate::audit::{AuditLog, Record};
+use crate::mechanism::Mechanism;
+use crate::object::{Attribute, Object};
+use crate::policy::LoginState;
+use crate::session::{Output, OutputBuffer};
+use crate::vendor::CKA_ECM_KEY_VERSION;
+use crate::{Error, Result};
+
+/// Who did it and to which key, as the record names them.
+struct Context {
+    principal: String,
+    key_uid: Option<String>,
+    key_label: Option<String>,
+    key_version: Option<u32>,
+}
+
+impl Token {
+    /// The token's audit file, opened on first use; `None` when auditing is off.
+    fn audit_log(&self) -> Result<Option<&AuditLog>> {
+        if !self.config.audit {
+            return Ok(None);
+        }
+        if let Some(log) = self.audit_log.get() {
+            return Ok(Some(log));
+        }
+        let log = AuditLog::open(&crate::audit::path_for(&self.config.token_dir, self.slot_id))?;
+        // Another thread may have opened it meanwhile; either handle continues the chain.
+        Ok(Some(self.audit_log.get_or_init(|| log)))
+    }
+
+    /// The object of `handle` on this token, whoever may see it (the record only names it).
+    fn object_for_audit(&self, state: &TokenState, handle: CK_OBJECT_HANDLE) -> Option<Arc<Object>> {
+        match self.handles.read().resolve(handle)? {
+            ObjectRef::Token { slot, id } if slot == self.slot_id => state.objects.get(&id).cloned(),
+            ObjectRef::Session { slot, id } if slot == self.slot_id => {
+                state.session_objects.get(&id).map(|s| s.object.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn audit_context(&self, key: Option<CK_OBJECT_HANDLE>) -> Context {
+        let state = self.lock();
+        let principal = match (state.login, &state.principal) {
+            (LoginState::Public, _) => String::new(),
+            (LoginState::SecurityOfficer, _) => "so".to_string(),
+            (LoginState::User, Some(name)) => name.clone(),
+            (LoginState::User, None) => "user".to_string(),
+        };
+        let object = key.and_then(|h| self.object_for_audit(&state, h));
+        let text =
+            |a| object.as_ref().and_then(|o| o.get(a)).map(|v| String::from_utf8_lossy(v).into_owned());
+        let key_version = object
+            .as_ref()
+            .and_then(|o| o.get(CKA_ECM_KEY_VERSION))
+            .and_then(|v| v.try_into().ok())
+            .map(|b: [u8; 8]| u64::from_ne_bytes(b) as u32);
+        Context { principal, key_uid: text(CKA_UNIQUE_ID), key_label: text(CKA_LABEL), key_version }
+    }
+
+    /// Records one call on this token. The first record made while someone is logged in
+    /// takes the token's audit key along, so that it and every later one are authenticated.
+    pub(super) fn record(
+        &self,
+        session: CK_SESSION_HANDLE,
+        operation: &str,
+        key: Option<CK_OBJECT_HANDLE>,
+        mechanism: Option<CK_MECHANISM_TYPE>,
+        rv: CK_RV,
+    ) -> Result<()> {
+        if !self.config.audit {
+            return Ok(());
+        }
+        let context = self.audit_context(key.filter(|h| *h != CK_INVALID_HANDLE));
+        self.record_with(session, operation, context, mechanism, rv)
+    }
+
+    /// As [`Token::record`], with the principal and key already described.
+    fn record_with(
+        &self,
+        session: CK_SESSION_HANDLE,
+        operation: &str,
+        context: Context,
+        mechanism: Option<CK_MECHANISM_TYPE>,
+        rv: CK_RV,
+    ) -> Result<()> {
+        let Some(log) = self.audit_log()? else {
+            return Ok(());
+        };
+        if !log.has_key()
+            && let Ok(k) = self.audit_key()
+        {
+            log.set_key(Some(k));
+        }
+        let record = Record {
+            principal: &context.principal,
+            session,
+            key_uid: context.key_uid.as_deref(),
+            key_label: context.key_label.as_deref(),
+            key_version: context.key_version,
+            mechanism,
+            ..Record::new(operation, rv)
+        };
+        log.append(&record).map(drop).map_err(|e| {
+            crate::error::log_fault("audit record", &e);
+            Error::Device("the audit record could not be written".into())
+        })
+    }
+}
+
+/// The `CK_RV` of a result.
+fn rv_of<T>(result: &Result<T>) -> CK_RV {
+    match result {
+        Ok(_) => cryptoki_sys::CKR_OK,
+        Err(e) => e.ck_rv(),
+    }
+}
+
+impl Module {
+    /// Runs `call` on the token of session `h` and records it (see the module comment).
+    /// `undo` runs when the call succeeded but its record failed.
+    pub(super) fn audited<T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        operation: &str,
+        key: Option<CK_OBJECT_HANDLE>,
+        mechanism: Option<CK_MECHANISM_TYPE>,
+        call: impl FnOnce() -> Result<T>,
+        undo: impl FnOnce(),
+    ) -> Result<T> {
+        let result = call();
+        let Ok((_, token)) = self.session_and_token(h) else {
+            return result;
+        };
+        match token.record(h, operation, key, mechanism, rv_of(&result)) {
+            Ok(()) => result,
+            Err(e) => {
+                if result.is_ok() {
+                    undo();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// As [`Module::audited`] for a call that makes an object: the record names the new one.
+    pub(super) fn audited_new(
+        &self,
+        h: CK_SESSION_HANDLE,
+        operation: &str,
+        mechanism: Option<CK_MECHANISM_TYPE>,
+        call: impl FnOnce() -> Result<CK_OBJECT_HANDLE>,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let result = call();
+        let Ok((_, token)) = self.session_and_token(h) else {
+            return result;
+        };
+        let key = result.as_ref().ok().copied();
+        token.record(h, operation, key, mechanism, rv_of(&result))?;
+        result
+    }
+}
+
+/// The recorded entry points: each runs its `*_unrecorded` body (in `crypto.rs` or
+/// `general.rs`) and records it under the name the export and the README use.
+impl Module {
+    pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        self.audited(
+            h,
+            login_name(user_type),
+            None,
+            None,
+            || self.login_unrecorded(h, user_type, pin),
+            || drop(self.logout_unrecorded(h)),
+        )
+    }
+
+    pub fn login_user(
+        &self,
+        h: CK_SESSION_HANDLE,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+        name: &[u8],
+    ) -> Result<()> {
+        self.audited(
+            h,
+            login_name(user_type),
+            None,
+            None,
+            || self.login_user_unrecorded(h, user_type, pin, name),
+            || drop(self.logout_unrecorded(h)),
+        )
+    }
+
+    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        // Described before, so that the record still names who logged out.
+        let (_, token) = self.session_and_token(h)?;
+        let context = token.audit_context(None);
+        let result = self.logout_unrecorded(h);
+        token.record_with(h, "logout", context, None, rv_of(&result))?;
+        result
+    }
+
+    pub fn set_principal(&self, h: CK_SESSION_HANDLE, name: &str, pin: &[u8], replace: bool) -> Result<()> {
+        let operation = if replace { "principal_reset_pin" } else { "principal_add" };
+        self.audited(h, operation, None, None, || self.set_principal_unrecorded(h, name, pin, replace), || {})
+    }
+
+    pub fn remove_principal(&self, h: CK_SESSION_HANDLE, name: &str) -> Result<()> {
+        self.audited(h, "principal_remove", None, None, || self.remove_principal_unrecorded(h, name), || {})
+    }
+
+    pub fn apply_policy(&self, h: CK_SESSION_HANDLE, text: &str) -> Result<u64> {
+        self.audited(h, "policy_apply", None, None, || self.apply_policy_unrecorded(h, text), || {})
+    }
+
+    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "create", None, || self.create_object_unrecorded(h, template))
+    }
+
+    pub fn copy_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "copy", None, || self.copy_object_unrecorded(h, object, template))
+    }
+
+    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+        // The record names the object as it was, so it is described before it goes.
+        let (_, token) = self.session_and_token(h)?;
+        let context = token.audit_context(Some(object));
+        let result = self.destroy_object_unrecorded(h, object);
+        token.record_with(h, "destroy", context, None, rv_of(&result))?;
+        result
+    }
+
+    pub fn set_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<()> {
+        self.audited(
+            h,
+            "set_attributes",
+            Some(object),
+            None,
+            || self.set_attributes_unrecorded(h, object, template),
+            || {},
+        )
+    }
+
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "generate", Some(mechanism.kind), || {
+            self.generate_key_unrecorded(h, mechanism, template)
+        })
+    }
+
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        public_template: &[Attribute],
+        private_template: &[Attribute],
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let result = self.generate_key_pair_unrecorded(h, mechanism, public_template, private_template);
+        let (_, token) = self.session_and_token(h)?;
+        let private = result.as_ref().ok().map(|(_, private)| *private);
+        token.record(h, "generate_key_pair", private, Some(mechanism.kind), rv_of(&result))?;
+        result
+    }
+
+    pub fn derive_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        base: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "derive", Some(mechanism.kind), || {
+            self.derive_key_unrecorded(h, mechanism, base, template)
+        })
+    }
+
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        self.audited(
+            h,
+            "wrap",
+            Some(key),
+            Some(mechanism.kind),
+            || self.wrap_key_unrecorded(h, mechanism, wrapping, key, buffer),
+            || {},
+        )
+    }
+
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "unwrap", Some(mechanism.kind), || {
+            self.unwrap_key_unrecorded(h, mechanism, unwrapping, wrapped, template)
+        })
+    }
+
+    pub fn cipher_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let Some(m) = mechanism else {
+            return self.cipher_init_unrecorded(h, kind, None, key);
+        };
+        let operation = match kind {
+            CipherKind::Encrypt => "encrypt",
+            CipherKind::Decrypt => "decrypt",
+        };
+        self.audited(
+            h,
+            operation,
+            Some(key),
+            Some(m.kind),
+            || self.cipher_init_unrecorded(h, kind, Some(m), key),
+            || drop(self.cipher_init_unrecorded(h, kind, None, key)),
+        )
+    }
+
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let Some(m) = mechanism else {
+            return self.sign_init_unrecorded(h, None, key);
+        };
+        self.audited(
+            h,
+            "sign",
+            Some(key),
+            Some(m.kind),
+            || self.sign_init_unrecorded(h, Some(m), key),
+            || drop(self.sign_init_unrecorded(h, None, key)),
+        )
+    }
+
+    pub fn verify_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let Some(m) = mechanism else {
+            return self.verify_init_unrecorded(h, None, key);
+        };
+        self.audited(
+            h,
+            "verify",
+            Some(key),
+            Some(m.kind),
+            || self.verify_init_unrecorded(h, Some(m), key),
+            || drop(self.verify_init_unrecorded(h, None, key)),
+        )
+    }
+}
+
+fn login_name(user_type: CK_USER_TYPE) -> &'static str {
+    match user_type {
+        CKU_SO => "login_so",
+        CKU_CONTEXT_SPECIFIC => "login_context_specific",
+        _ => "login",
+    }
+}

@@ -1,0 +1,167 @@
+//! What the module records in the token's audit file (issue 5, audit): logins, key
+//! operations and refusals, through the C ABI; and that a call whose record cannot be
+//! written is refused with nothing left behind (fail closed).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use cryptoki_sys::{CKM_AES_GCM, CKM_AES_KEY_GEN, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_OK, CKR_PIN_INCORRECT};
+use ecm_hsm::audit;
+use serde_json::Value;
+
+fn audit_path() -> PathBuf {
+    audit::path_for(&token_dir(), 0)
+}
+
+fn records() -> Vec<Value> {
+    let text = std::fs::read_to_string(audit_path()).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// An AES key labelled `label` that may encrypt or only decrypt.
+fn aes_key(s: &Session, label: &str, encrypt: bool) -> cryptoki::object::ObjectHandle {
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Label(label.into()),
+            Attribute::Encrypt(encrypt),
+            Attribute::Decrypt(true),
+        ],
+    )
+    .unwrap()
+}
+
+fn gcm(iv: &mut [u8; 12]) -> Mechanism<'_> {
+    Mechanism::AesGcm(GcmParams::new(iv, &[], 128.into()).unwrap())
+}
+
+fn rv(e: cryptoki::error::Error) -> RvError {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, _) => rv,
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+isolated_test!(
+    fn logins_key_operations_and_refusals_are_recorded_in_a_chain() {
+        let (p, slot) = load_with_token();
+        let s = p.open_rw_session(slot).unwrap();
+        let wrong = s.login(UserType::User, Some(&AuthPin::new("not-the-pin".into())));
+        assert_eq!(rv(wrong.unwrap_err()), RvError::PinIncorrect);
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+        let key = aes_key(&s, "dek-acme-v1", true);
+        let decrypt_only = aes_key(&s, "decrypt-only", false);
+        let mut iv = [7u8; 12];
+        let ciphertext = s.encrypt(&gcm(&mut iv), key, b"record me, not my data").unwrap();
+        assert_eq!(
+            rv(s.encrypt(&gcm(&mut iv), decrypt_only, b"x").unwrap_err()),
+            RvError::KeyFunctionNotPermitted
+        );
+        s.decrypt(&gcm(&mut iv), key, &ciphertext).unwrap();
+        s.destroy_object(decrypt_only).unwrap();
+        s.logout().unwrap();
+
+        let all = records();
+        let ops: Vec<&str> = all.iter().map(|r| r["operation"].as_str().unwrap()).collect();
+        assert_eq!(
+            ops,
+            [
+                "login_so", "login", "login", "generate", "generate", "encrypt", "encrypt", "decrypt",
+                "destroy", "logout"
+            ]
+        );
+        let result = |i: usize| all[i]["result"].as_u64().unwrap();
+        assert_eq!(result(1), CKR_PIN_INCORRECT);
+        assert_eq!(result(6), CKR_KEY_FUNCTION_NOT_PERMITTED);
+        for i in [0, 2, 3, 4, 5, 7, 8, 9] {
+            assert_eq!(result(i), CKR_OK, "{}", all[i]);
+        }
+        // Who, on which key, with what.
+        assert_eq!(all[1]["principal"], "");
+        assert_eq!(all[5]["principal"], "user");
+        assert_eq!(all[5]["key_label"], "dek-acme-v1");
+        assert_eq!(all[5]["mechanism"].as_u64(), Some(CKM_AES_GCM));
+        assert_eq!(all[3]["mechanism"].as_u64(), Some(CKM_AES_KEY_GEN));
+        assert!(all[5]["key_uid"].as_str().is_some_and(|u| !u.is_empty()), "{}", all[5]);
+        assert_eq!(all[8]["key_label"], "decrypt-only", "a destroyed key is named as it was");
+        assert_eq!(all[9]["principal"], "user", "the logout names who logged out");
+        assert!(all.iter().all(|r| r["pid"].as_u64() == Some(std::process::id() as u64)));
+        assert!(all.iter().all(|r| r["session"].as_u64().is_some_and(|h| h != 0)));
+        // The first record follows the SO's login, so every record is authenticated with the
+        // token's key, which the process keeps for its records once a login showed it (the
+        // failed login and those after the logout included). The chain is whole; the MACs
+        // themselves are checked with the key by `ecm-hsm audit verify` (tests/audit_log.rs).
+        assert!(all.iter().all(|r| r["auth"] == "m"), "{all:?}");
+        let report = audit::verify(&audit_path(), None, None).unwrap();
+        assert!(report.problem.is_none(), "{report:?}");
+        assert_eq!(report.records, 10);
+        // With the token's key (as `ecm-hsm audit verify` gets it: the core, logged in),
+        // every record's MAC holds.
+        drop(s);
+        p.finalize().unwrap();
+        let core = ecm_hsm::module::Module::new(ecm_hsm::config::Config::from_env().unwrap()).unwrap();
+        let h = core.open_session(0, cryptoki_sys::CKF_SERIAL_SESSION).unwrap();
+        core.login(h, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
+        let key = core.audit_key(h).unwrap();
+        let report = audit::verify(&audit_path(), Some(&key), None).unwrap();
+        assert!(report.problem.is_none(), "{report:?}");
+        assert_eq!((report.records, report.authenticated), (11, 11), "the core's login is recorded too");
+        // Never a secret: no PIN and no data in the file.
+        let text = std::fs::read_to_string(audit_path()).unwrap();
+        for secret in [USER_PIN, SO_PIN, "not-the-pin", "record me"] {
+            assert!(!text.contains(secret), "{secret} in the audit file");
+        }
+    }
+);
+
+isolated_test!(
+    fn a_call_whose_record_cannot_be_written_is_refused_and_leaves_nothing_behind() {
+        let (p, slot) = load_with_token();
+        let s = p.open_rw_session(slot).unwrap();
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+        let key = aes_key(&s, "k", true);
+        let count = records().len();
+
+        // The last line of the file becomes unreadable: no record can continue the chain.
+        let mut text = std::fs::read_to_string(audit_path()).unwrap();
+        text.push_str("{\"seq\": garbage}\n");
+        std::fs::write(audit_path(), &text).unwrap();
+        let mut iv = [1u8; 12];
+        assert_eq!(rv(s.encrypt(&gcm(&mut iv), key, b"data").unwrap_err()), RvError::DeviceError);
+        // The operation the refused C_EncryptInit began was ended again.
+        assert_eq!(rv(s.encrypt(&gcm(&mut iv), key, b"data").unwrap_err()), RvError::DeviceError);
+        assert_eq!(std::fs::read_to_string(audit_path()).unwrap(), text, "nothing was appended");
+        let found = s.find_objects(&[Attribute::Label(b"k".to_vec())]).unwrap();
+        assert_eq!(found.len(), 1);
+
+        // Once the file is whole again, calls go through and are recorded.
+        text.truncate(text.len() - "{\"seq\": garbage}\n".len());
+        std::fs::write(audit_path(), &text).unwrap();
+        s.encrypt(&gcm(&mut iv), key, b"data").unwrap();
+        assert_eq!(records().len(), count + 1);
+    }
+);
+
+isolated_test!(
+    config = "audit = false",
+    fn with_auditing_off_nothing_is_written() {
+        let (p, slot) = load_with_token();
+        let s = p.open_rw_session(slot).unwrap();
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+        let key = aes_key(&s, "k", true);
+        let mut iv = [1u8; 12];
+        s.encrypt(&gcm(&mut iv), key, b"data").unwrap();
+        assert!(!audit_path().exists());
+    }
+);
