@@ -315,6 +315,41 @@ isolated_test!(
         // The token's user, whom the policy does not name, works as before.
         login_as(&s, USER_PIN).unwrap();
         assert_eq!(labels(&s).len(), 5);
+
+        // Every refusal above is in the audit record, with who was refused what on which key,
+        // and the SO's changes (made by another process) are in the same chain.
+        let path = ecm_hsm::audit::path_for(&token_dir(), 0);
+        let report = ecm_hsm::audit::verify(&path, None, None).unwrap();
+        assert!(report.problem.is_none(), "{report:?}");
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let has = |principal: &str, operation: &str, label: Option<&str>, rv: cryptoki_sys::CK_RV| {
+            lines.iter().any(|r| {
+                r["principal"] == principal
+                    && r["operation"] == operation
+                    && r["result"].as_u64() == Some(rv)
+                    && label.is_none_or(|l| r["key_label"] == l)
+            })
+        };
+        use cryptoki_sys::{CKR_ACTION_PROHIBITED, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_OK};
+        for (who, what, key, rv) in [
+            ("context-api", "decrypt", Some("dek-acme-v1"), CKR_OK),
+            ("context-api", "encrypt", Some("dek-acme-v1"), CKR_KEY_FUNCTION_NOT_PERMITTED),
+            ("context-api", "generate", None, CKR_ACTION_PROHIBITED),
+            ("context-api", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
+            ("key-rotation-service", "generate", Some("dek-acme-v2"), CKR_OK),
+            ("key-rotation-service", "generate", None, CKR_ACTION_PROHIBITED),
+            ("key-rotation-service", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
+            ("security-admin", "decrypt", Some("dek-acme-v1"), CKR_KEY_FUNCTION_NOT_PERMITTED),
+            ("security-admin", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
+            ("so", "principal_add", None, CKR_OK),
+            ("so", "policy_apply", None, CKR_OK),
+        ] {
+            assert!(has(who, what, key, rv), "no record of {who} {what} {key:?} → {rv:#x}");
+        }
     }
 );
 
