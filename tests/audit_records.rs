@@ -165,3 +165,83 @@ isolated_test!(
         assert!(!audit_path().exists());
     }
 );
+
+// A writer killed at any moment loses no record of a call that returned.
+
+const KILL_TEST: &str = "a_kill_loses_no_record_of_a_call_that_returned";
+const ROLE_ENV: &str = "ECM_AUDIT_KILL_ROLE";
+
+/// Encrypts in a loop, printing `> DONE n` after the n-th C_Encrypt returned.
+fn encrypting_worker() {
+    use std::io::Write;
+    let p = load();
+    let slot = first_slot(&p);
+    let s = p.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+    let key = aes_key(&s, "killed", true);
+    let mut out = std::io::stdout().lock();
+    for n in 1.. {
+        let mut iv = [n as u8; 12];
+        s.encrypt(&gcm(&mut iv), key, b"data").unwrap();
+        writeln!(out, "> DONE {n}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn a_kill_loses_no_record_of_a_call_that_returned() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        match role.as_str() {
+            "setup" => drop(load_with_token()),
+            "encrypt" => encrypting_worker(),
+            other => panic!("unknown role {other}"),
+        }
+        return;
+    }
+    let dir = fresh_dir("audit-kill");
+    write_test_config(&dir, "");
+    let worker = |role: &str| {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args([KILL_TEST, "--exact", "--nocapture", "--test-threads=1"])
+            .env("ECM_HSM_TEST_CHILD", "1")
+            .env("ECM_HSM_DIR", &dir)
+            .env_remove("ECM_HSM_CONF")
+            .env(ROLE_ENV, role)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        c
+    };
+    let setup = worker("setup").output().unwrap();
+    assert!(setup.status.success());
+    let path = audit::path_for(&dir, 0);
+    let mut acknowledged = 0;
+    for round in 0..3 {
+        let mut child = worker("encrypt").spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = 0;
+        for line in stdout.lines() {
+            if line.unwrap().contains("> DONE") {
+                seen += 1;
+                if seen == 300 + 97 * round {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+        acknowledged += seen;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let encrypts = text.lines().filter(|l| l.contains("\"operation\":\"encrypt\"")).count();
+        // Each acknowledged call has its record; the worker may have gone on a little after
+        // its last line was read.
+        assert!(encrypts >= acknowledged, "{encrypts} encrypt records after {acknowledged} acknowledged");
+        acknowledged = encrypts;
+        let report = audit::verify(&path, None, None).unwrap();
+        assert!(report.problem.is_none(), "round {round}: {report:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
