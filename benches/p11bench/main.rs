@@ -12,6 +12,9 @@
 //! its environment, because a module reads its settings at `C_Initialize`:
 //!
 //! - `crypto`: the per-operation workloads of [`workloads::WORKLOADS`], then the thread runs;
+//! - `audit-off` (ecm-hsm only): the AES-256-GCM 1 KiB workload again, in a fresh token
+//!   directory whose `ecm-hsm.toml` turns auditing off; the parent divides the `crypto`
+//!   figure (auditing on, the default) by it;
 //! - `objects`: create N token objects, find by label among them, peak RSS of that process;
 //! - `reopen` (several processes): a new process against that N-object store, timing
 //!   `C_Initialize`, then slots + open + login, then the first find, and its peak RSS.
@@ -166,6 +169,9 @@ fn parent(args: &Args, timing: &Timing) -> i32 {
         if col.results.nothing_measured() {
             continue; // it could not even be loaded or given a token
         }
+        if col.engine == Engine::Ecm {
+            audit_off(col, &tmp.0.join(format!("{i}-audit-off")), &crypto, timing);
+        }
         run_child(col, "objects", &objects, timing);
         for _ in 0..timing.reopen_runs {
             run_child(col, "reopen", &objects, timing);
@@ -216,6 +222,26 @@ fn run_child(col: &mut Column, phase: &str, dir: &Path, timing: &Timing) {
         Err(e) => col.results.fatal.push(format!("{phase}: cannot start the child: {e}")),
     }
     eprintln!("p11bench: {} — {phase}: {:.1} s", col.name, start.elapsed().as_secs_f64());
+}
+
+/// ecm-hsm only: the `audit-off` phase in `dir`, a fresh token directory whose settings file
+/// turns auditing off, then the row "auditing on ÷ off" from the `crypto` phase's figure of
+/// the same workload, whose token directory was `audited_dir`.
+fn audit_off(col: &mut Column, dir: &Path, audited_dir: &Path, timing: &Timing) {
+    let settings = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(dir.join("ecm-hsm.toml"), workloads::AUDIT_OFF_SETTINGS));
+    if let Err(e) = settings {
+        col.results.fatal.push(format!("audit-off: cannot write the settings in {}: {e}", dir.display()));
+        return;
+    }
+    run_child(col, "audit-off", dir, timing);
+    if workloads::audit_records(audited_dir) == 0 {
+        col.results.add_note(
+            workloads::AUDIT_RATIO_ID,
+            "the auditing-on run left no audit records in its token directory",
+        );
+    }
+    col.results.add_ratio(workloads::AUDIT_RATIO_ID, workloads::AUDITED, workloads::AUDIT_OFF_ID);
 }
 
 /// A token directory for every kind of module: ecm-hsm uses it as is; SoftHSMv2 gets a

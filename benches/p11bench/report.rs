@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::direct::DEFAULT_PIN_KDF_ITERATIONS;
 use crate::p11::Engine;
 use crate::timing::{Pace, Timing, median};
-use crate::workloads::{THREADED, WORKLOADS};
+use crate::workloads::{AUDIT_OFF_ID, AUDIT_RATIO_ID, AUDITED, THREADED, WORKLOADS};
 
 /// One measured figure.
 #[derive(Clone, Debug)]
@@ -127,6 +127,19 @@ impl Results {
         }
     }
 
+    /// A footnote on a row, from the parent.
+    pub fn add_note(&mut self, id: &str, text: &str) {
+        self.notes.push((id.into(), text.into()));
+    }
+
+    /// The row `id`: row `num` ÷ row `den`, when both are numbers.
+    pub fn add_ratio(&mut self, id: &str, num: &str, den: &str) {
+        let value = |row| self.figure(row).as_ref().and_then(Figure::value);
+        if let (Some(n), Some(d)) = (value(num), value(den)) {
+            self.rows.insert(id.into(), vec![Figure::Ratio(n / d)]);
+        }
+    }
+
     pub fn nothing_measured(&self) -> bool {
         self.rows.is_empty()
     }
@@ -179,7 +192,7 @@ enum Kind {
     },
     Millis,
     Mib,
-    /// 2 threads ÷ 1 thread.
+    /// 2 threads ÷ 1 thread, or auditing on ÷ off.
     Ratio,
 }
 
@@ -187,10 +200,12 @@ struct Row {
     id: String,
     label: String,
     kind: Kind,
+    /// Measured on ecm-hsm alone: "—" in the other modules' columns.
+    ecm_only: bool,
 }
 
 fn rows(t: &Timing) -> Vec<Row> {
-    let row = |id: &str, label: String, kind| Row { id: id.into(), label, kind };
+    let row = |id: &str, label: String, kind| Row { id: id.into(), label, kind, ecm_only: false };
     let mut rows: Vec<Row> = WORKLOADS
         .iter()
         .map(|w| {
@@ -205,6 +220,17 @@ fn rows(t: &Timing) -> Vec<Row> {
             row(w.id, label, Kind::Rate { bytes: w.bytes })
         })
         .collect();
+    if let Some(i) = rows.iter().position(|r| r.id == AUDITED) {
+        let (name, bytes) = WORKLOADS.iter().find(|w| w.id == AUDITED).map_or(("", 0), |w| (w.name, w.bytes));
+        let ecm_only = |r: Row| Row { ecm_only: true, ..r };
+        rows.splice(
+            i + 1..i + 1,
+            [
+                ecm_only(row(AUDIT_OFF_ID, format!("{name}, auditing off"), Kind::Rate { bytes })),
+                ecm_only(row(AUDIT_RATIO_ID, "↳ auditing on ÷ off".into(), Kind::Ratio)),
+            ],
+        );
+    }
     for (id, name, bytes) in THREADED {
         rows.push(row(&format!("{id}-2t"), format!("{name}, 2 threads (sum)"), Kind::Rate { bytes }));
         rows.push(row(&format!("{id}-2t-ratio"), "↳ 2 threads ÷ 1 thread".into(), Kind::Ratio));
@@ -451,6 +477,10 @@ pub fn print(columns: &[Column], direct: &Column, t: &Timing, load_at_start: &st
     for row in rows(t) {
         let mut cells = vec![row.label.clone()];
         for col in columns {
+            if row.ecm_only && col.engine != Engine::Ecm {
+                cells.push("—".into());
+                continue;
+            }
             let figure = col.results.figure(&row.id);
             let text = if figure.is_none() && !col.results.fatal.is_empty() {
                 "not run".to_string()
@@ -478,6 +508,15 @@ pub fn print(columns: &[Column], direct: &Column, t: &Timing, load_at_start: &st
         "- aws-lc-rs on the login row: PBKDF2-HMAC-SHA256 × {} alone (ecm-hsm's PIN KDF, the floor \
          of its login); on the ECDSA row aws-lc-rs hashes the 32 bytes before signing",
         group(f64::from(DEFAULT_PIN_KDF_ITERATIONS))
+    );
+    let _ = writeln!(
+        out,
+        "- auditing: the ecm-hsm column runs with auditing on (the default: an audit record \
+         appended to the token's audit file for every operation init, login, key generation…) \
+         except on the \"auditing off\" row, measured in a process of its own whose fresh token \
+         directory has `{}` in its `ecm-hsm.toml`; \"auditing on ÷ off\" divides the row above \
+         it by that row (two processes of this run)",
+        crate::workloads::AUDIT_OFF_SETTINGS.trim()
     );
     if let Some(base) = ecm.results.info.get("rss-baseline") {
         let _ = writeln!(out, "- peak RSS of the bench process before it loads a module: {base} MiB");

@@ -124,6 +124,31 @@ pub const WORKLOADS: &[Workload] = &[
 pub const THREADED: [(&str, &str, usize); 2] =
     [("gcm-enc-1k", "AES-256-GCM encrypt 1 KiB", 1024), ("rsa2048-sign", "RSA-2048 sign SHA256-RSA-PKCS", 0)];
 
+/// The workload also measured on ecm-hsm with auditing off (a child of its own whose token
+/// directory has [`AUDIT_OFF_SETTINGS`]), reported as [`AUDIT_OFF_ID`]; the parent adds
+/// [`AUDIT_RATIO_ID`], this workload's usual figure (auditing on, the default) ÷ that one.
+pub const AUDITED: &str = "gcm-enc-1k";
+pub const AUDIT_OFF_ID: &str = "gcm-enc-1k-audit-off";
+pub const AUDIT_RATIO_ID: &str = "gcm-enc-1k-audit-ratio";
+/// The ecm-hsm settings file (`ecm-hsm.toml`) of the auditing-off token directory.
+pub const AUDIT_OFF_SETTINGS: &str = "audit = false\n";
+
+/// The audit records ecm-hsm wrote in a token directory: the lines of its
+/// `token-<slot>.audit` files.
+pub fn audit_records(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("token-") && name.ends_with(".audit")
+        })
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+        .sum()
+}
+
 /// A module with a fresh token and a user session, shared by the crypto workloads.
 pub struct Fixture {
     p11: Pkcs11,
@@ -511,6 +536,7 @@ pub fn run_child(phase: &str, engine: Engine, module: &Path, t: &Timing) {
             Ok(())
         }
         ("crypto", _) => crypto(module, t),
+        ("audit-off", _) => audit_off(module, t),
         ("objects", _) => objects(module, t),
         ("reopen", _) => reopen(module, t),
         _ => Err(format!("unknown phase {phase:?}")),
@@ -536,6 +562,26 @@ fn crypto(module: &Path, t: &Timing) -> Result<(), String> {
         f.ensure_login()?;
     }
     threads(&f, t);
+    Ok(())
+}
+
+/// The [`AUDITED`] workload alone, in a process whose token directory (`ECM_HSM_DIR`) has
+/// `audit = false` in its settings; reported as [`AUDIT_OFF_ID`]. Should the module write
+/// audit records all the same, the figure is not what its row says, and it is a failure.
+fn audit_off(module: &Path, t: &Timing) -> Result<(), String> {
+    let w = WORKLOADS.iter().find(|w| w.id == AUDITED).ok_or(format!("no {AUDITED} workload"))?;
+    let f = Fixture::open(module)?;
+    let figure = match (w.p11)(&f) {
+        Ok(mut bench) => measure(&mut bench, t, w.pace),
+        Err(e) => Figure::Unsupported(e),
+    };
+    let records = std::env::var_os("ECM_HSM_DIR").map_or(0, |dir| audit_records(Path::new(&dir)));
+    let figure = if records > 0 {
+        Figure::Failed(format!("{records} audit records written with audit = false"))
+    } else {
+        figure
+    };
+    report::emit(AUDIT_OFF_ID, &figure);
     Ok(())
 }
 
