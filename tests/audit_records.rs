@@ -192,7 +192,7 @@ fn encrypting_worker() {
 fn a_kill_loses_no_record_of_a_call_that_returned() {
     use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, Stdio};
+
     if let Ok(role) = std::env::var(ROLE_ENV) {
         match role.as_str() {
             "setup" => drop(load_with_token()),
@@ -203,18 +203,7 @@ fn a_kill_loses_no_record_of_a_call_that_returned() {
     }
     let dir = fresh_dir("audit-kill");
     write_test_config(&dir, "");
-    let worker = |role: &str| {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args([KILL_TEST, "--exact", "--nocapture", "--test-threads=1"])
-            .env("ECM_HSM_TEST_CHILD", "1")
-            .env("ECM_HSM_DIR", &dir)
-            .env_remove("ECM_HSM_CONF")
-            .env(ROLE_ENV, role)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        c
-    };
+    let worker = |role: &str| worker_command(KILL_TEST, &dir, ROLE_ENV, role);
     let setup = worker("setup").output().unwrap();
     assert!(setup.status.success());
     let path = audit::path_for(&dir, 0);

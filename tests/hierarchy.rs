@@ -391,7 +391,6 @@ fn verify_worker() {
 fn a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole() {
     use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, Stdio};
     if let Ok(role) = std::env::var(ROLE_ENV) {
         match role.as_str() {
             "setup" => setup_worker(),
@@ -403,18 +402,7 @@ fn a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole() {
     }
     let dir = fresh_dir("kill-rotation");
     write_test_config(&dir, "");
-    let worker = |role: &str| {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args([KILL_TEST, "--exact", "--nocapture", "--test-threads=1"])
-            .env("ECM_HSM_TEST_CHILD", "1")
-            .env("ECM_HSM_DIR", &dir)
-            .env_remove("ECM_HSM_CONF")
-            .env(ROLE_ENV, role)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    };
+    let worker = |role: &str| worker_command(KILL_TEST, &dir, ROLE_ENV, role);
     let setup = worker("setup").output().unwrap();
     assert!(setup.status.success(), "setup: {}", String::from_utf8_lossy(&setup.stderr));
     let mut committed = 0;

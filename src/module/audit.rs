@@ -349,21 +349,11 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let Some(m) = mechanism else {
-            return self.cipher_init_unrecorded(h, kind, None, key);
-        };
         let operation = match kind {
             CipherKind::Encrypt => "encrypt",
             CipherKind::Decrypt => "decrypt",
         };
-        self.audited(
-            h,
-            operation,
-            Some(key),
-            Some(m.kind),
-            || self.cipher_init_unrecorded(h, kind, Some(m), key),
-            || drop(self.cipher_init_unrecorded(h, kind, None, key)),
-        )
+        self.audited_init(h, operation, mechanism, key, |m| self.cipher_init_unrecorded(h, kind, m, key))
     }
 
     pub fn sign_init(
@@ -372,17 +362,7 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let Some(m) = mechanism else {
-            return self.sign_init_unrecorded(h, None, key);
-        };
-        self.audited(
-            h,
-            "sign",
-            Some(key),
-            Some(m.kind),
-            || self.sign_init_unrecorded(h, Some(m), key),
-            || drop(self.sign_init_unrecorded(h, None, key)),
-        )
+        self.audited_init(h, "sign", mechanism, key, |m| self.sign_init_unrecorded(h, m, key))
     }
 
     pub fn verify_init(
@@ -391,17 +371,24 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
+        self.audited_init(h, "verify", mechanism, key, |m| self.verify_init_unrecorded(h, m, key))
+    }
+
+    /// A `*Init`: `init(Some(m))` begins the operation and is recorded; `init(None)` ends
+    /// one (not recorded), which is also how a begun operation is undone when its record
+    /// fails.
+    fn audited_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        operation: &str,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+        init: impl Fn(Option<&Mechanism>) -> Result<()>,
+    ) -> Result<()> {
         let Some(m) = mechanism else {
-            return self.verify_init_unrecorded(h, None, key);
+            return init(None);
         };
-        self.audited(
-            h,
-            "verify",
-            Some(key),
-            Some(m.kind),
-            || self.verify_init_unrecorded(h, Some(m), key),
-            || drop(self.verify_init_unrecorded(h, None, key)),
-        )
+        self.audited(h, operation, Some(key), Some(m.kind), || init(Some(m)), || drop(init(None)))
     }
 }
 

@@ -182,3 +182,18 @@ pub fn rv(e: cryptoki::error::Error) -> cryptoki::error::RvError {
         other => panic!("expected a PKCS#11 error, got {other:?}"),
     }
 }
+
+/// Test `name` of this binary run again as a worker child with `role` in the variable
+/// `role_env`, on the token directory `dir`, its output piped (for tests that kill workers).
+pub fn worker_command(name: &str, dir: &Path, role_env: &str, role: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env("ECM_HSM_DIR", dir)
+        .env_remove("ECM_HSM_CONF")
+        .env(role_env, role)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
