@@ -506,3 +506,20 @@ fn a_kek_rotation_over_2000_deks() {
     hsm.ok(&["retire", "--label", "kek-v1"], b"");
     assert_eq!(labels(&hsm.status()).len(), 2 + 2000);
 }
+
+#[test]
+fn a_closed_stdout_does_not_crash_the_tool() {
+    let hsm = Hsm::with_tenants("closed-stdout");
+    for args in [&["status"][..], &["status", "--json"], &["tenant", "add", "initech"]] {
+        let mut child =
+            hsm.cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // The reading end closes before the tool (still opening the token) writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ecm-hsm {args:?}: {} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // The work was done all the same.
+    assert!(labels(&hsm.status()).iter().any(|l| l == "dek-initech-v1"));
+}

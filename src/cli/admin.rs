@@ -75,11 +75,7 @@ pub fn init(global: &Global, args: &InitArgs) -> Outcome<()> {
         set
     };
     steps().map_err(|e| Failure(format!("initializing slot {slot}: {}", explain(&e))))?;
-    println!(
-        "initialized token '{}' in slot {slot} ({}), user PIN set",
-        args.label,
-        token::token_dir(&module)
-    );
+    say!("initialized token '{}' in slot {slot} ({}), user PIN set", args.label, token::token_dir(&module));
     Ok(())
 }
 
@@ -107,7 +103,7 @@ pub fn hierarchy_init(global: &Global) -> Outcome<()> {
     for (tier, existing) in [(Tier::Master, master), (Tier::Kek, kek)] {
         if existing.is_none() {
             let key = token.generate(tier, None)?;
-            println!("created {} (rotates every {} days)", key.label, days(key.period));
+            say!("created {} (rotates every {} days)", key.label, days(key.period));
         }
     }
     Ok(())
@@ -152,7 +148,7 @@ pub fn tenant_add(global: &Global, tenants: &[String]) -> Outcome<()> {
     }
     for t in tenants {
         let key = token.generate(Tier::Dek, Some(t))?;
-        println!("added tenant {t}: {} (rotates every {} days)", key.label, days(key.period));
+        say!("added tenant {t}: {} (rotates every {} days)", key.label, days(key.period));
     }
     Ok(())
 }
@@ -179,7 +175,7 @@ fn rotate_family(token: &Token, keys: &[Key], old: &Key) -> Outcome<Key> {
     } else {
         format!("it wraps nothing now: retire it with `ecm-hsm retire --label {}`", old.label)
     };
-    println!(
+    say!(
         "rotated {}: {} is current{rewrapped}; {} is decrypt-only ({retire_hint})",
         old.family(),
         new.label,
@@ -222,14 +218,14 @@ pub fn rotate_due(global: &Global, dry_run: bool) -> Outcome<()> {
     if due.is_empty() {
         let next = keys.iter().filter(|k| k.active).min_by_key(|k| k.next_rotation);
         match next {
-            Some(k) => println!("nothing is due (next: {} on {})", k.label, date(k.next_rotation)),
-            None => println!("nothing is due (no keys yet)"),
+            Some(k) => say!("nothing is due (next: {} on {})", k.label, date(k.next_rotation)),
+            None => say!("nothing is due (no keys yet)"),
         }
         return Ok(());
     }
     for old in &due {
         if dry_run {
-            println!("due: {} (since {})", old.label, date(old.next_rotation));
+            say!("due: {} (since {})", old.label, date(old.next_rotation));
             continue;
         }
         // Earlier rotations rewrapped keys: list again for accurate counts.
@@ -258,7 +254,7 @@ pub fn retire(global: &Global, label: &str) -> Outcome<()> {
                 Tier::Dek => ": envelopes sealed under it can no longer be opened",
                 _ => "",
             };
-            println!("retired {label}{consequence}");
+            say!("retired {label}{consequence}");
             Ok(())
         }
         Err(Error::ActionProhibited) => {
@@ -348,17 +344,17 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
                 .collect(),
         };
         let text = serde_json::to_string_pretty(&out).map_err(|e| Failure(format!("JSON: {e}")))?;
-        println!("{text}");
+        say!("{text}");
         return Ok(());
     }
-    println!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
+    say!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
     if keys.is_empty() {
         match global.user.as_deref().filter(|u| *u != "user") {
             // A principal sees only the keys the policy grants it.
-            Some(name) => println!(
-                "no keys of the hierarchy that principal '{name}' may see (see `ecm-hsm policy show`)"
-            ),
-            None => println!("no keys of the hierarchy yet: run `ecm-hsm hierarchy init`"),
+            Some(name) => {
+                say!("no keys of the hierarchy that principal '{name}' may see (see `ecm-hsm policy show`)")
+            }
+            None => say!("no keys of the hierarchy yet: run `ecm-hsm hierarchy init`"),
         }
         return Ok(());
     }
@@ -386,7 +382,7 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     }
     let line = |cells: Vec<&str>| {
         let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", text.join("  ").trim_end());
+        say!("{}", text.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in &rows {
@@ -394,7 +390,7 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     }
     let overdue = keys.iter().filter(|k| k.is_due(now)).count();
     if overdue > 0 {
-        println!("{overdue} key(s) overdue: `ecm-hsm rotate --due` rotates them");
+        say!("{overdue} key(s) overdue: `ecm-hsm rotate --due` rotates them");
     }
     Ok(())
 }

@@ -101,7 +101,7 @@ fn reencrypt_files(global: &Global, files: &[PathBuf]) -> Outcome<()> {
     }
     progress.step(files.len());
     progress.finish();
-    println!("reencrypted {moved} envelope(s); {current_already} already under the current DEK");
+    say!("reencrypted {moved} envelope(s); {current_already} already under the current DEK");
     if failed > 0 {
         return Err(Failure(format!("{failed} of {} envelope(s) could not be reencrypted", files.len())));
     }
@@ -147,17 +147,17 @@ pub fn inspect(args: &InspectArgs) -> Outcome<()> {
             ciphertext_len: h.ciphertext_len,
         };
         let text = serde_json::to_string_pretty(&out).map_err(|e| Failure(format!("JSON: {e}")))?;
-        println!("{text}");
+        say!("{text}");
         return Ok(());
     }
-    println!("format      ecm-hsm envelope, version {}", envelope::FORMAT_VERSION);
-    println!("tenant      {}", h.tenant);
-    println!("DEK         {} (unique id {})", h.dek_label(), String::from_utf8_lossy(&h.dek_unique_id));
-    println!("IV          {}", hex(&h.iv));
+    say!("format      ecm-hsm envelope, version {}", envelope::FORMAT_VERSION);
+    say!("tenant      {}", h.tenant);
+    say!("DEK         {} (unique id {})", h.dek_label(), String::from_utf8_lossy(&h.dek_unique_id));
+    say!("IV          {}", hex(&h.iv));
     match aad_text {
-        Some(t) => println!("aad         {} bytes: {t:?}", h.aad.len()),
-        None => println!("aad         {} bytes: {}", h.aad.len(), hex(&h.aad)),
+        Some(t) => say!("aad         {} bytes: {t:?}", h.aad.len()),
+        None => say!("aad         {} bytes: {}", h.aad.len(), hex(&h.aad)),
     }
-    println!("ciphertext  {} bytes", h.ciphertext_len);
+    say!("ciphertext  {} bytes", h.ciphertext_len);
     Ok(())
 }

@@ -7,6 +7,15 @@
 //! echo); with no terminal the prompt fails at once. Errors are one line on stderr and exit
 //! code 1; usage errors exit 2.
 
+/// `println!` that cannot panic: what is written to a closed pipe (`ecm-hsm status | head -1`)
+/// is dropped and the command carries on with its work, rather than stopping half-way.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod admin;
 mod audit;
 mod envelopes;

@@ -99,7 +99,7 @@ pub fn apply(global: &Global, args: &ApplyArgs) -> Outcome<()> {
         }
         Err(e) => return Err(token.fail(&e)),
     };
-    println!("applied policy version {version} to token '{}' (slot {})", token.label, token.slot);
+    say!("applied policy version {version} to token '{}' (slot {})", token.label, token.slot);
     // Names that are no principal yet are allowed (the grants wait for them), but worth a note.
     if let Ok(Some((_, document))) = token.module.policy(token.session)
         && let Ok(existing) = token.module.principals(token.session)
@@ -144,14 +144,14 @@ pub fn show(global: &Global, args: &ShowArgs) -> Outcome<()> {
         };
         let out = ShowJson { token: &token.label, slot: token.slot, version, policy };
         let text = serde_json::to_string_pretty(&out).map_err(|e| Failure(format!("JSON: {e}")))?;
-        println!("{text}");
+        say!("{text}");
         return Ok(());
     }
     match current {
-        None => println!("{NO_POLICY}"),
+        None => say!("{NO_POLICY}"),
         Some((version, document)) => {
-            println!("policy version {version} of token '{}' (slot {}):", token.label, token.slot);
-            println!("{}", document.trim_end());
+            say!("policy version {version} of token '{}' (slot {}):", token.label, token.slot);
+            say!("{}", document.trim_end());
         }
     }
     Ok(())

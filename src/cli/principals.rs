@@ -175,7 +175,7 @@ pub fn add(global: &Global, args: &PinArgs) -> Outcome<()> {
         }
         Some((version, true)) => format!("; it has what policy version {version} grants it"),
     };
-    println!("added principal '{name}' to token '{}' (slot {}){grants}", token.label, token.slot);
+    say!("added principal '{name}' to token '{}' (slot {}){grants}", token.label, token.slot);
     Ok(())
 }
 
@@ -197,7 +197,7 @@ pub fn remove(global: &Global, args: &NameArgs) -> Outcome<()> {
         ),
         _ => String::new(),
     };
-    println!("removed principal '{name}' from token '{}' (slot {}){note}", token.label, token.slot);
+    say!("removed principal '{name}' from token '{}' (slot {}){note}", token.label, token.slot);
     Ok(())
 }
 
@@ -213,10 +213,7 @@ pub fn reset_pin(global: &Global, args: &PinArgs) -> Outcome<()> {
     token.module.set_principal(token.session, name, &pin, true).map_err(|e| set_failure(&token, name, &e))?;
     let max = token.module.config().max_pin_failures;
     let unlocked = if failures >= max { " and unlocked it" } else { "" };
-    println!(
-        "set a new PIN for principal '{name}' on token '{}' (slot {}){unlocked}",
-        token.label, token.slot
-    );
+    say!("set a new PIN for principal '{name}' on token '{}' (slot {}){unlocked}", token.label, token.slot);
     Ok(())
 }
 
@@ -255,20 +252,18 @@ pub fn list(global: &Global, args: &ListArgs) -> Outcome<()> {
                 .collect(),
         };
         let text = serde_json::to_string_pretty(&out).map_err(|e| Failure(format!("JSON: {e}")))?;
-        println!("{text}");
+        say!("{text}");
         return Ok(());
     }
     if list.is_empty() {
-        println!(
+        say!(
             "token '{}' (slot {}) has no principals: add one with `ecm-hsm principal add NAME`",
-            token.label, token.slot
+            token.label,
+            token.slot
         );
         return Ok(());
     }
-    println!(
-        "token '{}' (slot {}): a principal locks after {max} wrong PINs in a row",
-        token.label, token.slot
-    );
+    say!("token '{}' (slot {}): a principal locks after {max} wrong PINs in a row", token.label, token.slot);
     let rows: Vec<[String; 3]> = list
         .iter()
         .map(|(name, failures)| {
@@ -278,7 +273,7 @@ pub fn list(global: &Global, args: &ListArgs) -> Outcome<()> {
     print_table(["NAME", "FAILED LOGINS", "LOCKED"], &rows);
     let locked = list.iter().filter(|(_, f)| *f >= max).count();
     if locked > 0 {
-        println!("{locked} locked: `ecm-hsm principal reset-pin NAME` sets a new PIN and unlocks it");
+        say!("{locked} locked: `ecm-hsm principal reset-pin NAME` sets a new PIN and unlocks it");
     }
     Ok(())
 }
