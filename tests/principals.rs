@@ -303,12 +303,13 @@ isolated_test!(
         assert_eq!(s.decrypt(&gcm(&mut iv), old, &record).unwrap(), b"tenant record");
         s.logout().unwrap();
 
-        // security-admin: everything, but only with an approval, which it does not have.
+        // security-admin: everything, but only with an approval, which it does not have
+        // (the next test gives it some): the operation begins and waits for approvers.
         login_as(&s, "security-admin:pin-adm-1").unwrap();
         assert_eq!(labels(&s).len(), 5, "it sees every key");
         let old = s.find_objects(&[Attribute::Label(b"dek-acme-v1".to_vec())]).unwrap()[0];
         let mut iv = [1u8; 12];
-        assert_eq!(rv(s.decrypt(&gcm(&mut iv), old, &record).unwrap_err()), RvError::KeyFunctionNotPermitted);
+        assert_eq!(rv(s.decrypt(&gcm(&mut iv), old, &record).unwrap_err()), RvError::UserNotLoggedIn);
         assert_eq!(rv(s.destroy_object(old).unwrap_err()), RvError::ActionProhibited);
         s.logout().unwrap();
 
@@ -343,12 +344,120 @@ isolated_test!(
             ("key-rotation-service", "generate", Some("dek-acme-v2"), CKR_OK),
             ("key-rotation-service", "generate", None, CKR_ACTION_PROHIBITED),
             ("key-rotation-service", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
-            ("security-admin", "decrypt", Some("dek-acme-v1"), CKR_KEY_FUNCTION_NOT_PERMITTED),
+            ("security-admin", "decrypt", Some("dek-acme-v1"), CKR_OK),
             ("security-admin", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
             ("so", "principal_add", None, CKR_OK),
             ("so", "policy_apply", None, CKR_OK),
         ] {
             assert!(has(who, what, key, rv), "no record of {who} {what} {key:?} → {rv:#x}");
+        }
+    }
+);
+
+/// security-admin needs two approvers; approver-a may approve DEKs only, approver-b any key.
+const APPROVAL_POLICY: &str = r#"{"key_permissions": {
+    "context-api": {"keys": ["dek-*"], "operations": ["decrypt"]},
+    "security-admin": {"keys": ["*"], "operations": ["*"], "requires_approval": true, "approvals": 2},
+    "approver-a": {"keys": ["dek-*"], "operations": ["approve"]},
+    "approver-b": {"keys": ["*"], "operations": ["approve"]}
+}}"#;
+
+isolated_test!(
+    /// In-band approvals: the operation waits after its *Init until a quorum of distinct
+    /// approvers other than the caller has logged in with CKU_CONTEXT_SPECIFIC, for that one
+    /// operation; every wrong approval is refused and changes nothing.
+    fn an_operation_needing_approval_waits_for_a_quorum_of_other_approvers() {
+        use cryptoki::session::UserType;
+        use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
+        let (p, slot) = load_with_token();
+        let record = {
+            let s = user_session(&p, slot);
+            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_MASTER)]).unwrap();
+            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_KEK)]).unwrap();
+            let dek = s
+                .generate_key(
+                    &Mechanism::AesKeyGen,
+                    &[tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())],
+                )
+                .unwrap();
+            let mut iv = [1u8; 12];
+            s.encrypt(&gcm(&mut iv), dek, b"tenant record").unwrap()
+        };
+        let policy_file = token_dir().join("policy.json");
+        std::fs::write(&policy_file, APPROVAL_POLICY).unwrap();
+        let out = administer(&[
+            "add context-api pin-ctx-1",
+            "add security-admin pin-adm-1",
+            "add approver-a pin-a-1",
+            "add approver-b pin-b-1",
+            &format!("policy {}", policy_file.display()),
+        ]);
+        assert!(out[4].ends_with(": ok v1"), "{out:?}");
+        let approve = |s: &cryptoki::session::Session, text: &str| {
+            s.login(UserType::ContextSpecific, Some(&AuthPin::new(text.into())))
+        };
+
+        let s = p.open_rw_session(slot).unwrap();
+        login_as(&s, "security-admin:pin-adm-1").unwrap();
+        let dek = s.find_objects(&[Attribute::Label(b"dek-acme-v1".to_vec())]).unwrap()[0];
+        // Nothing waits yet.
+        assert_eq!(rv(approve(&s, "approver-b:pin-b-1").unwrap_err()), RvError::OperationNotInitialized);
+        let mut iv = [1u8; 12];
+        s.decrypt_init(&gcm(&mut iv), dek).unwrap();
+        assert_eq!(rv(s.decrypt_update(&record).unwrap_err()), RvError::UserNotLoggedIn);
+        // Refused approvals: the caller itself, a principal without `approve`, an unknown
+        // name, a wrong PIN, no name at all.
+        assert_eq!(rv(approve(&s, "security-admin:pin-adm-1").unwrap_err()), RvError::ActionProhibited);
+        assert_eq!(rv(approve(&s, "context-api:pin-ctx-1").unwrap_err()), RvError::ActionProhibited);
+        assert_eq!(rv(approve(&s, "nobody:pin-a-1").unwrap_err()), RvError::PinIncorrect);
+        assert_eq!(rv(approve(&s, "approver-a:wrong").unwrap_err()), RvError::PinIncorrect);
+        assert_eq!(rv(approve(&s, "pin-a-1").unwrap_err()), RvError::PinIncorrect);
+        assert_eq!(rv(s.decrypt_update(&record).unwrap_err()), RvError::UserNotLoggedIn, "still waiting");
+        // The wrong PIN counted toward approver-a's lockout, as a login's would.
+        let out = administer(&["list"]);
+        assert!(out[0].contains("(\"approver-a\", 1)"), "{out:?}");
+        // One approver is not a quorum of two, and counts once.
+        approve(&s, "approver-a:pin-a-1").unwrap();
+        assert_eq!(rv(s.decrypt_update(&record).unwrap_err()), RvError::UserNotLoggedIn);
+        assert_eq!(rv(approve(&s, "approver-a:pin-a-1").unwrap_err()), RvError::UserAlreadyLoggedIn);
+        approve(&s, "approver-b:pin-b-1").unwrap();
+        s.decrypt_update(&record).unwrap();
+        assert_eq!(s.decrypt_final().unwrap(), b"tenant record");
+        // For that one operation: the next one waits again.
+        let mut iv = [1u8; 12];
+        assert_eq!(rv(s.decrypt(&gcm(&mut iv), dek, &record).unwrap_err()), RvError::UserNotLoggedIn);
+        // A logout ends the waiting operation; the next login starts afresh.
+        s.logout().unwrap();
+        login_as(&s, "security-admin:pin-adm-1").unwrap();
+        assert_eq!(rv(approve(&s, "approver-b:pin-b-1").unwrap_err()), RvError::OperationNotInitialized);
+        // The session's login is still security-admin's, and management still needs the
+        // (not yet built) recorded approvals.
+        assert_eq!(labels(&s).len(), 3);
+        let dek = s.find_objects(&[Attribute::Label(b"dek-acme-v1".to_vec())]).unwrap()[0];
+        assert_eq!(rv(s.destroy_object(dek).unwrap_err()), RvError::ActionProhibited);
+        // approver-a's right PIN reset its failure count.
+        let out = administer(&["list"]);
+        assert!(out[0].contains("(\"approver-a\", 0)"), "{out:?}");
+
+        // The audit record names the approvers of given approvals and the refusals, and
+        // holds no PIN (nor what was typed for one).
+        let text = std::fs::read_to_string(ecm_hsm::audit::path_for(&token_dir(), 0)).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let count = |principal: &str, operation: &str, rv: cryptoki_sys::CK_RV| {
+            lines
+                .iter()
+                .filter(|r| r["principal"] == principal && r["operation"] == operation && r["result"] == rv)
+                .count()
+        };
+        assert_eq!(count("approver-a", "approve", cryptoki_sys::CKR_OK), 1);
+        assert_eq!(count("approver-b", "approve", cryptoki_sys::CKR_OK), 1);
+        let refused = |rv| count("security-admin", "login_context_specific", rv);
+        assert_eq!(refused(cryptoki_sys::CKR_ACTION_PROHIBITED), 2);
+        assert_eq!(refused(cryptoki_sys::CKR_PIN_INCORRECT), 3);
+        assert_eq!(refused(cryptoki_sys::CKR_USER_ALREADY_LOGGED_IN), 1);
+        assert_eq!(refused(cryptoki_sys::CKR_OPERATION_NOT_INITIALIZED), 2);
+        for secret in ["pin-a-1", "pin-b-1", "pin-adm-1", "wrong", "nobody"] {
+            assert!(!text.contains(secret), "{secret} in the audit file");
         }
     }
 );

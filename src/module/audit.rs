@@ -187,6 +187,9 @@ impl Module {
 /// `general.rs`) and records it under the name the export and the README use.
 impl Module {
     pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        if user_type == CKU_CONTEXT_SPECIFIC {
+            return self.approve_recorded(h, pin);
+        }
         self.audited(
             h,
             login_name(user_type),
@@ -349,11 +352,7 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let operation = match kind {
-            CipherKind::Encrypt => "encrypt",
-            CipherKind::Decrypt => "decrypt",
-        };
-        self.audited_init(h, operation, mechanism, key, |m| self.cipher_init_unrecorded(h, kind, m, key))
+        self.audited_init(h, kind.name(), mechanism, key, |m| self.cipher_init_unrecorded(h, kind, m, key))
     }
 
     pub fn sign_init(
@@ -392,10 +391,31 @@ impl Module {
     }
 }
 
+impl Module {
+    /// An approval (`C_Login(CKU_CONTEXT_SPECIFIC, "name:pin")`): a given one is recorded as
+    /// `approve` by the approver, under the session's login; a refused one as
+    /// `login_context_specific` by the session's principal, without the name (what was typed
+    /// before a colon may have been a PIN).
+    fn approve_recorded(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let result = self.login_unrecorded(h, CKU_CONTEXT_SPECIFIC, pin);
+        let (_, token) = self.session_and_token(h)?;
+        let mut context = token.audit_context(None);
+        let operation = match &result {
+            Ok(()) => {
+                let name = pin.split(|b| *b == b':').next().unwrap_or_default();
+                context.principal = String::from_utf8_lossy(name).into_owned();
+                "approve"
+            }
+            Err(_) => "login_context_specific",
+        };
+        token.record_with(h, operation, context, None, rv_of(&result))?;
+        result
+    }
+}
+
 fn login_name(user_type: CK_USER_TYPE) -> &'static str {
     match user_type {
         CKU_SO => "login_so",
-        CKU_CONTEXT_SPECIFIC => "login_context_specific",
         _ => "login",
     }
 }

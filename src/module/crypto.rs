@@ -11,14 +11,43 @@ use crate::mechanism::{self, Mechanism, MechanismParams};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Origin};
 use crate::object::{Attribute, AttributeRead};
-use crate::session::{FindCursor, Output, OutputBuffer, output_step};
+use crate::policy::PendingApproval;
+use crate::session::{FindCursor, Operations, Output, OutputBuffer, output_step};
 use crate::{Error, Result};
+
+/// Records what the operation just begun as `operation` waits for, replacing what an
+/// earlier operation of that kind had: an approval serves one operation only.
+fn set_approval(ops: &mut Operations, operation: &'static str, approval: Option<PendingApproval>) {
+    match approval {
+        Some(a) => ops.approvals.insert(operation, a),
+        None => ops.approvals.remove(operation),
+    };
+}
+
+/// `CKR_USER_NOT_LOGGED_IN` while the operation in progress as `operation` still waits for
+/// approvers (as for a `CKA_ALWAYS_AUTHENTICATE` key before its context-specific login).
+fn awaits_approval(ops: &Operations, operation: &str) -> Result<()> {
+    match ops.approvals.get(operation) {
+        Some(a) if !a.is_met() => Err(Error::UserNotLoggedIn),
+        _ => Ok(()),
+    }
+}
 
 /// Which of a session's cipher operations a call concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CipherKind {
     Encrypt,
     Decrypt,
+}
+
+impl CipherKind {
+    /// The operation's name in the policy, approvals and the audit record.
+    pub fn name(self) -> &'static str {
+        match self {
+            CipherKind::Encrypt => "encrypt",
+            CipherKind::Decrypt => "decrypt",
+        }
+    }
 }
 
 /// The operations of a session that run in steps (for ending one from outside).
@@ -380,6 +409,7 @@ impl Module {
         };
         let Some(mechanism) = mechanism else {
             *slot = None;
+            ops.approvals.remove(kind.name());
             return Ok(());
         };
         if slot.is_some() {
@@ -389,11 +419,12 @@ impl Module {
             CipherKind::Encrypt => CKA_ENCRYPT,
             CipherKind::Decrypt => CKA_DECRYPT,
         };
-        let material = token.key_material_for(s.read_write, key, usage, mechanism.kind)?;
+        let (material, approval) = token.key_material_gated(s.read_write, key, usage, mechanism.kind)?;
         *slot = Some(match kind {
             CipherKind::Encrypt => mechanism::encrypt_init(mechanism, &material)?,
             CipherKind::Decrypt => mechanism::decrypt_init(mechanism, &material)?,
         });
+        set_approval(&mut ops, kind.name(), approval);
         Ok(())
     }
 
@@ -406,6 +437,7 @@ impl Module {
     ) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
+        awaits_approval(&ops, kind.name())?;
         let slot = match kind {
             CipherKind::Encrypt => &mut ops.encrypt,
             CipherKind::Decrypt => &mut ops.decrypt,
@@ -432,19 +464,22 @@ impl Module {
         let mut ops = s.operations.lock();
         let Some(mechanism) = mechanism else {
             ops.sign = None;
+            ops.approvals.remove("sign");
             return Ok(());
         };
         if ops.sign.is_some() {
             return Err(Error::OperationActive);
         }
-        let material = token.key_material_for(s.read_write, key, CKA_SIGN, mechanism.kind)?;
+        let (material, approval) = token.key_material_gated(s.read_write, key, CKA_SIGN, mechanism.kind)?;
         ops.sign = Some(mechanism::sign_init(mechanism, &material)?);
+        set_approval(&mut ops, "sign", approval);
         Ok(())
     }
 
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
+        awaits_approval(&ops, "sign")?;
         let slot = &mut ops.sign;
         let bytes = |r: Result<Vec<u8>>| r.map(Zeroizing::new);
         match step {
@@ -527,13 +562,15 @@ impl Module {
         let mut ops = s.operations.lock();
         let Some(mechanism) = mechanism else {
             ops.verify = None;
+            ops.approvals.remove("verify");
             return Ok(());
         };
         if ops.verify.is_some() {
             return Err(Error::OperationActive);
         }
-        let material = token.key_material_for(s.read_write, key, CKA_VERIFY, mechanism.kind)?;
+        let (material, approval) = token.key_material_gated(s.read_write, key, CKA_VERIFY, mechanism.kind)?;
         ops.verify = Some(mechanism::verify_init(mechanism, &material)?);
+        set_approval(&mut ops, "verify", approval);
         Ok(())
     }
 
@@ -542,6 +579,9 @@ impl Module {
     pub fn verify(&self, h: CK_SESSION_HANDLE, step: Step<'_>, signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
+        if ops.verify.is_some() {
+            awaits_approval(&ops, "verify")?;
+        }
         let op = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
         let (result, finished) = match step {
             Step::Single(data) => (op.verify(data, signature), true),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 
 use super::Module;
-use super::token::{PinRole, TokenInfo};
+use super::token::{PinRole, Token, TokenInfo};
 use crate::policy::{LoginState, SessionView};
 use crate::session::Session;
 use crate::{Error, Result};
@@ -109,8 +109,7 @@ impl Module {
         let role = match user_type {
             CKU_SO => PinRole::SecurityOfficer,
             CKU_USER => PinRole::User,
-            // No operation needs a context-specific login yet.
-            CKU_CONTEXT_SPECIFIC => return Err(Error::OperationNotInitialized),
+            CKU_CONTEXT_SPECIFIC => return self.approve(&session, &token, pin),
             _ => return Err(Error::UserTypeInvalid),
         };
         if role == PinRole::SecurityOfficer && self.sessions_of(session.slot_id).iter().any(|s| !s.read_write)
@@ -125,6 +124,24 @@ impl Module {
             return token.login_principal(name, &pin[colon + 1..]);
         }
         token.login(role, pin)
+    }
+
+    /// `C_Login(CKU_CONTEXT_SPECIFIC, "name:pin")`: principal `name` approves the
+    /// operations of this session that wait for approvers and that it may approve (see
+    /// `crate::policy::approval`). Nothing waiting → `CKR_OPERATION_NOT_INITIALIZED`; an
+    /// unknown name or a wrong PIN → `CKR_PIN_INCORRECT`; the caller itself, or a principal
+    /// without `approve` on the key → `CKR_ACTION_PROHIBITED`; an approver already counted →
+    /// `CKR_USER_ALREADY_LOGGED_IN`.
+    fn approve(&self, session: &Session, token: &Token, pin: &[u8]) -> Result<()> {
+        let mut ops = session.operations.lock();
+        let mut waiting: Vec<&mut crate::policy::PendingApproval> =
+            ops.approvals.values_mut().filter(|a| !a.is_met()).collect();
+        if waiting.is_empty() {
+            return Err(Error::OperationNotInitialized);
+        }
+        let colon = pin.iter().position(|b| *b == b':').ok_or(Error::PinIncorrect)?;
+        let name = std::str::from_utf8(&pin[..colon]).map_err(|_| Error::PinIncorrect)?;
+        token.approve(&mut waiting, name, &pin[colon + 1..])
     }
 
     /// `C_LoginUser`: the name `user` is the token's user; another name is one of its

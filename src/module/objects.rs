@@ -8,13 +8,13 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
-use super::token::{SessionObject, Token, TokenKey, TokenState};
+use super::token::{PinOwner, SessionObject, Token, TokenKey, TokenState};
 use crate::hierarchy;
 use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Change, Origin};
 use crate::object::{Attribute, AttributeRead, Object};
-use crate::policy::{Access, Operation, SessionView};
+use crate::policy::{Access, Decision, Operation, PendingApproval, SessionView};
 use crate::store::{StoredAttribute, StoredObject};
 use crate::{Error, Result};
 
@@ -395,6 +395,24 @@ impl Token {
         usage: CK_ATTRIBUTE_TYPE,
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<KeyMaterial> {
+        match self.key_material_gated(read_write, handle, usage, mechanism)? {
+            (material, None) => Ok(material),
+            // Only the operations that can wait for approvers in band accept a key that
+            // needs them (`key_material_gated`); elsewhere it is refused.
+            (_, Some(_)) => Err(Error::KeyFunctionNotPermitted),
+        }
+    }
+
+    /// As [`Token::key_material_for`], for an operation that may wait for approvals: a key
+    /// the policy lets this login use only with approval comes with the approval to wait
+    /// for (`crate::policy::approval`).
+    pub fn key_material_gated(
+        &self,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<(KeyMaterial, Option<PendingApproval>)> {
         let state = self.ready_for_use()?;
         let (_, key, _) =
             self.visible(&state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
@@ -415,7 +433,16 @@ impl Token {
             CKA_DERIVE => Operation::Derive,
             _ => Operation::Read,
         };
-        state.permits(&key, op, Error::KeyFunctionNotPermitted)?;
+        let label = key.get(CKA_LABEL).unwrap_or_default();
+        let pending = match state.decide(label, op) {
+            Decision::Allow => None,
+            Decision::Deny => return Err(Error::KeyFunctionNotPermitted),
+            Decision::NeedsApproval => {
+                let policy = state.policy.as_ref().ok_or(Error::Internal("approval without a policy"))?;
+                let caller = state.principal.as_deref().unwrap_or("user");
+                Some(PendingApproval::new(policy, caller, label))
+            }
+        };
         if usage == CKA_UNWRAP {
             hierarchy::check_unwrap(&key)?;
         }
@@ -426,7 +453,38 @@ impl Token {
         {
             secret.value = self.hierarchy_value(&state, &key)?;
         }
-        Ok(material)
+        Ok((material, pending))
+    }
+
+    /// Counts `name` as an approver of the operations in `pending` it may approve, once its
+    /// PIN is right. The approver's PIN tries count against its lockout like a login; the
+    /// session's own login does not change.
+    pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> Result<()> {
+        let mut state = self.ready()?;
+        let policy = state.policy.clone().ok_or(Error::OperationNotInitialized)?;
+        let exists = {
+            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+            store.principals()?.iter().any(|p| p.name == name)
+        };
+        if !exists {
+            return Err(Error::PinIncorrect);
+        }
+        let mut first_refusal = None;
+        let mut approvable: Vec<&mut &mut PendingApproval> = Vec::new();
+        for p in pending.iter_mut() {
+            match p.check(&policy, name) {
+                Ok(()) => approvable.push(p),
+                Err(e) => first_refusal = first_refusal.or(Some(e)),
+            }
+        }
+        if approvable.is_empty() {
+            return Err(first_refusal.unwrap_or(Error::OperationNotInitialized));
+        }
+        self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
+        for p in approvable {
+            p.approvers.push(name.to_string());
+        }
+        Ok(())
     }
 
     /// What `C_WrapKey` needs: the wrapping key (permitted `CKA_WRAP` with `mechanism`) and

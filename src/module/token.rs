@@ -533,7 +533,12 @@ impl Token {
     }
 
     /// As `check_pin`, for the SO, the user or a named principal.
-    fn check_owner_pin(&self, state: &mut TokenState, owner: PinOwner<'_>, pin: &[u8]) -> Result<TokenKey> {
+    pub(super) fn check_owner_pin(
+        &self,
+        state: &mut TokenState,
+        owner: PinOwner<'_>,
+        pin: &[u8],
+    ) -> Result<TokenKey> {
         let max = self.config.max_pin_failures;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let (wrapped, failures) = owner.current(store.as_mut())?;

@@ -58,6 +58,9 @@ pub struct Rule {
     pub operations: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub requires_approval: bool,
+    /// With `requires_approval`: how many distinct approvers an operation needs (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u32>,
 }
 
 /// The document, as written (and as stored, in canonical JSON).
@@ -118,6 +121,12 @@ impl Policy {
                     )));
                 }
             }
+            if rule.approvals == Some(0) {
+                return Err(Error::PolicyInvalid(format!(
+                    "line {}: 'approvals' for '{name}' must be at least 1",
+                    at("approvals")
+                )));
+            }
             if rule.keys.iter().any(|k| k.is_empty()) {
                 return Err(Error::PolicyInvalid(format!(
                     "line {}: an empty key pattern for '{name}'",
@@ -146,6 +155,11 @@ impl Policy {
             (true, false) => Decision::Allow,
             (true, true) => Decision::NeedsApproval,
         }
+    }
+
+    /// How many approvers an operation of `principal` needs when its rule requires approval.
+    pub fn quorum(&self, principal: &str) -> u32 {
+        self.key_permissions.get(principal).and_then(|r| r.approvals).unwrap_or(1)
     }
 
     /// Whether `principal` may do anything at all with the key labelled `label` (and so

@@ -2,8 +2,10 @@
 //! (PKCS#11 3.0 base, section 4.4 and table 5), as pure functions of the session's view.
 //! Principals, per-key permissions and approvals come here too.
 
+pub mod approval;
 pub mod document;
 
+pub use approval::PendingApproval;
 pub use document::{Decision, Operation, Policy};
 
 use cryptoki_sys::*;

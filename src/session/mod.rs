@@ -32,6 +32,9 @@ pub struct Operations {
     /// PKCS#11 3.0 message-based encryption and decryption (`C_MessageEncryptInit`, ...).
     pub message_encrypt: Option<GcmMessageKey>,
     pub message_decrypt: Option<GcmMessageKey>,
+    /// Approvals that operations begun here wait for or hold, by operation (`encrypt`,
+    /// `decrypt`, `sign`, `verify`); see `crate::policy::approval`.
+    pub approvals: std::collections::BTreeMap<&'static str, crate::policy::PendingApproval>,
 }
 
 impl Operations {
