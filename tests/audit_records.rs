@@ -46,13 +46,6 @@ fn gcm(iv: &mut [u8; 12]) -> Mechanism<'_> {
     Mechanism::AesGcm(GcmParams::new(iv, &[], 128.into()).unwrap())
 }
 
-fn rv(e: cryptoki::error::Error) -> RvError {
-    match e {
-        cryptoki::error::Error::Pkcs11(rv, _) => rv,
-        other => panic!("unexpected error {other:?}"),
-    }
-}
-
 isolated_test!(
     fn logins_key_operations_and_refusals_are_recorded_in_a_chain() {
         let (p, slot) = load_with_token();
