@@ -243,24 +243,25 @@ fn gcm(iv: &mut [u8; 12]) -> Mechanism<'_> {
     Mechanism::AesGcm(cryptoki::mechanism::aead::GcmParams::new(iv, b"", 128.into()).unwrap())
 }
 
+/// As the user: a master key, a KEK and tenant acme's DEK, and a record encrypted under it.
+fn hierarchy_with_record(p: &cryptoki::context::Pkcs11, slot: cryptoki::slot::Slot) -> Vec<u8> {
+    use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
+    let s = user_session(p, slot);
+    s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_MASTER)]).unwrap();
+    s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_KEK)]).unwrap();
+    let dek = s
+        .generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())])
+        .unwrap();
+    let mut iv = [1u8; 12];
+    s.encrypt(&gcm(&mut iv), dek, b"tenant record").unwrap()
+}
+
 isolated_test!(
     /// The seed's three principals, through the C ABI.
     fn the_seeds_permissions_hold_for_its_three_principals() {
         use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
         let (p, slot) = load_with_token();
-        let record = {
-            let s = user_session(&p, slot);
-            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_MASTER)]).unwrap();
-            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_KEK)]).unwrap();
-            let dek = s
-                .generate_key(
-                    &Mechanism::AesKeyGen,
-                    &[tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())],
-                )
-                .unwrap();
-            let mut iv = [1u8; 12];
-            s.encrypt(&gcm(&mut iv), dek, b"tenant record").unwrap()
-        };
+        let record = hierarchy_with_record(&p, slot);
         let policy_file = token_dir().join("policy.json");
         std::fs::write(&policy_file, SEED_POLICY).unwrap();
         let out = administer(&[
@@ -368,21 +369,8 @@ isolated_test!(
     /// operation; every wrong approval is refused and changes nothing.
     fn an_operation_needing_approval_waits_for_a_quorum_of_other_approvers() {
         use cryptoki::session::UserType;
-        use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
         let (p, slot) = load_with_token();
-        let record = {
-            let s = user_session(&p, slot);
-            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_MASTER)]).unwrap();
-            s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_KEK)]).unwrap();
-            let dek = s
-                .generate_key(
-                    &Mechanism::AesKeyGen,
-                    &[tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())],
-                )
-                .unwrap();
-            let mut iv = [1u8; 12];
-            s.encrypt(&gcm(&mut iv), dek, b"tenant record").unwrap()
-        };
+        let record = hierarchy_with_record(&p, slot);
         let policy_file = token_dir().join("policy.json");
         std::fs::write(&policy_file, APPROVAL_POLICY).unwrap();
         let out = administer(&[
