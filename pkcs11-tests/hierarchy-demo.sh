@@ -82,6 +82,6 @@ run "${s[@]}" status
 echo
 echo "## The audit record of all of the above: chained, and checked with the token's key"
 run "${s[@]}" audit verify
-run "${s[@]}" audit export --format csv --operation generate
+run "${s[@]}" audit export --format csv --operation rotate
 echo
 echo "Done. The token '$label' stays in slot $slot of $ECM_HSM_DIR; point ECM_HSM_DIR there to use it again."

@@ -283,9 +283,13 @@ impl Module {
         mechanism: &Mechanism,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
-        self.audited_new(h, "generate", Some(mechanism.kind), || {
-            self.generate_key_unrecorded(h, mechanism, template)
-        })
+        let result = self.generate_key_unrecorded(h, mechanism, template);
+        let (_, token) = self.session_and_token(h)?;
+        let context = token.audit_context(result.as_ref().ok().copied());
+        // A later version of a family of the hierarchy is its rotation.
+        let operation = if context.key_version.is_some_and(|v| v > 1) { "rotate" } else { "generate" };
+        token.record_with(h, operation, context, Some(mechanism.kind), rv_of(&result))?;
+        result
     }
 
     pub fn generate_key_pair(
