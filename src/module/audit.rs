@@ -50,6 +50,18 @@ impl Token {
         Ok(Some(self.audit_log.get_or_init(|| log)))
     }
 
+    /// After a login: the audit file takes the token's audit key, so that this record and
+    /// every later one of the process are authenticated (kept after a logout: it is not the
+    /// token key, and it only authenticates records).
+    fn arm_audit(&self) -> Result<()> {
+        if let Some(log) = self.audit_log()?
+            && !log.has_key()
+        {
+            log.set_key(Some(self.audit_key()?));
+        }
+        Ok(())
+    }
+
     /// The object of `handle` on this token, whoever may see it (the record only names it).
     fn object_for_audit(&self, state: &TokenState, handle: CK_OBJECT_HANDLE) -> Option<Arc<Object>> {
         match self.handles.read().resolve(handle)? {
@@ -80,8 +92,7 @@ impl Token {
         Context { principal, key_uid: text(CKA_UNIQUE_ID), key_label: text(CKA_LABEL), key_version }
     }
 
-    /// Records one call on this token. The first record made while someone is logged in
-    /// takes the token's audit key along, so that it and every later one are authenticated.
+    /// Records one call on this token.
     pub(super) fn record(
         &self,
         session: CK_SESSION_HANDLE,
@@ -109,11 +120,6 @@ impl Token {
         let Some(log) = self.audit_log()? else {
             return Ok(());
         };
-        if !log.has_key()
-            && let Ok(k) = self.audit_key()
-        {
-            log.set_key(Some(k));
-        }
         let record = Record {
             principal: &context.principal,
             session,
@@ -195,7 +201,7 @@ impl Module {
             login_name(user_type),
             None,
             None,
-            || self.login_unrecorded(h, user_type, pin),
+            || self.armed_login(h, || self.login_unrecorded(h, user_type, pin)),
             || drop(self.logout_unrecorded(h)),
         )
     }
@@ -212,7 +218,7 @@ impl Module {
             login_name(user_type),
             None,
             None,
-            || self.login_user_unrecorded(h, user_type, pin, name),
+            || self.armed_login(h, || self.login_user_unrecorded(h, user_type, pin, name)),
             || drop(self.logout_unrecorded(h)),
         )
     }
@@ -414,6 +420,16 @@ impl Module {
         };
         token.record_with(h, operation, context, None, rv_of(&result))?;
         result
+    }
+}
+
+impl Module {
+    /// Runs `login`, then arms the audit file with the token's key; a login whose audit
+    /// cannot be armed is undone (fail closed).
+    fn armed_login(&self, h: CK_SESSION_HANDLE, login: impl FnOnce() -> Result<()>) -> Result<()> {
+        login()?;
+        let (_, token) = self.session_and_token(h)?;
+        token.arm_audit().inspect_err(|_| drop(self.logout_unrecorded(h)))
     }
 }
 
