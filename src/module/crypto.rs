@@ -401,30 +401,55 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
+        match kind {
+            CipherKind::Encrypt => self.begin(
+                h,
+                mechanism,
+                key,
+                CKA_ENCRYPT,
+                kind.name(),
+                |o| &mut o.encrypt,
+                mechanism::encrypt_init,
+            ),
+            CipherKind::Decrypt => self.begin(
+                h,
+                mechanism,
+                key,
+                CKA_DECRYPT,
+                kind.name(),
+                |o| &mut o.decrypt,
+                mechanism::decrypt_init,
+            ),
+        }
+    }
+
+    /// Every `*Init` that may wait for approvals: `None` for the mechanism ends the operation
+    /// in `slot` (and its approval); otherwise the key is checked for `usage`, `begin` makes
+    /// the operation, and the approval it waits for, if any, is kept under `name`.
+    #[allow(clippy::too_many_arguments)]
+    fn begin<T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        name: &'static str,
+        slot: fn(&mut Operations) -> &mut Option<T>,
+        begin: impl FnOnce(&Mechanism, &mechanism::KeyMaterial) -> Result<T>,
+    ) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
         let mut ops = s.operations.lock();
-        let slot = match kind {
-            CipherKind::Encrypt => &mut ops.encrypt,
-            CipherKind::Decrypt => &mut ops.decrypt,
-        };
         let Some(mechanism) = mechanism else {
-            *slot = None;
-            ops.approvals.remove(kind.name());
+            *slot(&mut ops) = None;
+            ops.approvals.remove(name);
             return Ok(());
         };
-        if slot.is_some() {
+        if slot(&mut ops).is_some() {
             return Err(Error::OperationActive);
         }
-        let usage = match kind {
-            CipherKind::Encrypt => CKA_ENCRYPT,
-            CipherKind::Decrypt => CKA_DECRYPT,
-        };
         let (material, approval) = token.key_material_gated(s.read_write, key, usage, mechanism.kind)?;
-        *slot = Some(match kind {
-            CipherKind::Encrypt => mechanism::encrypt_init(mechanism, &material)?,
-            CipherKind::Decrypt => mechanism::decrypt_init(mechanism, &material)?,
-        });
-        set_approval(&mut ops, kind.name(), approval);
+        *slot(&mut ops) = Some(begin(mechanism, &material)?);
+        set_approval(&mut ops, name, approval);
         Ok(())
     }
 
@@ -460,20 +485,7 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
-        let mut ops = s.operations.lock();
-        let Some(mechanism) = mechanism else {
-            ops.sign = None;
-            ops.approvals.remove("sign");
-            return Ok(());
-        };
-        if ops.sign.is_some() {
-            return Err(Error::OperationActive);
-        }
-        let (material, approval) = token.key_material_gated(s.read_write, key, CKA_SIGN, mechanism.kind)?;
-        ops.sign = Some(mechanism::sign_init(mechanism, &material)?);
-        set_approval(&mut ops, "sign", approval);
-        Ok(())
+        self.begin(h, mechanism, key, CKA_SIGN, "sign", |o| &mut o.sign, mechanism::sign_init)
     }
 
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
@@ -558,20 +570,7 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
-        let mut ops = s.operations.lock();
-        let Some(mechanism) = mechanism else {
-            ops.verify = None;
-            ops.approvals.remove("verify");
-            return Ok(());
-        };
-        if ops.verify.is_some() {
-            return Err(Error::OperationActive);
-        }
-        let (material, approval) = token.key_material_gated(s.read_write, key, CKA_VERIFY, mechanism.kind)?;
-        ops.verify = Some(mechanism::verify_init(mechanism, &material)?);
-        set_approval(&mut ops, "verify", approval);
-        Ok(())
+        self.begin(h, mechanism, key, CKA_VERIFY, "verify", |o| &mut o.verify, mechanism::verify_init)
     }
 
     /// One step of a verification: `Single(data)` and `Final` take the signature; the
