@@ -17,17 +17,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
-MODULE=${1:-${ECM_HSM_MODULE:-}}
-if [[ -z $MODULE ]]; then
-    # Built here, so it is never a stale copy (see run.sh).
-    cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --lib
-    MODULE=$ROOT/target/debug/libecm_hsm.so
-fi
-# Absolute path: dlopen() (and the engine's MODULE_PATH) would otherwise search the library path.
-case $MODULE in
-/*) ;;
-*) MODULE=$PWD/$MODULE ;;
-esac
+# shellcheck source=pkcs11-tests/lib.sh
+. "$HERE/lib.sh"
+MODULE=$(module_path "${1:-${ECM_HSM_MODULE:-}}")
 
 SO_PIN=so-pin-5678
 USER_PIN=user-pin-9
@@ -65,8 +57,6 @@ SKIP_REASON=
 # ---------------------------------------------------------------- harness
 
 # step, skip, x, xo, rc_is, has, lacks, ... (shared with run.sh)
-# shellcheck source=pkcs11-tests/lib.sh
-. "$HERE/lib.sh"
 
 # pkcs11-tool on the token, logged in as the user.
 p11u() { p11 --slot 0 --login --pin "$USER_PIN" "$@"; }

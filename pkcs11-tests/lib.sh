@@ -7,6 +7,22 @@
 # and prints the summary itself at the end.
 # shellcheck shell=bash
 
+# module_path [PATH]: PATH made absolute (p11-kit, dlopen() and the OpenSSL engine's
+# MODULE_PATH would otherwise search the library path); without PATH, the repository's debug
+# module, built first so that it is never a stale copy (`cargo test` builds the library but
+# does not refresh target/debug/libecm_hsm.so). Needs ROOT.
+module_path() {
+    local module=$1
+    if [[ -z $module ]]; then
+        cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --lib >&2
+        module=$ROOT/target/debug/libecm_hsm.so
+    fi
+    case $module in
+    /*) echo "$module" ;;
+    *) echo "$PWD/$module" ;;
+    esac
+}
+
 # step NAME FUNCTION [ARGS...]: runs FUNCTION (which returns non-zero on failure, or calls
 # `skip REASON; return 0`), records the result and prints its log on failure.
 step() {

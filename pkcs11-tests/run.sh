@@ -14,18 +14,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
-MODULE=${1:-${ECM_HSM_MODULE:-}}
-if [[ -z $MODULE ]]; then
-    # The default module is built here, so it is never a stale copy (`cargo test` builds the
-    # library but does not refresh target/debug/libecm_hsm.so).
-    cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --lib
-    MODULE=$ROOT/target/debug/libecm_hsm.so
-fi
-# Absolute path: p11-kit and dlopen() would otherwise search the library path.
-case $MODULE in
-/*) ;;
-*) MODULE=$PWD/$MODULE ;;
-esac
+# shellcheck source=pkcs11-tests/lib.sh
+. "$HERE/lib.sh"
+MODULE=$(module_path "${1:-${ECM_HSM_MODULE:-}}")
 
 SO_PIN=so-pin-1234
 USER_PIN=user-pin-1
@@ -58,8 +49,6 @@ SKIP_REASON=
 # ---------------------------------------------------------------- harness
 
 # step, skip, x, xo, rc_is, has, lacks, ... (shared with interop.sh)
-# shellcheck source=pkcs11-tests/lib.sh
-. "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- steps
 
