@@ -5,6 +5,8 @@
 //!   mechanisms in, the output-buffer protocol out.
 //! - [`exports`]: the `C_*` functions, each a thin shell over a [`crate::module::Module`] call.
 //! - [`function_list`]: the 2.40 and 3.0 function lists and the interface table.
+//! - [`mapped_file`]: a shared file mapping, the one operating-system interface `std` lacks
+//!   (the audit trail's segments).
 //!
 //! No business logic lives here: a function validates and copies its arguments in, calls
 //! the core, and copies results out.
@@ -13,6 +15,7 @@
 mod exports;
 mod function_list;
 mod guard;
+pub mod mapped_file;
 mod marshal;
 
 pub use exports::*;

@@ -1,0 +1,285 @@
+//! A file mapped into memory, shared with the kernel's page cache: the one operating-system
+//! interface the project needs that `std` lacks (the audit trail's per-process segments,
+//! `crate::audit::segment`). It lives here because it is `unsafe`.
+//!
+//! The file is appended to by one writer, the [`Appender`], while one [`Sealer`] patches
+//! bytes the writer has already published (the audit records' links, computed off the
+//! caller's path). The two halves own disjoint byte ranges — the appender everything from
+//! its cursor on, the sealer what lies between its own cursor and the appender's published
+//! one — so neither ever sees the other's writes in progress; the hand-over is one atomic
+//! store (release) and load (acquire).
+//!
+//! What a write to the mapping guarantees is what a `write(2)` without `fsync` does: once
+//! the bytes are copied they are the file's page cache and survive the process being
+//! killed; [`Appender::sync`] makes a range survive a power loss too.
+//!
+//! The mapping is a fixed window that never moves (the file grows inside it), and the
+//! blocks under it are allocated with `fallocate` before they are written, so a full disk is
+//! an error from [`Appender::append`], not a `SIGBUS` in the middle of a write. (A mapped
+//! file truncated by somebody else under the writer does raise `SIGBUS`; the audit
+//! directory is the token's, mode 0700, like its store.)
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The first allocation; it doubles as the file fills, by at most [`MAX_GROWTH`] (whose
+/// page faults, taken at once, are a pause of about a quarter of a millisecond).
+const FIRST_ALLOCATION: usize = 64 << 10;
+const MAX_GROWTH: usize = 1 << 20;
+
+/// The shared mapping.
+struct Mapping {
+    file: File,
+    ptr: NonNull<u8>,
+    window: usize,
+    /// How far the appender has written: bytes below are the sealer's to patch.
+    published: AtomicUsize,
+}
+
+// SAFETY: the mapping is plain memory; the only access to it is through one `Appender`
+// (bytes at and after `published`) and one `Sealer` (bytes before it, handed over by the
+// release/acquire pair on `published`), each used through `&mut self`.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`window` are the mapping made in `create`, unused after this.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.window);
+        }
+    }
+}
+
+/// The writing half: appends bytes and publishes them.
+pub struct Appender {
+    map: Arc<Mapping>,
+    /// Bytes written (and published).
+    cursor: usize,
+    /// Bytes of the file allocated.
+    allocated: usize,
+}
+
+/// The patching half: sees the bytes published and not yet handed back.
+pub struct Sealer {
+    map: Arc<Mapping>,
+    /// Bytes already sealed (never seen again).
+    sealed: usize,
+}
+
+/// Maps a window of `window` bytes over `file` (open for reading and writing, empty), which
+/// grows inside it as the appender writes; the two halves.
+pub fn create(file: File, window: usize) -> io::Result<(Appender, Sealer)> {
+    let page = page_size();
+    let window = window.div_ceil(page) * page;
+    let first = FIRST_ALLOCATION.min(window);
+    allocate(&file, 0, first)?;
+    // SAFETY: a fresh shared mapping of an open descriptor; the kernel picks the address.
+    // Pages past the end of the file are never touched (see `Appender::append`).
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            window,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+    let map = Arc::new(Mapping { file, ptr, window, published: AtomicUsize::new(0) });
+    prefault(&map, 0, first);
+    Ok((Appender { map: map.clone(), cursor: 0, allocated: first }, Sealer { map, sealed: 0 }))
+}
+
+impl Appender {
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.cursor
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cursor == 0
+    }
+
+    /// Whether `n` more bytes fit in the window.
+    pub fn fits(&self, n: usize) -> bool {
+        self.cursor.checked_add(n).is_some_and(|end| end <= self.map.window)
+    }
+
+    /// Appends `data` and publishes it to the sealer; its offset. Fails, writing nothing,
+    /// when the disk is full or the window is ([`Appender::fits`]).
+    pub fn append(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.fits(data.len()) {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "the mapped window is full"));
+        }
+        let end = self.cursor + data.len();
+        if end > self.allocated {
+            let grown = (self.allocated + self.allocated.min(MAX_GROWTH)).max(end).min(self.map.window);
+            allocate(&self.map.file, self.allocated, grown - self.allocated)?;
+            prefault(&self.map, self.allocated, grown);
+            self.allocated = grown;
+        }
+        // SAFETY: `cursor..end` lies inside the window and inside the allocated file (checked
+        // above), and at or after `published`, so the sealer does not touch it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.ptr.as_ptr().add(self.cursor), data.len());
+        }
+        let offset = self.cursor;
+        self.cursor = end;
+        // SeqCst rather than Release: the audit trail's sealer pairs this store with a flag of
+        // its own to decide whether to sleep (a store-load order only SeqCst gives).
+        self.map.published.store(end, Ordering::SeqCst);
+        Ok(offset)
+    }
+
+    /// Waits until the bytes `offset..offset + len` are on the disk (`msync(MS_SYNC)`).
+    pub fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
+        let page = page_size();
+        let start = offset - offset % page;
+        let end = (offset + len).min(self.cursor);
+        if end <= start {
+            return Ok(());
+        }
+        // SAFETY: `start` is page-aligned and `start..end` lies inside the written part.
+        let rc = unsafe { libc::msync(self.map.ptr.as_ptr().add(start).cast(), end - start, libc::MS_SYNC) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Unmaps and cuts the file to the bytes written, given the sealer back (so that
+    /// nothing can touch the mapping any more).
+    pub fn finish(self, sealer: Sealer) -> io::Result<()> {
+        let file = self.map.file.try_clone()?;
+        let len = self.cursor as u64;
+        drop(sealer);
+        drop(self);
+        file.set_len(len)
+    }
+}
+
+impl Sealer {
+    /// Whether the appender published bytes not yet sealed.
+    pub fn has_pending(&self) -> bool {
+        self.map.published.load(Ordering::SeqCst) > self.sealed
+    }
+
+    /// The bytes published and not yet sealed, to read and patch.
+    pub fn pending(&mut self) -> &mut [u8] {
+        let published = self.map.published.load(Ordering::Acquire);
+        // SAFETY: `sealed..published` was written and published by the appender, which
+        // never touches bytes before `published` again; only this (unique) sealer does, and
+        // the slice borrows it mutably.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.map.ptr.as_ptr().add(self.sealed), published - self.sealed)
+        }
+    }
+
+    /// Marks the first `n` pending bytes sealed.
+    pub fn advance(&mut self, n: usize) {
+        let published = self.map.published.load(Ordering::Acquire);
+        self.sealed = (self.sealed + n).min(published);
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as usize } else { 4096 }
+}
+
+/// Reserves the blocks of `offset..offset + len` (the file grows to cover them).
+fn allocate(file: &File, offset: usize, len: usize) -> io::Result<()> {
+    let (offset, len) = (
+        libc::off_t::try_from(offset).map_err(io::Error::other)?,
+        libc::off_t::try_from(len).map_err(io::Error::other)?,
+    );
+    // SAFETY: the descriptor is open for as long as `file` is borrowed.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Takes the page faults of `from..to` now, in one call, rather than one by one in the
+/// writes (each first write of a page would otherwise fault to read it and again to make it
+/// writable). Only a hint: kernels before 5.14 refuse it, and the writes then fault.
+fn prefault(map: &Mapping, from: usize, to: usize) {
+    /// `MADV_POPULATE_WRITE` (Linux 5.14), which the libc crate does not name yet.
+    const MADV_POPULATE_WRITE: libc::c_int = 23;
+    let page = page_size();
+    let start = from - from % page;
+    if start >= to {
+        return;
+    }
+    // SAFETY: `start..to` lies inside the window and the allocated file; the advice only
+    // faults pages in, it changes no byte.
+    unsafe {
+        libc::madvise(map.ptr.as_ptr().add(start).cast(), to - start, MADV_POPULATE_WRITE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(tag: &str) -> (std::path::PathBuf, File) {
+        let path = std::env::temp_dir().join(format!("ecm-hsm-mapped-{tag}-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        (path, file)
+    }
+
+    #[test]
+    fn appended_bytes_reach_the_file_patches_too_and_finish_cuts_it() {
+        let (path, file) = temp_file("append");
+        let (mut appender, mut sealer) = create(file, 1 << 20).unwrap();
+        assert!(!sealer.has_pending());
+        assert_eq!(appender.append(b"hello ----\n").unwrap(), 0);
+        let big = vec![b'x'; 100_000];
+        assert_eq!(appender.append(&big).unwrap(), 11);
+        assert!(sealer.has_pending());
+        let pending = sealer.pending();
+        assert_eq!(pending.len(), 100_011);
+        pending[6..10].copy_from_slice(b"link");
+        sealer.advance(11);
+        assert_eq!(sealer.pending().len(), 100_000);
+        appender.sync(0, 11).unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(on_disk.len() >= 100_011, "allocated ahead");
+        assert_eq!(&on_disk[..11], b"hello link\n");
+        assert!(on_disk[100_011..].iter().all(|b| *b == 0));
+        appender.finish(sealer).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 100_011);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_full_window_refuses_and_writes_nothing() {
+        let (path, file) = temp_file("full");
+        let (mut appender, sealer) = create(file, 4096).unwrap();
+        appender.append(&[1; 4000]).unwrap();
+        assert!(!appender.fits(100));
+        assert_eq!(appender.append(&[2; 100]).unwrap_err().kind(), io::ErrorKind::StorageFull);
+        assert_eq!(appender.len(), 4000);
+        appender.finish(sealer).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), vec![1; 4000]);
+        std::fs::remove_file(path).unwrap();
+    }
+}
