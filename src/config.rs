@@ -35,6 +35,15 @@ pub struct Config {
     /// Whether key operations and security events are recorded in the token's audit file
     /// (`audit = false` in the settings turns it off, for measurements).
     pub audit: bool,
+    /// `audit_sync = true`: every audit record linked and flushed to the disk before its call
+    /// returns (survives a power loss; costs a disk flush per record).
+    pub audit_sync: bool,
+    /// `audit_segment_bytes`: how large a process's audit segment grows before the process
+    /// starts another (default [`crate::audit::segment::WINDOW`]).
+    pub audit_segment_bytes: usize,
+    /// Whether the library may start threads of its own (the audit trail's linking thread);
+    /// not when the application's `C_Initialize` says `CKF_LIBRARY_CANT_CREATE_OS_THREADS`.
+    pub may_create_threads: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +56,8 @@ struct ConfigFile {
     kek_rotation_days: Option<u32>,
     dek_rotation_days: Option<u32>,
     audit: Option<bool>,
+    audit_sync: Option<bool>,
+    audit_segment_bytes: Option<usize>,
 }
 
 impl Config {
@@ -94,12 +105,25 @@ impl Config {
                 file.dek_rotation_days.unwrap_or(30),
             ],
             audit: file.audit.unwrap_or(true),
+            audit_sync: file.audit_sync.unwrap_or(false),
+            audit_segment_bytes: file.audit_segment_bytes.unwrap_or(crate::audit::segment::WINDOW),
+            may_create_threads: true,
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {
             return Err(Error::Device(format!(
                 "{}: pin_kdf_iterations, max_pin_failures and the rotation periods must be at least 1",
                 origin.display()
+            )));
+        }
+        if !(crate::audit::segment::MIN_WINDOW..=crate::audit::segment::MAX_WINDOW)
+            .contains(&config.audit_segment_bytes)
+        {
+            return Err(Error::Device(format!(
+                "{}: audit_segment_bytes must be from {} to {}",
+                origin.display(),
+                crate::audit::segment::MIN_WINDOW,
+                crate::audit::segment::MAX_WINDOW
             )));
         }
         Ok(config)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::{SO_PIN, USER_PIN, fresh_dir, write_test_config};
 use cryptoki_sys::*;
 use ecm_hsm::audit::{
-    self, Anchor, AuditKey, AuditLog, Filter, Format, LINK_LEN, ProblemKind, Record, VerifyReport, verify,
+    self, Anchor, AuditKey, Filter, Format, LINK_LEN, ProblemKind, Record, Register, VerifyReport, verify,
 };
 use ecm_hsm::config::Config;
 use ecm_hsm::module::Module;
@@ -58,7 +58,7 @@ fn write_lines(path: &Path, lines: &[String]) {
 /// A file of 10 records: 2 written before any login (`h`), then 8 with the key (`m`).
 fn ten_records(dir: &Dir) -> (PathBuf, [u8; LINK_LEN]) {
     let path = dir.file("token-0.audit");
-    let log = AuditLog::open(&path).unwrap();
+    let log = Register::open(&path).unwrap();
     for i in 1..=10u64 {
         if i == 3 {
             log.set_key(Some(key()));
@@ -94,8 +94,8 @@ fn concurrent_appends_from_threads_and_processes_make_one_chain() {
     let dir = Dir::new("audit-concurrent");
     let path = dir.file("token-0.audit");
     // Two handles on one file: two processes, as far as the file can tell.
-    let a = Arc::new(AuditLog::open(&path).unwrap());
-    let b = Arc::new(AuditLog::open(&path).unwrap());
+    let a = Arc::new(Register::open(&path).unwrap());
+    let b = Arc::new(Register::open(&path).unwrap());
     a.set_key(Some(key()));
     b.set_key(Some(key()));
     const THREADS: u64 = 8;
@@ -252,7 +252,7 @@ fn a_chain_rewritten_without_the_key_is_caught() {
     let (path, link) = ten_records(&dir);
     // A forger without the token key writes a whole new chain of `h` records.
     let forged = dir.file("forged.audit");
-    let log = AuditLog::open(&forged).unwrap();
+    let log = Register::open(&forged).unwrap();
     for i in 1..=10u64 {
         let op = format!("innocent-{i}");
         log.append(&Record::new(&op, 0)).unwrap();
@@ -292,7 +292,7 @@ fn a_partially_written_last_line_is_reported_apart() {
     assert!(report.is_intact(), "{report:?}");
     assert_eq!((report.records, report.partial_last_line), (10, Some(11)));
     // The next append removes it and continues the chain.
-    let log = AuditLog::open(&partial).unwrap();
+    let log = Register::open(&partial).unwrap();
     log.set_key(Some(key()));
     assert_eq!(log.append(&Record::new("after", 0)).unwrap(), 11);
     let report = verify(&partial, Some(&key()), Some(Anchor { seq: 10, link: Some(link) })).unwrap();
@@ -315,7 +315,7 @@ type Row = (u64, &'static str, &'static str, Option<&'static str>, Option<&'stat
 /// Records of several principals, keys, operations and times, for export.
 fn varied(dir: &Dir) -> PathBuf {
     let path = dir.file("token-3.audit");
-    let log = AuditLog::open(&path).unwrap();
+    let log = Register::open(&path).unwrap();
     let rows: [Row; 6] = [
         (1_000, "", "C_OpenSession", None, None),
         (2_000, "user", "login", None, None),
@@ -335,6 +335,8 @@ fn varied(dir: &Dir) -> PathBuf {
             key_version: uid.map(|_| 1),
             mechanism: uid.map(|_| CKM_AES_GCM),
             result: 0,
+            segment: None,
+            end: None,
         };
         log.append(&r).unwrap();
     }
@@ -389,8 +391,8 @@ fn export_csv_has_a_header_and_quotes_fields() {
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 7);
     assert_eq!(rows[0], audit::export::CSV_HEADER);
-    assert!(rows[1].starts_with("1,1000,,"), "{}", rows[1]);
-    assert!(rows[3].starts_with("3,3000,user,"), "{}", rows[3]);
+    assert!(rows[1].starts_with("1,,1000,,"), "{}", rows[1]);
+    assert!(rows[3].starts_with("3,,3000,user,"), "{}", rows[3]);
     assert!(rows[3].contains(",encrypt,uid-1,dek-acme-v1,1,0x00001087,0x00000000,h,"), "{}", rows[3]);
     assert!(rows[5].contains(",\"label, with \"\"quotes\"\"\",1,"), "{}", rows[5]);
     // Every row has the header's columns (counted outside quotes).
@@ -407,7 +409,7 @@ fn export_csv_has_a_header_and_quotes_fields() {
             .count()
     };
     for row in &rows {
-        assert_eq!(columns(row), 13, "{row}");
+        assert_eq!(columns(row), 14, "{row}");
     }
 }
 
@@ -428,7 +430,7 @@ fn export_names_a_line_that_is_not_a_record() {
 fn append_cost() {
     let dir = Dir::new("audit-bench");
     let path = dir.file("token-0.audit");
-    let log = AuditLog::open(&path).unwrap();
+    let log = Register::open(&path).unwrap();
     for with_key in [false, true] {
         log.set_key(with_key.then(key));
         let n = 200_000u32;
@@ -523,7 +525,7 @@ fn cli_verify_and_export() {
     let key = hsm.audit_key();
     // The key is the token's: the same in another login.
     assert_eq!(*key, *hsm.audit_key());
-    let log = AuditLog::open(&hsm.path()).unwrap();
+    let log = Register::open(&hsm.path()).unwrap();
     log.append(&Record::new("C_OpenSession", 0)).unwrap();
     log.set_key(Some(key));
     for op in ["login", "encrypt", "decrypt", "logout"] {
@@ -538,7 +540,10 @@ fn cli_verify_and_export() {
     let out = hsm.run(&["audit", "verify"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("audit: 5 records, chain intact (4 authenticated)"), "{stdout}");
+    assert!(
+        stdout.contains("audit: 5 records (5 in the register, the rest in 0 segments, 0 of them closed), chain intact (4 authenticated)"),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("--expect-seq 5 --expect-link {head_hex}")), "{stdout}");
     // As the SO.
     let out = hsm.run(&["audit", "verify"], &[("ECM_HSM_SO_PIN", SO_PIN)]);
@@ -565,7 +570,7 @@ fn cli_verify_and_export() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let csv = text(&out.stdout);
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    assert!(csv.starts_with("seq,time_ms,principal,"));
+    assert!(csv.starts_with("seq,segment,time_ms,principal,"));
     let out = hsm.run(&["audit", "export", "--since", "2000-01-01T00:00:00Z", "--principal", "user"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 4);

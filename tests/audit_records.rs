@@ -21,9 +21,23 @@ fn audit_path() -> PathBuf {
     audit::path_for(&token_dir(), 0)
 }
 
+/// The records of the module's calls (the register's own records of segments left out), in
+/// time order.
 fn records() -> Vec<Value> {
-    let text = std::fs::read_to_string(audit_path()).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let text = audit::trail_text(&audit_path()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| !r["operation"].as_str().unwrap().starts_with("segment_"))
+        .collect()
+}
+
+/// The bytes of every file of the trail.
+fn trail_bytes() -> Vec<u8> {
+    let mut bytes = std::fs::read(audit_path()).unwrap();
+    for entry in std::fs::read_dir(audit::segment_dir(&audit_path())).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    bytes
 }
 
 /// An AES key labelled `label` that may encrypt or only decrypt.
@@ -96,37 +110,51 @@ isolated_test!(
         // failed login and those after the logout included). The chain is whole; the MACs
         // themselves are checked with the key by `ecm-hsm audit verify` (tests/audit_log.rs).
         assert!(all.iter().all(|r| r["auth"] == "m"), "{all:?}");
-        let report = audit::verify(&audit_path(), None, None).unwrap();
+        // In this process's segment, opened by the register's only record so far; records
+        // may still be waiting for their links (the linking thread), never missing.
+        let report = audit::verify_trail(&audit_path(), None, None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
-        assert_eq!(report.records, 10);
+        assert_eq!((report.register.records, report.segments, report.closed_segments), (1, 1, 0));
+        assert_eq!(report.records, 11);
         // With the token's key (as `ecm-hsm audit verify` gets it: the core, logged in),
-        // every record's MAC holds.
+        // every record's MAC holds, once C_Finalize closed the segment.
         drop(s);
         p.finalize().unwrap();
         let core = ecm_hsm::module::Module::new(ecm_hsm::config::Config::from_env().unwrap()).unwrap();
         let h = core.open_session(0, cryptoki_sys::CKF_SERIAL_SESSION).unwrap();
         core.login(h, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
         let key = core.audit_key(h).unwrap();
-        let report = audit::verify(&audit_path(), Some(&key), None).unwrap();
+        drop(core);
+        let report = audit::verify_trail(&audit_path(), Some(&key), None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
-        assert_eq!((report.records, report.authenticated), (11, 11), "the core's login is recorded too");
-        // Never a secret: no PIN and no data in the file.
-        let text = std::fs::read_to_string(audit_path()).unwrap();
+        // Register: two segments opened and closed; segments: the 10 records, the core's login.
+        assert_eq!((report.segments, report.closed_segments, report.unlinked), (2, 2, 0));
+        assert_eq!((report.records, report.authenticated), (15, 15), "{report:?}");
+        // Never a secret: no PIN and no data in any file.
+        let bytes = trail_bytes();
         for secret in [USER_PIN, SO_PIN, "not-the-pin", "record me"] {
-            assert!(!text.contains(secret), "{secret} in the audit file");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in the audit files"
+            );
         }
     }
 );
 
 isolated_test!(
+    // Segments of one record: every record after the first opens a segment in the register,
+    // so a register that cannot be continued stops every record.
+    config = "audit_segment_bytes = 4096",
     fn a_call_whose_record_cannot_be_written_is_refused_and_leaves_nothing_behind() {
         let (p, slot) = load_with_token();
         let s = p.open_rw_session(slot).unwrap();
         s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
         let key = aes_key(&s, "k", true);
         let count = records().len();
+        let segments = || std::fs::read_dir(audit::segment_dir(&audit_path())).unwrap().count();
+        let segments_before = segments();
 
-        // The last line of the file becomes unreadable: no record can continue the chain.
+        // The last line of the register becomes unreadable: no segment can be opened.
         let mut text = std::fs::read_to_string(audit_path()).unwrap();
         text.push_str("{\"seq\": garbage}\n");
         std::fs::write(audit_path(), &text).unwrap();
@@ -135,14 +163,30 @@ isolated_test!(
         // The operation the refused C_EncryptInit began was ended again.
         assert_eq!(rv(s.encrypt(&gcm(&mut iv), key, b"data").unwrap_err()), RvError::DeviceError);
         assert_eq!(std::fs::read_to_string(audit_path()).unwrap(), text, "nothing was appended");
+        assert_eq!(segments(), segments_before, "no segment was opened");
         let found = s.find_objects(&[Attribute::Label(b"k".to_vec())]).unwrap();
         assert_eq!(found.len(), 1);
+        // Nor a logout (done, the token being safer logged out, but reported) or a login
+        // (refused: not logged in).
+        assert_eq!(rv(s.logout().unwrap_err()), RvError::DeviceError);
+        let login = s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())));
+        assert_eq!(rv(login.unwrap_err()), RvError::DeviceError);
+        assert_eq!(rv(s.encrypt(&gcm(&mut iv), key, b"data").unwrap_err()), RvError::DeviceError);
 
-        // Once the file is whole again, calls go through and are recorded.
+        // Once the register is whole again, calls go through and are recorded.
         text.truncate(text.len() - "{\"seq\": garbage}\n".len());
         std::fs::write(audit_path(), &text).unwrap();
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+        // (Handles of private objects died with the logout.)
+        let key = s.find_objects(&[Attribute::Label(b"k".to_vec())]).unwrap()[0];
         s.encrypt(&gcm(&mut iv), key, b"data").unwrap();
-        assert_eq!(records().len(), count + 1);
+        let after = records();
+        let ops: Vec<&str> = after[count..].iter().map(|r| r["operation"].as_str().unwrap()).collect();
+        assert_eq!(ops, ["login", "encrypt"], "the refused calls left no record");
+        drop(s);
+        p.finalize().unwrap();
+        let report = audit::verify_trail(&audit_path(), None, None).unwrap();
+        assert!(report.problem.is_none(), "{report:?}");
     }
 );
 
@@ -216,14 +260,17 @@ fn a_kill_loses_no_record_of_a_call_that_returned() {
         child.kill().unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(9));
         acknowledged += seen;
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = audit::trail_text(&path).unwrap();
         let encrypts = text.lines().filter(|l| l.contains("\"operation\":\"encrypt\"")).count();
         // Each acknowledged call has its record; the worker may have gone on a little after
         // its last line was read.
         assert!(encrypts >= acknowledged, "{encrypts} encrypt records after {acknowledged} acknowledged");
         acknowledged = encrypts;
-        let report = audit::verify(&path, None, None).unwrap();
+        // The killed writer's segment is whole; its last records may be unlinked (killed
+        // before its linking thread reached them), which verify reports apart.
+        let report = audit::verify_trail(&path, None, None).unwrap();
         assert!(report.problem.is_none(), "round {round}: {report:?}");
+        assert_eq!(report.segments, round as u64 + 2, "the setup's and one per worker");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

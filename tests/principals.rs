@@ -321,9 +321,9 @@ isolated_test!(
         // Every refusal above is in the audit record, with who was refused what on which key,
         // and the SO's changes (made by another process) are in the same chain.
         let path = ecm_hsm::audit::path_for(&token_dir(), 0);
-        let report = ecm_hsm::audit::verify(&path, None, None).unwrap();
+        let report = ecm_hsm::audit::verify_trail(&path, None, None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
-        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        let lines: Vec<serde_json::Value> = ecm_hsm::audit::trail_text(&path)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -431,7 +431,7 @@ isolated_test!(
 
         // The audit record names the approvers of given approvals and the refusals, and
         // holds no PIN (nor what was typed for one).
-        let text = std::fs::read_to_string(ecm_hsm::audit::path_for(&token_dir(), 0)).unwrap();
+        let text = ecm_hsm::audit::trail_text(&ecm_hsm::audit::path_for(&token_dir(), 0)).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let count = |principal: &str, operation: &str, rv: cryptoki_sys::CK_RV| {
             lines

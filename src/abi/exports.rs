@@ -28,6 +28,7 @@ pkcs11_fn! {
     /// the arguments ask for, so OS locking, the application's mutex callbacks, or none are
     /// all accepted; inconsistent arguments are refused.
     fn C_Initialize(pInitArgs: *mut c_void) {
+        let mut may_create_threads = true;
         if !pInitArgs.is_null() {
             // SAFETY: a non-NULL argument points to a CK_C_INITIALIZE_ARGS by contract.
             let args = unsafe { (pInitArgs as *const CK_C_INITIALIZE_ARGS).read_unaligned() };
@@ -40,8 +41,9 @@ pkcs11_fn! {
             if !args.pReserved.is_null() || (callbacks.contains(&true) && callbacks.contains(&false)) {
                 return Err(Error::ArgumentsBad);
             }
+            may_create_threads = args.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS == 0;
         }
-        module::initialize()
+        module::initialize_with(may_create_threads)
     }
 }
 

@@ -7,6 +7,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use super::record::{Entry, parse_line};
+use super::segment;
+use super::trail::segment_dir;
 use super::verify::MAX_LINE;
 use crate::policy::document::glob;
 
@@ -41,8 +43,8 @@ impl Filter {
 }
 
 /// The CSV columns.
-pub const CSV_HEADER: &str =
-    "seq,time_ms,principal,pid,session,operation,key_uid,key_label,key_version,mechanism,result,auth,link";
+pub const CSV_HEADER: &str = "seq,segment,time_ms,principal,pid,session,operation,key_uid,key_label,key_version,\
+     mechanism,result,auth,link";
 
 /// Writes the records of the file at `path` that `filter` matches to `out`; how many. A line
 /// that is not a record is an `InvalidData` error naming it (after the records before it
@@ -53,49 +55,120 @@ pub fn export(path: &Path, filter: &Filter, format: Format, out: &mut dyn Write)
 }
 
 pub fn export_reader(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     filter: &Filter,
     format: Format,
     out: &mut dyn Write,
 ) -> io::Result<u64> {
+    write_header(format, out)?;
+    let mut written = 0u64;
+    read_records(reader, false, &mut |line, entry| {
+        if filter.matches(&entry) {
+            write_record(format, out, &line, &entry)?;
+            written += 1;
+        }
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(written)
+}
+
+/// As [`export`], for a whole trail (`super::trail`): the register's records and every
+/// segment's, merged in time order (records of one file keep their order).
+pub fn export_trail(
+    register: &Path,
+    filter: &Filter,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<u64> {
+    let mut files = vec![(register.to_path_buf(), false)];
+    let dir = segment_dir(register);
+    if dir.exists() {
+        let mut segments: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| segment::number_of(&e.file_name().to_string_lossy()).map(|n| (n, e.path())))
+            .collect();
+        segments.sort();
+        files.extend(segments.into_iter().map(|(_, p)| (p, true)));
+    }
+    // (time, file, line) → the record: a stable order across files by time.
+    let mut matched: Vec<(u64, usize, usize, Vec<u8>, Entry)> = Vec::new();
+    for (index, (path, padded)) in files.iter().enumerate() {
+        let reader = BufReader::with_capacity(1 << 16, File::open(path)?);
+        let mut number = 0usize;
+        read_records(reader, *padded, &mut |line, entry| {
+            number += 1;
+            if filter.matches(&entry) {
+                matched.push((entry.time, index, number, line, entry));
+            }
+            Ok(())
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    }
+    matched.sort_by_key(|m| (m.0, m.1, m.2));
+    write_header(format, out)?;
+    for (_, _, _, line, entry) in &matched {
+        write_record(format, out, line, entry)?;
+    }
+    out.flush()?;
+    Ok(matched.len() as u64)
+}
+
+/// Every record of a trail, in time order, as JSON lines (what `export_trail` writes
+/// unfiltered).
+pub fn trail_text(register: &Path) -> io::Result<String> {
+    let mut out = Vec::new();
+    export_trail(register, &Filter::default(), Format::Jsonl, &mut out)?;
+    String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+fn write_header(format: Format, out: &mut dyn Write) -> io::Result<()> {
     if format == Format::Csv {
         writeln!(out, "{CSV_HEADER}")?;
     }
-    let mut line = Vec::with_capacity(1024);
+    Ok(())
+}
+
+fn write_record(format: Format, out: &mut dyn Write, line: &[u8], entry: &Entry) -> io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            out.write_all(line)?;
+            out.write_all(b"\n")
+        }
+        Format::Csv => write_csv_row(out, entry),
+    }
+}
+
+/// Calls `each` with every complete record of `reader` (its line without `\n`, parsed). With
+/// `padded`, the records end at the first zero byte (a segment). A line that is not a record
+/// is an `InvalidData` error naming it; a partial final line is skipped.
+fn read_records(
+    mut reader: impl BufRead,
+    padded: bool,
+    each: &mut dyn FnMut(Vec<u8>, Entry) -> io::Result<()>,
+) -> io::Result<()> {
     let mut number = 0u64;
-    let mut written = 0u64;
     loop {
-        line.clear();
+        let mut line = Vec::with_capacity(512);
         if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
-            break;
+            return Ok(());
         }
         number += 1;
-        if line.pop() != Some(b'\n') {
-            break;
+        if (padded && line.contains(&0)) || line.pop() != Some(b'\n') {
+            return Ok(());
         }
         let entry = parse_line(&line)
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, format!("line {number}: {why}")))?
             .entry;
-        if !filter.matches(&entry) {
-            continue;
-        }
-        match format {
-            Format::Jsonl => {
-                out.write_all(&line)?;
-                out.write_all(b"\n")?;
-            }
-            Format::Csv => write_csv_row(out, &entry)?,
-        }
-        written += 1;
+        each(line, entry)?;
     }
-    out.flush()?;
-    Ok(written)
 }
 
 fn write_csv_row(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
     let opt = |v: Option<String>| v.unwrap_or_default();
     let fields = [
         e.seq.to_string(),
+        e.segment.map(|n| n.to_string()).unwrap_or_default(),
         e.time.to_string(),
         csv_field(&e.principal),
         e.pid.to_string(),

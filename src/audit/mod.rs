@@ -1,5 +1,6 @@
-//! The tamper-evident audit record: an append-only, hash-chained file of one line per
-//! event, per token (`token-<slot>.audit`, beside `token-<slot>.sqlite`).
+//! The tamper-evident audit record: append-only, hash-chained files of one line per event,
+//! per token: the register `token-<slot>.audit` beside `token-<slot>.sqlite`, and one
+//! segment per process in `token-<slot>.audit.d/` ([`trail`] says why and how they are tied).
 //!
 //! Every line is a JSON object ([`record`]) that carries the link of the line before it
 //! (`prev`) and its own `link`: HMAC-SHA256 under the token's audit key of `prev ‖ the line's
@@ -8,26 +9,32 @@
 //! HMAC-SHA256(token key, "ecm-hsm audit chain v1") ([`derive_key`]), so only a process that
 //! logged in can write an `m` link.
 //!
-//! - [`log`]: the writer, [`AuditLog`], safe across threads and processes (an exclusive
-//!   `flock` around each append).
-//! - [`verify`]: walks a file and names the first bad record.
+//! - [`trail`]: the writer the module uses, [`AuditLog`]: register plus this process's segment.
+//! - [`register`]: the shared chain, safe across threads and processes (an exclusive `flock`
+//!   around each append); [`segment`]: one process's chain, appended without a system call.
+//! - [`verify`]: walks a chain, or a whole trail, and names the first bad record.
 //! - [`export`]: filters records and writes them as JSON lines or CSV.
 //!
 //! What the chain detects and what it does not is in README.md ("Audit record").
 
 pub mod export;
-pub mod log;
 pub mod record;
+pub mod register;
+pub mod segment;
+pub mod trail;
 pub mod verify;
+pub mod verify_trail;
 
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-pub use export::{Filter, Format, export};
-pub use log::{AuditLog, OpenOptions};
+pub use export::{Filter, Format, export, export_trail, trail_text};
 pub use record::{Entry, LINK_LEN, Record};
+pub use register::{OpenOptions, Register};
+pub use trail::{AuditLog, segment_dir};
 pub use verify::{Anchor, Problem, ProblemKind, VerifyReport, verify};
+pub use verify_trail::{TrailProblem, TrailProblemKind, TrailReport, verify_trail};
 
 /// The key that authenticates `m` links: HMAC-SHA256(token key, [`KEY_LABEL`]).
 pub type AuditKey = Zeroizing<[u8; 32]>;

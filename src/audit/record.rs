@@ -5,15 +5,19 @@
 //! absent, then `\n`:
 //!
 //! ```text
-//! {"seq":7,"time":1764356400000,"principal":"user","pid":4242,"session":3,"operation":"encrypt",
-//!  "key_uid":"…","key_label":"dek-acme-v1","key_version":1,"mechanism":4231,"result":0,
-//!  "prev":"<64 hex>","auth":"m","link":"<64 hex>"}
+//! {"seq":7,"segment":12,"time":1764356400000,"principal":"user","pid":4242,"session":3,
+//!  "operation":"encrypt","key_uid":"…","key_label":"dek-acme-v1","key_version":1,
+//!  "mechanism":4231,"result":0,"prev":"<64 hex>","auth":"m","link":"<64 hex>"}
 //! ```
 //!
-//! (on one line). The link covers `prev` (raw, 32 bytes) followed by the line's bytes up to,
-//! not including, `,"link":"`: everything the record says, its `prev` and its `auth`.
+//! (on one line; `segment` in the records of a segment and in the register's records that
+//! open and close one, `end_seq` and `end_link` after `result` in those that close one).
+//! The link covers `prev` (raw, 32 bytes) followed by the line's bytes up to, not
+//! including, `,"link":"`: everything the record says, its `prev` and its `auth`.
 
 use serde::Deserialize;
+
+use crate::mechanism::{digest, mac};
 
 /// Bytes of a link (SHA-256 / HMAC-SHA256).
 pub const LINK_LEN: usize = 32;
@@ -26,7 +30,7 @@ pub const LINK_PREFIX: &[u8] = b",\"link\":\"";
 pub const SUFFIX_LEN: usize = LINK_PREFIX.len() + 2 * LINK_LEN + 2;
 
 /// An event to record, as its caller describes it. Never a secret: no PIN, key value or data.
-/// The writer adds the sequence number, the process id and the chain.
+/// The writer adds the sequence number, the process id, the segment and the chain.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     /// Unix time in milliseconds ([`now_ms`] for the present).
@@ -44,6 +48,12 @@ pub struct Record<'a> {
     pub mechanism: Option<u64>,
     /// The `CK_RV` returned.
     pub result: u64,
+    /// The segment (`crate::audit::trail`) the record belongs to, or, in the register, the
+    /// segment it opens or closes. Set by the writer.
+    pub segment: Option<u64>,
+    /// In the register's record closing a segment: that segment's last sequence number and
+    /// link.
+    pub end: Option<(u64, [u8; LINK_LEN])>,
 }
 
 impl<'a> Record<'a> {
@@ -59,6 +69,8 @@ impl<'a> Record<'a> {
             key_version: None,
             mechanism: None,
             result,
+            segment: None,
+            end: None,
         }
     }
 }
@@ -73,6 +85,8 @@ pub fn now_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     pub seq: u64,
+    #[serde(default)]
+    pub segment: Option<u64>,
     pub time: u64,
     pub principal: String,
     pub pid: u32,
@@ -87,6 +101,10 @@ pub struct Entry {
     #[serde(default)]
     pub mechanism: Option<u64>,
     pub result: u64,
+    #[serde(default)]
+    pub end_seq: Option<u64>,
+    #[serde(default)]
+    pub end_link: Option<String>,
     /// The previous record's link, hex.
     pub prev: String,
     /// `m` (HMAC under the audit key) or `h` (SHA-256).
@@ -102,9 +120,17 @@ pub type Malformed = &'static str;
 pub struct ParsedLine<'a> {
     /// The line up to, not including, `,"link":"`.
     pub covered: &'a [u8],
-    pub link: [u8; LINK_LEN],
+    /// `None` for a record written and not yet linked (its `prev` and `link` are
+    /// [`UNLINKED`]; see `super::segment`).
+    pub link: Option<[u8; LINK_LEN]>,
     pub entry: Entry,
 }
+
+/// What stands for `prev` and `link` in a record written before its link was computed.
+pub const UNLINKED: [u8; 2 * LINK_LEN] = [b'-'; 2 * LINK_LEN];
+
+/// `","auth":"` + the auth letter + `"`: what follows `prev`'s hex in the covered bytes.
+const AUTH_FIELD_LEN: usize = 12;
 
 /// Parses one line (without its `\n`).
 pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, Malformed> {
@@ -116,29 +142,51 @@ pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, Malformed> {
     if !suffix.starts_with(LINK_PREFIX) {
         return Err("not an audit record (no link at its end)");
     }
-    let link = decode_hex(&suffix[LINK_PREFIX.len()..LINK_PREFIX.len() + 2 * LINK_LEN])
-        .ok_or("its link is not 64 hex digits")?;
+    let link_text = &suffix[LINK_PREFIX.len()..LINK_PREFIX.len() + 2 * LINK_LEN];
+    // A link still (or partly: read while it was being written) dashes: not linked yet.
+    let link = if link_text.contains(&b'-') {
+        if !link_text.iter().all(|b| *b == b'-' || b.is_ascii_hexdigit()) {
+            return Err("its link is not 64 hex digits");
+        }
+        None
+    } else {
+        Some(decode_hex(link_text).ok_or("its link is not 64 hex digits")?)
+    };
     let entry: Entry = serde_json::from_slice(line).map_err(|_| "not a well-formed audit record (JSON)")?;
     if entry.auth != "m" && entry.auth != "h" {
         return Err("its auth is neither \"m\" nor \"h\"");
     }
-    if decode_hex(entry.prev.as_bytes()).is_none() {
-        return Err("its prev is not 64 hex digits");
+    match link {
+        Some(_) if decode_hex(entry.prev.as_bytes()).is_none() => {
+            return Err("its prev is not 64 hex digits");
+        }
+        None if entry.prev.len() != 2 * LINK_LEN
+            || !entry.prev.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()) =>
+        {
+            return Err("its prev is not 64 hex digits");
+        }
+        _ => {}
     }
     Ok(ParsedLine { covered, link, entry })
 }
 
 /// Appends the bytes a link covers: the line from `{` to the end of its `auth` field.
+/// Without `prev`, the record is written unlinked ([`UNLINKED`]), for [`link_line`] to link
+/// later.
 pub fn encode_covered(
     buf: &mut Vec<u8>,
     seq: u64,
     pid: u32,
     record: &Record<'_>,
-    prev: &[u8; LINK_LEN],
+    prev: Option<&[u8; LINK_LEN]>,
     auth: u8,
 ) {
     buf.extend_from_slice(b"{\"seq\":");
     push_u64(buf, seq);
+    if let Some(segment) = record.segment {
+        buf.extend_from_slice(b",\"segment\":");
+        push_u64(buf, segment);
+    }
     buf.extend_from_slice(b",\"time\":");
     push_u64(buf, record.time_ms);
     buf.extend_from_slice(b",\"principal\":");
@@ -167,25 +215,92 @@ pub fn encode_covered(
     }
     buf.extend_from_slice(b",\"result\":");
     push_u64(buf, record.result);
+    if let Some((end_seq, end_link)) = &record.end {
+        buf.extend_from_slice(b",\"end_seq\":");
+        push_u64(buf, *end_seq);
+        buf.extend_from_slice(b",\"end_link\":\"");
+        push_hex(buf, end_link);
+        buf.push(b'"');
+    }
     buf.extend_from_slice(b",\"prev\":\"");
-    push_hex(buf, prev);
+    match prev {
+        Some(prev) => push_hex(buf, prev),
+        None => buf.extend_from_slice(&UNLINKED),
+    }
     buf.extend_from_slice(b"\",\"auth\":\"");
     buf.push(auth);
     buf.push(b'"');
 }
 
-/// Appends the end of a line: its link and `}\n`.
-pub fn encode_link(buf: &mut Vec<u8>, link: &[u8; LINK_LEN]) {
+/// Appends the end of a line: its link (or [`UNLINKED`]) and `}\n`.
+pub fn encode_link(buf: &mut Vec<u8>, link: Option<&[u8; LINK_LEN]>) {
     buf.extend_from_slice(LINK_PREFIX);
-    push_hex(buf, link);
+    match link {
+        Some(link) => push_hex(buf, link),
+        None => buf.extend_from_slice(&UNLINKED),
+    }
     buf.extend_from_slice(b"\"}\n");
 }
+
+/// Links an unlinked record in place: `line` (without its `\n`) gets `prev` and the link
+/// computed as the writer would have (HMAC under `key` for an `m` record, SHA-256 for `h`);
+/// the link. `scratch` is working space. Nothing is changed when the line is not an unlinked
+/// record, or is an `m` record and there is no key.
+pub fn link_line(
+    line: &mut [u8],
+    prev: &[u8; LINK_LEN],
+    key: Option<&mac::HmacSha256Key>,
+    scratch: &mut Vec<u8>,
+) -> Result<[u8; LINK_LEN], Malformed> {
+    let n = line.len();
+    if n < SUFFIX_LEN + AUTH_FIELD_LEN + 2 * LINK_LEN || !line.ends_with(b"\"}") {
+        return Err("not an audit record (no link at its end)");
+    }
+    let covered_end = n - SUFFIX_LEN;
+    let link_at = covered_end + LINK_PREFIX.len();
+    let prev_at = covered_end - AUTH_FIELD_LEN - 2 * LINK_LEN;
+    if !line[covered_end..].starts_with(LINK_PREFIX)
+        || line[link_at..link_at + 2 * LINK_LEN] != UNLINKED
+        || line[prev_at..prev_at + 2 * LINK_LEN] != UNLINKED
+        || !line[prev_at - PREV_PREFIX.len()..prev_at].eq(PREV_PREFIX)
+    {
+        return Err("not an unlinked audit record");
+    }
+    let key = match line[covered_end - 2] {
+        b'm' => Some(key.ok_or("an authenticated record to link without the key")?),
+        b'h' => None,
+        _ => return Err("its auth is neither \"m\" nor \"h\""),
+    };
+    let mut prev_hex = Vec::with_capacity(2 * LINK_LEN);
+    push_hex(&mut prev_hex, prev);
+    line[prev_at..prev_at + 2 * LINK_LEN].copy_from_slice(&prev_hex);
+    scratch.clear();
+    scratch.extend_from_slice(prev);
+    scratch.extend_from_slice(&line[..covered_end]);
+    let link = match key {
+        Some(key) => key.sign(scratch),
+        None => digest::sha256_array(scratch),
+    };
+    let mut link_hex = Vec::with_capacity(2 * LINK_LEN);
+    push_hex(&mut link_hex, &link);
+    line[link_at..link_at + 2 * LINK_LEN].copy_from_slice(&link_hex);
+    Ok(link)
+}
+
+/// `,"prev":"`: what precedes `prev`'s hex.
+const PREV_PREFIX: &[u8] = b",\"prev\":\"";
 
 /// `s` (at most [`MAX_FIELD_LEN`] bytes of it) as a JSON string.
 fn push_str(buf: &mut Vec<u8>, s: &str) {
     let s = truncate(s, MAX_FIELD_LEN);
     buf.push(b'"');
     let bytes = s.as_bytes();
+    // Names, labels and hex ids seldom need escaping: one pass to check, one copy.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f) {
+        buf.extend_from_slice(bytes);
+        buf.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -275,8 +390,8 @@ mod tests {
 
     fn line(record: &Record<'_>) -> Vec<u8> {
         let mut buf = Vec::new();
-        encode_covered(&mut buf, 3, 99, record, &[0xab; LINK_LEN], b'h');
-        encode_link(&mut buf, &[0x01; LINK_LEN]);
+        encode_covered(&mut buf, 3, 99, record, Some(&[0xab; LINK_LEN]), b'h');
+        encode_link(&mut buf, Some(&[0x01; LINK_LEN]));
         buf
     }
 
@@ -302,7 +417,7 @@ mod tests {
         assert_eq!((e.key_version, e.mechanism), (Some(2), Some(0x1087)));
         assert_eq!(e.prev, "ab".repeat(32));
         assert_eq!(e.auth, "h");
-        assert_eq!(parsed.link, [0x01; LINK_LEN]);
+        assert_eq!(parsed.link, Some([0x01; LINK_LEN]));
         assert!(text.starts_with(parsed.covered));
         assert!(parsed.covered.ends_with(b"\"auth\":\"h\""));
     }
@@ -333,6 +448,46 @@ mod tests {
         let at = bad_auth.windows(10).position(|w| w == b"\"auth\":\"h\"").unwrap();
         bad_auth[at + 8] = b'x';
         assert!(parse_line(&bad_auth).is_err());
+    }
+
+    #[test]
+    fn an_unlinked_record_is_linked_in_place_as_the_writer_would_have() {
+        let key = mac::HmacSha256Key::new(&[5; 32]);
+        let mut r = Record::new("encrypt", 0);
+        r.segment = Some(4);
+        r.key_label = Some("dek-acme-v1");
+        r.end = Some((9, [3; LINK_LEN]));
+        for (auth, key) in [(b'm', Some(&key)), (b'h', None)] {
+            let prev = [0x42; LINK_LEN];
+            // What a writer holding the chain writes...
+            let mut linked = vec![];
+            linked.extend_from_slice(&prev);
+            encode_covered(&mut linked, 7, 1, &r, Some(&prev), auth);
+            let link = match key {
+                Some(k) => k.sign(&linked),
+                None => digest::sha256_array(&linked),
+            };
+            encode_link(&mut linked, Some(&link));
+            let linked = linked[LINK_LEN..].to_vec();
+            // ...and what a writer without it writes, linked afterwards.
+            let mut unlinked = vec![];
+            encode_covered(&mut unlinked, 7, 1, &r, None, auth);
+            encode_link(&mut unlinked, None);
+            let parsed = parse_line(&unlinked[..unlinked.len() - 1]).unwrap();
+            assert_eq!(parsed.link, None);
+            let end = unlinked.len() - 1;
+            let mut scratch = vec![];
+            assert_eq!(link_line(&mut unlinked[..end], &prev, key, &mut scratch), Ok(link));
+            assert_eq!(unlinked, linked);
+            assert!(link_line(&mut unlinked[..end], &prev, key, &mut scratch).is_err(), "linked once only");
+        }
+        let mut m = vec![];
+        encode_covered(&mut m, 1, 1, &r, None, b'm');
+        encode_link(&mut m, None);
+        let end = m.len() - 1;
+        let before = m.clone();
+        assert!(link_line(&mut m[..end], &[0; LINK_LEN], None, &mut vec![]).is_err());
+        assert_eq!(m, before, "nothing changed");
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! The writer: appends records to a token's audit file, chained.
+//! The register: one chained file of records shared by every process, `token-<slot>.audit`.
+//! It records what opens and closes each process's segment (`super::trail`), and anything a
+//! caller appends to it directly; it is also the simplest form of a chain, which the tests
+//! of tampering use.
 //!
-//! Threads of a process share one [`AuditLog`] (a mutex); processes share the file through
+//! Threads of a process share one [`Register`] (a mutex); processes share the file through
 //! an exclusive `flock` held for each append. Each append checks the file's length: if it
 //! is not where this handle's last write left it, another process appended, and the last
 //! line is read again to continue its chain. The line is then written with one `write` on a
@@ -24,15 +27,26 @@ use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
 /// How to open an audit file.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct OpenOptions {
     /// `fdatasync` after every record: it then survives a power loss too, at the price of a
-    /// disk flush per record.
+    /// disk flush per record (and each record is linked before its call returns).
     pub sync: bool,
+    /// Whether the trail may link records on a thread of its own (`super::trail`); not when
+    /// the application forbids the library threads.
+    pub threads: bool,
+    /// How large a process's segment grows before the next is opened.
+    pub segment_bytes: usize,
 }
 
-/// An audit file opened for appending.
-pub struct AuditLog {
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions { sync: false, threads: true, segment_bytes: super::segment::WINDOW }
+    }
+}
+
+/// A register opened for appending.
+pub struct Register {
     path: PathBuf,
     sync: bool,
     pid: u32,
@@ -53,13 +67,13 @@ struct Inner {
     buf: Vec<u8>,
 }
 
-impl AuditLog {
+impl Register {
     /// Opens (creating it, mode 0600) the audit file at `path`.
-    pub fn open(path: &Path) -> Result<AuditLog> {
-        AuditLog::open_with(path, OpenOptions::default())
+    pub fn open(path: &Path) -> Result<Register> {
+        Register::open_with(path, OpenOptions::default())
     }
 
-    pub fn open_with(path: &Path, options: OpenOptions) -> Result<AuditLog> {
+    pub fn open_with(path: &Path, options: OpenOptions) -> Result<Register> {
         let file = std::fs::OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path)?;
         let inner = Inner {
             file,
@@ -69,7 +83,7 @@ impl AuditLog {
             key: None,
             buf: Vec::with_capacity(1024),
         };
-        let log = AuditLog {
+        let log = Register {
             path: path.to_path_buf(),
             sync: options.sync,
             pid: std::process::id(),
@@ -106,10 +120,24 @@ impl AuditLog {
     /// Appends `record`; its sequence number. An error means the record was not written
     /// (or not completely: the next append removes the remains).
     pub fn append(&self, record: &Record<'_>) -> Result<u64> {
+        self.append_after(record, |_| Ok(())).map(|(seq, _)| seq)
+    }
+
+    /// Appends `record` after `before` ran with the record's sequence number, both under the
+    /// file's lock (nothing is appended if `before` fails); the record's sequence number and
+    /// link.
+    pub fn append_after(
+        &self,
+        record: &Record<'_>,
+        before: impl FnOnce(u64) -> Result<()>,
+    ) -> Result<(u64, [u8; LINK_LEN])> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         inner.file.lock()?;
-        let result = inner.append(record, self.pid, self.sync);
+        let result = inner.catch_up(true).and_then(|()| before(inner.seq + 1)).and_then(|()| {
+            inner.append(record, self.pid, self.sync)?;
+            Ok((inner.seq, inner.link))
+        });
         let _ = inner.file.unlock();
         if result.is_err() {
             inner.known_len = u64::MAX;
@@ -138,7 +166,11 @@ impl Inner {
                     Error::Device(format!("the last line of the audit file cannot be continued: {why}"))
                 })?;
                 self.seq = parsed.entry.seq;
-                self.link = parsed.link;
+                self.link = parsed.link.ok_or_else(|| {
+                    Error::Device(
+                        "the last line of the audit file cannot be continued: it is not linked".into(),
+                    )
+                })?;
             }
         }
         if complete < len {
@@ -153,18 +185,18 @@ impl Inner {
         Ok(())
     }
 
+    /// Appends after `catch_up(true)`.
     fn append(&mut self, record: &Record<'_>, pid: u32, sync: bool) -> Result<u64> {
-        self.catch_up(true)?;
         let seq = self.seq + 1;
         let auth = if self.key.is_some() { b'm' } else { b'h' };
         self.buf.clear();
         self.buf.extend_from_slice(&self.link);
-        encode_covered(&mut self.buf, seq, pid, record, &self.link, auth);
+        encode_covered(&mut self.buf, seq, pid, record, Some(&self.link), auth);
         let link = match &self.key {
             Some(key) => key.sign(&self.buf),
             None => digest::sha256_array(&self.buf),
         };
-        encode_link(&mut self.buf, &link);
+        encode_link(&mut self.buf, Some(&link));
         let line = &self.buf[LINK_LEN..];
         self.file.write_all(line)?;
         if sync {
@@ -250,7 +282,7 @@ mod tests {
     fn appends_chain_and_a_partial_line_is_removed() {
         let dir = temp("append");
         let path = dir.join("token-0.audit");
-        let log = AuditLog::open(&path).unwrap();
+        let log = Register::open(&path).unwrap();
         assert_eq!(log.head().unwrap(), (0, [0; LINK_LEN]));
         assert_eq!(log.append(&Record::new("a", 0)).unwrap(), 1);
         log.set_key(Some(zeroize::Zeroizing::new([7; 32])));
@@ -261,7 +293,7 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"seq\":3,\"ti").unwrap();
         assert_eq!(log.head().unwrap(), (2, link));
-        let other = AuditLog::open(&path).unwrap();
+        let other = Register::open(&path).unwrap();
         assert_eq!(other.append(&Record::new("c", 0)).unwrap(), 3);
         assert_eq!(log.append(&Record::new("d", 0)).unwrap(), 4);
         let text = std::fs::read_to_string(&path).unwrap();

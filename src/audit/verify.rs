@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::AuditKey;
-use super::record::{LINK_LEN, decode_hex, hex, parse_line};
+use super::record::{Entry, LINK_LEN, decode_hex, hex, parse_line};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -37,6 +37,9 @@ pub struct VerifyReport {
     pub unauthenticated_tail: u64,
     /// The last good record: seq and link (for the next anchor).
     pub head: Option<(u64, [u8; LINK_LEN])>,
+    /// Records at the end written but not linked yet (a segment whose process is running, or
+    /// was killed before linking them): present, but not protected by the chain.
+    pub unlinked: u64,
     /// The line number of a final line without its `\n`: a writer interrupted in the middle
     /// of a record. It holds no record; reported apart from problems.
     pub partial_last_line: Option<u64>,
@@ -78,6 +81,10 @@ pub enum ProblemKind {
     /// With the key, records but none authenticated: rewritten without the token key (any
     /// login writes an `m` record).
     NoneAuthenticated,
+    /// A segment's record names another segment.
+    WrongSegment { found: Option<u64> },
+    /// A record closes a segment the register never opened, or one already closed.
+    UnknownSegment { segment: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -124,6 +131,15 @@ impl fmt::Display for Problem {
                     "line {line}, record {seq}: not the expected record (its link differs: file rewritten)"
                 )
             }
+            ProblemKind::WrongSegment { found } => write!(
+                f,
+                "line {line}, record {seq}: a record of {} in this segment (records moved between files)",
+                found.map_or("the register".to_string(), |n| format!("segment {n}"))
+            ),
+            ProblemKind::UnknownSegment { segment } => write!(
+                f,
+                "line {line}, record {seq}: closes segment {segment}, which is not open (records moved or forged)"
+            ),
             ProblemKind::NoneAuthenticated => write!(
                 f,
                 "no record is authenticated by the token key (the file was rewritten without it, from record {seq})"
@@ -146,20 +162,52 @@ pub fn verify(path: &Path, key: Option<&AuditKey>, anchor: Option<Anchor>) -> Re
 
 /// As [`verify`], over the bytes of a file.
 pub fn verify_reader(
+    reader: impl BufRead,
+    key: Option<&AuditKey>,
+    anchor: Option<Anchor>,
+) -> Result<VerifyReport> {
+    verify_chain(reader, key, anchor, Chain::default(), &mut |_, _| None)
+}
+
+/// Where a chain starts and how it ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Chain {
+    /// The first record's `prev`: zeros for a register, the opening record's link for a
+    /// segment.
+    pub start: [u8; LINK_LEN],
+    /// The file may end in zero bytes (a segment allocated ahead): the records end at the
+    /// first zero byte, and everything after it must be zero.
+    pub padded: bool,
+    /// With the key, fail when no record is authenticated (see [`ProblemKind::NoneAuthenticated`]).
+    pub require_authenticated: bool,
+}
+
+impl Default for Chain {
+    fn default() -> Chain {
+        Chain { start: [0; LINK_LEN], padded: false, require_authenticated: true }
+    }
+}
+
+/// Walks one chain. `check` sees every record whose link verified, with that link, and may
+/// name a problem with it (the walk then stops there).
+pub fn verify_chain(
     mut reader: impl BufRead,
     key: Option<&AuditKey>,
     anchor: Option<Anchor>,
+    chain: Chain,
+    check: &mut dyn FnMut(&Entry, &[u8; LINK_LEN]) -> Option<ProblemKind>,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         records: 0,
         authenticated: 0,
         unchecked: 0,
         unauthenticated_tail: 0,
+        unlinked: 0,
         head: None,
         partial_last_line: None,
         problem: None,
     };
-    let mut prev = [0u8; LINK_LEN];
+    let mut prev = chain.start;
     let mut line = Vec::with_capacity(1024);
     let mut covered = Vec::with_capacity(1024);
     let mut number = 0u64;
@@ -172,6 +220,18 @@ pub fn verify_reader(
         number += 1;
         let seq = report.records + 1;
         let problem = |kind| Some(Problem { line: number, seq, kind });
+        if chain.padded
+            && let Some(zero) = line.iter().position(|b| *b == 0)
+        {
+            // The end of the records: all zeros from here, else something was written
+            // after them.
+            if !rest_is_zero(&line[zero..], &mut reader)? {
+                report.problem = problem(ProblemKind::Malformed("data after the end of the records"));
+            } else if zero > 0 {
+                report.partial_last_line = Some(number);
+            }
+            break;
+        }
         if line.last() != Some(&b'\n') {
             if n as u64 >= MAX_LINE {
                 report.problem = problem(ProblemKind::Malformed("line too long"));
@@ -193,6 +253,20 @@ pub fn verify_reader(
             report.problem = problem(ProblemKind::Sequence { found: entry.seq });
             break;
         }
+        let Some(link) = parsed.link else {
+            if !chain.padded {
+                report.problem = problem(ProblemKind::Malformed("a record without a link in the register"));
+                break;
+            }
+            // Written and not linked yet: only a tail of such records can be.
+            report.unlinked += 1;
+            report.records = seq;
+            continue;
+        };
+        if report.unlinked > 0 {
+            report.problem = problem(ProblemKind::Malformed("a linked record after an unlinked one"));
+            break;
+        }
         if decode_hex(entry.prev.as_bytes()) != Some(prev) {
             report.problem = problem(ProblemKind::BrokenLink);
             break;
@@ -203,7 +277,7 @@ pub fn verify_reader(
         let authenticated = if entry.auth == "m" {
             match key {
                 Some(key) => {
-                    if mac::hmac_sha256(key.as_ref(), &covered) != parsed.link {
+                    if mac::hmac_sha256(key.as_ref(), &covered) != link {
                         report.problem = problem(ProblemKind::BadMac);
                         break;
                     }
@@ -216,7 +290,7 @@ pub fn verify_reader(
                 }
             }
         } else {
-            if digest::sha256_array(&covered) != parsed.link {
+            if digest::sha256_array(&covered) != link {
                 report.problem = problem(ProblemKind::BadHash);
                 break;
             }
@@ -224,14 +298,18 @@ pub fn verify_reader(
         };
         if let Some(a) = anchor
             && a.seq == seq
-            && a.link.is_some_and(|l| l != parsed.link)
+            && a.link.is_some_and(|l| l != link)
         {
             report.problem = problem(ProblemKind::AnchorMismatch);
             break;
         }
+        if let Some(kind) = check(entry, &link) {
+            report.problem = problem(kind);
+            break;
+        }
         report.unauthenticated_tail = if authenticated { 0 } else { report.unauthenticated_tail + 1 };
         report.records = seq;
-        prev = parsed.link;
+        prev = link;
         report.head = Some((seq, prev));
     }
     if report.problem.is_none() {
@@ -243,11 +321,33 @@ pub fn verify_reader(
                 seq: report.records + 1,
                 kind: ProblemKind::Truncated { anchor: a.seq },
             });
-        } else if key.is_some() && report.records > 0 && report.authenticated == 0 {
+        } else if chain.require_authenticated
+            && key.is_some()
+            && report.records > 0
+            && report.authenticated == 0
+        {
             report.problem = Some(Problem { line: 1, seq: 1, kind: ProblemKind::NoneAuthenticated });
         }
     }
     Ok(report)
+}
+
+/// Whether `head` and everything left in `reader` are zero bytes.
+fn rest_is_zero(head: &[u8], reader: &mut impl BufRead) -> Result<bool> {
+    if head.iter().any(|b| *b != 0) {
+        return Ok(false);
+    }
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(true);
+        }
+        if buf.iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        let n = buf.len();
+        reader.consume(n);
+    }
 }
 
 /// A link given as text (64 hex digits).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use cryptoki_sys::CK_SLOT_ID;
-use ecm_hsm::audit::{self, Anchor, Filter, Format, LINK_LEN, ProblemKind};
+use ecm_hsm::audit::{self, Anchor, Filter, Format, LINK_LEN, Problem, ProblemKind, TrailProblemKind};
 
 use super::token::{Token, choose_slot, module};
 use super::util::explain;
@@ -18,9 +18,10 @@ pub enum AuditCommand {
     /// Check the token's audit record: every record present, in order, unaltered, and its
     /// MACs made with the token's key (as the SO with ECM_HSM_SO_PIN or --so-pin-file, else
     /// as the user or the principal --user NAME)
-    #[command(long_about = "Check the token's audit record (token-<slot>.audit): every record \
-                            present, in order and unaltered, and every MAC made with the token's \
-                            key. Logs in to get that key: as the SO with ECM_HSM_SO_PIN or \
+    #[command(long_about = "Check the token's audit record (the register token-<slot>.audit and \
+                            every process's segment in token-<slot>.audit.d/): every record \
+                            present, in order and unaltered, every segment the register opened \
+                            there and whole, and every MAC made with the token's key. Logs in to get that key: as the SO with ECM_HSM_SO_PIN or \
                             --so-pin-file, else as the user or the principal --user NAME.\n\n\
                             On success, prints the number of records and the last one's link; \
                             keep them elsewhere and pass them back as --expect-seq and \
@@ -34,7 +35,7 @@ pub enum AuditCommand {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The file must hold at least N records (an earlier verify's count)
+    /// The register must hold at least N records (an earlier verify's head)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     expect_seq: Option<u64>,
     /// ...and record N's link must be HEX (64 hex digits, an earlier verify's head)
@@ -178,11 +179,14 @@ pub fn verify(global: &Global, args: &VerifyArgs) -> Outcome<()> {
         return Err(missing(&path, &token.label, slot));
     }
     let anchor = args.expect_seq.map(|seq| Anchor { seq, link: args.expect_link });
-    let report = audit::verify(&path, Some(&key), anchor)
+    let report = audit::verify_trail(&path, Some(&key), anchor)
         .map_err(|e| Failure(format!("audit record file {}: {}", path.display(), explain(&e))))?;
     if let Some(problem) = &report.problem {
-        let counted = match problem.kind {
-            ProblemKind::Truncated { .. } | ProblemKind::NoneAuthenticated => "records read",
+        let counted = match &problem.kind {
+            TrailProblemKind::Record(Problem {
+                kind: ProblemKind::Truncated { .. } | ProblemKind::NoneAuthenticated,
+                ..
+            }) => "records read",
             _ => "good records before it",
         };
         return Err(Failure(format!(
@@ -190,24 +194,46 @@ pub fn verify(global: &Global, args: &VerifyArgs) -> Outcome<()> {
             token.label, report.records
         )));
     }
-    if let Some(line) = report.partial_last_line {
+    if let Some(line) = report.register.partial_last_line {
         eprintln!(
-            "warning: line {line} is an incomplete record (a writer was stopped in the middle of it); \
-             it holds no record and the next record replaces it"
+            "warning: line {line} of the register is an incomplete record (a writer was stopped in the \
+             middle of it); it holds no record and the next record replaces it"
         );
     }
-    if report.unauthenticated_tail > 0 {
+    for n in &report.interrupted {
         eprintln!(
-            "note: the last {} records were written without a login (hash-linked, not authenticated): \
-             only --expect-seq/--expect-link protect them until the next authenticated record",
-            report.unauthenticated_tail
+            "warning: segment {n} ends in an incomplete record (its process was killed in the middle of \
+             it); it holds no record"
+        );
+    }
+    for name in &report.empty_strays {
+        eprintln!(
+            "note: {name} is empty and was never opened in the register (a writer killed while opening it)"
+        );
+    }
+    if report.register.unauthenticated_tail > 0 {
+        eprintln!(
+            "note: the last {} register records were written without a login (hash-linked, not \
+             authenticated): only --expect-seq/--expect-link protect them until the next authenticated record",
+            report.register.unauthenticated_tail
+        );
+    }
+    if report.unauthenticated > 0 {
+        eprintln!(
+            "note: {} records were written by processes not yet logged in (hash-linked, not authenticated)",
+            report.unauthenticated
         );
     }
     print(&format!(
-        "audit: {} records, chain intact ({} authenticated)",
-        report.records, report.authenticated
+        "audit: {} records ({} in the register, the rest in {} segments, {} of them closed), chain intact \
+         ({} authenticated)",
+        report.records,
+        report.register.records,
+        report.segments,
+        report.closed_segments,
+        report.authenticated
     ))?;
-    if let Some((seq, link)) = report.head {
+    if let Some((seq, link)) = report.register.head {
         print(&format!("head: --expect-seq {seq} --expect-link {}", audit::verify::link_text(&link)))?;
     }
     Ok(())
@@ -233,7 +259,7 @@ pub fn export(global: &Global, args: &ExportArgs) -> Outcome<()> {
     };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    match audit::export(&path, &filter, format, &mut out) {
+    match audit::export_trail(&path, &filter, format, &mut out) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => {

@@ -20,7 +20,7 @@ use super::Module;
 use super::crypto::CipherKind;
 use super::handles::ObjectRef;
 use super::token::{Token, TokenState};
-use crate::audit::{AuditLog, Record};
+use crate::audit::{AuditLog, OpenOptions, Record};
 use crate::mechanism::Mechanism;
 use crate::object::{Attribute, Object};
 use crate::policy::LoginState;
@@ -28,12 +28,41 @@ use crate::session::{Output, OutputBuffer};
 use crate::vendor::CKA_ECM_KEY_VERSION;
 use crate::{Error, Result};
 
-/// Who did it and to which key, as the record names them.
+/// Who did it and to which key, as the record names them. Borrowed, not copied: this is
+/// on the path of every operation.
 struct Context {
-    principal: String,
-    key_uid: Option<String>,
-    key_label: Option<String>,
-    key_version: Option<u32>,
+    principal: Who,
+    key: Option<Arc<Object>>,
+}
+
+impl Context {
+    /// The key's version in the hierarchy, if it has one.
+    fn key_version(&self) -> Option<u32> {
+        self.key
+            .as_ref()
+            .and_then(|o| o.get(CKA_ECM_KEY_VERSION))
+            .and_then(|v| v.try_into().ok())
+            .map(|b: [u8; 8]| u64::from_ne_bytes(b) as u32)
+    }
+}
+
+/// The principal of a record.
+enum Who {
+    Nobody,
+    So,
+    User,
+    Named(Arc<str>),
+}
+
+impl Who {
+    fn as_str(&self) -> &str {
+        match self {
+            Who::Nobody => "",
+            Who::So => "so",
+            Who::User => "user",
+            Who::Named(name) => name,
+        }
+    }
 }
 
 impl Token {
@@ -45,7 +74,13 @@ impl Token {
         if let Some(log) = self.audit_log.get() {
             return Ok(Some(log));
         }
-        let log = AuditLog::open(&crate::audit::path_for(&self.config.token_dir, self.slot_id))?;
+        let options = OpenOptions {
+            sync: self.config.audit_sync,
+            threads: self.config.may_create_threads,
+            segment_bytes: self.config.audit_segment_bytes,
+        };
+        let log =
+            AuditLog::open_with(&crate::audit::path_for(&self.config.token_dir, self.slot_id), options)?;
         // Another thread may have opened it meanwhile; either handle continues the chain.
         Ok(Some(self.audit_log.get_or_init(|| log)))
     }
@@ -76,20 +111,12 @@ impl Token {
     fn audit_context(&self, key: Option<CK_OBJECT_HANDLE>) -> Context {
         let state = self.lock();
         let principal = match (state.login, &state.principal) {
-            (LoginState::Public, _) => String::new(),
-            (LoginState::SecurityOfficer, _) => "so".to_string(),
-            (LoginState::User, Some(name)) => name.clone(),
-            (LoginState::User, None) => "user".to_string(),
+            (LoginState::Public, _) => Who::Nobody,
+            (LoginState::SecurityOfficer, _) => Who::So,
+            (LoginState::User, Some(name)) => Who::Named(name.clone()),
+            (LoginState::User, None) => Who::User,
         };
-        let object = key.and_then(|h| self.object_for_audit(&state, h));
-        let text =
-            |a| object.as_ref().and_then(|o| o.get(a)).map(|v| String::from_utf8_lossy(v).into_owned());
-        let key_version = object
-            .as_ref()
-            .and_then(|o| o.get(CKA_ECM_KEY_VERSION))
-            .and_then(|v| v.try_into().ok())
-            .map(|b: [u8; 8]| u64::from_ne_bytes(b) as u32);
-        Context { principal, key_uid: text(CKA_UNIQUE_ID), key_label: text(CKA_LABEL), key_version }
+        Context { principal, key: key.and_then(|h| self.object_for_audit(&state, h)) }
     }
 
     /// Records one call on this token.
@@ -120,12 +147,16 @@ impl Token {
         let Some(log) = self.audit_log()? else {
             return Ok(());
         };
+        let object = context.key.as_deref();
+        let text = |a| object.and_then(|o| o.get(a)).map(String::from_utf8_lossy);
+        let (key_uid, key_label) = (text(CKA_UNIQUE_ID), text(CKA_LABEL));
+        let key_version = context.key_version();
         let record = Record {
-            principal: &context.principal,
+            principal: context.principal.as_str(),
             session,
-            key_uid: context.key_uid.as_deref(),
-            key_label: context.key_label.as_deref(),
-            key_version: context.key_version,
+            key_uid: key_uid.as_deref(),
+            key_label: key_label.as_deref(),
+            key_version,
             mechanism,
             ..Record::new(operation, rv)
         };
@@ -293,7 +324,7 @@ impl Module {
         let (_, token) = self.session_and_token(h)?;
         let context = token.audit_context(result.as_ref().ok().copied());
         // A later version of a family of the hierarchy is its rotation.
-        let operation = if context.key_version.is_some_and(|v| v > 1) { "rotate" } else { "generate" };
+        let operation = if context.key_version().is_some_and(|v| v > 1) { "rotate" } else { "generate" };
         token.record_with(h, operation, context, Some(mechanism.kind), rv_of(&result))?;
         result
     }
@@ -413,7 +444,7 @@ impl Module {
         let operation = match &result {
             Ok(()) => {
                 let name = pin.split(|b| *b == b':').next().unwrap_or_default();
-                context.principal = String::from_utf8_lossy(name).into_owned();
+                context.principal = Who::Named(String::from_utf8_lossy(name).into());
                 "approve"
             }
             Err(_) => "login_context_specific",

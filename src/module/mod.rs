@@ -49,6 +49,11 @@ static INSTANCE: RwLock<Option<Instance>> = RwLock::new(None);
 
 /// `C_Initialize`.
 pub fn initialize() -> Result<()> {
+    initialize_with(true)
+}
+
+/// `C_Initialize`, telling whether the library may start threads of its own.
+pub fn initialize_with(may_create_threads: bool) -> Result<()> {
     let mut guard = INSTANCE.write();
     if let Some(instance) = guard.take() {
         if instance.pid == std::process::id() {
@@ -59,7 +64,8 @@ pub fn initialize() -> Result<()> {
         // could disturb the parent's locks and journal, so they are leaked, never closed.
         std::mem::forget(instance);
     }
-    let module = Module::new(Config::from_env()?)?;
+    let config = Config { may_create_threads, ..Config::from_env()? };
+    let module = Module::new(config)?;
     *guard = Some(Instance { pid: std::process::id(), module: Arc::new(module) });
     Ok(())
 }

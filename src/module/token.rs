@@ -51,7 +51,7 @@ pub(super) struct TokenState {
     pub record: Option<TokenRecord>,
     pub login: LoginState,
     /// The named principal logged in, if the user logged in as one.
-    pub principal: Option<String>,
+    pub principal: Option<std::sync::Arc<str>>,
     /// The key-permission policy stored in the token, and its version (0: none).
     pub policy: Option<Arc<Policy>>,
     pub policy_version: u64,
@@ -357,7 +357,7 @@ impl Token {
         let key = self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
         state.token_key = Some(key);
         state.login = LoginState::User;
-        state.principal = Some(name.to_string());
+        state.principal = Some(name.into());
         state.loaded = None;
         Ok(())
     }

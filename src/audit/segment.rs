@@ -1,0 +1,270 @@
+//! A segment: one process's own chain of records, `segment-<n>.jsonl` in the token's audit
+//! directory, where `n` is the sequence number of the register record that opened it.
+//!
+//! Only its process writes it, so an append takes no file lock and makes no system call: the
+//! file is mapped (`crate::abi::mapped_file`) and a record is copied into the page cache,
+//! which is what a `write(2)` would have done, at a fraction of its cost. The file is
+//! allocated ahead, so its tail is zero bytes until the segment is finished (cut to its
+//! records) at a clean close; a reader stops at the first zero byte.
+//!
+//! The writing is split in two, so that the caller of an operation pays only for the first:
+//! the [`Segment`] writes the record *unlinked* (its `prev` and `link` are
+//! [`super::record::UNLINKED`]), and the [`Linker`] — later, on another thread, or at once
+//! — fills them in, record after record, computing the HMAC (or hash) that chains them. A
+//! process killed between the two leaves its last records on disk but unlinked: present,
+//! and reported as such by `verify`, but not protected by the chain.
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::record::{LINK_LEN, Record, encode_covered, encode_link, link_line};
+use crate::abi::mapped_file::{self, Appender, Sealer};
+use crate::mechanism::mac;
+use crate::{Error, Result};
+
+/// The address space a segment may fill by default; a process that writes more starts
+/// another segment (`super::trail`). Settable from [`MIN_WINDOW`] to [`MAX_WINDOW`].
+pub const WINDOW: usize = 1 << 30;
+pub const MIN_WINDOW: usize = 4096;
+pub const MAX_WINDOW: usize = 1 << 36;
+
+/// The file name of segment `n`.
+pub fn file_name(n: u64) -> String {
+    format!("segment-{n}.jsonl")
+}
+
+/// The segment number of a file name, if it is one.
+pub fn number_of(name: &str) -> Option<u64> {
+    let n = name.strip_prefix("segment-")?.strip_suffix(".jsonl")?;
+    if n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// A segment open for appending (the writing half).
+pub struct Segment {
+    number: u64,
+    path: PathBuf,
+    appender: Appender,
+    /// The last record's sequence number (0: none).
+    seq: u64,
+    sync: bool,
+    buf: Vec<u8>,
+}
+
+/// The linking half of a segment.
+pub struct Linker {
+    sealer: Sealer,
+    /// The last linked record: its sequence number (0: none) and link (at first, the link of
+    /// the register record that opened the segment).
+    seq: u64,
+    link: [u8; LINK_LEN],
+    key: Option<mac::HmacSha256Key>,
+    scratch: Vec<u8>,
+}
+
+impl Segment {
+    /// Creates segment `number` in `dir` (the file must not exist), as its two halves. The
+    /// first record is chained to the link given to [`Linker::chain_to`]: the register record
+    /// opening the segment.
+    /// It holds at most `window` bytes.
+    pub fn create(dir: &Path, number: u64, sync: bool, window: usize) -> Result<(Segment, Linker)> {
+        let path = dir.join(file_name(number));
+        let file: File =
+            std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+        let (appender, sealer) = match mapped_file::create(file, window) {
+            Ok(halves) => halves,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e.into());
+            }
+        };
+        let segment = Segment { number, path, appender, seq: 0, sync, buf: Vec::with_capacity(1024) };
+        let linker =
+            Linker { sealer, seq: 0, link: [0; LINK_LEN], key: None, scratch: Vec::with_capacity(1024) };
+        Ok((segment, linker))
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last record's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Whether a record of `len` bytes still fits.
+    pub fn fits(&self, len: usize) -> bool {
+        self.appender.fits(len)
+    }
+
+    /// Appends `record` (by process `pid`), unlinked, to be linked with an `m` link
+    /// (`authenticated`: the linker will hold the key) or an `h` link; its sequence number.
+    pub fn append(&mut self, record: &Record<'_>, pid: u32, authenticated: bool) -> Result<u64> {
+        let seq = self.seq + 1;
+        let record = Record { segment: Some(self.number), ..*record };
+        self.buf.clear();
+        encode_covered(&mut self.buf, seq, pid, &record, None, if authenticated { b'm' } else { b'h' });
+        encode_link(&mut self.buf, None);
+        let at = self
+            .appender
+            .append(&self.buf)
+            .map_err(|e| Error::Device(format!("audit segment {}: {e}", self.number)))?;
+        if self.sync {
+            self.appender.sync(at, self.buf.len())?;
+        }
+        self.seq = seq;
+        Ok(seq)
+    }
+
+    /// Cuts the file to its records (a clean close), with the linker given back.
+    pub fn finish(self, linker: Linker) -> Result<()> {
+        self.appender.finish(linker.sealer)?;
+        Ok(())
+    }
+}
+
+impl Linker {
+    /// Chains the first record to `opened_by` (before any record is linked).
+    pub fn chain_to(&mut self, opened_by: [u8; LINK_LEN]) {
+        debug_assert_eq!(self.seq, 0);
+        self.link = opened_by;
+    }
+
+    /// The key for `m` records; records written as `m` are linked only once it is here.
+    pub fn set_key(&mut self, key: Option<mac::HmacSha256Key>) {
+        self.key = key;
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.sealer.has_pending()
+    }
+
+    /// The last linked record's sequence number and link.
+    pub fn end(&self) -> (u64, [u8; LINK_LEN]) {
+        (self.seq, self.link)
+    }
+
+    /// Links every record written so far; how many. On an error, the records before the one
+    /// that failed stay linked.
+    pub fn link_pending(&mut self) -> Result<usize> {
+        let (mut link, key) = (self.link, self.key.as_ref());
+        let scratch = &mut self.scratch;
+        let pending = self.sealer.pending();
+        let (mut done, mut linked, mut failure) = (0, 0, None);
+        while let Some(newline) = pending[done..].iter().position(|b| *b == b'\n') {
+            match link_line(&mut pending[done..done + newline], &link, key, scratch) {
+                Ok(next) => link = next,
+                Err(why) => {
+                    failure = Some(Error::Device(format!("audit segment: cannot link a record: {why}")));
+                    break;
+                }
+            }
+            done += newline + 1;
+            linked += 1;
+        }
+        self.sealer.advance(done);
+        self.link = link;
+        self.seq += linked as u64;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(linked),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::parse_line;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(file_name(12), "segment-12.jsonl");
+        assert_eq!(number_of("segment-12.jsonl"), Some(12));
+        for bad in ["segment-.jsonl", "segment-012.jsonl", "segment-1a.jsonl", "segment-1.json", "x-1.jsonl"]
+        {
+            assert_eq!(number_of(bad), None, "{bad}");
+        }
+    }
+
+    fn dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ecm-hsm-segment-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn records(path: &Path) -> Vec<Vec<u8>> {
+        let text = std::fs::read(path).unwrap();
+        let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
+        assert!(text[end..].iter().all(|b| *b == 0));
+        text[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn records_are_written_unlinked_then_linked_in_order_and_finish_cuts_the_padding() {
+        let dir = dir("link");
+        let (mut segment, mut linker) = Segment::create(&dir, 3, false, WINDOW).unwrap();
+        linker.chain_to([9; LINK_LEN]);
+        linker.set_key(Some(mac::HmacSha256Key::new(&[1; 32])));
+        assert!(Segment::create(&dir, 3, false, WINDOW).is_err(), "a segment is never reopened");
+        let label = "x".repeat(200);
+        let mut record = Record::new("encrypt", 0);
+        record.key_label = Some(&label);
+        for i in 1..=400 {
+            assert_eq!(segment.append(&record, 1, i % 2 == 0).unwrap(), i);
+        }
+        let path = segment.path().to_path_buf();
+        let written = records(&path);
+        assert_eq!(written.len(), 400);
+        assert!(written.iter().all(|l| parse_line(l).unwrap().link.is_none()));
+        assert!(written[0].starts_with(b"{\"seq\":1,\"segment\":3,"));
+        assert_eq!(linker.link_pending().unwrap(), 400);
+        assert_eq!(linker.link_pending().unwrap(), 0);
+        let linked = records(&path);
+        let mut prev = [9; LINK_LEN];
+        for line in &linked {
+            let parsed = parse_line(line).unwrap();
+            assert_eq!(parsed.entry.prev, crate::audit::record::hex(&prev));
+            prev = parsed.link.unwrap();
+        }
+        assert_eq!(linker.end(), (400, prev));
+        segment.finish(linker).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().last(), Some(&b'\n'), "cut to its records");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_m_record_waits_for_the_key() {
+        let dir = dir("key");
+        let (mut segment, mut linker) = Segment::create(&dir, 1, false, WINDOW).unwrap();
+        segment.append(&Record::new("login", 0), 1, true).unwrap();
+        assert!(linker.link_pending().is_err());
+        assert!(linker.has_pending(), "nothing linked, nothing lost");
+        linker.set_key(Some(mac::HmacSha256Key::new(&[1; 32])));
+        assert_eq!(linker.link_pending().unwrap(), 1);
+        segment.finish(linker).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_window_refuses_the_record() {
+        let dir = dir("full");
+        let (mut segment, linker) = Segment::create(&dir, 1, false, 4096).unwrap();
+        let mut n = 0;
+        while segment.append(&Record::new("encrypt", 0), 1, false).is_ok() {
+            n += 1;
+        }
+        assert!(n > 5 && !segment.fits(400));
+        assert_eq!(segment.seq(), n);
+        segment.finish(linker).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

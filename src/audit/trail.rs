@@ -1,0 +1,293 @@
+//! A token's audit trail, as the module writes it: the register `token-<slot>.audit` shared
+//! by all processes, and one segment per process in `token-<slot>.audit.d/`.
+//!
+//! Why segments: a record must be in the page cache before the call it records returns, and
+//! a shared file costs a lock and a `write(2)` per record — more than the AES-GCM encryption
+//! of a kilobyte it records. A process's own segment needs neither (`super::segment`), and
+//! its records are linked (the HMAC of the chain) by a thread of the trail's own, off the
+//! caller's path, within about a millisecond; with `sync`, or when the application forbids
+//! the library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`), each record is linked before
+//! its call returns.
+//!
+//! The register keeps the segments honest: a process's first record opens its segment with
+//! a `segment_open` record in the register (the segment is named after that record's
+//! sequence number, and its first record is chained to that record's link), and a clean
+//! close (`C_Finalize`) links what is left and appends `segment_close` with the segment's
+//! last sequence number and link. So a deleted or added segment, and a closed segment cut
+//! short, show in the register, whose chain shows any edit to itself.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::record::Record;
+use super::register::{OpenOptions, Register};
+use super::segment::{Linker, Segment};
+use super::{AuditKey, LINK_LEN};
+use crate::mechanism::mac;
+use crate::{Error, Result};
+
+/// The directory of the segments of the register at `register`.
+pub fn segment_dir(register: &Path) -> PathBuf {
+    let mut name = register.as_os_str().to_os_string();
+    name.push(".d");
+    PathBuf::from(name)
+}
+
+/// The operation names of the register's own records.
+pub const SEGMENT_OPEN: &str = "segment_open";
+pub const SEGMENT_CLOSE: &str = "segment_close";
+
+/// How long the linking thread lets records gather before linking them: the longest a
+/// record stays unlinked under load.
+const LINK_BATCH_WINDOW: Duration = Duration::from_micros(500);
+
+/// More than a record takes (its string fields are cut at `super::record::MAX_FIELD_LEN`).
+const MAX_RECORD: usize = 4096;
+
+/// A token's audit trail, open for appending.
+pub struct AuditLog {
+    register: Register,
+    dir: PathBuf,
+    sync: bool,
+    /// Whether records may be linked on a thread of the trail's own.
+    threads: bool,
+    segment_bytes: usize,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// The process that opened the trail: only it may close its segment (a child after
+    /// `fork` must not cut its parent's file).
+    pid: u32,
+    key: Option<AuditKey>,
+    writer: Option<Writer>,
+}
+
+/// This process's segment: the writing half here, the linking half shared with the
+/// linking thread, if there is one.
+struct Writer {
+    segment: Segment,
+    linker: Arc<Mutex<Linker>>,
+    thread: Option<LinkingThread>,
+}
+
+struct LinkingThread {
+    handle: JoinHandle<()>,
+    control: Arc<Control>,
+}
+
+#[derive(Default)]
+struct Control {
+    stop: AtomicBool,
+    /// The thread found nothing to link and is about to sleep until woken.
+    idle: AtomicBool,
+}
+
+impl AuditLog {
+    /// Opens the trail whose register is `path` (created, mode 0600, if missing).
+    pub fn open(path: &Path) -> Result<AuditLog> {
+        AuditLog::open_with(path, OpenOptions::default())
+    }
+
+    pub fn open_with(path: &Path, options: OpenOptions) -> Result<AuditLog> {
+        Ok(AuditLog {
+            register: Register::open_with(path, options)?,
+            dir: segment_dir(path),
+            sync: options.sync,
+            threads: options.threads && !options.sync,
+            segment_bytes: options.segment_bytes,
+            inner: Mutex::new(Inner { pid: std::process::id(), key: None, writer: None }),
+        })
+    }
+
+    /// The register's path.
+    pub fn path(&self) -> &Path {
+        self.register.path()
+    }
+
+    /// The key to write `m` links with (a login), or `None` for `h` links.
+    pub fn set_key(&self, key: Option<AuditKey>) {
+        let mut inner = self.inner.lock();
+        if let Some(writer) = &inner.writer {
+            let mut linker = writer.linker.lock();
+            // Records written under the old key are linked under it.
+            if let Err(e) = linker.link_pending() {
+                crate::error::log_fault("linking audit records", &e);
+            }
+            linker.set_key(key.as_ref().map(|k| mac::HmacSha256Key::new(k.as_ref())));
+        }
+        self.register.set_key(key.clone());
+        inner.key = key;
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.inner.lock().key.is_some()
+    }
+
+    /// The register's last record: its sequence number and link.
+    pub fn head(&self) -> Result<(u64, [u8; LINK_LEN])> {
+        self.register.head()
+    }
+
+    /// The number of this process's segment, once it has one.
+    pub fn segment(&self) -> Option<u64> {
+        self.inner.lock().writer.as_ref().map(|w| w.segment.number())
+    }
+
+    /// Appends `record` to this process's segment (opening it first if need be); its
+    /// sequence number in the segment. An error means the record was not written.
+    pub fn append(&self, record: &Record<'_>) -> Result<u64> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        // A full segment is closed and a new one opened (a process writing a gigabyte).
+        if inner.writer.as_ref().is_some_and(|w| !w.segment.fits(MAX_RECORD)) {
+            self.close_locked(inner)?;
+        }
+        if inner.writer.is_none() {
+            inner.writer = Some(self.open_writer(record, inner.key.as_ref())?);
+        }
+        let writer = inner.writer.as_mut().expect("opened above");
+        let seq = writer.segment.append(record, inner.pid, inner.key.is_some())?;
+        match &writer.thread {
+            None => {
+                writer.linker.lock().link_pending()?;
+            }
+            Some(thread) => {
+                if thread.control.idle.load(Ordering::SeqCst)
+                    && thread.control.idle.swap(false, Ordering::SeqCst)
+                {
+                    thread.handle.thread().unpark();
+                }
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Creates the segment and records its opening in the register, under the register's
+    /// lock, so that its number is the opening record's sequence number; then starts the
+    /// linking thread.
+    fn open_writer(&self, first: &Record<'_>, key: Option<&AuditKey>) -> Result<Writer> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
+        let opening =
+            Record { principal: first.principal, session: first.session, ..Record::new(SEGMENT_OPEN, 0) };
+        let mut created = None;
+        let appended = self.register.append_after(&opening, |n| {
+            created = Some(Segment::create(&self.dir, n, self.sync, self.segment_bytes)?);
+            Ok(())
+        });
+        let (segment, mut linker) = match appended {
+            Ok((_, link)) => {
+                let (segment, mut linker) = created.ok_or(Error::Internal("audit segment not created"))?;
+                linker.chain_to(link);
+                (segment, linker)
+            }
+            Err(e) => {
+                if let Some((segment, _)) = created {
+                    let _ = std::fs::remove_file(segment.path());
+                }
+                return Err(e);
+            }
+        };
+        linker.set_key(key.map(|k| mac::HmacSha256Key::new(k.as_ref())));
+        let linker = Arc::new(Mutex::new(linker));
+        let thread = if self.threads { spawn_linking_thread(&linker, segment.number()) } else { None };
+        Ok(Writer { segment, linker, thread })
+    }
+
+    /// Ends this process's segment: every record linked, the file cut to its records, and
+    /// the segment closed in the register with its last sequence number and link. The next
+    /// append opens a new one.
+    pub fn close(&self) -> Result<()> {
+        let mut inner = self.inner.lock();
+        self.close_locked(&mut inner)
+    }
+
+    fn close_locked(&self, inner: &mut Inner) -> Result<()> {
+        let Some(writer) = inner.writer.take() else {
+            return Ok(());
+        };
+        if inner.pid != std::process::id() {
+            // Inherited across fork (without its thread): the parent's, left as it is.
+            return Ok(());
+        }
+        if let Some(thread) = writer.thread {
+            thread.control.stop.store(true, Ordering::SeqCst);
+            thread.handle.thread().unpark();
+            let _ = thread.handle.join();
+        }
+        let linker = Arc::try_unwrap(writer.linker)
+            .map_err(|_| Error::Internal("the audit linker is still shared"))?
+            .into_inner();
+        let mut linker = linker;
+        linker.link_pending()?;
+        let number = writer.segment.number();
+        let end = linker.end();
+        writer.segment.finish(linker)?;
+        let closing = Record { segment: Some(number), end: Some(end), ..Record::new(SEGMENT_CLOSE, 0) };
+        self.register.append(&closing)?;
+        Ok(())
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            crate::error::log_fault("closing the audit segment", &e);
+        }
+    }
+}
+
+/// Starts the thread that links the segment's records as they come; `None` (records are
+/// then linked by their writers) if it cannot be started.
+fn spawn_linking_thread(linker: &Arc<Mutex<Linker>>, segment: u64) -> Option<LinkingThread> {
+    let control = Arc::new(Control::default());
+    let (linker, thread_control) = (linker.clone(), control.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("ecm-hsm-audit-{segment}"))
+        .spawn(move || link_as_records_come(&linker, &thread_control));
+    match spawned {
+        Ok(handle) => Some(LinkingThread { handle, control }),
+        Err(e) => {
+            crate::error::log_fault("starting the audit linking thread", &Error::from(e));
+            None
+        }
+    }
+}
+
+/// The linking thread: links what was written, lets the next records gather for
+/// [`LINK_BATCH_WINDOW`], and sleeps until woken when there is nothing to link.
+fn link_as_records_come(linker: &Mutex<Linker>, control: &Control) {
+    loop {
+        let stop = control.stop.load(Ordering::SeqCst);
+        let linked = linker.lock().link_pending();
+        if stop {
+            return;
+        }
+        match linked {
+            Ok(n) if n > 0 => std::thread::sleep(LINK_BATCH_WINDOW),
+            Ok(_) => {
+                control.idle.store(true, Ordering::SeqCst);
+                // A writer that published after the store sees `idle` and wakes us; one that
+                // published before it is seen here.
+                if !linker.lock().has_pending() && !control.stop.load(Ordering::SeqCst) {
+                    std::thread::park();
+                }
+                control.idle.store(false, Ordering::SeqCst);
+            }
+            Err(e) => {
+                // A record that cannot be linked (an `m` record before the key): tried
+                // again at the next record, and its writer's close reports it.
+                crate::error::log_fault("linking audit records", &e);
+                control.idle.store(true, Ordering::SeqCst);
+                std::thread::park();
+                control.idle.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+}

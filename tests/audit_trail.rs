@@ -1,0 +1,252 @@
+//! The audit trail as the module writes it (`ecm_hsm::audit::trail`): the register and one
+//! segment per process. What a single chain shows is tested in audit_log.rs; here, what
+//! the register adds — a deleted, added, or cut-short segment is named — and what the
+//! linking of records off the caller's path leaves: an unlinked tail, reported apart, and
+//! never an unlinked record before a linked one.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::fresh_dir;
+use ecm_hsm::audit::{
+    self, AuditKey, AuditLog, Filter, Format, OpenOptions, ProblemKind, Record, TrailProblemKind, TrailReport,
+};
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn key() -> AuditKey {
+    audit::derive_key(&[0x5a; 32])
+}
+
+/// Records linked as they are written (no thread), so that each test sees whole links.
+fn inline() -> OpenOptions {
+    OpenOptions { threads: false, ..OpenOptions::default() }
+}
+
+fn record(op: &str) -> Record<'_> {
+    let mut r = Record::new(op, 0);
+    r.principal = "user";
+    r.key_label = Some("dek-acme-v1");
+    r
+}
+
+/// A trail with a closed segment of 5 records (segment 1) and an open one of 3 (segment 3,
+/// opened by the register's third record), still held by the returned log.
+fn two_segments(tag: &str) -> (Dir, PathBuf, AuditLog) {
+    let dir = Dir(fresh_dir(tag));
+    let path = dir.0.join("token-0.audit");
+    let log = AuditLog::open_with(&path, inline()).unwrap();
+    log.set_key(Some(key()));
+    for op in ["login", "encrypt", "encrypt", "decrypt", "logout"] {
+        log.append(&record(op)).unwrap();
+    }
+    assert_eq!(log.segment(), Some(1));
+    log.close().unwrap();
+    for op in ["login", "decrypt", "decrypt"] {
+        log.append(&record(op)).unwrap();
+    }
+    assert_eq!(log.segment(), Some(3));
+    (dir, path, log)
+}
+
+fn segment(path: &Path, n: u64) -> PathBuf {
+    audit::segment_dir(path).join(format!("segment-{n}.jsonl"))
+}
+
+/// The records of a file (a segment still open ends in zero bytes).
+fn lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.trim_end_matches('\0').lines().map(str::to_owned).collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+}
+
+fn verify(path: &Path) -> TrailReport {
+    audit::verify_trail(path, Some(&key()), None).unwrap()
+}
+
+fn problem(report: &TrailReport) -> (String, TrailProblemKind) {
+    let p = report.problem.clone().unwrap_or_else(|| panic!("no problem found: {report:?}"));
+    (p.file, p.kind)
+}
+
+#[test]
+fn a_whole_trail_verifies_and_exports_in_time_order() {
+    let (_dir, path, log) = two_segments("trail-whole");
+    let report = verify(&path);
+    assert!(report.is_intact(), "{report:?}");
+    // Register: open 1, close 1, open 3. Segments: 5 + 3.
+    assert_eq!((report.register.records, report.segments, report.closed_segments), (3, 2, 1));
+    assert_eq!((report.records, report.authenticated, report.unlinked), (11, 11, 0));
+    let mut out = Vec::new();
+    assert_eq!(audit::export_trail(&path, &Filter::default(), Format::Jsonl, &mut out).unwrap(), 11);
+    let ops: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["operation"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ops.iter().filter(|o| o.starts_with("segment_")).count(), 3);
+    let calls: Vec<&str> = ops.iter().map(String::as_str).filter(|o| !o.starts_with("segment_")).collect();
+    assert_eq!(calls, ["login", "encrypt", "encrypt", "decrypt", "logout", "login", "decrypt", "decrypt"]);
+    // A clean close links the rest and closes the segment in the register.
+    drop(log);
+    let report = verify(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.segments, report.closed_segments, report.register.records), (2, 2, 4));
+}
+
+#[test]
+fn a_deleted_segment_is_named() {
+    let (_dir, path, _log) = two_segments("trail-deleted");
+    std::fs::remove_file(segment(&path, 1)).unwrap();
+    let (file, kind) = problem(&verify(&path));
+    assert_eq!(file, "token-0.audit.d/segment-1.jsonl");
+    assert_eq!(kind, TrailProblemKind::Missing { segment: 1 });
+}
+
+#[test]
+fn an_added_segment_is_named_and_an_empty_stray_only_noted() {
+    let (_dir, path, _log) = two_segments("trail-added");
+    // A file of zeros (a writer killed while opening its segment) holds nothing.
+    std::fs::write(audit::segment_dir(&path).join("segment-7.jsonl"), vec![0u8; 4096]).unwrap();
+    let report = verify(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.empty_strays, ["token-0.audit.d/segment-7.jsonl"]);
+    // A file with records the register never opened.
+    let copied = lines(&segment(&path, 1));
+    write_lines(&audit::segment_dir(&path).join("segment-9.jsonl"), &copied);
+    let (file, kind) = problem(&verify(&path));
+    assert_eq!(file, "token-0.audit.d/segment-9.jsonl");
+    assert_eq!(kind, TrailProblemKind::Unregistered);
+}
+
+#[test]
+fn a_closed_segment_cut_short_or_extended_is_named() {
+    let (_dir, path, _log) = two_segments("trail-cut");
+    let whole = lines(&segment(&path, 1));
+    assert_eq!(whole.len(), 5);
+    write_lines(&segment(&path, 1), &whole[..4]);
+    let (file, kind) = problem(&verify(&path));
+    assert_eq!(file, "token-0.audit.d/segment-1.jsonl");
+    assert_eq!(kind, TrailProblemKind::EndMismatch { closed_at: 5, ends_at: 4 });
+    let message = verify(&path).problem.unwrap().to_string();
+    assert!(message.contains("truncated"), "{message}");
+    // Emptied entirely.
+    write_lines(&segment(&path, 1), &[]);
+    assert_eq!(problem(&verify(&path)).1, TrailProblemKind::EndMismatch { closed_at: 5, ends_at: 0 });
+    // Whole again, then a record of the open segment appended to it.
+    let mut extended = whole.clone();
+    extended.push(lines(&segment(&path, 3))[0].clone());
+    write_lines(&segment(&path, 1), &extended);
+    assert!(matches!(problem(&verify(&path)).1, TrailProblemKind::Record(_)));
+    write_lines(&segment(&path, 1), &whole);
+    assert!(verify(&path).is_intact());
+}
+
+#[test]
+fn an_edited_record_in_a_segment_is_named_with_its_file() {
+    let (_dir, path, _log) = two_segments("trail-edit");
+    let mut l = lines(&segment(&path, 3));
+    l[1] = l[1].replace("\"decrypt\"", "\"encrypt\"");
+    write_lines(&segment(&path, 3), &l);
+    let (file, kind) = problem(&verify(&path));
+    assert_eq!(file, "token-0.audit.d/segment-3.jsonl");
+    let TrailProblemKind::Record(p) = kind else { panic!("{kind:?}") };
+    assert_eq!((p.line, p.seq, p.kind), (2, 2, ProblemKind::BadMac));
+    // Without the key, the hash of an `m` record cannot be checked: counted, unchecked.
+    let report = audit::verify_trail(&path, None, None).unwrap();
+    assert!(report.is_intact());
+    assert_eq!(report.unchecked, report.records);
+}
+
+#[test]
+fn a_segment_moved_under_another_number_is_caught() {
+    let (_dir, path, log) = two_segments("trail-moved");
+    drop(log);
+    // Swap the two segments' files: each first record is chained to another opening.
+    let (one, three) = (segment(&path, 1), segment(&path, 3));
+    let tmp = one.with_extension("tmp");
+    std::fs::rename(&one, &tmp).unwrap();
+    std::fs::rename(&three, &one).unwrap();
+    std::fs::rename(&tmp, &three).unwrap();
+    let (file, kind) = problem(&verify(&path));
+    assert_eq!(file, "token-0.audit.d/segment-1.jsonl");
+    assert!(matches!(kind, TrailProblemKind::Record(ref p) if p.kind == ProblemKind::BrokenLink), "{kind:?}");
+}
+
+/// What a writer killed before linking leaves: its last records unlinked.
+fn unlink(line: &str) -> String {
+    let prev_at = line.find("\"prev\":\"").unwrap() + 8;
+    let link_at = line.find("\"link\":\"").unwrap() + 8;
+    let mut s = line.to_owned();
+    s.replace_range(prev_at..prev_at + 64, &"-".repeat(64));
+    s.replace_range(link_at..link_at + 64, &"-".repeat(64));
+    s
+}
+
+#[test]
+fn an_unlinked_tail_is_reported_apart_and_an_unlinked_record_before_a_linked_one_is_caught() {
+    let (_dir, path, log) = two_segments("trail-unlinked");
+    let open = segment(&path, 3);
+    let mut l = lines(&open);
+    l[2] = unlink(&l[2]);
+    write_lines(&open, &l);
+    let report = verify(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.records, report.unlinked, report.authenticated), (11, 1, 10));
+    // In a closed segment there is nothing to link later.
+    let closed = segment(&path, 1);
+    let mut c = lines(&closed);
+    let whole = c.clone();
+    c[4] = unlink(&c[4]);
+    write_lines(&closed, &c);
+    assert!(matches!(problem(&verify(&path)).1, TrailProblemKind::EndMismatch { closed_at: 5, ends_at: 5 }));
+    write_lines(&closed, &whole);
+    // An unlinked record in the middle: records are linked in order, so this was forged.
+    let mut l = lines(&open);
+    l[0] = unlink(&l[0]);
+    write_lines(&open, &l);
+    let TrailProblemKind::Record(p) = problem(&verify(&path)).1 else { panic!() };
+    assert_eq!((p.line, p.kind), (2, ProblemKind::Malformed("a linked record after an unlinked one")));
+    drop(log);
+}
+
+#[test]
+fn records_are_linked_by_the_thread_soon_after_and_all_at_close() {
+    let dir = Dir(fresh_dir("trail-thread"));
+    let path = dir.0.join("token-0.audit");
+    let log = AuditLog::open(&path).unwrap();
+    log.set_key(Some(key()));
+    for _ in 0..1000 {
+        log.append(&record("encrypt")).unwrap();
+    }
+    // Linked within a few milliseconds, without another call.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let report = verify(&path);
+        assert!(report.is_intact(), "{report:?}");
+        if report.unlinked == 0 {
+            assert_eq!(report.records, 1001);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {} unlinked", report.unlinked);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    log.append(&record("decrypt")).unwrap();
+    drop(log);
+    let report = verify(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.records, report.unlinked, report.closed_segments), (1003, 0, 1));
+    // Cut to its records.
+    assert_eq!(std::fs::read(segment(&path, 1)).unwrap().last(), Some(&b'\n'));
+}
