@@ -12,7 +12,9 @@ use ecm_hsm::Error;
 use ecm_hsm::module::{ApprovalRequest, ApprovalTarget};
 use ecm_hsm::object::attribute::decode_ulong;
 use ecm_hsm::object::{Attribute, AttributeRead};
-use ecm_hsm::policy::approval_ahead::{ApprovalState, ManagementOp, SO_PRINCIPAL, check_approver, parse_expiry};
+use ecm_hsm::policy::approval_ahead::{
+    ApprovalState, ManagementOp, SO_PRINCIPAL, check_approver, parse_expiry,
+};
 use ecm_hsm::policy::{Decision, Policy};
 use ecm_hsm::store::ApprovalRecord;
 use ecm_hsm::vendor::{CKA_ECM_KEY_STATE, CKA_ECM_TIER, CKS_ECM_ACTIVE};
@@ -136,20 +138,22 @@ pub fn approve(global: &Global, args: &ApproveArgs) -> Outcome<()> {
     let principal = match (&args.for_principal, op) {
         (Some(p), _) => p.clone(),
         (None, ManagementOp::Policy) => SO_PRINCIPAL.to_string(),
-        (None, _) => return Err(Failure("name the principal the approval is for with --for PRINCIPAL".into())),
+        (None, _) => {
+            return Err(Failure("name the principal the approval is for with --for PRINCIPAL".into()));
+        }
     };
     if op == ManagementOp::Policy && principal != SO_PRINCIPAL {
         return Err(Failure(format!(
             "a policy change is made by the SO: approve it --for so, not --for {principal}"
         )));
     }
-    if principal == approver {
-        return Err(Failure(format!("'{approver}' cannot approve its own operation: ask another approver")));
-    }
     let policy_text = match &args.policy {
         Some(path) => {
             let bytes = read_input(Some(path))?;
-            Some(String::from_utf8(bytes).map_err(|_| Failure(format!("{} is not UTF-8 text", path.display())))?)
+            Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| Failure(format!("{} is not UTF-8 text", path.display())))?,
+            )
         }
         None => None,
     };
@@ -164,36 +168,48 @@ pub fn approve(global: &Global, args: &ApproveArgs) -> Outcome<()> {
     let who = format!("token '{}' (slot {})", token.label, token.slot);
     let policy = policy_in_force(&token)?
         .ok_or_else(|| Failure(format!("{who} has no policy: no operation needs approval")))?;
-    let (target, label) = match (&args.key, policy_text) {
+    // The tool checks first what it can, for a message of its own, but lets the core
+    // refuse too, so that every refusal after the approver's login is audited.
+    let self_approval = (principal == approver)
+        .then(|| Failure(format!("'{approver}' cannot approve its own operation: ask another approver")));
+    let (target, label, precheck) = match (&args.key, policy_text) {
         (Some(label), _) => {
             let handle = find_key(&token, label, &approver)?;
-            check_key_approval(&token, &policy, &approver, &principal, op, label, handle)?;
-            (ApprovalTarget::Key(handle), label.clone())
+            let precheck =
+                check_key_approval(&token, &policy, &approver, &principal, op, label, handle).err();
+            (ApprovalTarget::Key(handle), label.clone(), precheck)
         }
         (None, Some(text)) => {
-            let shown = args.policy.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-            if let Err(Error::PolicyInvalid(m)) = Policy::parse(&text) {
-                return Err(Failure(format!("{shown}: {} (nothing approved)", m.replace('\n', " "))));
-            }
-            if !policy.may_approve_policy_change(&approver) {
-                return Err(Failure(format!(
+            let precheck = if !policy.may_approve_policy_change(&approver) {
+                Some(Failure(format!(
                     "principal '{approver}' may not approve a policy change: that needs a rule granting \
                      `approve` on keys [\"*\"] without requires_approval"
-                )));
-            }
-            if policy.policy_change_approvals == 0 {
-                return Err(Failure(format!(
+                )))
+            } else if policy.policy_change_approvals == 0 {
+                Some(Failure(format!(
                     "the policy of {who} asks no approvals for its change (policy_change_approvals is 0): \
                      the SO applies a new one directly"
-                )));
-            }
-            (ApprovalTarget::Policy(text), shown)
+                )))
+            } else {
+                None
+            };
+            let shown = args.policy.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            (ApprovalTarget::Policy(text), shown, precheck)
         }
         (None, None) => return Err(Failure("give --key LABEL or --policy FILE".into())),
     };
     let request = ApprovalRequest { principal: principal.clone(), op, target, expires_in };
     let approval = token.module.approve_ahead(token.session, &request).map_err(|e| match e {
-        Error::ArgumentsBad => Failure(format!("{who} has no principal '{principal}' (see `ecm-hsm principal list`)")),
+        Error::PolicyInvalid(m) => Failure(format!(
+            "{label}: {} (nothing approved)",
+            m.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+        )),
+        _ if self_approval.is_some() || precheck.is_some() => {
+            self_approval.or(precheck).unwrap_or_else(|| Failure(String::new()))
+        }
+        Error::ArgumentsBad => {
+            Failure(format!("{who} has no principal '{principal}' (see `ecm-hsm principal list`)"))
+        }
         Error::ActionProhibited => Failure(format!("{who} refused the approval (see `ecm-hsm policy show`)")),
         other => token.fail(&other),
     })?;
@@ -362,7 +378,9 @@ pub fn revoke(global: &Global, args: &RevokeArgs) -> Outcome<()> {
     let token = open_as_so_or_user(global, args.so_pin_file.as_deref())?;
     let who = format!("token '{}' (slot {})", token.label, token.slot);
     let revoked = token.module.revoke_approval(token.session, args.id).map_err(|e| match e {
-        Error::ArgumentsBad => Failure(format!("{who} has no approval {} (see `ecm-hsm approval list`)", args.id)),
+        Error::ArgumentsBad => {
+            Failure(format!("{who} has no approval {} (see `ecm-hsm approval list`)", args.id))
+        }
         Error::ActionProhibited => Failure(format!(
             "approval {} is not pending, or not yours to revoke (the SO revokes any, an approver its own)",
             args.id

@@ -17,8 +17,6 @@ use super::{Decision, Operation, Policy};
 use crate::store::ApprovalRecord;
 use crate::{Error, Result};
 
-/// How long an approval lasts unless the approver says otherwise.
-pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(3600);
 /// The longest an approval may last: an approval is for a change about to be made, not a
 /// standing permission.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(24 * 3600);
