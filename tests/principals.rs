@@ -420,8 +420,8 @@ isolated_test!(
         s.logout().unwrap();
         login_as(&s, "security-admin:pin-adm-1").unwrap();
         assert_eq!(rv(approve(&s, "approver-b:pin-b-1").unwrap_err()), RvError::OperationNotInitialized);
-        // The session's login is still security-admin's, and management still needs the
-        // (not yet built) recorded approvals.
+        // The session's login is still security-admin's, and management needs approvals
+        // recorded ahead instead (tests/approvals_ahead.rs).
         assert_eq!(labels(&s).len(), 3);
         let dek = s.find_objects(&[Attribute::Label(b"dek-acme-v1".to_vec())]).unwrap()[0];
         assert_eq!(rv(s.destroy_object(dek).unwrap_err()), RvError::ActionProhibited);

@@ -274,6 +274,12 @@ pub fn retire(global: &Global, label: &str) -> Outcome<()> {
                     dependents.len(),
                     key.rotate_command()
                 )
+            } else if let Some(name) = &token.principal {
+                format!(
+                    "the policy does not let principal '{name}' retire {label} (see `ecm-hsm policy show`; \
+                     where its rule requires approval, record approvals ahead with \
+                     `ecm-hsm approve --for {name} --operation destroy --key {label} --approver NAME`)"
+                )
             } else {
                 format!("the token refused to retire {label} (CKR_ACTION_PROHIBITED)")
             }))

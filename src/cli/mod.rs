@@ -17,6 +17,7 @@ macro_rules! say {
 }
 
 mod admin;
+mod approvals;
 mod audit;
 mod envelopes;
 mod pins;
@@ -96,6 +97,25 @@ enum Command {
     /// The tamper-evident audit record: verify its chain, export its records
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Approve ahead, as an approver with its own PIN, one management operation (destroy,
+    /// modify, rotate) of a principal on one key, or the SO's change to one policy document
+    #[command(long_about = "Approve ahead, as an approver with its own PIN (--pin-file, \
+                            ECM_HSM_PIN or a prompt), one management operation of a principal \
+                            whose policy rule requires approval: destroy, modify or rotate one \
+                            key (--key LABEL, bound to the key's unique id; a rotation names the \
+                            current version), or the SO's change to one policy document \
+                            (--operation policy --policy FILE, bound to the SHA-256 of its \
+                            canonical form) when the policy in force sets \
+                            policy_change_approvals.\n\n\
+                            The approval is used once, by the operation it names, within \
+                            --expires-in (default 1h, at most 24h); the operation needs as many \
+                            approvals by distinct approvers as the principal's rule asks \
+                            (\"approvals\", default 1). An approver may not approve its own \
+                            operation and needs a rule granting `approve` on the key.")]
+    Approve(approvals::ApproveArgs),
+    /// Approvals recorded ahead: list them, revoke one
+    #[command(subcommand)]
+    Approval(approvals::ApprovalCommand),
 }
 
 #[derive(Args)]
@@ -274,6 +294,8 @@ pub fn main() -> ExitCode {
         Command::Principal(c) => principals::run(&global, &c),
         Command::Policy(c) => policy::run(&global, &c),
         Command::Audit(c) => audit::run(&global, &c),
+        Command::Approve(a) => approvals::approve(&global, &a),
+        Command::Approval(c) => approvals::run(&global, &c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

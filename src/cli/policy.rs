@@ -97,6 +97,7 @@ pub fn apply(global: &Global, args: &ApplyArgs) -> Outcome<()> {
             };
             return Err(Failure(format!("{name}: {} (not applied; {kept})", one_line(&message))));
         }
+        Err(Error::ActionProhibited) => return Err(change_needs_approvals(&token, &name, &text)),
         Err(e) => return Err(token.fail(&e)),
     };
     say!("applied policy version {version} to token '{}' (slot {})", token.label, token.slot);
@@ -115,6 +116,26 @@ pub fn apply(global: &Global, args: &ApplyArgs) -> Outcome<()> {
         }
     }
     Ok(())
+}
+
+/// Why a valid document was refused: the policy in force asks approvals for its change.
+fn change_needs_approvals(token: &Token, name: &str, text: &str) -> Failure {
+    let current = match token.module.policy(token.session) {
+        Ok(Some((v, document))) => ecm_hsm::policy::Policy::parse(&document).ok().map(|p| (v, p)),
+        _ => None,
+    };
+    let binding = ecm_hsm::policy::Policy::parse(text)
+        .map(|p| ecm_hsm::policy::approval_ahead::Binding::policy(&p.to_json()).label)
+        .unwrap_or_default();
+    match current {
+        Some((v, p)) if p.policy_change_approvals > 0 => Failure(format!(
+            "{name}: policy version {v} asks {} approval(s) by distinct approvers, recorded ahead for this \
+             document ({binding}), and they are not all there (not applied; version {v} stays in force): \
+             `ecm-hsm approve --operation policy --policy FILE --approver NAME`",
+            p.policy_change_approvals
+        )),
+        _ => token.fail(&Error::ActionProhibited),
+    }
 }
 
 #[derive(Serialize)]

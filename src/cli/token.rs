@@ -157,9 +157,10 @@ impl Token {
     /// A message naming the token.
     pub fn fail(&self, e: &Error) -> Failure {
         let why = match (e, &self.principal) {
-            (Error::ActionProhibited | Error::KeyFunctionNotPermitted, Some(name)) => {
-                format!("the policy does not let principal '{name}' do this (see `ecm-hsm policy show`)")
-            }
+            (Error::ActionProhibited | Error::KeyFunctionNotPermitted, Some(name)) => format!(
+                "the policy does not let principal '{name}' do this (see `ecm-hsm policy show`; where \
+                 its rule requires approval, this needs approvals recorded ahead with `ecm-hsm approve`)"
+            ),
             _ => explain(e),
         };
         Failure(format!("token '{}' (slot {}): {why}", self.label, self.slot))

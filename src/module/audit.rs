@@ -470,3 +470,83 @@ fn login_name(user_type: CK_USER_TYPE) -> &'static str {
         _ => "login",
     }
 }
+
+/// Approvals recorded ahead (`approvals.rs`): each one given or refused is recorded as
+/// `approval_give` by the approver (the session's login), naming the key it is bound to;
+/// each one used up as `approval_consume` by its approver, in the session of the operation
+/// that used it (recorded just before that operation's own record); a revocation as
+/// `approval_revoke` by whoever revoked it.
+impl Token {
+    /// Records the approvals an operation of session `session` used up, one record each.
+    pub(super) fn record_consumed(
+        &self,
+        session: CK_SESSION_HANDLE,
+        consumed: &[crate::store::ApprovalRecord],
+    ) -> Result<()> {
+        for a in consumed {
+            self.record_approval(
+                session,
+                "approval_consume",
+                Some(a.approver.clone()),
+                Some(a),
+                cryptoki_sys::CKR_OK,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One approval record: by `principal` (else the session's login), on `approval`'s key.
+    fn record_approval(
+        &self,
+        session: CK_SESSION_HANDLE,
+        operation: &str,
+        principal: Option<String>,
+        approval: Option<&crate::store::ApprovalRecord>,
+        rv: CK_RV,
+    ) -> Result<()> {
+        if !self.config.audit {
+            return Ok(());
+        }
+        let mut context = self.audit_context(None);
+        if let Some(p) = principal {
+            context.principal = p;
+        }
+        if let Some(a) = approval {
+            context.key_uid = Some(a.key.clone());
+            context.key_label = Some(a.key_label.clone());
+        }
+        self.record_with(session, operation, context, None, rv)
+    }
+}
+
+impl Module {
+    /// Records an approval by the principal logged in on session `h`, and audits it, given
+    /// or refused (a refused one names the key when the request named one it may see).
+    pub fn approve_ahead(
+        &self,
+        h: CK_SESSION_HANDLE,
+        request: &super::ApprovalRequest,
+    ) -> Result<crate::store::ApprovalRecord> {
+        let result = self.approve_ahead_unrecorded(h, request);
+        let (_, token) = self.session_and_token(h)?;
+        match &result {
+            Ok(a) => token.record_approval(h, "approval_give", None, Some(a), cryptoki_sys::CKR_OK)?,
+            Err(e) => {
+                let key = match request.target {
+                    super::ApprovalTarget::Key(handle) => Some(handle),
+                    super::ApprovalTarget::Policy(_) => None,
+                };
+                token.record(h, "approval_give", key, None, e.ck_rv())?;
+            }
+        }
+        result
+    }
+
+    /// Revokes a pending approval (the SO any, an approver its own), audited.
+    pub fn revoke_approval(&self, h: CK_SESSION_HANDLE, id: i64) -> Result<crate::store::ApprovalRecord> {
+        let result = self.revoke_approval_unrecorded(h, id);
+        let (_, token) = self.session_and_token(h)?;
+        token.record_approval(h, "approval_revoke", None, result.as_ref().ok(), rv_of(&result))?;
+        result
+    }
+}

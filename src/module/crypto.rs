@@ -96,7 +96,8 @@ impl Module {
         object: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
-        token.destroy_object(s.read_write, object)
+        let consumed = token.destroy_object(s.read_write, object)?;
+        token.record_consumed(h, &consumed)
     }
 
     pub fn object_size(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
@@ -121,7 +122,8 @@ impl Module {
         template: &[Attribute],
     ) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
-        token.set_attributes(s.read_write, object, template)
+        let consumed = token.set_attributes(s.read_write, object, template)?;
+        token.record_consumed(h, &consumed)
     }
 
     pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
@@ -190,7 +192,6 @@ impl Module {
         actor: Actor,
     ) -> Result<CK_OBJECT_HANDLE> {
         use crate::object::attribute::decode_ulong;
-        let _ = h;
         if mechanism.kind != CKM_AES_KEY_GEN {
             return Err(Error::TemplateInconsistent);
         }
@@ -207,7 +208,9 @@ impl Module {
         let mut key = template::new_object(&full, Some((CKO_SECRET_KEY, CKK_AES)), origin, actor)?;
         let value = mechanism::keygen::generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32)?;
         key.set(CKA_VALUE, value.to_vec());
-        token.generate_in_hierarchy(read_write, key, tier, tenant, period)
+        let (handle, consumed) = token.generate_in_hierarchy(read_write, key, tier, tenant, period)?;
+        token.record_consumed(h, &consumed)?;
+        Ok(handle)
     }
 
     /// `C_GenerateKeyPair`: both templates are checked before anything is generated, and

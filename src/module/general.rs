@@ -184,7 +184,9 @@ impl Module {
     /// Validates and stores a policy document as the next version (SO only).
     pub(super) fn apply_policy_unrecorded(&self, handle: CK_SESSION_HANDLE, text: &str) -> Result<u64> {
         let (session, token) = self.session_and_token(handle)?;
-        token.apply_policy(token.view(session.read_write), text)
+        let (version, consumed) = token.apply_policy(token.view(session.read_write), text)?;
+        token.record_consumed(handle, &consumed)?;
+        Ok(version)
     }
 
     /// The token's policy: version and canonical JSON document, if one was applied.

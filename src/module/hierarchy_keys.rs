@@ -15,7 +15,8 @@ use crate::hierarchy::{self, Tier, tier_of};
 use crate::mechanism::prepared;
 use crate::object::Object;
 use crate::policy::Operation;
-use crate::store::StoredAttribute;
+use crate::policy::approval_ahead::ManagementOp;
+use crate::store::{ApprovalRecord, StoredAttribute};
 use crate::vendor::CKA_ECM_PARENT_ID;
 use crate::{Error, Result};
 
@@ -99,7 +100,8 @@ impl Token {
     /// `C_GenerateKey` of a key of the hierarchy: the next version of its family. In one
     /// transaction the new key is stored (wrapped by the active key of the parent tier), the
     /// version it supersedes becomes decrypt-only, and every key of the next tier is
-    /// rewrapped under it; no key value leaves the module.
+    /// rewrapped under it; no key value leaves the module. Returns the new key's handle and
+    /// the approvals the rotation used up (in the same transaction).
     pub fn generate_in_hierarchy(
         &self,
         read_write: bool,
@@ -107,7 +109,7 @@ impl Token {
         tier: Tier,
         tenant: Option<Vec<u8>>,
         period: u64,
-    ) -> Result<CK_OBJECT_HANDLE> {
+    ) -> Result<(CK_OBJECT_HANDLE, Vec<ApprovalRecord>)> {
         let mut state = self.ready()?;
         state.view(read_write).may_write(true, true)?;
         let now = rotation::now();
@@ -121,9 +123,22 @@ impl Token {
         for a in &plan.attributes {
             key.set(a.kind, a.value.to_vec());
         }
-        // The first version of a family is generated, later ones rotate it.
-        let op = if plan.version == 1 { Operation::Generate } else { Operation::Rotate };
-        state.permits(&key, op, Error::ActionProhibited)?;
+        // The first version of a family is generated, later ones rotate it; a rotation the
+        // policy asks approval for uses up approvals bound to the version it supersedes.
+        let gate = match (plan.version, plan.supersedes) {
+            (1, _) => {
+                state.permits(&key, Operation::Generate, Error::ActionProhibited)?;
+                None
+            }
+            (_, Some(old)) => {
+                let current = state.objects.get(&old).ok_or(Error::Internal("planned key missing"))?;
+                state.gate_for(&key, current, ManagementOp::Rotate, Error::ActionProhibited)?
+            }
+            (_, None) => {
+                state.permits(&key, Operation::Rotate, Error::ActionProhibited)?;
+                None
+            }
+        };
         let value = key.get(CKA_VALUE).ok_or(Error::Internal("generated key without value"))?.to_vec();
         let unique_id = key.get(CKA_UNIQUE_ID).ok_or(Error::Internal("key without unique id"))?.to_vec();
         let value_of = |id: i64| -> Result<Zeroizing<Vec<u8>>> {
@@ -168,7 +183,10 @@ impl Token {
         }
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut new_id = 0;
+        let mut consumed = Vec::new();
+        let now_ms = crate::audit::record::now_ms();
         store.write(&mut |w| {
+            consumed = super::approvals::consume(gate.as_ref(), w, now_ms)?;
             new_id = w.insert_object()?;
             w.put_attributes(
                 new_id,
@@ -201,6 +219,6 @@ impl Token {
             state.objects.insert(old, Arc::new(previous));
         }
         state.objects.insert(new_id, Arc::new(key));
-        Ok(self.handles.write().handle_of(ObjectRef::Token { slot: self.slot_id, id: new_id }))
+        Ok((self.handles.write().handle_of(ObjectRef::Token { slot: self.slot_id, id: new_id }), consumed))
     }
 }

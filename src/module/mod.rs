@@ -3,6 +3,8 @@
 //! file of its chapter: `general.rs` (slots, tokens, sessions, login), `objects.rs` (object
 //! management, on [`token::Token`]), `crypto.rs` (keys, ciphers, digests, random).
 
+mod approvals;
+pub use approvals::{ApprovalRequest, ApprovalTarget};
 mod audit;
 mod crypto;
 pub use crypto::{CipherKind, OperationKind, Step};

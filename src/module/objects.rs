@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::approvals;
 use super::handles::ObjectRef;
 use super::token::{PinOwner, SessionObject, Token, TokenKey, TokenState};
 use crate::hierarchy;
@@ -14,8 +15,9 @@ use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Change, Origin};
 use crate::object::{Attribute, AttributeRead, Object};
+use crate::policy::approval_ahead::ManagementOp;
 use crate::policy::{Access, Decision, Operation, PendingApproval, SessionView};
-use crate::store::{StoredAttribute, StoredObject};
+use crate::store::{ApprovalRecord, StoredAttribute, StoredObject};
 use crate::{Error, Result};
 
 /// The associated data binding a sealed value to its object and attribute.
@@ -97,7 +99,7 @@ pub(super) fn stored_attribute(
 
 impl Token {
     /// Looks up a handle this session may see; anything else is an invalid handle.
-    fn visible(
+    pub(super) fn visible(
         &self,
         state: &TokenState,
         view: SessionView,
@@ -239,7 +241,9 @@ impl Token {
         self.insert(&mut state, session, copy)
     }
 
-    pub fn destroy_object(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<()> {
+    /// `C_DestroyObject`; returns the approvals it used up (when the policy asks approval
+    /// of this login, see `approvals.rs`), which the same transaction marked used.
+    pub fn destroy_object(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<Vec<ApprovalRecord>> {
         let mut state = self.ready()?;
         let view = state.view(read_write);
         let (object_ref, object, access) = self.visible(&state, view, handle)?;
@@ -249,29 +253,47 @@ impl Token {
         if !object.flag(CKA_DESTROYABLE) {
             return Err(Error::ActionProhibited);
         }
-        state.permits(&object, Operation::Destroy, Error::ActionProhibited)?;
+        let gate = state.gate(&object, ManagementOp::Destroy, Error::ActionProhibited)?;
         hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
+        let now = crate::audit::record::now_ms();
+        let mut consumed = Vec::new();
         match object_ref {
             ObjectRef::Token { id, .. } => {
                 let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
                 let mut existed = false;
-                store.write(&mut |w| {
+                let written = store.write(&mut |w| {
                     existed = w.delete_object(id)?;
+                    if !existed {
+                        // Nothing to destroy, so nothing may be used up: roll back.
+                        return Err(Error::ObjectHandleInvalid);
+                    }
+                    consumed = approvals::consume(gate.as_ref(), w, now)?;
                     Ok(())
-                })?;
-                state.objects.remove(&id);
+                });
                 if !existed {
                     // Another process destroyed it first; its handle is gone for us too.
+                    state.objects.remove(&id);
                     self.handles.write().forget(object_ref);
                     return Err(Error::ObjectHandleInvalid);
                 }
+                written?;
+                state.objects.remove(&id);
             }
             ObjectRef::Session { id, .. } => {
+                // A session object is not in the store; its approvals are, and are used up
+                // before the object goes (removing it from memory cannot fail).
+                if gate.is_some() {
+                    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+                    store.write(&mut |w| {
+                        consumed = approvals::consume(gate.as_ref(), w, now)?;
+                        Ok(())
+                    })?;
+                }
                 state.session_objects.remove(&id);
             }
         }
         self.handles.write().forget(object_ref);
-        Ok(())
+        Ok(consumed)
     }
 
     pub fn object_size(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<usize> {
@@ -291,12 +313,13 @@ impl Token {
         Ok(kinds.iter().map(|k| object.read(*k)).collect())
     }
 
+    /// `C_SetAttributeValue`; returns the approvals it used up, as `destroy_object` does.
     pub fn set_attributes(
         &self,
         read_write: bool,
         handle: CK_OBJECT_HANDLE,
         template: &[Attribute],
-    ) -> Result<()> {
+    ) -> Result<Vec<ApprovalRecord>> {
         let mut state = self.ready()?;
         let view = state.view(read_write);
         let (object_ref, object, access) = self.visible(&state, view, handle)?;
@@ -306,10 +329,12 @@ impl Token {
         if !object.flag(CKA_MODIFIABLE) {
             return Err(Error::ActionProhibited);
         }
-        state.permits(&object, Operation::Modify, Error::ActionProhibited)?;
+        let gate = state.gate(&object, ManagementOp::Modify, Error::ActionProhibited)?;
         hierarchy::check_change(&object, template)?;
         let changed =
             template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;
+        let now = crate::audit::record::now_ms();
+        let mut consumed = Vec::new();
         match object_ref {
             ObjectRef::Token { id, .. } => {
                 // Only the attributes that change are written, so a public object whose key
@@ -322,23 +347,36 @@ impl Token {
                     .collect::<Result<Vec<_>>>()?;
                 let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
                 let mut existed = false;
-                store.write(&mut |w| {
+                let written = store.write(&mut |w| {
                     existed = w.object_exists(id)?;
-                    if existed { w.update_attributes(id, &stored) } else { Ok(()) }
-                })?;
+                    if !existed {
+                        return Err(Error::ObjectHandleInvalid);
+                    }
+                    w.update_attributes(id, &stored)?;
+                    consumed = approvals::consume(gate.as_ref(), w, now)?;
+                    Ok(())
+                });
                 if !existed {
                     state.objects.remove(&id);
                     return Err(Error::ObjectHandleInvalid);
                 }
+                written?;
                 state.objects.insert(id, Arc::new(changed));
             }
             ObjectRef::Session { id, .. } => {
+                if gate.is_some() {
+                    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+                    store.write(&mut |w| {
+                        consumed = approvals::consume(gate.as_ref(), w, now)?;
+                        Ok(())
+                    })?;
+                }
                 if let Some(s) = state.session_objects.get_mut(&id) {
                     s.object = Arc::new(changed);
                 }
             }
         }
-        Ok(())
+        Ok(consumed)
     }
 
     /// The handles of every object this session may see that matches `template`, in a

@@ -305,6 +305,7 @@ impl Token {
             w.delete_all_objects()?;
             w.delete_all_principals()?;
             w.delete_policy()?;
+            w.delete_all_approvals()?;
             r.label = label;
             r.epoch += 1;
             r.so_pin = so_wrap.clone();
@@ -404,8 +405,15 @@ impl Token {
     }
 
     /// Validates and stores a new policy document (JSON or TOML) as the next version; a bad
-    /// document changes nothing. Only the SO, in a read/write session.
-    pub fn apply_policy(&self, view: SessionView, text: &str) -> Result<u64> {
+    /// document changes nothing. Only the SO, in a read/write session. When the policy in
+    /// force asks approvals for its change (`policy_change_approvals`), as many approvals
+    /// recorded ahead for this document are used up in the same transaction, else the
+    /// change is `CKR_ACTION_PROHIBITED`; returns the version and the approvals used.
+    pub fn apply_policy(
+        &self,
+        view: SessionView,
+        text: &str,
+    ) -> Result<(u64, Vec<crate::store::ApprovalRecord>)> {
         let mut state = self.ready()?;
         if view.login != LoginState::SecurityOfficer {
             return Err(Error::UserNotLoggedIn);
@@ -417,13 +425,23 @@ impl Token {
         let document = policy.to_json();
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut version = 0;
+        let mut consumed = Vec::new();
+        let now = crate::audit::record::now_ms();
         store.write(&mut |w| {
-            version = w.policy()?.map_or(0, |(v, _)| v) + 1;
+            let current = w.policy()?;
+            version = current.as_ref().map_or(0, |(v, _)| *v) + 1;
+            // The policy in force is read inside the transaction, so that no other process
+            // can change it between the check and the change. One that no longer parses
+            // grants nothing, and asks no approvals for its replacement.
+            let gate = current
+                .and_then(|(_, stored)| Policy::parse(&stored).ok())
+                .and_then(|p| super::approvals::Gate::policy_change(p, &document));
+            consumed = super::approvals::consume(gate.as_ref(), w, now)?;
             w.save_policy(version, &document)
         })?;
         state.policy = Some(Arc::new(policy));
         state.policy_version = version;
-        Ok(version)
+        Ok((version, consumed))
     }
 
     /// The stored policy: its version and canonical document, for any logged-in session.
@@ -456,8 +474,12 @@ impl Token {
         }
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut existed = false;
+        let now = crate::audit::record::now_ms();
         store.write(&mut |w| {
             existed = w.delete_principal(name)?;
+            // Its pending approvals, given or received, go with it: a principal added
+            // again under the name is someone new.
+            w.revoke_approvals(crate::store::ApprovalsOf::Principal(name), now)?;
             Ok(())
         })?;
         if existed { Ok(()) } else { Err(Error::ArgumentsBad) }
@@ -709,8 +731,9 @@ impl TokenState {
         }
     }
 
-    /// Fails with `refusal` unless the policy allows `op` on the key `object` (approvals are
-    /// not offered yet: a rule that requires one refuses).
+    /// Fails with `refusal` unless the policy allows `op` on the key `object` outright: a
+    /// rule that requires approval refuses here. The management operations that take
+    /// approvals recorded ahead (destroy, modify, rotate) use `TokenState::gate` instead.
     pub fn permits(&self, object: &Object, op: Operation, refusal: Error) -> Result<()> {
         if !object.profile().is_key() {
             return Ok(());

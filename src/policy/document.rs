@@ -68,6 +68,15 @@ pub struct Rule {
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     pub key_permissions: BTreeMap<String, Rule>,
+    /// How many distinct approvers, recorded ahead, the SO needs to replace this policy
+    /// (0, the default: none). Left out of the canonical form when 0, so a document without
+    /// it (the seed's) is stored and hashed exactly as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub policy_change_approvals: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What the policy says about one principal doing one operation on one key.
@@ -134,7 +143,29 @@ impl Policy {
                 )));
             }
         }
+        let change_quorum = policy.policy_change_approvals as usize;
+        let approvers = policy.key_permissions.keys().filter(|n| policy.may_approve_policy_change(n)).count();
+        if approvers < change_quorum {
+            // Such a policy could never be replaced (short of re-initializing the token).
+            return Err(Error::PolicyInvalid(format!(
+                "line {}: 'policy_change_approvals' is {change_quorum}, but only {approvers} principal(s) \
+                 may approve a policy change (a rule granting 'approve' on keys [\"*\"] without \
+                 'requires_approval')",
+                line_of(text, text.find("policy_change_approvals").unwrap_or(0))
+            )));
+        }
         Ok(policy)
+    }
+
+    /// Whether `principal` may approve a change of this policy: its rule grants `approve`
+    /// (or `*`) on every key (the pattern `*`) and needs no approval itself. A policy
+    /// change touches every key, so only an approver of every key may approve one.
+    pub fn may_approve_policy_change(&self, principal: &str) -> bool {
+        self.key_permissions.get(principal).is_some_and(|r| {
+            !r.requires_approval
+                && r.keys.iter().any(|k| k == "*")
+                && r.operations.iter().any(|o| o == "*" || o == "approve")
+        })
     }
 
     /// The document in its stored, canonical form.
@@ -272,6 +303,31 @@ requires_approval = true
         let toml_syntax = "[key_permissions.a]\nkeys = [\"x\"\noperations = []\n";
         assert!(Policy::parse(toml_syntax).unwrap_err().to_string().contains("line "));
         assert!(Policy::parse(&SEED.replace("context-api", "so")).is_err());
+    }
+
+    #[test]
+    fn a_policy_change_quorum_needs_enough_approvers_of_every_key() {
+        let with = |n: u32, rules: &str| {
+            Policy::parse(&format!("{{\"key_permissions\": {{{rules}}},\n\"policy_change_approvals\": {n}}}"))
+        };
+        let a = r#""a": {"keys": ["*"], "operations": ["approve"]}"#;
+        let b = r#""b": {"keys": ["*"], "operations": ["*"]}"#;
+        let c = r#""c": {"keys": ["dek-*"], "operations": ["approve"]}"#;
+        let d = r#""d": {"keys": ["*"], "operations": ["approve"], "requires_approval": true}"#;
+        let p = with(2, &[a, b, c, d].join(",")).unwrap();
+        assert_eq!(p.policy_change_approvals, 2);
+        assert!(p.may_approve_policy_change("a") && p.may_approve_policy_change("b"));
+        assert!(!p.may_approve_policy_change("c") && !p.may_approve_policy_change("d"));
+        assert!(!p.may_approve_policy_change("nobody"));
+        assert!(p.to_json().contains("\"policy_change_approvals\": 2"));
+        assert_eq!(Policy::parse(&p.to_json()).unwrap(), p);
+        let e = with(3, &[a, b, c, d].join(",")).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("only 2 principal(s)"), "{e}");
+        // Absent or 0: none needed, and the canonical form does not mention it.
+        let seed = Policy::parse(SEED).unwrap();
+        assert_eq!(seed.policy_change_approvals, 0);
+        assert!(!seed.to_json().contains("policy_change_approvals"));
+        assert!(Policy::parse("policy_change_approvals = 1\n[key_permissions.a]\nkeys = [\"*\"]\noperations = [\"approve\"]\n").is_ok());
     }
 
     #[test]

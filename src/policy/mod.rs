@@ -1,8 +1,10 @@
 //! Who may do what. Today: the standard's access rules for objects by session state
 //! (PKCS#11 3.0 base, section 4.4 and table 5), as pure functions of the session's view.
-//! Principals, per-key permissions and approvals come here too.
+//! Principals, per-key permissions, in-band approvals (`approval.rs`) and approvals recorded
+//! ahead for management operations (`approval_ahead.rs`) are here too.
 
 pub mod approval;
+pub mod approval_ahead;
 pub mod document;
 
 pub use approval::PendingApproval;

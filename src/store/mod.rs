@@ -57,6 +57,26 @@ pub struct PrincipalRecord {
     pub failures: u32,
 }
 
+/// An approval recorded ahead (`ecm-hsm approve`): `approver` lets `principal` do
+/// `operation` (`destroy`, `modify`, `rotate`, `policy`) once on `key` until `expires_at`.
+/// Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    /// Assigned by the store (never reused); 0 before it is stored.
+    pub id: i64,
+    pub approver: String,
+    pub principal: String,
+    pub operation: String,
+    /// The key's `CKA_UNIQUE_ID`, or for `policy` the SHA-256 (hex) of the new canonical document.
+    pub key: String,
+    /// The key's label when it was approved, for display only.
+    pub key_label: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub consumed_at: Option<u64>,
+    pub revoked_at: Option<u64>,
+}
+
 /// The changes one transaction may make.
 pub trait StoreWriter {
     fn record(&mut self) -> Result<TokenRecord>;
@@ -81,6 +101,24 @@ pub trait StoreWriter {
     fn policy(&mut self) -> Result<Option<(u64, String)>>;
     fn save_policy(&mut self, version: u64, document: &str) -> Result<()>;
     fn delete_policy(&mut self) -> Result<()>;
+    /// Stores a new approval (its `id` is ignored) and returns its id.
+    fn insert_approval(&mut self, approval: &ApprovalRecord) -> Result<i64>;
+    /// Every approval bound to exactly this principal, operation and key, whatever its state.
+    fn approvals_for(&mut self, principal: &str, operation: &str, key: &str) -> Result<Vec<ApprovalRecord>>;
+    /// Marks a pending approval used at `now`; false if it was not pending (used, revoked or
+    /// expired, or no such id).
+    fn consume_approval(&mut self, id: i64, now: u64) -> Result<bool>;
+    /// Revokes the pending approvals `which` names; how many were revoked.
+    fn revoke_approvals(&mut self, which: ApprovalsOf<'_>, now: u64) -> Result<usize>;
+    fn delete_all_approvals(&mut self) -> Result<()>;
+}
+
+/// Which approvals [`StoreWriter::revoke_approvals`] revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalsOf<'a> {
+    Id(i64),
+    /// Given by or to this principal (when it is removed).
+    Principal(&'a str),
 }
 
 pub trait TokenStore: Send {
@@ -92,6 +130,8 @@ pub trait TokenStore: Send {
     fn principals(&mut self) -> Result<Vec<PrincipalRecord>>;
     /// The stored policy's version and document, if any.
     fn policy(&mut self) -> Result<Option<(u64, String)>>;
+    /// Every approval recorded ahead, oldest first.
+    fn approvals(&mut self) -> Result<Vec<ApprovalRecord>>;
     /// Runs `change` in one transaction that holds the store's write lock throughout;
     /// commits if it returns `Ok`, rolls back otherwise.
     fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()>;

@@ -46,6 +46,25 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         document TEXT NOT NULL
     );",
+    // 4: approvals recorded ahead for management operations (`ecm-hsm approve`): each is
+    // given by one approver to one principal for one operation on one key (its
+    // CKA_UNIQUE_ID; for a policy change the SHA-256 of the new canonical document), expires,
+    // and is used up by the operation it allows, in the operation's own transaction.
+    // `key_label` is only for display. Rows are kept once used or revoked, as history.
+    "CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        approver TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        operation TEXT NOT NULL CHECK (operation IN ('destroy', 'modify', 'rotate', 'policy')),
+        key TEXT NOT NULL,
+        key_label TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        consumed_at INTEGER,
+        revoked_at INTEGER,
+        CHECK (approver <> principal)
+    );
+    CREATE INDEX approvals_binding ON approvals (principal, operation, key);",
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

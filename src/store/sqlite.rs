@@ -10,7 +10,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 use super::schema;
 use super::{
-    PrincipalRecord, StoreWriter, StoredAttribute, StoredObject, TokenRecord, TokenStore, WrappedTokenKey,
+    ApprovalRecord, ApprovalsOf, PrincipalRecord, StoreWriter, StoredAttribute, StoredObject, TokenRecord,
+    TokenStore, WrappedTokenKey,
 };
 use crate::{Error, Result};
 
@@ -80,6 +81,25 @@ fn principal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalRecord
 }
 
 const PRINCIPAL_COLUMNS: &str = "SELECT name, salt, iterations, wrapped, failures FROM principals";
+
+const APPROVAL_COLUMNS: &str = "SELECT id, approver, principal, operation, key, key_label, created_at,
+    expires_at, consumed_at, revoked_at FROM approvals";
+
+fn approval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRecord> {
+    let time = |i: usize| r.get::<_, Option<i64>>(i).map(|t| t.map(|t| t as u64));
+    Ok(ApprovalRecord {
+        id: r.get(0)?,
+        approver: r.get(1)?,
+        principal: r.get(2)?,
+        operation: r.get(3)?,
+        key: r.get(4)?,
+        key_label: r.get(5)?,
+        created_at: r.get::<_, i64>(6)? as u64,
+        expires_at: r.get::<_, i64>(7)? as u64,
+        consumed_at: time(8)?,
+        revoked_at: time(9)?,
+    })
+}
 
 fn read_policy(conn: &Connection) -> Result<Option<(u64, String)>> {
     Ok(conn
@@ -179,6 +199,12 @@ impl TokenStore for SqliteStore {
 
     fn policy(&mut self) -> Result<Option<(u64, String)>> {
         read_policy(&self.conn)
+    }
+
+    fn approvals(&mut self) -> Result<Vec<ApprovalRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!("{APPROVAL_COLUMNS} ORDER BY id"))?;
+        let rows = stmt.query_map([], approval_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()> {
@@ -306,6 +332,67 @@ impl StoreWriter for SqliteWriter<'_> {
         self.tx.execute("DELETE FROM policy", [])?;
         Ok(())
     }
+
+    fn insert_approval(&mut self, a: &ApprovalRecord) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO approvals (approver, principal, operation, key, key_label, created_at,
+                expires_at, consumed_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                a.approver,
+                a.principal,
+                a.operation,
+                a.key,
+                a.key_label,
+                a.created_at as i64,
+                a.expires_at as i64,
+                a.consumed_at.map(|t| t as i64),
+                a.revoked_at.map(|t| t as i64),
+            ],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn approvals_for(&mut self, principal: &str, operation: &str, key: &str) -> Result<Vec<ApprovalRecord>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "{APPROVAL_COLUMNS} WHERE principal = ?1 AND operation = ?2 AND key = ?3 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map(params![principal, operation, key], approval_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn consume_approval(&mut self, id: i64, now: u64) -> Result<bool> {
+        // The conditions are repeated here so that a row can never be used twice or late,
+        // whatever the caller checked.
+        let changed = self.tx.execute(
+            "UPDATE approvals SET consumed_at = ?2 WHERE id = ?1 AND consumed_at IS NULL
+                AND revoked_at IS NULL AND expires_at > ?2",
+            params![id, now as i64],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn revoke_approvals(&mut self, which: ApprovalsOf<'_>, now: u64) -> Result<usize> {
+        const PENDING: &str = "consumed_at IS NULL AND revoked_at IS NULL";
+        let changed = match which {
+            ApprovalsOf::Id(id) => self.tx.execute(
+                &format!("UPDATE approvals SET revoked_at = ?2 WHERE id = ?1 AND {PENDING}"),
+                params![id, now as i64],
+            )?,
+            ApprovalsOf::Principal(name) => self.tx.execute(
+                &format!(
+                    "UPDATE approvals SET revoked_at = ?2 WHERE (approver = ?1 OR principal = ?1) AND {PENDING}"
+                ),
+                params![name, now as i64],
+            )?,
+        };
+        Ok(changed)
+    }
+
+    fn delete_all_approvals(&mut self) -> Result<()> {
+        self.tx.execute("DELETE FROM approvals", [])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -390,6 +477,88 @@ mod tests {
         })
         .unwrap();
         assert_eq!(removed, (true, false));
+    }
+
+    fn approval(approver: &str, key: &str, expires_at: u64) -> ApprovalRecord {
+        ApprovalRecord {
+            id: 0,
+            approver: approver.into(),
+            principal: "admin".into(),
+            operation: "destroy".into(),
+            key: key.into(),
+            key_label: "k".into(),
+            created_at: 1_000,
+            expires_at,
+            consumed_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn approvals_are_consumed_once_before_they_expire_and_only_in_committed_transactions() {
+        let mut s = SqliteStore::in_memory(&record()).unwrap();
+        let mut ids = Vec::new();
+        s.write(&mut |w| {
+            ids = vec![
+                w.insert_approval(&approval("alice", "uid-1", 5_000))?,
+                w.insert_approval(&approval("bob", "uid-1", 2_000))?,
+                w.insert_approval(&approval("bob", "uid-2", 5_000))?,
+            ];
+            Ok(())
+        })
+        .unwrap();
+        let mut bound = Vec::new();
+        s.write(&mut |w| {
+            bound = w.approvals_for("admin", "destroy", "uid-1")?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(bound.iter().map(|a| a.id).collect::<Vec<_>>(), ids[..2]);
+
+        // A failed transaction uses nothing up.
+        let failed = s.write(&mut |w| {
+            assert!(w.consume_approval(ids[0], 3_000)?);
+            Err(Error::ActionProhibited)
+        });
+        assert_eq!(failed, Err(Error::ActionProhibited));
+        assert_eq!(s.approvals().unwrap()[0].consumed_at, None, "rolled back");
+
+        let mut used = Vec::new();
+        s.write(&mut |w| {
+            used = vec![
+                w.consume_approval(ids[0], 3_000)?,
+                w.consume_approval(ids[0], 3_001)?, // already used
+                w.consume_approval(ids[1], 3_000)?, // expired at 2_000
+                w.consume_approval(99, 3_000)?,     // no such approval
+            ];
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(used, [true, false, false, false]);
+        let all = s.approvals().unwrap();
+        assert_eq!((all[0].consumed_at, all[1].consumed_at), (Some(3_000), None));
+
+        let mut revoked = (0, 0);
+        s.write(&mut |w| {
+            revoked = (
+                w.revoke_approvals(ApprovalsOf::Principal("bob"), 4_000)?,
+                w.revoke_approvals(ApprovalsOf::Id(ids[2]), 4_000)?,
+            );
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(revoked, (2, 0), "bob's two pending ones; none left for the id");
+        let mut after = true;
+        s.write(&mut |w| {
+            after = w.consume_approval(ids[2], 4_001)?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(!after, "a revoked approval is not used");
+        // Self-approval cannot even be stored.
+        let mut own = approval("admin", "uid-1", 5_000);
+        own.principal = "admin".into();
+        assert!(s.write(&mut |w| w.insert_approval(&own).map(drop)).is_err());
     }
 
     #[test]
