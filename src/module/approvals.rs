@@ -134,7 +134,7 @@ impl TokenState {
             Decision::Deny => Err(refusal),
             Decision::NeedsApproval => {
                 let policy = self.policy.clone().ok_or(Error::Internal("approval without a policy"))?;
-                let principal = self.principal.clone().unwrap_or_else(|| "user".to_string());
+                let principal = self.principal.as_deref().unwrap_or("user").to_string();
                 let key = bound.get(CKA_UNIQUE_ID).ok_or_else(|| refusal.clone())?;
                 Ok(Some(Gate {
                     quorum: policy.quorum(&principal),
@@ -236,7 +236,7 @@ impl Token {
         let now = now_ms();
         let mut approval = ApprovalRecord {
             id: 0,
-            approver,
+            approver: approver.to_string(),
             principal: principal.to_string(),
             operation: request.op.name().to_string(),
             key: binding.key,

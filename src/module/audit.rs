@@ -33,6 +33,8 @@ use crate::{Error, Result};
 struct Context {
     principal: Who,
     key: Option<Arc<Object>>,
+    /// A key named by its unique id and label rather than by an object (an approval's).
+    key_names: Option<(String, String)>,
 }
 
 impl Context {
@@ -116,7 +118,7 @@ impl Token {
             (LoginState::User, Some(name)) => Who::Named(name.clone()),
             (LoginState::User, None) => Who::User,
         };
-        Context { principal, key: key.and_then(|h| self.object_for_audit(&state, h)) }
+        Context { principal, key: key.and_then(|h| self.object_for_audit(&state, h)), key_names: None }
     }
 
     /// Records one call on this token.
@@ -149,7 +151,10 @@ impl Token {
         };
         let object = context.key.as_deref();
         let text = |a| object.and_then(|o| o.get(a)).map(String::from_utf8_lossy);
-        let (key_uid, key_label) = (text(CKA_UNIQUE_ID), text(CKA_LABEL));
+        let (key_uid, key_label) = match &context.key_names {
+            Some((uid, label)) => (Some(uid.as_str().into()), Some(label.as_str().into())),
+            None => (text(CKA_UNIQUE_ID), text(CKA_LABEL)),
+        };
         let key_version = context.key_version();
         let record = Record {
             principal: context.principal.as_str(),
@@ -509,11 +514,10 @@ impl Token {
         }
         let mut context = self.audit_context(None);
         if let Some(p) = principal {
-            context.principal = p;
+            context.principal = Who::Named(p.into());
         }
         if let Some(a) = approval {
-            context.key_uid = Some(a.key.clone());
-            context.key_label = Some(a.key_label.clone());
+            context.key_names = Some((a.key.clone(), a.key_label.clone()));
         }
         self.record_with(session, operation, context, None, rv)
     }
