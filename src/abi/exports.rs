@@ -41,6 +41,7 @@ pkcs11_fn! {
                 return Err(Error::ArgumentsBad);
             }
         }
+        super::fork::watch()?;
         module::initialize()
     }
 }

@@ -11,6 +11,7 @@
 #![allow(unsafe_code)]
 
 mod exports;
+mod fork;
 mod function_list;
 mod guard;
 mod marshal;

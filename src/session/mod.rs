@@ -2,6 +2,9 @@
 //! each kind (one find, encryption, decryption, digest, signature and verification at a time).
 
 pub mod output;
+pub mod table;
+
+use std::sync::Arc;
 
 use cryptoki_sys::*;
 use parking_lot::Mutex;
@@ -10,11 +13,14 @@ use crate::mechanism::aes_gcm::GcmMessageKey;
 use crate::mechanism::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 
 pub use output::{Output, OutputBuffer, output_step};
+pub use table::SessionTable;
 
 pub struct Session {
     pub handle: CK_SESSION_HANDLE,
     pub slot_id: CK_SLOT_ID,
     pub read_write: bool,
+    /// The session's token, held here so that a call reaches it without the slot table.
+    pub token: Arc<crate::module::token::Token>,
     pub operations: Mutex<Operations>,
 }
 
@@ -64,8 +70,13 @@ impl FindCursor {
 }
 
 impl Session {
-    pub fn new(handle: CK_SESSION_HANDLE, slot_id: CK_SLOT_ID, read_write: bool) -> Session {
-        Session { handle, slot_id, read_write, operations: Mutex::new(Operations::default()) }
+    pub fn new(
+        handle: CK_SESSION_HANDLE,
+        slot_id: CK_SLOT_ID,
+        read_write: bool,
+        token: Arc<crate::module::token::Token>,
+    ) -> Session {
+        Session { handle, slot_id, read_write, token, operations: Mutex::new(Operations::default()) }
     }
 }
 
