@@ -80,6 +80,30 @@ impl GcmOperation {
         }
     }
 
+    /// As `run`, into the caller's buffer `out` (at least `out_len` bytes): encryption
+    /// copies the plaintext there and seals it in place; decryption opens straight into it,
+    /// and wipes it again if the tag is wrong, so unauthenticated plaintext never stays.
+    fn run_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        let nonce = Nonce::assume_unique_for_key(self.iv);
+        let aad = Aad::from(self.aad.as_slice());
+        let len = self.out_len(input.len())?;
+        let out = out.get_mut(..len).ok_or(Error::Internal("GCM output buffer too short"))?;
+        if self.encrypt {
+            let (body, tag_out) = out.split_at_mut(input.len());
+            body.copy_from_slice(input);
+            let tag =
+                self.key.seal_in_place_separate_tag(nonce, aad, body).map_err(|_| Error::DataLenRange)?;
+            tag_out.copy_from_slice(tag.as_ref());
+        } else {
+            let (ciphertext, tag) = input.split_at(len);
+            if self.key.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
+                zeroize::Zeroize::zeroize(out);
+                return Err(Error::EncryptedDataInvalid);
+            }
+        }
+        Ok(len)
+    }
+
     fn out_len(&self, input_len: usize) -> Result<usize> {
         if self.encrypt {
             Ok(input_len + TAG_LEN)
@@ -116,6 +140,20 @@ impl CipherOperation for GcmOperation {
         let input = std::mem::take(&mut *self.buffered);
         let input = Zeroizing::new(input);
         self.run(&input)
+    }
+
+    fn single_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.run_into(input, out)
+    }
+
+    fn update_into(&mut self, input: &[u8], _out: &mut [u8]) -> Result<usize> {
+        self.buffered.extend_from_slice(input);
+        Ok(0)
+    }
+
+    fn finish_into(&mut self, out: &mut [u8]) -> Result<usize> {
+        let input = Zeroizing::new(std::mem::take(&mut *self.buffered));
+        self.run_into(&input, out)
     }
 }
 
@@ -170,6 +208,32 @@ mod tests {
         let mut dec = GcmOperation::new(&k, &p, false).unwrap();
         assert_eq!(dec.single(&bad).unwrap_err(), Error::EncryptedDataInvalid);
         assert_eq!(dec.single(&[0; 5]).unwrap_err(), Error::EncryptedDataLenRange);
+    }
+
+    #[test]
+    fn writing_into_a_buffer_matches_the_owned_output_and_wipes_a_bad_opening() {
+        let k = key(&[9u8; 32]);
+        let p = GcmParams { iv: vec![2; 12], aad: b"ad".to_vec(), tag_bits: 128 };
+        let owned = GcmOperation::new(&k, &p, true).unwrap().single(b"some plaintext").unwrap();
+        let mut out = [0xEEu8; 64];
+        let n = GcmOperation::new(&k, &p, true).unwrap().single_into(b"some plaintext", &mut out).unwrap();
+        assert_eq!(&out[..n], owned.as_slice());
+        let mut op = GcmOperation::new(&k, &p, true).unwrap();
+        assert_eq!(op.update_into(b"some ", &mut out).unwrap(), 0);
+        assert_eq!(op.update_into(b"plaintext", &mut out).unwrap(), 0);
+        let n = op.finish_into(&mut out).unwrap();
+        assert_eq!(&out[..n], owned.as_slice());
+
+        let mut plain = [0u8; 32];
+        let n = GcmOperation::new(&k, &p, false).unwrap().single_into(&owned, &mut plain).unwrap();
+        assert_eq!(&plain[..n], b"some plaintext");
+        let mut bad = owned.to_vec();
+        bad[3] ^= 1;
+        let mut plain = [0xEEu8; 32];
+        let mut dec = GcmOperation::new(&k, &p, false).unwrap();
+        assert_eq!(dec.single_into(&bad, &mut plain), Err(Error::EncryptedDataInvalid));
+        assert!(plain[..bad.len() - TAG_LEN].iter().all(|b| *b == 0), "no unauthenticated plaintext");
+        assert_eq!(dec.single_into(&[0; 5], &mut plain), Err(Error::EncryptedDataLenRange));
     }
 
     #[test]

@@ -177,6 +177,29 @@ pub trait CipherOperation: Send {
     fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>>;
+
+    /// As `single`, written into `out` (at least `single_len` bytes); returns the length
+    /// written. Mechanisms on the hot path override it to write straight into the caller's
+    /// buffer, without an intermediate allocation, copy and wipe.
+    fn single_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        copy_into(self.single(input)?, out)
+    }
+
+    /// As `update`, written into `out` (at least `update_len` bytes).
+    fn update_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        copy_into(self.update(input)?, out)
+    }
+
+    /// As `finish`, written into `out` (at least `final_len` bytes).
+    fn finish_into(&mut self, out: &mut [u8]) -> Result<usize> {
+        copy_into(self.finish()?, out)
+    }
+}
+
+fn copy_into(bytes: Zeroizing<Vec<u8>>, out: &mut [u8]) -> Result<usize> {
+    let dest = out.get_mut(..bytes.len()).ok_or(crate::Error::Internal("output longer than announced"))?;
+    dest.copy_from_slice(&bytes);
+    Ok(bytes.len())
 }
 
 /// A message digest in progress.

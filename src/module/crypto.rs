@@ -12,7 +12,9 @@ use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Origin};
 use crate::object::{Attribute, AttributeRead};
 use crate::policy::PendingApproval;
-use crate::session::{FindCursor, Operations, Output, OutputBuffer, output_step};
+use crate::session::{
+    Delivered, Dest, FindCursor, Operations, Output, OutputBuffer, output_step, output_step_into,
+};
 use crate::{Error, Result};
 
 /// Records what the operation just begun as `operation` waits for, replacing what an
@@ -475,6 +477,45 @@ impl Module {
                 output_step(slot, buffer, false, |op| Ok(op.update_len(input.len())), |op| op.update(input))
             }
             Step::Final => output_step(slot, buffer, true, |op| Ok(op.final_len()), |op| op.finish()),
+        }
+    }
+
+    /// As [`Module::cipher`], writing into the caller's buffer (the C ABI's path, when the
+    /// input and output do not overlap).
+    pub fn cipher_into(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        step: Step<'_>,
+        dest: Dest<'_>,
+    ) -> Result<Delivered> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        if !ops.approvals.is_empty() {
+            awaits_approval(&ops, kind.name())?;
+        }
+        let slot = match kind {
+            CipherKind::Encrypt => &mut ops.encrypt,
+            CipherKind::Decrypt => &mut ops.decrypt,
+        };
+        match step {
+            Step::Single(input) => output_step_into(
+                slot,
+                dest,
+                true,
+                |op| op.single_len(input.len()),
+                |op, out| op.single_into(input, out),
+            ),
+            Step::Update(input) => output_step_into(
+                slot,
+                dest,
+                false,
+                |op| Ok(op.update_len(input.len())),
+                |op, out| op.update_into(input, out),
+            ),
+            Step::Final => {
+                output_step_into(slot, dest, true, |op| Ok(op.final_len()), |op, out| op.finish_into(out))
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::mechanism::aes_gcm::GcmMessageKey;
 use crate::mechanism::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 
-pub use output::{Output, OutputBuffer, output_step};
+pub use output::{Delivered, Dest, Output, OutputBuffer, output_step, output_step_into};
 pub use table::SessionTable;
 
 pub struct Session {
