@@ -9,14 +9,18 @@ use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, N
 use cryptoki_sys::CKK_AES;
 use zeroize::Zeroizing;
 
-use super::{CipherOperation, GcmParams, SecretKey, rng};
+use std::sync::Arc;
+
+use super::prepared::PreparedKey;
+use super::{CipherOperation, GcmParams, KeyMaterial, SecretKey, rng};
 use crate::{Error, Result};
 
 pub const IV_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
 pub struct GcmOperation {
-    key: LessSafeKey,
+    /// Shared with the session's cache of prepared keys: the key schedule is built once.
+    key: Arc<PreparedKey>,
     iv: [u8; IV_LEN],
     aad: Vec<u8>,
     encrypt: bool,
@@ -37,15 +41,23 @@ pub fn gcm_key(value: &[u8]) -> Result<LessSafeKey> {
 
 impl GcmOperation {
     pub fn new(key: &SecretKey, params: &GcmParams, encrypt: bool) -> Result<GcmOperation> {
-        if key.key_type != CKK_AES {
-            return Err(Error::KeyTypeInconsistent);
+        let secret = SecretKey { key_type: key.key_type, value: key.value.clone() };
+        GcmOperation::with_key(&Arc::new(PreparedKey::new(KeyMaterial::Secret(secret))), params, encrypt)
+    }
+
+    /// As [`GcmOperation::new`], with a key whose schedule may already be built.
+    pub fn with_key(key: &Arc<PreparedKey>, params: &GcmParams, encrypt: bool) -> Result<GcmOperation> {
+        match &key.material {
+            KeyMaterial::Secret(s) if s.key_type == CKK_AES => {}
+            _ => return Err(Error::KeyTypeInconsistent),
         }
         let iv: [u8; IV_LEN] = params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
         if params.tag_bits != (TAG_LEN * 8) as u64 {
             return Err(Error::MechanismParamInvalid);
         }
+        key.gcm()?;
         Ok(GcmOperation {
-            key: gcm_key(&key.value)?,
+            key: key.clone(),
             iv,
             aad: params.aad.clone(),
             encrypt,
@@ -61,6 +73,7 @@ impl GcmOperation {
             out.extend_from_slice(input);
             let tag = self
                 .key
+                .gcm()?
                 .seal_in_place_separate_tag(nonce, aad, out.as_mut_slice())
                 .map_err(|_| Error::DataLenRange)?;
             out.extend_from_slice(tag.as_ref());
@@ -72,6 +85,7 @@ impl GcmOperation {
             let mut out = Zeroizing::new(input.to_vec());
             let plain_len = self
                 .key
+                .gcm()?
                 .open_in_place(nonce, aad, out.as_mut_slice())
                 .map_err(|_| Error::EncryptedDataInvalid)?
                 .len();
@@ -91,12 +105,15 @@ impl GcmOperation {
         if self.encrypt {
             let (body, tag_out) = out.split_at_mut(input.len());
             body.copy_from_slice(input);
-            let tag =
-                self.key.seal_in_place_separate_tag(nonce, aad, body).map_err(|_| Error::DataLenRange)?;
+            let tag = self
+                .key
+                .gcm()?
+                .seal_in_place_separate_tag(nonce, aad, body)
+                .map_err(|_| Error::DataLenRange)?;
             tag_out.copy_from_slice(tag.as_ref());
         } else {
             let (ciphertext, tag) = input.split_at(len);
-            if self.key.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
+            if self.key.gcm()?.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
                 zeroize::Zeroize::zeroize(out);
                 return Err(Error::EncryptedDataInvalid);
             }

@@ -262,6 +262,24 @@ pub fn decrypt_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn 
     cipher_init(mechanism, key, false)
 }
 
+/// Starts an encryption (`encrypt`) or decryption with a key a session may keep between
+/// operations: AES-GCM reuses the key's schedule; other mechanisms start from its material.
+pub fn cipher_init_prepared(
+    mechanism: &Mechanism,
+    key: &std::sync::Arc<prepared::PreparedKey>,
+    encrypt: bool,
+) -> Result<Box<dyn CipherOperation>> {
+    let function = if encrypt { cryptoki_sys::CKF_ENCRYPT } else { cryptoki_sys::CKF_DECRYPT };
+    registry::require(mechanism.kind, function)?;
+    if mechanism.kind == cryptoki_sys::CKM_AES_GCM {
+        let MechanismParams::Gcm(p) = &mechanism.params else {
+            return Err(crate::Error::MechanismParamInvalid);
+        };
+        return Ok(Box::new(aes_gcm::GcmOperation::with_key(key, p, encrypt)?));
+    }
+    cipher_init(mechanism, &key.material, encrypt)
+}
+
 fn cipher_init(mechanism: &Mechanism, key: &KeyMaterial, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
     let kind = mechanism.kind;
     if family::RSA_CIPHERS.contains(&kind) {

@@ -4,16 +4,20 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
 use super::Module;
+use super::token::KEY_USE_STALENESS;
 use crate::hierarchy;
 use crate::mechanism::aes_gcm::{self, GcmMessageParams};
+use crate::mechanism::prepared::PreparedKey;
 use crate::mechanism::{self, Mechanism, MechanismParams};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Origin};
 use crate::object::{Attribute, AttributeRead};
 use crate::policy::PendingApproval;
 use crate::session::{
-    Delivered, Dest, FindCursor, Operations, Output, OutputBuffer, output_step, output_step_into,
+    CachedKey, Delivered, Dest, FindCursor, Operations, Output, OutputBuffer, output_step, output_step_into,
 };
 use crate::{Error, Result};
 
@@ -411,7 +415,7 @@ impl Module {
                 CKA_ENCRYPT,
                 kind.name(),
                 |o| &mut o.encrypt,
-                mechanism::encrypt_init,
+                |m, k| mechanism::cipher_init_prepared(m, k, true),
             ),
             CipherKind::Decrypt => self.begin(
                 h,
@@ -420,7 +424,7 @@ impl Module {
                 CKA_DECRYPT,
                 kind.name(),
                 |o| &mut o.decrypt,
-                mechanism::decrypt_init,
+                |m, k| mechanism::cipher_init_prepared(m, k, false),
             ),
         }
     }
@@ -428,6 +432,11 @@ impl Module {
     /// Every `*Init` that may wait for approvals: `None` for the mechanism ends the operation
     /// in `slot` (and its approval); otherwise the key is checked for `usage`, `begin` makes
     /// the operation, and the approval it waits for, if any, is kept under `name`.
+    ///
+    /// A key this session looked up for the same use and mechanism is taken from its cache
+    /// (`crate::session::keys`) while the token has not changed since and the store was
+    /// checked recently enough: the lookup would give the same answer, and the token's lock
+    /// is not taken. Keys that wait for approvals are never cached.
     #[allow(clippy::too_many_arguments)]
     fn begin<T>(
         &self,
@@ -437,9 +446,10 @@ impl Module {
         usage: CK_ATTRIBUTE_TYPE,
         name: &'static str,
         slot: fn(&mut Operations) -> &mut Option<T>,
-        begin: impl FnOnce(&Mechanism, &mechanism::KeyMaterial) -> Result<T>,
+        begin: impl FnOnce(&Mechanism, &Arc<PreparedKey>) -> Result<T>,
     ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
+        let s = self.session(h)?;
+        let token = &s.token;
         let mut ops = s.operations.lock();
         let Some(mechanism) = mechanism else {
             *slot(&mut ops) = None;
@@ -449,8 +459,32 @@ impl Module {
         if slot(&mut ops).is_some() {
             return Err(Error::OperationActive);
         }
+        let version = token.version();
+        if let Some(prepared) = ops.keys.get(key, usage, mechanism.kind, version, KEY_USE_STALENESS).cloned()
+        {
+            *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
+            ops.approvals.remove(name);
+            return Ok(());
+        }
         let (material, approval) = token.key_material_gated(s.read_write, key, usage, mechanism.kind)?;
-        *slot(&mut ops) = Some(begin(mechanism, &material)?);
+        let prepared = Arc::new(PreparedKey::new(material));
+        // Read after the lookup: unchanged, the lookup saw the token as of `version`.
+        let checked_at = token.checked_at();
+        if approval.is_none()
+            && let Some(checked_at) = checked_at
+            && token.version() == version
+        {
+            let entry = CachedKey {
+                handle: key,
+                usage,
+                mechanism: mechanism.kind,
+                version,
+                checked_at,
+                key: prepared.clone(),
+            };
+            ops.keys.put(entry);
+        }
+        *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
         set_approval(&mut ops, name, approval);
         Ok(())
     }
@@ -526,7 +560,15 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.begin(h, mechanism, key, CKA_SIGN, "sign", |o| &mut o.sign, mechanism::sign_init)
+        self.begin(
+            h,
+            mechanism,
+            key,
+            CKA_SIGN,
+            "sign",
+            |o| &mut o.sign,
+            |m, k| mechanism::sign_init(m, &k.material),
+        )
     }
 
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
@@ -611,7 +653,15 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.begin(h, mechanism, key, CKA_VERIFY, "verify", |o| &mut o.verify, mechanism::verify_init)
+        self.begin(
+            h,
+            mechanism,
+            key,
+            CKA_VERIFY,
+            "verify",
+            |o| &mut o.verify,
+            |m, k| mechanism::verify_init(m, &k.material),
+        )
     }
 
     /// One step of a verification: `Single(data)` and `Final` take the signature; the

@@ -13,6 +13,7 @@ mod hierarchy_keys;
 mod object_cache;
 mod objects;
 pub mod slots;
+mod state_guard;
 pub mod token;
 
 use std::cell::RefCell;

@@ -1,6 +1,7 @@
 //! Per-session state: the session's slot and read/write flag, and the active operation of
 //! each kind (one find, encryption, decryption, digest, signature and verification at a time).
 
+pub mod keys;
 pub mod output;
 pub mod table;
 
@@ -12,6 +13,7 @@ use parking_lot::Mutex;
 use crate::mechanism::aes_gcm::GcmMessageKey;
 use crate::mechanism::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 
+pub use keys::{CachedKey, KeyCache};
 pub use output::{Delivered, Dest, Output, OutputBuffer, output_step, output_step_into};
 pub use table::SessionTable;
 
@@ -41,6 +43,8 @@ pub struct Operations {
     /// Approvals that operations begun here wait for or hold, by operation (`encrypt`,
     /// `decrypt`, `sign`, `verify`); see `crate::policy::approval`.
     pub approvals: std::collections::BTreeMap<&'static str, crate::policy::PendingApproval>,
+    /// Keys looked up by recent `*Init` calls (see `keys.rs`); emptied with the operations.
+    pub keys: KeyCache,
 }
 
 impl Operations {
