@@ -413,6 +413,23 @@ pub fn wrap(mechanism: &Mechanism, wrapping_key: &KeyMaterial, key_bytes: &[u8])
     }
 }
 
+/// The length [`wrap`] would give `key_len` bytes, when it is known without wrapping (the
+/// AES key wraps); `None` for mechanisms whose output length needs the work done.
+pub fn wrapped_len(
+    mechanism: &Mechanism,
+    wrapping_key: &KeyMaterial,
+    key_len: usize,
+) -> Option<Result<usize>> {
+    match wrapping_key {
+        KeyMaterial::Secret(secret) if family::AES_WRAPS.contains(&mechanism.kind) => Some(
+            registry::require(mechanism.kind, cryptoki_sys::CKF_WRAP)
+                .and_then(|_| aes_wrap::wrapped_len(mechanism.kind, &mechanism.params, secret, key_len))
+                .map_err(wrap_error),
+        ),
+        _ => None,
+    }
+}
+
 /// Unwraps a blob made by [`wrap`]; every failure to open it is one opaque error.
 pub fn unwrap(
     mechanism: &Mechanism,

@@ -334,7 +334,8 @@ impl Module {
     }
 
     /// `C_WrapKey`: the key's bytes encrypted under the wrapping key, through the
-    /// output-buffer protocol (a size query wraps too, to learn the length, and releases
+    /// output-buffer protocol (a size query makes every check; it wraps too, to learn the
+    /// length, unless the mechanism's output length is known beforehand; it releases
     /// nothing).
     pub(super) fn wrap_key_unrecorded(
         &self,
@@ -346,6 +347,12 @@ impl Module {
     ) -> Result<Output> {
         let (s, token) = self.session_and_token(h)?;
         let (wrapping_key, bytes) = token.wrap_inputs(s.read_write, wrapping, key, mechanism.kind)?;
+        // A size query of an AES key wrap needs no wrap: its length follows from the input's.
+        if buffer == OutputBuffer::Query
+            && let Some(len) = mechanism::wrapped_len(mechanism, &wrapping_key, bytes.len())
+        {
+            return len.map(Output::Length);
+        }
         let wrapped = mechanism::wrap(mechanism, &wrapping_key, &bytes)?;
         match buffer {
             OutputBuffer::Query => Ok(Output::Length(wrapped.len())),
