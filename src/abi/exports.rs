@@ -448,10 +448,10 @@ unsafe fn operation_step(
     };
     if let (Some(cipher), Some((out, out_len))) = (cipher, output) {
         // SAFETY: forwarded contract of the export.
-        match unsafe { cipher_step(&module, h, kind, cipher, input, single, out, out_len) } {
-            Some(done) => return done,
-            // Overlapping buffers: the copying path below, which reads all input first.
-            None => {}
+        // `None` for overlapping buffers: the copying path below, which reads all input first.
+        // SAFETY: forwarded contract of the export.
+        if let Some(done) = unsafe { cipher_step(&module, h, kind, cipher, input, single, out, out_len) } {
+            return done;
         }
     }
     let arguments = || -> Result<(OutputBuffer, Step<'_>)> {

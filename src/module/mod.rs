@@ -68,7 +68,7 @@ struct Cached {
     generation: u64,
     forks: u64,
     /// Always `Some` until dropped.
-    module: Option<Rc<Arc<Module>>>,
+    module: Option<LocalModule>,
 }
 
 impl Drop for Cached {
@@ -135,7 +135,12 @@ pub fn finalize() -> Result<()> {
 }
 
 /// A reference to the initialized module, for the length of one call.
-pub struct ModuleRef(Rc<Arc<Module>>);
+pub struct ModuleRef(LocalModule);
+
+/// A thread's counted reference to the shared module: cloning it per call touches only this
+/// thread's count, never the `Arc`'s (the point of the extra allocation, made once per thread).
+#[allow(clippy::redundant_allocation)]
+type LocalModule = Rc<Arc<Module>>;
 
 impl std::ops::Deref for ModuleRef {
     type Target = Module;
