@@ -9,7 +9,7 @@ use super::guard::{not_supported, pkcs11_fn};
 use super::marshal::*;
 use crate::module::{self, CipherKind, OperationKind, Step};
 use crate::object::AttributeRead;
-use crate::session::OutputBuffer;
+use crate::session::{Delivered, Dest, OutputBuffer};
 use crate::{Error, Result};
 
 const MANUFACTURER: &[u8] = b"ecm-hsm project";
@@ -43,6 +43,7 @@ pkcs11_fn! {
             }
             may_create_threads = args.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS == 0;
         }
+        super::fork::watch()?;
         module::initialize_with(may_create_threads)
     }
 }
@@ -442,6 +443,19 @@ unsafe fn operation_step(
     output: Option<(*mut u8, *mut CK_ULONG)>,
 ) -> Result<()> {
     let module = module::instance()?;
+    let cipher = match kind {
+        OperationKind::Encrypt => Some(CipherKind::Encrypt),
+        OperationKind::Decrypt => Some(CipherKind::Decrypt),
+        _ => None,
+    };
+    if let (Some(cipher), Some((out, out_len))) = (cipher, output) {
+        // SAFETY: forwarded contract of the export.
+        // `None` for overlapping buffers: the copying path below, which reads all input first.
+        // SAFETY: forwarded contract of the export.
+        if let Some(done) = unsafe { cipher_step(&module, h, kind, cipher, input, single, out, out_len) } {
+            return done;
+        }
+    }
     let arguments = || -> Result<(OutputBuffer, Step<'_>)> {
         let buffer = match output {
             // SAFETY: forwarded contract of the export.
@@ -471,6 +485,74 @@ unsafe fn operation_step(
         Some((out, out_len)) => unsafe { output_out(result, out, out_len) },
         None => result.map(|_| ()),
     }
+}
+
+/// One step of an encryption or decryption that writes straight into the caller's output
+/// buffer: no intermediate allocation, copy or wipe. `None` when the input and the output
+/// overlap (an in-place call), which the copying path serves.
+///
+/// # Safety
+/// The pointers are the export's, under its PKCS#11 contract.
+#[allow(clippy::too_many_arguments)]
+unsafe fn cipher_step(
+    module: &module::Module,
+    h: CK_SESSION_HANDLE,
+    kind: OperationKind,
+    cipher: CipherKind,
+    input: Option<(*mut u8, CK_ULONG)>,
+    single: bool,
+    out: *mut u8,
+    out_len: *mut CK_ULONG,
+) -> Option<Result<()>> {
+    let arguments = || -> Result<Option<(Dest<'_>, Step<'_>)>> {
+        if out_len.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: non-NULL, readable by contract.
+        let capacity = to_usize(unsafe { *out_len })?;
+        let step = match input {
+            Some((p, n)) => {
+                // SAFETY: forwarded contract of the export.
+                let data = unsafe { bytes_in(p, n)? };
+                if single { Step::Single(data) } else { Step::Update(data) }
+            }
+            None => Step::Final,
+        };
+        if out.is_null() {
+            return Ok(Some((Dest::Query, step)));
+        }
+        let input_range = match step {
+            Step::Single(d) | Step::Update(d) => (d.as_ptr(), d.len()),
+            Step::Final => (std::ptr::null(), 0),
+        };
+        if overlaps(input_range, (out, capacity)) {
+            return Ok(None);
+        }
+        // SAFETY: the caller's output buffer holds `capacity` writable bytes, and it does not
+        // overlap the input borrowed above.
+        let buffer = unsafe { bytes_out(out, to_ulong(capacity))? };
+        Ok(Some((Dest::Buffer(buffer), step)))
+    };
+    let (dest, step) = match arguments() {
+        Ok(Some(a)) => a,
+        Ok(None) => return None,
+        Err(e) => {
+            module.end_operation(h, kind);
+            return Some(Err(e));
+        }
+    };
+    let written = match module.cipher_into(h, cipher, step, dest) {
+        Ok(Delivered::Length(n) | Delivered::Written(n)) => n,
+        Err(Error::BufferTooSmall { needed }) => {
+            // SAFETY: checked non-NULL above; writable by contract.
+            return Some(
+                unsafe { write(out_len, to_ulong(needed)) }.and(Err(Error::BufferTooSmall { needed })),
+            );
+        }
+        Err(e) => return Some(Err(e)),
+    };
+    // SAFETY: checked non-NULL above; writable by contract.
+    Some(unsafe { write(out_len, to_ulong(written)) })
 }
 
 pkcs11_fn! {

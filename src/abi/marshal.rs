@@ -66,6 +66,13 @@ pub unsafe fn array_in<'a, T>(ptr: *const T, count: CK_ULONG) -> Result<&'a [T]>
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
+/// Whether two byte ranges of caller memory, `(start, len)`, share a byte (only the
+/// addresses are compared; nothing is read).
+pub fn overlaps(a: (*const u8, usize), b: (*const u8, usize)) -> bool {
+    let (a0, b0) = (a.0 as usize, b.0 as usize);
+    a.1 > 0 && b.1 > 0 && a0 < b0.saturating_add(b.1) && b0 < a0.saturating_add(a.1)
+}
+
 /// Writes one value through an out-pointer.
 ///
 /// # Safety
@@ -413,6 +420,17 @@ mod tests {
         };
         // SAFETY: the mechanism points to a live local buffer of the stated size.
         assert_eq!(unsafe { mechanism_in(&m) }, Err(Error::MechanismParamInvalid));
+    }
+
+    #[test]
+    fn overlapping_ranges() {
+        let buf = [0u8; 16];
+        let p = buf.as_ptr();
+        assert!(overlaps((p, 8), (p, 8)));
+        assert!(overlaps((p, 8), (p.wrapping_add(7), 8)));
+        assert!(!overlaps((p, 8), (p.wrapping_add(8), 8)));
+        assert!(!overlaps((p, 0), (p, 8)), "an empty range shares nothing");
+        assert!(!overlaps((std::ptr::null(), 0), (p, 8)));
     }
 
     #[test]

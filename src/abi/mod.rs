@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 mod exports;
+mod fork;
 mod function_list;
 mod guard;
 pub mod mapped_file;

@@ -9,14 +9,18 @@ use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, N
 use cryptoki_sys::CKK_AES;
 use zeroize::Zeroizing;
 
-use super::{CipherOperation, GcmParams, SecretKey, rng};
+use std::sync::Arc;
+
+use super::prepared::PreparedKey;
+use super::{CipherOperation, GcmParams, KeyMaterial, SecretKey, rng};
 use crate::{Error, Result};
 
 pub const IV_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
 pub struct GcmOperation {
-    key: LessSafeKey,
+    /// Shared with the session's cache of prepared keys: the key schedule is built once.
+    key: Arc<PreparedKey>,
     iv: [u8; IV_LEN],
     aad: Vec<u8>,
     encrypt: bool,
@@ -37,15 +41,23 @@ pub fn gcm_key(value: &[u8]) -> Result<LessSafeKey> {
 
 impl GcmOperation {
     pub fn new(key: &SecretKey, params: &GcmParams, encrypt: bool) -> Result<GcmOperation> {
-        if key.key_type != CKK_AES {
-            return Err(Error::KeyTypeInconsistent);
+        let secret = SecretKey { key_type: key.key_type, value: key.value.clone() };
+        GcmOperation::with_key(&Arc::new(PreparedKey::new(KeyMaterial::Secret(secret))), params, encrypt)
+    }
+
+    /// As [`GcmOperation::new`], with a key whose schedule may already be built.
+    pub fn with_key(key: &Arc<PreparedKey>, params: &GcmParams, encrypt: bool) -> Result<GcmOperation> {
+        match &key.material {
+            KeyMaterial::Secret(s) if s.key_type == CKK_AES => {}
+            _ => return Err(Error::KeyTypeInconsistent),
         }
         let iv: [u8; IV_LEN] = params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
         if params.tag_bits != (TAG_LEN * 8) as u64 {
             return Err(Error::MechanismParamInvalid);
         }
+        key.gcm()?;
         Ok(GcmOperation {
-            key: gcm_key(&key.value)?,
+            key: key.clone(),
             iv,
             aad: params.aad.clone(),
             encrypt,
@@ -61,6 +73,7 @@ impl GcmOperation {
             out.extend_from_slice(input);
             let tag = self
                 .key
+                .gcm()?
                 .seal_in_place_separate_tag(nonce, aad, out.as_mut_slice())
                 .map_err(|_| Error::DataLenRange)?;
             out.extend_from_slice(tag.as_ref());
@@ -72,12 +85,40 @@ impl GcmOperation {
             let mut out = Zeroizing::new(input.to_vec());
             let plain_len = self
                 .key
+                .gcm()?
                 .open_in_place(nonce, aad, out.as_mut_slice())
                 .map_err(|_| Error::EncryptedDataInvalid)?
                 .len();
             out.truncate(plain_len);
             Ok(out)
         }
+    }
+
+    /// As `run`, into the caller's buffer `out` (at least `out_len` bytes): encryption
+    /// copies the plaintext there and seals it in place; decryption opens straight into it,
+    /// and wipes it again if the tag is wrong, so unauthenticated plaintext never stays.
+    fn run_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        let nonce = Nonce::assume_unique_for_key(self.iv);
+        let aad = Aad::from(self.aad.as_slice());
+        let len = self.out_len(input.len())?;
+        let out = out.get_mut(..len).ok_or(Error::Internal("GCM output buffer too short"))?;
+        if self.encrypt {
+            let (body, tag_out) = out.split_at_mut(input.len());
+            body.copy_from_slice(input);
+            let tag = self
+                .key
+                .gcm()?
+                .seal_in_place_separate_tag(nonce, aad, body)
+                .map_err(|_| Error::DataLenRange)?;
+            tag_out.copy_from_slice(tag.as_ref());
+        } else {
+            let (ciphertext, tag) = input.split_at(len);
+            if self.key.gcm()?.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
+                zeroize::Zeroize::zeroize(out);
+                return Err(Error::EncryptedDataInvalid);
+            }
+        }
+        Ok(len)
     }
 
     fn out_len(&self, input_len: usize) -> Result<usize> {
@@ -116,6 +157,20 @@ impl CipherOperation for GcmOperation {
         let input = std::mem::take(&mut *self.buffered);
         let input = Zeroizing::new(input);
         self.run(&input)
+    }
+
+    fn single_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.run_into(input, out)
+    }
+
+    fn update_into(&mut self, input: &[u8], _out: &mut [u8]) -> Result<usize> {
+        self.buffered.extend_from_slice(input);
+        Ok(0)
+    }
+
+    fn finish_into(&mut self, out: &mut [u8]) -> Result<usize> {
+        let input = Zeroizing::new(std::mem::take(&mut *self.buffered));
+        self.run_into(&input, out)
     }
 }
 
@@ -170,6 +225,32 @@ mod tests {
         let mut dec = GcmOperation::new(&k, &p, false).unwrap();
         assert_eq!(dec.single(&bad).unwrap_err(), Error::EncryptedDataInvalid);
         assert_eq!(dec.single(&[0; 5]).unwrap_err(), Error::EncryptedDataLenRange);
+    }
+
+    #[test]
+    fn writing_into_a_buffer_matches_the_owned_output_and_wipes_a_bad_opening() {
+        let k = key(&[9u8; 32]);
+        let p = GcmParams { iv: vec![2; 12], aad: b"ad".to_vec(), tag_bits: 128 };
+        let owned = GcmOperation::new(&k, &p, true).unwrap().single(b"some plaintext").unwrap();
+        let mut out = [0xEEu8; 64];
+        let n = GcmOperation::new(&k, &p, true).unwrap().single_into(b"some plaintext", &mut out).unwrap();
+        assert_eq!(&out[..n], owned.as_slice());
+        let mut op = GcmOperation::new(&k, &p, true).unwrap();
+        assert_eq!(op.update_into(b"some ", &mut out).unwrap(), 0);
+        assert_eq!(op.update_into(b"plaintext", &mut out).unwrap(), 0);
+        let n = op.finish_into(&mut out).unwrap();
+        assert_eq!(&out[..n], owned.as_slice());
+
+        let mut plain = [0u8; 32];
+        let n = GcmOperation::new(&k, &p, false).unwrap().single_into(&owned, &mut plain).unwrap();
+        assert_eq!(&plain[..n], b"some plaintext");
+        let mut bad = owned.to_vec();
+        bad[3] ^= 1;
+        let mut plain = [0xEEu8; 32];
+        let mut dec = GcmOperation::new(&k, &p, false).unwrap();
+        assert_eq!(dec.single_into(&bad, &mut plain), Err(Error::EncryptedDataInvalid));
+        assert!(plain[..bad.len() - TAG_LEN].iter().all(|b| *b == 0), "no unauthenticated plaintext");
+        assert_eq!(dec.single_into(&[0; 5], &mut plain), Err(Error::EncryptedDataLenRange));
     }
 
     #[test]

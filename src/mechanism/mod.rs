@@ -177,6 +177,29 @@ pub trait CipherOperation: Send {
     fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>>;
+
+    /// As `single`, written into `out` (at least `single_len` bytes); returns the length
+    /// written. Mechanisms on the hot path override it to write straight into the caller's
+    /// buffer, without an intermediate allocation, copy and wipe.
+    fn single_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        copy_into(self.single(input)?, out)
+    }
+
+    /// As `update`, written into `out` (at least `update_len` bytes).
+    fn update_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        copy_into(self.update(input)?, out)
+    }
+
+    /// As `finish`, written into `out` (at least `final_len` bytes).
+    fn finish_into(&mut self, out: &mut [u8]) -> Result<usize> {
+        copy_into(self.finish()?, out)
+    }
+}
+
+fn copy_into(bytes: Zeroizing<Vec<u8>>, out: &mut [u8]) -> Result<usize> {
+    let dest = out.get_mut(..bytes.len()).ok_or(crate::Error::Internal("output longer than announced"))?;
+    dest.copy_from_slice(&bytes);
+    Ok(bytes.len())
 }
 
 /// A message digest in progress.
@@ -237,6 +260,24 @@ pub fn encrypt_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn 
 pub fn decrypt_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn CipherOperation>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_DECRYPT)?;
     cipher_init(mechanism, key, false)
+}
+
+/// Starts an encryption (`encrypt`) or decryption with a key a session may keep between
+/// operations: AES-GCM reuses the key's schedule; other mechanisms start from its material.
+pub fn cipher_init_prepared(
+    mechanism: &Mechanism,
+    key: &std::sync::Arc<prepared::PreparedKey>,
+    encrypt: bool,
+) -> Result<Box<dyn CipherOperation>> {
+    let function = if encrypt { cryptoki_sys::CKF_ENCRYPT } else { cryptoki_sys::CKF_DECRYPT };
+    registry::require(mechanism.kind, function)?;
+    if mechanism.kind == cryptoki_sys::CKM_AES_GCM {
+        let MechanismParams::Gcm(p) = &mechanism.params else {
+            return Err(crate::Error::MechanismParamInvalid);
+        };
+        return Ok(Box::new(aes_gcm::GcmOperation::with_key(key, p, encrypt)?));
+    }
+    cipher_init(mechanism, &key.material, encrypt)
 }
 
 fn cipher_init(mechanism: &Mechanism, key: &KeyMaterial, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
@@ -369,6 +410,23 @@ pub fn wrap(mechanism: &Mechanism, wrapping_key: &KeyMaterial, key_bytes: &[u8])
             let mut op = encrypt_init(mechanism, wrapping_key).map_err(wrap_error)?;
             op.single(key_bytes).map(|c| c.to_vec()).map_err(wrap_error)
         }
+    }
+}
+
+/// The length [`wrap`] would give `key_len` bytes, when it is known without wrapping (the
+/// AES key wraps); `None` for mechanisms whose output length needs the work done.
+pub fn wrapped_len(
+    mechanism: &Mechanism,
+    wrapping_key: &KeyMaterial,
+    key_len: usize,
+) -> Option<Result<usize>> {
+    match wrapping_key {
+        KeyMaterial::Secret(secret) if family::AES_WRAPS.contains(&mechanism.kind) => Some(
+            registry::require(mechanism.kind, cryptoki_sys::CKF_WRAP)
+                .and_then(|_| aes_wrap::wrapped_len(mechanism.kind, &mechanism.params, secret, key_len))
+                .map_err(wrap_error),
+        ),
+        _ => None,
     }
 }
 

@@ -53,6 +53,36 @@ impl<T> Default for PreparedKeys<T> {
     }
 }
 
+/// A key as an operation uses it: the material the object layer handed down, with the
+/// engine's form of it built at first use and kept for later operations on the same key
+/// (an AES-GCM key schedule and GHASH table cost as much as sealing 300 bytes). A session
+/// keeps these between `*Init` calls (`crate::session::KeyCache`).
+pub struct PreparedKey {
+    pub material: super::KeyMaterial,
+    gcm: std::sync::OnceLock<aws_lc_rs::aead::LessSafeKey>,
+}
+
+impl PreparedKey {
+    pub fn new(material: super::KeyMaterial) -> PreparedKey {
+        PreparedKey { material, gcm: std::sync::OnceLock::new() }
+    }
+
+    /// The key as an AES-GCM key (an AES secret key of 16, 24 or 32 bytes).
+    pub fn gcm(&self) -> Result<&aws_lc_rs::aead::LessSafeKey> {
+        if let Some(key) = self.gcm.get() {
+            return Ok(key);
+        }
+        let super::KeyMaterial::Secret(secret) = &self.material else {
+            return Err(Error::KeyTypeInconsistent);
+        };
+        if secret.key_type != cryptoki_sys::CKK_AES {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        let key = super::aes_gcm::gcm_key(&secret.value)?;
+        Ok(self.gcm.get_or_init(|| key))
+    }
+}
+
 /// A fingerprint of a key from its parts (each length-prefixed, so parts cannot run into
 /// each other).
 pub fn fingerprint(parts: &[&[u8]]) -> Result<[u8; 32]> {

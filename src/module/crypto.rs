@@ -4,15 +4,21 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
 use super::Module;
+use super::token::KEY_USE_STALENESS;
 use crate::hierarchy;
 use crate::mechanism::aes_gcm::{self, GcmMessageParams};
+use crate::mechanism::prepared::PreparedKey;
 use crate::mechanism::{self, Mechanism, MechanismParams};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Origin};
 use crate::object::{Attribute, AttributeRead};
 use crate::policy::PendingApproval;
-use crate::session::{FindCursor, Operations, Output, OutputBuffer, output_step};
+use crate::session::{
+    CachedKey, Delivered, Dest, FindCursor, Operations, Output, OutputBuffer, output_step, output_step_into,
+};
 use crate::{Error, Result};
 
 /// Records what the operation just begun as `operation` waits for, replacing what an
@@ -331,7 +337,8 @@ impl Module {
     }
 
     /// `C_WrapKey`: the key's bytes encrypted under the wrapping key, through the
-    /// output-buffer protocol (a size query wraps too, to learn the length, and releases
+    /// output-buffer protocol (a size query makes every check; it wraps too, to learn the
+    /// length, unless the mechanism's output length is known beforehand; it releases
     /// nothing).
     pub(super) fn wrap_key_unrecorded(
         &self,
@@ -343,6 +350,12 @@ impl Module {
     ) -> Result<Output> {
         let (s, token) = self.session_and_token(h)?;
         let (wrapping_key, bytes) = token.wrap_inputs(s.read_write, wrapping, key, mechanism.kind)?;
+        // A size query of an AES key wrap needs no wrap: its length follows from the input's.
+        if buffer == OutputBuffer::Query
+            && let Some(len) = mechanism::wrapped_len(mechanism, &wrapping_key, bytes.len())
+        {
+            return len.map(Output::Length);
+        }
         let wrapped = mechanism::wrap(mechanism, &wrapping_key, &bytes)?;
         match buffer {
             OutputBuffer::Query => Ok(Output::Length(wrapped.len())),
@@ -412,7 +425,7 @@ impl Module {
                 CKA_ENCRYPT,
                 kind.name(),
                 |o| &mut o.encrypt,
-                mechanism::encrypt_init,
+                |m, k| mechanism::cipher_init_prepared(m, k, true),
             ),
             CipherKind::Decrypt => self.begin(
                 h,
@@ -421,7 +434,7 @@ impl Module {
                 CKA_DECRYPT,
                 kind.name(),
                 |o| &mut o.decrypt,
-                mechanism::decrypt_init,
+                |m, k| mechanism::cipher_init_prepared(m, k, false),
             ),
         }
     }
@@ -429,6 +442,11 @@ impl Module {
     /// Every `*Init` that may wait for approvals: `None` for the mechanism ends the operation
     /// in `slot` (and its approval); otherwise the key is checked for `usage`, `begin` makes
     /// the operation, and the approval it waits for, if any, is kept under `name`.
+    ///
+    /// A key this session looked up for the same use and mechanism is taken from its cache
+    /// (`crate::session::keys`) while the token has not changed since and the store was
+    /// checked recently enough: the lookup would give the same answer, and the token's lock
+    /// is not taken. Keys that wait for approvals are never cached.
     #[allow(clippy::too_many_arguments)]
     fn begin<T>(
         &self,
@@ -438,9 +456,10 @@ impl Module {
         usage: CK_ATTRIBUTE_TYPE,
         name: &'static str,
         slot: fn(&mut Operations) -> &mut Option<T>,
-        begin: impl FnOnce(&Mechanism, &mechanism::KeyMaterial) -> Result<T>,
+        begin: impl FnOnce(&Mechanism, &Arc<PreparedKey>) -> Result<T>,
     ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
+        let s = self.session(h)?;
+        let token = &s.token;
         let mut ops = s.operations.lock();
         let Some(mechanism) = mechanism else {
             *slot(&mut ops) = None;
@@ -450,8 +469,32 @@ impl Module {
         if slot(&mut ops).is_some() {
             return Err(Error::OperationActive);
         }
+        let version = token.version();
+        if let Some(prepared) = ops.keys.get(key, usage, mechanism.kind, version, KEY_USE_STALENESS).cloned()
+        {
+            *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
+            ops.approvals.remove(name);
+            return Ok(());
+        }
         let (material, approval) = token.key_material_gated(s.read_write, key, usage, mechanism.kind)?;
-        *slot(&mut ops) = Some(begin(mechanism, &material)?);
+        let prepared = Arc::new(PreparedKey::new(material));
+        // Read after the lookup: unchanged, the lookup saw the token as of `version`.
+        let checked_at = token.checked_at();
+        if approval.is_none()
+            && let Some(checked_at) = checked_at
+            && token.version() == version
+        {
+            let entry = CachedKey {
+                handle: key,
+                usage,
+                mechanism: mechanism.kind,
+                version,
+                checked_at,
+                key: prepared.clone(),
+            };
+            ops.keys.put(entry);
+        }
+        *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
         set_approval(&mut ops, name, approval);
         Ok(())
     }
@@ -481,6 +524,45 @@ impl Module {
         }
     }
 
+    /// As [`Module::cipher`], writing into the caller's buffer (the C ABI's path, when the
+    /// input and output do not overlap).
+    pub fn cipher_into(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        step: Step<'_>,
+        dest: Dest<'_>,
+    ) -> Result<Delivered> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        if !ops.approvals.is_empty() {
+            awaits_approval(&ops, kind.name())?;
+        }
+        let slot = match kind {
+            CipherKind::Encrypt => &mut ops.encrypt,
+            CipherKind::Decrypt => &mut ops.decrypt,
+        };
+        match step {
+            Step::Single(input) => output_step_into(
+                slot,
+                dest,
+                true,
+                |op| op.single_len(input.len()),
+                |op, out| op.single_into(input, out),
+            ),
+            Step::Update(input) => output_step_into(
+                slot,
+                dest,
+                false,
+                |op| Ok(op.update_len(input.len())),
+                |op, out| op.update_into(input, out),
+            ),
+            Step::Final => {
+                output_step_into(slot, dest, true, |op| Ok(op.final_len()), |op, out| op.finish_into(out))
+            }
+        }
+    }
+
     /// `C_SignInit`; `None` for the mechanism ends an active operation.
     pub(super) fn sign_init_unrecorded(
         &self,
@@ -488,7 +570,15 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.begin(h, mechanism, key, CKA_SIGN, "sign", |o| &mut o.sign, mechanism::sign_init)
+        self.begin(
+            h,
+            mechanism,
+            key,
+            CKA_SIGN,
+            "sign",
+            |o| &mut o.sign,
+            |m, k| mechanism::sign_init(m, &k.material),
+        )
     }
 
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
@@ -573,7 +663,15 @@ impl Module {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.begin(h, mechanism, key, CKA_VERIFY, "verify", |o| &mut o.verify, mechanism::verify_init)
+        self.begin(
+            h,
+            mechanism,
+            key,
+            CKA_VERIFY,
+            "verify",
+            |o| &mut o.verify,
+            |m, k| mechanism::verify_init(m, &k.material),
+        )
     }
 
     /// One step of a verification: `Single(data)` and `Final` take the signature; the

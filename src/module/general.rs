@@ -59,22 +59,18 @@ impl Module {
             return Err(Error::SessionReadWriteSoExists);
         }
         let handle = self.new_session_handle();
-        self.sessions.write().insert(handle, Arc::new(Session::new(handle, slot, read_write)));
+        self.sessions.insert(Arc::new(Session::new(handle, slot, read_write, token.clone())));
         Ok(handle)
     }
 
     pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
-        let session = self.sessions.write().remove(&handle).ok_or(Error::SessionHandleInvalid)?;
+        let session = self.sessions.remove(handle).ok_or(Error::SessionHandleInvalid)?;
         self.after_session_closed(&session)
     }
 
     pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
         self.token(slot)?;
-        let closed: Vec<Arc<Session>> = {
-            let mut sessions = self.sessions.write();
-            let handles: Vec<_> = sessions.values().filter(|s| s.slot_id == slot).map(|s| s.handle).collect();
-            handles.iter().filter_map(|h| sessions.remove(h)).collect()
-        };
+        let closed = self.sessions.remove_where(|s| s.slot_id == slot);
         for s in &closed {
             self.after_session_closed(s)?;
         }
@@ -83,7 +79,7 @@ impl Module {
 
     /// Session objects die with their session; the login ends with the last session.
     fn after_session_closed(&self, session: &Session) -> Result<()> {
-        let token = self.token(session.slot_id)?;
+        let token = &session.token;
         token.drop_session_objects(session.handle);
         if self.sessions_of(session.slot_id).is_empty() && token.login_state() != LoginState::Public {
             token.logout()?;

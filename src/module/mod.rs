@@ -15,9 +15,11 @@ mod hierarchy_keys;
 mod object_cache;
 mod objects;
 pub mod slots;
+mod state_guard;
 pub mod token;
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,7 +27,7 @@ use cryptoki_sys::*;
 use parking_lot::RwLock;
 
 use crate::config::Config;
-use crate::session::Session;
+use crate::session::{Session, SessionTable};
 use crate::{Error, Result};
 use handles::HandleTable;
 use slots::SlotTable;
@@ -34,20 +36,65 @@ use token::Token;
 pub struct Module {
     config: Arc<Config>,
     slots: RwLock<SlotTable>,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
+    /// Sharded by handle, so that threads working in their own sessions touch neither a
+    /// common lock nor a common reference count.
+    sessions: SessionTable,
     next_session: AtomicU64,
     handles: Arc<RwLock<HandleTable>>,
 }
 
-/// The instance and the process that made it: a child of `fork()` must not use its parent's
-/// open store connections, so it sees the module as not initialized until it initializes it
-/// again itself.
+/// The instance and the fork generation that made it: a child of `fork()` must not use its
+/// parent's open store connections, so it sees the module as not initialized until it
+/// initializes it again itself.
 struct Instance {
-    pid: u32,
+    forks: u64,
     module: Arc<Module>,
 }
 
 static INSTANCE: RwLock<Option<Instance>> = RwLock::new(None);
+
+/// How many times this process is the child of a `fork()` (bumped by the `pthread_atfork`
+/// child handler the ABI installs at `C_Initialize`). Comparing it replaces a `getpid()`
+/// system call on every call.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// Changes with every `C_Initialize`, `C_Finalize` and fork: a thread's cached module (below)
+/// is current while this has not changed. Written only by those rare events, so every
+/// thread keeps its cache line shared and the check costs one load.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Each thread's reference to the module, so that a call neither locks `INSTANCE` nor
+/// touches the module's shared reference count (whose cache line two cores would otherwise
+/// pass back and forth on every call).
+struct Cached {
+    generation: u64,
+    forks: u64,
+    /// Always `Some` until dropped.
+    module: Option<LocalModule>,
+}
+
+impl Drop for Cached {
+    fn drop(&mut self) {
+        // A module inherited across fork holds the parent's SQLite connections, which the
+        // child must never close (see `initialize`): it is leaked.
+        if let Some(module) = self.module.take()
+            && self.forks != FORKS.load(Ordering::Acquire)
+        {
+            std::mem::forget(module);
+        }
+    }
+}
+
+thread_local! {
+    static CACHED: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+/// Called in the child of a `fork()` (from the ABI's `pthread_atfork` handler; it only
+/// touches atomics, as a handler in a forked child must).
+pub fn forked() {
+    FORKS.fetch_add(1, Ordering::AcqRel);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
 
 /// `C_Initialize`.
 pub fn initialize() -> Result<()> {
@@ -58,7 +105,7 @@ pub fn initialize() -> Result<()> {
 pub fn initialize_with(may_create_threads: bool) -> Result<()> {
     let mut guard = INSTANCE.write();
     if let Some(instance) = guard.take() {
-        if instance.pid == std::process::id() {
+        if instance.forks == FORKS.load(Ordering::Acquire) {
             *guard = Some(instance);
             return Err(Error::CryptokiAlreadyInitialized);
         }
@@ -68,29 +115,87 @@ pub fn initialize_with(may_create_threads: bool) -> Result<()> {
     }
     let config = Config { may_create_threads, ..Config::from_env()? };
     let module = Module::new(config)?;
-    *guard = Some(Instance { pid: std::process::id(), module: Arc::new(module) });
+    *guard = Some(Instance { forks: FORKS.load(Ordering::Acquire), module: Arc::new(module) });
+    GENERATION.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }
 
-/// `C_Finalize`.
+/// `C_Finalize`. Threads may still hold the module in their cache (until their next call or
+/// their exit), so its sessions and tokens are dropped here: the stores close now.
 pub fn finalize() -> Result<()> {
     let mut guard = INSTANCE.write();
-    match guard.take() {
-        Some(instance) if instance.pid == std::process::id() => Ok(()),
+    let result = match guard.take() {
+        Some(instance) if instance.forks == FORKS.load(Ordering::Acquire) => {
+            instance.module.shut_down();
+            Ok(())
+        }
         Some(inherited) => {
             std::mem::forget(inherited);
             Err(Error::CryptokiNotInitialized)
         }
         None => Err(Error::CryptokiNotInitialized),
+    };
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    drop(guard);
+    // This thread's own reference goes now rather than at its next call.
+    let _ = CACHED.try_with(|c| c.borrow_mut().take());
+    result
+}
+
+/// A reference to the initialized module, for the length of one call.
+pub struct ModuleRef(LocalModule);
+
+/// A thread's counted reference to the shared module: cloning it per call touches only this
+/// thread's count, never the `Arc`'s (the point of the extra allocation, made once per thread).
+#[allow(clippy::redundant_allocation)]
+type LocalModule = Rc<Arc<Module>>;
+
+impl std::ops::Deref for ModuleRef {
+    type Target = Module;
+
+    fn deref(&self) -> &Module {
+        &self.0
     }
 }
 
 /// The initialized module of this process.
-pub fn instance() -> Result<Arc<Module>> {
-    match &*INSTANCE.read() {
-        Some(i) if i.pid == std::process::id() => Ok(i.module.clone()),
-        _ => Err(Error::CryptokiNotInitialized),
-    }
+pub fn instance() -> Result<ModuleRef> {
+    let generation = GENERATION.load(Ordering::Acquire);
+    CACHED
+        .try_with(|cached| {
+            if let Some(c) = &*cached.borrow()
+                && c.generation == generation
+                && let Some(module) = &c.module
+            {
+                return Ok(ModuleRef(Rc::clone(module)));
+            }
+            // Dropped outside the borrow: dropping a module may run arbitrary code.
+            let stale = cached.borrow_mut().take();
+            drop(stale);
+            let guard = INSTANCE.read();
+            let forks = FORKS.load(Ordering::Acquire);
+            match &*guard {
+                Some(i) if i.forks == forks => {
+                    let module = Rc::new(i.module.clone());
+                    *cached.borrow_mut() = Some(Cached {
+                        // Read under the lock that initialize/finalize hold while bumping it.
+                        generation: GENERATION.load(Ordering::Acquire),
+                        forks,
+                        module: Some(module.clone()),
+                    });
+                    Ok(ModuleRef(module))
+                }
+                _ => Err(Error::CryptokiNotInitialized),
+            }
+        })
+        // A call made while this thread is being torn down (a TLS destructor of the host).
+        .unwrap_or_else(|_| {
+            let forks = FORKS.load(Ordering::Acquire);
+            match &*INSTANCE.read() {
+                Some(i) if i.forks == forks => Ok(ModuleRef(Rc::new(i.module.clone()))),
+                _ => Err(Error::CryptokiNotInitialized),
+            }
+        })
 }
 
 impl Module {
@@ -102,7 +207,7 @@ impl Module {
         Ok(Module {
             config,
             slots: RwLock::new(slots),
-            sessions: RwLock::new(HashMap::new()),
+            sessions: SessionTable::default(),
             next_session: AtomicU64::new(1),
             handles,
         })
@@ -112,26 +217,45 @@ impl Module {
         &self.config
     }
 
+    /// `C_Finalize`: drops every session and token (closing the stores) although threads
+    /// may still hold the module itself for a moment.
+    fn shut_down(&self) {
+        drop(self.sessions.remove_where(|_| true));
+        *self.slots.write() = SlotTable::default();
+    }
+
     fn token(&self, slot: CK_SLOT_ID) -> Result<Arc<Token>> {
         self.slots.read().token(slot)
     }
 
     fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Session>> {
-        self.sessions.read().get(&handle).cloned().ok_or(Error::SessionHandleInvalid)
+        self.sessions.get(handle).ok_or(Error::SessionHandleInvalid)
     }
 
-    /// The session and its token, the start of every call made on a session.
-    fn session_and_token(&self, handle: CK_SESSION_HANDLE) -> Result<(Arc<Session>, Arc<Token>)> {
+    /// The session and its token, the start of every call made on a session. The token is
+    /// reached through the session, which holds it: no slot-table lock and no shared
+    /// reference count on the way.
+    fn session_and_token(&self, handle: CK_SESSION_HANDLE) -> Result<(Arc<Session>, SessionToken)> {
         let session = self.session(handle)?;
-        let token = self.token(session.slot_id)?;
-        Ok((session, token))
+        Ok((session.clone(), SessionToken(session)))
     }
 
     fn sessions_of(&self, slot: CK_SLOT_ID) -> Vec<Arc<Session>> {
-        self.sessions.read().values().filter(|s| s.slot_id == slot).cloned().collect()
+        self.sessions.filter(|s| s.slot_id == slot)
     }
 
     fn new_session_handle(&self) -> CK_SESSION_HANDLE {
         self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The token of a session, borrowed through the session (see `Module::session_and_token`).
+pub(crate) struct SessionToken(Arc<Session>);
+
+impl std::ops::Deref for SessionToken {
+    type Target = Token;
+
+    fn deref(&self) -> &Token {
+        &self.0.token
     }
 }

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoki_sys::*;
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
 use super::handles::{HandleTable, ObjectRef};
 use super::object_cache::ObjectCache;
+use super::state_guard::StateGuard;
 use crate::config::Config;
 use crate::mechanism::prepared::PreparedKeys;
 use crate::mechanism::{pin_kdf, rng, seal};
@@ -39,6 +40,8 @@ pub struct Token {
     pub(super) config: Arc<Config>,
     pub(super) handles: Arc<RwLock<HandleTable>>,
     pub(super) state: Mutex<TokenState>,
+    /// Bumped by every change to `state` (see `state_guard.rs`).
+    pub(super) version: std::sync::atomic::AtomicU64,
     /// The token's audit file, opened at its first record (see `audit.rs`).
     pub(super) audit_log: std::sync::OnceLock<crate::audit::AuditLog>,
 }
@@ -181,12 +184,13 @@ impl Token {
             config,
             handles,
             state: Mutex::new(state),
+            version: std::sync::atomic::AtomicU64::new(0),
             audit_log: std::sync::OnceLock::new(),
         }
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, TokenState> {
-        self.state.lock()
+    pub(super) fn lock(&self) -> StateGuard<'_> {
+        StateGuard::new(self, self.state.lock())
     }
 
     pub fn is_initialized(&self) -> bool {
@@ -200,12 +204,12 @@ impl Token {
     }
 
     /// The guard of an initialized token, refreshed against the store.
-    pub(super) fn ready(&self) -> Result<MutexGuard<'_, TokenState>> {
+    pub(super) fn ready(&self) -> Result<StateGuard<'_>> {
         let mut state = self.lock();
         if state.unrecognized.is_some() || state.store.is_none() {
             return Err(Error::TokenNotRecognized);
         }
-        self.refresh(&mut state)?;
+        self.refresh_counted(&mut state)?;
         Ok(state)
     }
 
@@ -214,7 +218,7 @@ impl Token {
     /// check (an SQLite statement under the token's lock) would otherwise cost more than an
     /// AES-GCM encryption and serialize threads. A key another process destroyed may so be
     /// used for up to that long; searches, attribute reads and every change always check.
-    pub(super) fn ready_for_use(&self) -> Result<MutexGuard<'_, TokenState>> {
+    pub(super) fn ready_for_use(&self) -> Result<StateGuard<'_>> {
         let mut state = self.lock();
         if state.unrecognized.is_some() || state.store.is_none() {
             return Err(Error::TokenNotRecognized);
@@ -222,7 +226,7 @@ impl Token {
         let fresh = state.checked_at.is_some_and(|t| t.elapsed() < KEY_USE_STALENESS)
             && state.loaded == Some(state.token_key.is_some());
         if !fresh {
-            self.refresh(&mut state)?;
+            self.refresh_counted(&mut state)?;
         }
         Ok(state)
     }
@@ -626,14 +630,15 @@ impl Token {
     }
 
     /// Reloads the object cache if the store changed under us, or if the login changed what
-    /// can be opened. A re-initialization by another process logs this one out.
-    pub(super) fn refresh(&self, state: &mut TokenState) -> Result<()> {
-        let Some(store) = state.store.as_mut() else { return Ok(()) };
+    /// can be opened. A re-initialization by another process logs this one out. Returns
+    /// whether anything changed (beyond the time of the check).
+    pub(super) fn refresh(&self, state: &mut TokenState) -> Result<bool> {
+        let Some(store) = state.store.as_mut() else { return Ok(false) };
         let changed = store.changed_elsewhere()?;
         state.checked_at = Some(std::time::Instant::now());
         let with_key = state.token_key.is_some();
         if !changed && state.loaded == Some(with_key) {
-            return Ok(());
+            return Ok(false);
         }
         let record = store.record()?;
         if state.record.as_ref().is_some_and(|r| r.epoch != record.epoch) {
@@ -675,7 +680,7 @@ impl Token {
             ObjectRef::Token { id, .. } => objects.contains_key(&id),
             ObjectRef::Session { .. } => true,
         });
-        Ok(())
+        Ok(true)
     }
 }
 

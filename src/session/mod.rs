@@ -1,7 +1,11 @@
 //! Per-session state: the session's slot and read/write flag, and the active operation of
 //! each kind (one find, encryption, decryption, digest, signature and verification at a time).
 
+pub mod keys;
 pub mod output;
+pub mod table;
+
+use std::sync::Arc;
 
 use cryptoki_sys::*;
 use parking_lot::Mutex;
@@ -9,12 +13,16 @@ use parking_lot::Mutex;
 use crate::mechanism::aes_gcm::GcmMessageKey;
 use crate::mechanism::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 
-pub use output::{Output, OutputBuffer, output_step};
+pub use keys::{CachedKey, KeyCache};
+pub use output::{Delivered, Dest, Output, OutputBuffer, output_step, output_step_into};
+pub use table::SessionTable;
 
 pub struct Session {
     pub handle: CK_SESSION_HANDLE,
     pub slot_id: CK_SLOT_ID,
     pub read_write: bool,
+    /// The session's token, held here so that a call reaches it without the slot table.
+    pub token: Arc<crate::module::token::Token>,
     pub operations: Mutex<Operations>,
 }
 
@@ -35,6 +43,8 @@ pub struct Operations {
     /// Approvals that operations begun here wait for or hold, by operation (`encrypt`,
     /// `decrypt`, `sign`, `verify`); see `crate::policy::approval`.
     pub approvals: std::collections::BTreeMap<&'static str, crate::policy::PendingApproval>,
+    /// Keys looked up by recent `*Init` calls (see `keys.rs`); emptied with the operations.
+    pub keys: KeyCache,
 }
 
 impl Operations {
@@ -64,8 +74,13 @@ impl FindCursor {
 }
 
 impl Session {
-    pub fn new(handle: CK_SESSION_HANDLE, slot_id: CK_SLOT_ID, read_write: bool) -> Session {
-        Session { handle, slot_id, read_write, operations: Mutex::new(Operations::default()) }
+    pub fn new(
+        handle: CK_SESSION_HANDLE,
+        slot_id: CK_SLOT_ID,
+        read_write: bool,
+        token: Arc<crate::module::token::Token>,
+    ) -> Session {
+        Session { handle, slot_id, read_write, token, operations: Mutex::new(Operations::default()) }
     }
 }
 

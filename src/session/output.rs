@@ -52,6 +52,53 @@ pub fn output_step<T: ?Sized>(
     result.map(Output::Bytes)
 }
 
+/// Where a step that writes into the caller's memory puts its output.
+#[derive(Debug)]
+pub enum Dest<'a> {
+    /// A NULL pointer: only the length is wanted.
+    Query,
+    /// The caller's buffer, as long as the capacity it stated.
+    Buffer(&'a mut [u8]),
+}
+
+/// What such a step delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// The answer to a length query.
+    Length(usize),
+    /// This many bytes written at the start of the caller's buffer.
+    Written(usize),
+}
+
+/// As [`output_step`], for a step that writes straight into the caller's buffer: `run` gets
+/// the whole buffer (at least `needed` bytes) and returns the length it wrote.
+pub fn output_step_into<T: ?Sized>(
+    slot: &mut Option<Box<T>>,
+    dest: Dest<'_>,
+    finishes: bool,
+    needed: impl FnOnce(&T) -> Result<usize>,
+    run: impl FnOnce(&mut T, &mut [u8]) -> Result<usize>,
+) -> Result<Delivered> {
+    let operation = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    let needed = match needed(operation) {
+        Ok(n) => n,
+        Err(e) => {
+            *slot = None;
+            return Err(e);
+        }
+    };
+    let buffer = match dest {
+        Dest::Query => return Ok(Delivered::Length(needed)),
+        Dest::Buffer(b) if b.len() < needed => return Err(Error::BufferTooSmall { needed }),
+        Dest::Buffer(b) => b,
+    };
+    let result = run(operation, buffer);
+    if finishes || result.is_err() {
+        *slot = None;
+    }
+    result.map(Delivered::Written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
