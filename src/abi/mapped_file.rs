@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The first allocation; it doubles as the file fills, by at most [`MAX_GROWTH`] (whose
-/// page faults, taken at once, are a pause of about a quarter of a millisecond).
+/// page faults, taken at once, are a pause of about a millisecond — for the sealer, when
+/// it reserves ahead, else for the appender).
 const FIRST_ALLOCATION: usize = 64 << 10;
 const MAX_GROWTH: usize = 1 << 20;
 
@@ -38,6 +39,27 @@ struct Mapping {
     window: usize,
     /// How far the appender has written: bytes below are the sealer's to patch.
     published: AtomicUsize,
+    /// Bytes of the file allocated and faulted in. Either half may grow it: the appender
+    /// when it runs out, the sealer ahead of it, so that the page faults of a growing file
+    /// are taken off the appender's path.
+    allocated: parking_lot::Mutex<usize>,
+}
+
+impl Mapping {
+    /// Makes sure the first `want` bytes (at most the window) are allocated and faulted in;
+    /// how many are.
+    fn reserve(&self, want: usize) -> io::Result<usize> {
+        let mut allocated = self.allocated.lock();
+        let want = want.min(self.window);
+        if want <= *allocated {
+            return Ok(*allocated);
+        }
+        let grown = (*allocated + (*allocated).min(MAX_GROWTH)).max(want).min(self.window);
+        allocate(&self.file, *allocated, grown - *allocated)?;
+        prefault(self, *allocated, grown);
+        *allocated = grown;
+        Ok(grown)
+    }
 }
 
 // SAFETY: the mapping is plain memory; the only access to it is through one `Appender`
@@ -95,7 +117,13 @@ pub fn create(file: File, window: usize) -> io::Result<(Appender, Sealer)> {
         return Err(io::Error::last_os_error());
     }
     let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-    let map = Arc::new(Mapping { file, ptr, window, published: AtomicUsize::new(0) });
+    let map = Arc::new(Mapping {
+        file,
+        ptr,
+        window,
+        published: AtomicUsize::new(0),
+        allocated: parking_lot::Mutex::new(first),
+    });
     prefault(&map, 0, first);
     Ok((Appender { map: map.clone(), cursor: 0, allocated: first }, Sealer { map, sealed: 0 }))
 }
@@ -123,10 +151,7 @@ impl Appender {
         }
         let end = self.cursor + data.len();
         if end > self.allocated {
-            let grown = (self.allocated + self.allocated.min(MAX_GROWTH)).max(end).min(self.map.window);
-            allocate(&self.map.file, self.allocated, grown - self.allocated)?;
-            prefault(&self.map, self.allocated, grown);
-            self.allocated = grown;
+            self.allocated = self.map.reserve(end)?;
         }
         // SAFETY: `cursor..end` lies inside the window and inside the allocated file (checked
         // above), and at or after `published`, so the sealer does not touch it.
@@ -183,6 +208,13 @@ impl Sealer {
         unsafe {
             std::slice::from_raw_parts_mut(self.map.ptr.as_ptr().add(self.sealed), published - self.sealed)
         }
+    }
+
+    /// Allocates and faults in the file up to `ahead` bytes past what was published, so that
+    /// the appender finds its pages ready.
+    pub fn reserve_ahead(&self, ahead: usize) -> io::Result<()> {
+        let published = self.map.published.load(Ordering::Acquire);
+        self.map.reserve(published.saturating_add(ahead)).map(drop)
     }
 
     /// Marks the first `n` pending bytes sealed.
@@ -260,6 +292,8 @@ mod tests {
         pending[6..10].copy_from_slice(b"link");
         sealer.advance(11);
         assert_eq!(sealer.pending().len(), 100_000);
+        sealer.reserve_ahead(500_000).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() >= 600_011, "allocated ahead by the sealer");
         appender.sync(0, 11).unwrap();
         let on_disk = std::fs::read(&path).unwrap();
         assert!(on_disk.len() >= 100_011, "allocated ahead");

@@ -147,6 +147,12 @@ impl Linker {
         self.sealer.has_pending()
     }
 
+    /// Prepares the file for the next `ahead` bytes of records (see
+    /// `crate::abi::mapped_file`): a linking thread does it, so that writers do not.
+    pub fn reserve_ahead(&self, ahead: usize) -> Result<()> {
+        Ok(self.sealer.reserve_ahead(ahead)?)
+    }
+
     /// The last linked record's sequence number and link.
     pub fn end(&self) -> (u64, [u8; LINK_LEN]) {
         (self.seq, self.link)

@@ -50,6 +50,9 @@ const LINK_BATCH_WINDOW: Duration = Duration::from_micros(500);
 /// More than a record takes (its string fields are cut at `super::record::MAX_FIELD_LEN`).
 const MAX_RECORD: usize = 4096;
 
+/// How far ahead of the records the linking thread prepares the segment's file.
+const PREPARE_AHEAD: usize = 2 << 20;
+
 /// A token's audit trail, open for appending.
 pub struct AuditLog {
     register: Register,
@@ -269,6 +272,9 @@ fn link_as_records_come(linker: &Mutex<Linker>, control: &Control) {
         if stop {
             return;
         }
+        // (Writers do not take the linker's lock.) A failure, a full disk, is the writer's
+        // to meet and report.
+        let _ = linker.lock().reserve_ahead(PREPARE_AHEAD);
         match linked {
             Ok(n) if n > 0 => std::thread::sleep(LINK_BATCH_WINDOW),
             Ok(_) => {
