@@ -250,3 +250,33 @@ fn records_are_linked_by_the_thread_soon_after_and_all_at_close() {
     // Cut to its records.
     assert_eq!(std::fs::read(segment(&path, 1)).unwrap().last(), Some(&b'\n'));
 }
+
+#[test]
+fn threads_of_a_process_write_to_their_own_segments_and_all_verify() {
+    let dir = Dir(fresh_dir("trail-stripes"));
+    let path = dir.0.join("token-0.audit");
+    let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
+    log.set_key(Some(key()));
+    let segments: Vec<u64> = (0..2)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for _ in 0..500 {
+                    log.append(&record("encrypt")).unwrap();
+                }
+                log.segment().unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    if log.stripes() >= 2 {
+        assert_ne!(segments[0], segments[1], "two threads, two stripes");
+    }
+    drop(std::sync::Arc::try_unwrap(log).ok().unwrap());
+    let report = verify(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records - report.register.records, 1000);
+    assert_eq!(report.segments, report.closed_segments);
+}

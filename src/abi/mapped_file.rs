@@ -39,25 +39,31 @@ struct Mapping {
     window: usize,
     /// How far the appender has written: bytes below are the sealer's to patch.
     published: AtomicUsize,
-    /// Bytes of the file allocated and faulted in. Either half may grow it: the appender
-    /// when it runs out, the sealer ahead of it, so that the page faults of a growing file
-    /// are taken off the appender's path.
-    allocated: parking_lot::Mutex<usize>,
+    /// Bytes of the file allocated and faulted in. Either half may grow it (under
+    /// `growing`): the appender when it runs out, the sealer ahead of it, so that the page
+    /// faults of a growing file are taken off the appender's path.
+    allocated: AtomicUsize,
+    growing: parking_lot::Mutex<()>,
 }
 
 impl Mapping {
     /// Makes sure the first `want` bytes (at most the window) are allocated and faulted in;
     /// how many are.
     fn reserve(&self, want: usize) -> io::Result<usize> {
-        let mut allocated = self.allocated.lock();
         let want = want.min(self.window);
-        if want <= *allocated {
-            return Ok(*allocated);
+        let allocated = self.allocated.load(Ordering::Acquire);
+        if want <= allocated {
+            return Ok(allocated);
         }
-        let grown = (*allocated + (*allocated).min(MAX_GROWTH)).max(want).min(self.window);
-        allocate(&self.file, *allocated, grown - *allocated)?;
-        prefault(self, *allocated, grown);
-        *allocated = grown;
+        let _growing = self.growing.lock();
+        let allocated = self.allocated.load(Ordering::Acquire);
+        if want <= allocated {
+            return Ok(allocated);
+        }
+        let grown = (allocated + allocated.min(MAX_GROWTH)).max(want).min(self.window);
+        allocate(&self.file, allocated, grown - allocated)?;
+        prefault(self, allocated, grown);
+        self.allocated.store(grown, Ordering::Release);
         Ok(grown)
     }
 }
@@ -122,7 +128,8 @@ pub fn create(file: File, window: usize) -> io::Result<(Appender, Sealer)> {
         ptr,
         window,
         published: AtomicUsize::new(0),
-        allocated: parking_lot::Mutex::new(first),
+        allocated: AtomicUsize::new(first),
+        growing: parking_lot::Mutex::new(()),
     });
     prefault(&map, 0, first);
     Ok((Appender { map: map.clone(), cursor: 0, allocated: first }, Sealer { map, sealed: 0 }))

@@ -181,6 +181,13 @@ pub fn encode_covered(
     prev: Option<&[u8; LINK_LEN]>,
     auth: u8,
 ) {
+    encode_head(buf, seq, record);
+    encode_middle(buf, pid, record);
+    encode_tail(buf, record, prev, auth);
+}
+
+/// The fields that change from record to record at the start: seq, segment, time.
+pub fn encode_head(buf: &mut Vec<u8>, seq: u64, record: &Record<'_>) {
     buf.extend_from_slice(b"{\"seq\":");
     push_u64(buf, seq);
     if let Some(segment) = record.segment {
@@ -189,6 +196,11 @@ pub fn encode_covered(
     }
     buf.extend_from_slice(b",\"time\":");
     push_u64(buf, record.time_ms);
+}
+
+/// The fields that describe who did what to which key (principal to mechanism): the same
+/// for a run of the same operation, which a writer may keep (see [`Middle`]).
+pub fn encode_middle(buf: &mut Vec<u8>, pid: u32, record: &Record<'_>) {
     buf.extend_from_slice(b",\"principal\":");
     push_str(buf, record.principal);
     buf.extend_from_slice(b",\"pid\":");
@@ -213,6 +225,10 @@ pub fn encode_covered(
         buf.extend_from_slice(b",\"mechanism\":");
         push_u64(buf, m);
     }
+}
+
+/// The rest of the covered bytes: result, a segment's end, prev and auth.
+pub fn encode_tail(buf: &mut Vec<u8>, record: &Record<'_>, prev: Option<&[u8; LINK_LEN]>, auth: u8) {
     buf.extend_from_slice(b",\"result\":");
     push_u64(buf, record.result);
     if let Some((end_seq, end_link)) = &record.end {
@@ -230,6 +246,64 @@ pub fn encode_covered(
     buf.extend_from_slice(b"\",\"auth\":\"");
     buf.push(auth);
     buf.push(b'"');
+}
+
+/// The middle of the last record a writer encoded, kept with what it was encoded from: a
+/// process repeating one operation on one key (the common case under load) copies it
+/// rather than encoding it again.
+#[derive(Default)]
+pub struct Middle {
+    bytes: Vec<u8>,
+    pid: u32,
+    principal: String,
+    session: u64,
+    operation: String,
+    key_uid: Option<String>,
+    key_label: Option<String>,
+    key_version: Option<u32>,
+    mechanism: Option<u64>,
+    valid: bool,
+}
+
+impl Middle {
+    /// Appends the middle of `record` by `pid` to `buf`, from the kept one when it matches.
+    pub fn encode(&mut self, buf: &mut Vec<u8>, pid: u32, record: &Record<'_>) {
+        let same = self.valid
+            && self.pid == pid
+            && self.session == record.session
+            && self.key_version == record.key_version
+            && self.mechanism == record.mechanism
+            && self.operation == record.operation
+            && self.principal == record.principal
+            && self.key_uid.as_deref() == record.key_uid
+            && self.key_label.as_deref() == record.key_label;
+        if !same {
+            self.bytes.clear();
+            encode_middle(&mut self.bytes, pid, record);
+            self.pid = pid;
+            self.session = record.session;
+            self.key_version = record.key_version;
+            self.mechanism = record.mechanism;
+            replace(&mut self.operation, record.operation);
+            replace(&mut self.principal, record.principal);
+            replace_opt(&mut self.key_uid, record.key_uid);
+            replace_opt(&mut self.key_label, record.key_label);
+            self.valid = true;
+        }
+        buf.extend_from_slice(&self.bytes);
+    }
+}
+
+fn replace(kept: &mut String, new: &str) {
+    kept.clear();
+    kept.push_str(new);
+}
+
+fn replace_opt(kept: &mut Option<String>, new: Option<&str>) {
+    match (kept.as_mut(), new) {
+        (Some(k), Some(n)) => replace(k, n),
+        (_, n) => *kept = n.map(str::to_owned),
+    }
 }
 
 /// Appends the end of a line: its link (or [`UNLINKED`]) and `}\n`.
@@ -488,6 +562,44 @@ mod tests {
         let before = m.clone();
         assert!(link_line(&mut m[..end], &[0; LINK_LEN], None, &mut vec![]).is_err());
         assert_eq!(m, before, "nothing changed");
+    }
+
+    #[test]
+    fn a_kept_middle_is_reused_only_for_the_same_fields() {
+        let mut middle = Middle::default();
+        let mut r = Record::new("encrypt", 0);
+        r.principal = "ctx-api";
+        r.key_uid = Some("u1");
+        r.key_label = Some("dek-acme-v1");
+        r.mechanism = Some(0x1087);
+        let fresh = |r: &Record<'_>, pid| {
+            let mut b = vec![];
+            encode_middle(&mut b, pid, r);
+            b
+        };
+        let mut variants = vec![r];
+        let mut v = r;
+        v.principal = "other";
+        variants.push(v);
+        let mut v = r;
+        v.session = 9;
+        variants.push(v);
+        let mut v = r;
+        v.key_label = None;
+        variants.push(v);
+        let mut v = r;
+        v.key_version = Some(2);
+        variants.push(v);
+        let mut v = r;
+        v.operation = "decrypt";
+        variants.push(v);
+        for (i, v) in variants.iter().chain(variants.iter().rev()).enumerate() {
+            for pid in [1, 1, 2] {
+                let mut got = vec![];
+                middle.encode(&mut got, pid, v);
+                assert_eq!(got, fresh(v, pid), "variant {i}, pid {pid}");
+            }
+        }
     }
 
     #[test]

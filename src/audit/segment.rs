@@ -18,7 +18,7 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::record::{LINK_LEN, Record, encode_covered, encode_link, link_line};
+use super::record::{LINK_LEN, Middle, Record, encode_head, encode_link, encode_tail, link_line};
 use crate::abi::mapped_file::{self, Appender, Sealer};
 use crate::mechanism::mac;
 use crate::{Error, Result};
@@ -52,6 +52,7 @@ pub struct Segment {
     seq: u64,
     sync: bool,
     buf: Vec<u8>,
+    middle: Middle,
 }
 
 /// The linking half of a segment.
@@ -81,7 +82,15 @@ impl Segment {
                 return Err(e.into());
             }
         };
-        let segment = Segment { number, path, appender, seq: 0, sync, buf: Vec::with_capacity(1024) };
+        let segment = Segment {
+            number,
+            path,
+            appender,
+            seq: 0,
+            sync,
+            buf: Vec::with_capacity(1024),
+            middle: Middle::default(),
+        };
         let linker =
             Linker { sealer, seq: 0, link: [0; LINK_LEN], key: None, scratch: Vec::with_capacity(1024) };
         Ok((segment, linker))
@@ -111,7 +120,9 @@ impl Segment {
         let seq = self.seq + 1;
         let record = Record { segment: Some(self.number), ..*record };
         self.buf.clear();
-        encode_covered(&mut self.buf, seq, pid, &record, None, if authenticated { b'm' } else { b'h' });
+        encode_head(&mut self.buf, seq, &record);
+        self.middle.encode(&mut self.buf, pid, &record);
+        encode_tail(&mut self.buf, &record, None, if authenticated { b'm' } else { b'h' });
         encode_link(&mut self.buf, None);
         let at = self
             .appender

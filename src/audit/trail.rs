@@ -9,6 +9,8 @@
 //! the library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`), each record is linked before
 //! its call returns.
 //!
+//! A process writes one segment per stripe of threads (see [`AuditLog`]).
+//!
 //! The register keeps the segments honest: a process's first record opens its segment with
 //! a `segment_open` record in the register (the segment is named after that record's
 //! sequence number, and its first record is chained to that record's link), and a clean
@@ -19,7 +21,7 @@
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -47,13 +49,17 @@ pub const SEGMENT_CLOSE: &str = "segment_close";
 /// record stays unlinked under load.
 const LINK_BATCH_WINDOW: Duration = Duration::from_micros(500);
 
-/// More than a record takes (its string fields are cut at `super::record::MAX_FIELD_LEN`).
-const MAX_RECORD: usize = 4096;
-
 /// How far ahead of the records the linking thread prepares the segment's file.
 const PREPARE_AHEAD: usize = 2 << 20;
 
+/// More than a record takes (its string fields are cut at `super::record::MAX_FIELD_LEN`).
+const MAX_RECORD: usize = 4096;
+
 /// A token's audit trail, open for appending.
+///
+/// The threads of a process write to up to [`AuditLog::stripes`] segments at once, each
+/// thread sticking to one (given out in turn at its first record), so that threads on
+/// different cores do not queue for one segment.
 pub struct AuditLog {
     register: Register,
     dir: PathBuf,
@@ -61,15 +67,13 @@ pub struct AuditLog {
     /// Whether records may be linked on a thread of the trail's own.
     threads: bool,
     segment_bytes: usize,
-    inner: Mutex<Inner>,
-}
-
-struct Inner {
-    /// The process that opened the trail: only it may close its segment (a child after
-    /// `fork` must not cut its parent's file).
+    /// The process that opened the trail: only it may close its segments (a child after
+    /// `fork` must not cut its parent's files).
     pid: u32,
-    key: Option<AuditKey>,
-    writer: Option<Writer>,
+    /// The audit key, once a login showed it; `keyed` says so without the lock.
+    key: Mutex<Option<AuditKey>>,
+    keyed: AtomicBool,
+    stripes: Box<[Mutex<Option<Writer>>]>,
 }
 
 /// This process's segment: the writing half here, the linking half shared with the
@@ -92,6 +96,14 @@ struct Control {
     idle: AtomicBool,
 }
 
+/// Hands out stripes to threads in turn.
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe number (taken modulo each trail's number of stripes).
+    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed);
+}
+
 impl AuditLog {
     /// Opens the trail whose register is `path` (created, mode 0600, if missing).
     pub fn open(path: &Path) -> Result<AuditLog> {
@@ -99,13 +111,17 @@ impl AuditLog {
     }
 
     pub fn open_with(path: &Path, options: OpenOptions) -> Result<AuditLog> {
+        let stripes = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
         Ok(AuditLog {
             register: Register::open_with(path, options)?,
             dir: segment_dir(path),
             sync: options.sync,
             threads: options.threads && !options.sync,
             segment_bytes: options.segment_bytes,
-            inner: Mutex::new(Inner { pid: std::process::id(), key: None, writer: None }),
+            pid: std::process::id(),
+            key: Mutex::new(None),
+            keyed: AtomicBool::new(false),
+            stripes: (0..stripes).map(|_| Mutex::new(None)).collect(),
         })
     }
 
@@ -114,23 +130,35 @@ impl AuditLog {
         self.register.path()
     }
 
+    /// How many segments this process may write at once.
+    pub fn stripes(&self) -> usize {
+        self.stripes.len()
+    }
+
     /// The key to write `m` links with (a login), or `None` for `h` links.
     pub fn set_key(&self, key: Option<AuditKey>) {
-        let mut inner = self.inner.lock();
-        if let Some(writer) = &inner.writer {
-            let mut linker = writer.linker.lock();
-            // Records written under the old key are linked under it.
-            if let Err(e) = linker.link_pending() {
-                crate::error::log_fault("linking audit records", &e);
+        let mut held = self.key.lock();
+        if key.is_none() {
+            self.keyed.store(false, Ordering::SeqCst);
+        }
+        // Every linker holds the key before any writer marks a record `m`.
+        for stripe in self.stripes.iter() {
+            if let Some(writer) = &*stripe.lock() {
+                let mut linker = writer.linker.lock();
+                // Records written under the old key are linked under it.
+                if let Err(e) = linker.link_pending() {
+                    crate::error::log_fault("linking audit records", &e);
+                }
+                linker.set_key(key.as_ref().map(|k| mac::HmacSha256Key::new(k.as_ref())));
             }
-            linker.set_key(key.as_ref().map(|k| mac::HmacSha256Key::new(k.as_ref())));
         }
         self.register.set_key(key.clone());
-        inner.key = key;
+        self.keyed.store(key.is_some(), Ordering::SeqCst);
+        *held = key;
     }
 
     pub fn has_key(&self) -> bool {
-        self.inner.lock().key.is_some()
+        self.keyed.load(Ordering::SeqCst)
     }
 
     /// The register's last record: its sequence number and link.
@@ -138,25 +166,30 @@ impl AuditLog {
         self.register.head()
     }
 
-    /// The number of this process's segment, once it has one.
+    /// The number of the calling thread's segment, once it has one.
     pub fn segment(&self) -> Option<u64> {
-        self.inner.lock().writer.as_ref().map(|w| w.segment.number())
+        self.stripe().lock().as_ref().map(|w| w.segment.number())
     }
 
-    /// Appends `record` to this process's segment (opening it first if need be); its
+    fn stripe(&self) -> &Mutex<Option<Writer>> {
+        &self.stripes[STRIPE.with(|n| *n) % self.stripes.len()]
+    }
+
+    /// Appends `record` to the calling thread's segment (opening it first if need be); its
     /// sequence number in the segment. An error means the record was not written.
     pub fn append(&self, record: &Record<'_>) -> Result<u64> {
-        let mut guard = self.inner.lock();
-        let inner = &mut *guard;
+        let mut stripe = self.stripe().lock();
         // A full segment is closed and a new one opened (a process writing a gigabyte).
-        if inner.writer.as_ref().is_some_and(|w| !w.segment.fits(MAX_RECORD)) {
-            self.close_locked(inner)?;
+        if stripe.as_ref().is_some_and(|w| !w.segment.fits(MAX_RECORD)) {
+            self.close_writer(stripe.take())?;
         }
-        if inner.writer.is_none() {
-            inner.writer = Some(self.open_writer(record, inner.key.as_ref())?);
+        if stripe.is_none() {
+            *stripe = Some(self.open_writer(record)?);
         }
-        let writer = inner.writer.as_mut().expect("opened above");
-        let seq = writer.segment.append(record, inner.pid, inner.key.is_some())?;
+        let writer = stripe.as_mut().expect("opened above");
+        // Read under the stripe's lock: `set_key` gives this writer's linker the key before
+        // it sets `keyed`.
+        let seq = writer.segment.append(record, self.pid, self.keyed.load(Ordering::SeqCst))?;
         match &writer.thread {
             None => {
                 writer.linker.lock().link_pending()?;
@@ -172,13 +205,15 @@ impl AuditLog {
         Ok(seq)
     }
 
-    /// Creates the segment and records its opening in the register, under the register's
-    /// lock, so that its number is the opening record's sequence number; then starts the
+    /// Creates a segment and records its opening in the register, under the register's
+    /// lock, so that its number is the opening record's sequence number; then starts its
     /// linking thread.
-    fn open_writer(&self, first: &Record<'_>, key: Option<&AuditKey>) -> Result<Writer> {
+    fn open_writer(&self, first: &Record<'_>) -> Result<Writer> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         let opening =
             Record { principal: first.principal, session: first.session, ..Record::new(SEGMENT_OPEN, 0) };
+        // The key as the register will see it (`set_key` holds this lock while it changes).
+        let key = self.key.lock();
         let mut created = None;
         let appended = self.register.append_after(&opening, |n| {
             created = Some(Segment::create(&self.dir, n, self.sync, self.segment_bytes)?);
@@ -197,25 +232,32 @@ impl AuditLog {
                 return Err(e);
             }
         };
-        linker.set_key(key.map(|k| mac::HmacSha256Key::new(k.as_ref())));
+        linker.set_key(key.as_ref().map(|k| mac::HmacSha256Key::new(k.as_ref())));
+        drop(key);
         let linker = Arc::new(Mutex::new(linker));
         let thread = if self.threads { spawn_linking_thread(&linker, segment.number()) } else { None };
         Ok(Writer { segment, linker, thread })
     }
 
-    /// Ends this process's segment: every record linked, the file cut to its records, and
-    /// the segment closed in the register with its last sequence number and link. The next
-    /// append opens a new one.
+    /// Ends this process's segments: every record linked, each file cut to its records,
+    /// and each segment closed in the register with its last sequence number and link.
+    /// The next append opens new ones.
     pub fn close(&self) -> Result<()> {
-        let mut inner = self.inner.lock();
-        self.close_locked(&mut inner)
+        let mut first_error = None;
+        for stripe in self.stripes.iter() {
+            let writer = stripe.lock().take();
+            if let Err(e) = self.close_writer(writer) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
-    fn close_locked(&self, inner: &mut Inner) -> Result<()> {
-        let Some(writer) = inner.writer.take() else {
+    fn close_writer(&self, writer: Option<Writer>) -> Result<()> {
+        let Some(writer) = writer else {
             return Ok(());
         };
-        if inner.pid != std::process::id() {
+        if self.pid != std::process::id() {
             // Inherited across fork (without its thread): the parent's, left as it is.
             return Ok(());
         }
@@ -224,10 +266,9 @@ impl AuditLog {
             thread.handle.thread().unpark();
             let _ = thread.handle.join();
         }
-        let linker = Arc::try_unwrap(writer.linker)
+        let mut linker = Arc::try_unwrap(writer.linker)
             .map_err(|_| Error::Internal("the audit linker is still shared"))?
             .into_inner();
-        let mut linker = linker;
         linker.link_pending()?;
         let number = writer.segment.number();
         let end = linker.end();

@@ -150,7 +150,13 @@ impl Token {
             return Ok(());
         };
         let object = context.key.as_deref();
-        let text = |a| object.and_then(|o| o.get(a)).map(String::from_utf8_lossy);
+        // (Valid UTF-8, as labels and ids are, is borrowed after one fast check.)
+        let text = |a| {
+            object.and_then(|o| o.get(a)).map(|v| match std::str::from_utf8(v) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(v),
+            })
+        };
         let (key_uid, key_label) = match &context.key_names {
             Some((uid, label)) => (Some(uid.as_str().into()), Some(label.as_str().into())),
             None => (text(CKA_UNIQUE_ID), text(CKA_LABEL)),
