@@ -203,6 +203,48 @@ isolated_test!(
     }
 );
 
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+/// Logs in on slot 0 and encrypts once.
+fn encrypt_once(p: &cryptoki::context::Pkcs11) {
+    let slot = first_slot(p);
+    let s = p.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+    let key = aes_key(&s, "k", true);
+    let mut iv = [1u8; 12];
+    s.encrypt(&gcm(&mut iv), key, b"data").unwrap();
+}
+
+isolated_test!(
+    fn records_are_linked_by_a_thread_of_the_module_unless_the_application_forbids_threads() {
+        load_with_token().0.finalize().unwrap();
+        // Allowed (the default): a linking thread.
+        let p = load();
+        encrypt_once(&p);
+        assert!(thread_names().iter().any(|n| n.starts_with("ecm-hsm-audit")), "{:?}", thread_names());
+        p.finalize().unwrap();
+        assert!(!thread_names().iter().any(|n| n.starts_with("ecm-hsm-audit")), "stopped at C_Finalize");
+        // Forbidden: no thread, and every record is linked before its call returns.
+        let p = cryptoki::context::Pkcs11::new(module_path()).unwrap();
+        let flags = cryptoki::context::CInitializeFlags::LIBRARY_CANT_CREATE_OS_THREADS
+            | cryptoki::context::CInitializeFlags::OS_LOCKING_OK;
+        p.initialize(cryptoki::context::CInitializeArgs::new(flags)).unwrap();
+        encrypt_once(&p);
+        assert!(!thread_names().iter().any(|n| n.starts_with("ecm-hsm-audit")), "{:?}", thread_names());
+        let report = audit::verify_trail(&audit_path(), None, None).unwrap();
+        assert!(report.problem.is_none(), "{report:?}");
+        assert_eq!((report.unlinked, report.segments - report.closed_segments), (0, 1), "linked, still open");
+        p.finalize().unwrap();
+    }
+);
+
 // A writer killed at any moment loses no record of a call that returned.
 
 const KILL_TEST: &str = "a_kill_loses_no_record_of_a_call_that_returned";
