@@ -203,6 +203,51 @@ isolated_test!(
     }
 );
 
+isolated_test!(
+    fn a_record_names_the_key_and_principal_as_they_are_at_the_call() {
+        // (Descriptions are remembered between records; any change to the token forgets them.)
+        let (p, slot) = load_with_token();
+        let s = p.open_rw_session(slot).unwrap();
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+        let key = aes_key(&s, "before", true);
+        let mut iv = [3u8; 12];
+        s.encrypt(&gcm(&mut iv), key, b"x").unwrap();
+        s.encrypt(&gcm(&mut iv), key, b"x").unwrap();
+        s.update_attributes(key, &[Attribute::Label(b"after".to_vec())]).unwrap();
+        s.encrypt(&gcm(&mut iv), key, b"x").unwrap();
+        s.logout().unwrap();
+        let so = p.open_rw_session(slot).unwrap();
+        so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).unwrap();
+        so.logout().unwrap();
+        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
+        let key = s.find_objects(&[Attribute::Label(b"after".to_vec())]).unwrap()[0];
+        s.encrypt(&gcm(&mut iv), key, b"x").unwrap();
+        let encrypts: Vec<(String, String)> = records()
+            .iter()
+            .filter(|r| r["operation"] == "encrypt")
+            .map(|r| {
+                (r["principal"].as_str().unwrap().to_owned(), r["key_label"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        let expect = |p: &str, l: &str| (p.to_owned(), l.to_owned());
+        assert_eq!(
+            encrypts,
+            [
+                expect("user", "before"),
+                expect("user", "before"),
+                expect("user", "after"),
+                expect("user", "after")
+            ]
+        );
+        let principals: Vec<String> = records()
+            .iter()
+            .filter(|r| r["operation"] == "logout")
+            .map(|r| r["principal"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(principals, ["user", "so"]);
+    }
+);
+
 /// The names of this process's threads.
 fn thread_names() -> Vec<String> {
     std::fs::read_dir("/proc/self/task")

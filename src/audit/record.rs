@@ -410,17 +410,25 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// `n` in decimal (cheaper than `write!`).
+/// `n` in decimal (cheaper than `write!`; two digits a step, as every record has a
+/// thirteen-digit time).
 fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[at] = b'0' + n as u8;
     }
     buf.extend_from_slice(&digits[at..]);
 }
@@ -604,7 +612,7 @@ mod tests {
 
     #[test]
     fn numbers_are_decimal() {
-        for n in [0, 7, 10, 1234567890, u64::MAX] {
+        for n in [0, 7, 9, 10, 99, 100, 101, 1234567890, 1795858200000, u64::MAX] {
             let mut buf = Vec::new();
             push_u64(&mut buf, n);
             assert_eq!(buf, n.to_string().into_bytes());

@@ -74,7 +74,12 @@ pub struct AuditLog {
     key: Mutex<Option<AuditKey>>,
     keyed: AtomicBool,
     stripes: Box<[Mutex<Option<Writer>>]>,
+    /// Unique among the trails this process opens (see [`AuditLog::id`]).
+    id: u64,
 }
+
+/// Numbers the trails of the process.
+static NEXT_TRAIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// This process's segment: the writing half here, the linking half shared with the
 /// linking thread, if there is one.
@@ -122,7 +127,14 @@ impl AuditLog {
             key: Mutex::new(None),
             keyed: AtomicBool::new(false),
             stripes: (0..stripes).map(|_| Mutex::new(None)).collect(),
+            id: NEXT_TRAIL.fetch_add(1, Ordering::Relaxed),
         })
+    }
+
+    /// A number no other trail of this process has had: what a cache of descriptions made
+    /// for this trail's records can be keyed by (an address may be reused).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The register's path.

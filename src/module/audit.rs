@@ -28,27 +28,58 @@ use crate::session::{Output, OutputBuffer};
 use crate::vendor::CKA_ECM_KEY_VERSION;
 use crate::{Error, Result};
 
-/// Who did it and to which key, as the record names them. Borrowed, not copied: this is
-/// on the path of every operation.
+/// Who did it and to which key, as the record names them. Shared, not copied: this is on
+/// the path of every operation.
 struct Context {
     principal: Who,
-    key: Option<Arc<Object>>,
-    /// A key named by its unique id and label rather than by an object (an approval's).
-    key_names: Option<(String, String)>,
+    key: Option<Arc<KeyNames>>,
+}
+
+/// How a record names a key (never its value).
+struct KeyNames {
+    uid: String,
+    label: String,
+    /// The key's version in the hierarchy, if it has one.
+    version: Option<u32>,
+}
+
+impl KeyNames {
+    fn of(object: &Object) -> KeyNames {
+        let text = |a| object.get(a).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let version = object
+            .get(CKA_ECM_KEY_VERSION)
+            .and_then(|v| v.try_into().ok())
+            .map(|b: [u8; 8]| u64::from_ne_bytes(b) as u32);
+        KeyNames { uid: text(CKA_UNIQUE_ID), label: text(CKA_LABEL), version }
+    }
 }
 
 impl Context {
     /// The key's version in the hierarchy, if it has one.
     fn key_version(&self) -> Option<u32> {
-        self.key
-            .as_ref()
-            .and_then(|o| o.get(CKA_ECM_KEY_VERSION))
-            .and_then(|v| v.try_into().ok())
-            .map(|b: [u8; 8]| u64::from_ne_bytes(b) as u32)
+        self.key.as_ref().and_then(|k| k.version)
     }
 }
 
+/// The last context a thread described, with what it was described from: the trail (each
+/// has its own number), the key's handle and the token's version (`Token::version`, bumped by
+/// every change to the token's state, logins included). While all three are unchanged the
+/// description is too, and the thread's next record of an operation on that key takes no
+/// lock and looks nothing up.
+struct Described {
+    trail: u64,
+    handle: Option<CK_OBJECT_HANDLE>,
+    version: u64,
+    principal: Who,
+    key: Option<Arc<KeyNames>>,
+}
+
+thread_local! {
+    static DESCRIBED: std::cell::RefCell<Option<Described>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The principal of a record.
+#[derive(Clone)]
 enum Who {
     Nobody,
     So,
@@ -111,6 +142,18 @@ impl Token {
     }
 
     fn audit_context(&self, key: Option<CK_OBJECT_HANDLE>) -> Context {
+        let trail = self.audit_log.get().map(AuditLog::id);
+        // Read before the lock: a change after it bumps the version again.
+        let version = self.version();
+        let remembered = DESCRIBED.with(|d| {
+            d.borrow().as_ref().and_then(|d| {
+                (Some(d.trail) == trail && d.handle == key && d.version == version)
+                    .then(|| Context { principal: d.principal.clone(), key: d.key.clone() })
+            })
+        });
+        if let Some(context) = remembered {
+            return context;
+        }
         let state = self.lock();
         let principal = match (state.login, &state.principal) {
             (LoginState::Public, _) => Who::Nobody,
@@ -118,7 +161,14 @@ impl Token {
             (LoginState::User, Some(name)) => Who::Named(name.clone()),
             (LoginState::User, None) => Who::User,
         };
-        Context { principal, key: key.and_then(|h| self.object_for_audit(&state, h)), key_names: None }
+        let names = key.and_then(|h| self.object_for_audit(&state, h)).map(|o| Arc::new(KeyNames::of(&o)));
+        drop(state);
+        if let Some(trail) = trail {
+            let described =
+                Described { trail, handle: key, version, principal: principal.clone(), key: names.clone() };
+            DESCRIBED.with(|d| *d.borrow_mut() = Some(described));
+        }
+        Context { principal, key: names }
     }
 
     /// Records one call on this token.
@@ -149,25 +199,13 @@ impl Token {
         let Some(log) = self.audit_log()? else {
             return Ok(());
         };
-        let object = context.key.as_deref();
-        // (Valid UTF-8, as labels and ids are, is borrowed after one fast check.)
-        let text = |a| {
-            object.and_then(|o| o.get(a)).map(|v| match std::str::from_utf8(v) {
-                Ok(s) => std::borrow::Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(v),
-            })
-        };
-        let (key_uid, key_label) = match &context.key_names {
-            Some((uid, label)) => (Some(uid.as_str().into()), Some(label.as_str().into())),
-            None => (text(CKA_UNIQUE_ID), text(CKA_LABEL)),
-        };
-        let key_version = context.key_version();
+        let key = context.key.as_deref();
         let record = Record {
             principal: context.principal.as_str(),
             session,
-            key_uid: key_uid.as_deref(),
-            key_label: key_label.as_deref(),
-            key_version,
+            key_uid: key.map(|k| k.uid.as_str()),
+            key_label: key.map(|k| k.label.as_str()),
+            key_version: key.and_then(|k| k.version),
             mechanism,
             ..Record::new(operation, rv)
         };
@@ -523,7 +561,8 @@ impl Token {
             context.principal = Who::Named(p.into());
         }
         if let Some(a) = approval {
-            context.key_names = Some((a.key.clone(), a.key_label.clone()));
+            context.key =
+                Some(Arc::new(KeyNames { uid: a.key.clone(), label: a.key_label.clone(), version: None }));
         }
         self.record_with(session, operation, context, None, rv)
     }
