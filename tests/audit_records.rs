@@ -85,8 +85,18 @@ isolated_test!(
         assert_eq!(
             ops,
             [
-                "init_token", "login_so", "init_pin", "login", "login", "generate", "generate", "encrypt",
-                "encrypt", "decrypt", "destroy", "logout"
+                "init_token",
+                "login_so",
+                "init_pin",
+                "login",
+                "login",
+                "generate",
+                "generate",
+                "encrypt",
+                "encrypt",
+                "decrypt",
+                "destroy",
+                "logout"
             ]
         );
         // Indexed from the setup's last record (C_InitPIN), as before it was recorded.

@@ -775,3 +775,31 @@ fn destroy_name(context: &Context) -> &'static str {
         "destroy"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::AttributeRead;
+
+    #[test]
+    fn a_read_is_recorded_with_its_most_significant_refusal() {
+        let value = || AttributeRead::Value(zeroize::Zeroizing::new(vec![1]));
+        assert_eq!(reads_rv(&[]), cryptoki_sys::CKR_OK);
+        assert_eq!(reads_rv(&[value(), value()]), cryptoki_sys::CKR_OK);
+        assert_eq!(reads_rv(&[value(), AttributeRead::Invalid]), cryptoki_sys::CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_eq!(
+            reads_rv(&[AttributeRead::Invalid, AttributeRead::Sensitive, value()]),
+            cryptoki_sys::CKR_ATTRIBUTE_SENSITIVE
+        );
+    }
+
+    #[test]
+    fn a_pin_lockout_is_told_once_to_its_own_thread() {
+        drop(super::super::token::take_pin_locked());
+        super::super::token::note_pin_locked(super::super::token::PinOwner::Principal("context-api"));
+        let elsewhere = std::thread::spawn(super::super::token::take_pin_locked).join().unwrap();
+        assert_eq!(elsewhere, None);
+        assert_eq!(super::super::token::take_pin_locked().as_deref(), Some("context-api"));
+        assert_eq!(super::super::token::take_pin_locked(), None);
+    }
+}

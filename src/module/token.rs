@@ -784,7 +784,7 @@ thread_local! {
     static PIN_LOCKED_HERE: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
 }
 
-fn note_pin_locked(owner: PinOwner<'_>) {
+pub(super) fn note_pin_locked(owner: PinOwner<'_>) {
     let name = match owner {
         PinOwner::SecurityOfficer => "so".to_string(),
         PinOwner::User => "user".to_string(),
