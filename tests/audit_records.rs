@@ -81,13 +81,26 @@ isolated_test!(
 
         let all = records();
         let ops: Vec<&str> = all.iter().map(|r| r["operation"].as_str().unwrap()).collect();
+        // The setup's own records first (C_InitToken, the SO's login, C_InitPIN).
         assert_eq!(
             ops,
             [
-                "login_so", "login", "login", "generate", "generate", "encrypt", "encrypt", "decrypt",
-                "destroy", "logout"
+                "init_token",
+                "login_so",
+                "init_pin",
+                "login",
+                "login",
+                "generate",
+                "generate",
+                "encrypt",
+                "encrypt",
+                "decrypt",
+                "destroy",
+                "logout"
             ]
         );
+        // Indexed from the setup's last record (C_InitPIN), as before it was recorded.
+        let all = &all[2..];
         let result = |i: usize| all[i]["result"].as_u64().unwrap();
         assert_eq!(result(1), CKR_PIN_INCORRECT);
         assert_eq!(result(6), CKR_KEY_FUNCTION_NOT_PERMITTED);
@@ -103,19 +116,23 @@ isolated_test!(
         assert!(all[5]["key_uid"].as_str().is_some_and(|u| !u.is_empty()), "{}", all[5]);
         assert_eq!(all[8]["key_label"], "decrypt-only", "a destroyed key is named as it was");
         assert_eq!(all[9]["principal"], "user", "the logout names who logged out");
+        let all = records();
         assert!(all.iter().all(|r| r["pid"].as_u64() == Some(std::process::id() as u64)));
-        assert!(all.iter().all(|r| r["session"].as_u64().is_some_and(|h| h != 0)));
-        // The first record follows the SO's login, so every record is authenticated with the
-        // token's key, which the process keeps for its records once a login showed it (the
-        // failed login and those after the logout included). The chain is whole; the MACs
-        // themselves are checked with the key by `ecm-hsm audit verify` (tests/audit_log.rs).
+        // Every record names its session but C_InitToken's, which has none.
+        assert_eq!(all[0]["session"].as_u64(), Some(0));
+        assert!(all[1..].iter().all(|r| r["session"].as_u64().is_some_and(|h| h != 0)));
+        // The first record is C_InitToken's, authenticated with the new token's key, so
+        // every record is, with the token's key, which the process keeps for its records
+        // once an initialization or a login showed it (the failed login and those after
+        // the logout included). The chain is whole; the MACs themselves are checked with the
+        // key by `ecm-hsm audit verify` (tests/audit_log.rs).
         assert!(all.iter().all(|r| r["auth"] == "m"), "{all:?}");
         // In this process's segment, opened by the register's only record so far; records
         // may still be waiting for their links (the linking thread), never missing.
         let report = audit::verify_trail(&audit_path(), None, None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
         assert_eq!((report.register.records, report.segments, report.closed_segments), (1, 1, 0));
-        assert_eq!(report.records, 11);
+        assert_eq!(report.records, 13);
         // With the token's key (as `ecm-hsm audit verify` gets it: the core, logged in),
         // every record's MAC holds, once C_Finalize closed the segment.
         drop(s);
@@ -127,9 +144,9 @@ isolated_test!(
         drop(core);
         let report = audit::verify_trail(&audit_path(), Some(&key), None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
-        // Register: two segments opened and closed; segments: the 10 records, the core's login.
+        // Register: two segments opened and closed; segments: the 12 records, the core's login.
         assert_eq!((report.segments, report.closed_segments, report.unlinked), (2, 2, 0));
-        assert_eq!((report.records, report.authenticated), (15, 15), "{report:?}");
+        assert_eq!((report.records, report.authenticated), (17, 17), "{report:?}");
         // Never a secret: no PIN and no data in any file.
         let bytes = trail_bytes();
         for secret in [USER_PIN, SO_PIN, "not-the-pin", "record me"] {
@@ -164,8 +181,9 @@ isolated_test!(
         assert_eq!(rv(s.encrypt(&gcm(&mut iv), key, b"data").unwrap_err()), RvError::DeviceError);
         assert_eq!(std::fs::read_to_string(audit_path()).unwrap(), text, "nothing was appended");
         assert_eq!(segments(), segments_before, "no segment was opened");
-        let found = s.find_objects(&[Attribute::Label(b"k".to_vec())]).unwrap();
-        assert_eq!(found.len(), 1);
+        // A search is recorded too, so it is refused as well.
+        let found = s.find_objects(&[Attribute::Label(b"k".to_vec())]);
+        assert_eq!(rv(found.unwrap_err()), RvError::DeviceError);
         // Nor a logout (done, the token being safer logged out, but reported) or a login
         // (refused: not logged in).
         assert_eq!(rv(s.logout().unwrap_err()), RvError::DeviceError);
@@ -182,7 +200,7 @@ isolated_test!(
         s.encrypt(&gcm(&mut iv), key, b"data").unwrap();
         let after = records();
         let ops: Vec<&str> = after[count..].iter().map(|r| r["operation"].as_str().unwrap()).collect();
-        assert_eq!(ops, ["login", "encrypt"], "the refused calls left no record");
+        assert_eq!(ops, ["login", "find", "encrypt"], "the refused calls left no record");
         drop(s);
         p.finalize().unwrap();
         let report = audit::verify_trail(&audit_path(), None, None).unwrap();

@@ -319,7 +319,8 @@ isolated_test!(
         assert_eq!(labels(&s).len(), 5);
 
         // Every refusal above is in the audit record, with who was refused what on which key,
-        // and the SO's changes (made by another process) are in the same chain.
+        // and the SO's changes (made by another process) are in the same chain. Destroying a
+        // version of the hierarchy is its retirement, and recorded as such.
         let path = ecm_hsm::audit::path_for(&token_dir(), 0);
         let report = ecm_hsm::audit::verify_trail(&path, None, None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
@@ -341,14 +342,14 @@ isolated_test!(
             ("context-api", "decrypt", Some("dek-acme-v1"), CKR_OK),
             ("context-api", "encrypt", Some("dek-acme-v1"), CKR_KEY_FUNCTION_NOT_PERMITTED),
             ("context-api", "generate", None, CKR_ACTION_PROHIBITED),
-            ("context-api", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
+            ("context-api", "retire", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
             ("key-rotation-service", "rotate", Some("dek-acme-v2"), CKR_OK),
             ("key-rotation-service", "rotate", Some("kek-v2"), CKR_OK),
             ("user", "generate", Some("kek-v1"), CKR_OK),
             ("key-rotation-service", "generate", None, CKR_ACTION_PROHIBITED),
-            ("key-rotation-service", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
+            ("key-rotation-service", "retire", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
             ("security-admin", "decrypt", Some("dek-acme-v1"), CKR_OK),
-            ("security-admin", "destroy", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
+            ("security-admin", "retire", Some("dek-acme-v1"), CKR_ACTION_PROHIBITED),
             ("so", "principal_add", None, CKR_OK),
             ("so", "policy_apply", None, CKR_OK),
         ] {

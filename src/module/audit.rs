@@ -274,16 +274,18 @@ impl Module {
 impl Module {
     pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
         if user_type == CKU_CONTEXT_SPECIFIC {
-            return self.approve_recorded(h, pin);
+            return self.pin_checked(h, || self.approve_recorded(h, pin));
         }
-        self.audited(
-            h,
-            login_name(user_type),
-            None,
-            None,
-            || self.armed_login(h, || self.login_unrecorded(h, user_type, pin)),
-            || drop(self.logout_unrecorded(h)),
-        )
+        self.pin_checked(h, || {
+            self.audited(
+                h,
+                login_name(user_type),
+                None,
+                None,
+                || self.armed_login(h, || self.login_unrecorded(h, user_type, pin)),
+                || drop(self.logout_unrecorded(h)),
+            )
+        })
     }
 
     pub fn login_user(
@@ -293,14 +295,16 @@ impl Module {
         pin: &[u8],
         name: &[u8],
     ) -> Result<()> {
-        self.audited(
-            h,
-            login_name(user_type),
-            None,
-            None,
-            || self.armed_login(h, || self.login_user_unrecorded(h, user_type, pin, name)),
-            || drop(self.logout_unrecorded(h)),
-        )
+        self.pin_checked(h, || {
+            self.audited(
+                h,
+                login_name(user_type),
+                None,
+                None,
+                || self.armed_login(h, || self.login_user_unrecorded(h, user_type, pin, name)),
+                || drop(self.logout_unrecorded(h)),
+            )
+        })
     }
 
     pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
@@ -343,7 +347,8 @@ impl Module {
         let (_, token) = self.session_and_token(h)?;
         let context = token.audit_context(Some(object));
         let result = self.destroy_object_unrecorded(h, object);
-        token.record_with(h, "destroy", context, None, rv_of(&result))?;
+        let operation = destroy_name(&context);
+        token.record_with(h, operation, context, None, rv_of(&result))?;
         result
     }
 
@@ -597,5 +602,249 @@ impl Module {
         let (_, token) = self.session_and_token(h)?;
         token.record_approval(h, "approval_revoke", None, result.as_ref().ok(), rv_of(&result))?;
         result
+    }
+}
+
+/// Searches and attribute reads (issue 5): `find` at `C_FindObjectsInit`, `read` at
+/// `C_GetAttributeValue` on a key. Both are hot for some applications, so they cost one
+/// record each and nothing else (no store access beyond the call's own).
+impl Module {
+    /// `C_FindObjectsInit`, recorded as `find` without a key. One record per search, not
+    /// per object found: the search is the caller's act (its template decides what it may
+    /// learn), the handles it returns are only what the policy already lets it see, and an
+    /// application listing a token of thousands of keys would otherwise write thousands of
+    /// records for one question. Reading a found key's attributes is recorded apart
+    /// (`read`), naming it.
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
+        self.audited(
+            h,
+            "find",
+            None,
+            None,
+            || self.find_init_unrecorded(h, template),
+            || drop(self.find_final(h)),
+        )
+    }
+
+    /// `C_GetAttributeValue`, recorded as `read` when the object is a key (unique id, label,
+    /// version), refused reads included: a key the login may not see (the handle is invalid
+    /// for it), and a value it may not read (`CKR_ATTRIBUTE_SENSITIVE`, or
+    /// `CKR_ATTRIBUTE_TYPE_INVALID` for an attribute the key lacks; sensitive first, as the
+    /// export answers). A buffer too small is the caller sizing its buffer, not a refusal:
+    /// the core does not see it, and it is recorded with the read's own result. Reads of
+    /// other objects (certificates, data) are not key operations and are not recorded.
+    pub fn get_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        kinds: &[cryptoki_sys::CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<crate::object::AttributeRead>> {
+        let result = self.get_attributes_unrecorded(h, object, kinds);
+        let Ok((_, token)) = self.session_and_token(h) else {
+            return result;
+        };
+        if !token.config.audit {
+            return result;
+        }
+        let context = token.audit_context(Some(object));
+        if !context.key.as_ref().is_some_and(|k| k.profile().is_key()) {
+            return result;
+        }
+        let rv = match &result {
+            Ok(reads) => reads_rv(reads),
+            Err(e) => e.ck_rv(),
+        };
+        token.record_with(h, "read", context, None, rv)?;
+        result
+    }
+}
+
+/// The `CK_RV` of a `C_GetAttributeValue` whose attributes read as `reads`, before the
+/// caller's buffers are seen.
+fn reads_rv(reads: &[crate::object::AttributeRead]) -> CK_RV {
+    use crate::object::AttributeRead::{Invalid, Sensitive};
+    if reads.iter().any(|r| matches!(r, Sensitive)) {
+        cryptoki_sys::CKR_ATTRIBUTE_SENSITIVE
+    } else if reads.iter().any(|r| matches!(r, Invalid)) {
+        cryptoki_sys::CKR_ATTRIBUTE_TYPE_INVALID
+    } else {
+        cryptoki_sys::CKR_OK
+    }
+}
+
+/// Recovery and message-based operations: recorded at their `*Init`, like the others.
+impl Module {
+    /// `C_SignRecoverInit`/`C_VerifyRecoverInit`, recorded as `sign_recover` and
+    /// `verify_recover` (the policy counts them as `sign` and `verify`; the record keeps the
+    /// difference, since what is recovered from a signature is data).
+    pub fn recover_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: super::crypto::OperationKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let operation = match kind {
+            super::crypto::OperationKind::SignRecover => "sign_recover",
+            _ => "verify_recover",
+        };
+        self.audited_init(h, operation, mechanism, key, |m| self.recover_init_unrecorded(h, kind, m, key))
+    }
+
+    /// `C_MessageEncryptInit`/`C_MessageDecryptInit`, recorded as `encrypt`/`decrypt`
+    /// naming key and mechanism. The messages of the operation (`C_EncryptMessage`,
+    /// `C_DecryptMessage`) are not recorded one by one, as the steps of `C_EncryptInit`'s
+    /// operation are not: the key, the mechanism, the principal and the permission are all
+    /// settled at the init, and a record per message would double the cost of each small
+    /// message for nothing the init's record does not say.
+    pub fn message_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        mechanism: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        self.audited(
+            h,
+            kind.name(),
+            Some(key),
+            Some(mechanism.kind),
+            || self.message_init_unrecorded(h, kind, mechanism, key),
+            || drop(self.message_final(h, kind)),
+        )
+    }
+}
+
+/// PINs and the token itself: `set_pin`, `init_pin`, `init_token`, and `pin_locked` when a
+/// failed PIN check locks a PIN.
+impl Module {
+    /// `C_SetPIN`, recorded as `set_pin` by the session's login: the SO changes its own
+    /// PIN, anyone else the token user's (a public session included, where the principal is
+    /// empty). A wrong old PIN counts toward that PIN's lockout.
+    pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+        self.pin_checked(h, || {
+            self.audited(h, "set_pin", None, None, || self.set_pin_unrecorded(h, old, new), || {})
+        })
+    }
+
+    /// `C_InitPIN`, recorded as `init_pin` by the session's login (the SO, or a refusal).
+    pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        self.audited(h, "init_pin", None, None, || self.init_pin_unrecorded(h, pin), || {})
+    }
+
+    /// `C_InitToken`, recorded as `init_token` in the slot's trail, without a session (the
+    /// call has none): by `so` when done (its PIN was set, or checked), else by nobody.
+    ///
+    /// The trail is the slot's and survives a re-initialization: deleting or restarting it
+    /// would let whoever knows the SO PIN erase the record of what was done with the old
+    /// token. The record is written after the call, like every other, so it says how the
+    /// call ended. A done initialization makes a new token key; the process's records,
+    /// this one first, are from then on authenticated under the new token's audit key
+    /// (a process keeping the old one would write records no one can check any more).
+    pub fn init_token(&self, slot: cryptoki_sys::CK_SLOT_ID, so_pin: &[u8], label: [u8; 32]) -> Result<()> {
+        let token = self.token(slot)?;
+        drop(super::token::take_pin_locked());
+        let result = self.init_token_unrecorded(slot, &token, so_pin, label);
+        let locked = super::token::take_pin_locked();
+        if !token.config.audit {
+            return result.map(drop);
+        }
+        let principal = match &result {
+            Ok(audit_key) => {
+                token.rearm_audit(audit_key)?;
+                Who::So
+            }
+            Err(_) => Who::Nobody,
+        };
+        let context = Context { principal, key: None, key_names: None };
+        token.record_with(0, "init_token", context, None, rv_of(&result))?;
+        token.record_pin_locked(0, locked)?;
+        result.map(drop)
+    }
+
+    /// Runs `call`, a call that checks a PIN and records itself, then records `pin_locked`
+    /// if that check locked a PIN (see `token::take_pin_locked`), after the call's own
+    /// record. The call failed in that case, whatever the record does.
+    fn pin_checked<T>(&self, h: CK_SESSION_HANDLE, call: impl FnOnce() -> Result<T>) -> Result<T> {
+        drop(super::token::take_pin_locked());
+        let result = call();
+        let locked = super::token::take_pin_locked();
+        if locked.is_some()
+            && let Ok((_, token)) = self.session_and_token(h)
+        {
+            token.record_pin_locked(h, locked)?;
+        }
+        result
+    }
+}
+
+impl Token {
+    /// After `C_InitToken`: the audit file takes the new token's audit key, replacing any
+    /// key of the token as it was.
+    fn rearm_audit(&self, key: &crate::audit::AuditKey) -> Result<()> {
+        if let Some(log) = self.audit_log()? {
+            log.set_key(Some(key.clone()));
+        }
+        Ok(())
+    }
+
+    /// `pin_locked`: the PIN of `owner` (`so`, `user` or a principal's name) was locked by a
+    /// failed check in session `session`. The record's principal is whose PIN it is (not
+    /// the session's login, which is usually nobody), with `CKR_PIN_LOCKED`.
+    fn record_pin_locked(&self, session: CK_SESSION_HANDLE, owner: Option<String>) -> Result<()> {
+        let Some(owner) = owner else {
+            return Ok(());
+        };
+        if !self.config.audit {
+            return Ok(());
+        }
+        let principal = match owner.as_str() {
+            "so" => Who::So,
+            "user" => Who::User,
+            name => Who::Named(name.into()),
+        };
+        let context = Context { principal, key: None, key_names: None };
+        self.record_with(session, "pin_locked", context, None, cryptoki_sys::CKR_PIN_LOCKED)
+    }
+}
+
+/// Retirement: the destruction of a key of the envelope hierarchy.
+fn destroy_name(context: &Context) -> &'static str {
+    // Destroying a version of a family of the hierarchy is its retirement (allowed only
+    // once it is superseded and nothing depends on it, `hierarchy::check_destroy`), the
+    // step of the key's life an auditor looks for. As `generate_key` tells `rotate` from
+    // `generate` by the key's version, the key's tier tells `retire` from `destroy`.
+    if context.key.as_ref().is_some_and(|k| k.get(crate::vendor::CKA_ECM_TIER).is_some()) {
+        "retire"
+    } else {
+        "destroy"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::AttributeRead;
+
+    #[test]
+    fn a_read_is_recorded_with_its_most_significant_refusal() {
+        let value = || AttributeRead::Value(zeroize::Zeroizing::new(vec![1]));
+        assert_eq!(reads_rv(&[]), cryptoki_sys::CKR_OK);
+        assert_eq!(reads_rv(&[value(), value()]), cryptoki_sys::CKR_OK);
+        assert_eq!(reads_rv(&[value(), AttributeRead::Invalid]), cryptoki_sys::CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_eq!(
+            reads_rv(&[AttributeRead::Invalid, AttributeRead::Sensitive, value()]),
+            cryptoki_sys::CKR_ATTRIBUTE_SENSITIVE
+        );
+    }
+
+    #[test]
+    fn a_pin_lockout_is_told_once_to_its_own_thread() {
+        drop(super::super::token::take_pin_locked());
+        super::super::token::note_pin_locked(super::super::token::PinOwner::Principal("context-api"));
+        let elsewhere = std::thread::spawn(super::super::token::take_pin_locked).join().unwrap();
+        assert_eq!(elsewhere, None);
+        assert_eq!(super::super::token::take_pin_locked().as_deref(), Some("context-api"));
+        assert_eq!(super::super::token::take_pin_locked(), None);
     }
 }

@@ -111,7 +111,7 @@ impl Module {
         token.object_size(s.read_write, object)
     }
 
-    pub fn get_attributes(
+    pub(super) fn get_attributes_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         object: CK_OBJECT_HANDLE,
@@ -132,7 +132,7 @@ impl Module {
         token.record_consumed(h, &consumed)
     }
 
-    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
+    pub(super) fn find_init_unrecorded(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
         let mut ops = s.operations.lock();
         if ops.find.is_some() {
@@ -604,8 +604,9 @@ impl Module {
         }
     }
 
-    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`.
-    pub fn recover_init(
+    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`; `None` for the
+    /// mechanism ends an active operation.
+    pub(super) fn recover_init_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         kind: OperationKind,
@@ -731,7 +732,7 @@ impl Module {
 
     /// `C_MessageEncryptInit`/`C_MessageDecryptInit`; the per-message parameters come with
     /// each message.
-    pub fn message_init(
+    pub(super) fn message_init_unrecorded(
         &self,
         h: CK_SESSION_HANDLE,
         kind: CipherKind,

@@ -40,11 +40,18 @@ impl Module {
         })
     }
 
-    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: [u8; 32]) -> Result<()> {
-        let token = self.token(slot)?;
-        token.init_token(so_pin, label, !self.sessions_of(slot).is_empty())?;
+    /// `C_InitToken` on `token` (of `slot`); returns the new token's audit key.
+    pub(super) fn init_token_unrecorded(
+        &self,
+        slot: CK_SLOT_ID,
+        token: &Token,
+        so_pin: &[u8],
+        label: [u8; 32],
+    ) -> Result<crate::audit::AuditKey> {
+        let audit_key = token.init_token(so_pin, label, !self.sessions_of(slot).is_empty())?;
         // The free slot is taken: make the next one.
-        self.slots.write().rescan(&self.config, &self.handles)
+        self.slots.write().rescan(&self.config, &self.handles)?;
+        Ok(audit_key)
     }
 
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
@@ -213,17 +220,21 @@ impl Module {
         Ok(())
     }
 
-    pub fn init_pin(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+    pub(super) fn init_pin_unrecorded(&self, handle: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
         token.init_pin(token.view(session.read_write), pin)
     }
 
-    pub fn set_pin(&self, handle: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+    pub(super) fn set_pin_unrecorded(&self, handle: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
         let (session, token) = self.session_and_token(handle)?;
         token.set_pin(token.view(session.read_write), old, new)
     }
 
     /// `C_SessionCancel`: ends the operations named by `flags` (`CKF_ENCRYPT`, ...).
+    ///
+    /// Not recorded: it uses no key and grants nothing; it only ends operations whose
+    /// `*Init` was recorded, as `C_*Final` or a `C_*Init` with a NULL mechanism do (which are
+    /// not recorded either). An operation's record says it was begun, not how it ended.
     pub fn session_cancel(&self, handle: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
         let session = self.session(handle)?;
         let mut ops = session.operations.lock();

@@ -97,6 +97,30 @@ pub(super) fn stored_attribute(
     }
 }
 
+/// The operations that wait in the session for approvers when the policy asks approval of
+/// them (`crate::policy::approval`).
+const IN_BAND_APPROVED: [Operation; 4] =
+    [Operation::Encrypt, Operation::Decrypt, Operation::Sign, Operation::Verify];
+
+/// `CKA_ALWAYS_AUTHENTICATE` as the session's login experiences the key: true when stored
+/// so, or when the policy lets this login use the key only with approvers logging in
+/// (`C_Login(CKU_CONTEXT_SPECIFIC)`) for each operation, which is what the attribute tells
+/// an application to expect. A computed view, not a change to the key: the SO and a
+/// principal whose rule needs no approval read false on the same key. Secret keys have no
+/// such attribute in the standard's tables; since their operations wait for approvers in
+/// the same way, they report it too (read-only: it is never stored on them).
+fn always_authenticate(state: &TokenState, object: &Object) -> AttributeRead {
+    let stored = match object.read(CKA_ALWAYS_AUTHENTICATE) {
+        AttributeRead::Value(v) => v.first().is_some_and(|b| *b != 0),
+        AttributeRead::Invalid if object.profile() == crate::object::Profile::SecretKey => false,
+        // A public key, a certificate, data: not an attribute of theirs.
+        other => return other,
+    };
+    let label = object.get(CKA_LABEL).unwrap_or_default();
+    let gated = IN_BAND_APPROVED.iter().any(|op| state.decide(label, *op) == Decision::NeedsApproval);
+    AttributeRead::Value(Zeroizing::new(crate::object::attribute::encode_bool(stored || gated)))
+}
+
 impl Token {
     /// Looks up a handle this session may see; anything else is an invalid handle.
     pub(super) fn visible(
@@ -310,7 +334,13 @@ impl Token {
     ) -> Result<Vec<AttributeRead>> {
         let state = self.ready()?;
         let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
-        Ok(kinds.iter().map(|k| object.read(*k)).collect())
+        Ok(kinds
+            .iter()
+            .map(|k| match *k {
+                CKA_ALWAYS_AUTHENTICATE => always_authenticate(&state, &object),
+                kind => object.read(kind),
+            })
+            .collect())
     }
 
     /// `C_SetAttributeValue`; returns the approvals it used up, as `destroy_object` does.

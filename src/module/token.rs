@@ -272,8 +272,15 @@ impl Token {
     }
 
     /// `C_InitToken`: creates the token on a free slot, or wipes and re-keys an existing one
-    /// after checking its SO PIN. `sessions_open` is checked by the caller's count.
-    pub fn init_token(&self, so_pin: &[u8], label: [u8; 32], sessions_open: bool) -> Result<()> {
+    /// after checking its SO PIN. `sessions_open` is checked by the caller's count. Returns
+    /// the new token's audit key, so that the record of this call, and the process's later
+    /// ones, are authenticated under the token as it now is (see `audit.rs`).
+    pub fn init_token(
+        &self,
+        so_pin: &[u8],
+        label: [u8; 32],
+        sessions_open: bool,
+    ) -> Result<crate::audit::AuditKey> {
         check_pin_len(so_pin).map_err(|_| Error::PinIncorrect)?;
         let mut state = self.lock();
         if state.unrecognized.is_some() {
@@ -283,6 +290,7 @@ impl Token {
             return Err(Error::SessionExists);
         }
         let token_key: TokenKey = Zeroizing::new(rng::bytes::<{ seal::KEY_LEN }>()?);
+        let audit_key = crate::audit::derive_key(token_key.as_ref());
         let so_wrap = self.wrap_token_key(&token_key, so_pin, PinRole::SecurityOfficer)?;
         if state.store.is_none() {
             let record = TokenRecord {
@@ -298,7 +306,7 @@ impl Token {
             let store = create_token_file(&self.path, &record, busy_timeout(&self.config))?;
             state.store = Some(Box::new(store));
             state.record = Some(record);
-            return Ok(());
+            return Ok(audit_key);
         }
         self.refresh(&mut state)?;
         self.check_pin(&mut state, PinRole::SecurityOfficer, so_pin)?;
@@ -325,7 +333,7 @@ impl Token {
         state.objects.clear();
         state.loaded = None;
         self.handles.write().retain_slot(self.slot_id, |r| matches!(r, ObjectRef::Session { .. }));
-        Ok(())
+        Ok(audit_key)
     }
 
     /// `C_Login` for the SO or the user. The caller has checked the session rules that need
@@ -575,7 +583,9 @@ impl Token {
         let opened = pin_kdf::derive(pin, &wrapped.salt, wrapped.iterations)
             .and_then(|k| seal::open(&k, &owner.context(), &wrapped.sealed_key));
         let mut outcome = Err(Error::PinIncorrect);
+        let mut locked_now = false;
         store.write(&mut |w| {
+            locked_now = false;
             let count = owner.failures_in(w)?;
             if count >= max {
                 outcome = Err(Error::PinLocked);
@@ -590,8 +600,14 @@ impl Token {
                 (Err(_), true) => Err(Error::PinLocked),
                 (Err(_), false) => Err(Error::PinIncorrect),
             };
+            locked_now = opened.is_err() && new_count >= max;
             if new_count != count { owner.save_failures(w, new_count) } else { Ok(()) }
         })?;
+        if locked_now {
+            // This very failure locked the PIN, and the count is stored (an attempt on a
+            // PIN locked before is refused above without counting): recorded apart.
+            note_pin_locked(owner);
+        }
         outcome?;
         let opened = opened.map_err(|_| Error::PinIncorrect)?;
         let key: [u8; seal::KEY_LEN] =
@@ -757,6 +773,30 @@ impl TokenState {
         // Cached secrets go with the key (zeroized as the objects drop).
         self.loaded = None;
     }
+}
+
+thread_local! {
+    /// Whose PIN a PIN check of this thread locked, for the audit record of the call that
+    /// made the check (`audit.rs` takes it right after the call). The check returns only
+    /// `CKR_PIN_LOCKED`, the same as for a PIN that was locked already; a thread-local
+    /// carries the difference to the recording wrapper without threading it through every
+    /// login path. The wrapper clears it before the call, so a value is never stale.
+    static PIN_LOCKED_HERE: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+pub(super) fn note_pin_locked(owner: PinOwner<'_>) {
+    let name = match owner {
+        PinOwner::SecurityOfficer => "so".to_string(),
+        PinOwner::User => "user".to_string(),
+        PinOwner::Principal(name) => name.to_string(),
+    };
+    PIN_LOCKED_HERE.with(|c| c.set(Some(name)));
+}
+
+/// Whose PIN (`so`, `user` or a principal's name) a PIN check of this thread locked since
+/// the last call; clears it.
+pub(super) fn take_pin_locked() -> Option<String> {
+    PIN_LOCKED_HERE.with(std::cell::Cell::take)
 }
 
 fn pin_flags(failures: u32, max: u32, [low, final_try, locked]: [CK_FLAGS; 3]) -> CK_FLAGS {
