@@ -41,6 +41,10 @@ struct KeyNames {
     label: String,
     /// The key's version in the hierarchy, if it has one.
     version: Option<u32>,
+    /// Whether the object is a key at all (records of reads name keys only), and one of the
+    /// envelope hierarchy (its destruction is a retirement).
+    is_key: bool,
+    in_hierarchy: bool,
 }
 
 impl KeyNames {
@@ -50,7 +54,13 @@ impl KeyNames {
             .get(CKA_ECM_KEY_VERSION)
             .and_then(|v| v.try_into().ok())
             .map(|b: [u8; 8]| u64::from_ne_bytes(b) as u32);
-        KeyNames { uid: text(CKA_UNIQUE_ID), label: text(CKA_LABEL), version }
+        KeyNames {
+            uid: text(CKA_UNIQUE_ID),
+            label: text(CKA_LABEL),
+            version,
+            is_key: object.profile().is_key(),
+            in_hierarchy: object.get(crate::vendor::CKA_ECM_TIER).is_some(),
+        }
     }
 }
 
@@ -566,8 +576,13 @@ impl Token {
             context.principal = Who::Named(p.into());
         }
         if let Some(a) = approval {
-            context.key =
-                Some(Arc::new(KeyNames { uid: a.key.clone(), label: a.key_label.clone(), version: None }));
+            context.key = Some(Arc::new(KeyNames {
+                uid: a.key.clone(),
+                label: a.key_label.clone(),
+                version: None,
+                is_key: true,
+                in_hierarchy: false,
+            }));
         }
         self.record_with(session, operation, context, None, rv)
     }
@@ -647,7 +662,7 @@ impl Module {
             return result;
         }
         let context = token.audit_context(Some(object));
-        if !context.key.as_ref().is_some_and(|k| k.profile().is_key()) {
+        if !context.key.as_ref().is_some_and(|k| k.is_key) {
             return result;
         }
         let rv = match &result {
@@ -756,7 +771,7 @@ impl Module {
             }
             Err(_) => Who::Nobody,
         };
-        let context = Context { principal, key: None, key_names: None };
+        let context = Context { principal, key: None };
         token.record_with(0, "init_token", context, None, rv_of(&result))?;
         token.record_pin_locked(0, locked)?;
         result.map(drop)
@@ -803,7 +818,7 @@ impl Token {
             "user" => Who::User,
             name => Who::Named(name.into()),
         };
-        let context = Context { principal, key: None, key_names: None };
+        let context = Context { principal, key: None };
         self.record_with(session, "pin_locked", context, None, cryptoki_sys::CKR_PIN_LOCKED)
     }
 }
@@ -814,11 +829,7 @@ fn destroy_name(context: &Context) -> &'static str {
     // once it is superseded and nothing depends on it, `hierarchy::check_destroy`), the
     // step of the key's life an auditor looks for. As `generate_key` tells `rotate` from
     // `generate` by the key's version, the key's tier tells `retire` from `destroy`.
-    if context.key.as_ref().is_some_and(|k| k.get(crate::vendor::CKA_ECM_TIER).is_some()) {
-        "retire"
-    } else {
-        "destroy"
-    }
+    if context.key.as_ref().is_some_and(|k| k.in_hierarchy) { "retire" } else { "destroy" }
 }
 
 #[cfg(test)]
