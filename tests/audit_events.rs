@@ -29,18 +29,42 @@ fn audit_path() -> PathBuf {
 /// The records of the module's calls (the register's records of segments left out), in
 /// time order.
 fn records() -> Vec<Value> {
-    let text = audit::trail_text(&audit_path()).unwrap();
+    records_of(&audit_path())
+}
+
+/// As [`records`], of the trail whose register is `path`.
+fn records_of(path: &std::path::Path) -> Vec<Value> {
+    let text = audit::trail_text(path).unwrap();
     text.lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|r| !r["operation"].as_str().unwrap().starts_with("segment_"))
         .collect()
 }
 
-/// The bytes of every file of the trail.
+/// The registers archived by re-initializations of slot 0's token, oldest first.
+fn archived_trails() -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(token_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("token-0.audit.archived-") && !name.ends_with(".d")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The bytes of every file of the trail, and of the trails it archived.
 fn trail_bytes() -> Vec<u8> {
-    let mut bytes = std::fs::read(audit_path()).unwrap();
-    for entry in std::fs::read_dir(audit::segment_dir(&audit_path())).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    let mut bytes = Vec::new();
+    for register in archived_trails().into_iter().chain([audit_path()]) {
+        bytes.extend(std::fs::read(&register).unwrap());
+        if let Ok(dir) = std::fs::read_dir(audit::segment_dir(&register)) {
+            for entry in dir {
+                bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+            }
+        }
     }
     bytes
 }
@@ -107,7 +131,9 @@ isolated_test!(
             expect_rv(s.login(UserType::User, Some(&pin("wrong-user-pin"))), RvError::PinLocked);
             expect_rv(s.login(UserType::User, Some(&pin(USER_PIN_2))), RvError::PinLocked);
         }
-        // Re-initialized by the SO (its changed PIN): the slot's trail goes on.
+        // Re-initialized by the SO (its changed PIN): the old token's trail is archived (its
+        // MACs are under a token key that no longer exists) and a new one begins.
+        assert!(archived_trails().is_empty(), "the first initialization had nothing to archive");
         p.init_token(slot, &pin(SO_PIN_2), LABEL).unwrap();
         {
             let s = p.open_rw_session(slot).unwrap();
@@ -117,7 +143,10 @@ isolated_test!(
             expect_rv(s.login(UserType::So, Some(&pin("wrong-so-login"))), RvError::PinLocked);
         }
 
-        let all = records();
+        let archived = archived_trails();
+        assert_eq!(archived.len(), 1);
+        let before = records_of(&archived[0]);
+        let after = records();
         let mut expected = vec![
             row("init_token", "so", CKR_OK),
             row("init_token", "", CKR_PIN_INCORRECT),
@@ -138,13 +167,21 @@ isolated_test!(
         // Whose PIN was locked, just after the login that locked it; only then.
         expected.push(row("pin_locked", "user", CKR_PIN_LOCKED));
         expected.push(row("login", "", CKR_PIN_LOCKED));
-        expected.push(row("init_token", "so", CKR_OK));
+        expected.push(row("trail_archived", "", CKR_OK));
+        assert_eq!(summary(&before), expected);
+        let mut expected = vec![row("init_token", "so", CKR_OK)];
         for _ in 1..MAX_PIN_FAILURES {
             expected.push(row("login_so", "", CKR_PIN_INCORRECT));
         }
         expected.push(row("login_so", "", CKR_PIN_LOCKED));
         expected.push(row("pin_locked", "so", CKR_PIN_LOCKED));
-        assert_eq!(summary(&all), expected);
+        assert_eq!(summary(&after), expected);
+        // The archived trail is whole (as a chain: its MACs need the old token's key).
+        let report = audit::verify_trail(&archived[0], None, None).unwrap();
+        assert!(report.problem.is_none() && report.unlinked == 0, "{report:?}");
+        assert_eq!(report.segments, report.closed_segments);
+        let all: Vec<Value> =
+            before.into_iter().filter(|r| r["operation"] != "trail_archived").chain(after).collect();
 
         // C_InitToken has no session; every other call names its own. None names a key.
         for r in &all {

@@ -266,6 +266,72 @@ isolated_test!(
     }
 );
 
+isolated_test!(
+    fn a_reinitialized_token_starts_a_trail_its_key_verifies_and_keeps_the_old_one() {
+        let (p, slot) = load_with_token();
+        encrypt_once(&p);
+        p.init_token(slot, &AuthPin::new(SO_PIN.into()), LABEL).unwrap();
+        {
+            let s = p.open_rw_session(slot).unwrap();
+            s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).unwrap();
+            s.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
+        }
+        encrypt_once(&p);
+        p.finalize().unwrap();
+        let archived: Vec<PathBuf> = std::fs::read_dir(token_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.to_string_lossy().contains(".audit.archived-") && !p.to_string_lossy().ends_with(".d")
+            })
+            .collect();
+        assert_eq!(archived.len(), 1, "{archived:?}");
+        // The new token's key (as `ecm-hsm audit verify` gets it) checks every MAC of the
+        // new trail; the old trail's MACs were made under the old token's key.
+        let core = ecm_hsm::module::Module::new(ecm_hsm::config::Config::from_env().unwrap()).unwrap();
+        let h = core.open_session(0, cryptoki_sys::CKF_SERIAL_SESSION).unwrap();
+        core.login(h, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
+        let key = core.audit_key(h).unwrap();
+        drop(core);
+        let report = audit::verify_trail(&audit_path(), Some(&key), None).unwrap();
+        assert!(report.problem.is_none(), "{report:?}");
+        assert_eq!(report.records, report.authenticated);
+        let old = audit::verify_trail(&archived[0], None, None).unwrap();
+        assert!(old.problem.is_none(), "{old:?}");
+        assert!(old.records > 5 && old.unchecked > 0);
+        let with_new_key = audit::verify_trail(&archived[0], Some(&key), None).unwrap();
+        assert!(with_new_key.problem.is_some(), "the old MACs are not the new key's");
+        // The admin tool: the current trail with the new token's key, the archived one as a
+        // chain.
+        let tool = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ecm-hsm"))
+                .args(args)
+                .env("ECM_HSM_DIR", token_dir())
+                .env("ECM_HSM_PIN", USER_PIN)
+                .env_remove("ECM_HSM_SO_PIN")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let out = tool(&["audit", "verify"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = tool(&["audit", "verify", "--archived", archived[0].to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains("chain intact"), "{stdout}");
+        let out = tool(&[
+            "audit",
+            "export",
+            "--archived",
+            archived[0].to_str().unwrap(),
+            "--operation",
+            "trail_archived",
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+        let out = tool(&["audit", "verify", "--archived", "/nonexistent/token-0.audit.archived-1"]);
+        assert_eq!(out.status.code(), Some(1));
+    }
+);
+
 /// The names of this process's threads.
 fn thread_names() -> Vec<String> {
     std::fs::read_dir("/proc/self/task")

@@ -44,6 +44,8 @@ pub fn segment_dir(register: &Path) -> PathBuf {
 /// The operation names of the register's own records.
 pub const SEGMENT_OPEN: &str = "segment_open";
 pub const SEGMENT_CLOSE: &str = "segment_close";
+/// The last record of a register archived (see [`AuditLog::archive`]).
+pub const TRAIL_ARCHIVED: &str = "trail_archived";
 
 /// How long the linking thread lets records gather before linking them: the longest a
 /// record stays unlinked under load.
@@ -61,7 +63,10 @@ const MAX_RECORD: usize = 4096;
 /// thread sticking to one (given out in turn at its first record), so that threads on
 /// different cores do not queue for one segment.
 pub struct AuditLog {
-    register: Register,
+    /// Replaced (under the write lock) only when the trail is archived.
+    register: parking_lot::RwLock<Register>,
+    path: PathBuf,
+    options: OpenOptions,
     dir: PathBuf,
     sync: bool,
     /// Whether records may be linked on a thread of the trail's own.
@@ -118,7 +123,9 @@ impl AuditLog {
     pub fn open_with(path: &Path, options: OpenOptions) -> Result<AuditLog> {
         let stripes = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
         Ok(AuditLog {
-            register: Register::open_with(path, options)?,
+            register: parking_lot::RwLock::new(Register::open_with(path, options)?),
+            path: path.to_path_buf(),
+            options,
             dir: segment_dir(path),
             sync: options.sync,
             threads: options.threads && !options.sync,
@@ -139,7 +146,7 @@ impl AuditLog {
 
     /// The register's path.
     pub fn path(&self) -> &Path {
-        self.register.path()
+        &self.path
     }
 
     /// How many segments this process may write at once.
@@ -164,7 +171,7 @@ impl AuditLog {
                 linker.set_key(key.as_ref().map(|k| mac::HmacSha256Key::new(k.as_ref())));
             }
         }
-        self.register.set_key(key.clone());
+        self.register.read().set_key(key.clone());
         self.keyed.store(key.is_some(), Ordering::SeqCst);
         *held = key;
     }
@@ -175,7 +182,7 @@ impl AuditLog {
 
     /// The register's last record: its sequence number and link.
     pub fn head(&self) -> Result<(u64, [u8; LINK_LEN])> {
-        self.register.head()
+        self.register.read().head()
     }
 
     /// The number of the calling thread's segment, once it has one.
@@ -227,7 +234,7 @@ impl AuditLog {
         // The key as the register will see it (`set_key` holds this lock while it changes).
         let key = self.key.lock();
         let mut created = None;
-        let appended = self.register.append_after(&opening, |n| {
+        let appended = self.register.read().append_after(&opening, |n| {
             created = Some(Segment::create(&self.dir, n, self.sync, self.segment_bytes)?);
             Ok(())
         });
@@ -286,8 +293,42 @@ impl AuditLog {
         let end = linker.end();
         writer.segment.finish(linker)?;
         let closing = Record { segment: Some(number), end: Some(end), ..Record::new(SEGMENT_CLOSE, 0) };
-        self.register.append(&closing)?;
+        self.register.read().append(&closing)?;
         Ok(())
+    }
+}
+
+impl AuditLog {
+    /// Ends this trail and starts a new one in its place, keeping the old (a token
+    /// re-initialized: its records are authenticated under a token key that no longer
+    /// exists, so they stay a trail of their own). The segments are closed, a
+    /// `trail_archived` record ends the register, and the register and its segment directory
+    /// are renamed to `<register>.archived-<time>` (and `.d`); the next record starts a new
+    /// register. The archived trail's path (the register's own if there was nothing to
+    /// archive).
+    pub fn archive(&self) -> Result<PathBuf> {
+        self.close()?;
+        let mut register = self.register.write();
+        if register.head()?.0 == 0 && !self.dir.exists() {
+            // Nothing recorded yet (a slot's first token): nothing to keep.
+            return Ok(self.path.clone());
+        }
+        let time = super::record::now_ms();
+        let mut archived = self.path.as_os_str().to_os_string();
+        archived.push(format!(".archived-{time}"));
+        let archived = PathBuf::from(archived);
+        register.append(&Record::new(TRAIL_ARCHIVED, 0))?;
+        // The segments first: a process that opens one meanwhile (it locks the register)
+        // then finds no directory and makes a new one, for the new register.
+        if self.dir.exists() {
+            std::fs::rename(&self.dir, segment_dir(&archived))?;
+        }
+        std::fs::rename(&self.path, &archived)?;
+        let key = self.key.lock().clone();
+        let fresh = Register::open_with(&self.path, self.options)?;
+        fresh.set_key(key);
+        *register = fresh;
+        Ok(archived)
     }
 }
 

@@ -45,6 +45,10 @@ pub struct VerifyArgs {
     /// set, else as the user]
     #[arg(long, value_name = "FILE")]
     so_pin_file: Option<PathBuf>,
+    /// Check the trail a re-initialization archived (its register, token-<slot>.audit.archived-<time>)
+    /// instead: as a chain only, without logging in (its MACs were made under the old token's key)
+    #[arg(long, value_name = "REGISTER", conflicts_with = "so_pin_file")]
+    archived: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,6 +75,9 @@ pub struct ExportArgs {
     /// Only records of operation O (`*` and `?` as wildcards)
     #[arg(long, value_name = "O")]
     operation: Option<String>,
+    /// Export the trail a re-initialization archived (its register) instead
+    #[arg(long, value_name = "REGISTER")]
+    archived: Option<PathBuf>,
 }
 
 pub fn run(global: &Global, command: &AuditCommand) -> Outcome<()> {
@@ -167,6 +174,9 @@ fn print(text: &str) -> Outcome<()> {
 
 /// `audit verify [--expect-seq N [--expect-link HEX]]`.
 pub fn verify(global: &Global, args: &VerifyArgs) -> Outcome<()> {
+    if let Some(path) = &args.archived {
+        return verify_archived(path, args);
+    }
     let token = if pins::so_pin_given(args.so_pin_file.as_deref()) {
         Token::open_so(global, args.so_pin_file.as_deref())?
     } else {
@@ -239,14 +249,43 @@ pub fn verify(global: &Global, args: &VerifyArgs) -> Outcome<()> {
     Ok(())
 }
 
+/// `audit verify --archived REGISTER`: the chain of an archived trail, its MACs unchecked.
+fn verify_archived(path: &Path, args: &VerifyArgs) -> Outcome<()> {
+    if !path.is_file() {
+        return Err(Failure(format!("{}: no such audit register", path.display())));
+    }
+    let anchor = args.expect_seq.map(|seq| Anchor { seq, link: args.expect_link });
+    let report = audit::verify_trail(path, None, anchor)
+        .map_err(|e| Failure(format!("audit record file {}: {}", path.display(), explain(&e))))?;
+    if let Some(problem) = &report.problem {
+        return Err(Failure(format!("archived audit trail {} is NOT intact: {problem}", path.display())));
+    }
+    print(&format!(
+        "audit: {} records ({} in the register, the rest in {} segments, {} of them closed), chain intact; \
+         {} MACs not checked (made under the key of the token as it was before its re-initialization)",
+        report.records, report.register.records, report.segments, report.closed_segments, report.unchecked
+    ))?;
+    if let Some((seq, link)) = report.register.head {
+        print(&format!("head: --expect-seq {seq} --expect-link {}", audit::verify::link_text(&link)))?;
+    }
+    Ok(())
+}
+
 /// `audit export --format jsonl|csv [filters]`.
 pub fn export(global: &Global, args: &ExportArgs) -> Outcome<()> {
-    let module = module(global)?;
-    let (slot, label) = choose_slot(&module, global.slot)?;
-    let path = audit::path_for(&module.config().token_dir, slot);
-    if !path.exists() {
-        return Err(missing(&path, &label, slot));
-    }
+    let path = match &args.archived {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => return Err(Failure(format!("{}: no such audit register", path.display()))),
+        None => {
+            let module = module(global)?;
+            let (slot, label) = choose_slot(&module, global.slot)?;
+            let path = audit::path_for(&module.config().token_dir, slot);
+            if !path.exists() {
+                return Err(missing(&path, &label, slot));
+            }
+            path
+        }
+    };
     let filter = Filter {
         since_ms: args.since,
         principal: args.principal.clone(),

@@ -798,6 +798,8 @@ impl Token {
     /// key of the token as it was.
     fn rearm_audit(&self, key: &crate::audit::AuditKey) -> Result<()> {
         if let Some(log) = self.audit_log()? {
+            // The old token's records keep their trail, whose MACs only its key checks.
+            log.archive()?;
             log.set_key(Some(key.clone()));
         }
         Ok(())
