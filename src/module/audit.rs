@@ -750,12 +750,12 @@ impl Module {
     /// `C_InitToken`, recorded as `init_token` in the slot's trail, without a session (the
     /// call has none): by `so` when done (its PIN was set, or checked), else by nobody.
     ///
-    /// The trail is the slot's and survives a re-initialization: deleting or restarting it
-    /// would let whoever knows the SO PIN erase the record of what was done with the old
-    /// token. The record is written after the call, like every other, so it says how the
-    /// call ended. A done initialization makes a new token key; the process's records,
-    /// this one first, are from then on authenticated under the new token's audit key
-    /// (a process keeping the old one would write records no one can check any more).
+    /// A re-initialization must not let whoever knows the SO PIN erase the record of what
+    /// was done with the old token: its trail is archived (`AuditLog::archive`), not
+    /// deleted. The record is written after the call, like every other, so it says how the
+    /// call ended; a done initialization makes a new token key, and this record, first of
+    /// the new trail, and the process's later ones are authenticated under the new token's
+    /// audit key (the old trail's MACs are under a key that no longer exists).
     pub fn init_token(&self, slot: cryptoki_sys::CK_SLOT_ID, so_pin: &[u8], label: [u8; 32]) -> Result<()> {
         let token = self.token(slot)?;
         drop(super::token::take_pin_locked());
