@@ -211,12 +211,8 @@ isolated_test!(
 isolated_test!(
     config = "audit = false",
     fn with_auditing_off_nothing_is_written() {
-        let (p, slot) = load_with_token();
-        let s = p.open_rw_session(slot).unwrap();
-        s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).unwrap();
-        let key = aes_key(&s, "k", true);
-        let mut iv = [1u8; 12];
-        s.encrypt(&gcm(&mut iv), key, b"data").unwrap();
+        let (p, _) = load_with_token();
+        encrypt_once(&p);
         assert!(!audit_path().exists());
     }
 );
