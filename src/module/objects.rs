@@ -1,6 +1,7 @@
 //! Object management on a token (spec chapter 5.7): create, copy, destroy, read and change
 //! attributes, search; session objects and token objects behind one set of handles.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -206,14 +207,21 @@ impl Token {
         self.insert_all(&mut state, session, objects)
     }
 
-    /// Stores an object the module made (a generated key) after the same checks as a create.
+    /// Stores an object the module made (a generated, unwrapped or derived key) after the
+    /// same checks as a create.
+    ///
+    /// A session object never reaches the store, so the store is asked about other
+    /// processes' changes (to the policy that permits making it, or a re-initialization) only
+    /// within the staleness a key use allows ([`Token::ready_for_use`]): that check, an SQLite
+    /// statement, cost as much as the rest of making the object. A token object is written,
+    /// so its store is checked as for any change.
     pub fn store_new_object(
         &self,
         session: CK_SESSION_HANDLE,
         read_write: bool,
         object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready()?;
+        let mut state = if object.is_token() { self.ready()? } else { self.ready_for_use()? };
         may_make(&state, state.view(read_write), &object)?;
         self.insert(&mut state, session, object)
     }
@@ -452,8 +460,23 @@ impl Token {
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<(KeyMaterial, Option<PendingApproval>)> {
         let state = self.ready_for_use()?;
+        let (_, material, pending) = self.checked_key(&state, read_write, handle, usage, mechanism)?;
+        Ok((material, pending))
+    }
+
+    /// The checks of [`Token::key_material_gated`] under a lock the caller holds: the key
+    /// object itself comes back too, for callers that read more of it (an unwrapping key's
+    /// `CKA_UNWRAP_TEMPLATE`) without resolving the handle again.
+    fn checked_key(
+        &self,
+        state: &TokenState,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<(Arc<Object>, KeyMaterial, Option<PendingApproval>)> {
         let (_, key, _) =
-            self.visible(&state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
+            self.visible(state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
         if !key.profile().is_key() {
             return Err(Error::KeyHandleInvalid);
         }
@@ -489,9 +512,51 @@ impl Token {
         if let KeyMaterial::Secret(secret) = &mut material
             && hierarchy::tier_of(&key).is_some()
         {
-            secret.value = self.hierarchy_value(&state, &key)?;
+            secret.value = self.hierarchy_value(state, &key)?;
         }
-        Ok((material, pending))
+        Ok((key, material, pending))
+    }
+
+    /// What `C_UnwrapKey` needs before it unwraps, under one lock and one lookup of the
+    /// unwrapping key: the key's material (permitted `CKA_UNWRAP` with `mechanism`, as
+    /// [`Token::key_material_for`] checks it), the caller's template with the key's
+    /// `CKA_UNWRAP_TEMPLATE` imposed on it, and who is asking.
+    ///
+    /// The store is checked for other processes' changes as for any key use
+    /// ([`Token::ready_for_use`]); this used to be two full lookups, each with its own store
+    /// check, which cost more than the unwrap itself.
+    pub fn unwrap_inputs<'t>(
+        &self,
+        read_write: bool,
+        unwrapping: CK_OBJECT_HANDLE,
+        mechanism: CK_MECHANISM_TYPE,
+        template: &'t [Attribute],
+    ) -> Result<(KeyMaterial, Cow<'t, [Attribute]>, Actor)> {
+        let state = self.ready_for_use()?;
+        let (key, material) = match self.checked_key(&state, read_write, unwrapping, CKA_UNWRAP, mechanism) {
+            Ok((key, material, None)) => (key, material),
+            // Unwrapping cannot wait for approvers in band (see `key_material_for`).
+            Ok((_, _, Some(_))) => return Err(Error::KeyFunctionNotPermitted),
+            Err(Error::KeyHandleInvalid) => return Err(Error::UnwrappingKeyHandleInvalid),
+            Err(e) => return Err(e),
+        };
+        let actor = Actor { is_so: state.login == crate::policy::LoginState::SecurityOfficer };
+        hierarchy::refuse_outside_generation(template)?;
+        // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps: each
+        // entry is added, and one the caller gave with another value is inconsistent.
+        // Copied only if there is something to add.
+        let mut template = Cow::Borrowed(template);
+        if let AttributeRead::Value(encoded) = key.read(CKA_UNWRAP_TEMPLATE) {
+            let entries =
+                decode_attribute_array(&encoded).ok_or(Error::Internal("bad stored attribute array"))?;
+            for a in entries {
+                if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
+                    return Err(Error::TemplateInconsistent);
+                }
+                template.to_mut().push(a);
+            }
+        }
+        Ok((material, template, actor))
     }
 
     /// Counts `name` as an approver of the operations in `pending` it may approve, once its
