@@ -379,7 +379,6 @@ fn profile_tables() -> &'static [ProfileRules; 7] {
 }
 
 impl Profile {
-
     pub fn is_key(self) -> bool {
         !matches!(self, Profile::Data | Profile::X509Certificate)
     }
