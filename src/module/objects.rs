@@ -183,7 +183,7 @@ impl Token {
         read_write: bool,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         hierarchy::refuse_outside_generation(template)?;
         let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
@@ -199,7 +199,7 @@ impl Token {
         read_write: bool,
         objects: Vec<Object>,
     ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         for o in &objects {
             may_make(&state, view, o)?;
@@ -221,7 +221,7 @@ impl Token {
         read_write: bool,
         object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = if object.is_token() { self.ready()? } else { self.ready_for_use()? };
+        let mut state = if object.is_token() { self.ready_lazy()? } else { self.ready_for_use()? };
         may_make(&state, state.view(read_write), &object)?;
         self.insert(&mut state, session, object)
     }
@@ -233,7 +233,7 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (_, source, _) = self.visible(&state, view, handle)?;
         if !source.flag(CKA_COPYABLE) {
@@ -252,7 +252,7 @@ impl Token {
     /// `C_DestroyObject`; returns the approvals it used up (when the policy asks approval
     /// of this login, see `approvals.rs`), which the same transaction marked used.
     pub fn destroy_object(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<Vec<ApprovalRecord>> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (object_ref, object, access) = self.visible(&state, view, handle)?;
         if access == Access::ReadOnly {
@@ -262,7 +262,12 @@ impl Token {
             return Err(Error::ActionProhibited);
         }
         let gate = state.gate(&object, ManagementOp::Destroy, Error::ActionProhibited)?;
-        hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
+        if hierarchy::tier_of(&object).is_some() {
+            // Whether another key of the hierarchy still names it as parent needs them all
+            // (`check_destroy` has nothing to check for other objects).
+            self.complete(&mut state)?;
+            hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
+        }
         let now = crate::audit::record::now_ms();
         let mut consumed = Vec::new();
         match object_ref {
@@ -305,7 +310,7 @@ impl Token {
     }
 
     pub fn object_size(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<usize> {
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
         Ok(object.size())
     }
@@ -316,7 +321,7 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         kinds: &[CK_ATTRIBUTE_TYPE],
     ) -> Result<Vec<AttributeRead>> {
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
         Ok(kinds.iter().map(|k| object.read(*k)).collect())
     }
@@ -328,7 +333,7 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<Vec<ApprovalRecord>> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (object_ref, object, access) = self.visible(&state, view, handle)?;
         if access == Access::ReadOnly {
@@ -390,7 +395,18 @@ impl Token {
     /// The handles of every object this session may see that matches `template`, in a
     /// stable order (token objects by id, then session objects by id).
     pub fn find(&self, read_write: bool, template: &[Attribute]) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let state = self.ready()?;
+        let mut state = self.ready_lazy()?;
+        // The objects the search looks at are read now if they were not: those with the
+        // label it names, or every one.
+        match template.iter().find(|a| a.kind == CKA_LABEL) {
+            Some(label) => {
+                let unread = state.objects.unloaded_with_label(&label.value);
+                if !unread.is_empty() {
+                    self.load_ids(&mut state, &unread)?;
+                }
+            }
+            None => self.complete(&mut state)?,
+        }
         let view = state.view(read_write);
         let visible = |o: &Object| {
             view.access(o.is_token(), o.is_private()) != Access::None && state.sees(o) && o.matches(template)
@@ -603,7 +619,7 @@ impl Token {
         let wrapping_material = self
             .key_material_for(read_write, wrapping, CKA_WRAP, mechanism)
             .map_err(|e| if e == Error::KeyHandleInvalid { Error::WrappingKeyHandleInvalid } else { e })?;
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (_, target, _) = self.visible(&state, view, key).map_err(|_| Error::KeyHandleInvalid)?;
         let (_, wrapper, _) =
