@@ -377,14 +377,9 @@ impl Module {
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let (s, token) = self.session_and_token(h)?;
-        let unwrapping_key = token
-            .key_material_for(s.read_write, unwrapping, CKA_UNWRAP, mechanism.kind)
-            .map_err(|e| if e == Error::KeyHandleInvalid { Error::UnwrappingKeyHandleInvalid } else { e })?;
-        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
-        hierarchy::refuse_outside_generation(template)?;
-        // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps.
-        let template =
-            with_imposed_template(&token, s.read_write, unwrapping, CKA_UNWRAP_TEMPLATE, template)?;
+        // The unwrapping key, checked, with its CKA_UNWRAP_TEMPLATE imposed on `template`.
+        let (unwrapping_key, template, actor) =
+            token.unwrap_inputs(s.read_write, unwrapping, mechanism.kind, template)?;
         // Check the template before opening anything.
         let mut key = template::new_object(&template, None, Origin::Unwrap, actor)?;
         let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;

@@ -61,7 +61,7 @@ impl Module {
         let token = self.token(slot)?;
         let read_write = flags & CKF_RW_SESSION != 0;
         // Hold the token while adding the session, so a concurrent SO login sees it.
-        let state = token.ready()?;
+        let state = token.ready_lazy()?;
         if !read_write && state.login == LoginState::SecurityOfficer {
             return Err(Error::SessionReadWriteSoExists);
         }

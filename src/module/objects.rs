@@ -1,6 +1,7 @@
 //! Object management on a token (spec chapter 5.7): create, copy, destroy, read and change
 //! attributes, search; session objects and token objects behind one set of handles.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -206,7 +207,7 @@ impl Token {
         read_write: bool,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         hierarchy::refuse_outside_generation(template)?;
         let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
@@ -222,7 +223,7 @@ impl Token {
         read_write: bool,
         objects: Vec<Object>,
     ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         for o in &objects {
             may_make(&state, view, o)?;
@@ -230,14 +231,21 @@ impl Token {
         self.insert_all(&mut state, session, objects)
     }
 
-    /// Stores an object the module made (a generated key) after the same checks as a create.
+    /// Stores an object the module made (a generated, unwrapped or derived key) after the
+    /// same checks as a create.
+    ///
+    /// A session object never reaches the store, so the store is asked about other
+    /// processes' changes (to the policy that permits making it, or a re-initialization) only
+    /// within the staleness a key use allows ([`Token::ready_for_use`]): that check, an SQLite
+    /// statement, cost as much as the rest of making the object. A token object is written,
+    /// so its store is checked as for any change.
     pub fn store_new_object(
         &self,
         session: CK_SESSION_HANDLE,
         read_write: bool,
         object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready()?;
+        let mut state = if object.is_token() { self.ready_lazy()? } else { self.ready_for_use()? };
         may_make(&state, state.view(read_write), &object)?;
         self.insert(&mut state, session, object)
     }
@@ -249,7 +257,7 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (_, source, _) = self.visible(&state, view, handle)?;
         if !source.flag(CKA_COPYABLE) {
@@ -268,7 +276,7 @@ impl Token {
     /// `C_DestroyObject`; returns the approvals it used up (when the policy asks approval
     /// of this login, see `approvals.rs`), which the same transaction marked used.
     pub fn destroy_object(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<Vec<ApprovalRecord>> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (object_ref, object, access) = self.visible(&state, view, handle)?;
         if access == Access::ReadOnly {
@@ -278,7 +286,12 @@ impl Token {
             return Err(Error::ActionProhibited);
         }
         let gate = state.gate(&object, ManagementOp::Destroy, Error::ActionProhibited)?;
-        hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
+        if hierarchy::tier_of(&object).is_some() {
+            // Whether another key of the hierarchy still names it as parent needs them all
+            // (`check_destroy` has nothing to check for other objects).
+            self.complete(&mut state)?;
+            hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
+        }
         let now = crate::audit::record::now_ms();
         let mut consumed = Vec::new();
         match object_ref {
@@ -321,7 +334,7 @@ impl Token {
     }
 
     pub fn object_size(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<usize> {
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
         Ok(object.size())
     }
@@ -332,7 +345,7 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         kinds: &[CK_ATTRIBUTE_TYPE],
     ) -> Result<Vec<AttributeRead>> {
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
         Ok(kinds
             .iter()
@@ -350,7 +363,7 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<Vec<ApprovalRecord>> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (object_ref, object, access) = self.visible(&state, view, handle)?;
         if access == Access::ReadOnly {
@@ -412,7 +425,18 @@ impl Token {
     /// The handles of every object this session may see that matches `template`, in a
     /// stable order (token objects by id, then session objects by id).
     pub fn find(&self, read_write: bool, template: &[Attribute]) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let state = self.ready()?;
+        let mut state = self.ready_lazy()?;
+        // The objects the search looks at are read now if they were not: those with the
+        // label it names, or every one.
+        match template.iter().find(|a| a.kind == CKA_LABEL) {
+            Some(label) => {
+                let unread = state.objects.unloaded_with_label(&label.value);
+                if !unread.is_empty() {
+                    self.load_ids(&mut state, &unread)?;
+                }
+            }
+            None => self.complete(&mut state)?,
+        }
         let view = state.view(read_write);
         let visible = |o: &Object| {
             view.access(o.is_token(), o.is_private()) != Access::None && state.sees(o) && o.matches(template)
@@ -482,8 +506,23 @@ impl Token {
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<(KeyMaterial, Option<PendingApproval>)> {
         let state = self.ready_for_use()?;
+        let (_, material, pending) = self.checked_key(&state, read_write, handle, usage, mechanism)?;
+        Ok((material, pending))
+    }
+
+    /// The checks of [`Token::key_material_gated`] under a lock the caller holds: the key
+    /// object itself comes back too, for callers that read more of it (an unwrapping key's
+    /// `CKA_UNWRAP_TEMPLATE`) without resolving the handle again.
+    fn checked_key(
+        &self,
+        state: &TokenState,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<(Arc<Object>, KeyMaterial, Option<PendingApproval>)> {
         let (_, key, _) =
-            self.visible(&state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
+            self.visible(state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
         if !key.profile().is_key() {
             return Err(Error::KeyHandleInvalid);
         }
@@ -519,9 +558,51 @@ impl Token {
         if let KeyMaterial::Secret(secret) = &mut material
             && hierarchy::tier_of(&key).is_some()
         {
-            secret.value = self.hierarchy_value(&state, &key)?;
+            secret.value = self.hierarchy_value(state, &key)?;
         }
-        Ok((material, pending))
+        Ok((key, material, pending))
+    }
+
+    /// What `C_UnwrapKey` needs before it unwraps, under one lock and one lookup of the
+    /// unwrapping key: the key's material (permitted `CKA_UNWRAP` with `mechanism`, as
+    /// [`Token::key_material_for`] checks it), the caller's template with the key's
+    /// `CKA_UNWRAP_TEMPLATE` imposed on it, and who is asking.
+    ///
+    /// The store is checked for other processes' changes as for any key use
+    /// ([`Token::ready_for_use`]); this used to be two full lookups, each with its own store
+    /// check, which cost more than the unwrap itself.
+    pub fn unwrap_inputs<'t>(
+        &self,
+        read_write: bool,
+        unwrapping: CK_OBJECT_HANDLE,
+        mechanism: CK_MECHANISM_TYPE,
+        template: &'t [Attribute],
+    ) -> Result<(KeyMaterial, Cow<'t, [Attribute]>, Actor)> {
+        let state = self.ready_for_use()?;
+        let (key, material) = match self.checked_key(&state, read_write, unwrapping, CKA_UNWRAP, mechanism) {
+            Ok((key, material, None)) => (key, material),
+            // Unwrapping cannot wait for approvers in band (see `key_material_for`).
+            Ok((_, _, Some(_))) => return Err(Error::KeyFunctionNotPermitted),
+            Err(Error::KeyHandleInvalid) => return Err(Error::UnwrappingKeyHandleInvalid),
+            Err(e) => return Err(e),
+        };
+        let actor = Actor { is_so: state.login == crate::policy::LoginState::SecurityOfficer };
+        hierarchy::refuse_outside_generation(template)?;
+        // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps: each
+        // entry is added, and one the caller gave with another value is inconsistent.
+        // Copied only if there is something to add.
+        let mut template = Cow::Borrowed(template);
+        if let AttributeRead::Value(encoded) = key.read(CKA_UNWRAP_TEMPLATE) {
+            let entries =
+                decode_attribute_array(&encoded).ok_or(Error::Internal("bad stored attribute array"))?;
+            for a in entries {
+                if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
+                    return Err(Error::TemplateInconsistent);
+                }
+                template.to_mut().push(a);
+            }
+        }
+        Ok((material, template, actor))
     }
 
     /// Counts `name` as an approver of the operations in `pending` it may approve, once its
@@ -568,7 +649,7 @@ impl Token {
         let wrapping_material = self
             .key_material_for(read_write, wrapping, CKA_WRAP, mechanism)
             .map_err(|e| if e == Error::KeyHandleInvalid { Error::WrappingKeyHandleInvalid } else { e })?;
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         let view = state.view(read_write);
         let (_, target, _) = self.visible(&state, view, key).map_err(|_| Error::KeyHandleInvalid)?;
         let (_, wrapper, _) =

@@ -203,8 +203,19 @@ impl Token {
         state.store.is_none() && state.unrecognized.is_none()
     }
 
-    /// The guard of an initialized token, refreshed against the store.
+    /// The guard of an initialized token, refreshed against the store, with every object's
+    /// rows loaded (see `object_cache.rs`): for whatever looks at all objects.
     pub(super) fn ready(&self) -> Result<StateGuard<'_>> {
+        let mut state = self.ready_lazy()?;
+        if !state.objects.is_complete() {
+            self.complete(&mut state)?;
+        }
+        Ok(state)
+    }
+
+    /// As [`Token::ready`], without loading objects that are not loaded yet: for the calls
+    /// that reach objects only by handle (always loaded) or by label (loaded as found).
+    pub(super) fn ready_lazy(&self) -> Result<StateGuard<'_>> {
         let mut state = self.lock();
         if state.unrecognized.is_some() || state.store.is_none() {
             return Err(Error::TokenNotRecognized);
@@ -339,7 +350,7 @@ impl Token {
     /// `C_Login` for the SO or the user. The caller has checked the session rules that need
     /// the session table (`CKR_SESSION_READ_ONLY_EXISTS`).
     pub fn login(&self, role: PinRole, pin: &[u8]) -> Result<()> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         match (state.login, role) {
             (LoginState::User, PinRole::User) | (LoginState::SecurityOfficer, PinRole::SecurityOfficer) => {
                 return Err(Error::UserAlreadyLoggedIn);
@@ -353,15 +364,15 @@ impl Token {
             PinRole::SecurityOfficer => LoginState::SecurityOfficer,
             PinRole::User => LoginState::User,
         };
-        // Reload so that secret values sealed in the store are opened.
-        state.loaded = None;
+        // Secret values sealed in the store are opened as objects are read again.
+        self.reopen_objects(&mut state);
         Ok(())
     }
 
     /// The login of a named principal (`C_Login(CKU_USER, "name:pin")` or `C_LoginUser`):
     /// the user's functions, under the principal's own PIN and failure count.
     pub fn login_principal(&self, name: &str, pin: &[u8]) -> Result<()> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         match state.login {
             LoginState::Public => {}
             LoginState::User => return Err(Error::UserAlreadyLoggedIn),
@@ -371,20 +382,20 @@ impl Token {
         state.token_key = Some(key);
         state.login = LoginState::User;
         state.principal = Some(name.into());
-        state.loaded = None;
+        self.reopen_objects(&mut state);
         Ok(())
     }
 
     /// Whether the token has a principal of this name.
     pub fn has_principal(&self, name: &str) -> Result<bool> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         Ok(store.principals()?.iter().any(|p| p.name == name))
     }
 
     /// The principals' names and failure counts (the SO's view).
     pub fn principals(&self, view: SessionView) -> Result<Vec<(String, u32)>> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         if view.login != LoginState::SecurityOfficer {
             return Err(Error::UserNotLoggedIn);
         }
@@ -395,7 +406,7 @@ impl Token {
     /// Adds a principal (`replace` false) or sets a new PIN for one, which also unlocks it
     /// (`replace` true). Only the SO, in a read/write session.
     pub fn set_principal(&self, view: SessionView, name: &str, pin: &[u8], replace: bool) -> Result<()> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         if view.login != LoginState::SecurityOfficer {
             return Err(Error::UserNotLoggedIn);
         }
@@ -426,7 +437,7 @@ impl Token {
         view: SessionView,
         text: &str,
     ) -> Result<(u64, Vec<crate::store::ApprovalRecord>)> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         if view.login != LoginState::SecurityOfficer {
             return Err(Error::UserNotLoggedIn);
         }
@@ -458,7 +469,7 @@ impl Token {
 
     /// The stored policy: its version and canonical document, for any logged-in session.
     pub fn policy(&self) -> Result<Option<(u64, String)>> {
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         if state.login == LoginState::Public {
             return Err(Error::UserNotLoggedIn);
         }
@@ -468,7 +479,7 @@ impl Token {
     /// The token's audit key (see `crate::audit`), for any logged-in session: derived from
     /// the token key, which only a login holds.
     pub fn audit_key(&self) -> Result<crate::audit::AuditKey> {
-        let state = self.ready()?;
+        let state = self.ready_lazy()?;
         match (&state.login, &state.token_key) {
             (LoginState::Public, _) | (_, None) => Err(Error::UserNotLoggedIn),
             (_, Some(key)) => Ok(crate::audit::derive_key(key.as_ref())),
@@ -477,7 +488,7 @@ impl Token {
 
     /// Removes a principal. Only the SO, in a read/write session.
     pub fn remove_principal(&self, view: SessionView, name: &str) -> Result<()> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         if view.login != LoginState::SecurityOfficer {
             return Err(Error::UserNotLoggedIn);
         }
@@ -521,7 +532,7 @@ impl Token {
 
     /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it.
     pub fn init_pin(&self, view: SessionView, pin: &[u8]) -> Result<()> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         if view.login != LoginState::SecurityOfficer {
             return Err(Error::UserNotLoggedIn);
         }
@@ -539,7 +550,7 @@ impl Token {
 
     /// `C_SetPIN`: the SO's PIN if the SO is logged in, the user's otherwise.
     pub fn set_pin(&self, view: SessionView, old: &[u8], new: &[u8]) -> Result<()> {
-        let mut state = self.ready()?;
+        let mut state = self.ready_lazy()?;
         if !view.read_write {
             return Err(Error::SessionReadOnly);
         }
@@ -675,6 +686,95 @@ impl Token {
         };
         state.policy = policy;
         state.policy_version = policy_version;
+        // Only ids and labels: rows are read as objects are used (`object_cache.rs`).
+        let labels = state.store.as_mut().ok_or(Error::Internal("no store"))?.object_labels()?;
+        state.objects = ObjectCache::from_labels(labels);
+        state.loaded = Some(state.token_key.is_some());
+        // Handles to objects that still exist stay valid, and their objects are read now:
+        // `visible`, and the audit context, find an object by handle without the store.
+        let objects = &state.objects;
+        let mut held = Vec::new();
+        self.handles.write().retain_slot(self.slot_id, |r| match r {
+            ObjectRef::Token { id, .. } => {
+                let exists = objects.contains_key(&id);
+                if exists {
+                    held.push(id);
+                }
+                exists
+            }
+            ObjectRef::Session { .. } => true,
+        });
+        self.load_ids(state, &held)?;
+        Ok(true)
+    }
+
+    /// After a login, which changes what can be opened: the objects read so far are read
+    /// again (with the token key) as they are used, those with handles now. Their ids and
+    /// labels stay, since the store was checked as the login began. If the read fails, the
+    /// next call reloads from the store.
+    fn reopen_objects(&self, state: &mut TokenState) {
+        state.objects.unload_all();
+        state.loaded = Some(state.token_key.is_some());
+        let mut held = Vec::new();
+        self.handles.write().retain_slot(self.slot_id, |r| {
+            if let ObjectRef::Token { id, .. } = r {
+                held.push(id);
+            }
+            true
+        });
+        if let Err(e) = self.load_ids(state, &held) {
+            crate::error::log_fault("objects after login", &e);
+            state.loaded = None;
+        }
+    }
+
+    /// Reads the rows of the objects `ids` names that are not loaded yet, opening their
+    /// secrets if someone is logged in. An object gone from the store in the meantime (another
+    /// process destroyed it) leaves the cache; one that does not open is logged and left out,
+    /// as a full load does. A key of the envelope hierarchy makes the whole cache load: its
+    /// value is checked against its parent's, and `hierarchy_value` finds parents among
+    /// loaded objects.
+    pub(super) fn load_ids(&self, state: &mut TokenState, ids: &[i64]) -> Result<()> {
+        let wanted: Vec<i64> = ids.iter().copied().filter(|id| state.objects.is_unloaded(id)).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects_by_id(&wanted)?;
+        let key = state.token_key.clone();
+        let mut opened = Vec::with_capacity(stored.len());
+        for s in stored {
+            let id = s.id;
+            match super::objects::object_from_store(s, key.as_ref()) {
+                Ok(o) if crate::hierarchy::tier_of(&o).is_some() => return self.complete(state),
+                Ok(o) => opened.push((id, o)),
+                Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
+            }
+        }
+        let all_found = opened.len() == wanted.len();
+        for id in &wanted {
+            state.objects.remove(id);
+        }
+        for (id, o) in opened {
+            state.objects.insert(id, Arc::new(o));
+        }
+        if !all_found {
+            // Handles to what is gone go too (walking the handle table only then: it grows
+            // with every object a session has found).
+            let objects = &state.objects;
+            self.handles.write().retain_slot(self.slot_id, |r| match r {
+                ObjectRef::Token { id, .. } => objects.contains_key(&id),
+                ObjectRef::Session { .. } => true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads every object's rows (with the key of the current login, if any): what a search
+    /// without a label, the hierarchy rules and approval listings need.
+    pub(super) fn complete(&self, state: &mut TokenState) -> Result<()> {
+        if state.objects.is_complete() {
+            return Ok(());
+        }
         let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects()?;
         let key = state.token_key.clone();
         let mut loaded = HashMap::with_capacity(stored.len());
@@ -690,13 +790,12 @@ impl Token {
         // Keys of the hierarchy below the master are stored wrapped by their parent.
         super::hierarchy_keys::open_wrapped_values(&mut loaded);
         state.objects = ObjectCache::from_loaded(loaded);
-        state.loaded = Some(state.token_key.is_some());
         let objects = &state.objects;
         self.handles.write().retain_slot(self.slot_id, |r| match r {
             ObjectRef::Token { id, .. } => objects.contains_key(&id),
             ObjectRef::Session { .. } => true,
         });
-        Ok(true)
+        Ok(())
     }
 }
 

@@ -335,15 +335,50 @@ impl Profile {
     /// The rule for `attribute` in this profile, or `None` if objects of this profile do not
     /// have it.
     pub fn rule(self, attribute: CK_ATTRIBUTE_TYPE) -> Option<&'static Rule> {
-        let scopes = self.scopes();
-        RULES.iter().find(|r| r.attribute == attribute && scopes.contains(&r.scope))
+        let sorted = &profile_tables()[self as usize].by_attribute;
+        sorted.binary_search_by_key(&attribute, |r| r.attribute).ok().map(|i| sorted[i])
     }
 
+    /// This profile's rules, in the order of `RULES`.
     pub fn rules(self) -> impl Iterator<Item = &'static Rule> {
-        let scopes = self.scopes();
-        RULES.iter().filter(move |r| scopes.contains(&r.scope))
+        profile_tables()[self as usize].in_order.iter().copied()
     }
+}
 
+/// The rules of one profile, picked out of `RULES` once: every attribute read, search match,
+/// template check and at-rest decision asks for a rule, and scanning all of `RULES` with each
+/// profile's scope list cost more than the rest of making an object.
+struct ProfileRules {
+    in_order: Vec<&'static Rule>,
+    /// The same rules sorted by attribute, for a binary search (no profile has an attribute
+    /// twice, a test checks).
+    by_attribute: Vec<&'static Rule>,
+}
+
+const PROFILES: [Profile; 7] = [
+    Profile::Data,
+    Profile::X509Certificate,
+    Profile::SecretKey,
+    Profile::RsaPublicKey,
+    Profile::RsaPrivateKey,
+    Profile::EcPublicKey,
+    Profile::EcPrivateKey,
+];
+
+fn profile_tables() -> &'static [ProfileRules; 7] {
+    static TABLES: std::sync::OnceLock<[ProfileRules; 7]> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        PROFILES.map(|p| {
+            let scopes = p.scopes();
+            let in_order: Vec<&'static Rule> = RULES.iter().filter(|r| scopes.contains(&r.scope)).collect();
+            let mut by_attribute = in_order.clone();
+            by_attribute.sort_by_key(|r| r.attribute);
+            ProfileRules { in_order, by_attribute }
+        })
+    })
+}
+
+impl Profile {
     pub fn is_key(self) -> bool {
         !matches!(self, Profile::Data | Profile::X509Certificate)
     }
@@ -375,6 +410,23 @@ mod tests {
                 assert_eq!(n, 1, "{p:?} has attribute {:#x} {n} times", r.attribute);
             }
             assert!(p.rule(CKA_CLASS).is_some() && p.rule(CKA_PRIVATE).is_some());
+        }
+    }
+
+    #[test]
+    fn the_profile_tables_give_what_a_scan_of_the_rules_gives() {
+        let key = |r: &Rule| (r.scope, r.attribute, r.flags);
+        for (i, p) in PROFILES.into_iter().enumerate() {
+            assert_eq!(p as usize, i, "PROFILES is indexed by the enum's order");
+            let scopes = p.scopes();
+            let scanned: Vec<&Rule> = RULES.iter().filter(|r| scopes.contains(&r.scope)).collect();
+            let ours: Vec<_> = p.rules().map(key).collect();
+            assert_eq!(ours, scanned.iter().map(|r| key(r)).collect::<Vec<_>>());
+            for r in RULES {
+                let expected = scanned.iter().find(|x| x.attribute == r.attribute).map(|x| key(x));
+                assert_eq!(p.rule(r.attribute).map(key), expected);
+            }
+            assert!(p.rule(0xdead_beef).is_none());
         }
     }
 

@@ -126,6 +126,11 @@ pub trait TokenStore: Send {
     /// True if another connection (another process) committed a change since the last call.
     fn changed_elsewhere(&mut self) -> Result<bool>;
     fn load_objects(&mut self) -> Result<Vec<StoredObject>>;
+    /// Every object's id and `CKA_LABEL` (empty if it has none), by id: what a cache needs
+    /// to know an object exists and find it by label without reading its other rows.
+    fn object_labels(&mut self) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// The objects among `ids` that exist, in one read transaction.
+    fn load_objects_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredObject>>;
     /// Every principal, by name.
     fn principals(&mut self) -> Result<Vec<PrincipalRecord>>;
     /// The stored policy's version and document, if any.

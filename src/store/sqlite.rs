@@ -191,6 +191,46 @@ impl TokenStore for SqliteStore {
         Ok(objects)
     }
 
+    fn object_labels(&mut self) -> Result<Vec<(i64, Vec<u8>)>> {
+        // One seek per object into the attributes' primary key (object_id, kind), rather
+        // than reading every attribute row.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.id, a.value FROM objects o
+             LEFT JOIN attributes a ON a.object_id = o.id AND a.kind = ?1 ORDER BY o.id",
+        )?;
+        let rows = stmt.query_map([cryptoki_sys::CKA_LABEL as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default()))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn load_objects_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredObject>> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut objects = Vec::with_capacity(ids.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT kind, value, sealed FROM attributes WHERE object_id = ?1 ORDER BY kind",
+            )?;
+            for &id in ids {
+                let attributes = stmt
+                    .query_map([id], |r| {
+                        Ok(StoredAttribute {
+                            kind: r.get::<_, i64>(0)? as u64,
+                            value: r.get(1)?,
+                            sealed: r.get(2)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                // An object is written with its attributes in one transaction: no rows, no object.
+                if !attributes.is_empty() {
+                    objects.push(StoredObject { id, attributes });
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(objects)
+    }
+
     fn principals(&mut self) -> Result<Vec<PrincipalRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!("{PRINCIPAL_COLUMNS} ORDER BY name"))?;
         let rows = stmt.query_map([], principal_from_row)?;
