@@ -337,6 +337,7 @@ fn varied(dir: &Dir) -> PathBuf {
             result: 0,
             segment: None,
             end: None,
+            described_as: None,
         };
         log.append(&r).unwrap();
     }

@@ -54,6 +54,10 @@ pub struct Record<'a> {
     /// In the register's record closing a segment: that segment's last sequence number and
     /// link.
     pub end: Option<(u64, [u8; LINK_LEN])>,
+    /// Names the principal and key fields as a whole: records with the same id have the
+    /// same principal, key uid, label and version, so a writer may reuse their encoding
+    /// without comparing them (see [`Middle`]). `None`: no such promise.
+    pub described_as: Option<u64>,
 }
 
 impl<'a> Record<'a> {
@@ -71,6 +75,7 @@ impl<'a> Record<'a> {
             result,
             segment: None,
             end: None,
+            described_as: None,
         }
     }
 }
@@ -254,6 +259,7 @@ pub fn encode_tail(buf: &mut Vec<u8>, record: &Record<'_>, prev: Option<&[u8; LI
 #[derive(Default)]
 pub struct Middle {
     bytes: Vec<u8>,
+    described_as: Option<u64>,
     pid: u32,
     principal: String,
     session: u64,
@@ -268,18 +274,25 @@ pub struct Middle {
 impl Middle {
     /// Appends the middle of `record` by `pid` to `buf`, from the kept one when it matches.
     pub fn encode(&mut self, buf: &mut Vec<u8>, pid: u32, record: &Record<'_>) {
+        let same_names = match (self.described_as, record.described_as) {
+            (Some(kept), Some(now)) => kept == now,
+            _ => {
+                self.principal == record.principal
+                    && self.key_uid.as_deref() == record.key_uid
+                    && self.key_label.as_deref() == record.key_label
+                    && self.key_version == record.key_version
+            }
+        };
         let same = self.valid
             && self.pid == pid
             && self.session == record.session
-            && self.key_version == record.key_version
             && self.mechanism == record.mechanism
             && self.operation == record.operation
-            && self.principal == record.principal
-            && self.key_uid.as_deref() == record.key_uid
-            && self.key_label.as_deref() == record.key_label;
+            && same_names;
         if !same {
             self.bytes.clear();
             encode_middle(&mut self.bytes, pid, record);
+            self.described_as = record.described_as;
             self.pid = pid;
             self.session = record.session;
             self.key_version = record.key_version;
@@ -324,7 +337,6 @@ pub fn link_line(
     line: &mut [u8],
     prev: &[u8; LINK_LEN],
     key: Option<&mac::HmacSha256Key>,
-    scratch: &mut Vec<u8>,
 ) -> Result<[u8; LINK_LEN], Malformed> {
     let n = line.len();
     if n < SUFFIX_LEN + AUTH_FIELD_LEN + 2 * LINK_LEN || !line.ends_with(b"\"}") {
@@ -345,20 +357,44 @@ pub fn link_line(
         b'h' => None,
         _ => return Err("its auth is neither \"m\" nor \"h\""),
     };
-    let mut prev_hex = Vec::with_capacity(2 * LINK_LEN);
-    push_hex(&mut prev_hex, prev);
-    line[prev_at..prev_at + 2 * LINK_LEN].copy_from_slice(&prev_hex);
-    scratch.clear();
-    scratch.extend_from_slice(prev);
-    scratch.extend_from_slice(&line[..covered_end]);
+    hex_into(&mut line[prev_at..prev_at + 2 * LINK_LEN], prev);
+    let parts: [&[u8]; 2] = [prev, &line[..covered_end]];
     let link = match key {
-        Some(key) => key.sign(scratch),
-        None => digest::sha256_array(scratch),
+        Some(key) => key.sign_parts(&parts),
+        None => digest::sha256_parts(&parts),
     };
-    let mut link_hex = Vec::with_capacity(2 * LINK_LEN);
-    push_hex(&mut link_hex, &link);
-    line[link_at..link_at + 2 * LINK_LEN].copy_from_slice(&link_hex);
+    hex_into(&mut line[link_at..link_at + 2 * LINK_LEN], &link);
     Ok(link)
+}
+
+/// Writes `bytes` as lower-case hex into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
+}
+
+/// The index of the first `\n` in `bytes`, eight bytes a step (a linking thread looks for
+/// the end of every record it links).
+pub fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let x = word ^ NEWLINES;
+        // A zero byte of `x` (a newline of `word`) sets its high bit here; the lowest set
+        // bit is the first one (bytes above a zero may be flagged falsely, never below).
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == b'\n').map(|i| at + i)
 }
 
 /// `,"prev":"`: what precedes `prev`'s hex.
@@ -558,17 +594,16 @@ mod tests {
             let parsed = parse_line(&unlinked[..unlinked.len() - 1]).unwrap();
             assert_eq!(parsed.link, None);
             let end = unlinked.len() - 1;
-            let mut scratch = vec![];
-            assert_eq!(link_line(&mut unlinked[..end], &prev, key, &mut scratch), Ok(link));
+            assert_eq!(link_line(&mut unlinked[..end], &prev, key), Ok(link));
             assert_eq!(unlinked, linked);
-            assert!(link_line(&mut unlinked[..end], &prev, key, &mut scratch).is_err(), "linked once only");
+            assert!(link_line(&mut unlinked[..end], &prev, key).is_err(), "linked once only");
         }
         let mut m = vec![];
         encode_covered(&mut m, 1, 1, &r, None, b'm');
         encode_link(&mut m, None);
         let end = m.len() - 1;
         let before = m.clone();
-        assert!(link_line(&mut m[..end], &[0; LINK_LEN], None, &mut vec![]).is_err());
+        assert!(link_line(&mut m[..end], &[0; LINK_LEN], None).is_err());
         assert_eq!(m, before, "nothing changed");
     }
 
@@ -601,11 +636,38 @@ mod tests {
         let mut v = r;
         v.operation = "decrypt";
         variants.push(v);
+        // Under one description id the names are promised equal; a new id re-encodes.
+        let mut described = variants.clone();
+        for (i, v) in described.iter_mut().enumerate() {
+            v.described_as = Some(100 + i as u64);
+        }
+        variants.extend(described);
         for (i, v) in variants.iter().chain(variants.iter().rev()).enumerate() {
             for pid in [1, 1, 2] {
                 let mut got = vec![];
                 middle.encode(&mut got, pid, v);
                 assert_eq!(got, fresh(v, pid), "variant {i}, pid {pid}");
+            }
+        }
+    }
+
+    #[test]
+    fn newlines_are_found_where_they_are() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                // Bytes around the newline that could fool a word-wise search.
+                if at < len {
+                    bytes[at] = b'\n';
+                    if at + 1 < len {
+                        bytes[at + 1] = 0x0b;
+                    }
+                    if at > 0 {
+                        bytes[at - 1] = 0x8a;
+                    }
+                }
+                let expected = bytes.iter().position(|&b| b == b'\n');
+                assert_eq!(find_newline(&bytes), expected, "len {len} at {at}");
             }
         }
     }

@@ -18,7 +18,9 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::record::{LINK_LEN, Middle, Record, encode_head, encode_link, encode_tail, link_line};
+use super::record::{
+    LINK_LEN, Middle, Record, encode_head, encode_link, encode_tail, find_newline, link_line,
+};
 use crate::abi::mapped_file::{self, Appender, Sealer};
 use crate::mechanism::mac;
 use crate::{Error, Result};
@@ -63,7 +65,6 @@ pub struct Linker {
     seq: u64,
     link: [u8; LINK_LEN],
     key: Option<mac::HmacSha256Key>,
-    scratch: Vec<u8>,
 }
 
 impl Segment {
@@ -91,8 +92,7 @@ impl Segment {
             buf: Vec::with_capacity(1024),
             middle: Middle::default(),
         };
-        let linker =
-            Linker { sealer, seq: 0, link: [0; LINK_LEN], key: None, scratch: Vec::with_capacity(1024) };
+        let linker = Linker { sealer, seq: 0, link: [0; LINK_LEN], key: None };
         Ok((segment, linker))
     }
 
@@ -173,11 +173,10 @@ impl Linker {
     /// that failed stay linked.
     pub fn link_pending(&mut self) -> Result<usize> {
         let (mut link, key) = (self.link, self.key.as_ref());
-        let scratch = &mut self.scratch;
         let pending = self.sealer.pending();
         let (mut done, mut linked, mut failure) = (0, 0, None);
-        while let Some(newline) = pending[done..].iter().position(|b| *b == b'\n') {
-            match link_line(&mut pending[done..done + newline], &link, key, scratch) {
+        while let Some(newline) = find_newline(&pending[done..]) {
+            match link_line(&mut pending[done..done + newline], &link, key) {
                 Ok(next) => link = next,
                 Err(why) => {
                     failure = Some(Error::Device(format!("audit segment: cannot link a record: {why}")));

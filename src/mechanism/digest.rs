@@ -50,8 +50,17 @@ pub fn sha256(data: &[u8]) -> Vec<u8> {
 
 /// SHA-256 of `data` as an array, without allocating (e.g. the audit chain).
 pub fn sha256_array(data: &[u8]) -> [u8; 32] {
+    sha256_parts(&[data])
+}
+
+/// SHA-256 of `parts` one after the other (without joining them first).
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for part in parts {
+        context.update(part);
+    }
     let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out.copy_from_slice(context.finish().as_ref());
     out
 }
 

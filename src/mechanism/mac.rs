@@ -199,9 +199,17 @@ impl HmacSha256Key {
     }
 
     pub fn sign(&self, data: &[u8]) -> [u8; 32] {
-        let tag = hmac::sign(&self.0, data);
+        self.sign_parts(&[data])
+    }
+
+    /// The MAC of `parts` one after the other (without joining them first).
+    pub fn sign_parts(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut context = hmac::Context::with_key(&self.0);
+        for part in parts {
+            context.update(part);
+        }
         let mut out = [0u8; 32];
-        out.copy_from_slice(tag.as_ref());
+        out.copy_from_slice(context.sign().as_ref());
         out
     }
 }

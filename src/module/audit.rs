@@ -33,6 +33,9 @@ use crate::{Error, Result};
 struct Context {
     principal: Who,
     key: Option<Arc<KeyNames>>,
+    /// Set when this principal and key were described together before (see [`Described`]):
+    /// the records' `described_as`.
+    described_as: Option<u64>,
 }
 
 /// How a record names a key (never its value).
@@ -77,12 +80,16 @@ impl Context {
 /// description is too, and the thread's next record of an operation on that key takes no
 /// lock and looks nothing up.
 struct Described {
+    /// Unique in the process ([`NEXT_DESCRIPTION`]).
+    id: u64,
     trail: u64,
     handle: Option<CK_OBJECT_HANDLE>,
     version: u64,
     principal: Who,
     key: Option<Arc<KeyNames>>,
 }
+
+static NEXT_DESCRIPTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 thread_local! {
     static DESCRIBED: std::cell::RefCell<Option<Described>> = const { std::cell::RefCell::new(None) };
@@ -157,8 +164,11 @@ impl Token {
         let version = self.version();
         let remembered = DESCRIBED.with(|d| {
             d.borrow().as_ref().and_then(|d| {
-                (Some(d.trail) == trail && d.handle == key && d.version == version)
-                    .then(|| Context { principal: d.principal.clone(), key: d.key.clone() })
+                (Some(d.trail) == trail && d.handle == key && d.version == version).then(|| Context {
+                    principal: d.principal.clone(),
+                    key: d.key.clone(),
+                    described_as: Some(d.id),
+                })
             })
         });
         if let Some(context) = remembered {
@@ -173,12 +183,14 @@ impl Token {
         };
         let names = key.and_then(|h| self.object_for_audit(&state, h)).map(|o| Arc::new(KeyNames::of(&o)));
         drop(state);
-        if let Some(trail) = trail {
-            let described =
-                Described { trail, handle: key, version, principal: principal.clone(), key: names.clone() };
-            DESCRIBED.with(|d| *d.borrow_mut() = Some(described));
-        }
-        Context { principal, key: names }
+        let Some(trail) = trail else {
+            return Context { principal, key: names, described_as: None };
+        };
+        let id = NEXT_DESCRIPTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let described =
+            Described { id, trail, handle: key, version, principal: principal.clone(), key: names.clone() };
+        DESCRIBED.with(|d| *d.borrow_mut() = Some(described));
+        Context { principal, key: names, described_as: Some(id) }
     }
 
     /// Records one call on this token.
@@ -217,6 +229,7 @@ impl Token {
             key_label: key.map(|k| k.label.as_str()),
             key_version: key.and_then(|k| k.version),
             mechanism,
+            described_as: context.described_as,
             ..Record::new(operation, rv)
         };
         log.append(&record).map(drop).map_err(|e| {
@@ -509,6 +522,7 @@ impl Module {
             Ok(()) => {
                 let name = pin.split(|b| *b == b':').next().unwrap_or_default();
                 context.principal = Who::Named(String::from_utf8_lossy(name).into());
+                context.described_as = None;
                 "approve"
             }
             Err(_) => "login_context_specific",
@@ -574,8 +588,10 @@ impl Token {
         let mut context = self.audit_context(None);
         if let Some(p) = principal {
             context.principal = Who::Named(p.into());
+            context.described_as = None;
         }
         if let Some(a) = approval {
+            context.described_as = None;
             context.key = Some(Arc::new(KeyNames {
                 uid: a.key.clone(),
                 label: a.key_label.clone(),
@@ -771,7 +787,7 @@ impl Module {
             }
             Err(_) => Who::Nobody,
         };
-        let context = Context { principal, key: None };
+        let context = Context { principal, key: None, described_as: None };
         token.record_with(0, "init_token", context, None, rv_of(&result))?;
         token.record_pin_locked(0, locked)?;
         result.map(drop)
@@ -820,7 +836,7 @@ impl Token {
             "user" => Who::User,
             name => Who::Named(name.into()),
         };
-        let context = Context { principal, key: None };
+        let context = Context { principal, key: None, described_as: None };
         self.record_with(session, "pin_locked", context, None, cryptoki_sys::CKR_PIN_LOCKED)
     }
 }
