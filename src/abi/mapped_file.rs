@@ -245,7 +245,7 @@ fn page_size() -> usize {
 /// slower here.)
 fn allocate(file: &File, offset: usize, len: usize) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
-    const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
     let mut at = offset;
     let end = offset + len;
     while at < end {
