@@ -234,6 +234,16 @@ fn rows(t: &Timing) -> Vec<Row> {
     for (id, name, bytes) in THREADED {
         rows.push(row(&format!("{id}-2t"), format!("{name}, 2 threads (sum)"), Kind::Rate { bytes }));
         rows.push(row(&format!("{id}-2t-ratio"), "↳ 2 threads ÷ 1 thread".into(), Kind::Ratio));
+        if id == AUDITED {
+            let ecm_only = |r: Row| Row { ecm_only: true, ..r };
+            let off = format!("{name}, 2 threads (sum), auditing off");
+            rows.push(ecm_only(row(&format!("{AUDIT_OFF_ID}-2t"), off, Kind::Rate { bytes })));
+            rows.push(ecm_only(row(
+                &format!("{AUDIT_OFF_ID}-2t-ratio"),
+                "↳ 2 threads ÷ 1 thread".into(),
+                Kind::Ratio,
+            )));
+        }
     }
     let n = group(t.objects as f64);
     rows.extend([

@@ -99,7 +99,13 @@ pub struct Sealer {
     map: Arc<Mapping>,
     /// Bytes already sealed (never seen again).
     sealed: usize,
+    /// Bytes whose pages were let go of (see [`Sealer::release_sealed`]).
+    released: usize,
 }
+
+/// How much sealed data the mapping keeps before letting it go (a page-table flush is not
+/// free: done rarely).
+const RELEASE_EVERY: usize = 8 << 20;
 
 /// Maps a window of `window` bytes over `file` (open for reading and writing, empty), which
 /// grows inside it as the appender writes; the two halves.
@@ -133,7 +139,7 @@ pub fn create(file: File, window: usize) -> io::Result<(Appender, Sealer)> {
         growing: parking_lot::Mutex::new(()),
     });
     prefault(&map, 0, first);
-    Ok((Appender { map: map.clone(), cursor: 0, allocated: first }, Sealer { map, sealed: 0 }))
+    Ok((Appender { map: map.clone(), cursor: 0, allocated: first }, Sealer { map, sealed: 0, released: 0 }))
 }
 
 impl Appender {
@@ -225,6 +231,28 @@ impl Sealer {
         self.map.reserve(published.saturating_add(ahead)).map(drop)
     }
 
+    /// Lets go of the mapping's pages of data sealed long enough ago (the file keeps it, in
+    /// the page cache and then on disk): a process that writes a gigabyte of records does
+    /// not keep a gigabyte mapped. Neither half touches those bytes again.
+    pub fn release_sealed(&mut self) {
+        let page = page_size();
+        let end = self.sealed - self.sealed % page;
+        if end < self.released + RELEASE_EVERY {
+            return;
+        }
+        // SAFETY: `released..end` is page-aligned, inside the mapping, and below both halves'
+        // cursors: no reference into it exists or will be made. For a shared file mapping
+        // MADV_DONTNEED only unmaps the pages; their contents (dirty or not) stay the file's.
+        unsafe {
+            libc::madvise(
+                self.map.ptr.as_ptr().add(self.released).cast(),
+                end - self.released,
+                libc::MADV_DONTNEED,
+            );
+        }
+        self.released = end;
+    }
+
     /// Marks the first `n` pending bytes sealed.
     pub fn advance(&mut self, n: usize) {
         let published = self.map.published.load(Ordering::Acquire);
@@ -313,6 +341,29 @@ mod tests {
         assert!(on_disk[100_011..].iter().all(|b| *b == 0));
         appender.finish(sealer).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 100_011);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn released_pages_keep_their_bytes_in_the_file() {
+        let (path, file) = temp_file("release");
+        let (mut appender, mut sealer) = create(file, 32 << 20).unwrap();
+        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        for _ in 0..10 {
+            appender.append(&chunk).unwrap();
+        }
+        let n = sealer.pending().len();
+        sealer.pending()[5] = b'!';
+        sealer.advance(n);
+        sealer.release_sealed();
+        assert!(sealer.released >= 8 << 20);
+        appender.append(b"tail").unwrap();
+        assert_eq!(sealer.pending(), b"tail");
+        appender.finish(sealer).unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len(), (10 << 20) + 4);
+        assert_eq!(on_disk[5], b'!');
+        assert_eq!(&on_disk[(9 << 20) + 7..(9 << 20) + 8], &chunk[7..8]);
         std::fs::remove_file(path).unwrap();
     }
 

@@ -187,6 +187,7 @@ impl Linker {
             linked += 1;
         }
         self.sealer.advance(done);
+        self.sealer.release_sealed();
         self.link = link;
         self.seq += linked as u64;
         match failure {
