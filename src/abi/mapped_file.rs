@@ -52,20 +52,23 @@ impl Mapping {
     /// how many are.
     fn reserve(&self, want: usize) -> io::Result<usize> {
         let want = want.min(self.window);
-        let allocated = self.allocated.load(Ordering::Acquire);
-        if want <= allocated {
-            return Ok(allocated);
+        loop {
+            let allocated = self.allocated.load(Ordering::Acquire);
+            if want <= allocated {
+                return Ok(allocated);
+            }
+            // One step at a time, the lock given back between steps: the appender, which
+            // needs only the next step, never waits for all of a sealer's reservation.
+            let _growing = self.growing.lock();
+            let allocated = self.allocated.load(Ordering::Acquire);
+            if want <= allocated {
+                return Ok(allocated);
+            }
+            let grown = (allocated + allocated.min(MAX_GROWTH)).min(self.window);
+            allocate(&self.file, allocated, grown - allocated)?;
+            prefault(self, allocated, grown);
+            self.allocated.store(grown, Ordering::Release);
         }
-        let _growing = self.growing.lock();
-        let allocated = self.allocated.load(Ordering::Acquire);
-        if want <= allocated {
-            return Ok(allocated);
-        }
-        let grown = (allocated + allocated.min(MAX_GROWTH)).max(want).min(self.window);
-        allocate(&self.file, allocated, grown - allocated)?;
-        prefault(self, allocated, grown);
-        self.allocated.store(grown, Ordering::Release);
-        Ok(grown)
     }
 }
 

@@ -52,7 +52,7 @@ pub const TRAIL_ARCHIVED: &str = "trail_archived";
 const LINK_BATCH_WINDOW: Duration = Duration::from_micros(500);
 
 /// How far ahead of the records the linking thread prepares the segment's file.
-const PREPARE_AHEAD: usize = 2 << 20;
+const PREPARE_AHEAD: usize = 8 << 20;
 
 /// More than a record takes (its string fields are cut at `super::record::MAX_FIELD_LEN`).
 const MAX_RECORD: usize = 4096;
@@ -360,6 +360,9 @@ fn spawn_linking_thread(linker: &Arc<Mutex<Linker>>, segment: u64) -> Option<Lin
 /// The linking thread: links what was written, lets the next records gather for
 /// [`LINK_BATCH_WINDOW`], and sleeps until woken when there is nothing to link.
 fn link_as_records_come(linker: &Mutex<Linker>, control: &Control) {
+    // Ahead of the first records too: a process that starts with a burst would otherwise
+    // grow the file itself, record by record, until this thread caught up.
+    let _ = linker.lock().reserve_ahead(PREPARE_AHEAD);
     loop {
         let stop = control.stop.load(Ordering::SeqCst);
         let linked = linker.lock().link_pending();
