@@ -95,7 +95,7 @@ impl GcmOperation {
     }
 
     /// As `run`, into the caller's buffer `out` (at least `out_len` bytes): encryption
-    /// copies the plaintext there and seals it in place; decryption opens straight into it,
+    /// seals straight into it (out of place); decryption opens straight into it,
     /// and wipes it again if the tag is wrong, so unauthenticated plaintext never stays.
     fn run_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize> {
         let nonce = Nonce::assume_unique_for_key(self.iv);
@@ -103,14 +103,12 @@ impl GcmOperation {
         let len = self.out_len(input.len())?;
         let out = out.get_mut(..len).ok_or(Error::Internal("GCM output buffer too short"))?;
         if self.encrypt {
+            // Out of place: the plaintext is read once, not copied first.
             let (body, tag_out) = out.split_at_mut(input.len());
-            body.copy_from_slice(input);
-            let tag = self
-                .key
+            self.key
                 .gcm()?
-                .seal_in_place_separate_tag(nonce, aad, body)
+                .seal_out_of_place_scatter(nonce, aad, input, body, &[], tag_out)
                 .map_err(|_| Error::DataLenRange)?;
-            tag_out.copy_from_slice(tag.as_ref());
         } else {
             let (ciphertext, tag) = input.split_at(len);
             if self.key.gcm()?.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
