@@ -40,6 +40,15 @@ fn trail_bytes() -> Vec<u8> {
     bytes
 }
 
+/// The token's audit key, as `ecm-hsm audit verify` gets it: through the core, logged in as
+/// the user (its login is recorded, in a segment of its own, closed before this returns).
+fn token_audit_key() -> audit::AuditKey {
+    let core = ecm_hsm::module::Module::new(ecm_hsm::config::Config::from_env().unwrap()).unwrap();
+    let h = core.open_session(0, cryptoki_sys::CKF_SERIAL_SESSION).unwrap();
+    core.login(h, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
+    core.audit_key(h).unwrap()
+}
+
 /// An AES key labelled `label` that may encrypt or only decrypt.
 fn aes_key(s: &Session, label: &str, encrypt: bool) -> cryptoki::object::ObjectHandle {
     s.generate_key(
@@ -137,11 +146,7 @@ isolated_test!(
         // every record's MAC holds, once C_Finalize closed the segment.
         drop(s);
         p.finalize().unwrap();
-        let core = ecm_hsm::module::Module::new(ecm_hsm::config::Config::from_env().unwrap()).unwrap();
-        let h = core.open_session(0, cryptoki_sys::CKF_SERIAL_SESSION).unwrap();
-        core.login(h, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
-        let key = core.audit_key(h).unwrap();
-        drop(core);
+        let key = token_audit_key();
         let report = audit::verify_trail(&audit_path(), Some(&key), None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
         // Register: two segments opened and closed; segments: the 12 records, the core's login.
@@ -284,11 +289,7 @@ isolated_test!(
         assert_eq!(archived.len(), 1, "{archived:?}");
         // The new token's key (as `ecm-hsm audit verify` gets it) checks every MAC of the
         // new trail; the old trail's MACs were made under the old token's key.
-        let core = ecm_hsm::module::Module::new(ecm_hsm::config::Config::from_env().unwrap()).unwrap();
-        let h = core.open_session(0, cryptoki_sys::CKF_SERIAL_SESSION).unwrap();
-        core.login(h, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
-        let key = core.audit_key(h).unwrap();
-        drop(core);
+        let key = token_audit_key();
         let report = audit::verify_trail(&audit_path(), Some(&key), None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
         assert_eq!(report.records, report.authenticated);

@@ -319,13 +319,7 @@ impl Token {
             ObjectRef::Session { id, .. } => {
                 // A session object is not in the store; its approvals are, and are used up
                 // before the object goes (removing it from memory cannot fail).
-                if gate.is_some() {
-                    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-                    store.write(&mut |w| {
-                        consumed = approvals::consume(gate.as_ref(), w, now)?;
-                        Ok(())
-                    })?;
-                }
+                consumed = consume_alone(&mut state, gate.as_ref(), now)?;
                 state.session_objects.remove(&id);
             }
         }
@@ -407,13 +401,7 @@ impl Token {
                 state.objects.insert(id, Arc::new(changed));
             }
             ObjectRef::Session { id, .. } => {
-                if gate.is_some() {
-                    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-                    store.write(&mut |w| {
-                        consumed = approvals::consume(gate.as_ref(), w, now)?;
-                        Ok(())
-                    })?;
-                }
+                consumed = consume_alone(&mut state, gate.as_ref(), now)?;
                 if let Some(s) = state.session_objects.get_mut(&id) {
                     s.object = Arc::new(changed);
                 }
@@ -714,4 +702,23 @@ fn check_allowed_mechanism(key: &Object, mechanism: CK_MECHANISM_TYPE) -> Result
         .filter_map(crate::object::attribute::decode_ulong)
         .any(|m| m == mechanism);
     if allowed { Ok(()) } else { Err(Error::MechanismInvalid) }
+}
+
+/// Uses up the approvals `gate` asks for in a transaction of their own (for a change that
+/// is not in the store: a session object's), before the change is made.
+fn consume_alone(
+    state: &mut TokenState,
+    gate: Option<&approvals::Gate>,
+    now: u64,
+) -> Result<Vec<ApprovalRecord>> {
+    if gate.is_none() {
+        return Ok(Vec::new());
+    }
+    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+    let mut consumed = Vec::new();
+    store.write(&mut |w| {
+        consumed = approvals::consume(gate, w, now)?;
+        Ok(())
+    })?;
+    Ok(consumed)
 }
