@@ -161,12 +161,13 @@ fn an_edited_record_is_named() {
     // A hashed record: detected without the key too.
     let edited = tampered(&dir, &path, "edit-h", |l| l[1] = l[1].replace("\"session\":2", "\"session\":9"));
     assert_eq!(problem(&verify(&edited, None, None).unwrap()), (2, 2, ProblemKind::BadHash));
-    // A result changed and its link recomputed as a hash: the next record's prev breaks.
+    // A result changed and its link recomputed as a hash: the next record, whose MAC covers
+    // that link, breaks.
     let edited = tampered(&dir, &path, "edit-relinked", |l| {
         let changed = l[5].replace("\"result\":0", "\"result\":5");
         l[5] = relink_as_hash(&changed, &l[4]);
     });
-    assert_eq!(problem(&verify(&edited, Some(&key()), None).unwrap()), (7, 7, ProblemKind::BrokenLink));
+    assert_eq!(problem(&verify(&edited, Some(&key()), None).unwrap()), (7, 7, ProblemKind::BadMac));
     // A line that is not a record at all.
     let edited = tampered(&dir, &path, "edit-garbage", |l| l[7] = "hello".into());
     assert!(matches!(problem(&verify(&edited, None, None).unwrap()), (8, 8, ProblemKind::Malformed(_))));
@@ -177,9 +178,7 @@ fn an_edited_record_is_named() {
 fn relink_as_hash(line: &str, prev_line: &str) -> String {
     let prev_link = &prev_line[prev_line.len() - 66..prev_line.len() - 2];
     let covered_end = line.len() - 75;
-    let mut covered = line[..covered_end].replace("\"auth\":\"m\"", "\"auth\":\"h\"");
-    let at = covered.find("\"prev\":\"").unwrap() + 8;
-    covered.replace_range(at..at + 64, prev_link);
+    let covered = line[..covered_end].replace("\"auth\":\"m\"", "\"auth\":\"h\"");
     let mut data = audit::verify::parse_link(prev_link).unwrap().to_vec();
     data.extend_from_slice(covered.as_bytes());
     let link = ecm_hsm::mechanism::digest::sha256(&data);
@@ -202,14 +201,15 @@ fn a_deleted_record_is_named() {
         l.remove(0);
     });
     assert_eq!(problem(&verify(&deleted, None, None).unwrap()), (1, 1, ProblemKind::Sequence { found: 2 }));
-    // Renumbering the rest after a deletion breaks the chain at the first renumbered record.
+    // Renumbering the rest after a deletion breaks the chain at the first renumbered record
+    // (its MAC covers its number and the link before it).
     let renumbered = tampered(&dir, &path, "renumbered", |l| {
         l.remove(3);
         for (i, line) in l.iter_mut().enumerate().skip(3) {
             *line = line.replacen(&format!("{{\"seq\":{}", i + 2), &format!("{{\"seq\":{}", i + 1), 1);
         }
     });
-    assert_eq!(problem(&verify(&renumbered, Some(&key()), None).unwrap()), (4, 4, ProblemKind::BrokenLink));
+    assert_eq!(problem(&verify(&renumbered, Some(&key()), None).unwrap()), (4, 4, ProblemKind::BadMac));
 }
 
 #[test]

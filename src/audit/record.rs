@@ -7,13 +7,15 @@
 //! ```text
 //! {"seq":7,"segment":12,"time":1764356400000,"principal":"user","pid":4242,"session":3,
 //!  "operation":"encrypt","key_uid":"…","key_label":"dek-acme-v1","key_version":1,
-//!  "mechanism":4231,"result":0,"prev":"<64 hex>","auth":"m","link":"<64 hex>"}
+//!  "mechanism":4231,"result":0,"auth":"m","link":"<64 hex>"}
 //! ```
 //!
 //! (on one line; `segment` in the records of a segment and in the register's records that
 //! open and close one, `end_seq` and `end_link` after `result` in those that close one).
-//! The link covers `prev` (raw, 32 bytes) followed by the line's bytes up to, not
-//! including, `,"link":"`: everything the record says, its `prev` and its `auth`.
+//! The link covers the previous record's link (raw, 32 bytes: the chain) followed by the
+//! line's bytes up to, not including, `,"link":"`: everything the record says and its
+//! `auth`. (The previous link is not repeated in the line: a verifier has it, and leaving it
+//! out makes every record 74 bytes shorter.)
 
 use serde::Deserialize;
 
@@ -110,8 +112,6 @@ pub struct Entry {
     pub end_seq: Option<u64>,
     #[serde(default)]
     pub end_link: Option<String>,
-    /// The previous record's link, hex.
-    pub prev: String,
     /// `m` (HMAC under the audit key) or `h` (SHA-256).
     pub auth: String,
     /// This record's link, hex.
@@ -125,17 +125,18 @@ pub type Malformed = &'static str;
 pub struct ParsedLine<'a> {
     /// The line up to, not including, `,"link":"`.
     pub covered: &'a [u8],
-    /// `None` for a record written and not yet linked (its `prev` and `link` are
-    /// [`UNLINKED`]; see `super::segment`).
+    /// `None` for a record written and not yet linked (its `link` is [`UNLINKED`]; see
+    /// `super::segment`).
     pub link: Option<[u8; LINK_LEN]>,
     pub entry: Entry,
 }
 
-/// What stands for `prev` and `link` in a record written before its link was computed.
+/// What stands for the link of a record written before its link was computed.
 pub const UNLINKED: [u8; 2 * LINK_LEN] = [b'-'; 2 * LINK_LEN];
 
-/// `","auth":"` + the auth letter + `"`: what follows `prev`'s hex in the covered bytes.
-const AUTH_FIELD_LEN: usize = 12;
+/// `,"auth":"` + the auth letter + `"`: the end of the covered bytes.
+const AUTH_FIELD: &[u8] = b",\"auth\":\"";
+const AUTH_FIELD_LEN: usize = AUTH_FIELD.len() + 2;
 
 /// Parses one line (without its `\n`).
 pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, Malformed> {
@@ -161,34 +162,16 @@ pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, Malformed> {
     if entry.auth != "m" && entry.auth != "h" {
         return Err("its auth is neither \"m\" nor \"h\"");
     }
-    match link {
-        Some(_) if decode_hex(entry.prev.as_bytes()).is_none() => {
-            return Err("its prev is not 64 hex digits");
-        }
-        None if entry.prev.len() != 2 * LINK_LEN
-            || !entry.prev.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()) =>
-        {
-            return Err("its prev is not 64 hex digits");
-        }
-        _ => {}
-    }
     Ok(ParsedLine { covered, link, entry })
 }
 
 /// Appends the bytes a link covers: the line from `{` to the end of its `auth` field.
-/// Without `prev`, the record is written unlinked ([`UNLINKED`]), for [`link_line`] to link
-/// later.
-pub fn encode_covered(
-    buf: &mut Vec<u8>,
-    seq: u64,
-    pid: u32,
-    record: &Record<'_>,
-    prev: Option<&[u8; LINK_LEN]>,
-    auth: u8,
-) {
+/// The link is written by [`encode_link`]: computed, or [`UNLINKED`] for [`link_line`] to
+/// fill in later.
+pub fn encode_covered(buf: &mut Vec<u8>, seq: u64, pid: u32, record: &Record<'_>, auth: u8) {
     encode_head(buf, seq, record);
     encode_middle(buf, pid, record);
-    encode_tail(buf, record, prev, auth);
+    encode_tail(buf, record, auth);
 }
 
 /// The fields that change from record to record at the start: seq, segment, time.
@@ -232,8 +215,8 @@ pub fn encode_middle(buf: &mut Vec<u8>, pid: u32, record: &Record<'_>) {
     }
 }
 
-/// The rest of the covered bytes: result, a segment's end, prev and auth.
-pub fn encode_tail(buf: &mut Vec<u8>, record: &Record<'_>, prev: Option<&[u8; LINK_LEN]>, auth: u8) {
+/// The rest of the covered bytes: result, a segment's end and auth.
+pub fn encode_tail(buf: &mut Vec<u8>, record: &Record<'_>, auth: u8) {
     buf.extend_from_slice(b",\"result\":");
     push_u64(buf, record.result);
     if let Some((end_seq, end_link)) = &record.end {
@@ -243,12 +226,7 @@ pub fn encode_tail(buf: &mut Vec<u8>, record: &Record<'_>, prev: Option<&[u8; LI
         push_hex(buf, end_link);
         buf.push(b'"');
     }
-    buf.extend_from_slice(b",\"prev\":\"");
-    match prev {
-        Some(prev) => push_hex(buf, prev),
-        None => buf.extend_from_slice(&UNLINKED),
-    }
-    buf.extend_from_slice(b"\",\"auth\":\"");
+    buf.extend_from_slice(AUTH_FIELD);
     buf.push(auth);
     buf.push(b'"');
 }
@@ -329,8 +307,8 @@ pub fn encode_link(buf: &mut Vec<u8>, link: Option<&[u8; LINK_LEN]>) {
     buf.extend_from_slice(b"\"}\n");
 }
 
-/// Links an unlinked record in place: `line` (without its `\n`) gets `prev` and the link
-/// computed as the writer would have (HMAC under `key` for an `m` record, SHA-256 for `h`);
+/// Links an unlinked record in place: `line` (without its `\n`) gets the link that follows
+/// `prev`, computed as the writer would have (HMAC under `key` for an `m` record, SHA-256 for `h`);
 /// the link. `scratch` is working space. Nothing is changed when the line is not an unlinked
 /// record, or is an `m` record and there is no key.
 pub fn link_line(
@@ -339,16 +317,15 @@ pub fn link_line(
     key: Option<&mac::HmacSha256Key>,
 ) -> Result<[u8; LINK_LEN], Malformed> {
     let n = line.len();
-    if n < SUFFIX_LEN + AUTH_FIELD_LEN + 2 * LINK_LEN || !line.ends_with(b"\"}") {
+    if n < SUFFIX_LEN + AUTH_FIELD_LEN || !line.ends_with(b"\"}") {
         return Err("not an audit record (no link at its end)");
     }
     let covered_end = n - SUFFIX_LEN;
     let link_at = covered_end + LINK_PREFIX.len();
-    let prev_at = covered_end - AUTH_FIELD_LEN - 2 * LINK_LEN;
+    let auth_at = covered_end - AUTH_FIELD_LEN;
     if !line[covered_end..].starts_with(LINK_PREFIX)
         || line[link_at..link_at + 2 * LINK_LEN] != UNLINKED
-        || line[prev_at..prev_at + 2 * LINK_LEN] != UNLINKED
-        || !line[prev_at - PREV_PREFIX.len()..prev_at].eq(PREV_PREFIX)
+        || !line[auth_at..].starts_with(AUTH_FIELD)
     {
         return Err("not an unlinked audit record");
     }
@@ -357,7 +334,6 @@ pub fn link_line(
         b'h' => None,
         _ => return Err("its auth is neither \"m\" nor \"h\""),
     };
-    hex_into(&mut line[prev_at..prev_at + 2 * LINK_LEN], prev);
     let parts: [&[u8]; 2] = [prev, &line[..covered_end]];
     let link = match key {
         Some(key) => key.sign_parts(&parts),
@@ -396,9 +372,6 @@ pub fn find_newline(bytes: &[u8]) -> Option<usize> {
     }
     chunks.remainder().iter().position(|&b| b == b'\n').map(|i| at + i)
 }
-
-/// `,"prev":"`: what precedes `prev`'s hex.
-const PREV_PREFIX: &[u8] = b",\"prev\":\"";
 
 /// `s` (at most [`MAX_FIELD_LEN`] bytes of it) as a JSON string.
 fn push_str(buf: &mut Vec<u8>, s: &str) {
@@ -508,7 +481,7 @@ mod tests {
 
     fn line(record: &Record<'_>) -> Vec<u8> {
         let mut buf = Vec::new();
-        encode_covered(&mut buf, 3, 99, record, Some(&[0xab; LINK_LEN]), b'h');
+        encode_covered(&mut buf, 3, 99, record, b'h');
         encode_link(&mut buf, Some(&[0x01; LINK_LEN]));
         buf
     }
@@ -533,7 +506,6 @@ mod tests {
         assert_eq!(e.key_uid.as_deref(), Some("uid-1"));
         assert_eq!(e.key_label.as_deref(), Some("dek-acme-v1"));
         assert_eq!((e.key_version, e.mechanism), (Some(2), Some(0x1087)));
-        assert_eq!(e.prev, "ab".repeat(32));
         assert_eq!(e.auth, "h");
         assert_eq!(parsed.link, Some([0x01; LINK_LEN]));
         assert!(text.starts_with(parsed.covered));
@@ -580,7 +552,7 @@ mod tests {
             // What a writer holding the chain writes...
             let mut linked = vec![];
             linked.extend_from_slice(&prev);
-            encode_covered(&mut linked, 7, 1, &r, Some(&prev), auth);
+            encode_covered(&mut linked, 7, 1, &r, auth);
             let link = match key {
                 Some(k) => k.sign(&linked),
                 None => digest::sha256_array(&linked),
@@ -589,7 +561,7 @@ mod tests {
             let linked = linked[LINK_LEN..].to_vec();
             // ...and what a writer without it writes, linked afterwards.
             let mut unlinked = vec![];
-            encode_covered(&mut unlinked, 7, 1, &r, None, auth);
+            encode_covered(&mut unlinked, 7, 1, &r, auth);
             encode_link(&mut unlinked, None);
             let parsed = parse_line(&unlinked[..unlinked.len() - 1]).unwrap();
             assert_eq!(parsed.link, None);
@@ -599,7 +571,7 @@ mod tests {
             assert!(link_line(&mut unlinked[..end], &prev, key).is_err(), "linked once only");
         }
         let mut m = vec![];
-        encode_covered(&mut m, 1, 1, &r, None, b'm');
+        encode_covered(&mut m, 1, 1, &r, b'm');
         encode_link(&mut m, None);
         let end = m.len() - 1;
         let before = m.clone();

@@ -191,7 +191,7 @@ impl Inner {
         let auth = if self.key.is_some() { b'm' } else { b'h' };
         self.buf.clear();
         self.buf.extend_from_slice(&self.link);
-        encode_covered(&mut self.buf, seq, pid, record, Some(&self.link), auth);
+        encode_covered(&mut self.buf, seq, pid, record, auth);
         let link = match &self.key {
             Some(key) => key.sign(&self.buf),
             None => digest::sha256_array(&self.buf),

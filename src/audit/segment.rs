@@ -122,7 +122,7 @@ impl Segment {
         self.buf.clear();
         encode_head(&mut self.buf, seq, &record);
         self.middle.encode(&mut self.buf, pid, &record);
-        encode_tail(&mut self.buf, &record, None, if authenticated { b'm' } else { b'h' });
+        encode_tail(&mut self.buf, &record, if authenticated { b'm' } else { b'h' });
         encode_link(&mut self.buf, None);
         let at = self
             .appender
@@ -246,11 +246,17 @@ mod tests {
         assert_eq!(linker.link_pending().unwrap(), 400);
         assert_eq!(linker.link_pending().unwrap(), 0);
         let linked = records(&path);
+        // Each link follows the one before, from the opening record's.
+        let key = mac::HmacSha256Key::new(&[1; 32]);
         let mut prev = [9; LINK_LEN];
         for line in &linked {
             let parsed = parse_line(line).unwrap();
-            assert_eq!(parsed.entry.prev, crate::audit::record::hex(&prev));
-            prev = parsed.link.unwrap();
+            let expected = match parsed.entry.auth.as_str() {
+                "m" => key.sign_parts(&[&prev, parsed.covered]),
+                _ => crate::mechanism::digest::sha256_parts(&[&prev, parsed.covered]),
+            };
+            assert_eq!(parsed.link, Some(expected));
+            prev = expected;
         }
         assert_eq!(linker.end(), (400, prev));
         segment.finish(linker).unwrap();

@@ -1,5 +1,5 @@
 //! Walking an audit file: every line well-formed, sequence numbers contiguous from 1, every
-//! `prev` the link of the line before, every link recomputed (`h` always; `m` with the audit
+//! link recomputed from the link before it (`h` always; `m` with the audit
 //! key), and, when given, the anchor reached and matched. The first failure is reported with
 //! its line and record; the walk stops there.
 
@@ -67,11 +67,11 @@ pub enum ProblemKind {
     Malformed(&'static str),
     /// Another sequence number than the next one: a record deleted, inserted or moved.
     Sequence { found: u64 },
-    /// Its `prev` is not the link of the record before it.
-    BrokenLink,
-    /// Its `h` link is not the SHA-256 of what it covers: the record was changed.
+    /// Its `h` link is not the SHA-256 of the link before it and what it covers: the record,
+    /// or the chain before it, was changed.
     BadHash,
-    /// Its `m` link is not the HMAC under the audit key: changed, or not written by a holder
+    /// Its `m` link is not the HMAC under the audit key of the link before it and what it
+    /// covers: the record or the chain before it changed, or it was not written by a holder
     /// of the token key.
     BadMac,
     /// The file ends before the anchor's record.
@@ -100,25 +100,15 @@ impl fmt::Display for Problem {
                 f,
                 "line {line}: record {found} where record {seq} belongs (record {seq} missing or records reordered)"
             ),
-            ProblemKind::BrokenLink if seq == 1 => {
-                write!(
-                    f,
-                    "line {line}, record 1: broken chain (its prev is not the zero link of a first record)"
-                )
-            }
-            ProblemKind::BrokenLink => {
-                write!(
-                    f,
-                    "line {line}, record {seq}: broken chain (its prev is not the link of record {})",
-                    seq - 1
-                )
-            }
             ProblemKind::BadHash => {
-                write!(f, "line {line}, record {seq}: its hash does not match (record altered)")
+                write!(
+                    f,
+                    "line {line}, record {seq}: its hash does not match (record altered, or the chain before it)"
+                )
             }
             ProblemKind::BadMac => write!(
                 f,
-                "line {line}, record {seq}: bad MAC (record altered, or not written by a holder of the token key)"
+                "line {line}, record {seq}: bad MAC (record altered, or the chain before it, or not written by a holder of the token key)"
             ),
             ProblemKind::Truncated { anchor } => write!(
                 f,
@@ -265,10 +255,6 @@ pub fn verify_chain(
         };
         if report.unlinked > 0 {
             report.problem = problem(ProblemKind::Malformed("a linked record after an unlinked one"));
-            break;
-        }
-        if decode_hex(entry.prev.as_bytes()) != Some(prev) {
-            report.problem = problem(ProblemKind::BrokenLink);
             break;
         }
         covered.clear();
