@@ -2,11 +2,11 @@
 //! per token: the register `token-<slot>.audit` beside `token-<slot>.sqlite`, and one
 //! segment per process in `token-<slot>.audit.d/` ([`trail`] says why and how they are tied).
 //!
-//! Every line is a JSON object ([`record`]) that carries the link of the line before it
-//! (`prev`) and its own `link`: HMAC-SHA256 under the token's audit key of `prev ‖ the line's
-//! bytes up to its link` when the writer holds the key (`"auth":"m"`), else SHA-256 of the
-//! same (`"auth":"h"`). The first line's `prev` is 32 zero bytes. The audit key is
-//! HMAC-SHA256(token key, "ecm-hsm audit chain v1") ([`derive_key`]), so only a process that
+//! Every line is a JSON object ([`record`]) that carries its `link`: HMAC-SHA256 under the
+//! token's audit key of `the previous line's link ‖ the line's bytes up to its link` when the
+//! writer holds the key (`"auth":"m"`), else SHA-256 of the same (`"auth":"h"`). A register's
+//! first line follows 32 zero bytes, a segment's the register record that opened it. The
+//! audit key is HMAC-SHA256(token key, "ecm-hsm audit chain v1") ([`derive_key`]), so only a process that
 //! logged in can write an `m` link.
 //!
 //! - [`trail`]: the writer the module uses, [`AuditLog`]: register plus this process's segment.

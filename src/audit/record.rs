@@ -447,10 +447,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 pub fn push_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.chunks(LINK_LEN) {
         let mut out = [0u8; 2 * LINK_LEN];
-        for (pair, &b) in out.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 15)];
-        }
+        hex_into(&mut out, chunk);
         buf.extend_from_slice(&out[..2 * chunk.len()]);
     }
 }

@@ -8,9 +8,9 @@
 //! records) at a clean close; a reader stops at the first zero byte.
 //!
 //! The writing is split in two, so that the caller of an operation pays only for the first:
-//! the [`Segment`] writes the record *unlinked* (its `prev` and `link` are
+//! the [`Segment`] writes the record *unlinked* (its `link` is
 //! [`super::record::UNLINKED`]), and the [`Linker`] — later, on another thread, or at once
-//! — fills them in, record after record, computing the HMAC (or hash) that chains them. A
+//! — fills it in, record after record, computing the HMAC (or hash) that chains them. A
 //! process killed between the two leaves its last records on disk but unlinked: present,
 //! and reported as such by `verify`, but not protected by the chain.
 

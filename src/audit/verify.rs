@@ -141,13 +141,18 @@ impl fmt::Display for Problem {
 /// Verifies the audit file at `path`. `key` checks `m` links (without it they are counted as
 /// unchecked); `anchor` is what the file must reach. An error means the file could not be read.
 pub fn verify(path: &Path, key: Option<&AuditKey>, anchor: Option<Anchor>) -> Result<VerifyReport> {
+    verify_reader(read_register(path)?, key, anchor)
+}
+
+/// A register (a file shared by writers under `flock`) to read, up to the length it had
+/// under the shared lock: no line half-written by a writer holding the exclusive one.
+pub fn read_register(path: &Path) -> Result<impl BufRead> {
     let file = File::open(path)?;
-    // A consistent length: writers hold the exclusive lock while they write.
     file.lock_shared()?;
     let len = file.metadata();
     let _ = file.unlock();
     let len = len?.len();
-    verify_reader(BufReader::with_capacity(1 << 16, file.take(len)), key, anchor)
+    Ok(BufReader::with_capacity(1 << 16, file.take(len)))
 }
 
 /// As [`verify`], over the bytes of a file.

@@ -14,7 +14,7 @@ use super::AuditKey;
 use super::record::{Entry, LINK_LEN, decode_hex};
 use super::segment;
 use super::trail::{SEGMENT_CLOSE, SEGMENT_OPEN, segment_dir};
-use super::verify::{Anchor, Chain, Problem, ProblemKind, VerifyReport, verify_chain};
+use super::verify::{Anchor, Chain, Problem, ProblemKind, VerifyReport, read_register, verify_chain};
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,21 +120,9 @@ pub fn verify_trail(
         }
         None
     };
-    let register_report = {
-        let file = File::open(register_path)?;
-        file.lock_shared()?;
-        let len = file.metadata();
-        let _ = file.unlock();
-        let len = len?.len();
-        let chain = Chain { require_authenticated: false, ..Chain::default() };
-        verify_chain(
-            BufReader::with_capacity(1 << 16, file.take(len)),
-            key,
-            anchor,
-            chain,
-            &mut check_register,
-        )?
-    };
+    let chain = Chain { require_authenticated: false, ..Chain::default() };
+    let register_report =
+        verify_chain(read_register(register_path)?, key, anchor, chain, &mut check_register)?;
     let mut report = TrailReport {
         segments: 0,
         closed_segments: 0,
