@@ -173,6 +173,25 @@ mod tests {
     }
 
     #[test]
+    fn audit_settings_default_on_and_are_checked() {
+        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        assert!(c.audit && !c.audit_sync && c.may_create_threads);
+        assert_eq!(c.audit_segment_bytes, crate::audit::segment::WINDOW);
+        let c = Config::from_toml(
+            "/t".into(),
+            "audit_sync = true\naudit_segment_bytes = 4096\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert!(c.audit_sync);
+        assert_eq!(c.audit_segment_bytes, 4096);
+        for bad in ["audit_segment_bytes = 4095", "audit_segment_bytes = 1099511627776", "audit_sync = 1"] {
+            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
+            assert!(e.to_string().contains("my.toml"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_zero_costs_are_refused_with_the_file_name() {
         for bad in ["pin_kdf_iteration = 5", "max_pin_failures = 0", "pin_kdf_iterations = -1"] {
             let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
