@@ -187,6 +187,27 @@ fn relink_as_hash(line: &str, prev_line: &str) -> String {
 }
 
 #[test]
+fn a_gmac_record_in_the_register_is_refused() {
+    // `g` links (GMAC under a segment's key, 32 hex digits) belong to segments: the register's
+    // records are `m` or `h`, so a forger cannot pass a register record off as a `g` one.
+    let dir = Dir::new("audit-g-in-register");
+    let (path, _) = ten_records(&dir);
+    let edited = tampered(&dir, &path, "g", |l| {
+        let covered_end = l[7].len() - 75;
+        let covered = l[7][..covered_end].replace("\"auth\":\"m\"", "\"auth\":\"g\"");
+        l[7] = format!("{covered},\"link\":\"{}\"}}", "ab".repeat(16));
+    });
+    for key in [None, Some(key())] {
+        let report = verify(&edited, key.as_ref(), None).unwrap();
+        assert_eq!(
+            problem(&report),
+            (8, 8, ProblemKind::Malformed("a segment's record (auth g) in the register"))
+        );
+        assert_eq!(report.records, 7);
+    }
+}
+
+#[test]
 fn a_deleted_record_is_named() {
     let dir = Dir::new("audit-delete");
     let (path, _) = ten_records(&dir);

@@ -135,7 +135,8 @@ isolated_test!(
         // once an initialization or a login showed it (the failed login and those after
         // the logout included). The chain is whole; the MACs themselves are checked with the
         // key by `ecm-hsm audit verify` (tests/audit_log.rs).
-        assert!(all.iter().all(|r| r["auth"] == "m"), "{all:?}");
+        // (`g`: GMAC under the key of the segment, derived from the audit key.)
+        assert!(all.iter().all(|r| r["auth"] == "g"), "{all:?}");
         // In this process's segment, opened by the register's only record so far; records
         // may still be waiting for their links (the linking thread), never missing.
         let report = audit::verify_trail(&audit_path(), None, None).unwrap();

@@ -2,12 +2,14 @@
 //! per token: the register `token-<slot>.audit` beside `token-<slot>.sqlite`, and one
 //! segment per process in `token-<slot>.audit.d/` ([`trail`] says why and how they are tied).
 //!
-//! Every line is a JSON object ([`record`]) that carries its `link`: HMAC-SHA256 under the
-//! token's audit key of `the previous line's link ‖ the line's bytes up to its link` when the
-//! writer holds the key (`"auth":"m"`), else SHA-256 of the same (`"auth":"h"`). A register's
-//! first line follows 32 zero bytes, a segment's the register record that opened it. The
-//! audit key is HMAC-SHA256(token key, "ecm-hsm audit chain v1") ([`derive_key`]), so only a process that
-//! logged in can write an `m` link.
+//! Every line is a JSON object ([`record`]) that carries its `link`: a MAC of `the previous
+//! line's link ‖ the line's bytes up to its link` when the writer holds the key — HMAC-SHA256
+//! under the token's audit key in the register (`"auth":"m"`), AES-256-GMAC under a key
+//! derived from it per segment in a segment (`"auth":"g"`, [`record::segment_key`]) — else
+//! SHA-256 of the same (`"auth":"h"`). A register's first line follows 32 zero bytes, a
+//! segment's the register record that opened it. The audit key is HMAC-SHA256(token key,
+//! "ecm-hsm audit chain v1") ([`derive_key`]), so only a process that logged in can write an
+//! `m` or `g` link.
 //!
 //! - [`trail`]: the writer the module uses, [`AuditLog`]: register plus this process's segment.
 //! - [`register`]: the shared chain, safe across threads and processes (an exclusive `flock`

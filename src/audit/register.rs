@@ -196,7 +196,7 @@ impl Inner {
             Some(key) => key.sign(&self.buf),
             None => digest::sha256_array(&self.buf),
         };
-        encode_link(&mut self.buf, Some(&link));
+        encode_link(&mut self.buf, auth, Some(&link));
         let line = &self.buf[LINK_LEN..];
         self.file.write_all(line)?;
         if sync {

@@ -10,7 +10,7 @@
 //! The writing is split in two, so that the caller of an operation pays only for the first:
 //! the [`Segment`] writes the record *unlinked* (its `link` is
 //! [`super::record::UNLINKED`]), and the [`Linker`] — later, on another thread, or at once
-//! — fills it in, record after record, computing the HMAC (or hash) that chains them. A
+//! — fills it in, record after record, computing the GMAC (or hash) that chains them. A
 //! process killed between the two leaves its last records on disk but unlinked: present,
 //! and reported as such by `verify`, but not protected by the chain.
 
@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::record::{
-    LINK_LEN, Middle, Record, encode_head, encode_link, encode_tail, find_newline, link_line,
+    LINK_LEN, Middle, Record, encode_head, encode_link, encode_tail, find_newline, link_line, segment_key,
 };
 use crate::abi::mapped_file::{self, Appender, Sealer};
 use crate::mechanism::mac;
@@ -64,7 +64,11 @@ pub struct Linker {
     /// the register record that opened the segment).
     seq: u64,
     link: [u8; LINK_LEN],
-    key: Option<mac::HmacSha256Key>,
+    /// The link the first record follows: the register record that opened the segment.
+    opened_by: [u8; LINK_LEN],
+    /// The segment's GMAC key ([`segment_key`]), once the audit key is known.
+    key: Option<mac::GmacKey>,
+    scratch: Vec<u8>,
 }
 
 impl Segment {
@@ -92,7 +96,14 @@ impl Segment {
             buf: Vec::with_capacity(1024),
             middle: Middle::default(),
         };
-        let linker = Linker { sealer, seq: 0, link: [0; LINK_LEN], key: None };
+        let linker = Linker {
+            sealer,
+            seq: 0,
+            link: [0; LINK_LEN],
+            opened_by: [0; LINK_LEN],
+            key: None,
+            scratch: Vec::with_capacity(1024),
+        };
         Ok((segment, linker))
     }
 
@@ -114,7 +125,7 @@ impl Segment {
         self.appender.fits(len)
     }
 
-    /// Appends `record` (by process `pid`), unlinked, to be linked with an `m` link
+    /// Appends `record` (by process `pid`), unlinked, to be linked with a `g` link
     /// (`authenticated`: the linker will hold the key) or an `h` link; its sequence number.
     pub fn append(&mut self, record: &Record<'_>, pid: u32, authenticated: bool) -> Result<u64> {
         let seq = self.seq + 1;
@@ -122,8 +133,9 @@ impl Segment {
         self.buf.clear();
         encode_head(&mut self.buf, seq, &record);
         self.middle.encode(&mut self.buf, pid, &record);
-        encode_tail(&mut self.buf, &record, if authenticated { b'm' } else { b'h' });
-        encode_link(&mut self.buf, None);
+        let auth = if authenticated { b'g' } else { b'h' };
+        encode_tail(&mut self.buf, &record, auth);
+        encode_link(&mut self.buf, auth, None);
         let at = self
             .appender
             .append(&self.buf)
@@ -147,11 +159,13 @@ impl Linker {
     pub fn chain_to(&mut self, opened_by: [u8; LINK_LEN]) {
         debug_assert_eq!(self.seq, 0);
         self.link = opened_by;
+        self.opened_by = opened_by;
     }
 
-    /// The key for `m` records; records written as `m` are linked only once it is here.
-    pub fn set_key(&mut self, key: Option<mac::HmacSha256Key>) {
-        self.key = key;
+    /// The audit key, from which the segment's key for `g` records is derived (after
+    /// [`Self::chain_to`]); records written as `g` are linked only once it is here.
+    pub fn set_key(&mut self, audit_key: Option<&[u8]>) {
+        self.key = audit_key.map(|k| segment_key(k, &self.opened_by));
     }
 
     pub fn has_pending(&self) -> bool {
@@ -176,7 +190,8 @@ impl Linker {
         let pending = self.sealer.pending();
         let (mut done, mut linked, mut failure) = (0, 0, None);
         while let Some(newline) = find_newline(&pending[done..]) {
-            match link_line(&mut pending[done..done + newline], &link, key) {
+            let seq = self.seq + linked as u64 + 1;
+            match link_line(&mut pending[done..done + newline], seq, &link, key, &mut self.scratch) {
                 Ok(next) => link = next,
                 Err(why) => {
                     failure = Some(Error::Device(format!("audit segment: cannot link a record: {why}")));
@@ -230,7 +245,7 @@ mod tests {
         let dir = dir("link");
         let (mut segment, mut linker) = Segment::create(&dir, 3, false, WINDOW).unwrap();
         linker.chain_to([9; LINK_LEN]);
-        linker.set_key(Some(mac::HmacSha256Key::new(&[1; 32])));
+        linker.set_key(Some(&[1; 32]));
         assert!(Segment::create(&dir, 3, false, WINDOW).is_err(), "a segment is never reopened");
         let label = "x".repeat(200);
         let mut record = Record::new("encrypt", 0);
@@ -247,13 +262,14 @@ mod tests {
         assert_eq!(linker.link_pending().unwrap(), 0);
         let linked = records(&path);
         // Each link follows the one before, from the opening record's.
-        let key = mac::HmacSha256Key::new(&[1; 32]);
+        let key = segment_key(&[1; 32], &[9; LINK_LEN]);
         let mut prev = [9; LINK_LEN];
         for line in &linked {
             let parsed = parse_line(line).unwrap();
+            let chained = [&prev[..], parsed.covered].concat();
             let expected = match parsed.entry.auth.as_str() {
-                "m" => key.sign_parts(&[&prev, parsed.covered]),
-                _ => crate::mechanism::digest::sha256_parts(&[&prev, parsed.covered]),
+                "g" => crate::audit::record::gmac_link(&key, parsed.entry.seq, &chained),
+                _ => crate::mechanism::digest::sha256_array(&chained),
             };
             assert_eq!(parsed.link, Some(expected));
             prev = expected;
@@ -265,13 +281,13 @@ mod tests {
     }
 
     #[test]
-    fn an_m_record_waits_for_the_key() {
+    fn a_g_record_waits_for_the_key() {
         let dir = dir("key");
         let (mut segment, mut linker) = Segment::create(&dir, 1, false, WINDOW).unwrap();
         segment.append(&Record::new("login", 0), 1, true).unwrap();
         assert!(linker.link_pending().is_err());
         assert!(linker.has_pending(), "nothing linked, nothing lost");
-        linker.set_key(Some(mac::HmacSha256Key::new(&[1; 32])));
+        linker.set_key(Some(&[1; 32]));
         assert_eq!(linker.link_pending().unwrap(), 1);
         segment.finish(linker).unwrap();
         std::fs::remove_dir_all(dir).unwrap();

@@ -31,7 +31,6 @@ use super::record::Record;
 use super::register::{OpenOptions, Register};
 use super::segment::{Linker, Segment};
 use super::{AuditKey, LINK_LEN};
-use crate::mechanism::mac;
 use crate::{Error, Result};
 
 /// The directory of the segments of the register at `register`.
@@ -168,7 +167,7 @@ impl AuditLog {
                 if let Err(e) = linker.link_pending() {
                     crate::error::log_fault("linking audit records", &e);
                 }
-                linker.set_key(key.as_ref().map(|k| mac::HmacSha256Key::new(k.as_ref())));
+                linker.set_key(key.as_ref().map(|k| &k[..]));
             }
         }
         self.register.read().set_key(key.clone());
@@ -251,7 +250,7 @@ impl AuditLog {
                 return Err(e);
             }
         };
-        linker.set_key(key.as_ref().map(|k| mac::HmacSha256Key::new(k.as_ref())));
+        linker.set_key(key.as_ref().map(|k| &k[..]));
         drop(key);
         let linker = Arc::new(Mutex::new(linker));
         let thread = if self.threads { spawn_linking_thread(&linker, segment.number()) } else { None };

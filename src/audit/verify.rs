@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::AuditKey;
-use super::record::{Entry, LINK_LEN, decode_hex, hex, parse_line};
+use super::record::{self, Entry, LINK_LEN, decode_hex, hex, parse_line};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -203,6 +203,8 @@ pub fn verify_chain(
         problem: None,
     };
     let mut prev = chain.start;
+    // A segment's key for its `g` links, derived at its first `g` record.
+    let mut segment_key = None;
     let mut line = Vec::with_capacity(1024);
     let mut covered = Vec::with_capacity(1024);
     let mut number = 0u64;
@@ -265,10 +267,22 @@ pub fn verify_chain(
         covered.clear();
         covered.extend_from_slice(&prev);
         covered.extend_from_slice(parsed.covered);
-        let authenticated = if entry.auth == "m" {
+        let authenticated = if entry.auth == "m" || entry.auth == "g" {
+            if entry.auth == "g" && !chain.padded {
+                report.problem =
+                    problem(ProblemKind::Malformed("a segment's record (auth g) in the register"));
+                break;
+            }
             match key {
                 Some(key) => {
-                    if mac::hmac_sha256(key.as_ref(), &covered) != link {
+                    let expected = if entry.auth == "m" {
+                        mac::hmac_sha256(key.as_ref(), &covered)
+                    } else {
+                        let segment_key = segment_key
+                            .get_or_insert_with(|| record::segment_key(key.as_ref(), &chain.start));
+                        record::gmac_link(segment_key, seq, &covered)
+                    };
+                    if expected != link {
                         report.problem = problem(ProblemKind::BadMac);
                         break;
                     }

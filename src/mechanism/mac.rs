@@ -8,7 +8,7 @@
 //! of 16, 24 or 32 bytes. Single- and multi-part. Verification compares in constant time; a
 //! MAC of the wrong length is `CKR_SIGNATURE_LEN_RANGE`, a wrong one `CKR_SIGNATURE_INVALID`.
 
-use aws_lc_rs::{cmac, constant_time, hmac};
+use aws_lc_rs::{aead, cmac, constant_time, hmac};
 use cryptoki_sys::*;
 
 use super::{MechanismParams, SecretKey, SignOperation, VerifyOperation};
@@ -214,6 +214,35 @@ impl HmacSha256Key {
     }
 }
 
+/// AES-256-GMAC (GCM over no plaintext, the data as its additional data), for the module's
+/// own use: the audit segments' chain, where HMAC-SHA256's ~0.36 µs per 300-byte record was
+/// most of the linking thread's work and GMAC takes ~0.05 µs. A Wegman-Carter MAC: secure only
+/// while no nonce repeats under a key, which its user guarantees (one key per segment, the
+/// record's position as the nonce).
+pub struct GmacKey(aead::LessSafeKey);
+
+/// Bytes of a GMAC tag.
+pub const GMAC_LEN: usize = 16;
+
+impl GmacKey {
+    pub fn new(key: &[u8; 32]) -> GmacKey {
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, key).expect("a 32-byte AES-256 key");
+        GmacKey(aead::LessSafeKey::new(unbound))
+    }
+
+    /// The tag of `data` under `nonce`, which must never be used twice with this key.
+    pub fn tag(&self, nonce: [u8; aead::NONCE_LEN], data: &[u8]) -> [u8; GMAC_LEN] {
+        let nonce = aead::Nonce::assume_unique_for_key(nonce);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(nonce, aead::Aad::from(data), &mut [])
+            .expect("GCM seals an empty message");
+        let mut out = [0u8; GMAC_LEN];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +258,20 @@ mod tests {
     fn hmac_sha256_helper() {
         let expected = hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
         assert_eq!(hmac_sha256(b"Jefe", b"what do ya want for nothing?").to_vec(), expected);
+    }
+
+    /// NIST CAVP gcmEncryptExtIV256.rsp, the first vector with AAD and no plaintext.
+    #[test]
+    fn gmac_matches_the_gcm_vector_without_plaintext() {
+        let key: [u8; 32] =
+            hex("78dc4e0aaf52d935c3c01eea57428f00ca1fd475f5da86a49c8dd73d68c8e223").try_into().unwrap();
+        let nonce: [u8; 12] = hex("d79cf22d504cc793c3fb6c8a").try_into().unwrap();
+        let gmac = GmacKey::new(&key);
+        let tag = gmac.tag(nonce, &hex("b96baa8c1c75a671bfb2d08d06be5f36"));
+        assert_eq!(tag.to_vec(), hex("3e5d486aa2e30b22e040b85723a06e76"));
+        let mut other = nonce;
+        other[11] ^= 1;
+        assert_ne!(gmac.tag(other, &hex("b96baa8c1c75a671bfb2d08d06be5f36")), tag, "the nonce counts");
     }
 
     fn secret(key_type: CK_KEY_TYPE, value: &[u8]) -> SecretKey {
