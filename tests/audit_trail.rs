@@ -279,3 +279,53 @@ fn threads_of_a_process_write_to_their_own_segments_and_all_verify() {
     assert_eq!(report.records - report.register.records, 1000);
     assert_eq!(report.segments, report.closed_segments);
 }
+
+#[test]
+fn an_export_merges_many_segments_in_time_order_opening_only_those_it_reaches() {
+    // Two "processes" on one trail: one writes a long segment all along, the other opens,
+    // writes and closes 150 short ones after one another, their times interleaved with
+    // the long one's.
+    let dir = Dir(fresh_dir("trail-many"));
+    let path = dir.0.join("token-0.audit");
+    let long = AuditLog::open_with(&path, inline()).unwrap();
+    let short = AuditLog::open_with(&path, inline()).unwrap();
+    long.set_key(Some(key()));
+    short.set_key(Some(key()));
+    let base = audit::record::now_ms() - 10_000_000;
+    let at = |op, time_ms| Record { time_ms, ..record(op) };
+    for i in 0..150u64 {
+        long.append(&at("encrypt", base + i * 10)).unwrap();
+        short.append(&at("login", base + i * 10 + 1)).unwrap();
+        short.append(&at("decrypt", base + i * 10 + 2)).unwrap();
+        short.close().unwrap();
+    }
+    long.close().unwrap();
+    assert!(verify(&path).is_intact());
+    // Exported by the admin tool with room for a few dozen open files: the register, the
+    // long segment and one short one at a time are open, never the 151 segments at once.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 32 && exec \"$0\" audit export --archived \"$1\""])
+        .args([env!("CARGO_BIN_EXE_ecm-hsm"), path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let calls: Vec<(u64, &str)> = records
+        .iter()
+        .filter(|r| !r["operation"].as_str().unwrap().starts_with("segment_"))
+        .map(|r| (r["time"].as_u64().unwrap() - base, r["operation"].as_str().unwrap()))
+        .collect();
+    let expected: Vec<(u64, &str)> = (0..150)
+        .flat_map(|i| [(i * 10, "encrypt"), (i * 10 + 1, "login"), (i * 10 + 2, "decrypt")])
+        .collect();
+    assert_eq!(calls, expected);
+    // Every record once, the register's too (151 segments opened and closed).
+    assert_eq!(records.len(), 450 + 2 * 151);
+    let times: Vec<u64> = records.iter().map(|r| r["time"].as_u64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    // A filter applies while streaming.
+    let mut out = Vec::new();
+    let filter = Filter { operation: Some("decrypt".into()), ..Filter::default() };
+    assert_eq!(audit::export_trail(&path, &filter, Format::Jsonl, &mut out).unwrap(), 150);
+}

@@ -3,13 +3,11 @@
 //! quoted as RFC 4180 says). Export does not verify the chain: run `verify` for that.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
-use super::record::{Entry, parse_line};
-use super::segment;
-use super::trail::segment_dir;
-use super::verify::MAX_LINE;
+use super::merge::{RecordReader, merge_trail};
+use super::record::Entry;
 use crate::policy::document::glob;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,56 +60,35 @@ pub fn export_reader(
 ) -> io::Result<u64> {
     write_header(format, out)?;
     let mut written = 0u64;
-    read_records(reader, false, &mut |line, entry| {
+    let mut records = RecordReader::new(reader, false);
+    while let Some((line, entry)) = records.next_record()? {
         if filter.matches(&entry) {
             write_record(format, out, &line, &entry)?;
             written += 1;
         }
-        Ok(())
-    })?;
+    }
     out.flush()?;
     Ok(written)
 }
 
 /// As [`export`], for a whole trail (`super::trail`): the register's records and every
-/// segment's, merged in time order (records of one file keep their order).
+/// segment's, merged in time order as they are read ([`merge_trail`]: records of one file
+/// keep their order; memory does not grow with the trail).
 pub fn export_trail(
     register: &Path,
     filter: &Filter,
     format: Format,
     out: &mut dyn Write,
 ) -> io::Result<u64> {
-    let mut files = vec![(register.to_path_buf(), false)];
-    let dir = segment_dir(register);
-    if dir.exists() {
-        let mut segments: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| segment::number_of(&e.file_name().to_string_lossy()).map(|n| (n, e.path())))
-            .collect();
-        segments.sort();
-        files.extend(segments.into_iter().map(|(_, p)| (p, true)));
-    }
-    // (time, file, line) → the record: a stable order across files by time.
-    let mut matched: Vec<(u64, usize, usize, Vec<u8>, Entry)> = Vec::new();
-    for (index, (path, padded)) in files.iter().enumerate() {
-        let reader = BufReader::with_capacity(1 << 16, File::open(path)?);
-        let mut number = 0usize;
-        read_records(reader, *padded, &mut |line, entry| {
-            number += 1;
-            if filter.matches(&entry) {
-                matched.push((entry.time, index, number, line, entry));
-            }
-            Ok(())
-        })
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    }
-    matched.sort_by_key(|m| (m.0, m.1, m.2));
     write_header(format, out)?;
-    for (_, _, _, line, entry) in &matched {
+    let mut written = 0u64;
+    merge_trail(register, &|entry| filter.matches(entry), &mut |line, entry| {
         write_record(format, out, line, entry)?;
-    }
+        written += 1;
+        Ok(())
+    })?;
     out.flush()?;
-    Ok(matched.len() as u64)
+    Ok(written)
 }
 
 /// Every record of a trail, in time order, as JSON lines (what `export_trail` writes
@@ -136,31 +113,6 @@ fn write_record(format: Format, out: &mut dyn Write, line: &[u8], entry: &Entry)
             out.write_all(b"\n")
         }
         Format::Csv => write_csv_row(out, entry),
-    }
-}
-
-/// Calls `each` with every complete record of `reader` (its line without `\n`, parsed). With
-/// `padded`, the records end at the first zero byte (a segment). A line that is not a record
-/// is an `InvalidData` error naming it; a partial final line is skipped.
-fn read_records(
-    mut reader: impl BufRead,
-    padded: bool,
-    each: &mut dyn FnMut(Vec<u8>, Entry) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut number = 0u64;
-    loop {
-        let mut line = Vec::with_capacity(512);
-        if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
-        }
-        number += 1;
-        if (padded && line.contains(&0)) || line.pop() != Some(b'\n') {
-            return Ok(());
-        }
-        let entry = parse_line(&line)
-            .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, format!("line {number}: {why}")))?
-            .entry;
-        each(line, entry)?;
     }
 }
 

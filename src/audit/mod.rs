@@ -15,11 +15,13 @@
 //! - [`register`]: the shared chain, safe across threads and processes (an exclusive `flock`
 //!   around each append); [`segment`]: one process's chain, appended without a system call.
 //! - [`verify`]: walks a chain, or a whole trail, and names the first bad record.
-//! - [`export`]: filters records and writes them as JSON lines or CSV.
+//! - [`export`]: filters records and writes them as JSON lines or CSV; [`merge`] reads a
+//!   trail's files as one stream in time order.
 //!
 //! What the chain detects and what it does not is in README.md ("Audit record").
 
 pub mod export;
+pub mod merge;
 pub mod record;
 pub mod register;
 pub mod segment;
