@@ -148,11 +148,11 @@ impl Token {
     }
 
     /// The object of `handle` on this token, whoever may see it (the record only names it).
-    fn object_for_audit(&self, state: &TokenState, handle: CK_OBJECT_HANDLE) -> Option<Arc<Object>> {
+    fn object_for_audit<'s>(&self, state: &'s TokenState, handle: CK_OBJECT_HANDLE) -> Option<&'s Object> {
         match self.handles.read().resolve(handle)? {
-            ObjectRef::Token { slot, id } if slot == self.slot_id => state.objects.get(&id).cloned(),
+            ObjectRef::Token { slot, id } if slot == self.slot_id => state.objects.get(&id).map(|o| &**o),
             ObjectRef::Session { slot, id } if slot == self.slot_id => {
-                state.session_objects.get(&id).map(|s| s.object.clone())
+                state.session_objects.get(&id).map(|s| &*s.object)
             }
             _ => None,
         }
@@ -181,7 +181,7 @@ impl Token {
             (LoginState::User, Some(name)) => Who::Named(name.clone()),
             (LoginState::User, None) => Who::User,
         };
-        let names = key.and_then(|h| self.object_for_audit(&state, h)).map(|o| Arc::new(KeyNames::of(&o)));
+        let names = key.and_then(|h| self.object_for_audit(&state, h)).map(|o| Arc::new(KeyNames::of(o)));
         drop(state);
         let Some(trail) = trail else {
             return Context { principal, key: names, described_as: None };

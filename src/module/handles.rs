@@ -1,9 +1,9 @@
 //! Object handles: one per object for the life of the process, whichever session or thread
 //! finds it, so that two lookups of one object never yield two handles.
 
-use std::collections::HashMap;
-
 use cryptoki_sys::{CK_OBJECT_HANDLE, CK_SLOT_ID};
+
+use crate::session::table::NumberMap;
 
 /// What a handle stands for: a row of a token's store, or a session object in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,8 +23,8 @@ impl ObjectRef {
 #[derive(Default)]
 pub struct HandleTable {
     next: CK_OBJECT_HANDLE,
-    by_handle: HashMap<CK_OBJECT_HANDLE, ObjectRef>,
-    by_ref: HashMap<ObjectRef, CK_OBJECT_HANDLE>,
+    by_handle: NumberMap<CK_OBJECT_HANDLE, ObjectRef>,
+    by_ref: NumberMap<ObjectRef, CK_OBJECT_HANDLE>,
 }
 
 impl HandleTable {

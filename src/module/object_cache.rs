@@ -14,12 +14,13 @@ use std::sync::Arc;
 use cryptoki_sys::CKA_LABEL;
 
 use crate::object::Object;
+use crate::session::table::NumberMap;
 
 #[derive(Default)]
 pub struct ObjectCache {
-    objects: HashMap<i64, Arc<Object>>,
+    objects: NumberMap<i64, Arc<Object>>,
     /// Objects in the store whose rows are not read yet, with their labels.
-    unloaded: HashMap<i64, Vec<u8>>,
+    unloaded: NumberMap<i64, Vec<u8>>,
     by_label: HashMap<Vec<u8>, BTreeSet<i64>>,
 }
 

@@ -1,8 +1,8 @@
 //! Object management on a token (spec chapter 5.7): create, copy, destroy, read and change
 //! attributes, search; session objects and token objects behind one set of handles.
 
+use crate::object::Values;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cryptoki_sys::*;
@@ -31,19 +31,19 @@ fn seal_context(id: i64, attribute: CK_ATTRIBUTE_TYPE) -> [u8; 16] {
 
 /// Rebuilds an object from its stored row, opening sealed values if `key` is given.
 pub(super) fn object_from_store(stored: StoredObject, key: Option<&TokenKey>) -> Result<Object> {
-    let mut values = BTreeMap::new();
+    let mut values = Values::new();
     let mut sealed = Vec::new();
     for a in stored.attributes {
         let kind = a.kind as CK_ATTRIBUTE_TYPE;
         if !a.sealed {
-            values.insert(kind, Zeroizing::new(a.value));
+            values.insert(kind, &a.value);
             continue;
         }
         match key {
             Some(k) => {
                 let clear = seal::open(k, &seal_context(stored.id, kind), &a.value)
                     .map_err(|_| Error::StoreCorrupt(format!("attribute {kind:#x} does not open")))?;
-                values.insert(kind, clear);
+                values.insert(kind, &clear);
             }
             None => sealed.push(kind),
         }

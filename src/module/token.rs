@@ -24,6 +24,7 @@ use crate::mechanism::prepared::PreparedKeys;
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::object::Object;
 use crate::policy::{Decision, LoginState, Operation, Policy, SessionView};
+use crate::session::table::NumberMap;
 use crate::store::{PrincipalRecord, SqliteStore, StoreWriter, TokenRecord, TokenStore, WrappedTokenKey};
 use crate::{Error, Result};
 
@@ -64,7 +65,7 @@ pub(super) struct TokenState {
     pub loaded: Option<bool>,
     /// When the store was last asked whether another process changed it.
     pub checked_at: Option<std::time::Instant>,
-    pub session_objects: HashMap<u64, SessionObject>,
+    pub session_objects: NumberMap<u64, SessionObject>,
     pub next_session_object: u64,
     /// Values of KEKs and DEKs unwrapped through their parents for recent use: bounded, and
     /// emptied with the login (see `hierarchy_keys.rs`).
@@ -813,7 +814,7 @@ impl TokenState {
             objects: ObjectCache::default(),
             loaded: None,
             checked_at: None,
-            session_objects: HashMap::new(),
+            session_objects: NumberMap::default(),
             next_session_object: 0,
             unwrapped: PreparedKeys::new(),
         }

@@ -1,13 +1,11 @@
 //! An object: its profile and its attribute values.
 
-use std::collections::BTreeMap;
-
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::Attribute;
 use super::attribute::{AttributeRead, decode_bool, decode_ulong};
 use super::rules::{Profile, SECRET_AT_REST, SENSITIVE};
+use super::{Attribute, Values};
 use crate::mechanism::{
     EcPrivateKey, EcPublicKey, KeyMaterial, RsaCrt, RsaPrivateKey, RsaPublicKey, SecretKey, encoding,
 };
@@ -16,7 +14,7 @@ use crate::{Error, Result};
 #[derive(Clone)]
 pub struct Object {
     profile: Profile,
-    values: BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>,
+    values: Values,
     /// Attributes stored sealed under the token key that could not be opened because nobody
     /// is logged in; they exist but are not readable or usable.
     sealed: Vec<CK_ATTRIBUTE_TYPE>,
@@ -26,7 +24,7 @@ impl std::fmt::Debug for Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Object")
             .field("profile", &self.profile)
-            .field("attributes", &self.values.keys().collect::<Vec<_>>())
+            .field("attributes", &self.values.iter().map(|(a, _)| a).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -34,11 +32,8 @@ impl std::fmt::Debug for Object {
 impl Object {
     /// Assembles an object from stored or validated attributes; `sealed` lists the secret
     /// attributes present in the store but not opened.
-    pub fn from_parts(
-        values: BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>,
-        sealed: Vec<CK_ATTRIBUTE_TYPE>,
-    ) -> Result<Object> {
-        let ulong = |t| values.get(&t).and_then(|v| decode_ulong(v));
+    pub fn from_parts(values: Values, sealed: Vec<CK_ATTRIBUTE_TYPE>) -> Result<Object> {
+        let ulong = |t| values.get(t).and_then(decode_ulong);
         let class = ulong(CKA_CLASS).ok_or(Error::TemplateIncomplete)?;
         let subtype = Profile::subtype_attribute(class).and_then(ulong);
         let profile = Profile::of(class, subtype)?;
@@ -50,12 +45,24 @@ impl Object {
     }
 
     pub fn get(&self, attribute: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
-        self.values.get(&attribute).map(|v| v.as_slice())
+        self.values.get(attribute)
     }
 
     pub fn set(&mut self, attribute: CK_ATTRIBUTE_TYPE, value: Vec<u8>) {
+        self.set_bytes(attribute, &Zeroizing::new(value));
+    }
+
+    pub fn set_bytes(&mut self, attribute: CK_ATTRIBUTE_TYPE, value: &[u8]) {
         self.sealed.retain(|a| *a != attribute);
-        self.values.insert(attribute, Zeroizing::new(value));
+        self.values.insert(attribute, value);
+    }
+
+    pub fn set_bool(&mut self, attribute: CK_ATTRIBUTE_TYPE, value: bool) {
+        self.set_bytes(attribute, &[value as CK_BBOOL]);
+    }
+
+    pub fn set_ulong(&mut self, attribute: CK_ATTRIBUTE_TYPE, value: CK_ULONG) {
+        self.set_bytes(attribute, &value.to_ne_bytes());
     }
 
     /// A boolean attribute; absent counts as false.
@@ -90,7 +97,7 @@ impl Object {
 
     /// All attributes present, in type order.
     pub fn attributes(&self) -> impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &[u8])> {
-        self.values.iter().map(|(t, v)| (*t, v.as_slice()))
+        self.values.iter()
     }
 
     pub fn sealed_attributes(&self) -> &[CK_ATTRIBUTE_TYPE] {
@@ -117,8 +124,8 @@ impl Object {
         if self.is_protected(attribute) || self.sealed.contains(&attribute) {
             return AttributeRead::Sensitive;
         }
-        match self.values.get(&attribute) {
-            Some(v) => AttributeRead::Value(v.clone()),
+        match self.values.get(attribute) {
+            Some(v) => AttributeRead::Value(Zeroizing::new(v.to_vec())),
             None => AttributeRead::Invalid,
         }
     }
@@ -129,13 +136,13 @@ impl Object {
         template.iter().all(|a| {
             !self.is_protected(a.kind)
                 && !self.sealed.contains(&a.kind)
-                && self.values.get(&a.kind).is_some_and(|v| v.as_slice() == a.value.as_slice())
+                && self.values.get(a.kind).is_some_and(|v| v == a.value.as_slice())
         })
     }
 
     /// An approximation of the object's size in bytes, for `C_GetObjectSize`.
     pub fn size(&self) -> usize {
-        self.values.values().map(|v| v.len() + 16).sum()
+        self.values.iter().map(|(_, v)| v.len() + 16).sum()
     }
 
     /// The key material of a secret key, for a cryptographic operation.
@@ -146,9 +153,9 @@ impl Object {
         if self.sealed.contains(&CKA_VALUE) {
             return Err(Error::UserNotLoggedIn);
         }
-        let value = self.values.get(&CKA_VALUE).ok_or(Error::Internal("secret key without value"))?;
+        let value = self.values.get(CKA_VALUE).ok_or(Error::Internal("secret key without value"))?;
         let key_type = self.key_type().ok_or(Error::Internal("key without key type"))?;
-        Ok(SecretKey { key_type, value: value.clone() })
+        Ok(SecretKey { key_type, value: Zeroizing::new(value.to_vec()) })
     }
 
     /// The key material of any key, for a cryptographic operation. Values sealed while
@@ -160,7 +167,10 @@ impl Object {
             if o.sealed.contains(&a) {
                 return Err(Error::UserNotLoggedIn);
             }
-            o.values.get(&a).cloned().ok_or(Error::Internal("key lacks a component"))
+            o.values
+                .get(a)
+                .map(|v| Zeroizing::new(v.to_vec()))
+                .ok_or(Error::Internal("key lacks a component"))
         };
         let rsa_public = |o: &Object| -> Result<RsaPublicKey> {
             Ok(RsaPublicKey {

@@ -2,14 +2,17 @@
 //!
 //! - [`attribute`]: encodings of attribute values and the caller's template entries.
 //! - [`rules`]: the specification's attribute tables and footnotes as one table of rows.
-//! - [`instance`]: an object's attributes, with typed accessors.
+//! - [`instance`]: an object's attributes, with typed accessors; [`values`]: how they are
+//!   kept (compact, zeroized).
 //! - [`template`]: how a template becomes an object (create, generate, copy, set) by the rules.
 
 pub mod attribute;
 pub mod instance;
 pub mod rules;
 pub mod template;
+pub mod values;
 
 pub use attribute::{Attribute, AttributeRead};
 pub use instance::Object;
 pub use rules::Profile;
+pub use values::Values;

@@ -87,6 +87,16 @@ impl DefaultValue {
             DefaultValue::Empty => Some(Vec::new()),
         }
     }
+
+    /// Sets `attribute` in `values` to this default, if there is one (without allocating).
+    pub fn write_to(self, values: &mut super::Values, attribute: CK_ATTRIBUTE_TYPE) {
+        match self {
+            DefaultValue::Absent => {}
+            DefaultValue::Bool(b) => values.insert(attribute, &[b as CK_BBOOL]),
+            DefaultValue::Ulong(v) => values.insert(attribute, &v.to_ne_bytes()),
+            DefaultValue::Empty => values.insert(attribute, &[]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,12 +4,11 @@
 //! `C_DeriveKey`); [`changed_object`] serves `C_SetAttributeValue` and `C_CopyObject`. Each
 //! returns a new object or an error, never a half-changed one.
 
-use std::collections::BTreeMap;
+use crate::object::Values;
 
 use cryptoki_sys::*;
-use zeroize::Zeroizing;
 
-use super::attribute::{Attribute, decode_bool, decode_ulong, encode_bool, encode_ulong};
+use super::attribute::{Attribute, decode_bool, decode_ulong, encode_ulong};
 use super::instance::Object;
 use super::rules::*;
 use crate::mechanism::rng;
@@ -47,23 +46,20 @@ pub struct Actor {
 
 /// Collapses a template into one value per attribute; repeating an attribute with a
 /// different value is inconsistent.
-fn collect(template: &[Attribute]) -> Result<BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>> {
-    let mut map = BTreeMap::new();
+fn collect(template: &[Attribute]) -> Result<Values> {
+    let mut values = Values::new();
     for a in template {
-        if let Some(previous) = map.insert(a.kind, a.value.clone())
-            && previous != a.value
-        {
-            return Err(Error::TemplateInconsistent);
+        match values.get(a.kind) {
+            Some(previous) if previous != a.value.as_slice() => return Err(Error::TemplateInconsistent),
+            Some(_) => {}
+            None => values.insert(a.kind, &a.value),
         }
     }
-    Ok(map)
+    Ok(values)
 }
 
-fn ulong_in(
-    map: &BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>,
-    attribute: CK_ATTRIBUTE_TYPE,
-) -> Result<Option<CK_ULONG>> {
-    match map.get(&attribute) {
+fn ulong_in(values: &Values, attribute: CK_ATTRIBUTE_TYPE) -> Result<Option<CK_ULONG>> {
+    match values.get(attribute) {
         None => Ok(None),
         Some(v) => decode_ulong(v).map(Some).ok_or(Error::AttributeValueInvalid),
     }
@@ -84,7 +80,7 @@ pub fn new_object(
             match ulong_in(&values, attribute)? {
                 Some(given) if given != value => return Err(Error::TemplateInconsistent),
                 _ => {
-                    values.insert(attribute, Zeroizing::new(encode_ulong(value)));
+                    values.insert(attribute, &value.to_ne_bytes());
                 }
             }
         }
@@ -104,15 +100,15 @@ pub fn new_object(
         // generator must be told (a length, a curve) the blob or the mechanism carries.
         Origin::Unwrap | Origin::Derive { .. } => (0, FORBIDDEN_ON_GENERATE),
     };
-    for (attribute, value) in &values {
-        let rule = profile.rule(*attribute).ok_or(Error::AttributeTypeInvalid)?;
+    for (attribute, value) in values.iter() {
+        let rule = profile.rule(attribute).ok_or(Error::AttributeTypeInvalid)?;
         if !rule.kind.accepts(value) {
             return Err(Error::AttributeValueInvalid);
         }
         if rule.flags & MODULE_MANAGED != 0 {
             return Err(Error::AttributeReadOnly);
         }
-        if rule.flags & forbidden != 0 && !implied_attributes.contains(attribute) {
+        if rule.flags & forbidden != 0 && !implied_attributes.contains(&attribute) {
             return Err(Error::TemplateInconsistent);
         }
         if rule.flags & SO_SETS_TRUE != 0 && decode_bool(value) == Some(true) && !actor.is_so {
@@ -120,15 +116,13 @@ pub fn new_object(
         }
     }
     for rule in profile.rules() {
-        if values.contains_key(&rule.attribute) {
+        if values.contains(rule.attribute) {
             continue;
         }
         if rule.flags & required != 0 {
             return Err(Error::TemplateIncomplete);
         }
-        if let Some(v) = rule.default.value() {
-            values.insert(rule.attribute, Zeroizing::new(v));
-        }
+        rule.default.write_to(&mut values, rule.attribute);
     }
 
     let mut object = Object::from_parts(values, Vec::new())?;
@@ -146,12 +140,12 @@ fn set_module_managed(object: &mut Object, origin: Origin) -> Result<()> {
         return Ok(());
     }
     let generated = matches!(origin, Origin::Generate { .. });
-    object.set(CKA_LOCAL, encode_bool(generated));
+    object.set_bool(CKA_LOCAL, generated);
     let mechanism = match origin {
         Origin::Generate { mechanism } => mechanism,
         _ => CK_UNAVAILABLE_INFORMATION,
     };
-    object.set(CKA_KEY_GEN_MECHANISM, encode_ulong(mechanism));
+    object.set_ulong(CKA_KEY_GEN_MECHANISM, mechanism);
     if profile.has_sensitivity() {
         let (history_sensitive, history_unextractable) = match origin {
             Origin::Generate { .. } => (true, true),
@@ -162,8 +156,8 @@ fn set_module_managed(object: &mut Object, origin: Origin) -> Result<()> {
         };
         let always_sensitive = history_sensitive && object.flag(CKA_SENSITIVE);
         let never_extractable = history_unextractable && !object.flag(CKA_EXTRACTABLE);
-        object.set(CKA_ALWAYS_SENSITIVE, encode_bool(always_sensitive));
-        object.set(CKA_NEVER_EXTRACTABLE, encode_bool(never_extractable));
+        object.set_bool(CKA_ALWAYS_SENSITIVE, always_sensitive);
+        object.set_bool(CKA_NEVER_EXTRACTABLE, never_extractable);
     }
     Ok(())
 }
@@ -261,12 +255,12 @@ pub fn changed_object(
     let changes = collect(changes)?;
     let profile = object.profile();
     let mut new = object.clone();
-    for (attribute, value) in &changes {
-        let rule = profile.rule(*attribute).ok_or(Error::AttributeTypeInvalid)?;
+    for (attribute, value) in changes.iter() {
+        let rule = profile.rule(attribute).ok_or(Error::AttributeTypeInvalid)?;
         if !rule.kind.accepts(value) {
             return Err(Error::AttributeValueInvalid);
         }
-        let unchanged = object.get(*attribute) == Some(value.as_slice());
+        let unchanged = object.get(attribute) == Some(value);
         let settable = match change {
             Change::Set => rule.flags & MODIFIABLE != 0,
             Change::Copy => rule.flags & (MODIFIABLE | COPY_SETTABLE) != 0,
@@ -276,7 +270,7 @@ pub fn changed_object(
             return Err(Error::AttributeReadOnly);
         }
         if rule.kind == ValueKind::Bool {
-            let old = object.flag(*attribute);
+            let old = object.flag(attribute);
             let new_value = decode_bool(value).ok_or(Error::AttributeValueInvalid)?;
             let forbidden = (rule.flags & ONLY_TO_TRUE != 0 && old && !new_value)
                 || (rule.flags & ONLY_TO_FALSE != 0 && !old && new_value)
@@ -285,7 +279,7 @@ pub fn changed_object(
                 return Err(Error::AttributeReadOnly);
             }
         }
-        new.set(*attribute, value.to_vec());
+        new.set_bytes(attribute, value);
     }
     if change == Change::Copy {
         new.set(CKA_UNIQUE_ID, new_unique_id()?);
@@ -394,7 +388,7 @@ mod tests {
         t.push(Attribute::bool(CKA_SENSITIVE, false));
         t.push(Attribute::bool(CKA_EXTRACTABLE, true));
         let o = new_object(&t, None, Origin::Create, USER).unwrap();
-        assert_eq!(o.read(CKA_VALUE), AttributeRead::Value(Zeroizing::new(vec![7; 32])));
+        assert_eq!(o.read(CKA_VALUE), AttributeRead::Value(zeroize::Zeroizing::new(vec![7; 32])));
         let set = |o: &Object, a: Attribute| changed_object(o, &[a], Change::Set, USER);
 
         let sensitive = set(&o, Attribute::bool(CKA_SENSITIVE, true)).unwrap();

@@ -38,7 +38,11 @@ impl Hasher for HandleHasher {
     }
 }
 
-type Map = HashMap<CK_SESSION_HANDLE, Arc<Session>, BuildHasherDefault<HandleHasher>>;
+/// A map keyed by numbers the module (or SQLite, for row ids) chose, not an attacker:
+/// session and object handles, object references, row ids.
+pub type NumberMap<K, V> = HashMap<K, V, BuildHasherDefault<HandleHasher>>;
+
+type Map = NumberMap<CK_SESSION_HANDLE, Arc<Session>>;
 
 /// One shard on a cache line (two, for adjacent-line prefetch) of its own.
 #[repr(align(128))]
