@@ -21,7 +21,7 @@ use cryptoki_sys::{
 };
 use zeroize::Zeroizing;
 
-use super::aes_modes::{AesBlocks, BLOCK_LEN, ct, pkcs7_check};
+use super::aes_modes::{self, AesBlocks, BLOCK_LEN, ct, pkcs7_check};
 use super::{CipherOperation, MechanismParams, SecretKey};
 use crate::{Error, Result};
 
@@ -68,7 +68,8 @@ pub fn wrapped_len(
     if let Some((_, variant)) = native(mechanism, params, key) {
         return variant.wrapped_len(len);
     }
-    Wrapper::new(mechanism, params, key)?.wrapped_len(len)
+    aes_modes::aes_algorithm(key)?;
+    Wrapper::parameters(mechanism, params)?.0.wrapped_len(len)
 }
 
 /// KW and KWP with the default initial value under a 128- or 256-bit KEK (nearly every
@@ -180,13 +181,22 @@ struct Wrapper {
 
 impl Wrapper {
     fn new(mechanism: CK_MECHANISM_TYPE, params: &MechanismParams, key: &SecretKey) -> Result<Wrapper> {
+        let (variant, iv) = Wrapper::parameters(mechanism, params)?;
+        Ok(Wrapper { variant, aes: AesBlocks::new(key)?, iv })
+    }
+
+    /// The variant and initial value `mechanism` and `params` ask for (without the key
+    /// schedule, which a length query does not need).
+    fn parameters(
+        mechanism: CK_MECHANISM_TYPE,
+        params: &MechanismParams,
+    ) -> Result<(Variant, [u8; SEMIBLOCK])> {
         let variant = match mechanism {
             CKM_AES_KEY_WRAP => Variant::Kw,
             CKM_AES_KEY_WRAP_KWP => Variant::Kwp,
             CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_PKCS7 => Variant::Pkcs7,
             _ => return Err(Error::MechanismInvalid),
         };
-        let aes = AesBlocks::new(key)?;
         let mut iv = [0u8; SEMIBLOCK];
         match (params, variant) {
             (MechanismParams::None, Variant::Kwp) => iv[..4].copy_from_slice(&DEFAULT_KWP_PREFIX),
@@ -202,7 +212,7 @@ impl Wrapper {
             }
             _ => return Err(Error::MechanismParamInvalid),
         }
-        Ok(Wrapper { variant, aes, iv })
+        Ok((variant, iv))
     }
 
     fn wrapped_len(&self, len: usize) -> Result<usize> {

@@ -637,7 +637,10 @@ impl Token {
         let wrapping_material = self
             .key_material_for(read_write, wrapping, CKA_WRAP, mechanism)
             .map_err(|e| if e == Error::KeyHandleInvalid { Error::WrappingKeyHandleInvalid } else { e })?;
-        let state = self.ready_lazy()?;
+        // A use of keys like an encryption's (`Token::ready_for_use`): the store is asked
+        // about other processes' changes at most every `KEY_USE_STALENESS`, not at every
+        // wrap (an SQLite statement and its file locks: more than half of a wrap's time).
+        let state = self.ready_for_use()?;
         let view = state.view(read_write);
         let (_, target, _) = self.visible(&state, view, key).map_err(|_| Error::KeyHandleInvalid)?;
         let (_, wrapper, _) =
