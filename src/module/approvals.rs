@@ -314,7 +314,7 @@ impl Module {
 
     /// The approvals recorded ahead on the token of session `h` that its login may see.
     pub fn approvals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<ApprovalRecord>> {
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         token.approvals()
     }
 

@@ -260,7 +260,7 @@ impl Module {
         undo: impl FnOnce(),
     ) -> Result<T> {
         let result = call();
-        let Ok((_, token)) = self.session_and_token(h) else {
+        let Ok(token) = self.token_of(h) else {
             return result;
         };
         match token.record(h, operation, key, mechanism, rv_of(&result)) {
@@ -283,7 +283,7 @@ impl Module {
         call: impl FnOnce() -> Result<CK_OBJECT_HANDLE>,
     ) -> Result<CK_OBJECT_HANDLE> {
         let result = call();
-        let Ok((_, token)) = self.session_and_token(h) else {
+        let Ok(token) = self.token_of(h) else {
             return result;
         };
         let key = result.as_ref().ok().copied();
@@ -332,7 +332,7 @@ impl Module {
 
     pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         // Described before, so that the record still names who logged out.
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         let context = token.audit_context(None);
         let result = self.logout_unrecorded(h);
         token.record_with(h, "logout", context, None, rv_of(&result))?;
@@ -367,7 +367,7 @@ impl Module {
 
     pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
         // The record names the object as it was, so it is described before it goes.
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         let context = token.audit_context(Some(object));
         let result = self.destroy_object_unrecorded(h, object);
         let operation = destroy_name(&context);
@@ -398,7 +398,7 @@ impl Module {
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let result = self.generate_key_unrecorded(h, mechanism, template);
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         let context = token.audit_context(result.as_ref().ok().copied());
         // A later version of a family of the hierarchy is its rotation.
         let operation = if context.key_version().is_some_and(|v| v > 1) { "rotate" } else { "generate" };
@@ -414,7 +414,7 @@ impl Module {
         private_template: &[Attribute],
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
         let result = self.generate_key_pair_unrecorded(h, mechanism, public_template, private_template);
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         let private = result.as_ref().ok().map(|(_, private)| *private);
         token.record(h, "generate_key_pair", private, Some(mechanism.kind), rv_of(&result))?;
         result
@@ -516,7 +516,7 @@ impl Module {
     /// before a colon may have been a PIN).
     fn approve_recorded(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
         let result = self.login_unrecorded(h, CKU_CONTEXT_SPECIFIC, pin);
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         let mut context = token.audit_context(None);
         let operation = match &result {
             Ok(()) => {
@@ -537,7 +537,7 @@ impl Module {
     /// cannot be armed is undone (fail closed).
     fn armed_login(&self, h: CK_SESSION_HANDLE, login: impl FnOnce() -> Result<()>) -> Result<()> {
         login()?;
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         token.arm_audit().inspect_err(|_| drop(self.logout_unrecorded(h)))
     }
 }
@@ -613,7 +613,7 @@ impl Module {
         request: &super::ApprovalRequest,
     ) -> Result<crate::store::ApprovalRecord> {
         let result = self.approve_ahead_unrecorded(h, request);
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         match &result {
             Ok(a) => token.record_approval(h, "approval_give", None, Some(a), cryptoki_sys::CKR_OK)?,
             Err(e) => {
@@ -630,7 +630,7 @@ impl Module {
     /// Revokes a pending approval (the SO any, an approver its own), audited.
     pub fn revoke_approval(&self, h: CK_SESSION_HANDLE, id: i64) -> Result<crate::store::ApprovalRecord> {
         let result = self.revoke_approval_unrecorded(h, id);
-        let (_, token) = self.session_and_token(h)?;
+        let token = self.token_of(h)?;
         token.record_approval(h, "approval_revoke", None, result.as_ref().ok(), rv_of(&result))?;
         result
     }
@@ -671,7 +671,7 @@ impl Module {
         kinds: &[cryptoki_sys::CK_ATTRIBUTE_TYPE],
     ) -> Result<Vec<crate::object::AttributeRead>> {
         let result = self.get_attributes_unrecorded(h, object, kinds);
-        let Ok((_, token)) = self.session_and_token(h) else {
+        let Ok(token) = self.token_of(h) else {
             return result;
         };
         if !token.config.audit {
@@ -801,7 +801,7 @@ impl Module {
         let result = call();
         let locked = super::token::take_pin_locked();
         if locked.is_some()
-            && let Ok((_, token)) = self.session_and_token(h)
+            && let Ok(token) = self.token_of(h)
         {
             token.record_pin_locked(h, locked)?;
         }

@@ -159,7 +159,7 @@ impl Module {
         if user_type != CKU_USER || name == b"user" {
             return self.login_unrecorded(handle, user_type, pin);
         }
-        let (_, token) = self.session_and_token(handle)?;
+        let token = self.token_of(handle)?;
         match std::str::from_utf8(name) {
             Ok(name) if token.has_principal(name)? => token.login_principal(name, pin),
             _ => Err(Error::PinIncorrect),
@@ -194,13 +194,13 @@ impl Module {
 
     /// The token's policy: version and canonical JSON document, if one was applied.
     pub fn policy(&self, handle: CK_SESSION_HANDLE) -> Result<Option<(u64, String)>> {
-        let (_, token) = self.session_and_token(handle)?;
+        let token = self.token_of(handle)?;
         token.policy()
     }
 
     /// The audit key of the token of session `handle`, if someone is logged in on it.
     pub fn audit_key(&self, handle: CK_SESSION_HANDLE) -> Result<crate::audit::AuditKey> {
-        let (_, token) = self.session_and_token(handle)?;
+        let token = self.token_of(handle)?;
         token.audit_key()
     }
 

@@ -240,6 +240,11 @@ impl Module {
         Ok((session.clone(), SessionToken(session)))
     }
 
+    /// The token of session `handle` (for the calls that need only that).
+    fn token_of(&self, handle: CK_SESSION_HANDLE) -> Result<SessionToken> {
+        self.session(handle).map(SessionToken)
+    }
+
     fn sessions_of(&self, slot: CK_SLOT_ID) -> Vec<Arc<Session>> {
         self.sessions.filter(|s| s.slot_id == slot)
     }
@@ -257,5 +262,51 @@ impl std::ops::Deref for SessionToken {
 
     fn deref(&self) -> &Token {
         &self.0.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn session(handle: CK_SESSION_HANDLE) -> Arc<Session> {
+        let dir = std::env::temp_dir().join(format!("ecm-hsm-memo-{}-{handle}", std::process::id()));
+        let config = Arc::new(Config::from_toml(dir.clone(), "", Path::new("test")).unwrap());
+        let token =
+            Token::open(0, dir.join("absent.sqlite"), config, Arc::new(RwLock::new(HandleTable::default())));
+        Arc::new(Session::new(handle, 0, false, Arc::new(token)))
+    }
+
+    #[test]
+    fn a_threads_memo_of_its_last_session_never_hands_out_a_closed_or_foreign_one() {
+        let table = SessionTable::default();
+        let one = session(1);
+        table.insert(one.clone());
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one), "from the memo");
+        // Closed while another call still holds it: refused from the memo too.
+        let in_flight = table.get(1).unwrap();
+        assert!(table.remove(1).is_some());
+        assert!(table.get(1).is_none());
+        drop(in_flight);
+        assert!(table.get(1).is_none());
+        // Closed by slot, the same.
+        let two = session(2);
+        table.insert(two.clone());
+        assert!(table.get(2).is_some());
+        assert_eq!(table.remove_where(|s| s.handle == 2).len(), 1);
+        assert!(table.get(2).is_none());
+        // Another table (a module initialized again) numbers its sessions from 1 too.
+        let again = SessionTable::default();
+        let other = session(3);
+        assert!(again.get(1).is_none());
+        table.insert(one.clone());
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
+        let renumbered = Arc::new(Session::new(1, 0, false, other.token.clone()));
+        again.insert(renumbered.clone());
+        assert!(Arc::ptr_eq(&again.get(1).unwrap(), &renumbered));
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
     }
 }

@@ -24,6 +24,9 @@ pub struct Session {
     /// The session's token, held here so that a call reaches it without the slot table.
     pub token: Arc<crate::module::token::Token>,
     pub operations: Mutex<Operations>,
+    /// Set when the session leaves its table (closed): a thread's memo of its last
+    /// session (`table.rs`) must not hand it out after that.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The operations a session may have in progress, one of each kind.
@@ -80,7 +83,14 @@ impl Session {
         read_write: bool,
         token: Arc<crate::module::token::Token>,
     ) -> Session {
-        Session { handle, slot_id, read_write, token, operations: Mutex::new(Operations::default()) }
+        Session {
+            handle,
+            slot_id,
+            read_write,
+            token,
+            operations: Mutex::new(Operations::default()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
