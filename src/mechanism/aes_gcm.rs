@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use std::sync::Arc;
 
 use super::prepared::PreparedKey;
+use super::secret_buffer::SecretBuffer;
 use super::{CipherOperation, GcmParams, KeyMaterial, SecretKey, rng};
 use crate::{Error, Result};
 
@@ -24,7 +25,9 @@ pub struct GcmOperation {
     iv: [u8; IV_LEN],
     aad: Vec<u8>,
     encrypt: bool,
-    buffered: Zeroizing<Vec<u8>>,
+    /// The input of a multi-part operation, kept until its final call (GCM cannot release
+    /// plaintext before the tag is checked).
+    buffered: SecretBuffer,
 }
 
 /// Builds an AES-GCM key of the size of `value`.
@@ -61,7 +64,7 @@ impl GcmOperation {
             iv,
             aad: params.aad.clone(),
             encrypt,
-            buffered: Zeroizing::new(Vec::new()),
+            buffered: SecretBuffer::new(),
         })
     }
 
@@ -152,8 +155,7 @@ impl CipherOperation for GcmOperation {
     }
 
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let input = std::mem::take(&mut *self.buffered);
-        let input = Zeroizing::new(input);
+        let input = self.buffered.take();
         self.run(&input)
     }
 
@@ -167,7 +169,7 @@ impl CipherOperation for GcmOperation {
     }
 
     fn finish_into(&mut self, out: &mut [u8]) -> Result<usize> {
-        let input = Zeroizing::new(std::mem::take(&mut *self.buffered));
+        let input = self.buffered.take();
         self.run_into(&input, out)
     }
 }

@@ -22,6 +22,7 @@ use aws_lc_rs::iv::FixedLength;
 use cryptoki_sys::{CK_MECHANISM_TYPE, CKK_AES, CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_CTR, CKM_AES_ECB};
 use zeroize::Zeroizing;
 
+use super::secret_buffer::SecretBuffer;
 use super::{CipherOperation, CtrParams, MechanismParams, SecretKey};
 use crate::{Error, Result};
 
@@ -163,7 +164,7 @@ struct BlockOperation {
     /// The chaining value: the IV, then the last ciphertext block (CBC only).
     chain: [u8; BLOCK_LEN],
     /// Input not processed yet: a partial block, or (decrypting CBC_PAD) the held-back block.
-    pending: Zeroizing<Vec<u8>>,
+    pending: SecretBuffer,
 }
 
 impl BlockOperation {
@@ -181,7 +182,7 @@ impl BlockOperation {
             (_, true) => Engine::Encrypt(EncryptingKey::cbc(unbound).map_err(|_| ENGINE_FAILED)?),
             (_, false) => Engine::Decrypt(DecryptingKey::cbc(unbound).map_err(|_| ENGINE_FAILED)?),
         };
-        Ok(BlockOperation { mode, engine, chain: iv, pending: Zeroizing::new(Vec::new()) })
+        Ok(BlockOperation { mode, engine, chain: iv, pending: SecretBuffer::new() })
     }
 
     fn encrypting(&self) -> bool {
@@ -272,17 +273,17 @@ impl CipherOperation for BlockOperation {
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut data = std::mem::take(&mut self.pending);
+        let mut data = self.pending.take();
         data.extend_from_slice(input);
         let ready = data.len() - self.held_back(data.len());
-        self.pending = Zeroizing::new(data[ready..].to_vec());
+        self.pending.extend_from_slice(&data[ready..]);
         data.truncate(ready);
         self.process(&mut data)?;
         Ok(data)
     }
 
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let mut data = std::mem::take(&mut self.pending);
+        let mut data = self.pending.take();
         match (self.mode, self.encrypting()) {
             (Mode::CbcPad, true) => {
                 let pad = BLOCK_LEN - data.len();

@@ -22,6 +22,7 @@ use cryptoki_sys::{
 use zeroize::Zeroizing;
 
 use super::aes_modes::{self, AesBlocks, BLOCK_LEN, ct, pkcs7_check};
+use super::secret_buffer::SecretBuffer;
 use super::{CipherOperation, MechanismParams, SecretKey};
 use crate::{Error, Result};
 
@@ -130,7 +131,7 @@ pub fn cipher(
     encrypt: bool,
 ) -> Result<Box<dyn CipherOperation>> {
     let wrapper = Wrapper::new(mechanism, params, key)?;
-    Ok(Box::new(WrapOperation { wrapper, encrypt, buffered: Zeroizing::new(Vec::new()) }))
+    Ok(Box::new(WrapOperation { wrapper, encrypt, buffered: SecretBuffer::new() }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,7 +346,7 @@ fn w_inverse(aes: &AesBlocks, wrapped: &[u8]) -> Result<([u8; SEMIBLOCK], Zeroiz
 struct WrapOperation {
     wrapper: Wrapper,
     encrypt: bool,
-    buffered: Zeroizing<Vec<u8>>,
+    buffered: SecretBuffer,
 }
 
 impl WrapOperation {
@@ -399,7 +400,7 @@ impl CipherOperation for WrapOperation {
     }
 
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let input = Zeroizing::new(std::mem::take(&mut *self.buffered));
+        let input = self.buffered.take();
         self.run(&input)
     }
 }

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod rng;
 pub mod rsa;
 pub mod seal;
+pub mod secret_buffer;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;
