@@ -328,8 +328,10 @@ pub unsafe fn output_out(result: Result<Output>, out: *mut u8, len: *mut CK_ULON
                 // capacity read from `*len`, and `out` is non-NULL then.
                 unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len()) };
             }
+            let n = bytes.len();
+            crate::mechanism::secret_buffer::discard(bytes);
             // SAFETY: forwarded contract.
-            unsafe { write(len, to_ulong(bytes.len())) }
+            unsafe { write(len, to_ulong(n)) }
         }
         Err(Error::BufferTooSmall { needed }) => {
             // SAFETY: forwarded contract.
