@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::record::{
-    LINK_LEN, Middle, Record, encode_head, encode_link, encode_tail, find_newline, link_line, segment_key,
+    Head, LINK_LEN, Middle, Record, encode_link, encode_tail, find_newline, link_line, segment_key,
 };
 use crate::abi::mapped_file::{self, Appender, Sealer};
 use crate::mechanism::mac;
@@ -54,6 +54,7 @@ pub struct Segment {
     seq: u64,
     sync: bool,
     buf: Vec<u8>,
+    head: Head,
     middle: Middle,
 }
 
@@ -94,6 +95,7 @@ impl Segment {
             seq: 0,
             sync,
             buf: Vec::with_capacity(1024),
+            head: Head::default(),
             middle: Middle::default(),
         };
         let linker = Linker {
@@ -131,7 +133,7 @@ impl Segment {
         let seq = self.seq + 1;
         let record = Record { segment: Some(self.number), ..*record };
         self.buf.clear();
-        encode_head(&mut self.buf, seq, &record);
+        self.head.encode(&mut self.buf, seq, &record);
         self.middle.encode(&mut self.buf, pid, &record);
         let auth = if authenticated { b'g' } else { b'h' };
         encode_tail(&mut self.buf, &record, auth);
