@@ -440,7 +440,8 @@ pub fn print(columns: &[Column], direct: &Column, t: &Timing, load_at_start: &st
         out,
         "- method: median of {} windows of {} ms (after a {} ms warm-up); key-pair generation \
          timed call by call; client: the `cryptoki` crate {} (length query + call, as it does); \
-         keys are session objects made by the module unless the row says otherwise",
+         keys are session objects made by the module unless the row says otherwise; the page \
+         cache is written back (`sync`) before each workload",
         t.windows,
         t.window.as_millis(),
         t.window.as_millis() / 4,

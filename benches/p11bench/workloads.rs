@@ -499,6 +499,7 @@ fn gcm_threads(f: &Fixture, id: &str, t: &Timing) {
 fn thread_rows(id: &str, make: impl Fn() -> Result<SendOp, String>, t: &Timing) {
     let run = |n: usize| -> Result<f64, String> {
         let ops = (0..n).map(|_| make()).collect::<Result<Vec<_>, _>>()?;
+        settle_disk();
         measure_threads(ops, t)
     };
     match run(1).and_then(|one| Ok((one, run(2)?))) {
@@ -553,9 +554,18 @@ pub fn run_child(phase: &str, engine: Engine, module: &Path, t: &Timing) {
     }
 }
 
+/// Writes the page cache back before a workload: an audited module's earlier rows leave
+/// gigabytes of audit records to write, and a row measured while the kernel writes them
+/// (throttling writers, its flusher on the same two cores) would measure that instead of
+/// itself, by where it stands in the list. Every module gets the same.
+fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 fn crypto(module: &Path, t: &Timing) -> Result<(), String> {
     let f = Fixture::open(module)?;
     for w in WORKLOADS {
+        settle_disk();
         let figure = if w.pace.skipped(t) {
             Figure::Skipped
         } else {
