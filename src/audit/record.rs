@@ -294,6 +294,34 @@ impl Head {
     }
 }
 
+/// The end of a writer's unlinked records (result, auth, the dashes of the link to come),
+/// kept while result and auth repeat: what [`encode_tail`] and `encode_link(…, None)`
+/// write. A record that closes a segment (with `end`) is encoded afresh.
+#[derive(Default)]
+pub struct Tail {
+    result: u64,
+    auth: u8,
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    pub fn encode_unlinked(&mut self, buf: &mut Vec<u8>, record: &Record<'_>, auth: u8) {
+        if record.end.is_some() {
+            encode_tail(buf, record, auth);
+            encode_link(buf, auth, None);
+            return;
+        }
+        if self.bytes.is_empty() || self.result != record.result || self.auth != auth {
+            self.bytes.clear();
+            encode_tail(&mut self.bytes, record, auth);
+            encode_link(&mut self.bytes, auth, None);
+            self.result = record.result;
+            self.auth = auth;
+        }
+        buf.extend_from_slice(&self.bytes);
+    }
+}
+
 /// Adds one to a number written in decimal digits.
 fn increment_decimal(digits: &mut Vec<u8>) {
     for d in digits.iter_mut().rev() {
@@ -820,6 +848,30 @@ mod tests {
             head.encode(&mut kept, seq, &r);
             encode_head(&mut fresh, seq, &r);
             assert_eq!(kept, fresh, "seq {seq}");
+        }
+    }
+
+    #[test]
+    fn a_kept_tail_writes_what_encode_tail_and_encode_link_write() {
+        let mut tail = Tail::default();
+        let mut r = Record::new("encrypt", 0);
+        for (result, auth, end) in [
+            (0, b'g', None),
+            (0, b'g', None),
+            (0x91, b'g', None),
+            (0x91, b'h', None),
+            (0, b'h', Some((4, [7; 32]))),
+        ]
+        .into_iter()
+        .chain([(0, b'g', None), (5, b'g', None), (0, b'g', None)])
+        {
+            r.result = result;
+            r.end = end;
+            let (mut kept, mut fresh) = (vec![], vec![]);
+            tail.encode_unlinked(&mut kept, &r, auth);
+            encode_tail(&mut fresh, &r, auth);
+            encode_link(&mut fresh, auth, None);
+            assert_eq!(kept, fresh, "result {result:#x}, auth {}, end {end:?}", auth as char);
         }
     }
 

@@ -18,9 +18,7 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::record::{
-    Head, LINK_LEN, Middle, Record, encode_link, encode_tail, find_newline, link_line, segment_key,
-};
+use super::record::{Head, LINK_LEN, Middle, Record, Tail, find_newline, link_line, segment_key};
 use crate::abi::mapped_file::{self, Appender, Sealer};
 use crate::mechanism::mac;
 use crate::{Error, Result};
@@ -56,6 +54,7 @@ pub struct Segment {
     buf: Vec<u8>,
     head: Head,
     middle: Middle,
+    tail: Tail,
 }
 
 /// The linking half of a segment.
@@ -97,6 +96,7 @@ impl Segment {
             buf: Vec::with_capacity(1024),
             head: Head::default(),
             middle: Middle::default(),
+            tail: Tail::default(),
         };
         let linker = Linker {
             sealer,
@@ -136,8 +136,7 @@ impl Segment {
         self.head.encode(&mut self.buf, seq, &record);
         self.middle.encode(&mut self.buf, pid, &record);
         let auth = if authenticated { b'g' } else { b'h' };
-        encode_tail(&mut self.buf, &record, auth);
-        encode_link(&mut self.buf, auth, None);
+        self.tail.encode_unlinked(&mut self.buf, &record, auth);
         let at = self
             .appender
             .append(&self.buf)
