@@ -236,7 +236,8 @@ impl Sealer {
 
     /// Lets go of the mapping's pages of data sealed long enough ago (the file keeps it, in
     /// the page cache and then on disk): a process that writes a gigabyte of records does
-    /// not keep a gigabyte mapped. Neither half touches those bytes again.
+    /// not keep a gigabyte mapped, nor a gigabyte waiting to be written. Neither half
+    /// touches those bytes again.
     pub fn release_sealed(&mut self) {
         let page = page_size();
         let end = self.sealed - self.sealed % page;
@@ -251,6 +252,24 @@ impl Sealer {
                 self.map.ptr.as_ptr().add(self.released).cast(),
                 end - self.released,
                 libc::MADV_DONTNEED,
+            );
+        }
+        // Starts writing those pages to the disk now, without waiting for it. Left to the
+        // kernel, a process recording a million operations a second dirties some 250 MB/s,
+        // and after a few seconds (~0.6-1 GB dirty here) the kernel throttles it to what it
+        // estimates the disk writes: the linking thread then sleeps while growing the file,
+        // and the writer waits for it. Measured (1 KiB AES-GCM, audited, 6M operations):
+        // without this, 0.57 us/op, then 0.74-0.79 us/op after 4.5M; with it, 0.59-0.62
+        // us/op throughout, dirty pages ~6 MB instead of 1.5 GB, and the records on the
+        // disk within moments rather than after the kernel's 30 s.
+        // SAFETY: a plain system call on the mapping's own file descriptor and a range of
+        // the file; it changes no byte.
+        unsafe {
+            libc::sync_file_range(
+                self.map.file.as_raw_fd(),
+                self.released as libc::off64_t,
+                (end - self.released) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
             );
         }
         self.released = end;
