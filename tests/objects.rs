@@ -940,6 +940,49 @@ isolated_test!(
 );
 
 isolated_test!(
+    fn searches_by_cka_id_find_token_objects_read_or_not_and_follow_changes() {
+        let (p, slot) = load_with_token();
+        let id = |n: u8| Attribute::Id(vec![0xc0, n]);
+        let one = {
+            let s = user_session(&p, slot);
+            let one = s.create_object(&with(aes(&KEY), &[Attribute::Token(true), id(1)])).unwrap();
+            s.create_object(&with(data("no id"), &[Attribute::Token(true)])).unwrap();
+            for n in 10..40 {
+                s.create_object(&with(aes(&KEY), &[Attribute::Token(true), id(n)])).unwrap();
+            }
+            seal_with(&s, one)
+        };
+        // A new module: the objects' rows are not read; a search by CKA_ID reads what it names.
+        reinitialize(&p);
+        let s = user_session(&p, slot);
+        let found = s.find_objects(&[id(1)]).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(seal_with(&s, found[0]), one, "the key behind it, secrets opened");
+        assert_eq!(s.find_objects(&[id(2)]).unwrap().len(), 0);
+        assert_eq!(s.find_objects(&[id(1), Attribute::Class(ObjectClass::SECRET_KEY)]).unwrap().len(), 1);
+        assert_eq!(s.find_objects(&[id(1), Attribute::Class(ObjectClass::DATA)]).unwrap().len(), 0);
+        assert_eq!(s.find_objects(&[id(25)]).unwrap().len(), 1);
+        // A changed CKA_ID is found by the new one only; session objects are found too.
+        s.update_attributes(found[0], &[id(2)]).unwrap();
+        assert_eq!(s.find_objects(&[id(1)]).unwrap().len(), 0);
+        assert_eq!(s.find_objects(&[id(2)]).unwrap(), found);
+        let session = s.create_object(&with(aes(&KEY), &[id(2)])).unwrap();
+        assert_eq!(s.find_objects(&[id(2)]).unwrap(), vec![found[0], session]);
+        // After a logout and login (objects forgotten and read again; the private session
+        // object gone with the logout, the private token key under a new handle), and once
+        // destroyed.
+        s.logout().unwrap();
+        s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+        let again = s.find_objects(&[id(2)]).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(seal_with(&s, again[0]), one);
+        s.destroy_object(again[0]).unwrap();
+        assert_eq!(s.find_objects(&[id(2)]).unwrap().len(), 0);
+        assert_eq!(all(&s).len(), 1 + 30, "the rest are all there");
+    }
+);
+
+isolated_test!(
     fn sensitive_and_extractable_change_one_way_only() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);

@@ -414,11 +414,16 @@ impl Token {
     /// stable order (token objects by id, then session objects by id).
     pub fn find(&self, read_write: bool, template: &[Attribute]) -> Result<Vec<CK_OBJECT_HANDLE>> {
         let mut state = self.ready_lazy()?;
-        // The objects the search looks at are read now if they were not: those with the
-        // label it names, or every one.
-        match template.iter().find(|a| a.kind == CKA_LABEL) {
-            Some(label) => {
-                let unread = state.objects.unloaded_with_label(&label.value);
+        // A search that names a label, or else a CKA_ID, looks only at the objects that have
+        // it (the cache's indexes); they are read now if they were not. Any other search
+        // reads every object.
+        let indexed = template
+            .iter()
+            .find(|a| a.kind == CKA_LABEL)
+            .or_else(|| template.iter().find(|a| super::object_cache::ObjectCache::indexes(a.kind)));
+        match indexed {
+            Some(named) => {
+                let unread = state.objects.unloaded_with(named.kind, &named.value);
                 if !unread.is_empty() {
                     self.load_ids(&mut state, &unread)?;
                 }
@@ -429,11 +434,10 @@ impl Token {
         let visible = |o: &Object| {
             view.access(o.is_token(), o.is_private()) != Access::None && state.sees(o) && o.matches(template)
         };
-        // A search by label looks only at the objects with that label.
-        let mut token_ids: Vec<i64> = match template.iter().find(|a| a.kind == CKA_LABEL) {
-            Some(label) => state
+        let mut token_ids: Vec<i64> = match indexed {
+            Some(named) => state
                 .objects
-                .ids_with_label(&label.value)
+                .ids_with(named.kind, &named.value)
                 .filter(|id| state.objects.get(id).is_some_and(|o| visible(o)))
                 .collect(),
             None => state.objects.iter().filter(|(_, o)| visible(o)).map(|(id, _)| *id).collect(),

@@ -687,9 +687,9 @@ impl Token {
         };
         state.policy = policy;
         state.policy_version = policy_version;
-        // Only ids and labels: rows are read as objects are used (`object_cache.rs`).
-        let labels = state.store.as_mut().ok_or(Error::Internal("no store"))?.object_labels()?;
-        state.objects = ObjectCache::from_labels(labels);
+        // Only ids, labels and CKA_IDs: rows are read as objects are used (`object_cache.rs`).
+        let names = state.store.as_mut().ok_or(Error::Internal("no store"))?.object_names()?;
+        state.objects = ObjectCache::from_names(names);
         state.loaded = Some(state.token_key.is_some());
         // Handles to objects that still exist stay valid, and their objects are read now:
         // `visible`, and the audit context, find an object by handle without the store.

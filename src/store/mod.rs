@@ -26,6 +26,17 @@ pub struct StoredObject {
     pub attributes: Vec<StoredAttribute>,
 }
 
+/// What identifies an object to a search, read without its other rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectNames {
+    /// The object's row id.
+    pub id: i64,
+    /// Its `CKA_LABEL` (empty if it has none).
+    pub label: Vec<u8>,
+    /// Its `CKA_ID`, if it has one.
+    pub cka_id: Option<Vec<u8>>,
+}
+
 /// The token key sealed under a key derived from one PIN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedTokenKey {
@@ -126,9 +137,9 @@ pub trait TokenStore: Send {
     /// True if another connection (another process) committed a change since the last call.
     fn changed_elsewhere(&mut self) -> Result<bool>;
     fn load_objects(&mut self) -> Result<Vec<StoredObject>>;
-    /// Every object's id and `CKA_LABEL` (empty if it has none), by id: what a cache needs
-    /// to know an object exists and find it by label without reading its other rows.
-    fn object_labels(&mut self) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// Every object's id, `CKA_LABEL` and `CKA_ID`, by id: what a cache needs to know an
+    /// object exists and find it by label or id without reading its other rows.
+    fn object_names(&mut self) -> Result<Vec<ObjectNames>>;
     /// The objects among `ids` that exist, in one read transaction.
     fn load_objects_by_id(&mut self, ids: &[i64]) -> Result<Vec<StoredObject>>;
     /// Every principal, by name.

@@ -10,8 +10,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 use super::schema;
 use super::{
-    ApprovalRecord, ApprovalsOf, PrincipalRecord, StoreWriter, StoredAttribute, StoredObject, TokenRecord,
-    TokenStore, WrappedTokenKey,
+    ApprovalRecord, ApprovalsOf, ObjectNames, PrincipalRecord, StoreWriter, StoredAttribute, StoredObject,
+    TokenRecord, TokenStore, WrappedTokenKey,
 };
 use crate::{Error, Result};
 
@@ -197,15 +197,22 @@ impl TokenStore for SqliteStore {
         Ok(objects)
     }
 
-    fn object_labels(&mut self) -> Result<Vec<(i64, Vec<u8>)>> {
-        // One seek per object into the attributes' primary key (object_id, kind), rather
-        // than reading every attribute row.
+    fn object_names(&mut self) -> Result<Vec<ObjectNames>> {
+        // Two seeks per object into the attributes' primary key (object_id, kind), rather
+        // than reading every attribute row. (Neither attribute is ever stored sealed.)
         let mut stmt = self.conn.prepare_cached(
-            "SELECT o.id, a.value FROM objects o
-             LEFT JOIN attributes a ON a.object_id = o.id AND a.kind = ?1 ORDER BY o.id",
+            "SELECT o.id, l.value, i.value FROM objects o
+             LEFT JOIN attributes l ON l.object_id = o.id AND l.kind = ?1
+             LEFT JOIN attributes i ON i.object_id = o.id AND i.kind = ?2 AND i.sealed = 0
+             ORDER BY o.id",
         )?;
-        let rows = stmt.query_map([cryptoki_sys::CKA_LABEL as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default()))
+        let kinds = [cryptoki_sys::CKA_LABEL as i64, cryptoki_sys::CKA_ID as i64];
+        let rows = stmt.query_map(kinds, |r| {
+            Ok(ObjectNames {
+                id: r.get(0)?,
+                label: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+                cka_id: r.get(2)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
