@@ -15,9 +15,11 @@
 //! - `audit-off` (ecm-hsm only): the AES-256-GCM 1 KiB workload again, in a fresh token
 //!   directory whose `ecm-hsm.toml` turns auditing off; the parent divides the `crypto`
 //!   figure (auditing on, the default) by it;
-//! - `objects`: create N token objects, find by label among them, peak RSS of that process;
+//! - `objects`: create N token objects, find by label and by `CKA_ID` among them, peak RSS of
+//!   that process;
 //! - `reopen` (several processes): a new process against that N-object store, timing
-//!   `C_Initialize`, then slots + open + login, then the first find, and its peak RSS.
+//!   `C_Initialize`, then slots + open + login, then the first find by label and by `CKA_ID`,
+//!   and its peak RSS.
 //!
 //! The aws-lc-rs ceiling runs the same workloads in a child of its own (engine `direct`).
 //! Children print `ROW`/`NOTE`/`INFO` lines (see `report.rs`); the parent gathers them into

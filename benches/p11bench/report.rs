@@ -253,10 +253,12 @@ fn rows(t: &Timing) -> Vec<Row> {
             Kind::Created { count: t.objects },
         ),
         row("objects-find", format!("find by label among {n} token objects"), Kind::Rate { bytes: 0 }),
+        row("objects-find-id", format!("find by CKA_ID among {n} token objects"), Kind::Rate { bytes: 0 }),
         row("objects-rss", format!("peak RSS (VmHWM) of the {n}-object run"), Kind::Mib),
         row("reopen-init", format!("new process: C_Initialize, {n}-object store"), Kind::Millis),
         row("reopen-login", "new process: then slots + open + login".into(), Kind::Millis),
         row("reopen-find", "new process: then first find by label".into(), Kind::Millis),
+        row("reopen-find-id", "new process: then first find by CKA_ID (another object)".into(), Kind::Millis),
         row("reopen-rss", "new process: peak RSS (VmHWM) after that".into(), Kind::Mib),
     ]);
     rows

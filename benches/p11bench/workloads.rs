@@ -618,8 +618,13 @@ fn object_label(i: usize) -> String {
     format!("obj-{i:06}")
 }
 
+/// The `CKA_ID` of object `i` (as applications set one per key, and look keys up by it).
+fn object_id(i: usize) -> Attribute {
+    Attribute::Id((i as u32).to_be_bytes().to_vec())
+}
+
 /// Creates `t.objects` token objects (AES-256 keys, one `C_GenerateKey` each), then finds one
-/// by its label among them; reports the peak RSS of the process.
+/// by its label, and one by its `CKA_ID`, among them; reports the peak RSS of the process.
 fn objects(module: &Path, t: &Timing) -> Result<(), String> {
     report::info("rss-baseline", &format!("{:.1}", p11::peak_rss_mib()));
     let p11 = p11::load(module)?;
@@ -627,7 +632,9 @@ fn objects(module: &Path, t: &Timing) -> Result<(), String> {
     let s = p11::user_session(&p11, slot)?;
     let start = Instant::now();
     for i in 0..t.objects {
-        if let Err(e) = s.generate_key(&Mechanism::AesKeyGen, &aes_template(true, false, &object_label(i))) {
+        let mut template = aes_template(true, false, &object_label(i));
+        template.push(object_id(i));
+        if let Err(e) = s.generate_key(&Mechanism::AesKeyGen, &template) {
             report::emit("objects-create", &Figure::Failed(format!("object {i}: {}", ckr(e))));
             return Ok(());
         }
@@ -639,12 +646,19 @@ fn objects(module: &Path, t: &Timing) -> Result<(), String> {
         n => Err(format!("found {n} objects")),
     });
     report::emit("objects-find", &measure(&mut find, t, Pace::Windows));
+    let template = [object_id(t.objects / 2)];
+    let mut find = Bench::new(|| match s.find_objects(&template).map_err(ckr)?.len() {
+        1 => Ok(()),
+        n => Err(format!("found {n} objects")),
+    });
+    report::emit("objects-find-id", &measure(&mut find, t, Pace::Windows));
     report::emit("objects-rss", &Figure::Mib(p11::peak_rss_mib()));
     Ok(())
 }
 
 /// A new process against the store `objects` left: `C_Initialize`, then slots + open +
-/// login, then the first find by label, each timed once.
+/// login, then the first find by label, then the first by `CKA_ID` (of another object),
+/// each timed once.
 fn reopen(module: &Path, t: &Timing) -> Result<(), String> {
     let ms = |start: Instant| Figure::Millis(start.elapsed().as_secs_f64() * 1e3);
     let p11 = Pkcs11::new(module).map_err(|e| e.to_string())?;
@@ -662,6 +676,12 @@ fn reopen(module: &Path, t: &Timing) -> Result<(), String> {
     let found = s.find_objects(&[Attribute::Label(object_label(t.objects / 2).into_bytes())]).map_err(ckr)?;
     report::emit(
         "reopen-find",
+        &if found.len() == 1 { ms(start) } else { Figure::Failed(format!("found {}", found.len())) },
+    );
+    let start = Instant::now();
+    let found = s.find_objects(&[object_id(t.objects / 3)]).map_err(ckr)?;
+    report::emit(
+        "reopen-find-id",
         &if found.len() == 1 { ms(start) } else { Figure::Failed(format!("found {}", found.len())) },
     );
     report::emit("reopen-rss", &Figure::Mib(p11::peak_rss_mib()));
