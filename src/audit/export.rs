@@ -58,17 +58,15 @@ pub fn export_reader(
     format: Format,
     out: &mut dyn Write,
 ) -> io::Result<u64> {
-    write_header(format, out)?;
-    let mut written = 0u64;
-    let mut records = RecordReader::new(reader, false);
-    while let Some((line, entry)) = records.next_record()? {
-        if filter.matches(&entry) {
-            write_record(format, out, &line, &entry)?;
-            written += 1;
+    write_all(format, out, |each| {
+        let mut records = RecordReader::new(reader, false);
+        while let Some((line, entry)) = records.next_record()? {
+            if filter.matches(&entry) {
+                each(&line, &entry)?;
+            }
         }
-    }
-    out.flush()?;
-    Ok(written)
+        Ok(())
+    })
 }
 
 /// As [`export`], for a whole trail (`super::trail`): the register's records and every
@@ -80,9 +78,19 @@ pub fn export_trail(
     format: Format,
     out: &mut dyn Write,
 ) -> io::Result<u64> {
+    write_all(format, out, |each| merge_trail(register, &|entry| filter.matches(entry), each))
+}
+
+/// The header, then every record `records` hands to the writer it is given, then a flush;
+/// how many records.
+fn write_all(
+    format: Format,
+    out: &mut dyn Write,
+    records: impl FnOnce(&mut dyn FnMut(&[u8], &Entry) -> io::Result<()>) -> io::Result<()>,
+) -> io::Result<u64> {
     write_header(format, out)?;
     let mut written = 0u64;
-    merge_trail(register, &|entry| filter.matches(entry), &mut |line, entry| {
+    records(&mut |line, entry| {
         write_record(format, out, line, entry)?;
         written += 1;
         Ok(())

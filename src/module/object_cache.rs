@@ -35,23 +35,24 @@ impl Names {
     }
 }
 
-type Index_ = HashMap<Vec<u8>, BTreeSet<i64>>;
+/// Object ids by a name (a label, a `CKA_ID`).
+type NameIndex = HashMap<Vec<u8>, BTreeSet<i64>>;
 
 #[derive(Default)]
 pub struct ObjectCache {
     objects: NumberMap<i64, Arc<Object>>,
     /// Objects in the store whose rows are not read yet, with what identifies them.
     unloaded: NumberMap<i64, Names>,
-    by_label: Index_,
+    by_label: NameIndex,
     /// Objects that have a `CKA_ID`, by it.
-    by_cka_id: Index_,
+    by_cka_id: NameIndex,
 }
 
-fn index(index: &mut Index_, key: &[u8], id: i64) {
+fn index(index: &mut NameIndex, key: &[u8], id: i64) {
     index.entry(key.to_vec()).or_default().insert(id);
 }
 
-fn unindex(index: &mut Index_, key: &[u8], id: i64) {
+fn unindex(index: &mut NameIndex, key: &[u8], id: i64) {
     if let Some(ids) = index.get_mut(key) {
         ids.remove(&id);
         if ids.is_empty() {

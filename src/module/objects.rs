@@ -1,7 +1,6 @@
 //! Object management on a token (spec chapter 5.7): create, copy, destroy, read and change
 //! attributes, search; session objects and token objects behind one set of handles.
 
-use crate::object::Values;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -10,12 +9,13 @@ use zeroize::Zeroizing;
 
 use super::approvals;
 use super::handles::ObjectRef;
+use super::object_cache::ObjectCache;
 use super::token::{PinOwner, SessionObject, Token, TokenKey, TokenState};
 use crate::hierarchy;
 use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Change, Origin};
-use crate::object::{Attribute, AttributeRead, Object};
+use crate::object::{Attribute, AttributeRead, Object, Values};
 use crate::policy::approval_ahead::ManagementOp;
 use crate::policy::{Access, Decision, Operation, PendingApproval, SessionView};
 use crate::store::{ApprovalRecord, StoredAttribute, StoredObject};
@@ -420,7 +420,7 @@ impl Token {
         let indexed = template
             .iter()
             .find(|a| a.kind == CKA_LABEL)
-            .or_else(|| template.iter().find(|a| super::object_cache::ObjectCache::indexes(a.kind)));
+            .or_else(|| template.iter().find(|a| ObjectCache::indexes(a.kind)));
         match indexed {
             Some(named) => {
                 let unread = state.objects.unloaded_with(named.kind, &named.value);

@@ -4,13 +4,12 @@
 //! `C_DeriveKey`); [`changed_object`] serves `C_SetAttributeValue` and `C_CopyObject`. Each
 //! returns a new object or an error, never a half-changed one.
 
-use crate::object::Values;
-
 use cryptoki_sys::*;
 
 use super::attribute::{Attribute, decode_bool, decode_ulong, encode_ulong};
 use super::instance::Object;
 use super::rules::*;
+use super::values::Values;
 use crate::mechanism::rng;
 use crate::{Error, Result};
 
