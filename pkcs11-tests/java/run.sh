@@ -2,8 +2,8 @@
 # Java SunPKCS11 interoperability: the JCA checks of Interop.java (run as a single-file source
 # program), then the JDK's own tools on the same token: keytool makes EC and RSA key pairs
 # with self-signed certificates, jarsigner signs a jar with each and verifies it without the
-# token, pkcs11-tool sees what Java stored, a wrong PIN changes nothing, and the audit trail
-# of it all verifies.
+# token, JSSE serves TLS 1.3 and 1.2 with each key (Tls.java), pkcs11-tool sees what Java
+# stored, a wrong PIN changes nothing, and the audit trail of it all verifies.
 #
 #   pkcs11-tests/java/run.sh [MODULE]
 #
@@ -58,9 +58,12 @@ EOF
 sed -i 's/^name = ecm$/name = ecm-derive/' "$DERIVE_CONFIG"
 
 # keytool and jarsigner load the provider the same way; the store password is the user PIN.
+# -providerName makes keytool generate key pairs and sign with the token's provider (by
+# default the JDK's software providers come first: the key would be made in software and
+# imported).
 store_args() {
     printf '%s\n' -keystore NONE -storetype PKCS11 -addprovider SunPKCS11 \
-        -providerArg "$CONFIG" -storepass "$1"
+        -providerArg "$CONFIG" -providerName SunPKCS11-ecm -storepass "$1"
 }
 keytool_p11() {
     local pin=$1
@@ -106,6 +109,16 @@ t_keytool_genkeypair() {
         lacks "java-temporary"
 }
 
+# private_key_block ID: the lines of the private key with that CKA_ID in $OUT (pkcs11-tool
+# --list-objects), from its header to the next object's.
+private_key_block() {
+    awk -v id="$1" '
+        /^[A-Za-z].* Object/ { if (key && match_id) printf "%s", block; key = /^Private Key Object/; match_id = 0; block = "" }
+        key { block = block $0 "\n" }
+        key && $1 == "ID:" && $2 == id { match_id = 1 }
+        END { if (key && match_id) printf "%s", block }' <<<"$OUT"
+}
+
 # Each certificate keytool stored is paired with its private key by CKA_ID (what SunPKCS11's
 # KeyStore sets), and pkcs11-tool reads the same pairing.
 t_pairs_seen_by_pkcs11_tool() {
@@ -117,11 +130,13 @@ t_pairs_seen_by_pkcs11_tool() {
             echo "FAIL: no certificate labelled $alias"
             return 1
         }
-        awk -v i="$id" '/^Private Key Object/{k=1} k&&/ID:/{if($2==i) f=1; k=0} END{exit !f}' <<<"$OUT" || {
-            echo "FAIL: no private key with the CKA_ID $id of certificate $alias"
+        # Generated on the token, the key has CKA_LOCAL (pkcs11-tool's "local"): keytool did
+        # not make it in software and import it.
+        private_key_block "$id" | grep -q '^ *Access:.*local' || {
+            echo "FAIL: no private key generated on the token with the CKA_ID $id of certificate $alias"
             return 1
         }
-        echo "$alias: certificate and private key share CKA_ID $id"
+        echo "$alias: certificate and private key (local) share CKA_ID $id"
     done
 }
 
@@ -139,6 +154,13 @@ t_jarsigner() {
     done
 }
 
+# Tls.java: a JSSE server whose key is on the token, a client trusting only its certificate.
+t_tls() {
+    local alias=$1 protocol=$2 suite=$3
+    x java "$HERE/Tls.java" "$CONFIG" "$USER_PIN" "$alias" "$protocol" && rc_is 0 &&
+        has "handshake: $protocol $suite"
+}
+
 t_wrong_pin() {
     x keytool_p11 wrong-pin-0 -list && rc_nonzero || return 1
     x p11u --list-slots && rc_is 0 && lacks "PIN locked" || return 1
@@ -150,9 +172,22 @@ t_java_key_seen() {
         lacks "java-temporary"
 }
 
+# The export's operations and mechanisms (CSV columns 7 and 11) include what the steps above
+# did on the token: key pairs generated (RSA 0x0, EC 0x1040), RSA-PSS (0xd, TLS 1.3) and ECDSA
+# (0x1044) signatures, an ECDH derivation (0x1050).
 t_audit() {
-    x env ECM_HSM_PIN="$USER_PIN" "$CLI" audit verify && rc_is 0 || return 1
-    x "$CLI" audit export --format csv && rc_is 0 && has ",sign," && has ",generate," && has ",derive,"
+    local done want
+    x env ECM_HSM_PIN="$USER_PIN" "$CLI" audit verify && rc_is 0 && has "chain intact" || return 1
+    xo "$WORK/audit.csv" "$CLI" audit export --format csv && rc_is 0 || return 1
+    done=$(awk -F, 'NR > 1 && $12 == "0x00000000" { print $7 " " $11 }' "$WORK/audit.csv" | sort -u)
+    for want in "generate_key_pair 0x00000000" "generate_key_pair 0x00001040" \
+        "sign 0x0000000d" "sign 0x00001044" "derive 0x00001050"; do
+        grep -qxF "$want" <<<"$done" || {
+            echo "FAIL: no successful '$want' record in the export; it has:"
+            sed 's/^/      /' <<<"$done"
+            return 1
+        }
+    done
 }
 
 step "token initialized with pkcs11-tool" t_init
@@ -164,8 +199,12 @@ if ! have java || ! have keytool || ! have jarsigner || ! have jar; then
 fi
 run_interop
 step "keytool -genkeypair (EC P-256, RSA-2048, self-signed certificates) and -list" t_keytool_genkeypair
-step "pkcs11-tool: each certificate has its private key's CKA_ID" t_pairs_seen_by_pkcs11_tool
+step "pkcs11-tool: each certificate has its private key's CKA_ID; the keys were made on the token" t_pairs_seen_by_pkcs11_tool
 step "jarsigner signs with each token key; the JDK verifies the jars without the token" t_jarsigner
+step "TLS 1.3 on loopback, JSSE server key on the token (EC P-256)" t_tls java-ec TLSv1.3 TLS_AES_
+step "TLS 1.3 on loopback, JSSE server key on the token (RSA-2048, RSA-PSS)" t_tls java-rsa TLSv1.3 TLS_AES_
+step "TLS 1.2 on loopback, JSSE server key on the token (ECDHE-ECDSA)" t_tls java-ec TLSv1.2 TLS_ECDHE_ECDSA_
+step "TLS 1.2 on loopback, JSSE server key on the token (ECDHE-RSA)" t_tls java-rsa TLSv1.2 TLS_ECDHE_RSA_
 step "a wrong PIN given to keytool is refused and changes nothing" t_wrong_pin
 step "pkcs11-tool finds the secret key Java stored (java-kept), not the one it deleted" t_java_key_seen
 step "the audit trail of the Java clients verifies (ecm-hsm audit verify, export)" t_audit
