@@ -21,11 +21,13 @@ import java.security.KeyPair;
 import java.security.KeyPairGenerator;
 import java.security.KeyStore;
 import java.security.MessageDigest;
+import java.security.PrivateKey;
 import java.security.Provider;
 import java.security.PublicKey;
 import java.security.SecureRandom;
 import java.security.Security;
 import java.security.Signature;
+import java.security.spec.AlgorithmParameterSpec;
 import java.security.spec.ECGenParameterSpec;
 import java.security.spec.MGF1ParameterSpec;
 import java.security.spec.PSSParameterSpec;
@@ -87,6 +89,30 @@ public class Interop {
     /** The public key as Java's software providers read it (from its X.509 encoding). */
     static PublicKey soft(PublicKey key, String algorithm) throws GeneralSecurityException {
         return KeyFactory.getInstance(algorithm).generatePublic(new X509EncodedKeySpec(key.getEncoded()));
+    }
+
+    /** `data` signed with the token's `key` by `algorithm` (with `params`, if any). */
+    static byte[] sign(Provider p, String algorithm, AlgorithmParameterSpec params, PrivateKey key, byte[] data)
+            throws GeneralSecurityException {
+        Signature s = Signature.getInstance(algorithm, p);
+        if (params != null) {
+            s.setParameter(params);
+        }
+        s.initSign(key);
+        s.update(data);
+        return s.sign();
+    }
+
+    /** Whether the JDK's software `provider` accepts `sig` over `data`. */
+    static boolean verifies(String provider, String algorithm, AlgorithmParameterSpec params, PublicKey key,
+            byte[] data, byte[] sig) throws GeneralSecurityException {
+        Signature v = Signature.getInstance(algorithm, provider);
+        if (params != null) {
+            v.setParameter(params);
+        }
+        v.initVerify(key);
+        v.update(data);
+        return v.verify(sig);
     }
 
     static byte[] gcm(int mode, Provider p, Key key, byte[] iv, byte[] input) throws GeneralSecurityException {
@@ -165,29 +191,16 @@ public class Interop {
             require(pair.getPrivate().getEncoded() == null, "the private key's value was readable");
             PublicKey pub = soft(pair.getPublic(), "RSA");
 
-            Signature s = Signature.getInstance("SHA256withRSA", p);
-            s.initSign(pair.getPrivate());
-            s.update(message);
-            byte[] sig = s.sign();
-            Signature v = Signature.getInstance("SHA256withRSA", "SunRsaSign");
-            v.initVerify(pub);
-            v.update(message);
-            require(v.verify(sig), "SunRsaSign rejects the token's PKCS#1 v1.5 signature");
-            v.initVerify(pub);
-            v.update("another message".getBytes());
-            require(!v.verify(sig), "the signature verifies for another message");
+            byte[] sig = sign(p, "SHA256withRSA", null, pair.getPrivate(), message);
+            require(verifies("SunRsaSign", "SHA256withRSA", null, pub, message, sig),
+                    "SunRsaSign rejects the token's PKCS#1 v1.5 signature");
+            require(!verifies("SunRsaSign", "SHA256withRSA", null, pub, "another message".getBytes(), sig),
+                    "the signature verifies for another message");
 
             PSSParameterSpec pss = new PSSParameterSpec("SHA-256", "MGF1", MGF1ParameterSpec.SHA256, 32, 1);
-            Signature ps = Signature.getInstance("RSASSA-PSS", p);
-            ps.setParameter(pss);
-            ps.initSign(pair.getPrivate());
-            ps.update(message);
-            byte[] psig = ps.sign();
-            Signature pv = Signature.getInstance("RSASSA-PSS", "SunRsaSign");
-            pv.setParameter(pss);
-            pv.initVerify(pub);
-            pv.update(message);
-            require(pv.verify(psig), "SunRsaSign rejects the token's PSS signature");
+            byte[] psig = sign(p, "RSASSA-PSS", pss, pair.getPrivate(), message);
+            require(verifies("SunRsaSign", "RSASSA-PSS", pss, pub, message, psig),
+                    "SunRsaSign rejects the token's PSS signature");
 
             Cipher enc = Cipher.getInstance("RSA/ECB/PKCS1Padding", "SunJCE");
             enc.init(Cipher.ENCRYPT_MODE, pub);
@@ -201,14 +214,9 @@ public class Interop {
             KeyPairGenerator g = KeyPairGenerator.getInstance("EC", p);
             g.initialize(new ECGenParameterSpec("secp256r1"));
             KeyPair pair = g.generateKeyPair();
-            Signature s = Signature.getInstance("SHA256withECDSA", p);
-            s.initSign(pair.getPrivate());
-            s.update(message);
-            byte[] sig = s.sign();
-            Signature v = Signature.getInstance("SHA256withECDSA", "SunEC");
-            v.initVerify(soft(pair.getPublic(), "EC"));
-            v.update(message);
-            require(v.verify(sig), "SunEC rejects the token's signature");
+            byte[] sig = sign(p, "SHA256withECDSA", null, pair.getPrivate(), message);
+            require(verifies("SunEC", "SHA256withECDSA", null, soft(pair.getPublic(), "EC"), message, sig),
+                    "SunEC rejects the token's signature");
         });
 
         check("ECDH: refused without CKA_DERIVE (CKR_KEY_FUNCTION_NOT_PERMITTED), agreed with SunEC with it", () -> {
