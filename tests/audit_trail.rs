@@ -329,3 +329,77 @@ fn an_export_merges_many_segments_in_time_order_opening_only_those_it_reaches() 
     let filter = Filter { operation: Some("decrypt".into()), ..Filter::default() };
     assert_eq!(audit::export_trail(&path, &filter, Format::Jsonl, &mut out).unwrap(), 150);
 }
+
+#[test]
+fn repeated_operations_are_stored_as_short_repeats_and_read_back_whole() {
+    let dir = Dir(fresh_dir("trail-repeats"));
+    let path = dir.0.join("token-0.audit");
+    let log = AuditLog::open_with(&path, inline()).unwrap();
+    log.set_key(Some(key()));
+    let ops: Vec<&str> =
+        ["login"].into_iter().chain(["encrypt"; 40]).chain(["decrypt"; 10]).chain(["encrypt"; 5]).collect();
+    for op in &ops {
+        log.append(&record(op)).unwrap();
+    }
+    // Stored: each change of operation in full, the records after it as repeats of it.
+    let stored = lines(&segment(&path, 1));
+    let repeats: Vec<&String> = stored.iter().filter(|l| l.contains("\"as\":")).collect();
+    assert_eq!(repeats.len(), 39 + 9 + 4);
+    assert!(stored[2].contains("\"as\":2,") && stored[42].contains("\"as\":42,"), "{}", stored[42]);
+    let full_len = stored[1].len();
+    assert!(
+        repeats.iter().all(|l| !l.contains("principal") && l.len() * 10 < full_len * 7),
+        "{}",
+        repeats[0]
+    );
+    let report = verify(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, ops.len() as u64 + 1);
+
+    // Exported, every record stands whole (no `as`), as if written in full.
+    let mut out = Vec::new();
+    audit::export_trail(&path, &Filter::default(), Format::Jsonl, &mut out).unwrap();
+    let exported: Vec<serde_json::Value> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let calls: Vec<&serde_json::Value> =
+        exported.iter().filter(|e| e["operation"] != "segment_open").collect();
+    assert_eq!(calls.iter().map(|e| e["operation"].as_str().unwrap()).collect::<Vec<_>>(), ops);
+    for e in &calls {
+        assert!(e.get("as").is_none(), "{e}");
+        assert_eq!(
+            (e["principal"].as_str(), e["key_label"].as_str()),
+            (Some("user"), Some("dek-acme-v1")),
+            "{e}"
+        );
+        assert_eq!(e["pid"].as_u64(), Some(u64::from(std::process::id())));
+    }
+    let mut csv = Vec::new();
+    let filter = Filter { operation: Some("encrypt".into()), ..Filter::default() };
+    assert_eq!(audit::export_trail(&path, &filter, Format::Csv, &mut csv).unwrap(), 45);
+    assert!(
+        String::from_utf8(csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .all(|l| l.contains(",user,") && l.contains(",encrypt,"))
+    );
+
+    // A repeat made to name another record is refused as malformed; the record a repeat
+    // names, edited, fails its MAC (and so would every repeat of it, were they checked).
+    let mut renamed = stored.clone();
+    renamed[2] = renamed[2].replace("\"as\":2,", "\"as\":1,");
+    let mut edited = stored.clone();
+    edited[1] = edited[1].replace("\"operation\":\"encrypt\"", "\"operation\":\"decrypt\"");
+    for (lines_now, line, malformed) in [(renamed, 3, true), (edited, 2, false)] {
+        write_lines(&segment(&path, 1), &lines_now);
+        let (file, kind) = problem(&verify(&path));
+        assert_eq!(file, "token-0.audit.d/segment-1.jsonl");
+        let TrailProblemKind::Record(p) = kind else { panic!("{kind:?}") };
+        assert_eq!(p.line, line, "{p:?}");
+        assert_eq!(matches!(p.kind, ProblemKind::Malformed(_)), malformed, "{p:?}");
+        assert_eq!(matches!(p.kind, ProblemKind::BadMac), !malformed, "{p:?}");
+    }
+    write_lines(&segment(&path, 1), &stored);
+    assert!(verify(&path).is_intact());
+    drop(log);
+}

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 use super::merge::{RecordReader, merge_trail};
-use super::record::Entry;
+use super::record::{self, Entry};
 use crate::policy::document::glob;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,11 @@ fn write_header(format: Format, out: &mut dyn Write) -> io::Result<()> {
 
 fn write_record(format: Format, out: &mut dyn Write, line: &[u8], entry: &Entry) -> io::Result<()> {
     match format {
+        // A repeat record is written whole: every exported line stands alone.
+        Format::Jsonl if entry.repeats.is_some() => {
+            out.write_all(&record::expanded_line(entry))?;
+            out.write_all(b"\n")
+        }
         Format::Jsonl => {
             out.write_all(line)?;
             out.write_all(b"\n")

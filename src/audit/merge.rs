@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::record::{Entry, parse_line};
+use super::record::{Entry, LineParser};
 use super::segment;
 use super::trail::segment_dir;
 use super::verify::MAX_LINE;
@@ -29,13 +29,14 @@ use super::verify::MAX_LINE;
 pub struct RecordReader<R> {
     reader: R,
     padded: bool,
+    parser: LineParser,
     number: u64,
     done: bool,
 }
 
 impl<R: BufRead> RecordReader<R> {
     pub fn new(reader: R, padded: bool) -> RecordReader<R> {
-        RecordReader { reader, padded, number: 0, done: false }
+        RecordReader { reader, padded, parser: LineParser::new(padded), number: 0, done: false }
     }
 
     pub fn next_record(&mut self) -> io::Result<Option<(Vec<u8>, Entry)>> {
@@ -53,7 +54,9 @@ impl<R: BufRead> RecordReader<R> {
             return Ok(None);
         }
         let number = self.number;
-        let entry = parse_line(&line)
+        let entry = self
+            .parser
+            .parse(&line)
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, format!("line {number}: {why}")))?
             .entry;
         Ok(Some((line, entry)))

@@ -134,17 +134,20 @@ impl Segment {
         let record = Record { segment: Some(self.number), ..*record };
         self.buf.clear();
         self.head.encode(&mut self.buf, seq, &record);
-        self.middle.encode(&mut self.buf, pid, &record);
+        self.middle.encode(&mut self.buf, seq, pid, &record);
         let auth = if authenticated { b'g' } else { b'h' };
         self.tail.encode_unlinked(&mut self.buf, &record, auth);
         let at = self
             .appender
             .append(&self.buf)
             .map_err(|e| Error::Device(format!("audit segment {}: {e}", self.number)))?;
+        // The line is in the file from here on, whether or not the flush below succeeds: the
+        // next record must follow it.
+        self.middle.written(seq);
+        self.seq = seq;
         if self.sync {
             self.appender.sync(at, self.buf.len())?;
         }
-        self.seq = seq;
         Ok(seq)
     }
 
@@ -216,7 +219,7 @@ impl Linker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::record::parse_line;
+    use crate::audit::record::LineParser;
 
     #[test]
     fn names_and_numbers() {
@@ -257,16 +260,24 @@ mod tests {
         let path = segment.path().to_path_buf();
         let written = records(&path);
         assert_eq!(written.len(), 400);
-        assert!(written.iter().all(|l| parse_line(l).unwrap().link.is_none()));
+        let mut parser = LineParser::new(true);
+        assert!(written.iter().all(|l| parser.parse(l).unwrap().link.is_none()));
         assert!(written[0].starts_with(b"{\"seq\":1,\"segment\":3,"));
+        // The same operation again: the first in full, the rest repeats of it.
+        assert!(written[0].windows(10).any(|w| w == b"\"operation"));
+        for line in &written[1..] {
+            let text = String::from_utf8_lossy(line);
+            assert!(text.contains("\"as\":1,") && line.len() < 150, "{text}");
+        }
         assert_eq!(linker.link_pending().unwrap(), 400);
         assert_eq!(linker.link_pending().unwrap(), 0);
         let linked = records(&path);
         // Each link follows the one before, from the opening record's.
         let key = segment_key(&[1; 32], &[9; LINK_LEN]);
         let mut prev = [9; LINK_LEN];
+        let mut parser = LineParser::new(true);
         for line in &linked {
-            let parsed = parse_line(line).unwrap();
+            let parsed = parser.parse(line).unwrap();
             let chained = [&prev[..], parsed.covered].concat();
             let expected = match parsed.entry.auth.as_str() {
                 "g" => crate::audit::record::gmac_link(&key, parsed.entry.seq, &chained),

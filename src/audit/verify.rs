@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::AuditKey;
-use super::record::{self, Entry, LINK_LEN, decode_hex, hex, parse_line};
+use super::record::{self, Entry, LINK_LEN, LineParser, decode_hex, hex};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -205,6 +205,8 @@ pub fn verify_chain(
     let mut prev = chain.start;
     // A segment's key for its `g` links, derived at its first `g` record.
     let mut segment_key = None;
+    // Repeat records are a segment's (the writer's `Middle`), never the register's.
+    let mut parser = LineParser::new(chain.padded);
     let mut line = Vec::with_capacity(1024);
     let mut covered = Vec::with_capacity(1024);
     let mut number = 0u64;
@@ -238,7 +240,7 @@ pub fn verify_chain(
             break;
         }
         line.pop();
-        let parsed = match parse_line(&line) {
+        let parsed = match parser.parse(&line) {
             Ok(p) => p,
             Err(why) => {
                 report.problem = problem(ProblemKind::Malformed(why));
