@@ -206,8 +206,9 @@ struct Stored {
     link: String,
 }
 
-/// The middle fields of a record written in full: what a repeat of it takes.
-#[derive(Clone)]
+/// The middle fields of a record written in full: what a repeat of it takes (for a reader),
+/// what the next record is compared with (for a writer, [`Middle`]).
+#[derive(Clone, Default)]
 struct MiddleFields {
     principal: String,
     pid: u32,
@@ -591,14 +592,8 @@ pub struct Middle {
     /// A record being written with `bytes` in full, until [`Middle::written`] confirms it.
     pending: u64,
     described_as: Option<u64>,
-    pid: u32,
-    principal: String,
-    session: u64,
-    operation: String,
-    key_uid: Option<String>,
-    key_label: Option<String>,
-    key_version: Option<u32>,
-    mechanism: Option<u64>,
+    /// What `bytes` was encoded from.
+    kept: MiddleFields,
     valid: bool,
 }
 
@@ -611,30 +606,30 @@ impl Middle {
         let same_names = match (self.described_as, record.described_as) {
             (Some(kept), Some(now)) => kept == now,
             _ => {
-                self.principal == record.principal
-                    && self.key_uid.as_deref() == record.key_uid
-                    && self.key_label.as_deref() == record.key_label
-                    && self.key_version == record.key_version
+                self.kept.principal == record.principal
+                    && self.kept.key_uid.as_deref() == record.key_uid
+                    && self.kept.key_label.as_deref() == record.key_label
+                    && self.kept.key_version == record.key_version
             }
         };
         let same = self.valid
-            && self.pid == pid
-            && self.session == record.session
-            && self.mechanism == record.mechanism
-            && self.operation == record.operation
+            && self.kept.pid == pid
+            && self.kept.session == record.session
+            && self.kept.mechanism == record.mechanism
+            && self.kept.operation == record.operation
             && same_names;
         if !same {
             self.bytes.clear();
             encode_middle(&mut self.bytes, pid, record);
             self.described_as = record.described_as;
-            self.pid = pid;
-            self.session = record.session;
-            self.key_version = record.key_version;
-            self.mechanism = record.mechanism;
-            replace(&mut self.operation, record.operation);
-            replace(&mut self.principal, record.principal);
-            replace_opt(&mut self.key_uid, record.key_uid);
-            replace_opt(&mut self.key_label, record.key_label);
+            self.kept.pid = pid;
+            self.kept.session = record.session;
+            self.kept.key_version = record.key_version;
+            self.kept.mechanism = record.mechanism;
+            replace(&mut self.kept.operation, record.operation);
+            replace(&mut self.kept.principal, record.principal);
+            replace_opt(&mut self.kept.key_uid, record.key_uid);
+            replace_opt(&mut self.kept.key_label, record.key_label);
             self.valid = true;
             self.repeat.clear();
         }
