@@ -216,6 +216,7 @@ fn rows(t: &Timing) -> Vec<Row> {
                     n => format!("{} (median of {n} calls)", w.name),
                 },
                 Pace::Windows => w.name.to_string(),
+                Pace::Sustained => format!("{}, after {} s of it", w.name, t.sustain().as_secs()),
             };
             row(w.id, label, Kind::Rate { bytes: w.bytes })
         })

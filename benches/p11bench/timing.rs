@@ -31,6 +31,12 @@ impl Timing {
     fn warm_up(&self) -> Duration {
         self.window / 4
     }
+
+    /// How long a [`Pace::Sustained`] workload runs, untimed, before its windows: long enough
+    /// for what a short run never meets (a trail written faster than the disk takes it).
+    pub fn sustain(&self) -> Duration {
+        if self.quick { Duration::from_secs(1) } else { Duration::from_secs(8) }
+    }
 }
 
 /// One call of the measured operation; `Err` carries the PKCS#11 return code's name.
@@ -67,6 +73,8 @@ impl<'a> Bench<'a> {
 pub enum Pace {
     /// Back to back in windows; the median window rate.
     Windows,
+    /// The same, after [`Timing::sustain`] of it untimed.
+    Sustained,
     /// This many single operations timed one by one (0: skipped); the median time.
     Iterations { full: usize, quick: usize },
 }
@@ -103,8 +111,9 @@ pub fn measure(b: &mut Bench, t: &Timing, pace: Pace) -> Figure {
             }
             Ok(1.0 / median(times))
         }
-        Pace::Windows => (|| {
-            run_for(&mut b.op, t.warm_up())?;
+        Pace::Windows | Pace::Sustained => (|| {
+            let lead = if matches!(pace, Pace::Sustained) { t.sustain() } else { t.warm_up() };
+            run_for(&mut b.op, lead)?;
             b.tidy();
             let mut rates = Vec::with_capacity(t.windows);
             for _ in 0..t.windows {

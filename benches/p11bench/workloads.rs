@@ -92,6 +92,16 @@ pub const WORKLOADS: &[Workload] = &[
         Some(direct::gcm_encrypt_64k),
     ),
     w("gcm-dec-64k", "AES-256-GCM decrypt 64 KiB", 65536, gcm_decrypt_64k, Some(direct::gcm_decrypt_64k)),
+    // What a service that keeps encrypting meets and a short window does not: with auditing,
+    // a trail written faster than the disk takes it (see the README's Performance).
+    Workload {
+        id: "gcm-enc-1k-sustained",
+        name: "AES-256-GCM encrypt 1 KiB, sustained",
+        bytes: 1024,
+        pace: Pace::Sustained,
+        p11: |f| gcm_encrypt(f, 1024, false),
+        direct: None,
+    },
     w("kwp-wrap", "AES-KWP wrap a 32-byte key", 0, kwp_wrap, Some(direct::kwp_wrap)),
     w("kwp-unwrap", "AES-KWP unwrap to a session object", 0, kwp_unwrap, Some(direct::kwp_unwrap)),
     w("aes-keygen-token", "AES-256 keygen, persisted (CKA_TOKEN=true)", 0, persisted_keygen, None),
