@@ -606,6 +606,19 @@ fn prepared_decrypting_key(private: &Private) -> Result<PrivateDecryptingKey> {
     Ok(PrivateDecryptingKey::clone(&*PREPARED.get_or_build(fingerprint, || private.aws_decrypting())?))
 }
 
+/// The AWS-LC verifying key of `public` for the scheme `scheme_id` names (`params`), built
+/// once per key and scheme: its Montgomery values, computed at its first verification, stay
+/// with it (building it at every `C_VerifyInit` cost a quarter of a 2048-bit verification).
+fn prepared_verifier(
+    public: &Public,
+    scheme_id: &[u8],
+    params: &'static RsaParameters,
+) -> Result<std::sync::Arc<ParsedPublicKey>> {
+    static PREPARED: PreparedKeys<ParsedPublicKey> = PreparedKeys::new();
+    let fingerprint = prepared::fingerprint(&[&public.n, &public.e, scheme_id])?;
+    PREPARED.get_or_build(fingerprint, || public.aws_verifier(params))
+}
+
 /// Starts a signature with `mechanism` under `key`.
 pub fn sign_init(
     mechanism: CK_MECHANISM_TYPE,
@@ -734,7 +747,7 @@ pub struct RsaVerify {
     scheme: Scheme,
     k: usize,
     bits: usize,
-    aws: Option<ParsedPublicKey>,
+    aws: Option<std::sync::Arc<ParsedPublicKey>>,
     raw: Option<::rsa::PublicKey>,
     input: Accumulator,
 }
@@ -747,13 +760,19 @@ pub fn verify_init(
 ) -> Result<Box<dyn VerifyOperation>> {
     let public = Public::new(key)?;
     let scheme = Scheme::new(mechanism, params, public.bits)?;
+    // The parameters AWS-LC verifies with, and what tells them apart in the cache.
     let aws_params = match scheme {
-        Scheme::Pkcs1(hash) => hash.aws_pkcs1_verification(),
-        Scheme::Pss { hash, salt_len, .. } => hash.aws_pss(salt_len).map(|(_, params)| params),
+        Scheme::Pkcs1(hash) => hash.aws_pkcs1_verification().map(|params| (b"pkcs1", hash, params)),
+        Scheme::Pss { hash, salt_len, .. } => {
+            hash.aws_pss(salt_len).map(|(_, params)| (b"pss-h", hash, params))
+        }
         Scheme::Pkcs1Raw | Scheme::X509 => None,
     };
     let (aws, raw) = match aws_params {
-        Some(params) => (Some(public.aws_verifier(params)?), None),
+        Some((kind, hash, params)) => {
+            let scheme_id = [&kind[..], &hash.mechanism.to_be_bytes()].concat();
+            (Some(prepared_verifier(&public, &scheme_id, params)?), None)
+        }
         None => (None, Some(public.raw()?)),
     };
     Ok(Box::new(RsaVerify {
