@@ -387,11 +387,11 @@ fn parse_with<'a>(
     Ok(ParsedLine { covered, link, entry })
 }
 
-/// A repeat record's line as it would have been written in full (the export writes every
-/// record whole); its link stays the stored line's, so `verify`, which reads the stored
-/// lines, is what checks it. Other records' lines are written back unchanged by
-/// [`encode_covered`] and the link, which this also does.
+/// A record's line as the writer would have written it in full: for a repeat record, what
+/// the export writes (every exported line stands alone), its link being the stored line's
+/// (`verify` reads the stored lines); for any other, its stored line again.
 pub fn expanded_line(e: &Entry) -> Vec<u8> {
+    let end = e.end_seq.zip(e.end_link.as_deref().and_then(|link| decode_hex(link.as_bytes())));
     let record = Record {
         time_ms: e.time,
         principal: &e.principal,
@@ -403,32 +403,16 @@ pub fn expanded_line(e: &Entry) -> Vec<u8> {
         mechanism: e.mechanism,
         result: e.result,
         segment: e.segment,
-        end: None,
+        end,
         described_as: None,
     };
     let mut buf = Vec::with_capacity(256);
-    encode_head(&mut buf, e.seq, &record);
-    encode_middle(&mut buf, e.pid, &record);
-    buf.extend_from_slice(b",\"result\":");
-    push_u64(&mut buf, e.result);
-    if let (Some(end_seq), Some(end_link)) = (e.end_seq, &e.end_link) {
-        buf.extend_from_slice(b",\"end_seq\":");
-        push_u64(&mut buf, end_seq);
-        buf.extend_from_slice(b",\"end_link\":");
-        push_str(&mut buf, end_link);
-    }
-    buf.extend_from_slice(AUTH_FIELD);
-    push_raw(&mut buf, &e.auth);
-    buf.push(b'"');
+    // The auth letter and the link's digits or dashes were checked when the line was parsed.
+    encode_covered(&mut buf, e.seq, e.pid, &record, e.auth.as_bytes().first().copied().unwrap_or(b'h'));
     buf.extend_from_slice(LINK_PREFIX);
-    push_raw(&mut buf, &e.link);
+    buf.extend_from_slice(e.link.as_bytes());
     buf.extend_from_slice(b"\"}");
     buf
-}
-
-/// A string already known to need no escaping (an auth letter, hex digits or dashes), as is.
-fn push_raw(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(s.as_bytes());
 }
 
 /// Appends the bytes a link covers: the line from `{` to the end of its `auth` field.
@@ -940,6 +924,21 @@ mod tests {
             assert_eq!(unlinked, linked);
             let parsed = parse_line(&linked[..end]).unwrap();
             assert_eq!((parsed.link, parsed.entry.auth.as_bytes()), (Some(link), &[auth][..]));
+            // A record written in full (here with a segment's end) comes back from its entry
+            // as it was stored, linked or not.
+            assert_eq!(expanded_line(&parsed.entry), &linked[..end]);
+            let unlinked_entry = parse_line(&{
+                let mut u = vec![];
+                encode_covered(&mut u, 7, 1, &r, auth);
+                encode_link(&mut u, auth, None);
+                u.pop();
+                u
+            })
+            .unwrap()
+            .entry;
+            let mut u = expanded_line(&unlinked_entry);
+            u.push(b'\n');
+            assert_eq!(link_line(&mut u[..end], 7, &prev, Some(&key), &mut scratch), Ok(link));
             assert!(
                 link_line(&mut unlinked[..end], 7, &prev, Some(&key), &mut scratch).is_err(),
                 "linked once only"
