@@ -576,9 +576,8 @@ pub struct Middle {
     /// A record being written with `bytes` in full, until [`Middle::written`] confirms it.
     pending: u64,
     described_as: Option<u64>,
-    /// What `bytes` was encoded from.
+    /// What `bytes` was encoded from (nothing yet while `bytes` is empty).
     kept: MiddleFields,
-    valid: bool,
 }
 
 impl Middle {
@@ -596,7 +595,7 @@ impl Middle {
                     && self.kept.key_version == record.key_version
             }
         };
-        let same = self.valid
+        let same = !self.bytes.is_empty()
             && self.kept.pid == pid
             && self.kept.session == record.session
             && self.kept.mechanism == record.mechanism
@@ -614,7 +613,6 @@ impl Middle {
             replace(&mut self.kept.principal, record.principal);
             replace_opt(&mut self.kept.key_uid, record.key_uid);
             replace_opt(&mut self.kept.key_label, record.key_label);
-            self.valid = true;
             self.repeat.clear();
         }
         if self.repeat.is_empty() {
@@ -627,7 +625,7 @@ impl Middle {
 
     /// Record `seq`, just encoded, is in the segment.
     pub fn written(&mut self, seq: u64) {
-        if self.repeat.is_empty() && self.pending == seq && self.valid {
+        if self.repeat.is_empty() && self.pending == seq {
             self.repeat.extend_from_slice(REPEAT_FIELD);
             push_u64(&mut self.repeat, seq);
         }

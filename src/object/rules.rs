@@ -9,7 +9,6 @@
 
 use cryptoki_sys::*;
 
-use super::attribute::{encode_bool, encode_ulong};
 use crate::vendor;
 use crate::{Error, Result};
 
@@ -79,15 +78,6 @@ pub enum DefaultValue {
 }
 
 impl DefaultValue {
-    pub fn value(self) -> Option<Vec<u8>> {
-        match self {
-            DefaultValue::Absent => None,
-            DefaultValue::Bool(b) => Some(encode_bool(b)),
-            DefaultValue::Ulong(v) => Some(encode_ulong(v)),
-            DefaultValue::Empty => Some(Vec::new()),
-        }
-    }
-
     /// Sets `attribute` in `values` to this default, if there is one (without allocating).
     pub fn write_to(self, values: &mut super::Values, attribute: CK_ATTRIBUTE_TYPE) {
         match self {
@@ -449,8 +439,10 @@ mod tests {
             assert!(f & ONLY_TO_TRUE == 0 || f & ONLY_TO_FALSE == 0);
             assert!(f & MODULE_MANAGED == 0 || f & (MODIFIABLE | COPY_SETTABLE) == 0);
             assert!(f & SECRET_AT_REST == 0 || f & SENSITIVE != 0, "{:#x}", r.attribute);
-            if let Some(v) = r.default.value() {
-                assert!(r.kind.accepts(&v), "{:#x} default of the wrong kind", r.attribute);
+            let mut default = super::super::Values::new();
+            r.default.write_to(&mut default, r.attribute);
+            if let Some(v) = default.get(r.attribute) {
+                assert!(r.kind.accepts(v), "{:#x} default of the wrong kind", r.attribute);
             }
         }
     }
