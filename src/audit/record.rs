@@ -573,19 +573,16 @@ pub struct Middle {
     /// `,"as":M` where M is the last record of the segment written with `bytes` in full; empty
     /// while there is none (the next record with this middle is written in full).
     repeat: Vec<u8>,
-    /// A record being written with `bytes` in full, until [`Middle::written`] confirms it.
-    pending: u64,
     described_as: Option<u64>,
     /// What `bytes` was encoded from (nothing yet while `bytes` is empty).
     kept: MiddleFields,
 }
 
 impl Middle {
-    /// Appends the middle of `record`, the segment's record `seq`, by `pid` to `buf`: as a
-    /// repeat when the kept one matches and a record written in full has it, else in full.
-    /// [`Middle::written`] must follow once the line is in the segment: a repeat may only
-    /// name a record that is there.
-    pub fn encode(&mut self, buf: &mut Vec<u8>, seq: u64, pid: u32, record: &Record<'_>) {
+    /// Appends the middle of `record` by `pid` to `buf`: as a repeat when the kept one
+    /// matches and a record written in full has it, else in full. [`Middle::written`] must
+    /// follow once the line is in the segment: a repeat may only name a record that is there.
+    pub fn encode(&mut self, buf: &mut Vec<u8>, pid: u32, record: &Record<'_>) {
         let same_names = match (self.described_as, record.described_as) {
             (Some(kept), Some(now)) => kept == now,
             _ => {
@@ -617,15 +614,15 @@ impl Middle {
         }
         if self.repeat.is_empty() {
             buf.extend_from_slice(&self.bytes);
-            self.pending = seq;
         } else {
             buf.extend_from_slice(&self.repeat);
         }
     }
 
-    /// Record `seq`, just encoded, is in the segment.
+    /// Record `seq`, just encoded, is in the segment: if it was written in full, the next
+    /// records with its middle may repeat it.
     pub fn written(&mut self, seq: u64) {
-        if self.repeat.is_empty() && self.pending == seq {
+        if self.repeat.is_empty() {
             self.repeat.extend_from_slice(REPEAT_FIELD);
             push_u64(&mut self.repeat, seq);
         }
@@ -1025,7 +1022,7 @@ mod tests {
             for pid in [1, 1, 2] {
                 seq += 1;
                 let mut got = vec![];
-                middle.encode(&mut got, seq, pid, v);
+                middle.encode(&mut got, pid, v);
                 middle.written(seq);
                 let full = fresh(v, pid);
                 if full == last {
@@ -1050,7 +1047,7 @@ mod tests {
             let r = Record { segment: Some(5), ..*r };
             let mut buf = vec![];
             head.encode(&mut buf, seq + 1, &r);
-            middle.encode(&mut buf, seq + 1, 77, &r);
+            middle.encode(&mut buf, 77, &r);
             tail.encode_unlinked(&mut buf, &r, b'g');
             // A line the segment did not take (a full file) is not there, and its number is
             // the next line's.

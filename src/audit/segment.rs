@@ -134,7 +134,7 @@ impl Segment {
         let record = Record { segment: Some(self.number), ..*record };
         self.buf.clear();
         self.head.encode(&mut self.buf, seq, &record);
-        self.middle.encode(&mut self.buf, seq, pid, &record);
+        self.middle.encode(&mut self.buf, pid, &record);
         let auth = if authenticated { b'g' } else { b'h' };
         self.tail.encode_unlinked(&mut self.buf, &record, auth);
         let at = self
