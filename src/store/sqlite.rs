@@ -203,7 +203,7 @@ impl TokenStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.id, l.value, i.value FROM objects o
              LEFT JOIN attributes l ON l.object_id = o.id AND l.kind = ?1
-             LEFT JOIN attributes i ON i.object_id = o.id AND i.kind = ?2 AND i.sealed = 0
+             LEFT JOIN attributes i ON i.object_id = o.id AND i.kind = ?2
              ORDER BY o.id",
         )?;
         let kinds = [cryptoki_sys::CKA_LABEL as i64, cryptoki_sys::CKA_ID as i64];
