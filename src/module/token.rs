@@ -939,7 +939,7 @@ fn new_serial() -> Result<String> {
 /// in this slot first.
 fn create_token_file(path: &std::path::Path, record: &TokenRecord, busy: Duration) -> Result<SqliteStore> {
     let dir = path.parent().ok_or(Error::Internal("token path without directory"))?;
-    std::fs::create_dir_all(dir)?;
+    crate::store::files::create_private_dir(dir)?;
     let tmp = dir.join(format!(".{}.{}.tmp", record.serial, std::process::id()));
     let built = SqliteStore::create(&tmp, record, busy);
     let linked = built.and_then(|store| {

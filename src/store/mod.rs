@@ -5,6 +5,7 @@
 //! secret in clear. Every change goes through [`TokenStore::write`], one transaction that is
 //! either committed whole or not at all.
 
+pub mod files;
 pub mod schema;
 pub mod sqlite;
 

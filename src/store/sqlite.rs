@@ -40,6 +40,9 @@ impl SqliteStore {
 
     /// Creates a new token file holding `record` and no objects. The file must not exist.
     pub fn create(path: &Path, record: &TokenRecord, busy_timeout: Duration) -> Result<SqliteStore> {
+        // Made 0600 before SQLite opens it (an empty file is an empty database), so that
+        // neither it nor the `-wal`/`-shm` files SQLite makes beside it take the umask's mode.
+        drop(super::files::create_private_file(path)?);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
