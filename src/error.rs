@@ -189,10 +189,20 @@ impl From<std::io::Error> for Error {
     }
 }
 
-/// Writes a fault to standard error when `ECM_HSM_LOG` is set. Callers pass only
-/// non-secret text (error kinds, file names).
+/// Reports a fault through the `log` facade (the library never prints by itself: the
+/// application's logger, or the one `ECM_HSM_LOG` installs, decides where it goes). Callers
+/// pass only non-secret text (error kinds, file names).
 pub fn log_fault(context: &str, error: &Error) {
-    if std::env::var_os("ECM_HSM_LOG").is_some() {
-        eprintln!("ecm-hsm: {context}: {error}");
-    }
+    log::warn!("{context}: {error}");
+}
+
+/// Installs a logger to standard error when `ECM_HSM_LOG` is set (`1`/any text: warnings;
+/// or a level such as `info`, `debug`), unless the process already has a logger. For C
+/// applications, which have no Rust logger of their own, and for the admin tool.
+pub fn install_env_logger() {
+    let Some(setting) = std::env::var_os("ECM_HSM_LOG") else { return };
+    let level =
+        setting.to_str().and_then(|s| s.parse::<log::LevelFilter>().ok()).unwrap_or(log::LevelFilter::Warn);
+    let _ =
+        env_logger::Builder::new().filter_level(level).format_timestamp(None).format_target(false).try_init();
 }

@@ -274,6 +274,7 @@ impl From<ecm_hsm::envelope::EnvelopeError> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    ecm_hsm::error::install_env_logger();
     let global = Global { slot: cli.slot, token_dir: cli.token_dir, pin_file: cli.pin_file, user: cli.user };
     let result = match cli.command {
         Command::Init(a) => admin::init(&global, &a),
