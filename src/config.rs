@@ -12,6 +12,14 @@
 //! kek_rotation_days = 91
 //! dek_rotation_days = 30
 //! ```
+//!
+//! The file decides how hard PINs are to guess and whether key use is recorded, so it is
+//! trusted only when nobody else could have written it: a settings file that is group- or
+//! world-writable, or owned by a user other than the process's own or root, is refused with its
+//! path and the reason. The security settings have floors ([`MIN_PIN_KDF_ITERATIONS`],
+//! [`MAX_MAX_PIN_FAILURES`]) that only `test_settings = true` lowers; a token running with that
+//! setting says so in `C_GetTokenInfo`'s model ("ecm-hsm TEST") and in `ecm-hsm status`, so
+//! that no production token runs with weakened settings unnoticed.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +31,12 @@ use crate::{Error, Result};
 pub const DEFAULT_PIN_KDF_ITERATIONS: u32 = 600_000;
 pub const DEFAULT_MAX_PIN_FAILURES: u32 = 10;
 pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// The lowest PIN KDF cost a production token accepts: below it a stolen token file's PINs
+/// fall to a brute force in hours (NIST SP 800-132 asks for as many iterations as users
+/// tolerate; 100,000 is about 13 ms here).
+pub const MIN_PIN_KDF_ITERATIONS: u32 = 100_000;
+/// The most wrong PINs in a row a production token tolerates before it locks the PIN.
+pub const MAX_MAX_PIN_FAILURES: u32 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -44,6 +58,9 @@ pub struct Config {
     /// Whether the library may start threads of its own (the audit trail's linking thread);
     /// not when the application's `C_Initialize` says `CKF_LIBRARY_CANT_CREATE_OS_THREADS`.
     pub may_create_threads: bool,
+    /// `test_settings = true`: the settings may go below the security floors (fast PIN KDF,
+    /// no practical lockout), for test suites; the token then reports itself as a test token.
+    pub test_settings: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +75,7 @@ struct ConfigFile {
     audit: Option<bool>,
     audit_sync: Option<bool>,
     audit_segment_bytes: Option<usize>,
+    test_settings: Option<bool>,
 }
 
 impl Config {
@@ -80,7 +98,7 @@ impl Config {
         };
         let explicit = conf_path.is_some();
         let conf_path = conf_path.unwrap_or_else(|| token_dir.join("ecm-hsm.toml"));
-        let text = match std::fs::read_to_string(&conf_path) {
+        let text = match read_trusted(&conf_path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(e) => {
@@ -88,6 +106,11 @@ impl Config {
             }
         };
         Config::from_toml(token_dir, &text, &conf_path)
+    }
+
+    /// The model `C_GetTokenInfo` reports: a token on test settings says so.
+    pub fn model(&self) -> &'static str {
+        if self.test_settings { "ecm-hsm TEST" } else { "ecm-hsm" }
     }
 
     /// Parses the TOML settings text; `origin` names the file in error messages.
@@ -108,6 +131,7 @@ impl Config {
             audit_sync: file.audit_sync.unwrap_or(false),
             audit_segment_bytes: file.audit_segment_bytes.unwrap_or(crate::audit::segment::WINDOW),
             may_create_threads: true,
+            test_settings: file.test_settings.unwrap_or(false),
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {
@@ -115,6 +139,22 @@ impl Config {
                 "{}: pin_kdf_iterations, max_pin_failures and the rotation periods must be at least 1",
                 origin.display()
             )));
+        }
+        if !config.test_settings {
+            if config.pin_kdf_iterations < MIN_PIN_KDF_ITERATIONS {
+                return Err(Error::Device(format!(
+                    "{}: pin_kdf_iterations must be at least {MIN_PIN_KDF_ITERATIONS} \
+                     (lower costs only with test_settings = true)",
+                    origin.display()
+                )));
+            }
+            if config.max_pin_failures > MAX_MAX_PIN_FAILURES {
+                return Err(Error::Device(format!(
+                    "{}: max_pin_failures must be at most {MAX_MAX_PIN_FAILURES} \
+                     (more only with test_settings = true)",
+                    origin.display()
+                )));
+            }
         }
         if !(crate::audit::segment::MIN_WINDOW..=crate::audit::segment::MAX_WINDOW)
             .contains(&config.audit_segment_bytes)
@@ -138,6 +178,36 @@ impl Config {
         };
         u64::from(days) * 86_400
     }
+}
+
+/// Reads a settings file that only its owner (this process's user or root) can have written.
+fn read_trusted(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    // Opened first and checked through the open file, so that the file checked is the file
+    // read even if the path is swapped in between.
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let untrusted = |reason: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, reason);
+    if !meta.is_file() {
+        return Err(untrusted("not a regular file".into()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(untrusted(format!(
+            "refused: its mode {:04o} lets other users write it (chmod go-w)",
+            meta.mode() & 0o7777
+        )));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(untrusted(format!(
+            "refused: owned by uid {}, neither this process's user (uid {me}) nor root",
+            meta.uid()
+        )));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 fn default_token_dir() -> Result<PathBuf> {
@@ -165,11 +235,54 @@ mod tests {
     fn values_override_defaults() {
         let c = Config::from_toml(
             "/t".into(),
-            "pin_kdf_iterations = 1000\nmax_pin_failures = 3\n",
+            "test_settings = true\npin_kdf_iterations = 1000\nmax_pin_failures = 3\n",
             Path::new("x.toml"),
         )
         .unwrap();
         assert_eq!((c.pin_kdf_iterations, c.max_pin_failures), (1000, 3));
+        assert_eq!(c.model(), "ecm-hsm TEST");
+    }
+
+    #[test]
+    fn security_settings_below_their_floors_need_test_settings() {
+        for (bad, floor) in [
+            ("pin_kdf_iterations = 99999", "at least 100000"),
+            ("pin_kdf_iterations = 1", "at least 100000"),
+            ("max_pin_failures = 101", "at most 100"),
+            ("max_pin_failures = 4294967295", "at most 100"),
+        ] {
+            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("my.toml") && text.contains(floor), "{bad}: {e}");
+            let tested = format!("{bad}\ntest_settings = true\n");
+            assert!(Config::from_toml("/t".into(), &tested, Path::new("my.toml")).is_ok(), "{tested}");
+        }
+        let c = Config::from_toml(
+            "/t".into(),
+            "pin_kdf_iterations = 100000\nmax_pin_failures = 100",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert!(!c.test_settings);
+        assert_eq!(c.model(), "ecm-hsm");
+    }
+
+    #[test]
+    fn a_settings_file_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ecm-hsm.toml");
+        std::fs::write(&path, "max_pin_failures = 5\n").unwrap();
+        for mode in [0o600, 0o644, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(read_trusted(&path).is_ok(), "{mode:o}");
+        }
+        for mode in [0o620, 0o602, 0o666, 0o777] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = read_trusted(&path).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{mode:o}");
+            assert!(e.to_string().contains("other users write it"), "{mode:o}: {e}");
+        }
     }
 
     #[test]
@@ -193,7 +306,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_zero_costs_are_refused_with_the_file_name() {
-        for bad in ["pin_kdf_iteration = 5", "max_pin_failures = 0", "pin_kdf_iterations = -1"] {
+        for bad in
+            ["pin_kdf_iteration = 5", "max_pin_failures = 0", "pin_kdf_iterations = -1", "test_settings = 1"]
+        {
             let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
             assert!(e.to_string().contains("my.toml"), "{bad}: {e}");
         }

@@ -510,9 +510,12 @@ mod tests {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let dir = std::env::temp_dir().join(format!("ecm-hsm-envelope-unit-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let config =
-            Config::from_toml(dir.clone(), "pin_kdf_iterations = 1000\n", std::path::Path::new("test"))
-                .unwrap();
+        let config = Config::from_toml(
+            dir.clone(),
+            "test_settings = true\npin_kdf_iterations = 1000\n",
+            std::path::Path::new("test"),
+        )
+        .unwrap();
         let module = Module::new(config).unwrap();
         let mut label = [b' '; 32];
         label[..4].copy_from_slice(b"unit");

@@ -44,7 +44,9 @@ def module():
 def token_dir(tmp_path_factory):
     """A fresh ECM_HSM_DIR with a fast PIN KDF, set in the environment for the module."""
     path = tmp_path_factory.mktemp("ecm-hsm-tokens")
-    (path / "ecm-hsm.toml").write_text("pin_kdf_iterations = 1000\n")
+    settings = path / "ecm-hsm.toml"
+    settings.write_text("test_settings = true\npin_kdf_iterations = 1000\n")
+    settings.chmod(0o600)  # a settings file others may write is refused
     saved = {k: os.environ.get(k) for k in ("ECM_HSM_DIR", "ECM_HSM_CONF")}
     os.environ["ECM_HSM_DIR"] = str(path)
     os.environ.pop("ECM_HSM_CONF", None)  # the settings must come from the directory

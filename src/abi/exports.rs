@@ -14,7 +14,6 @@ use crate::{Error, Result};
 
 const MANUFACTURER: &[u8] = b"ecm-hsm project";
 const LIBRARY_DESCRIPTION: &[u8] = b"ecm-hsm software HSM";
-const MODEL: &[u8] = b"ecm-hsm";
 
 fn library_version() -> CK_VERSION {
     CK_VERSION {
@@ -43,6 +42,7 @@ pkcs11_fn! {
             }
             may_create_threads = args.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS == 0;
         }
+        crate::error::install_env_logger();
         super::fork::watch()?;
         module::initialize_with(may_create_threads)
     }
@@ -106,7 +106,7 @@ pkcs11_fn! {
         let info = CK_TOKEN_INFO {
             label: status.info.label,
             manufacturerID: padded(MANUFACTURER),
-            model: padded(MODEL),
+            model: padded(module::instance()?.config().model().as_bytes()),
             serialNumber: padded(status.info.serial.as_bytes()),
             flags: status.info.flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,

@@ -293,6 +293,8 @@ struct StatusJson<'a> {
     token: &'a str,
     slot: CK_SLOT_ID,
     now: u64,
+    /// What weakens this token's protection (a directory others can reach, test settings).
+    warnings: Vec<String>,
     keys: Vec<KeyJson>,
 }
 
@@ -319,16 +321,30 @@ fn state_name(k: &Key) -> &'static str {
     if k.active { "active" } else { "decrypt-only" }
 }
 
+/// What `status` must not let pass unnoticed about where and how the token runs.
+fn token_warnings(config: &ecm_hsm::config::Config) -> Vec<String> {
+    let mut warnings: Vec<String> = ecm_hsm::store::files::exposure(&config.token_dir).into_iter().collect();
+    if config.test_settings {
+        warnings.push(
+            "test settings (test_settings = true): PIN cost and lockout may be below a production token's floors"
+                .into(),
+        );
+    }
+    warnings
+}
+
 /// `status [--json]`.
 pub fn status(global: &Global, json: bool) -> Outcome<()> {
     let token = Token::open(global)?;
     let now = now();
     let keys = token.keys()?;
+    let warnings = token_warnings(token.module.config());
     if json {
         let out = StatusJson {
             token: &token.label,
             slot: token.slot,
             now,
+            warnings,
             keys: keys
                 .iter()
                 .map(|k| KeyJson {
@@ -354,6 +370,9 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
         return Ok(());
     }
     say!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
+    for warning in &warnings {
+        say!("WARNING: {warning}");
+    }
     if keys.is_empty() {
         match global.user.as_deref().filter(|u| *u != "user") {
             // A principal sees only the keys the policy grants it.

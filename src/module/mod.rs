@@ -201,6 +201,14 @@ pub fn instance() -> Result<ModuleRef> {
 impl Module {
     pub fn new(config: Config) -> Result<Module> {
         let config = Arc::new(config);
+        if let Some(warning) = crate::store::files::exposure(&config.token_dir) {
+            log::warn!("{warning}");
+        }
+        if config.test_settings {
+            log::warn!(
+                "test_settings = true: PIN cost and lockout may be below the floors of a production token"
+            );
+        }
         let handles = Arc::new(RwLock::new(HandleTable::default()));
         let mut slots = SlotTable::default();
         slots.rescan(&config, &handles)?;

@@ -65,9 +65,16 @@ pub fn fresh_dir(tag: &str) -> PathBuf {
 /// Writes the test configuration into `dir`.
 pub fn write_test_config(dir: &Path, extra: &str) {
     let text = format!(
-        "pin_kdf_iterations = {TEST_KDF_ITERATIONS}\nmax_pin_failures = {MAX_PIN_FAILURES}\nbusy_timeout_ms = 20000\n{extra}"
+        "test_settings = true\npin_kdf_iterations = {TEST_KDF_ITERATIONS}\nmax_pin_failures = {MAX_PIN_FAILURES}\nbusy_timeout_ms = 20000\n{extra}"
     );
-    std::fs::write(dir.join("ecm-hsm.toml"), text).unwrap();
+    write_private(&dir.join("ecm-hsm.toml"), text.as_bytes());
+}
+
+/// Writes a file only its owner may write, as a settings file must be whatever the umask.
+pub fn write_private(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Runs `body` in a child process with its own token directory. `name` is the test's path
