@@ -103,61 +103,17 @@ pub fn parse_since(text: &str) -> Result<u64, String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse::<u64>().ok().and_then(|s| s.checked_mul(1000)).ok_or_else(refuse);
     }
-    let number = |s: &str| -> Option<i64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
+    // A date alone is its midnight; both forms are then RFC 3339 in UTC, which humantime
+    // parses strictly (a `T`, a `Z`, every field two digits, the calendar checked).
+    let full = match text.len() {
+        10 => format!("{text}T00:00:00Z"),
+        11 if text.ends_with('Z') => format!("{}T00:00:00Z", &text[..10]),
+        20 => text.to_owned(),
+        _ => return Err(refuse()),
     };
-    let (date, time) = match text.split_once('T') {
-        Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(refuse)?)),
-        None => (text.strip_suffix('Z').unwrap_or(text), None),
-    };
-    let parts: Vec<&str> = date.split('-').collect();
-    let [y, m, d] = parts.as_slice() else { return Err(refuse()) };
-    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
-        return Err(refuse());
-    }
-    let (year, month, day) =
-        (number(y).ok_or_else(refuse)?, number(m).ok_or_else(refuse)?, number(d).ok_or_else(refuse)?);
-    if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(refuse());
-    }
-    let mut seconds = days_from_civil(year, month, day) * 86_400;
-    if let Some(time) = time {
-        let parts: Vec<&str> = time.split(':').collect();
-        let [h, mi, s] = parts.as_slice() else { return Err(refuse()) };
-        if h.len() != 2 || mi.len() != 2 || s.len() != 2 {
-            return Err(refuse());
-        }
-        let (h, mi, s) =
-            (number(h).ok_or_else(refuse)?, number(mi).ok_or_else(refuse)?, number(s).ok_or_else(refuse)?);
-        if h > 23 || mi > 59 || s > 59 {
-            return Err(refuse());
-        }
-        seconds += h * 3600 + mi * 60 + s;
-    }
-    Ok(seconds as u64 * 1000)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Howard Hinnant's days_from_civil.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let time = humantime::parse_rfc3339(&full).map_err(|_| refuse())?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| refuse())?;
+    u64::try_from(since.as_millis()).map_err(|_| refuse())
 }
 
 fn missing(path: &Path, label: &str, slot: CK_SLOT_ID) -> Failure {

@@ -125,10 +125,6 @@ struct HeaderJson {
     ciphertext_len: u64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `inspect`: the header, read without any key (so nothing in it is authenticated yet).
 pub fn inspect(args: &InspectArgs) -> Outcome<()> {
     let data = read_input(args.input.as_deref())?;
@@ -141,9 +137,9 @@ pub fn inspect(args: &InspectArgs) -> Outcome<()> {
             dek_version: h.dek_version,
             dek_label: h.dek_label(),
             dek_unique_id: String::from_utf8_lossy(&h.dek_unique_id).into_owned(),
-            iv: hex(&h.iv),
+            iv: hex::encode(&h.iv),
             aad: aad_text,
-            aad_hex: hex(&h.aad),
+            aad_hex: hex::encode(&h.aad),
             ciphertext_len: h.ciphertext_len,
         };
         let text = serde_json::to_string_pretty(&out).map_err(|e| Failure(format!("JSON: {e}")))?;
@@ -153,10 +149,10 @@ pub fn inspect(args: &InspectArgs) -> Outcome<()> {
     say!("format      ecm-hsm envelope, version {}", envelope::FORMAT_VERSION);
     say!("tenant      {}", h.tenant);
     say!("DEK         {} (unique id {})", h.dek_label(), String::from_utf8_lossy(&h.dek_unique_id));
-    say!("IV          {}", hex(&h.iv));
+    say!("IV          {}", hex::encode(&h.iv));
     match aad_text {
         Some(t) => say!("aad         {} bytes: {t:?}", h.aad.len()),
-        None => say!("aad         {} bytes: {}", h.aad.len(), hex(&h.aad)),
+        None => say!("aad         {} bytes: {}", h.aad.len(), hex::encode(&h.aad)),
     }
     say!("ciphertext  {} bytes", h.ciphertext_len);
     Ok(())

@@ -25,26 +25,21 @@ pub fn explain(e: &Error) -> String {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time, from which the shorter forms below are cut.
+fn rfc3339(unix: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
 /// `YYYY-MM-DD` (UTC) of a Unix time.
 pub fn date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    rfc3339(unix)[..10].to_owned()
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC).
 pub fn date_time(unix: u64) -> String {
-    let secs = unix % 86_400;
-    format!("{} {:02}:{:02}", date(unix), secs / 3600, (secs % 3600) / 60)
+    let text = rfc3339(unix);
+    format!("{} {}", &text[..10], &text[11..16])
 }
 
 /// Everything from FILE, or from stdin for `None` or `-`.
@@ -97,22 +92,25 @@ fn write_file(path: &Path, data: &[u8], private: bool) -> Outcome<()> {
         .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))
 }
 
-/// Replaces FILE by `data` atomically (a temporary file beside it, then a rename), keeping
-/// its permissions.
+/// Replaces FILE by `data` atomically (a temporary file of a unique name beside it, then a
+/// rename), keeping its permissions; two commands replacing files in one directory never
+/// share a temporary file.
 pub fn replace_file(path: &Path, data: &[u8]) -> Outcome<()> {
-    let name = path.file_name().ok_or_else(|| Failure(format!("{} is not a file", path.display())))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".ecm-hsm-tmp");
-    let tmp = path.with_file_name(tmp_name);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let cannot = |e: std::io::Error| Failure(format!("cannot replace {}: {e}", path.display()));
     let permissions = std::fs::metadata(path)
         .map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?
         .permissions();
-    write_file(&tmp, data, true)?;
-    std::fs::set_permissions(&tmp, permissions).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Failure(format!("cannot replace {}: {e}", path.display()))
-    })
+    // Created 0600 by tempfile, so the new contents are never readable by others before the
+    // old file's permissions are put on it.
+    let mut tmp = tempfile::Builder::new().prefix(".ecm-hsm-").tempfile_in(dir).map_err(cannot)?;
+    tmp.write_all(data).and_then(|()| tmp.as_file().sync_all()).map_err(cannot)?;
+    std::fs::set_permissions(tmp.path(), permissions).map_err(cannot)?;
+    tmp.persist(path).map_err(|e| cannot(e.error))?;
+    Ok(())
 }
 
 /// Prints a table: the header, then the rows, in columns two spaces apart.
@@ -167,6 +165,20 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_file_keeps_its_mode_and_leaves_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record.ecme");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        replace_file(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(replace_file(&dir.path().join("missing"), b"x").is_err());
+    }
 
     #[test]
     fn dates_are_civil_utc() {

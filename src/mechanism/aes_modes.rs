@@ -421,10 +421,7 @@ mod tests {
         SecretKey { key_type: CKK_AES, value: Zeroizing::new(bytes.to_vec()) }
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     const K128: &str = "2b7e151628aed2a6abf7158809cf4f3c";
     const K256: &str = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4";

@@ -414,10 +414,7 @@ mod tests {
         SecretKey { key_type: CKK_AES, value: Zeroizing::new(bytes.to_vec()) }
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     const NONE: MechanismParams = MechanismParams::None;
     const KEK: &str = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";

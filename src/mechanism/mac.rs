@@ -248,10 +248,7 @@ mod tests {
     use super::*;
     use zeroize::Zeroizing;
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     /// RFC 4231 test case 2.
     #[test]

@@ -20,6 +20,8 @@ pub mod rng;
 pub mod rsa;
 pub mod seal;
 pub mod secret_buffer;
+#[cfg(test)]
+pub(crate) mod test_vectors;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;

@@ -77,7 +77,7 @@ impl Binding {
     /// The binding of a change to the policy whose canonical form is `document`.
     pub fn policy(document: &str) -> Binding {
         let digest = crate::mechanism::digest::sha256(document.as_bytes());
-        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let key = hex::encode(digest);
         Binding { label: format!("policy sha256:{}", &key[..16]), key }
     }
 }
@@ -86,33 +86,15 @@ impl Binding {
 /// least one second, at most [`MAX_EXPIRY`].
 pub fn parse_expiry(text: &str) -> std::result::Result<Duration, String> {
     let bad = || format!("'{text}' is not a duration: use e.g. 90s, 15m, 1h or 1h30m");
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(bad)?;
-        digits.clear();
-        any = true;
-    }
-    if !digits.is_empty() {
-        total = digits.parse::<u64>().ok().and_then(|n| total.checked_add(n)).ok_or_else(bad)?;
-        any = true;
-    }
-    if !any {
+    let text = text.trim();
+    let total = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<u64>().map_err(|_| bad())?
+    } else if text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        humantime::parse_duration(text).map_err(|_| bad())?.as_secs()
+    } else {
+        // Spaces, signs and fractions are not durations here.
         return Err(bad());
-    }
+    };
     let duration = Duration::from_secs(total);
     if duration.is_zero() {
         return Err(format!("'{text}': an approval must last at least 1s"));

@@ -178,8 +178,7 @@ pub fn reinitialize(p: &Pkcs11) {
 
 /// Bytes from hex text; white space is ignored (vectors are quoted as published).
 pub fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("a hex test vector")
 }
 
 /// The PKCS#11 return code inside a cryptoki error, for asserting refusals.
