@@ -137,7 +137,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome<()> {
             dek_version: h.dek_version,
             dek_label: h.dek_label(),
             dek_unique_id: String::from_utf8_lossy(&h.dek_unique_id).into_owned(),
-            iv: hex::encode(&h.iv),
+            iv: hex::encode(h.iv),
             aad: aad_text,
             aad_hex: hex::encode(&h.aad),
             ciphertext_len: h.ciphertext_len,
@@ -149,7 +149,7 @@ pub fn inspect(args: &InspectArgs) -> Outcome<()> {
     say!("format      ecm-hsm envelope, version {}", envelope::FORMAT_VERSION);
     say!("tenant      {}", h.tenant);
     say!("DEK         {} (unique id {})", h.dek_label(), String::from_utf8_lossy(&h.dek_unique_id));
-    say!("IV          {}", hex::encode(&h.iv));
+    say!("IV          {}", hex::encode(h.iv));
     match aad_text {
         Some(t) => say!("aad         {} bytes: {t:?}", h.aad.len()),
         None => say!("aad         {} bytes: {}", h.aad.len(), hex::encode(&h.aad)),
