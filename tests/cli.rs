@@ -315,6 +315,7 @@ fn tampered_truncated_and_foreign_envelopes_are_refused_with_their_messages() {
     assert!(hsm.fails(&["rotate", "dek", "--tenant", "nobody"], b"").contains("ecm-hsm tenant add nobody"));
     assert!(hsm.fails(&["tenant", "add", "acme"], b"").contains("tenant acme already exists"));
     assert!(hsm.fails(&["tenant", "add", "a b"], b"").contains("is not a tenant name"));
+    assert!(hsm.fails(&["tenant", "add", "acme-eu"], b"").contains("'-' separates the tenant"));
     assert!(hsm.fails(&["hierarchy", "init"], b"").contains("already has its hierarchy"));
     assert!(hsm.fails(&["init", "--label", "cli-test"], b"").contains("already holds a token labelled"));
     let inspect = String::from_utf8(hsm.ok(&["envelope", "inspect"], &e)).unwrap();
@@ -482,12 +483,12 @@ fn a_kek_rotation_over_2000_deks() {
     for i in 0..2000 {
         let template = [
             Attribute::ulong(CKA_ECM_TIER, CKT_ECM_DEK),
-            Attribute::new(CKA_ECM_TENANT, format!("tenant-{i:04}").into_bytes()),
+            Attribute::new(CKA_ECM_TENANT, format!("tenant_{i:04}").into_bytes()),
         ];
         module.generate_key(s, &mechanism, &template).unwrap();
     }
     let made = made.elapsed();
-    let sealed = envelope::seal(&module, s, "tenant-1999", b"", b"kept").unwrap();
+    let sealed = envelope::seal(&module, s, "tenant_1999", b"", b"kept").unwrap();
     let start = Instant::now();
     let kek2 = module.generate_key(s, &mechanism, &[Attribute::ulong(CKA_ECM_TIER, CKT_ECM_KEK)]).unwrap();
     let rotation = start.elapsed();

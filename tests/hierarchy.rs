@@ -448,3 +448,26 @@ fn a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+isolated_test!(
+    /// Issue 13, item 8: a tenant named `acme-eu` would have DEKs `dek-acme-eu-vN`, covered by
+    /// a policy rule on `dek-acme-*` meant for tenant acme. The tenant grammar has no `-`: such
+    /// a tenant is refused, through the C ABI as through the admin tool, and nothing is made.
+    fn a_tenant_name_that_would_fall_under_another_tenants_patterns_is_refused() {
+        let (p, slot) = load_with_token();
+        let s = user_session(&p, slot);
+        let (_, _, dek) = hierarchy(&s);
+        let before = count(&s);
+        for bad in ["acme-eu", "acme-", "-acme", "", "acme eu", "acme*", "a.b", &"x".repeat(65)] {
+            let refused = generate(&s, &[tier(CKT_ECM_DEK), tenant(bad)]).unwrap_err();
+            assert_eq!(rv(refused), RvError::AttributeValueInvalid, "{bad:?}");
+        }
+        assert_eq!(count(&s), before);
+        // The grammar's own names still work, and each tenant's DEKs are told apart by label.
+        let eu = generate(&s, &[tier(CKT_ECM_DEK), tenant("acme_eu")]).expect("acme_eu");
+        assert_eq!(label(&s, eu), "dek-acme_eu-v1");
+        let rule = ecm_hsm::policy::document::glob(b"dek-acme-*", label(&s, eu).as_bytes());
+        assert!(!rule && ecm_hsm::policy::document::glob(b"dek-acme-*", label(&s, dek).as_bytes()));
+        generate(&s, &[tier(CKT_ECM_DEK), tenant(&"x".repeat(64))]).expect("64 characters");
+    }
+);

@@ -109,15 +109,17 @@ pub fn hierarchy_init(global: &Global) -> Outcome<()> {
     Ok(())
 }
 
-/// Tenant names become labels (`dek-<tenant>-v<N>`) and file-friendly names.
+/// Tenant names become labels (`dek-<tenant>-v<N>`): the core's grammar, said here with
+/// the name refused.
 fn check_tenant_name(tenant: &str) -> Outcome<()> {
-    let ok = !tenant.is_empty()
-        && tenant.len() <= 64
-        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if ecm_hsm::hierarchy::is_tenant_name(tenant.as_bytes()) {
         Ok(())
     } else {
-        Err(Failure(format!("'{tenant}' is not a tenant name: use 1 to 64 letters, digits, '.', '_' or '-'")))
+        Err(Failure(format!(
+            "'{tenant}' is not a tenant name: use 1 to {} letters, digits or '_' ('-' separates the \
+             tenant from the version in key labels)",
+            ecm_hsm::hierarchy::MAX_TENANT_LEN
+        )))
     }
 }
 

@@ -184,6 +184,17 @@ pub fn fixed_attributes(tier: Tier) -> Vec<Attribute> {
     fixed
 }
 
+/// The longest tenant name.
+pub const MAX_TENANT_LEN: usize = 64;
+
+/// The tenant grammar: 1 to [`MAX_TENANT_LEN`] ASCII letters, digits and `_`. No `-`, the
+/// separator of the labels `dek-<tenant>-v<N>`, so that a policy pattern `dek-acme-*` names
+/// tenant acme's DEKs and nobody else's (with `-` allowed, a tenant `acme-eu` would fall
+/// under it too).
+pub fn is_tenant_name(name: &[u8]) -> bool {
+    (1..=MAX_TENANT_LEN).contains(&name.len()) && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
 /// The template of a hierarchy key: the caller's, checked against the tier's fixed values,
 /// with those values added.
 pub fn generation_template(tier: Tier, template: &[Attribute]) -> Result<Vec<Attribute>> {
@@ -199,8 +210,11 @@ pub fn generation_template(tier: Tier, template: &[Attribute]) -> Result<Vec<Att
             // Labels name the version (`dek-<tenant>-v<N>`); the module sets them.
             return Err(Error::TemplateInconsistent);
         }
-        if a.kind == CKA_ECM_TENANT && (tier != Tier::Dek || a.value.is_empty()) {
+        if a.kind == CKA_ECM_TENANT && tier != Tier::Dek {
             return Err(Error::TemplateInconsistent);
+        }
+        if a.kind == CKA_ECM_TENANT && !is_tenant_name(&a.value) {
+            return Err(Error::AttributeValueInvalid);
         }
         if !HIERARCHY_ATTRIBUTES.contains(&a.kind) && !fixed.iter().any(|f| f.kind == a.kind) {
             out.push(a.clone());
