@@ -606,6 +606,18 @@ fn kill_9_during_writes_loses_no_acknowledged_object_and_leaves_none_half_made()
             let _ = child.wait();
             panic!("writer {round} never got ready:\n{}\n{}", lines.join("\n"), stderr.join().unwrap());
         }
+        // At least two writes acknowledged first (however slowly a loaded machine runs the
+        // writer), then the kill lands a moment later, in the middle of whatever write follows.
+        let second_ack = format!("ACK r{round}-1 ");
+        if !wait_for_line(&rx, &mut lines, |l| l.starts_with(&second_ack)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "writer {round} acknowledged no two writes:\n{}\n{}",
+                lines.join("\n"),
+                stderr.join().unwrap()
+            );
+        }
         thread::sleep(KILL_AFTER);
         child.kill().expect("SIGKILL the writer");
         let status = child.wait().unwrap();
