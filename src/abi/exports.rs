@@ -429,9 +429,25 @@ unsafe fn cipher_init(
     module.cipher_init(h, kind, mechanism.as_ref(), key)
 }
 
-/// One step of an operation: checks the caller's arguments, runs the step, and delivers its
-/// output (if the function has any) through the output-buffer protocol. Bad arguments end
-/// the operation like any other failed step, as the specification requires.
+/// The step a call makes: `input` for `C_Encrypt`-like calls (`single`) and updates, none
+/// for a final.
+///
+/// # Safety
+/// A non-NULL input pointer must point to its length of readable bytes that outlive `'a`.
+unsafe fn step_in<'a>(input: Option<(*mut u8, CK_ULONG)>, single: bool) -> Result<Step<'a>> {
+    Ok(match input {
+        Some((p, n)) => {
+            // SAFETY: forwarded contract of the caller.
+            let data = unsafe { bytes_in(p, n)? };
+            if single { Step::Single(data) } else { Step::Update(data) }
+        }
+        None => Step::Final,
+    })
+}
+
+/// One step of an operation: reads the caller's arguments, runs the step (the module ends
+/// the operation when the arguments could not be read), and delivers its output (if the
+/// function has any) through the output-buffer protocol.
 ///
 /// # Safety
 /// The pointers are the export's, under its PKCS#11 contract.
@@ -449,7 +465,6 @@ unsafe fn operation_step(
         _ => None,
     };
     if let (Some(cipher), Some((out, out_len))) = (cipher, output) {
-        // SAFETY: forwarded contract of the export.
         // `None` for overlapping buffers: the copying path below, which reads all input first.
         // SAFETY: forwarded contract of the export.
         if let Some(done) = unsafe { cipher_step(&module, h, kind, cipher, input, single, out, out_len) } {
@@ -462,24 +477,13 @@ unsafe fn operation_step(
             Some((out, out_len)) => unsafe { output_buffer(out, out_len)? },
             None => OutputBuffer::Capacity(0),
         };
-        let step = match input {
-            Some((p, n)) => {
-                // SAFETY: forwarded contract of the export.
-                let data = unsafe { bytes_in(p, n)? };
-                if single { Step::Single(data) } else { Step::Update(data) }
-            }
-            None => Step::Final,
-        };
+        // SAFETY: forwarded contract of the export.
+        let step = unsafe { step_in(input, single)? };
         Ok((buffer, step))
     };
-    let (buffer, step) = match arguments() {
-        Ok(a) => a,
-        Err(e) => {
-            module.end_operation(h, kind);
-            return Err(e);
-        }
-    };
-    let result = module.operation_step(h, kind, step, buffer);
+    let result = module.step_with(h, kind, arguments(), |module, (buffer, step)| {
+        module.operation_step(h, kind, step, buffer)
+    });
     match output {
         // SAFETY: forwarded contract of the export; checked by output_buffer above.
         Some((out, out_len)) => unsafe { output_out(result, out, out_len) },
@@ -510,14 +514,8 @@ unsafe fn cipher_step(
         }
         // SAFETY: non-NULL, readable by contract.
         let capacity = to_usize(unsafe { *out_len })?;
-        let step = match input {
-            Some((p, n)) => {
-                // SAFETY: forwarded contract of the export.
-                let data = unsafe { bytes_in(p, n)? };
-                if single { Step::Single(data) } else { Step::Update(data) }
-            }
-            None => Step::Final,
-        };
+        // SAFETY: forwarded contract of the export.
+        let step = unsafe { step_in(input, single)? };
         if out.is_null() {
             return Ok(Some((Dest::Query, step)));
         }
@@ -533,15 +531,11 @@ unsafe fn cipher_step(
         let buffer = unsafe { bytes_out(out, to_ulong(capacity))? };
         Ok(Some((Dest::Buffer(buffer), step)))
     };
-    let (dest, step) = match arguments() {
-        Ok(Some(a)) => a,
-        Ok(None) => return None,
-        Err(e) => {
-            module.end_operation(h, kind);
-            return Some(Err(e));
-        }
-    };
-    let written = match module.cipher_into(h, cipher, step, dest) {
+    // `None`: the input and the output overlap.
+    let arguments = arguments().transpose()?;
+    let delivered = module
+        .step_with(h, kind, arguments, |module, (dest, step)| module.cipher_into(h, cipher, step, dest));
+    let written = match delivered {
         Ok(Delivered::Length(n) | Delivered::Written(n)) => n,
         Err(Error::BufferTooSmall { needed }) => {
             // SAFETY: checked non-NULL above; writable by contract.
@@ -775,7 +769,7 @@ pkcs11_fn! {
     }
 }
 
-/// One step of a verification; bad arguments end the operation.
+/// One step of a verification (the module ends it when the arguments could not be read).
 ///
 /// # Safety
 /// The pointers are the export's, under its PKCS#11 contract.
@@ -789,23 +783,13 @@ unsafe fn verify_step(
     let arguments = || -> Result<(Step<'_>, &[u8])> {
         // SAFETY: forwarded contract of the export.
         let signature = unsafe { bytes_in(signature.0, signature.1)? };
-        let step = match input {
-            Some((p, n)) => {
-                // SAFETY: forwarded contract of the export.
-                let data = unsafe { bytes_in(p, n)? };
-                if single { Step::Single(data) } else { Step::Update(data) }
-            }
-            None => Step::Final,
-        };
+        // SAFETY: forwarded contract of the export.
+        let step = unsafe { step_in(input, single)? };
         Ok((step, signature))
     };
-    match arguments() {
-        Ok((step, signature)) => module.verify(h, step, signature),
-        Err(e) => {
-            module.end_operation(h, OperationKind::Verify);
-            Err(e)
-        }
-    }
+    module.step_with(h, OperationKind::Verify, arguments(), |module, (step, signature)| {
+        module.verify(h, step, signature)
+    })
 }
 
 pkcs11_fn! {

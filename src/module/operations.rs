@@ -1,25 +1,27 @@
-//! Object calls routed to the session's token, and the cryptographic functions (spec
-//! chapters 5.7 to 5.15): key generation, encryption, decryption, digests, random numbers.
+//! Cryptographic operations (PKCS#11 3.0 chapters 5.8 to 5.13): encryption, decryption,
+//! digests, signatures and verification, with recovery; each begun by a recorded `*Init`
+//! and run in steps on the session's operation of its kind. The standard's rules for steps
+//! live here: a failed step ends its operation, a step whose arguments could not even be
+//! read included ([`Module::step_with`]).
+
+use std::sync::Arc;
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use std::sync::Arc;
-
 use super::Module;
-use super::token::KEY_USE_STALENESS;
-use crate::hierarchy;
-use crate::mechanism::aes_gcm::{self, GcmMessageParams};
 use crate::mechanism::prepared::PreparedKey;
-use crate::mechanism::{self, Mechanism, MechanismParams};
-use crate::object::attribute::decode_attribute_array;
-use crate::object::template::{self, Actor, Origin};
-use crate::object::{Attribute, AttributeRead};
+use crate::mechanism::{self, CipherOperation, Mechanism};
+use crate::object::AttributeRead;
 use crate::policy::PendingApproval;
 use crate::session::{
-    CachedKey, Delivered, Dest, FindCursor, Operations, Output, OutputBuffer, output_step, output_step_into,
+    CachedKey, Delivered, Dest, Operations, Output, OutputBuffer, output_step, output_step_into,
 };
+use crate::token::KEY_USE_STALENESS;
 use crate::{Error, Result};
+
+/// Where a session keeps its encryption or its decryption.
+type CipherSlot = fn(&mut Operations) -> &mut Option<Box<dyn CipherOperation>>;
 
 /// Records what the operation just begun as `operation` waits for, replacing what an
 /// earlier operation of that kind had: an approval serves one operation only.
@@ -77,361 +79,25 @@ pub enum Step<'a> {
 }
 
 impl Module {
-    pub(super) fn create_object_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let (s, token) = self.session_and_token(h)?;
-        token.create_object(h, s.read_write, template)
-    }
-
-    pub(super) fn copy_object_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let (s, token) = self.session_and_token(h)?;
-        token.copy_object(h, s.read_write, object, template)
-    }
-
-    pub(super) fn destroy_object_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
-        let consumed = token.destroy_object(s.read_write, object)?;
-        token.record_consumed(h, &consumed)
-    }
-
-    pub fn object_size(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
-        let (s, token) = self.session_and_token(h)?;
-        token.object_size(s.read_write, object)
-    }
-
-    pub(super) fn get_attributes_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        kinds: &[CK_ATTRIBUTE_TYPE],
-    ) -> Result<Vec<AttributeRead>> {
-        let (s, token) = self.session_and_token(h)?;
-        token.get_attributes(s.read_write, object, kinds)
-    }
-
-    pub(super) fn set_attributes_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
-        let consumed = token.set_attributes(s.read_write, object, template)?;
-        token.record_consumed(h, &consumed)
-    }
-
-    pub(super) fn find_init_unrecorded(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
-        let mut ops = s.operations.lock();
-        if ops.find.is_some() {
-            return Err(Error::OperationActive);
-        }
-        ops.find = Some(FindCursor::new(token.find(s.read_write, template)?));
-        Ok(())
-    }
-
-    pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let s = self.session(h)?;
-        let mut ops = s.operations.lock();
-        Ok(ops.find.as_mut().ok_or(Error::OperationNotInitialized)?.take(max))
-    }
-
-    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        let s = self.session(h)?;
-        s.operations.lock().find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
-    }
-
-    pub(super) fn generate_key_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let (s, token) = self.session_and_token(h)?;
-        let key_type = match mechanism.kind {
-            CKM_AES_KEY_GEN => CKK_AES,
-            CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
-            other => {
-                mechanism::registry::require(other, CKF_GENERATE)?;
-                return Err(Error::MechanismInvalid);
-            }
-        };
-        if mechanism.params != MechanismParams::None {
-            return Err(Error::MechanismParamInvalid);
-        }
-        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
-        let origin = Origin::Generate { mechanism: mechanism.kind };
-        if let Some(tier) = hierarchy::requested_tier(template)? {
-            return self.generate_hierarchy_key(h, &token, s.read_write, mechanism, tier, template, actor);
-        }
-        let mut key = template::new_object(template, Some((CKO_SECRET_KEY, key_type)), origin, actor)?;
-        let len = key.ulong(CKA_VALUE_LEN).ok_or(Error::TemplateIncomplete)?;
-        let len = usize::try_from(len).map_err(|_| Error::KeySizeRange)?;
-        let value = mechanism::keygen::generate_secret(mechanism.kind, key_type, len)?;
-        key.set(CKA_VALUE, value.to_vec());
-        token.store_new_object(h, s.read_write, key)
-    }
-
-    /// `C_GenerateKey` with a `CKA_ECM_TIER` template: the next version of a family of the
-    /// envelope hierarchy (the first, or a rotation).
-    #[allow(clippy::too_many_arguments)]
-    fn generate_hierarchy_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        token: &super::token::Token,
-        read_write: bool,
-        mechanism: &Mechanism,
-        tier: hierarchy::Tier,
-        template: &[Attribute],
-        actor: Actor,
-    ) -> Result<CK_OBJECT_HANDLE> {
-        use crate::object::attribute::decode_ulong;
-        if mechanism.kind != CKM_AES_KEY_GEN {
-            return Err(Error::TemplateInconsistent);
-        }
-        let full = hierarchy::generation_template(tier, template)?;
-        let tenant =
-            template.iter().find(|a| a.kind == crate::vendor::CKA_ECM_TENANT).map(|a| a.value.to_vec());
-        let period = match template.iter().find(|a| a.kind == crate::vendor::CKA_ECM_ROTATION_PERIOD) {
-            // CK_ULONG is u64 on LP64 targets and u32 elsewhere; widening is lossless.
-            #[allow(clippy::unnecessary_cast)]
-            Some(a) => decode_ulong(&a.value).filter(|p| *p > 0).ok_or(Error::AttributeValueInvalid)? as u64,
-            None => self.config.rotation_period(tier),
-        };
-        let origin = Origin::Generate { mechanism: mechanism.kind };
-        let mut key = template::new_object(&full, Some((CKO_SECRET_KEY, CKK_AES)), origin, actor)?;
-        let value = mechanism::keygen::generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32)?;
-        key.set(CKA_VALUE, value.to_vec());
-        let (handle, consumed) = token.generate_in_hierarchy(read_write, key, tier, tenant, period)?;
-        token.record_consumed(h, &consumed)?;
-        Ok(handle)
-    }
-
-    /// `C_GenerateKeyPair`: both templates are checked before anything is generated, and
-    /// both keys are stored together or not at all.
-    pub(super) fn generate_key_pair_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        public_template: &[Attribute],
-        private_template: &[Attribute],
-    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
-        use crate::mechanism::{KeyMaterial, KeyPair, encoding};
-        use crate::object::attribute::{decode_ulong, encode_ulong};
-        let (s, token) = self.session_and_token(h)?;
-        let key_type = match mechanism.kind {
-            CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
-            CKM_EC_KEY_PAIR_GEN => CKK_EC,
-            other => {
-                mechanism::registry::require(other, CKF_GENERATE_KEY_PAIR)?;
-                return Err(Error::MechanismInvalid);
-            }
-        };
-        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
-        let origin = Origin::Generate { mechanism: mechanism.kind };
-        let mut public =
-            template::new_object(public_template, Some((CKO_PUBLIC_KEY, key_type)), origin, actor)?;
-        let mut private =
-            template::new_object(private_template, Some((CKO_PRIVATE_KEY, key_type)), origin, actor)?;
-        // Check where the keys would go before spending time on generation.
-        let view = token.view(s.read_write);
-        view.may_write(public.is_token(), public.is_private())?;
-        view.may_write(private.is_token(), private.is_private())?;
-
-        // CK_ULONG is u64 on LP64 targets and u32 elsewhere; widening is lossless either way.
-        #[allow(clippy::unnecessary_cast)]
-        let modulus_bits = public.get(CKA_MODULUS_BITS).and_then(decode_ulong).map(|b| b as u64);
-        let pair = mechanism::generate_key_pair(
-            mechanism,
-            modulus_bits,
-            public.get(CKA_PUBLIC_EXPONENT),
-            public.get(CKA_EC_PARAMS),
-        )?;
-        let (public_material, private_material) = match pair {
-            KeyPair::Rsa(pk, sk) => {
-                for o in [&mut public, &mut private] {
-                    o.set(CKA_MODULUS, pk.modulus.clone());
-                    o.set(CKA_PUBLIC_EXPONENT, pk.public_exponent.clone());
-                }
-                private.set(CKA_PRIVATE_EXPONENT, sk.private_exponent.to_vec());
-                if let Some(crt) = &sk.crt {
-                    private.set(CKA_PRIME_1, crt.prime_1.to_vec());
-                    private.set(CKA_PRIME_2, crt.prime_2.to_vec());
-                    private.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
-                    private.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
-                    private.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
-                }
-                let bits = public.get(CKA_MODULUS_BITS).and_then(decode_ulong).unwrap_or(0);
-                public.set(CKA_MODULUS_BITS, encode_ulong(bits));
-                (KeyMaterial::RsaPublic(pk), KeyMaterial::RsaPrivate(sk))
-            }
-            KeyPair::Ec(pk, sk) => {
-                public.set(CKA_EC_POINT, encoding::ec_point_to_attribute(&pk.point));
-                private.set(CKA_EC_PARAMS, pk.params.clone());
-                private.set(CKA_VALUE, sk.value.to_vec());
-                (KeyMaterial::EcPublic(pk), KeyMaterial::EcPrivate(sk))
-            }
-        };
-        let info = encoding::public_key_info(&public_material)?;
-        public.set(CKA_PUBLIC_KEY_INFO, info.clone());
-        private.set(CKA_PUBLIC_KEY_INFO, info);
-        drop((public_material, private_material));
-        let handles = token.store_new_objects(h, s.read_write, vec![public, private])?;
-        Ok((handles[0], handles[1]))
-    }
-
-    /// `C_DeriveKey` (ECDH): a new secret key from the base key and the other party's public
-    /// point. Its length is `CKA_VALUE_LEN`, or the key type's natural size.
-    pub(super) fn derive_key_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        base: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        use crate::object::attribute::{decode_bool, encode_ulong};
-        let (s, token) = self.session_and_token(h)?;
-        let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
-        let history =
-            token.get_attributes(s.read_write, base, &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE])?;
-        let flag = |r: &AttributeRead| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(true));
-        let origin = Origin::Derive {
-            base_always_sensitive: flag(&history[0]),
-            base_never_extractable: flag(&history[1]),
-        };
-        let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
-        hierarchy::refuse_outside_generation(template)?;
-        // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
-        let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
-        let mut key = template::new_object(&template, None, origin, actor)?;
-        if key.profile() != crate::object::Profile::SecretKey {
-            return Err(Error::TemplateInconsistent);
-        }
-        let len = match (key.ulong(CKA_VALUE_LEN), key.key_type()) {
-            (Some(len), _) => usize::try_from(len).map_err(|_| Error::KeySizeRange)?,
-            (None, Some(CKK_AES)) => 32,
-            (None, _) => match &material {
-                mechanism::KeyMaterial::EcPrivate(k) => mechanism::ec::shared_secret_len(&k.params)?,
-                _ => return Err(Error::TemplateIncomplete),
-            },
-        };
-        if key.key_type() == Some(CKK_AES) && !matches!(len, 16 | 24 | 32) {
-            return Err(Error::TemplateInconsistent);
-        }
-        let value = mechanism::derive(mechanism, &material, len)?;
-        key.set(CKA_VALUE_LEN, encode_ulong(value.len() as CK_ULONG));
-        key.set(CKA_VALUE, value.to_vec());
-        token.store_new_object(h, s.read_write, key)
-    }
-
-    /// `C_WrapKey`: the key's bytes encrypted under the wrapping key, through the
-    /// output-buffer protocol (a size query makes every check; it wraps too, to learn the
-    /// length, unless the mechanism's output length is known beforehand; it releases
-    /// nothing).
-    pub(super) fn wrap_key_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        wrapping: CK_OBJECT_HANDLE,
-        key: CK_OBJECT_HANDLE,
-        buffer: OutputBuffer,
-    ) -> Result<Output> {
-        let (s, token) = self.session_and_token(h)?;
-        let (wrapping_key, bytes) = token.wrap_inputs(s.read_write, wrapping, key, mechanism.kind)?;
-        // A size query of an AES key wrap needs no wrap: its length follows from the input's.
-        if buffer == OutputBuffer::Query
-            && let Some(len) = mechanism::wrapped_len(mechanism, &wrapping_key, bytes.len())
-        {
-            return len.map(Output::Length);
-        }
-        let wrapped = mechanism::wrap(mechanism, &wrapping_key, &bytes)?;
-        match buffer {
-            OutputBuffer::Query => Ok(Output::Length(wrapped.len())),
-            OutputBuffer::Capacity(c) if c < wrapped.len() => {
-                Err(Error::BufferTooSmall { needed: wrapped.len() })
-            }
-            OutputBuffer::Capacity(_) => Ok(Output::Bytes(Zeroizing::new(wrapped))),
-        }
-    }
-
-    /// `C_UnwrapKey`: a new secret key from a wrapped blob and a template that names its
-    /// class and key type. The key is not local and has no history of being sensitive.
-    pub(super) fn unwrap_key_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        unwrapping: CK_OBJECT_HANDLE,
-        wrapped: &[u8],
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let (s, token) = self.session_and_token(h)?;
-        // The unwrapping key, checked, with its CKA_UNWRAP_TEMPLATE imposed on `template`.
-        let (unwrapping_key, template, actor) =
-            token.unwrap_inputs(s.read_write, unwrapping, mechanism.kind, template)?;
-        // Check the template before opening anything.
-        let mut key = template::new_object(&template, None, Origin::Unwrap, actor)?;
-        let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;
-        match key.profile() {
-            crate::object::Profile::SecretKey => {
-                let fits = match key.key_type() {
-                    Some(CKK_AES) => matches!(value.len(), 16 | 24 | 32),
-                    _ => !value.is_empty(),
-                };
-                let len_matches = key.ulong(CKA_VALUE_LEN).is_none_or(|l| l == value.len() as CK_ULONG);
-                if !fits || !len_matches {
-                    return Err(Error::TemplateInconsistent);
-                }
-                key.set(CKA_VALUE_LEN, crate::object::attribute::encode_ulong(value.len() as CK_ULONG));
-                key.set(CKA_VALUE, value.to_vec());
-            }
-            crate::object::Profile::RsaPrivateKey | crate::object::Profile::EcPrivateKey => {
-                set_private_key_components(&mut key, mechanism::encoding::private_key_from_pkcs8(&value)?)?;
-            }
-            _ => return Err(Error::TemplateInconsistent),
-        }
-        token.store_new_object(h, s.read_write, key)
-    }
-
-    /// `C_EncryptInit`/`C_DecryptInit`; `None` for the mechanism ends an active operation.
-    pub(super) fn cipher_init_unrecorded(
+    /// `C_EncryptInit`/`C_DecryptInit`, recorded as `encrypt`/`decrypt` naming key and
+    /// mechanism; `None` for the mechanism ends an active operation (not recorded).
+    pub fn cipher_init(
         &self,
         h: CK_SESSION_HANDLE,
         kind: CipherKind,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        match kind {
-            CipherKind::Encrypt => self.begin(
-                h,
-                mechanism,
-                key,
-                CKA_ENCRYPT,
-                kind.name(),
-                |o| &mut o.encrypt,
-                |m, k| mechanism::cipher_init_prepared(m, k, true),
-            ),
-            CipherKind::Decrypt => self.begin(
-                h,
-                mechanism,
-                key,
-                CKA_DECRYPT,
-                kind.name(),
-                |o| &mut o.decrypt,
-                |m, k| mechanism::cipher_init_prepared(m, k, false),
-            ),
-        }
+        let (usage, slot): (_, CipherSlot) = match kind {
+            CipherKind::Encrypt => (CKA_ENCRYPT, |o| &mut o.encrypt),
+            CipherKind::Decrypt => (CKA_DECRYPT, |o| &mut o.decrypt),
+        };
+        let encrypt = kind == CipherKind::Encrypt;
+        self.audited_init(h, kind.name(), mechanism, key, |m| {
+            self.begin(h, m, key, usage, kind.name(), slot, |m, k| {
+                mechanism::cipher_init_prepared(m, k, encrypt)
+            })
+        })
     }
 
     /// Every `*Init` that may wait for approvals: `None` for the mechanism ends the operation
@@ -494,6 +160,7 @@ impl Module {
         Ok(())
     }
 
+    /// One step of an encryption or decryption, its output returned.
     pub fn cipher(
         &self,
         h: CK_SESSION_HANDLE,
@@ -501,14 +168,7 @@ impl Module {
         step: Step<'_>,
         buffer: OutputBuffer,
     ) -> Result<Output> {
-        let s = self.session(h)?;
-        let mut ops = s.operations.lock();
-        awaits_approval(&ops, kind.name())?;
-        let slot = match kind {
-            CipherKind::Encrypt => &mut ops.encrypt,
-            CipherKind::Decrypt => &mut ops.decrypt,
-        };
-        match step {
+        self.with_cipher(h, kind, |slot| match step {
             Step::Single(input) => {
                 output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
             }
@@ -516,7 +176,7 @@ impl Module {
                 output_step(slot, buffer, false, |op| Ok(op.update_len(input.len())), |op| op.update(input))
             }
             Step::Final => output_step(slot, buffer, true, |op| Ok(op.final_len()), |op| op.finish()),
-        }
+        })
     }
 
     /// As [`Module::cipher`], writing into the caller's buffer (the C ABI's path, when the
@@ -528,16 +188,7 @@ impl Module {
         step: Step<'_>,
         dest: Dest<'_>,
     ) -> Result<Delivered> {
-        let s = self.session(h)?;
-        let mut ops = s.operations.lock();
-        if !ops.approvals.is_empty() {
-            awaits_approval(&ops, kind.name())?;
-        }
-        let slot = match kind {
-            CipherKind::Encrypt => &mut ops.encrypt,
-            CipherKind::Decrypt => &mut ops.decrypt,
-        };
-        match step {
+        self.with_cipher(h, kind, |slot| match step {
             Step::Single(input) => output_step_into(
                 slot,
                 dest,
@@ -555,25 +206,48 @@ impl Module {
             Step::Final => {
                 output_step_into(slot, dest, true, |op| Ok(op.final_len()), |op, out| op.finish_into(out))
             }
-        }
+        })
     }
 
-    /// `C_SignInit`; `None` for the mechanism ends an active operation.
-    pub(super) fn sign_init_unrecorded(
+    /// Runs `step` on the session's encryption or decryption, once it waits for no
+    /// approvers.
+    fn with_cipher<T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        step: impl FnOnce(&mut Option<Box<dyn CipherOperation>>) -> Result<T>,
+    ) -> Result<T> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        // Most sessions have no approvals at all: one check of the map spares the lookup.
+        if !ops.approvals.is_empty() {
+            awaits_approval(&ops, kind.name())?;
+        }
+        step(match kind {
+            CipherKind::Encrypt => &mut ops.encrypt,
+            CipherKind::Decrypt => &mut ops.decrypt,
+        })
+    }
+
+    /// `C_SignInit`, recorded as `sign` naming key and mechanism; `None` for the mechanism
+    /// ends an active operation (not recorded).
+    pub fn sign_init(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.begin(
-            h,
-            mechanism,
-            key,
-            CKA_SIGN,
-            "sign",
-            |o| &mut o.sign,
-            |m, k| mechanism::sign_init(m, &k.material),
-        )
+        self.audited_init(h, "sign", mechanism, key, |m| {
+            self.begin(
+                h,
+                m,
+                key,
+                CKA_SIGN,
+                "sign",
+                |o| &mut o.sign,
+                |m, k| mechanism::sign_init(m, &k.material),
+            )
+        })
     }
 
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
@@ -599,75 +273,25 @@ impl Module {
         }
     }
 
-    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`; `None` for the
-    /// mechanism ends an active operation.
-    pub(super) fn recover_init_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        kind: OperationKind,
-        mechanism: Option<&Mechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
-        let mut ops = s.operations.lock();
-        let (slot, usage) = match kind {
-            OperationKind::SignRecover => (&mut ops.sign_recover, CKA_SIGN_RECOVER),
-            OperationKind::VerifyRecover => (&mut ops.verify_recover, CKA_VERIFY_RECOVER),
-            _ => return Err(Error::Internal("not a recovery operation")),
-        };
-        let Some(mechanism) = mechanism else {
-            *slot = None;
-            return Ok(());
-        };
-        if slot.is_some() {
-            return Err(Error::OperationActive);
-        }
-        let material = token.key_material_for(s.read_write, key, usage, mechanism.kind)?;
-        *slot = Some(match kind {
-            OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
-            _ => mechanism::verify_recover_init(mechanism, &material)?,
-        });
-        Ok(())
-    }
-
-    /// `C_SignRecover`/`C_VerifyRecover`: single-part only.
-    fn recover(
-        &self,
-        h: CK_SESSION_HANDLE,
-        kind: OperationKind,
-        step: Step<'_>,
-        buffer: OutputBuffer,
-    ) -> Result<Output> {
-        let s = self.session(h)?;
-        let mut ops = s.operations.lock();
-        let slot = match kind {
-            OperationKind::SignRecover => &mut ops.sign_recover,
-            _ => &mut ops.verify_recover,
-        };
-        match step {
-            Step::Single(input) => {
-                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
-            }
-            Step::Update(_) | Step::Final => Err(Error::FunctionNotSupported),
-        }
-    }
-
-    /// `C_VerifyInit`; `None` for the mechanism ends an active operation.
-    pub(super) fn verify_init_unrecorded(
+    /// `C_VerifyInit`, recorded as `verify` naming key and mechanism; `None` for the
+    /// mechanism ends an active operation (not recorded).
+    pub fn verify_init(
         &self,
         h: CK_SESSION_HANDLE,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.begin(
-            h,
-            mechanism,
-            key,
-            CKA_VERIFY,
-            "verify",
-            |o| &mut o.verify,
-            |m, k| mechanism::verify_init(m, &k.material),
-        )
+        self.audited_init(h, "verify", mechanism, key, |m| {
+            self.begin(
+                h,
+                m,
+                key,
+                CKA_VERIFY,
+                "verify",
+                |o| &mut o.verify,
+                |m, k| mechanism::verify_init(m, &k.material),
+            )
+        })
     }
 
     /// One step of a verification: `Single(data)` and `Final` take the signature; the
@@ -708,9 +332,8 @@ impl Module {
         }
     }
 
-    /// Ends the operation `kind` of a session, if any: a step refused for its arguments ends
-    /// it, like any failed step.
-    pub fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
+    /// Ends the operation `kind` of a session, if any.
+    fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
         if let Ok(s) = self.session(h) {
             let mut ops = s.operations.lock();
             match kind {
@@ -725,86 +348,85 @@ impl Module {
         }
     }
 
-    /// `C_MessageEncryptInit`/`C_MessageDecryptInit`; the per-message parameters come with
-    /// each message.
-    pub(super) fn message_init_unrecorded(
+    /// Runs one step of operation `kind` of session `h` on the caller's `arguments`, or
+    /// ends the operation when they could not be read (a NULL pointer, a length out of
+    /// range): a call that fails, other than for a buffer too small, ends the operation it
+    /// continues, whatever made it fail.
+    pub fn step_with<A, T>(
         &self,
         h: CK_SESSION_HANDLE,
-        kind: CipherKind,
-        mechanism: &Mechanism,
+        kind: OperationKind,
+        arguments: Result<A>,
+        step: impl FnOnce(&Module, A) -> Result<T>,
+    ) -> Result<T> {
+        match arguments {
+            Ok(arguments) => step(self, arguments),
+            Err(e) => {
+                self.end_operation(h, kind);
+                Err(e)
+            }
+        }
+    }
+
+    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`, recorded as
+    /// `sign_recover` and `verify_recover` (the policy counts them as `sign` and `verify`;
+    /// the record keeps the difference, since what is recovered from a signature is data);
+    /// `None` for the mechanism ends an active operation (not recorded).
+    pub fn recover_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let (s, token) = self.session_and_token(h)?;
-        let mut ops = s.operations.lock();
-        let (slot, usage, encrypt) = match kind {
-            CipherKind::Encrypt => (&mut ops.message_encrypt, CKA_ENCRYPT, true),
-            CipherKind::Decrypt => (&mut ops.message_decrypt, CKA_DECRYPT, false),
+        let operation = match kind {
+            OperationKind::SignRecover => "sign_recover",
+            _ => "verify_recover",
         };
-        if slot.is_some() {
-            return Err(Error::OperationActive);
-        }
-        let secret = token.secret_key_for(s.read_write, key, usage, mechanism.kind)?;
-        *slot = Some(mechanism::message_init(mechanism, &secret, encrypt)?);
-        Ok(())
-    }
-
-    /// `C_EncryptMessage`: seals one message, generating its IV if asked. The output is the
-    /// ciphertext (as long as the plaintext); the IV used and the tag are returned beside it.
-    /// A size query or a short buffer consumes no IV. Errors leave the operation active.
-    pub fn encrypt_message(
-        &self,
-        h: CK_SESSION_HANDLE,
-        params: &mut GcmMessageParams,
-        aad: &[u8],
-        plaintext: &[u8],
-        buffer: OutputBuffer,
-    ) -> Result<(Output, [u8; aes_gcm::TAG_LEN])> {
-        let s = self.session(h)?;
-        let mut ops = s.operations.lock();
-        let key = ops.message_encrypt.as_mut().ok_or(Error::OperationNotInitialized)?;
-        match buffer {
-            OutputBuffer::Query => return Ok((Output::Length(plaintext.len()), [0; aes_gcm::TAG_LEN])),
-            OutputBuffer::Capacity(c) if c < plaintext.len() => {
-                return Err(Error::BufferTooSmall { needed: plaintext.len() });
+        self.audited_init(h, operation, mechanism, key, |mechanism| {
+            let (s, token) = self.session_and_token(h)?;
+            let mut ops = s.operations.lock();
+            let (slot, usage) = match kind {
+                OperationKind::SignRecover => (&mut ops.sign_recover, CKA_SIGN_RECOVER),
+                OperationKind::VerifyRecover => (&mut ops.verify_recover, CKA_VERIFY_RECOVER),
+                _ => return Err(Error::Internal("not a recovery operation")),
+            };
+            let Some(mechanism) = mechanism else {
+                *slot = None;
+                return Ok(());
+            };
+            if slot.is_some() {
+                return Err(Error::OperationActive);
             }
-            OutputBuffer::Capacity(_) => {}
-        }
-        let (ciphertext, tag) = key.encrypt(params, aad, plaintext)?;
-        Ok((Output::Bytes(Zeroizing::new(ciphertext)), tag))
+            let material = token.key_material_for(s.read_write, key, usage, mechanism.kind)?;
+            *slot = Some(match kind {
+                OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
+                _ => mechanism::verify_recover_init(mechanism, &material)?,
+            });
+            Ok(())
+        })
     }
 
-    /// `C_DecryptMessage`: opens one message with its IV and tag.
-    pub fn decrypt_message(
+    /// `C_SignRecover`/`C_VerifyRecover`: single-part only.
+    fn recover(
         &self,
         h: CK_SESSION_HANDLE,
-        params: &GcmMessageParams,
-        tag: &[u8],
-        aad: &[u8],
-        ciphertext: &[u8],
+        kind: OperationKind,
+        step: Step<'_>,
         buffer: OutputBuffer,
     ) -> Result<Output> {
         let s = self.session(h)?;
-        let ops = s.operations.lock();
-        let key = ops.message_decrypt.as_ref().ok_or(Error::OperationNotInitialized)?;
-        match buffer {
-            OutputBuffer::Query => return Ok(Output::Length(ciphertext.len())),
-            OutputBuffer::Capacity(c) if c < ciphertext.len() => {
-                return Err(Error::BufferTooSmall { needed: ciphertext.len() });
-            }
-            OutputBuffer::Capacity(_) => {}
-        }
-        key.decrypt(params, tag, aad, ciphertext).map(Output::Bytes)
-    }
-
-    /// `C_MessageEncryptFinal`/`C_MessageDecryptFinal`.
-    pub fn message_final(&self, h: CK_SESSION_HANDLE, kind: CipherKind) -> Result<()> {
-        let s = self.session(h)?;
         let mut ops = s.operations.lock();
         let slot = match kind {
-            CipherKind::Encrypt => &mut ops.message_encrypt,
-            CipherKind::Decrypt => &mut ops.message_decrypt,
+            OperationKind::SignRecover => &mut ops.sign_recover,
+            _ => &mut ops.verify_recover,
         };
-        slot.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
+        match step {
+            Step::Single(input) => {
+                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
+            }
+            Step::Update(_) | Step::Final => Err(Error::FunctionNotSupported),
+        }
     }
 
     pub fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {
@@ -885,71 +507,4 @@ impl Module {
             }
         }
     }
-
-    pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
-        self.session(h)?;
-        mechanism::rng::fill(out)
-    }
-
-    /// `C_SeedRandom`: the generator is AWS-LC's DRBG, reseeded from the operating system;
-    /// it takes no seed from callers.
-    pub fn seed_random(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        self.session(h)?;
-        Err(Error::RandomSeedNotSupported)
-    }
-}
-
-/// `template` with the entries of the key's attribute-array attribute `imposed` (an unwrap
-/// or derive template) added; a template that contradicts them is inconsistent.
-fn with_imposed_template(
-    token: &super::token::Token,
-    read_write: bool,
-    key: CK_OBJECT_HANDLE,
-    imposed: CK_ATTRIBUTE_TYPE,
-    template: &[Attribute],
-) -> Result<Vec<Attribute>> {
-    let mut template = template.to_vec();
-    if let [AttributeRead::Value(encoded)] = &token.get_attributes(read_write, key, &[imposed])?[..] {
-        let entries = decode_attribute_array(encoded).ok_or(Error::Internal("bad stored attribute array"))?;
-        for a in entries {
-            if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
-                return Err(Error::TemplateInconsistent);
-            }
-            template.push(a);
-        }
-    }
-    Ok(template)
-}
-
-/// Puts an unwrapped private key's components on the object built from the template, which
-/// must have named the same key type.
-fn set_private_key_components(
-    key: &mut crate::object::Object,
-    material: mechanism::KeyMaterial,
-) -> Result<()> {
-    use crate::mechanism::{KeyMaterial, encoding};
-    let info = encoding::public_key_info(&material).ok();
-    match (key.key_type(), material) {
-        (Some(CKK_RSA), KeyMaterial::RsaPrivate(k)) => {
-            key.set(CKA_MODULUS, k.public.modulus.clone());
-            key.set(CKA_PUBLIC_EXPONENT, k.public.public_exponent.clone());
-            key.set(CKA_PRIVATE_EXPONENT, k.private_exponent.to_vec());
-            if let Some(crt) = &k.crt {
-                key.set(CKA_PRIME_1, crt.prime_1.to_vec());
-                key.set(CKA_PRIME_2, crt.prime_2.to_vec());
-                key.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
-                key.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
-                key.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
-            }
-        }
-        (Some(CKK_EC), KeyMaterial::EcPrivate(k)) => {
-            key.set(CKA_EC_PARAMS, k.params.clone());
-            key.set(CKA_VALUE, k.value.to_vec());
-        }
-        _ => return Err(Error::TemplateInconsistent),
-    }
-    if let Some(info) = info {
-        key.set(CKA_PUBLIC_KEY_INFO, info);
-    }
-    Ok(())
 }

@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use super::approvals;
 use super::handles::ObjectRef;
 use super::object_cache::ObjectCache;
-use super::token::{PinOwner, SessionObject, Token, TokenKey, TokenState};
+use super::pin::{PinOwner, PinResult};
+use super::{SessionObject, Token, TokenKey, TokenState};
 use crate::hierarchy;
 use crate::mechanism::{KeyMaterial, SecretKey, seal};
 use crate::object::attribute::decode_attribute_array;
@@ -30,7 +31,7 @@ fn seal_context(id: i64, attribute: CK_ATTRIBUTE_TYPE) -> [u8; 16] {
 }
 
 /// Rebuilds an object from its stored row, opening sealed values if `key` is given.
-pub(super) fn object_from_store(stored: StoredObject, key: Option<&TokenKey>) -> Result<Object> {
+pub(crate) fn object_from_store(stored: StoredObject, key: Option<&TokenKey>) -> Result<Object> {
     let mut values = Values::new();
     let mut sealed = Vec::new();
     for a in stored.attributes {
@@ -58,7 +59,7 @@ fn object_to_store(id: i64, object: &Object, key: Option<&TokenKey>) -> Result<V
 
 /// As `object_to_store`, with `value_at_rest` stored (sealed) in place of `CKA_VALUE`: a key
 /// of the hierarchy below the master is kept wrapped by its parent.
-pub(super) fn object_to_store_with_value(
+pub(crate) fn object_to_store_with_value(
     id: i64,
     object: &Object,
     key: Option<&TokenKey>,
@@ -82,7 +83,7 @@ pub(super) fn object_to_store_with_value(
 
 /// The stored form of one attribute: sealed under the token key if it is secret at rest,
 /// which needs someone logged in.
-pub(super) fn stored_attribute(
+pub(crate) fn stored_attribute(
     id: i64,
     object: &Object,
     kind: CK_ATTRIBUTE_TYPE,
@@ -124,7 +125,7 @@ fn always_authenticate(state: &TokenState, object: &Object) -> AttributeRead {
 
 impl Token {
     /// Looks up a handle this session may see; anything else is an invalid handle.
-    pub(super) fn visible(
+    pub(crate) fn visible(
         &self,
         state: &TokenState,
         view: SessionView,
@@ -600,7 +601,7 @@ impl Token {
     /// Counts `name` as an approver of the operations in `pending` it may approve, once its
     /// PIN is right. The approver's PIN tries count against its lockout like a login; the
     /// session's own login does not change.
-    pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> Result<()> {
+    pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> PinResult<()> {
         let mut state = self.ready()?;
         let policy = state.policy.clone().ok_or(Error::OperationNotInitialized)?;
         let exists = {
@@ -608,7 +609,7 @@ impl Token {
             store.principals()?.iter().any(|p| p.name == name)
         };
         if !exists {
-            return Err(Error::PinIncorrect);
+            return Err(Error::PinIncorrect.into());
         }
         let mut first_refusal = None;
         let mut approvable: Vec<&mut &mut PendingApproval> = Vec::new();
@@ -619,7 +620,7 @@ impl Token {
             }
         }
         if approvable.is_empty() {
-            return Err(first_refusal.unwrap_or(Error::OperationNotInitialized));
+            return Err(first_refusal.unwrap_or(Error::OperationNotInitialized).into());
         }
         self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
         for p in approvable {
