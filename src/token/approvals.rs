@@ -3,7 +3,8 @@
 //! revokes one; and the gate every management operation passes: where the policy says the
 //! caller needs approval, the operation goes ahead only with a quorum of pending approvals
 //! bound to it, used up inside the transaction that makes the change, so that a refused or
-//! failed change uses none and a used approval always means the change was made.
+//! failed change uses none and a used approval always means the change was made. Also the
+//! approvals given in band, by an approver's context-specific login (`Token::approve`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,10 +12,12 @@ use std::time::Duration;
 
 use cryptoki_sys::*;
 
+use super::pin::{PinOwner, PinResult};
 use super::{Token, TokenState};
 use crate::audit::record::now_ms;
 use crate::hierarchy::{self, KeyState};
 use crate::object::Object;
+use crate::policy::PendingApproval;
 use crate::policy::approval_ahead::{self, ApprovalState, Binding, MAX_EXPIRY, ManagementOp, SO_PRINCIPAL};
 use crate::policy::{Decision, LoginState, Policy};
 use crate::store::{ApprovalRecord, ApprovalsOf, StoreWriter};
@@ -251,6 +254,37 @@ impl Token {
             Ok(())
         })?;
         Ok(approval)
+    }
+
+    /// Counts `name` as an approver of the operations in `pending` it may approve, once its
+    /// PIN is right. The approver's PIN tries count against its lockout like a login; the
+    /// session's own login does not change.
+    pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> PinResult<()> {
+        let mut state = self.ready()?;
+        let policy = state.policy.clone().ok_or(Error::OperationNotInitialized)?;
+        let exists = {
+            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+            store.principals()?.iter().any(|p| p.name == name)
+        };
+        if !exists {
+            return Err(Error::PinIncorrect.into());
+        }
+        let mut first_refusal = None;
+        let mut approvable: Vec<&mut &mut PendingApproval> = Vec::new();
+        for p in pending.iter_mut() {
+            match p.check(&policy, name) {
+                Ok(()) => approvable.push(p),
+                Err(e) => first_refusal = first_refusal.or(Some(e)),
+            }
+        }
+        if approvable.is_empty() {
+            return Err(first_refusal.unwrap_or(Error::OperationNotInitialized).into());
+        }
+        self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
+        for p in approvable {
+            p.approvers.push(name.to_string());
+        }
+        Ok(())
     }
 
     /// The approvals this login may see (see `TokenState::may_list`), oldest first.

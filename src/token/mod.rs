@@ -12,6 +12,7 @@ pub(crate) mod audit;
 pub mod handles;
 mod hierarchy_keys;
 mod init;
+mod key_use;
 mod loading;
 pub mod number_map;
 mod object_cache;

@@ -365,7 +365,8 @@ mod tests {
     fn the_check_that_locks_a_pin_says_whose_and_no_other_check_does() {
         let (token, dir) = free_token("lockout");
         token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
-        let refused = |error, locked: Option<&str>| Err(PinRefused { error, locked: locked.map(String::from) });
+        let refused =
+            |error, locked: Option<&str>| Err(PinRefused { error, locked: locked.map(String::from) });
         assert_eq!(token.login(PinRole::SecurityOfficer, b"wrong-1"), refused(Error::PinIncorrect, None));
         assert_eq!(token.login(PinRole::SecurityOfficer, b"wrong-2"), refused(Error::PinLocked, Some("so")));
         // Locked before: the same error, and no lock of this check's own.
@@ -374,7 +375,6 @@ mod tests {
         drop(token);
         std::fs::remove_dir_all(dir).unwrap();
     }
-
 
     #[test]
     fn pin_flags_follow_the_count() {
