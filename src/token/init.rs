@@ -16,7 +16,7 @@ impl Token {
     /// `C_InitToken`: creates the token on a free slot, or wipes and re-keys an existing one
     /// after checking its SO PIN. `sessions_open` is checked by the caller's count. Returns
     /// the new token's audit key, so that the record of this call, and the process's later
-    /// ones, are authenticated under the token as it now is (see `audit.rs`).
+    /// ones, are authenticated under the token as it now is (see `Module::init_token`).
     pub fn init_token(
         &self,
         so_pin: &[u8],

@@ -1,11 +1,21 @@
-//! One token: its store, the application's login state and token key, and the object cache.
+//! The token layer: one token, below the sessions that use it and above the rules
+//! (`crate::policy`, `crate::hierarchy`) and the store. It knows nothing of sessions beyond
+//! the handles and read/write flags callers pass in.
 //!
-//! Every public method takes the token's lock once, refreshes the cache if another process
-//! changed the store, and does its work. Token objects are cached in memory with their secret
-//! values opened (while someone is logged in); a change by another process is seen through
-//! the store's data version and triggers a reload, so processes sharing a token see each
-//! other's objects. Writes go to the store first, in one transaction, and reach the cache
-//! only once committed.
+//! A [`Token`] holds its store, the application's login state and token key, and the object
+//! cache. Every public method takes the token's lock once, refreshes the cache if another
+//! process changed the store, and does its work. Token objects are cached in memory with
+//! their secret values opened (while someone is logged in); a change by another process is
+//! seen through the store's data version and triggers a reload, so processes sharing a token
+//! see each other's objects. Writes go to the store first, in one transaction, and reach the
+//! cache only once committed.
+//!
+//! By job: the state and its guard (`mod.rs`, `state_guard.rs`), the object cache and its
+//! loading (`object_cache.rs`, `loading.rs`), `C_InitToken` (`init.rs`), PIN authentication
+//! (`pin.rs`), principals and the policy (`principals.rs`), objects (`objects.rs`), keys
+//! looked up for use (`key_use.rs`), keys of the envelope hierarchy (`hierarchy_keys.rs`),
+//! approvals and the gate of management operations (`approvals.rs`), object handles
+//! (`handles.rs`), the token's audit trail (`audit.rs`).
 
 mod approvals;
 pub(crate) mod audit;
