@@ -9,7 +9,7 @@ use cryptoki_sys::*;
 use super::Module;
 use super::audit::rv_of;
 use crate::policy::{LoginState, SessionView};
-use crate::session::Session;
+use crate::session::{Operations, Session};
 use crate::token::audit::Who;
 use crate::token::{PinResult, PinRole};
 use crate::{Error, Result};
@@ -71,7 +71,10 @@ impl Module {
             return self.approve(h, pin);
         }
         let mut locked = None;
-        let login = || self.armed(h, self.log_in(h, user_type, pin)).map_err(|r| r.noting_lock(&mut locked));
+        let login = || {
+            self.with_audit_armed(h, self.authenticate(h, user_type, pin))
+                .map_err(|r| r.noting_lock(&mut locked))
+        };
         let result = self.audited(h, login_name(user_type), None, None, login, || drop(self.end_login(h)));
         self.record_pin_locked(h, locked)?;
         result
@@ -90,11 +93,11 @@ impl Module {
         let mut locked = None;
         let login = || {
             let logged_in = if user_type != CKU_USER || name == b"user" {
-                self.log_in(h, user_type, pin)
+                self.authenticate(h, user_type, pin)
             } else {
-                self.log_in_principal(h, name, pin)
+                self.authenticate_principal(h, name, pin)
             };
-            self.armed(h, logged_in).map_err(|r| r.noting_lock(&mut locked))
+            self.with_audit_armed(h, logged_in).map_err(|r| r.noting_lock(&mut locked))
         };
         let result = self.audited(h, login_name(user_type), None, None, login, || drop(self.end_login(h)));
         self.record_pin_locked(h, locked)?;
@@ -103,7 +106,7 @@ impl Module {
 
     /// The login of `user_type` on the token of session `h`, after the session rules that
     /// need the session table (`CKR_SESSION_READ_ONLY_EXISTS`).
-    fn log_in(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> PinResult<()> {
+    fn authenticate(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> PinResult<()> {
         let (session, token) = self.session_and_token(h)?;
         let role = match user_type {
             CKU_SO => PinRole::SecurityOfficer,
@@ -126,7 +129,7 @@ impl Module {
     }
 
     /// The login of principal `name` (unknown names fail as a wrong PIN does).
-    fn log_in_principal(&self, h: CK_SESSION_HANDLE, name: &[u8], pin: &[u8]) -> PinResult<()> {
+    fn authenticate_principal(&self, h: CK_SESSION_HANDLE, name: &[u8], pin: &[u8]) -> PinResult<()> {
         let token = self.token_of(h)?;
         match std::str::from_utf8(name) {
             Ok(name) if token.has_principal(name)? => token.login_principal(name, pin),
@@ -136,7 +139,7 @@ impl Module {
 
     /// After a login: the audit file takes the token's audit key; a login whose audit
     /// cannot be armed is undone (fail closed).
-    fn armed(&self, h: CK_SESSION_HANDLE, login: PinResult<()>) -> PinResult<()> {
+    fn with_audit_armed(&self, h: CK_SESSION_HANDLE, login: PinResult<()>) -> PinResult<()> {
         login?;
         let token = self.token_of(h)?;
         Ok(token.arm_audit().inspect_err(|_| drop(self.end_login(h)))?)
@@ -149,7 +152,7 @@ impl Module {
     /// before a colon may have been a PIN).
     fn approve(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
         let mut locked = None;
-        let result = self.log_in(h, CKU_CONTEXT_SPECIFIC, pin).map_err(|r| r.noting_lock(&mut locked));
+        let result = self.authenticate(h, CKU_CONTEXT_SPECIFIC, pin).map_err(|r| r.noting_lock(&mut locked));
         let recorded = self.token_of(h).and_then(|token| {
             let mut context = token.audit_context(None);
             let operation = match &result {
@@ -212,41 +215,32 @@ impl Module {
     /// `*Init` was recorded, as `C_*Final` or a `C_*Init` with a NULL mechanism do (which are
     /// not recorded either). An operation's record says it was begun, not how it ended.
     pub fn session_cancel(&self, handle: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+        // Each flag and the operation it names.
+        let named: [(CK_FLAGS, EndOperation); 10] = [
+            (CKF_ENCRYPT, |o| o.encrypt = None),
+            (CKF_DECRYPT, |o| o.decrypt = None),
+            (CKF_DIGEST, |o| o.digest = None),
+            (CKF_SIGN, |o| o.sign = None),
+            (CKF_VERIFY, |o| o.verify = None),
+            (CKF_SIGN_RECOVER, |o| o.sign_recover = None),
+            (CKF_VERIFY_RECOVER, |o| o.verify_recover = None),
+            (CKF_MESSAGE_ENCRYPT, |o| o.message_encrypt = None),
+            (CKF_MESSAGE_DECRYPT, |o| o.message_decrypt = None),
+            (CKF_FIND_OBJECTS, |o| o.find = None),
+        ];
         let session = self.session(handle)?;
         let mut ops = session.operations.lock();
-        if flags & CKF_ENCRYPT != 0 {
-            ops.encrypt = None;
-        }
-        if flags & CKF_DECRYPT != 0 {
-            ops.decrypt = None;
-        }
-        if flags & CKF_DIGEST != 0 {
-            ops.digest = None;
-        }
-        if flags & CKF_SIGN != 0 {
-            ops.sign = None;
-        }
-        if flags & CKF_VERIFY != 0 {
-            ops.verify = None;
-        }
-        if flags & CKF_SIGN_RECOVER != 0 {
-            ops.sign_recover = None;
-        }
-        if flags & CKF_VERIFY_RECOVER != 0 {
-            ops.verify_recover = None;
-        }
-        if flags & CKF_MESSAGE_ENCRYPT != 0 {
-            ops.message_encrypt = None;
-        }
-        if flags & CKF_MESSAGE_DECRYPT != 0 {
-            ops.message_decrypt = None;
-        }
-        if flags & CKF_FIND_OBJECTS != 0 {
-            ops.find = None;
+        for (flag, end) in named {
+            if flags & flag != 0 {
+                end(&mut ops);
+            }
         }
         Ok(())
     }
 }
+
+/// Ends one kind of operation of a session.
+type EndOperation = fn(&mut Operations);
 
 fn login_name(user_type: CK_USER_TYPE) -> &'static str {
     match user_type {

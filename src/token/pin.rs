@@ -5,6 +5,7 @@ use cryptoki_sys::CK_FLAGS;
 use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
+use super::principals::so_writes;
 use super::{Token, TokenKey, TokenState};
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::policy::{LoginState, SessionView};
@@ -27,6 +28,15 @@ pub(crate) enum PinOwner<'a> {
     SecurityOfficer,
     User,
     Principal(&'a str),
+}
+
+impl From<PinRole> for PinOwner<'_> {
+    fn from(role: PinRole) -> Self {
+        match role {
+            PinRole::SecurityOfficer => PinOwner::SecurityOfficer,
+            PinRole::User => PinOwner::User,
+        }
+    }
 }
 
 impl PinOwner<'_> {
@@ -160,12 +170,7 @@ impl Token {
     /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it.
     pub fn init_pin(&self, view: SessionView, pin: &[u8]) -> Result<()> {
         let mut state = self.ready_lazy()?;
-        if view.login != LoginState::SecurityOfficer {
-            return Err(Error::UserNotLoggedIn);
-        }
-        if !view.read_write {
-            return Err(Error::SessionReadOnly);
-        }
+        so_writes(view)?;
         check_pin_len(pin)?;
         let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
         let wrapped = self.wrap_token_key(&key, pin, PinRole::User)?;
@@ -197,11 +202,7 @@ impl Token {
     /// Checks `pin` for `role` against the store, counting failures persistently (in one
     /// transaction, so concurrent processes cannot lose a count), and returns the token key.
     pub(crate) fn check_pin(&self, state: &mut TokenState, role: PinRole, pin: &[u8]) -> PinResult<TokenKey> {
-        let owner = match role {
-            PinRole::SecurityOfficer => PinOwner::SecurityOfficer,
-            PinRole::User => PinOwner::User,
-        };
-        self.check_owner_pin(state, owner, pin)
+        self.check_owner_pin(state, role.into(), pin)
     }
 
     /// As `check_pin`, for the SO, the user or a named principal.
@@ -258,11 +259,7 @@ impl Token {
         pin: &[u8],
         role: PinRole,
     ) -> Result<WrappedTokenKey> {
-        let owner = match role {
-            PinRole::SecurityOfficer => PinOwner::SecurityOfficer,
-            PinRole::User => PinOwner::User,
-        };
-        self.wrap_token_key_for(key, pin, owner)
+        self.wrap_token_key_for(key, pin, role.into())
     }
 
     pub(crate) fn wrap_token_key_for(

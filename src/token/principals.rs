@@ -31,12 +31,7 @@ impl Token {
     /// (`replace` true). Only the SO, in a read/write session.
     pub fn set_principal(&self, view: SessionView, name: &str, pin: &[u8], replace: bool) -> Result<()> {
         let mut state = self.ready_lazy()?;
-        if view.login != LoginState::SecurityOfficer {
-            return Err(Error::UserNotLoggedIn);
-        }
-        if !view.read_write {
-            return Err(Error::SessionReadOnly);
-        }
+        so_writes(view)?;
         check_principal_name(name)?;
         check_pin_len(pin)?;
         let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
@@ -62,12 +57,7 @@ impl Token {
         text: &str,
     ) -> Result<(u64, Vec<crate::store::ApprovalRecord>)> {
         let mut state = self.ready_lazy()?;
-        if view.login != LoginState::SecurityOfficer {
-            return Err(Error::UserNotLoggedIn);
-        }
-        if !view.read_write {
-            return Err(Error::SessionReadOnly);
-        }
+        so_writes(view)?;
         let policy = Policy::parse(text)?;
         let document = policy.to_json();
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
@@ -113,12 +103,7 @@ impl Token {
     /// Removes a principal. Only the SO, in a read/write session.
     pub fn remove_principal(&self, view: SessionView, name: &str) -> Result<()> {
         let mut state = self.ready_lazy()?;
-        if view.login != LoginState::SecurityOfficer {
-            return Err(Error::UserNotLoggedIn);
-        }
-        if !view.read_write {
-            return Err(Error::SessionReadOnly);
-        }
+        so_writes(view)?;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut existed = false;
         let now = crate::audit::record::now_ms();
@@ -140,6 +125,18 @@ pub fn check_principal_name(name: &str) -> Result<()> {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if !well_formed || name == "user" || name == "so" {
         return Err(Error::ArgumentsBad);
+    }
+    Ok(())
+}
+
+/// The SO's changes to the token's PINs, principals and policy: an SO login
+/// (`CKR_USER_NOT_LOGGED_IN` otherwise) in a read/write session (`CKR_SESSION_READ_ONLY`).
+pub(crate) fn so_writes(view: SessionView) -> Result<()> {
+    if view.login != LoginState::SecurityOfficer {
+        return Err(Error::UserNotLoggedIn);
+    }
+    if !view.read_write {
+        return Err(Error::SessionReadOnly);
     }
     Ok(())
 }
