@@ -58,7 +58,7 @@ impl CipherKind {
     }
 }
 
-/// The operations of a session that run in steps (for ending one from outside).
+/// The operations of a session that run in steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperationKind {
     Encrypt,

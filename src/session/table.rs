@@ -155,4 +155,23 @@ mod tests {
         assert!(Arc::ptr_eq(&again.get(1).unwrap(), &renumbered));
         assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
     }
+
+    #[test]
+    fn sessions_spread_over_shards_are_all_found_filtered_and_removed_by_slot() {
+        let table = SessionTable::default();
+        let token = session(100).token.clone();
+        // More sessions than shards, on two slots.
+        for handle in 1..=40 {
+            table.insert(Arc::new(Session::new(handle, handle % 2, handle % 3 == 0, token.clone())));
+        }
+        let mut odd: Vec<_> = table.filter(|s| s.slot_id == 1).iter().map(|s| s.handle).collect();
+        odd.sort();
+        assert_eq!(odd, (1..=40).filter(|h| h % 2 == 1).collect::<Vec<_>>());
+        assert_eq!(table.filter(|s| s.read_write).len(), 13);
+        let removed = table.remove_where(|s| s.slot_id == 0);
+        assert_eq!(removed.len(), 20);
+        assert!(removed.iter().all(|s| s.slot_id == 0 && table.get(s.handle).is_none()));
+        assert!((1..=40).filter(|h| h % 2 == 1).all(|h| table.get(h).is_some_and(|s| s.handle == h)));
+        assert!(table.remove(41).is_none(), "a handle never given out");
+    }
 }
