@@ -1,9 +1,12 @@
 //! ecm-hsm: a software HSM exposed through the PKCS#11 C ABI.
 //!
-//! Layers, top to bottom (see README.md): `abi` (the only module allowed `unsafe`) →
-//! `module` (process-wide slots, tokens, handles) → `session` (per-session state and
-//! operations) → `policy` (who may see or change what) → `object` (typed attributes and the
-//! per-class rules) → `mechanism` (the cryptography, on aws-lc-rs) → `store` (persistence).
+//! Layers, top to bottom (see README.md, "Code layout"): `abi` (the C ABI; with `sys`, the
+//! only modules allowed `unsafe`) → `module` (the process-wide instance, one file per chapter
+//! of the standard, each call's body and audit record in one method) → `session` (per-session
+//! state and operations) → `token` (one token: state, object cache, PIN authentication,
+//! principals, hierarchy keys, the approval gate) → `policy`/`hierarchy` (pure rules) →
+//! `object`/`mechanism`/`audit` → `store` (persistence); `sys` below all. No module imports
+//! from a layer above it.
 //! Data flows down as owned, typed values; errors flow up as [`Error`].
 
 pub mod abi;
@@ -18,6 +21,7 @@ pub mod object;
 pub mod policy;
 pub mod session;
 pub mod store;
+pub mod token;
 pub mod vendor;
 
 pub use error::{Error, Result};

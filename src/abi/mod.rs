@@ -3,7 +3,8 @@
 //! - [`guard`]: the panic guard and the `Result` → `CK_RV` step every export goes through.
 //! - [`marshal`]: NULL checks, length conversions, slices from caller memory, templates and
 //!   mechanisms in, the output-buffer protocol out.
-//! - [`exports`]: the `C_*` functions, each a thin shell over a [`crate::module::Module`] call.
+//! - [`exports`]: the `C_*` functions, one file per chapter of the standard, each a thin
+//!   shell over a [`crate::module::Module`] call.
 //! - [`function_list`]: the 2.40 and 3.0 function lists and the interface table.
 //! - [`mapped_file`]: a shared file mapping, the one operating-system interface `std` lacks
 //!   (the audit trail's segments).

@@ -1,22 +1,38 @@
-//! The process-wide module instance: slots and their tokens, the session table and the
-//! object handle table. Each PKCS#11 function of the core is a method of [`Module`], in the
-//! file of its chapter: `general.rs` (slots, tokens, sessions, login), `objects.rs` (object
-//! management, on [`token::Token`]), `crypto.rs` (keys, ciphers, digests, random).
+//! The process-wide module instance and the thin facade of the core: each PKCS#11 function
+//! is one method of [`Module`], holding its whole body and its audit record, in the file of
+//! its chapter of the standard (as Kryoptic's `fns/` are split):
+//!
+//! - `general.rs`: slots and tokens (`C_GetSlotList`, `C_InitToken`, `C_InitPIN`,
+//!   `C_SetPIN`) and random numbers;
+//! - `sessions.rs`: sessions and login (`C_OpenSession`, `C_Login`, `C_LoginUser`,
+//!   `C_Logout`, `C_SessionCancel`);
+//! - `objects.rs`: object management and searches;
+//! - `keys.rs`: key generation, derivation, wrapping and unwrapping;
+//! - `operations.rs`: encryption, decryption, digests, signatures and verification, with
+//!   the rules for steps; `messages.rs`: the message-based functions;
+//! - `principals.rs`: principals, the policy and approvals (no PKCS#11 verb; the CLI's);
+//! - `audit.rs`: how a call is recorded (`audited`), and nothing else;
+//! - `slots.rs`: the slot table.
+//!
+//! The work itself is done a layer below, on the session's state (`crate::session`) and
+//! its token (`crate::token`).
 
-mod approvals;
-pub use approvals::{ApprovalRequest, ApprovalTarget};
 mod audit;
-mod crypto;
-pub use crypto::{CipherKind, OperationKind, Step};
 mod general;
 pub use general::TokenStatus;
-pub mod handles;
-mod hierarchy_keys;
-mod object_cache;
+mod keys;
+mod messages;
 mod objects;
+mod operations;
+pub use operations::{CipherKind, OperationKind, Step};
+mod principals;
+mod sessions;
 pub mod slots;
-mod state_guard;
-pub mod token;
+pub use crate::token::{ApprovalRequest, ApprovalTarget, handles};
+/// The token layer under its former path, for callers of `module::token` (the CLI).
+pub mod token {
+    pub use crate::token::*;
+}
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,10 +44,10 @@ use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::session::{Session, SessionTable};
+use crate::token::Token;
+use crate::token::handles::HandleTable;
 use crate::{Error, Result};
-use handles::HandleTable;
 use slots::SlotTable;
-use token::Token;
 
 pub struct Module {
     config: Arc<Config>,
@@ -270,51 +286,5 @@ impl std::ops::Deref for SessionToken {
 
     fn deref(&self) -> &Token {
         &self.0.token
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-
-    fn session(handle: CK_SESSION_HANDLE) -> Arc<Session> {
-        let dir = std::env::temp_dir().join(format!("ecm-hsm-memo-{}-{handle}", std::process::id()));
-        let config = Arc::new(Config::from_toml(dir.clone(), "", Path::new("test")).unwrap());
-        let token =
-            Token::open(0, dir.join("absent.sqlite"), config, Arc::new(RwLock::new(HandleTable::default())));
-        Arc::new(Session::new(handle, 0, false, Arc::new(token)))
-    }
-
-    #[test]
-    fn a_threads_memo_of_its_last_session_never_hands_out_a_closed_or_foreign_one() {
-        let table = SessionTable::default();
-        let one = session(1);
-        table.insert(one.clone());
-        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
-        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one), "from the memo");
-        // Closed while another call still holds it: refused from the memo too.
-        let in_flight = table.get(1).unwrap();
-        assert!(table.remove(1).is_some());
-        assert!(table.get(1).is_none());
-        drop(in_flight);
-        assert!(table.get(1).is_none());
-        // Closed by slot, the same.
-        let two = session(2);
-        table.insert(two.clone());
-        assert!(table.get(2).is_some());
-        assert_eq!(table.remove_where(|s| s.handle == 2).len(), 1);
-        assert!(table.get(2).is_none());
-        // Another table (a module initialized again) numbers its sessions from 1 too.
-        let again = SessionTable::default();
-        let other = session(3);
-        assert!(again.get(1).is_none());
-        table.insert(one.clone());
-        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
-        let renumbered = Arc::new(Session::new(1, 0, false, other.token.clone()));
-        again.insert(renumbered.clone());
-        assert!(Arc::ptr_eq(&again.get(1).unwrap(), &renumbered));
-        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
     }
 }

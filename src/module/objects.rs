@@ -1,731 +1,174 @@
-//! Object management on a token (spec chapter 5.7): create, copy, destroy, read and change
-//! attributes, search; session objects and token objects behind one set of handles.
-
-use std::borrow::Cow;
-use std::sync::Arc;
+//! Object management (PKCS#11 3.0 chapter 5.7): objects made, copied, destroyed, read,
+//! changed and searched, each on the session's token and recorded.
 
 use cryptoki_sys::*;
-use zeroize::Zeroizing;
 
-use super::approvals;
-use super::handles::ObjectRef;
-use super::object_cache::ObjectCache;
-use super::token::{PinOwner, SessionObject, Token, TokenKey, TokenState};
-use crate::hierarchy;
-use crate::mechanism::{KeyMaterial, SecretKey, seal};
-use crate::object::attribute::decode_attribute_array;
-use crate::object::template::{self, Actor, Change, Origin};
-use crate::object::{Attribute, AttributeRead, Object, Values};
-use crate::policy::approval_ahead::ManagementOp;
-use crate::policy::{Access, Decision, Operation, PendingApproval, SessionView};
-use crate::store::{ApprovalRecord, StoredAttribute, StoredObject};
+use super::Module;
+use super::audit::rv_of;
+use crate::object::{Attribute, AttributeRead};
+use crate::session::FindCursor;
+use crate::token::audit::Context;
 use crate::{Error, Result};
 
-/// The associated data binding a sealed value to its object and attribute.
-fn seal_context(id: i64, attribute: CK_ATTRIBUTE_TYPE) -> [u8; 16] {
-    let mut c = [0u8; 16];
-    c[..8].copy_from_slice(&id.to_be_bytes());
-    c[8..].copy_from_slice(&attribute.to_be_bytes());
-    c
-}
-
-/// Rebuilds an object from its stored row, opening sealed values if `key` is given.
-pub(super) fn object_from_store(stored: StoredObject, key: Option<&TokenKey>) -> Result<Object> {
-    let mut values = Values::new();
-    let mut sealed = Vec::new();
-    for a in stored.attributes {
-        let kind = a.kind as CK_ATTRIBUTE_TYPE;
-        if !a.sealed {
-            values.insert(kind, &a.value);
-            continue;
-        }
-        match key {
-            Some(k) => {
-                let clear = seal::open(k, &seal_context(stored.id, kind), &a.value)
-                    .map_err(|_| Error::StoreCorrupt(format!("attribute {kind:#x} does not open")))?;
-                values.insert(kind, &clear);
-            }
-            None => sealed.push(kind),
-        }
-    }
-    Object::from_parts(values, sealed)
-}
-
-/// The stored form of `object` as row `id`: its secret values sealed under the token key.
-fn object_to_store(id: i64, object: &Object, key: Option<&TokenKey>) -> Result<Vec<StoredAttribute>> {
-    object_to_store_with_value(id, object, key, None)
-}
-
-/// As `object_to_store`, with `value_at_rest` stored (sealed) in place of `CKA_VALUE`: a key
-/// of the hierarchy below the master is kept wrapped by its parent.
-pub(super) fn object_to_store_with_value(
-    id: i64,
-    object: &Object,
-    key: Option<&TokenKey>,
-    value_at_rest: Option<&[u8]>,
-) -> Result<Vec<StoredAttribute>> {
-    if !object.sealed_attributes().is_empty() {
-        // Values we could not open cannot be written elsewhere: the user must log in first.
-        return Err(Error::UserNotLoggedIn);
-    }
-    object
-        .attributes()
-        .map(|(kind, value)| {
-            let value = match value_at_rest {
-                Some(v) if kind == CKA_VALUE => v,
-                _ => value,
-            };
-            stored_attribute(id, object, kind, value, key)
+impl Module {
+    /// `C_CreateObject`, recorded as `create` naming the new object.
+    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "create", None, || {
+            let (s, token) = self.session_and_token(h)?;
+            token.create_object(h, s.read_write, template)
         })
-        .collect()
-}
-
-/// The stored form of one attribute: sealed under the token key if it is secret at rest,
-/// which needs someone logged in.
-pub(super) fn stored_attribute(
-    id: i64,
-    object: &Object,
-    kind: CK_ATTRIBUTE_TYPE,
-    value: &[u8],
-    key: Option<&TokenKey>,
-) -> Result<StoredAttribute> {
-    if object.is_secret_at_rest(kind) {
-        let k = key.ok_or(Error::UserNotLoggedIn)?;
-        let sealed = seal::seal(k, &seal_context(id, kind), value)?;
-        Ok(StoredAttribute { kind, value: sealed, sealed: true })
-    } else {
-        Ok(StoredAttribute { kind, value: value.to_vec(), sealed: false })
-    }
-}
-
-/// The operations that wait in the session for approvers when the policy asks approval of
-/// them (`crate::policy::approval`).
-const IN_BAND_APPROVED: [Operation; 4] =
-    [Operation::Encrypt, Operation::Decrypt, Operation::Sign, Operation::Verify];
-
-/// `CKA_ALWAYS_AUTHENTICATE` as the session's login experiences the key: true when stored
-/// so, or when the policy lets this login use the key only with approvers logging in
-/// (`C_Login(CKU_CONTEXT_SPECIFIC)`) for each operation, which is what the attribute tells
-/// an application to expect. A computed view, not a change to the key: the SO and a
-/// principal whose rule needs no approval read false on the same key. Secret keys have no
-/// such attribute in the standard's tables; since their operations wait for approvers in
-/// the same way, they report it too (read-only: it is never stored on them).
-fn always_authenticate(state: &TokenState, object: &Object) -> AttributeRead {
-    let stored = match object.read(CKA_ALWAYS_AUTHENTICATE) {
-        AttributeRead::Value(v) => v.first().is_some_and(|b| *b != 0),
-        AttributeRead::Invalid if object.profile() == crate::object::Profile::SecretKey => false,
-        // A public key, a certificate, data: not an attribute of theirs.
-        other => return other,
-    };
-    let label = object.get(CKA_LABEL).unwrap_or_default();
-    let gated = IN_BAND_APPROVED.iter().any(|op| state.decide(label, *op) == Decision::NeedsApproval);
-    AttributeRead::Value(Zeroizing::new(crate::object::attribute::encode_bool(stored || gated)))
-}
-
-impl Token {
-    /// Looks up a handle this session may see; anything else is an invalid handle.
-    pub(super) fn visible(
-        &self,
-        state: &TokenState,
-        view: SessionView,
-        handle: CK_OBJECT_HANDLE,
-    ) -> Result<(ObjectRef, Arc<Object>, Access)> {
-        let object_ref = self.handles.read().resolve(handle).ok_or(Error::ObjectHandleInvalid)?;
-        let object = match object_ref {
-            ObjectRef::Token { slot, id } if slot == self.slot_id => state.objects.get(&id).cloned(),
-            ObjectRef::Session { slot, id } if slot == self.slot_id => {
-                state.session_objects.get(&id).map(|s| s.object.clone())
-            }
-            _ => None,
-        }
-        .ok_or(Error::ObjectHandleInvalid)?;
-        // Keys the policy lets this login do nothing with do not exist for it.
-        if !state.sees(&object) {
-            return Err(Error::ObjectHandleInvalid);
-        }
-        match view.access(object.is_token(), object.is_private()) {
-            Access::None => Err(Error::ObjectHandleInvalid),
-            access => Ok((object_ref, object, access)),
-        }
     }
 
-    /// Stores a new object (in the store for token objects, in memory for session objects)
-    /// and returns its handle.
-    fn insert(
-        &self,
-        state: &mut TokenState,
-        session: CK_SESSION_HANDLE,
-        object: Object,
-    ) -> Result<CK_OBJECT_HANDLE> {
-        Ok(self.insert_all(state, session, vec![object])?[0])
-    }
-
-    /// Stores new objects all together or not at all (a key pair is never half made): the
-    /// token objects in one transaction, the session objects once it has committed.
-    fn insert_all(
-        &self,
-        state: &mut TokenState,
-        session: CK_SESSION_HANDLE,
-        objects: Vec<Object>,
-    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let key = state.token_key.clone();
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-        let mut ids = Vec::new();
-        if objects.iter().any(Object::is_token) {
-            store.write(&mut |w| {
-                ids.clear();
-                for object in objects.iter().filter(|o| o.is_token()) {
-                    let id = w.insert_object()?;
-                    w.put_attributes(id, &object_to_store(id, object, key.as_ref())?)?;
-                    ids.push(id);
-                }
-                Ok(())
-            })?;
-        }
-        let mut token_ids = ids.into_iter();
-        let mut refs = Vec::with_capacity(objects.len());
-        for object in objects {
-            let object_ref = if object.is_token() {
-                let id = token_ids.next().ok_or(Error::Internal("token object without an id"))?;
-                state.objects.insert(id, Arc::new(object));
-                ObjectRef::Token { slot: self.slot_id, id }
-            } else {
-                state.next_session_object += 1;
-                let id = state.next_session_object;
-                state.session_objects.insert(id, SessionObject { owner: session, object: Arc::new(object) });
-                ObjectRef::Session { slot: self.slot_id, id }
-            };
-            refs.push(object_ref);
-        }
-        let mut handles = self.handles.write();
-        Ok(refs.into_iter().map(|r| handles.handle_of(r)).collect())
-    }
-
-    pub fn create_object(
-        &self,
-        session: CK_SESSION_HANDLE,
-        read_write: bool,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready_lazy()?;
-        let view = state.view(read_write);
-        hierarchy::refuse_outside_generation(template)?;
-        let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
-        may_make(&state, view, &object)?;
-        self.insert(&mut state, session, object)
-    }
-
-    /// Stores objects the module made (a generated key pair, say) after the same checks as a
-    /// create, all or none.
-    pub fn store_new_objects(
-        &self,
-        session: CK_SESSION_HANDLE,
-        read_write: bool,
-        objects: Vec<Object>,
-    ) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let mut state = self.ready_lazy()?;
-        let view = state.view(read_write);
-        for o in &objects {
-            may_make(&state, view, o)?;
-        }
-        self.insert_all(&mut state, session, objects)
-    }
-
-    /// Stores an object the module made (a generated, unwrapped or derived key) after the
-    /// same checks as a create.
-    ///
-    /// A session object never reaches the store, so the store is asked about other
-    /// processes' changes (to the policy that permits making it, or a re-initialization) only
-    /// within the staleness a key use allows ([`Token::ready_for_use`]): that check, an SQLite
-    /// statement, cost as much as the rest of making the object. A token object is written,
-    /// so its store is checked as for any change.
-    pub fn store_new_object(
-        &self,
-        session: CK_SESSION_HANDLE,
-        read_write: bool,
-        object: Object,
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = if object.is_token() { self.ready_lazy()? } else { self.ready_for_use()? };
-        may_make(&state, state.view(read_write), &object)?;
-        self.insert(&mut state, session, object)
-    }
-
+    /// `C_CopyObject`, recorded as `copy` naming the new object.
     pub fn copy_object(
         &self,
-        session: CK_SESSION_HANDLE,
-        read_write: bool,
-        handle: CK_OBJECT_HANDLE,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut state = self.ready_lazy()?;
-        let view = state.view(read_write);
-        let (_, source, _) = self.visible(&state, view, handle)?;
-        if !source.flag(CKA_COPYABLE) {
-            return Err(Error::ActionProhibited);
-        }
-        hierarchy::refuse_outside_generation(template)?;
-        if !source.sealed_attributes().is_empty() {
-            // A copy needs the values themselves, which are sealed until someone logs in.
-            return Err(Error::UserNotLoggedIn);
-        }
-        let copy = template::changed_object(&source, template, Change::Copy, Actor { is_so: view.is_so() })?;
-        may_make(&state, view, &copy)?;
-        self.insert(&mut state, session, copy)
+        self.audited_new(h, "copy", None, || {
+            let (s, token) = self.session_and_token(h)?;
+            token.copy_object(h, s.read_write, object, template)
+        })
     }
 
-    /// `C_DestroyObject`; returns the approvals it used up (when the policy asks approval
-    /// of this login, see `approvals.rs`), which the same transaction marked used.
-    pub fn destroy_object(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<Vec<ApprovalRecord>> {
-        let mut state = self.ready_lazy()?;
-        let view = state.view(read_write);
-        let (object_ref, object, access) = self.visible(&state, view, handle)?;
-        if access == Access::ReadOnly {
-            return Err(Error::SessionReadOnly);
-        }
-        if !object.flag(CKA_DESTROYABLE) {
-            return Err(Error::ActionProhibited);
-        }
-        let gate = state.gate(&object, ManagementOp::Destroy, Error::ActionProhibited)?;
-        if hierarchy::tier_of(&object).is_some() {
-            // Whether another key of the hierarchy still names it as parent needs them all
-            // (`check_destroy` has nothing to check for other objects).
-            self.complete(&mut state)?;
-            hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
-        }
-        let now = crate::audit::record::now_ms();
-        let mut consumed = Vec::new();
-        match object_ref {
-            ObjectRef::Token { id, .. } => {
-                let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-                let mut existed = false;
-                let written = store.write(&mut |w| {
-                    existed = w.delete_object(id)?;
-                    if !existed {
-                        // Nothing to destroy, so nothing may be used up: roll back.
-                        return Err(Error::ObjectHandleInvalid);
-                    }
-                    consumed = approvals::consume(gate.as_ref(), w, now)?;
-                    Ok(())
-                });
-                if !existed {
-                    // Another process destroyed it first; its handle is gone for us too.
-                    state.objects.remove(&id);
-                    self.handles.write().forget(object_ref);
-                    return Err(Error::ObjectHandleInvalid);
-                }
-                written?;
-                state.objects.remove(&id);
-            }
-            ObjectRef::Session { id, .. } => {
-                // A session object is not in the store; its approvals are, and are used up
-                // before the object goes (removing it from memory cannot fail).
-                consumed = consume_alone(&mut state, gate.as_ref(), now)?;
-                state.session_objects.remove(&id);
-            }
-        }
-        self.handles.write().forget(object_ref);
-        Ok(consumed)
+    /// `C_DestroyObject`, recorded as `destroy` (`retire` for a key of the hierarchy),
+    /// naming the object as it was, after the approvals it used up.
+    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+        // The record names the object as it was, so it is described before it goes.
+        let token = self.token_of(h)?;
+        let context = token.audit_context(Some(object));
+        let result = self.session_and_token(h).and_then(|(s, token)| {
+            let consumed = token.destroy_object(s.read_write, object)?;
+            token.record_consumed(h, &consumed)
+        });
+        let operation = destroy_name(&context);
+        token.record_with(h, operation, context, None, rv_of(&result))?;
+        result
     }
 
-    pub fn object_size(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<usize> {
-        let state = self.ready_lazy()?;
-        let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
-        Ok(object.size())
+    pub fn object_size(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
+        let (s, token) = self.session_and_token(h)?;
+        token.object_size(s.read_write, object)
     }
 
+    /// `C_GetAttributeValue`, recorded as `read` when the object is a key (unique id, label,
+    /// version), refused reads included: a key the login may not see (the handle is invalid
+    /// for it), and a value it may not read (`CKR_ATTRIBUTE_SENSITIVE`, or
+    /// `CKR_ATTRIBUTE_TYPE_INVALID` for an attribute the key lacks; sensitive first, as the
+    /// export answers). A buffer too small is the caller sizing its buffer, not a refusal:
+    /// the core does not see it, and it is recorded with the read's own result. Reads of
+    /// other objects (certificates, data) are not key operations and are not recorded. Hot
+    /// for some applications, so it costs one record and nothing else (no store access
+    /// beyond the call's own).
     pub fn get_attributes(
         &self,
-        read_write: bool,
-        handle: CK_OBJECT_HANDLE,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
         kinds: &[CK_ATTRIBUTE_TYPE],
     ) -> Result<Vec<AttributeRead>> {
-        let state = self.ready_lazy()?;
-        let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
-        Ok(kinds
-            .iter()
-            .map(|k| match *k {
-                CKA_ALWAYS_AUTHENTICATE => always_authenticate(&state, &object),
-                kind => object.read(kind),
-            })
-            .collect())
+        let result = self
+            .session_and_token(h)
+            .and_then(|(s, token)| token.get_attributes(s.read_write, object, kinds));
+        let Ok(token) = self.token_of(h) else {
+            return result;
+        };
+        if !token.config.audit {
+            return result;
+        }
+        let context = token.audit_context(Some(object));
+        if !context.key.as_ref().is_some_and(|k| k.is_key) {
+            return result;
+        }
+        let rv = match &result {
+            Ok(reads) => reads_rv(reads),
+            Err(e) => e.ck_rv(),
+        };
+        token.record_with(h, "read", context, None, rv)?;
+        result
     }
 
-    /// `C_SetAttributeValue`; returns the approvals it used up, as `destroy_object` does.
+    /// `C_SetAttributeValue`, recorded as `set_attributes` naming the object, after the
+    /// approvals it used up.
     pub fn set_attributes(
         &self,
-        read_write: bool,
-        handle: CK_OBJECT_HANDLE,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
         template: &[Attribute],
-    ) -> Result<Vec<ApprovalRecord>> {
-        let mut state = self.ready_lazy()?;
-        let view = state.view(read_write);
-        let (object_ref, object, access) = self.visible(&state, view, handle)?;
-        if access == Access::ReadOnly {
-            return Err(Error::SessionReadOnly);
-        }
-        if !object.flag(CKA_MODIFIABLE) {
-            return Err(Error::ActionProhibited);
-        }
-        let gate = state.gate(&object, ManagementOp::Modify, Error::ActionProhibited)?;
-        hierarchy::check_change(&object, template)?;
-        let changed =
-            template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;
-        let now = crate::audit::record::now_ms();
-        let mut consumed = Vec::new();
-        match object_ref {
-            ObjectRef::Token { id, .. } => {
-                // Only the attributes that change are written, so a public object whose key
-                // value is sealed can be relabelled without a login.
-                let key = state.token_key.clone();
-                let stored = changed
-                    .attributes()
-                    .filter(|(kind, value)| object.get(*kind) != Some(*value))
-                    .map(|(kind, value)| stored_attribute(id, &changed, kind, value, key.as_ref()))
-                    .collect::<Result<Vec<_>>>()?;
-                let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-                let mut existed = false;
-                let written = store.write(&mut |w| {
-                    existed = w.object_exists(id)?;
-                    if !existed {
-                        return Err(Error::ObjectHandleInvalid);
-                    }
-                    w.update_attributes(id, &stored)?;
-                    consumed = approvals::consume(gate.as_ref(), w, now)?;
-                    Ok(())
-                });
-                if !existed {
-                    state.objects.remove(&id);
-                    return Err(Error::ObjectHandleInvalid);
-                }
-                written?;
-                state.objects.insert(id, Arc::new(changed));
-            }
-            ObjectRef::Session { id, .. } => {
-                consumed = consume_alone(&mut state, gate.as_ref(), now)?;
-                if let Some(s) = state.session_objects.get_mut(&id) {
-                    s.object = Arc::new(changed);
-                }
-            }
-        }
-        Ok(consumed)
-    }
-
-    /// The handles of every object this session may see that matches `template`, in a
-    /// stable order (token objects by id, then session objects by id).
-    pub fn find(&self, read_write: bool, template: &[Attribute]) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let mut state = self.ready_lazy()?;
-        // A search that names a label, or else a CKA_ID, looks only at the objects that have
-        // it (the cache's indexes); they are read now if they were not. Any other search
-        // reads every object.
-        let indexed = template
-            .iter()
-            .find(|a| a.kind == CKA_LABEL)
-            .or_else(|| template.iter().find(|a| ObjectCache::indexes(a.kind)));
-        match indexed {
-            Some(named) => {
-                let unread = state.objects.unloaded_with(named.kind, &named.value);
-                if !unread.is_empty() {
-                    self.load_ids(&mut state, &unread)?;
-                }
-            }
-            None => self.complete(&mut state)?,
-        }
-        let view = state.view(read_write);
-        let visible = |o: &Object| {
-            view.access(o.is_token(), o.is_private()) != Access::None && state.sees(o) && o.matches(template)
+    ) -> Result<()> {
+        let set_attributes = || {
+            let (s, token) = self.session_and_token(h)?;
+            let consumed = token.set_attributes(s.read_write, object, template)?;
+            token.record_consumed(h, &consumed)
         };
-        let mut token_ids: Vec<i64> = match indexed {
-            Some(named) => state
-                .objects
-                .ids_with(named.kind, &named.value)
-                .filter(|id| state.objects.get(id).is_some_and(|o| visible(o)))
-                .collect(),
-            None => state.objects.iter().filter(|(_, o)| visible(o)).map(|(id, _)| *id).collect(),
-        };
-        token_ids.sort_unstable();
-        let mut session_ids: Vec<u64> =
-            state.session_objects.iter().filter(|(_, s)| visible(&s.object)).map(|(id, _)| *id).collect();
-        session_ids.sort_unstable();
-        let mut handles = self.handles.write();
-        let slot = self.slot_id;
-        let refs = token_ids
-            .into_iter()
-            .map(|id| ObjectRef::Token { slot, id })
-            .chain(session_ids.into_iter().map(|id| ObjectRef::Session { slot, id }));
-        Ok(refs.map(|r| handles.handle_of(r)).collect())
+        self.audited(h, "set_attributes", Some(object), None, set_attributes, || {})
     }
 
-    /// The secret key behind `handle` for an operation that needs `usage` (`CKA_ENCRYPT`, ...)
-    /// with `mechanism`.
-    pub fn secret_key_for(
-        &self,
-        read_write: bool,
-        handle: CK_OBJECT_HANDLE,
-        usage: CK_ATTRIBUTE_TYPE,
-        mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<SecretKey> {
-        match self.key_material_for(read_write, handle, usage, mechanism)? {
-            KeyMaterial::Secret(key) => Ok(key),
-            _ => Err(Error::KeyTypeInconsistent),
-        }
-    }
-
-    /// The key behind `handle` for an operation that needs `usage` (`CKA_SIGN`, ...) with
-    /// `mechanism`: visible to the session, a key, permitted that use and that mechanism.
-    pub fn key_material_for(
-        &self,
-        read_write: bool,
-        handle: CK_OBJECT_HANDLE,
-        usage: CK_ATTRIBUTE_TYPE,
-        mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<KeyMaterial> {
-        match self.key_material_gated(read_write, handle, usage, mechanism)? {
-            (material, None) => Ok(material),
-            // Only the operations that can wait for approvers in band accept a key that
-            // needs them (`key_material_gated`); elsewhere it is refused.
-            (_, Some(_)) => Err(Error::KeyFunctionNotPermitted),
-        }
-    }
-
-    /// As [`Token::key_material_for`], for an operation that may wait for approvals: a key
-    /// the policy lets this login use only with approval comes with the approval to wait
-    /// for (`crate::policy::approval`).
-    pub fn key_material_gated(
-        &self,
-        read_write: bool,
-        handle: CK_OBJECT_HANDLE,
-        usage: CK_ATTRIBUTE_TYPE,
-        mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<(KeyMaterial, Option<PendingApproval>)> {
-        let state = self.ready_for_use()?;
-        let (_, material, pending) = self.checked_key(&state, read_write, handle, usage, mechanism)?;
-        Ok((material, pending))
-    }
-
-    /// The checks of [`Token::key_material_gated`] under a lock the caller holds: the key
-    /// object itself comes back too, for callers that read more of it (an unwrapping key's
-    /// `CKA_UNWRAP_TEMPLATE`) without resolving the handle again.
-    fn checked_key(
-        &self,
-        state: &TokenState,
-        read_write: bool,
-        handle: CK_OBJECT_HANDLE,
-        usage: CK_ATTRIBUTE_TYPE,
-        mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<(Arc<Object>, KeyMaterial, Option<PendingApproval>)> {
-        let (_, key, _) =
-            self.visible(state, state.view(read_write), handle).map_err(|_| Error::KeyHandleInvalid)?;
-        if !key.profile().is_key() {
-            return Err(Error::KeyHandleInvalid);
-        }
-        if !key.flag(usage) {
-            return Err(Error::KeyFunctionNotPermitted);
-        }
-        hierarchy::check_use(&key, usage)?;
-        let op = match usage {
-            CKA_ENCRYPT => Operation::Encrypt,
-            CKA_DECRYPT => Operation::Decrypt,
-            CKA_SIGN | CKA_SIGN_RECOVER => Operation::Sign,
-            CKA_VERIFY | CKA_VERIFY_RECOVER => Operation::Verify,
-            CKA_WRAP => Operation::Wrap,
-            CKA_UNWRAP => Operation::Unwrap,
-            CKA_DERIVE => Operation::Derive,
-            _ => Operation::Read,
-        };
-        let label = key.get(CKA_LABEL).unwrap_or_default();
-        let pending = match state.decide(label, op) {
-            Decision::Allow => None,
-            Decision::Deny => return Err(Error::KeyFunctionNotPermitted),
-            Decision::NeedsApproval => {
-                let policy = state.policy.as_ref().ok_or(Error::Internal("approval without a policy"))?;
-                let caller = state.principal.as_deref().unwrap_or("user");
-                Some(PendingApproval::new(policy, caller, label))
+    /// `C_FindObjectsInit`, recorded as `find` without a key. One record per search, not
+    /// per object found: the search is the caller's act (its template decides what it may
+    /// learn), the handles it returns are only what the policy already lets it see, and an
+    /// application listing a token of thousands of keys would otherwise write thousands of
+    /// records for one question. Reading a found key's attributes is recorded apart
+    /// (`read`), naming it.
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
+        let find_init = || {
+            let (s, token) = self.session_and_token(h)?;
+            let mut ops = s.operations.lock();
+            if ops.find.is_some() {
+                return Err(Error::OperationActive);
             }
+            ops.find = Some(FindCursor::new(token.find(s.read_write, template)?));
+            Ok(())
         };
-        if usage == CKA_UNWRAP {
-            hierarchy::check_unwrap(&key)?;
-        }
-        check_allowed_mechanism(&key, mechanism)?;
-        let mut material = key.key_material()?;
-        if let KeyMaterial::Secret(secret) = &mut material
-            && hierarchy::tier_of(&key).is_some()
-        {
-            secret.value = self.hierarchy_value(state, &key)?;
-        }
-        Ok((key, material, pending))
+        self.audited(h, "find", None, None, find_init, || drop(self.find_final(h)))
     }
 
-    /// What `C_UnwrapKey` needs before it unwraps, under one lock and one lookup of the
-    /// unwrapping key: the key's material (permitted `CKA_UNWRAP` with `mechanism`, as
-    /// [`Token::key_material_for`] checks it), the caller's template with the key's
-    /// `CKA_UNWRAP_TEMPLATE` imposed on it, and who is asking.
-    ///
-    /// The store is checked for other processes' changes as for any key use
-    /// ([`Token::ready_for_use`]); this used to be two full lookups, each with its own store
-    /// check, which cost more than the unwrap itself.
-    pub fn unwrap_inputs<'t>(
-        &self,
-        read_write: bool,
-        unwrapping: CK_OBJECT_HANDLE,
-        mechanism: CK_MECHANISM_TYPE,
-        template: &'t [Attribute],
-    ) -> Result<(KeyMaterial, Cow<'t, [Attribute]>, Actor)> {
-        let state = self.ready_for_use()?;
-        let (key, material) = match self.checked_key(&state, read_write, unwrapping, CKA_UNWRAP, mechanism) {
-            Ok((key, material, None)) => (key, material),
-            // Unwrapping cannot wait for approvers in band (see `key_material_for`).
-            Ok((_, _, Some(_))) => return Err(Error::KeyFunctionNotPermitted),
-            Err(Error::KeyHandleInvalid) => return Err(Error::UnwrappingKeyHandleInvalid),
-            Err(e) => return Err(e),
-        };
-        let actor = Actor { is_so: state.login == crate::policy::LoginState::SecurityOfficer };
-        hierarchy::refuse_outside_generation(template)?;
-        // An unwrapping key's CKA_UNWRAP_TEMPLATE is imposed on every key it unwraps: each
-        // entry is added, and one the caller gave with another value is inconsistent.
-        // Copied only if there is something to add.
-        let mut template = Cow::Borrowed(template);
-        if let AttributeRead::Value(encoded) = key.read(CKA_UNWRAP_TEMPLATE) {
-            let entries =
-                decode_attribute_array(&encoded).ok_or(Error::Internal("bad stored attribute array"))?;
-            for a in entries {
-                if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
-                    return Err(Error::TemplateInconsistent);
-                }
-                template.to_mut().push(a);
-            }
-        }
-        Ok((material, template, actor))
+    pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        Ok(ops.find.as_mut().ok_or(Error::OperationNotInitialized)?.take(max))
     }
 
-    /// Counts `name` as an approver of the operations in `pending` it may approve, once its
-    /// PIN is right. The approver's PIN tries count against its lockout like a login; the
-    /// session's own login does not change.
-    pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> Result<()> {
-        let mut state = self.ready()?;
-        let policy = state.policy.clone().ok_or(Error::OperationNotInitialized)?;
-        let exists = {
-            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-            store.principals()?.iter().any(|p| p.name == name)
-        };
-        if !exists {
-            return Err(Error::PinIncorrect);
-        }
-        let mut first_refusal = None;
-        let mut approvable: Vec<&mut &mut PendingApproval> = Vec::new();
-        for p in pending.iter_mut() {
-            match p.check(&policy, name) {
-                Ok(()) => approvable.push(p),
-                Err(e) => first_refusal = first_refusal.or(Some(e)),
-            }
-        }
-        if approvable.is_empty() {
-            return Err(first_refusal.unwrap_or(Error::OperationNotInitialized));
-        }
-        self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
-        for p in approvable {
-            p.approvers.push(name.to_string());
-        }
-        Ok(())
-    }
-
-    /// What `C_WrapKey` needs: the wrapping key (permitted `CKA_WRAP` with `mechanism`) and
-    /// the bytes of the key to wrap, after the extraction rules: the key must be
-    /// extractable, and one with `CKA_WRAP_WITH_TRUSTED` leaves only under a trusted key.
-    pub fn wrap_inputs(
-        &self,
-        read_write: bool,
-        wrapping: CK_OBJECT_HANDLE,
-        key: CK_OBJECT_HANDLE,
-        mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<(KeyMaterial, Zeroizing<Vec<u8>>)> {
-        let wrapping_material = self
-            .key_material_for(read_write, wrapping, CKA_WRAP, mechanism)
-            .map_err(|e| if e == Error::KeyHandleInvalid { Error::WrappingKeyHandleInvalid } else { e })?;
-        // A use of keys like an encryption's (`Token::ready_for_use`): the store is asked
-        // about other processes' changes at most every `KEY_USE_STALENESS`, not at every
-        // wrap (an SQLite statement and its file locks: more than half of a wrap's time).
-        let state = self.ready_for_use()?;
-        let view = state.view(read_write);
-        let (_, target, _) = self.visible(&state, view, key).map_err(|_| Error::KeyHandleInvalid)?;
-        let (_, wrapper, _) =
-            self.visible(&state, view, wrapping).map_err(|_| Error::WrappingKeyHandleInvalid)?;
-        if !target.profile().is_key() {
-            return Err(Error::KeyHandleInvalid);
-        }
-        hierarchy::check_wrap(&wrapper, &target)?;
-        if !target.flag(CKA_EXTRACTABLE) {
-            return Err(Error::KeyUnextractable);
-        }
-        if target.flag(CKA_WRAP_WITH_TRUSTED) && !wrapper.flag(CKA_TRUSTED) {
-            return Err(Error::KeyNotWrappable);
-        }
-        // A wrapping key's CKA_WRAP_TEMPLATE names what the keys it wraps must be.
-        if let Some(encoded) = wrapper.get(CKA_WRAP_TEMPLATE) {
-            let required =
-                decode_attribute_array(encoded).ok_or(Error::Internal("bad stored wrap template"))?;
-            if !target.matches(&required) {
-                return Err(Error::KeyNotWrappable);
-            }
-        }
-        // Secret keys leave as their value, private keys as PKCS#8.
-        let bytes = match target.key_material()? {
-            KeyMaterial::Secret(_) => self.hierarchy_value(&state, &target)?,
-            private @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_)) => {
-                crate::mechanism::encoding::private_key_to_pkcs8(&private)?
-            }
-            KeyMaterial::RsaPublic(_) | KeyMaterial::EcPublic(_) => return Err(Error::KeyNotWrappable),
-        };
-        Ok((wrapping_material, bytes))
-    }
-
-    /// Drops the session objects of a closed session.
-    pub fn drop_session_objects(&self, session: CK_SESSION_HANDLE) {
-        let mut state = self.lock();
-        let gone: Vec<u64> =
-            state.session_objects.iter().filter(|(_, o)| o.owner == session).map(|(id, _)| *id).collect();
-        let mut handles = self.handles.write();
-        for id in gone {
-            state.session_objects.remove(&id);
-            handles.forget(ObjectRef::Session { slot: self.slot_id, id });
-        }
+    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self.session(h)?;
+        s.operations.lock().find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
     }
 }
 
-/// May this session make `object`? The access rules, and for a key the policy's `generate`
-/// (`CKR_ACTION_PROHIBITED` otherwise).
-fn may_make(state: &TokenState, view: crate::policy::SessionView, object: &Object) -> Result<()> {
-    view.may_write(object.is_token(), object.is_private())?;
-    state.permits(object, Operation::Generate, Error::ActionProhibited)
+/// The `CK_RV` of a `C_GetAttributeValue` whose attributes read as `reads`, before the
+/// caller's buffers are seen.
+fn reads_rv(reads: &[AttributeRead]) -> CK_RV {
+    if reads.iter().any(|r| matches!(r, AttributeRead::Sensitive)) {
+        CKR_ATTRIBUTE_SENSITIVE
+    } else if reads.iter().any(|r| matches!(r, AttributeRead::Invalid)) {
+        CKR_ATTRIBUTE_TYPE_INVALID
+    } else {
+        CKR_OK
+    }
 }
 
-/// `CKA_ALLOWED_MECHANISMS`, when non-empty, lists the only mechanisms the key may be used with.
-fn check_allowed_mechanism(key: &Object, mechanism: CK_MECHANISM_TYPE) -> Result<()> {
-    let Some(list) = key.get(CKA_ALLOWED_MECHANISMS) else { return Ok(()) };
-    if list.is_empty() {
-        return Ok(());
-    }
-    let allowed = list
-        .chunks_exact(std::mem::size_of::<CK_ULONG>())
-        .filter_map(crate::object::attribute::decode_ulong)
-        .any(|m| m == mechanism);
-    if allowed { Ok(()) } else { Err(Error::MechanismInvalid) }
+/// Retirement: the destruction of a key of the envelope hierarchy.
+fn destroy_name(context: &Context) -> &'static str {
+    // Destroying a version of a family of the hierarchy is its retirement (allowed only
+    // once it is superseded and nothing depends on it, `hierarchy::check_destroy`), the
+    // step of the key's life an auditor looks for. As `generate_key` tells `rotate` from
+    // `generate` by the key's version, the key's tier tells `retire` from `destroy`.
+    if context.key.as_ref().is_some_and(|k| k.in_hierarchy) { "retire" } else { "destroy" }
 }
 
-/// Uses up the approvals `gate` asks for in a transaction of their own (for a change that
-/// is not in the store: a session object's), before the change is made.
-fn consume_alone(
-    state: &mut TokenState,
-    gate: Option<&approvals::Gate>,
-    now: u64,
-) -> Result<Vec<ApprovalRecord>> {
-    if gate.is_none() {
-        return Ok(Vec::new());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_is_recorded_with_its_most_significant_refusal() {
+        let value = || AttributeRead::Value(zeroize::Zeroizing::new(vec![1]));
+        assert_eq!(reads_rv(&[]), CKR_OK);
+        assert_eq!(reads_rv(&[value(), value()]), CKR_OK);
+        assert_eq!(reads_rv(&[value(), AttributeRead::Invalid]), CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_eq!(
+            reads_rv(&[AttributeRead::Invalid, AttributeRead::Sensitive, value()]),
+            CKR_ATTRIBUTE_SENSITIVE
+        );
     }
-    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-    let mut consumed = Vec::new();
-    store.write(&mut |w| {
-        consumed = approvals::consume(gate, w, now)?;
-        Ok(())
-    })?;
-    Ok(consumed)
 }

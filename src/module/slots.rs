@@ -9,9 +9,9 @@ use std::sync::Arc;
 use cryptoki_sys::CK_SLOT_ID;
 use parking_lot::RwLock;
 
-use super::handles::HandleTable;
-use super::token::Token;
 use crate::config::Config;
+use crate::token::Token;
+use crate::token::handles::HandleTable;
 use crate::{Error, Result};
 
 #[derive(Default)]

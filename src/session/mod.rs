@@ -22,7 +22,7 @@ pub struct Session {
     pub slot_id: CK_SLOT_ID,
     pub read_write: bool,
     /// The session's token, held here so that a call reaches it without the slot table.
-    pub token: Arc<crate::module::token::Token>,
+    pub token: Arc<crate::token::Token>,
     pub operations: Mutex<Operations>,
     /// Set when the session leaves its table (closed): a thread's memo of its last
     /// session (`table.rs`) must not hand it out after that.
@@ -81,7 +81,7 @@ impl Session {
         handle: CK_SESSION_HANDLE,
         slot_id: CK_SLOT_ID,
         read_write: bool,
-        token: Arc<crate::module::token::Token>,
+        token: Arc<crate::token::Token>,
     ) -> Session {
         Session {
             handle,

@@ -12,8 +12,6 @@
 //! first, so the memo never outlives it as far as callers can tell.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -21,34 +19,9 @@ use cryptoki_sys::CK_SESSION_HANDLE;
 use parking_lot::RwLock;
 
 use super::Session;
+use crate::token::number_map::NumberMap;
 
 const SHARDS: usize = 16;
-
-/// A hasher for handles, which are small distinct integers chosen by the module (not by an
-/// attacker): one multiplication spreads them over the hash's high bits, where the table
-/// looks, at a fraction of SipHash's cost.
-#[derive(Default)]
-pub struct HandleHasher(u64);
-
-impl Hasher for HandleHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A map keyed by numbers the module (or SQLite, for row ids) chose, not an attacker:
-/// session and object handles, object references, row ids.
-pub type NumberMap<K, V> = HashMap<K, V, BuildHasherDefault<HandleHasher>>;
 
 type Map = NumberMap<CK_SESSION_HANDLE, Arc<Session>>;
 
@@ -132,5 +105,73 @@ impl SessionTable {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::token::Token;
+    use crate::token::handles::HandleTable;
+
+    fn session(handle: CK_SESSION_HANDLE) -> Arc<Session> {
+        let dir = std::env::temp_dir().join(format!("ecm-hsm-memo-{}-{handle}", std::process::id()));
+        let config = Arc::new(Config::from_toml(dir.clone(), "", Path::new("test")).unwrap());
+        let token =
+            Token::open(0, dir.join("absent.sqlite"), config, Arc::new(RwLock::new(HandleTable::default())));
+        Arc::new(Session::new(handle, 0, false, Arc::new(token)))
+    }
+
+    #[test]
+    fn a_threads_memo_of_its_last_session_never_hands_out_a_closed_or_foreign_one() {
+        let table = SessionTable::default();
+        let one = session(1);
+        table.insert(one.clone());
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one), "from the memo");
+        // Closed while another call still holds it: refused from the memo too.
+        let in_flight = table.get(1).unwrap();
+        assert!(table.remove(1).is_some());
+        assert!(table.get(1).is_none());
+        drop(in_flight);
+        assert!(table.get(1).is_none());
+        // Closed by slot, the same.
+        let two = session(2);
+        table.insert(two.clone());
+        assert!(table.get(2).is_some());
+        assert_eq!(table.remove_where(|s| s.handle == 2).len(), 1);
+        assert!(table.get(2).is_none());
+        // Another table (a module initialized again) numbers its sessions from 1 too.
+        let again = SessionTable::default();
+        let other = session(3);
+        assert!(again.get(1).is_none());
+        table.insert(one.clone());
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
+        let renumbered = Arc::new(Session::new(1, 0, false, other.token.clone()));
+        again.insert(renumbered.clone());
+        assert!(Arc::ptr_eq(&again.get(1).unwrap(), &renumbered));
+        assert!(Arc::ptr_eq(&table.get(1).unwrap(), &one));
+    }
+
+    #[test]
+    fn sessions_spread_over_shards_are_all_found_filtered_and_removed_by_slot() {
+        let table = SessionTable::default();
+        let token = session(100).token.clone();
+        // More sessions than shards, on two slots.
+        for handle in 1..=40 {
+            table.insert(Arc::new(Session::new(handle, handle % 2, handle % 3 == 0, token.clone())));
+        }
+        let mut odd: Vec<_> = table.filter(|s| s.slot_id == 1).iter().map(|s| s.handle).collect();
+        odd.sort();
+        assert_eq!(odd, (1..=40).filter(|h| h % 2 == 1).collect::<Vec<_>>());
+        assert_eq!(table.filter(|s| s.read_write).len(), 13);
+        let removed = table.remove_where(|s| s.slot_id == 0);
+        assert_eq!(removed.len(), 20);
+        assert!(removed.iter().all(|s| s.slot_id == 0 && table.get(s.handle).is_none()));
+        assert!((1..=40).filter(|h| h % 2 == 1).all(|h| table.get(h).is_some_and(|s| s.handle == h)));
+        assert!(table.remove(41).is_none(), "a handle never given out");
     }
 }

@@ -3,7 +3,7 @@
 
 use cryptoki_sys::{CK_OBJECT_HANDLE, CK_SLOT_ID};
 
-use crate::session::table::NumberMap;
+use super::number_map::NumberMap;
 
 /// What a handle stands for: a row of a token's store, or a session object in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

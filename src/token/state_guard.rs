@@ -14,27 +14,27 @@ use std::time::Instant;
 
 use parking_lot::MutexGuard;
 
-use super::token::{Token, TokenState};
+use super::{Token, TokenState};
 
-pub(super) struct StateGuard<'a> {
+pub(crate) struct StateGuard<'a> {
     token: &'a Token,
     inner: MutexGuard<'a, TokenState>,
     changed: bool,
 }
 
 impl<'a> StateGuard<'a> {
-    pub(super) fn new(token: &'a Token, inner: MutexGuard<'a, TokenState>) -> StateGuard<'a> {
+    pub(crate) fn new(token: &'a Token, inner: MutexGuard<'a, TokenState>) -> StateGuard<'a> {
         StateGuard { token, inner, changed: false }
     }
 
     /// Mutable access that does not count as a change, for bookkeeping that no cached lookup
     /// depends on (when the store was last checked). Whoever uses it and does change
     /// something calls [`StateGuard::mark_changed`].
-    pub(super) fn quiet(&mut self) -> &mut TokenState {
+    pub(crate) fn quiet(&mut self) -> &mut TokenState {
         &mut self.inner
     }
 
-    pub(super) fn mark_changed(&mut self) {
+    pub(crate) fn mark_changed(&mut self) {
         self.changed = true;
     }
 }
@@ -66,12 +66,12 @@ impl Drop for StateGuard<'_> {
 
 impl Token {
     /// How many changes the token's state has seen (see the module comment).
-    pub(super) fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
 
     /// `refresh`, counted as a change only if it changed something (or failed part-way).
-    pub(super) fn refresh_counted(&self, state: &mut StateGuard<'_>) -> crate::Result<()> {
+    pub(crate) fn refresh_counted(&self, state: &mut StateGuard<'_>) -> crate::Result<()> {
         match self.refresh(state.quiet()) {
             Ok(false) => Ok(()),
             Ok(true) => {
@@ -86,7 +86,7 @@ impl Token {
     }
 
     /// When the store was last checked for other processes' changes.
-    pub(super) fn checked_at(&self) -> Option<Instant> {
+    pub(crate) fn checked_at(&self) -> Option<Instant> {
         self.lock().checked_at
     }
 }

@@ -3,7 +3,8 @@
 //! revokes one; and the gate every management operation passes: where the policy says the
 //! caller needs approval, the operation goes ahead only with a quorum of pending approvals
 //! bound to it, used up inside the transaction that makes the change, so that a refused or
-//! failed change uses none and a used approval always means the change was made.
+//! failed change uses none and a used approval always means the change was made. Also the
+//! approvals given in band, by an approver's context-specific login (`Token::approve`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,11 +12,12 @@ use std::time::Duration;
 
 use cryptoki_sys::*;
 
-use super::Module;
-use super::token::{Token, TokenState};
+use super::pin::{PinOwner, PinResult};
+use super::{Token, TokenState};
 use crate::audit::record::now_ms;
 use crate::hierarchy::{self, KeyState};
 use crate::object::Object;
+use crate::policy::PendingApproval;
 use crate::policy::approval_ahead::{self, ApprovalState, Binding, MAX_EXPIRY, ManagementOp, SO_PRINCIPAL};
 use crate::policy::{Decision, LoginState, Policy};
 use crate::store::{ApprovalRecord, ApprovalsOf, StoreWriter};
@@ -40,7 +42,7 @@ pub struct ApprovalRequest {
 }
 
 /// A management operation that may go ahead once it has used up its approvals.
-pub(super) struct Gate {
+pub(crate) struct Gate {
     principal: String,
     op: ManagementOp,
     /// The binding's key: a `CKA_UNIQUE_ID` or a policy document's hash.
@@ -55,7 +57,7 @@ pub(super) struct Gate {
 impl Gate {
     /// The gate of a change of the policy `current` (in force) to the canonical `document`,
     /// or `None` when `current` needs no approvals for it.
-    pub(super) fn policy_change(current: Policy, document: &str) -> Option<Gate> {
+    pub(crate) fn policy_change(current: Policy, document: &str) -> Option<Gate> {
         (current.policy_change_approvals > 0).then(|| Gate {
             principal: SO_PRINCIPAL.to_string(),
             op: ManagementOp::Policy,
@@ -71,7 +73,7 @@ impl Gate {
     /// transaction `w`; fails with the operation's refusal (and the caller's transaction is
     /// rolled back) when there are not enough. Approvers must still be principals entitled
     /// to approve under the policy in force.
-    pub(super) fn consume(&self, w: &mut dyn StoreWriter, now: u64) -> Result<Vec<ApprovalRecord>> {
+    pub(crate) fn consume(&self, w: &mut dyn StoreWriter, now: u64) -> Result<Vec<ApprovalRecord>> {
         let bound = w.approvals_for(&self.principal, self.op.name(), &self.key)?;
         let mut entitled = HashSet::new();
         for approver in bound.iter().map(|a| a.approver.as_str()).collect::<HashSet<_>>() {
@@ -97,7 +99,7 @@ impl Gate {
 }
 
 /// `gate.consume` for an optional gate.
-pub(super) fn consume(gate: Option<&Gate>, w: &mut dyn StoreWriter, now: u64) -> Result<Vec<ApprovalRecord>> {
+pub(crate) fn consume(gate: Option<&Gate>, w: &mut dyn StoreWriter, now: u64) -> Result<Vec<ApprovalRecord>> {
     match gate {
         Some(g) => g.consume(w, now),
         None => Ok(Vec::new()),
@@ -108,7 +110,7 @@ impl TokenState {
     /// What the policy says about management operation `op` on `object` for this login:
     /// `Ok(None)` allowed, `Ok(Some(gate))` allowed once the gate has used up its
     /// approvals (in the change's transaction), `Err(refusal)` denied.
-    pub(super) fn gate(&self, object: &Object, op: ManagementOp, refusal: Error) -> Result<Option<Gate>> {
+    pub(crate) fn gate(&self, object: &Object, op: ManagementOp, refusal: Error) -> Result<Option<Gate>> {
         self.gate_for(object, object, op, refusal)
     }
 
@@ -116,7 +118,7 @@ impl TokenState {
     /// bound to `bound`: a rotation is decided on the new version (as a generation is) and
     /// approved on the current version, which it supersedes (the new one does not exist
     /// when the approval is given).
-    pub(super) fn gate_for(
+    pub(crate) fn gate_for(
         &self,
         decided: &Object,
         bound: &Object,
@@ -254,6 +256,37 @@ impl Token {
         Ok(approval)
     }
 
+    /// Counts `name` as an approver of the operations in `pending` it may approve, once its
+    /// PIN is right. The approver's PIN tries count against its lockout like a login; the
+    /// session's own login does not change.
+    pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> PinResult<()> {
+        let mut state = self.ready()?;
+        let policy = state.policy.clone().ok_or(Error::OperationNotInitialized)?;
+        let exists = {
+            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+            store.principals()?.iter().any(|p| p.name == name)
+        };
+        if !exists {
+            return Err(Error::PinIncorrect.into());
+        }
+        let mut first_refusal = None;
+        let mut approvable: Vec<&mut &mut PendingApproval> = Vec::new();
+        for p in pending.iter_mut() {
+            match p.check(&policy, name) {
+                Ok(()) => approvable.push(p),
+                Err(e) => first_refusal = first_refusal.or(Some(e)),
+            }
+        }
+        if approvable.is_empty() {
+            return Err(first_refusal.unwrap_or(Error::OperationNotInitialized).into());
+        }
+        self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
+        for p in approvable {
+            p.approvers.push(name.to_string());
+        }
+        Ok(())
+    }
+
     /// The approvals this login may see (see `TokenState::may_list`), oldest first.
     pub fn approvals(&self) -> Result<Vec<ApprovalRecord>> {
         let mut state = self.ready()?;
@@ -297,29 +330,5 @@ impl Token {
         } else {
             Err(Error::ActionProhibited)
         }
-    }
-}
-
-impl Module {
-    /// Records an approval by the principal logged in on session `h` (see
-    /// [`Token::approve_ahead`]).
-    pub(super) fn approve_ahead_unrecorded(
-        &self,
-        h: CK_SESSION_HANDLE,
-        request: &ApprovalRequest,
-    ) -> Result<ApprovalRecord> {
-        let (session, token) = self.session_and_token(h)?;
-        token.approve_ahead(session.read_write, request)
-    }
-
-    /// The approvals recorded ahead on the token of session `h` that its login may see.
-    pub fn approvals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<ApprovalRecord>> {
-        let token = self.token_of(h)?;
-        token.approvals()
-    }
-
-    pub(super) fn revoke_approval_unrecorded(&self, h: CK_SESSION_HANDLE, id: i64) -> Result<ApprovalRecord> {
-        let (session, token) = self.session_and_token(h)?;
-        token.revoke_approval(session.read_write, id)
     }
 }

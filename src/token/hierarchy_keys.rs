@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
 use super::objects::{object_to_store_with_value, stored_attribute};
-use super::token::{Token, TokenState};
+use super::{Token, TokenState};
 use crate::hierarchy::rotation::{self, Plan};
 use crate::hierarchy::{self, Tier, tier_of};
 use crate::mechanism::prepared;
@@ -25,7 +25,7 @@ use crate::{Error, Result};
 /// unwrapped when used, see [`Token::hierarchy_value`]). An object whose parent is missing
 /// or whose value does not open is dropped from view and logged: it is damaged, and never
 /// used with a wrong value.
-pub(super) fn open_wrapped_values(objects: &mut HashMap<i64, Object>) {
+pub(crate) fn open_wrapped_values(objects: &mut HashMap<i64, Object>) {
     // Opened values of KEKs, to check the DEKs below them; zeroized when dropped.
     let mut opened_keks: HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>> = HashMap::new();
     for tier in [Tier::Kek, Tier::Dek] {
@@ -72,7 +72,7 @@ pub(super) fn open_wrapped_values(objects: &mut HashMap<i64, Object>) {
 impl Token {
     /// The plain value of a key: its `CKA_VALUE`, or for a KEK or DEK (stored wrapped by its
     /// parent) the value unwrapped through its parents, kept in the token's bounded cache.
-    pub(super) fn hierarchy_value(&self, state: &TokenState, key: &Object) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn hierarchy_value(&self, state: &TokenState, key: &Object) -> Result<Zeroizing<Vec<u8>>> {
         if key.sealed_attributes().contains(&CKA_VALUE) {
             return Err(Error::UserNotLoggedIn);
         }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CKA_ID, CKA_LABEL};
 
+use super::number_map::NumberMap;
 use crate::object::Object;
-use crate::session::table::NumberMap;
 use crate::store::ObjectNames;
 
 /// What a search may find an object by before its rows are read.

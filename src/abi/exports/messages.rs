@@ -1,0 +1,104 @@
+//! Message-based encryption and decryption exports (PKCS#11 3.0).
+
+use std::ffi::c_void;
+
+use cryptoki_sys::*;
+
+use super::super::guard::pkcs11_fn;
+use super::super::marshal::*;
+use crate::Error;
+use crate::module::{self, CipherKind};
+
+pkcs11_fn! {
+    fn C_MessageEncryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
+        module.message_init(hSession, CipherKind::Encrypt, &mechanism, hKey)
+    }
+}
+
+pkcs11_fn! {
+    /// Seals one message. With an IV generator the module writes the IV it used back into
+    /// the caller's `CK_GCM_MESSAGE_PARAMS`; the tag goes to its `pTag`.
+    fn C_EncryptMessage(
+        hSession: CK_SESSION_HANDLE,
+        pParameter: *mut c_void,
+        ulParameterLen: CK_ULONG,
+        pAssociatedData: *mut CK_BYTE,
+        ulAssociatedDataLen: CK_ULONG,
+        pPlaintext: *mut CK_BYTE,
+        ulPlaintextLen: CK_ULONG,
+        pCiphertext: *mut CK_BYTE,
+        pulCiphertextLen: *mut CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: the caller's parameter, data and output buffers, under the PKCS#11 contract.
+        unsafe {
+            let (mut params, raw) = gcm_message_params_in(pParameter, ulParameterLen)?;
+            if raw.pTag.is_null() || (raw.pIv.is_null() && raw.ulIvLen > 0) {
+                return Err(Error::MechanismParamInvalid);
+            }
+            let aad = bytes_in(pAssociatedData, ulAssociatedDataLen)?;
+            let plaintext = bytes_in(pPlaintext, ulPlaintextLen)?;
+            let buffer = output_buffer(pCiphertext, pulCiphertextLen)?;
+            let (output, tag) = match module.encrypt_message(hSession, &mut params, aad, plaintext, buffer) {
+                Ok(done) => done,
+                Err(e) => return output_out(Err(e), pCiphertext, pulCiphertextLen),
+            };
+            if matches!(output, crate::session::Output::Bytes(_)) {
+                std::ptr::copy_nonoverlapping(params.iv.as_ptr(), raw.pIv, params.iv.len());
+                std::ptr::copy_nonoverlapping(tag.as_ptr(), raw.pTag, tag.len());
+            }
+            output_out(Ok(output), pCiphertext, pulCiphertextLen)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.message_final(hSession, CipherKind::Encrypt)
+    }
+}
+
+pkcs11_fn! {
+    fn C_MessageDecryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
+        module.message_init(hSession, CipherKind::Decrypt, &mechanism, hKey)
+    }
+}
+
+pkcs11_fn! {
+    /// Opens one message with the IV and tag in the caller's `CK_GCM_MESSAGE_PARAMS`.
+    fn C_DecryptMessage(
+        hSession: CK_SESSION_HANDLE,
+        pParameter: *mut c_void,
+        ulParameterLen: CK_ULONG,
+        pAssociatedData: *mut CK_BYTE,
+        ulAssociatedDataLen: CK_ULONG,
+        pCiphertext: *mut CK_BYTE,
+        ulCiphertextLen: CK_ULONG,
+        pPlaintext: *mut CK_BYTE,
+        pulPlaintextLen: *mut CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: the caller's parameter, data and output buffers, under the PKCS#11 contract.
+        unsafe {
+            let (params, raw) = gcm_message_params_in(pParameter, ulParameterLen)?;
+            let tag = bytes_in(raw.pTag, raw.ulTagBits / 8).map_err(|_| Error::MechanismParamInvalid)?;
+            let aad = bytes_in(pAssociatedData, ulAssociatedDataLen)?;
+            let ciphertext = bytes_in(pCiphertext, ulCiphertextLen)?;
+            let buffer = output_buffer(pPlaintext, pulPlaintextLen)?;
+            let result = module.decrypt_message(hSession, &params, tag, aad, ciphertext, buffer);
+            output_out(result, pPlaintext, pulPlaintextLen)
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) {
+        module::instance()?.message_final(hSession, CipherKind::Decrypt)
+    }
+}

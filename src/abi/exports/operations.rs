@@ -1,0 +1,417 @@
+//! Encryption, decryption, digest, signature and verification exports (PKCS#11 3.0
+//! chapters 5.8 to 5.13): the steps' arguments are read here, once (`step_in`); the
+//! module applies the rules of steps.
+
+use cryptoki_sys::*;
+
+use super::super::guard::pkcs11_fn;
+use super::super::marshal::*;
+use crate::module::{self, CipherKind, OperationKind, Step};
+use crate::session::{Delivered, Dest, OutputBuffer};
+use crate::{Error, Result};
+
+/// `C_EncryptInit`/`C_DecryptInit`.
+///
+/// # Safety
+/// `m` is the export's mechanism pointer, under its PKCS#11 contract.
+unsafe fn cipher_init(
+    h: CK_SESSION_HANDLE,
+    kind: CipherKind,
+    m: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> Result<()> {
+    let module = module::instance()?;
+    // SAFETY: forwarded contract of the export.
+    let mechanism = unsafe { mechanism_in(m)? };
+    module.cipher_init(h, kind, mechanism.as_ref(), key)
+}
+
+/// The step a call makes: `input` for `C_Encrypt`-like calls (`single`) and updates, none
+/// for a final.
+///
+/// # Safety
+/// A non-NULL input pointer must point to its length of readable bytes that outlive `'a`.
+unsafe fn step_in<'a>(input: Option<(*mut u8, CK_ULONG)>, single: bool) -> Result<Step<'a>> {
+    Ok(match input {
+        Some((p, n)) => {
+            // SAFETY: forwarded contract of the caller.
+            let data = unsafe { bytes_in(p, n)? };
+            if single { Step::Single(data) } else { Step::Update(data) }
+        }
+        None => Step::Final,
+    })
+}
+
+/// One step of an operation: reads the caller's arguments, runs the step (the module ends
+/// the operation when the arguments could not be read), and delivers its output (if the
+/// function has any) through the output-buffer protocol.
+///
+/// # Safety
+/// The pointers are the export's, under its PKCS#11 contract.
+unsafe fn operation_step(
+    h: CK_SESSION_HANDLE,
+    kind: OperationKind,
+    input: Option<(*mut u8, CK_ULONG)>,
+    single: bool,
+    output: Option<(*mut u8, *mut CK_ULONG)>,
+) -> Result<()> {
+    let module = module::instance()?;
+    let cipher = match kind {
+        OperationKind::Encrypt => Some(CipherKind::Encrypt),
+        OperationKind::Decrypt => Some(CipherKind::Decrypt),
+        _ => None,
+    };
+    if let (Some(cipher), Some((out, out_len))) = (cipher, output) {
+        // `None` for overlapping buffers: the copying path below, which reads all input first.
+        // SAFETY: forwarded contract of the export.
+        if let Some(done) = unsafe { cipher_step(&module, h, kind, cipher, input, single, out, out_len) } {
+            return done;
+        }
+    }
+    let arguments = || -> Result<(OutputBuffer, Step<'_>)> {
+        let buffer = match output {
+            // SAFETY: forwarded contract of the export.
+            Some((out, out_len)) => unsafe { output_buffer(out, out_len)? },
+            None => OutputBuffer::Capacity(0),
+        };
+        // SAFETY: forwarded contract of the export.
+        let step = unsafe { step_in(input, single)? };
+        Ok((buffer, step))
+    };
+    let result = module.step_with(h, kind, arguments(), |module, (buffer, step)| {
+        module.operation_step(h, kind, step, buffer)
+    });
+    match output {
+        // SAFETY: forwarded contract of the export; checked by output_buffer above.
+        Some((out, out_len)) => unsafe { output_out(result, out, out_len) },
+        None => result.map(|_| ()),
+    }
+}
+
+/// One step of an encryption or decryption that writes straight into the caller's output
+/// buffer: no intermediate allocation, copy or wipe. `None` when the input and the output
+/// overlap (an in-place call), which the copying path serves.
+///
+/// # Safety
+/// The pointers are the export's, under its PKCS#11 contract.
+#[allow(clippy::too_many_arguments)]
+unsafe fn cipher_step(
+    module: &module::Module,
+    h: CK_SESSION_HANDLE,
+    kind: OperationKind,
+    cipher: CipherKind,
+    input: Option<(*mut u8, CK_ULONG)>,
+    single: bool,
+    out: *mut u8,
+    out_len: *mut CK_ULONG,
+) -> Option<Result<()>> {
+    let arguments = || -> Result<Option<(Dest<'_>, Step<'_>)>> {
+        if out_len.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: non-NULL, readable by contract.
+        let capacity = to_usize(unsafe { *out_len })?;
+        // SAFETY: forwarded contract of the export.
+        let step = unsafe { step_in(input, single)? };
+        if out.is_null() {
+            return Ok(Some((Dest::Query, step)));
+        }
+        let input_range = match step {
+            Step::Single(d) | Step::Update(d) => (d.as_ptr(), d.len()),
+            Step::Final => (std::ptr::null(), 0),
+        };
+        if overlaps(input_range, (out, capacity)) {
+            return Ok(None);
+        }
+        // SAFETY: the caller's output buffer holds `capacity` writable bytes, and it does not
+        // overlap the input borrowed above.
+        let buffer = unsafe { bytes_out(out, to_ulong(capacity))? };
+        Ok(Some((Dest::Buffer(buffer), step)))
+    };
+    // `None`: the input and the output overlap.
+    let arguments = arguments().transpose()?;
+    let delivered = module
+        .step_with(h, kind, arguments, |module, (dest, step)| module.cipher_into(h, cipher, step, dest));
+    let written = match delivered {
+        Ok(Delivered::Length(n) | Delivered::Written(n)) => n,
+        Err(Error::BufferTooSmall { needed }) => {
+            // SAFETY: checked non-NULL above; writable by contract.
+            return Some(
+                unsafe { write(out_len, to_ulong(needed)) }.and(Err(Error::BufferTooSmall { needed })),
+            );
+        }
+        Err(e) => return Some(Err(e)),
+    };
+    // SAFETY: checked non-NULL above; writable by contract.
+    Some(unsafe { write(out_len, to_ulong(written)) })
+}
+
+pkcs11_fn! {
+    fn C_EncryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        // SAFETY: caller's mechanism pointer.
+        unsafe { cipher_init(hSession, CipherKind::Encrypt, pMechanism, hKey) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_Encrypt(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pEncryptedData: *mut CK_BYTE,
+        pulEncryptedDataLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pData, ulDataLen)), Some((pEncryptedData, pulEncryptedDataLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Encrypt, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_EncryptUpdate(
+        hSession: CK_SESSION_HANDLE,
+        pPart: *mut CK_BYTE,
+        ulPartLen: CK_ULONG,
+        pEncryptedPart: *mut CK_BYTE,
+        pulEncryptedPartLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pPart, ulPartLen)), Some((pEncryptedPart, pulEncryptedPartLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Encrypt, input, false, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_EncryptFinal(hSession: CK_SESSION_HANDLE, pLastEncryptedPart: *mut CK_BYTE, pulLastEncryptedPartLen: *mut CK_ULONG) {
+        let output = Some((pLastEncryptedPart, pulLastEncryptedPartLen));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Encrypt, None, false, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DecryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        // SAFETY: caller's mechanism pointer.
+        unsafe { cipher_init(hSession, CipherKind::Decrypt, pMechanism, hKey) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_Decrypt(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedData: *mut CK_BYTE,
+        ulEncryptedDataLen: CK_ULONG,
+        pData: *mut CK_BYTE,
+        pulDataLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pEncryptedData, ulEncryptedDataLen)), Some((pData, pulDataLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Decrypt, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DecryptUpdate(
+        hSession: CK_SESSION_HANDLE,
+        pEncryptedPart: *mut CK_BYTE,
+        ulEncryptedPartLen: CK_ULONG,
+        pPart: *mut CK_BYTE,
+        pulPartLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pEncryptedPart, ulEncryptedPartLen)), Some((pPart, pulPartLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Decrypt, input, false, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DecryptFinal(hSession: CK_SESSION_HANDLE, pLastPart: *mut CK_BYTE, pulLastPartLen: *mut CK_ULONG) {
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Decrypt, None, false, Some((pLastPart, pulLastPartLen))) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.digest_init(hSession, mechanism.as_ref())
+    }
+}
+
+pkcs11_fn! {
+    fn C_Digest(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pDigest: *mut CK_BYTE,
+        pulDigestLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pData, ulDataLen)), Some((pDigest, pulDigestLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Digest, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { operation_step(hSession, OperationKind::Digest, Some((pPart, ulPartLen)), false, None) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJECT_HANDLE) {
+        module::instance()?.digest_key(hSession, hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_DigestFinal(hSession: CK_SESSION_HANDLE, pDigest: *mut CK_BYTE, pulDigestLen: *mut CK_ULONG) {
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Digest, None, false, Some((pDigest, pulDigestLen))) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.sign_init(hSession, mechanism.as_ref(), hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_Sign(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pSignature: *mut CK_BYTE,
+        pulSignatureLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pData, ulDataLen)), Some((pSignature, pulSignatureLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Sign, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { operation_step(hSession, OperationKind::Sign, Some((pPart, ulPartLen)), false, None) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignFinal(hSession: CK_SESSION_HANDLE, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG) {
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::Sign, None, false, Some((pSignature, pulSignatureLen))) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignRecoverInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.recover_init(hSession, OperationKind::SignRecover, mechanism.as_ref(), hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_SignRecover(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pSignature: *mut CK_BYTE,
+        pulSignatureLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pData, ulDataLen)), Some((pSignature, pulSignatureLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::SignRecover, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyRecoverInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.recover_init(hSession, OperationKind::VerifyRecover, mechanism.as_ref(), hKey)
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyRecover(
+        hSession: CK_SESSION_HANDLE,
+        pSignature: *mut CK_BYTE,
+        ulSignatureLen: CK_ULONG,
+        pData: *mut CK_BYTE,
+        pulDataLen: *mut CK_ULONG,
+    ) {
+        let (input, output) = (Some((pSignature, ulSignatureLen)), Some((pData, pulDataLen)));
+        // SAFETY: caller's buffers.
+        unsafe { operation_step(hSession, OperationKind::VerifyRecover, input, true, output) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        module.verify_init(hSession, mechanism.as_ref(), hKey)
+    }
+}
+
+/// One step of a verification (the module ends it when the arguments could not be read).
+///
+/// # Safety
+/// The pointers are the export's, under its PKCS#11 contract.
+unsafe fn verify_step(
+    h: CK_SESSION_HANDLE,
+    input: Option<(*mut u8, CK_ULONG)>,
+    single: bool,
+    signature: (*mut u8, CK_ULONG),
+) -> Result<()> {
+    let module = module::instance()?;
+    let arguments = || -> Result<(Step<'_>, &[u8])> {
+        // SAFETY: forwarded contract of the export.
+        let signature = unsafe { bytes_in(signature.0, signature.1)? };
+        // SAFETY: forwarded contract of the export.
+        let step = unsafe { step_in(input, single)? };
+        Ok((step, signature))
+    };
+    module.step_with(h, OperationKind::Verify, arguments(), |module, (step, signature)| {
+        module.verify(h, step, signature)
+    })
+}
+
+pkcs11_fn! {
+    fn C_Verify(
+        hSession: CK_SESSION_HANDLE,
+        pData: *mut CK_BYTE,
+        ulDataLen: CK_ULONG,
+        pSignature: *mut CK_BYTE,
+        ulSignatureLen: CK_ULONG,
+    ) {
+        // SAFETY: caller's buffers.
+        unsafe { verify_step(hSession, Some((pData, ulDataLen)), true, (pSignature, ulSignatureLen)) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { verify_step(hSession, Some((pPart, ulPartLen)), false, (std::ptr::null_mut(), 0)) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifyFinal(hSession: CK_SESSION_HANDLE, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { verify_step(hSession, None, false, (pSignature, ulSignatureLen)) }
+    }
+}

@@ -1,0 +1,362 @@
+//! Key management (PKCS#11 3.0 chapter 5.14): keys generated (secret keys, key pairs, and
+//! the keys of the envelope hierarchy), derived, wrapped and unwrapped; each recorded naming
+//! the key it made or used.
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::Module;
+use super::audit::rv_of;
+use crate::hierarchy;
+use crate::mechanism::{self, Mechanism, MechanismParams};
+use crate::object::attribute::decode_attribute_array;
+use crate::object::template::{self, Actor, Origin};
+use crate::object::{Attribute, AttributeRead};
+use crate::session::{Output, OutputBuffer};
+use crate::token::Token;
+use crate::{Error, Result};
+
+impl Module {
+    /// `C_GenerateKey`, recorded as `generate` naming the new key, or `rotate` for a later
+    /// version of a family of the hierarchy (after the approvals it used up).
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let generate = || -> Result<CK_OBJECT_HANDLE> {
+            let (s, token) = self.session_and_token(h)?;
+            let key_type = match mechanism.kind {
+                CKM_AES_KEY_GEN => CKK_AES,
+                CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+                other => {
+                    mechanism::registry::require(other, CKF_GENERATE)?;
+                    return Err(Error::MechanismInvalid);
+                }
+            };
+            if mechanism.params != MechanismParams::None {
+                return Err(Error::MechanismParamInvalid);
+            }
+            let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+            let origin = Origin::Generate { mechanism: mechanism.kind };
+            if let Some(tier) = hierarchy::requested_tier(template)? {
+                return self.generate_hierarchy_key(
+                    h,
+                    &token,
+                    s.read_write,
+                    mechanism,
+                    tier,
+                    template,
+                    actor,
+                );
+            }
+            let mut key = template::new_object(template, Some((CKO_SECRET_KEY, key_type)), origin, actor)?;
+            let len = key.ulong(CKA_VALUE_LEN).ok_or(Error::TemplateIncomplete)?;
+            let len = usize::try_from(len).map_err(|_| Error::KeySizeRange)?;
+            let value = mechanism::keygen::generate_secret(mechanism.kind, key_type, len)?;
+            key.set(CKA_VALUE, value.to_vec());
+            token.store_new_object(h, s.read_write, key)
+        };
+        let result = generate();
+        let token = self.token_of(h)?;
+        let context = token.audit_context(result.as_ref().ok().copied());
+        // A later version of a family of the hierarchy is its rotation.
+        let operation = if context.key_version().is_some_and(|v| v > 1) { "rotate" } else { "generate" };
+        token.record_with(h, operation, context, Some(mechanism.kind), rv_of(&result))?;
+        result
+    }
+
+    /// `C_GenerateKey` with a `CKA_ECM_TIER` template: the next version of a family of the
+    /// envelope hierarchy (the first, or a rotation).
+    #[allow(clippy::too_many_arguments)]
+    fn generate_hierarchy_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        token: &Token,
+        read_write: bool,
+        mechanism: &Mechanism,
+        tier: hierarchy::Tier,
+        template: &[Attribute],
+        actor: Actor,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        use crate::object::attribute::decode_ulong;
+        if mechanism.kind != CKM_AES_KEY_GEN {
+            return Err(Error::TemplateInconsistent);
+        }
+        let full = hierarchy::generation_template(tier, template)?;
+        let tenant =
+            template.iter().find(|a| a.kind == crate::vendor::CKA_ECM_TENANT).map(|a| a.value.to_vec());
+        let period = match template.iter().find(|a| a.kind == crate::vendor::CKA_ECM_ROTATION_PERIOD) {
+            // CK_ULONG is u64 on LP64 targets and u32 elsewhere; widening is lossless.
+            #[allow(clippy::unnecessary_cast)]
+            Some(a) => decode_ulong(&a.value).filter(|p| *p > 0).ok_or(Error::AttributeValueInvalid)? as u64,
+            None => self.config.rotation_period(tier),
+        };
+        let origin = Origin::Generate { mechanism: mechanism.kind };
+        let mut key = template::new_object(&full, Some((CKO_SECRET_KEY, CKK_AES)), origin, actor)?;
+        let value = mechanism::keygen::generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32)?;
+        key.set(CKA_VALUE, value.to_vec());
+        let (handle, consumed) = token.generate_in_hierarchy(read_write, key, tier, tenant, period)?;
+        token.record_consumed(h, &consumed)?;
+        Ok(handle)
+    }
+
+    /// `C_GenerateKeyPair`: both templates are checked before anything is generated, and
+    /// both keys are stored together or not at all. Recorded as `generate_key_pair` naming the private key.
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        public_template: &[Attribute],
+        private_template: &[Attribute],
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let generate = || -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+            use crate::mechanism::{KeyMaterial, KeyPair, encoding};
+            use crate::object::attribute::{decode_ulong, encode_ulong};
+            let (s, token) = self.session_and_token(h)?;
+            let key_type = match mechanism.kind {
+                CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
+                CKM_EC_KEY_PAIR_GEN => CKK_EC,
+                other => {
+                    mechanism::registry::require(other, CKF_GENERATE_KEY_PAIR)?;
+                    return Err(Error::MechanismInvalid);
+                }
+            };
+            let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+            let origin = Origin::Generate { mechanism: mechanism.kind };
+            let mut public =
+                template::new_object(public_template, Some((CKO_PUBLIC_KEY, key_type)), origin, actor)?;
+            let mut private =
+                template::new_object(private_template, Some((CKO_PRIVATE_KEY, key_type)), origin, actor)?;
+            // Check where the keys would go before spending time on generation.
+            let view = token.view(s.read_write);
+            view.may_write(public.is_token(), public.is_private())?;
+            view.may_write(private.is_token(), private.is_private())?;
+
+            // CK_ULONG is u64 on LP64 targets and u32 elsewhere; widening is lossless either way.
+            #[allow(clippy::unnecessary_cast)]
+            let modulus_bits = public.get(CKA_MODULUS_BITS).and_then(decode_ulong).map(|b| b as u64);
+            let pair = mechanism::generate_key_pair(
+                mechanism,
+                modulus_bits,
+                public.get(CKA_PUBLIC_EXPONENT),
+                public.get(CKA_EC_PARAMS),
+            )?;
+            let (public_material, private_material) = match pair {
+                KeyPair::Rsa(pk, sk) => {
+                    for o in [&mut public, &mut private] {
+                        o.set(CKA_MODULUS, pk.modulus.clone());
+                        o.set(CKA_PUBLIC_EXPONENT, pk.public_exponent.clone());
+                    }
+                    private.set(CKA_PRIVATE_EXPONENT, sk.private_exponent.to_vec());
+                    if let Some(crt) = &sk.crt {
+                        private.set(CKA_PRIME_1, crt.prime_1.to_vec());
+                        private.set(CKA_PRIME_2, crt.prime_2.to_vec());
+                        private.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
+                        private.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
+                        private.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
+                    }
+                    let bits = public.get(CKA_MODULUS_BITS).and_then(decode_ulong).unwrap_or(0);
+                    public.set(CKA_MODULUS_BITS, encode_ulong(bits));
+                    (KeyMaterial::RsaPublic(pk), KeyMaterial::RsaPrivate(sk))
+                }
+                KeyPair::Ec(pk, sk) => {
+                    public.set(CKA_EC_POINT, encoding::ec_point_to_attribute(&pk.point));
+                    private.set(CKA_EC_PARAMS, pk.params.clone());
+                    private.set(CKA_VALUE, sk.value.to_vec());
+                    (KeyMaterial::EcPublic(pk), KeyMaterial::EcPrivate(sk))
+                }
+            };
+            let info = encoding::public_key_info(&public_material)?;
+            public.set(CKA_PUBLIC_KEY_INFO, info.clone());
+            private.set(CKA_PUBLIC_KEY_INFO, info);
+            drop((public_material, private_material));
+            let handles = token.store_new_objects(h, s.read_write, vec![public, private])?;
+            Ok((handles[0], handles[1]))
+        };
+        let result = generate();
+        let token = self.token_of(h)?;
+        let private = result.as_ref().ok().map(|(_, private)| *private);
+        token.record(h, "generate_key_pair", private, Some(mechanism.kind), rv_of(&result))?;
+        result
+    }
+
+    /// `C_DeriveKey` (ECDH): a new secret key from the base key and the other party's public
+    /// point. Its length is `CKA_VALUE_LEN`, or the key type's natural size. Recorded as `derive` naming the new key.
+    pub fn derive_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        base: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "derive", Some(mechanism.kind), || {
+            use crate::object::attribute::{decode_bool, encode_ulong};
+            let (s, token) = self.session_and_token(h)?;
+            let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
+            let history =
+                token.get_attributes(s.read_write, base, &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE])?;
+            let flag =
+                |r: &AttributeRead| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(true));
+            let origin = Origin::Derive {
+                base_always_sensitive: flag(&history[0]),
+                base_never_extractable: flag(&history[1]),
+            };
+            let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+            hierarchy::refuse_outside_generation(template)?;
+            // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
+            let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
+            let mut key = template::new_object(&template, None, origin, actor)?;
+            if key.profile() != crate::object::Profile::SecretKey {
+                return Err(Error::TemplateInconsistent);
+            }
+            let len = match (key.ulong(CKA_VALUE_LEN), key.key_type()) {
+                (Some(len), _) => usize::try_from(len).map_err(|_| Error::KeySizeRange)?,
+                (None, Some(CKK_AES)) => 32,
+                (None, _) => match &material {
+                    mechanism::KeyMaterial::EcPrivate(k) => mechanism::ec::shared_secret_len(&k.params)?,
+                    _ => return Err(Error::TemplateIncomplete),
+                },
+            };
+            if key.key_type() == Some(CKK_AES) && !matches!(len, 16 | 24 | 32) {
+                return Err(Error::TemplateInconsistent);
+            }
+            let value = mechanism::derive(mechanism, &material, len)?;
+            key.set(CKA_VALUE_LEN, encode_ulong(value.len() as CK_ULONG));
+            key.set(CKA_VALUE, value.to_vec());
+            token.store_new_object(h, s.read_write, key)
+        })
+    }
+
+    /// `C_WrapKey`: the key's bytes encrypted under the wrapping key, through the
+    /// output-buffer protocol (a size query makes every check; it wraps too, to learn the
+    /// length, unless the mechanism's output length is known beforehand; it releases
+    /// nothing). Recorded as `wrap` naming the wrapped key.
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        let wrap = || -> Result<Output> {
+            let (s, token) = self.session_and_token(h)?;
+            let (wrapping_key, bytes) = token.wrap_inputs(s.read_write, wrapping, key, mechanism.kind)?;
+            // A size query of an AES key wrap needs no wrap: its length follows from the input's.
+            if buffer == OutputBuffer::Query
+                && let Some(len) = mechanism::wrapped_len(mechanism, &wrapping_key, bytes.len())
+            {
+                return len.map(Output::Length);
+            }
+            let wrapped = mechanism::wrap(mechanism, &wrapping_key, &bytes)?;
+            match buffer {
+                OutputBuffer::Query => Ok(Output::Length(wrapped.len())),
+                OutputBuffer::Capacity(c) if c < wrapped.len() => {
+                    Err(Error::BufferTooSmall { needed: wrapped.len() })
+                }
+                OutputBuffer::Capacity(_) => Ok(Output::Bytes(Zeroizing::new(wrapped))),
+            }
+        };
+        self.audited(h, "wrap", Some(key), Some(mechanism.kind), wrap, || {})
+    }
+
+    /// `C_UnwrapKey`: a new secret key from a wrapped blob and a template that names its
+    /// class and key type. The key is not local and has no history of being sensitive. Recorded as `unwrap` naming the new key.
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "unwrap", Some(mechanism.kind), || {
+            let (s, token) = self.session_and_token(h)?;
+            // The unwrapping key, checked, with its CKA_UNWRAP_TEMPLATE imposed on `template`.
+            let (unwrapping_key, template, actor) =
+                token.unwrap_inputs(s.read_write, unwrapping, mechanism.kind, template)?;
+            // Check the template before opening anything.
+            let mut key = template::new_object(&template, None, Origin::Unwrap, actor)?;
+            let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;
+            match key.profile() {
+                crate::object::Profile::SecretKey => {
+                    let fits = match key.key_type() {
+                        Some(CKK_AES) => matches!(value.len(), 16 | 24 | 32),
+                        _ => !value.is_empty(),
+                    };
+                    let len_matches = key.ulong(CKA_VALUE_LEN).is_none_or(|l| l == value.len() as CK_ULONG);
+                    if !fits || !len_matches {
+                        return Err(Error::TemplateInconsistent);
+                    }
+                    key.set(CKA_VALUE_LEN, crate::object::attribute::encode_ulong(value.len() as CK_ULONG));
+                    key.set(CKA_VALUE, value.to_vec());
+                }
+                crate::object::Profile::RsaPrivateKey | crate::object::Profile::EcPrivateKey => {
+                    set_private_key_components(
+                        &mut key,
+                        mechanism::encoding::private_key_from_pkcs8(&value)?,
+                    )?;
+                }
+                _ => return Err(Error::TemplateInconsistent),
+            }
+            token.store_new_object(h, s.read_write, key)
+        })
+    }
+}
+
+/// `template` with the entries of the key's attribute-array attribute `imposed` (an unwrap
+/// or derive template) added; a template that contradicts them is inconsistent.
+fn with_imposed_template(
+    token: &Token,
+    read_write: bool,
+    key: CK_OBJECT_HANDLE,
+    imposed: CK_ATTRIBUTE_TYPE,
+    template: &[Attribute],
+) -> Result<Vec<Attribute>> {
+    let mut template = template.to_vec();
+    if let [AttributeRead::Value(encoded)] = &token.get_attributes(read_write, key, &[imposed])?[..] {
+        let entries = decode_attribute_array(encoded).ok_or(Error::Internal("bad stored attribute array"))?;
+        for a in entries {
+            if template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
+                return Err(Error::TemplateInconsistent);
+            }
+            template.push(a);
+        }
+    }
+    Ok(template)
+}
+
+/// Puts an unwrapped private key's components on the object built from the template, which
+/// must have named the same key type.
+fn set_private_key_components(
+    key: &mut crate::object::Object,
+    material: mechanism::KeyMaterial,
+) -> Result<()> {
+    use crate::mechanism::{KeyMaterial, encoding};
+    let info = encoding::public_key_info(&material).ok();
+    match (key.key_type(), material) {
+        (Some(CKK_RSA), KeyMaterial::RsaPrivate(k)) => {
+            key.set(CKA_MODULUS, k.public.modulus.clone());
+            key.set(CKA_PUBLIC_EXPONENT, k.public.public_exponent.clone());
+            key.set(CKA_PRIVATE_EXPONENT, k.private_exponent.to_vec());
+            if let Some(crt) = &k.crt {
+                key.set(CKA_PRIME_1, crt.prime_1.to_vec());
+                key.set(CKA_PRIME_2, crt.prime_2.to_vec());
+                key.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
+                key.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
+                key.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
+            }
+        }
+        (Some(CKK_EC), KeyMaterial::EcPrivate(k)) => {
+            key.set(CKA_EC_PARAMS, k.params.clone());
+            key.set(CKA_VALUE, k.value.to_vec());
+        }
+        _ => return Err(Error::TemplateInconsistent),
+    }
+    if let Some(info) = info {
+        key.set(CKA_PUBLIC_KEY_INFO, info);
+    }
+    Ok(())
+}

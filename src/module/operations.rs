@@ -1,0 +1,510 @@
+//! Cryptographic operations (PKCS#11 3.0 chapters 5.8 to 5.13): encryption, decryption,
+//! digests, signatures and verification, with recovery; each begun by a recorded `*Init`
+//! and run in steps on the session's operation of its kind. The standard's rules for steps
+//! live here: a failed step ends its operation, a step whose arguments could not even be
+//! read included ([`Module::step_with`]).
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::Module;
+use crate::mechanism::prepared::PreparedKey;
+use crate::mechanism::{self, CipherOperation, Mechanism};
+use crate::object::AttributeRead;
+use crate::policy::PendingApproval;
+use crate::session::{
+    CachedKey, Delivered, Dest, Operations, Output, OutputBuffer, output_step, output_step_into,
+};
+use crate::token::KEY_USE_STALENESS;
+use crate::{Error, Result};
+
+/// Where a session keeps its encryption or its decryption.
+type CipherSlot = fn(&mut Operations) -> &mut Option<Box<dyn CipherOperation>>;
+
+/// Records what the operation just begun as `operation` waits for, replacing what an
+/// earlier operation of that kind had: an approval serves one operation only.
+fn set_approval(ops: &mut Operations, operation: &'static str, approval: Option<PendingApproval>) {
+    match approval {
+        Some(a) => ops.approvals.insert(operation, a),
+        None => ops.approvals.remove(operation),
+    };
+}
+
+/// `CKR_USER_NOT_LOGGED_IN` while the operation in progress as `operation` still waits for
+/// approvers (as for a `CKA_ALWAYS_AUTHENTICATE` key before its context-specific login).
+fn awaits_approval(ops: &Operations, operation: &str) -> Result<()> {
+    match ops.approvals.get(operation) {
+        Some(a) if !a.is_met() => Err(Error::UserNotLoggedIn),
+        _ => Ok(()),
+    }
+}
+
+/// Which of a session's cipher operations a call concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CipherKind {
+    Encrypt,
+    Decrypt,
+}
+
+impl CipherKind {
+    /// The operation's name in the policy, approvals and the audit record.
+    pub fn name(self) -> &'static str {
+        match self {
+            CipherKind::Encrypt => "encrypt",
+            CipherKind::Decrypt => "decrypt",
+        }
+    }
+}
+
+/// The operations of a session that run in steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    Encrypt,
+    Decrypt,
+    Digest,
+    Sign,
+    Verify,
+    SignRecover,
+    VerifyRecover,
+}
+
+/// Which step of a multi-part operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    Single(&'a [u8]),
+    Update(&'a [u8]),
+    Final,
+}
+
+impl Module {
+    /// `C_EncryptInit`/`C_DecryptInit`, recorded as `encrypt`/`decrypt` naming key and
+    /// mechanism; `None` for the mechanism ends an active operation (not recorded).
+    pub fn cipher_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let (usage, slot): (_, CipherSlot) = match kind {
+            CipherKind::Encrypt => (CKA_ENCRYPT, |o| &mut o.encrypt),
+            CipherKind::Decrypt => (CKA_DECRYPT, |o| &mut o.decrypt),
+        };
+        let encrypt = kind == CipherKind::Encrypt;
+        self.audited_init(h, kind.name(), mechanism, key, |m| {
+            self.begin(h, m, key, usage, kind.name(), slot, |m, k| {
+                mechanism::cipher_init_prepared(m, k, encrypt)
+            })
+        })
+    }
+
+    /// Every `*Init` that may wait for approvals: `None` for the mechanism ends the operation
+    /// in `slot` (and its approval); otherwise the key is checked for `usage`, `begin` makes
+    /// the operation, and the approval it waits for, if any, is kept under `name`.
+    ///
+    /// A key this session looked up for the same use and mechanism is taken from its cache
+    /// (`crate::session::keys`) while the token has not changed since and the store was
+    /// checked recently enough: the lookup would give the same answer, and the token's lock
+    /// is not taken. Keys that wait for approvals are never cached.
+    #[allow(clippy::too_many_arguments)]
+    fn begin<T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        name: &'static str,
+        slot: fn(&mut Operations) -> &mut Option<T>,
+        begin: impl FnOnce(&Mechanism, &Arc<PreparedKey>) -> Result<T>,
+    ) -> Result<()> {
+        let s = self.session(h)?;
+        let token = &s.token;
+        let mut ops = s.operations.lock();
+        let Some(mechanism) = mechanism else {
+            *slot(&mut ops) = None;
+            ops.approvals.remove(name);
+            return Ok(());
+        };
+        if slot(&mut ops).is_some() {
+            return Err(Error::OperationActive);
+        }
+        let version = token.version();
+        if let Some(prepared) = ops.keys.get(key, usage, mechanism.kind, version, KEY_USE_STALENESS).cloned()
+        {
+            *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
+            ops.approvals.remove(name);
+            return Ok(());
+        }
+        let (material, approval) = token.key_material_gated(s.read_write, key, usage, mechanism.kind)?;
+        let prepared = Arc::new(PreparedKey::new(material));
+        // Read after the lookup: unchanged, the lookup saw the token as of `version`.
+        let checked_at = token.checked_at();
+        if approval.is_none()
+            && let Some(checked_at) = checked_at
+            && token.version() == version
+        {
+            let entry = CachedKey {
+                handle: key,
+                usage,
+                mechanism: mechanism.kind,
+                version,
+                checked_at,
+                key: prepared.clone(),
+            };
+            ops.keys.put(entry);
+        }
+        *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
+        set_approval(&mut ops, name, approval);
+        Ok(())
+    }
+
+    /// One step of an encryption or decryption, its output returned.
+    pub fn cipher(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        step: Step<'_>,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        self.with_cipher(h, kind, |slot| match step {
+            Step::Single(input) => {
+                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
+            }
+            Step::Update(input) => {
+                output_step(slot, buffer, false, |op| Ok(op.update_len(input.len())), |op| op.update(input))
+            }
+            Step::Final => output_step(slot, buffer, true, |op| Ok(op.final_len()), |op| op.finish()),
+        })
+    }
+
+    /// As [`Module::cipher`], writing into the caller's buffer (the C ABI's path, when the
+    /// input and output do not overlap).
+    pub fn cipher_into(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        step: Step<'_>,
+        dest: Dest<'_>,
+    ) -> Result<Delivered> {
+        self.with_cipher(h, kind, |slot| match step {
+            Step::Single(input) => output_step_into(
+                slot,
+                dest,
+                true,
+                |op| op.single_len(input.len()),
+                |op, out| op.single_into(input, out),
+            ),
+            Step::Update(input) => output_step_into(
+                slot,
+                dest,
+                false,
+                |op| Ok(op.update_len(input.len())),
+                |op, out| op.update_into(input, out),
+            ),
+            Step::Final => {
+                output_step_into(slot, dest, true, |op| Ok(op.final_len()), |op, out| op.finish_into(out))
+            }
+        })
+    }
+
+    /// Runs `step` on the session's encryption or decryption, once it waits for no
+    /// approvers.
+    fn with_cipher<T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: CipherKind,
+        step: impl FnOnce(&mut Option<Box<dyn CipherOperation>>) -> Result<T>,
+    ) -> Result<T> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        // Most sessions have no approvals at all: one check of the map spares the lookup.
+        if !ops.approvals.is_empty() {
+            awaits_approval(&ops, kind.name())?;
+        }
+        step(match kind {
+            CipherKind::Encrypt => &mut ops.encrypt,
+            CipherKind::Decrypt => &mut ops.decrypt,
+        })
+    }
+
+    /// `C_SignInit`, recorded as `sign` naming key and mechanism; `None` for the mechanism
+    /// ends an active operation (not recorded).
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        self.audited_init(h, "sign", mechanism, key, |m| {
+            self.begin(
+                h,
+                m,
+                key,
+                CKA_SIGN,
+                "sign",
+                |o| &mut o.sign,
+                |m, k| mechanism::sign_init(m, &k.material),
+            )
+        })
+    }
+
+    pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        awaits_approval(&ops, "sign")?;
+        let slot = &mut ops.sign;
+        let bytes = |r: Result<Vec<u8>>| r.map(Zeroizing::new);
+        match step {
+            Step::Single(data) => {
+                output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.sign(data)))
+            }
+            Step::Update(data) => output_step(
+                slot,
+                buffer,
+                false,
+                |_| Ok(0),
+                |op| op.update(data).map(|()| Zeroizing::new(Vec::new())),
+            ),
+            Step::Final => {
+                output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.finish()))
+            }
+        }
+    }
+
+    /// `C_VerifyInit`, recorded as `verify` naming key and mechanism; `None` for the
+    /// mechanism ends an active operation (not recorded).
+    pub fn verify_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        self.audited_init(h, "verify", mechanism, key, |m| {
+            self.begin(
+                h,
+                m,
+                key,
+                CKA_VERIFY,
+                "verify",
+                |o| &mut o.verify,
+                |m, k| mechanism::verify_init(m, &k.material),
+            )
+        })
+    }
+
+    /// One step of a verification: `Single(data)` and `Final` take the signature; the
+    /// operation ends after them, and after any error.
+    pub fn verify(&self, h: CK_SESSION_HANDLE, step: Step<'_>, signature: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        if ops.verify.is_some() {
+            awaits_approval(&ops, "verify")?;
+        }
+        let op = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
+        let (result, finished) = match step {
+            Step::Single(data) => (op.verify(data, signature), true),
+            Step::Update(data) => (op.update(data), false),
+            Step::Final => (op.finish(signature), true),
+        };
+        if finished || result.is_err() {
+            ops.verify = None;
+        }
+        result
+    }
+
+    /// Runs one step of the operation `kind` that produces output (not a verification).
+    pub fn operation_step(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        step: Step<'_>,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        match kind {
+            OperationKind::Encrypt => self.cipher(h, CipherKind::Encrypt, step, buffer),
+            OperationKind::Decrypt => self.cipher(h, CipherKind::Decrypt, step, buffer),
+            OperationKind::Digest => self.digest(h, step, buffer),
+            OperationKind::Sign => self.sign(h, step, buffer),
+            OperationKind::SignRecover | OperationKind::VerifyRecover => self.recover(h, kind, step, buffer),
+            OperationKind::Verify => Err(Error::Internal("verification steps take a signature")),
+        }
+    }
+
+    /// Ends the operation `kind` of a session, if any.
+    fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
+        if let Ok(s) = self.session(h) {
+            let mut ops = s.operations.lock();
+            match kind {
+                OperationKind::Encrypt => ops.encrypt = None,
+                OperationKind::Decrypt => ops.decrypt = None,
+                OperationKind::Digest => ops.digest = None,
+                OperationKind::Sign => ops.sign = None,
+                OperationKind::Verify => ops.verify = None,
+                OperationKind::SignRecover => ops.sign_recover = None,
+                OperationKind::VerifyRecover => ops.verify_recover = None,
+            }
+        }
+    }
+
+    /// Runs one step of operation `kind` of session `h` on the caller's `arguments`, or
+    /// ends the operation when they could not be read (a NULL pointer, a length out of
+    /// range): a call that fails, other than for a buffer too small, ends the operation it
+    /// continues, whatever made it fail.
+    pub fn step_with<A, T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        arguments: Result<A>,
+        step: impl FnOnce(&Module, A) -> Result<T>,
+    ) -> Result<T> {
+        match arguments {
+            Ok(arguments) => step(self, arguments),
+            Err(e) => {
+                self.end_operation(h, kind);
+                Err(e)
+            }
+        }
+    }
+
+    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`, recorded as
+    /// `sign_recover` and `verify_recover` (the policy counts them as `sign` and `verify`;
+    /// the record keeps the difference, since what is recovered from a signature is data);
+    /// `None` for the mechanism ends an active operation (not recorded).
+    pub fn recover_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let operation = match kind {
+            OperationKind::SignRecover => "sign_recover",
+            _ => "verify_recover",
+        };
+        self.audited_init(h, operation, mechanism, key, |mechanism| {
+            let (s, token) = self.session_and_token(h)?;
+            let mut ops = s.operations.lock();
+            let (slot, usage) = match kind {
+                OperationKind::SignRecover => (&mut ops.sign_recover, CKA_SIGN_RECOVER),
+                OperationKind::VerifyRecover => (&mut ops.verify_recover, CKA_VERIFY_RECOVER),
+                _ => return Err(Error::Internal("not a recovery operation")),
+            };
+            let Some(mechanism) = mechanism else {
+                *slot = None;
+                return Ok(());
+            };
+            if slot.is_some() {
+                return Err(Error::OperationActive);
+            }
+            let material = token.key_material_for(s.read_write, key, usage, mechanism.kind)?;
+            *slot = Some(match kind {
+                OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
+                _ => mechanism::verify_recover_init(mechanism, &material)?,
+            });
+            Ok(())
+        })
+    }
+
+    /// `C_SignRecover`/`C_VerifyRecover`: single-part only.
+    fn recover(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        step: Step<'_>,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let slot = match kind {
+            OperationKind::SignRecover => &mut ops.sign_recover,
+            _ => &mut ops.verify_recover,
+        };
+        match step {
+            Step::Single(input) => {
+                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
+            }
+            Step::Update(_) | Step::Final => Err(Error::FunctionNotSupported),
+        }
+    }
+
+    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let Some(mechanism) = mechanism else {
+            ops.digest = None;
+            return Ok(());
+        };
+        if ops.digest.is_some() {
+            return Err(Error::OperationActive);
+        }
+        ops.digest = Some(mechanism::digest_init(mechanism)?);
+        Ok(())
+    }
+
+    pub fn digest(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = s.operations.lock();
+        let slot = &mut ops.digest;
+        let bytes = |v: Vec<u8>| Ok(Zeroizing::new(v));
+        match step {
+            Step::Single(input) => output_step(
+                slot,
+                buffer,
+                true,
+                |op| Ok(op.output_len()),
+                |op| {
+                    op.update(input);
+                    bytes(op.finish())
+                },
+            ),
+            Step::Update(input) => output_step(
+                slot,
+                buffer,
+                false,
+                |_| Ok(0),
+                |op| {
+                    op.update(input);
+                    bytes(Vec::new())
+                },
+            ),
+            Step::Final => output_step(slot, buffer, true, |op| Ok(op.output_len()), |op| bytes(op.finish())),
+        }
+    }
+
+    /// `C_DigestKey`: feeds a secret key's value to the digest. Keys whose value may not be
+    /// revealed are refused (`CKR_KEY_INDIGESTIBLE`): a digest is a partial reveal.
+    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        if ops.digest.is_none() {
+            return Err(Error::OperationNotInitialized);
+        }
+        let value = match token.get_attributes(s.read_write, key, &[CKA_CLASS, CKA_VALUE]) {
+            Ok(reads) => match &reads[..] {
+                [AttributeRead::Value(class), AttributeRead::Value(v)]
+                    if class.as_slice()
+                        == crate::object::attribute::encode_ulong(CKO_SECRET_KEY).as_slice() =>
+                {
+                    Ok(v.clone())
+                }
+                _ => Err(Error::KeyIndigestible),
+            },
+            Err(Error::ObjectHandleInvalid) => Err(Error::KeyHandleInvalid),
+            Err(e) => Err(e),
+        };
+        match value {
+            Ok(v) => {
+                if let Some(d) = ops.digest.as_mut() {
+                    d.update(&v);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                ops.digest = None;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Session management and login (PKCS#11 3.0 chapter 5.6): sessions opened and closed,
+//! `C_Login`, `C_LoginUser` and `C_Logout`, approvals given by a context-specific login,
+//! and `C_SessionCancel`.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use super::Module;
+use super::audit::rv_of;
+use crate::policy::{LoginState, SessionView};
+use crate::session::{Operations, Session};
+use crate::token::audit::Who;
+use crate::token::{PinResult, PinRole};
+use crate::{Error, Result};
+
+impl Module {
+    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(Error::SessionParallelNotSupported);
+        }
+        let token = self.token(slot)?;
+        let read_write = flags & CKF_RW_SESSION != 0;
+        // Hold the token while adding the session, so a concurrent SO login sees it.
+        let state = token.ready_lazy()?;
+        if !read_write && state.login == LoginState::SecurityOfficer {
+            return Err(Error::SessionReadWriteSoExists);
+        }
+        let handle = self.new_session_handle();
+        self.sessions.insert(Arc::new(Session::new(handle, slot, read_write, token.clone())));
+        Ok(handle)
+    }
+
+    pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
+        let session = self.sessions.remove(handle).ok_or(Error::SessionHandleInvalid)?;
+        self.after_session_closed(&session)
+    }
+
+    pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
+        self.token(slot)?;
+        let closed = self.sessions.remove_where(|s| s.slot_id == slot);
+        for s in &closed {
+            self.after_session_closed(s)?;
+        }
+        Ok(())
+    }
+
+    /// Session objects die with their session; the login ends with the last session.
+    fn after_session_closed(&self, session: &Session) -> Result<()> {
+        let token = &session.token;
+        token.drop_session_objects(session.handle);
+        if self.sessions_of(session.slot_id).is_empty() && token.login_state() != LoginState::Public {
+            token.logout()?;
+        }
+        Ok(())
+    }
+
+    pub fn session_view(&self, handle: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, SessionView)> {
+        let (session, token) = self.session_and_token(handle)?;
+        Ok((session.slot_id, token.view(session.read_write)))
+    }
+
+    /// `C_Login`, recorded as `login` or `login_so` (and `pin_locked` after it when its PIN
+    /// check locked the PIN). A user PIN of the form `name:pin` whose name is one of the
+    /// token's principals logs that principal in (the AWS CloudHSM convention); any other
+    /// user PIN, colons included, is the token's user PIN. `CKU_CONTEXT_SPECIFIC` gives an
+    /// approval (see [`Module::approve`]). A login whose audit cannot be armed, or whose
+    /// record cannot be written, is undone (fail closed).
+    pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        if user_type == CKU_CONTEXT_SPECIFIC {
+            return self.approve(h, pin);
+        }
+        let mut locked = None;
+        let login = || {
+            self.with_audit_armed(h, self.authenticate(h, user_type, pin))
+                .map_err(|r| r.noting_lock(&mut locked))
+        };
+        let result = self.audited(h, login_name(user_type), None, None, login, || drop(self.end_login(h)));
+        self.record_pin_locked(h, locked)?;
+        result
+    }
+
+    /// `C_LoginUser`, recorded as `C_Login` is: the name `user` is the token's user; another
+    /// name is one of its principals. An unknown name is refused like a wrong PIN, so that
+    /// names cannot be probed.
+    pub fn login_user(
+        &self,
+        h: CK_SESSION_HANDLE,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+        name: &[u8],
+    ) -> Result<()> {
+        let mut locked = None;
+        let login = || {
+            let logged_in = if user_type != CKU_USER || name == b"user" {
+                self.authenticate(h, user_type, pin)
+            } else {
+                self.authenticate_principal(h, name, pin)
+            };
+            self.with_audit_armed(h, logged_in).map_err(|r| r.noting_lock(&mut locked))
+        };
+        let result = self.audited(h, login_name(user_type), None, None, login, || drop(self.end_login(h)));
+        self.record_pin_locked(h, locked)?;
+        result
+    }
+
+    /// The login of `user_type` on the token of session `h`, after the session rules that
+    /// need the session table (`CKR_SESSION_READ_ONLY_EXISTS`).
+    fn authenticate(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> PinResult<()> {
+        let (session, token) = self.session_and_token(h)?;
+        let role = match user_type {
+            CKU_SO => PinRole::SecurityOfficer,
+            CKU_USER => PinRole::User,
+            CKU_CONTEXT_SPECIFIC => return self.approve_waiting(&session, pin),
+            _ => return Err(Error::UserTypeInvalid.into()),
+        };
+        if role == PinRole::SecurityOfficer && self.sessions_of(session.slot_id).iter().any(|s| !s.read_write)
+        {
+            return Err(Error::SessionReadOnlyExists.into());
+        }
+        if role == PinRole::User
+            && let Some(colon) = pin.iter().position(|b| *b == b':')
+            && let Ok(name) = std::str::from_utf8(&pin[..colon])
+            && token.has_principal(name)?
+        {
+            return token.login_principal(name, &pin[colon + 1..]);
+        }
+        token.login(role, pin)
+    }
+
+    /// The login of principal `name` (unknown names fail as a wrong PIN does).
+    fn authenticate_principal(&self, h: CK_SESSION_HANDLE, name: &[u8], pin: &[u8]) -> PinResult<()> {
+        let token = self.token_of(h)?;
+        match std::str::from_utf8(name) {
+            Ok(name) if token.has_principal(name)? => token.login_principal(name, pin),
+            _ => Err(Error::PinIncorrect.into()),
+        }
+    }
+
+    /// After a login: the audit file takes the token's audit key; a login whose audit
+    /// cannot be armed is undone (fail closed).
+    fn with_audit_armed(&self, h: CK_SESSION_HANDLE, login: PinResult<()>) -> PinResult<()> {
+        login?;
+        let token = self.token_of(h)?;
+        Ok(token.arm_audit().inspect_err(|_| drop(self.end_login(h)))?)
+    }
+
+    /// `C_Login(CKU_CONTEXT_SPECIFIC, "name:pin")`: principal `name` approves the
+    /// operations of this session that wait for approvers. A given approval is recorded as
+    /// `approve` by the approver, under the session's login; a refused one as
+    /// `login_context_specific` by the session's principal, without the name (what was typed
+    /// before a colon may have been a PIN).
+    fn approve(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let mut locked = None;
+        let result = self.authenticate(h, CKU_CONTEXT_SPECIFIC, pin).map_err(|r| r.noting_lock(&mut locked));
+        let recorded = self.token_of(h).and_then(|token| {
+            let mut context = token.audit_context(None);
+            let operation = match &result {
+                Ok(()) => {
+                    let name = pin.split(|b| *b == b':').next().unwrap_or_default();
+                    context.principal = Who::Named(String::from_utf8_lossy(name).into());
+                    context.described_as = None;
+                    "approve"
+                }
+                Err(_) => "login_context_specific",
+            };
+            token.record_with(h, operation, context, None, rv_of(&result))
+        });
+        self.record_pin_locked(h, locked)?;
+        recorded.and(result)
+    }
+
+    /// Counts principal `name` of `pin` (`name:pin`) as an approver of the operations of
+    /// `session` that wait for approvers and that it may approve (see
+    /// `crate::policy::approval`). Nothing waiting → `CKR_OPERATION_NOT_INITIALIZED`; an
+    /// unknown name or a wrong PIN → `CKR_PIN_INCORRECT`; the caller itself, or a principal
+    /// without `approve` on the key → `CKR_ACTION_PROHIBITED`; an approver already counted →
+    /// `CKR_USER_ALREADY_LOGGED_IN`.
+    fn approve_waiting(&self, session: &Session, pin: &[u8]) -> PinResult<()> {
+        let mut ops = session.operations.lock();
+        let mut waiting: Vec<&mut crate::policy::PendingApproval> =
+            ops.approvals.values_mut().filter(|a| !a.is_met()).collect();
+        if waiting.is_empty() {
+            return Err(Error::OperationNotInitialized.into());
+        }
+        let colon = pin.iter().position(|b| *b == b':').ok_or(Error::PinIncorrect)?;
+        let name = std::str::from_utf8(&pin[..colon]).map_err(|_| Error::PinIncorrect)?;
+        session.token.approve(&mut waiting, name, &pin[colon + 1..])
+    }
+
+    /// `C_Logout`, recorded as `logout` naming who logged out.
+    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        // Described before, so that the record still names who logged out.
+        let token = self.token_of(h)?;
+        let context = token.audit_context(None);
+        let result = self.end_login(h);
+        token.record_with(h, "logout", context, None, rv_of(&result))?;
+        result
+    }
+
+    /// Logs the token of session `h` out; the operations begun under the login, in every
+    /// session of the slot, end with it.
+    fn end_login(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let (session, token) = self.session_and_token(h)?;
+        token.logout()?;
+        for s in self.sessions_of(session.slot_id) {
+            s.operations.lock().cancel_all();
+        }
+        Ok(())
+    }
+
+    /// `C_SessionCancel`: ends the operations named by `flags` (`CKF_ENCRYPT`, ...).
+    ///
+    /// Not recorded: it uses no key and grants nothing; it only ends operations whose
+    /// `*Init` was recorded, as `C_*Final` or a `C_*Init` with a NULL mechanism do (which are
+    /// not recorded either). An operation's record says it was begun, not how it ended.
+    pub fn session_cancel(&self, handle: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+        // Each flag and the operation it names.
+        let named: [(CK_FLAGS, EndOperation); 10] = [
+            (CKF_ENCRYPT, |o| o.encrypt = None),
+            (CKF_DECRYPT, |o| o.decrypt = None),
+            (CKF_DIGEST, |o| o.digest = None),
+            (CKF_SIGN, |o| o.sign = None),
+            (CKF_VERIFY, |o| o.verify = None),
+            (CKF_SIGN_RECOVER, |o| o.sign_recover = None),
+            (CKF_VERIFY_RECOVER, |o| o.verify_recover = None),
+            (CKF_MESSAGE_ENCRYPT, |o| o.message_encrypt = None),
+            (CKF_MESSAGE_DECRYPT, |o| o.message_decrypt = None),
+            (CKF_FIND_OBJECTS, |o| o.find = None),
+        ];
+        let session = self.session(handle)?;
+        let mut ops = session.operations.lock();
+        for (flag, end) in named {
+            if flags & flag != 0 {
+                end(&mut ops);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ends one kind of operation of a session.
+type EndOperation = fn(&mut Operations);
+
+fn login_name(user_type: CK_USER_TYPE) -> &'static str {
+    match user_type {
+        CKU_SO => "login_so",
+        _ => "login",
+    }
+}

@@ -1,0 +1,155 @@
+//! Keeping the object cache in step with the store: reloads when another process changed
+//! it, reopening after a login, and reading objects' rows as they are needed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::handles::ObjectRef;
+use super::object_cache::ObjectCache;
+use super::{Token, TokenState, hierarchy_keys, objects};
+use crate::policy::Policy;
+use crate::{Error, Result};
+
+impl Token {
+    /// Reloads the object cache if the store changed under us, or if the login changed what
+    /// can be opened. A re-initialization by another process logs this one out. Returns
+    /// whether anything changed (beyond the time of the check).
+    pub(crate) fn refresh(&self, state: &mut TokenState) -> Result<bool> {
+        let Some(store) = state.store.as_mut() else { return Ok(false) };
+        let changed = store.changed_elsewhere()?;
+        state.checked_at = Some(std::time::Instant::now());
+        let with_key = state.token_key.is_some();
+        if !changed && state.loaded == Some(with_key) {
+            return Ok(false);
+        }
+        let record = store.record()?;
+        if state.record.as_ref().is_some_and(|r| r.epoch != record.epoch) {
+            self.end_login(state);
+        }
+        state.record = Some(record);
+        let store = state.store.as_mut().ok_or(Error::Internal("no store"))?;
+        let (policy, policy_version) = match store.policy()? {
+            Some((version, document)) => match Policy::parse(&document) {
+                Ok(p) => (Some(Arc::new(p)), version),
+                Err(e) => {
+                    // A stored policy that no longer parses grants principals nothing.
+                    crate::error::log_fault("stored policy", &e);
+                    (None, version)
+                }
+            },
+            None => (None, 0),
+        };
+        state.policy = policy;
+        state.policy_version = policy_version;
+        // Only ids, labels and CKA_IDs: rows are read as objects are used (`object_cache.rs`).
+        let names = state.store.as_mut().ok_or(Error::Internal("no store"))?.object_names()?;
+        state.objects = ObjectCache::from_names(names);
+        state.loaded = Some(state.token_key.is_some());
+        // Handles to objects that still exist stay valid, and their objects are read now:
+        // `visible`, and the audit context, find an object by handle without the store.
+        let objects = &state.objects;
+        let mut held = Vec::new();
+        self.handles.write().retain_slot(self.slot_id, |r| match r {
+            ObjectRef::Token { id, .. } => {
+                let exists = objects.contains_key(&id);
+                if exists {
+                    held.push(id);
+                }
+                exists
+            }
+            ObjectRef::Session { .. } => true,
+        });
+        self.load_ids(state, &held)?;
+        Ok(true)
+    }
+
+    /// After a login, which changes what can be opened: the objects read so far are read
+    /// again (with the token key) as they are used, those with handles now. Their ids and
+    /// labels stay, since the store was checked as the login began. If the read fails, the
+    /// next call reloads from the store.
+    pub(crate) fn reopen_objects(&self, state: &mut TokenState) {
+        state.objects.unload_all();
+        state.loaded = Some(state.token_key.is_some());
+        let mut held = Vec::new();
+        self.handles.write().retain_slot(self.slot_id, |r| {
+            if let ObjectRef::Token { id, .. } = r {
+                held.push(id);
+            }
+            true
+        });
+        if let Err(e) = self.load_ids(state, &held) {
+            crate::error::log_fault("objects after login", &e);
+            state.loaded = None;
+        }
+    }
+
+    /// Reads the rows of the objects `ids` names that are not loaded yet, opening their
+    /// secrets if someone is logged in. An object gone from the store in the meantime (another
+    /// process destroyed it) leaves the cache; one that does not open is logged and left out,
+    /// as a full load does. A key of the envelope hierarchy makes the whole cache load: its
+    /// value is checked against its parent's, and `hierarchy_value` finds parents among
+    /// loaded objects.
+    pub(crate) fn load_ids(&self, state: &mut TokenState, ids: &[i64]) -> Result<()> {
+        let wanted: Vec<i64> = ids.iter().copied().filter(|id| state.objects.is_unloaded(id)).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects_by_id(&wanted)?;
+        let key = state.token_key.clone();
+        let mut opened = Vec::with_capacity(stored.len());
+        for s in stored {
+            let id = s.id;
+            match objects::object_from_store(s, key.as_ref()) {
+                Ok(o) if crate::hierarchy::tier_of(&o).is_some() => return self.complete(state),
+                Ok(o) => opened.push((id, o)),
+                Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
+            }
+        }
+        let all_found = opened.len() == wanted.len();
+        for id in &wanted {
+            state.objects.remove(id);
+        }
+        for (id, o) in opened {
+            state.objects.insert(id, Arc::new(o));
+        }
+        if !all_found {
+            // Handles to what is gone go too (walking the handle table only then: it grows
+            // with every object a session has found).
+            let objects = &state.objects;
+            self.handles.write().retain_slot(self.slot_id, |r| match r {
+                ObjectRef::Token { id, .. } => objects.contains_key(&id),
+                ObjectRef::Session { .. } => true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads every object's rows (with the key of the current login, if any): what a search
+    /// without a label, the hierarchy rules and approval listings need.
+    pub(crate) fn complete(&self, state: &mut TokenState) -> Result<()> {
+        if state.objects.is_complete() {
+            return Ok(());
+        }
+        let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects()?;
+        let key = state.token_key.clone();
+        let mut loaded = HashMap::with_capacity(stored.len());
+        for s in stored {
+            let id = s.id;
+            match objects::object_from_store(s, key.as_ref()) {
+                Ok(o) => {
+                    loaded.insert(id, o);
+                }
+                Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
+            }
+        }
+        // Keys of the hierarchy below the master are stored wrapped by their parent.
+        hierarchy_keys::open_wrapped_values(&mut loaded);
+        state.objects = ObjectCache::from_loaded(loaded);
+        let objects = &state.objects;
+        self.handles.write().retain_slot(self.slot_id, |r| match r {
+            ObjectRef::Token { id, .. } => objects.contains_key(&id),
+            ObjectRef::Session { .. } => true,
+        });
+        Ok(())
+    }
+}

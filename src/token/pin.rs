@@ -1,0 +1,388 @@
+//! PIN authentication: logins and logouts, PIN changes, and the persistent failure count
+//! that locks a PIN.
+
+use cryptoki_sys::CK_FLAGS;
+use zeroize::Zeroizing;
+
+use super::handles::ObjectRef;
+use super::principals::so_writes;
+use super::{Token, TokenKey, TokenState};
+use crate::mechanism::{pin_kdf, rng, seal};
+use crate::policy::{LoginState, SessionView};
+use crate::store::{StoreWriter, TokenRecord, TokenStore, WrappedTokenKey};
+use crate::{Error, Result};
+
+pub const MIN_PIN_LEN: usize = 4;
+pub const MAX_PIN_LEN: usize = 255;
+
+/// Which PIN an operation concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinRole {
+    SecurityOfficer,
+    User,
+}
+
+/// Whose PIN a check or a change concerns: the SO, the user, or a named principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinOwner<'a> {
+    SecurityOfficer,
+    User,
+    Principal(&'a str),
+}
+
+impl From<PinRole> for PinOwner<'_> {
+    fn from(role: PinRole) -> Self {
+        match role {
+            PinRole::SecurityOfficer => PinOwner::SecurityOfficer,
+            PinRole::User => PinOwner::User,
+        }
+    }
+}
+
+impl PinOwner<'_> {
+    /// The associated data of the token key sealed under this owner's PIN, so that one
+    /// owner's wrapped key cannot be passed off as another's.
+    fn context(self) -> Vec<u8> {
+        match self {
+            PinOwner::SecurityOfficer => b"ecm-hsm token key/so".to_vec(),
+            PinOwner::User => b"ecm-hsm token key/user".to_vec(),
+            PinOwner::Principal(name) => {
+                [b"ecm-hsm token key/principal/".as_slice(), name.as_bytes()].concat()
+            }
+        }
+    }
+
+    /// The wrapped token key and the failure count, as stored now.
+    fn current(self, store: &mut dyn TokenStore) -> Result<(WrappedTokenKey, u32)> {
+        match self {
+            PinOwner::SecurityOfficer => store.record().map(|r| (r.so_pin, r.so_failures)),
+            PinOwner::User => {
+                let r = store.record()?;
+                Ok((r.user_pin.ok_or(Error::UserPinNotInitialized)?, r.user_failures))
+            }
+            PinOwner::Principal(name) => {
+                let p =
+                    store.principals()?.into_iter().find(|p| p.name == name).ok_or(Error::PinIncorrect)?;
+                Ok((p.pin, p.failures))
+            }
+        }
+    }
+
+    fn failures_in(self, w: &mut dyn StoreWriter) -> Result<u32> {
+        match self {
+            PinOwner::SecurityOfficer => w.record().map(|r| r.so_failures),
+            PinOwner::User => w.record().map(|r| r.user_failures),
+            PinOwner::Principal(name) => w.principal(name)?.map(|p| p.failures).ok_or(Error::PinIncorrect),
+        }
+    }
+
+    /// How the audit record names this owner.
+    fn name(self) -> String {
+        match self {
+            PinOwner::SecurityOfficer => "so".to_string(),
+            PinOwner::User => "user".to_string(),
+            PinOwner::Principal(name) => name.to_string(),
+        }
+    }
+
+    fn save_failures(self, w: &mut dyn StoreWriter, failures: u32) -> Result<()> {
+        match self {
+            PinOwner::SecurityOfficer | PinOwner::User => {
+                let mut r = w.record()?;
+                if self == PinOwner::SecurityOfficer {
+                    r.so_failures = failures;
+                } else {
+                    r.user_failures = failures;
+                }
+                w.save_record(&r)
+            }
+            PinOwner::Principal(name) => {
+                let mut p = w.principal(name)?.ok_or(Error::PinIncorrect)?;
+                p.failures = failures;
+                w.save_principal(&p)
+            }
+        }
+    }
+}
+
+impl Token {
+    /// `C_Login` for the SO or the user. The caller has checked the session rules that need
+    /// the session table (`CKR_SESSION_READ_ONLY_EXISTS`).
+    pub fn login(&self, role: PinRole, pin: &[u8]) -> PinResult<()> {
+        let mut state = self.ready_lazy()?;
+        match (state.login, role) {
+            (LoginState::User, PinRole::User) | (LoginState::SecurityOfficer, PinRole::SecurityOfficer) => {
+                return Err(Error::UserAlreadyLoggedIn.into());
+            }
+            (LoginState::Public, _) => {}
+            _ => return Err(Error::UserAnotherAlreadyLoggedIn.into()),
+        }
+        let key = self.check_pin(&mut state, role, pin)?;
+        state.token_key = Some(key);
+        state.login = match role {
+            PinRole::SecurityOfficer => LoginState::SecurityOfficer,
+            PinRole::User => LoginState::User,
+        };
+        // Secret values sealed in the store are opened as objects are read again.
+        self.reopen_objects(&mut state);
+        Ok(())
+    }
+
+    /// The login of a named principal (`C_Login(CKU_USER, "name:pin")` or `C_LoginUser`):
+    /// the user's functions, under the principal's own PIN and failure count.
+    pub fn login_principal(&self, name: &str, pin: &[u8]) -> PinResult<()> {
+        let mut state = self.ready_lazy()?;
+        match state.login {
+            LoginState::Public => {}
+            LoginState::User => return Err(Error::UserAlreadyLoggedIn.into()),
+            LoginState::SecurityOfficer => return Err(Error::UserAnotherAlreadyLoggedIn.into()),
+        }
+        let key = self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
+        state.token_key = Some(key);
+        state.login = LoginState::User;
+        state.principal = Some(name.into());
+        self.reopen_objects(&mut state);
+        Ok(())
+    }
+
+    /// `C_Logout`: back to public.
+    pub fn logout(&self) -> Result<()> {
+        let mut state = self.lock();
+        if state.login == LoginState::Public {
+            return Err(Error::UserNotLoggedIn);
+        }
+        self.end_login(&mut state);
+        Ok(())
+    }
+
+    /// Ends the application's login: private session objects are destroyed, and handles to
+    /// private token objects die with it (a later login finds them under new handles).
+    pub(crate) fn end_login(&self, state: &mut TokenState) {
+        state.forget_login();
+        state.session_objects.retain(|_, o| !o.object.is_private());
+        let (objects, sessions) = (&state.objects, &state.session_objects);
+        self.handles.write().retain_slot(self.slot_id, |r| match r {
+            ObjectRef::Token { id, .. } => objects.get(&id).is_some_and(|o| !o.is_private()),
+            ObjectRef::Session { id, .. } => sessions.contains_key(&id),
+        });
+    }
+
+    /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it.
+    pub fn init_pin(&self, view: SessionView, pin: &[u8]) -> Result<()> {
+        let mut state = self.ready_lazy()?;
+        so_writes(view)?;
+        check_pin_len(pin)?;
+        let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
+        let wrapped = self.wrap_token_key(&key, pin, PinRole::User)?;
+        self.update_record(&mut state, |r| {
+            r.user_pin = Some(wrapped.clone());
+            r.user_failures = 0;
+        })
+    }
+
+    /// `C_SetPIN`: the SO's PIN if the SO is logged in, the user's otherwise.
+    pub fn set_pin(&self, view: SessionView, old: &[u8], new: &[u8]) -> PinResult<()> {
+        let mut state = self.ready_lazy()?;
+        if !view.read_write {
+            return Err(Error::SessionReadOnly.into());
+        }
+        let role = match view.login {
+            LoginState::SecurityOfficer => PinRole::SecurityOfficer,
+            _ => PinRole::User,
+        };
+        check_pin_len(new)?;
+        let key = self.check_pin(&mut state, role, old)?;
+        let wrapped = self.wrap_token_key(&key, new, role)?;
+        Ok(self.update_record(&mut state, |r| match role {
+            PinRole::SecurityOfficer => r.so_pin = wrapped.clone(),
+            PinRole::User => r.user_pin = Some(wrapped.clone()),
+        })?)
+    }
+
+    /// Checks `pin` for `role` against the store, counting failures persistently (in one
+    /// transaction, so concurrent processes cannot lose a count), and returns the token key.
+    pub(crate) fn check_pin(&self, state: &mut TokenState, role: PinRole, pin: &[u8]) -> PinResult<TokenKey> {
+        self.check_owner_pin(state, role.into(), pin)
+    }
+
+    /// As `check_pin`, for the SO, the user or a named principal.
+    pub(crate) fn check_owner_pin(
+        &self,
+        state: &mut TokenState,
+        owner: PinOwner<'_>,
+        pin: &[u8],
+    ) -> PinResult<TokenKey> {
+        let max = self.config.max_pin_failures;
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let (wrapped, failures) = owner.current(store.as_mut())?;
+        if failures >= max {
+            return Err(Error::PinLocked.into());
+        }
+        // The KDF runs outside the transaction, so other processes are not held up by it.
+        let opened = pin_kdf::derive(pin, &wrapped.salt, wrapped.iterations)
+            .and_then(|k| seal::open(&k, &owner.context(), &wrapped.sealed_key));
+        let mut outcome = Err(Error::PinIncorrect);
+        let mut locked_now = false;
+        store.write(&mut |w| {
+            locked_now = false;
+            let count = owner.failures_in(w)?;
+            if count >= max {
+                outcome = Err(Error::PinLocked);
+                return Ok(());
+            }
+            let new_count = match &opened {
+                Ok(_) => 0,
+                Err(_) => count + 1,
+            };
+            outcome = match (&opened, new_count >= max) {
+                (Ok(_), _) => Ok(()),
+                (Err(_), true) => Err(Error::PinLocked),
+                (Err(_), false) => Err(Error::PinIncorrect),
+            };
+            locked_now = opened.is_err() && new_count >= max;
+            if new_count != count { owner.save_failures(w, new_count) } else { Ok(()) }
+        })?;
+        if let Err(error) = outcome {
+            // When this very failure locked the PIN (the count is stored; an attempt on a
+            // PIN locked before is refused above without counting), the caller records it.
+            return Err(PinRefused { error, locked: locked_now.then(|| owner.name()) });
+        }
+        let opened = opened.map_err(|_| Error::PinIncorrect)?;
+        let key: [u8; seal::KEY_LEN] =
+            opened.as_slice().try_into().map_err(|_| Error::StoreCorrupt("token key length".into()))?;
+        Ok(Zeroizing::new(key))
+    }
+
+    pub(crate) fn wrap_token_key(
+        &self,
+        key: &TokenKey,
+        pin: &[u8],
+        role: PinRole,
+    ) -> Result<WrappedTokenKey> {
+        self.wrap_token_key_for(key, pin, role.into())
+    }
+
+    pub(crate) fn wrap_token_key_for(
+        &self,
+        key: &TokenKey,
+        pin: &[u8],
+        owner: PinOwner<'_>,
+    ) -> Result<WrappedTokenKey> {
+        let salt = rng::bytes::<{ pin_kdf::SALT_LEN }>()?.to_vec();
+        let iterations = self.config.pin_kdf_iterations;
+        let pin_key = pin_kdf::derive(pin, &salt, iterations)?;
+        let sealed_key = seal::seal(&pin_key, &owner.context(), key.as_slice())?;
+        Ok(WrappedTokenKey { salt, iterations, sealed_key })
+    }
+
+    pub(crate) fn update_record(
+        &self,
+        state: &mut TokenState,
+        mut change: impl FnMut(&mut TokenRecord),
+    ) -> Result<()> {
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let mut saved = None;
+        store.write(&mut |w| {
+            let mut r = w.record()?;
+            change(&mut r);
+            w.save_record(&r)?;
+            saved = Some(r);
+            Ok(())
+        })?;
+        state.record = saved;
+        Ok(())
+    }
+}
+
+/// A refused PIN check: the error the call returns, and whose PIN (`so`, `user` or a
+/// principal's name) this very check locked, if it did. The error alone cannot tell: a PIN
+/// locked before gives the same `CKR_PIN_LOCKED`. The module records a lock apart
+/// (`pin_locked`), after the call's own record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PinRefused {
+    pub error: Error,
+    pub locked: Option<String>,
+}
+
+impl From<Error> for PinRefused {
+    fn from(error: Error) -> PinRefused {
+        PinRefused { error, locked: None }
+    }
+}
+
+impl PinRefused {
+    /// The error of the call, with whose PIN it locked kept in `locked`.
+    pub fn noting_lock(self, locked: &mut Option<String>) -> Error {
+        *locked = self.locked;
+        self.error
+    }
+}
+
+/// The result of a call that checks a PIN.
+pub type PinResult<T> = std::result::Result<T, PinRefused>;
+
+pub(crate) fn pin_flags(failures: u32, max: u32, [low, final_try, locked]: [CK_FLAGS; 3]) -> CK_FLAGS {
+    if failures >= max {
+        locked
+    } else if failures + 1 == max {
+        final_try | low
+    } else if failures > 0 {
+        low
+    } else {
+        0
+    }
+}
+
+pub fn check_pin_len(pin: &[u8]) -> Result<()> {
+    if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) { Ok(()) } else { Err(Error::PinLenRange) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use parking_lot::RwLock;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::token::handles::HandleTable;
+
+    /// A token on a file of its own that does not exist yet (a free slot).
+    fn free_token(name: &str) -> (Token, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ecm-hsm-pin-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let settings = "pin_kdf_iterations = 1\nmax_pin_failures = 2\naudit = false\n";
+        let config = Config::from_toml(dir.clone(), settings, Path::new("test")).unwrap();
+        let handles = Arc::new(RwLock::new(HandleTable::default()));
+        (Token::open(0, dir.join("token-0.sqlite"), Arc::new(config), handles), dir)
+    }
+
+    #[test]
+    fn the_check_that_locks_a_pin_says_whose_and_no_other_check_does() {
+        let (token, dir) = free_token("lockout");
+        token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
+        let refused =
+            |error, locked: Option<&str>| Err(PinRefused { error, locked: locked.map(String::from) });
+        assert_eq!(token.login(PinRole::SecurityOfficer, b"wrong-1"), refused(Error::PinIncorrect, None));
+        assert_eq!(token.login(PinRole::SecurityOfficer, b"wrong-2"), refused(Error::PinLocked, Some("so")));
+        // Locked before: the same error, and no lock of this check's own.
+        assert_eq!(token.login(PinRole::SecurityOfficer, b"so-pin-1"), refused(Error::PinLocked, None));
+        assert_eq!(token.login_state(), LoginState::Public);
+        drop(token);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn pin_flags_follow_the_count() {
+        let f = |n| pin_flags(n, 3, [1, 2, 4]);
+        assert_eq!([f(0), f(1), f(2), f(3), f(9)], [0, 1, 3, 4, 4]);
+    }
+
+    #[test]
+    fn pin_lengths() {
+        assert_eq!(check_pin_len(b"123"), Err(Error::PinLenRange));
+        assert!(check_pin_len(b"1234").is_ok());
+        assert_eq!(check_pin_len(&[b'1'; 256]), Err(Error::PinLenRange));
+    }
+}
