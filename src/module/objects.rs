@@ -210,7 +210,9 @@ impl Token {
         let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         hierarchy::refuse_outside_generation(template)?;
-        let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
+        let actor = Actor { is_so: view.is_so() };
+        let object =
+            template::new_object_with(template, None, Origin::Create, actor, self.config.object_defaults())?;
         may_make(&state, view, &object)?;
         self.insert(&mut state, session, object)
     }
@@ -245,6 +247,8 @@ impl Token {
         read_write: bool,
         object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
+        // A CKA_CHECK_VALUE the template gave is checked once the module has made the value.
+        template::verify_check_value(&object)?;
         let mut state = if object.is_token() { self.ready_lazy()? } else { self.ready_for_use()? };
         may_make(&state, state.view(read_write), &object)?;
         self.insert(&mut state, session, object)
@@ -698,17 +702,10 @@ fn may_make(state: &TokenState, view: crate::policy::SessionView, object: &Objec
     state.permits(object, Operation::Generate, Error::ActionProhibited)
 }
 
-/// `CKA_ALLOWED_MECHANISMS`, when non-empty, lists the only mechanisms the key may be used with.
+/// `CKA_ALLOWED_MECHANISMS` lists the only mechanisms the key may be used with (an empty list:
+/// none); a key without it may be used with any.
 fn check_allowed_mechanism(key: &Object, mechanism: CK_MECHANISM_TYPE) -> Result<()> {
-    let Some(list) = key.get(CKA_ALLOWED_MECHANISMS) else { return Ok(()) };
-    if list.is_empty() {
-        return Ok(());
-    }
-    let allowed = list
-        .chunks_exact(std::mem::size_of::<CK_ULONG>())
-        .filter_map(crate::object::attribute::decode_ulong)
-        .any(|m| m == mechanism);
-    if allowed { Ok(()) } else { Err(Error::MechanismInvalid) }
+    if key.permits_mechanism(mechanism) { Ok(()) } else { Err(Error::MechanismInvalid) }
 }
 
 /// Uses up the approvals `gate` asks for in a transaction of their own (for a change that
