@@ -4,7 +4,9 @@
 //!   footnote 8 cannot be changed with `C_SetAttributeValue`;
 //! - an empty `CKA_ALLOWED_MECHANISMS` allows no mechanism (absent allows any);
 //! - vendor attributes (`CKA_ECM_*`) are refused inside attribute arrays
-//!   (`CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`, `CKA_WRAP_TEMPLATE`), at create and set.
+//!   (`CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`, `CKA_WRAP_TEMPLATE`), at create and set,
+//!   and a tier planted in a stored unwrap template (through the token file) makes no key:
+//!   the template is checked after the unwrapping key's array is merged into it.
 #![allow(unsafe_code)]
 
 mod common;
@@ -164,3 +166,103 @@ isolated_test!(
         assert_eq!(read_bytes(&p, h, key, CKA_UNWRAP_TEMPLATE), stored, "unchanged");
     }
 );
+
+/// The stored form of an attribute array (`src/object/attribute.rs`): per entry, the type
+/// and the value's length as little-endian u64s, then the value.
+fn stored_array(entries: &[(cryptoki_sys::CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (kind, value) in entries {
+        // CK_ULONG is u64 on LP64 targets and u32 elsewhere; widening is lossless.
+        #[allow(clippy::unnecessary_cast)]
+        out.extend_from_slice(&(*kind as u64).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// Gives the token key labelled `label` a stored `CKA_UNWRAP_TEMPLATE` of `array`, behind the
+/// module's back (as anyone who can write the token file, or an array stored before vendor
+/// attributes were refused in arrays).
+fn plant_unwrap_template(label: &str, array: &[u8]) {
+    use cryptoki_sys::{CKA_LABEL, CKA_UNWRAP_TEMPLATE};
+    let conn = rusqlite::Connection::open(token_dir().join("token-0.sqlite")).unwrap();
+    let n = conn
+        .execute(
+            "INSERT INTO attributes (object_id, kind, value, sealed)
+             SELECT object_id, ?1, ?2, 0 FROM attributes WHERE kind = ?3 AND value = ?4",
+            rusqlite::params![CKA_UNWRAP_TEMPLATE as i64, array, CKA_LABEL as i64, label.as_bytes()],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+isolated_test!(
+    fn a_tier_forged_in_a_stored_unwrap_template_makes_no_key() {
+        use ecm_hsm::vendor::CKA_ECM_TIER;
+        let (p, slot) = load_with_token();
+        let blob = {
+            let s = user_session(&p, slot);
+            for label in ["forged", "clean"] {
+                s.generate_key(
+                    &Mechanism::AesKeyGen,
+                    &[
+                        Attribute::ValueLen(32.into()),
+                        Attribute::Token(true),
+                        Attribute::Wrap(true),
+                        Attribute::Unwrap(true),
+                        Attribute::Label(label.into()),
+                    ],
+                )
+                .unwrap();
+            }
+            let kek = s.find_objects(&[Attribute::Label("forged".into())]).unwrap()[0];
+            let key = s
+                .create_object(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Value(vec![0x11; 32]),
+                    Attribute::Extractable(true),
+                ])
+                .unwrap();
+            let clean = s.find_objects(&[Attribute::Label("clean".into())]).unwrap()[0];
+            (
+                s.wrap_key(&Mechanism::AesKeyWrap, kek, key).unwrap(),
+                s.wrap_key(&Mechanism::AesKeyWrap, clean, key).unwrap(),
+            )
+        };
+        p.finalize().unwrap();
+        plant_unwrap_template(
+            "forged",
+            &stored_array(&[(cryptoki_sys::CKA_DERIVE, vec![0]), (CKA_ECM_TIER, dek_bytes())]),
+        );
+        plant_unwrap_template("clean", &stored_array(&[(cryptoki_sys::CKA_LABEL, b"imposed".to_vec())]));
+
+        let p = load();
+        let s = user_session(&p, first_slot(&p));
+        let before = s.find_objects(&[]).unwrap();
+        let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::AES)];
+        let forged = s.find_objects(&[Attribute::Label("forged".into())]).unwrap()[0];
+        refused(
+            s.unwrap_key(&Mechanism::AesKeyWrap, forged, &blob.0, &template),
+            RvError::TemplateInconsistent,
+        );
+        assert_eq!(s.find_objects(&[]).unwrap(), before, "no key was made");
+        assert!(
+            s.find_objects(&[Attribute::VendorDefined((
+                AttributeType::VendorDefined(CKA_ECM_TIER),
+                dek_bytes()
+            ))])
+            .unwrap()
+            .is_empty()
+        );
+        // The planted template is really imposed: the clean one's entry reaches its key.
+        let clean = s.find_objects(&[Attribute::Label("clean".into())]).unwrap()[0];
+        let key = s.unwrap_key(&Mechanism::AesKeyWrap, clean, &blob.1, &template).unwrap();
+        assert_eq!(one(&s, key, AttributeType::Label), Attribute::Label(b"imposed".to_vec()));
+    }
+);
+
+fn dek_bytes() -> Vec<u8> {
+    (ecm_hsm::vendor::CKT_ECM_DEK as cryptoki_sys::CK_ULONG).to_ne_bytes().to_vec()
+}

@@ -6,7 +6,7 @@
 
 use cryptoki_sys::*;
 
-use super::attribute::{Attribute, decode_bool, decode_ulong, encode_ulong};
+use super::attribute::{Attribute, decode_attribute_array, decode_bool, decode_ulong, encode_ulong};
 use super::instance::Object;
 use super::rules::*;
 use super::values::Values;
@@ -126,6 +126,14 @@ pub fn new_object_with(
     };
     for (attribute, value) in values.iter() {
         let rule = profile.rule(attribute).ok_or(Error::AttributeTypeInvalid)?;
+        // The vendor attributes of the envelope hierarchy are named only when one of its keys
+        // is generated (`hierarchy` checks those). Anywhere else one can only come from the
+        // caller or from an attribute array merged into the template (an unwrapping key's
+        // CKA_UNWRAP_TEMPLATE, a base key's CKA_DERIVE_TEMPLATE): checked here, after the
+        // merge, so that a tier forged in a stored array never reaches a key.
+        if is_vendor(attribute) && !matches!(origin, Origin::Generate { .. }) {
+            return Err(Error::TemplateInconsistent);
+        }
         if !rule.kind.accepts(value) {
             return Err(Error::AttributeValueInvalid);
         }
@@ -164,6 +172,23 @@ pub fn new_object_with(
         verify_check_value(&object)?;
     }
     Ok(object)
+}
+
+/// The template of a key made under an imposing key: `template` with the entries of
+/// `imposed` (an encoded `CKA_UNWRAP_TEMPLATE` or `CKA_DERIVE_TEMPLATE`) added. An entry the
+/// caller gave with another value is `CKR_TEMPLATE_INCONSISTENT`, and so is a vendor
+/// attribute in the array (refused when arrays are set, but one stored before that rule
+/// may hold one). Pass the result to [`new_object_with`], which checks it whole.
+pub fn impose(template: &[Attribute], imposed: &[u8]) -> Result<Vec<Attribute>> {
+    let entries = decode_attribute_array(imposed).ok_or(Error::Internal("bad stored attribute array"))?;
+    let mut merged = template.to_vec();
+    for a in entries {
+        if is_vendor(a.kind) || template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
+            return Err(Error::TemplateInconsistent);
+        }
+        merged.push(a);
+    }
+    Ok(merged)
 }
 
 /// Checks a `CKA_CHECK_VALUE` a template gave against the one the object's value gives
@@ -667,6 +692,45 @@ mod tests {
         let mut t = aes_template();
         t.push(Attribute::new(CKA_UNWRAP_TEMPLATE, array(&[Attribute::bool(CKA_SENSITIVE, true)])));
         assert!(new_object(&t, None, Origin::Create, USER).is_ok(), "standard attributes pass");
+    }
+
+    #[test]
+    fn vendor_attributes_merged_into_a_template_make_no_key() {
+        use super::super::attribute::encode_attribute_array;
+        let implied = Some((CKO_SECRET_KEY, CKK_AES));
+        let tier = Attribute::ulong(crate::vendor::CKA_ECM_TIER, crate::vendor::CKT_ECM_DEK);
+        let tenant = Attribute::new(crate::vendor::CKA_ECM_TENANT, b"acme".to_vec());
+        let derive = Origin::Derive { base_always_sensitive: true, base_never_extractable: true };
+        for origin in [Origin::Unwrap, derive, Origin::Create] {
+            for forged in [&tier, &tenant] {
+                let (mut t, implied) = match origin {
+                    Origin::Create => (aes_template(), None),
+                    _ => (vec![Attribute::ulong(CKA_VALUE_LEN, 32)], implied),
+                };
+                t.push(forged.clone());
+                assert_eq!(
+                    new_object(&t, implied, origin, USER).unwrap_err(),
+                    Error::TemplateInconsistent,
+                    "{origin:?}"
+                );
+            }
+        }
+        // A generation of the hierarchy names them; `hierarchy` decides which it may.
+        let generate = Origin::Generate { mechanism: CKM_AES_KEY_GEN };
+        assert!(
+            new_object(&[Attribute::ulong(CKA_VALUE_LEN, 32), tier.clone()], implied, generate, USER).is_ok()
+        );
+
+        // impose: the array's entries are added; a vendor entry or a contradiction refused.
+        let caller = [Attribute::bool(CKA_SENSITIVE, true)];
+        let merged =
+            impose(&caller, &encode_attribute_array(&[Attribute::bool(CKA_EXTRACTABLE, false)])).unwrap();
+        assert_eq!(merged, [Attribute::bool(CKA_SENSITIVE, true), Attribute::bool(CKA_EXTRACTABLE, false)]);
+        let forged = encode_attribute_array(&[Attribute::bool(CKA_EXTRACTABLE, false), tier]);
+        assert_eq!(impose(&caller, &forged).unwrap_err(), Error::TemplateInconsistent);
+        let contradicting = encode_attribute_array(&[Attribute::bool(CKA_SENSITIVE, false)]);
+        assert_eq!(impose(&caller, &contradicting).unwrap_err(), Error::TemplateInconsistent);
+        assert!(impose(&caller, &[1, 2, 3]).is_err());
     }
 
     #[test]
