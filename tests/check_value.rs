@@ -148,3 +148,26 @@ isolated_test!(
         assert_eq!(check_value(&s, key), Vec::<u8>::new());
     }
 );
+
+isolated_test!(
+    fn a_public_keys_check_value_is_read_without_a_login() {
+        let (p, slot) = load_with_token();
+        {
+            let s = user_session(&p, slot);
+            s.create_object(&zero_aes(&[
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Label(b"public".to_vec()),
+            ]))
+            .unwrap();
+        }
+        p.finalize().unwrap();
+        // A new process: nobody logged in, so the key's value stays sealed in the file.
+        let p = load();
+        let s = p.open_ro_session(first_slot(&p)).unwrap();
+        let key = s.find_objects(&[Attribute::Label(b"public".to_vec())]).unwrap()[0];
+        assert_eq!(check_value(&s, key), ZERO_AES_256);
+        let value = s.get_attribute_info(key, &[AttributeType::Value]).unwrap();
+        assert!(matches!(value[..], [cryptoki::object::AttributeInfo::Sensitive]), "{value:?}");
+    }
+);

@@ -245,10 +245,10 @@ impl Token {
         &self,
         session: CK_SESSION_HANDLE,
         read_write: bool,
-        object: Object,
+        mut object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
         // A CKA_CHECK_VALUE the template gave is checked once the module has made the value.
-        template::verify_check_value(&object)?;
+        template::settle_check_value(&mut object)?;
         let mut state = if object.is_token() { self.ready_lazy()? } else { self.ready_for_use()? };
         may_make(&state, state.view(read_write), &object)?;
         self.insert(&mut state, session, object)

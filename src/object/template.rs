@@ -90,7 +90,7 @@ pub fn new_object(
 ///
 /// A `CKA_CHECK_VALUE` the template gives is checked here when the template carries the
 /// value (`C_CreateObject`); when the module makes the value afterwards (generate, unwrap,
-/// derive), it calls [`verify_check_value`] once the value is set.
+/// derive), it calls [`settle_check_value`] once the value is set.
 pub fn new_object_with(
     template: &[Attribute],
     implied: Option<(CK_OBJECT_CLASS, CK_ULONG)>,
@@ -169,7 +169,7 @@ pub fn new_object_with(
     set_module_managed(&mut object, origin)?;
     check_consistency(&mut object, origin)?;
     if origin == Origin::Create {
-        verify_check_value(&object)?;
+        settle_check_value(&mut object)?;
     }
     Ok(object)
 }
@@ -191,20 +191,29 @@ pub fn impose(template: &[Attribute], imposed: &[u8]) -> Result<Vec<Attribute>> 
     Ok(merged)
 }
 
-/// Checks a `CKA_CHECK_VALUE` a template gave against the one the object's value gives
-/// (`CKR_ATTRIBUTE_VALUE_INVALID` if they differ, as the standard requires). An empty one
-/// (the caller asked for none) and an absent one (computed when read) pass.
-pub fn verify_check_value(object: &Object) -> Result<()> {
-    let Some(given) = object.get(CKA_CHECK_VALUE).filter(|v| !v.is_empty()) else {
-        return Ok(());
-    };
+/// Settles a new object's `CKA_CHECK_VALUE` once its value is known: one the template gave
+/// must equal the one the value gives (`CKR_ATTRIBUTE_VALUE_INVALID` otherwise, as the
+/// standard requires); an empty one (the caller asked for none) stays; without one, the
+/// computed one is recorded, so that it can be read while the value is sealed (a public key
+/// with nobody logged in). Objects stored before check values existed compute it when read.
+pub fn settle_check_value(object: &mut Object) -> Result<()> {
     if object.profile().rule(CKA_CHECK_VALUE).is_none_or(|r| r.flags & CHECKSUM == 0) {
         return Ok(());
     }
-    match object.computed_check_value() {
-        Ok(computed) if computed.as_slice() == given => Ok(()),
-        Ok(_) => Err(Error::AttributeValueInvalid),
-        Err(e) => Err(e),
+    match object.get(CKA_CHECK_VALUE) {
+        Some([]) => Ok(()),
+        Some(given) => match object.computed_check_value() {
+            Ok(computed) if computed.as_slice() == given => Ok(()),
+            Ok(_) => Err(Error::AttributeValueInvalid),
+            Err(e) => Err(e),
+        },
+        None => {
+            // Not computable (a key of the hierarchy, whose CKA_VALUE is wrapped): none.
+            if let Ok(computed) = object.computed_check_value() {
+                object.set(CKA_CHECK_VALUE, computed);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -594,9 +603,15 @@ mod tests {
         let t = vec![Attribute::new(CKA_CHECK_VALUE, vec![0xa9, 0x99, 0x3e])];
         let mut k = new_object(&t, implied, Origin::Unwrap, USER).unwrap();
         k.set(CKA_VALUE, b"abc".to_vec());
-        assert_eq!(verify_check_value(&k), Ok(()));
+        assert_eq!(settle_check_value(&mut k), Ok(()));
         k.set(CKA_VALUE, b"abd".to_vec());
-        assert_eq!(verify_check_value(&k), Err(Error::AttributeValueInvalid));
+        assert_eq!(settle_check_value(&mut k), Err(Error::AttributeValueInvalid));
+        // Without one given, the computed one is recorded.
+        let mut k = new_object(&[], implied, Origin::Unwrap, USER).unwrap();
+        assert_eq!(k.get(CKA_CHECK_VALUE), None);
+        k.set(CKA_VALUE, b"abc".to_vec());
+        settle_check_value(&mut k).unwrap();
+        assert_eq!(k.get(CKA_CHECK_VALUE), Some(&[0xa9, 0x99, 0x3e][..]));
     }
 
     #[test]
