@@ -11,6 +11,7 @@
 //! master_rotation_days = 365    # rotation periods of the envelope hierarchy's tiers
 //! kek_rotation_days = 91
 //! dek_rotation_days = 30
+//! sensitive_by_default = false # true: a secret key made without CKA_SENSITIVE is sensitive
 //! ```
 //!
 //! The file decides how hard PINs are to guess and whether key use is recorded, so it is
@@ -61,6 +62,9 @@ pub struct Config {
     /// `test_settings = true`: the settings may go below the security floors (fast PIN KDF,
     /// no practical lockout), for test suites; the token then reports itself as a test token.
     pub test_settings: bool,
+    /// `sensitive_by_default = true`: a secret key made without `CKA_SENSITIVE` is sensitive
+    /// (the standard's default is not; see the README's "Attribute defaults").
+    pub sensitive_by_default: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +80,7 @@ struct ConfigFile {
     audit_sync: Option<bool>,
     audit_segment_bytes: Option<usize>,
     test_settings: Option<bool>,
+    sensitive_by_default: Option<bool>,
 }
 
 impl Config {
@@ -132,6 +137,7 @@ impl Config {
             audit_segment_bytes: file.audit_segment_bytes.unwrap_or(crate::audit::segment::WINDOW),
             may_create_threads: true,
             test_settings: file.test_settings.unwrap_or(false),
+            sensitive_by_default: file.sensitive_by_default.unwrap_or(false),
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {
@@ -167,6 +173,11 @@ impl Config {
             )));
         }
         Ok(config)
+    }
+
+    /// The token's choices among the attribute defaults the standard leaves to it.
+    pub fn object_defaults(&self) -> crate::object::template::TokenDefaults {
+        crate::object::template::TokenDefaults { sensitive_secret_keys: self.sensitive_by_default }
     }
 
     /// The default rotation period of a tier of the envelope hierarchy, in seconds.
@@ -302,6 +313,15 @@ mod tests {
             let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
             assert!(e.to_string().contains("my.toml"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn sensitive_by_default_is_off_unless_set() {
+        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        assert!(!c.sensitive_by_default && !c.object_defaults().sensitive_secret_keys);
+        let c = Config::from_toml("/t".into(), "sensitive_by_default = true", Path::new("x.toml")).unwrap();
+        assert!(c.object_defaults().sensitive_secret_keys);
+        assert!(Config::from_toml("/t".into(), "sensitive_by_default = 1", Path::new("x.toml")).is_err());
     }
 
     #[test]

@@ -181,9 +181,10 @@ isolated_test!(
                 read(&s, key, AttributeType::KeyGenMechanism),
                 Attribute::KeyGenMechanism(MechanismType::AES_KEY_GEN)
             );
-            // Default: sensitive and unextractable, so always and never respectively.
-            assert_eq!(read(&s, key, AttributeType::Sensitive), Attribute::Sensitive(true));
-            assert_eq!(read(&s, key, AttributeType::AlwaysSensitive), Attribute::AlwaysSensitive(true));
+            // Defaults: not sensitive (the standard's "default CK_FALSE"), so never always
+            // sensitive; unextractable (the token's choice), so never extractable.
+            assert_eq!(read(&s, key, AttributeType::Sensitive), Attribute::Sensitive(false));
+            assert_eq!(read(&s, key, AttributeType::AlwaysSensitive), Attribute::AlwaysSensitive(false));
             assert_eq!(read(&s, key, AttributeType::NeverExtractable), Attribute::NeverExtractable(true));
             assert_eq!(read(&s, key, AttributeType::Private), Attribute::Private(true));
             assert_eq!(read(&s, key, AttributeType::Token), Attribute::Token(false));

@@ -266,7 +266,9 @@ isolated_test!(
             assert_eq!(read(&s, h, AttributeType::KeyType), Attribute::KeyType(KeyType::AES));
             assert_eq!(read(&s, h, AttributeType::ValueLen), Attribute::ValueLen((len as u64).into()));
             assert!(flag(&s, h, AttributeType::Private), "secret keys default to private");
-            assert!(flag(&s, h, AttributeType::Sensitive), "secret keys default to sensitive");
+            // PKCS #11 3.0, secret key attributes: "CK_TRUE if object is sensitive (default
+            // CK_FALSE)". The value is still withheld: not extractable (the token's default).
+            assert!(!flag(&s, h, AttributeType::Sensitive), "secret keys default to not sensitive");
             assert!(!flag(&s, h, AttributeType::Extractable), "secret keys default to unextractable");
             assert!(!flag(&s, h, AttributeType::Local), "a created key is not local");
             assert!(!flag(&s, h, AttributeType::AlwaysSensitive));
@@ -858,7 +860,7 @@ isolated_test!(
     fn sensitive_values_are_withheld_while_other_attributes_are_read() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
-        let h = s.create_object(&aes(&KEY)).unwrap();
+        let h = s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(true)])).unwrap();
         assert_eq!(info(&s, h, AttributeType::Value), Info::Sensitive);
         assert_eq!(info(&s, h, AttributeType::Label), Info::Available(3));
         assert_eq!(info(&s, h, AttributeType::Modulus), Info::TypeInvalid);
@@ -882,7 +884,9 @@ isolated_test!(
         let unextractable = s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(false)])).unwrap();
         assert_eq!(info(&s, unextractable, AttributeType::Value), Info::Sensitive);
         // Sensitive but extractable is withheld too.
-        let sensitive = s.create_object(&with(aes(&KEY), &[Attribute::Extractable(true)])).unwrap();
+        let sensitive = s
+            .create_object(&with(aes(&KEY), &[Attribute::Sensitive(true), Attribute::Extractable(true)]))
+            .unwrap();
         assert_eq!(info(&s, sensitive, AttributeType::Value), Info::Sensitive);
         // Neither: readable.
         let open = s
@@ -1104,7 +1108,7 @@ isolated_test!(
     fn copies_of_sensitive_keys_keep_the_key() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
-        let original = s.create_object(&aes(&KEY)).unwrap();
+        let original = s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(true)])).unwrap();
         let copy = s.copy_object(original, &[]).unwrap();
         assert_eq!(seal_with(&s, copy), seal_with(&s, original));
         assert!(flag(&s, copy, AttributeType::Sensitive));

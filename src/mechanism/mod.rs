@@ -8,6 +8,7 @@
 pub mod aes_gcm;
 pub mod aes_modes;
 pub mod aes_wrap;
+pub mod check_value;
 pub mod digest;
 pub mod ec;
 pub mod encoding;

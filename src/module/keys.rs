@@ -51,7 +51,9 @@ impl Module {
                     actor,
                 );
             }
-            let mut key = template::new_object(template, Some((CKO_SECRET_KEY, key_type)), origin, actor)?;
+            let defaults = self.config.object_defaults();
+            let mut key =
+                template::new_object_with(template, Some((CKO_SECRET_KEY, key_type)), origin, actor, defaults)?;
             let len = key.ulong(CKA_VALUE_LEN).ok_or(Error::TemplateIncomplete)?;
             let len = usize::try_from(len).map_err(|_| Error::KeySizeRange)?;
             let value = mechanism::keygen::generate_secret(mechanism.kind, key_type, len)?;
@@ -207,7 +209,8 @@ impl Module {
             hierarchy::refuse_outside_generation(template)?;
             // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
             let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
-            let mut key = template::new_object(&template, None, origin, actor)?;
+            let mut key =
+                template::new_object_with(&template, None, origin, actor, self.config.object_defaults())?;
             if key.profile() != crate::object::Profile::SecretKey {
                 return Err(Error::TemplateInconsistent);
             }
@@ -278,7 +281,8 @@ impl Module {
             let (unwrapping_key, template, actor) =
                 token.unwrap_inputs(s.read_write, unwrapping, mechanism.kind, template)?;
             // Check the template before opening anything.
-            let mut key = template::new_object(&template, None, Origin::Unwrap, actor)?;
+            let defaults = self.config.object_defaults();
+            let mut key = template::new_object_with(&template, None, Origin::Unwrap, actor, defaults)?;
             let value = mechanism::unwrap(mechanism, &unwrapping_key, wrapped)?;
             match key.profile() {
                 crate::object::Profile::SecretKey => {

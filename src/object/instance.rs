@@ -4,7 +4,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::attribute::{AttributeRead, decode_bool, decode_ulong};
-use super::rules::{Profile, SECRET_AT_REST, SENSITIVE};
+use super::rules::{CHECKSUM, Profile, SECRET_AT_REST, SENSITIVE};
 use super::{Attribute, Values};
 use crate::mechanism::{
     EcPrivateKey, EcPublicKey, KeyMaterial, RsaCrt, RsaPrivateKey, RsaPublicKey, SecretKey, encoding,
@@ -116,10 +116,56 @@ impl Object {
         sensitive_rule && self.guards_sensitive_values()
     }
 
+    /// `CKA_CHECK_VALUE` as the object's value gives it (not the stored one): for a secret
+    /// key or a certificate. It is not secret, so a sensitive key offers it too; a value
+    /// sealed while nobody is logged in gives `UserNotLoggedIn`.
+    pub fn computed_check_value(&self) -> Result<Vec<u8>> {
+        use crate::mechanism::check_value;
+        match self.profile {
+            // A KEK's or DEK's CKA_VALUE is its value wrapped by its parent, not the key.
+            Profile::SecretKey if self.get(crate::vendor::CKA_ECM_PARENT_ID).is_some() => {
+                Err(Error::AttributeTypeInvalid)
+            }
+            Profile::SecretKey => Ok(check_value::of_secret_key(&self.secret_key()?)?.to_vec()),
+            Profile::X509Certificate => {
+                let value = self.get(CKA_VALUE).ok_or(Error::Internal("certificate without value"))?;
+                Ok(check_value::of_certificate(value).to_vec())
+            }
+            _ => Err(Error::AttributeTypeInvalid),
+        }
+    }
+
+    /// The check value as read: the stored one if the template gave one (empty: none
+    /// kept), else computed, so that keys stored before check values existed have one too.
+    fn check_value(&self) -> Result<Vec<u8>> {
+        match self.values.get(CKA_CHECK_VALUE) {
+            Some(stored) => Ok(stored.to_vec()),
+            None => self.computed_check_value(),
+        }
+    }
+
+    fn is_check_value(&self, attribute: CK_ATTRIBUTE_TYPE) -> bool {
+        self.profile.rule(attribute).is_some_and(|r| r.flags & CHECKSUM != 0)
+    }
+
+    /// Whether a key may be used with `mechanism`: with no `CKA_ALLOWED_MECHANISMS`, any;
+    /// else only those listed, so an empty list allows none.
+    pub fn permits_mechanism(&self, mechanism: CK_MECHANISM_TYPE) -> bool {
+        let Some(list) = self.get(CKA_ALLOWED_MECHANISMS) else { return true };
+        list.chunks_exact(std::mem::size_of::<CK_ULONG>()).filter_map(decode_ulong).any(|m| m == mechanism)
+    }
+
     /// `C_GetAttributeValue` for one attribute.
     pub fn read(&self, attribute: CK_ATTRIBUTE_TYPE) -> AttributeRead {
         if self.profile.rule(attribute).is_none() {
             return AttributeRead::Invalid;
+        }
+        if self.is_check_value(attribute) {
+            return match self.check_value() {
+                Ok(v) => AttributeRead::Value(Zeroizing::new(v)),
+                Err(Error::UserNotLoggedIn) => AttributeRead::Sensitive,
+                Err(_) => AttributeRead::Invalid,
+            };
         }
         if self.is_protected(attribute) || self.sealed.contains(&attribute) {
             return AttributeRead::Sensitive;
@@ -134,6 +180,9 @@ impl Object {
     /// match, so a search cannot be used to guess them.
     pub fn matches(&self, template: &[Attribute]) -> bool {
         template.iter().all(|a| {
+            if self.is_check_value(a.kind) {
+                return self.check_value().is_ok_and(|v| v == a.value.as_slice());
+            }
             !self.is_protected(a.kind)
                 && !self.sealed.contains(&a.kind)
                 && self.values.get(a.kind).is_some_and(|v| v == a.value.as_slice())

@@ -4,9 +4,11 @@
 //! - [`rules`]: the specification's attribute tables and footnotes as one table of rows.
 //! - [`instance`]: an object's attributes, with typed accessors; [`values`]: how they are
 //!   kept (compact, zeroized).
-//! - [`template`]: how a template becomes an object (create, generate, copy, set) by the rules.
+//! - [`template`]: how a template becomes an object (create, generate, copy, set) by the rules;
+//!   [`check_value`]: a new object's `CKA_CHECK_VALUE`, checked or recorded.
 
 pub mod attribute;
+pub mod check_value;
 pub mod instance;
 pub mod rules;
 pub mod template;

@@ -34,13 +34,26 @@ impl ValueKind {
             ValueKind::Bytes => true,
             ValueKind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
             ValueKind::MechanismList => value.len().is_multiple_of(ulong),
-            ValueKind::AttributeArray => super::attribute::decode_attribute_array(value)
-                .is_some_and(|entries| entries.iter().all(|a| !super::attribute::is_attribute_array(a.kind))),
+            // No nesting, and no vendor attribute: an array is imposed on keys made later
+            // (an unwrap or derive template), so a vendor attribute there (`CKA_ECM_TIER`,
+            // say) would reach a key by a path that never checks it.
+            ValueKind::AttributeArray => {
+                super::attribute::decode_attribute_array(value).is_some_and(|entries| {
+                    entries
+                        .iter()
+                        .all(|a| !super::attribute::is_attribute_array(a.kind) && !is_vendor(a.kind))
+                })
+            }
         }
     }
 }
 
-/// Footnote flags (PKCS#11 3.0 base, table 10), plus three of the module's own.
+/// Whether `kind` is a vendor-defined attribute type (this module's `CKA_ECM_*` or another's).
+pub fn is_vendor(kind: CK_ATTRIBUTE_TYPE) -> bool {
+    kind & CKA_VENDOR_DEFINED != 0
+}
+
+/// Footnote flags (PKCS#11 3.0 base, table 10), plus four of the module's own.
 pub type Flags = u32;
 /// Footnote 1: must be specified when the object is created with `C_CreateObject`.
 pub const REQUIRED_ON_CREATE: Flags = 1 << 0;
@@ -66,6 +79,10 @@ pub const MODULE_MANAGED: Flags = 1 << 16;
 pub const COPY_SETTABLE: Flags = 1 << 17;
 /// Encrypted under the token key at rest.
 pub const SECRET_AT_REST: Flags = 1 << 18;
+/// `CKA_CHECK_VALUE`: computed from `CKA_VALUE` (see `mechanism::check_value`); a template
+/// may give it, and it must then match (or be empty: no check value kept), and
+/// `C_SetAttributeValue` may only empty it (3.0, "Common Secret Key Attributes").
+pub const CHECKSUM: Flags = 1 << 19;
 
 /// The default a row gives an attribute the template does not name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +154,12 @@ const fn no() -> DefaultValue {
     DefaultValue::Bool(false)
 }
 
-/// Usage flags default to true (as SoftHSMv2 does, so that tools which do not name them keep
-/// working); sensitivity defaults to the safe side: sensitive and not extractable.
+/// Defaults are the standard's where its tables state one (a secret key is not sensitive
+/// unless asked: "default CK_FALSE"). Where the standard leaves the default to the token
+/// (footnote 9), the choice is the README's "Attribute defaults": usage flags default to true
+/// (as SoftHSMv2's do, so that tools which do not name them keep working); a private key is
+/// sensitive, and no key is extractable, unless the template says otherwise; keys are private
+/// objects. `template::TokenDefaults` may make secret keys sensitive by default too.
 pub const RULES: &[Rule] = &[
     row(Common, CKA_CLASS, Ulong, REQUIRED_ON_CREATE, Absent),
     row(Storage, CKA_TOKEN, Bool, COPY_SETTABLE, no()),
@@ -156,10 +177,12 @@ pub const RULES: &[Rule] = &[
     row(Certificate, CKA_PRIVATE, Bool, COPY_SETTABLE, no()),
     row(Certificate, CKA_CERTIFICATE_TYPE, Ulong, REQUIRED_ON_CREATE, Absent),
     row(Certificate, CKA_TRUSTED, Bool, SO_SETS_TRUE | MODIFIABLE, no()),
-    row(Certificate, CKA_CERTIFICATE_CATEGORY, Ulong, MODIFIABLE, DefaultValue::Ulong(0)),
-    row(Certificate, CKA_CHECK_VALUE, Bytes, 0, Absent),
-    row(Certificate, CKA_START_DATE, Date, MODIFIABLE, Empty),
-    row(Certificate, CKA_END_DATE, Date, MODIFIABLE, Empty),
+    // "This attribute may not be modified after an object is created"; nor may anything of an
+    // X.509 certificate but its CKA_ID, CKA_ISSUER and CKA_SERIAL_NUMBER.
+    row(Certificate, CKA_CERTIFICATE_CATEGORY, Ulong, 0, DefaultValue::Ulong(0)),
+    row(Certificate, CKA_CHECK_VALUE, Bytes, CHECKSUM, Absent),
+    row(Certificate, CKA_START_DATE, Date, 0, Empty),
+    row(Certificate, CKA_END_DATE, Date, 0, Empty),
     row(Certificate, CKA_PUBLIC_KEY_INFO, Bytes, 0, Empty),
     row(X509, CKA_SUBJECT, Bytes, REQUIRED_ON_CREATE, Absent),
     row(X509, CKA_ID, Bytes, MODIFIABLE, Empty),
@@ -179,7 +202,8 @@ pub const RULES: &[Rule] = &[
     row(Key, CKA_DERIVE, Bool, MODIFIABLE, no()),
     row(Key, CKA_LOCAL, Bool, MODULE_MANAGED, Absent),
     row(Key, CKA_KEY_GEN_MECHANISM, Ulong, MODULE_MANAGED, Absent),
-    row(Key, CKA_ALLOWED_MECHANISMS, MechanismList, 0, Empty),
+    // Absent: any mechanism; present, only those listed, none if the list is empty.
+    row(Key, CKA_ALLOWED_MECHANISMS, MechanismList, 0, Absent),
     row(Key, CKA_DERIVE_TEMPLATE, AttributeArray, 0, Absent),
     // Public keys.
     row(PublicKey, CKA_PRIVATE, Bool, COPY_SETTABLE, no()),
@@ -203,12 +227,13 @@ pub const RULES: &[Rule] = &[
     row(PrivateKey, CKA_ALWAYS_SENSITIVE, Bool, MODULE_MANAGED, Absent),
     row(PrivateKey, CKA_NEVER_EXTRACTABLE, Bool, MODULE_MANAGED, Absent),
     row(PrivateKey, CKA_WRAP_WITH_TRUSTED, Bool, MODIFIABLE | ONLY_TO_TRUE, no()),
-    row(PrivateKey, CKA_ALWAYS_AUTHENTICATE, Bool, MODIFIABLE, no()),
+    // No footnote 8 in the table: fixed once the key exists.
+    row(PrivateKey, CKA_ALWAYS_AUTHENTICATE, Bool, 0, no()),
     row(PrivateKey, CKA_UNWRAP_TEMPLATE, AttributeArray, 0, Absent),
     row(PrivateKey, CKA_PUBLIC_KEY_INFO, Bytes, 0, Absent),
     // Secret keys.
     row(SecretKey, CKA_PRIVATE, Bool, COPY_SETTABLE, yes()),
-    row(SecretKey, CKA_SENSITIVE, Bool, MODIFIABLE | ONLY_TO_TRUE, yes()),
+    row(SecretKey, CKA_SENSITIVE, Bool, MODIFIABLE | ONLY_TO_TRUE, no()),
     row(SecretKey, CKA_ENCRYPT, Bool, MODIFIABLE, yes()),
     row(SecretKey, CKA_DECRYPT, Bool, MODIFIABLE, yes()),
     row(SecretKey, CKA_SIGN, Bool, MODIFIABLE, yes()),
@@ -218,7 +243,7 @@ pub const RULES: &[Rule] = &[
     row(SecretKey, CKA_EXTRACTABLE, Bool, MODIFIABLE | ONLY_TO_FALSE, no()),
     row(SecretKey, CKA_ALWAYS_SENSITIVE, Bool, MODULE_MANAGED, Absent),
     row(SecretKey, CKA_NEVER_EXTRACTABLE, Bool, MODULE_MANAGED, Absent),
-    row(SecretKey, CKA_CHECK_VALUE, Bytes, MODULE_MANAGED, Absent),
+    row(SecretKey, CKA_CHECK_VALUE, Bytes, CHECKSUM, Absent),
     row(SecretKey, CKA_WRAP_WITH_TRUSTED, Bool, MODIFIABLE | ONLY_TO_TRUE, no()),
     row(SecretKey, CKA_TRUSTED, Bool, SO_SETS_TRUE | MODIFIABLE, no()),
     row(SecretKey, CKA_WRAP_TEMPLATE, AttributeArray, 0, Absent),

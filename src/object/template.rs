@@ -6,11 +6,12 @@
 
 use cryptoki_sys::*;
 
-use super::attribute::{Attribute, decode_bool, decode_ulong, encode_ulong};
+use super::attribute::{Attribute, decode_attribute_array, decode_bool, decode_ulong, encode_ulong};
+pub use super::check_value::settle_check_value;
 use super::instance::Object;
 use super::rules::*;
 use super::values::Values;
-use crate::mechanism::rng;
+use crate::mechanism::{check_value, rng};
 use crate::{Error, Result};
 
 /// How a new object comes to be; it decides which footnotes apply and what the module sets.
@@ -43,6 +44,16 @@ pub struct Actor {
     pub is_so: bool,
 }
 
+/// The token's own choices among the defaults the standard leaves to it (footnote 9) or lets
+/// a token tighten. `Default` is the standard's: a secret key made without `CKA_SENSITIVE` is
+/// not sensitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenDefaults {
+    /// A secret key made without `CKA_SENSITIVE` is sensitive (the `sensitive_by_default`
+    /// setting).
+    pub sensitive_secret_keys: bool,
+}
+
 /// Collapses a template into one value per attribute; repeating an attribute with a
 /// different value is inconsistent.
 fn collect(template: &[Attribute]) -> Result<Values> {
@@ -73,6 +84,21 @@ pub fn new_object(
     origin: Origin,
     actor: Actor,
 ) -> Result<Object> {
+    new_object_with(template, implied, origin, actor, TokenDefaults::default())
+}
+
+/// As [`new_object`], with the token's `defaults` for what the template leaves out.
+///
+/// A `CKA_CHECK_VALUE` the template gives is checked here when the template carries the
+/// value (`C_CreateObject`); when the module makes the value afterwards (generate, unwrap,
+/// derive), it calls [`settle_check_value`] once the value is set.
+pub fn new_object_with(
+    template: &[Attribute],
+    implied: Option<(CK_OBJECT_CLASS, CK_ULONG)>,
+    origin: Origin,
+    actor: Actor,
+    defaults: TokenDefaults,
+) -> Result<Object> {
     let mut values = collect(template)?;
     if let Some((class, subtype)) = implied {
         for (attribute, value) in [(CKA_CLASS, class), (CKA_KEY_TYPE, subtype)] {
@@ -101,6 +127,14 @@ pub fn new_object(
     };
     for (attribute, value) in values.iter() {
         let rule = profile.rule(attribute).ok_or(Error::AttributeTypeInvalid)?;
+        // The vendor attributes of the envelope hierarchy are named only when one of its keys
+        // is generated (`hierarchy` checks those). Anywhere else one can only come from the
+        // caller or from an attribute array merged into the template (an unwrapping key's
+        // CKA_UNWRAP_TEMPLATE, a base key's CKA_DERIVE_TEMPLATE): checked here, after the
+        // merge, so that a tier forged in a stored array never reaches a key.
+        if is_vendor(attribute) && !matches!(origin, Origin::Generate { .. }) {
+            return Err(Error::TemplateInconsistent);
+        }
         if !rule.kind.accepts(value) {
             return Err(Error::AttributeValueInvalid);
         }
@@ -113,6 +147,9 @@ pub fn new_object(
         if rule.flags & SO_SETS_TRUE != 0 && decode_bool(value) == Some(true) && !actor.is_so {
             return Err(Error::AttributeReadOnly);
         }
+        if rule.flags & CHECKSUM != 0 && !matches!(value.len(), 0 | check_value::LEN) {
+            return Err(Error::AttributeValueInvalid);
+        }
     }
     for rule in profile.rules() {
         if values.contains(rule.attribute) {
@@ -121,13 +158,38 @@ pub fn new_object(
         if rule.flags & required != 0 {
             return Err(Error::TemplateIncomplete);
         }
+        if rule.attribute == CKA_SENSITIVE && profile == Profile::SecretKey && defaults.sensitive_secret_keys
+        {
+            DefaultValue::Bool(true).write_to(&mut values, CKA_SENSITIVE);
+            continue;
+        }
         rule.default.write_to(&mut values, rule.attribute);
     }
 
     let mut object = Object::from_parts(values, Vec::new())?;
     set_module_managed(&mut object, origin)?;
     check_consistency(&mut object, origin)?;
+    if origin == Origin::Create {
+        settle_check_value(&mut object)?;
+    }
     Ok(object)
+}
+
+/// The template of a key made under an imposing key: `template` with the entries of
+/// `imposed` (an encoded `CKA_UNWRAP_TEMPLATE` or `CKA_DERIVE_TEMPLATE`) added. An entry the
+/// caller gave with another value is `CKR_TEMPLATE_INCONSISTENT`, and so is a vendor
+/// attribute in the array (refused when arrays are set, but one stored before that rule
+/// may hold one). Pass the result to [`new_object_with`], which checks it whole.
+pub fn impose(template: &[Attribute], imposed: &[u8]) -> Result<Vec<Attribute>> {
+    let entries = decode_attribute_array(imposed).ok_or(Error::Internal("bad stored attribute array"))?;
+    let mut merged = template.to_vec();
+    for a in entries {
+        if is_vendor(a.kind) || template.iter().any(|t| t.kind == a.kind && t.value != a.value) {
+            return Err(Error::TemplateInconsistent);
+        }
+        merged.push(a);
+    }
+    Ok(merged)
 }
 
 /// The attributes only the module sets: where the object came from and what it has always
@@ -259,6 +321,15 @@ pub fn changed_object(
         if !rule.kind.accepts(value) {
             return Err(Error::AttributeValueInvalid);
         }
+        if rule.flags & CHECKSUM != 0 {
+            // Emptied (no check value kept) or restated; never another value.
+            let restated = !value.is_empty() && object.computed_check_value()?.as_slice() == value;
+            if !value.is_empty() && !restated {
+                return Err(Error::AttributeValueInvalid);
+            }
+            new.set_bytes(attribute, value);
+            continue;
+        }
         let unchanged = object.get(attribute) == Some(value);
         let settable = match change {
             Change::Set => rule.flags & MODIFIABLE != 0,
@@ -303,14 +374,56 @@ mod tests {
     }
 
     #[test]
-    fn created_secret_key_gets_safe_defaults_and_module_attributes() {
+    fn created_secret_key_gets_the_standards_defaults_and_module_attributes() {
         let o = new_object(&aes_template(), None, Origin::Create, USER).unwrap();
-        assert!(o.flag(CKA_SENSITIVE) && !o.flag(CKA_EXTRACTABLE) && o.is_private());
+        // "CK_TRUE if object is sensitive (default CK_FALSE)"; extractability is the
+        // token's choice, and this token's is no.
+        assert!(!o.flag(CKA_SENSITIVE) && !o.flag(CKA_EXTRACTABLE) && o.is_private());
         assert!(!o.flag(CKA_LOCAL) && !o.flag(CKA_ALWAYS_SENSITIVE) && !o.flag(CKA_NEVER_EXTRACTABLE));
+        assert!(o.flag(CKA_MODIFIABLE) && o.flag(CKA_COPYABLE) && o.flag(CKA_DESTROYABLE) && !o.is_token());
+        assert!(!o.flag(CKA_DERIVE) && !o.flag(CKA_WRAP_WITH_TRUSTED) && !o.flag(CKA_TRUSTED));
         assert_eq!(o.ulong(CKA_VALUE_LEN), Some(32));
         assert_eq!(o.ulong(CKA_KEY_GEN_MECHANISM), Some(CK_UNAVAILABLE_INFORMATION));
-        assert_eq!(o.read(CKA_VALUE), AttributeRead::Sensitive);
+        assert_eq!(o.read(CKA_VALUE), AttributeRead::Sensitive, "not extractable");
+        assert_eq!(o.read(CKA_ALLOWED_MECHANISMS), AttributeRead::Invalid, "absent: any mechanism");
+        assert!(o.permits_mechanism(CKM_AES_GCM));
         assert_eq!(o.get(CKA_UNIQUE_ID).unwrap().len(), 32);
+
+        let mut extractable = aes_template();
+        extractable.push(Attribute::bool(CKA_EXTRACTABLE, true));
+        let o = new_object(&extractable, None, Origin::Create, USER).unwrap();
+        assert_eq!(o.read(CKA_VALUE), AttributeRead::Value(zeroize::Zeroizing::new(vec![7; 32])));
+        let sensitive = TokenDefaults { sensitive_secret_keys: true };
+        let o = new_object_with(&extractable, None, Origin::Create, USER, sensitive).unwrap();
+        assert!(o.flag(CKA_SENSITIVE));
+        assert_eq!(o.read(CKA_VALUE), AttributeRead::Sensitive);
+        // The setting is a default, not a rule: a template may still say no.
+        extractable.push(Attribute::bool(CKA_SENSITIVE, false));
+        let o = new_object_with(&extractable, None, Origin::Create, USER, sensitive).unwrap();
+        assert!(!o.flag(CKA_SENSITIVE));
+    }
+
+    #[test]
+    fn token_specific_defaults_stay_on_the_safe_side() {
+        let rsa_private =
+            vec![Attribute::ulong(CKA_CLASS, CKO_PRIVATE_KEY), Attribute::ulong(CKA_KEY_TYPE, CKK_RSA)];
+        let implied = Some((CKO_PRIVATE_KEY, CKK_RSA));
+        let generate = Origin::Generate { mechanism: CKM_RSA_PKCS_KEY_PAIR_GEN };
+        let o = new_object(&rsa_private, implied, generate, USER).unwrap();
+        assert!(o.flag(CKA_SENSITIVE) && !o.flag(CKA_EXTRACTABLE) && o.is_private());
+        assert!(!o.flag(CKA_ALWAYS_AUTHENTICATE) && o.flag(CKA_ALWAYS_SENSITIVE));
+    }
+
+    #[test]
+    fn empty_allowed_mechanisms_allow_none() {
+        let mut t = aes_template();
+        t.push(Attribute::new(CKA_ALLOWED_MECHANISMS, vec![]));
+        let o = new_object(&t, None, Origin::Create, USER).unwrap();
+        assert!(!o.permits_mechanism(CKM_AES_GCM) && !o.permits_mechanism(CKM_AES_ECB));
+        let mut t = aes_template();
+        t.push(Attribute::new(CKA_ALLOWED_MECHANISMS, encode_ulong(CKM_AES_GCM)));
+        let o = new_object(&t, None, Origin::Create, USER).unwrap();
+        assert!(o.permits_mechanism(CKM_AES_GCM) && !o.permits_mechanism(CKM_AES_ECB));
     }
 
     #[test]
@@ -341,10 +454,17 @@ mod tests {
 
     #[test]
     fn generate_sets_local_and_history_and_refuses_contradictions() {
-        let t = vec![Attribute::ulong(CKA_VALUE_LEN, 32), Attribute::bool(CKA_EXTRACTABLE, false)];
+        let t = vec![
+            Attribute::ulong(CKA_VALUE_LEN, 32),
+            Attribute::bool(CKA_EXTRACTABLE, false),
+            Attribute::bool(CKA_SENSITIVE, true),
+        ];
         let implied = Some((CKO_SECRET_KEY, CKK_AES));
         let o = new_object(&t, implied, Origin::Generate { mechanism: CKM_AES_KEY_GEN }, USER).unwrap();
         assert!(o.flag(CKA_LOCAL) && o.flag(CKA_ALWAYS_SENSITIVE) && o.flag(CKA_NEVER_EXTRACTABLE));
+        // Made without CKA_SENSITIVE, a generated key is not sensitive, so never was.
+        let o = new_object(&t[..2], implied, Origin::Generate { mechanism: CKM_AES_KEY_GEN }, USER).unwrap();
+        assert!(!o.flag(CKA_SENSITIVE) && !o.flag(CKA_ALWAYS_SENSITIVE) && o.flag(CKA_NEVER_EXTRACTABLE));
         assert_eq!(o.ulong(CKA_KEY_GEN_MECHANISM), Some(CKM_AES_KEY_GEN));
 
         let generate = Origin::Generate { mechanism: CKM_AES_KEY_GEN };
@@ -418,6 +538,140 @@ mod tests {
         let copy = changed_object(&o, &[Attribute::bool(CKA_TOKEN, true)], Change::Copy, USER).unwrap();
         assert!(copy.is_token());
         assert_ne!(copy.get(CKA_UNIQUE_ID), o.get(CKA_UNIQUE_ID));
+    }
+
+    #[test]
+    fn certificates_get_a_check_value_and_only_some_attributes_change() {
+        let cert = |extra: Vec<Attribute>| {
+            let mut t = vec![
+                Attribute::ulong(CKA_CLASS, CKO_CERTIFICATE),
+                Attribute::ulong(CKA_CERTIFICATE_TYPE, CKC_X_509),
+                Attribute::new(CKA_SUBJECT, b"subject".to_vec()),
+                Attribute::new(CKA_VALUE, b"abc".to_vec()),
+            ];
+            t.extend(extra);
+            new_object(&t, None, Origin::Create, USER)
+        };
+        let o = cert(vec![]).unwrap();
+        assert_eq!(
+            o.read(CKA_CHECK_VALUE),
+            AttributeRead::Value(zeroize::Zeroizing::new(vec![0xa9, 0x99, 0x3e]))
+        );
+        assert_eq!(
+            cert(vec![Attribute::new(CKA_CHECK_VALUE, vec![0, 0, 0])]).unwrap_err(),
+            Error::AttributeValueInvalid
+        );
+        let set = |a: Attribute| changed_object(&o, &[a], Change::Set, USER);
+        assert!(set(Attribute::new(CKA_ISSUER, b"i".to_vec())).is_ok());
+        assert!(set(Attribute::new(CKA_SERIAL_NUMBER, b"1".to_vec())).is_ok());
+        assert!(set(Attribute::new(CKA_ID, b"1".to_vec())).is_ok());
+        for fixed in [
+            Attribute::new(CKA_START_DATE, b"20260101".to_vec()),
+            Attribute::new(CKA_END_DATE, b"20270101".to_vec()),
+            Attribute::ulong(CKA_CERTIFICATE_CATEGORY, 2),
+            Attribute::new(CKA_VALUE, b"abd".to_vec()),
+            Attribute::new(CKA_SUBJECT, b"other".to_vec()),
+        ] {
+            assert_eq!(set(fixed).unwrap_err(), Error::AttributeReadOnly);
+        }
+    }
+
+    #[test]
+    fn unmodifiable_attributes_of_the_tables_stay_as_made() {
+        let mut t = aes_template();
+        t.push(Attribute::new(CKA_ALLOWED_MECHANISMS, encode_ulong(CKM_AES_GCM)));
+        let key = new_object(&t, None, Origin::Create, USER).unwrap();
+        let set = |o: &Object, a: Attribute| changed_object(o, &[a], Change::Set, USER);
+        for fixed in [
+            Attribute::ulong(CKA_KEY_GEN_MECHANISM, CKM_AES_KEY_GEN),
+            Attribute::ulong(CKA_KEY_GEN_MECHANISM, CKM_EC_KEY_PAIR_GEN),
+            Attribute::new(CKA_ALLOWED_MECHANISMS, vec![]),
+            Attribute::new(CKA_ALLOWED_MECHANISMS, encode_ulong(CKM_AES_ECB)),
+            Attribute::bool(CKA_ALWAYS_SENSITIVE, true),
+            Attribute::bool(CKA_NEVER_EXTRACTABLE, true),
+            Attribute::new(CKA_UNIQUE_ID, b"x".to_vec()),
+        ] {
+            assert_eq!(set(&key, fixed).unwrap_err(), Error::AttributeReadOnly);
+        }
+        let private = new_object(
+            &[Attribute::bool(CKA_ALWAYS_AUTHENTICATE, true)],
+            Some((CKO_PRIVATE_KEY, CKK_EC)),
+            Origin::Generate { mechanism: CKM_EC_KEY_PAIR_GEN },
+            USER,
+        )
+        .unwrap();
+        assert_eq!(
+            set(&private, Attribute::bool(CKA_ALWAYS_AUTHENTICATE, false)).unwrap_err(),
+            Error::AttributeReadOnly
+        );
+    }
+
+    #[test]
+    fn attribute_arrays_refuse_vendor_attributes_at_create_and_set() {
+        use super::super::attribute::encode_attribute_array;
+        let array = |entries: &[Attribute]| encode_attribute_array(entries);
+        let tier = Attribute::ulong(crate::vendor::CKA_ECM_TIER, 2);
+        let forged = array(&[Attribute::bool(CKA_SENSITIVE, true), tier.clone()]);
+        let mut t = aes_template();
+        t.push(Attribute::new(CKA_UNWRAP_TEMPLATE, forged.clone()));
+        assert_eq!(new_object(&t, None, Origin::Create, USER).unwrap_err(), Error::AttributeValueInvalid);
+        let mut t = aes_template();
+        t.push(Attribute::new(
+            CKA_DERIVE_TEMPLATE,
+            array(&[Attribute::new(crate::vendor::CKA_ECM_TENANT, b"acme".to_vec())]),
+        ));
+        assert_eq!(new_object(&t, None, Origin::Create, USER).unwrap_err(), Error::AttributeValueInvalid);
+        let mut t = aes_template();
+        t.push(Attribute::new(CKA_WRAP_TEMPLATE, array(&[Attribute::ulong(CKA_VENDOR_DEFINED | 1, 0)])));
+        assert_eq!(new_object(&t, None, Origin::Create, USER).unwrap_err(), Error::AttributeValueInvalid);
+        let o = new_object(&aes_template(), None, Origin::Create, USER).unwrap();
+        assert_eq!(
+            changed_object(&o, &[Attribute::new(CKA_UNWRAP_TEMPLATE, forged)], Change::Set, USER)
+                .unwrap_err(),
+            Error::AttributeValueInvalid
+        );
+        let mut t = aes_template();
+        t.push(Attribute::new(CKA_UNWRAP_TEMPLATE, array(&[Attribute::bool(CKA_SENSITIVE, true)])));
+        assert!(new_object(&t, None, Origin::Create, USER).is_ok(), "standard attributes pass");
+    }
+
+    #[test]
+    fn vendor_attributes_merged_into_a_template_make_no_key() {
+        use super::super::attribute::encode_attribute_array;
+        let implied = Some((CKO_SECRET_KEY, CKK_AES));
+        let tier = Attribute::ulong(crate::vendor::CKA_ECM_TIER, crate::vendor::CKT_ECM_DEK);
+        let tenant = Attribute::new(crate::vendor::CKA_ECM_TENANT, b"acme".to_vec());
+        let derive = Origin::Derive { base_always_sensitive: true, base_never_extractable: true };
+        for origin in [Origin::Unwrap, derive, Origin::Create] {
+            for forged in [&tier, &tenant] {
+                let (mut t, implied) = match origin {
+                    Origin::Create => (aes_template(), None),
+                    _ => (vec![Attribute::ulong(CKA_VALUE_LEN, 32)], implied),
+                };
+                t.push(forged.clone());
+                assert_eq!(
+                    new_object(&t, implied, origin, USER).unwrap_err(),
+                    Error::TemplateInconsistent,
+                    "{origin:?}"
+                );
+            }
+        }
+        // A generation of the hierarchy names them; `hierarchy` decides which it may.
+        let generate = Origin::Generate { mechanism: CKM_AES_KEY_GEN };
+        assert!(
+            new_object(&[Attribute::ulong(CKA_VALUE_LEN, 32), tier.clone()], implied, generate, USER).is_ok()
+        );
+
+        // impose: the array's entries are added; a vendor entry or a contradiction refused.
+        let caller = [Attribute::bool(CKA_SENSITIVE, true)];
+        let merged =
+            impose(&caller, &encode_attribute_array(&[Attribute::bool(CKA_EXTRACTABLE, false)])).unwrap();
+        assert_eq!(merged, [Attribute::bool(CKA_SENSITIVE, true), Attribute::bool(CKA_EXTRACTABLE, false)]);
+        let forged = encode_attribute_array(&[Attribute::bool(CKA_EXTRACTABLE, false), tier]);
+        assert_eq!(impose(&caller, &forged).unwrap_err(), Error::TemplateInconsistent);
+        let contradicting = encode_attribute_array(&[Attribute::bool(CKA_SENSITIVE, false)]);
+        assert_eq!(impose(&caller, &contradicting).unwrap_err(), Error::TemplateInconsistent);
+        assert!(impose(&caller, &[1, 2, 3]).is_err());
     }
 
     #[test]

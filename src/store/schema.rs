@@ -65,6 +65,10 @@ const MIGRATIONS: &[&str] = &[
         CHECK (approver <> principal)
     );
     CREATE INDEX approvals_binding ON approvals (principal, operation, key);",
+    // 5: an empty CKA_ALLOWED_MECHANISMS (0x40000600) now allows no mechanism; until now
+    // every key got one by default, meaning "any". Dropping those keeps each key's meaning:
+    // a key without the attribute may use any mechanism.
+    "DELETE FROM attributes WHERE kind = 1073743360 AND value = x'';",
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -88,4 +92,36 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 
 pub fn version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_5_drops_only_empty_allowed_mechanism_lists() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 4).unwrap();
+        tx.execute_batch(
+            "INSERT INTO objects (id) VALUES (1), (2);
+             INSERT INTO attributes VALUES (1, 1073743360, x'', 0), (1, 3, x'', 0),
+                                           (2, 1073743360, x'0100000000000000', 0);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, i64)> = conn
+            .prepare("SELECT object_id, kind FROM attributes ORDER BY object_id, kind")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [(1, 3), (2, 1073743360)]);
+        assert_eq!(cryptoki_sys::CKA_ALLOWED_MECHANISMS as i64, 1073743360);
+    }
 }

@@ -211,15 +211,8 @@ impl Token {
     }
 }
 
-/// `CKA_ALLOWED_MECHANISMS`, when non-empty, lists the only mechanisms the key may be used with.
+/// `CKA_ALLOWED_MECHANISMS` lists the only mechanisms the key may be used with (an empty list:
+/// none); a key without it may be used with any.
 fn check_allowed_mechanism(key: &Object, mechanism: CK_MECHANISM_TYPE) -> Result<()> {
-    let Some(list) = key.get(CKA_ALLOWED_MECHANISMS) else { return Ok(()) };
-    if list.is_empty() {
-        return Ok(());
-    }
-    let allowed = list
-        .chunks_exact(std::mem::size_of::<CK_ULONG>())
-        .filter_map(crate::object::attribute::decode_ulong)
-        .any(|m| m == mechanism);
-    if allowed { Ok(()) } else { Err(Error::MechanismInvalid) }
+    if key.permits_mechanism(mechanism) { Ok(()) } else { Err(Error::MechanismInvalid) }
 }

@@ -208,7 +208,9 @@ impl Token {
         let mut state = self.ready_lazy()?;
         let view = state.view(read_write);
         hierarchy::refuse_outside_generation(template)?;
-        let object = template::new_object(template, None, Origin::Create, Actor { is_so: view.is_so() })?;
+        let actor = Actor { is_so: view.is_so() };
+        let object =
+            template::new_object_with(template, None, Origin::Create, actor, self.config.object_defaults())?;
         may_make(&state, view, &object)?;
         self.insert(&mut state, session, object)
     }
@@ -241,8 +243,10 @@ impl Token {
         &self,
         session: CK_SESSION_HANDLE,
         read_write: bool,
-        object: Object,
+        mut object: Object,
     ) -> Result<CK_OBJECT_HANDLE> {
+        // A CKA_CHECK_VALUE the template gave is checked once the module has made the value.
+        template::settle_check_value(&mut object)?;
         let mut state = if object.is_token() { self.ready_lazy()? } else { self.ready_for_use()? };
         may_make(&state, state.view(read_write), &object)?;
         self.insert(&mut state, session, object)

@@ -1,0 +1,169 @@
+//! Attribute defaults as PKCS #11 3.0 states them (issue 15 item 1), through `cryptoki`.
+//!
+//! The standard's secret-key table gives `CKA_SENSITIVE` "default CK_FALSE": a key made
+//! without it reads back, digests and wraps as clients expect (when it is extractable, which
+//! the standard leaves to the token and this token makes opt-in). The setting
+//! `sensitive_by_default = true` makes such keys sensitive instead. Defaults the standard
+//! leaves to the token stay on the safe side (README, "Attribute defaults").
+mod common;
+use common::*;
+
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+
+#[track_caller]
+fn flag(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
+    match s.get_attributes(h, &[t]).unwrap().as_slice() {
+        [
+            Attribute::Sensitive(b)
+            | Attribute::Extractable(b)
+            | Attribute::AlwaysSensitive(b)
+            | Attribute::NeverExtractable(b)
+            | Attribute::Private(b)
+            | Attribute::Token(b)
+            | Attribute::Modifiable(b)
+            | Attribute::Copyable(b)
+            | Attribute::Destroyable(b)
+            | Attribute::Derive(b),
+        ] => *b,
+        other => panic!("{t:?}: {other:?}"),
+    }
+}
+
+/// The value of a key, if it may be read.
+fn value(s: &Session, h: ObjectHandle) -> Option<Vec<u8>> {
+    match s.get_attribute_info(h, &[AttributeType::Value]).unwrap().as_slice() {
+        [AttributeInfo::Available(_)] => {
+            match s.get_attributes(h, &[AttributeType::Value]).unwrap().remove(0) {
+                Attribute::Value(v) => Some(v),
+                other => panic!("{other:?}"),
+            }
+        }
+        [AttributeInfo::Sensitive] => None,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A generated AES-256 session key, extractable, with `extra` in its template.
+fn generated(s: &Session, extra: &[Attribute]) -> ObjectHandle {
+    let mut t = vec![Attribute::ValueLen(32.into()), Attribute::Extractable(true)];
+    t.extend_from_slice(extra);
+    s.generate_key(&Mechanism::AesKeyGen, &t).unwrap()
+}
+
+fn wrapping_key(s: &Session) -> ObjectHandle {
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)],
+    )
+    .unwrap()
+}
+
+fn refused(result: cryptoki::error::Result<impl std::fmt::Debug>, expected: RvError) {
+    match result {
+        Err(Error::Pkcs11(rv, _)) => assert_eq!(rv, expected),
+        other => panic!("expected {expected:?}, got {other:?}"),
+    }
+}
+
+isolated_test!(
+    fn a_secret_key_made_without_sensitive_reads_back_digests_and_wraps() {
+        let (p, slot) = load_with_token();
+        let s = user_session(&p, slot);
+        let key = generated(&s, &[]);
+        assert!(!flag(&s, key, AttributeType::Sensitive), "the standard's default is CK_FALSE");
+        assert!(!flag(&s, key, AttributeType::AlwaysSensitive));
+        let v = value(&s, key).expect("a non-sensitive, extractable key reads back");
+        assert_eq!(v.len(), 32);
+
+        s.digest_init(&Mechanism::Sha256).unwrap();
+        s.digest_key(key).unwrap();
+        assert_eq!(s.digest_final().unwrap(), s.digest(&Mechanism::Sha256, &v).unwrap());
+
+        let kek = wrapping_key(&s);
+        let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, key).unwrap();
+        let back = s
+            .unwrap_key(
+                &Mechanism::AesKeyWrap,
+                kek,
+                &wrapped,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Extractable(true),
+                ],
+            )
+            .unwrap();
+        assert_eq!(value(&s, back), Some(v), "the unwrapped key is not sensitive either");
+
+        // C_CreateObject follows the same default.
+        let created = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Value(vec![5; 16]),
+                Attribute::Extractable(true),
+            ])
+            .unwrap();
+        assert!(!flag(&s, created, AttributeType::Sensitive));
+        assert_eq!(value(&s, created), Some(vec![5; 16]));
+    }
+);
+
+isolated_test!(
+    fn defaults_the_standard_leaves_to_the_token_stay_on_the_safe_side() {
+        let (p, slot) = load_with_token();
+        let s = user_session(&p, slot);
+        // Not extractable unless asked: not readable though not sensitive.
+        let key = s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(16.into())]).unwrap();
+        assert!(!flag(&s, key, AttributeType::Sensitive) && !flag(&s, key, AttributeType::Extractable));
+        assert_eq!(value(&s, key), None);
+        refused(s.wrap_key(&Mechanism::AesKeyWrap, wrapping_key(&s), key), RvError::KeyUnextractable);
+        assert!(flag(&s, key, AttributeType::Private) && !flag(&s, key, AttributeType::Token));
+        assert!(flag(&s, key, AttributeType::Modifiable) && flag(&s, key, AttributeType::Copyable));
+        assert!(flag(&s, key, AttributeType::Destroyable) && !flag(&s, key, AttributeType::Derive));
+        // A private key made without CKA_SENSITIVE is sensitive.
+        let (_, private) = s
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[Attribute::EcParams(vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07])],
+                &[Attribute::Extractable(true)],
+            )
+            .unwrap();
+        assert!(
+            flag(&s, private, AttributeType::Sensitive) && flag(&s, private, AttributeType::AlwaysSensitive)
+        );
+        assert_eq!(value(&s, private), None);
+    }
+);
+
+isolated_test!(
+    config = "sensitive_by_default = true",
+    fn the_sensitive_by_default_setting_makes_new_secret_keys_sensitive() {
+        let (p, slot) = load_with_token();
+        let s = user_session(&p, slot);
+        let key = generated(&s, &[]);
+        assert!(flag(&s, key, AttributeType::Sensitive) && flag(&s, key, AttributeType::AlwaysSensitive));
+        assert_eq!(value(&s, key), None);
+        s.digest_init(&Mechanism::Sha256).unwrap();
+        refused(s.digest_key(key), RvError::KeyIndigestible);
+        // Still extractable, so it still leaves wrapped.
+        s.wrap_key(&Mechanism::AesKeyWrap, wrapping_key(&s), key).unwrap();
+        let created = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Value(vec![5; 20]),
+                Attribute::Extractable(true),
+            ])
+            .unwrap();
+        assert!(flag(&s, created, AttributeType::Sensitive));
+        assert_eq!(value(&s, created), None);
+        // A default, not a rule: the template may still say no.
+        let plain = generated(&s, &[Attribute::Sensitive(false)]);
+        assert!(!flag(&s, plain, AttributeType::Sensitive));
+        assert!(value(&s, plain).is_some());
+    }
+);
