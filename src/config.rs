@@ -11,6 +11,7 @@
 //! master_rotation_days = 365    # rotation periods of the envelope hierarchy's tiers
 //! kek_rotation_days = 91
 //! dek_rotation_days = 30
+//! rsa_min_bits = 2048           # smallest RSA key generated, or used to sign, encrypt, decrypt
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,11 @@ use crate::{Error, Result};
 pub const DEFAULT_PIN_KDF_ITERATIONS: u32 = 600_000;
 pub const DEFAULT_MAX_PIN_FAILURES: u32 = 10;
 pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// NIST SP 800-131A: RSA keys below 2048 bits are disallowed for new protection.
+pub const DEFAULT_RSA_MIN_BITS: u32 = 2048;
+/// The range `rsa_min_bits` may take: 1024-bit keys are the oldest still met, and 4096 is the
+/// largest size the module generates.
+pub const RSA_MIN_BITS_RANGE: std::ops::RangeInclusive<u32> = 1024..=4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -44,6 +50,9 @@ pub struct Config {
     /// Whether the library may start threads of its own (the audit trail's linking thread);
     /// not when the application's `C_Initialize` says `CKF_LIBRARY_CANT_CREATE_OS_THREADS`.
     pub may_create_threads: bool,
+    /// `rsa_min_bits`: the smallest RSA modulus generated, or used to sign, encrypt or decrypt.
+    /// Keys from 1024 bits are always accepted for import and to verify signatures.
+    pub rsa_min_bits: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +67,7 @@ struct ConfigFile {
     audit: Option<bool>,
     audit_sync: Option<bool>,
     audit_segment_bytes: Option<usize>,
+    rsa_min_bits: Option<u32>,
 }
 
 impl Config {
@@ -108,6 +118,7 @@ impl Config {
             audit_sync: file.audit_sync.unwrap_or(false),
             audit_segment_bytes: file.audit_segment_bytes.unwrap_or(crate::audit::segment::WINDOW),
             may_create_threads: true,
+            rsa_min_bits: file.rsa_min_bits.unwrap_or(DEFAULT_RSA_MIN_BITS),
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {
@@ -124,6 +135,14 @@ impl Config {
                 origin.display(),
                 crate::audit::segment::MIN_WINDOW,
                 crate::audit::segment::MAX_WINDOW
+            )));
+        }
+        if !RSA_MIN_BITS_RANGE.contains(&config.rsa_min_bits) {
+            return Err(Error::Device(format!(
+                "{}: rsa_min_bits must be from {} to {}",
+                origin.display(),
+                RSA_MIN_BITS_RANGE.start(),
+                RSA_MIN_BITS_RANGE.end()
             )));
         }
         Ok(config)
@@ -188,6 +207,18 @@ mod tests {
         for bad in ["audit_segment_bytes = 4095", "audit_segment_bytes = 1099511627776", "audit_sync = 1"] {
             let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
             assert!(e.to_string().contains("my.toml"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn rsa_min_bits_defaults_to_2048_and_is_bounded() {
+        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        assert_eq!(c.rsa_min_bits, 2048);
+        let c = Config::from_toml("/t".into(), "rsa_min_bits = 1024", Path::new("x.toml")).unwrap();
+        assert_eq!(c.rsa_min_bits, 1024);
+        for bad in ["rsa_min_bits = 512", "rsa_min_bits = 1023", "rsa_min_bits = 8192"] {
+            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
+            assert!(e.to_string().contains("rsa_min_bits"), "{bad}: {e}");
         }
     }
 

@@ -11,9 +11,13 @@
 //! RustCrypto `rsa` crate (constant-time arithmetic, blinded with AWS-LC randomness, checked by
 //! re-encryption) under the PKCS#1 encodings written here (RFC 8017 §9).
 //!
-//! Keys are 2048 to 8192 bits (the range AWS-LC accepts); generation makes 2048, 3072 or
-//! 4096-bit keys with e = 65537. The engine's key is built once per `*_init`. Decryption
-//! failures of every kind are one `Error::EncryptedDataInvalid`.
+//! Key sizes: keys of 1024 to 8192 bits import, and verify signatures; signing, encryption
+//! and decryption take keys from the process's `rsa_min_bits` (default 2048, see
+//! [`set_min_modulus_bits`]). Generation makes 2048, 3072 or 4096-bit keys (not below
+//! `rsa_min_bits`) with e = 65537. AWS-LC takes keys from 2048 bits, so smaller ones use the
+//! `rsa` crate's primitive; OAEP, which only AWS-LC offers here, needs 2048 bits. The
+//! engine's key is built once per `*_init`. Decryption failures of every kind are one
+//! `Error::EncryptedDataInvalid`.
 
 use ::rsa::BoxedUint;
 use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
@@ -37,9 +41,27 @@ use super::{
 };
 use crate::{Error, Result};
 
-/// Smallest and largest modulus the module uses, in bits.
-pub const MIN_MODULUS_BITS: u64 = 2048;
+/// Smallest and largest modulus the module accepts at all, in bits: 1024-bit keys still sign
+/// old documents that need checking.
+pub const LEGACY_MIN_MODULUS_BITS: u64 = 1024;
 pub const MAX_MODULUS_BITS: u64 = 8192;
+/// The smallest modulus AWS-LC takes; smaller keys use the `rsa` crate's primitive.
+const AWS_MIN_MODULUS_BITS: usize = 2048;
+
+/// The smallest modulus generated or used to sign, encrypt or decrypt (`rsa_min_bits`).
+static MIN_MODULUS_BITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2048);
+
+/// Sets the smallest modulus generated or used to sign, encrypt or decrypt, for the process
+/// (from the settings' `rsa_min_bits`, at `C_Initialize`); clamped to 1024..=8192.
+pub fn set_min_modulus_bits(bits: u64) {
+    let bits = bits.clamp(LEGACY_MIN_MODULUS_BITS, MAX_MODULUS_BITS);
+    MIN_MODULUS_BITS.store(bits, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The smallest modulus generated or used to sign, encrypt or decrypt.
+pub fn min_modulus_bits() -> u64 {
+    MIN_MODULUS_BITS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// A hash as the RSA mechanisms name it: mechanism, MGF1 generator, AWS-LC algorithm and the
 /// DER prefix of its PKCS#1 v1.5 DigestInfo.
@@ -254,11 +276,12 @@ struct Public {
 }
 
 impl Public {
-    fn new(key: &RsaPublicKey) -> Result<Public> {
+    /// The key, if its modulus has `min_bits` to 8192 bits (else `Error::KeySizeRange`).
+    fn new(key: &RsaPublicKey, min_bits: u64) -> Result<Public> {
         let n = strip_leading_zeros(&key.modulus).to_vec();
         let e = strip_leading_zeros(&key.public_exponent).to_vec();
         let bits = bit_len(&n);
-        if !(MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&(bits as u64)) {
+        if !(min_bits..=MAX_MODULUS_BITS).contains(&(bits as u64)) {
             return Err(Error::KeySizeRange);
         }
         // An even modulus or exponent (or e = 1) is no RSA key.
@@ -266,6 +289,11 @@ impl Public {
             return Err(Error::KeyTypeInconsistent);
         }
         Ok(Public { k: n.len(), bits, n, e })
+    }
+
+    /// Whether AWS-LC takes this key.
+    fn aws_sized(&self) -> bool {
+        self.bits >= AWS_MIN_MODULUS_BITS
     }
 
     fn components(&self) -> PublicKeyComponents<&[u8]> {
@@ -281,7 +309,7 @@ impl Public {
     }
 
     fn raw(&self) -> Result<::rsa::PublicKey> {
-        let range = MIN_MODULUS_BITS as usize..=MAX_MODULUS_BITS as usize;
+        let range = LEGACY_MIN_MODULUS_BITS as usize..=MAX_MODULUS_BITS as usize;
         ::rsa::PublicKey::new_with_size_limits(uint(&self.n), uint(&self.e), range)
             .map_err(|_| Error::KeyTypeInconsistent)
     }
@@ -295,8 +323,9 @@ struct Private {
 }
 
 impl Private {
-    fn new(key: &RsaPrivateKey) -> Result<Private> {
-        let public = Public::new(&key.public)?;
+    /// As [`Public::new`], with the private components.
+    fn new(key: &RsaPrivateKey, min_bits: u64) -> Result<Private> {
+        let public = Public::new(&key.public, min_bits)?;
         let crt = match &key.crt {
             Some(crt) => RsaCrt {
                 prime_1: crt.prime_1.clone(),
@@ -381,25 +410,29 @@ pub fn derive_crt(key: &RsaPrivateKey) -> Result<RsaCrt> {
     })
 }
 
-/// Checks that an RSA public key is usable here: 2048 to 8192 bits (`Error::KeySizeRange`),
+/// Checks that an RSA public key can be imported: 1024 to 8192 bits (`Error::KeySizeRange`),
 /// odd modulus and exponent (`Error::KeyTypeInconsistent`). For C_CreateObject.
 pub fn check_public_key(key: &RsaPublicKey) -> Result<()> {
-    Public::new(key).map(|_| ())
+    Public::new(key, LEGACY_MIN_MODULUS_BITS).map(|_| ())
 }
 
-/// Checks that an RSA private key is usable here: 2048 to 8192 bits and consistent components
-/// (deriving CRT values if absent). For C_CreateObject and C_UnwrapKey.
+/// Checks that an RSA private key can be imported: 1024 to 8192 bits and consistent
+/// components (deriving CRT values if absent). For C_CreateObject and C_UnwrapKey.
 pub fn check_private_key(key: &RsaPrivateKey) -> Result<()> {
-    Private::new(key)?.aws_key_pair().map(|_| ())
+    let private = Private::new(key, LEGACY_MIN_MODULUS_BITS)?;
+    if private.public.aws_sized() { private.aws_key_pair().map(|_| ()) } else { private.raw().map(|_| ()) }
 }
 
-/// Generates an RSA key pair of `modulus_bits` (2048, 3072 or 4096; others are
-/// `Error::KeySizeRange`) with public exponent 65537; a `public_exponent` other than 65537 is
+/// Generates an RSA key pair of `modulus_bits` (2048, 3072 or 4096, and not below
+/// [`min_modulus_bits`]; others are `Error::KeySizeRange`) with public exponent 65537; a `public_exponent` other than 65537 is
 /// `Error::AttributeValueInvalid`. The private key carries all CRT values.
 pub fn generate_key_pair(
     modulus_bits: u64,
     public_exponent: Option<&[u8]>,
 ) -> Result<(RsaPublicKey, RsaPrivateKey)> {
+    if modulus_bits < min_modulus_bits() {
+        return Err(Error::KeySizeRange);
+    }
     let size = match modulus_bits {
         2048 => KeySize::Rsa2048,
         3072 => KeySize::Rsa3072,
@@ -625,18 +658,19 @@ pub fn sign_init(
     params: &MechanismParams,
     key: &RsaPrivateKey,
 ) -> Result<Box<dyn SignOperation>> {
-    let private = Private::new(key)?;
+    let private = Private::new(key, min_modulus_bits())?;
     let (k, bits) = (private.public.k, private.public.bits);
     let scheme = Scheme::new(mechanism, params, bits)?;
-    let aws_capable = match scheme {
-        Scheme::Pkcs1Raw => true,
-        Scheme::Pkcs1(hash) => hash.aws_pkcs1_signing().is_some(),
-        Scheme::Pss { hash, salt_len, .. } => hash.aws_pss(salt_len).is_some(),
-        Scheme::X509 => false,
-    };
+    let aws_capable = private.public.aws_sized()
+        && match scheme {
+            Scheme::Pkcs1Raw => true,
+            Scheme::Pkcs1(hash) => hash.aws_pkcs1_signing().is_some(),
+            Scheme::Pss { hash, salt_len, .. } => hash.aws_pss(salt_len).is_some(),
+            Scheme::X509 => false,
+        };
     let aws = if aws_capable { Some(prepared_key_pair(&private)?) } else { None };
     let (raw, private) = match scheme {
-        Scheme::Pkcs1Raw => (None, Some(private)),
+        Scheme::Pkcs1Raw if aws.is_some() => (None, Some(private)),
         _ if aws.is_none() => (Some(private.raw()?), None),
         _ => (None, None),
     };
@@ -675,7 +709,7 @@ impl RsaSign {
                 if m_hash.len() != hash.len() {
                     return Err(Error::DataLenRange);
                 }
-                match hash.aws_pss(salt_len) {
+                match hash.aws_pss(salt_len).filter(|_| self.aws.is_some()) {
                     Some((encoding, _)) => self.aws_sign(encoding, hash, m_hash),
                     None => {
                         let em = pss_encode(hash, m_hash, salt_len, self.bits, self.k)?;
@@ -683,7 +717,7 @@ impl RsaSign {
                     }
                 }
             }
-            _ => match hash.aws_pkcs1_signing() {
+            _ => match hash.aws_pkcs1_signing().filter(|_| self.aws.is_some()) {
                 Some(encoding) => self.aws_sign(encoding, hash, m_hash),
                 None => {
                     let t = [hash.digest_info, m_hash].concat();
@@ -718,7 +752,8 @@ impl SignOperation for RsaSign {
                 }
                 // A SHA-256/384/512 DigestInfo is the same signature by AWS-LC; anything else is
                 // padded here and signed with the raw operation.
-                if let Some(hash) = Hash::of_digest_info(data)
+                if self.aws.is_some()
+                    && let Some(hash) = Hash::of_digest_info(data)
                     && let Some(encoding) = hash.aws_pkcs1_signing()
                 {
                     return self.aws_sign(encoding, hash, &data[hash.digest_info.len()..]);
@@ -758,10 +793,12 @@ pub fn verify_init(
     params: &MechanismParams,
     key: &RsaPublicKey,
 ) -> Result<Box<dyn VerifyOperation>> {
-    let public = Public::new(key)?;
+    // Old signatures made with 1024-bit keys still need checking, whatever `rsa_min_bits`.
+    let public = Public::new(key, LEGACY_MIN_MODULUS_BITS)?;
     let scheme = Scheme::new(mechanism, params, public.bits)?;
     // The parameters AWS-LC verifies with, and what tells them apart in the cache.
     let aws_params = match scheme {
+        _ if !public.aws_sized() => None,
         Scheme::Pkcs1(hash) => hash.aws_pkcs1_verification().map(|params| (b"pkcs1", hash, params)),
         Scheme::Pss { hash, salt_len, .. } => {
             hash.aws_pss(salt_len).map(|(_, params)| (b"pss-h", hash, params))
@@ -897,6 +934,8 @@ impl Padding {
 enum Encryptor {
     Pkcs1(Pkcs1PublicEncryptingKey),
     Oaep(OaepPublicEncryptingKey, &'static OaepAlgorithm),
+    /// PKCS#1 v1.5 with a key below AWS-LC's sizes, by the `rsa` crate.
+    RawPkcs1(::rsa::PublicKey),
     Raw(::rsa::PublicKey),
 }
 
@@ -914,8 +953,10 @@ pub fn encrypt_init(
     key: &RsaPublicKey,
 ) -> Result<Box<dyn CipherOperation>> {
     let padding = Padding::new(mechanism, params)?;
-    let public = Public::new(key)?;
+    let public = Public::new(key, min_modulus_bits())?;
     let engine = match &padding {
+        Padding::Oaep { .. } if !public.aws_sized() => return Err(Error::KeySizeRange),
+        Padding::Pkcs1 if !public.aws_sized() => Encryptor::RawPkcs1(public.raw()?),
         Padding::Pkcs1 => Encryptor::Pkcs1(
             Pkcs1PublicEncryptingKey::new(public.aws_encrypting()?)
                 .map_err(|_| Error::KeyTypeInconsistent)?,
@@ -954,6 +995,13 @@ impl CipherOperation for RsaEncrypt {
                 .encrypt(algorithm, input, &mut out, self.padding.label())
                 .map_err(|_| Error::DataLenRange)?
                 .len(),
+            Encryptor::RawPkcs1(key) => {
+                let c =
+                    key.pkcs1v15_encrypt_with_rng(&mut AwsLcRng, input).map_err(|_| Error::DataLenRange)?;
+                let len = c.len();
+                out.get_mut(..len).ok_or(Error::DataLenRange)?.copy_from_slice(&c);
+                len
+            }
             Encryptor::Raw(key) => {
                 let c = raw_public(key, self.k, &left_pad(input, self.k)).ok_or(Error::DataInvalid)?;
                 out.copy_from_slice(&c);
@@ -976,14 +1024,22 @@ impl CipherOperation for RsaEncrypt {
 enum Decryptor {
     Pkcs1(Pkcs1PrivateDecryptingKey),
     Oaep(OaepPrivateDecryptingKey, &'static OaepAlgorithm),
+    /// PKCS#1 v1.5 with a key below AWS-LC's sizes, by the `rsa` crate (blinded).
+    RawPkcs1(Box<::rsa::PrivateKey>),
     Raw(Box<::rsa::PrivateKey>),
 }
+
+/// A ciphertext and its plaintext.
+type Decrypted = (Vec<u8>, Zeroizing<Vec<u8>>);
 
 /// A single-part RSA decryption.
 pub struct RsaDecrypt {
     padding: Padding,
     engine: Decryptor,
     k: usize,
+    /// The plaintext of the last input whose exact length was asked for, kept for the call
+    /// that delivers it: clients offer a buffer as long as the plaintext, not the modulus.
+    decrypted: parking_lot::Mutex<Option<Decrypted>>,
 }
 
 /// Starts a decryption with `mechanism` under `key` (single-part only).
@@ -993,8 +1049,10 @@ pub fn decrypt_init(
     key: &RsaPrivateKey,
 ) -> Result<Box<dyn CipherOperation>> {
     let padding = Padding::new(mechanism, params)?;
-    let private = Private::new(key)?;
+    let private = Private::new(key, min_modulus_bits())?;
     let engine = match &padding {
+        Padding::Oaep { .. } if !private.public.aws_sized() => return Err(Error::KeySizeRange),
+        Padding::Pkcs1 if !private.public.aws_sized() => Decryptor::RawPkcs1(Box::new(private.raw()?)),
         Padding::Pkcs1 => Decryptor::Pkcs1(
             Pkcs1PrivateDecryptingKey::new(prepared_decrypting_key(&private)?)
                 .map_err(|_| Error::KeyTypeInconsistent)?,
@@ -1006,7 +1064,12 @@ pub fn decrypt_init(
         ),
         Padding::X509 => Decryptor::Raw(Box::new(private.raw()?)),
     };
-    Ok(Box::new(RsaDecrypt { padding, engine, k: private.public.k }))
+    Ok(Box::new(RsaDecrypt {
+        padding,
+        engine,
+        k: private.public.k,
+        decrypted: parking_lot::Mutex::new(None),
+    }))
 }
 
 impl CipherOperation for RsaDecrypt {
@@ -1026,7 +1089,39 @@ impl CipherOperation for RsaDecrypt {
         0
     }
 
+    /// The plaintext's exact length for the padded mechanisms: the input is decrypted now and
+    /// its plaintext kept for the call that delivers it (one decryption in all).
+    fn single_output_len(&self, input: &[u8]) -> Result<usize> {
+        let k = self.single_len(input.len())?;
+        if matches!(self.padding, Padding::X509) {
+            return Ok(k);
+        }
+        let plaintext = self.decrypt(input)?;
+        let len = plaintext.len();
+        *self.decrypted.lock() = Some((input.to_vec(), plaintext));
+        Ok(len)
+    }
+
     fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some((decrypted_input, plaintext)) = self.decrypted.get_mut().take()
+            && decrypted_input == input
+        {
+            return Ok(plaintext);
+        }
+        self.decrypt(input)
+    }
+
+    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
+
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
+}
+
+impl RsaDecrypt {
+    fn decrypt(&self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.single_len(input.len())?;
         // One opaque error for every failure: no padding oracle beyond the mechanism's own.
         let mut out = Zeroizing::new(vec![0u8; self.k]);
@@ -1034,6 +1129,14 @@ impl CipherOperation for RsaDecrypt {
             Decryptor::Pkcs1(key) => key.decrypt(input, &mut out).map(|p| p.len()),
             Decryptor::Oaep(key, algorithm) => {
                 key.decrypt(algorithm, input, &mut out, self.padding.label()).map(|p| p.len())
+            }
+            Decryptor::RawPkcs1(key) => {
+                let m = Zeroizing::new(
+                    key.pkcs1v15_decrypt_with_rng(&mut AwsLcRng, input)
+                        .map_err(|_| Error::EncryptedDataInvalid)?,
+                );
+                out[..m.len()].copy_from_slice(&m);
+                Ok(m.len())
             }
             Decryptor::Raw(key) => {
                 let m = raw_private(key, self.k, input).ok_or(Error::EncryptedDataInvalid)?;
@@ -1044,14 +1147,6 @@ impl CipherOperation for RsaDecrypt {
         .map_err(|_| Error::EncryptedDataInvalid)?;
         out.truncate(written);
         Ok(out)
-    }
-
-    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
-    }
-
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
     }
 }
 
@@ -1185,7 +1280,7 @@ pub(crate) mod tests {
         verify(CKM_RSA_PKCS, &none(), &key.public, &sha256_digest_info(b"Test"), &expected).unwrap();
         assert_eq!(sign(CKM_SHA256_RSA_PKCS, &none(), &key, b"Test").unwrap(), expected);
         assert_eq!(sign(CKM_RSA_PKCS, &none(), &key, &sha256_digest_info(b"Test")).unwrap(), expected);
-        let private = Private::new(&key).unwrap();
+        let private = Private::new(&key, 2048).unwrap();
         let em = pkcs1_type1(&sha256_digest_info(b"Test"), 256).unwrap();
         assert_eq!(*raw_private(&private.raw().unwrap(), 256, &em).unwrap(), expected);
         // Multi-part hashing gives the same.
@@ -1228,7 +1323,7 @@ pub(crate) mod tests {
         verify(CKM_SHA256_RSA_PKCS_PSS, &params, &key.public, b"Test", &signature).unwrap();
         let m_hash = digest::digest(&digest::SHA256, b"Test");
         verify(CKM_RSA_PKCS_PSS, &params, &key.public, m_hash.as_ref(), &signature).unwrap();
-        let public = Public::new(&key.public).unwrap();
+        let public = Public::new(&key.public, 2048).unwrap();
         let em = raw_public(&public.raw().unwrap(), 256, &signature).unwrap();
         assert!(pss_verify(&SHA256, m_hash.as_ref(), &em, 32, 2048));
         assert!(!pss_verify(&SHA256, m_hash.as_ref(), &em, 31, 2048));
@@ -1334,15 +1429,15 @@ pub(crate) mod tests {
                 let signature = sign(CKM_RSA_PKCS_PSS, &params, &key, m_hash.as_ref()).unwrap();
                 verify(mechanism, &params, &key.public, b"message", &signature).unwrap();
                 // Whichever engine signed, the other verifies: the raw-path EMSA-PSS check.
-                let em =
-                    raw_public(&Public::new(&key.public).unwrap().raw().unwrap(), 256, &signature).unwrap();
+                let em = raw_public(&Public::new(&key.public, 2048).unwrap().raw().unwrap(), 256, &signature)
+                    .unwrap();
                 assert!(pss_verify(h, m_hash.as_ref(), &em, salt as usize, 2048));
             }
         }
         // A PSS signature made here (raw path) verifies with AWS-LC.
         let m_hash = SHA256.digest(&[b"abc"]);
         let em = pss_encode(&SHA256, m_hash.as_ref(), 32, 2048, 256).unwrap();
-        let private = Private::new(&key).unwrap();
+        let private = Private::new(&key, 2048).unwrap();
         let signature = raw_private(&private.raw().unwrap(), 256, &em).unwrap();
         verify(
             CKM_SHA256_RSA_PKCS_PSS,
@@ -1497,13 +1592,81 @@ pub(crate) mod tests {
         assert_eq!(check_private_key(&broken).err(), Some(Error::KeyTypeInconsistent));
     }
 
+    /// A 1024-bit key made with `openssl genrsa 1024`, and its PKCS#1 v1.5 SHA-256 signature
+    /// (`openssl dgst -sha256 -sign`) of "a signature from 2009".
+    pub(crate) fn legacy_1024_key() -> RsaPrivateKey {
+        let h = |s: &str| Zeroizing::new(hex(s));
+        RsaPrivateKey {
+            public: RsaPublicKey {
+                modulus: hex(
+                    "b054da0f9a8e85d9aa5cfdf739b77ce9be66831be0a31a94a87ed75b29fe0052dd3c2804acdb06ae2679d22cace84f\
+                     abaad26725f0a7573d3428bef6c806e5244159590c1bf94051570a5fd963bbd0f7115d56ce1daa609553f49a743a\
+                     67824e7b87f844e07e92f4029713639a05e45b88c1ea51830d5ebd246022ed44a499e5",
+                ),
+                public_exponent: vec![1, 0, 1],
+            },
+            private_exponent: h(
+                "65f6db15d4d0ff938b913486a68875221128e43dd59b5b7e8524bbd18aa9c774235c6ae3b135025ae802dfc757c10a79\
+                 0151a3b5ebc048912abd39182938db7d325fa789cd0731dac8247185399830ba45e9644af46ac289c3249b97139477e7\
+                 8e84ce5d62a58d595a561fe644624353c31975032b2c9aaab51c624f2f5ef4a1",
+            ),
+            crt: Some(RsaCrt {
+                prime_1: h(
+                    "e20ce2961caf0f31a23801d95faa2282578ea2df69f39658c1484965b0053da99d5132f207fa644ea1ac9841c16c727a5a4a87b1a46975978b054ea308a6c9cd",
+                ),
+                prime_2: h(
+                    "c7b19d6f614e9e07d3af3c653a418f4fc39910c9522a30450854f43c83d59da80f73262d7d5cdc49afaf3e5391a04da3578afea4de037a18c938a00582741879",
+                ),
+                exponent_1: h(
+                    "dedde1502abb95f9537c70a6462151a0bc7e8eaa42a5bc678938a1d4b5f494d4f39ba8e4e364c51c995db747ad522493e90d6e378067d15e35dc67a969d03749",
+                ),
+                exponent_2: h(
+                    "610d1e71a23e1e29b9a4a1daa4ac762512efd22bb5c6113d8ba616294efd43a90911328dcb2e95552e9021df65981e0373a976c6d3aba6ec62e7254668375a29",
+                ),
+                coefficient: h(
+                    "c1dc766beed99302519ce7c5ed4161e519ff5c1fd00896a2694644d26c25fcf2208387386fe37060b5dbdab8ed41b8a1fcbd5dbd538b0dec71d15d645a92a135",
+                ),
+            }),
+        }
+    }
+
+    pub(crate) const LEGACY_1024_SIGNATURE: &str = "42d52b0b1fd77d7e925d3902ae5a15afbfe3d5bf5847b64a971e2d0598b0509f\
+        1404a0805bd25bbdc6e0eaf6dd85d6b2964ff0c26e37ae68f3fd36a6ee82c7291b954a375193ce88ea2e756b14ed341783ed011d133f\
+        1e9b32f42a0b35380237b4924525809d9a50051c7319780628fe40ccbe0f55efb1754b668b9f0621eeda";
+
+    #[test]
+    fn a_1024_bit_key_imports_and_verifies_an_old_signature() {
+        let key = legacy_1024_key();
+        check_private_key(&key).unwrap();
+        check_public_key(&key.public).unwrap();
+        let signature = hex(LEGACY_1024_SIGNATURE);
+        verify(CKM_SHA256_RSA_PKCS, &none(), &key.public, b"a signature from 2009", &signature).unwrap();
+        assert_eq!(
+            verify(CKM_SHA256_RSA_PKCS, &none(), &key.public, b"a signature from 2010", &signature),
+            Err(Error::SignatureInvalid)
+        );
+        // The raw primitive at this size: the signature's representative is the padded DigestInfo.
+        let private = Private::new(&key, 1024).unwrap();
+        let t = [SHA256.digest_info, SHA256.digest(&[b"a signature from 2009"]).as_ref()].concat();
+        let em = pkcs1_type1(&t, 128).unwrap();
+        assert_eq!(raw_private(&private.raw().unwrap(), 128, &em).unwrap().as_slice(), signature);
+    }
+
     #[test]
     fn key_sizes_and_generation() {
-        let small = RsaPublicKey { modulus: vec![0xc5; 128], public_exponent: vec![1, 0, 1] };
+        let small = RsaPublicKey { modulus: vec![0xc5; 127], public_exponent: vec![1, 0, 1] };
         assert_eq!(verify_init(CKM_RSA_PKCS, &none(), &small).err(), Some(Error::KeySizeRange));
         assert_eq!(check_public_key(&small), Err(Error::KeySizeRange));
         check_public_key(&wycheproof_key().public).unwrap();
         assert_eq!(encrypt_init(CKM_RSA_PKCS, &none(), &small).err(), Some(Error::KeySizeRange));
+        // 1024 bits: imported and verifying; encrypting only where `rsa_min_bits` allows
+        // (2048 unless the process set it lower).
+        let legacy = RsaPublicKey { modulus: vec![0xc5; 128], public_exponent: vec![1, 0, 1] };
+        check_public_key(&legacy).unwrap();
+        verify_init(CKM_SHA256_RSA_PKCS, &none(), &legacy).unwrap();
+        if min_modulus_bits() > 1024 {
+            assert_eq!(encrypt_init(CKM_RSA_PKCS, &none(), &legacy).err(), Some(Error::KeySizeRange));
+        }
         let huge = RsaPublicKey { modulus: vec![0xc5; 1025], public_exponent: vec![1, 0, 1] };
         assert_eq!(verify_init(CKM_RSA_PKCS, &none(), &huge).err(), Some(Error::KeySizeRange));
         let even = RsaPublicKey { modulus: vec![0xc4; 256], public_exponent: vec![1, 0, 1] };
@@ -1554,7 +1717,7 @@ pub fn sign_recover_init(
     key: &RsaPrivateKey,
 ) -> Result<Box<dyn CipherOperation>> {
     recover_mechanism(mechanism, params)?;
-    let private = Private::new(key)?;
+    let private = Private::new(key, min_modulus_bits())?;
     let k = private.public.k;
     Ok(Box::new(RsaRecover { mechanism, k, key: RecoverKey::Sign(Box::new(private.raw()?)) }))
 }
@@ -1565,7 +1728,7 @@ pub fn verify_recover_init(
     key: &RsaPublicKey,
 ) -> Result<Box<dyn CipherOperation>> {
     recover_mechanism(mechanism, params)?;
-    let public = Public::new(key)?;
+    let public = Public::new(key, LEGACY_MIN_MODULUS_BITS)?;
     Ok(Box::new(RsaRecover { mechanism, k: public.k, key: RecoverKey::Verify(public.raw()?) }))
 }
 

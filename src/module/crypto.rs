@@ -510,7 +510,7 @@ impl Module {
         };
         match step {
             Step::Single(input) => {
-                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
+                output_step(slot, buffer, true, |op| op.single_output_len(input), |op| op.single(input))
             }
             Step::Update(input) => {
                 output_step(slot, buffer, false, |op| Ok(op.update_len(input.len())), |op| op.update(input))
@@ -542,7 +542,7 @@ impl Module {
                 slot,
                 dest,
                 true,
-                |op| op.single_len(input.len()),
+                |op| op.single_output_len(input),
                 |op, out| op.single_into(input, out),
             ),
             Step::Update(input) => output_step_into(

@@ -114,6 +114,7 @@ pub fn initialize_with(may_create_threads: bool) -> Result<()> {
         std::mem::forget(instance);
     }
     let config = Config { may_create_threads, ..Config::from_env()? };
+    crate::mechanism::rsa::set_min_modulus_bits(config.rsa_min_bits.into());
     let module = Module::new(config)?;
     *guard = Some(Instance { forks: FORKS.load(Ordering::Acquire), module: Arc::new(module) });
     GENERATION.fetch_add(1, Ordering::AcqRel);
