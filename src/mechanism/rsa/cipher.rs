@@ -214,15 +214,23 @@ impl CipherOperation for RsaDecrypt {
     }
 
     /// The plaintext's exact length for the padded mechanisms: the input is decrypted now and
-    /// its plaintext kept for the call that delivers it (one decryption in all).
+    /// its plaintext kept for the call that delivers it (one decryption in all, also across a
+    /// length query and the call after it).
     fn single_output_len(&self, input: &[u8]) -> Result<usize> {
         let k = self.single_len(input.len())?;
         if matches!(self.padding, Padding::X509) {
             return Ok(k);
         }
+        let mut decrypted = self.decrypted.lock();
+        // A length query followed by the call itself: decrypted once.
+        if let Some((decrypted_input, plaintext)) = decrypted.as_ref()
+            && decrypted_input == input
+        {
+            return Ok(plaintext.len());
+        }
         let plaintext = self.decrypt(input)?;
         let len = plaintext.len();
-        *self.decrypted.lock() = Some((input.to_vec(), plaintext));
+        *decrypted = Some((input.to_vec(), plaintext));
         Ok(len)
     }
 

@@ -344,6 +344,31 @@ fn single_part_mechanisms_refuse_parts_and_parameters_are_checked() {
     assert_eq!(op.verify(&[0; 33], &[0; 256]), Err(Error::DataLenRange));
 }
 
+/// The length a decryption announces is the plaintext's, for the padded mechanisms; the
+/// plaintext announced is the one delivered, and a changed input is decrypted anew.
+#[test]
+fn decryption_announces_the_plaintexts_length() {
+    let key = wycheproof_key();
+    let params = oaep(CKM_SHA256, CKG_MGF1_SHA256, b"");
+    for (mechanism, params) in [(CKM_RSA_PKCS_OAEP, params), (CKM_RSA_PKCS, none())] {
+        let a = encrypt_init(mechanism, &params, &key.public).unwrap().single(b"first").unwrap();
+        let b = encrypt_init(mechanism, &params, &key.public).unwrap().single(b"second!").unwrap();
+        let mut dec = decrypt_init(mechanism, &params, &key).unwrap();
+        assert_eq!(dec.single_output_len(&a).unwrap(), 5);
+        assert_eq!(dec.single_output_len(&a).unwrap(), 5);
+        assert_eq!(dec.single(&b).unwrap().as_slice(), b"second!");
+        assert_eq!(dec.single_output_len(&b).unwrap(), 7);
+        assert_eq!(dec.single(&b).unwrap().as_slice(), b"second!");
+        assert_eq!(dec.single(&a).unwrap().as_slice(), b"first");
+        let mut bad = a.to_vec();
+        bad[7] ^= 1;
+        assert_eq!(dec.single_output_len(&bad), Err(Error::EncryptedDataInvalid));
+        assert_eq!(dec.single_output_len(&a[1..]), Err(Error::EncryptedDataLenRange));
+    }
+    let raw = decrypt_init(CKM_RSA_X_509, &none(), &key).unwrap();
+    assert_eq!(raw.single_output_len(&[1; 256]).unwrap(), 256);
+}
+
 #[test]
 fn encryption_round_trips() {
     let key = wycheproof_key();
