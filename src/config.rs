@@ -12,6 +12,7 @@
 //! kek_rotation_days = 91
 //! dek_rotation_days = 30
 //! sensitive_by_default = false # true: a secret key made without CKA_SENSITIVE is sensitive
+//! rsa_min_bits = 2048           # smallest RSA key generated, or used to sign, encrypt, decrypt
 //! ```
 //!
 //! The file decides how hard PINs are to guess and whether key use is recorded, so it is
@@ -38,6 +39,11 @@ pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 10_000;
 pub const MIN_PIN_KDF_ITERATIONS: u32 = 100_000;
 /// The most wrong PINs in a row a production token tolerates before it locks the PIN.
 pub const MAX_MAX_PIN_FAILURES: u32 = 100;
+/// NIST SP 800-131A: RSA keys below 2048 bits are disallowed for new protection.
+pub const DEFAULT_RSA_MIN_BITS: u32 = 2048;
+/// The range `rsa_min_bits` may take: 1024-bit keys are the oldest still met, and 4096 is the
+/// largest size the module generates.
+pub const RSA_MIN_BITS_RANGE: std::ops::RangeInclusive<u32> = 1024..=4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -65,6 +71,9 @@ pub struct Config {
     /// `sensitive_by_default = true`: a secret key made without `CKA_SENSITIVE` is sensitive
     /// (the standard's default is not; see the README's "Attribute defaults").
     pub sensitive_by_default: bool,
+    /// `rsa_min_bits`: the smallest RSA modulus generated, or used to sign, encrypt or decrypt.
+    /// Keys from 1024 bits are always accepted for import and to verify signatures.
+    pub rsa_min_bits: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +90,7 @@ struct ConfigFile {
     audit_segment_bytes: Option<usize>,
     test_settings: Option<bool>,
     sensitive_by_default: Option<bool>,
+    rsa_min_bits: Option<u32>,
 }
 
 impl Config {
@@ -138,6 +148,7 @@ impl Config {
             may_create_threads: true,
             test_settings: file.test_settings.unwrap_or(false),
             sensitive_by_default: file.sensitive_by_default.unwrap_or(false),
+            rsa_min_bits: file.rsa_min_bits.unwrap_or(DEFAULT_RSA_MIN_BITS),
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {
@@ -170,6 +181,14 @@ impl Config {
                 origin.display(),
                 crate::audit::segment::MIN_WINDOW,
                 crate::audit::segment::MAX_WINDOW
+            )));
+        }
+        if !RSA_MIN_BITS_RANGE.contains(&config.rsa_min_bits) {
+            return Err(Error::Device(format!(
+                "{}: rsa_min_bits must be from {} to {}",
+                origin.display(),
+                RSA_MIN_BITS_RANGE.start(),
+                RSA_MIN_BITS_RANGE.end()
             )));
         }
         Ok(config)
@@ -322,6 +341,18 @@ mod tests {
         let c = Config::from_toml("/t".into(), "sensitive_by_default = true", Path::new("x.toml")).unwrap();
         assert!(c.object_defaults().sensitive_secret_keys);
         assert!(Config::from_toml("/t".into(), "sensitive_by_default = 1", Path::new("x.toml")).is_err());
+    }
+
+    #[test]
+    fn rsa_min_bits_defaults_to_2048_and_is_bounded() {
+        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        assert_eq!(c.rsa_min_bits, 2048);
+        let c = Config::from_toml("/t".into(), "rsa_min_bits = 1024", Path::new("x.toml")).unwrap();
+        assert_eq!(c.rsa_min_bits, 1024);
+        for bad in ["rsa_min_bits = 512", "rsa_min_bits = 1023", "rsa_min_bits = 8192"] {
+            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
+            assert!(e.to_string().contains("rsa_min_bits"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum Error {
     },
     CryptokiAlreadyInitialized,
     CryptokiNotInitialized,
+    /// A named elliptic curve the token does not offer (on generation and on import alike).
+    CurveNotSupported,
     DataInvalid,
     DataLenRange,
     EncryptedDataInvalid,
@@ -95,6 +97,7 @@ impl Error {
             Error::BufferTooSmall { .. } => CKR_BUFFER_TOO_SMALL,
             Error::CryptokiAlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             Error::CryptokiNotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
+            Error::CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
             Error::DataInvalid => CKR_DATA_INVALID,
             Error::DataLenRange => CKR_DATA_LEN_RANGE,
             Error::EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,

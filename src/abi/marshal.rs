@@ -271,6 +271,29 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
     Ok(Some(Mechanism { kind: m.mechanism, params }))
 }
 
+/// Copies in the mechanism of `C_MessageEncryptInit`/`C_MessageDecryptInit`; `None` for a
+/// NULL pointer. In PKCS#11 3.0 each message brings its own `CK_GCM_MESSAGE_PARAMS`, and the
+/// init call's parameter has no role: clients pass NULL, or the `CK_GCM_MESSAGE_PARAMS` they
+/// will reuse for the messages (the `cryptoki` crate does). A parameter of that structure's
+/// size is therefore accepted without being read (its pointers are the caller's per-message
+/// buffers, and a `CK_GCM_PARAMS` has the same size but other pointers); any other size is
+/// `CKR_MECHANISM_PARAM_INVALID`.
+///
+/// # Safety
+/// A non-NULL `ptr` must point to a `CK_MECHANISM`.
+pub unsafe fn message_mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, valid by contract; only the structure itself is read.
+    let m = unsafe { &*ptr };
+    let no_parameter = m.pParameter.is_null() || m.ulParameterLen == 0;
+    if !no_parameter && to_usize(m.ulParameterLen)? != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(Some(Mechanism { kind: m.mechanism, params: MechanismParams::None }))
+}
+
 /// Reads a `CK_GCM_MESSAGE_PARAMS` (for `C_EncryptMessage`/`C_DecryptMessage`), returning it
 /// decoded and as the caller laid it out (to write the IV and the tag back).
 ///

@@ -2,10 +2,21 @@
 //!
 //! AES-GCM cannot release plaintext before the tag is checked, and aws-lc-rs seals whole
 //! messages, so multi-part calls buffer their input and produce everything at the final call
-//! (as SoftHSMv2 does); updates return no bytes. The IV is the caller's (96 bits) and the tag
-//! is 128 bits; other lengths are refused with `CKR_MECHANISM_PARAM_INVALID`.
+//! (as SoftHSMv2 does); updates return no bytes.
+//!
+//! Tags: PKCS#11 lets `ulTagBits` be anything up to 128; this module takes the lengths NIST
+//! SP 800-38D allows (128, 120, 112, 104, 96, and 64 and 32 for the uses its appendix C
+//! bounds) and refuses the rest with `CKR_MECHANISM_PARAM_INVALID`. A truncated tag is the
+//! full tag's leading bytes; AWS-LC computes the full tag and the prefix is compared in
+//! constant time.
+//!
+//! IVs: 96 bits only. aws-lc-rs's AEAD API (the crate this project uses for crypto) takes
+//! 96-bit nonces alone, and other lengths need GHASH over the IV, which only AWS-LC's C API
+//! offers (through `unsafe` FFI, not allowed in this layer). Other IV lengths are refused with
+//! `CKR_MECHANISM_PARAM_INVALID`; SP 800-38D recommends 96 bits, and every client seen uses it.
 
 use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
 use cryptoki_sys::CKK_AES;
 use zeroize::Zeroizing;
 
@@ -17,13 +28,84 @@ use super::{CipherOperation, GcmParams, KeyMaterial, SecretKey, rng};
 use crate::{Error, Result};
 
 pub const IV_LEN: usize = 12;
+/// The full tag's length; a shorter one is its prefix.
 pub const TAG_LEN: usize = 16;
+
+/// The tag lengths in bits SP 800-38D (section 5.2.1.2) allows.
+const TAG_BITS_ALLOWED: [u64; 7] = [128, 120, 112, 104, 96, 64, 32];
+
+/// The length in bytes of a tag of `tag_bits`, if the module takes that length.
+pub fn tag_len(tag_bits: u64) -> Result<usize> {
+    if TAG_BITS_ALLOWED.contains(&tag_bits) {
+        Ok((tag_bits / 8) as usize)
+    } else {
+        Err(Error::MechanismParamInvalid)
+    }
+}
+
+/// A 96-bit IV, or `CKR_MECHANISM_PARAM_INVALID`.
+fn iv_of(iv: &[u8]) -> Result<[u8; IV_LEN]> {
+    iv.try_into().map_err(|_| Error::MechanismParamInvalid)
+}
+
+/// A tag as produced: the full tag computed, `len` leading bytes of it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    bytes: [u8; TAG_LEN],
+    len: usize,
+}
+
+impl Tag {
+    /// An empty tag (for a length query, where nothing is sealed).
+    pub const fn none() -> Tag {
+        Tag { bytes: [0; TAG_LEN], len: 0 }
+    }
+
+    fn truncated(full: &aws_lc_rs::aead::Tag, len: usize) -> Tag {
+        let mut bytes = [0u8; TAG_LEN];
+        bytes.copy_from_slice(full.as_ref());
+        Tag { bytes, len }
+    }
+}
+
+impl std::ops::Deref for Tag {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Opens `buf` (the ciphertext; the plaintext on success, zeros on failure) whose tag is the
+/// truncated `tag`. aws-lc-rs opens only with a full tag, so the full tag is recomputed:
+/// GCM's keystream does not depend on the AAD, so sealing the ciphertext with no AAD yields
+/// the plaintext, and sealing that plaintext yields the ciphertext again with its full tag.
+/// Nothing sealed here leaves the function except the plaintext after the tag matched.
+fn open_truncated(key: &LessSafeKey, iv: [u8; IV_LEN], aad: &[u8], tag: &[u8], buf: &mut [u8]) -> Result<()> {
+    let keystream = |buf: &mut [u8]| {
+        key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), buf)
+            .map(drop)
+            .map_err(|_| Error::EncryptedDataLenRange)
+    };
+    keystream(buf)?;
+    let full = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(aad), buf)
+        .map_err(|_| Error::EncryptedDataLenRange)?;
+    let matches = verify_slices_are_equal(&full.as_ref()[..tag.len()], tag).is_ok();
+    keystream(buf)?;
+    if !matches {
+        zeroize::Zeroize::zeroize(buf);
+        return Err(Error::EncryptedDataInvalid);
+    }
+    Ok(())
+}
 
 pub struct GcmOperation {
     /// Shared with the session's cache of prepared keys: the key schedule is built once.
     key: Arc<PreparedKey>,
     iv: [u8; IV_LEN],
     aad: Vec<u8>,
+    /// The tag's length in bytes (16, or a truncation the standard allows).
+    tag_len: usize,
     encrypt: bool,
     /// The input of a multi-part operation, kept until its final call (GCM cannot release
     /// plaintext before the tag is checked).
@@ -54,15 +136,14 @@ impl GcmOperation {
             KeyMaterial::Secret(s) if s.key_type == CKK_AES => {}
             _ => return Err(Error::KeyTypeInconsistent),
         }
-        let iv: [u8; IV_LEN] = params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
-        if params.tag_bits != (TAG_LEN * 8) as u64 {
-            return Err(Error::MechanismParamInvalid);
-        }
+        let iv = iv_of(&params.iv)?;
+        let tag_len = tag_len(params.tag_bits)?;
         key.gcm()?;
         Ok(GcmOperation {
             key: key.clone(),
             iv,
             aad: params.aad.clone(),
+            tag_len,
             encrypt,
             buffered: SecretBuffer::new(),
         })
@@ -72,18 +153,22 @@ impl GcmOperation {
         let nonce = Nonce::assume_unique_for_key(self.iv);
         let aad = Aad::from(self.aad.as_slice());
         if self.encrypt {
-            let mut out = Zeroizing::new(Vec::with_capacity(input.len() + TAG_LEN));
+            let mut out = Zeroizing::new(Vec::with_capacity(input.len() + self.tag_len));
             out.extend_from_slice(input);
             let tag = self
                 .key
                 .gcm()?
                 .seal_in_place_separate_tag(nonce, aad, out.as_mut_slice())
                 .map_err(|_| Error::DataLenRange)?;
-            out.extend_from_slice(tag.as_ref());
+            out.extend_from_slice(&tag.as_ref()[..self.tag_len]);
             Ok(out)
         } else {
-            if input.len() < TAG_LEN {
-                return Err(Error::EncryptedDataLenRange);
+            let plain_len = self.out_len(input.len())?;
+            if self.tag_len != TAG_LEN {
+                let (ciphertext, tag) = input.split_at(plain_len);
+                let mut out = Zeroizing::new(ciphertext.to_vec());
+                open_truncated(self.key.gcm()?, self.iv, &self.aad, tag, &mut out)?;
+                return Ok(out);
             }
             let mut out = Zeroizing::new(input.to_vec());
             let plain_len = self
@@ -108,13 +193,26 @@ impl GcmOperation {
         if self.encrypt {
             // Out of place: the plaintext is read once, not copied first.
             let (body, tag_out) = out.split_at_mut(input.len());
-            self.key
-                .gcm()?
-                .seal_out_of_place_scatter(nonce, aad, input, body, &[], tag_out)
-                .map_err(|_| Error::DataLenRange)?;
+            if self.tag_len == TAG_LEN {
+                self.key
+                    .gcm()?
+                    .seal_out_of_place_scatter(nonce, aad, input, body, &[], tag_out)
+                    .map_err(|_| Error::DataLenRange)?;
+            } else {
+                body.copy_from_slice(input);
+                let tag = self
+                    .key
+                    .gcm()?
+                    .seal_in_place_separate_tag(nonce, aad, body)
+                    .map_err(|_| Error::DataLenRange)?;
+                tag_out.copy_from_slice(&tag.as_ref()[..self.tag_len]);
+            }
         } else {
             let (ciphertext, tag) = input.split_at(len);
-            if self.key.gcm()?.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
+            if self.tag_len != TAG_LEN {
+                out.copy_from_slice(ciphertext);
+                open_truncated(self.key.gcm()?, self.iv, &self.aad, tag, out)?;
+            } else if self.key.gcm()?.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
                 zeroize::Zeroize::zeroize(out);
                 return Err(Error::EncryptedDataInvalid);
             }
@@ -124,9 +222,9 @@ impl GcmOperation {
 
     fn out_len(&self, input_len: usize) -> Result<usize> {
         if self.encrypt {
-            Ok(input_len + TAG_LEN)
+            Ok(input_len + self.tag_len)
         } else {
-            input_len.checked_sub(TAG_LEN).ok_or(Error::EncryptedDataLenRange)
+            input_len.checked_sub(self.tag_len).ok_or(Error::EncryptedDataLenRange)
         }
     }
 }
@@ -253,14 +351,66 @@ mod tests {
         assert_eq!(dec.single_into(&[0; 5], &mut plain), Err(Error::EncryptedDataLenRange));
     }
 
+    /// NIST GCM test vector (gcmEncryptExtIV128.rsp, [Keylen = 128] [IVlen = 96] [PTlen = 128]
+    /// [AADlen = 128] [Taglen = 128], Count 0), and its tag truncated to each length allowed:
+    /// SP 800-38D defines a truncated tag as the full tag's leading bits.
+    #[test]
+    fn known_answers_with_truncated_tags() {
+        let k = key(&hex("c939cc13397c1d37de6ae0e1cb7c423c"));
+        let iv = hex("b3d8cc017cbb89b39e0f67e2");
+        let aad = hex("24825602bd12a984e0092d3e448eda5f");
+        let pt = hex("c3b3c41f113a31b73d9a5cd432103069");
+        let ct = hex("93fe7d9e9bfd10348a5606e5cafa7354");
+        let full = hex("0032a1dc85f1c9786925a2e71d8272dd");
+        for bits in [128u64, 120, 112, 104, 96, 64, 32] {
+            let p = GcmParams { iv: iv.clone(), aad: aad.clone(), tag_bits: bits };
+            let expected = [ct.as_slice(), &full[..bits as usize / 8]].concat();
+            let sealed = GcmOperation::new(&k, &p, true).unwrap().single(&pt).unwrap();
+            assert_eq!(sealed.as_slice(), expected.as_slice(), "{bits}");
+            let mut out = [0u8; 32];
+            let n = GcmOperation::new(&k, &p, true).unwrap().single_into(&pt, &mut out).unwrap();
+            assert_eq!(&out[..n], expected.as_slice(), "{bits} into");
+            assert_eq!(GcmOperation::new(&k, &p, false).unwrap().single(&expected).unwrap().as_slice(), pt);
+            let n = GcmOperation::new(&k, &p, false).unwrap().single_into(&expected, &mut out).unwrap();
+            assert_eq!(&out[..n], pt.as_slice());
+            let mut dec = GcmOperation::new(&k, &p, false).unwrap();
+            dec.update(&expected[..5]).unwrap();
+            dec.update(&expected[5..]).unwrap();
+            assert_eq!(dec.finish().unwrap().as_slice(), pt);
+
+            // Every flipped bit of the (truncated) tag or the ciphertext is refused, and no
+            // plaintext is left behind.
+            for i in [0, ct.len() - 1, ct.len(), expected.len() - 1] {
+                let mut bad = expected.clone();
+                bad[i] ^= 0x80;
+                let mut out = [0xEEu8; 32];
+                let mut dec = GcmOperation::new(&k, &p, false).unwrap();
+                assert_eq!(dec.single_into(&bad, &mut out), Err(Error::EncryptedDataInvalid), "{bits} {i}");
+                assert!(out[..ct.len()].iter().all(|b| *b == 0));
+                assert_eq!(dec.single(&bad).unwrap_err(), Error::EncryptedDataInvalid);
+            }
+            let wrong_aad = GcmParams { aad: hex("24825602bd12a984e0092d3e448eda5e"), ..p.clone() };
+            let mut dec = GcmOperation::new(&k, &wrong_aad, false).unwrap();
+            assert_eq!(dec.single(&expected).unwrap_err(), Error::EncryptedDataInvalid);
+        }
+    }
+
     #[test]
     fn parameters_and_keys_are_checked() {
         let p = GcmParams { iv: vec![1; 12], aad: vec![], tag_bits: 128 };
-        let short_iv = GcmParams { iv: vec![1; 8], ..p.clone() };
-        let short_tag = GcmParams { tag_bits: 96, ..p.clone() };
         let k = key(&[1; 32]);
-        assert_eq!(GcmOperation::new(&k, &short_iv, true).err(), Some(Error::MechanismParamInvalid));
-        assert_eq!(GcmOperation::new(&k, &short_tag, true).err(), Some(Error::MechanismParamInvalid));
+        for iv_len in [0, 1, 8, 11, 13, 16, 64] {
+            let iv = GcmParams { iv: vec![1; iv_len], ..p.clone() };
+            assert_eq!(
+                GcmOperation::new(&k, &iv, true).err(),
+                Some(Error::MechanismParamInvalid),
+                "{iv_len}"
+            );
+        }
+        for bits in [0, 8, 24, 31, 40, 56, 72, 88, 100, 129, 256, u64::MAX] {
+            let tag = GcmParams { tag_bits: bits, ..p.clone() };
+            assert_eq!(GcmOperation::new(&k, &tag, true).err(), Some(Error::MechanismParamInvalid), "{bits}");
+        }
         assert_eq!(GcmOperation::new(&key(&[1; 20]), &p, true).err(), Some(Error::KeySizeRange));
         let generic =
             SecretKey { key_type: cryptoki_sys::CKK_GENERIC_SECRET, value: Zeroizing::new(vec![1; 32]) };
@@ -295,6 +445,11 @@ pub struct GcmMessageKey {
 /// the random starting points of two sessions are unlikely to overlap.
 const MIN_COUNTER_BITS: u64 = 32;
 
+/// At least this many bits of a random IV must be random: with fewer, IVs repeat after a few
+/// billion messages (birthday bound) or far sooner; 64 bits keep a repeat unlikely for the
+/// 2^32 messages SP 800-38D (section 8.3) allows one key with random IVs.
+const MIN_RANDOM_BITS: u64 = 64;
+
 impl GcmMessageKey {
     pub fn new(key: &SecretKey) -> Result<GcmMessageKey> {
         if key.key_type != CKK_AES {
@@ -307,23 +462,28 @@ impl GcmMessageKey {
         })
     }
 
-    fn check(params: &GcmMessageParams) -> Result<()> {
-        if params.iv.len() != IV_LEN || params.tag_bits != (TAG_LEN * 8) as u64 || params.fixed_bits > 96 {
+    /// Checks one message's parameters; returns its tag length in bytes.
+    fn check(params: &GcmMessageParams) -> Result<usize> {
+        if params.iv.len() != IV_LEN || params.fixed_bits > 96 {
             return Err(Error::MechanismParamInvalid);
         }
-        Ok(())
+        tag_len(params.tag_bits)
     }
 
     /// The IV for the next message: the caller's, or generated into the bits after the fixed
     /// ones.
     fn next_iv(&mut self, params: &GcmMessageParams) -> Result<[u8; IV_LEN]> {
         use cryptoki_sys::{CKG_GENERATE, CKG_GENERATE_COUNTER, CKG_GENERATE_RANDOM, CKG_NO_GENERATE};
-        let given: [u8; IV_LEN] =
-            params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
+        let given = iv_of(&params.iv)?;
         let free_bits = 96 - params.fixed_bits;
         let generated: [u8; IV_LEN] = match params.generator {
             CKG_NO_GENERATE => return Ok(given),
-            CKG_GENERATE | CKG_GENERATE_RANDOM => rng::bytes::<IV_LEN>()?,
+            CKG_GENERATE | CKG_GENERATE_RANDOM => {
+                if free_bits < MIN_RANDOM_BITS {
+                    return Err(Error::MechanismParamInvalid);
+                }
+                rng::bytes::<IV_LEN>()?
+            }
             CKG_GENERATE_COUNTER => {
                 if free_bits < MIN_COUNTER_BITS {
                     return Err(Error::MechanismParamInvalid);
@@ -352,15 +512,15 @@ impl GcmMessageKey {
         Ok(iv)
     }
 
-    /// Seals one message; returns the ciphertext (as long as the plaintext) and the tag, and
-    /// leaves the IV used in `params.iv`.
+    /// Seals one message; returns the ciphertext (as long as the plaintext) and the tag of
+    /// `params.tag_bits`, and leaves the IV used in `params.iv`.
     pub fn encrypt(
         &mut self,
         params: &mut GcmMessageParams,
         aad: &[u8],
         plaintext: &[u8],
-    ) -> Result<(Vec<u8>, [u8; TAG_LEN])> {
-        Self::check(params)?;
+    ) -> Result<(Vec<u8>, Tag)> {
+        let tag_len = Self::check(params)?;
         let iv = self.next_iv(params)?;
         let mut out = plaintext.to_vec();
         let tag = self
@@ -368,9 +528,7 @@ impl GcmMessageKey {
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(aad), &mut out)
             .map_err(|_| Error::DataLenRange)?;
         params.iv = iv.to_vec();
-        let mut t = [0u8; TAG_LEN];
-        t.copy_from_slice(tag.as_ref());
-        Ok((out, t))
+        Ok((out, Tag::truncated(&tag, tag_len)))
     }
 
     /// Opens one message sealed with `params.iv` and `tag`; any mismatch is one opaque error.
@@ -381,10 +539,15 @@ impl GcmMessageKey {
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        Self::check(params)?;
-        let iv: [u8; IV_LEN] = params.iv.as_slice().try_into().map_err(|_| Error::MechanismParamInvalid)?;
-        if tag.len() != TAG_LEN {
+        let tag_len = Self::check(params)?;
+        let iv = iv_of(&params.iv)?;
+        if tag.len() != tag_len {
             return Err(Error::MechanismParamInvalid);
+        }
+        if tag_len != TAG_LEN {
+            let mut buf = Zeroizing::new(ciphertext.to_vec());
+            open_truncated(&self.key, iv, aad, tag, &mut buf)?;
+            return Ok(buf);
         }
         let mut buf = Zeroizing::new(Vec::with_capacity(ciphertext.len() + TAG_LEN));
         buf.extend_from_slice(ciphertext);
@@ -427,7 +590,7 @@ mod message_tests {
         .unwrap();
         assert_eq!([ct.as_slice(), &tag[..]].concat(), single.as_slice());
         assert_eq!(m.decrypt(&p, &tag, b"aad", &ct).unwrap().as_slice(), b"message");
-        let mut bad = tag;
+        let mut bad = tag.to_vec();
         bad[0] ^= 1;
         assert_eq!(m.decrypt(&p, &bad, b"aad", &ct).unwrap_err(), Error::EncryptedDataInvalid);
     }
@@ -435,13 +598,14 @@ mod message_tests {
     #[test]
     fn generated_ivs_keep_the_fixed_bits_and_never_repeat() {
         let mut m = GcmMessageKey::new(&key()).unwrap();
-        for generator in [CKG_GENERATE_RANDOM, CKG_GENERATE_COUNTER] {
+        for (generator, fixed) in [(CKG_GENERATE_RANDOM, 28), (CKG_GENERATE_COUNTER, 36)] {
             let mut seen = std::collections::HashSet::new();
             for _ in 0..200 {
-                let mut p = params(generator, 36);
+                let mut p = params(generator, fixed);
                 let (ct, tag) = m.encrypt(&mut p, b"", b"x").unwrap();
-                assert_eq!(p.iv[..4], [0xAB; 4], "the fixed 32 bits are kept");
-                assert_eq!(p.iv[4] & 0xF0, 0xA0, "and the next 4");
+                assert_eq!(p.iv[..3], [0xAB; 3], "the fixed bytes are kept");
+                let nibble = if fixed == 28 { p.iv[3] & 0xF0 } else { p.iv[4] & 0xF0 };
+                assert_eq!(nibble, 0xA0, "and the fixed bits of a partly fixed byte");
                 assert!(seen.insert(p.iv.clone()), "an IV repeated");
                 assert_eq!(m.decrypt(&p, &tag, b"", &ct).unwrap().as_slice(), b"x");
             }
@@ -458,9 +622,45 @@ mod message_tests {
         let mut short = params(CKG_NO_GENERATE, 0);
         short.iv.truncate(8);
         assert_eq!(m.encrypt(&mut short, b"", b"x").unwrap_err(), Error::MechanismParamInvalid);
-        let mut tag96 = params(CKG_NO_GENERATE, 0);
-        tag96.tag_bits = 96;
-        assert_eq!(m.encrypt(&mut tag96, b"", b"x").unwrap_err(), Error::MechanismParamInvalid);
+        let mut tag100 = params(CKG_NO_GENERATE, 0);
+        tag100.tag_bits = 100;
+        assert_eq!(m.encrypt(&mut tag100, b"", b"x").unwrap_err(), Error::MechanismParamInvalid);
         assert_eq!(m.encrypt(&mut params(99, 0), b"", b"x").unwrap_err(), Error::MechanismParamInvalid);
+    }
+
+    #[test]
+    fn random_ivs_need_64_random_bits() {
+        let mut m = GcmMessageKey::new(&key()).unwrap();
+        for fixed in [33, 90, 96] {
+            let mut p = params(CKG_GENERATE_RANDOM, fixed);
+            assert_eq!(m.encrypt(&mut p, b"", b"x").unwrap_err(), Error::MechanismParamInvalid, "{fixed}");
+            assert_eq!(p.iv, vec![0xAB; 12], "nothing written back");
+        }
+        let mut p = params(CKG_GENERATE_RANDOM, 32);
+        m.encrypt(&mut p, b"", b"x").unwrap();
+        assert_eq!(p.iv[..4], [0xAB; 4]);
+    }
+
+    #[test]
+    fn message_tags_may_be_truncated_to_the_lengths_the_standard_allows() {
+        let mut m = GcmMessageKey::new(&key()).unwrap();
+        let mut full = params(CKG_NO_GENERATE, 0);
+        let (ct, full_tag) = m.encrypt(&mut full, b"aad", b"message").unwrap();
+        for bits in [32u64, 64, 96, 104, 112, 120] {
+            let mut p = GcmMessageParams { tag_bits: bits, ..params(CKG_NO_GENERATE, 0) };
+            let (ct2, tag) = m.encrypt(&mut p, b"aad", b"message").unwrap();
+            assert_eq!(ct2, ct);
+            assert_eq!(&tag[..], &full_tag[..bits as usize / 8], "a prefix of the full tag");
+            assert_eq!(m.decrypt(&p, &tag, b"aad", &ct).unwrap().as_slice(), b"message");
+            let mut bad = tag.to_vec();
+            *bad.last_mut().unwrap() ^= 1;
+            assert_eq!(m.decrypt(&p, &bad, b"aad", &ct).unwrap_err(), Error::EncryptedDataInvalid);
+            assert_eq!(m.decrypt(&p, &tag, b"aaD", &ct).unwrap_err(), Error::EncryptedDataInvalid);
+            assert_eq!(m.decrypt(&p, &full_tag, b"aad", &ct).unwrap_err(), Error::MechanismParamInvalid);
+        }
+        for bits in [0u64, 8, 31, 33, 48, 100, 127, 129, 256] {
+            let mut p = GcmMessageParams { tag_bits: bits, ..params(CKG_NO_GENERATE, 0) };
+            assert_eq!(m.encrypt(&mut p, b"", b"x").unwrap_err(), Error::MechanismParamInvalid, "{bits}");
+        }
     }
 }

@@ -81,10 +81,11 @@ pub(crate) fn public_point(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
     Ok(public.as_ref().to_vec())
 }
 
-/// Checks that an EC public key is usable here: a supported curve (`Error::KeySizeRange`) and
-/// an uncompressed point on it (`Error::KeyTypeInconsistent`). For C_CreateObject.
+/// Checks that an EC public key is usable here: a supported curve (`Error::CurveNotSupported`
+/// for a named curve not offered) and an uncompressed point on it
+/// (`Error::KeyTypeInconsistent`). For C_CreateObject.
 pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
-    let curve = key_curve(&key.params)?;
+    let curve = curve_of(&key.params)?;
     if key.point.len() != curve.point_len() || key.point.first() != Some(&0x04) {
         return Err(Error::KeyTypeInconsistent);
     }
@@ -93,10 +94,11 @@ pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
     Ok(())
 }
 
-/// Checks that an EC private key is usable here: a supported curve (`Error::KeySizeRange`) and
-/// a scalar in 1..n (`Error::KeyTypeInconsistent`). For C_CreateObject.
+/// Checks that an EC private key is usable here: a supported curve (as
+/// [`check_public_key`]) and a scalar in 1..n (`Error::KeyTypeInconsistent`). For
+/// C_CreateObject.
 pub fn check_private_key(key: &EcPrivateKey) -> Result<()> {
-    let curve = key_curve(&key.params)?;
+    let curve = curve_of(&key.params)?;
     public_point(curve, &key_scalar(curve, key)?).map(|_| ())
 }
 
@@ -106,8 +108,9 @@ pub fn shared_secret_len(params: &[u8]) -> Result<usize> {
     Ok(key_curve(params)?.field_len())
 }
 
-/// Generates a key pair on the curve named by `params` (`CKA_EC_PARAMS`); an unknown or
-/// unsupported curve is `Error::AttributeValueInvalid`. The public key holds the raw
+/// Generates a key pair on the curve named by `params` (`CKA_EC_PARAMS`); a named curve not
+/// offered is `Error::CurveNotSupported`, a value that names no curve
+/// `Error::AttributeValueInvalid`. The public key holds the raw
 /// uncompressed point, the private key the scalar as long as the field.
 pub fn generate_key_pair(params: &[u8]) -> Result<(EcPublicKey, EcPrivateKey)> {
     let curve = curve_of(params)?;
@@ -529,7 +532,11 @@ mod tests {
     #[test]
     fn misuse_is_refused() {
         let (public, private) = generate_key_pair(Curve::P256.params_der()).unwrap();
-        assert_eq!(generate_key_pair(&hex("06052b8104000a")).err(), Some(Error::AttributeValueInvalid));
+        // P-192, P-224, brainpoolP256r1: named curves not offered.
+        for oid in ["06082a8648ce3d030101", "06052b81040021", "06092b2403030208010107"] {
+            assert_eq!(generate_key_pair(&hex(oid)).err(), Some(Error::CurveNotSupported), "{oid}");
+        }
+        assert_eq!(generate_key_pair(b"P-256").err(), Some(Error::AttributeValueInvalid));
         assert_eq!(
             sign_init(CKM_RSA_PKCS, &MechanismParams::None, &private).err(),
             Some(Error::MechanismInvalid)
@@ -565,10 +572,10 @@ mod tests {
         check_private_key(&private).unwrap();
         assert_eq!(check_public_key(&off_curve), Err(Error::KeyTypeInconsistent));
         assert_eq!(check_private_key(&zero), Err(Error::KeyTypeInconsistent));
-        let secp256k1 = EcPublicKey { params: hex("06052b8104000a"), point: public.point.clone() };
+        let p192 = EcPublicKey { params: hex("06082a8648ce3d030101"), point: public.point.clone() };
         assert_eq!(
-            verify_init(CKM_ECDSA, &MechanismParams::None, &secp256k1).err(),
-            Some(Error::KeySizeRange)
+            verify_init(CKM_ECDSA, &MechanismParams::None, &p192).err(),
+            Some(Error::CurveNotSupported)
         );
     }
 

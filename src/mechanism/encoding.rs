@@ -81,10 +81,17 @@ impl Curve {
     }
 }
 
-/// The curve named by `CKA_EC_PARAMS` (the DER of a named-curve OID); any other form, or an
-/// unsupported curve, is `Error::AttributeValueInvalid`.
+/// The curve named by `CKA_EC_PARAMS` (the DER of a named-curve OID). Another well-formed
+/// OID (Brainpool, P-192, P-224, or one no curve has) is `Error::CurveNotSupported`, as the
+/// standard names it; anything that is not an OID is `Error::AttributeValueInvalid`.
 pub fn curve_of(params: &[u8]) -> Result<Curve> {
-    Curve::ALL.into_iter().find(|c| c.params_der() == params).ok_or(Error::AttributeValueInvalid)
+    if let Some(curve) = Curve::ALL.into_iter().find(|c| c.params_der() == params) {
+        return Ok(curve);
+    }
+    match <ObjectIdentifier>::from_der(params) {
+        Ok(_) => Err(Error::CurveNotSupported),
+        Err(_) => Err(Error::AttributeValueInvalid),
+    }
 }
 
 /// Whether `point` looks like an uncompressed point of one of the supported curves.
@@ -94,19 +101,9 @@ fn is_uncompressed_point(point: &[u8]) -> bool {
 
 /// `CKA_EC_POINT` of a raw uncompressed point: the point in a DER OCTET STRING.
 pub fn ec_point_to_attribute(point: &[u8]) -> Vec<u8> {
-    let len = point.len();
-    let mut out = Vec::with_capacity(len + 4);
-    out.push(0x04);
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xff {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        // Points are at most 133 bytes; this covers anything up to 64 KiB for completeness.
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(point);
-    out
+    // A point is at most 133 bytes, far below what an OCTET STRING can hold; the encoder
+    // fails only on lengths beyond 256 MiB.
+    OctetStringRef::new(point).and_then(|octets| octets.to_der()).unwrap_or_default()
 }
 
 /// The raw uncompressed point of a `CKA_EC_POINT` value: the DER OCTET STRING form, or
@@ -399,8 +396,12 @@ mod tests {
             assert_eq!(c.oid().to_der().unwrap(), c.params_der());
             assert_eq!(curve_of(c.params_der()).unwrap(), c);
         }
-        // secp256k1, the PrintableString form, trailing bytes, garbage: refused.
-        for bad in ["06052b8104000a", "130a7072696d6532353676", "06082a8648ce3d03010700", "", "05"] {
+        // P-192, P-224, brainpoolP256r1, an OID of no curve: named curves not offered.
+        for other in ["06082a8648ce3d030101", "06052b81040021", "06092b2403030208010107", "06032a0304"] {
+            assert_eq!(curve_of(&hex(other)), Err(Error::CurveNotSupported), "{other}");
+        }
+        // The PrintableString form, trailing bytes, garbage: no curve named at all.
+        for bad in ["130a7072696d6532353676", "06082a8648ce3d03010700", "", "05"] {
             assert_eq!(curve_of(&hex(bad)), Err(Error::AttributeValueInvalid), "{bad}");
         }
         assert_eq!((Curve::P521.field_len(), Curve::P521.point_len(), Curve::P521.bits()), (66, 133, 521));

@@ -178,6 +178,12 @@ pub trait CipherOperation: Send {
     fn update_len(&self, input_len: usize) -> usize;
     /// Output size of the final call.
     fn final_len(&self) -> usize;
+    /// Output size of a single-part call over `input`: `single_len` unless the output's
+    /// length depends on the input's content (RSA decryption, where the caller may offer a
+    /// buffer only as long as the plaintext).
+    fn single_output_len(&self, input: &[u8]) -> Result<usize> {
+        self.single_len(input.len())
+    }
     fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>>;

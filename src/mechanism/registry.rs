@@ -57,21 +57,23 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA256_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA384_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    // RSA: generation from `rsa_min_bits` (see `mechanism_info`); 1024-bit keys verify, and
+    // serve the other functions where `rsa_min_bits` allows; OAEP (AWS-LC's) from 2048.
     (CKM_RSA_PKCS_KEY_PAIR_GEN, info(2048, 4096, CKF_GENERATE_KEY_PAIR)),
-    (CKM_RSA_PKCS, info(2048, 8192, RSA_ALL | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_RSA_PKCS, info(1024, 8192, RSA_ALL | CKF_WRAP | CKF_UNWRAP)),
     (CKM_RSA_PKCS_OAEP, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
-    (CKM_RSA_X_509, info(2048, 8192, RSA_ALL)),
-    (CKM_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA1_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA224_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA256_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA384_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA512_RSA_PKCS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA1_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA224_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA256_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA384_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
-    (CKM_SHA512_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_RSA_X_509, info(1024, 8192, RSA_ALL)),
+    (CKM_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA1_RSA_PKCS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA224_RSA_PKCS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA256_RSA_PKCS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA384_RSA_PKCS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA512_RSA_PKCS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA1_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA224_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA256_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA384_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA512_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_EC_KEY_PAIR_GEN, info(256, 521, CKF_GENERATE_KEY_PAIR | EC_CURVES)),
     (CKM_ECDSA, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA1, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
@@ -93,7 +95,13 @@ pub fn mechanism_list() -> Vec<CK_MECHANISM_TYPE> {
 }
 
 pub fn mechanism_info(mechanism: CK_MECHANISM_TYPE) -> Result<MechanismInfo> {
-    REGISTRY.iter().find(|(m, _)| *m == mechanism).map(|(_, i)| *i).ok_or(Error::MechanismInvalid)
+    let mut info =
+        REGISTRY.iter().find(|(m, _)| *m == mechanism).map(|(_, i)| *i).ok_or(Error::MechanismInvalid)?;
+    if mechanism == CKM_RSA_PKCS_KEY_PAIR_GEN {
+        // The settings may raise the smallest key generated.
+        info.min_key_size = info.min_key_size.max(super::rsa::min_modulus_bits() as CK_ULONG);
+    }
+    Ok(info)
 }
 
 /// Fails with `CKR_MECHANISM_INVALID` unless `mechanism` is registered for `function`.

@@ -55,12 +55,12 @@ impl Module {
         aad: &[u8],
         plaintext: &[u8],
         buffer: OutputBuffer,
-    ) -> Result<(Output, [u8; aes_gcm::TAG_LEN])> {
+    ) -> Result<(Output, aes_gcm::Tag)> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
         let key = ops.message_encrypt.as_mut().ok_or(Error::OperationNotInitialized)?;
         match buffer {
-            OutputBuffer::Query => return Ok((Output::Length(plaintext.len()), [0; aes_gcm::TAG_LEN])),
+            OutputBuffer::Query => return Ok((Output::Length(plaintext.len()), aes_gcm::Tag::none())),
             OutputBuffer::Capacity(c) if c < plaintext.len() => {
                 return Err(Error::BufferTooSmall { needed: plaintext.len() });
             }

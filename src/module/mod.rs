@@ -217,6 +217,8 @@ pub fn instance() -> Result<ModuleRef> {
 impl Module {
     pub fn new(config: Config) -> Result<Module> {
         let config = Arc::new(config);
+        // Process-wide, as the settings are: the admin tool's core and the module's alike.
+        crate::mechanism::rsa::set_min_modulus_bits(config.rsa_min_bits.into());
         if let Some(warning) = crate::store::files::exposure(&config.token_dir) {
             log::warn!("{warning}");
         }

@@ -170,7 +170,7 @@ impl Module {
     ) -> Result<Output> {
         self.with_cipher(h, kind, |slot| match step {
             Step::Single(input) => {
-                output_step(slot, buffer, true, |op| op.single_len(input.len()), |op| op.single(input))
+                output_step(slot, buffer, true, |op| op.single_output_len(input), |op| op.single(input))
             }
             Step::Update(input) => {
                 output_step(slot, buffer, false, |op| Ok(op.update_len(input.len())), |op| op.update(input))
@@ -193,7 +193,7 @@ impl Module {
                 slot,
                 dest,
                 true,
-                |op| op.single_len(input.len()),
+                |op| op.single_output_len(input),
                 |op, out| op.single_into(input, out),
             ),
             Step::Update(input) => output_step_into(

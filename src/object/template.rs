@@ -286,6 +286,11 @@ fn check_consistency(object: &mut Object, origin: Origin) -> Result<()> {
 /// mechanisms do not use is kept: using it fails then, with `CKR_KEY_SIZE_RANGE`.
 fn check_key_material(object: &mut Object) -> Result<()> {
     use crate::mechanism::{KeyMaterial, ec, encoding, rsa};
+    // The curve first: a named curve not offered is refused as on generation, whatever the
+    // point looks like.
+    if let Some(params) = object.get(CKA_EC_PARAMS) {
+        encoding::curve_of(params)?;
+    }
     let material = object.key_material().map_err(|_| Error::AttributeValueInvalid)?;
     let checked = match &material {
         KeyMaterial::RsaPublic(k) => rsa::check_public_key(k),
@@ -296,6 +301,7 @@ fn check_key_material(object: &mut Object) -> Result<()> {
     };
     match checked {
         Ok(()) | Err(Error::KeySizeRange) => {}
+        Err(Error::CurveNotSupported) => return Err(Error::CurveNotSupported),
         Err(_) => return Err(Error::AttributeValueInvalid),
     }
     if object.get(CKA_PUBLIC_KEY_INFO).is_none_or(<[u8]>::is_empty)

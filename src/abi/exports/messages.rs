@@ -13,7 +13,7 @@ pkcs11_fn! {
     fn C_MessageEncryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
         let module = module::instance()?;
         // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
+        let mechanism = unsafe { message_mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
         module.message_init(hSession, CipherKind::Encrypt, &mechanism, hKey)
     }
 }
@@ -65,7 +65,7 @@ pkcs11_fn! {
     fn C_MessageDecryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
         let module = module::instance()?;
         // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
+        let mechanism = unsafe { message_mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
         module.message_init(hSession, CipherKind::Decrypt, &mechanism, hKey)
     }
 }
@@ -87,7 +87,9 @@ pkcs11_fn! {
         // SAFETY: the caller's parameter, data and output buffers, under the PKCS#11 contract.
         unsafe {
             let (params, raw) = gcm_message_params_in(pParameter, ulParameterLen)?;
-            let tag = bytes_in(raw.pTag, raw.ulTagBits / 8).map_err(|_| Error::MechanismParamInvalid)?;
+            // The tag's length is checked before its bytes are borrowed.
+            let tag_len = crate::mechanism::aes_gcm::tag_len(params.tag_bits)?;
+            let tag = bytes_in(raw.pTag, tag_len as CK_ULONG).map_err(|_| Error::MechanismParamInvalid)?;
             let aad = bytes_in(pAssociatedData, ulAssociatedDataLen)?;
             let ciphertext = bytes_in(pCiphertext, ulCiphertextLen)?;
             let buffer = output_buffer(pPlaintext, pulPlaintextLen)?;
