@@ -24,6 +24,8 @@ pub enum Error {
     CryptokiAlreadyInitialized,
     CryptokiNotInitialized,
     DataInvalid,
+    /// The key service's connection was lost during the call; its sessions are gone.
+    DeviceRemoved,
     DataLenRange,
     EncryptedDataInvalid,
     EncryptedDataLenRange,
@@ -49,6 +51,8 @@ pub enum Error {
     /// A policy document that does not parse or validate; the text names the line.
     PolicyInvalid(String),
     RandomSeedNotSupported,
+    /// The key service's limit of sessions per connection is reached.
+    SessionCount,
     SessionExists,
     SignatureInvalid,
     SignatureLenRange,
@@ -96,6 +100,7 @@ impl Error {
             Error::CryptokiAlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             Error::CryptokiNotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
             Error::DataInvalid => CKR_DATA_INVALID,
+            Error::DeviceRemoved => CKR_DEVICE_REMOVED,
             Error::DataLenRange => CKR_DATA_LEN_RANGE,
             Error::EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,
             Error::EncryptedDataLenRange => CKR_ENCRYPTED_DATA_LEN_RANGE,
@@ -119,6 +124,7 @@ impl Error {
             Error::PinLocked => CKR_PIN_LOCKED,
             Error::PolicyInvalid(_) => CKR_ARGUMENTS_BAD,
             Error::RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
+            Error::SessionCount => CKR_SESSION_COUNT,
             Error::SessionExists => CKR_SESSION_EXISTS,
             Error::SignatureInvalid => CKR_SIGNATURE_INVALID,
             Error::SignatureLenRange => CKR_SIGNATURE_LEN_RANGE,
