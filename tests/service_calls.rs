@@ -202,3 +202,37 @@ fn errors_keep_their_codes_and_a_session_limit_holds() {
     assert_ne!(random, [0u8; 32]);
     assert_eq!(client.seed_random(h).unwrap_err(), Error::RandomSeedNotSupported);
 }
+
+#[test]
+fn the_trail_written_by_several_connections_verifies() {
+    let service = Service::start(Limits::default());
+    let first = service.client();
+    let h1 = token_with_user(&first);
+    let second = service.client();
+    let h2 = second.open_session(0, CKF_SERIAL_SESSION).unwrap();
+    second.login(h2, CKU_USER, USER_PIN).unwrap();
+    // Interleaved work of two connections (two modules of one process) on one token.
+    for _ in 0..3 {
+        aes_key(&first, h1);
+        aes_key(&second, h2);
+    }
+    drop(first);
+    drop(second);
+    service.wait_connections(0);
+
+    let config = ecm_hsm::config::Config::from_toml(
+        service.dir.join("tokens"),
+        "pin_kdf_iterations = 1000",
+        std::path::Path::new("test"),
+    )
+    .unwrap();
+    let module = ecm_hsm::module::Module::new(config).unwrap();
+    let h = module.open_session(0, CKF_SERIAL_SESSION).unwrap();
+    module.login(h, CKU_USER, USER_PIN).unwrap();
+    let key = module.audit_key(h).unwrap();
+    let path = ecm_hsm::audit::path_for(&service.dir.join("tokens"), 0);
+    let report = ecm_hsm::audit::verify_trail(&path, Some(&key), None).unwrap();
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    // init_token, login_so, init_pin, logout, login x2, generate x6 at least.
+    assert!(report.records >= 12, "{} records", report.records);
+}
