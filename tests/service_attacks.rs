@@ -199,3 +199,24 @@ fn connections_beyond_the_limit_are_closed_at_once() {
     closed_by_server(&mut stream);
     client.close_session(h).unwrap();
 }
+
+#[test]
+fn a_silent_or_stalled_client_is_let_go() {
+    let limits =
+        Limits { mid_frame_timeout: Some(std::time::Duration::from_millis(200)), ..Limits::default() };
+    let service = Service::start(limits);
+    // Connects and never says hello.
+    let mut silent = UnixStream::connect(&service.socket).unwrap();
+    closed_by_server(&mut silent);
+    // Says hello, then stops inside a frame.
+    let mut framed = raw(&service);
+    hello(&mut framed);
+    let mut stalled = UnixStream::connect(&service.socket).unwrap();
+    let mut stalled_framed = Framed::new(stalled.try_clone().unwrap(), 1 << 20, None);
+    hello(&mut stalled_framed);
+    stalled.write_all(&[0, 0, 0, 9, 1]).unwrap();
+    closed_by_server(&mut stalled);
+    // Idle between frames is no stall: the first connection is still served.
+    framed.send(&Request { id: 1, calls: vec![Call::SlotList] }).unwrap();
+    assert!(matches!(framed.receive::<Response>().unwrap().unwrap().replies[0], Ok(Answer::Slots(_))));
+}

@@ -200,7 +200,12 @@ pub fn serve_connection<S: Transport>(
 
 /// Reads the client's hello and answers it; `Err` says why the connection is to end.
 fn handshake<S: Transport>(framed: &mut Framed<S>, limits: &Limits) -> Result<(), String> {
-    let hello: Hello = match framed.receive() {
+    // A client that connects and says nothing holds a connection no longer than one that
+    // stops inside a frame.
+    framed.stream().set_read_timeout(limits.mid_frame_timeout).map_err(|e| format!("read timeout: {e}"))?;
+    let received = framed.receive();
+    framed.stream().set_read_timeout(None).map_err(|e| format!("read timeout: {e}"))?;
+    let hello: Hello = match received {
         Ok(Some(h)) => h,
         Ok(None) => return Err("closed before its hello".into()),
         Err(e) => return Err(format!("bad hello: {e}")),
