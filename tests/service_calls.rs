@@ -194,6 +194,8 @@ fn errors_keep_their_codes_and_a_session_limit_holds() {
     client.close_session(second).unwrap();
     let third = client.open_session(0, CKF_SERIAL_SESSION).unwrap();
     assert_ne!(third, second);
+    let (slot, view) = client.session_view(third).unwrap();
+    assert_eq!((slot, view.read_write, view.login), (0, false, ecm_hsm::policy::LoginState::User));
     // A handle the client never had is refused locally, one of the service as the core does.
     assert_eq!(client.close_session(12345).unwrap_err(), Error::SessionHandleInvalid);
     assert_eq!(client.close_session(second).unwrap_err(), Error::SessionHandleInvalid);

@@ -25,6 +25,7 @@ use crate::mechanism::Mechanism;
 use crate::module::TokenStatus;
 use crate::module::token::TokenInfo;
 use crate::object::{Attribute, AttributeRead};
+use crate::policy::SessionView;
 use crate::session::{Output, OutputBuffer};
 use crate::{Error, Result};
 
@@ -253,6 +254,16 @@ impl Client {
 
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         done(self.one(|c| Ok(Call::CloseSession { session: c.session(h)? }))?)
+    }
+
+    /// `C_GetSessionInfo`'s answer: the session's slot and what it sees.
+    pub fn session_view(&self, h: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, SessionView)> {
+        match self.one(|c| Ok(Call::SessionView { session: c.session(h)? }))? {
+            Answer::SessionView { slot, login, read_write, principal } => {
+                Ok((slot, SessionView { login: login_from_wire(login), read_write, principal }))
+            }
+            _ => Err(unexpected()),
+        }
     }
 
     pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {

@@ -43,6 +43,15 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
             Handle(module.open_session(slot, flags)?)
         }
         Call::CloseSession { session } => module.close_session(session).map(|()| Done)?,
+        Call::SessionView { session } => {
+            let (slot, view) = module.session_view(session)?;
+            Answer::SessionView {
+                slot,
+                login: login_to_wire(view.login),
+                read_write: view.read_write,
+                principal: view.principal,
+            }
+        }
         Call::CloseAllSessions { slot } => module.close_all_sessions(slot).map(|()| Done)?,
         Call::SessionCancel { session, flags } => module.session_cancel(session, flags).map(|()| Done)?,
         Call::Login { session, user_type, pin } => module.login(session, user_type, &pin.0).map(|()| Done)?,

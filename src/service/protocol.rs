@@ -268,6 +268,10 @@ pub enum Call {
     CloseSession {
         session: u64,
     },
+    /// `C_GetSessionInfo`: the session's slot, login state and read/write flag.
+    SessionView {
+        session: u64,
+    },
     CloseAllSessions {
         slot: u64,
     },
@@ -519,4 +523,17 @@ pub enum Answer {
         gid: u32,
         pid: i32,
     },
+    SessionView {
+        slot: u64,
+        login: WireLogin,
+        read_write: bool,
+        principal: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireLogin {
+    Public,
+    User,
+    SecurityOfficer,
 }

@@ -12,6 +12,7 @@ use crate::mechanism::{CtrParams, EcdhParams, GcmParams, Mechanism, MechanismPar
 use crate::module::{ApprovalRequest, ApprovalTarget, CipherKind, OperationKind, Step};
 use crate::object::attribute::{decode_attribute_array, encode_attribute_array, is_attribute_array};
 use crate::object::{Attribute, AttributeRead};
+use crate::policy::LoginState;
 use crate::policy::approval_ahead::ManagementOp;
 use crate::session::{Output, OutputBuffer};
 use crate::store::ApprovalRecord;
@@ -219,6 +220,22 @@ pub fn output_from_wire(output: WireOutput) -> Result<Output> {
         WireOutput::Length(n) => Output::Length(to_usize(n)?),
         WireOutput::Bytes(mut b) => Output::Bytes(Zeroizing::new(std::mem::take(&mut b.0))),
     })
+}
+
+pub fn login_to_wire(login: LoginState) -> WireLogin {
+    match login {
+        LoginState::Public => WireLogin::Public,
+        LoginState::User => WireLogin::User,
+        LoginState::SecurityOfficer => WireLogin::SecurityOfficer,
+    }
+}
+
+pub fn login_from_wire(login: WireLogin) -> LoginState {
+    match login {
+        WireLogin::Public => LoginState::Public,
+        WireLogin::User => LoginState::User,
+        WireLogin::SecurityOfficer => LoginState::SecurityOfficer,
+    }
 }
 
 pub fn management_op_to_wire(op: ManagementOp) -> WireManagementOp {
