@@ -26,6 +26,8 @@ pub enum Error {
     /// A named elliptic curve the token does not offer (on generation and on import alike).
     CurveNotSupported,
     DataInvalid,
+    /// The key service's connection was lost during the call; its sessions are gone.
+    DeviceRemoved,
     DataLenRange,
     EncryptedDataInvalid,
     EncryptedDataLenRange,
@@ -51,6 +53,8 @@ pub enum Error {
     /// A policy document that does not parse or validate; the text names the line.
     PolicyInvalid(String),
     RandomSeedNotSupported,
+    /// The key service's limit of sessions per connection is reached.
+    SessionCount,
     SessionExists,
     SignatureInvalid,
     SignatureLenRange,
@@ -99,6 +103,7 @@ impl Error {
             Error::CryptokiNotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
             Error::CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
             Error::DataInvalid => CKR_DATA_INVALID,
+            Error::DeviceRemoved => CKR_DEVICE_REMOVED,
             Error::DataLenRange => CKR_DATA_LEN_RANGE,
             Error::EncryptedDataInvalid => CKR_ENCRYPTED_DATA_INVALID,
             Error::EncryptedDataLenRange => CKR_ENCRYPTED_DATA_LEN_RANGE,
@@ -122,6 +127,7 @@ impl Error {
             Error::PinLocked => CKR_PIN_LOCKED,
             Error::PolicyInvalid(_) => CKR_ARGUMENTS_BAD,
             Error::RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
+            Error::SessionCount => CKR_SESSION_COUNT,
             Error::SessionExists => CKR_SESSION_EXISTS,
             Error::SignatureInvalid => CKR_SIGNATURE_INVALID,
             Error::SignatureLenRange => CKR_SIGNATURE_LEN_RANGE,

@@ -19,6 +19,7 @@ pub mod mechanism;
 pub mod module;
 pub mod object;
 pub mod policy;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod token;

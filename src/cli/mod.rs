@@ -23,6 +23,7 @@ mod envelopes;
 mod pins;
 mod policy;
 mod principals;
+mod serve;
 mod token;
 mod util;
 
@@ -116,6 +117,8 @@ enum Command {
     /// Approvals recorded ahead: list them, revoke one
     #[command(subcommand)]
     Approval(approvals::ApprovalCommand),
+    /// Run the key service in the foreground: serve the tokens to clients on a Unix socket
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -297,6 +300,7 @@ pub fn main() -> ExitCode {
         Command::Audit(c) => audit::run(&global, &c),
         Command::Approve(a) => approvals::approve(&global, &a),
         Command::Approval(c) => approvals::run(&global, &c),
+        Command::Serve(a) => serve::serve(&global, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,92 @@
+//! `ecm-hsm serve`: the key service in the foreground (for systemd, or a test), serving the
+//! tokens of the token directory over a Unix socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ecm_hsm::service::{Limits, Server};
+
+use super::token::config;
+use super::{Failure, Global, Outcome};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Listen on the Unix socket PATH [default: the socket systemd passes (LISTEN_FDS)]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Permissions of the socket, in octal: who may connect is who may write to it
+    #[arg(long, value_name = "OCTAL", default_value = "0660", value_parser = parse_mode)]
+    mode: u32,
+    /// Largest message in bytes either way (data longer goes in several update steps)
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_frame)]
+    max_frame: usize,
+    /// Sessions one connection may hold open at once
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_sessions)]
+    max_sessions: usize,
+    /// Connections served at once
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let mode = u32::from_str_radix(text.trim_start_matches("0o"), 8).map_err(|e| e.to_string())?;
+    if mode & !0o777 != 0 {
+        return Err("only permission bits (at most 0777)".into());
+    }
+    Ok(mode)
+}
+
+pub fn serve(global: &Global, args: &ServeArgs) -> Outcome<()> {
+    let config = config(global.token_dir.as_deref())?;
+    let limits = Limits {
+        max_frame: args.max_frame,
+        max_sessions: args.max_sessions,
+        max_connections: args.max_connections,
+        ..Limits::default()
+    };
+    let listener = match &args.socket {
+        Some(path) => bind(path, args.mode)?,
+        None => activated()?,
+    };
+    eprintln!("ecm-hsm serve: serving {} on {}", config.token_dir.display(), describe(&listener));
+    Server::new(listener, config, limits).run().map_err(|e| Failure(format!("accepting connections: {e}")))
+}
+
+/// The socket systemd opened for the service (socket activation), if it passed one.
+fn activated() -> Outcome<UnixListener> {
+    let mut fds = listenfd::ListenFd::from_env();
+    match fds.take_unix_listener(0) {
+        Ok(Some(listener)) => Ok(listener),
+        Ok(None) => Err(Failure("give --socket PATH (no socket was passed by systemd)".into())),
+        Err(e) => Err(Failure(format!("the socket passed by systemd: {e}"))),
+    }
+}
+
+/// A new socket at `path` with permissions `mode`. It is created with those permissions
+/// (under a umask that leaves no more), so it is never open to others for a moment; a socket
+/// left by a service that is gone is replaced, one in use is not.
+fn bind(path: &Path, mode: u32) -> Outcome<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(Failure(format!("{} is in use by a running service", path.display())));
+        }
+        std::fs::remove_file(path).map_err(|e| Failure(format!("cannot replace {}: {e}", path.display())))?;
+    }
+    let mask = rustix::fs::Mode::from_bits_truncate(!mode & 0o777);
+    let previous = rustix::process::umask(mask);
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(previous);
+    let listener = bound.map_err(|e| Failure(format!("cannot listen on {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Failure(format!("cannot set the mode of {}: {e}", path.display())))?;
+    Ok(listener)
+}
+
+fn describe(listener: &UnixListener) -> String {
+    match listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf)) {
+        Some(p) => p.display().to_string(),
+        None => "an unnamed socket".into(),
+    }
+}

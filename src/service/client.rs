@@ -1,0 +1,500 @@
+//! The blocking client of the key service: the methods of the core's `Module` that a PKCS#11
+//! application uses, of the same names and signatures, each sent to the service as one
+//! request (one round trip), and the service's error turned back into the same [`Error`], so
+//! that the C ABI answers the same code in client mode as in-process.
+//!
+//! Handles: the service numbers sessions and objects per connection, from 1. The client gives
+//! the application `epoch << 48 | remote` instead, where the epoch changes whenever the
+//! connection is lost. A lost connection takes its sessions with it: the call during which it
+//! is lost fails with `CKR_DEVICE_REMOVED` (the standard's "the token was removed from its
+//! slot during the execution of the function"), and every later use of a handle of the old
+//! connection with `CKR_SESSION_HANDLE_INVALID` (or the object handle's code), never reaching
+//! an object of the new connection that happens to bear the same number. The next call that
+//! needs no old handle (`C_GetSlotList`, `C_OpenSession`) connects again.
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use cryptoki_sys::*;
+use parking_lot::Mutex;
+
+use super::protocol::*;
+use super::transport::{Framed, Peer};
+use super::wire::*;
+use crate::mechanism::Mechanism;
+use crate::module::TokenStatus;
+use crate::module::token::TokenInfo;
+use crate::object::{Attribute, AttributeRead};
+use crate::policy::SessionView;
+use crate::session::{Output, OutputBuffer};
+use crate::{Error, Result};
+
+/// The longest answer the client accepts before it has the server's limits.
+const HELLO_MAX_FRAME: usize = 64 * 1024;
+/// The longest answer the client accepts at all.
+const MAX_ANSWER: usize = 256 << 20;
+const EPOCH_SHIFT: u32 = 48;
+const REMOTE_MASK: u64 = (1 << EPOCH_SHIFT) - 1;
+
+/// Where the service listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Unix(PathBuf),
+}
+
+impl Address {
+    /// `unix:/run/ecm-hsm/ecm-hsm.sock` (the form of `ECM_HSM_SERVICE`), or a bare path.
+    pub fn parse(text: &str) -> Result<Address> {
+        let path = text.strip_prefix("unix:").unwrap_or(text);
+        if path.is_empty() || !Path::new(path).is_absolute() {
+            return Err(Error::ArgumentsBad);
+        }
+        Ok(Address::Unix(PathBuf::from(path)))
+    }
+}
+
+pub struct Client {
+    address: Address,
+    state: Mutex<State>,
+}
+
+struct State {
+    connection: Option<Framed<UnixStream>>,
+    /// The epoch of the current connection's handles (1 to 0xffff).
+    epoch: u64,
+    next_request: u64,
+}
+
+/// The handles of the current connection, for building a call.
+pub struct Handles {
+    epoch: u64,
+}
+
+impl Handles {
+    fn remote(&self, local: u64, stale: Error) -> Result<u64> {
+        if local >> EPOCH_SHIFT == self.epoch { Ok(local & REMOTE_MASK) } else { Err(stale) }
+    }
+
+    pub fn session(&self, local: CK_SESSION_HANDLE) -> Result<u64> {
+        self.remote(local, Error::SessionHandleInvalid)
+    }
+
+    pub fn object(&self, local: CK_OBJECT_HANDLE) -> Result<u64> {
+        self.remote(local, Error::ObjectHandleInvalid)
+    }
+
+    pub fn key(&self, local: CK_OBJECT_HANDLE) -> Result<u64> {
+        self.remote(local, Error::KeyHandleInvalid)
+    }
+
+    fn local(&self, remote: u64) -> Result<u64> {
+        if remote > REMOTE_MASK {
+            return Err(Error::Device("key service handle out of range".into()));
+        }
+        Ok(self.epoch << EPOCH_SHIFT | remote)
+    }
+}
+
+impl Client {
+    /// A client of the service at `address`; it connects at its first call.
+    pub fn new(address: Address) -> Client {
+        Client { address, state: Mutex::new(State { connection: None, epoch: 1, next_request: 1 }) }
+    }
+
+    /// Sends the calls `build` makes as one request; returns each call's answer, all of them
+    /// when all succeeded, else the first failure.
+    pub fn request(&self, build: impl FnOnce(&Handles) -> Result<Vec<Call>>) -> Result<Vec<Answer>> {
+        let mut state = self.state.lock();
+        let handles = Handles { epoch: state.epoch };
+        let calls = build(&handles)?;
+        let count = calls.len();
+        let id = state.next_request;
+        state.next_request += 1;
+        if state.connection.is_none() {
+            state.connection = Some(self.connect()?);
+        }
+        let connection = state.connection.as_mut().ok_or(Error::Internal("connected"))?;
+        let sent = connection.send(&Request { id, calls });
+        let received = match sent {
+            // Too long for a frame: refused before anything was written; the connection is
+            // as good as before.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(Error::DataLenRange),
+            Err(e) => Err(e),
+            Ok(()) => connection.receive::<Response>(),
+        };
+        let response = match received {
+            Ok(Some(r)) if r.id == id && !r.replies.is_empty() && r.replies.len() <= count => r,
+            _ => {
+                state.lost();
+                return Err(Error::DeviceRemoved);
+            }
+        };
+        let mut answers = Vec::with_capacity(count);
+        for reply in response.replies {
+            answers.push(reply.map_err(error_from_wire)?);
+        }
+        if answers.len() < count {
+            // A failure stops the request; a short answer without one is a broken server.
+            state.lost();
+            return Err(Error::DeviceRemoved);
+        }
+        Ok(answers)
+    }
+
+    /// One call, one answer.
+    pub(super) fn one(&self, build: impl FnOnce(&Handles) -> Result<Call>) -> Result<Answer> {
+        let mut answers = self.request(|h| build(h).map(|c| vec![c]))?;
+        answers.pop().ok_or(Error::Internal("one answer"))
+    }
+
+    /// A local handle of the current connection for `remote`, as answered just now.
+    fn local(&self, remote: u64) -> Result<u64> {
+        Handles { epoch: self.state.lock().epoch }.local(remote)
+    }
+
+    fn connect(&self) -> Result<Framed<UnixStream>> {
+        let Address::Unix(path) = &self.address;
+        let stream = UnixStream::connect(path).map_err(|e| Error::Device(format!("key service: {e}")))?;
+        let mut framed = Framed::new(stream, HELLO_MAX_FRAME, None);
+        let hello = Hello { magic: MAGIC, versions: VERSIONS.to_vec() };
+        let refused = |what: String| Error::Device(format!("key service: {what}"));
+        framed.send(&hello).map_err(|e| refused(e.to_string()))?;
+        match framed.receive::<HelloReply>() {
+            Ok(Some(HelloReply::Accepted { version, limits })) if VERSIONS.contains(&version) => {
+                framed.set_max_frame(usize::try_from(limits.max_frame).unwrap_or(MAX_ANSWER).min(MAX_ANSWER));
+                Ok(framed)
+            }
+            Ok(Some(HelloReply::Refused { supported })) => {
+                Err(refused(format!("speaks protocol versions {supported:?}, this client {VERSIONS:?}")))
+            }
+            Ok(_) => Err(refused("no valid hello".into())),
+            Err(e) => Err(refused(e.to_string())),
+        }
+    }
+}
+
+impl State {
+    /// The connection is gone, and its handles with it.
+    fn lost(&mut self) {
+        if let Some(c) = self.connection.take() {
+            c.stream().shutdown(std::net::Shutdown::Both).ok();
+        }
+        self.epoch = if self.epoch >= 0xffff { 1 } else { self.epoch + 1 };
+    }
+}
+
+fn unexpected() -> Error {
+    Error::Device("unexpected answer from the key service".into())
+}
+
+fn done(answer: Answer) -> Result<()> {
+    match answer {
+        Answer::Done => Ok(()),
+        _ => Err(unexpected()),
+    }
+}
+
+fn remote_handle(answer: Answer) -> Result<u64> {
+    match answer {
+        Answer::Handle(h) => Ok(h),
+        _ => Err(unexpected()),
+    }
+}
+
+fn output(answer: Answer) -> Result<Output> {
+    match answer {
+        Answer::Output(o) => output_from_wire(o),
+        _ => Err(unexpected()),
+    }
+}
+
+/// The methods of `Module`, by chapter.
+impl Client {
+    /// The connection's peer as the service sees it (`SO_PEERCRED`).
+    pub fn peer(&self) -> Result<Peer> {
+        match self.one(|_| Ok(Call::Peer))? {
+            Answer::Peer { uid, gid, pid } => Ok(Peer { uid, gid, pid }),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn slot_list(&self) -> Result<Vec<CK_SLOT_ID>> {
+        match self.one(|_| Ok(Call::SlotList))? {
+            Answer::Slots(s) => Ok(s),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn check_slot(&self, slot: CK_SLOT_ID) -> Result<()> {
+        done(self.one(|_| Ok(Call::CheckSlot { slot }))?)
+    }
+
+    pub fn token_status(&self, slot: CK_SLOT_ID) -> Result<TokenStatus> {
+        match self.one(|_| Ok(Call::TokenStatus { slot }))? {
+            Answer::TokenStatus(s) => Ok(TokenStatus {
+                info: TokenInfo { label: s.label, serial: s.serial, flags: s.flags },
+                session_count: to_usize(s.session_count)?,
+                rw_session_count: to_usize(s.rw_session_count)?,
+            }),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: [u8; 32]) -> Result<()> {
+        done(self.one(|_| Ok(Call::InitToken { slot, so_pin: Secret(so_pin.to_vec()), label }))?)
+    }
+
+    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(Error::SessionParallelNotSupported);
+        }
+        let remote = remote_handle(self.one(|_| Ok(Call::OpenSession { slot, flags }))?)?;
+        self.local(remote)
+    }
+
+    pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        done(self.one(|c| Ok(Call::CloseSession { session: c.session(h)? }))?)
+    }
+
+    /// `C_GetSessionInfo`'s answer: the session's slot and what it sees.
+    pub fn session_view(&self, h: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, SessionView)> {
+        match self.one(|c| Ok(Call::SessionView { session: c.session(h)? }))? {
+            Answer::SessionView { slot, login, read_write, principal } => {
+                Ok((slot, SessionView { login: login_from_wire(login), read_write, principal }))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
+        done(self.one(|_| Ok(Call::CloseAllSessions { slot }))?)
+    }
+
+    pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+        done(self.one(|c| Ok(Call::SessionCancel { session: c.session(h)?, flags }))?)
+    }
+
+    pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        done(self.one(|c| Ok(Call::Login { session: c.session(h)?, user_type, pin: Secret(pin.to_vec()) }))?)
+    }
+
+    pub fn login_user(
+        &self,
+        h: CK_SESSION_HANDLE,
+        user_type: CK_USER_TYPE,
+        pin: &[u8],
+        name: &[u8],
+    ) -> Result<()> {
+        done(self.one(|c| {
+            Ok(Call::LoginUser {
+                session: c.session(h)?,
+                user_type,
+                pin: Secret(pin.to_vec()),
+                name: Bytes(name.to_vec()),
+            })
+        })?)
+    }
+
+    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        done(self.one(|c| Ok(Call::Logout { session: c.session(h)? }))?)
+    }
+
+    pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        done(self.one(|c| Ok(Call::InitPin { session: c.session(h)?, pin: Secret(pin.to_vec()) }))?)
+    }
+
+    pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+        done(self.one(|c| {
+            Ok(Call::SetPin { session: c.session(h)?, old: Secret(old.to_vec()), new: Secret(new.to_vec()) })
+        })?)
+    }
+}
+
+/// Objects.
+impl Client {
+    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE> {
+        let answer = self.one(|c| {
+            Ok(Call::CreateObject { session: c.session(h)?, template: attributes_to_wire(template) })
+        })?;
+        self.local(remote_handle(answer)?)
+    }
+
+    pub fn copy_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let answer = self.one(|c| {
+            Ok(Call::CopyObject {
+                session: c.session(h)?,
+                object: c.object(object)?,
+                template: attributes_to_wire(template),
+            })
+        })?;
+        self.local(remote_handle(answer)?)
+    }
+
+    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+        done(self.one(|c| Ok(Call::DestroyObject { session: c.session(h)?, object: c.object(object)? }))?)
+    }
+
+    pub fn object_size(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
+        match self.one(|c| Ok(Call::ObjectSize { session: c.session(h)?, object: c.object(object)? }))? {
+            Answer::Size(n) => to_usize(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn get_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        kinds: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<AttributeRead>> {
+        let answer = self.one(|c| {
+            Ok(Call::GetAttributes {
+                session: c.session(h)?,
+                object: c.object(object)?,
+                kinds: kinds.to_vec(),
+            })
+        })?;
+        match answer {
+            Answer::Reads(reads) if reads.len() == kinds.len() => Ok(reads_from_wire(reads)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn set_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<()> {
+        done(self.one(|c| {
+            Ok(Call::SetAttributes {
+                session: c.session(h)?,
+                object: c.object(object)?,
+                template: attributes_to_wire(template),
+            })
+        })?)
+    }
+
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
+        done(
+            self.one(|c| {
+                Ok(Call::FindInit { session: c.session(h)?, template: attributes_to_wire(template) })
+            })?,
+        )
+    }
+
+    pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        match self.one(|c| Ok(Call::FindNext { session: c.session(h)?, max: max as u64 }))? {
+            Answer::Handles(found) if found.len() <= max => {
+                found.into_iter().map(|r| self.local(r)).collect()
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        done(self.one(|c| Ok(Call::FindFinal { session: c.session(h)? }))?)
+    }
+}
+
+/// Keys.
+impl Client {
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let answer = self.one(|c| {
+            Ok(Call::GenerateKey {
+                session: c.session(h)?,
+                mechanism: mechanism_to_wire(mechanism),
+                template: attributes_to_wire(template),
+            })
+        })?;
+        self.local(remote_handle(answer)?)
+    }
+
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        public_template: &[Attribute],
+        private_template: &[Attribute],
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let answer = self.one(|c| {
+            Ok(Call::GenerateKeyPair {
+                session: c.session(h)?,
+                mechanism: mechanism_to_wire(mechanism),
+                public: attributes_to_wire(public_template),
+                private: attributes_to_wire(private_template),
+            })
+        })?;
+        match answer {
+            Answer::KeyPair { public, private } => Ok((self.local(public)?, self.local(private)?)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn derive_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        base: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let answer = self.one(|c| {
+            Ok(Call::DeriveKey {
+                session: c.session(h)?,
+                mechanism: mechanism_to_wire(mechanism),
+                base: c.key(base)?,
+                template: attributes_to_wire(template),
+            })
+        })?;
+        self.local(remote_handle(answer)?)
+    }
+
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+        buffer: OutputBuffer,
+    ) -> Result<Output> {
+        output(self.one(|c| {
+            Ok(Call::WrapKey {
+                session: c.session(h)?,
+                mechanism: mechanism_to_wire(mechanism),
+                wrapping: c.remote(wrapping, Error::WrappingKeyHandleInvalid)?,
+                key: c.key(key)?,
+                buffer: buffer_to_wire(buffer),
+            })
+        })?)
+    }
+
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &[Attribute],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let answer = self.one(|c| {
+            Ok(Call::UnwrapKey {
+                session: c.session(h)?,
+                mechanism: mechanism_to_wire(mechanism),
+                unwrapping: c.remote(unwrapping, Error::UnwrappingKeyHandleInvalid)?,
+                wrapped: Bytes(wrapped.to_vec()),
+                template: attributes_to_wire(template),
+            })
+        })?;
+        self.local(remote_handle(answer)?)
+    }
+}

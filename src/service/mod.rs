@@ -1,0 +1,60 @@
+//! The key service (issue 14): the core run in a process of its own, and a client that
+//! speaks to it, so that no key value, token key or PIN-derived key need exist in an
+//! application's process.
+//!
+//! # Protocol (version 1)
+//!
+//! - **Transport**: a stream socket; today a Unix socket (`ecm-hsm serve --socket PATH`, or
+//!   the socket systemd hands over by `LISTEN_FDS`). Who may connect is decided by the
+//!   socket's mode and group; the server reads each peer's uid, gid and pid with
+//!   `SO_PEERCRED` ([`transport::Peer`]). The stream is behind [`transport::Transport`] and
+//!   the listener behind [`server::Listener`], so that a TCP+mTLS listener is one more
+//!   implementation of each.
+//! - **Framing**: tokio-util's `LengthDelimitedCodec` (4-byte big-endian length, then the
+//!   payload), through its synchronous `Encoder`/`Decoder` traits on a `BytesMut` over a
+//!   blocking `std` stream: no async runtime in the application's process.
+//! - **Messages**: serde types ([`protocol`]) encoded with postcard. A connection opens with
+//!   [`protocol::Hello`] (a magic and the versions the client speaks); the server answers
+//!   [`protocol::HelloReply::Accepted`] with the version it picked and its limits, or
+//!   `Refused` with the versions it speaks, and closes. Then each client frame is a
+//!   [`protocol::Request`]: several [`protocol::Call`]s run in order, stopping at the first
+//!   that fails, so that an `*Init` checked locally travels with the first data step (one
+//!   round trip; see `Client::init_and_step`). Every call mirrors a public `Module` method;
+//!   mechanism parameters and attribute arrays are typed (`WireParams`, `WireValue::Array`).
+//!   Errors travel as their `CK_RV` (plus a short buffer's needed length, or a policy's
+//!   refusal); fault texts stay in the service's log.
+//!
+//! # Server ([`server`])
+//!
+//! A thread per connection, each with a core `Module` of its own: a connection is an
+//! application in the standard's sense (its own session and object handles, its own login
+//! state), cannot name another's sessions, and when it ends — closed, killed mid-call,
+//! garbage, over a limit — its module is dropped, closing its sessions and ending its login.
+//! Limits ([`server::Limits`]): frame size (which also bounds what a connection buffers: a
+//! longer frame is refused from its length prefix), sessions per connection
+//! (`CKR_SESSION_COUNT`), connections at once, calls per request, and the time the rest of
+//! a frame may take once begun.
+//!
+//! # Client ([`client`])
+//!
+//! A blocking client with the `Module` method names it carries, answering the same `Error`
+//! values. Handles carry the connection's epoch; a lost connection fails the call in flight
+//! with `CKR_DEVICE_REMOVED` and every later use of its handles with
+//! `CKR_SESSION_HANDLE_INVALID` (or the object handle's code); the next call that names no
+//! old handle connects again.
+//!
+//! Not yet: the C ABI's client mode (`ECM_HSM_SERVICE`), length queries answered on the
+//! client, the audit naming the peer, the token key sealed for the service (issue 14, items
+//! 1-4).
+
+pub mod client;
+mod client_ops;
+mod dispatch;
+pub mod protocol;
+pub mod server;
+pub mod transport;
+pub mod wire;
+
+pub use client::{Address, Client};
+pub use server::{Connection, Limits, Server};
+pub use transport::Peer;
