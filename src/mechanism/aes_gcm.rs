@@ -61,6 +61,13 @@ impl Tag {
         Tag { bytes: [0; TAG_LEN], len: 0 }
     }
 
+    /// A tag received whole (from the key service): at most [`TAG_LEN`] bytes.
+    pub fn from_bytes(tag: &[u8]) -> Option<Tag> {
+        let mut bytes = [0u8; TAG_LEN];
+        bytes.get_mut(..tag.len())?.copy_from_slice(tag);
+        Some(Tag { bytes, len: tag.len() })
+    }
+
     fn truncated(full: &aws_lc_rs::aead::Tag, len: usize) -> Tag {
         let mut bytes = [0u8; TAG_LEN];
         bytes.copy_from_slice(full.as_ref());

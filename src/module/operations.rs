@@ -332,8 +332,9 @@ impl Module {
         }
     }
 
-    /// Ends the operation `kind` of a session, if any.
-    fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
+    /// Ends the operation `kind` of a session, if any (also for the key service, whose
+    /// client ends an operation on an argument it refused before sending).
+    pub(crate) fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
         if let Ok(s) = self.session(h) {
             let mut ops = s.operations.lock();
             match kind {

@@ -7,7 +7,7 @@ use super::client::Client;
 use super::protocol::*;
 use super::wire::*;
 use crate::mechanism::Mechanism;
-use crate::mechanism::aes_gcm::{GcmMessageParams, TAG_LEN};
+use crate::mechanism::aes_gcm::{GcmMessageParams, Tag};
 use crate::module::{ApprovalRequest, CipherKind, OperationKind, Step};
 use crate::session::{Output, OutputBuffer};
 use crate::store::ApprovalRecord;
@@ -217,7 +217,7 @@ impl Client {
         aad: &[u8],
         plaintext: &[u8],
         buffer: OutputBuffer,
-    ) -> Result<(Output, [u8; TAG_LEN])> {
+    ) -> Result<(Output, Tag)> {
         let answer = self.one(|c| {
             Ok(Call::EncryptMessage {
                 session: c.session(h)?,
@@ -230,6 +230,7 @@ impl Client {
         match answer {
             Answer::Sealed { output, tag, iv } if iv.0.len() == params.iv.len() => {
                 params.iv = iv.0;
+                let tag = Tag::from_bytes(&tag.0).ok_or_else(unexpected)?;
                 Ok((output_from_wire(output)?, tag))
             }
             _ => Err(unexpected()),

@@ -180,7 +180,11 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
                 &plaintext.0,
                 buffer_from_wire(buffer),
             )?;
-            Answer::Sealed { output: output_to_wire(output), tag, iv: super::protocol::Bytes(params.iv) }
+            Answer::Sealed {
+                output: output_to_wire(output),
+                tag: super::protocol::Bytes(tag.to_vec()),
+                iv: super::protocol::Bytes(params.iv),
+            }
         }
         Call::DecryptMessage { session, params, tag, aad, ciphertext, buffer } => {
             let params = gcm_message_from_wire(params);

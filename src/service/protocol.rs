@@ -509,7 +509,7 @@ pub enum Answer {
     /// `C_EncryptMessage`: the ciphertext, the tag, and the IV used (generated or given).
     Sealed {
         output: WireOutput,
-        tag: [u8; 16],
+        tag: Bytes,
         iv: Bytes,
     },
     Random(Secret),
