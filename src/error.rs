@@ -23,6 +23,8 @@ pub enum Error {
     },
     CryptokiAlreadyInitialized,
     CryptokiNotInitialized,
+    /// A well-formed curve name (`CKA_EC_PARAMS`) of a curve the module does not offer.
+    CurveNotSupported,
     DataInvalid,
     DataLenRange,
     EncryptedDataInvalid,
@@ -143,6 +145,7 @@ impl Error {
             Error::WrappingKeyHandleInvalid => CKR_WRAPPING_KEY_HANDLE_INVALID,
             Error::WrappingKeyTypeInconsistent => CKR_WRAPPING_KEY_TYPE_INCONSISTENT,
             Error::ActionProhibited => CKR_ACTION_PROHIBITED,
+            Error::CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
             // A busy store is reported as a failed function the caller may retry, never as a
             // memory or general error.
             Error::StoreBusy => CKR_FUNCTION_FAILED,

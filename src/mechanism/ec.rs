@@ -1,5 +1,6 @@
-//! Elliptic curves (P-256, P-384, P-521): CKM_EC_KEY_PAIR_GEN, CKM_ECDSA and CKM_ECDSA_SHA*
-//! signatures, CKM_ECDH1_DERIVE.
+//! Elliptic curves (P-256, P-384, P-521, secp256k1): CKM_EC_KEY_PAIR_GEN, CKM_ECDSA and
+//! CKM_ECDSA_SHA* signatures, CKM_ECDH1_DERIVE (not on secp256k1: aws-lc-rs offers no ECDH on
+//! it, so a derive with a secp256k1 key is `Error::CurveNotSupported`).
 //!
 //! Signatures are r ‖ s, each as long as the curve's field (PKCS#11's format, not DER).
 //! CKM_ECDSA takes the hash itself: as ECDSA uses the leftmost bits of the hash up to the
@@ -28,11 +29,13 @@ use crate::{Error, Result};
 /// The longest key CKD_SHA*_KDF derives, in bytes.
 pub const MAX_KDF_OUTPUT: usize = 1024;
 
-fn agreement_algorithm(curve: Curve) -> &'static agreement::Algorithm {
+/// The ECDH algorithm of a curve; `None` where aws-lc-rs has none (secp256k1).
+fn agreement_algorithm(curve: Curve) -> Option<&'static agreement::Algorithm> {
     match curve {
-        Curve::P256 => &ECDH_P256,
-        Curve::P384 => &ECDH_P384,
-        Curve::P521 => &ECDH_P521,
+        Curve::P256 => Some(&ECDH_P256),
+        Curve::P384 => Some(&ECDH_P384),
+        Curve::P521 => Some(&ECDH_P521),
+        Curve::Secp256k1 => None,
     }
 }
 
@@ -41,6 +44,7 @@ fn signing_algorithm(curve: Curve) -> &'static EcdsaSigningAlgorithm {
         Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
         Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
         Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+        Curve::Secp256k1 => &sig::ECDSA_P256K1_SHA256_FIXED_SIGNING,
     }
 }
 
@@ -49,20 +53,25 @@ fn verification_algorithm(curve: Curve) -> &'static EcdsaVerificationAlgorithm {
         Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED,
         Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED,
         Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED,
+        Curve::Secp256k1 => &sig::ECDSA_P256K1_SHA256_FIXED,
     }
 }
 
 /// The digest the curve's AWS-LC algorithms are bound to.
 fn curve_digest(curve: Curve) -> &'static digest::Algorithm {
     match curve {
-        Curve::P256 => &digest::SHA256,
+        Curve::P256 | Curve::Secp256k1 => &digest::SHA256,
         Curve::P384 => &digest::SHA384,
         Curve::P521 => &digest::SHA512,
     }
 }
 
-/// The curve of a key in use; an unsupported one is `Error::KeySizeRange`.
+/// The curve of a key in use; an unsupported one is `Error::KeySizeRange`, an Edwards or
+/// Montgomery key (which the mechanisms of this file do not take) `Error::KeyTypeInconsistent`.
 fn key_curve(params: &[u8]) -> Result<Curve> {
+    if super::eddsa::is_edwards(params) || super::montgomery::is_montgomery(params) {
+        return Err(Error::KeyTypeInconsistent);
+    }
     curve_of(params).map_err(|_| Error::KeySizeRange)
 }
 
@@ -75,15 +84,34 @@ fn key_scalar(curve: Curve, key: &EcPrivateKey) -> Result<Zeroizing<Vec<u8>>> {
 /// The uncompressed public point of a private scalar (exactly `curve.field_len()` bytes);
 /// `Error::KeyTypeInconsistent` if the scalar is not a valid key (0 or not below the order).
 pub(crate) fn public_point(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
-    let key = agreement::PrivateKey::from_private_key(agreement_algorithm(curve), scalar)
-        .map_err(|_| Error::KeyTypeInconsistent)?;
+    let Some(algorithm) = agreement_algorithm(curve) else {
+        // No ECDH on the curve: its ECDSA key computes the point instead.
+        use aws_lc_rs::signature::KeyPair;
+        let key = ecdsa_key_pair(curve, scalar)?;
+        return Ok(key.public_key().as_ref().to_vec());
+    };
+    let key =
+        agreement::PrivateKey::from_private_key(algorithm, scalar).map_err(|_| Error::KeyTypeInconsistent)?;
     let public = key.compute_public_key().map_err(|_| Error::KeyTypeInconsistent)?;
     Ok(public.as_ref().to_vec())
+}
+
+/// AWS-LC's signing key of a scalar (exactly `curve.field_len()` bytes); a scalar that is not
+/// a valid key (0 or not below the order) is `Error::KeyTypeInconsistent`.
+fn ecdsa_key_pair(curve: Curve, scalar: &[u8]) -> Result<EcdsaKeyPair> {
+    let der = encoding::ec_private_key_der(curve, scalar).map_err(|_| Error::KeyTypeInconsistent)?;
+    EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der).map_err(|_| Error::KeyTypeInconsistent)
 }
 
 /// Checks that an EC public key is usable here: a supported curve (`Error::KeySizeRange`) and
 /// an uncompressed point on it (`Error::KeyTypeInconsistent`). For C_CreateObject.
 pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
+    if super::eddsa::is_edwards(&key.params) {
+        return super::eddsa::check_public_key(key);
+    }
+    if super::montgomery::is_montgomery(&key.params) {
+        return super::montgomery::check_public_key(key);
+    }
     let curve = key_curve(&key.params)?;
     if key.point.len() != curve.point_len() || key.point.first() != Some(&0x04) {
         return Err(Error::KeyTypeInconsistent);
@@ -96,6 +124,12 @@ pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
 /// Checks that an EC private key is usable here: a supported curve (`Error::KeySizeRange`) and
 /// a scalar in 1..n (`Error::KeyTypeInconsistent`). For C_CreateObject.
 pub fn check_private_key(key: &EcPrivateKey) -> Result<()> {
+    if super::eddsa::is_edwards(&key.params) {
+        return super::eddsa::check_private_key(key);
+    }
+    if super::montgomery::is_montgomery(&key.params) {
+        return super::montgomery::check_private_key(key);
+    }
     let curve = key_curve(&key.params)?;
     public_point(curve, &key_scalar(curve, key)?).map(|_| ())
 }
@@ -103,22 +137,40 @@ pub fn check_private_key(key: &EcPrivateKey) -> Result<()> {
 /// The number of bytes of the ECDH shared secret Z on the curve of `params`: the longest key
 /// CKD_NULL can derive, and a natural default when a template names no length.
 pub fn shared_secret_len(params: &[u8]) -> Result<usize> {
+    if super::montgomery::is_montgomery(params) {
+        return Ok(super::montgomery::KEY_LEN);
+    }
     Ok(key_curve(params)?.field_len())
 }
 
-/// Generates a key pair on the curve named by `params` (`CKA_EC_PARAMS`); an unknown or
-/// unsupported curve is `Error::AttributeValueInvalid`. The public key holds the raw
-/// uncompressed point, the private key the scalar as long as the field.
+/// Generates a key pair on the curve named by `params` (`CKA_EC_PARAMS`); a well-formed name
+/// of a curve not offered is `Error::CurveNotSupported`, anything else
+/// `Error::AttributeValueInvalid`. The public key holds the raw uncompressed point, the
+/// private key the scalar as long as the field.
 pub fn generate_key_pair(params: &[u8]) -> Result<(EcPublicKey, EcPrivateKey)> {
-    let curve = curve_of(params)?;
-    let private = agreement::PrivateKey::generate(agreement_algorithm(curve))
-        .map_err(|_| Error::Internal("EC key generation failed"))?;
-    let scalar: EcPrivateKeyBin<'static> =
-        private.as_be_bytes().map_err(|_| Error::Internal("EC key export failed"))?;
-    let public = private.compute_public_key().map_err(|_| Error::Internal("EC key export failed"))?;
+    let curve = curve_of(params).map_err(|_| encoding::unsupported_curve_error(params))?;
+    let (scalar, point): (EcPrivateKeyBin<'static>, Vec<u8>) = match agreement_algorithm(curve) {
+        Some(algorithm) => {
+            let private = agreement::PrivateKey::generate(algorithm)
+                .map_err(|_| Error::Internal("EC key generation failed"))?;
+            let public = private.compute_public_key().map_err(|_| Error::Internal("EC key export failed"))?;
+            (
+                private.as_be_bytes().map_err(|_| Error::Internal("EC key export failed"))?,
+                public.as_ref().to_vec(),
+            )
+        }
+        None => {
+            use aws_lc_rs::signature::KeyPair;
+            let key = EcdsaKeyPair::generate(signing_algorithm(curve))
+                .map_err(|_| Error::Internal("EC key generation failed"))?;
+            let scalar =
+                key.private_key().as_be_bytes().map_err(|_| Error::Internal("EC key export failed"))?;
+            (scalar, key.public_key().as_ref().to_vec())
+        }
+    };
     let params = curve.params_der().to_vec();
     Ok((
-        EcPublicKey { params: params.clone(), point: public.as_ref().to_vec() },
+        EcPublicKey { params: params.clone(), point },
         EcPrivateKey { params, value: Zeroizing::new(scalar.as_ref().to_vec()) },
     ))
 }
@@ -202,11 +254,7 @@ pub fn sign_init(
     // Built once per key: deriving the public point costs more than a signature.
     static PREPARED: PreparedKeys<EcdsaKeyPair> = PreparedKeys::new();
     let fingerprint = prepared::fingerprint(&[curve.params_der(), &scalar])?;
-    let key = PREPARED.get_or_build(fingerprint, || {
-        let der = encoding::ec_private_key_der(curve, &scalar).map_err(|_| Error::KeyTypeInconsistent)?;
-        EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der)
-            .map_err(|_| Error::KeyTypeInconsistent)
-    })?;
+    let key = PREPARED.get_or_build(fingerprint, || ecdsa_key_pair(curve, &scalar))?;
     Ok(Box::new(EcdsaSign { curve, key, input: Input::new(digest) }))
 }
 
@@ -335,13 +383,40 @@ fn x963_kdf(
 }
 
 /// CKM_ECDH1_DERIVE: the value of a `len`-byte key agreed between `key` and the public point in
-/// `params` (raw, or in a DER OCTET STRING).
+/// `params` (raw, or in a DER OCTET STRING). X25519 keys go to [`super::montgomery`].
 ///
 /// With CKD_NULL (shared data must be empty) the key is the last `len` bytes of Z, and `len`
 /// must be 1 to the field size; with CKD_SHA1/224/256/384/512_KDF it is the X9.63 KDF output,
 /// 1 to [`MAX_KDF_OUTPUT`] bytes. Other lengths are `Error::KeySizeRange`; other KDFs, a bad
 /// or foreign point, missing parameters are `Error::MechanismParamInvalid`.
 pub fn derive(params: &MechanismParams, key: &EcPrivateKey, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    if super::montgomery::is_montgomery(&key.params) {
+        return super::montgomery::derive(params, key, len);
+    }
+    let curve = key_curve(&key.params)?;
+    let algorithm = agreement_algorithm(curve).ok_or(Error::CurveNotSupported)?;
+    derive_from_agreement(params, curve.field_len(), len, |public_data| {
+        let peer = ec_point_from_attribute(public_data).map_err(|_| Error::MechanismParamInvalid)?;
+        if peer.len() != curve.point_len() {
+            return Err(Error::MechanismParamInvalid);
+        }
+        let scalar = key_scalar(curve, key)?;
+        let private = agreement::PrivateKey::from_private_key(algorithm, &scalar)
+            .map_err(|_| Error::KeyTypeInconsistent)?;
+        let peer = UnparsedPublicKey::new(algorithm, &peer);
+        agreement::agree(&private, peer, Error::MechanismParamInvalid, |z| Ok(Zeroizing::new(z.to_vec())))
+    })
+}
+
+/// The common part of CKM_ECDH1_DERIVE on every curve: checks the KDF and the length against
+/// a shared secret of `z_len` bytes, has `agree` compute Z with the peer's public data, and
+/// applies the KDF.
+pub(super) fn derive_from_agreement(
+    params: &MechanismParams,
+    z_len: usize,
+    len: usize,
+    agree: impl FnOnce(&[u8]) -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<Zeroizing<Vec<u8>>> {
     let MechanismParams::Ecdh(EcdhParams { kdf, shared_data, public_data }) = params else {
         return Err(Error::MechanismParamInvalid);
     };
@@ -350,25 +425,14 @@ pub fn derive(params: &MechanismParams, key: &EcPrivateKey, len: usize) -> Resul
         CKD_NULL => return Err(Error::MechanismParamInvalid),
         other => Some(kdf_digest(other).ok_or(Error::MechanismParamInvalid)?),
     };
-    let curve = key_curve(&key.params)?;
-    let max_len = if digest.is_some() { MAX_KDF_OUTPUT } else { curve.field_len() };
+    let max_len = if digest.is_some() { MAX_KDF_OUTPUT } else { z_len };
     if len == 0 || len > max_len {
         return Err(Error::KeySizeRange);
     }
-    let peer = ec_point_from_attribute(public_data).map_err(|_| Error::MechanismParamInvalid)?;
-    if peer.len() != curve.point_len() {
-        return Err(Error::MechanismParamInvalid);
-    }
-    let scalar = key_scalar(curve, key)?;
-    let algorithm = agreement_algorithm(curve);
-    let private = agreement::PrivateKey::from_private_key(algorithm, &scalar)
-        .map_err(|_| Error::KeyTypeInconsistent)?;
-    let peer = UnparsedPublicKey::new(algorithm, &peer);
-    agreement::agree(&private, peer, Error::MechanismParamInvalid, |z| {
-        Ok(match digest {
-            None => Zeroizing::new(z[z.len() - len..].to_vec()),
-            Some(algorithm) => x963_kdf(algorithm, z, shared_data, len),
-        })
+    let z = agree(public_data)?;
+    Ok(match digest {
+        None => Zeroizing::new(z[z.len() - len..].to_vec()),
+        Some(algorithm) => x963_kdf(algorithm, &z, shared_data, len),
     })
 }
 
@@ -529,7 +593,13 @@ mod tests {
     #[test]
     fn misuse_is_refused() {
         let (public, private) = generate_key_pair(Curve::P256.params_der()).unwrap();
-        assert_eq!(generate_key_pair(&hex("06052b8104000a")).err(), Some(Error::AttributeValueInvalid));
+        // P-192: a curve not offered; garbage is not a curve at all.
+        assert_eq!(generate_key_pair(&hex("06082a8648ce3d030101")).err(), Some(Error::CurveNotSupported));
+        assert_eq!(
+            generate_key_pair(&hex("130c656477617264733235353139")).err(),
+            Some(Error::CurveNotSupported)
+        );
+        assert_eq!(generate_key_pair(&hex("0500")).err(), Some(Error::AttributeValueInvalid));
         assert_eq!(
             sign_init(CKM_RSA_PKCS, &MechanismParams::None, &private).err(),
             Some(Error::MechanismInvalid)
@@ -565,9 +635,9 @@ mod tests {
         check_private_key(&private).unwrap();
         assert_eq!(check_public_key(&off_curve), Err(Error::KeyTypeInconsistent));
         assert_eq!(check_private_key(&zero), Err(Error::KeyTypeInconsistent));
-        let secp256k1 = EcPublicKey { params: hex("06052b8104000a"), point: public.point.clone() };
+        let brainpool = EcPublicKey { params: hex("06092b2403030208010107"), point: public.point.clone() };
         assert_eq!(
-            verify_init(CKM_ECDSA, &MechanismParams::None, &secp256k1).err(),
+            verify_init(CKM_ECDSA, &MechanismParams::None, &brainpool).err(),
             Some(Error::KeySizeRange)
         );
     }
@@ -636,7 +706,7 @@ mod tests {
 
     #[test]
     fn ecdh_round_trip_and_bad_parameters() {
-        for curve in Curve::ALL {
+        for curve in Curve::ALL.into_iter().filter(|c| c.has_ecdh()) {
             let (a_pub, a) = generate_key_pair(curve.params_der()).unwrap();
             let (b_pub, b) = generate_key_pair(curve.params_der()).unwrap();
             for (kdf, shared) in [
@@ -671,6 +741,51 @@ mod tests {
             bad(ecdh(CKD_SHA256_KDF, b"", &p256_pub.point), MAX_KDF_OUTPUT + 1),
             Some(Error::KeySizeRange)
         );
+    }
+
+    /// secp256k1: the points of d = 1 and d = 2 (G and 2G, SEC 2), and a signature made by
+    /// OpenSSL 3 (`openssl dgst -sha256 -sign`) over "secp256k1 known answer".
+    #[test]
+    fn known_answer_secp256k1() {
+        let g = public(
+            Curve::Secp256k1,
+            "79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798",
+            "483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8",
+        );
+        let two_g = public(
+            Curve::Secp256k1,
+            "C6047F9441ED7D6D3045406E95C07CD85C778E4B8CEF3CA7ABAC09B95C709EE5",
+            "1AE168FEA63DC339A3C58419466CEAEEF7F632653266D0E1236431A950CFE52A",
+        );
+        assert_eq!(
+            public_point(Curve::Secp256k1, &fixed_scalar(Curve::Secp256k1, &[1]).unwrap()).unwrap(),
+            g.point
+        );
+        assert_eq!(
+            public_point(Curve::Secp256k1, &fixed_scalar(Curve::Secp256k1, &[2]).unwrap()).unwrap(),
+            two_g.point
+        );
+        let d = private(Curve::Secp256k1, "2c87c9c7ca0d8a04539d6dd540ac8da883146607f79ac30c6ab8accc9a63054d");
+        let key = public(
+            Curve::Secp256k1,
+            "2f840e4aaf6bbce2cbdb41302c29e277fe2e7ad9fb2cac0e85075b49e9729e04",
+            "30375f55d17b950473c43dcf865f7a3e3a38ca483e2a74f0ff11908bd0e23496",
+        );
+        assert_eq!(public_point(Curve::Secp256k1, &d.value).unwrap(), key.point);
+        check_public_key(&key).unwrap();
+        check_private_key(&d).unwrap();
+        let signature = hex("467D69F62D003F404115288447DA828457674EE0BAAC5765671B8F3C56B7EFE1\
+             C0CB3B83B50A54F89CD8C1246AC1793837139DF1F11058537467ED751A94802E");
+        verify(CKM_ECDSA_SHA256, &key, b"secp256k1 known answer", &signature).unwrap();
+        assert_eq!(
+            verify(CKM_ECDSA_SHA256, &key, b"secp256k1 known answeR", &signature),
+            Err(Error::SignatureInvalid)
+        );
+        // A signature of its own verifies.
+        let mine = sign_init(CKM_ECDSA_SHA256, &MechanismParams::None, &d).unwrap().sign(b"k1").unwrap();
+        verify(CKM_ECDSA_SHA256, &key, b"k1", &mine).unwrap();
+        // No ECDH on secp256k1 here, with the code the standard has for it.
+        assert_eq!(derive(&ecdh(CKD_NULL, &[], &key.point), &d, 32).err(), Some(Error::CurveNotSupported));
     }
 
     #[test]

@@ -6,6 +6,15 @@ use zeroize::Zeroizing;
 use super::{registry, rng};
 use crate::{Error, Result};
 
+/// The key type `mechanism` generates.
+pub(super) fn key_type_of(mechanism: CK_MECHANISM_TYPE) -> Option<CK_KEY_TYPE> {
+    Some(match mechanism {
+        CKM_AES_KEY_GEN => CKK_AES,
+        CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+        _ => return None,
+    })
+}
+
 /// Generates the value of a secret key of `len` bytes with `mechanism`, checking the length
 /// against the mechanism's range and the key type it makes.
 pub fn generate_secret(

@@ -10,9 +10,11 @@ pub mod aes_modes;
 pub mod aes_wrap;
 pub mod digest;
 pub mod ec;
+pub mod eddsa;
 pub mod encoding;
 pub mod keygen;
 pub mod mac;
+pub mod montgomery;
 pub mod pin_kdf;
 pub mod prepared;
 pub mod registry;
@@ -319,6 +321,7 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
             rsa::sign_init(kind, params, k)
         }
         KeyMaterial::EcPrivate(k) if family::ECDSA.contains(&kind) => ec::sign_init(kind, params, k),
+        KeyMaterial::EcPrivate(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::sign_init(params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -333,6 +336,7 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
             rsa::verify_init(kind, params, k)
         }
         KeyMaterial::EcPublic(k) if family::ECDSA.contains(&kind) => ec::verify_init(kind, params, k),
+        KeyMaterial::EcPublic(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::verify_init(params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -361,8 +365,8 @@ pub enum KeyPair {
     Ec(EcPublicKey, EcPrivateKey),
 }
 
-/// `C_GenerateKeyPair`: RSA from the modulus size and optional public exponent, EC from the
-/// curve's parameters.
+/// `C_GenerateKeyPair`: RSA from the modulus size and optional public exponent, EC (prime,
+/// Edwards and Montgomery curves) from the curve's parameters.
 pub fn generate_key_pair(
     mechanism: &Mechanism,
     modulus_bits: Option<u64>,
@@ -384,7 +388,27 @@ pub fn generate_key_pair(
                 ec::generate_key_pair(ec_params.ok_or(crate::Error::TemplateIncomplete)?)?;
             Ok(KeyPair::Ec(public, private))
         }
+        cryptoki_sys::CKM_EC_EDWARDS_KEY_PAIR_GEN => {
+            let params = ec_params.ok_or(crate::Error::TemplateIncomplete)?;
+            let (public, private) = eddsa::generate_key_pair(params).map_err(|e| curve_error(e, params))?;
+            Ok(KeyPair::Ec(public, private))
+        }
+        cryptoki_sys::CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
+            let params = ec_params.ok_or(crate::Error::TemplateIncomplete)?;
+            let (public, private) =
+                montgomery::generate_key_pair(params).map_err(|e| curve_error(e, params))?;
+            Ok(KeyPair::Ec(public, private))
+        }
         _ => Err(crate::Error::MechanismInvalid),
+    }
+}
+
+/// A key pair generation's refusal of `params` that name no curve of its family: a
+/// well-formed name of another curve is `Error::CurveNotSupported` too.
+fn curve_error(e: crate::Error, params: &[u8]) -> crate::Error {
+    match e {
+        crate::Error::AttributeValueInvalid => encoding::unsupported_curve_error(params),
+        other => other,
     }
 }
 

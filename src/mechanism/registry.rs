@@ -23,6 +23,9 @@ const RSA_ALL: CK_FLAGS =
 
 /// What the EC mechanisms support: prime curves named by OID, uncompressed points.
 const EC_CURVES: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+/// What the Edwards and Montgomery mechanisms support: curves named by OID or by name
+/// (PKCS#11 3.0's `CKF_EC_CURVENAME`).
+const EC_25519: CK_FLAGS = CKF_EC_OID | CKF_EC_CURVENAME;
 
 /// Key sizes: bytes for AES and HMAC keys, bits for generic secret generation, RSA and EC
 /// (as the specification defines them); digests take no key.
@@ -73,19 +76,42 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA384_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA512_RSA_PKCS_PSS, info(2048, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_EC_KEY_PAIR_GEN, info(256, 521, CKF_GENERATE_KEY_PAIR | EC_CURVES)),
+    (CKM_EC_EDWARDS_KEY_PAIR_GEN, info(255, 255, CKF_GENERATE_KEY_PAIR | EC_25519)),
+    (CKM_EDDSA, info(255, 255, CKF_SIGN | CKF_VERIFY | EC_25519)),
+    (CKM_EC_MONTGOMERY_KEY_PAIR_GEN, info(255, 255, CKF_GENERATE_KEY_PAIR | EC_25519)),
     (CKM_ECDSA, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA1, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA224, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA256, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA384, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA512, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
-    (CKM_ECDH1_DERIVE, info(256, 521, CKF_DERIVE | EC_CURVES)),
+    (CKM_ECDH1_DERIVE, info(255, 521, CKF_DERIVE | EC_CURVES | EC_25519)),
     (CKM_SHA_1, info(0, 0, CKF_DIGEST)),
     (CKM_SHA224, info(0, 0, CKF_DIGEST)),
     (CKM_SHA256, info(0, 0, CKF_DIGEST)),
     (CKM_SHA384, info(0, 0, CKF_DIGEST)),
     (CKM_SHA512, info(0, 0, CKF_DIGEST)),
 ];
+
+/// The key type a key-pair generation mechanism makes (`C_GenerateKeyPair`);
+/// `CKR_MECHANISM_INVALID` for any other mechanism.
+pub fn key_pair_type(mechanism: CK_MECHANISM_TYPE) -> Result<CK_KEY_TYPE> {
+    require(mechanism, CKF_GENERATE_KEY_PAIR)?;
+    Ok(match mechanism {
+        CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
+        CKM_EC_KEY_PAIR_GEN => CKK_EC,
+        CKM_EC_EDWARDS_KEY_PAIR_GEN => CKK_EC_EDWARDS,
+        CKM_EC_MONTGOMERY_KEY_PAIR_GEN => CKK_EC_MONTGOMERY,
+        _ => return Err(Error::MechanismInvalid),
+    })
+}
+
+/// The key type a secret-key generation mechanism makes (`C_GenerateKey`);
+/// `CKR_MECHANISM_INVALID` for any other mechanism.
+pub fn secret_key_type(mechanism: CK_MECHANISM_TYPE) -> Result<CK_KEY_TYPE> {
+    require(mechanism, CKF_GENERATE)?;
+    super::keygen::key_type_of(mechanism).ok_or(Error::MechanismInvalid)
+}
 
 /// Every mechanism the module offers, in a stable order.
 pub fn mechanism_list() -> Vec<CK_MECHANISM_TYPE> {

@@ -160,14 +160,7 @@ impl Module {
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
         let (s, token) = self.session_and_token(h)?;
-        let key_type = match mechanism.kind {
-            CKM_AES_KEY_GEN => CKK_AES,
-            CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
-            other => {
-                mechanism::registry::require(other, CKF_GENERATE)?;
-                return Err(Error::MechanismInvalid);
-            }
-        };
+        let key_type = mechanism::registry::secret_key_type(mechanism.kind)?;
         if mechanism.params != MechanismParams::None {
             return Err(Error::MechanismParamInvalid);
         }
@@ -231,14 +224,7 @@ impl Module {
         use crate::mechanism::{KeyMaterial, KeyPair, encoding};
         use crate::object::attribute::{decode_ulong, encode_ulong};
         let (s, token) = self.session_and_token(h)?;
-        let key_type = match mechanism.kind {
-            CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
-            CKM_EC_KEY_PAIR_GEN => CKK_EC,
-            other => {
-                mechanism::registry::require(other, CKF_GENERATE_KEY_PAIR)?;
-                return Err(Error::MechanismInvalid);
-            }
-        };
+        let key_type = mechanism::registry::key_pair_type(mechanism.kind)?;
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
         let origin = Origin::Generate { mechanism: mechanism.kind };
         let mut public =

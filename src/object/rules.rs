@@ -299,12 +299,12 @@ impl Profile {
             },
             CKO_PUBLIC_KEY => match need(subtype)? {
                 CKK_RSA => Profile::RsaPublicKey,
-                CKK_EC => Profile::EcPublicKey,
+                CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY => Profile::EcPublicKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             CKO_PRIVATE_KEY => match need(subtype)? {
                 CKK_RSA => Profile::RsaPrivateKey,
-                CKK_EC => Profile::EcPrivateKey,
+                CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY => Profile::EcPrivateKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             _ => return Err(Error::AttributeValueInvalid),
