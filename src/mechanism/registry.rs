@@ -27,11 +27,17 @@ const EC_CURVES: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 /// (PKCS#11 3.0's `CKF_EC_CURVENAME`).
 const EC_25519: CK_FLAGS = CKF_EC_OID | CKF_EC_CURVENAME;
 
-/// Key sizes: bytes for AES and HMAC keys, bits for generic secret generation, RSA and EC
+/// Key sizes: bytes for AES and HMAC keys (and the HMAC key generations), bits for generic
+/// secret generation, RSA and EC
 /// (as the specification defines them); digests take no key.
 const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_AES_KEY_GEN, info(16, 32, CKF_GENERATE)),
     (CKM_GENERIC_SECRET_KEY_GEN, info(8, 4096, CKF_GENERATE)),
+    (CKM_SHA_1_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA224_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA256_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA384_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA512_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (
         CKM_AES_GCM,
         info(
