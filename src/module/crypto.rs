@@ -289,9 +289,19 @@ impl Module {
     ) -> Result<CK_OBJECT_HANDLE> {
         use crate::object::attribute::{decode_bool, encode_ulong};
         let (s, token) = self.session_and_token(h)?;
+        // A mechanism the module cannot derive with is refused before the template is read.
+        mechanism::registry::require(mechanism.kind, CKF_DERIVE)?;
         let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
-        let history =
-            token.get_attributes(s.read_write, base, &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE])?;
+        // A second key named in the parameter, checked for derivation like the base key.
+        let other = match mechanism::derive::other_key(mechanism)? {
+            Some(other) => Some(token.key_material_for(s.read_write, other, CKA_DERIVE, mechanism.kind)?),
+            None => None,
+        };
+        let history = token.get_attributes(
+            s.read_write,
+            base,
+            &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE, CKA_EXTRACTABLE],
+        )?;
         let flag = |r: &AttributeRead| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(true));
         let origin = Origin::Derive {
             base_always_sensitive: flag(&history[0]),
@@ -300,7 +310,26 @@ impl Module {
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
         hierarchy::refuse_outside_generation(template)?;
         // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
-        let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
+        let mut template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
+        // The simple derivations pass the base key's protection on (PKCS#11 3.0): a sensitive
+        // base gives a sensitive key, an unextractable base an unextractable key.
+        if mechanism::derive::propagates_protection(mechanism.kind) {
+            let base_unextractable =
+                matches!(&history[3], AttributeRead::Value(v) if decode_bool(v) == Some(false));
+            for (imposed, applies) in [
+                (Attribute::bool(CKA_SENSITIVE, true), flag(&history[2])),
+                (Attribute::bool(CKA_EXTRACTABLE, false), base_unextractable),
+            ] {
+                if !applies {
+                    continue;
+                }
+                match template.iter().find(|a| a.kind == imposed.kind) {
+                    Some(given) if given.value != imposed.value => return Err(Error::TemplateInconsistent),
+                    Some(_) => {}
+                    None => template.push(imposed),
+                }
+            }
+        }
         let mut key = template::new_object(&template, None, origin, actor)?;
         if key.profile() != crate::object::Profile::SecretKey {
             return Err(Error::TemplateInconsistent);
@@ -308,15 +337,13 @@ impl Module {
         let len = match (key.ulong(CKA_VALUE_LEN), key.key_type()) {
             (Some(len), _) => usize::try_from(len).map_err(|_| Error::KeySizeRange)?,
             (None, Some(CKK_AES)) => 32,
-            (None, _) => match &material {
-                mechanism::KeyMaterial::EcPrivate(k) => mechanism::ec::shared_secret_len(&k.params)?,
-                _ => return Err(Error::TemplateIncomplete),
-            },
+            (None, _) => mechanism::natural_derive_len(mechanism, &material, other.as_ref())?
+                .ok_or(Error::TemplateIncomplete)?,
         };
         if key.key_type() == Some(CKK_AES) && !matches!(len, 16 | 24 | 32) {
             return Err(Error::TemplateInconsistent);
         }
-        let value = mechanism::derive(mechanism, &material, len)?;
+        let value = mechanism::derive_with(mechanism, &material, other.as_ref(), len)?;
         key.set(CKA_VALUE_LEN, encode_ulong(value.len() as CK_ULONG));
         key.set(CKA_VALUE, value.to_vec());
         token.store_new_object(h, s.read_write, key)
