@@ -107,6 +107,9 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA256, info(0, 0, CKF_DIGEST)),
     (CKM_SHA384, info(0, 0, CKF_DIGEST)),
     (CKM_SHA512, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA3_256, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA3_384, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA3_512, info(0, 0, CKF_DIGEST)),
 ];
 
 /// The key type a key-pair generation mechanism makes (`C_GenerateKeyPair`);
