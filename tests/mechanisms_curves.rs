@@ -219,6 +219,25 @@ isolated_test!(
         let expected = hex("92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da
              085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
         assert_eq!(s.sign(&eddsa(), private, &[0x72]).unwrap(), expected);
+        // The key type must match the curve's family, both ways.
+        let before = count(&s);
+        let mismatched = |kind: KeyType, params: &[u8], point: Vec<u8>| {
+            s.create_object(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(kind),
+                Attribute::EcParams(params.to_vec()),
+                Attribute::EcPoint(point),
+            ])
+        };
+        expect_rv(mismatched(KeyType::EC, ED25519_OID, public_key.clone()), RvError::TemplateInconsistent);
+        expect_rv(
+            mismatched(KeyType::EC_MONTGOMERY, ED25519_OID, public_key.clone()),
+            RvError::TemplateInconsistent,
+        );
+        let p256_point = [vec![0x04, 0x41, 0x04], vec![1; 64]].concat();
+        let p256 = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07][..];
+        expect_rv(mismatched(KeyType::EC_EDWARDS, p256, p256_point), RvError::TemplateInconsistent);
+        assert_unchanged(&s, before);
         // The public key as the DER OCTET STRING and raw.
         for point in [[&[0x04, 0x20][..], &public_key].concat(), public_key.clone()] {
             let public = import_public(&s, KeyType::EC_EDWARDS, ED25519_NAME, point);

@@ -103,6 +103,19 @@ fn ecdsa_key_pair(curve: Curve, scalar: &[u8]) -> Result<EcdsaKeyPair> {
     EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der).map_err(|_| Error::KeyTypeInconsistent)
 }
 
+/// The key type `CKA_EC_PARAMS` belong to: `CKK_EC_EDWARDS` for the Edwards curves,
+/// `CKK_EC_MONTGOMERY` for the Montgomery curves, `CKK_EC` for anything else (whether
+/// offered or not), so that an object's key type and curve can be checked to agree.
+pub fn key_type_of_params(params: &[u8]) -> CK_KEY_TYPE {
+    if super::eddsa::is_edwards(params) {
+        CKK_EC_EDWARDS
+    } else if super::montgomery::is_montgomery(params) {
+        CKK_EC_MONTGOMERY
+    } else {
+        CKK_EC
+    }
+}
+
 /// Checks that an EC public key is usable here: a supported curve (`Error::KeySizeRange`) and
 /// an uncompressed point on it (`Error::KeyTypeInconsistent`). For C_CreateObject.
 pub fn check_public_key(key: &EcPublicKey) -> Result<()> {

@@ -30,12 +30,16 @@ pub const X25519_PARAMS: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6e];
 const X25519_GNUPG_PARAMS: &[u8] = &[0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x97, 0x55, 0x01, 0x05, 0x01];
 /// PrintableString "curve25519".
 const X25519_NAME_PARAMS: &[u8] = b"\x13\x0acurve25519";
+/// What OpenSC 0.23's pkcs11-tool sends for "curve25519": the PrintableString with a length
+/// byte one too large (11 for 10 characters). Not DER, but unambiguous; accepted so that the
+/// most common command-line client can make X25519 keys.
+const X25519_OPENSC_PARAMS: &[u8] = b"\x13\x0bcurve25519";
 /// X448 by OID (1.3.101.111) and by name: named only to be refused as unsupported.
 const X448_PARAMS: [&[u8]; 2] = [&[0x06, 0x03, 0x2b, 0x65, 0x6f], b"\x13\x08curve448"];
 
 /// Whether `params` names X25519.
 pub fn is_x25519(params: &[u8]) -> bool {
-    [X25519_PARAMS, X25519_GNUPG_PARAMS, X25519_NAME_PARAMS].contains(&params)
+    [X25519_PARAMS, X25519_GNUPG_PARAMS, X25519_NAME_PARAMS, X25519_OPENSC_PARAMS].contains(&params)
 }
 
 /// Whether `params` names a Montgomery curve (offered or not).
@@ -167,7 +171,7 @@ mod tests {
 
     #[test]
     fn generation_and_refusals() {
-        for params in [X25519_PARAMS, X25519_GNUPG_PARAMS, X25519_NAME_PARAMS] {
+        for params in [X25519_PARAMS, X25519_GNUPG_PARAMS, X25519_NAME_PARAMS, X25519_OPENSC_PARAMS] {
             let (a_pub, a) = generate_key_pair(params).unwrap();
             let (b_pub, b) = generate_key_pair(params).unwrap();
             assert_eq!(a_pub.params, params);
