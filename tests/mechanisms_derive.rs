@@ -355,6 +355,32 @@ isolated_test!(
         assert!(flag(&s, derived, AttributeType::AlwaysSensitive));
         assert!(flag(&s, derived, AttributeType::NeverExtractable));
         assert!(!flag(&s, derived, AttributeType::Local));
+
+        // AES encrypt-data is held to the same rule (an encryption oracle otherwise).
+        let aes = secret(&s, KeyType::AES, &[3; 16], true);
+        let block = [0u8; 16];
+        let ecb_like = Mechanism::AesCbcEncryptData(AesCbcDeriveParams::new([0; 16], &block));
+        let before = count(&s);
+        expect_rv(s.derive_key(&ecb_like, aes, &readable(16)), RvError::TemplateInconsistent);
+        assert_eq!(count(&s), before);
+
+        // HKDF is one-way: a CKK_HKDF key from CKM_HKDF_KEY_GEN, sensitive, may give a readable
+        // key; it is neither always sensitive nor never extractable.
+        let hkdf_key = s
+            .generate_key(
+                &Mechanism::HkdfKeyGen,
+                &[Attribute::ValueLen(32.into()), Attribute::Derive(true), Attribute::Sensitive(true)],
+            )
+            .unwrap();
+        assert_eq!(
+            s.get_attributes(hkdf_key, &[AttributeType::KeyType]).unwrap(),
+            [Attribute::KeyType(KeyType::HKDF)]
+        );
+        let expand =
+            Mechanism::HkdfDerive(HkdfParams::new(MechanismType::SHA256, Some(HkdfSalt::Null), Some(b"i")));
+        let out = s.derive_key(&expand, hkdf_key, &readable(32)).unwrap();
+        assert_eq!(value(&s, out).len(), 32);
+        assert!(!flag(&s, out, AttributeType::AlwaysSensitive));
     }
 );
 

@@ -5,10 +5,9 @@
 //! ([`super::hkdf`]) and the SP 800-108 KDFs ([`super::sp800_108`]).
 //!
 //! The derived key is the leftmost `len` bytes of what the mechanism produces; asking for
-//! more than it produces is `CKR_TEMPLATE_INCONSISTENT`. Each of these keys is a function of
-//! the base key and caller-chosen data, so the module passes the base key's protection on
-//! ([`propagates_protection`]): a copy (XOR with zeros, a concatenation with nothing) must
-//! not be a way to read a sensitive key.
+//! more than it produces is `CKR_TEMPLATE_INCONSISTENT`. The module passes the base key's
+//! protection on where the output could reveal it ([`propagates_protection`]): a copy (XOR
+//! with zeros, a concatenation with nothing) must not be a way to read a sensitive key.
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -45,11 +44,23 @@ pub fn other_key(mechanism: &Mechanism) -> Result<Option<CK_OBJECT_HANDLE>> {
 }
 
 /// Whether the derived key must inherit the base key's `CKA_SENSITIVE` (true) and
-/// `CKA_EXTRACTABLE` (false), as PKCS#11 3.0 states for the simple derivations. Every secret
-/// key derivation here does: the derived value is a function of the base key and of data the
-/// caller chose. ECDH, whose result is shared with a peer, does not.
+/// `CKA_EXTRACTABLE` (false). PKCS#11 3.0 states it for the simple derivations, whose output
+/// holds the base key's bits (a concatenation with nothing, an XOR with zeros, an extraction
+/// would otherwise copy a sensitive key out). The module applies it to the AES encrypt-data
+/// derivations too, the safer choice: they would otherwise be an encryption oracle of a key
+/// that may not encrypt. HKDF and SP 800-108 are one-way, and the standard leaves their
+/// keys' sensitivity to the template, as for ECDH.
 pub fn propagates_protection(mechanism: CK_MECHANISM_TYPE) -> bool {
-    mechanism != CKM_ECDH1_DERIVE
+    matches!(
+        mechanism,
+        CKM_CONCATENATE_BASE_AND_KEY
+            | CKM_CONCATENATE_BASE_AND_DATA
+            | CKM_CONCATENATE_DATA_AND_BASE
+            | CKM_XOR_BASE_AND_DATA
+            | CKM_EXTRACT_KEY_FROM_KEY
+            | CKM_AES_ECB_ENCRYPT_DATA
+            | CKM_AES_CBC_ENCRYPT_DATA
+    )
 }
 
 /// The length of the key when the template names none (see [`super::natural_derive_len`]).

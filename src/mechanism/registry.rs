@@ -38,6 +38,7 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA256_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (CKM_SHA384_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (CKM_SHA512_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_HKDF_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (
         CKM_AES_GCM,
         info(

@@ -312,7 +312,8 @@ impl Module {
         // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
         let mut template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
         // The simple derivations pass the base key's protection on (PKCS#11 3.0): a sensitive
-        // base gives a sensitive key, an unextractable base an unextractable key.
+        // base gives a sensitive key, an unextractable base an unextractable key (see
+        // mechanism::derive::propagates_protection for which mechanisms).
         if mechanism::derive::propagates_protection(mechanism.kind) {
             let base_unextractable =
                 matches!(&history[3], AttributeRead::Value(v) if decode_bool(v) == Some(false));
