@@ -6,7 +6,9 @@
 //!    name), `CKM_EDDSA`; RFC 8032 known answers through imported keys.
 //! 3. X25519: `CKM_EC_MONTGOMERY_KEY_PAIR_GEN` (`CKK_EC_MONTGOMERY`), `CKM_ECDH1_DERIVE`;
 //!    RFC 7748 known answers through imported keys.
-//! 4. Curves not offered (P-192, Brainpool, Ed448, X448) answer `CKR_CURVE_NOT_SUPPORTED` on
+//! 4. Ed25519 and X25519 private keys wrapped (PKCS#8, RFC 8410) and unwrapped: the
+//!    unwrapped key signs (derives) as the original did.
+//! 5. Curves not offered (P-192, Brainpool, Ed448, X448) answer `CKR_CURVE_NOT_SUPPORTED` on
 //!    generation, and nothing changes.
 //!
 //! After each refusal the test checks that the number of objects is the same and the
@@ -315,5 +317,72 @@ isolated_test!(
         );
         expect_rv(result, RvError::AttributeValueInvalid);
         assert_unchanged(&s, before);
+    }
+);
+
+isolated_test!(
+    fn curve25519_private_keys_wrap_and_unwrap_as_pkcs8() {
+        let (_p, _slot, s) = setup();
+        let kek = s
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)],
+            )
+            .unwrap();
+        let extractable = |params: &[u8], sign: bool| {
+            let usage = |private| match (sign, private) {
+                (true, true) => Attribute::Sign(true),
+                (true, false) => Attribute::Verify(true),
+                _ => Attribute::Derive(true),
+            };
+            let mechanism =
+                if sign { Mechanism::EccEdwardsKeyPairGen } else { Mechanism::EccMontgomeryKeyPairGen };
+            s.generate_key_pair(
+                &mechanism,
+                &[Attribute::EcParams(params.to_vec()), usage(false)],
+                &[usage(true), Attribute::Sensitive(true), Attribute::Extractable(true)],
+            )
+            .unwrap()
+        };
+        let unwrap_template = |kind: KeyType, sign: bool| {
+            vec![
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(kind),
+                if sign { Attribute::Sign(true) } else { Attribute::Derive(true) },
+            ]
+        };
+
+        let (public, private) = extractable(ED25519_OID, true);
+        let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, kek, private).unwrap();
+        let unwrapped = s
+            .unwrap_key(&Mechanism::AesKeyWrapPad, kek, &wrapped, &unwrap_template(KeyType::EC_EDWARDS, true))
+            .unwrap();
+        assert_eq!(key_type(&s, unwrapped), KeyType::EC_EDWARDS);
+        let signature = s.sign(&eddsa(), unwrapped, b"unwrapped").unwrap();
+        s.verify(&eddsa(), public, b"unwrapped", &signature).unwrap();
+        // The wrapped Ed25519 key is not an EC key.
+        let before = count(&s);
+        expect_rv(
+            s.unwrap_key(&Mechanism::AesKeyWrapPad, kek, &wrapped, &unwrap_template(KeyType::EC, true)),
+            RvError::TemplateInconsistent,
+        );
+        assert_unchanged(&s, before);
+
+        let (a_public, a) = extractable(X25519_OID, false);
+        let (b_public, b) = extractable(X25519_OID, false);
+        let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, kek, a).unwrap();
+        let a2 = s
+            .unwrap_key(
+                &Mechanism::AesKeyWrapPad,
+                kek,
+                &wrapped,
+                &unwrap_template(KeyType::EC_MONTGOMERY, false),
+            )
+            .unwrap();
+        let (_, b_raw) = ec_point(&s, b_public);
+        let (_, a_raw) = ec_point(&s, a_public);
+        let one = ecdh_derive(&s, a2, &b_raw, 32).unwrap();
+        let two = ecdh_derive(&s, b, &a_raw, 32).unwrap();
+        assert_eq!(value(&s, one), value(&s, two));
     }
 );

@@ -267,6 +267,9 @@ pub fn private_key_to_pkcs8(key: &KeyMaterial) -> Result<Zeroizing<Vec<u8>>> {
             }
             rsa_pkcs8(&parts).map_err(|_| Error::KeyNotWrappable)
         }
+        KeyMaterial::EcPrivate(k) if curve25519_oid(&k.params).is_some() => {
+            curve25519_pkcs8(&k.params, &k.value).map_err(|_| Error::KeyNotWrappable)
+        }
         KeyMaterial::EcPrivate(k) => {
             let curve = curve_of(&k.params).map_err(|_| Error::KeyNotWrappable)?;
             let scalar = fixed_scalar(curve, &k.value).ok_or(Error::KeyNotWrappable)?;
@@ -344,7 +347,8 @@ fn ec_private_key_from_info(info: &PrivateKeyInfoRef<'_>) -> Option<EcPrivateKey
 }
 
 /// The private key in a PKCS#8 `PrivateKeyInfo`, for C_UnwrapKey: a two-prime RSA key (with its
-/// CRT values, checked for consistency) or an EC key on a supported curve. Anything else, or
+/// CRT values, checked for consistency), an EC key on a supported curve, or an Ed25519 or
+/// X25519 key (RFC 8410). Anything else, or
 /// malformed input, is `Error::WrappedKeyInvalid`.
 pub fn private_key_from_pkcs8(der: &[u8]) -> Result<KeyMaterial> {
     let info = PrivateKeyInfoRef::from_der(der).map_err(|_| Error::WrappedKeyInvalid)?;
@@ -355,6 +359,8 @@ pub fn private_key_from_pkcs8(der: &[u8]) -> Result<KeyMaterial> {
     } else if info.algorithm.oid == EC_PUBLIC_KEY {
         let key = ec_private_key_from_info(&info).ok_or(Error::WrappedKeyInvalid)?;
         Ok(KeyMaterial::EcPrivate(key))
+    } else if info.algorithm.oid == ID_ED25519 || info.algorithm.oid == ID_X25519 {
+        curve25519_private_key_from_info(&info).map(KeyMaterial::EcPrivate).ok_or(Error::WrappedKeyInvalid)
     } else {
         Err(Error::WrappedKeyInvalid)
     }
@@ -393,6 +399,58 @@ fn ec_spki(curve: Curve, point: &[u8]) -> Result<Vec<u8>> {
 /// `id-Ed25519` and `id-X25519` (RFC 8410).
 const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const ID_X25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.110");
+
+/// The RFC 8410 OID of Ed25519 or X25519 `params`, if they name one of them.
+fn curve25519_oid(params: &[u8]) -> Option<ObjectIdentifier> {
+    if super::eddsa::is_ed25519(params) {
+        Some(ID_ED25519)
+    } else if super::montgomery::is_x25519(params) {
+        Some(ID_X25519)
+    } else {
+        None
+    }
+}
+
+/// PKCS#8 of an Ed25519 or X25519 private key (RFC 8410): the OID without parameters, and the
+/// 32-byte key as a `CurvePrivateKey` OCTET STRING inside the `privateKey` OCTET STRING.
+fn curve25519_pkcs8(params: &[u8], key: &[u8]) -> der::Result<Zeroizing<Vec<u8>>> {
+    let oid = curve25519_oid(params).ok_or_else(|| der::Tag::ObjectIdentifier.value_error())?;
+    if key.len() != 32 {
+        return Err(der::Tag::OctetString.length_error().into());
+    }
+    let inner = Zeroizing::new(OctetStringRef::new(key)?.to_der()?);
+    let info = PrivateKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef { oid, parameters: None },
+        private_key: OctetStringRef::new(&inner)?,
+        public_key: None,
+    };
+    Ok(Zeroizing::new(info.to_der()?))
+}
+
+/// The Ed25519 or X25519 key of an RFC 8410 `PrivateKeyInfo`; its `CKA_EC_PARAMS` are the
+/// DER of the OID. A public key inside (PKCS#8 v2) must be the key's own.
+fn curve25519_private_key_from_info(info: &PrivateKeyInfoRef<'_>) -> Option<EcPrivateKey> {
+    if info.algorithm.parameters.is_some() {
+        return None;
+    }
+    let key = <&OctetStringRef>::from_der(info.private_key.as_bytes()).ok()?.as_bytes();
+    if key.len() != 32 {
+        return None;
+    }
+    let params = info.algorithm.oid.to_der().ok()?;
+    let private = EcPrivateKey { params, value: Zeroizing::new(key.to_vec()) };
+    let public = if info.algorithm.oid == ID_ED25519 {
+        super::eddsa::public_key(&private).ok()?
+    } else {
+        super::montgomery::public_key(&private).ok()?
+    };
+    if let Some(given) = &info.public_key
+        && given.raw_bytes() != public.as_slice()
+    {
+        return None;
+    }
+    Some(private)
+}
 
 /// The SubjectPublicKeyInfo of an Ed25519 or X25519 key (RFC 8410: the OID without
 /// parameters, the raw key as the bit string); `None` if `params` names neither.
@@ -588,6 +646,39 @@ mod tests {
             };
             assert_eq!(back.value.len(), curve.field_len());
         }
+    }
+
+    /// RFC 8410 10.3's Ed25519 private key; Ed25519 keys through AWS-LC's PKCS#8 and this
+    /// module's; X25519 keys through this module's (aws-lc-rs exports no X25519 PKCS#8).
+    #[test]
+    fn curve25519_pkcs8_agrees_with_rfc8410_and_aws_lc() {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let rfc = hex(
+            "302e020100300506032b657004220420d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842",
+        );
+        let KeyMaterial::EcPrivate(k) = private_key_from_pkcs8(&rfc).unwrap() else { panic!("not EC") };
+        assert_eq!(k.params, super::super::eddsa::ED25519_PARAMS);
+        assert_eq!(*k.value, hex("d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842"));
+        assert_eq!(*private_key_to_pkcs8(&KeyMaterial::EcPrivate(k)).unwrap(), rfc);
+
+        let (public, private) = super::super::eddsa::generate_key_pair(b"\x13\x0cedwards25519").unwrap();
+        let der = private_key_to_pkcs8(&KeyMaterial::EcPrivate(private)).unwrap();
+        let theirs = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).unwrap();
+        assert_eq!(theirs.public_key().as_ref(), public.point.as_slice());
+        // AWS-LC's v2 PKCS#8 (with the public key) reads back; a foreign public key does not.
+        let v2 = theirs.to_pkcs8().unwrap();
+        let KeyMaterial::EcPrivate(back) = private_key_from_pkcs8(v2.as_ref()).unwrap() else { panic!() };
+        assert_eq!(super::super::eddsa::public_key(&back).unwrap(), public.point);
+        let mut foreign = v2.as_ref().to_vec();
+        let last = foreign.len() - 1;
+        foreign[last] ^= 1;
+        assert_eq!(private_key_from_pkcs8(&foreign).err(), Some(Error::WrappedKeyInvalid));
+
+        let (x_public, x_private) =
+            super::super::montgomery::generate_key_pair(super::super::montgomery::X25519_PARAMS).unwrap();
+        let der = private_key_to_pkcs8(&KeyMaterial::EcPrivate(x_private)).unwrap();
+        let KeyMaterial::EcPrivate(back) = private_key_from_pkcs8(&der).unwrap() else { panic!() };
+        assert_eq!(super::super::montgomery::public_key(&back).unwrap(), x_public.point);
     }
 
     #[test]

@@ -956,7 +956,9 @@ fn set_private_key_components(
                 key.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
             }
         }
-        (Some(CKK_EC), KeyMaterial::EcPrivate(k)) => {
+        (Some(kind @ (CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)), KeyMaterial::EcPrivate(k))
+            if mechanism::ec::key_type_of_params(&k.params) == kind =>
+        {
             key.set(CKA_EC_PARAMS, k.params.clone());
             key.set(CKA_VALUE, k.value.to_vec());
         }
