@@ -689,8 +689,8 @@ isolated_test!(
 isolated_test!(
     fn ec_key_pair_templates_are_checked() {
         let (_p, s, _raw) = setup();
-        // An unsupported curve: the module answers CKR_ATTRIBUTE_VALUE_INVALID
-        // (src/mechanism/encoding.rs curve_of); PKCS#11 3.0 also has CKR_CURVE_NOT_SUPPORTED.
+        // An unsupported curve: a well-formed curve name is CKR_CURVE_NOT_SUPPORTED, anything
+        // else CKR_ATTRIBUTE_VALUE_INVALID (src/mechanism/encoding.rs unsupported_curve_error).
         for params in [P192, &[0x06, 0x03, 0x2a, 0x03, 0x04][..], &[0x05, 0x00][..]] {
             let result = s.generate_key_pair(
                 &Mechanism::EccKeyPairGen,
