@@ -356,6 +356,26 @@ isolated_test!(
         assert!(flag(&s, derived, AttributeType::NeverExtractable));
         assert!(!flag(&s, derived, AttributeType::Local));
 
+        // CKM_CONCATENATE_BASE_AND_KEY: the second key's protection counts too.
+        let open = secret(&s, KeyType::GENERIC_SECRET, &[1; 8], false);
+        let with_sensitive = Mechanism::ConcatenateBaseAndKey(base);
+        let before = count(&s);
+        expect_rv(s.derive_key(&with_sensitive, open, &readable(24)), RvError::TemplateInconsistent);
+        assert_eq!(count(&s), before);
+        let joined = s.derive_key(&with_sensitive, open, &readable(24)[..3]).unwrap();
+        assert!(flag(&s, joined, AttributeType::Sensitive));
+        // Without class, key type or length: a generic secret as long as both keys.
+        let plain = s.derive_key(&Mechanism::ConcatenateBaseAndKey(open), open, &[]).unwrap();
+        assert_eq!(
+            s.get_attributes(plain, &[AttributeType::Class, AttributeType::KeyType, AttributeType::ValueLen])
+                .unwrap(),
+            [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(16.into())
+            ]
+        );
+
         // AES encrypt-data is held to the same rule (an encryption oracle otherwise).
         let aes = secret(&s, KeyType::AES, &[3; 16], true);
         let block = [0u8; 16];

@@ -38,7 +38,8 @@ fn ulong_param(params: &MechanismParams) -> Result<CK_ULONG> {
 pub fn other_key(mechanism: &Mechanism) -> Result<Option<CK_OBJECT_HANDLE>> {
     match (mechanism.kind, &mechanism.params) {
         (CKM_CONCATENATE_BASE_AND_KEY, params) => ulong_param(params).map(Some),
-        (CKM_HKDF_DERIVE | CKM_HKDF_DATA, MechanismParams::Hkdf(p)) => Ok(p.salt_key()),
+        // The salt is ignored without extraction, its key too.
+        (CKM_HKDF_DERIVE | CKM_HKDF_DATA, MechanismParams::Hkdf(p)) if p.extract => Ok(p.salt_key()),
         _ => Ok(None),
     }
 }

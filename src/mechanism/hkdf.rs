@@ -82,15 +82,14 @@ pub fn derive(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let (algorithm, mac) = algorithms(params.prf)?;
     let hash_len = mac.digest_algorithm().output_len();
+    // The standard has the salt ignored without extraction, and the info without expansion.
     let salt: &[u8] = match (&params.salt, salt_key) {
+        _ if !params.extract => &[],
         (HkdfSalt::Null, None) => &[],
         (HkdfSalt::Data(d), None) if !d.is_empty() => d,
         (HkdfSalt::Key(_), Some(k)) => &k.value,
         _ => return Err(Error::MechanismParamInvalid),
     };
-    if !params.expand && !params.info.is_empty() {
-        return Err(Error::MechanismParamInvalid);
-    }
     let max_len = if params.expand { 255 * hash_len } else { hash_len };
     if len == 0 || len > max_len || (!params.expand && len != hash_len) {
         return Err(Error::TemplateInconsistent);
@@ -103,15 +102,13 @@ pub fn derive(
             prk.expand(&[&params.info], Len(len)).map_err(failed)?.fill(&mut out).map_err(failed)?;
         }
         (false, true) => {
-            if !matches!(params.salt, HkdfSalt::Null) {
-                return Err(Error::MechanismParamInvalid);
-            }
             let prk = hkdf::Prk::new_less_safe(algorithm, &ikm.value);
             prk.expand(&[&params.info], Len(len)).map_err(failed)?.fill(&mut out).map_err(failed)?;
         }
         (true, false) => {
             // An absent salt is a hash length of zeros, which HMAC pads an empty key to.
             let tag = hmac::sign(&hmac::Key::new(mac, salt), &ikm.value);
+            // (The info, if any, is ignored, as the standard says.)
             out.copy_from_slice(tag.as_ref());
         }
         (false, false) => return Err(Error::MechanismParamInvalid),
@@ -174,6 +171,13 @@ mod tests {
         assert_eq!(derive(&empty_salt, &ikm, None, 32).err(), Some(Error::MechanismParamInvalid));
         let missing_key = params(true, true, HkdfSalt::Key(3), b"");
         assert_eq!(derive(&missing_key, &ikm, None, 32).err(), Some(Error::MechanismParamInvalid));
+        // Salt without extraction and info without expansion are ignored.
+        let expand_only = derive(&params(false, true, HkdfSalt::Null, b"i"), &ikm, None, 32).unwrap();
+        let with_salt = derive(&params(false, true, HkdfSalt::Data(vec![1]), b"i"), &ikm, None, 32).unwrap();
+        assert_eq!(*expand_only, *with_salt);
+        let extract_only = derive(&params(true, false, HkdfSalt::Null, b""), &ikm, None, 32).unwrap();
+        let with_info = derive(&params(true, false, HkdfSalt::Null, b"info"), &ikm, None, 32).unwrap();
+        assert_eq!(*extract_only, *with_info);
         let extract_len = params(true, false, HkdfSalt::Null, b"");
         assert_eq!(derive(&extract_len, &ikm, None, 16).err(), Some(Error::TemplateInconsistent));
     }

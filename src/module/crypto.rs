@@ -293,20 +293,29 @@ impl Module {
         mechanism::registry::require(mechanism.kind, CKF_DERIVE)?;
         let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
         // A second key named in the parameter, checked for derivation like the base key.
-        let other = match mechanism::derive::other_key(mechanism)? {
+        let other_handle = mechanism::derive::other_key(mechanism)?;
+        let other = match other_handle {
             Some(other) => Some(token.key_material_for(s.read_write, other, CKA_DERIVE, mechanism.kind)?),
             None => None,
         };
-        let history = token.get_attributes(
-            s.read_write,
-            base,
-            &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE, CKA_EXTRACTABLE],
-        )?;
-        let flag = |r: &AttributeRead| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(true));
-        let origin = Origin::Derive {
-            base_always_sensitive: flag(&history[0]),
-            base_never_extractable: flag(&history[1]),
+        // [always sensitive, never extractable, sensitive, unextractable] of the base key and of
+        // the other key; the derived key's history needs both (CKM_CONCATENATE_BASE_AND_KEY).
+        let protection = |key| -> Result<[bool; 4]> {
+            let read = token.get_attributes(
+                s.read_write,
+                key,
+                &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE, CKA_EXTRACTABLE],
+            )?;
+            let is = |r: &AttributeRead, want| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(want));
+            Ok([is(&read[0], true), is(&read[1], true), is(&read[2], true), is(&read[3], false)])
         };
+        let mut history = protection(base)?;
+        if let Some(other) = other_handle {
+            let more = protection(other)?;
+            history =
+                [history[0] && more[0], history[1] && more[1], history[2] || more[2], history[3] || more[3]];
+        }
+        let origin = Origin::Derive { base_always_sensitive: history[0], base_never_extractable: history[1] };
         let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
         hierarchy::refuse_outside_generation(template)?;
         // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
@@ -315,11 +324,9 @@ impl Module {
         // base gives a sensitive key, an unextractable base an unextractable key (see
         // mechanism::derive::propagates_protection for which mechanisms).
         if mechanism::derive::propagates_protection(mechanism.kind) {
-            let base_unextractable =
-                matches!(&history[3], AttributeRead::Value(v) if decode_bool(v) == Some(false));
             for (imposed, applies) in [
-                (Attribute::bool(CKA_SENSITIVE, true), flag(&history[2])),
-                (Attribute::bool(CKA_EXTRACTABLE, false), base_unextractable),
+                (Attribute::bool(CKA_SENSITIVE, true), history[2]),
+                (Attribute::bool(CKA_EXTRACTABLE, false), history[3]),
             ] {
                 if !applies {
                     continue;
@@ -329,6 +336,13 @@ impl Module {
                     Some(_) => {}
                     None => template.push(imposed),
                 }
+            }
+        }
+        // Without a class or key type, the key is a generic secret, as the standard says for the
+        // derivation mechanisms.
+        for (kind, default) in [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_GENERIC_SECRET)] {
+            if !template.iter().any(|a| a.kind == kind) {
+                template.push(Attribute::ulong(kind, default));
             }
         }
         let mut key = template::new_object(&template, None, origin, actor)?;
