@@ -11,6 +11,7 @@ pub mod aes_wrap;
 pub mod derive;
 pub mod digest;
 pub mod ec;
+pub mod ecdh;
 pub mod eddsa;
 pub mod encoding;
 pub mod hkdf;
@@ -441,7 +442,9 @@ pub fn derive_with(
 ) -> Result<Zeroizing<Vec<u8>>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_DERIVE)?;
     match (mechanism.kind, base) {
-        (cryptoki_sys::CKM_ECDH1_DERIVE, KeyMaterial::EcPrivate(k)) => ec::derive(&mechanism.params, k, len),
+        (cryptoki_sys::CKM_ECDH1_DERIVE, KeyMaterial::EcPrivate(k)) => {
+            ecdh::derive(&mechanism.params, k, len)
+        }
         (cryptoki_sys::CKM_ECDH1_DERIVE, _) => Err(crate::Error::KeyTypeInconsistent),
         (_, KeyMaterial::Secret(k)) => {
             let other = match other {

@@ -8,7 +8,7 @@
 //! curves; raw on import and as the peer's public data of a derive), the private key the
 //! 32-byte scalar (`CKA_VALUE`). X448 is not offered by aws-lc-rs: `CKR_CURVE_NOT_SUPPORTED`.
 //!
-//! The KDFs and lengths are those of the other curves' ECDH ([`super::ec`]); AWS-LC refuses a
+//! The KDFs and lengths are those of the other curves' ECDH ([`super::ecdh`]); AWS-LC refuses a
 //! peer key of small order (an all-zero shared secret, RFC 7748 6.1), which is
 //! `CKR_MECHANISM_PARAM_INVALID` like any bad peer point.
 
@@ -109,14 +109,14 @@ fn peer_key(public_data: &[u8]) -> Result<&[u8]> {
     }
 }
 
-/// CKM_ECDH1_DERIVE with an X25519 private key: see [`super::ec::derive`] for the KDFs and
+/// CKM_ECDH1_DERIVE with an X25519 private key: see [`super::ecdh::derive`] for the KDFs and
 /// lengths; Z is the 32-byte X25519 output.
 pub fn derive(params: &MechanismParams, key: &EcPrivateKey, len: usize) -> Result<Zeroizing<Vec<u8>>> {
     require_x25519(&key.params).map_err(|e| match e {
         Error::CurveNotSupported => Error::CurveNotSupported,
         _ => Error::KeyTypeInconsistent,
     })?;
-    super::ec::derive_from_agreement(params, KEY_LEN, len, |public_data| {
+    super::ecdh::derive_from_agreement(params, KEY_LEN, len, |public_data| {
         let peer = peer_key(public_data)?;
         let private = private_key(key)?;
         let peer = UnparsedPublicKey::new(&X25519, peer);
