@@ -649,6 +649,54 @@ step "p11tool --test-sign ec-p384 (made by pkcs11-tool)" t_p11tool_test_sign \
 step "--delete-object privkey+pubkey; --list-objects shows them gone" t_delete
 step "pkcs11-tool --test --login" t_selftest
 
+# ================================================================ issue 15 item 4: Ed25519, X25519
+# Edwards and Montgomery keys made by pkcs11-tool (CKK_EC_EDWARDS with CKA_EC_PARAMS
+# "edwards25519", CKK_EC_MONTGOMERY with "curve25519"), CKM_EDDSA signatures checked by
+# pkcs11-tool and by plain openssl against the RFC 8410 SubjectPublicKeyInfo built from
+# CKA_EC_POINT (OpenSC 0.23's --read-object exports no Ed25519 key openssl reads).
+
+# ed_spki ID FILE: the Ed25519 SubjectPublicKeyInfo of the public key with CKA_ID ID, from its
+# CKA_EC_POINT (a DER OCTET STRING of the 32-byte key).
+ed_spki() {
+    local attr
+    attr=$(ec_attr "$1" EC_POINT)
+    echo "CKA_EC_POINT: $attr"
+    [[ ${attr:0:4} == 0420 && ${#attr} -eq 68 ]] || {
+        echo "FAIL: EC_POINT is not a DER OCTET STRING of 32 bytes"
+        return 1
+    }
+    hex2bin "302a300506032b6570032100${attr:4}" "$2"
+}
+
+# t_eddsa ID: sign with CKM_EDDSA; pkcs11-tool and openssl verify; a changed message fails.
+t_eddsa() {
+    local id=$1
+    printf 'EdDSA through ecm-hsm\n' >"$WORK/ed-data"
+    printf 'EdDSA through ecm-hsm!\n' >"$WORK/ed-other"
+    x p11u --sign --mechanism EDDSA --id "$id" -i "$WORK/ed-data" -o "$WORK/ed-sig" && rc_is 0 ||
+        return 1
+    [[ $(wc -c <"$WORK/ed-sig") -eq 64 ]] || {
+        echo "FAIL: the signature is not 64 bytes"
+        return 1
+    }
+    x p11u --verify --mechanism EDDSA --id "$id" -i "$WORK/ed-data" --signature-file "$WORK/ed-sig" &&
+        rc_is 0 && has "Signature is valid" || return 1
+    need_openssl || return 0
+    ed_spki "$id" "$WORK/ed-pub.der" || return 1
+    x openssl pkeyutl -verify -pubin -keyform DER -inkey "$WORK/ed-pub.der" -rawin \
+        -in "$WORK/ed-data" -sigfile "$WORK/ed-sig" && rc_is 0 &&
+        has "Signature Verified Successfully" || return 1
+    x openssl pkeyutl -verify -pubin -keyform DER -inkey "$WORK/ed-pub.der" -rawin \
+        -in "$WORK/ed-other" -sigfile "$WORK/ed-sig" && rc_nonzero
+}
+
+step "--keypairgen EC:edwards25519 (CKK_EC_EDWARDS)" t_keypairgen EC:edwards25519 0e ed25519 \
+    "EC_EDWARDS"
+step "--sign/--verify EDDSA Ed25519; openssl verifies" t_eddsa 0e
+step "--keypairgen EC:curve25519 (CKK_EC_MONTGOMERY)" t_keypairgen EC:curve25519 0f x25519 \
+    "EC_MONTGOMERY"
+# ================================================================ end of issue 15 item 4
+
 [[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 ]]

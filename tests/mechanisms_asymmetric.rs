@@ -133,8 +133,8 @@ const CAVP_S: &str = "17c55095819089c2e03b9cd415abdf12444e323075d98f31920b9e0f57
 /// `CKA_EC_PARAMS` of the curves: the DER of their OIDs.
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-/// secp256k1, a curve the module does not offer.
-const SECP256K1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
+/// P-192, a curve the module does not offer.
+const P192: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01];
 
 /// The DER prefix of a SHA-256 DigestInfo (RFC 8017 9.2 note 1).
 const SHA256_DIGEST_INFO: &str = "3031300d060960864801650304020105000420";
@@ -689,9 +689,9 @@ isolated_test!(
 isolated_test!(
     fn ec_key_pair_templates_are_checked() {
         let (_p, s, _raw) = setup();
-        // An unsupported curve: the module answers CKR_ATTRIBUTE_VALUE_INVALID
-        // (src/mechanism/encoding.rs curve_of); PKCS#11 3.0 also has CKR_CURVE_NOT_SUPPORTED.
-        for params in [SECP256K1, &[0x06, 0x03, 0x2a, 0x03, 0x04][..], &[0x05, 0x00][..]] {
+        // An unsupported curve: a well-formed curve name is CKR_CURVE_NOT_SUPPORTED, anything
+        // else CKR_ATTRIBUTE_VALUE_INVALID (src/mechanism/encoding.rs unsupported_curve_error).
+        for params in [P192, &[0x06, 0x03, 0x2a, 0x03, 0x04][..], &[0x05, 0x00][..]] {
             let result = s.generate_key_pair(
                 &Mechanism::EccKeyPairGen,
                 &[Attribute::EcParams(params.to_vec())],

@@ -178,7 +178,7 @@ pub unsafe fn attribute_value_out(entry: &mut CK_ATTRIBUTE, value: &[u8]) -> Res
 ///
 /// # Safety
 /// A non-NULL `m.pParameter` must point to `m.ulParameterLen` readable bytes.
-unsafe fn parameter<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
+pub(super) unsafe fn parameter<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
     if m.pParameter.is_null() || to_usize(m.ulParameterLen)? != std::mem::size_of::<T>() {
         return Err(Error::MechanismParamInvalid);
     }
@@ -191,7 +191,7 @@ unsafe fn parameter<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
 ///
 /// # Safety
 /// As `bytes_in`.
-unsafe fn parameter_bytes(ptr: *const u8, len: CK_ULONG) -> Result<Vec<u8>> {
+pub(super) unsafe fn parameter_bytes(ptr: *const u8, len: CK_ULONG) -> Result<Vec<u8>> {
     // SAFETY: forwarded contract.
     unsafe { bytes_in(ptr, len) }.map(<[u8]>::to_vec).map_err(|_| Error::MechanismParamInvalid)
 }
@@ -253,6 +253,8 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
                     public_data: parameter_bytes(p.pPublicData, p.ulPublicDataLen)?,
                 })
             }
+            // The secret-key derivations' parameters (src/abi/derive_params.rs).
+            _ if !no_parameter && let Some(p) = super::derive_params::derive_params_in(m)? => p,
             // An IV, or a key wrap's alternative initial value.
             CKM_AES_CBC
             | CKM_AES_CBC_PAD

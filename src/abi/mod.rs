@@ -13,6 +13,7 @@
 //! the core, and copies results out.
 #![allow(unsafe_code)]
 
+mod derive_params;
 mod exports;
 mod fork;
 mod function_list;

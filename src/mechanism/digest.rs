@@ -1,4 +1,5 @@
-//! CKM_SHA_1 and the SHA-2 digests for C_Digest*.
+//! CKM_SHA_1, the SHA-2 and the SHA-3 digests (FIPS 202: SHA3-256, SHA3-384, SHA3-512; aws-lc-rs
+//! has no SHA3-224) for C_Digest*.
 
 use aws_lc_rs::digest::{self, Context};
 use cryptoki_sys::*;
@@ -17,6 +18,9 @@ fn algorithm(mechanism: CK_MECHANISM_TYPE) -> Result<&'static digest::Algorithm>
         CKM_SHA256 => &digest::SHA256,
         CKM_SHA384 => &digest::SHA384,
         CKM_SHA512 => &digest::SHA512,
+        CKM_SHA3_256 => &digest::SHA3_256,
+        CKM_SHA3_384 => &digest::SHA3_384,
+        CKM_SHA3_512 => &digest::SHA3_512,
         _ => return Err(Error::MechanismInvalid),
     })
 }
@@ -85,6 +89,16 @@ mod tests {
                 CKM_SHA512,
                 "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
             ),
+            // FIPS 202 examples.
+            (CKM_SHA3_256, "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"),
+            (
+                CKM_SHA3_384,
+                "ec01498288516fc926459f58e2c6ad8df9b473cb0fc08c2596da7cf0e49be4b298d88cea927ac7f539f1edf228376d25",
+            ),
+            (
+                CKM_SHA3_512,
+                "b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0",
+            ),
         ];
         for (mechanism, expected) in cases {
             let mut d = Digest::new(mechanism).unwrap();
@@ -94,5 +108,6 @@ mod tests {
             assert_eq!(hex(d.finish()), expected);
         }
         assert_eq!(hex(sha256(b"abc")), cases[2].1);
+        assert!(Digest::new(CKM_SHA3_224).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! Elliptic curves (P-256, P-384, P-521): CKM_EC_KEY_PAIR_GEN, CKM_ECDSA and CKM_ECDSA_SHA*
-//! signatures, CKM_ECDH1_DERIVE.
+//! Elliptic curves (P-256, P-384, P-521, secp256k1): CKM_EC_KEY_PAIR_GEN, CKM_ECDSA and
+//! CKM_ECDSA_SHA* signatures, the keys' checks; CKM_ECDH1_DERIVE is in [`super::ecdh`].
 //!
 //! Signatures are r ‖ s, each as long as the curve's field (PKCS#11's format, not DER).
 //! CKM_ECDSA takes the hash itself: as ECDSA uses the leftmost bits of the hash up to the
@@ -7,11 +7,8 @@
 //! zeros when shorter, which keeps its value; cut to its leftmost bytes when longer, as ECDSA
 //! does for P-256 and P-384, whose orders are whole bytes) and signed by AWS-LC as that
 //! digest. On P-521 a hash of more than 64 bytes is `Error::DataLenRange`.
-//!
-//! ECDH gives the x-coordinate Z of the shared point; with CKD_NULL the key is Z's last `len`
-//! bytes, with CKD_SHA*_KDF it is the ANSI X9.63 KDF of Z and the shared data.
 
-use aws_lc_rs::agreement::{self, ECDH_P256, ECDH_P384, ECDH_P521, UnparsedPublicKey};
+use aws_lc_rs::agreement::{self, ECDH_P256, ECDH_P384, ECDH_P521};
 use aws_lc_rs::digest::{self, Context, Digest};
 use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
 use aws_lc_rs::signature::{
@@ -20,19 +17,18 @@ use aws_lc_rs::signature::{
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::encoding::{self, Curve, curve_of, ec_point_from_attribute, fixed_scalar};
+use super::encoding::{self, Curve, curve_of, fixed_scalar};
 use super::prepared::{self, PreparedKeys};
-use super::{EcPrivateKey, EcPublicKey, EcdhParams, MechanismParams, SignOperation, VerifyOperation};
+use super::{EcPrivateKey, EcPublicKey, MechanismParams, SignOperation, VerifyOperation};
 use crate::{Error, Result};
 
-/// The longest key CKD_SHA*_KDF derives, in bytes.
-pub const MAX_KDF_OUTPUT: usize = 1024;
-
-fn agreement_algorithm(curve: Curve) -> &'static agreement::Algorithm {
+/// The ECDH algorithm of a curve; `None` where aws-lc-rs has none (secp256k1).
+pub(super) fn agreement_algorithm(curve: Curve) -> Option<&'static agreement::Algorithm> {
     match curve {
-        Curve::P256 => &ECDH_P256,
-        Curve::P384 => &ECDH_P384,
-        Curve::P521 => &ECDH_P521,
+        Curve::P256 => Some(&ECDH_P256),
+        Curve::P384 => Some(&ECDH_P384),
+        Curve::P521 => Some(&ECDH_P521),
+        Curve::Secp256k1 => None,
     }
 }
 
@@ -41,6 +37,7 @@ fn signing_algorithm(curve: Curve) -> &'static EcdsaSigningAlgorithm {
         Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
         Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
         Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+        Curve::Secp256k1 => &sig::ECDSA_P256K1_SHA256_FIXED_SIGNING,
     }
 }
 
@@ -49,43 +46,80 @@ fn verification_algorithm(curve: Curve) -> &'static EcdsaVerificationAlgorithm {
         Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED,
         Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED,
         Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED,
+        Curve::Secp256k1 => &sig::ECDSA_P256K1_SHA256_FIXED,
     }
 }
 
 /// The digest the curve's AWS-LC algorithms are bound to.
 fn curve_digest(curve: Curve) -> &'static digest::Algorithm {
     match curve {
-        Curve::P256 => &digest::SHA256,
+        Curve::P256 | Curve::Secp256k1 => &digest::SHA256,
         Curve::P384 => &digest::SHA384,
         Curve::P521 => &digest::SHA512,
     }
 }
 
-/// The curve of a key in use; an unsupported one is `Error::KeySizeRange`.
-fn key_curve(params: &[u8]) -> Result<Curve> {
-    curve_of(params).map_err(|_| Error::KeySizeRange)
+/// The curve of a key in use; an unsupported one is `Error::KeySizeRange`, an Edwards or
+/// Montgomery key (which the mechanisms of this file do not take) `Error::KeyTypeInconsistent`.
+pub(super) fn key_curve(params: &[u8]) -> Result<Curve> {
+    if super::eddsa::is_edwards(params) || super::montgomery::is_montgomery(params) {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    curve_of(params)
 }
 
 /// The private scalar of a key, exactly as long as the field; `Error::KeyTypeInconsistent` if
 /// it does not fit.
-fn key_scalar(curve: Curve, key: &EcPrivateKey) -> Result<Zeroizing<Vec<u8>>> {
+pub(super) fn key_scalar(curve: Curve, key: &EcPrivateKey) -> Result<Zeroizing<Vec<u8>>> {
     fixed_scalar(curve, &key.value).ok_or(Error::KeyTypeInconsistent)
 }
 
 /// The uncompressed public point of a private scalar (exactly `curve.field_len()` bytes);
 /// `Error::KeyTypeInconsistent` if the scalar is not a valid key (0 or not below the order).
 pub(crate) fn public_point(curve: Curve, scalar: &[u8]) -> Result<Vec<u8>> {
-    let key = agreement::PrivateKey::from_private_key(agreement_algorithm(curve), scalar)
-        .map_err(|_| Error::KeyTypeInconsistent)?;
+    let Some(algorithm) = agreement_algorithm(curve) else {
+        // No ECDH on the curve: its ECDSA key computes the point instead.
+        use aws_lc_rs::signature::KeyPair;
+        let key = ecdsa_key_pair(curve, scalar)?;
+        return Ok(key.public_key().as_ref().to_vec());
+    };
+    let key =
+        agreement::PrivateKey::from_private_key(algorithm, scalar).map_err(|_| Error::KeyTypeInconsistent)?;
     let public = key.compute_public_key().map_err(|_| Error::KeyTypeInconsistent)?;
     Ok(public.as_ref().to_vec())
+}
+
+/// AWS-LC's signing key of a scalar (exactly `curve.field_len()` bytes); a scalar that is not
+/// a valid key (0 or not below the order) is `Error::KeyTypeInconsistent`.
+fn ecdsa_key_pair(curve: Curve, scalar: &[u8]) -> Result<EcdsaKeyPair> {
+    let der = encoding::ec_private_key_der(curve, scalar).map_err(|_| Error::KeyTypeInconsistent)?;
+    EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der).map_err(|_| Error::KeyTypeInconsistent)
+}
+
+/// The key type `CKA_EC_PARAMS` belong to: `CKK_EC_EDWARDS` for the Edwards curves,
+/// `CKK_EC_MONTGOMERY` for the Montgomery curves, `CKK_EC` for anything else (whether
+/// offered or not), so that an object's key type and curve can be checked to agree.
+pub fn key_type_of_params(params: &[u8]) -> CK_KEY_TYPE {
+    if super::eddsa::is_edwards(params) {
+        CKK_EC_EDWARDS
+    } else if super::montgomery::is_montgomery(params) {
+        CKK_EC_MONTGOMERY
+    } else {
+        CKK_EC
+    }
 }
 
 /// Checks that an EC public key is usable here: a supported curve (`Error::CurveNotSupported`
 /// for a named curve not offered) and an uncompressed point on it
 /// (`Error::KeyTypeInconsistent`). For C_CreateObject.
 pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
-    let curve = curve_of(&key.params)?;
+    if super::eddsa::is_edwards(&key.params) {
+        return super::eddsa::check_public_key(key);
+    }
+    if super::montgomery::is_montgomery(&key.params) {
+        return super::montgomery::check_public_key(key);
+    }
+    let curve = key_curve(&key.params)?;
     if key.point.len() != curve.point_len() || key.point.first() != Some(&0x04) {
         return Err(Error::KeyTypeInconsistent);
     }
@@ -98,13 +132,22 @@ pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
 /// [`check_public_key`]) and a scalar in 1..n (`Error::KeyTypeInconsistent`). For
 /// C_CreateObject.
 pub fn check_private_key(key: &EcPrivateKey) -> Result<()> {
-    let curve = curve_of(&key.params)?;
+    if super::eddsa::is_edwards(&key.params) {
+        return super::eddsa::check_private_key(key);
+    }
+    if super::montgomery::is_montgomery(&key.params) {
+        return super::montgomery::check_private_key(key);
+    }
+    let curve = key_curve(&key.params)?;
     public_point(curve, &key_scalar(curve, key)?).map(|_| ())
 }
 
 /// The number of bytes of the ECDH shared secret Z on the curve of `params`: the longest key
 /// CKD_NULL can derive, and a natural default when a template names no length.
 pub fn shared_secret_len(params: &[u8]) -> Result<usize> {
+    if super::montgomery::is_montgomery(params) {
+        return Ok(super::montgomery::KEY_LEN);
+    }
     Ok(key_curve(params)?.field_len())
 }
 
@@ -113,15 +156,29 @@ pub fn shared_secret_len(params: &[u8]) -> Result<usize> {
 /// `Error::AttributeValueInvalid`. The public key holds the raw
 /// uncompressed point, the private key the scalar as long as the field.
 pub fn generate_key_pair(params: &[u8]) -> Result<(EcPublicKey, EcPrivateKey)> {
-    let curve = curve_of(params)?;
-    let private = agreement::PrivateKey::generate(agreement_algorithm(curve))
-        .map_err(|_| Error::Internal("EC key generation failed"))?;
-    let scalar: EcPrivateKeyBin<'static> =
-        private.as_be_bytes().map_err(|_| Error::Internal("EC key export failed"))?;
-    let public = private.compute_public_key().map_err(|_| Error::Internal("EC key export failed"))?;
+    let curve = curve_of(params).map_err(|_| encoding::unsupported_curve_error(params))?;
+    let (scalar, point): (EcPrivateKeyBin<'static>, Vec<u8>) = match agreement_algorithm(curve) {
+        Some(algorithm) => {
+            let private = agreement::PrivateKey::generate(algorithm)
+                .map_err(|_| Error::Internal("EC key generation failed"))?;
+            let public = private.compute_public_key().map_err(|_| Error::Internal("EC key export failed"))?;
+            (
+                private.as_be_bytes().map_err(|_| Error::Internal("EC key export failed"))?,
+                public.as_ref().to_vec(),
+            )
+        }
+        None => {
+            use aws_lc_rs::signature::KeyPair;
+            let key = EcdsaKeyPair::generate(signing_algorithm(curve))
+                .map_err(|_| Error::Internal("EC key generation failed"))?;
+            let scalar =
+                key.private_key().as_be_bytes().map_err(|_| Error::Internal("EC key export failed"))?;
+            (scalar, key.public_key().as_ref().to_vec())
+        }
+    };
     let params = curve.params_der().to_vec();
     Ok((
-        EcPublicKey { params: params.clone(), point: public.as_ref().to_vec() },
+        EcPublicKey { params: params.clone(), point },
         EcPrivateKey { params, value: Zeroizing::new(scalar.as_ref().to_vec()) },
     ))
 }
@@ -205,11 +262,7 @@ pub fn sign_init(
     // Built once per key: deriving the public point costs more than a signature.
     static PREPARED: PreparedKeys<EcdsaKeyPair> = PreparedKeys::new();
     let fingerprint = prepared::fingerprint(&[curve.params_der(), &scalar])?;
-    let key = PREPARED.get_or_build(fingerprint, || {
-        let der = encoding::ec_private_key_der(curve, &scalar).map_err(|_| Error::KeyTypeInconsistent)?;
-        EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der)
-            .map_err(|_| Error::KeyTypeInconsistent)
-    })?;
+    let key = PREPARED.get_or_build(fingerprint, || ecdsa_key_pair(curve, &scalar))?;
     Ok(Box::new(EcdsaSign { curve, key, input: Input::new(digest) }))
 }
 
@@ -303,81 +356,10 @@ impl VerifyOperation for EcdsaVerify {
     }
 }
 
-/// The digest of an ANSI X9.63 KDF type (`CKD_SHA*_KDF`).
-fn kdf_digest(kdf: CK_EC_KDF_TYPE) -> Option<&'static digest::Algorithm> {
-    Some(match kdf {
-        CKD_SHA1_KDF => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        CKD_SHA224_KDF => &digest::SHA224,
-        CKD_SHA256_KDF => &digest::SHA256,
-        CKD_SHA384_KDF => &digest::SHA384,
-        CKD_SHA512_KDF => &digest::SHA512,
-        _ => return None,
-    })
-}
-
-/// ANSI X9.63 KDF: Hash(Z ‖ counter ‖ SharedInfo) for counter = 1, 2, … (32-bit big-endian),
-/// concatenated and cut to `len` bytes.
-fn x963_kdf(
-    algorithm: &'static digest::Algorithm,
-    z: &[u8],
-    shared_info: &[u8],
-    len: usize,
-) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(len + algorithm.output_len()));
-    let mut counter: u32 = 1;
-    while out.len() < len {
-        let mut ctx = Context::new(algorithm);
-        ctx.update(z);
-        ctx.update(&counter.to_be_bytes());
-        ctx.update(shared_info);
-        out.extend_from_slice(ctx.finish().as_ref());
-        counter += 1;
-    }
-    out.truncate(len);
-    out
-}
-
-/// CKM_ECDH1_DERIVE: the value of a `len`-byte key agreed between `key` and the public point in
-/// `params` (raw, or in a DER OCTET STRING).
-///
-/// With CKD_NULL (shared data must be empty) the key is the last `len` bytes of Z, and `len`
-/// must be 1 to the field size; with CKD_SHA1/224/256/384/512_KDF it is the X9.63 KDF output,
-/// 1 to [`MAX_KDF_OUTPUT`] bytes. Other lengths are `Error::KeySizeRange`; other KDFs, a bad
-/// or foreign point, missing parameters are `Error::MechanismParamInvalid`.
-pub fn derive(params: &MechanismParams, key: &EcPrivateKey, len: usize) -> Result<Zeroizing<Vec<u8>>> {
-    let MechanismParams::Ecdh(EcdhParams { kdf, shared_data, public_data }) = params else {
-        return Err(Error::MechanismParamInvalid);
-    };
-    let digest = match *kdf {
-        CKD_NULL if shared_data.is_empty() => None,
-        CKD_NULL => return Err(Error::MechanismParamInvalid),
-        other => Some(kdf_digest(other).ok_or(Error::MechanismParamInvalid)?),
-    };
-    let curve = key_curve(&key.params)?;
-    let max_len = if digest.is_some() { MAX_KDF_OUTPUT } else { curve.field_len() };
-    if len == 0 || len > max_len {
-        return Err(Error::KeySizeRange);
-    }
-    let peer = ec_point_from_attribute(public_data).map_err(|_| Error::MechanismParamInvalid)?;
-    if peer.len() != curve.point_len() {
-        return Err(Error::MechanismParamInvalid);
-    }
-    let scalar = key_scalar(curve, key)?;
-    let algorithm = agreement_algorithm(curve);
-    let private = agreement::PrivateKey::from_private_key(algorithm, &scalar)
-        .map_err(|_| Error::KeyTypeInconsistent)?;
-    let peer = UnparsedPublicKey::new(algorithm, &peer);
-    agreement::agree(&private, peer, Error::MechanismParamInvalid, |z| {
-        Ok(match digest {
-            None => Zeroizing::new(z[z.len() - len..].to_vec()),
-            Some(algorithm) => x963_kdf(algorithm, z, shared_data, len),
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mechanism::EcdhParams;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -538,6 +520,11 @@ mod tests {
         }
         assert_eq!(generate_key_pair(b"P-256").err(), Some(Error::AttributeValueInvalid));
         assert_eq!(
+            generate_key_pair(&hex("130c656477617264733235353139")).err(),
+            Some(Error::CurveNotSupported)
+        );
+        assert_eq!(generate_key_pair(&hex("0500")).err(), Some(Error::AttributeValueInvalid));
+        assert_eq!(
             sign_init(CKM_RSA_PKCS, &MechanismParams::None, &private).err(),
             Some(Error::MechanismInvalid)
         );
@@ -579,105 +566,51 @@ mod tests {
         );
     }
 
-    fn ecdh(kdf: CK_EC_KDF_TYPE, shared_data: &[u8], public_data: &[u8]) -> MechanismParams {
-        MechanismParams::Ecdh(EcdhParams {
-            kdf,
-            shared_data: shared_data.to_vec(),
-            public_data: public_data.to_vec(),
-        })
-    }
-
-    /// NIST CAVS 14.1 ECC CDH Primitive, P-256, COUNT = 0.
+    /// secp256k1: the points of d = 1 and d = 2 (G and 2G, SEC 2), and a signature made by
+    /// OpenSSL 3 (`openssl dgst -sha256 -sign`) over "secp256k1 known answer".
     #[test]
-    fn known_answer_ecdh_p256_cavs() {
-        let d = private(Curve::P256, "7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534");
-        let q_iut = public(
-            Curve::P256,
-            "ead218590119e8876b29146ff89ca61770c4edbbf97d38ce385ed281d8a6b230",
-            "28af61281fd35e2fa7002523acc85a429cb06ee6648325389f59edfce1405141",
+    fn known_answer_secp256k1() {
+        let g = public(
+            Curve::Secp256k1,
+            "79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798",
+            "483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8",
         );
-        assert_eq!(public_point(Curve::P256, &d.value).unwrap(), q_iut.point);
-        let q_cavs = public(
-            Curve::P256,
-            "700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287",
-            "db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac",
-        );
-        let z = hex("46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b");
-        assert_eq!(shared_secret_len(&d.params).unwrap(), 32);
-        // The peer point raw and as a DER OCTET STRING.
-        let raw = derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 32).unwrap();
-        assert_eq!(*raw, z);
-        let wrapped = encoding::ec_point_to_attribute(&q_cavs.point);
-        assert_eq!(*derive(&ecdh(CKD_NULL, &[], &wrapped), &d, 32).unwrap(), z);
-        // Shorter keys are the last bytes of Z.
-        assert_eq!(*derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 16).unwrap(), z[16..]);
-        assert_eq!(derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 33).err(), Some(Error::KeySizeRange));
-        assert_eq!(derive(&ecdh(CKD_NULL, &[], &q_cavs.point), &d, 0).err(), Some(Error::KeySizeRange));
-        // The X9.63 KDF over Z matches a straightforward computation.
-        let kdf = derive(&ecdh(CKD_SHA256_KDF, b"info", &q_cavs.point), &d, 40).unwrap();
-        let block =
-            |i: u32| digest::digest(&digest::SHA256, &[z.as_slice(), &i.to_be_bytes(), b"info"].concat());
-        assert_eq!(*kdf, [block(1).as_ref(), &block(2).as_ref()[..8]].concat());
-    }
-
-    /// NIST CAVS ANSI X9.63-2001 KDF vectors (ansx963_2001.rsp, SHA-256).
-    #[test]
-    fn known_answer_x963_kdf() {
-        let out =
-            x963_kdf(&digest::SHA256, &hex("96c05619d56c328ab95fe84b18264b08725b85e33fd34f08"), &[], 16);
-        assert_eq!(*out, hex("443024c3dae66b95e6f5670601558f71"));
-        let out = x963_kdf(
-            &digest::SHA256,
-            &hex("22518b10e70f2a3f243810ae3254139efbee04aa57c7af7d"),
-            &hex("75eef81aa3041e33b80971203d2c0c52"),
-            128,
+        let two_g = public(
+            Curve::Secp256k1,
+            "C6047F9441ED7D6D3045406E95C07CD85C778E4B8CEF3CA7ABAC09B95C709EE5",
+            "1AE168FEA63DC339A3C58419466CEAEEF7F632653266D0E1236431A950CFE52A",
         );
         assert_eq!(
-            *out,
-            hex(
-                "c498af77161cc59f2962b9a713e2b215152d139766ce34a776df11866a69bf2e52a13d9c7c6fc878c50c5ea0bc7b00e0da2447cfd874f6cf92f30d00971114\
-                 85500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21"
-            )
+            public_point(Curve::Secp256k1, &fixed_scalar(Curve::Secp256k1, &[1]).unwrap()).unwrap(),
+            g.point
         );
-    }
-
-    #[test]
-    fn ecdh_round_trip_and_bad_parameters() {
-        for curve in Curve::ALL {
-            let (a_pub, a) = generate_key_pair(curve.params_der()).unwrap();
-            let (b_pub, b) = generate_key_pair(curve.params_der()).unwrap();
-            for (kdf, shared) in [
-                (CKD_NULL, &b""[..]),
-                (CKD_SHA1_KDF, b"x"),
-                (CKD_SHA224_KDF, b""),
-                (CKD_SHA384_KDF, b"y"),
-                (CKD_SHA512_KDF, b""),
-            ] {
-                let len = if kdf == CKD_NULL { curve.field_len() } else { 100 };
-                let ab = derive(&ecdh(kdf, shared, &b_pub.point), &a, len).unwrap();
-                let ba = derive(&ecdh(kdf, shared, &a_pub.point), &b, len).unwrap();
-                assert_eq!(*ab, *ba);
-                assert_eq!(ab.len(), len);
-            }
-        }
-        let (p256_pub, p256) = generate_key_pair(Curve::P256.params_der()).unwrap();
-        let (p384_pub, _) = generate_key_pair(Curve::P384.params_der()).unwrap();
-        let bad = |params: MechanismParams, len| derive(&params, &p256, len).err();
-        assert_eq!(bad(ecdh(CKD_NULL, b"data", &p256_pub.point), 32), Some(Error::MechanismParamInvalid));
         assert_eq!(
-            bad(ecdh(CKD_SHA1_KDF_ASN1, b"", &p256_pub.point), 32),
-            Some(Error::MechanismParamInvalid)
+            public_point(Curve::Secp256k1, &fixed_scalar(Curve::Secp256k1, &[2]).unwrap()).unwrap(),
+            two_g.point
         );
-        assert_eq!(bad(ecdh(CKD_NULL, b"", &p384_pub.point), 32), Some(Error::MechanismParamInvalid));
-        let mut off_curve = p256_pub.point.clone();
-        off_curve[64] ^= 1;
-        assert_eq!(bad(ecdh(CKD_NULL, b"", &off_curve), 32), Some(Error::MechanismParamInvalid));
-        assert_eq!(bad(ecdh(CKD_NULL, b"", &p256_pub.point[..33]), 32), Some(Error::MechanismParamInvalid));
-        assert_eq!(bad(MechanismParams::None, 32), Some(Error::MechanismParamInvalid));
+        let d = private(Curve::Secp256k1, "2c87c9c7ca0d8a04539d6dd540ac8da883146607f79ac30c6ab8accc9a63054d");
+        let key = public(
+            Curve::Secp256k1,
+            "2f840e4aaf6bbce2cbdb41302c29e277fe2e7ad9fb2cac0e85075b49e9729e04",
+            "30375f55d17b950473c43dcf865f7a3e3a38ca483e2a74f0ff11908bd0e23496",
+        );
+        assert_eq!(public_point(Curve::Secp256k1, &d.value).unwrap(), key.point);
+        check_public_key(&key).unwrap();
+        check_private_key(&d).unwrap();
+        let signature = hex("467D69F62D003F404115288447DA828457674EE0BAAC5765671B8F3C56B7EFE1\
+             C0CB3B83B50A54F89CD8C1246AC1793837139DF1F11058537467ED751A94802E");
+        verify(CKM_ECDSA_SHA256, &key, b"secp256k1 known answer", &signature).unwrap();
         assert_eq!(
-            bad(ecdh(CKD_SHA256_KDF, b"", &p256_pub.point), MAX_KDF_OUTPUT + 1),
-            Some(Error::KeySizeRange)
+            verify(CKM_ECDSA_SHA256, &key, b"secp256k1 known answeR", &signature),
+            Err(Error::SignatureInvalid)
         );
+        // A signature of its own verifies.
+        let mine = sign_init(CKM_ECDSA_SHA256, &MechanismParams::None, &d).unwrap().sign(b"k1").unwrap();
+        verify(CKM_ECDSA_SHA256, &key, b"k1", &mine).unwrap();
+        // No ECDH on secp256k1 here, with the code the standard has for it.
+        let params =
+            MechanismParams::Ecdh(EcdhParams { kdf: CKD_NULL, shared_data: vec![], public_data: key.point });
+        assert_eq!(super::super::ecdh::derive(&params, &d, 32).err(), Some(Error::CurveNotSupported));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (`CKA_EC_POINT`), PKCS#8 private keys for C_WrapKey/C_UnwrapKey, and SubjectPublicKeyInfo
 //! for `CKA_PUBLIC_KEY_INFO`.
 //!
-//! Only named curves are accepted (P-256, P-384, P-521), as the DER of their OID. PKCS#8 is
+//! Only named curves are accepted (P-256, P-384, P-521, secp256k1), as the DER of their OID. PKCS#8 is
 //! produced with the RSA CRT values (derived from n, e and d when an object lacks them) and,
 //! for EC keys, a SEC1 `ECPrivateKey` carrying the curve and the public point.
 
@@ -20,27 +20,31 @@ pub const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.8
 /// `id-ecPublicKey` (RFC 5480).
 pub const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
-/// A named prime curve this module supports.
+/// A named short-Weierstrass curve this module supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Curve {
     P256,
     P384,
     P521,
+    /// secp256k1: ECDSA only, as AWS-LC offers no ECDH on it through aws-lc-rs.
+    Secp256k1,
 }
 
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const P521_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+const SECP256K1_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
 
 impl Curve {
-    pub const ALL: [Curve; 3] = [Curve::P256, Curve::P384, Curve::P521];
+    pub const ALL: [Curve; 4] = [Curve::P256, Curve::P384, Curve::P521, Curve::Secp256k1];
 
-    /// The curve's OID: prime256v1, secp384r1, secp521r1.
+    /// The curve's OID: prime256v1, secp384r1, secp521r1, secp256k1.
     pub const fn oid(self) -> ObjectIdentifier {
         match self {
             Curve::P256 => ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"),
             Curve::P384 => ObjectIdentifier::new_unwrap("1.3.132.0.34"),
             Curve::P521 => ObjectIdentifier::new_unwrap("1.3.132.0.35"),
+            Curve::Secp256k1 => ObjectIdentifier::new_unwrap("1.3.132.0.10"),
         }
     }
 
@@ -50,13 +54,14 @@ impl Curve {
             Curve::P256 => P256_PARAMS,
             Curve::P384 => P384_PARAMS,
             Curve::P521 => P521_PARAMS,
+            Curve::Secp256k1 => SECP256K1_PARAMS,
         }
     }
 
     /// Bytes of a field element (and of a private scalar, and of each half of a signature).
     pub const fn field_len(self) -> usize {
         match self {
-            Curve::P256 => 32,
+            Curve::P256 | Curve::Secp256k1 => 32,
             Curve::P384 => 48,
             Curve::P521 => 66,
         }
@@ -65,10 +70,15 @@ impl Curve {
     /// The key size in bits, as `CK_MECHANISM_INFO` counts EC keys.
     pub const fn bits(self) -> u64 {
         match self {
-            Curve::P256 => 256,
+            Curve::P256 | Curve::Secp256k1 => 256,
             Curve::P384 => 384,
             Curve::P521 => 521,
         }
+    }
+
+    /// Whether ECDH is offered on the curve.
+    pub const fn has_ecdh(self) -> bool {
+        !matches!(self, Curve::Secp256k1)
     }
 
     /// Bytes of an uncompressed point: 0x04 ‖ x ‖ y.
@@ -94,6 +104,18 @@ pub fn curve_of(params: &[u8]) -> Result<Curve> {
     }
 }
 
+/// The error for `CKA_EC_PARAMS` that name no curve offered here: a well-formed curve name (a
+/// DER OID, or the PrintableString form PKCS#11 3.0 allows) is `Error::CurveNotSupported`;
+/// anything else (`ecParameters`, `implicitlyCA`, garbage) `Error::AttributeValueInvalid`.
+pub fn unsupported_curve_error(params: &[u8]) -> Error {
+    if <ObjectIdentifier>::from_der(params).is_ok() || der::asn1::PrintableStringRef::from_der(params).is_ok()
+    {
+        Error::CurveNotSupported
+    } else {
+        Error::AttributeValueInvalid
+    }
+}
+
 /// Whether `point` looks like an uncompressed point of one of the supported curves.
 fn is_uncompressed_point(point: &[u8]) -> bool {
     point.first() == Some(&0x04) && Curve::ALL.iter().any(|c| c.point_len() == point.len())
@@ -107,21 +129,26 @@ pub fn ec_point_to_attribute(point: &[u8]) -> Vec<u8> {
 }
 
 /// The raw uncompressed point of a `CKA_EC_POINT` value: the DER OCTET STRING form, or
-/// (leniently, as some applications send it) the raw point itself. Anything else is
+/// (leniently, as some applications send it) the raw point itself. An Edwards or Montgomery
+/// public key (32 bytes) is taken the same two ways. Anything else is
 /// `Error::AttributeValueInvalid`. The curve is checked by the caller.
 pub fn ec_point_from_attribute(attr: &[u8]) -> Result<Vec<u8>> {
+    let acceptable = |p: &[u8]| is_uncompressed_point(p) || p.len() == CURVE25519_KEY_LEN;
     if let Ok(octets) = <&OctetStringRef>::from_der(attr)
-        && is_uncompressed_point(octets.as_bytes())
+        && acceptable(octets.as_bytes())
     {
         return Ok(octets.as_bytes().to_vec());
     }
     // A raw point cannot also parse as an OCTET STRING holding a point of a valid length, so
     // the two forms never collide.
-    if is_uncompressed_point(attr) {
+    if acceptable(attr) {
         return Ok(attr.to_vec());
     }
     Err(Error::AttributeValueInvalid)
 }
+
+/// Bytes of an Ed25519 or X25519 public key.
+const CURVE25519_KEY_LEN: usize = 32;
 
 /// Strips the leading zero bytes of a big-endian unsigned integer.
 pub(crate) fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -237,6 +264,9 @@ pub fn private_key_to_pkcs8(key: &KeyMaterial) -> Result<Zeroizing<Vec<u8>>> {
             }
             rsa_pkcs8(&parts).map_err(|_| Error::KeyNotWrappable)
         }
+        KeyMaterial::EcPrivate(k) if curve25519_oid(&k.params).is_some() => {
+            curve25519_pkcs8(&k.params, &k.value).map_err(|_| Error::KeyNotWrappable)
+        }
         KeyMaterial::EcPrivate(k) => {
             let curve = curve_of(&k.params).map_err(|_| Error::KeyNotWrappable)?;
             let scalar = fixed_scalar(curve, &k.value).ok_or(Error::KeyNotWrappable)?;
@@ -314,7 +344,8 @@ fn ec_private_key_from_info(info: &PrivateKeyInfoRef<'_>) -> Option<EcPrivateKey
 }
 
 /// The private key in a PKCS#8 `PrivateKeyInfo`, for C_UnwrapKey: a two-prime RSA key (with its
-/// CRT values, checked for consistency) or an EC key on a supported curve. Anything else, or
+/// CRT values, checked for consistency), an EC key on a supported curve, or an Ed25519 or
+/// X25519 key (RFC 8410). Anything else, or
 /// malformed input, is `Error::WrappedKeyInvalid`.
 pub fn private_key_from_pkcs8(der: &[u8]) -> Result<KeyMaterial> {
     let info = PrivateKeyInfoRef::from_der(der).map_err(|_| Error::WrappedKeyInvalid)?;
@@ -325,6 +356,8 @@ pub fn private_key_from_pkcs8(der: &[u8]) -> Result<KeyMaterial> {
     } else if info.algorithm.oid == EC_PUBLIC_KEY {
         let key = ec_private_key_from_info(&info).ok_or(Error::WrappedKeyInvalid)?;
         Ok(KeyMaterial::EcPrivate(key))
+    } else if info.algorithm.oid == ID_ED25519 || info.algorithm.oid == ID_X25519 {
+        curve25519_private_key_from_info(&info).map(KeyMaterial::EcPrivate).ok_or(Error::WrappedKeyInvalid)
     } else {
         Err(Error::WrappedKeyInvalid)
     }
@@ -360,6 +393,82 @@ fn ec_spki(curve: Curve, point: &[u8]) -> Result<Vec<u8>> {
     info.to_der().map_err(|_| Error::AttributeValueInvalid)
 }
 
+/// `id-Ed25519` and `id-X25519` (RFC 8410).
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const ID_X25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.110");
+
+/// The RFC 8410 OID of Ed25519 or X25519 `params`, if they name one of them.
+fn curve25519_oid(params: &[u8]) -> Option<ObjectIdentifier> {
+    if super::eddsa::is_ed25519(params) {
+        Some(ID_ED25519)
+    } else if super::montgomery::is_x25519(params) {
+        Some(ID_X25519)
+    } else {
+        None
+    }
+}
+
+/// PKCS#8 of an Ed25519 or X25519 private key (RFC 8410): the OID without parameters, and the
+/// 32-byte key as a `CurvePrivateKey` OCTET STRING inside the `privateKey` OCTET STRING.
+fn curve25519_pkcs8(params: &[u8], key: &[u8]) -> der::Result<Zeroizing<Vec<u8>>> {
+    let oid = curve25519_oid(params).ok_or_else(|| der::Tag::ObjectIdentifier.value_error())?;
+    if key.len() != 32 {
+        return Err(der::Tag::OctetString.length_error().into());
+    }
+    let inner = Zeroizing::new(OctetStringRef::new(key)?.to_der()?);
+    let info = PrivateKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef { oid, parameters: None },
+        private_key: OctetStringRef::new(&inner)?,
+        public_key: None,
+    };
+    Ok(Zeroizing::new(info.to_der()?))
+}
+
+/// The Ed25519 or X25519 key of an RFC 8410 `PrivateKeyInfo`; its `CKA_EC_PARAMS` are the
+/// DER of the OID. A public key inside (PKCS#8 v2) must be the key's own.
+fn curve25519_private_key_from_info(info: &PrivateKeyInfoRef<'_>) -> Option<EcPrivateKey> {
+    if info.algorithm.parameters.is_some() {
+        return None;
+    }
+    let key = <&OctetStringRef>::from_der(info.private_key.as_bytes()).ok()?.as_bytes();
+    if key.len() != 32 {
+        return None;
+    }
+    let params = info.algorithm.oid.to_der().ok()?;
+    let private = EcPrivateKey { params, value: Zeroizing::new(key.to_vec()) };
+    let public = if info.algorithm.oid == ID_ED25519 {
+        super::eddsa::public_key(&private).ok()?
+    } else {
+        super::montgomery::public_key(&private).ok()?
+    };
+    if let Some(given) = &info.public_key
+        && given.raw_bytes() != public.as_slice()
+    {
+        return None;
+    }
+    Some(private)
+}
+
+/// The SubjectPublicKeyInfo of an Ed25519 or X25519 key (RFC 8410: the OID without
+/// parameters, the raw key as the bit string); `None` if `params` names neither.
+fn curve25519_spki(params: &[u8], key: &[u8]) -> Option<Result<Vec<u8>>> {
+    let oid = if super::eddsa::is_ed25519(params) {
+        ID_ED25519
+    } else if super::montgomery::is_x25519(params) {
+        ID_X25519
+    } else {
+        return None;
+    };
+    let info = SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef { oid, parameters: None },
+        subject_public_key: match BitStringRef::from_bytes(key) {
+            Ok(bits) => bits,
+            Err(_) => return Some(Err(Error::AttributeValueInvalid)),
+        },
+    };
+    Some(info.to_der().map_err(|_| Error::AttributeValueInvalid))
+}
+
 /// The SubjectPublicKeyInfo DER of an RSA or EC key (a private key's public half), for
 /// `CKA_PUBLIC_KEY_INFO`. Bad components are `Error::AttributeValueInvalid`; a secret key is
 /// `Error::KeyTypeInconsistent`.
@@ -367,7 +476,18 @@ pub fn public_key_info(key: &KeyMaterial) -> Result<Vec<u8>> {
     match key {
         KeyMaterial::RsaPublic(k) => rsa_spki(k),
         KeyMaterial::RsaPrivate(k) => rsa_spki(&k.public),
-        KeyMaterial::EcPublic(EcPublicKey { params, point }) => ec_spki(curve_of(params)?, point),
+        KeyMaterial::EcPublic(EcPublicKey { params, point }) => match curve25519_spki(params, point) {
+            Some(info) => info,
+            None => ec_spki(curve_of(params)?, point),
+        },
+        KeyMaterial::EcPrivate(k) if super::eddsa::is_ed25519(&k.params) => {
+            let point = super::eddsa::public_key(k).map_err(|_| Error::AttributeValueInvalid)?;
+            curve25519_spki(&k.params, &point).unwrap_or(Err(Error::AttributeValueInvalid))
+        }
+        KeyMaterial::EcPrivate(k) if super::montgomery::is_x25519(&k.params) => {
+            let point = super::montgomery::public_key(k).map_err(|_| Error::AttributeValueInvalid)?;
+            curve25519_spki(&k.params, &point).unwrap_or(Err(Error::AttributeValueInvalid))
+        }
         KeyMaterial::EcPrivate(k) => {
             let curve = curve_of(&k.params)?;
             let scalar = fixed_scalar(curve, &k.value).ok_or(Error::AttributeValueInvalid)?;
@@ -392,6 +512,7 @@ mod tests {
         assert_eq!(curve_of(&hex("06082a8648ce3d030107")).unwrap(), Curve::P256);
         assert_eq!(curve_of(&hex("06052b81040022")).unwrap(), Curve::P384);
         assert_eq!(curve_of(&hex("06052b81040023")).unwrap(), Curve::P521);
+        assert_eq!(curve_of(&hex("06052b8104000a")).unwrap(), Curve::Secp256k1);
         for c in Curve::ALL {
             assert_eq!(c.oid().to_der().unwrap(), c.params_der());
             assert_eq!(curve_of(c.params_der()).unwrap(), c);
@@ -500,6 +621,7 @@ mod tests {
                 Curve::P256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
                 Curve::P384 => &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
                 Curve::P521 => &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+                Curve::Secp256k1 => &aws_lc_rs::signature::ECDSA_P256K1_SHA256_FIXED_SIGNING,
             };
             let theirs = EcdsaKeyPair::from_pkcs8(alg, &der).unwrap();
             assert_eq!(theirs.public_key().as_ref(), public.point.as_slice());
@@ -527,6 +649,39 @@ mod tests {
         }
     }
 
+    /// RFC 8410 10.3's Ed25519 private key; Ed25519 keys through AWS-LC's PKCS#8 and this
+    /// module's; X25519 keys through this module's (aws-lc-rs exports no X25519 PKCS#8).
+    #[test]
+    fn curve25519_pkcs8_agrees_with_rfc8410_and_aws_lc() {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let rfc = hex(
+            "302e020100300506032b657004220420d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842",
+        );
+        let KeyMaterial::EcPrivate(k) = private_key_from_pkcs8(&rfc).unwrap() else { panic!("not EC") };
+        assert_eq!(k.params, super::super::eddsa::ED25519_PARAMS);
+        assert_eq!(*k.value, hex("d4ee72dbf913584ad5b6d8f1f769f8ad3afe7c28cbf1d4fbe097a88f44755842"));
+        assert_eq!(*private_key_to_pkcs8(&KeyMaterial::EcPrivate(k)).unwrap(), rfc);
+
+        let (public, private) = super::super::eddsa::generate_key_pair(b"\x13\x0cedwards25519").unwrap();
+        let der = private_key_to_pkcs8(&KeyMaterial::EcPrivate(private)).unwrap();
+        let theirs = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).unwrap();
+        assert_eq!(theirs.public_key().as_ref(), public.point.as_slice());
+        // AWS-LC's v2 PKCS#8 (with the public key) reads back; a foreign public key does not.
+        let v2 = theirs.to_pkcs8().unwrap();
+        let KeyMaterial::EcPrivate(back) = private_key_from_pkcs8(v2.as_ref()).unwrap() else { panic!() };
+        assert_eq!(super::super::eddsa::public_key(&back).unwrap(), public.point);
+        let mut foreign = v2.as_ref().to_vec();
+        let last = foreign.len() - 1;
+        foreign[last] ^= 1;
+        assert_eq!(private_key_from_pkcs8(&foreign).err(), Some(Error::WrappedKeyInvalid));
+
+        let (x_public, x_private) =
+            super::super::montgomery::generate_key_pair(super::super::montgomery::X25519_PARAMS).unwrap();
+        let der = private_key_to_pkcs8(&KeyMaterial::EcPrivate(x_private)).unwrap();
+        let KeyMaterial::EcPrivate(back) = private_key_from_pkcs8(&der).unwrap() else { panic!() };
+        assert_eq!(super::super::montgomery::public_key(&back).unwrap(), x_public.point);
+    }
+
     #[test]
     fn ec_pkcs8_with_a_foreign_point_or_curve_is_refused() {
         let (_, a) = super::super::ec::generate_key_pair(Curve::P256.params_der()).unwrap();
@@ -534,8 +689,8 @@ mod tests {
         let scalar = a.value.clone();
         let foreign_point = ec_pkcs8(Curve::P256, &scalar, &b_pub.point).unwrap();
         assert_eq!(private_key_from_pkcs8(&foreign_point).err(), Some(Error::WrappedKeyInvalid));
-        // secp256k1 in the AlgorithmIdentifier.
-        let k1 = ObjectIdentifier::new_unwrap("1.3.132.0.10");
+        // P-192 in the AlgorithmIdentifier.
+        let k1 = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.1");
         let inner =
             sec1::EcPrivateKey { private_key: &scalar, parameters: None, public_key: None }.to_der().unwrap();
         let info = PrivateKeyInfoRef {

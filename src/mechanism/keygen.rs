@@ -1,10 +1,31 @@
-//! Secret key generation (CKM_AES_KEY_GEN, CKM_GENERIC_SECRET_KEY_GEN).
+//! Secret key generation (CKM_AES_KEY_GEN, CKM_GENERIC_SECRET_KEY_GEN, and the HMAC key
+//! generations of PKCS#11 3.0, CKM_SHA_1_KEY_GEN ... CKM_SHA512_KEY_GEN, which make keys of
+//! the type named for their hash, `CKK_SHA256_HMAC` ...; CKM_HKDF_KEY_GEN, `CKK_HKDF`).
+//!
+//! Lengths (`CKA_VALUE_LEN`) are bytes; the registry gives the range of the generic secret
+//! generation in bits and that of the HMAC key generations in bytes, as the HMAC mechanisms'
+//! own ranges are.
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::{registry, rng};
 use crate::{Error, Result};
+
+/// The key type `mechanism` generates.
+pub(super) fn key_type_of(mechanism: CK_MECHANISM_TYPE) -> Option<CK_KEY_TYPE> {
+    Some(match mechanism {
+        CKM_AES_KEY_GEN => CKK_AES,
+        CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+        CKM_SHA_1_KEY_GEN => CKK_SHA_1_HMAC,
+        CKM_SHA224_KEY_GEN => CKK_SHA224_HMAC,
+        CKM_SHA256_KEY_GEN => CKK_SHA256_HMAC,
+        CKM_SHA384_KEY_GEN => CKK_SHA384_HMAC,
+        CKM_SHA512_KEY_GEN => CKK_SHA512_HMAC,
+        CKM_HKDF_KEY_GEN => CKK_HKDF,
+        _ => return None,
+    })
+}
 
 /// Generates the value of a secret key of `len` bytes with `mechanism`, checking the length
 /// against the mechanism's range and the key type it makes.
@@ -14,13 +35,14 @@ pub fn generate_secret(
     len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let info = registry::require(mechanism, CKF_GENERATE)?;
-    let (expected_type, len_in_range) = match mechanism {
-        CKM_AES_KEY_GEN => (CKK_AES, matches!(len, 16 | 24 | 32)),
+    let expected_type = key_type_of(mechanism).ok_or(Error::MechanismInvalid)?;
+    let len_in_range = match mechanism {
+        CKM_AES_KEY_GEN => matches!(len, 16 | 24 | 32),
         CKM_GENERIC_SECRET_KEY_GEN => {
             let bits = len as u64 * 8;
-            (CKK_GENERIC_SECRET, bits >= info.min_key_size && bits <= info.max_key_size)
+            bits >= info.min_key_size && bits <= info.max_key_size
         }
-        _ => return Err(Error::MechanismInvalid),
+        _ => (info.min_key_size..=info.max_key_size).contains(&(len as u64)),
     };
     if key_type != expected_type {
         return Err(Error::TemplateInconsistent);
@@ -49,6 +71,14 @@ mod tests {
         assert_eq!(
             generate_secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, 513).unwrap_err(),
             Error::KeySizeRange
+        );
+        assert_eq!(generate_secret(CKM_SHA256_KEY_GEN, CKK_SHA256_HMAC, 32).unwrap().len(), 32);
+        assert_eq!(generate_secret(CKM_SHA512_KEY_GEN, CKK_SHA512_HMAC, 512).unwrap().len(), 512);
+        assert_eq!(generate_secret(CKM_HKDF_KEY_GEN, CKK_HKDF, 32).unwrap().len(), 32);
+        assert_eq!(generate_secret(CKM_SHA_1_KEY_GEN, CKK_SHA_1_HMAC, 0).unwrap_err(), Error::KeySizeRange);
+        assert_eq!(
+            generate_secret(CKM_SHA256_KEY_GEN, CKK_SHA384_HMAC, 32).unwrap_err(),
+            Error::TemplateInconsistent
         );
         let a = generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32).unwrap();
         let b = generate_secret(CKM_AES_KEY_GEN, CKK_AES, 32).unwrap();

@@ -9,11 +9,16 @@ pub mod aes_gcm;
 pub mod aes_modes;
 pub mod aes_wrap;
 pub mod check_value;
+pub mod derive;
 pub mod digest;
 pub mod ec;
+pub mod ecdh;
+pub mod eddsa;
 pub mod encoding;
+pub mod hkdf;
 pub mod keygen;
 pub mod mac;
+pub mod montgomery;
 pub mod pin_kdf;
 pub mod prepared;
 pub mod registry;
@@ -23,6 +28,7 @@ pub mod seal;
 pub mod secret_buffer;
 #[cfg(test)]
 pub(crate) mod test_vectors;
+pub mod sp800_108;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;
@@ -48,6 +54,15 @@ pub enum MechanismParams {
     Pss(PssParams),
     Oaep(OaepParams),
     Ecdh(EcdhParams),
+    /// `CK_KEY_DERIVATION_STRING_DATA`: the data of CKM_CONCATENATE_BASE_AND_DATA,
+    /// CKM_CONCATENATE_DATA_AND_BASE, CKM_XOR_BASE_AND_DATA, CKM_AES_ECB_ENCRYPT_DATA.
+    Data(Vec<u8>),
+    /// `CK_AES_CBC_ENCRYPT_DATA_PARAMS` (CKM_AES_CBC_ENCRYPT_DATA).
+    CbcData(derive::CbcDataParams),
+    /// `CK_HKDF_PARAMS` (CKM_HKDF_DERIVE, CKM_HKDF_DATA).
+    Hkdf(hkdf::HkdfParams),
+    /// `CK_SP800_108_KDF_PARAMS` / `CK_SP800_108_FEEDBACK_KDF_PARAMS`.
+    Kbkdf(sp800_108::KbkdfParams),
     /// Parameter bytes of a mechanism whose structure this module does not decode; the
     /// mechanism's implementation rejects them if it expected none.
     Opaque(Vec<u8>),
@@ -328,6 +343,7 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
             rsa::sign_init(kind, params, k)
         }
         KeyMaterial::EcPrivate(k) if family::ECDSA.contains(&kind) => ec::sign_init(kind, params, k),
+        KeyMaterial::EcPrivate(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::sign_init(params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -342,6 +358,7 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
             rsa::verify_init(kind, params, k)
         }
         KeyMaterial::EcPublic(k) if family::ECDSA.contains(&kind) => ec::verify_init(kind, params, k),
+        KeyMaterial::EcPublic(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::verify_init(params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -370,8 +387,8 @@ pub enum KeyPair {
     Ec(EcPublicKey, EcPrivateKey),
 }
 
-/// `C_GenerateKeyPair`: RSA from the modulus size and optional public exponent, EC from the
-/// curve's parameters.
+/// `C_GenerateKeyPair`: RSA from the modulus size and optional public exponent, EC (prime,
+/// Edwards and Montgomery curves) from the curve's parameters.
 pub fn generate_key_pair(
     mechanism: &Mechanism,
     modulus_bits: Option<u64>,
@@ -393,17 +410,82 @@ pub fn generate_key_pair(
                 ec::generate_key_pair(ec_params.ok_or(crate::Error::TemplateIncomplete)?)?;
             Ok(KeyPair::Ec(public, private))
         }
+        cryptoki_sys::CKM_EC_EDWARDS_KEY_PAIR_GEN => {
+            let params = ec_params.ok_or(crate::Error::TemplateIncomplete)?;
+            let (public, private) = eddsa::generate_key_pair(params).map_err(|e| curve_error(e, params))?;
+            Ok(KeyPair::Ec(public, private))
+        }
+        cryptoki_sys::CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
+            let params = ec_params.ok_or(crate::Error::TemplateIncomplete)?;
+            let (public, private) =
+                montgomery::generate_key_pair(params).map_err(|e| curve_error(e, params))?;
+            Ok(KeyPair::Ec(public, private))
+        }
         _ => Err(crate::Error::MechanismInvalid),
     }
 }
 
-/// `C_DeriveKey` with `CKM_ECDH1_DERIVE`: `len` bytes of shared secret (after the KDF).
+/// A key pair generation's refusal of `params` that name no curve of its family: a
+/// well-formed name of another curve is `Error::CurveNotSupported` too.
+fn curve_error(e: crate::Error, params: &[u8]) -> crate::Error {
+    match e {
+        crate::Error::AttributeValueInvalid => encoding::unsupported_curve_error(params),
+        other => other,
+    }
+}
+
+/// `C_DeriveKey` with one base key: `len` bytes of key value (see [`derive_with`]).
 pub fn derive(mechanism: &Mechanism, base: &KeyMaterial, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    derive_with(mechanism, base, None, len)
+}
+
+/// `C_DeriveKey`: `len` bytes of key value derived from `base` with `mechanism`, and from
+/// `other`, the key named inside the parameter ([`derive::other_key`]: the second key of
+/// CKM_CONCATENATE_BASE_AND_KEY, an HKDF salt key), which the caller has fetched.
+/// CKM_ECDH1_DERIVE takes an EC private key; the others a secret key.
+pub fn derive_with(
+    mechanism: &Mechanism,
+    base: &KeyMaterial,
+    other: Option<&KeyMaterial>,
+    len: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_DERIVE)?;
     match (mechanism.kind, base) {
-        (cryptoki_sys::CKM_ECDH1_DERIVE, KeyMaterial::EcPrivate(k)) => ec::derive(&mechanism.params, k, len),
+        (cryptoki_sys::CKM_ECDH1_DERIVE, KeyMaterial::EcPrivate(k)) => {
+            ecdh::derive(&mechanism.params, k, len)
+        }
         (cryptoki_sys::CKM_ECDH1_DERIVE, _) => Err(crate::Error::KeyTypeInconsistent),
-        _ => Err(crate::Error::MechanismInvalid),
+        (_, KeyMaterial::Secret(k)) => {
+            let other = match other {
+                Some(KeyMaterial::Secret(o)) => Some(o),
+                Some(_) => return Err(crate::Error::KeyTypeInconsistent),
+                None => None,
+            };
+            derive::secret(mechanism, k, other, len)
+        }
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// The length of the key `mechanism` derives from `base` (and `other`) when the template
+/// names none and the key type has no size of its own: the ECDH shared secret's, the
+/// length the data or keys give a concatenation, XOR or encryption; `None` where the
+/// template must say (HKDF, SP 800-108, extraction).
+pub fn natural_derive_len(
+    mechanism: &Mechanism,
+    base: &KeyMaterial,
+    other: Option<&KeyMaterial>,
+) -> Result<Option<usize>> {
+    match base {
+        KeyMaterial::EcPrivate(k) => ec::shared_secret_len(&k.params).map(Some),
+        KeyMaterial::Secret(k) => {
+            let other = match other {
+                Some(KeyMaterial::Secret(o)) => Some(o),
+                _ => None,
+            };
+            Ok(derive::natural_len(mechanism, k, other))
+        }
+        _ => Ok(None),
     }
 }
 

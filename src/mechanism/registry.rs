@@ -23,12 +23,22 @@ const RSA_ALL: CK_FLAGS =
 
 /// What the EC mechanisms support: prime curves named by OID, uncompressed points.
 const EC_CURVES: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+/// What the Edwards and Montgomery mechanisms support: curves named by OID or by name
+/// (PKCS#11 3.0's `CKF_EC_CURVENAME`).
+const EC_25519: CK_FLAGS = CKF_EC_OID | CKF_EC_CURVENAME;
 
-/// Key sizes: bytes for AES and HMAC keys, bits for generic secret generation, RSA and EC
+/// Key sizes: bytes for AES and HMAC keys (and the HMAC key generations), bits for generic
+/// secret generation, RSA and EC
 /// (as the specification defines them); digests take no key.
 const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_AES_KEY_GEN, info(16, 32, CKF_GENERATE)),
     (CKM_GENERIC_SECRET_KEY_GEN, info(8, 4096, CKF_GENERATE)),
+    (CKM_SHA_1_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA224_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA256_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA384_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA512_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_HKDF_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (
         CKM_AES_GCM,
         info(
@@ -75,19 +85,55 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA384_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA512_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_EC_KEY_PAIR_GEN, info(256, 521, CKF_GENERATE_KEY_PAIR | EC_CURVES)),
+    (CKM_EC_EDWARDS_KEY_PAIR_GEN, info(255, 255, CKF_GENERATE_KEY_PAIR | EC_25519)),
+    (CKM_EDDSA, info(255, 255, CKF_SIGN | CKF_VERIFY | EC_25519)),
+    (CKM_EC_MONTGOMERY_KEY_PAIR_GEN, info(255, 255, CKF_GENERATE_KEY_PAIR | EC_25519)),
     (CKM_ECDSA, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA1, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA224, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA256, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA384, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA512, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
-    (CKM_ECDH1_DERIVE, info(256, 521, CKF_DERIVE | EC_CURVES)),
+    (CKM_ECDH1_DERIVE, info(255, 521, CKF_DERIVE | EC_CURVES | EC_25519)),
+    (CKM_CONCATENATE_BASE_AND_KEY, info(0, 0, CKF_DERIVE)),
+    (CKM_CONCATENATE_BASE_AND_DATA, info(0, 0, CKF_DERIVE)),
+    (CKM_CONCATENATE_DATA_AND_BASE, info(0, 0, CKF_DERIVE)),
+    (CKM_XOR_BASE_AND_DATA, info(0, 0, CKF_DERIVE)),
+    (CKM_EXTRACT_KEY_FROM_KEY, info(0, 0, CKF_DERIVE)),
+    (CKM_AES_ECB_ENCRYPT_DATA, info(16, 32, CKF_DERIVE)),
+    (CKM_AES_CBC_ENCRYPT_DATA, info(16, 32, CKF_DERIVE)),
+    (CKM_HKDF_DERIVE, info(1, 512, CKF_DERIVE)),
+    (CKM_SP800_108_COUNTER_KDF, info(1, 512, CKF_DERIVE)),
+    (CKM_SP800_108_FEEDBACK_KDF, info(1, 512, CKF_DERIVE)),
     (CKM_SHA_1, info(0, 0, CKF_DIGEST)),
     (CKM_SHA224, info(0, 0, CKF_DIGEST)),
     (CKM_SHA256, info(0, 0, CKF_DIGEST)),
     (CKM_SHA384, info(0, 0, CKF_DIGEST)),
     (CKM_SHA512, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA3_256, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA3_384, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA3_512, info(0, 0, CKF_DIGEST)),
 ];
+
+/// The key type a key-pair generation mechanism makes (`C_GenerateKeyPair`);
+/// `CKR_MECHANISM_INVALID` for any other mechanism.
+pub fn key_pair_type(mechanism: CK_MECHANISM_TYPE) -> Result<CK_KEY_TYPE> {
+    require(mechanism, CKF_GENERATE_KEY_PAIR)?;
+    Ok(match mechanism {
+        CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
+        CKM_EC_KEY_PAIR_GEN => CKK_EC,
+        CKM_EC_EDWARDS_KEY_PAIR_GEN => CKK_EC_EDWARDS,
+        CKM_EC_MONTGOMERY_KEY_PAIR_GEN => CKK_EC_MONTGOMERY,
+        _ => return Err(Error::MechanismInvalid),
+    })
+}
+
+/// The key type a secret-key generation mechanism makes (`C_GenerateKey`);
+/// `CKR_MECHANISM_INVALID` for any other mechanism.
+pub fn secret_key_type(mechanism: CK_MECHANISM_TYPE) -> Result<CK_KEY_TYPE> {
+    require(mechanism, CKF_GENERATE)?;
+    super::keygen::key_type_of(mechanism).ok_or(Error::MechanismInvalid)
+}
 
 /// Every mechanism the module offers, in a stable order.
 pub fn mechanism_list() -> Vec<CK_MECHANISM_TYPE> {

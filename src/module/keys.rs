@@ -27,14 +27,7 @@ impl Module {
     ) -> Result<CK_OBJECT_HANDLE> {
         let generate = || -> Result<CK_OBJECT_HANDLE> {
             let (s, token) = self.session_and_token(h)?;
-            let key_type = match mechanism.kind {
-                CKM_AES_KEY_GEN => CKK_AES,
-                CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
-                other => {
-                    mechanism::registry::require(other, CKF_GENERATE)?;
-                    return Err(Error::MechanismInvalid);
-                }
-            };
+            let key_type = mechanism::registry::secret_key_type(mechanism.kind)?;
             if mechanism.params != MechanismParams::None {
                 return Err(Error::MechanismParamInvalid);
             }
@@ -117,14 +110,7 @@ impl Module {
             use crate::mechanism::{KeyMaterial, KeyPair, encoding};
             use crate::object::attribute::{decode_ulong, encode_ulong};
             let (s, token) = self.session_and_token(h)?;
-            let key_type = match mechanism.kind {
-                CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
-                CKM_EC_KEY_PAIR_GEN => CKK_EC,
-                other => {
-                    mechanism::registry::require(other, CKF_GENERATE_KEY_PAIR)?;
-                    return Err(Error::MechanismInvalid);
-                }
-            };
+            let key_type = mechanism::registry::key_pair_type(mechanism.kind)?;
             let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
             let origin = Origin::Generate { mechanism: mechanism.kind };
             let mut public =
@@ -196,19 +182,64 @@ impl Module {
         self.audited_new(h, "derive", Some(mechanism.kind), || {
             use crate::object::attribute::{decode_bool, encode_ulong};
             let (s, token) = self.session_and_token(h)?;
+            // A mechanism the module cannot derive with is refused before the template is read.
+            mechanism::registry::require(mechanism.kind, CKF_DERIVE)?;
             let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
-            let history =
-                token.get_attributes(s.read_write, base, &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE])?;
-            let flag =
-                |r: &AttributeRead| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(true));
-            let origin = Origin::Derive {
-                base_always_sensitive: flag(&history[0]),
-                base_never_extractable: flag(&history[1]),
+            // A second key named in the parameter, checked for derivation like the base key.
+            let other_handle = mechanism::derive::other_key(mechanism)?;
+            let other = match other_handle {
+                Some(other) => Some(token.key_material_for(s.read_write, other, CKA_DERIVE, mechanism.kind)?),
+                None => None,
             };
+            // [always sensitive, never extractable, sensitive, unextractable] of the base key and
+            // of the other key; the derived key's history needs both (CKM_CONCATENATE_BASE_AND_KEY).
+            let protection = |key| -> Result<[bool; 4]> {
+                let read = token.get_attributes(
+                    s.read_write,
+                    key,
+                    &[CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_SENSITIVE, CKA_EXTRACTABLE],
+                )?;
+                let is =
+                    |r: &AttributeRead, want| matches!(r, AttributeRead::Value(v) if decode_bool(v) == Some(want));
+                Ok([is(&read[0], true), is(&read[1], true), is(&read[2], true), is(&read[3], false)])
+            };
+            let mut history = protection(base)?;
+            if let Some(other) = other_handle {
+                let more = protection(other)?;
+                history =
+                    [history[0] && more[0], history[1] && more[1], history[2] || more[2], history[3] || more[3]];
+            }
+            let origin = Origin::Derive { base_always_sensitive: history[0], base_never_extractable: history[1] };
             let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
             hierarchy::refuse_outside_generation(template)?;
             // The base key's CKA_DERIVE_TEMPLATE is imposed like an unwrap template.
-            let template = with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
+            let mut template =
+                with_imposed_template(&token, s.read_write, base, CKA_DERIVE_TEMPLATE, template)?;
+            // The simple derivations pass the base key's protection on (PKCS#11 3.0): a sensitive
+            // base gives a sensitive key, an unextractable base an unextractable key (see
+            // mechanism::derive::propagates_protection for which mechanisms).
+            if mechanism::derive::propagates_protection(mechanism.kind) {
+                for (imposed, applies) in [
+                    (Attribute::bool(CKA_SENSITIVE, true), history[2]),
+                    (Attribute::bool(CKA_EXTRACTABLE, false), history[3]),
+                ] {
+                    if !applies {
+                        continue;
+                    }
+                    match template.iter().find(|a| a.kind == imposed.kind) {
+                        Some(given) if given.value != imposed.value => return Err(Error::TemplateInconsistent),
+                        Some(_) => {}
+                        None => template.push(imposed),
+                    }
+                }
+            }
+            // Without a class or key type, the key is a generic secret, as the standard says for
+            // the derivation mechanisms.
+            for (kind, default) in [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_GENERIC_SECRET)] {
+                if !template.iter().any(|a| a.kind == kind) {
+                    template.push(Attribute::ulong(kind, default));
+                }
+            }
             let mut key =
                 template::new_object_with(&template, None, origin, actor, self.config.object_defaults())?;
             if key.profile() != crate::object::Profile::SecretKey {
@@ -217,15 +248,13 @@ impl Module {
             let len = match (key.ulong(CKA_VALUE_LEN), key.key_type()) {
                 (Some(len), _) => usize::try_from(len).map_err(|_| Error::KeySizeRange)?,
                 (None, Some(CKK_AES)) => 32,
-                (None, _) => match &material {
-                    mechanism::KeyMaterial::EcPrivate(k) => mechanism::ec::shared_secret_len(&k.params)?,
-                    _ => return Err(Error::TemplateIncomplete),
-                },
+                (None, _) => mechanism::natural_derive_len(mechanism, &material, other.as_ref())?
+                    .ok_or(Error::TemplateIncomplete)?,
             };
             if key.key_type() == Some(CKK_AES) && !matches!(len, 16 | 24 | 32) {
                 return Err(Error::TemplateInconsistent);
             }
-            let value = mechanism::derive(mechanism, &material, len)?;
+            let value = mechanism::derive_with(mechanism, &material, other.as_ref(), len)?;
             key.set(CKA_VALUE_LEN, encode_ulong(value.len() as CK_ULONG));
             key.set(CKA_VALUE, value.to_vec());
             token.store_new_object(h, s.read_write, key)
@@ -353,7 +382,9 @@ fn set_private_key_components(
                 key.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
             }
         }
-        (Some(CKK_EC), KeyMaterial::EcPrivate(k)) => {
+        (Some(kind @ (CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)), KeyMaterial::EcPrivate(k))
+            if mechanism::ec::key_type_of_params(&k.params) == kind =>
+        {
             key.set(CKA_EC_PARAMS, k.params.clone());
             key.set(CKA_VALUE, k.value.to_vec());
         }

@@ -319,17 +319,19 @@ impl Profile {
                 _ => return Err(Error::AttributeValueInvalid),
             },
             CKO_SECRET_KEY => match need(subtype)? {
-                CKK_AES | CKK_GENERIC_SECRET => Profile::SecretKey,
+                // The HMAC and HKDF key types of PKCS#11 3.0 are generic secrets named for their use.
+                CKK_AES | CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC
+                | CKK_SHA384_HMAC | CKK_SHA512_HMAC | CKK_HKDF => Profile::SecretKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             CKO_PUBLIC_KEY => match need(subtype)? {
                 CKK_RSA => Profile::RsaPublicKey,
-                CKK_EC => Profile::EcPublicKey,
+                CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY => Profile::EcPublicKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             CKO_PRIVATE_KEY => match need(subtype)? {
                 CKK_RSA => Profile::RsaPrivateKey,
-                CKK_EC => Profile::EcPrivateKey,
+                CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY => Profile::EcPrivateKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             _ => return Err(Error::AttributeValueInvalid),

@@ -274,6 +274,11 @@ fn check_consistency(object: &mut Object, origin: Origin) -> Result<()> {
             if !nonempty(object, CKA_EC_PARAMS) || !nonempty(object, point_or_value) {
                 return Err(Error::AttributeValueInvalid);
             }
+            // An Edwards or Montgomery curve only in a key of its own type, and back.
+            let params = object.get(CKA_EC_PARAMS).unwrap_or_default();
+            if object.key_type() != Some(crate::mechanism::ec::key_type_of_params(params)) {
+                return Err(Error::TemplateInconsistent);
+            }
             check_key_material(object)?;
         }
         _ => {}

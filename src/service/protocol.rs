@@ -137,6 +137,11 @@ pub enum WireParams {
     Oaep { hash: u64, mgf: u64, label: Bytes },
     Ecdh { kdf: u64, shared_data: Bytes, public_data: Bytes },
     Opaque(Bytes),
+    /// The derivation parameters (plain data: no key value travels in them).
+    Data(Bytes),
+    CbcData(crate::mechanism::derive::CbcDataParams),
+    Hkdf(crate::mechanism::hkdf::HkdfParams),
+    Kbkdf(crate::mechanism::sp800_108::KbkdfParams),
 }
 
 /// `CK_GCM_MESSAGE_PARAMS` of one message.

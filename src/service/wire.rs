@@ -99,6 +99,10 @@ pub fn mechanism_to_wire(m: &Mechanism) -> WireMechanism {
             WireParams::Ecdh { kdf: p.kdf, shared_data: b(&p.shared_data), public_data: b(&p.public_data) }
         }
         MechanismParams::Opaque(v) => WireParams::Opaque(b(v)),
+        MechanismParams::Data(v) => WireParams::Data(b(v)),
+        MechanismParams::CbcData(p) => WireParams::CbcData(p.clone()),
+        MechanismParams::Hkdf(p) => WireParams::Hkdf(p.clone()),
+        MechanismParams::Kbkdf(p) => WireParams::Kbkdf(p.clone()),
     };
     WireMechanism { kind: m.kind, params }
 }
@@ -121,6 +125,10 @@ pub fn mechanism_from_wire(m: WireMechanism) -> Mechanism {
             MechanismParams::Ecdh(EcdhParams { kdf, shared_data: shared_data.0, public_data: public_data.0 })
         }
         WireParams::Opaque(v) => MechanismParams::Opaque(v.0),
+        WireParams::Data(v) => MechanismParams::Data(v.0),
+        WireParams::CbcData(p) => MechanismParams::CbcData(p),
+        WireParams::Hkdf(p) => MechanismParams::Hkdf(p),
+        WireParams::Kbkdf(p) => MechanismParams::Kbkdf(p),
     };
     Mechanism { kind: m.kind, params }
 }
