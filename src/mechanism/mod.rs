@@ -26,9 +26,9 @@ pub mod rng;
 pub mod rsa;
 pub mod seal;
 pub mod secret_buffer;
+pub mod sp800_108;
 #[cfg(test)]
 pub(crate) mod test_vectors;
-pub mod sp800_108;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;

@@ -130,12 +130,31 @@ pub struct WireMechanism {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireParams {
     None,
-    Gcm { iv: Bytes, aad: Bytes, tag_bits: u64 },
+    Gcm {
+        iv: Bytes,
+        aad: Bytes,
+        tag_bits: u64,
+    },
     Iv(Bytes),
-    Ctr { counter_bits: u64, counter_block: [u8; 16] },
-    Pss { hash: u64, mgf: u64, salt_len: u64 },
-    Oaep { hash: u64, mgf: u64, label: Bytes },
-    Ecdh { kdf: u64, shared_data: Bytes, public_data: Bytes },
+    Ctr {
+        counter_bits: u64,
+        counter_block: [u8; 16],
+    },
+    Pss {
+        hash: u64,
+        mgf: u64,
+        salt_len: u64,
+    },
+    Oaep {
+        hash: u64,
+        mgf: u64,
+        label: Bytes,
+    },
+    Ecdh {
+        kdf: u64,
+        shared_data: Bytes,
+        public_data: Bytes,
+    },
     Opaque(Bytes),
     /// The derivation parameters (plain data: no key value travels in them).
     Data(Bytes),
