@@ -49,6 +49,9 @@ fn abi_fuzz_child() {
         return; // Only the parent test below runs this, with a seed.
     };
     let seed: u64 = seed.parse().expect("a numeric seed");
+    // libtest has printed "test abi_fuzz_child ... " without a newline: end that line, so
+    // that the first CALL starts a line of its own.
+    println!();
     let mut d = driver::Driver::new(seed, allow::load());
     for _ in 0..env_number("ECM_FUZZ_STEPS", 400) {
         d.step();
