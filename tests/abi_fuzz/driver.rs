@@ -264,10 +264,8 @@ impl Driver {
         let tags = a.tags.join(",");
         let mut allowed = self.allow.iter().filter(|e| e.function == name || e.function == "*");
         if let Some(e) = allowed.find(|e| e.kind != Kind::Rv && a.tags.contains(&e.what.as_str())) {
-            println!(
-                "SKIP {} {name} [{tags}] {args} (allow-list: {:?} {}: {})",
-                self.step, e.kind, e.what, e.reason
-            );
+            // The third word names the allow-list line, for the parent's summary.
+            println!("SKIP {} {:?}:{}:{} {name} [{tags}] {args}", self.step, e.kind, e.function, e.what);
             return None;
         }
         println!("CALL {} {name} [{tags}] {args}", self.step);
@@ -279,9 +277,7 @@ impl Driver {
                 .iter()
                 .find(|e| e.kind == Kind::Rv && (e.function == name || e.function == "*") && e.what == code)
             {
-                Some(e) => {
-                    println!("KNOWN {} {name} {code} [{tags}] {args} (allow-list: {})", self.step, e.reason)
-                }
+                Some(e) => println!("KNOWN {} Rv:{}:{code} {name} [{tags}] {args}", self.step, e.function),
                 None => {
                     self.bad += 1;
                     println!("BAD {} {name} {code} [{tags}] {args}", self.step);
