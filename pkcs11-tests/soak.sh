@@ -54,7 +54,8 @@ export ECM_HSM_DIR=$WORK/tokens
 unset ECM_HSM_CONF
 mkdir -p "$ECM_HSM_DIR"
 # The tests' settings: a cheap PIN KDF, so that thousands of logins take seconds.
-printf 'pin_kdf_iterations = 1000\nmax_pin_failures = 5\nbusy_timeout_ms = 20000\n' >"$ECM_HSM_DIR/ecm-hsm.toml"
+printf 'test_settings = true\npin_kdf_iterations = 1000\nmax_pin_failures = 5\nbusy_timeout_ms = 20000\n' >"$ECM_HSM_DIR/ecm-hsm.toml"
+chmod 600 "$ECM_HSM_DIR/ecm-hsm.toml" # a settings file others may write is refused
 export ECM_HSM_SO_PIN=soak-so-pin-1 ECM_HSM_NEW_PIN=$USER_PIN ECM_HSM_PIN=$USER_PIN
 "$CLI" init --label soak >"$WORK/setup.log" 2>&1
 "$CLI" hierarchy init >>"$WORK/setup.log" 2>&1
