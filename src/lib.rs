@@ -19,5 +19,6 @@ pub mod policy;
 pub mod session;
 pub mod store;
 pub mod vendor;
+pub mod version;
 
 pub use error::{Error, Result};
