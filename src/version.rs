@@ -23,7 +23,11 @@ pub fn library_version() -> (u8, u8) {
 /// `CK_INFO.libraryDescription` (at most 32 bytes): `ecm-hsm 0.1.0 89f5db9ab1c2`, without
 /// the commit when it is not known.
 pub fn library_description() -> String {
-    match COMMIT.get(..SHORT_COMMIT) {
+    description_of(COMMIT)
+}
+
+fn description_of(commit: &str) -> String {
+    match commit.get(..SHORT_COMMIT) {
         Some(short) => format!("ecm-hsm {VERSION} {short}"),
         None => format!("ecm-hsm {VERSION}"),
     }
@@ -33,13 +37,15 @@ pub fn library_description() -> String {
 /// Made once and kept for the process, as clap takes a `&'static str`.
 pub fn long_version() -> &'static str {
     static LINE: OnceLock<String> = OnceLock::new();
-    LINE.get_or_init(|| {
-        if COMMIT.is_empty() {
-            format!("{VERSION} (commit unknown: built without git)")
-        } else {
-            format!("{VERSION} (commit {COMMIT})")
-        }
-    })
+    LINE.get_or_init(|| version_line_of(COMMIT))
+}
+
+fn version_line_of(commit: &str) -> String {
+    if commit.is_empty() {
+        format!("{VERSION} (commit unknown: built without git)")
+    } else {
+        format!("{VERSION} (commit {commit})")
+    }
 }
 
 #[cfg(test)]
@@ -51,6 +57,16 @@ mod tests {
         let (major, minor) = library_version();
         assert_eq!(major.to_string(), env!("CARGO_PKG_VERSION_MAJOR"));
         assert_eq!(minor.to_string(), env!("CARGO_PKG_VERSION_MINOR"));
+    }
+
+    #[test]
+    fn a_build_without_git_says_so_and_fits() {
+        assert_eq!(description_of(""), format!("ecm-hsm {VERSION}"));
+        assert_eq!(version_line_of(""), format!("{VERSION} (commit unknown: built without git)"));
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(description_of(commit), format!("ecm-hsm {VERSION} 0123456789ab"));
+        assert!(description_of(commit).len() <= 32);
+        assert_eq!(version_line_of(commit), format!("{VERSION} (commit {commit})"));
     }
 
     #[test]
