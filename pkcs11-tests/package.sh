@@ -97,18 +97,23 @@ export HOME=$WORK/home
 mkdir -p "$HOME"
 unset ECM_HSM_DIR ECM_HSM_CONF XDG_DATA_HOME
 
-# lintian: no errors, and no warning that is not explained here. Each accepted warning:
-ACCEPTED_WARNINGS=(
-    # A Rust binary: rustc does not use glibc's _FORTIFY_SOURCE wrappers; its own bounds
-    # checks do that job (lintian cannot tell).
-    hardening-no-fortify-functions
-    # debian/changelog's entry closes no Debian bug: this package is not in Debian's archive.
-    initial-upload-closes-no-bugs
-)
+# lintian: no errors, and no warning that is not explained here. Warnings accepted, each with
+# its reason (none today; add `tag  # why` lines as lintian learns new ones):
+ACCEPTED_WARNINGS=()
+# Lintian 2.116 (Debian 12) prints no warning for these packages. Its info-level notes (-I),
+# all expected:
+# - hardening-no-fortify-functions: Rust code does not call glibc's _FORTIFY_SOURCE
+#   wrappers; its own bounds checks do that job (the C parts, aws-lc and SQLite, are built by
+#   their crates' build scripts);
+# - package-supports-alternative-init-but-no-init.d-script: the key service is for systemd
+#   only (socket activation, the hardening options);
+# - spelling-error-in-binary (ment, userA): words inside dependencies' strings, not ours.
 t_lintian() {
-    local accepted
-    accepted=$(IFS=,; echo "${ACCEPTED_WARNINGS[*]}")
-    x lintian --fail-on error --suppress-tags "$accepted" --tag-display-limit 0 "$DEB" "$DBGSYM"
+    local suppress=()
+    if [[ ${#ACCEPTED_WARNINGS[@]} -gt 0 ]]; then
+        suppress=(--suppress-tags "$(IFS=,; echo "${ACCEPTED_WARNINGS[*]}")")
+    fi
+    x lintian -I --fail-on error "${suppress[@]}" --tag-display-limit 0 "$DEB" "$DBGSYM"
     rc_is 0 || return 1
     lacks_re '^[EW]: '
 }
@@ -238,8 +243,8 @@ t_service_user_runs_tool() {
     rc_is 0 || return 1
     x "${as_service[@]}" /usr/bin/ecm-hsm --pin-file "$WORK/pin" rotate --due --dry-run
     rc_is 0 || return 1
-    x find /var/lib/ecm-hsm -maxdepth 1 -name 'token-*.sqlite' -user ecm-hsm -perm 0600
-    has "/var/lib/ecm-hsm/token-0.sqlite"
+    x stat -c '%a %U %n' /var/lib/ecm-hsm/token-0.sqlite
+    has "600 ecm-hsm /var/lib/ecm-hsm/token-0.sqlite"
 }
 
 t_reinstall_is_idempotent() {
