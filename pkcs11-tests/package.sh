@@ -233,10 +233,12 @@ t_hierarchy_demo_installed() {
 }
 
 t_service_user_runs_tool() {
-    # As the service will: the ecm-hsm user, its directory, the shipped settings.
+    # As the service will: the ecm-hsm user, its directory, the shipped settings, and the
+    # unit's UMask=0077 (the store does not yet make its files 0600 under umask 022 itself).
     printf '%s\n' "$USER_PIN" >"$WORK/pin"
     chmod 0644 "$WORK/pin"
-    local as_service=(runuser -u ecm-hsm -- env ECM_HSM_DIR=/var/lib/ecm-hsm ECM_HSM_CONF=/etc/ecm-hsm/ecm-hsm.toml)
+    local as_service=(runuser -u ecm-hsm -- sh -c 'umask 0077 && exec "$@"' sh
+        env ECM_HSM_DIR=/var/lib/ecm-hsm ECM_HSM_CONF=/etc/ecm-hsm/ecm-hsm.toml)
     x "${as_service[@]}" ECM_HSM_SO_PIN="$SO_PIN" ECM_HSM_NEW_PIN="$USER_PIN" /usr/bin/ecm-hsm init --label service
     rc_is 0 || return 1
     x "${as_service[@]}" /usr/bin/ecm-hsm --pin-file "$WORK/pin" hierarchy init
@@ -319,6 +321,6 @@ if have_pkg ecm-hsm; then
     step "purge with no token data removes /var/lib/ecm-hsm" t_purge_of_empty_state_removes_it
 fi
 
-echo
-echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+[[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
+echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 ]]
