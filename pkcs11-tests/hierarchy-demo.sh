@@ -11,9 +11,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-echo "+ cargo build --release --bin ecm-hsm"
-cargo build --release --quiet --bin ecm-hsm --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/ecm-hsm"
+# $ECM_HSM_BIN runs an installed tool instead (pkcs11-tests/package.sh: /usr/bin/ecm-hsm).
+if [[ -n ${ECM_HSM_BIN:-} ]]; then
+  bin=$ECM_HSM_BIN
+else
+  echo "+ cargo build --release --bin ecm-hsm"
+  cargo build --release --quiet --bin ecm-hsm --manifest-path "$root/Cargo.toml"
+  bin="$root/target/release/ecm-hsm"
+fi
 
 export ECM_HSM_DIR="${ECM_HSM_DIR:-$(mktemp -d)}"
 export ECM_HSM_SO_PIN=${DEMO_SO_PIN:-demo-so-pin}

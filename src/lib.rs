@@ -24,5 +24,6 @@ pub mod session;
 pub mod store;
 pub mod token;
 pub mod vendor;
+pub mod version;
 
 pub use error::{Error, Result};

@@ -77,12 +77,18 @@ fn so_pin_flags(info: &TokenInfo) -> (bool, bool, bool) {
 // ---------------------------------------------------------------------------------------------
 
 isolated_test!(
-    fn library_info_names_version_3_0_and_the_manufacturer() {
+    fn library_info_names_version_3_0_the_manufacturer_and_this_build() {
         let p = load();
         let info = p.get_library_info().unwrap();
         assert_eq!((info.cryptoki_version().major(), info.cryptoki_version().minor()), (3, 0));
         assert_eq!(info.manufacturer_id(), "ecm-hsm project");
-        assert_eq!(info.library_description(), "ecm-hsm software HSM");
+        // The library's version is Cargo.toml's, and its description names the commit.
+        let version = info.library_version();
+        let cargo_version = format!("{}.{}.", version.major(), version.minor());
+        assert!(env!("CARGO_PKG_VERSION").starts_with(&cargo_version));
+        let description = format!("ecm-hsm {}", env!("CARGO_PKG_VERSION"));
+        assert!(info.library_description().starts_with(&description));
+        assert_eq!(info.library_description(), ecm_hsm::version::library_description());
     }
 );
 

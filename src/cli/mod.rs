@@ -35,7 +35,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "ecm-hsm",
-    version,
+    version = ecm_hsm::version::long_version(),
     about = "Administer ecm-hsm tokens: the master key / KEK / DEK hierarchy, rotation, envelopes",
     long_about = "Administer ecm-hsm tokens: the master key / KEK / DEK hierarchy, rotation and \
                   envelopes, on the same store and under the same rules as the PKCS#11 module.\n\n\

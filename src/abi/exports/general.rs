@@ -11,13 +11,10 @@ use crate::Error;
 use crate::module;
 
 const MANUFACTURER: &[u8] = b"ecm-hsm project";
-const LIBRARY_DESCRIPTION: &[u8] = b"ecm-hsm software HSM";
 
 fn library_version() -> CK_VERSION {
-    CK_VERSION {
-        major: env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
-        minor: env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0),
-    }
+    let (major, minor) = crate::version::library_version();
+    CK_VERSION { major, minor }
 }
 
 pkcs11_fn! {
@@ -62,7 +59,7 @@ pkcs11_fn! {
             cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
             manufacturerID: padded(MANUFACTURER),
             flags: 0,
-            libraryDescription: padded(LIBRARY_DESCRIPTION),
+            libraryDescription: padded(crate::version::library_description().as_bytes()),
             libraryVersion: library_version(),
         };
         // SAFETY: out-pointer from the caller.
