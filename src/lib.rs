@@ -3,7 +3,8 @@
 //! Layers, top to bottom (see README.md): `abi` (the only module allowed `unsafe`) →
 //! `module` (process-wide slots, tokens, handles) → `session` (per-session state and
 //! operations) → `policy` (who may see or change what) → `object` (typed attributes and the
-//! per-class rules) → `mechanism` (the cryptography, on aws-lc-rs) → `store` (persistence).
+//! per-class rules) → `mechanism` (the cryptography, on aws-lc-rs) → `store` (persistence);
+//! `sys` (operating-system interfaces std lacks, the other module allowed `unsafe`) below all.
 //! Data flows down as owned, typed values; errors flow up as [`Error`].
 
 pub mod abi;
@@ -18,6 +19,7 @@ pub mod object;
 pub mod policy;
 pub mod session;
 pub mod store;
+pub mod sys;
 pub mod vendor;
 
 pub use error::{Error, Result};

@@ -1,12 +1,10 @@
-//! The C ABI: the only module allowed `unsafe`.
+//! The C ABI: with `sys`, the only module allowed `unsafe`.
 //!
 //! - [`guard`]: the panic guard and the `Result` → `CK_RV` step every export goes through.
 //! - [`marshal`]: NULL checks, length conversions, slices from caller memory, templates and
 //!   mechanisms in, the output-buffer protocol out.
 //! - [`exports`]: the `C_*` functions, each a thin shell over a [`crate::module::Module`] call.
 //! - [`function_list`]: the 2.40 and 3.0 function lists and the interface table.
-//! - [`mapped_file`]: a shared file mapping, the one operating-system interface `std` lacks
-//!   (the audit trail's segments).
 //!
 //! No business logic lives here: a function validates and copies its arguments in, calls
 //! the core, and copies results out.
@@ -16,7 +14,6 @@ mod exports;
 mod fork;
 mod function_list;
 mod guard;
-pub mod mapped_file;
 mod marshal;
 
 pub use exports::*;

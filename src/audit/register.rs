@@ -41,7 +41,7 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> OpenOptions {
-        OpenOptions { sync: false, threads: true, segment_bytes: super::segment::WINDOW }
+        OpenOptions { sync: false, threads: true, segment_bytes: crate::config::DEFAULT_AUDIT_SEGMENT_BYTES }
     }
 }
 

@@ -2,7 +2,7 @@
 //! directory, where `n` is the sequence number of the register record that opened it.
 //!
 //! Only its process writes it, so an append takes no file lock and makes no system call: the
-//! file is mapped (`crate::abi::mapped_file`) and a record is copied into the page cache,
+//! file is mapped (`crate::sys::mapped_file`) and a record is copied into the page cache,
 //! which is what a `write(2)` would have done, at a fraction of its cost. The file is
 //! allocated ahead, so its tail is zero bytes until the segment is finished (cut to its
 //! records) at a clean close; a reader stops at the first zero byte.
@@ -19,15 +19,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::record::{Head, LINK_LEN, Middle, Record, Tail, find_newline, link_line, segment_key};
-use crate::abi::mapped_file::{self, Appender, Sealer};
 use crate::mechanism::mac;
+use crate::sys::mapped_file::{self, Appender, Sealer};
 use crate::{Error, Result};
-
-/// The address space a segment may fill by default; a process that writes more starts
-/// another segment (`super::trail`). Settable from [`MIN_WINDOW`] to [`MAX_WINDOW`].
-pub const WINDOW: usize = 1 << 30;
-pub const MIN_WINDOW: usize = 4096;
-pub const MAX_WINDOW: usize = 1 << 36;
 
 /// The file name of segment `n`.
 pub fn file_name(n: u64) -> String {
@@ -177,7 +171,7 @@ impl Linker {
     }
 
     /// Prepares the file for the next `ahead` bytes of records (see
-    /// `crate::abi::mapped_file`): a linking thread does it, so that writers do not.
+    /// `crate::sys::mapped_file`): a linking thread does it, so that writers do not.
     pub fn reserve_ahead(&self, ahead: usize) -> Result<()> {
         Ok(self.sealer.reserve_ahead(ahead)?)
     }
@@ -247,10 +241,10 @@ mod tests {
     #[test]
     fn records_are_written_unlinked_then_linked_in_order_and_finish_cuts_the_padding() {
         let dir = dir("link");
-        let (mut segment, mut linker) = Segment::create(&dir, 3, false, WINDOW).unwrap();
+        let (mut segment, mut linker) = Segment::create(&dir, 3, false, 1 << 30).unwrap();
         linker.chain_to([9; LINK_LEN]);
         linker.set_key(Some(&[1; 32]));
-        assert!(Segment::create(&dir, 3, false, WINDOW).is_err(), "a segment is never reopened");
+        assert!(Segment::create(&dir, 3, false, 1 << 30).is_err(), "a segment is never reopened");
         let label = "x".repeat(200);
         let mut record = Record::new("encrypt", 0);
         record.key_label = Some(&label);
@@ -295,7 +289,7 @@ mod tests {
     #[test]
     fn a_g_record_waits_for_the_key() {
         let dir = dir("key");
-        let (mut segment, mut linker) = Segment::create(&dir, 1, false, WINDOW).unwrap();
+        let (mut segment, mut linker) = Segment::create(&dir, 1, false, 1 << 30).unwrap();
         segment.append(&Record::new("login", 0), 1, true).unwrap();
         assert!(linker.link_pending().is_err());
         assert!(linker.has_pending(), "nothing linked, nothing lost");
