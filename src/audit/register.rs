@@ -219,8 +219,7 @@ fn read_tail(file: &File, len: u64) -> Result<(u64, Option<Vec<u8>>)> {
     let mut complete: Option<u64> = None;
     loop {
         // The newlines found so far, as offsets in the file.
-        let newlines: Vec<u64> =
-            tail.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| start + i as u64).collect();
+        let newlines: Vec<u64> = memchr::memchr_iter(b'\n', &tail).map(|i| start + i as u64).collect();
         if complete.is_none() {
             complete = newlines.last().map(|n| n + 1);
         }

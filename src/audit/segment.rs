@@ -18,7 +18,7 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::record::{Head, LINK_LEN, Middle, Record, Tail, find_newline, link_line, segment_key};
+use super::record::{Head, LINK_LEN, Middle, Record, Tail, link_line, segment_key};
 use crate::mechanism::mac;
 use crate::sys::mapped_file::{self, Appender, Sealer};
 use crate::{Error, Result};
@@ -187,7 +187,7 @@ impl Linker {
         let (mut link, key) = (self.link, self.key.as_ref());
         let pending = self.sealer.pending();
         let (mut done, mut linked, mut failure) = (0, 0, None);
-        while let Some(newline) = find_newline(&pending[done..]) {
+        while let Some(newline) = memchr::memchr(b'\n', &pending[done..]) {
             let seq = self.seq + linked as u64 + 1;
             match link_line(&mut pending[done..done + newline], seq, &link, key, &mut self.scratch) {
                 Ok(next) => link = next,
