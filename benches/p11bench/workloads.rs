@@ -127,6 +127,15 @@ pub const WORKLOADS: &[Workload] = &[
     keygen("rsa2048-keygen", "RSA-2048 keygen", (7, 1), |f| rsa_keygen(f, 2048), direct::rsa2048_keygen),
     keygen("rsa4096-keygen", "RSA-4096 keygen", (5, 0), |f| rsa_keygen(f, 4096), direct::rsa4096_keygen),
     w("sha256-64k", "SHA-256 of 64 KiB", 65536, sha256_64k, Some(direct::sha256_64k)),
+    // The audit register's own cost per record, as a figure of the library in this process:
+    // no PKCS#11 call has it alone, so the module's column says so.
+    w(
+        "audit-append",
+        "audit register append (HMAC-linked), library in-process",
+        0,
+        |_| Err("no PKCS#11 call measures it alone".to_owned()),
+        Some(direct::audit_register_append),
+    ),
 ];
 
 /// The rows the thread runs report, as (id, name, payload bytes): `<id>-2t` (2 threads,

@@ -6,6 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::audit::*;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
@@ -15,30 +16,6 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use cryptoki_sys::{CKM_AES_GCM, CKM_AES_KEY_GEN, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_OK, CKR_PIN_INCORRECT};
 use ecm_hsm::audit;
-use serde_json::Value;
-
-fn audit_path() -> PathBuf {
-    audit::path_for(&token_dir(), 0)
-}
-
-/// The records of the module's calls (the register's own records of segments left out), in
-/// time order.
-fn records() -> Vec<Value> {
-    let text = audit::trail_text(&audit_path()).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| !r["operation"].as_str().unwrap().starts_with("segment_"))
-        .collect()
-}
-
-/// The bytes of every file of the trail.
-fn trail_bytes() -> Vec<u8> {
-    let mut bytes = std::fs::read(audit_path()).unwrap();
-    for entry in std::fs::read_dir(audit::segment_dir(&audit_path())).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    bytes
-}
 
 /// The token's audit key, as `ecm-hsm audit verify` gets it: through the core, logged in as
 /// the user (its login is recorded, in a segment of its own, closed before this returns).
@@ -134,7 +111,7 @@ isolated_test!(
         // every record is, with the token's key, which the process keeps for its records
         // once an initialization or a login showed it (the failed login and those after
         // the logout included). The chain is whole; the MACs themselves are checked with the
-        // key by `ecm-hsm audit verify` (tests/audit_log.rs).
+        // key by `ecm-hsm audit verify` (tests/audit_chain_tamper_and_cli.rs).
         // (`g`: GMAC under the key of the segment, derived from the audit key.)
         assert!(all.iter().all(|r| r["auth"] == "g"), "{all:?}");
         // In this process's segment, opened by the register's only record so far; records
