@@ -7,10 +7,14 @@
 //! - [`memory`]: memory hygiene for key material: locking pages (`mlock`, best effort),
 //!   keeping them out of core dumps (`MADV_DONTDUMP`), and making the process not dumpable
 //!   (`PR_SET_DUMPABLE` 0).
+//! - `deadlock` (with the test feature `deadlock-detection` only): a thread that asks
+//!   `parking_lot` for cycles of locks and aborts with their threads' backtraces.
 //! - [`secret`]: [`secret::LockedBuffer`], page-aligned memory for key material that is
 //!   locked, excluded from core dumps and zeroed before it is given back.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "deadlock-detection")]
+pub mod deadlock;
 pub mod mapped_file;
 pub mod memory;
 pub mod secret;
