@@ -76,3 +76,23 @@ pub fn lines(path: &Path) -> Vec<String> {
 pub fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
 }
+
+/// How long a test waits for something the module does on a thread of its own (a thread
+/// naming itself, linking records, exiting): far longer than it takes on a loaded machine,
+/// so that only a real failure reaches it.
+pub const BACKGROUND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until `done` holds, checking every few milliseconds; panics with `what` (and what
+/// `done` last said) after [`BACKGROUND_DEADLINE`].
+#[track_caller]
+pub fn wait_until<T: std::fmt::Debug>(what: &str, mut done: impl FnMut() -> Result<(), T>) {
+    let deadline = std::time::Instant::now() + BACKGROUND_DEADLINE;
+    loop {
+        let last = match done() {
+            Ok(()) => return,
+            Err(last) => last,
+        };
+        assert!(std::time::Instant::now() < deadline, "{what}: not after {BACKGROUND_DEADLINE:?}: {last:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
