@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use super::AuditKey;
-use super::record::{LINK_LEN, Record, encode_covered, encode_link, parse_line};
+use super::record::{LINK_LEN, Record, encode_covered, encode_link, may_follow_authenticated, parse_line};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -62,6 +62,12 @@ struct Inner {
     link: [u8; LINK_LEN],
     /// The audit key, prepared for HMAC.
     key: Option<mac::HmacSha256Key>,
+    /// How far the file's lines were checked against [`may_follow_authenticated`] (a writer
+    /// does not chain onto a forgery), how many lines that is, and whether an authenticated
+    /// record was among them.
+    scanned: u64,
+    scanned_lines: u64,
+    authenticated: bool,
     /// The line being written, preceded by the previous link: what the link covers is
     /// `buf[..LINK_LEN + covered]`, what is written is `buf[LINK_LEN..]`.
     buf: Vec<u8>,
@@ -81,6 +87,9 @@ impl Register {
             seq: 0,
             link: [0; LINK_LEN],
             key: None,
+            scanned: 0,
+            scanned_lines: 0,
+            authenticated: false,
             buf: Vec::with_capacity(1024),
         };
         let log = Register {
@@ -134,10 +143,14 @@ impl Register {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         inner.file.lock()?;
-        let result = inner.catch_up(true).and_then(|()| before(inner.seq + 1)).and_then(|()| {
-            inner.append(record, self.pid, self.sync)?;
-            Ok((inner.seq, inner.link))
-        });
+        let result = inner
+            .catch_up(true)
+            .and_then(|()| inner.check_new_lines(&self.path))
+            .and_then(|()| before(inner.seq + 1))
+            .and_then(|()| {
+                inner.append(record, self.pid, self.sync)?;
+                Ok((inner.seq, inner.link))
+            });
         let _ = inner.file.unlock();
         if result.is_err() {
             inner.known_len = u64::MAX;
@@ -185,10 +198,62 @@ impl Inner {
         Ok(())
     }
 
-    /// Appends after `catch_up(true)`.
+    /// Checks the lines other writers added since the last check (after `catch_up`, which
+    /// sets `known_len` to the end of the complete lines): an unauthenticated record after
+    /// authenticated ones is a forgery. The writer does not stop there — the token goes on
+    /// working, and `ecm-hsm audit verify`, which logs in (a recorded call), must run — but
+    /// reports it as a fault naming the line; `verify` fails on that line however many
+    /// authenticated records follow it, and `export` stops before it.
+    fn check_new_lines(&mut self, path: &Path) -> Result<()> {
+        if self.known_len < self.scanned {
+            // Shorter than when checked: cut or replaced; checked again from the start.
+            (self.scanned, self.scanned_lines, self.authenticated) = (0, 0, false);
+        }
+        if self.known_len == self.scanned {
+            return Ok(());
+        }
+        let len = usize::try_from(self.known_len - self.scanned)
+            .map_err(|_| Error::Internal("audit register larger than memory"))?;
+        let mut bytes = vec![0u8; len];
+        self.file.read_exact_at(&mut bytes, self.scanned)?;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &bytes) {
+            let line = &bytes[start..end];
+            start = end + 1;
+            self.scanned_lines += 1;
+            // A line that does not parse is `verify`'s to report; only the last line matters
+            // for chaining (`catch_up`).
+            let Ok(parsed) = parse_line(line) else { continue };
+            let (auth, operation) = (&parsed.entry.auth, &parsed.entry.operation);
+            if self.authenticated && !may_follow_authenticated(auth, operation, true) {
+                crate::error::log_fault(
+                    "audit register",
+                    &Error::Device(format!(
+                        "{}, line {}: an unauthenticated record after authenticated ones (forged); \
+                         `ecm-hsm audit verify` fails on it",
+                        path.display(),
+                        self.scanned_lines
+                    )),
+                );
+            }
+            self.authenticated |= auth != "h";
+        }
+        self.scanned = self.known_len;
+        Ok(())
+    }
+
+    /// Appends after `catch_up(true)` and `check_new_lines`.
     fn append(&mut self, record: &Record<'_>, pid: u32, sync: bool) -> Result<u64> {
         let seq = self.seq + 1;
         let auth = if self.key.is_some() { b'm' } else { b'h' };
+        if self.authenticated
+            && !may_follow_authenticated(if auth == b'm' { "m" } else { "h" }, record.operation, true)
+        {
+            return Err(Error::Device(
+                "an unauthenticated record cannot follow authenticated ones in the audit register (no login)"
+                    .into(),
+            ));
+        }
         self.buf.clear();
         self.buf.extend_from_slice(&self.link);
         encode_covered(&mut self.buf, seq, pid, record, auth);
@@ -201,6 +266,11 @@ impl Inner {
         self.file.write_all(line)?;
         if sync {
             self.file.sync_data()?;
+        }
+        if self.scanned == self.known_len {
+            self.scanned += line.len() as u64;
+            self.scanned_lines += 1;
+            self.authenticated |= auth == b'm';
         }
         self.known_len += line.len() as u64;
         self.seq = seq;
@@ -293,6 +363,10 @@ mod tests {
         f.write_all(b"{\"seq\":3,\"ti").unwrap();
         assert_eq!(log.head().unwrap(), (2, link));
         let other = Register::open(&path).unwrap();
+        // Without the key, no record may follow an authenticated one (only the register's
+        // own records of segments); with it, the other writer goes on.
+        assert!(other.append(&Record::new("c", 0)).is_err());
+        other.set_key(Some(zeroize::Zeroizing::new([7; 32])));
         assert_eq!(other.append(&Record::new("c", 0)).unwrap(), 3);
         assert_eq!(log.append(&Record::new("d", 0)).unwrap(), 4);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -300,7 +374,7 @@ mod tests {
         assert!(!text.contains("\"ti{"));
         let report = super::super::verify(&path, Some(&zeroize::Zeroizing::new([7; 32])), None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
-        assert_eq!((report.records, report.authenticated), (4, 2));
+        assert_eq!((report.records, report.authenticated), (4, 3));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -85,6 +85,9 @@ pub enum ProblemKind {
     WrongSegment { found: Option<u64> },
     /// A record closes a segment the register never opened, or one already closed.
     UnknownSegment { segment: u64 },
+    /// An unauthenticated (`h`) record after authenticated ones, where only a holder of the
+    /// key writes ([`super::record::may_follow_authenticated`]): a forgery.
+    Unauthenticated,
 }
 
 impl fmt::Display for Problem {
@@ -129,6 +132,10 @@ impl fmt::Display for Problem {
             ProblemKind::UnknownSegment { segment } => write!(
                 f,
                 "line {line}, record {seq}: closes segment {segment}, which is not open (records moved or forged)"
+            ),
+            ProblemKind::Unauthenticated => write!(
+                f,
+                "line {line}, record {seq}: an unauthenticated record (auth h) after authenticated ones: not written by a holder of the token key (forged)"
             ),
             ProblemKind::NoneAuthenticated => write!(
                 f,
@@ -210,6 +217,8 @@ pub fn verify_chain(
     let mut line = Vec::with_capacity(1024);
     let mut covered = Vec::with_capacity(1024);
     let mut number = 0u64;
+    // Whether an authenticated record came before (by its auth, checked or not).
+    let mut seen_authenticated = false;
     loop {
         line.clear();
         let n = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)?;
@@ -266,6 +275,13 @@ pub fn verify_chain(
             report.problem = problem(ProblemKind::Malformed("a linked record after an unlinked one"));
             break;
         }
+        if seen_authenticated
+            && !record::may_follow_authenticated(&entry.auth, &entry.operation, !chain.padded)
+        {
+            report.problem = problem(ProblemKind::Unauthenticated);
+            break;
+        }
+        seen_authenticated |= entry.auth != "h";
         covered.clear();
         covered.extend_from_slice(&prev);
         covered.extend_from_slice(parsed.covered);

@@ -182,6 +182,18 @@ pub(super) struct MiddleFields {
 /// Why a line is not a well-formed record.
 pub type Malformed = &'static str;
 
+/// Whether a record of `operation` with auth `auth` may follow an authenticated record (`m`
+/// or `g`) of its chain: an authenticated one always; an unauthenticated (`h`) one only in
+/// the register and only as one of the register's own records (opening or closing a
+/// segment, archiving the trail), which a process that has not logged in writes and which
+/// say nothing of what a caller did. Anything else is what a forger who can write the
+/// directory, but lacks the token key, would append: `verify` fails on it, `export` stops
+/// at it, and a writer refuses to chain onto it.
+pub fn may_follow_authenticated(auth: &str, operation: &str, in_register: bool) -> bool {
+    use super::trail::{SEGMENT_CLOSE, SEGMENT_OPEN, TRAIL_ARCHIVED};
+    auth != "h" || (in_register && [SEGMENT_OPEN, SEGMENT_CLOSE, TRAIL_ARCHIVED].contains(&operation))
+}
+
 /// Lower-case hex of a link.
 pub fn hex(bytes: &[u8]) -> String {
     ::hex::encode(bytes)
