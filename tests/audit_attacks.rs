@@ -89,3 +89,93 @@ isolated_test!(
         assert!(text(&out.stderr).contains(&format!("line {forged}")), "{}", text(&out.stderr));
     }
 );
+
+const ROLE: &str = "ECM_HSM_AUDIT_ATTACK_ROLE";
+
+/// In a worker process: logs in and searches in a loop, printing `> DONE n` after the n-th
+/// call returned (its record written), until killed.
+fn searching_worker() {
+    use std::io::Write;
+    let p = load();
+    let s = user_session(&p, first_slot(&p));
+    let mut out = std::io::stdout().lock();
+    for n in 1.. {
+        s.find_objects(&[]).unwrap();
+        writeln!(out, "> DONE {n}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// The `--expect-seq N --expect-link L` that `audit verify` printed.
+fn anchor_of(verify_output: &str) -> (String, String) {
+    let at = verify_output.find("--expect-seq ").unwrap_or_else(|| panic!("no anchor: {verify_output}"));
+    let words: Vec<&str> = verify_output[at..].split_whitespace().collect();
+    (words[1].to_owned(), words[3].to_owned())
+}
+
+isolated_test!(
+    fn a_killed_writers_segment_is_closed_by_the_next_login_so_its_tail_cannot_be_cut_unseen() {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::ExitStatusExt;
+        const TEST: &str =
+            "a_killed_writers_segment_is_closed_by_the_next_login_so_its_tail_cannot_be_cut_unseen";
+        if std::env::var_os(ROLE).is_some() {
+            searching_worker();
+            return;
+        }
+        token_with_a_trail();
+        let segments_before: Vec<_> = std::fs::read_dir(ecm_hsm::audit::segment_dir(&audit_path()))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        // A writer killed (-9) after 40 acknowledged calls: its segment is never closed by it.
+        let mut child = worker_command(TEST, &token_dir(), ROLE, "search").spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = 0;
+        for line in stdout.lines() {
+            if line.unwrap().contains("> DONE") {
+                seen += 1;
+                if seen == 40 {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+        let killed = std::fs::read_dir(ecm_hsm::audit::segment_dir(&audit_path()))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| !segments_before.contains(p))
+            .unwrap();
+
+        // The operator verifies (logging in: the dead writer's segment is closed in the
+        // register with its head) and keeps the anchor it prints.
+        let out = cli(&["audit", "verify"]);
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        let (seq, link) = anchor_of(&text(&out.stdout));
+        let number = killed
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("segment-")
+            .trim_end_matches(".jsonl")
+            .to_owned();
+        let number: u64 = number.parse().unwrap();
+        let closes = lines(&audit_path())
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["operation"] == "segment_close" && r["segment"].as_u64() == Some(number))
+            .count();
+        assert_eq!(closes, 1, "the killed writer's segment {number} closed once");
+        let records = lines(&killed);
+        assert!(records.len() >= 40, "{} records", records.len());
+
+        // The attacker cuts the tail of the killed writer's segment (two of its records).
+        let kept = &records[..records.len() - 2];
+        write_lines(&killed, kept);
+        let out = cli(&["audit", "verify", "--expect-seq", &seq, "--expect-link", &link]);
+        assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+        let said = text(&out.stdout) + &text(&out.stderr);
+        assert!(said.contains(&format!("segment-{number}.jsonl")) && said.contains("truncated"), "{said}");
+    }
+);

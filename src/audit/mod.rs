@@ -15,6 +15,7 @@
 //! - [`register`]: the shared chain, safe across threads and processes (an exclusive `flock`
 //!   around each append); [`segment`]: one process's chain, appended without a system call.
 //! - [`verify`]: walks a chain, or a whole trail, and names the first bad record.
+//! - [`reclaim`]: closes the segments of processes that died without closing them.
 //! - [`export`]: filters records and writes them as JSON lines or CSV; [`merge`] reads a
 //!   trail's files as one stream in time order.
 //!
@@ -22,6 +23,7 @@
 
 pub mod export;
 pub mod merge;
+pub mod reclaim;
 pub mod record;
 pub mod register;
 pub mod segment;

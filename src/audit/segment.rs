@@ -74,6 +74,12 @@ impl Segment {
         let path = dir.join(file_name(number));
         let file: File =
             std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+        // Held while the file is open, by this process (or a child it forked): a segment
+        // whose lock can be taken has no writer any more (`super::reclaim`).
+        if let Err(e) = file.try_lock() {
+            let _ = std::fs::remove_file(&path);
+            return Err(Error::Device(format!("{}: cannot lock a new audit segment: {e}", path.display())));
+        }
         let (appender, sealer) = match mapped_file::create(file, window) {
             Ok(halves) => halves,
             Err(e) => {

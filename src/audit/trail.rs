@@ -190,6 +190,14 @@ impl AuditLog {
             }
         }
         self.keyed.store(key.is_some(), Ordering::SeqCst);
+        // With the key, the segments of dead processes can be closed (their tails then
+        // covered by the register). A failure leaves them open, as they were.
+        if let Some(key) = &key {
+            let register = self.register.read();
+            if let Err(e) = super::reclaim::close_dead_segments(&register, &self.dir, key) {
+                crate::error::log_fault("closing audit segments of dead processes", &e);
+            }
+        }
     }
 
     pub fn has_key(&self) -> bool {
