@@ -179,3 +179,62 @@ isolated_test!(
         assert!(said.contains(&format!("segment-{number}.jsonl")) && said.contains("truncated"), "{said}");
     }
 );
+
+#[test]
+fn turning_auditing_off_and_on_leaves_authenticated_records_of_the_gap() {
+    use ecm_hsm::audit::{self, AuditGap, AuditLog, OpenOptions, ProblemKind, Record};
+    let dir = temp_dir("audit-switch");
+    let path = audit::path_for(dir.path(), 0);
+    let key = test_key();
+    let inline = OpenOptions { threads: false, ..OpenOptions::default() };
+    let log = AuditLog::open_with(&path, inline).unwrap();
+    log.set_key(Some(key.clone()));
+    log.append(&Record::new("encrypt", 0)).unwrap();
+    drop(log);
+    // A process with auditing off: said before its login (hash-linked) and after it
+    // (authenticated), once each however many calls it makes.
+    for _ in 0..3 {
+        audit::switch::note_audit_off(dir.path(), 0, None).unwrap();
+        audit::switch::note_audit_off(dir.path(), 0, Some(&key)).unwrap();
+    }
+    let register = lines(&path);
+    let offs: Vec<_> = register.iter().filter(|l| l.contains("\"operation\":\"audit_off\"")).collect();
+    assert_eq!(offs.len(), 2, "{register:?}");
+    assert!(offs[0].contains("\"auth\":\"h\"") && offs[1].contains("\"auth\":\"m\""), "{offs:?}");
+    let off_at = register.iter().position(|l| l.contains("audit_off")).unwrap() as u64 + 1;
+    let report = audit::verify_trail(&path, Some(&key), None).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.register.audit_gaps, [AuditGap { off_at, on_at: None }]);
+
+    // A forger cannot end the gap: an `audit_on` without the key is refused by verify.
+    let mut forged = register.clone();
+    let last = forged.last().unwrap().clone();
+    let seq = register.len() + 1;
+    let prev = hex::decode(&last[last.rfind("\"link\":\"").unwrap() + 8..last.len() - 2]).unwrap();
+    let covered = format!(
+        "{{\"seq\":{seq},\"time\":1,\"principal\":\"\",\"pid\":1,\"session\":0,\"operation\":\"audit_on\",\"result\":0,\"auth\":\"h\""
+    );
+    let link = ecm_hsm::mechanism::digest::sha256(&[prev.as_slice(), covered.as_bytes()].concat());
+    forged.push(format!("{covered},\"link\":\"{}\"}}", hex::encode(link)));
+    let forged_path = dir.path().join("forged.audit");
+    write_lines(&forged_path, &forged);
+    let report = audit::verify(&forged_path, None, None).unwrap();
+    assert_eq!(report.problem.map(|p| (p.line, p.kind)), Some((seq as u64, ProblemKind::Unauthenticated)));
+
+    // The next process with auditing on that holds the key ends the gap, authenticated.
+    let log = AuditLog::open_with(&path, inline).unwrap();
+    log.set_key(Some(key.clone()));
+    log.append(&Record::new("decrypt", 0)).unwrap();
+    drop(log);
+    let report = audit::verify_trail(&path, Some(&key), None).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    let on_at =
+        lines(&path).iter().position(|l| l.contains("\"operation\":\"audit_on\"")).unwrap() as u64 + 1;
+    assert!(lines(&path)[on_at as usize - 1].contains("\"auth\":\"m\""));
+    assert_eq!(report.register.audit_gaps, [AuditGap { off_at, on_at: Some(on_at) }]);
+    // And only once.
+    let log = AuditLog::open_with(&path, inline).unwrap();
+    log.set_key(Some(key.clone()));
+    drop(log);
+    assert_eq!(lines(&path).iter().filter(|l| l.contains("audit_on")).count(), 1);
+}

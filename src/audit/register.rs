@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 
 use super::AuditKey;
 use super::record::{LINK_LEN, Record, encode_covered, encode_link, may_follow_authenticated, parse_line};
+use super::trail::{AUDIT_OFF, AUDIT_ON};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -68,6 +69,8 @@ struct Inner {
     scanned: u64,
     scanned_lines: u64,
     authenticated: bool,
+    /// Whether the last of those lines that turned auditing off or on turned it off.
+    audit_off: bool,
     /// The line being written, preceded by the previous link: what the link covers is
     /// `buf[..LINK_LEN + covered]`, what is written is `buf[LINK_LEN..]`.
     buf: Vec<u8>,
@@ -90,6 +93,7 @@ impl Register {
             scanned: 0,
             scanned_lines: 0,
             authenticated: false,
+            audit_off: false,
             buf: Vec::with_capacity(1024),
         };
         let log = Register {
@@ -159,6 +163,32 @@ impl Register {
     }
 }
 
+impl Register {
+    /// Appends `audit_on` (authenticated: with the key only) if the register's last word on
+    /// auditing is an `audit_off`; whether it did. Checked and appended under the file's
+    /// lock.
+    pub fn record_audit_on_if_off(&self) -> Result<bool> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        if inner.key.is_none() {
+            return Ok(false);
+        }
+        inner.file.lock()?;
+        let result = inner.catch_up(true).and_then(|()| inner.check_new_lines(&self.path)).and_then(|()| {
+            if !inner.audit_off {
+                return Ok(false);
+            }
+            inner.append(&Record::new(AUDIT_ON, 0), self.pid, self.sync)?;
+            Ok(true)
+        });
+        let _ = inner.file.unlock();
+        if result.is_err() {
+            inner.known_len = u64::MAX;
+        }
+        result
+    }
+}
+
 impl Inner {
     /// Brings `seq` and `link` up to the file's last complete line, if the file changed since
     /// this handle last saw it. With `repair`, removes a partial final line.
@@ -207,7 +237,7 @@ impl Inner {
     fn check_new_lines(&mut self, path: &Path) -> Result<()> {
         if self.known_len < self.scanned {
             // Shorter than when checked: cut or replaced; checked again from the start.
-            (self.scanned, self.scanned_lines, self.authenticated) = (0, 0, false);
+            (self.scanned, self.scanned_lines, self.authenticated, self.audit_off) = (0, 0, false, false);
         }
         if self.known_len == self.scanned {
             return Ok(());
@@ -237,9 +267,19 @@ impl Inner {
                 );
             }
             self.authenticated |= auth != "h";
+            self.note_switch(operation, auth == "m");
         }
         self.scanned = self.known_len;
         Ok(())
+    }
+
+    /// Follows auditing being turned off and on (only an authenticated `audit_on` counts).
+    fn note_switch(&mut self, operation: &str, authenticated: bool) {
+        if operation == AUDIT_OFF {
+            self.audit_off = true;
+        } else if operation == AUDIT_ON && authenticated {
+            self.audit_off = false;
+        }
     }
 
     /// Appends after `catch_up(true)` and `check_new_lines`.
@@ -267,12 +307,14 @@ impl Inner {
         if sync {
             self.file.sync_data()?;
         }
+        let written = line.len() as u64;
         if self.scanned == self.known_len {
-            self.scanned += line.len() as u64;
+            self.scanned += written;
             self.scanned_lines += 1;
             self.authenticated |= auth == b'm';
+            self.note_switch(record.operation, auth == b'm');
         }
-        self.known_len += line.len() as u64;
+        self.known_len += written;
         self.seq = seq;
         self.link = link;
         Ok(seq)

@@ -45,6 +45,12 @@ pub const SEGMENT_OPEN: &str = "segment_open";
 pub const SEGMENT_CLOSE: &str = "segment_close";
 /// The last record of a register archived (see [`AuditLog::archive`]).
 pub const TRAIL_ARCHIVED: &str = "trail_archived";
+/// A process runs with auditing off (`audit = false`): its calls are not recorded from here
+/// on (see `super::switch`). Written with the key once the process has it, without before.
+pub const AUDIT_OFF: &str = "audit_off";
+/// The first process with auditing on after an [`AUDIT_OFF`]: the gap ends here. Only ever
+/// authenticated (a forged one would hide a gap).
+pub const AUDIT_ON: &str = "audit_on";
 
 /// How long the linking thread lets records gather before linking them: the longest a
 /// record stays unlinked under load.
@@ -191,11 +197,15 @@ impl AuditLog {
         }
         self.keyed.store(key.is_some(), Ordering::SeqCst);
         // With the key, the segments of dead processes can be closed (their tails then
-        // covered by the register). A failure leaves them open, as they were.
+        // covered by the register), and the end of a time with auditing off recorded. A
+        // failure leaves them as they were.
         if let Some(key) = &key {
             let register = self.register.read();
             if let Err(e) = super::reclaim::close_dead_segments(&register, &self.dir, key) {
                 crate::error::log_fault("closing audit segments of dead processes", &e);
+            }
+            if let Err(e) = register.record_audit_on_if_off() {
+                crate::error::log_fault("recording that auditing is on again", &e);
             }
         }
     }

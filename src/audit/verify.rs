@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::AuditKey;
 use super::record::{self, Entry, LINK_LEN, LineParser, decode_hex, hex};
+use super::trail::{AUDIT_OFF, AUDIT_ON};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -45,6 +46,17 @@ pub struct VerifyReport {
     pub partial_last_line: Option<u64>,
     /// The first bad record, if any.
     pub problem: Option<Problem>,
+    /// Times with auditing off (`super::switch`), in the register: calls then are not
+    /// recorded. The chain can be intact across them; they are reported beside it.
+    pub audit_gaps: Vec<AuditGap>,
+}
+
+/// A time with auditing off: from the first `audit_off` record to the `audit_on` that ended
+/// it (`None`: auditing is still off, or no process with the key has run since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditGap {
+    pub off_at: u64,
+    pub on_at: Option<u64>,
 }
 
 impl VerifyReport {
@@ -208,6 +220,7 @@ pub fn verify_chain(
         head: None,
         partial_last_line: None,
         problem: None,
+        audit_gaps: Vec::new(),
     };
     let mut prev = chain.start;
     // A segment's key for its `g` links, derived at its first `g` record.
@@ -329,6 +342,15 @@ pub fn verify_chain(
         if let Some(kind) = check(entry, &link) {
             report.problem = problem(kind);
             break;
+        }
+        if !chain.padded {
+            let open_gap = report.audit_gaps.last_mut().filter(|g| g.on_at.is_none());
+            match (entry.operation.as_str(), open_gap) {
+                (AUDIT_OFF, None) => report.audit_gaps.push(AuditGap { off_at: seq, on_at: None }),
+                // Only an authenticated record ends a gap (`h` cannot be one, see above).
+                (AUDIT_ON, Some(gap)) => gap.on_at = Some(seq),
+                _ => {}
+            }
         }
         report.unauthenticated_tail = if authenticated { 0 } else { report.unauthenticated_tail + 1 };
         report.records = seq;

@@ -190,8 +190,11 @@ pub type Malformed = &'static str;
 /// directory, but lacks the token key, would append: `verify` fails on it, `export` stops
 /// at it, and a writer refuses to chain onto it.
 pub fn may_follow_authenticated(auth: &str, operation: &str, in_register: bool) -> bool {
-    use super::trail::{SEGMENT_CLOSE, SEGMENT_OPEN, TRAIL_ARCHIVED};
-    auth != "h" || (in_register && [SEGMENT_OPEN, SEGMENT_CLOSE, TRAIL_ARCHIVED].contains(&operation))
+    use super::trail::{AUDIT_OFF, SEGMENT_CLOSE, SEGMENT_OPEN, TRAIL_ARCHIVED};
+    // `audit_off` too: a process with auditing off says so before it logs in (a forged one
+    // shows a gap that was not there, never hides one; `audit_on` is never in this list).
+    auth != "h"
+        || (in_register && [SEGMENT_OPEN, SEGMENT_CLOSE, TRAIL_ARCHIVED, AUDIT_OFF].contains(&operation))
 }
 
 /// Lower-case hex of a link.
