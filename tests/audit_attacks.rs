@@ -238,3 +238,38 @@ fn turning_auditing_off_and_on_leaves_authenticated_records_of_the_gap() {
     drop(log);
     assert_eq!(lines(&path).iter().filter(|l| l.contains("audit_on")).count(), 1);
 }
+
+isolated_test!(
+    fn auditing_turned_off_in_the_settings_shows_as_a_gap_in_verify() {
+        token_with_a_trail();
+        let settings = token_dir().join("ecm-hsm.toml");
+        let original = std::fs::read_to_string(&settings).unwrap();
+        // Someone turns auditing off; a process works unrecorded; auditing is turned on again.
+        std::fs::write(&settings, format!("{original}audit = false\n")).unwrap();
+        let p = load();
+        let s = user_session(&p, first_slot(&p));
+        s.find_objects(&[]).unwrap();
+        drop(s);
+        p.finalize().unwrap();
+        std::fs::write(&settings, &original).unwrap();
+        let offs: Vec<String> =
+            lines(&audit_path()).into_iter().filter(|l| l.contains("\"operation\":\"audit_off\"")).collect();
+        assert!(!offs.is_empty() && offs.len() <= 2, "{offs:?}");
+        assert!(
+            offs.iter().any(|l| l.contains("\"auth\":\"m\"")),
+            "authenticated once the process logged in: {offs:?}"
+        );
+
+        // verify (its process audits again, and holds the key: it ends the gap) shows it.
+        let out = cli(&["audit", "verify"]);
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        let warned = text(&out.stderr);
+        assert!(
+            warned.contains("auditing was turned off (audit = false) from register record")
+                && warned.contains("until register record"),
+            "{warned}"
+        );
+        let ons = lines(&audit_path()).iter().filter(|l| l.contains("\"operation\":\"audit_on\"")).count();
+        assert_eq!(ons, 1);
+    }
+);

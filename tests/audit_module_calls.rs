@@ -193,10 +193,16 @@ isolated_test!(
 
 isolated_test!(
     config = "audit = false",
-    fn with_auditing_off_nothing_is_written() {
+    fn with_auditing_off_nothing_is_written_but_that_it_is_off() {
         let (p, _) = load_with_token();
         encrypt_once(&p);
-        assert!(!audit_path().exists());
+        // No segment, no record of a call: only the register's note that auditing is off
+        // (tests/audit_attacks.rs shows the gap in verify).
+        assert!(!audit::segment_dir(&audit_path()).exists());
+        let register = lines(&audit_path());
+        assert!(!register.is_empty() && register.len() <= 2, "{register:?}");
+        assert!(register.iter().all(|l| l.contains("\"operation\":\"audit_off\"")), "{register:?}");
+        assert!(register.iter().any(|l| l.contains("\"auth\":\"m\"")), "{register:?}");
     }
 );
 

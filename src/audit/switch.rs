@@ -24,13 +24,14 @@ use crate::Result;
 static NOTED: Mutex<Vec<(PathBuf, CK_SLOT_ID, bool)>> = Mutex::new(Vec::new());
 
 /// Records in the register of the token of `slot` in `token_dir` that this process runs
-/// with auditing off: once per process without the key (hash-linked) and once with it
-/// (authenticated). Cheap when already done: the module calls it on every call it does not
+/// with auditing off: once per process with the key (authenticated), and, if a call comes
+/// before the process has the key, once before without it (hash-linked). Cheap when already done: the module calls it on every call it does not
 /// record.
 pub fn note_audit_off(token_dir: &Path, slot: CK_SLOT_ID, key: Option<&AuditKey>) -> Result<()> {
     let keyed = key.is_some();
+    // Said with the key, it need not be said again without.
     let noted = |list: &Vec<(PathBuf, CK_SLOT_ID, bool)>| {
-        list.iter().any(|(dir, s, k)| *s == slot && *k == keyed && dir == token_dir)
+        list.iter().any(|(dir, s, k)| *s == slot && (*k == keyed || *k) && dir == token_dir)
     };
     if noted(&NOTED.lock()) {
         return Ok(());

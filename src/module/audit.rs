@@ -139,6 +139,12 @@ impl Token {
     /// every later one of the process are authenticated (kept after a logout: it is not the
     /// token key, and it only authenticates records).
     fn arm_audit(&self) -> Result<()> {
+        if !self.config.audit {
+            // Auditing off: said again, authenticated now that the key is here.
+            let key = self.audit_key()?;
+            return crate::audit::switch::note_audit_off(&self.config.token_dir, self.slot_id, Some(&key))
+                .map_err(audit_unwritable);
+        }
         if let Some(log) = self.audit_log()?
             && !log.has_key()
         {
@@ -203,7 +209,9 @@ impl Token {
         rv: CK_RV,
     ) -> Result<()> {
         if !self.config.audit {
-            return Ok(());
+            // Auditing off: the register says so, once per process (crate::audit::switch).
+            return crate::audit::switch::note_audit_off(&self.config.token_dir, self.slot_id, None)
+                .map_err(audit_unwritable);
         }
         let context = self.audit_context(key.filter(|h| *h != CK_INVALID_HANDLE));
         self.record_with(session, operation, context, mechanism, rv)
@@ -848,6 +856,12 @@ fn destroy_name(context: &Context) -> &'static str {
     // step of the key's life an auditor looks for. As `generate_key` tells `rotate` from
     // `generate` by the key's version, the key's tier tells `retire` from `destroy`.
     if context.key.as_ref().is_some_and(|k| k.in_hierarchy) { "retire" } else { "destroy" }
+}
+
+/// A failure to write to the audit trail, as a call meets it (fail closed).
+fn audit_unwritable(e: Error) -> Error {
+    crate::error::log_fault("audit record", &e);
+    Error::Device("the audit record could not be written".into())
 }
 
 #[cfg(test)]
