@@ -1,11 +1,12 @@
 //! ecm-hsm: a software HSM exposed through the PKCS#11 C ABI.
 //!
-//! Layers, top to bottom (see README.md): `abi` (the only module allowed `unsafe`) →
-//! `module` (process-wide slots, tokens, handles) → `session` (per-session state and
-//! operations) → `policy` (who may see or change what) → `object` (typed attributes and the
-//! per-class rules) → `mechanism` (the cryptography, on aws-lc-rs) → `store` (persistence);
-//! `sys` (operating-system interfaces std lacks, the other module allowed `unsafe`) below all.
-//! Data flows down as owned, typed values; errors flow up as [`Error`].
+//! Layers, top to bottom (see README.md): `abi` (C pointers) → `module` (process-wide
+//! slots, tokens, handles) → `session` (per-session state and operations) → `policy` (who
+//! may see or change what) → `object` (typed attributes and the per-class rules) →
+//! `mechanism` (the cryptography, on aws-lc-rs) → `store` (persistence); `sys`
+//! (operating-system interfaces std lacks: file mapping, memory locking) below all. `abi`
+//! and `sys` are the only modules allowed `unsafe`. Data flows down as owned, typed values;
+//! errors flow up as [`Error`].
 
 pub mod abi;
 pub mod audit;
