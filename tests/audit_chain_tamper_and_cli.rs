@@ -162,8 +162,8 @@ fn relink_as_hash(line: &str, prev_line: &str) -> String {
     let mut data = audit::verify::parse_link(prev_link).unwrap().to_vec();
     data.extend_from_slice(covered.as_bytes());
     let link = ecm_hsm::mechanism::digest::sha256(&data);
-    let hex: String = link.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{covered},\"link\":\"{hex}\"}}")
+    let digits = hex::encode(link);
+    format!("{covered},\"link\":\"{digits}\"}}")
 }
 
 #[test]
@@ -516,7 +516,7 @@ fn cli_verify_and_export() {
         log.append(&r).unwrap();
     }
     let (_, head) = log.head().unwrap();
-    let head_hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+    let head_hex = hex::encode(head);
 
     let out = hsm.run(&["audit", "verify"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
