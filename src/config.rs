@@ -60,7 +60,7 @@ pub struct Config {
     /// returns (survives a power loss; costs a disk flush per record).
     pub audit_sync: bool,
     /// `audit_segment_bytes`: how large a process's audit segment grows before the process
-    /// starts another (default [`crate::audit::segment::WINDOW`]).
+    /// starts another (default [`DEFAULT_AUDIT_SEGMENT_BYTES`]).
     pub audit_segment_bytes: usize,
     /// Whether the library may start threads of its own (the audit trail's linking thread);
     /// not when the application's `C_Initialize` says `CKF_LIBRARY_CANT_CREATE_OS_THREADS`.
@@ -75,6 +75,13 @@ pub struct Config {
     /// Keys from 1024 bits are always accepted for import and to verify signatures.
     pub rsa_min_bits: u32,
 }
+
+/// The address space an audit segment may fill by default (the segment is a mapped file,
+/// `crate::sys::mapped_file`); a process that writes more starts another segment. Settable
+/// (`audit_segment_bytes`) from [`MIN_AUDIT_SEGMENT_BYTES`] to [`MAX_AUDIT_SEGMENT_BYTES`].
+pub const DEFAULT_AUDIT_SEGMENT_BYTES: usize = 1 << 30;
+pub const MIN_AUDIT_SEGMENT_BYTES: usize = 4096;
+pub const MAX_AUDIT_SEGMENT_BYTES: usize = 1 << 36;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,7 +151,7 @@ impl Config {
             ],
             audit: file.audit.unwrap_or(true),
             audit_sync: file.audit_sync.unwrap_or(false),
-            audit_segment_bytes: file.audit_segment_bytes.unwrap_or(crate::audit::segment::WINDOW),
+            audit_segment_bytes: file.audit_segment_bytes.unwrap_or(DEFAULT_AUDIT_SEGMENT_BYTES),
             may_create_threads: true,
             test_settings: file.test_settings.unwrap_or(false),
             sensitive_by_default: file.sensitive_by_default.unwrap_or(false),
@@ -173,14 +180,12 @@ impl Config {
                 )));
             }
         }
-        if !(crate::audit::segment::MIN_WINDOW..=crate::audit::segment::MAX_WINDOW)
-            .contains(&config.audit_segment_bytes)
-        {
+        if !(MIN_AUDIT_SEGMENT_BYTES..=MAX_AUDIT_SEGMENT_BYTES).contains(&config.audit_segment_bytes) {
             return Err(Error::Device(format!(
                 "{}: audit_segment_bytes must be from {} to {}",
                 origin.display(),
-                crate::audit::segment::MIN_WINDOW,
-                crate::audit::segment::MAX_WINDOW
+                MIN_AUDIT_SEGMENT_BYTES,
+                MAX_AUDIT_SEGMENT_BYTES
             )));
         }
         if !RSA_MIN_BITS_RANGE.contains(&config.rsa_min_bits) {
@@ -319,7 +324,7 @@ mod tests {
     fn audit_settings_default_on_and_are_checked() {
         let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
         assert!(c.audit && !c.audit_sync && c.may_create_threads);
-        assert_eq!(c.audit_segment_bytes, crate::audit::segment::WINDOW);
+        assert_eq!(c.audit_segment_bytes, DEFAULT_AUDIT_SEGMENT_BYTES);
         let c = Config::from_toml(
             "/t".into(),
             "audit_sync = true\naudit_segment_bytes = 4096\n",

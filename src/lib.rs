@@ -23,6 +23,7 @@ pub mod service;
 pub mod session;
 pub mod store;
 pub mod token;
+pub mod sys;
 pub mod vendor;
 pub mod version;
 

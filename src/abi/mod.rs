@@ -1,4 +1,4 @@
-//! The C ABI: the only module allowed `unsafe`.
+//! The C ABI: with `sys`, the only module allowed `unsafe`.
 //!
 //! - [`guard`]: the panic guard and the `Result` → `CK_RV` step every export goes through.
 //! - [`marshal`]: NULL checks, length conversions, slices from caller memory, templates and
@@ -6,8 +6,6 @@
 //! - [`exports`]: the `C_*` functions, one file per chapter of the standard, each a thin
 //!   shell over a [`crate::module::Module`] call.
 //! - [`function_list`]: the 2.40 and 3.0 function lists and the interface table.
-//! - [`mapped_file`]: a shared file mapping, the one operating-system interface `std` lacks
-//!   (the audit trail's segments).
 //!
 //! No business logic lives here: a function validates and copies its arguments in, calls
 //! the core, and copies results out.
@@ -18,7 +16,6 @@ mod exports;
 mod fork;
 mod function_list;
 mod guard;
-pub mod mapped_file;
 mod marshal;
 
 pub use exports::*;

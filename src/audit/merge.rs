@@ -18,25 +18,36 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::record::{Entry, LineParser};
+use super::record::{Entry, LineParser, may_follow_authenticated};
 use super::segment;
 use super::trail::segment_dir;
 use super::verify::MAX_LINE;
 
 /// The complete records of one file, one at a time: its line (without `\n`) and its parsed
 /// form. With `padded` (a segment), the records end at the first zero byte. A line that is
-/// not a record is an `InvalidData` error naming it; a partial final line ends the records.
+/// not a record is an `InvalidData` error naming it, and so is an unauthenticated record after
+/// authenticated ones (a forgery, [`may_follow_authenticated`]); a partial final line ends
+/// the records.
 pub struct RecordReader<R> {
     reader: R,
     padded: bool,
     parser: LineParser,
     number: u64,
     done: bool,
+    /// Whether an authenticated record came before.
+    seen_authenticated: bool,
 }
 
 impl<R: BufRead> RecordReader<R> {
     pub fn new(reader: R, padded: bool) -> RecordReader<R> {
-        RecordReader { reader, padded, parser: LineParser::new(padded), number: 0, done: false }
+        RecordReader {
+            reader,
+            padded,
+            parser: LineParser::new(padded),
+            number: 0,
+            done: false,
+            seen_authenticated: false,
+        }
     }
 
     pub fn next_record(&mut self) -> io::Result<Option<(Vec<u8>, Entry)>> {
@@ -59,6 +70,15 @@ impl<R: BufRead> RecordReader<R> {
             .parse(&line)
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, format!("line {number}: {why}")))?
             .entry;
+        // A forgery is not handed out as a record (`verify` names it too).
+        if self.seen_authenticated && !may_follow_authenticated(&entry.auth, &entry.operation, !self.padded) {
+            self.done = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line {number}: an unauthenticated record after authenticated ones (forged)"),
+            ));
+        }
+        self.seen_authenticated |= entry.auth != "h";
         Ok(Some((line, entry)))
     }
 }

@@ -15,6 +15,8 @@
 //! - [`register`]: the shared chain, safe across threads and processes (an exclusive `flock`
 //!   around each append); [`segment`]: one process's chain, appended without a system call.
 //! - [`verify`]: walks a chain, or a whole trail, and names the first bad record.
+//! - [`switch`]: auditing turned off and on leaves authenticated records of the gap.
+//! - [`reclaim`]: closes the segments of processes that died without closing them.
 //! - [`export`]: filters records and writes them as JSON lines or CSV; [`merge`] reads a
 //!   trail's files as one stream in time order.
 //!
@@ -22,9 +24,11 @@
 
 pub mod export;
 pub mod merge;
+pub mod reclaim;
 pub mod record;
 pub mod register;
 pub mod segment;
+pub mod switch;
 pub mod trail;
 pub mod verify;
 pub mod verify_trail;
@@ -37,7 +41,7 @@ pub use export::{Filter, Format, export, export_trail, trail_text};
 pub use record::{Entry, LINK_LEN, Record};
 pub use register::{OpenOptions, Register};
 pub use trail::{AuditLog, segment_dir};
-pub use verify::{Anchor, Problem, ProblemKind, VerifyReport, verify};
+pub use verify::{Anchor, AuditGap, Problem, ProblemKind, VerifyReport, verify};
 pub use verify_trail::{TrailProblem, TrailProblemKind, TrailReport, verify_trail};
 
 /// The key that authenticates `m` links: HMAC-SHA256(token key, [`KEY_LABEL`]).

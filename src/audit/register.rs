@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use super::AuditKey;
-use super::record::{LINK_LEN, Record, encode_covered, encode_link, parse_line};
+use super::record::{LINK_LEN, Record, encode_covered, encode_link, may_follow_authenticated, parse_line};
+use super::trail::{AUDIT_OFF, AUDIT_ON};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -41,7 +42,7 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> OpenOptions {
-        OpenOptions { sync: false, threads: true, segment_bytes: super::segment::WINDOW }
+        OpenOptions { sync: false, threads: true, segment_bytes: crate::config::DEFAULT_AUDIT_SEGMENT_BYTES }
     }
 }
 
@@ -62,6 +63,14 @@ struct Inner {
     link: [u8; LINK_LEN],
     /// The audit key, prepared for HMAC.
     key: Option<mac::HmacSha256Key>,
+    /// How far the file's lines were checked against [`may_follow_authenticated`] (a writer
+    /// does not chain onto a forgery), how many lines that is, and whether an authenticated
+    /// record was among them.
+    scanned: u64,
+    scanned_lines: u64,
+    authenticated: bool,
+    /// Whether the last of those lines that turned auditing off or on turned it off.
+    audit_off: bool,
     /// The line being written, preceded by the previous link: what the link covers is
     /// `buf[..LINK_LEN + covered]`, what is written is `buf[LINK_LEN..]`.
     buf: Vec<u8>,
@@ -81,6 +90,10 @@ impl Register {
             seq: 0,
             link: [0; LINK_LEN],
             key: None,
+            scanned: 0,
+            scanned_lines: 0,
+            authenticated: false,
+            audit_off: false,
             buf: Vec::with_capacity(1024),
         };
         let log = Register {
@@ -134,9 +147,39 @@ impl Register {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         inner.file.lock()?;
-        let result = inner.catch_up(true).and_then(|()| before(inner.seq + 1)).and_then(|()| {
-            inner.append(record, self.pid, self.sync)?;
-            Ok((inner.seq, inner.link))
+        let result = inner
+            .catch_up(true)
+            .and_then(|()| inner.check_new_lines(&self.path))
+            .and_then(|()| before(inner.seq + 1))
+            .and_then(|()| {
+                inner.append(record, self.pid, self.sync)?;
+                Ok((inner.seq, inner.link))
+            });
+        let _ = inner.file.unlock();
+        if result.is_err() {
+            inner.known_len = u64::MAX;
+        }
+        result
+    }
+}
+
+impl Register {
+    /// Appends `audit_on` (authenticated: with the key only) if the register's last word on
+    /// auditing is an `audit_off`; whether it did. Checked and appended under the file's
+    /// lock.
+    pub fn record_audit_on_if_off(&self) -> Result<bool> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        if inner.key.is_none() {
+            return Ok(false);
+        }
+        inner.file.lock()?;
+        let result = inner.catch_up(true).and_then(|()| inner.check_new_lines(&self.path)).and_then(|()| {
+            if !inner.audit_off {
+                return Ok(false);
+            }
+            inner.append(&Record::new(AUDIT_ON, 0), self.pid, self.sync)?;
+            Ok(true)
         });
         let _ = inner.file.unlock();
         if result.is_err() {
@@ -185,10 +228,72 @@ impl Inner {
         Ok(())
     }
 
-    /// Appends after `catch_up(true)`.
+    /// Checks the lines other writers added since the last check (after `catch_up`, which
+    /// sets `known_len` to the end of the complete lines): an unauthenticated record after
+    /// authenticated ones is a forgery. The writer does not stop there — the token goes on
+    /// working, and `ecm-hsm audit verify`, which logs in (a recorded call), must run — but
+    /// reports it as a fault naming the line; `verify` fails on that line however many
+    /// authenticated records follow it, and `export` stops before it.
+    fn check_new_lines(&mut self, path: &Path) -> Result<()> {
+        if self.known_len < self.scanned {
+            // Shorter than when checked: cut or replaced; checked again from the start.
+            (self.scanned, self.scanned_lines, self.authenticated, self.audit_off) = (0, 0, false, false);
+        }
+        if self.known_len == self.scanned {
+            return Ok(());
+        }
+        let len = usize::try_from(self.known_len - self.scanned)
+            .map_err(|_| Error::Internal("audit register larger than memory"))?;
+        let mut bytes = vec![0u8; len];
+        self.file.read_exact_at(&mut bytes, self.scanned)?;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &bytes) {
+            let line = &bytes[start..end];
+            start = end + 1;
+            self.scanned_lines += 1;
+            // A line that does not parse is `verify`'s to report; only the last line matters
+            // for chaining (`catch_up`).
+            let Ok(parsed) = parse_line(line) else { continue };
+            let (auth, operation) = (&parsed.entry.auth, &parsed.entry.operation);
+            if self.authenticated && !may_follow_authenticated(auth, operation, true) {
+                crate::error::log_fault(
+                    "audit register",
+                    &Error::Device(format!(
+                        "{}, line {}: an unauthenticated record after authenticated ones (forged); \
+                         `ecm-hsm audit verify` fails on it",
+                        path.display(),
+                        self.scanned_lines
+                    )),
+                );
+            }
+            self.authenticated |= auth != "h";
+            self.note_switch(operation, auth == "m");
+        }
+        self.scanned = self.known_len;
+        Ok(())
+    }
+
+    /// Follows auditing being turned off and on (only an authenticated `audit_on` counts).
+    fn note_switch(&mut self, operation: &str, authenticated: bool) {
+        if operation == AUDIT_OFF {
+            self.audit_off = true;
+        } else if operation == AUDIT_ON && authenticated {
+            self.audit_off = false;
+        }
+    }
+
+    /// Appends after `catch_up(true)` and `check_new_lines`.
     fn append(&mut self, record: &Record<'_>, pid: u32, sync: bool) -> Result<u64> {
         let seq = self.seq + 1;
         let auth = if self.key.is_some() { b'm' } else { b'h' };
+        if self.authenticated
+            && !may_follow_authenticated(if auth == b'm' { "m" } else { "h" }, record.operation, true)
+        {
+            return Err(Error::Device(
+                "an unauthenticated record cannot follow authenticated ones in the audit register (no login)"
+                    .into(),
+            ));
+        }
         self.buf.clear();
         self.buf.extend_from_slice(&self.link);
         encode_covered(&mut self.buf, seq, pid, record, auth);
@@ -202,7 +307,14 @@ impl Inner {
         if sync {
             self.file.sync_data()?;
         }
-        self.known_len += line.len() as u64;
+        let written = line.len() as u64;
+        if self.scanned == self.known_len {
+            self.scanned += written;
+            self.scanned_lines += 1;
+            self.authenticated |= auth == b'm';
+            self.note_switch(record.operation, auth == b'm');
+        }
+        self.known_len += written;
         self.seq = seq;
         self.link = link;
         Ok(seq)
@@ -219,8 +331,7 @@ fn read_tail(file: &File, len: u64) -> Result<(u64, Option<Vec<u8>>)> {
     let mut complete: Option<u64> = None;
     loop {
         // The newlines found so far, as offsets in the file.
-        let newlines: Vec<u64> =
-            tail.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| start + i as u64).collect();
+        let newlines: Vec<u64> = memchr::memchr_iter(b'\n', &tail).map(|i| start + i as u64).collect();
         if complete.is_none() {
             complete = newlines.last().map(|n| n + 1);
         }
@@ -294,6 +405,10 @@ mod tests {
         f.write_all(b"{\"seq\":3,\"ti").unwrap();
         assert_eq!(log.head().unwrap(), (2, link));
         let other = Register::open(&path).unwrap();
+        // Without the key, no record may follow an authenticated one (only the register's
+        // own records of segments); with it, the other writer goes on.
+        assert!(other.append(&Record::new("c", 0)).is_err());
+        other.set_key(Some(zeroize::Zeroizing::new([7; 32])));
         assert_eq!(other.append(&Record::new("c", 0)).unwrap(), 3);
         assert_eq!(log.append(&Record::new("d", 0)).unwrap(), 4);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -301,7 +416,7 @@ mod tests {
         assert!(!text.contains("\"ti{"));
         let report = super::super::verify(&path, Some(&zeroize::Zeroizing::new([7; 32])), None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
-        assert_eq!((report.records, report.authenticated), (4, 2));
+        assert_eq!((report.records, report.authenticated), (4, 3));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

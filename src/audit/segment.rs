@@ -2,7 +2,7 @@
 //! directory, where `n` is the sequence number of the register record that opened it.
 //!
 //! Only its process writes it, so an append takes no file lock and makes no system call: the
-//! file is mapped (`crate::abi::mapped_file`) and a record is copied into the page cache,
+//! file is mapped (`crate::sys::mapped_file`) and a record is copied into the page cache,
 //! which is what a `write(2)` would have done, at a fraction of its cost. The file is
 //! allocated ahead, so its tail is zero bytes until the segment is finished (cut to its
 //! records) at a clean close; a reader stops at the first zero byte.
@@ -18,16 +18,10 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::record::{Head, LINK_LEN, Middle, Record, Tail, find_newline, link_line, segment_key};
-use crate::abi::mapped_file::{self, Appender, Sealer};
+use super::record::{Head, LINK_LEN, Middle, Record, Tail, link_line, segment_key};
 use crate::mechanism::mac;
+use crate::sys::mapped_file::{self, Appender, Sealer};
 use crate::{Error, Result};
-
-/// The address space a segment may fill by default; a process that writes more starts
-/// another segment (`super::trail`). Settable from [`MIN_WINDOW`] to [`MAX_WINDOW`].
-pub const WINDOW: usize = 1 << 30;
-pub const MIN_WINDOW: usize = 4096;
-pub const MAX_WINDOW: usize = 1 << 36;
 
 /// The file name of segment `n`.
 pub fn file_name(n: u64) -> String {
@@ -80,6 +74,12 @@ impl Segment {
         let path = dir.join(file_name(number));
         let file: File =
             std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+        // Held while the file is open, by this process (or a child it forked): a segment
+        // whose lock can be taken has no writer any more (`super::reclaim`).
+        if let Err(e) = file.try_lock() {
+            let _ = std::fs::remove_file(&path);
+            return Err(Error::Device(format!("{}: cannot lock a new audit segment: {e}", path.display())));
+        }
         let (appender, sealer) = match mapped_file::create(file, window) {
             Ok(halves) => halves,
             Err(e) => {
@@ -177,7 +177,7 @@ impl Linker {
     }
 
     /// Prepares the file for the next `ahead` bytes of records (see
-    /// `crate::abi::mapped_file`): a linking thread does it, so that writers do not.
+    /// `crate::sys::mapped_file`): a linking thread does it, so that writers do not.
     pub fn reserve_ahead(&self, ahead: usize) -> Result<()> {
         Ok(self.sealer.reserve_ahead(ahead)?)
     }
@@ -193,7 +193,7 @@ impl Linker {
         let (mut link, key) = (self.link, self.key.as_ref());
         let pending = self.sealer.pending();
         let (mut done, mut linked, mut failure) = (0, 0, None);
-        while let Some(newline) = find_newline(&pending[done..]) {
+        while let Some(newline) = memchr::memchr(b'\n', &pending[done..]) {
             let seq = self.seq + linked as u64 + 1;
             match link_line(&mut pending[done..done + newline], seq, &link, key, &mut self.scratch) {
                 Ok(next) => link = next,
@@ -247,10 +247,10 @@ mod tests {
     #[test]
     fn records_are_written_unlinked_then_linked_in_order_and_finish_cuts_the_padding() {
         let dir = dir("link");
-        let (mut segment, mut linker) = Segment::create(&dir, 3, false, WINDOW).unwrap();
+        let (mut segment, mut linker) = Segment::create(&dir, 3, false, 1 << 30).unwrap();
         linker.chain_to([9; LINK_LEN]);
         linker.set_key(Some(&[1; 32]));
-        assert!(Segment::create(&dir, 3, false, WINDOW).is_err(), "a segment is never reopened");
+        assert!(Segment::create(&dir, 3, false, 1 << 30).is_err(), "a segment is never reopened");
         let label = "x".repeat(200);
         let mut record = Record::new("encrypt", 0);
         record.key_label = Some(&label);
@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn a_g_record_waits_for_the_key() {
         let dir = dir("key");
-        let (mut segment, mut linker) = Segment::create(&dir, 1, false, WINDOW).unwrap();
+        let (mut segment, mut linker) = Segment::create(&dir, 1, false, 1 << 30).unwrap();
         segment.append(&Record::new("login", 0), 1, true).unwrap();
         assert!(linker.link_pending().is_err());
         assert!(linker.has_pending(), "nothing linked, nothing lost");

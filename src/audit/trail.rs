@@ -45,6 +45,12 @@ pub const SEGMENT_OPEN: &str = "segment_open";
 pub const SEGMENT_CLOSE: &str = "segment_close";
 /// The last record of a register archived (see [`AuditLog::archive`]).
 pub const TRAIL_ARCHIVED: &str = "trail_archived";
+/// A process runs with auditing off (`audit = false`): its calls are not recorded from here
+/// on (see `super::switch`). Written with the key once the process has it, without before.
+pub const AUDIT_OFF: &str = "audit_off";
+/// The first process with auditing on after an [`AUDIT_OFF`]: the gap ends here. Only ever
+/// authenticated (a forged one would hide a gap).
+pub const AUDIT_ON: &str = "audit_on";
 
 /// How long the linking thread lets records gather before linking them: the longest a
 /// record stays unlinked under load.
@@ -76,6 +82,8 @@ pub struct AuditLog {
     pid: u32,
     /// The audit key, once a login showed it; `keyed` says so without the lock.
     key: Mutex<Option<AuditKey>>,
+    /// Held by [`AuditLog::set_key`] from start to end (first in the lock order).
+    changing_key: Mutex<()>,
     keyed: AtomicBool,
     stripes: Box<[Mutex<Option<Writer>>]>,
     /// Unique among the trails this process opens (see [`AuditLog::id`]).
@@ -120,6 +128,8 @@ impl AuditLog {
     }
 
     pub fn open_with(path: &Path, options: OpenOptions) -> Result<AuditLog> {
+        #[cfg(feature = "deadlock-detection")]
+        crate::sys::deadlock::watch();
         let stripes = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
         Ok(AuditLog {
             register: parking_lot::RwLock::new(Register::open_with(path, options)?),
@@ -131,6 +141,7 @@ impl AuditLog {
             segment_bytes: options.segment_bytes,
             pid: std::process::id(),
             key: Mutex::new(None),
+            changing_key: Mutex::new(()),
             keyed: AtomicBool::new(false),
             stripes: (0..stripes).map(|_| Mutex::new(None)).collect(),
             id: NEXT_TRAIL.fetch_add(1, Ordering::Relaxed),
@@ -154,10 +165,24 @@ impl AuditLog {
     }
 
     /// The key to write `m` links with (a login), or `None` for `h` links.
+    ///
+    /// Takes the locks in the process's order (`docs/locking.md`): the key, then the
+    /// register, released; then each stripe and its linker in turn — never the key while
+    /// waiting for a stripe, which `append` holds while it opens a segment and reads the key.
     pub fn set_key(&self, key: Option<AuditKey>) {
-        let mut held = self.key.lock();
+        // One change of key at a time, each to the end: two racing changes (a login and a
+        // logout) must not leave the linkers with one key and `keyed` saying the other.
+        let _changing = self.changing_key.lock();
         if key.is_none() {
             self.keyed.store(false, Ordering::SeqCst);
+        }
+        // A segment opened from here on gets the new key from `open_writer`; one opened
+        // before is in its stripe by the time the walk below takes that stripe's lock
+        // (`append` holds the stripe while it opens the segment).
+        {
+            let mut held = self.key.lock();
+            *held = key.clone();
+            self.register.read().set_key(key.clone());
         }
         // Every linker holds the key before any writer marks a record `m`.
         for stripe in self.stripes.iter() {
@@ -170,9 +195,19 @@ impl AuditLog {
                 linker.set_key(key.as_ref().map(|k| &k[..]));
             }
         }
-        self.register.read().set_key(key.clone());
         self.keyed.store(key.is_some(), Ordering::SeqCst);
-        *held = key;
+        // With the key, the segments of dead processes can be closed (their tails then
+        // covered by the register), and the end of a time with auditing off recorded. A
+        // failure leaves them as they were.
+        if let Some(key) = &key {
+            let register = self.register.read();
+            if let Err(e) = super::reclaim::close_dead_segments(&register, &self.dir, key) {
+                crate::error::log_fault("closing audit segments of dead processes", &e);
+            }
+            if let Err(e) = register.record_audit_on_if_off() {
+                crate::error::log_fault("recording that auditing is on again", &e);
+            }
+        }
     }
 
     pub fn has_key(&self) -> bool {
@@ -307,6 +342,9 @@ impl AuditLog {
     /// archive).
     pub fn archive(&self) -> Result<PathBuf> {
         self.close()?;
+        // The key before the register, as everywhere (`docs/locking.md`): held, so that the
+        // new register gets the key in force.
+        let key = self.key.lock();
         let mut register = self.register.write();
         if register.head()?.0 == 0 && !self.dir.exists() {
             // Nothing recorded yet (a slot's first token): nothing to keep.
@@ -323,9 +361,8 @@ impl AuditLog {
             std::fs::rename(&self.dir, segment_dir(&archived))?;
         }
         std::fs::rename(&self.path, &archived)?;
-        let key = self.key.lock().clone();
         let fresh = Register::open_with(&self.path, self.options)?;
-        fresh.set_key(key);
+        fresh.set_key(key.clone());
         *register = fresh;
         Ok(archived)
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::AuditKey;
 use super::record::{self, Entry, LINK_LEN, LineParser, decode_hex, hex};
+use super::trail::{AUDIT_OFF, AUDIT_ON};
 use crate::mechanism::{digest, mac};
 use crate::{Error, Result};
 
@@ -45,6 +46,17 @@ pub struct VerifyReport {
     pub partial_last_line: Option<u64>,
     /// The first bad record, if any.
     pub problem: Option<Problem>,
+    /// Times with auditing off (`super::switch`), in the register: calls then are not
+    /// recorded. The chain can be intact across them; they are reported beside it.
+    pub audit_gaps: Vec<AuditGap>,
+}
+
+/// A time with auditing off: from the first `audit_off` record to the `audit_on` that ended
+/// it (`None`: auditing is still off, or no process with the key has run since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditGap {
+    pub off_at: u64,
+    pub on_at: Option<u64>,
 }
 
 impl VerifyReport {
@@ -85,6 +97,9 @@ pub enum ProblemKind {
     WrongSegment { found: Option<u64> },
     /// A record closes a segment the register never opened, or one already closed.
     UnknownSegment { segment: u64 },
+    /// An unauthenticated (`h`) record after authenticated ones, where only a holder of the
+    /// key writes ([`super::record::may_follow_authenticated`]): a forgery.
+    Unauthenticated,
 }
 
 impl fmt::Display for Problem {
@@ -129,6 +144,10 @@ impl fmt::Display for Problem {
             ProblemKind::UnknownSegment { segment } => write!(
                 f,
                 "line {line}, record {seq}: closes segment {segment}, which is not open (records moved or forged)"
+            ),
+            ProblemKind::Unauthenticated => write!(
+                f,
+                "line {line}, record {seq}: an unauthenticated record (auth h) after authenticated ones: not written by a holder of the token key (forged)"
             ),
             ProblemKind::NoneAuthenticated => write!(
                 f,
@@ -201,6 +220,7 @@ pub fn verify_chain(
         head: None,
         partial_last_line: None,
         problem: None,
+        audit_gaps: Vec::new(),
     };
     let mut prev = chain.start;
     // A segment's key for its `g` links, derived at its first `g` record.
@@ -210,6 +230,8 @@ pub fn verify_chain(
     let mut line = Vec::with_capacity(1024);
     let mut covered = Vec::with_capacity(1024);
     let mut number = 0u64;
+    // Whether an authenticated record came before (by its auth, checked or not).
+    let mut seen_authenticated = false;
     loop {
         line.clear();
         let n = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)?;
@@ -266,6 +288,13 @@ pub fn verify_chain(
             report.problem = problem(ProblemKind::Malformed("a linked record after an unlinked one"));
             break;
         }
+        if seen_authenticated
+            && !record::may_follow_authenticated(&entry.auth, &entry.operation, !chain.padded)
+        {
+            report.problem = problem(ProblemKind::Unauthenticated);
+            break;
+        }
+        seen_authenticated |= entry.auth != "h";
         covered.clear();
         covered.extend_from_slice(&prev);
         covered.extend_from_slice(parsed.covered);
@@ -313,6 +342,15 @@ pub fn verify_chain(
         if let Some(kind) = check(entry, &link) {
             report.problem = problem(kind);
             break;
+        }
+        if !chain.padded {
+            let open_gap = report.audit_gaps.last_mut().filter(|g| g.on_at.is_none());
+            match (entry.operation.as_str(), open_gap) {
+                (AUDIT_OFF, None) => report.audit_gaps.push(AuditGap { off_at: seq, on_at: None }),
+                // Only an authenticated record ends a gap (`h` cannot be one, see above).
+                (AUDIT_ON, Some(gap)) => gap.on_at = Some(seq),
+                _ => {}
+            }
         }
         report.unauthenticated_tail = if authenticated { 0 } else { report.unauthenticated_tail + 1 };
         report.records = seq;

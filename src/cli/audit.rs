@@ -190,6 +190,15 @@ pub fn verify(global: &Global, args: &VerifyArgs) -> Outcome<()> {
             report.unauthenticated
         );
     }
+    for gap in &report.register.audit_gaps {
+        let until =
+            gap.on_at.map_or("and is still off".to_owned(), |on| format!("until register record {on}"));
+        eprintln!(
+            "warning: auditing was turned off (audit = false) from register record {} {until}: calls of \
+             that time are not recorded",
+            gap.off_at
+        );
+    }
     print(&format!(
         "audit: {} records ({} in the register, the rest in {} segments, {} of them closed), chain intact \
          ({} authenticated)",

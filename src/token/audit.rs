@@ -128,6 +128,12 @@ impl Token {
     /// every later one of the process are authenticated (kept after a logout: it is not the
     /// token key, and it only authenticates records).
     pub(crate) fn arm_audit(&self) -> Result<()> {
+        if !self.config.audit {
+            // Auditing off: said again, authenticated now that the key is here.
+            let key = self.audit_key()?;
+            return crate::audit::switch::note_audit_off(&self.config.token_dir, self.slot_id, Some(&key))
+                .map_err(audit_unwritable);
+        }
         if let Some(log) = self.audit_log()?
             && !log.has_key()
         {
@@ -192,7 +198,9 @@ impl Token {
         rv: CK_RV,
     ) -> Result<()> {
         if !self.config.audit {
-            return Ok(());
+            // Auditing off: the register says so, once per process (crate::audit::switch).
+            return crate::audit::switch::note_audit_off(&self.config.token_dir, self.slot_id, None)
+                .map_err(audit_unwritable);
         }
         let context = self.audit_context(key.filter(|h| *h != CK_INVALID_HANDLE));
         self.record_with(session, operation, context, mechanism, rv)
@@ -313,4 +321,10 @@ impl Token {
         let context = Context { principal, key: None, described_as: None };
         self.record_with(session, "pin_locked", context, None, cryptoki_sys::CKR_PIN_LOCKED)
     }
+}
+
+/// A failure to write to the audit trail, as a call meets it (fail closed).
+fn audit_unwritable(e: Error) -> Error {
+    crate::error::log_fault("audit record", &e);
+    Error::Device("the audit record could not be written".into())
 }

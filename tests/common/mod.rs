@@ -10,6 +10,8 @@
 #[allow(unsafe_code)]
 pub mod raw;
 
+pub mod audit;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,6 +1,7 @@
-//! A file mapped into memory, shared with the kernel's page cache: the one operating-system
-//! interface the project needs that `std` lacks (the audit trail's per-process segments,
-//! `crate::audit::segment`). It lives here because it is `unsafe`.
+//! A file mapped into memory, shared with the kernel's page cache (the audit trail's
+//! per-process segments, `crate::audit::segment`), on `memmap2`'s raw mapping: the mapping
+//! is written through a pointer by two halves that own disjoint ranges, which no safe slice
+//! type expresses, hence `unsafe` here.
 //!
 //! The file is appended to by one writer, the [`Appender`], while one [`Sealer`] patches
 //! bytes the writer has already published (the audit records' links, computed off the
@@ -22,10 +23,13 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::ptr::NonNull;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use memmap2::{Advice, MmapOptions, MmapRaw, UncheckedAdvice};
+
+use super::page_size;
 
 /// The first allocation; it doubles as the file fills, by at most [`MAX_GROWTH`] (whose
 /// page faults, taken at once, are a pause of about a millisecond — for the sealer, when
@@ -36,7 +40,7 @@ const MAX_GROWTH: usize = 1 << 20;
 /// The shared mapping.
 struct Mapping {
     file: File,
-    ptr: NonNull<u8>,
+    map: MmapRaw,
     window: usize,
     /// How far the appender has written: bytes below are the sealer's to patch.
     published: AtomicUsize,
@@ -72,19 +76,9 @@ impl Mapping {
     }
 }
 
-// SAFETY: the mapping is plain memory; the only access to it is through one `Appender`
-// (bytes at and after `published`) and one `Sealer` (bytes before it, handed over by the
-// release/acquire pair on `published`), each used through `&mut self`.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`window` are the mapping made in `create`, unused after this.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.window);
-        }
+impl Mapping {
+    fn ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
     }
 }
 
@@ -117,25 +111,12 @@ pub fn create(file: File, window: usize) -> io::Result<(Appender, Sealer)> {
     let window = window.div_ceil(page) * page;
     let first = FIRST_ALLOCATION.min(window);
     allocate(&file, 0, first)?;
-    // SAFETY: a fresh shared mapping of an open descriptor; the kernel picks the address.
-    // Pages past the end of the file are never touched (see `Appender::append`).
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            window,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+    // A shared read-write mapping of `window` bytes, longer than the file: pages past the
+    // end of the file are never touched (see `Appender::append`).
+    let map = MmapOptions::new().len(window).map_raw(&file)?;
     let map = Arc::new(Mapping {
         file,
-        ptr,
+        map,
         window,
         published: AtomicUsize::new(0),
         allocated: AtomicUsize::new(first),
@@ -173,7 +154,7 @@ impl Appender {
         // SAFETY: `cursor..end` lies inside the window and inside the allocated file (checked
         // above), and at or after `published`, so the sealer does not touch it.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.ptr.as_ptr().add(self.cursor), data.len());
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.ptr().add(self.cursor), data.len());
         }
         let offset = self.cursor;
         self.cursor = end;
@@ -185,18 +166,12 @@ impl Appender {
 
     /// Waits until the bytes `offset..offset + len` are on the disk (`msync(MS_SYNC)`).
     pub fn sync(&self, offset: usize, len: usize) -> io::Result<()> {
-        let page = page_size();
-        let start = offset - offset % page;
         let end = (offset + len).min(self.cursor);
-        if end <= start {
+        if end <= offset {
             return Ok(());
         }
-        // SAFETY: `start` is page-aligned and `start..end` lies inside the written part.
-        let rc = unsafe { libc::msync(self.map.ptr.as_ptr().add(start).cast(), end - start, libc::MS_SYNC) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        // `flush_range` aligns the start down to a page itself.
+        self.map.map.flush_range(offset, end - offset)
     }
 
     /// Unmaps and cuts the file to the bytes written, given the sealer back (so that
@@ -222,9 +197,7 @@ impl Sealer {
         // SAFETY: `sealed..published` was written and published by the appender, which
         // never touches bytes before `published` again; only this (unique) sealer does, and
         // the slice borrows it mutably.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.map.ptr.as_ptr().add(self.sealed), published - self.sealed)
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.map.ptr().add(self.sealed), published - self.sealed) }
     }
 
     /// Allocates and faults in the file up to `ahead` bytes past what was published, so that
@@ -247,13 +220,10 @@ impl Sealer {
         // SAFETY: `released..end` is page-aligned, inside the mapping, and below both halves'
         // cursors: no reference into it exists or will be made. For a shared file mapping
         // MADV_DONTNEED only unmaps the pages; their contents (dirty or not) stay the file's.
-        unsafe {
-            libc::madvise(
-                self.map.ptr.as_ptr().add(self.released).cast(),
-                end - self.released,
-                libc::MADV_DONTNEED,
-            );
-        }
+        // Only advice: a refusal leaves the pages mapped, nothing else.
+        let _ = unsafe {
+            self.map.map.unchecked_advise_range(UncheckedAdvice::DontNeed, self.released, end - self.released)
+        };
         // Starts writing those pages to the disk now, without waiting for it. Left to the
         // kernel, a process recording a million operations a second dirties some 250 MB/s,
         // and after a few seconds (~0.6-1 GB dirty here) the kernel throttles it to what it
@@ -262,14 +232,15 @@ impl Sealer {
         // without this, 0.57 us/op, then 0.74-0.79 us/op after 4.5M; with it, 0.59-0.62
         // us/op throughout, dirty pages ~6 MB instead of 1.5 GB, and the records on the
         // disk within moments rather than after the kernel's 30 s.
-        // SAFETY: a plain system call on the mapping's own file descriptor and a range of
-        // the file; it changes no byte.
-        unsafe {
-            libc::sync_file_range(
-                self.map.file.as_raw_fd(),
-                self.released as libc::off64_t,
-                (end - self.released) as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
+        // `POSIX_FADV_DONTNEED` is how `rustix` offers it: on Linux it starts the writeback
+        // of the range's dirty pages without waiting (as `sync_file_range(WRITE)` does) and
+        // drops those already clean from the page cache, which this process reads no more.
+        if let Some(len) = NonZeroU64::new((end - self.released) as u64) {
+            let _ = rustix::fs::fadvise(
+                &self.map.file,
+                self.released as u64,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
             );
         }
         self.released = end;
@@ -280,12 +251,6 @@ impl Sealer {
         let published = self.map.published.load(Ordering::Acquire);
         self.sealed = (self.sealed + n).min(published);
     }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as usize } else { 4096 }
 }
 
 /// Reserves the blocks of `offset..offset + len` (the file grows to cover them) by writing
@@ -310,18 +275,14 @@ fn allocate(file: &File, offset: usize, len: usize) -> io::Result<()> {
 /// writes (each first write of a page would otherwise fault to read it and again to make it
 /// writable). Only a hint: kernels before 5.14 refuse it, and the writes then fault.
 fn prefault(map: &Mapping, from: usize, to: usize) {
-    /// `MADV_POPULATE_WRITE` (Linux 5.14), which the libc crate does not name yet.
-    const MADV_POPULATE_WRITE: libc::c_int = 23;
     let page = page_size();
     let start = from - from % page;
     if start >= to {
         return;
     }
-    // SAFETY: `start..to` lies inside the window and the allocated file; the advice only
-    // faults pages in, it changes no byte.
-    unsafe {
-        libc::madvise(map.ptr.as_ptr().add(start).cast(), to - start, MADV_POPULATE_WRITE);
-    }
+    // `start..to` lies inside the window and the allocated file; the advice only faults
+    // pages in, it changes no byte. `MADV_POPULATE_WRITE` is Linux 5.14's.
+    let _ = map.map.advise_range(Advice::PopulateWrite, start, to - start);
 }
 
 #[cfg(test)]

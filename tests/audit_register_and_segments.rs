@@ -1,5 +1,5 @@
 //! The audit trail as the module writes it (`ecm_hsm::audit::trail`): the register and one
-//! segment per process. What a single chain shows is tested in audit_log.rs; here, what
+//! segment per process. What a single chain shows is tested in audit_chain_tamper_and_cli.rs; here, what
 //! the register adds — a deleted, added, or cut-short segment is named — and what the
 //! linking of records off the caller's path leaves: an unlinked tail, reported apart, and
 //! never an unlinked record before a linked one.
@@ -7,21 +7,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::fresh_dir;
+use common::audit::{lines, temp_dir, test_key, wait_until, write_lines};
 use ecm_hsm::audit::{
     self, AuditKey, AuditLog, Filter, Format, OpenOptions, ProblemKind, Record, TrailProblemKind, TrailReport,
 };
 
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+type Dir = tempfile::TempDir;
 
 fn key() -> AuditKey {
-    audit::derive_key(&[0x5a; 32])
+    test_key()
 }
 
 /// Records linked as they are written (no thread), so that each test sees whole links.
@@ -39,8 +33,8 @@ fn record(op: &str) -> Record<'_> {
 /// A trail with a closed segment of 5 records (segment 1) and an open one of 3 (segment 3,
 /// opened by the register's third record), still held by the returned log.
 fn two_segments(tag: &str) -> (Dir, PathBuf, AuditLog) {
-    let dir = Dir(fresh_dir(tag));
-    let path = dir.0.join("token-0.audit");
+    let dir = temp_dir(tag);
+    let path = dir.path().join("token-0.audit");
     let log = AuditLog::open_with(&path, inline()).unwrap();
     log.set_key(Some(key()));
     for op in ["login", "encrypt", "encrypt", "decrypt", "logout"] {
@@ -57,16 +51,6 @@ fn two_segments(tag: &str) -> (Dir, PathBuf, AuditLog) {
 
 fn segment(path: &Path, n: u64) -> PathBuf {
     audit::segment_dir(path).join(format!("segment-{n}.jsonl"))
-}
-
-/// The records of a file (a segment still open ends in zero bytes).
-fn lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.trim_end_matches('\0').lines().map(str::to_owned).collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) {
-    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
 }
 
 fn verify(path: &Path) -> TrailReport {
@@ -222,25 +206,21 @@ fn an_unlinked_tail_is_reported_apart_and_an_unlinked_record_before_a_linked_one
 
 #[test]
 fn records_are_linked_by_the_thread_soon_after_and_all_at_close() {
-    let dir = Dir(fresh_dir("trail-thread"));
-    let path = dir.0.join("token-0.audit");
+    let dir = temp_dir("trail-thread");
+    let path = dir.path().join("token-0.audit");
     let log = AuditLog::open(&path).unwrap();
     log.set_key(Some(key()));
     for _ in 0..1000 {
         log.append(&record("encrypt")).unwrap();
     }
-    // Linked within a few milliseconds, without another call.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    // Linked by the thread, without another call (within milliseconds on an idle machine;
+    // the deadline is for a loaded one).
+    wait_until("records linked by the linking thread", || {
         let report = verify(&path);
         assert!(report.is_intact(), "{report:?}");
-        if report.unlinked == 0 {
-            assert_eq!(report.records, 1001);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "still {} unlinked", report.unlinked);
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+        if report.unlinked == 0 { Ok(()) } else { Err(report.unlinked) }
+    });
+    assert_eq!(verify(&path).records, 1001);
     log.append(&record("decrypt")).unwrap();
     drop(log);
     let report = verify(&path);
@@ -252,8 +232,8 @@ fn records_are_linked_by_the_thread_soon_after_and_all_at_close() {
 
 #[test]
 fn threads_of_a_process_write_to_their_own_segments_and_all_verify() {
-    let dir = Dir(fresh_dir("trail-stripes"));
-    let path = dir.0.join("token-0.audit");
+    let dir = temp_dir("trail-stripes");
+    let path = dir.path().join("token-0.audit");
     let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
     log.set_key(Some(key()));
     let segments: Vec<u64> = (0..2)
@@ -285,8 +265,8 @@ fn an_export_merges_many_segments_in_time_order_opening_only_those_it_reaches() 
     // Two "processes" on one trail: one writes a long segment all along, the other opens,
     // writes and closes 150 short ones after one another, their times interleaved with
     // the long one's.
-    let dir = Dir(fresh_dir("trail-many"));
-    let path = dir.0.join("token-0.audit");
+    let dir = temp_dir("trail-many");
+    let path = dir.path().join("token-0.audit");
     let long = AuditLog::open_with(&path, inline()).unwrap();
     let short = AuditLog::open_with(&path, inline()).unwrap();
     long.set_key(Some(key()));
@@ -332,8 +312,8 @@ fn an_export_merges_many_segments_in_time_order_opening_only_those_it_reaches() 
 
 #[test]
 fn repeated_operations_are_stored_as_short_repeats_and_read_back_whole() {
-    let dir = Dir(fresh_dir("trail-repeats"));
-    let path = dir.0.join("token-0.audit");
+    let dir = temp_dir("trail-repeats");
+    let path = dir.path().join("token-0.audit");
     let log = AuditLog::open_with(&path, inline()).unwrap();
     log.set_key(Some(key()));
     let ops: Vec<&str> =

@@ -10,9 +10,9 @@ mod common;
 
 use std::ffi::c_void;
 use std::mem::size_of;
-use std::path::PathBuf;
 use std::ptr::null_mut;
 
+use common::audit::*;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
@@ -21,53 +21,6 @@ use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
 use ecm_hsm::audit;
 use serde_json::Value;
-
-fn audit_path() -> PathBuf {
-    audit::path_for(&token_dir(), 0)
-}
-
-/// The records of the module's calls (the register's records of segments left out), in
-/// time order.
-fn records() -> Vec<Value> {
-    records_of(&audit_path())
-}
-
-/// As [`records`], of the trail whose register is `path`.
-fn records_of(path: &std::path::Path) -> Vec<Value> {
-    let text = audit::trail_text(path).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| !r["operation"].as_str().unwrap().starts_with("segment_"))
-        .collect()
-}
-
-/// The registers archived by re-initializations of slot 0's token, oldest first.
-fn archived_trails() -> Vec<std::path::PathBuf> {
-    let mut found: Vec<_> = std::fs::read_dir(token_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("token-0.audit.archived-") && !name.ends_with(".d")
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-/// The bytes of every file of the trail, and of the trails it archived.
-fn trail_bytes() -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for register in archived_trails().into_iter().chain([audit_path()]) {
-        bytes.extend(std::fs::read(&register).unwrap());
-        if let Ok(dir) = std::fs::read_dir(audit::segment_dir(&register)) {
-            for entry in dir {
-                bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-            }
-        }
-    }
-    bytes
-}
 
 #[track_caller]
 fn assert_no_secret(secrets: &[&str]) {
