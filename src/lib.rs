@@ -22,8 +22,8 @@ pub mod policy;
 pub mod service;
 pub mod session;
 pub mod store;
-pub mod token;
 pub mod sys;
+pub mod token;
 pub mod vendor;
 pub mod version;
 
