@@ -49,8 +49,12 @@ impl Module {
     fn after_session_closed(&self, session: &Session) -> Result<()> {
         let token = &session.token;
         token.drop_session_objects(session.handle);
-        if self.sessions_of(session.slot_id).is_empty() && token.login_state() != LoginState::Public {
-            token.logout()?;
+        // Checked and ended under the token's lock, which `open_session` holds while it adds a
+        // session: a session opened (and logged in) by another thread meanwhile is either seen
+        // here, or opened after the logout; never logged out after its login succeeded.
+        let mut state = token.lock();
+        if state.login != LoginState::Public && self.sessions_of(session.slot_id).is_empty() {
+            token.end_login(&mut state);
         }
         Ok(())
     }
