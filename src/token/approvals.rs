@@ -258,17 +258,13 @@ impl Token {
 
     /// Counts `name` as an approver of the operations in `pending` it may approve, once its
     /// PIN is right. The approver's PIN tries count against its lockout like a login; the
-    /// session's own login does not change.
+    /// session's own login does not change. Whether `name` exists changes neither the answer
+    /// nor the time: the policy decides first, for any name (a name without a rule granting
+    /// `approve` is `CKR_ACTION_PROHIBITED`), then an unknown name costs a KDF run and is
+    /// `CKR_PIN_INCORRECT`, as a wrong PIN is.
     pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> PinResult<()> {
         let mut state = self.ready()?;
         let policy = state.policy.clone().ok_or(Error::OperationNotInitialized)?;
-        let exists = {
-            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-            store.principals()?.iter().any(|p| p.name == name)
-        };
-        if !exists {
-            return Err(Error::PinIncorrect.into());
-        }
         let mut first_refusal = None;
         let mut approvable: Vec<&mut &mut PendingApproval> = Vec::new();
         for p in pending.iter_mut() {
