@@ -252,16 +252,58 @@ isolated_test!(
         let set = |s: &Session, k| s.update_attributes(k, &[Attribute::Id(b"new-id".to_vec())]);
 
         // For another principal, another operation, another key: none of them counts.
-        let other_principal = approve("approver-b", "dual-admin", "modify", "app-key-1", &[]);
+        // (A modify approval names its change: here CKA_ID = "new-id", in hex.)
+        let new_id: &[&str] = &["--set", "id=6e65772d6964"];
+        let other_principal = approve("approver-b", "dual-admin", "modify", "app-key-1", new_id);
         let other_op = approve("approver-b", "security-admin", "destroy", "app-key-1", &[]);
-        let other_key = approve("approver-b", "security-admin", "modify", "app-key-2", &[]);
+        let other_key = approve("approver-b", "security-admin", "modify", "app-key-2", new_id);
+        // Issue 13, item 8: another change of the same key (another value, or the same
+        // value with another attribute beside it) does not count either.
+        let other_change =
+            approve("approver-c", "security-admin", "modify", "app-key-1", &["--set", "id=6f74686572"]);
+        let more_change = approve(
+            "approver-b",
+            "security-admin",
+            "modify",
+            "app-key-1",
+            &["--set", "id=6e65772d6964", "--set", "decrypt=false"],
+        );
         assert_eq!(rv(set(&admin, k1).unwrap_err()), RvError::ActionProhibited);
         assert_eq!(id_of(&admin, k1), before, "unchanged");
-        for id in [other_principal, other_op, other_key] {
+        for id in [other_principal, other_op, other_key, other_change, more_change] {
             assert_eq!(state_of(id), "pending", "approval {id} not used");
         }
+        // Nor the other way round: the change approved with decrypt=false is not made
+        // with another id.
+        let other =
+            admin.update_attributes(k1, &[Attribute::Id(b"other".to_vec()), Attribute::Decrypt(false)]);
+        assert_eq!(rv(other.unwrap_err()), RvError::ActionProhibited);
+        assert_eq!(id_of(&admin, k1), before, "unchanged");
+        assert_eq!(state_of(more_change), "pending");
+        // Without --set, or with it for another operation, nothing is approved.
+        let e = approve_fails(
+            "approver-c",
+            pin_of("approver-c"),
+            &["--for", "security-admin", "--operation", "modify", "--key", "app-key-1"],
+        );
+        assert!(e.contains("give --set NAME=VALUE"), "{e}");
+        let e = approve_fails(
+            "approver-c",
+            pin_of("approver-c"),
+            &["--for", "security-admin", "--operation", "destroy", "--key", "app-key-1", "--set", "id=00"],
+        );
+        assert!(e.contains("--set is for --operation modify"), "{e}");
+        for bad in ["id=xyz", "colour=red", "decrypt=yes", "end_date=2027", "label"] {
+            let e = approve_fails(
+                "approver-c",
+                pin_of("approver-c"),
+                &["--for", "security-admin", "--operation", "modify", "--key", "app-key-1", "--set", bad],
+            );
+            assert!(e.contains(&format!("--set {bad}:")), "{e}");
+        }
+        assert_eq!(approvals().len(), 5, "nothing stored by the refusals");
 
-        let id = approve("approver-c", "security-admin", "modify", "app-key-1", &[]);
+        let id = approve("approver-c", "security-admin", "modify", "app-key-1", new_id);
         set(&admin, k1).expect("approved");
         assert_eq!(id_of(&admin, k1), b"new-id");
         assert_eq!(state_of(id), "consumed");
@@ -269,7 +311,7 @@ isolated_test!(
         let again = admin.update_attributes(k1, &[Attribute::Id(b"third".to_vec())]);
         assert_eq!(rv(again.unwrap_err()), RvError::ActionProhibited);
         assert_eq!(id_of(&admin, k1), b"new-id", "unchanged");
-        for id in [other_principal, other_op, other_key] {
+        for id in [other_principal, other_op, other_key, other_change, more_change] {
             assert_eq!(state_of(id), "pending");
         }
         // The other key's approval still works for that key.
@@ -640,7 +682,17 @@ isolated_test!(
         assert_eq!(rv(admin.destroy_object(k).unwrap_err()), RvError::ActionProhibited);
 
         let by_c = approve("approver-c", "security-admin", "destroy", "app-key-1", &[]);
+        // While the policy needs approvals the SO alone may not remove an approver (issue 13,
+        // item 4): first a policy that does not let approver-c approve, then the removal,
+        // then the policy again (naming approver-c, who no longer exists).
+        let e = fails(&["principal", "remove", "approver-c"], USER_PIN);
+        assert!(e.contains("needs approvals"), "{e}");
+        apply_policy(&POLICY.replace(
+            "\"approver-c\": {\"keys\": [\"*\"], \"operations\": [\"approve\"]}",
+            "\"approver-c\": {\"keys\": [\"*\"], \"operations\": [\"verify\"]}",
+        ));
         ok(&["principal", "remove", "approver-c"], USER_PIN);
+        apply_policy(POLICY);
         assert_eq!(state_of(by_c), "revoked");
         assert_eq!(rv(admin.destroy_object(k).unwrap_err()), RvError::ActionProhibited);
         assert_eq!(find(&admin, "app-key-1").len(), 1);

@@ -113,20 +113,21 @@ isolated_test!(
             row("set_pin", "user", CKR_OK),
             row("logout", "user", CKR_OK),
         ];
+        // A refused login names whom it tried (issue 13, item 8).
         for _ in 1..MAX_PIN_FAILURES {
-            expected.push(row("login", "", CKR_PIN_INCORRECT));
+            expected.push(row("login", "user", CKR_PIN_INCORRECT));
         }
-        expected.push(row("login", "", CKR_PIN_LOCKED));
+        expected.push(row("login", "user", CKR_PIN_LOCKED));
         // Whose PIN was locked, just after the login that locked it; only then.
         expected.push(row("pin_locked", "user", CKR_PIN_LOCKED));
-        expected.push(row("login", "", CKR_PIN_LOCKED));
+        expected.push(row("login", "user", CKR_PIN_LOCKED));
         expected.push(row("trail_archived", "", CKR_OK));
         assert_eq!(summary(&before), expected);
         let mut expected = vec![row("init_token", "so", CKR_OK)];
         for _ in 1..MAX_PIN_FAILURES {
-            expected.push(row("login_so", "", CKR_PIN_INCORRECT));
+            expected.push(row("login_so", "so", CKR_PIN_INCORRECT));
         }
-        expected.push(row("login_so", "", CKR_PIN_LOCKED));
+        expected.push(row("login_so", "so", CKR_PIN_LOCKED));
         expected.push(row("pin_locked", "so", CKR_PIN_LOCKED));
         assert_eq!(summary(&after), expected);
         // The archived trail is whole (as a chain: its MACs need the old token's key).
@@ -586,12 +587,13 @@ isolated_test!(
         let all = records();
         let new = &all[before..];
         let mut expected = vec![];
+        // Each refused login names the principal it tried (issue 13, item 8).
         for _ in 1..MAX_PIN_FAILURES {
-            expected.push(row("login", "", CKR_PIN_INCORRECT));
+            expected.push(row("login", "context-api", CKR_PIN_INCORRECT));
         }
-        expected.push(row("login", "", CKR_PIN_LOCKED));
+        expected.push(row("login", "context-api", CKR_PIN_LOCKED));
         expected.push(row("pin_locked", "context-api", CKR_PIN_LOCKED));
-        expected.push(row("login", "", CKR_PIN_LOCKED));
+        expected.push(row("login", "context-api", CKR_PIN_LOCKED));
         assert_eq!(summary(&new[..expected.len()]), expected);
         let locked: Vec<(&str, &str)> = new
             .iter()

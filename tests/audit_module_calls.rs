@@ -94,7 +94,7 @@ isolated_test!(
             assert_eq!(result(i), CKR_OK, "{}", all[i]);
         }
         // Who, on which key, with what.
-        assert_eq!(all[1]["principal"], "");
+        assert_eq!(all[1]["principal"], "user", "a refused login names whom it tried");
         assert_eq!(all[5]["principal"], "user");
         assert_eq!(all[5]["key_label"], "dek-acme-v1");
         assert_eq!(all[5]["mechanism"].as_u64(), Some(CKM_AES_GCM));

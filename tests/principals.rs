@@ -397,10 +397,11 @@ isolated_test!(
         s.decrypt_init(&gcm(&mut iv), dek).unwrap();
         assert_eq!(rv(s.decrypt_update(&record).unwrap_err()), RvError::UserNotLoggedIn);
         // Refused approvals: the caller itself, a principal without `approve`, an unknown
-        // name, a wrong PIN, no name at all.
+        // name (as one without `approve`: the answer does not tell whether it exists), a
+        // wrong PIN, no name at all.
         assert_eq!(rv(approve(&s, "security-admin:pin-adm-1").unwrap_err()), RvError::ActionProhibited);
         assert_eq!(rv(approve(&s, "context-api:pin-ctx-1").unwrap_err()), RvError::ActionProhibited);
-        assert_eq!(rv(approve(&s, "nobody:pin-a-1").unwrap_err()), RvError::PinIncorrect);
+        assert_eq!(rv(approve(&s, "nobody:pin-a-1").unwrap_err()), RvError::ActionProhibited);
         assert_eq!(rv(approve(&s, "approver-a:wrong").unwrap_err()), RvError::PinIncorrect);
         assert_eq!(rv(approve(&s, "pin-a-1").unwrap_err()), RvError::PinIncorrect);
         assert_eq!(rv(s.decrypt_update(&record).unwrap_err()), RvError::UserNotLoggedIn, "still waiting");
@@ -443,8 +444,8 @@ isolated_test!(
         assert_eq!(count("approver-a", "approve", cryptoki_sys::CKR_OK), 1);
         assert_eq!(count("approver-b", "approve", cryptoki_sys::CKR_OK), 1);
         let refused = |rv| count("security-admin", "login_context_specific", rv);
-        assert_eq!(refused(cryptoki_sys::CKR_ACTION_PROHIBITED), 2);
-        assert_eq!(refused(cryptoki_sys::CKR_PIN_INCORRECT), 3);
+        assert_eq!(refused(cryptoki_sys::CKR_ACTION_PROHIBITED), 3);
+        assert_eq!(refused(cryptoki_sys::CKR_PIN_INCORRECT), 2);
         assert_eq!(refused(cryptoki_sys::CKR_USER_ALREADY_LOGGED_IN), 1);
         assert_eq!(refused(cryptoki_sys::CKR_OPERATION_NOT_INITIALIZED), 2);
         for secret in ["pin-a-1", "pin-b-1", "pin-adm-1", "wrong", "nobody"] {

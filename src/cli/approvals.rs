@@ -44,6 +44,13 @@ pub struct ApproveArgs {
     /// The new policy document the SO may apply; the approval is bound to its SHA-256
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// With --operation modify, one attribute the change sets, as NAME=VALUE (once for each):
+    /// the approval serves only a change by exactly these. NAME is label, id (VALUE in hex),
+    /// start_date or end_date (YYYYMMDD), or a flag (encrypt, decrypt, sign, verify, wrap,
+    /// unwrap, derive, extractable, sensitive, modifiable, copyable, destroyable) with VALUE
+    /// true or false
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
     /// How long the approval lasts, e.g. 90s, 15m, 1h, 1h30m (at most 24h)
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     expires_in: String,
@@ -177,7 +184,22 @@ pub fn approve(global: &Global, args: &ApproveArgs) -> Outcome<()> {
             let handle = find_key(&token, label, &approver)?;
             let precheck =
                 check_key_approval(&token, &policy, &approver, &principal, op, label, handle).err();
-            (ApprovalTarget::Key(handle), label.clone(), precheck)
+            let target = match (op, args.set.is_empty()) {
+                (ManagementOp::Modify, false) => {
+                    ApprovalTarget::Change { key: handle, attributes: parse_changes(&args.set)? }
+                }
+                (ManagementOp::Modify, true) => {
+                    return Err(Failure(
+                        "a modify approval names its change: give --set NAME=VALUE for each attribute set"
+                            .into(),
+                    ));
+                }
+                (_, false) => {
+                    return Err(Failure(format!("--set is for --operation modify, not {}", op.name())));
+                }
+                (_, true) => ApprovalTarget::Key(handle),
+            };
+            (target, label.clone(), precheck)
         }
         (None, Some(text)) => {
             let precheck = if !policy.may_approve_policy_change(&approver) {
@@ -223,6 +245,51 @@ pub fn approve(global: &Global, args: &ApproveArgs) -> Outcome<()> {
         date_time(approval.expires_at / 1000)
     );
     Ok(())
+}
+
+/// The attributes of `--set NAME=VALUE`, encoded as `C_SetAttributeValue` receives them.
+fn parse_changes(specs: &[String]) -> Outcome<Vec<Attribute>> {
+    const FLAGS: [(&str, CK_ATTRIBUTE_TYPE); 12] = [
+        ("encrypt", CKA_ENCRYPT),
+        ("decrypt", CKA_DECRYPT),
+        ("sign", CKA_SIGN),
+        ("verify", CKA_VERIFY),
+        ("wrap", CKA_WRAP),
+        ("unwrap", CKA_UNWRAP),
+        ("derive", CKA_DERIVE),
+        ("extractable", CKA_EXTRACTABLE),
+        ("sensitive", CKA_SENSITIVE),
+        ("modifiable", CKA_MODIFIABLE),
+        ("copyable", CKA_COPYABLE),
+        ("destroyable", CKA_DESTROYABLE),
+    ];
+    specs
+        .iter()
+        .map(|spec| {
+            let bad = |why: &str| Failure(format!("--set {spec}: {why}"));
+            let (name, value) = spec.split_once('=').ok_or_else(|| bad("give NAME=VALUE"))?;
+            let flag = FLAGS.iter().find(|(n, _)| *n == name).map(|(_, kind)| *kind);
+            match (name, flag) {
+                ("label", _) => Ok(Attribute::new(CKA_LABEL, value.as_bytes().to_vec())),
+                ("id", _) => hex::decode(value)
+                    .map(|v| Attribute::new(CKA_ID, v))
+                    .map_err(|_| bad("the id is given in hex")),
+                ("start_date" | "end_date", _) => {
+                    if value.len() != 8 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad("a date is YYYYMMDD"));
+                    }
+                    let kind = if name == "start_date" { CKA_START_DATE } else { CKA_END_DATE };
+                    Ok(Attribute::new(kind, value.as_bytes().to_vec()))
+                }
+                (_, Some(kind)) => match value {
+                    "true" => Ok(Attribute::bool(kind, true)),
+                    "false" => Ok(Attribute::bool(kind, false)),
+                    _ => Err(bad("a flag is true or false")),
+                },
+                _ => Err(bad("unknown attribute (see `ecm-hsm approve --help`)")),
+            }
+        })
+        .collect()
 }
 
 /// The one key labelled `label` the approver can see.

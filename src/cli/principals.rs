@@ -140,8 +140,18 @@ fn set_failure(token: &Token, name: &str, e: &Error) -> Failure {
             "token '{}' (slot {}) refused to change principal '{name}': was it just added or removed?",
             token.label, token.slot
         )),
+        Error::ActionProhibited => guarded(token, name),
         other => token.fail(other),
     }
+}
+
+/// The refusal of a change to an approver's PIN while the policy needs approvals (see
+/// `ecm_hsm::policy` custody rules): the SO alone may not take an approver's place.
+fn guarded(token: &Token, name: &str) -> Failure {
+    Failure(format!(
+        "token '{}' (slot {}) refused: the policy in force needs approvals and lets '{name}'          approve, so the SO alone may not add, re-key or remove it; apply (with the approvals          it asks) a policy that does not let '{name}' approve, then try again",
+        token.label, token.slot
+    ))
 }
 
 /// What the current policy grants a principal, for the notes after `add` and `remove`:
@@ -189,6 +199,7 @@ pub fn remove(global: &Global, args: &NameArgs) -> Outcome<()> {
     }
     token.module.remove_principal(token.session, name).map_err(|e| match e {
         Error::ArgumentsBad => unknown(&token, name),
+        Error::ActionProhibited => guarded(&token, name),
         other => token.fail(&other),
     })?;
     let note = match named_by_policy(&token, name) {

@@ -73,7 +73,7 @@ impl Module {
             Ok(a) => token.record_approval(h, "approval_give", None, Some(a), cryptoki_sys::CKR_OK)?,
             Err(e) => {
                 let key = match request.target {
-                    ApprovalTarget::Key(handle) => Some(handle),
+                    ApprovalTarget::Key(handle) | ApprovalTarget::Change { key: handle, .. } => Some(handle),
                     ApprovalTarget::Policy(_) => None,
                 };
                 token.record(h, "approval_give", key, None, e.ck_rv())?;

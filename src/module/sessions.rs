@@ -11,7 +11,7 @@ use super::audit::rv_of;
 use crate::policy::{LoginState, SessionView};
 use crate::session::{Operations, Session};
 use crate::token::audit::Who;
-use crate::token::{PinResult, PinRole};
+use crate::token::{PinResult, PinRole, check_principal_name, principal_login_of};
 use crate::{Error, Result};
 
 impl Module {
@@ -65,9 +65,11 @@ impl Module {
     }
 
     /// `C_Login`, recorded as `login` or `login_so` (and `pin_locked` after it when its PIN
-    /// check locked the PIN). A user PIN of the form `name:pin` whose name is one of the
-    /// token's principals logs that principal in (the AWS CloudHSM convention); any other
-    /// user PIN, colons included, is the token's user PIN. `CKU_CONTEXT_SPECIFIC` gives an
+    /// check locked the PIN). A user PIN of the form `name:pin` whose `name` is a well-formed
+    /// principal name logs that principal in (the AWS CloudHSM convention), whether or not
+    /// the token has it: an unknown one fails as a wrong PIN does, so the answer does not
+    /// tell (the user PIN may not have that form, see `principal_login_of`); any other user
+    /// PIN, colons included, is the token's user PIN. `CKU_CONTEXT_SPECIFIC` gives an
     /// approval (see [`Module::approve`]). A login whose audit cannot be armed, or whose
     /// record cannot be written, is undone (fail closed).
     pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
@@ -75,18 +77,19 @@ impl Module {
             return self.approve(h, pin);
         }
         let mut locked = None;
-        let login = || {
-            self.with_audit_armed(h, self.authenticate(h, user_type, pin))
-                .map_err(|r| r.noting_lock(&mut locked))
+        let result = self
+            .with_audit_armed(h, self.authenticate(h, user_type, pin))
+            .map_err(|r| r.noting_lock(&mut locked));
+        let tried = match user_type {
+            CKU_USER => principal_login_of(pin).map_or(Who::User, |(name, _)| Who::Named(name.into())),
+            other => who_of(other),
         };
-        let result = self.audited(h, login_name(user_type), None, None, login, || drop(self.end_login(h)));
-        self.record_pin_locked(h, locked)?;
-        result
+        self.record_login(h, user_type, tried, result, locked)
     }
 
     /// `C_LoginUser`, recorded as `C_Login` is: the name `user` is the token's user; another
-    /// name is one of its principals. An unknown name is refused like a wrong PIN, so that
-    /// names cannot be probed.
+    /// name is one of its principals. An unknown name is refused like a wrong PIN, after as
+    /// long, so that names cannot be probed.
     pub fn login_user(
         &self,
         h: CK_SESSION_HANDLE,
@@ -95,15 +98,46 @@ impl Module {
         name: &[u8],
     ) -> Result<()> {
         let mut locked = None;
-        let login = || {
-            let logged_in = if user_type != CKU_USER || name == b"user" {
-                self.authenticate(h, user_type, pin)
-            } else {
-                self.authenticate_principal(h, name, pin)
-            };
-            self.with_audit_armed(h, logged_in).map_err(|r| r.noting_lock(&mut locked))
+        let logged_in = if user_type != CKU_USER || name == b"user" {
+            self.authenticate(h, user_type, pin)
+        } else {
+            self.authenticate_principal(h, name, pin)
         };
-        let result = self.audited(h, login_name(user_type), None, None, login, || drop(self.end_login(h)));
+        let result = self.with_audit_armed(h, logged_in).map_err(|r| r.noting_lock(&mut locked));
+        let tried = match std::str::from_utf8(name) {
+            _ if user_type != CKU_USER || name == b"user" => who_of(user_type),
+            Ok(name) if check_principal_name(name).is_ok() => Who::Named(name.into()),
+            // What cannot be a name is not copied into the record.
+            _ => Who::Named(INVALID_NAME.into()),
+        };
+        self.record_login(h, user_type, tried, result, locked)
+    }
+
+    /// Records a login as `login` or `login_so`, then `pin_locked` when its PIN check
+    /// locked a PIN. A refused login names whom it tried (`tried`), the same whether or not
+    /// that principal exists; a login whose record cannot be written is undone.
+    fn record_login(
+        &self,
+        h: CK_SESSION_HANDLE,
+        user_type: CK_USER_TYPE,
+        tried: Who,
+        result: Result<()>,
+        locked: Option<String>,
+    ) -> Result<()> {
+        let Ok(token) = self.token_of(h) else {
+            return result;
+        };
+        let mut context = token.audit_context(None);
+        if result.is_err() {
+            context.principal = tried;
+            context.described_as = None;
+        }
+        if let Err(e) = token.record_with(h, login_name(user_type), context, None, rv_of(&result)) {
+            if result.is_ok() {
+                drop(self.end_login(h));
+            }
+            return Err(e);
+        }
         self.record_pin_locked(h, locked)?;
         result
     }
@@ -123,20 +157,19 @@ impl Module {
             return Err(Error::SessionReadOnlyExists.into());
         }
         if role == PinRole::User
-            && let Some(colon) = pin.iter().position(|b| *b == b':')
-            && let Ok(name) = std::str::from_utf8(&pin[..colon])
-            && token.has_principal(name)?
+            && let Some((name, pin)) = principal_login_of(pin)
         {
-            return token.login_principal(name, &pin[colon + 1..]);
+            return token.login_principal(name, pin);
         }
         token.login(role, pin)
     }
 
-    /// The login of principal `name` (unknown names fail as a wrong PIN does).
+    /// The login of principal `name`: an unknown name fails as a wrong PIN does, after as
+    /// long (see `Token::login_principal`); one that is no principal name cannot exist.
     fn authenticate_principal(&self, h: CK_SESSION_HANDLE, name: &[u8], pin: &[u8]) -> PinResult<()> {
         let token = self.token_of(h)?;
         match std::str::from_utf8(name) {
-            Ok(name) if token.has_principal(name)? => token.login_principal(name, pin),
+            Ok(name) if check_principal_name(name).is_ok() => token.login_principal(name, pin),
             _ => Err(Error::PinIncorrect.into()),
         }
     }
@@ -176,9 +209,10 @@ impl Module {
 
     /// Counts principal `name` of `pin` (`name:pin`) as an approver of the operations of
     /// `session` that wait for approvers and that it may approve (see
-    /// `crate::policy::approval`). Nothing waiting → `CKR_OPERATION_NOT_INITIALIZED`; an
-    /// unknown name or a wrong PIN → `CKR_PIN_INCORRECT`; the caller itself, or a principal
-    /// without `approve` on the key → `CKR_ACTION_PROHIBITED`; an approver already counted →
+    /// `crate::policy::approval`). Nothing waiting → `CKR_OPERATION_NOT_INITIALIZED`; the
+    /// caller itself, or a name the policy does not grant `approve` on the key, whether or
+    /// not the token has it → `CKR_ACTION_PROHIBITED`; a wrong PIN, or an entitled name the
+    /// token does not have → `CKR_PIN_INCORRECT`; an approver already counted →
     /// `CKR_USER_ALREADY_LOGGED_IN`.
     fn approve_waiting(&self, session: &Session, pin: &[u8]) -> PinResult<()> {
         let mut ops = session.operations.lock();
@@ -245,6 +279,18 @@ impl Module {
 
 /// Ends one kind of operation of a session.
 type EndOperation = fn(&mut Operations);
+
+/// How a refused login's record names a `C_LoginUser` name that is no principal name.
+const INVALID_NAME: &str = "(not a principal name)";
+
+/// Whom a login of `user_type` without a principal's name tries.
+fn who_of(user_type: CK_USER_TYPE) -> Who {
+    match user_type {
+        CKU_SO => Who::So,
+        CKU_USER => Who::User,
+        _ => Who::Nobody,
+    }
+}
 
 fn login_name(user_type: CK_USER_TYPE) -> &'static str {
     match user_type {

@@ -82,6 +82,36 @@ impl Binding {
     }
 }
 
+impl Binding {
+    /// The binding of a change of the key with unique id `uid` (labelled `label`) by the
+    /// attributes `changes`: the key's id, then the SHA-256 of the changes in a canonical
+    /// form (sorted by type, each as type, length and value), so that an approval of one
+    /// change is not used by another change of the same key.
+    pub fn change(uid: &str, label: &str, changes: &[crate::object::Attribute]) -> Binding {
+        let mut sorted: Vec<&crate::object::Attribute> = changes.iter().collect();
+        sorted.sort_by_key(|a| a.kind);
+        let mut canonical = zeroize::Zeroizing::new(Vec::new());
+        for a in sorted {
+            canonical.extend_from_slice(&a.kind.to_be_bytes());
+            canonical.extend_from_slice(&(a.value.len() as u64).to_be_bytes());
+            canonical.extend_from_slice(&a.value);
+        }
+        let digest = hex::encode(crate::mechanism::digest::sha256(&canonical));
+        Binding {
+            label: format!("{label} (changes sha256:{})", &digest[..16]),
+            key: format!("{uid}{CHANGE_SEPARATOR}{digest}"),
+        }
+    }
+
+    /// The key's unique id of a binding (without a change's digest).
+    pub fn uid_of(key: &str) -> &str {
+        key.split_once(CHANGE_SEPARATOR).map_or(key, |(uid, _)| uid)
+    }
+}
+
+/// Between a key's unique id and a change's digest in a binding.
+const CHANGE_SEPARATOR: char = '/';
+
 /// Parses an expiry such as `90s`, `15m`, `1h` or `1h30m` (a bare number is seconds): at
 /// least one second, at most [`MAX_EXPIRY`].
 pub fn parse_expiry(text: &str) -> std::result::Result<Duration, String> {
@@ -273,6 +303,19 @@ mod tests {
         );
         assert_eq!(ManagementOp::from_name("rotate"), Some(ManagementOp::Rotate));
         assert_eq!(ManagementOp::from_name("encrypt"), None);
+        let change = |v: &[u8]| {
+            Binding::change("uid-1", "k", &[crate::object::Attribute::new(cryptoki_sys::CKA_ID, v.to_vec())])
+        };
+        assert_ne!(change(b"a").key, change(b"b").key, "bound to the values");
+        assert_eq!(Binding::uid_of(&change(b"a").key), "uid-1");
+        assert_eq!(Binding::uid_of("uid-1"), "uid-1");
+        let two = |first, second| Binding::change("u", "k", &[first, second]).key;
+        let (label, id) = (
+            || crate::object::Attribute::new(cryptoki_sys::CKA_LABEL, b"x".to_vec()),
+            || crate::object::Attribute::new(cryptoki_sys::CKA_ID, b"x".to_vec()),
+        );
+        assert_eq!(two(label(), id()), two(id(), label()), "in any order");
+        assert_ne!(two(label(), label()), two(id(), id()), "bound to the types");
         let b = Binding::policy("{}");
         assert_eq!(b.key.len(), 64);
         assert!(b.label.starts_with("policy sha256:") && b.key.starts_with(&b.label[14..]));

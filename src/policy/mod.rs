@@ -5,6 +5,7 @@
 
 pub mod approval;
 pub mod approval_ahead;
+mod custody;
 pub mod document;
 
 pub use approval::PendingApproval;

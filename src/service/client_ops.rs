@@ -318,7 +318,7 @@ impl Client {
     pub fn approve_ahead(&self, h: CK_SESSION_HANDLE, request: &ApprovalRequest) -> Result<ApprovalRecord> {
         let answer = self.one(|c| {
             let mut wire = approval_request_to_wire(request);
-            if let WireApprovalTarget::Key(key) = &mut wire.target {
+            if let WireApprovalTarget::Key(key) | WireApprovalTarget::Change { key, .. } = &mut wire.target {
                 *key = c.key(*key)?;
             }
             Ok(Call::ApproveAhead { session: c.session(h)?, request: wire })

@@ -231,6 +231,11 @@ pub enum WireManagementOp {
 pub enum WireApprovalTarget {
     Key(u64),
     Policy(String),
+    /// A `modify` approval: the key and the attributes of the change it serves.
+    Change {
+        key: u64,
+        attributes: Vec<WireAttribute>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

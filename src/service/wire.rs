@@ -271,6 +271,9 @@ pub fn approval_request_to_wire(r: &ApprovalRequest) -> WireApprovalRequest {
         target: match &r.target {
             ApprovalTarget::Key(h) => WireApprovalTarget::Key(*h),
             ApprovalTarget::Policy(text) => WireApprovalTarget::Policy(text.clone()),
+            ApprovalTarget::Change { key, attributes } => {
+                WireApprovalTarget::Change { key: *key, attributes: attributes_to_wire(attributes) }
+            }
         },
         expires_in_ms: u64::try_from(r.expires_in.as_millis()).unwrap_or(u64::MAX),
     }
@@ -283,6 +286,9 @@ pub fn approval_request_from_wire(r: WireApprovalRequest) -> ApprovalRequest {
         target: match r.target {
             WireApprovalTarget::Key(h) => ApprovalTarget::Key(h),
             WireApprovalTarget::Policy(text) => ApprovalTarget::Policy(text),
+            WireApprovalTarget::Change { key, attributes } => {
+                ApprovalTarget::Change { key, attributes: attributes_from_wire(attributes) }
+            }
         },
         expires_in: Duration::from_millis(r.expires_in_ms),
     }

@@ -16,7 +16,7 @@ use super::pin::{PinOwner, PinResult};
 use super::{Token, TokenState};
 use crate::audit::record::now_ms;
 use crate::hierarchy::{self, KeyState};
-use crate::object::Object;
+use crate::object::{Attribute, Object};
 use crate::policy::PendingApproval;
 use crate::policy::approval_ahead::{self, ApprovalState, Binding, MAX_EXPIRY, ManagementOp, SO_PRINCIPAL};
 use crate::policy::{Decision, LoginState, Policy};
@@ -26,8 +26,12 @@ use crate::{Error, Result};
 /// What an approval is asked to allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApprovalTarget {
-    /// A key of the token, by handle in the approver's session.
+    /// A key of the token, by handle in the approver's session (to destroy or rotate).
     Key(CK_OBJECT_HANDLE),
+    /// A change of a key's attributes (`modify`): the key, by handle in the approver's
+    /// session, and the attributes `C_SetAttributeValue` is to set; the approval serves
+    /// only a change by exactly these.
+    Change { key: CK_OBJECT_HANDLE, attributes: Vec<Attribute> },
     /// A new policy document (JSON or TOML) the SO is to apply.
     Policy(String),
 }
@@ -151,6 +155,22 @@ impl TokenState {
         }
     }
 
+    /// As [`TokenState::gate`] for `C_SetAttributeValue` of `template` on `object`: the
+    /// approvals it may use are those bound to exactly this change (see
+    /// `Binding::change`).
+    pub(crate) fn gate_change(
+        &self,
+        object: &Object,
+        template: &[Attribute],
+        refusal: Error,
+    ) -> Result<Option<Gate>> {
+        Ok(self.gate(object, ManagementOp::Modify, refusal)?.map(|mut gate| {
+            let label = String::from_utf8_lossy(&gate.label).into_owned();
+            gate.key = Binding::change(&gate.key, &label, template).key;
+            gate
+        }))
+    }
+
     /// Whether this login may see approval `a` in a listing: the SO every one; others
     /// those they gave or were given, those of policy changes, and those on keys they see.
     fn may_list(&self, a: &ApprovalRecord) -> bool {
@@ -159,7 +179,10 @@ impl TokenState {
             || a.approver == me
             || a.principal == me
             || a.operation == ManagementOp::Policy.name()
-            || self.objects.values().any(|o| o.get(CKA_UNIQUE_ID) == Some(a.key.as_bytes()) && self.sees(o))
+            || self
+                .objects
+                .values()
+                .any(|o| o.get(CKA_UNIQUE_ID) == Some(Binding::uid_of(&a.key).as_bytes()) && self.sees(o))
     }
 }
 
@@ -212,7 +235,17 @@ impl Token {
                 }
                 Binding::policy(&document)
             }
-            (ApprovalTarget::Key(handle), op) if op != ManagementOp::Policy => {
+            (ApprovalTarget::Key(handle), op) | (ApprovalTarget::Change { key: handle, .. }, op)
+                if op != ManagementOp::Policy =>
+            {
+                // A modify approval names its change; nothing else has one.
+                let changes = match &request.target {
+                    ApprovalTarget::Change { attributes, .. } => Some(attributes.as_slice()),
+                    _ => None,
+                };
+                if changes.is_some() != (op == ManagementOp::Modify) {
+                    return Err(Error::ArgumentsBad);
+                }
                 let (_, key, _) = self.visible(&state, view, *handle).map_err(|_| Error::KeyHandleInvalid)?;
                 if !key.profile().is_key() || !key.is_token() {
                     return Err(Error::KeyHandleInvalid);
@@ -227,10 +260,11 @@ impl Token {
                 if op == ManagementOp::Rotate && (hierarchy::tier_of(&key).is_none() || !current) {
                     return Err(Error::ActionProhibited);
                 }
-                let uid = key.get(CKA_UNIQUE_ID).ok_or(Error::KeyHandleInvalid)?;
-                Binding {
-                    key: String::from_utf8_lossy(uid).into_owned(),
-                    label: String::from_utf8_lossy(label).into_owned(),
+                let uid = String::from_utf8_lossy(key.get(CKA_UNIQUE_ID).ok_or(Error::KeyHandleInvalid)?);
+                let label = String::from_utf8_lossy(label);
+                match changes {
+                    Some(changes) => Binding::change(&uid, &label, changes),
+                    None => Binding { key: uid.into_owned(), label: label.into_owned() },
                 }
             }
             _ => return Err(Error::ArgumentsBad),
@@ -258,17 +292,13 @@ impl Token {
 
     /// Counts `name` as an approver of the operations in `pending` it may approve, once its
     /// PIN is right. The approver's PIN tries count against its lockout like a login; the
-    /// session's own login does not change.
+    /// session's own login does not change. Whether `name` exists changes neither the answer
+    /// nor the time: the policy decides first, for any name (a name without a rule granting
+    /// `approve` is `CKR_ACTION_PROHIBITED`), then an unknown name costs a KDF run and is
+    /// `CKR_PIN_INCORRECT`, as a wrong PIN is.
     pub fn approve(&self, pending: &mut [&mut PendingApproval], name: &str, pin: &[u8]) -> PinResult<()> {
         let mut state = self.ready()?;
         let policy = state.policy.clone().ok_or(Error::OperationNotInitialized)?;
-        let exists = {
-            let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-            store.principals()?.iter().any(|p| p.name == name)
-        };
-        if !exists {
-            return Err(Error::PinIncorrect.into());
-        }
         let mut first_refusal = None;
         let mut approvable: Vec<&mut &mut PendingApproval> = Vec::new();
         for p in pending.iter_mut() {

@@ -368,7 +368,7 @@ impl Token {
         if !object.flag(CKA_MODIFIABLE) {
             return Err(Error::ActionProhibited);
         }
-        let gate = state.gate(&object, ManagementOp::Modify, Error::ActionProhibited)?;
+        let gate = state.gate_change(&object, template, Error::ActionProhibited)?;
         hierarchy::check_change(&object, template)?;
         let changed =
             template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;

@@ -5,7 +5,7 @@ use cryptoki_sys::CK_FLAGS;
 use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
-use super::principals::so_writes;
+use super::principals::{refuse_guarded, so_writes};
 use super::{Token, TokenKey, TokenState};
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::policy::{LoginState, SessionView};
@@ -52,18 +52,17 @@ impl PinOwner<'_> {
         }
     }
 
-    /// The wrapped token key and the failure count, as stored now.
-    fn current(self, store: &mut dyn TokenStore) -> Result<(WrappedTokenKey, u32)> {
+    /// The wrapped token key and the failure count, as stored now; `None` for a principal
+    /// the token does not have.
+    fn current(self, store: &mut dyn TokenStore) -> Result<Option<(WrappedTokenKey, u32)>> {
         match self {
-            PinOwner::SecurityOfficer => store.record().map(|r| (r.so_pin, r.so_failures)),
+            PinOwner::SecurityOfficer => store.record().map(|r| Some((r.so_pin, r.so_failures))),
             PinOwner::User => {
                 let r = store.record()?;
-                Ok((r.user_pin.ok_or(Error::UserPinNotInitialized)?, r.user_failures))
+                Ok(Some((r.user_pin.ok_or(Error::UserPinNotInitialized)?, r.user_failures)))
             }
             PinOwner::Principal(name) => {
-                let p =
-                    store.principals()?.into_iter().find(|p| p.name == name).ok_or(Error::PinIncorrect)?;
-                Ok((p.pin, p.failures))
+                Ok(store.principals()?.into_iter().find(|p| p.name == name).map(|p| (p.pin, p.failures)))
             }
         }
     }
@@ -167,17 +166,32 @@ impl Token {
         });
     }
 
-    /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it.
+    /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it. Refused while the
+    /// policy in force needs approvals and restricts the user (`CKR_ACTION_PROHIBITED`, see
+    /// `crate::policy::custody`), and for a PIN of a principal's form `name:pin`
+    /// (`CKR_PIN_INVALID`: `C_Login` would take it for that principal's login).
     pub fn init_pin(&self, view: SessionView, pin: &[u8]) -> Result<()> {
         let mut state = self.ready_lazy()?;
         so_writes(view)?;
         check_pin_len(pin)?;
+        if principal_login_of(pin).is_some() {
+            return Err(Error::PinInvalid);
+        }
         let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
         let wrapped = self.wrap_token_key(&key, pin, PinRole::User)?;
-        self.update_record(&mut state, |r| {
+        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+        let mut saved = None;
+        store.write(&mut |w| {
+            refuse_guarded(w, "user")?;
+            let mut r = w.record()?;
             r.user_pin = Some(wrapped.clone());
             r.user_failures = 0;
-        })
+            w.save_record(&r)?;
+            saved = Some(r);
+            Ok(())
+        })?;
+        state.record = saved;
+        Ok(())
     }
 
     /// `C_SetPIN`: the SO's PIN if the SO is logged in, the user's otherwise.
@@ -191,6 +205,9 @@ impl Token {
             _ => PinRole::User,
         };
         check_pin_len(new)?;
+        if role == PinRole::User && principal_login_of(new).is_some() {
+            return Err(Error::PinInvalid.into());
+        }
         let key = self.check_pin(&mut state, role, old)?;
         let wrapped = self.wrap_token_key(&key, new, role)?;
         Ok(self.update_record(&mut state, |r| match role {
@@ -214,12 +231,19 @@ impl Token {
     ) -> PinResult<TokenKey> {
         let max = self.config.max_pin_failures;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-        let (wrapped, failures) = owner.current(store.as_mut())?;
+        let Some((wrapped, failures)) = owner.current(store.as_mut())? else {
+            // An unknown principal costs what a known one's wrong PIN costs and answers the
+            // same, so that neither the time nor the answer tells whether the name exists.
+            // There is no count to raise for a name that does not exist.
+            let cost = store.record()?.so_pin.iterations;
+            run_kdf(pin, &[0; pin_kdf::SALT_LEN], cost)?;
+            return Err(Error::PinIncorrect.into());
+        };
         if failures >= max {
             return Err(Error::PinLocked.into());
         }
         // The KDF runs outside the transaction, so other processes are not held up by it.
-        let opened = pin_kdf::derive(pin, &wrapped.salt, wrapped.iterations)
+        let opened = run_kdf(pin, &wrapped.salt, wrapped.iterations)
             .and_then(|k| seal::open(&k, &owner.context(), &wrapped.sealed_key));
         let mut outcome = Err(Error::PinIncorrect);
         let mut locked_now = false;
@@ -333,6 +357,30 @@ pub(crate) fn pin_flags(failures: u32, max: u32, [low, final_try, locked]: [CK_F
     }
 }
 
+/// The PIN KDF, every run of it by a PIN check counted in tests (so that a test can show
+/// that an unknown name costs a run as a known one does, without measuring time).
+fn run_kdf(pin: &[u8], salt: &[u8], iterations: u32) -> Result<Zeroizing<[u8; 32]>> {
+    #[cfg(test)]
+    KDF_RUNS.with(|n| n.set(n.get() + 1));
+    pin_kdf::derive(pin, salt, iterations)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// PIN checks' KDF runs on this thread (tests run one per thread).
+    pub(crate) static KDF_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether a user PIN has the form `name:pin` of a principal's login: a colon whose prefix
+/// is a well-formed principal name. Such a PIN is always a principal's login, whether or not
+/// the name exists (so the answer does not tell), and so is refused as the user's PIN.
+pub fn principal_login_of(pin: &[u8]) -> Option<(&str, &[u8])> {
+    let colon = pin.iter().position(|b| *b == b':')?;
+    let name = std::str::from_utf8(&pin[..colon]).ok()?;
+    super::principals::check_principal_name(name).ok()?;
+    Some((name, &pin[colon + 1..]))
+}
+
 pub fn check_pin_len(pin: &[u8]) -> Result<()> {
     if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) { Ok(()) } else { Err(Error::PinLenRange) }
 }
@@ -352,7 +400,7 @@ mod tests {
     fn free_token(name: &str) -> (Token, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("ecm-hsm-pin-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let settings = "pin_kdf_iterations = 1\nmax_pin_failures = 2\naudit = false\n";
+        let settings = "test_settings = true\npin_kdf_iterations = 1\nmax_pin_failures = 2\naudit = false\n";
         let config = Config::from_toml(dir.clone(), settings, Path::new("test")).unwrap();
         let handles = Arc::new(RwLock::new(HandleTable::default()));
         (Token::open(0, dir.join("token-0.sqlite"), Arc::new(config), handles), dir)
@@ -371,6 +419,45 @@ mod tests {
         assert_eq!(token.login_state(), LoginState::Public);
         drop(token);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 13, item 15: an unknown principal's login costs a KDF run, as a known one's
+    /// wrong PIN does, answers the same and counts nothing; no lockout is set off by it.
+    #[test]
+    fn an_unknown_principal_costs_a_kdf_run_and_answers_as_a_wrong_pin() {
+        let (token, dir) = free_token("unknown-principal");
+        token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
+        token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+        let so = SessionView { login: LoginState::SecurityOfficer, read_write: true, principal: false };
+        token.set_principal(so, "alice", b"alice-pin", false).unwrap();
+        token.logout().unwrap();
+        let runs = |f: &dyn Fn() -> PinResult<()>| {
+            let before = KDF_RUNS.with(|n| n.get());
+            let result = f();
+            (result, KDF_RUNS.with(|n| n.get()) - before)
+        };
+        let incorrect = || Err(PinRefused { error: Error::PinIncorrect, locked: None });
+        assert_eq!(runs(&|| token.login_principal("nobody", b"x-pin")), (incorrect(), 1));
+        assert_eq!(runs(&|| token.login_principal("alice", b"wrong")), (incorrect(), 1));
+        // Twice over the lockout threshold: an unknown name is never locked, and nothing
+        // was stored for it.
+        assert_eq!(runs(&|| token.login_principal("nobody", b"x-pin")), (incorrect(), 1));
+        assert_eq!(runs(&|| token.login_principal("alice", b"alice-pin")), (Ok(()), 1));
+        token.logout().unwrap();
+        token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+        assert_eq!(token.principals(so).unwrap(), vec![("alice".to_string(), 0)]);
+        drop(token);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn principal_logins_are_told_by_form_alone() {
+        assert_eq!(principal_login_of(b"alice:pin:x"), Some(("alice", b"pin:x".as_slice())));
+        assert_eq!(principal_login_of(b"nobody:x"), Some(("nobody", b"x".as_slice())));
+        // Not a principal name before the colon: the user's PIN.
+        for user_pin in [b":1234".as_slice(), b"user:1234", b"so:1234", b"a b:1234", b"1234", b"\xff:12"] {
+            assert_eq!(principal_login_of(user_pin), None, "{user_pin:?}");
+        }
     }
 
     #[test]

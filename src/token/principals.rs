@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::pin::{PinOwner, check_pin_len};
 use super::{Token, approvals};
 use crate::policy::{LoginState, Policy, SessionView};
-use crate::store::PrincipalRecord;
+use crate::store::{PrincipalRecord, StoreWriter};
 use crate::{Error, Result};
 
 impl Token {
@@ -28,7 +28,8 @@ impl Token {
     }
 
     /// Adds a principal (`replace` false) or sets a new PIN for one, which also unlocks it
-    /// (`replace` true). Only the SO, in a read/write session.
+    /// (`replace` true). Only the SO, in a read/write session, and not for an approver while
+    /// the policy needs approvals (`CKR_ACTION_PROHIBITED`, see [`refuse_guarded`]).
     pub fn set_principal(&self, view: SessionView, name: &str, pin: &[u8], replace: bool) -> Result<()> {
         let mut state = self.ready_lazy()?;
         so_writes(view)?;
@@ -38,6 +39,7 @@ impl Token {
         let wrapped = self.wrap_token_key_for(&key, pin, PinOwner::Principal(name))?;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         store.write(&mut |w| {
+            refuse_guarded(w, name)?;
             if w.principal(name)?.is_some() != replace {
                 // Adding one that exists, or resetting one that does not.
                 return Err(Error::ArgumentsBad);
@@ -100,7 +102,8 @@ impl Token {
         }
     }
 
-    /// Removes a principal. Only the SO, in a read/write session.
+    /// Removes a principal. Only the SO, in a read/write session, and not an approver while
+    /// the policy needs approvals (`CKR_ACTION_PROHIBITED`, see [`refuse_guarded`]).
     pub fn remove_principal(&self, view: SessionView, name: &str) -> Result<()> {
         let mut state = self.ready_lazy()?;
         so_writes(view)?;
@@ -108,6 +111,7 @@ impl Token {
         let mut existed = false;
         let now = crate::audit::record::now_ms();
         store.write(&mut |w| {
+            refuse_guarded(w, name)?;
             existed = w.delete_principal(name)?;
             // Its pending approvals, given or received, go with it: a principal added
             // again under the name is someone new.
@@ -116,6 +120,18 @@ impl Token {
         })?;
         if existed { Ok(()) } else { Err(Error::ArgumentsBad) }
     }
+}
+
+/// Refuses (`CKR_ACTION_PROHIBITED`) a change by the SO alone to the PIN of `name` (`user`
+/// for the token's user) while the policy in force guards it (`crate::policy::custody`).
+/// The policy is read inside the change's transaction `w`, so that no other process can
+/// apply one between the check and the change.
+pub(crate) fn refuse_guarded(w: &mut dyn StoreWriter, name: &str) -> Result<()> {
+    let policy = w.policy()?.and_then(|(_, document)| Policy::parse(&document).ok());
+    if policy.is_some_and(|p| p.guards_credentials_of(name)) {
+        return Err(Error::ActionProhibited);
+    }
+    Ok(())
 }
 
 /// Principal names: 1 to 64 of `[A-Za-z0-9._-]`; `user` and `so` are taken by the token's
