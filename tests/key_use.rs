@@ -13,6 +13,7 @@ mod common;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -220,6 +221,7 @@ fn always_authenticated_pair(s: &Session, label: &str) -> (ObjectHandle, ObjectH
             Attribute::Token(true),
             Attribute::Private(true),
             Attribute::Sign(true),
+            Attribute::Derive(true),
             Attribute::AlwaysAuthenticate(true),
             Attribute::Label(label.into()),
         ],
@@ -277,6 +279,17 @@ isolated_test!(
             rv(s.sign(&Mechanism::EcdsaSha256, private, &[1u8; 32]).unwrap_err()),
             RvError::UserNotLoggedIn
         );
+        // A one-call use has no moment for the context-specific login: refused, nothing made.
+        let objects = s.find_objects(&[]).unwrap().len();
+        let peer = [4u8; 65];
+        let ecdh = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &peer));
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::ValueLen(32.into()),
+        ];
+        assert_eq!(rv(s.derive_key(&ecdh, private, &template).unwrap_err()), RvError::UserNotLoggedIn);
+        assert_eq!(s.find_objects(&[]).unwrap().len(), objects);
         // A logout ends the waiting operation; without a login there is nothing to approve.
         s.logout().unwrap();
         assert_eq!(rv(context_login(&s, USER_PIN).unwrap_err()), RvError::OperationNotInitialized);
@@ -441,5 +454,41 @@ isolated_test!(
         for secret in ["pin-adm-1", "pin-b-1", "pin-plain-1"] {
             assert!(!text.contains(secret), "{secret} in the audit file");
         }
+    }
+);
+
+isolated_test!(
+    /// pkcs11-tool reads CKA_ALWAYS_AUTHENTICATE and gives the PIN again between C_SignInit
+    /// and C_Sign, in a process of its own on the same token: its signature verifies.
+    fn pkcs11_tool_signs_with_an_always_authenticate_key() {
+        let tool = std::path::Path::new("/usr/bin/pkcs11-tool");
+        if !tool.exists() {
+            eprintln!("pkcs11-tool not installed: skipped");
+            return;
+        }
+        let (p, slot) = load_with_token();
+        let s = user_session(&p, slot);
+        let (public, _) = always_authenticated_pair(&s, "aa-tool");
+        let dir = token_dir();
+        let (input, output) = (dir.join("in.bin"), dir.join("sig.bin"));
+        std::fs::write(&input, b"signed by pkcs11-tool").unwrap();
+        let out = std::process::Command::new(tool)
+            .arg("--module")
+            .arg(module_path())
+            .args(["--slot", &slot.id().to_string(), "--login", "--pin", USER_PIN, "--sign"])
+            .args(["--mechanism", "ECDSA-SHA256", "--label", "aa-tool", "--input-file"])
+            .arg(&input)
+            .arg("--output-file")
+            .arg(&output)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let signature = std::fs::read(&output).unwrap();
+        s.verify(&Mechanism::EcdsaSha256, public, b"signed by pkcs11-tool", &signature).unwrap();
     }
 );
