@@ -14,10 +14,11 @@ use crate::mechanism::prepared::PreparedKey;
 use crate::mechanism::{self, CipherOperation, Mechanism};
 use crate::object::AttributeRead;
 use crate::policy::PendingApproval;
+use crate::session::Session;
 use crate::session::{
     CachedKey, Delivered, Dest, Operations, Output, OutputBuffer, output_step, output_step_into,
 };
-use crate::token::KEY_USE_STALENESS;
+use crate::token::{ContextPin, KEY_USE_STALENESS, KeyForUse, PinResult};
 use crate::{Error, Result};
 
 /// Where a session keeps its encryption or its decryption.
@@ -32,11 +33,25 @@ fn set_approval(ops: &mut Operations, operation: &'static str, approval: Option<
     };
 }
 
+/// Records whether the operation just begun as `operation` waits for the login's PIN (a key
+/// with `CKA_ALWAYS_AUTHENTICATE`), replacing what an earlier operation of that kind had.
+fn set_pin_for_use(ops: &mut Operations, operation: &'static str, needs_pin: bool) {
+    if needs_pin {
+        ops.pin_for_use.insert(operation, false);
+    } else {
+        ops.pin_for_use.remove(operation);
+    }
+}
+
 /// `CKR_USER_NOT_LOGGED_IN` while the operation in progress as `operation` still waits for
-/// approvers (as for a `CKA_ALWAYS_AUTHENTICATE` key before its context-specific login).
+/// approvers, or for the context-specific login a `CKA_ALWAYS_AUTHENTICATE` key needs.
 fn awaits_approval(ops: &Operations, operation: &str) -> Result<()> {
     match ops.approvals.get(operation) {
-        Some(a) if !a.is_met() => Err(Error::UserNotLoggedIn),
+        Some(a) if !a.is_met() => return Err(Error::UserNotLoggedIn),
+        _ => {}
+    }
+    match ops.pin_for_use.get(operation) {
+        Some(false) => Err(Error::UserNotLoggedIn),
         _ => Ok(()),
     }
 }
@@ -125,6 +140,7 @@ impl Module {
         let Some(mechanism) = mechanism else {
             *slot(&mut ops) = None;
             ops.approvals.remove(name);
+            ops.pin_for_use.remove(name);
             return Ok(());
         };
         if slot(&mut ops).is_some() {
@@ -135,13 +151,17 @@ impl Module {
         {
             *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
             ops.approvals.remove(name);
+            ops.pin_for_use.remove(name);
             return Ok(());
         }
-        let (material, approval) = token.key_material_gated(s.read_write, key, usage, mechanism.kind)?;
+        let KeyForUse { material, approval, needs_pin } =
+            token.key_material_gated(s.read_write, key, usage, mechanism.kind)?;
         let prepared = Arc::new(PreparedKey::new(material));
         // Read after the lookup: unchanged, the lookup saw the token as of `version`.
         let checked_at = token.checked_at();
+        // Keys that wait for approvers or for the PIN are never cached: each use asks again.
         if approval.is_none()
+            && !needs_pin
             && let Some(checked_at) = checked_at
             && token.version() == version
         {
@@ -157,7 +177,29 @@ impl Module {
         }
         *slot(&mut ops) = Some(begin(mechanism, &prepared)?);
         set_approval(&mut ops, name, approval);
+        set_pin_for_use(&mut ops, name, needs_pin);
         Ok(())
+    }
+
+    /// `C_Login(CKU_CONTEXT_SPECIFIC, pin)` for the operations of `session` begun on a key
+    /// with `CKA_ALWAYS_AUTHENTICATE` and still waiting for the login's PIN: once the token
+    /// has checked it (`Token::reauthenticate`; a wrong one counts toward the lockout), they
+    /// may run. `Ok(false)` when none waits, or when the PIN is another principal's approval
+    /// (for `Module::approve_waiting`). One such login serves the operations waiting at that
+    /// moment; the next `*Init` waits again.
+    pub(super) fn reauthenticate(&self, session: &Session, pin: &[u8]) -> PinResult<bool> {
+        let mut ops = session.operations.lock();
+        if !ops.pin_for_use.values().any(|done| !*done) {
+            return Ok(false);
+        }
+        let approvals_waiting = ops.approvals.values().any(|a| !a.is_met());
+        match session.token.reauthenticate(pin, approvals_waiting)? {
+            ContextPin::Approval => Ok(false),
+            ContextPin::Reauthenticated => {
+                ops.pin_for_use.values_mut().for_each(|done| *done = true);
+                Ok(true)
+            }
+        }
     }
 
     /// One step of an encryption or decryption, its output returned.
@@ -219,8 +261,8 @@ impl Module {
     ) -> Result<T> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
-        // Most sessions have no approvals at all: one check of the map spares the lookup.
-        if !ops.approvals.is_empty() {
+        // Most sessions wait for nothing: one check of each map spares the lookups.
+        if !ops.approvals.is_empty() || !ops.pin_for_use.is_empty() {
             awaits_approval(&ops, kind.name())?;
         }
         step(match kind {
@@ -394,16 +436,24 @@ impl Module {
             };
             let Some(mechanism) = mechanism else {
                 *slot = None;
+                ops.pin_for_use.remove(operation);
                 return Ok(());
             };
             if slot.is_some() {
                 return Err(Error::OperationActive);
             }
-            let material = token.key_material_for(s.read_write, key, usage, mechanism.kind)?;
+            // Recovery does not wait for approvers (refused as elsewhere), but a signature
+            // with a CKA_ALWAYS_AUTHENTICATE key waits for the PIN as C_Sign does.
+            let (material, needs_pin) =
+                match token.key_material_gated(s.read_write, key, usage, mechanism.kind)? {
+                    KeyForUse { approval: Some(_), .. } => return Err(Error::KeyFunctionNotPermitted),
+                    KeyForUse { material, needs_pin, .. } => (material, needs_pin),
+                };
             *slot = Some(match kind {
                 OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
                 _ => mechanism::verify_recover_init(mechanism, &material)?,
             });
+            set_pin_for_use(&mut ops, operation, needs_pin);
             Ok(())
         })
     }
@@ -418,6 +468,12 @@ impl Module {
     ) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
+        if !ops.pin_for_use.is_empty() {
+            awaits_approval(
+                &ops,
+                if kind == OperationKind::SignRecover { "sign_recover" } else { "verify_recover" },
+            )?;
+        }
         let slot = match kind {
             OperationKind::SignRecover => &mut ops.sign_recover,
             _ => &mut ops.verify_recover,
@@ -474,9 +530,18 @@ impl Module {
         }
     }
 
-    /// `C_DigestKey`: feeds a secret key's value to the digest. Keys whose value may not be
-    /// revealed are refused (`CKR_KEY_INDIGESTIBLE`): a digest is a partial reveal.
+    /// `C_DigestKey`, recorded as `digest_key` naming the key: feeds a secret key's value to
+    /// the digest. Keys whose value may not be revealed are refused (`CKR_KEY_INDIGESTIBLE`):
+    /// a digest is a partial reveal, so it needs what a read of the value needs (the
+    /// policy's `read` included, `Token::get_attributes`).
     pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+        // A digest fed a key cannot be taken back: when its record fails, the digest ends.
+        let end = || self.end_operation(h, OperationKind::Digest);
+        self.audited(h, "digest_key", Some(key), None, || self.feed_key_to_digest(h, key), end)
+    }
+
+    /// The body of [`Module::digest_key`], which records it.
+    fn feed_key_to_digest(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
         let (s, token) = self.session_and_token(h)?;
         let mut ops = s.operations.lock();
         if ops.digest.is_none() {

@@ -11,7 +11,9 @@ use super::audit::rv_of;
 use crate::policy::{LoginState, SessionView};
 use crate::session::{Operations, Session};
 use crate::token::audit::Who;
-use crate::token::{PinResult, PinRole, check_principal_name, principal_login_of};
+use crate::token::{
+    ContextPin, PinRefused, PinResult, PinRole, check_principal_name, principal_login_of,
+};
 use crate::{Error, Result};
 
 impl Module {
@@ -149,7 +151,7 @@ impl Module {
         let role = match user_type {
             CKU_SO => PinRole::SecurityOfficer,
             CKU_USER => PinRole::User,
-            CKU_CONTEXT_SPECIFIC => return self.approve_waiting(&session, pin),
+            CKU_CONTEXT_SPECIFIC => return self.context_login(&session, pin).map(drop),
             _ => return Err(Error::UserTypeInvalid.into()),
         };
         if role == PinRole::SecurityOfficer && self.sessions_of(session.slot_id).iter().any(|s| !s.read_write)
@@ -189,22 +191,38 @@ impl Module {
     /// before a colon may have been a PIN).
     fn approve(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
         let mut locked = None;
-        let result = self.authenticate(h, CKU_CONTEXT_SPECIFIC, pin).map_err(|r| r.noting_lock(&mut locked));
+        let result = self
+            .session(h)
+            .map_err(PinRefused::from)
+            .and_then(|session| self.context_login(&session, pin))
+            .map_err(|r| r.noting_lock(&mut locked));
         let recorded = self.token_of(h).and_then(|token| {
             let mut context = token.audit_context(None);
             let operation = match &result {
-                Ok(()) => {
+                Ok(ContextPin::Approval) => {
                     let name = pin.split(|b| *b == b':').next().unwrap_or_default();
                     context.principal = Who::Named(String::from_utf8_lossy(name).into());
                     context.described_as = None;
                     "approve"
                 }
-                Err(_) => "login_context_specific",
+                // The login's own PIN for a CKA_ALWAYS_AUTHENTICATE key, or a refusal.
+                Ok(ContextPin::Reauthenticated) | Err(_) => "login_context_specific",
             };
             token.record_with(h, operation, context, None, rv_of(&result))
         });
         self.record_pin_locked(h, locked)?;
-        recorded.and(result)
+        recorded.and(result.map(drop))
+    }
+
+    /// A context-specific login: the login's own PIN for the operations of `session` begun on
+    /// a key with `CKA_ALWAYS_AUTHENTICATE` (`Token::reauthenticate`, which tells it from an
+    /// approval), else an approval of the operations waiting for approvers.
+    fn context_login(&self, session: &Session, pin: &[u8]) -> PinResult<ContextPin> {
+        if !self.reauthenticate(session, pin)? {
+            self.approve_waiting(session, pin)?;
+            return Ok(ContextPin::Approval);
+        }
+        Ok(ContextPin::Reauthenticated)
     }
 
     /// Counts principal `name` of `pin` (`name:pin`) as an approver of the operations of

@@ -46,6 +46,10 @@ pub struct Operations {
     /// Approvals that operations begun here wait for or hold, by operation (`encrypt`,
     /// `decrypt`, `sign`, `verify`); see `crate::policy::approval`.
     pub approvals: std::collections::BTreeMap<&'static str, crate::policy::PendingApproval>,
+    /// Operations begun here on a key with `CKA_ALWAYS_AUTHENTICATE`, by operation (`sign`,
+    /// `decrypt`, `sign_recover`): false until `C_Login(CKU_CONTEXT_SPECIFIC)` with the
+    /// login's own PIN. Each `*Init` sets its entry afresh, so each operation needs its own.
+    pub pin_for_use: std::collections::BTreeMap<&'static str, bool>,
     /// Keys looked up by recent `*Init` calls (see `keys.rs`); emptied with the operations.
     pub keys: KeyCache,
 }

@@ -8,14 +8,36 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::pin::{PinOwner, PinResult};
 use super::{Token, TokenState};
 use crate::hierarchy;
 use crate::mechanism::{KeyMaterial, SecretKey};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::Actor;
 use crate::object::{Attribute, AttributeRead, Object};
-use crate::policy::{Decision, Operation, PendingApproval};
+use crate::policy::{Decision, LoginState, Operation, PendingApproval};
 use crate::{Error, Result};
+
+/// A key looked up for an operation that may wait in its session before its steps run
+/// (`C_SignInit`, `C_DecryptInit`, ...): its material, the approval the policy asks for, if
+/// any, and whether the key is one the user must authenticate for at each use.
+pub struct KeyForUse {
+    pub material: KeyMaterial,
+    pub approval: Option<PendingApproval>,
+    /// A private key with `CKA_ALWAYS_AUTHENTICATE`: the operation waits for
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)` with the login's own PIN ([`Token::reauthenticate`]).
+    pub needs_pin: bool,
+}
+
+/// What a context-specific login's PIN turned out to be for ([`Token::reauthenticate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextPin {
+    /// The login's own PIN, checked.
+    Reauthenticated,
+    /// Another principal's `name:pin`: an approval (`crate::policy::approval`), not
+    /// checked here.
+    Approval,
+}
 
 impl Token {
     /// The secret key behind `handle` for an operation that needs `usage` (`CKA_ENCRYPT`, ...)
@@ -43,10 +65,13 @@ impl Token {
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<KeyMaterial> {
         match self.key_material_gated(read_write, handle, usage, mechanism)? {
-            (material, None) => Ok(material),
+            KeyForUse { material, approval: None, needs_pin: false } => Ok(material),
             // Only the operations that can wait for approvers in band accept a key that
             // needs them (`key_material_gated`); elsewhere it is refused.
-            (_, Some(_)) => Err(Error::KeyFunctionNotPermitted),
+            KeyForUse { approval: Some(_), .. } => Err(Error::KeyFunctionNotPermitted),
+            // A one-call use (C_DeriveKey) has no moment for the context-specific login
+            // that each use of such a key needs.
+            KeyForUse { needs_pin: true, .. } => Err(Error::UserNotLoggedIn),
         }
     }
 
@@ -59,10 +84,10 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         usage: CK_ATTRIBUTE_TYPE,
         mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<(KeyMaterial, Option<PendingApproval>)> {
+    ) -> Result<KeyForUse> {
         let state = self.ready_for_use()?;
-        let (_, material, pending) = self.checked_key(&state, read_write, handle, usage, mechanism)?;
-        Ok((material, pending))
+        let (key, material, approval) = self.checked_key(&state, read_write, handle, usage, mechanism)?;
+        Ok(KeyForUse { material, approval, needs_pin: needs_pin(&key) })
     }
 
     /// The checks of [`Token::key_material_gated`] under a lock the caller holds: the key
@@ -135,6 +160,9 @@ impl Token {
     ) -> Result<(KeyMaterial, Cow<'t, [Attribute]>, Actor)> {
         let state = self.ready_for_use()?;
         let (key, material) = match self.checked_key(&state, read_write, unwrapping, CKA_UNWRAP, mechanism) {
+            // As for C_DeriveKey (`key_material_for`): no context-specific login can come
+            // before a one-call use.
+            Ok((key, _, None)) if needs_pin(&key) => return Err(Error::UserNotLoggedIn),
             Ok((key, material, None)) => (key, material),
             // Unwrapping cannot wait for approvers in band (see `key_material_for`).
             Ok((_, _, Some(_))) => return Err(Error::KeyFunctionNotPermitted),
@@ -185,6 +213,9 @@ impl Token {
             return Err(Error::KeyHandleInvalid);
         }
         hierarchy::check_wrap(&wrapper, &target)?;
+        // Wrapping exports the key's value: the wrapping key needs `wrap` (above), the
+        // wrapped key `read`, as a read of its value would.
+        state.permits(&target, Operation::Read, Error::KeyNotWrappable)?;
         if !target.flag(CKA_EXTRACTABLE) {
             return Err(Error::KeyUnextractable);
         }
@@ -209,6 +240,51 @@ impl Token {
         };
         Ok((wrapping_material, bytes))
     }
+
+    /// `C_Login(CKU_CONTEXT_SPECIFIC, pin)` while an operation on a key with
+    /// `CKA_ALWAYS_AUTHENTICATE` waits: `pin` is checked as the login's own PIN, and a wrong
+    /// one counts toward its lockout as a `C_Login` would (the login itself is unchanged).
+    ///
+    /// The same call gives in-band approvals, as `name:pin` of another principal; it is one
+    /// when `approvals_waiting` and the PIN starts with the name of a principal other than
+    /// the one logged in ([`ContextPin::Approval`], not checked here). A principal logged in
+    /// gives its PIN as `name:pin` (its own name, as at `C_Login`) or alone; the token's user
+    /// its PIN as at `C_Login`. Nobody logged in: `CKR_USER_NOT_LOGGED_IN`.
+    pub fn reauthenticate(&self, pin: &[u8], approvals_waiting: bool) -> PinResult<ContextPin> {
+        let mut state = self.ready_lazy()?;
+        if state.login != LoginState::User {
+            return Err(Error::UserNotLoggedIn.into());
+        }
+        let named = pin
+            .iter()
+            .position(|b| *b == b':')
+            .and_then(|colon| Some((std::str::from_utf8(&pin[..colon]).ok()?, &pin[colon + 1..])));
+        let (owner, secret) = match (state.principal.clone(), named) {
+            (Some(me), Some((name, rest))) if name == &*me => (Some(me), rest),
+            (Some(_), Some(_)) if approvals_waiting => return Ok(ContextPin::Approval),
+            (Some(me), _) => (Some(me), pin),
+            (None, Some((name, _))) if approvals_waiting => {
+                let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+                if store.principals()?.iter().any(|p| p.name == name) {
+                    return Ok(ContextPin::Approval);
+                }
+                (None, pin)
+            }
+            (None, _) => (None, pin),
+        };
+        let owner = match owner.as_deref() {
+            Some(name) => PinOwner::Principal(name),
+            None => PinOwner::User,
+        };
+        self.check_owner_pin(&mut state, owner, secret)?;
+        Ok(ContextPin::Reauthenticated)
+    }
+}
+
+/// Whether each use of `key` needs the user's PIN again (`CKA_ALWAYS_AUTHENTICATE`, an
+/// attribute that only private keys store).
+fn needs_pin(key: &Object) -> bool {
+    key.flag(CKA_ALWAYS_AUTHENTICATE)
 }
 
 /// `CKA_ALLOWED_MECHANISMS` lists the only mechanisms the key may be used with (an empty list:

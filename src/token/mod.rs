@@ -32,6 +32,7 @@ mod principals;
 mod state_guard;
 
 pub use approvals::{ApprovalRequest, ApprovalTarget};
+pub use key_use::{ContextPin, KeyForUse};
 pub use pin::{MAX_PIN_LEN, MIN_PIN_LEN, PinRefused, PinResult, PinRole, check_pin_len, principal_login_of};
 pub use principals::check_principal_name;
 

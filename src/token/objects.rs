@@ -120,6 +120,16 @@ fn always_authenticate(state: &TokenState, object: &Object) -> AttributeRead {
     AttributeRead::Value(Zeroizing::new(crate::object::attribute::encode_bool(stored || gated)))
 }
 
+/// Whether this login may read the secret values of `object` (`CKA_VALUE` of a secret key,
+/// a private key's components: those sealed at rest): for a key, the policy's `read`,
+/// which an approval cannot stand in for (a read cannot wait for approvers). Visibility
+/// alone (any permission on the key) is not enough: a principal allowed only to `sign`
+/// with a key may not take its value out.
+fn may_read_values(state: &TokenState, object: &Object) -> bool {
+    !object.profile().is_key()
+        || state.decide(object.get(CKA_LABEL).unwrap_or_default(), Operation::Read) == Decision::Allow
+}
+
 impl Token {
     /// Looks up a handle this session may see; anything else is an invalid handle.
     pub(crate) fn visible(
@@ -265,6 +275,11 @@ impl Token {
         if !source.flag(CKA_COPYABLE) {
             return Err(Error::ActionProhibited);
         }
+        // A copy holds the source's value under attributes the caller chooses (a label its
+        // rules let it read, say): the source needs `read`, the copy `generate` (`may_make`).
+        if !may_read_values(&state, &source) {
+            return Err(Error::ActionProhibited);
+        }
         hierarchy::refuse_outside_generation(template)?;
         if !source.sealed_attributes().is_empty() {
             // A copy needs the values themselves, which are sealed until someone logs in.
@@ -343,10 +358,13 @@ impl Token {
     ) -> Result<Vec<AttributeRead>> {
         let state = self.ready_lazy()?;
         let (_, object, _) = self.visible(&state, state.view(read_write), handle)?;
+        let readable = may_read_values(&state, &object);
         Ok(kinds
             .iter()
             .map(|k| match *k {
                 CKA_ALWAYS_AUTHENTICATE => always_authenticate(&state, &object),
+                // A value the policy does not let this login read is sensitive to it.
+                kind if !readable && object.is_secret_at_rest(kind) => AttributeRead::Sensitive,
                 kind => object.read(kind),
             })
             .collect())
@@ -433,8 +451,14 @@ impl Token {
             None => self.complete(&mut state)?,
         }
         let view = state.view(read_write);
+        // A search naming a secret value would be a guessing oracle for it: only over keys
+        // whose values this login may read.
+        let names_values = |o: &Object| template.iter().any(|a| o.is_secret_at_rest(a.kind));
         let visible = |o: &Object| {
-            view.access(o.is_token(), o.is_private()) != Access::None && state.sees(o) && o.matches(template)
+            view.access(o.is_token(), o.is_private()) != Access::None
+                && state.sees(o)
+                && (!names_values(o) || may_read_values(&state, o))
+                && o.matches(template)
         };
         let mut token_ids: Vec<i64> = match indexed {
             Some(named) => state
