@@ -11,9 +11,7 @@ use super::audit::rv_of;
 use crate::policy::{LoginState, SessionView};
 use crate::session::{Operations, Session};
 use crate::token::audit::Who;
-use crate::token::{
-    ContextPin, PinRefused, PinResult, PinRole, check_principal_name, principal_login_of,
-};
+use crate::token::{ContextPin, PinRefused, PinResult, PinRole, check_principal_name, principal_login_of};
 use crate::{Error, Result};
 
 impl Module {
