@@ -52,8 +52,13 @@ impl Module {
                 );
             }
             let defaults = self.config.object_defaults();
-            let mut key =
-                template::new_object_with(template, Some((CKO_SECRET_KEY, key_type)), origin, actor, defaults)?;
+            let mut key = template::new_object_with(
+                template,
+                Some((CKO_SECRET_KEY, key_type)),
+                origin,
+                actor,
+                defaults,
+            )?;
             let len = key.ulong(CKA_VALUE_LEN).ok_or(Error::TemplateIncomplete)?;
             let len = usize::try_from(len).map_err(|_| Error::KeySizeRange)?;
             let value = mechanism::keygen::generate_secret(mechanism.kind, key_type, len)?;
