@@ -80,8 +80,8 @@ impl Module {
         result
     }
 
-    /// `C_LoginUser`, recorded as `C_Login` is: the name `user` is the token's user; another
-    /// name is one of its principals. An unknown name is refused like a wrong PIN, so that
+    /// `C_LoginUser`, recorded as `C_Login` is: the name `user` is the token's user, an
+    /// empty name makes it `C_Login`; another name is one of its principals. An unknown name is refused like a wrong PIN, so that
     /// names cannot be probed.
     pub fn login_user(
         &self,
@@ -90,6 +90,11 @@ impl Module {
         pin: &[u8],
         name: &[u8],
     ) -> Result<()> {
+        // No name (NULL or empty): the call is `C_Login`, `name:pin` convention included,
+        // as clients that always call `C_LoginUser` expect.
+        if name.is_empty() {
+            return self.login(h, user_type, pin);
+        }
         let mut locked = None;
         let login = || {
             let logged_in = if user_type != CKU_USER || name == b"user" {
