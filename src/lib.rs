@@ -22,6 +22,7 @@ pub mod policy;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod sys;
 pub mod token;
 pub mod vendor;
 
