@@ -205,7 +205,7 @@ mod tests {
         values.insert(CKA_VALUE, value);
         let object = Object::from_parts(values, Vec::new()).unwrap();
         let attributes = objects::object_to_store_with_value(id, &object, Some(key), None).unwrap();
-        assert!(attributes.iter().any(|a| a.kind == CKA_VALUE as u64 && a.sealed && a.value != value));
+        assert!(attributes.iter().any(|a| a.kind == CKA_VALUE && a.sealed && a.value != value));
         StoredObject { id, attributes }
     }
 
