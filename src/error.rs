@@ -43,6 +43,8 @@ pub enum Error {
     KeyUnextractable,
     MechanismInvalid,
     MechanismParamInvalid,
+    /// `C_WaitForSlotEvent` with `CKF_DONT_BLOCK` and no event.
+    NoEvent,
     ObjectHandleInvalid,
     OperationActive,
     OperationNotInitialized,
@@ -118,6 +120,7 @@ impl Error {
             Error::KeyUnextractable => CKR_KEY_UNEXTRACTABLE,
             Error::MechanismInvalid => CKR_MECHANISM_INVALID,
             Error::MechanismParamInvalid => CKR_MECHANISM_PARAM_INVALID,
+            Error::NoEvent => CKR_NO_EVENT,
             Error::ObjectHandleInvalid => CKR_OBJECT_HANDLE_INVALID,
             Error::OperationActive => CKR_OPERATION_ACTIVE,
             Error::OperationNotInitialized => CKR_OPERATION_NOT_INITIALIZED,

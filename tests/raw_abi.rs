@@ -573,8 +573,6 @@ isolated_test!(
             assert_eq!(p.C_DecryptDigestUpdate(h, n, 0, n, np), ns);
             assert_eq!(p.C_SignEncryptUpdate(h, n, 0, n, np), ns);
             assert_eq!(p.C_DecryptVerifyUpdate(h, n, 0, n, np), ns);
-            let mut event_slot = 0;
-            assert_eq!(p.C_WaitForSlotEvent(CKF_DONT_BLOCK, &mut event_slot, null_mut()), ns);
             let v = null_mut::<c_void>();
             assert_eq!(p.C_EncryptMessageBegin(h, v, 0, n, 0), ns);
             assert_eq!(p.C_EncryptMessageNext(h, v, 0, n, 0, n, np, 0), ns);

@@ -119,6 +119,9 @@ enum Command {
     Approval(approvals::ApprovalCommand),
     /// Run the key service in the foreground: serve the tokens to clients on a Unix socket
     Serve(serve::ServeArgs),
+    /// For tests: prints this process's memory-hygiene state (`dumpable: 0|1`)
+    #[command(hide = true)]
+    DebugProcess,
 }
 
 #[derive(Args)]
@@ -276,8 +279,14 @@ impl From<ecm_hsm::envelope::EnvelopeError> for Failure {
 }
 
 pub fn main() -> ExitCode {
+    // Before anything holds a PIN or a key: no core file of this process, and no other
+    // process of the same user may read its memory (ptrace, /proc/<pid>/mem).
+    let not_dumpable = ecm_hsm::sys::memory::make_process_not_dumpable();
     let cli = Cli::parse();
     ecm_hsm::error::install_env_logger();
+    if let Err(e) = not_dumpable {
+        log::warn!("could not make the process not dumpable (PR_SET_DUMPABLE): {e}");
+    }
     let global = Global { slot: cli.slot, token_dir: cli.token_dir, pin_file: cli.pin_file, user: cli.user };
     let result = match cli.command {
         Command::Init(a) => admin::init(&global, &a),
@@ -301,6 +310,9 @@ pub fn main() -> ExitCode {
         Command::Approve(a) => approvals::approve(&global, &a),
         Command::Approval(c) => approvals::run(&global, &c),
         Command::Serve(a) => serve::serve(&global, &a),
+        Command::DebugProcess => rustix::process::dumpable_behavior()
+            .map(|dumpable| say!("dumpable: {}", dumpable as i32))
+            .map_err(|e| Failure(e.to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

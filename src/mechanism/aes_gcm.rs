@@ -227,6 +227,11 @@ impl GcmOperation {
         Ok(len)
     }
 
+    /// The length-range error of this direction.
+    fn len_error(&self) -> Error {
+        if self.encrypt { Error::DataLenRange } else { Error::EncryptedDataLenRange }
+    }
+
     fn out_len(&self, input_len: usize) -> Result<usize> {
         if self.encrypt {
             Ok(input_len + self.tag_len)
@@ -255,8 +260,12 @@ impl CipherOperation for GcmOperation {
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.buffered.extend_from_slice(input);
+        self.buffered.append(input, self.len_error())?;
         Ok(Zeroizing::new(Vec::new()))
+    }
+
+    fn update_room(&self) -> usize {
+        self.buffered.room()
     }
 
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
@@ -269,7 +278,7 @@ impl CipherOperation for GcmOperation {
     }
 
     fn update_into(&mut self, input: &[u8], _out: &mut [u8]) -> Result<usize> {
-        self.buffered.extend_from_slice(input);
+        self.buffered.append(input, self.len_error())?;
         Ok(0)
     }
 

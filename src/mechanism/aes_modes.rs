@@ -272,7 +272,14 @@ impl CipherOperation for BlockOperation {
         Ok(out)
     }
 
+    fn update_room(&self) -> usize {
+        self.pending.room()
+    }
+
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if input.len() > self.pending.room() {
+            return Err(self.len_error());
+        }
         let mut data = self.pending.take();
         data.extend_from_slice(input);
         let ready = data.len() - self.held_back(data.len());

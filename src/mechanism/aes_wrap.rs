@@ -395,8 +395,13 @@ impl CipherOperation for WrapOperation {
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.buffered.extend_from_slice(input);
+        let too_long = if self.encrypt { Error::DataLenRange } else { Error::EncryptedDataLenRange };
+        self.buffered.append(input, too_long)?;
         Ok(Zeroizing::new(Vec::new()))
+    }
+
+    fn update_room(&self) -> usize {
+        self.buffered.room()
     }
 
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {

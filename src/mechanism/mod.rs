@@ -203,6 +203,13 @@ pub trait CipherOperation: Send {
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>>;
 
+    /// The longest input the next update may bring: what the operation can still hold
+    /// (see [`secret_buffer::MAX_HELD_INPUT`]); the C ABI refuses a longer length before it
+    /// reads the caller's buffer.
+    fn update_room(&self) -> usize {
+        secret_buffer::MAX_HELD_INPUT
+    }
+
     /// As `single`, written into `out` (at least `single_len` bytes); returns the length
     /// written. Mechanisms on the hot path override it to write straight into the caller's
     /// buffer, without an intermediate allocation, copy and wipe.

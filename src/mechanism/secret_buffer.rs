@@ -9,12 +9,41 @@
 
 use zeroize::Zeroize;
 
+use crate::{Error, Result};
+
+/// The most input a multi-part operation holds between calls, and the most one update of a
+/// cipher takes in one call (64 MiB). A caller's length beyond it is refused before its
+/// buffer is read: the operation could not hold it, and a length that large with a buffer
+/// far shorter would otherwise have the module read (and copy) memory the caller never
+/// gave it. Streaming callers pass their data in parts far smaller than this.
+pub const MAX_HELD_INPUT: usize = 64 << 20;
+
+/// What an update may still bring to an operation holding `held` bytes.
+pub fn room_after(held: usize) -> usize {
+    MAX_HELD_INPUT.saturating_sub(held)
+}
+
 #[derive(Default)]
 pub struct SecretBuffer(Vec<u8>);
 
 impl SecretBuffer {
     pub fn new() -> SecretBuffer {
         SecretBuffer(Vec::new())
+    }
+
+    /// Appends `input`, or refuses with `too_long` (the caller's length-range error)
+    /// when the buffer would then hold more than [`MAX_HELD_INPUT`]; nothing is kept then.
+    pub fn append(&mut self, input: &[u8], too_long: Error) -> Result<()> {
+        if input.len() > room_after(self.0.len()) {
+            return Err(too_long);
+        }
+        self.0.extend_from_slice(input);
+        Ok(())
+    }
+
+    /// What an update may still bring (see [`MAX_HELD_INPUT`]).
+    pub fn room(&self) -> usize {
+        room_after(self.0.len())
     }
 
     /// The bytes, leaving the buffer empty; the caller holds them as secret.
@@ -67,5 +96,17 @@ mod tests {
         let taken = b.take();
         assert_eq!(taken.as_slice(), b"secret");
         assert!(b.is_empty() && b.capacity() == 0);
+    }
+
+    #[test]
+    fn refuses_to_hold_more_than_the_cap_and_keeps_what_it_had() {
+        let mut b = SecretBuffer::new();
+        b.append(b"abc", Error::DataLenRange).unwrap();
+        assert_eq!(b.room(), MAX_HELD_INPUT - 3);
+        let big = vec![0u8; MAX_HELD_INPUT - 2];
+        assert_eq!(b.append(&big, Error::EncryptedDataLenRange), Err(Error::EncryptedDataLenRange));
+        assert_eq!(b.as_slice(), b"abc", "a refused part is not kept");
+        b.append(&big[..MAX_HELD_INPUT - 3], Error::DataLenRange).unwrap();
+        assert_eq!(b.room(), 0);
     }
 }

@@ -1,7 +1,11 @@
 //! General-purpose, slot and token management functions (PKCS#11 3.0 chapters 5.4 and 5.5),
 //! and random number generation (5.15).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use cryptoki_sys::*;
+use parking_lot::{Condvar, Mutex};
 
 use super::Module;
 use super::audit::rv_of;
@@ -22,6 +26,33 @@ impl Module {
         let mut slots = self.slots.write();
         slots.rescan(&self.config, &self.handles)?;
         Ok(slots.ids())
+    }
+
+    /// What each slot shows now (after a look at the token directory, where another
+    /// process may have made a token): slot id → whether it holds an initialized token.
+    fn current_slot_states(&self) -> Result<BTreeMap<CK_SLOT_ID, bool>> {
+        let mut slots = self.slots.write();
+        slots.rescan(&self.config, &self.handles)?;
+        Ok(slot_states(&slots))
+    }
+
+    /// `C_WaitForSlotEvent`: the next slot whose token changed since the module was
+    /// initialized or the slot was last reported — a slot that appeared or went, a token
+    /// initialized in it (by this process or another). With `dont_block`, `CKR_NO_EVENT`
+    /// when there is none; otherwise waits for one, or for `C_Finalize`
+    /// (`CKR_CRYPTOKI_NOT_INITIALIZED`). Changes made by this process wake a waiter at
+    /// once; those of other processes are seen at the next look at the token directory,
+    /// made every [`SlotEvents::POLL`].
+    pub fn wait_for_slot_event(&self, dont_block: bool) -> Result<CK_SLOT_ID> {
+        loop {
+            if let Some(slot) = self.slot_events.next(self.current_slot_states()?)? {
+                return Ok(slot);
+            }
+            if dont_block {
+                return Err(Error::NoEvent);
+            }
+            self.slot_events.wait()?;
+        }
     }
 
     /// Fails with `CKR_SLOT_ID_INVALID` for a slot that does not exist.
@@ -74,6 +105,7 @@ impl Module {
         let context = Context { principal, key: None, described_as: None };
         token.record_with(0, "init_token", context, None, rv_of(&result))?;
         token.record_pin_locked(0, locked)?;
+        self.slot_events.changed();
         result.map(drop)
     }
 
@@ -111,5 +143,82 @@ impl Module {
     pub fn seed_random(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         self.session(h)?;
         Err(Error::RandomSeedNotSupported)
+    }
+}
+
+/// Each slot of `slots` → whether it holds an initialized token.
+pub(super) fn slot_states(slots: &super::slots::SlotTable) -> BTreeMap<CK_SLOT_ID, bool> {
+    let state = |id| slots.token(id).is_ok_and(|t| t.is_initialized());
+    slots.ids().into_iter().map(|id| (id, state(id))).collect()
+}
+
+/// What `C_WaitForSlotEvent` has reported: the slots' states as its callers last learnt
+/// them, a signal for changes this process makes, and whether `C_Finalize` has come.
+pub(super) struct SlotEvents {
+    state: Mutex<EventState>,
+    signal: Condvar,
+}
+
+struct EventState {
+    /// Each slot's state as last reported (or as at `C_Initialize`).
+    reported: BTreeMap<CK_SLOT_ID, bool>,
+    /// Bumped by every change this process makes, so that a waiter never sleeps past one.
+    changes: u64,
+    finalized: bool,
+}
+
+impl SlotEvents {
+    /// How often a blocked `C_WaitForSlotEvent` looks at the token directory for tokens
+    /// other processes made.
+    const POLL: Duration = Duration::from_millis(500);
+
+    pub(super) fn new(initial: BTreeMap<CK_SLOT_ID, bool>) -> SlotEvents {
+        let state = EventState { reported: initial, changes: 0, finalized: false };
+        SlotEvents { state: Mutex::new(state), signal: Condvar::new() }
+    }
+
+    /// The first slot whose state differs from what was reported (now reported), if any.
+    fn next(&self, now: BTreeMap<CK_SLOT_ID, bool>) -> Result<Option<CK_SLOT_ID>> {
+        let mut state = self.state.lock();
+        if state.finalized {
+            return Err(Error::CryptokiNotInitialized);
+        }
+        let appeared_or_changed =
+            now.iter().find(|(id, s)| state.reported.get(id) != Some(s)).map(|(id, _)| *id);
+        let gone = || state.reported.keys().find(|id| !now.contains_key(id)).copied();
+        let Some(slot) = appeared_or_changed.or_else(gone) else {
+            return Ok(None);
+        };
+        match now.get(&slot) {
+            Some(s) => state.reported.insert(slot, *s),
+            None => state.reported.remove(&slot),
+        };
+        Ok(Some(slot))
+    }
+
+    /// Sleeps until this process changes a token, `C_Finalize` comes, or the poll interval
+    /// passes.
+    fn wait(&self) -> Result<()> {
+        let mut state = self.state.lock();
+        let seen = state.changes;
+        let deadline = std::time::Instant::now() + Self::POLL;
+        while !state.finalized && state.changes == seen {
+            if self.signal.wait_until(&mut state, deadline).timed_out() {
+                break;
+            }
+        }
+        if state.finalized { Err(Error::CryptokiNotInitialized) } else { Ok(()) }
+    }
+
+    /// A token of this process changed (wakes the waiters to look).
+    pub(super) fn changed(&self) {
+        self.state.lock().changes += 1;
+        self.signal.notify_all();
+    }
+
+    /// `C_Finalize`: every waiter returns `CKR_CRYPTOKI_NOT_INITIALIZED`.
+    pub(super) fn finalize(&self) {
+        self.state.lock().finalized = true;
+        self.signal.notify_all();
     }
 }

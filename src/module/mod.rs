@@ -57,6 +57,8 @@ pub struct Module {
     sessions: SessionTable,
     next_session: AtomicU64,
     handles: Arc<RwLock<HandleTable>>,
+    /// What `C_WaitForSlotEvent` reports (see `general.rs`).
+    slot_events: general::SlotEvents,
 }
 
 /// The instance and the fork generation that made it: a child of `fork()` must not use its
@@ -230,12 +232,14 @@ impl Module {
         let handles = Arc::new(RwLock::new(HandleTable::default()));
         let mut slots = SlotTable::default();
         slots.rescan(&config, &handles)?;
+        let slot_events = general::SlotEvents::new(general::slot_states(&slots));
         Ok(Module {
             config,
             slots: RwLock::new(slots),
             sessions: SessionTable::default(),
             next_session: AtomicU64::new(1),
             handles,
+            slot_events,
         })
     }
 
@@ -246,6 +250,7 @@ impl Module {
     /// `C_Finalize`: drops every session and token (closing the stores) although threads
     /// may still hold the module itself for a moment.
     fn shut_down(&self) {
+        self.slot_events.finalize();
         drop(self.sessions.remove_where(|_| true));
         *self.slots.write() = SlotTable::default();
     }

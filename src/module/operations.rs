@@ -374,6 +374,22 @@ impl Module {
         }
     }
 
+    /// The longest input the next update of operation `kind` may bring (`None`: no limit,
+    /// the operation hashes its parts as they come); the C ABI refuses a longer length
+    /// before it reads the caller's buffer. `CKR_OPERATION_NOT_INITIALIZED` without one.
+    pub fn update_room(&self, h: CK_SESSION_HANDLE, kind: OperationKind) -> Result<Option<usize>> {
+        let s = self.session(h)?;
+        let ops = s.operations.lock();
+        let op = match kind {
+            OperationKind::Encrypt => &ops.encrypt,
+            OperationKind::Decrypt => &ops.decrypt,
+            OperationKind::SignRecover => &ops.sign_recover,
+            OperationKind::VerifyRecover => &ops.verify_recover,
+            OperationKind::Digest | OperationKind::Sign | OperationKind::Verify => return Ok(None),
+        };
+        op.as_ref().map(|op| Some(op.update_room())).ok_or(Error::OperationNotInitialized)
+    }
+
     /// Ends the operation `kind` of a session, if any (also for the key service, whose
     /// client ends an operation on an argument it refused before sending).
     pub(crate) fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {

@@ -87,9 +87,9 @@ impl Module {
         self.record_login(h, user_type, tried, result, locked)
     }
 
-    /// `C_LoginUser`, recorded as `C_Login` is: the name `user` is the token's user; another
-    /// name is one of its principals. An unknown name is refused like a wrong PIN, after as
-    /// long, so that names cannot be probed.
+    /// `C_LoginUser`, recorded as `C_Login` is: the name `user` is the token's user, an empty
+    /// name makes it `C_Login`; another name is one of its principals. An unknown name is
+    /// refused like a wrong PIN, after as long, so that names cannot be probed.
     pub fn login_user(
         &self,
         h: CK_SESSION_HANDLE,
@@ -97,6 +97,11 @@ impl Module {
         pin: &[u8],
         name: &[u8],
     ) -> Result<()> {
+        // No name (NULL or empty): the call is `C_Login`, `name:pin` convention included,
+        // as clients that always call `C_LoginUser` expect.
+        if name.is_empty() {
+            return self.login(h, user_type, pin);
+        }
         let mut locked = None;
         let logged_in = if user_type != CKU_USER || name == b"user" {
             self.authenticate(h, user_type, pin)

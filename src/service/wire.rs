@@ -372,6 +372,7 @@ const BY_CODE: &[Error] = &[
     Error::KeyUnextractable,
     Error::MechanismInvalid,
     Error::MechanismParamInvalid,
+    Error::NoEvent,
     Error::ObjectHandleInvalid,
     Error::OperationActive,
     Error::OperationNotInitialized,

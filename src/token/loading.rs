@@ -6,9 +6,35 @@ use std::sync::Arc;
 
 use super::handles::ObjectRef;
 use super::object_cache::ObjectCache;
-use super::{Token, TokenState, hierarchy_keys, objects};
+use super::{Token, TokenKey, TokenState, hierarchy_keys, objects};
+use crate::object::Object;
 use crate::policy::Policy;
+use crate::store::StoredObject;
 use crate::{Error, Result};
+
+/// Reads a stored object for the login of `state`, opening its secret values (`key`) only
+/// if the login may use the object: a key the policy hides from the logged-in principal
+/// keeps its values sealed, so that they never exist in this process's memory in the
+/// clear. Keys of the envelope hierarchy are opened whoever is logged in, since a usable DEK
+/// is reached through its KEK and the master key (see `hierarchy_keys.rs`).
+pub(crate) fn open_for_login(
+    state: &TokenState,
+    stored: StoredObject,
+    key: Option<&TokenKey>,
+) -> Result<Object> {
+    let Some(key) = key else { return objects::object_from_store(stored, None) };
+    if state.principal.is_none() && state.policy.is_none() {
+        // The token's user without a policy may use every key.
+        return objects::object_from_store(stored, Some(key));
+    }
+    // Reading without the key costs no cryptography: it shows the class, label and tier.
+    let closed = objects::object_from_store(stored.clone(), None)?;
+    if crate::hierarchy::tier_of(&closed).is_some() || state.sees(&closed) {
+        objects::object_from_store(stored, Some(key))
+    } else {
+        Ok(closed)
+    }
+}
 
 impl Token {
     /// Reloads the object cache if the store changed under us, or if the login changed what
@@ -99,7 +125,7 @@ impl Token {
         let mut opened = Vec::with_capacity(stored.len());
         for s in stored {
             let id = s.id;
-            match objects::object_from_store(s, key.as_ref()) {
+            match open_for_login(state, s, key.as_ref()) {
                 Ok(o) if crate::hierarchy::tier_of(&o).is_some() => return self.complete(state),
                 Ok(o) => opened.push((id, o)),
                 Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
@@ -135,7 +161,7 @@ impl Token {
         let mut loaded = HashMap::with_capacity(stored.len());
         for s in stored {
             let id = s.id;
-            match objects::object_from_store(s, key.as_ref()) {
+            match open_for_login(state, s, key.as_ref()) {
                 Ok(o) => {
                     loaded.insert(id, o);
                 }
@@ -151,5 +177,63 @@ impl Token {
             ObjectRef::Session { .. } => true,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::values::Values;
+    use crate::policy::LoginState;
+    use cryptoki_sys::*;
+    use zeroize::Zeroizing;
+
+    const POLICY: &str = r#"{"key_permissions": {
+        "context-api": {"keys": ["dek-*"], "operations": ["decrypt"]}
+    }}"#;
+
+    fn ulong(n: CK_ULONG) -> [u8; std::mem::size_of::<CK_ULONG>()] {
+        n.to_ne_bytes()
+    }
+
+    /// An AES key labelled `label` with value `value`, as the store holds it (sealed).
+    fn stored_key(id: i64, label: &str, value: &[u8], key: &TokenKey) -> StoredObject {
+        let mut values = Values::new();
+        values.insert(CKA_CLASS, &ulong(CKO_SECRET_KEY));
+        values.insert(CKA_KEY_TYPE, &ulong(CKK_AES));
+        values.insert(CKA_LABEL, label.as_bytes());
+        values.insert(CKA_VALUE, value);
+        let object = Object::from_parts(values, Vec::new()).unwrap();
+        let attributes = objects::object_to_store_with_value(id, &object, Some(key), None).unwrap();
+        assert!(attributes.iter().any(|a| a.kind == CKA_VALUE && a.sealed && a.value != value));
+        StoredObject { id, attributes }
+    }
+
+    #[test]
+    fn a_principal_opens_only_the_keys_its_policy_lets_it_use() {
+        let key: TokenKey = Zeroizing::new([0x42; crate::mechanism::seal::KEY_LEN]);
+        let mut state = TokenState::empty();
+        state.login = LoginState::User;
+        state.principal = Some("context-api".into());
+        state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
+        let usable =
+            open_for_login(&state, stored_key(1, "dek-acme-v1", &[1; 32], &key), Some(&key)).unwrap();
+        assert_eq!(usable.get(CKA_VALUE), Some(&[1u8; 32][..]));
+        let other = open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap();
+        assert_eq!(other.get(CKA_VALUE), None, "a key the principal may not use stays sealed");
+        assert!(other.sealed_attributes().contains(&CKA_VALUE));
+        assert_eq!(other.get(CKA_LABEL), Some(&b"app-signing"[..]), "what it may see of it is there");
+        // The token's user without a policy, and the SO, open everything.
+        state.principal = None;
+        state.policy = None;
+        let opened =
+            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap();
+        assert_eq!(opened.get(CKA_VALUE), Some(&[2u8; 32][..]));
+        state.login = LoginState::SecurityOfficer;
+        state.principal = Some("context-api".into());
+        state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
+        let opened =
+            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap();
+        assert_eq!(opened.get(CKA_VALUE), Some(&[2u8; 32][..]));
     }
 }

@@ -27,13 +27,29 @@ unsafe fn cipher_init(
 }
 
 /// The step a call makes: `input` for `C_Encrypt`-like calls (`single`) and updates, none
-/// for a final.
+/// for a final. An update longer than the operation can take is refused before the
+/// caller's buffer is borrowed: its length is all that is known to be true of it.
 ///
 /// # Safety
 /// A non-NULL input pointer must point to its length of readable bytes that outlive `'a`.
-unsafe fn step_in<'a>(input: Option<(*mut u8, CK_ULONG)>, single: bool) -> Result<Step<'a>> {
+unsafe fn step_in<'a>(
+    module: &module::Module,
+    h: CK_SESSION_HANDLE,
+    kind: OperationKind,
+    input: Option<(*mut u8, CK_ULONG)>,
+    single: bool,
+) -> Result<Step<'a>> {
     Ok(match input {
         Some((p, n)) => {
+            if !single
+                && let Some(room) = module.update_room(h, kind)?
+                && to_usize(n).map_or(true, |n| n > room)
+            {
+                return Err(match kind {
+                    OperationKind::Decrypt => Error::EncryptedDataLenRange,
+                    _ => Error::DataLenRange,
+                });
+            }
             // SAFETY: forwarded contract of the caller.
             let data = unsafe { bytes_in(p, n)? };
             if single { Step::Single(data) } else { Step::Update(data) }
@@ -75,7 +91,7 @@ unsafe fn operation_step(
             None => OutputBuffer::Capacity(0),
         };
         // SAFETY: forwarded contract of the export.
-        let step = unsafe { step_in(input, single)? };
+        let step = unsafe { step_in(&module, h, kind, input, single)? };
         Ok((buffer, step))
     };
     let result = module.step_with(h, kind, arguments(), |module, (buffer, step)| {
@@ -112,7 +128,7 @@ unsafe fn cipher_step(
         // SAFETY: non-NULL, readable by contract.
         let capacity = to_usize(unsafe { *out_len })?;
         // SAFETY: forwarded contract of the export.
-        let step = unsafe { step_in(input, single)? };
+        let step = unsafe { step_in(module, h, kind, input, single)? };
         if out.is_null() {
             return Ok(Some((Dest::Query, step)));
         }
@@ -381,7 +397,7 @@ unsafe fn verify_step(
         // SAFETY: forwarded contract of the export.
         let signature = unsafe { bytes_in(signature.0, signature.1)? };
         // SAFETY: forwarded contract of the export.
-        let step = unsafe { step_in(input, single)? };
+        let step = unsafe { step_in(&module, h, OperationKind::Verify, input, single)? };
         Ok((step, signature))
     };
     module.step_with(h, OperationKind::Verify, arguments(), |module, (step, signature)| {

@@ -1,0 +1,146 @@
+//! Memory hygiene (issue 13 item 14): the admin tool makes itself not dumpable
+//! (`PR_SET_DUMPABLE` 0) before it reads a PIN or opens a key, and a principal's login opens
+//! only the keys its policy lets it use — the attack, reading the process's memory after
+//! such a login, finds no other key's value.
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::raw::*;
+use common::*;
+use cryptoki_sys::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ecm-hsm");
+const ROLE: &str = "ECM_HSM_MEMORY_TEST_ROLE";
+const PRINCIPAL: &str = "ctx";
+const PRINCIPAL_PIN: &str = "ctx-pin-1";
+const POLICY: &str = r#"{"key_permissions": {"ctx": {"keys": ["dek-*"], "operations": ["decrypt"]}}}"#;
+
+/// Byte `i` of the 32-byte key value of `seed`, computed where it is compared, so that the
+/// test process itself never holds the value whole.
+fn key_byte(seed: u32, i: usize) -> u8 {
+    let x = (seed as u64 ^ 0x9e37_79b9)
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add((i as u64).wrapping_mul(1442695040888963407));
+    (x >> 29) as u8 ^ (x >> 51) as u8
+}
+
+const VISIBLE: u32 = 0x51;
+const HIDDEN: u32 = 0xa7;
+
+/// How many times the value of `seed` occurs in this process's readable memory.
+fn occurrences(seed: u32) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mem = std::fs::File::open("/proc/self/mem").unwrap();
+    let first = key_byte(seed, 0);
+    let mut found = 0;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut region = vec![0u8; (end - start) as usize];
+        if mem.read_exact_at(&mut region, start).is_err() {
+            continue;
+        }
+        let candidates = region.iter().enumerate().filter(|(_, b)| **b == first).map(|(at, _)| at);
+        for at in candidates {
+            if region.len() - at >= 32 && (1..32).all(|i| region[at + i] == key_byte(seed, i)) {
+                found += 1;
+            }
+        }
+    }
+    found
+}
+
+fn cli(args: &[&str], env: &[(&str, &str)]) {
+    let mut c = Command::new(BIN);
+    c.args(args).env("ECM_HSM_SO_PIN", SO_PIN).env("ECM_HSM_PIN", USER_PIN).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "ecm-hsm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn initialized_slot(p: &Pkcs11) -> CK_SLOT_ID {
+    *slot_list(p).iter().find(|s| token_info(p, **s).flags & CKF_TOKEN_INITIALIZED != 0).unwrap()
+}
+
+/// The worker: imports the two keys as the token's user, in a process of its own.
+fn import_keys() {
+    let p = load_raw();
+    initialize(&p);
+    let h = open(&p, initialized_slot(&p));
+    assert_eq!(login(&p, h, CKU_USER, USER_PIN), CKR_OK);
+    for (label, seed) in [(&b"dek-visible"[..], VISIBLE), (&b"app-hidden"[..], HIDDEN)] {
+        let value: Vec<u8> = (0..32).map(|i| key_byte(seed, i)).collect();
+        let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
+        let mut t = [
+            attr(CKA_CLASS, &class),
+            attr(CKA_KEY_TYPE, &key_type),
+            attr(CKA_TOKEN, &TRUE),
+            attr(CKA_DECRYPT, &TRUE),
+            attr(CKA_SENSITIVE, &TRUE),
+            attr_bytes(CKA_LABEL, label),
+            attr_bytes(CKA_VALUE, &value),
+        ];
+        create(&p, h, &mut t);
+    }
+    finalize(&p);
+}
+
+isolated_test!(
+    fn after_a_principals_login_memory_holds_no_value_of_a_key_it_may_not_use() {
+        if std::env::var_os(ROLE).is_some() {
+            return import_keys();
+        }
+        let dir = token_dir();
+        cli(&["init", "--label", "memory"], &[("ECM_HSM_NEW_PIN", USER_PIN)]);
+        cli(&["principal", "add", PRINCIPAL], &[("ECM_HSM_NEW_PIN", PRINCIPAL_PIN)]);
+        let policy = dir.join("policy.json");
+        write_private(&policy, POLICY.as_bytes());
+        cli(&["policy", "apply", policy.to_str().unwrap()], &[]);
+        let name = "after_a_principals_login_memory_holds_no_value_of_a_key_it_may_not_use";
+        let mut worker = worker_command(name, Path::new(&dir), ROLE, "import").spawn().unwrap();
+        let status = worker.wait().unwrap();
+        let mut err = String::new();
+        worker.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(status.success(), "{err}");
+
+        let p = load_raw();
+        initialize(&p);
+        let h = open(&p, initialized_slot(&p));
+        assert_eq!(login(&p, h, CKU_USER, &format!("{PRINCIPAL}:{PRINCIPAL_PIN}")), CKR_OK);
+        // Every object the login may see is loaded (a search without a template).
+        let found = find_all(&p, h);
+        assert_eq!(found.len(), 1, "the principal sees the DEK only");
+        // The scan finds a value the login opened (the control), and none it may not use.
+        assert!(occurrences(VISIBLE) >= 1, "the control: the usable key's value is found");
+        assert_eq!(occurrences(HIDDEN), 0, "the value of a key the principal may not use is in memory");
+    }
+);
+
+#[test]
+fn the_admin_tool_is_not_dumpable() {
+    // The hidden `debug-process` command reports the state of the process that runs it,
+    // after the start every command shares.
+    let out = Command::new(BIN).arg("debug-process").output().expect("run ecm-hsm");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "dumpable: 0");
+}
+
+#[test]
+fn the_debug_command_is_not_offered_in_the_help() {
+    let out = Command::new(BIN).arg("--help").output().expect("run ecm-hsm");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("debug-process"));
+}
