@@ -224,7 +224,7 @@ fn the_trail_written_by_several_connections_verifies() {
 
     let config = ecm_hsm::config::Config::from_toml(
         service.dir.join("tokens"),
-        "pin_kdf_iterations = 1000",
+        "test_settings = true\npin_kdf_iterations = 1000",
         std::path::Path::new("test"),
     )
     .unwrap();

@@ -32,7 +32,9 @@ impl Service {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let tokens = dir.join("tokens");
-        let config = Config::from_toml(tokens, "pin_kdf_iterations = 1000", Path::new("test")).unwrap();
+        let config =
+            Config::from_toml(tokens, "test_settings = true\npin_kdf_iterations = 1000", Path::new("test"))
+                .unwrap();
         let socket = dir.join("s.sock");
         let listener = UnixListener::bind(&socket).unwrap();
         let server = Arc::new(Server::new(listener, config, limits).quiet());
