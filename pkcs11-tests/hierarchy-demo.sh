@@ -11,9 +11,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-echo "+ cargo build --release --bin ecm-hsm"
-cargo build --release --quiet --bin ecm-hsm --manifest-path "$root/Cargo.toml"
-bin="$root/target/release/ecm-hsm"
+# ECM_HSM_CLI names an admin tool already built (service.sh passes its debug build).
+bin=${ECM_HSM_CLI:-}
+if [[ -z $bin ]]; then
+  echo "+ cargo build --release --bin ecm-hsm"
+  cargo build --release --quiet --bin ecm-hsm --manifest-path "$root/Cargo.toml"
+  bin="$root/target/release/ecm-hsm"
+fi
 
 export ECM_HSM_DIR="${ECM_HSM_DIR:-$(mktemp -d)}"
 export ECM_HSM_SO_PIN=${DEMO_SO_PIN:-demo-so-pin}
