@@ -148,3 +148,39 @@ isolated_test!(
         argument_errors_and_buffer_sizes();
     }
 );
+
+isolated_test!(
+    fn without_its_service_the_client_answers_device_error_and_holds_nothing() {
+        // A service address where nothing listens: the library starts (it connects at its
+        // first call), answers what needs no token, and refuses the rest with a device error
+        // rather than falling back to a token of its own.
+        let nowhere = token_dir().join("no-service.sock");
+        write_test_config(&token_dir(), &format!("service = \"unix:{}\"\n", nowhere.display()));
+        let p = raw::load_raw();
+        raw::initialize(&p);
+        assert_eq!(raw::get_info(&p), CKR_OK);
+        let mut count: CK_ULONG = 0;
+        // SAFETY: a NULL list with a live count asks for the count.
+        let rv = unsafe { p.C_GetSlotList(CK_FALSE, std::ptr::null_mut(), &mut count) };
+        assert_eq!(rv, CKR_DEVICE_ERROR);
+        assert_eq!(files_in(&token_dir()), vec!["ecm-hsm.toml".to_string()]);
+        raw::finalize(&p);
+    }
+);
+
+isolated_test!(
+    fn a_session_handle_of_before_c_finalize_never_reaches_a_new_session() {
+        let _service = service_for_this_process();
+        let (p, slot, h) = raw::user_setup();
+        raw::finalize(&p);
+        raw::initialize(&p);
+        // The new connection's first session bears the same number in the service as the
+        // old one did; the old handle must not reach it.
+        let new = raw::open(&p, slot);
+        assert_ne!(new, h);
+        let mut info = CK_SESSION_INFO::default();
+        // SAFETY: out-pointer to a live local.
+        assert_eq!(unsafe { p.C_GetSessionInfo(h, &mut info) }, CKR_SESSION_HANDLE_INVALID);
+        assert_eq!(raw::session_info(&p, new).slotID, slot);
+    }
+);
