@@ -11,7 +11,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-# $ECM_HSM_BIN runs an installed tool instead (pkcs11-tests/package.sh: /usr/bin/ecm-hsm).
+# $ECM_HSM_BIN names an admin tool already built or installed (pkcs11-tests/package.sh:
+# /usr/bin/ecm-hsm; service.sh: its debug build); else the release build is made here.
 if [[ -n ${ECM_HSM_BIN:-} ]]; then
   bin=$ECM_HSM_BIN
 else

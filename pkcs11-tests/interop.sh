@@ -40,11 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export ECM_HSM_DIR=$WORK/tokens
-unset ECM_HSM_CONF # the config must come from $ECM_HSM_DIR/ecm-hsm.toml
-mkdir -p "$ECM_HSM_DIR"
-printf 'test_settings = true\npin_kdf_iterations = 1000\n' >"$ECM_HSM_DIR/ecm-hsm.toml"
-chmod 600 "$ECM_HSM_DIR/ecm-hsm.toml" # a settings file others may write is refused
+suite_token_dir "$WORK/tokens"
 # Plain openssl must be plain: no caller's config loading an engine or provider. The engine
 # steps name their own config (ossl_engine).
 unset OPENSSL_CONF OPENSSL_ENGINES

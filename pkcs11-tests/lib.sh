@@ -126,3 +126,23 @@ same_file() {
 
 p11() { pkcs11-tool --module "$MODULE" "$@"; }
 have() { command -v "$1" >/dev/null 2>&1; }
+
+# suite_token_dir DIR: the token directory of a suite. In-process (the default) it is DIR,
+# made with the test settings. With ECM_HSM_SERVICE set (service.sh), the module is a client
+# of a service that service.sh started on ECM_HSM_DIR: that directory is kept (the suite's
+# checks of token files and its admin-tool calls look there) and nothing is written into it.
+suite_token_dir() {
+    unset ECM_HSM_CONF # the config must come from $ECM_HSM_DIR/ecm-hsm.toml
+    if [[ -n ${ECM_HSM_SERVICE:-} ]]; then
+        [[ -n ${ECM_HSM_DIR:-} && -d $ECM_HSM_DIR ]] || {
+            echo "ECM_HSM_SERVICE is set but ECM_HSM_DIR names no service directory" >&2
+            exit 2
+        }
+        echo "# client mode: service $ECM_HSM_SERVICE on $ECM_HSM_DIR" >&2
+        return 0
+    fi
+    export ECM_HSM_DIR=$1
+    mkdir -p "$ECM_HSM_DIR"
+    printf 'test_settings = true\npin_kdf_iterations = 1000\n' >"$ECM_HSM_DIR/ecm-hsm.toml"
+    chmod 600 "$ECM_HSM_DIR/ecm-hsm.toml" # a settings file others may write is refused
+}

@@ -13,7 +13,11 @@
 //! dek_rotation_days = 30
 //! sensitive_by_default = false # true: a secret key made without CKA_SENSITIVE is sensitive
 //! rsa_min_bits = 2048           # smallest RSA key generated, or used to sign, encrypt, decrypt
+//! service = "unix:/run/ecm-hsm/ecm-hsm.sock"  # client mode: the key service's address
 //! ```
+//!
+//! `ECM_HSM_SERVICE` (same form as `service`) overrides the setting; an empty value turns
+//! client mode off.
 //!
 //! The file decides how hard PINs are to guess and whether key use is recorded, so it is
 //! trusted only when nobody else could have written it: a settings file that is group- or
@@ -74,6 +78,9 @@ pub struct Config {
     /// `rsa_min_bits`: the smallest RSA modulus generated, or used to sign, encrypt or decrypt.
     /// Keys from 1024 bits are always accepted for import and to verify signatures.
     pub rsa_min_bits: u32,
+    /// `service` or `ECM_HSM_SERVICE`: the key service's address; set, `libecm_hsm.so` is a
+    /// client of that service and holds no token of its own (issue 14).
+    pub service: Option<String>,
 }
 
 /// The address space an audit segment may fill by default (the segment is a mapped file,
@@ -98,6 +105,7 @@ struct ConfigFile {
     test_settings: Option<bool>,
     sensitive_by_default: Option<bool>,
     rsa_min_bits: Option<u32>,
+    service: Option<String>,
 }
 
 impl Config {
@@ -127,7 +135,12 @@ impl Config {
                 return Err(Error::Device(format!("cannot read {}: {e}", conf_path.display())));
             }
         };
-        Config::from_toml(token_dir, &text, &conf_path)
+        let mut config = Config::from_toml(token_dir, &text, &conf_path)?;
+        if let Some(service) = std::env::var_os("ECM_HSM_SERVICE") {
+            let service = service.into_string().map_err(|_| Error::ArgumentsBad)?;
+            config.service = Some(service).filter(|s| !s.is_empty());
+        }
+        Ok(config)
     }
 
     /// The model `C_GetTokenInfo` reports: a token on test settings says so.
@@ -156,6 +169,7 @@ impl Config {
             test_settings: file.test_settings.unwrap_or(false),
             sensitive_by_default: file.sensitive_by_default.unwrap_or(false),
             rsa_min_bits: file.rsa_min_bits.unwrap_or(DEFAULT_RSA_MIN_BITS),
+            service: file.service,
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {

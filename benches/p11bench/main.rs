@@ -146,7 +146,10 @@ fn parent(args: &Args, timing: &Timing) -> i32 {
         return 1;
     }
 
-    let mut columns = vec![Column::new("ecm-hsm", Engine::Ecm, ecm_copy, &ecm)];
+    let mut columns = vec![
+        Column::new("ecm-hsm", Engine::Ecm, ecm_copy.clone(), &ecm),
+        Column::new("ecm-hsm svc", Engine::Ecm, ecm_copy, &ecm).through_service(),
+    ];
     let softhsm = Path::new(SOFTHSM);
     let mut softhsm_column = Column::new("SoftHSMv2", Engine::SoftHsm, softhsm.to_path_buf(), softhsm);
     if !softhsm.exists() {
@@ -171,7 +174,7 @@ fn parent(args: &Args, timing: &Timing) -> i32 {
         if col.results.nothing_measured() {
             continue; // it could not even be loaded or given a token
         }
-        if col.engine == Engine::Ecm {
+        if col.engine == Engine::Ecm && !col.service {
             audit_off(col, &tmp.0.join(format!("{i}-audit-off")), &crypto, timing);
         }
         run_child(col, "objects", &objects, timing);
@@ -207,7 +210,23 @@ fn run_child(col: &mut Column, phase: &str, dir: &Path, timing: &Timing) {
     if timing.quick {
         cmd.arg("--quick");
     }
-    match cmd.output() {
+    let service = if col.service {
+        match Service::start(dir) {
+            Ok(service) => {
+                cmd.env("ECM_HSM_SERVICE", format!("unix:{}", service.socket.display()));
+                Some(service)
+            }
+            Err(e) => {
+                col.results.fatal.push(format!("{phase}: the service did not start: {e}"));
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let output = cmd.output();
+    drop(service);
+    match output {
         Ok(out) => {
             col.results.absorb(&String::from_utf8_lossy(&out.stdout));
             if !out.status.success() {
@@ -256,4 +275,46 @@ fn prepare_token_dir(dir: &Path) -> std::io::Result<()> {
         tokens.display()
     );
     std::fs::write(dir.join("softhsm2.conf"), conf)
+}
+
+/// `ecm-hsm serve` on a token directory, for the client-mode column; stopped on drop.
+struct Service {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Service {
+    fn start(dir: &Path) -> Result<Service, String> {
+        let socket = dir.join("service.sock");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecm-hsm"))
+            .args(["serve", "--mode", "0600", "--socket"])
+            .arg(&socket)
+            .env("ECM_HSM_DIR", dir)
+            .env_remove("ECM_HSM_CONF")
+            .env_remove("ECM_HSM_SERVICE")
+            .env_remove("LISTEN_FDS")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        // Until it accepts connections, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no service on {}", socket.display()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(Service { child, socket })
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -164,6 +164,8 @@ pub struct Column {
     pub load: PathBuf,
     /// The file as shown in the header.
     pub shown: String,
+    /// ecm-hsm in client mode: each child runs against an `ecm-hsm serve` on its directory.
+    pub service: bool,
     pub results: Results,
 }
 
@@ -174,8 +176,15 @@ impl Column {
             engine,
             load,
             shown: shown.display().to_string(),
+            service: false,
             results: Results::default(),
         }
+    }
+
+    /// The column of `libecm_hsm.so` in client mode.
+    pub fn through_service(mut self) -> Self {
+        self.service = true;
+        self
     }
 }
 

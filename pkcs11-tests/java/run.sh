@@ -27,11 +27,7 @@ LABEL=ecm-java
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-java.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-export ECM_HSM_DIR=$WORK/tokens
-unset ECM_HSM_CONF # the config must come from $ECM_HSM_DIR/ecm-hsm.toml
-mkdir -p "$ECM_HSM_DIR"
-printf 'test_settings = true\npin_kdf_iterations = 1000\n' >"$ECM_HSM_DIR/ecm-hsm.toml"
-chmod 600 "$ECM_HSM_DIR/ecm-hsm.toml" # a settings file others may write is refused
+suite_token_dir "$WORK/tokens"
 
 STEP_LOG=$WORK/step.log
 PASSED=0

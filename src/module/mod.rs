@@ -14,10 +14,15 @@
 //! - `audit.rs`: how a call is recorded (`audited`), and nothing else;
 //! - `slots.rs`: the slot table.
 //!
+//! `C_Initialize` makes a [`Backend`]: this core, or in client mode (`ECM_HSM_SERVICE`) a
+//! client of the key service (`backend.rs`).
+//!
 //! The work itself is done a layer below, on the session's state (`crate::session`) and
 //! its token (`crate::token`).
 
 mod audit;
+mod backend;
+pub use backend::Backend;
 mod general;
 pub use general::TokenStatus;
 mod keys;
@@ -66,7 +71,15 @@ pub struct Module {
 /// initializes it again itself.
 struct Instance {
     forks: u64,
-    module: Arc<Module>,
+    module: Arc<Backend>,
+}
+
+/// Leaks a backend inherited across fork: a core's SQLite connections must not be closed
+/// by the child (that could disturb the parent's locks and journal), and a client's socket
+/// is the parent's connection too, so the child only closes its copy, never using it.
+fn abandon(backend: Arc<Backend>) {
+    backend.forget_after_fork();
+    std::mem::forget(backend);
 }
 
 static INSTANCE: RwLock<Option<Instance>> = RwLock::new(None);
@@ -98,7 +111,7 @@ impl Drop for Cached {
         if let Some(module) = self.module.take()
             && self.forks != FORKS.load(Ordering::Acquire)
         {
-            std::mem::forget(module);
+            abandon(Rc::unwrap_or_clone(module));
         }
     }
 }
@@ -127,12 +140,11 @@ pub fn initialize_with(may_create_threads: bool) -> Result<()> {
             *guard = Some(instance);
             return Err(Error::CryptokiAlreadyInitialized);
         }
-        // Inherited across fork: closing the parent's SQLite connections from the child
-        // could disturb the parent's locks and journal, so they are leaked, never closed.
-        std::mem::forget(instance);
+        // Inherited across fork: leaked, never closed (see `abandon`).
+        abandon(instance.module);
     }
     let config = Config { may_create_threads, ..Config::from_env()? };
-    let module = Module::new(config)?;
+    let module = Backend::new(config)?;
     *guard = Some(Instance { forks: FORKS.load(Ordering::Acquire), module: Arc::new(module) });
     GENERATION.fetch_add(1, Ordering::AcqRel);
     Ok(())
@@ -148,7 +160,7 @@ pub fn finalize() -> Result<()> {
             Ok(())
         }
         Some(inherited) => {
-            std::mem::forget(inherited);
+            abandon(inherited.module);
             Err(Error::CryptokiNotInitialized)
         }
         None => Err(Error::CryptokiNotInitialized),
@@ -166,12 +178,12 @@ pub struct ModuleRef(LocalModule);
 /// A thread's counted reference to the shared module: cloning it per call touches only this
 /// thread's count, never the `Arc`'s (the point of the extra allocation, made once per thread).
 #[allow(clippy::redundant_allocation)]
-type LocalModule = Rc<Arc<Module>>;
+type LocalModule = Rc<Arc<Backend>>;
 
 impl std::ops::Deref for ModuleRef {
-    type Target = Module;
+    type Target = Backend;
 
-    fn deref(&self) -> &Module {
+    fn deref(&self) -> &Backend {
         &self.0
     }
 }

@@ -230,13 +230,37 @@ impl Client {
     }
 
     pub fn token_status(&self, slot: CK_SLOT_ID) -> Result<TokenStatus> {
+        self.token_status_and_model(slot).map(|(status, _)| status)
+    }
+
+    /// `C_GetTokenInfo`'s answer: the token's status and the service's model.
+    pub fn token_status_and_model(&self, slot: CK_SLOT_ID) -> Result<(TokenStatus, String)> {
         match self.one(|_| Ok(Call::TokenStatus { slot }))? {
-            Answer::TokenStatus(s) => Ok(TokenStatus {
-                info: TokenInfo { label: s.label, serial: s.serial, flags: s.flags },
-                session_count: to_usize(s.session_count)?,
-                rw_session_count: to_usize(s.rw_session_count)?,
-            }),
+            Answer::TokenStatus(s) => Ok((
+                TokenStatus {
+                    info: TokenInfo { label: s.label, serial: s.serial, flags: s.flags },
+                    session_count: to_usize(s.session_count)?,
+                    rw_session_count: to_usize(s.rw_session_count)?,
+                },
+                s.model,
+            )),
             _ => Err(unexpected()),
+        }
+    }
+
+    /// `C_Finalize`: closes the connection (the service then closes its sessions and ends
+    /// its login); the next call connects again.
+    pub fn disconnect(&self) {
+        self.state.lock().lost();
+    }
+
+    /// In the child of a `fork()`: closes this process's copy of the connection's socket
+    /// without sending or shutting anything down (the parent's connection is the same
+    /// socket and stays usable). A lock held at the fork by another thread of the parent
+    /// is never released in the child: the socket is then left open, never used.
+    pub fn forget_after_fork(&self) {
+        if let Some(mut state) = self.state.try_lock() {
+            drop(state.connection.take());
         }
     }
 

@@ -31,6 +31,7 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
                 flags: status.info.flags,
                 session_count: status.session_count as u64,
                 rw_session_count: status.rw_session_count as u64,
+                model: module.config().model().into(),
             })
         }
         Call::InitToken { slot, so_pin, label } => {

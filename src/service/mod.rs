@@ -43,9 +43,11 @@
 //! `CKR_SESSION_HANDLE_INVALID` (or the object handle's code); the next call that names no
 //! old handle connects again.
 //!
-//! Not yet: the C ABI's client mode (`ECM_HSM_SERVICE`), length queries answered on the
-//! client, the audit naming the peer, the token key sealed for the service (issue 14, items
-//! 1-4).
+//! The C ABI's client mode (`ECM_HSM_SERVICE`) holds a client in `module::Backend`.
+//!
+//! Not yet: an `*Init` sent with its first step from the C ABI, length queries answered on
+//! the client, the audit naming the peer, the token key sealed for the service (issue 14,
+//! items 1-4).
 
 pub mod client;
 mod client_ops;

@@ -217,6 +217,8 @@ pub struct WireTokenStatus {
     pub flags: u64,
     pub session_count: u64,
     pub rw_session_count: u64,
+    /// The service's `C_GetTokenInfo` model (a token on test settings says so).
+    pub model: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,11 +97,11 @@ pkcs11_fn! {
         if pInfo.is_null() {
             return Err(Error::ArgumentsBad);
         }
-        let status = module::instance()?.token_status(slotID)?;
+        let (status, model) = module::instance()?.token_status_and_model(slotID)?;
         let info = CK_TOKEN_INFO {
             label: status.info.label,
             manufacturerID: padded(MANUFACTURER),
-            model: padded(module::instance()?.config().model().as_bytes()),
+            model: padded(model.as_bytes()),
             serialNumber: padded(status.info.serial.as_bytes()),
             flags: status.info.flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,

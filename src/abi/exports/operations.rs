@@ -77,10 +77,11 @@ unsafe fn operation_step(
         OperationKind::Decrypt => Some(CipherKind::Decrypt),
         _ => None,
     };
-    if let (Some(cipher), Some((out, out_len))) = (cipher, output) {
+    // In client mode the output comes over the socket anyway: the copying path below.
+    if let (Some(cipher), Some((out, out_len)), Some(local)) = (cipher, output, module.local()) {
         // `None` for overlapping buffers: the copying path below, which reads all input first.
         // SAFETY: forwarded contract of the export.
-        if let Some(done) = unsafe { cipher_step(&module, h, kind, cipher, input, single, out, out_len) } {
+        if let Some(done) = unsafe { cipher_step(local, h, kind, cipher, input, single, out, out_len) } {
             return done;
         }
     }

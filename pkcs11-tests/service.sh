@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The pkcs11-tests set with libecm_hsm.so in client mode (issue 14): for each suite, starts
+# `ecm-hsm serve --socket` in the foreground as a background process of this script, on a
+# fresh token directory with the test settings, and runs the suite with ECM_HSM_SERVICE
+# pointing at it (and ECM_HSM_DIR at the service's directory, where the suites look for
+# token files and run the admin tool). Suites: run.sh, interop.sh, python/run.sh,
+# java/run.sh, and the hierarchy demo.
+#
+#   pkcs11-tests/service.sh [SUITE...]     (SUITE: run interop python java demo)
+#
+# The admin tool has no client mode yet: the demo and the suites' admin-tool steps run it
+# in-process on the service's directory (SQLite serves both processes), and the demo's
+# token is then checked through the service with pkcs11-tool.
+# Exits non-zero if a suite fails or a service cannot start.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+
+cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --lib --bin ecm-hsm
+CLI=$ROOT/target/debug/ecm-hsm
+# Built once here; each suite takes it as it is.
+export ECM_HSM_MODULE=$ROOT/target/debug/libecm_hsm.so
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-svc.XXXXXX")
+SERVICE_PID=
+stop_service() {
+    if [[ -n $SERVICE_PID ]]; then
+        kill "$SERVICE_PID" 2>/dev/null || true
+        wait "$SERVICE_PID" 2>/dev/null || true
+        SERVICE_PID=
+    fi
+    unset ECM_HSM_SERVICE
+}
+trap 'stop_service; rm -rf "$WORK"' EXIT
+
+# start_service NAME: a service on $WORK/NAME/tokens; exports ECM_HSM_DIR and ECM_HSM_SERVICE.
+start_service() {
+    local dir=$WORK/$1
+    mkdir -p "$dir/tokens"
+    chmod 700 "$dir/tokens"
+    printf 'test_settings = true\npin_kdf_iterations = 1000\n' >"$dir/tokens/ecm-hsm.toml"
+    chmod 600 "$dir/tokens/ecm-hsm.toml" # a settings file others may write is refused
+    (unset ECM_HSM_SERVICE ECM_HSM_CONF LISTEN_FDS && ECM_HSM_DIR=$dir/tokens exec "$CLI" serve \
+        --socket "$dir/service.sock" --mode 0600) >"$dir/service.log" 2>&1 &
+    SERVICE_PID=$!
+    # Until the socket exists, with a deadline (never a fixed sleep).
+    local deadline=$((SECONDS + 60))
+    until [[ -S $dir/service.sock ]]; do
+        if ! kill -0 "$SERVICE_PID" 2>/dev/null || ((SECONDS > deadline)); then
+            echo "FAIL: the service for $1 did not start:"
+            sed 's/^/    # /' "$dir/service.log"
+            return 1
+        fi
+        sleep 0.1
+    done
+    export ECM_HSM_DIR=$dir/tokens
+    export ECM_HSM_SERVICE=unix:$dir/service.sock
+}
+
+# The hierarchy demo with the debug admin tool, then its token seen through the service.
+demo() {
+    ECM_HSM_BIN=$CLI "$HERE/hierarchy-demo.sh"
+    local out
+    out=$(pkcs11-tool --module "$ECM_HSM_MODULE" --list-token-slots 2>&1)
+    echo "$out"
+    grep -q "demo-" <<<"$out" || {
+        echo "FAIL: the demo's token is not listed through the service"
+        return 1
+    }
+    grep -q "ecm-hsm TEST svc" <<<"$out" || {
+        echo "FAIL: the token does not say it is reached through the service"
+        return 1
+    }
+}
+
+suite_command() {
+    case $1 in
+    run) echo "$HERE/run.sh" ;;
+    interop) echo "$HERE/interop.sh" ;;
+    python) echo "$HERE/python/run.sh" ;;
+    java) echo "$HERE/java/run.sh" ;;
+    demo) echo demo ;;
+    *) return 1 ;;
+    esac
+}
+
+suites=("$@")
+[[ ${#suites[@]} -gt 0 ]] || suites=(run interop python java demo)
+failed=()
+for suite in "${suites[@]}"; do
+    command=$(suite_command "$suite") || {
+        echo "unknown suite $suite (run, interop, python, java, demo)" >&2
+        exit 2
+    }
+    echo "## $suite through the key service"
+    if start_service "$suite"; then
+        status=0
+        "$command" || status=$?
+        if ! kill -0 "$SERVICE_PID" 2>/dev/null; then
+            echo "FAIL: the service died during $suite:"
+            sed 's/^/    # /' "$WORK/$suite/service.log"
+            status=1
+        fi
+        stop_service
+        [[ $status -eq 0 ]] || failed+=("$suite")
+    else
+        failed+=("$suite")
+    fi
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "# through the service, failed: ${failed[*]}"
+    exit 1
+fi
+echo "# through the service, passed: ${suites[*]}"
