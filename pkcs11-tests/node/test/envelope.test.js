@@ -89,7 +89,8 @@ test('envelope: hierarchy, records, wrapped DEKs and rotation', () => {
   // The master key is never extractable; no key value of the hierarchy can be read.
   assert.equal(h.bool(h.attr(p11, session, master, pkcs11js.CKA_EXTRACTABLE)), false);
   for (const o of [master, kek, acme]) {
-    assert.equal(h.ckr(() => h.attr(p11, session, o, pkcs11js.CKA_VALUE)), 'CKR_ATTRIBUTE_SENSITIVE');
+    const read = () => h.attr(p11, session, o, pkcs11js.CKA_VALUE);
+    assert.equal(h.ckr(read), 'CKR_ATTRIBUTE_SENSITIVE');
   }
 
   // A DEK leaves the token only wrapped by the KEK (KWP: 32-byte key + 8 = 40 bytes).

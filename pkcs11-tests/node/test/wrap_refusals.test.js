@@ -67,7 +67,11 @@ test('C_WrapKey refusals change nothing; the allowed wrap equals RFC 5649', () =
   const out = () => Buffer.alloc(64);
 
   // An unextractable key never leaves, under any wrapping key.
-  refused('CKR_KEY_UNEXTRACTABLE', () => p11.C_WrapKey(session, kwp, kek, kept, out()), [kek, kept]);
+  refused(
+    'CKR_KEY_UNEXTRACTABLE',
+    () => p11.C_WrapKey(session, kwp, kek, kept, out()),
+    [kek, kept],
+  );
   // ...and cannot be made extractable afterwards.
   refused(
     'CKR_ATTRIBUTE_READ_ONLY',
@@ -116,7 +120,8 @@ test('C_WrapKey refusals change nothing; the allowed wrap equals RFC 5649', () =
 
   // The allowed wrap works and equals node:crypto's AES key wrap with padding (RFC 5649).
   const wrapped = p11.C_WrapKey(session, kwp, kek, movable, out());
-  const cipher = crypto.createCipheriv('id-aes256-wrap-pad', kekValue, Buffer.from('a65959a6', 'hex'));
+  const rfc5649Iv = Buffer.from('a65959a6', 'hex');
+  const cipher = crypto.createCipheriv('id-aes256-wrap-pad', kekValue, rfc5649Iv);
   const expected = Buffer.concat([cipher.update(secretValue), cipher.final()]);
   assert.deepEqual(wrapped, expected);
 });
