@@ -123,6 +123,28 @@ impl Backend {
             Backend::Remote(remote) => remote.client.end_operation(h, kind),
         }
     }
+
+    /// How many bytes the next update of the operation `kind` may bring (`None`: no limit),
+    /// asked before the caller's buffer is read. In client mode the cap every buffering
+    /// operation has: the service, which holds the operation, refuses what its state cannot
+    /// take (a round trip per update is not spent asking).
+    pub fn update_room(&self, h: CK_SESSION_HANDLE, kind: OperationKind) -> Result<Option<usize>> {
+        match self {
+            Backend::Local(module) => module.update_room(h, kind),
+            Backend::Remote(_) => Ok(match kind {
+                OperationKind::Digest | OperationKind::Sign | OperationKind::Verify => None,
+                _ => Some(crate::mechanism::secret_buffer::MAX_HELD_INPUT),
+            }),
+        }
+    }
+
+    /// `C_WaitForSlotEvent`: in-process only; the key service carries no slot events yet.
+    pub fn wait_for_slot_event(&self, dont_block: bool) -> Result<CK_SLOT_ID> {
+        match self {
+            Backend::Local(module) => module.wait_for_slot_event(dont_block),
+            Backend::Remote(_) => Err(Error::FunctionNotSupported),
+        }
+    }
 }
 
 /// Methods of the same name and signature on `Module` and `Client`, forwarded.

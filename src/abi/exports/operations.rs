@@ -33,8 +33,7 @@ unsafe fn cipher_init(
 /// # Safety
 /// A non-NULL input pointer must point to its length of readable bytes that outlive `'a`.
 unsafe fn step_in<'a>(
-    module: &module::Module,
-    h: CK_SESSION_HANDLE,
+    room: impl FnOnce() -> Result<Option<usize>>,
     kind: OperationKind,
     input: Option<(*mut u8, CK_ULONG)>,
     single: bool,
@@ -42,7 +41,7 @@ unsafe fn step_in<'a>(
     Ok(match input {
         Some((p, n)) => {
             if !single
-                && let Some(room) = module.update_room(h, kind)?
+                && let Some(room) = room()?
                 && to_usize(n).map_or(true, |n| n > room)
             {
                 return Err(match kind {
@@ -92,7 +91,7 @@ unsafe fn operation_step(
             None => OutputBuffer::Capacity(0),
         };
         // SAFETY: forwarded contract of the export.
-        let step = unsafe { step_in(&module, h, kind, input, single)? };
+        let step = unsafe { step_in(|| module.update_room(h, kind), kind, input, single)? };
         Ok((buffer, step))
     };
     let result = module.step_with(h, kind, arguments(), |module, (buffer, step)| {
@@ -129,7 +128,7 @@ unsafe fn cipher_step(
         // SAFETY: non-NULL, readable by contract.
         let capacity = to_usize(unsafe { *out_len })?;
         // SAFETY: forwarded contract of the export.
-        let step = unsafe { step_in(module, h, kind, input, single)? };
+        let step = unsafe { step_in(|| module.update_room(h, kind), kind, input, single)? };
         if out.is_null() {
             return Ok(Some((Dest::Query, step)));
         }
@@ -398,7 +397,9 @@ unsafe fn verify_step(
         // SAFETY: forwarded contract of the export.
         let signature = unsafe { bytes_in(signature.0, signature.1)? };
         // SAFETY: forwarded contract of the export.
-        let step = unsafe { step_in(&module, h, OperationKind::Verify, input, single)? };
+        let step = unsafe {
+            step_in(|| module.update_room(h, OperationKind::Verify), OperationKind::Verify, input, single)?
+        };
         Ok((step, signature))
     };
     module.step_with(h, OperationKind::Verify, arguments(), |module, (step, signature)| {
