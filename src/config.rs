@@ -139,6 +139,8 @@ impl Config {
         if let Some(service) = std::env::var_os("ECM_HSM_SERVICE") {
             let service = service.into_string().map_err(|_| Error::ArgumentsBad)?;
             config.service = Some(service).filter(|s| !s.is_empty());
+        } else if config.service.is_none() {
+            config.service = system_service(Path::new(SYSTEM_CLIENT_SETTINGS))?;
         }
         Ok(config)
     }
@@ -229,6 +231,34 @@ impl Config {
     }
 }
 
+/// The system-wide client setting the Debian package installs: `service = "unix:PATH"`.
+pub const SYSTEM_CLIENT_SETTINGS: &str = "/etc/ecm-hsm/client.toml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    service: Option<String>,
+}
+
+/// The service the system-wide client setting at `path` names, used only while its socket
+/// exists: installing the package changes nothing for applications, enabling the service's
+/// socket unit (which removes the socket when it stops) makes every application's module its
+/// client. `ECM_HSM_SERVICE` (empty: in-process) and a `service` in the settings file come
+/// first. The file is trusted as the settings file is (its owner or root, not writable by
+/// others); a missing file is no setting.
+fn system_service(path: &Path) -> Result<Option<String>> {
+    let text = match read_trusted(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Device(format!("cannot read {}: {e}", path.display()))),
+    };
+    let file: ClientFile =
+        toml::from_str(&text).map_err(|e| Error::Device(format!("{}: {}", path.display(), e.message())))?;
+    let Some(service) = file.service.filter(|s| !s.is_empty()) else { return Ok(None) };
+    let listening = service.strip_prefix("unix:").is_some_and(|socket| Path::new(socket).exists());
+    Ok(listening.then_some(service))
+}
+
 /// Reads a settings file that only its owner (this process's user or root) can have written.
 fn read_trusted(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
@@ -290,6 +320,25 @@ mod tests {
         .unwrap();
         assert_eq!((c.pin_kdf_iterations, c.max_pin_failures), (1000, 3));
         assert_eq!(c.model(), "ecm-hsm TEST");
+    }
+
+    #[test]
+    fn the_system_client_setting_counts_only_while_its_socket_exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("client.toml");
+        assert_eq!(system_service(&file), Ok(None));
+        let socket = dir.path().join("ecm-hsm.sock");
+        std::fs::write(&file, format!("service = \"unix:{}\"\n", socket.display())).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(system_service(&file), Ok(None));
+        std::fs::write(&socket, b"").unwrap();
+        assert_eq!(system_service(&file), Ok(Some(format!("unix:{}", socket.display()))));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(system_service(&file).is_err());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&file, "servce = 1\n").unwrap();
+        assert!(system_service(&file).is_err());
     }
 
     #[test]
