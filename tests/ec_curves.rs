@@ -65,15 +65,20 @@ isolated_test!(
             expect_rv(generated, RvError::CurveNotSupported);
             assert_eq!(s.find_objects(&[]).unwrap().len(), before, "{name}: nothing stored");
         }
-        // A parameter that names no curve at all is a bad value, on both paths.
-        let printable = b"\x13\x05P-256".to_vec();
-        expect_rv(import_public(&s, printable.clone(), point(65)), RvError::AttributeValueInvalid);
-        let generated = s.generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[Attribute::EcParams(printable), Attribute::Verify(true)],
-            &[Attribute::Sign(true)],
-        );
-        expect_rv(generated, RvError::AttributeValueInvalid);
+        // A curve named in the PrintableString form (not one offered) is refused alike on both
+        // paths; a parameter that names no curve at all (NULL: implicitlyCA) is a bad value.
+        for (params, rv) in [
+            (b"\x13\x05P-256".to_vec(), RvError::CurveNotSupported),
+            (vec![0x05, 0x00], RvError::AttributeValueInvalid),
+        ] {
+            expect_rv(import_public(&s, params.clone(), point(65)), rv);
+            let generated = s.generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[Attribute::EcParams(params), Attribute::Verify(true)],
+                &[Attribute::Sign(true)],
+            );
+            expect_rv(generated, rv);
+        }
         assert_eq!(s.find_objects(&[]).unwrap().len(), before);
 
         // P-256 with a real point still imports.

@@ -92,15 +92,13 @@ impl Curve {
 }
 
 /// The curve named by `CKA_EC_PARAMS` (the DER of a named-curve OID). Another well-formed
-/// OID (Brainpool, P-192, P-224, or one no curve has) is `Error::CurveNotSupported`, as the
-/// standard names it; anything that is not an OID is `Error::AttributeValueInvalid`.
+/// curve name (an OID such as Brainpool's, P-192's or P-224's, or the PrintableString form
+/// PKCS#11 3.0 allows) is `Error::CurveNotSupported`, as the standard names it, on import as on
+/// generation; anything else is `Error::AttributeValueInvalid` (see [`unsupported_curve_error`]).
 pub fn curve_of(params: &[u8]) -> Result<Curve> {
-    if let Some(curve) = Curve::ALL.into_iter().find(|c| c.params_der() == params) {
-        return Ok(curve);
-    }
-    match <ObjectIdentifier>::from_der(params) {
-        Ok(_) => Err(Error::CurveNotSupported),
-        Err(_) => Err(Error::AttributeValueInvalid),
+    match Curve::ALL.into_iter().find(|c| c.params_der() == params) {
+        Some(curve) => Ok(curve),
+        None => Err(unsupported_curve_error(params)),
     }
 }
 
@@ -521,7 +519,9 @@ mod tests {
         for other in ["06082a8648ce3d030101", "06052b81040021", "06092b2403030208010107", "06032a0304"] {
             assert_eq!(curve_of(&hex(other)), Err(Error::CurveNotSupported), "{other}");
         }
-        // The PrintableString form, trailing bytes, garbage: no curve named at all.
+        // A curve named in the PrintableString form is a name too (not one offered here).
+        assert_eq!(curve_of(&hex("13097072696d6532353676")), Err(Error::CurveNotSupported));
+        // A string whose length is wrong, trailing bytes, garbage: no curve named at all.
         for bad in ["130a7072696d6532353676", "06082a8648ce3d03010700", "", "05"] {
             assert_eq!(curve_of(&hex(bad)), Err(Error::AttributeValueInvalid), "{bad}");
         }
