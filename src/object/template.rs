@@ -290,10 +290,13 @@ fn check_consistency(object: &mut Object, origin: Origin) -> Result<()> {
 /// consistent RSA components) and records its `CKA_PUBLIC_KEY_INFO`. A key of a size the
 /// mechanisms do not use is kept: using it fails then, with `CKR_KEY_SIZE_RANGE`.
 fn check_key_material(object: &mut Object) -> Result<()> {
-    use crate::mechanism::{KeyMaterial, ec, encoding, rsa};
+    use crate::mechanism::{KeyMaterial, ec, eddsa, encoding, montgomery, rsa};
     // The curve first: a named curve not offered is refused as on generation, whatever the
-    // point looks like.
-    if let Some(params) = object.get(CKA_EC_PARAMS) {
+    // point looks like (the Edwards and Montgomery curves are checked with their keys).
+    if let Some(params) = object.get(CKA_EC_PARAMS)
+        && !eddsa::is_edwards(params)
+        && !montgomery::is_montgomery(params)
+    {
         encoding::curve_of(params)?;
     }
     let material = object.key_material().map_err(|_| Error::AttributeValueInvalid)?;
