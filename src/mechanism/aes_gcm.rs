@@ -12,7 +12,7 @@
 //!
 //! IVs: 96 bits only. aws-lc-rs's AEAD API (the crate this project uses for crypto) takes
 //! 96-bit nonces alone, and other lengths need GHASH over the IV, which only AWS-LC's C API
-//! offers (through `unsafe` FFI, not allowed in this layer). Other IV lengths are refused with
+//! offers (through raw FFI, which this layer may not call). Other IV lengths are refused with
 //! `CKR_MECHANISM_PARAM_INVALID`; SP 800-38D recommends 96 bits, and every client seen uses it.
 
 use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};

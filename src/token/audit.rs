@@ -1,6 +1,6 @@
 //! The token's audit trail: its file, opened at the first record and armed with the token's
-//! audit key at a login, and how a record names who acted and on which key (see
-//! `crate::module` for which calls are recorded).
+//! audit key at a login, and how a record names who acted and on which key (which calls are
+//! recorded is the module facade's choice, one layer up).
 
 use std::sync::Arc;
 
