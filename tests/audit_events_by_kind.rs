@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::{tier, vendor};
 
 use std::ffi::c_void;
 use std::mem::size_of;
@@ -377,14 +378,6 @@ isolated_test!(
         raw::finalize(&p);
     }
 );
-
-fn vendor(kind: CK_ATTRIBUTE_TYPE, value: Vec<u8>) -> Attribute {
-    Attribute::VendorDefined((AttributeType::VendorDefined(kind), value))
-}
-
-fn tier(t: CK_ULONG) -> Attribute {
-    vendor(ecm_hsm::vendor::CKA_ECM_TIER, t.to_ne_bytes().to_vec())
-}
 
 fn aes(s: &Session, label: &str) -> cryptoki::object::ObjectHandle {
     s.generate_key(

@@ -10,6 +10,7 @@
 //! protocol (a NULL output asking for the length, `CKR_BUFFER_TOO_SMALL` keeping the operation)
 //! — the crate always asks for the length first and then passes a buffer of that size.
 mod common;
+use common::objects::{gcm, read};
 use common::*;
 
 use cryptoki::error::RvError;
@@ -21,18 +22,6 @@ use cryptoki::types::AuthPin;
 
 fn all(s: &Session) -> Vec<ObjectHandle> {
     s.find_objects(&[]).unwrap()
-}
-
-#[track_caller]
-fn read(s: &Session, h: ObjectHandle, t: AttributeType) -> Attribute {
-    let mut v = s.get_attributes(h, &[t]).unwrap();
-    assert_eq!(v.len(), 1, "{t:?} is not readable");
-    v.remove(0)
-}
-
-/// AES-GCM with a 128-bit tag.
-fn gcm<'a>(iv: &'a mut [u8], aad: &'a [u8]) -> Mechanism<'a> {
-    Mechanism::AesGcm(GcmParams::new(iv, aad, 128.into()).unwrap())
 }
 
 /// Encrypts `data` under `key` with a fixed IV and AAD.

@@ -2,6 +2,7 @@
 //! attributes, the rules of each tier tried from every side, rotation, retirement, and the
 //! values on disk wrapped by their parents.
 mod common;
+use common::objects::{count, tier, vendor};
 
 use common::*;
 use cryptoki::error::RvError;
@@ -12,16 +13,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use ecm_hsm::vendor::*;
 
-fn vendor(kind: cryptoki_sys::CK_ATTRIBUTE_TYPE, value: Vec<u8>) -> Attribute {
-    Attribute::VendorDefined((AttributeType::VendorDefined(kind), value))
-}
-
 fn ulong(v: cryptoki_sys::CK_ULONG) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
-}
-
-fn tier(t: cryptoki_sys::CK_ULONG) -> Attribute {
-    vendor(CKA_ECM_TIER, ulong(t))
 }
 
 fn tenant(name: &str) -> Attribute {
@@ -62,10 +55,6 @@ fn hierarchy(s: &Session) -> (ObjectHandle, ObjectHandle, ObjectHandle) {
     let kek = generate(s, &[tier(CKT_ECM_KEK)]).expect("KEK");
     let dek = generate(s, &[tier(CKT_ECM_DEK), tenant("acme")]).expect("DEK");
     (master, kek, dek)
-}
-
-fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
 }
 
 isolated_test!(

@@ -9,6 +9,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::{find_label, login_as};
 
 use common::*;
 use cryptoki::error::RvError;
@@ -68,16 +69,8 @@ fn apply_policy(policy: &str, principals: &[(&str, &str)]) {
     assert!(out.iter().all(|l| l.contains(": ok")), "{out:?}");
 }
 
-fn login_as(s: &Session, text: &str) -> cryptoki::error::Result<()> {
-    s.login(UserType::User, Some(&AuthPin::new(text.into())))
-}
-
 fn context_login(s: &Session, text: &str) -> cryptoki::error::Result<()> {
     s.login(UserType::ContextSpecific, Some(&AuthPin::new(text.into())))
-}
-
-fn find_label(s: &Session, label: &str) -> Vec<ObjectHandle> {
-    s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]).unwrap()
 }
 
 /// The audit records of slot 0's token as JSON values.

@@ -33,6 +33,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::{count, flag, gcm, read};
 use common::*;
 
 use std::ffi::c_void;
@@ -40,7 +41,6 @@ use std::ptr::null_mut;
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
-use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -149,23 +149,11 @@ fn ulen(n: usize) -> CK_ULONG {
     n as CK_ULONG
 }
 
-/// Every object the session can see.
-fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
-}
-
 /// After a refusal: no object appeared or vanished, and the session still works.
 #[track_caller]
 fn assert_unchanged(s: &Session, objects_before: usize) {
     assert_eq!(count(s), objects_before, "a refused call changed the objects");
     assert_eq!(s.digest(&Mechanism::Sha256, b"abc").unwrap(), hex(SHA256_ABC), "the session is unusable");
-}
-
-#[track_caller]
-fn read(s: &Session, h: ObjectHandle, t: AttributeType) -> Attribute {
-    let mut v = s.get_attributes(h, &[t]).unwrap();
-    assert_eq!(v.len(), 1, "{t:?} is not readable");
-    v.remove(0)
 }
 
 /// A byte-string attribute's value.
@@ -181,20 +169,6 @@ fn bytes(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
         | Attribute::Id(v)
         | Attribute::Value(v) => v,
         other => panic!("{other:?} is not a byte string"),
-    }
-}
-
-#[track_caller]
-fn flag(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
-    match read(s, h, t) {
-        Attribute::Local(b)
-        | Attribute::AlwaysSensitive(b)
-        | Attribute::NeverExtractable(b)
-        | Attribute::Sensitive(b)
-        | Attribute::Extractable(b)
-        | Attribute::Token(b)
-        | Attribute::Private(b) => b,
-        other => panic!("{other:?} is not a flag"),
     }
 }
 
@@ -261,11 +235,6 @@ fn oaep_sha256(label: &[u8]) -> Mechanism<'_> {
     let source =
         if label.is_empty() { PkcsOaepSource::empty() } else { PkcsOaepSource::data_specified(label) };
     Mechanism::RsaPkcsOaep(PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, source))
-}
-
-/// AES-GCM with a 128-bit tag.
-fn gcm<'a>(iv: &'a mut [u8], aad: &'a [u8]) -> Mechanism<'a> {
-    Mechanism::AesGcm(GcmParams::new(iv, aad, 128.into()).unwrap())
 }
 
 fn ecdh<'a>(peer: &'a [u8]) -> Mechanism<'a> {

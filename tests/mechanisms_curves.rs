@@ -15,6 +15,7 @@
 //! session still works.
 
 mod common;
+use common::objects::{count, value};
 use common::*;
 
 use cryptoki::context::Pkcs11;
@@ -40,10 +41,6 @@ fn setup() -> (Pkcs11, Slot, Session) {
     let (p, slot) = load_with_token();
     let s = user_session(&p, slot);
     (p, slot, s)
-}
-
-fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
 }
 
 #[track_caller]
@@ -128,13 +125,6 @@ fn ecdh_derive(
             Attribute::Extractable(true),
         ],
     )
-}
-
-fn value(s: &Session, key: ObjectHandle) -> Vec<u8> {
-    let Attribute::Value(v) = s.get_attributes(key, &[AttributeType::Value]).unwrap().remove(0) else {
-        panic!("no CKA_VALUE")
-    };
-    v
 }
 
 /// `CKM_EDDSA` without parameters: pure Ed25519.

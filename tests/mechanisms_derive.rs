@@ -15,6 +15,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::{count, flag, value};
 use common::raw::{self, attr, attr_bytes};
 use common::*;
 
@@ -33,10 +34,6 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys as sys;
-
-fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
-}
 
 /// A secret key that may derive, extractable and not sensitive unless asked.
 fn secret(s: &Session, key_type: KeyType, value: &[u8], sensitive: bool) -> ObjectHandle {
@@ -67,24 +64,6 @@ fn readable_any() -> Vec<Attribute> {
     let mut t = readable(0);
     t.remove(2);
     t
-}
-
-fn value(s: &Session, key: ObjectHandle) -> Vec<u8> {
-    match s.get_attributes(key, &[AttributeType::Value]).unwrap().remove(0) {
-        Attribute::Value(v) => v,
-        other => panic!("CKA_VALUE not readable: {other:?}"),
-    }
-}
-
-fn flag(s: &Session, key: ObjectHandle, t: AttributeType) -> bool {
-    match s.get_attributes(key, &[t]).unwrap().remove(0) {
-        Attribute::Local(b)
-        | Attribute::AlwaysSensitive(b)
-        | Attribute::NeverExtractable(b)
-        | Attribute::Sensitive(b)
-        | Attribute::Extractable(b) => b,
-        other => panic!("not a flag: {other:?}"),
-    }
 }
 
 isolated_test!(

@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::count;
 use common::raw::{self, attr, attr_bytes};
 use common::*;
 
@@ -37,10 +38,6 @@ fn import_typed(raw: &sys::Pkcs11, s: &Session, key_type: sys::CK_KEY_TYPE, valu
     let handle = raw::create(raw, s.handle(), &mut template);
     // SAFETY: `handle` is the handle the module has just returned for a new object.
     unsafe { ObjectHandle::new_from_raw(handle) }
-}
-
-fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
 }
 
 fn import(s: &Session, key_type: KeyType, value: &[u8]) -> cryptoki::error::Result<ObjectHandle> {

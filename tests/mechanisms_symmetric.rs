@@ -21,6 +21,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::{count, gcm, read, value};
 use common::*;
 
 use std::ffi::c_void;
@@ -30,7 +31,6 @@ use std::ptr::null_mut;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -46,26 +46,6 @@ use sys::{
 
 fn ulen(n: usize) -> CK_ULONG {
     n as CK_ULONG
-}
-
-/// Every object the session can see.
-fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
-}
-
-#[track_caller]
-fn read(s: &Session, h: ObjectHandle, t: AttributeType) -> Attribute {
-    let mut v = s.get_attributes(h, &[t]).unwrap();
-    assert_eq!(v.len(), 1, "{t:?} is not readable");
-    v.remove(0)
-}
-
-#[track_caller]
-fn value(s: &Session, h: ObjectHandle) -> Vec<u8> {
-    match read(s, h, AttributeType::Value) {
-        Attribute::Value(v) => v,
-        other => panic!("{other:?}"),
-    }
 }
 
 /// A session secret key of `key_type` with `value` and the extra attributes.
@@ -135,11 +115,6 @@ fn decrypt_parts(
     }
     out.extend(s.decrypt_final()?);
     Ok(out)
-}
-
-/// AES-GCM with a 128-bit tag.
-fn gcm<'a>(iv: &'a mut [u8], aad: &'a [u8]) -> Mechanism<'a> {
-    Mechanism::AesGcm(GcmParams::new(iv, aad, 128.into()).unwrap())
 }
 
 /// The template of `C_UnwrapKey` for a readable session or token key of `key_type`.

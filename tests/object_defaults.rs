@@ -6,31 +6,13 @@
 //! `sensitive_by_default = true` makes such keys sensitive instead. Defaults the standard
 //! leaves to the token stay on the safe side (README, "Attribute defaults").
 mod common;
+use common::objects::flag;
 use common::*;
 
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-
-#[track_caller]
-fn flag(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
-    match s.get_attributes(h, &[t]).unwrap().as_slice() {
-        [
-            Attribute::Sensitive(b)
-            | Attribute::Extractable(b)
-            | Attribute::AlwaysSensitive(b)
-            | Attribute::NeverExtractable(b)
-            | Attribute::Private(b)
-            | Attribute::Token(b)
-            | Attribute::Modifiable(b)
-            | Attribute::Copyable(b)
-            | Attribute::Destroyable(b)
-            | Attribute::Derive(b),
-        ] => *b,
-        other => panic!("{t:?}: {other:?}"),
-    }
-}
 
 /// The value of a key, if it may be read.
 fn value(s: &Session, h: ObjectHandle) -> Option<Vec<u8>> {

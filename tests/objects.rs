@@ -10,6 +10,7 @@
 //! (the crate has no call for it). `C_FindObjects` without `C_FindObjectsInit` cannot be
 //! called directly either; it is reached through a search that a logout ended.
 mod common;
+use common::objects::{flag, read};
 use common::*;
 
 use std::num::NonZeroUsize;
@@ -27,40 +28,6 @@ use cryptoki::slot::Slot;
 /// Every object this session can see.
 fn all(s: &Session) -> Vec<ObjectHandle> {
     s.find_objects(&[]).unwrap()
-}
-
-/// One attribute of an object, which must be readable.
-#[track_caller]
-fn read(s: &Session, h: ObjectHandle, t: AttributeType) -> Attribute {
-    let mut v = s.get_attributes(h, &[t]).unwrap();
-    assert_eq!(v.len(), 1, "{t:?} is not readable");
-    v.remove(0)
-}
-
-/// A boolean attribute of an object.
-#[track_caller]
-fn flag(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
-    match read(s, h, t) {
-        Attribute::Token(b)
-        | Attribute::Private(b)
-        | Attribute::Modifiable(b)
-        | Attribute::Copyable(b)
-        | Attribute::Destroyable(b)
-        | Attribute::Sensitive(b)
-        | Attribute::Extractable(b)
-        | Attribute::Local(b)
-        | Attribute::AlwaysSensitive(b)
-        | Attribute::NeverExtractable(b)
-        | Attribute::Encrypt(b)
-        | Attribute::Decrypt(b)
-        | Attribute::Sign(b)
-        | Attribute::Verify(b)
-        | Attribute::Wrap(b)
-        | Attribute::Unwrap(b)
-        | Attribute::Derive(b)
-        | Attribute::Trusted(b) => b,
-        other => panic!("{other:?} is not a boolean"),
-    }
 }
 
 /// A byte-string attribute of an object.

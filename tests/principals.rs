@@ -4,12 +4,12 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::{login_as, tier, vendor};
 
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
-use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use cryptoki_sys::{CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_SO};
 use ecm_hsm::config::Config;
@@ -74,10 +74,6 @@ fn admin_worker() {
             }
         );
     }
-}
-
-fn login_as(s: &cryptoki::session::Session, text: &str) -> cryptoki::error::Result<()> {
-    s.login(UserType::User, Some(&AuthPin::new(text.into())))
 }
 
 isolated_test!(
@@ -216,14 +212,6 @@ isolated_test!(
 
 /// The seed's permission model, as it is written there.
 const SEED_POLICY: &str = include_str!("fixtures/seed-policy.json");
-
-fn vendor(kind: cryptoki_sys::CK_ATTRIBUTE_TYPE, value: Vec<u8>) -> Attribute {
-    Attribute::VendorDefined((cryptoki::object::AttributeType::VendorDefined(kind), value))
-}
-
-fn tier(t: cryptoki_sys::CK_ULONG) -> Attribute {
-    vendor(ecm_hsm::vendor::CKA_ECM_TIER, t.to_ne_bytes().to_vec())
-}
 
 fn labels(s: &cryptoki::session::Session) -> Vec<String> {
     let mut out: Vec<String> = s

@@ -9,6 +9,7 @@
 //! without `CKF_SERIAL_SESSION` (the crate always sets it) and `C_LoginUser` (the crate has no
 //! call for it).
 mod common;
+use common::objects::find_label;
 use common::*;
 
 use cryptoki::context::Pkcs11;
@@ -57,10 +58,6 @@ fn create_public_token_object(s: &Session, label: &str) -> ObjectHandle {
         Attribute::Value(b"payload".to_vec()),
     ])
     .unwrap()
-}
-
-fn find_label(s: &Session, label: &str) -> Vec<ObjectHandle> {
-    s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]).unwrap()
 }
 
 /// User PIN flags as a tuple (count low, final try, locked).

@@ -11,6 +11,7 @@
 pub mod raw;
 
 pub mod audit;
+pub mod objects;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

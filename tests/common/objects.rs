@@ -1,0 +1,85 @@
+//! Reading objects and building templates and mechanisms through the `cryptoki` crate, the
+//! small helpers many test files need the same way.
+#![allow(dead_code)]
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CK_ULONG};
+
+/// How many objects the session sees.
+#[track_caller]
+pub fn count(s: &Session) -> usize {
+    s.find_objects(&[]).unwrap().len()
+}
+
+/// The objects labelled `label` that the session sees.
+#[track_caller]
+pub fn find_label(s: &Session, label: &str) -> Vec<ObjectHandle> {
+    s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]).unwrap()
+}
+
+/// One attribute of an object, which must be readable.
+#[track_caller]
+pub fn read(s: &Session, h: ObjectHandle, t: AttributeType) -> Attribute {
+    let mut v = s.get_attributes(h, &[t]).unwrap();
+    assert_eq!(v.len(), 1, "{t:?} is not readable");
+    v.remove(0)
+}
+
+/// `CKA_VALUE` of an object, which must be readable.
+#[track_caller]
+pub fn value(s: &Session, h: ObjectHandle) -> Vec<u8> {
+    match read(s, h, AttributeType::Value) {
+        Attribute::Value(v) => v,
+        other => panic!("CKA_VALUE not readable: {other:?}"),
+    }
+}
+
+/// A boolean attribute of an object.
+#[track_caller]
+pub fn flag(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
+    match read(s, h, t) {
+        Attribute::Token(b)
+        | Attribute::Private(b)
+        | Attribute::Modifiable(b)
+        | Attribute::Copyable(b)
+        | Attribute::Destroyable(b)
+        | Attribute::Sensitive(b)
+        | Attribute::Extractable(b)
+        | Attribute::Local(b)
+        | Attribute::AlwaysSensitive(b)
+        | Attribute::NeverExtractable(b)
+        | Attribute::Encrypt(b)
+        | Attribute::Decrypt(b)
+        | Attribute::Sign(b)
+        | Attribute::Verify(b)
+        | Attribute::Wrap(b)
+        | Attribute::Unwrap(b)
+        | Attribute::Derive(b)
+        | Attribute::Trusted(b) => b,
+        other => panic!("{other:?} is not a boolean"),
+    }
+}
+
+/// A vendor-defined attribute (the hierarchy's `CKA_ECM_*`).
+pub fn vendor(kind: CK_ATTRIBUTE_TYPE, value: Vec<u8>) -> Attribute {
+    Attribute::VendorDefined((AttributeType::VendorDefined(kind), value))
+}
+
+/// `CKA_ECM_TIER` with the tier `t`.
+pub fn tier(t: CK_ULONG) -> Attribute {
+    vendor(ecm_hsm::vendor::CKA_ECM_TIER, t.to_ne_bytes().to_vec())
+}
+
+/// `CKM_AES_GCM` with a 128-bit tag.
+pub fn gcm<'a>(iv: &'a mut [u8], aad: &'a [u8]) -> Mechanism<'a> {
+    Mechanism::AesGcm(GcmParams::new(iv, aad, 128.into()).unwrap())
+}
+
+/// `C_Login` as the user with `text`, which may name a principal (`name:pin`).
+pub fn login_as(s: &Session, text: &str) -> cryptoki::error::Result<()> {
+    s.login(UserType::User, Some(&AuthPin::new(text.into())))
+}
