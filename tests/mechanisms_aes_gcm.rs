@@ -2,8 +2,9 @@
 //! C ABI (the `cryptoki` client, and raw calls for what it cannot express).
 //!
 //! Tags of 128, 120, 112, 104, 96, 64 and 32 bits (the lengths NIST SP 800-38D allows) work;
-//! a truncated tag is the full tag's prefix. IVs are 96 bits (aws-lc-rs's AEAD API); other
-//! lengths, other tag lengths and random IVs with fewer than 64 random bits are refused with
+//! a truncated tag is the full tag's prefix. IVs of 1 to 256 bytes work (96 bits on
+//! aws-lc-rs, the others on AWS-LC's C interface); longer IVs, other tag lengths and random
+//! IVs with fewer than 64 random bits are refused with
 //! `CKR_MECHANISM_PARAM_INVALID` and change nothing.
 #![allow(unsafe_code)]
 mod common;
@@ -81,7 +82,7 @@ isolated_test!(
 );
 
 isolated_test!(
-    fn other_tag_and_iv_lengths_are_refused_and_start_nothing() {
+    fn other_tag_lengths_and_ivs_longer_than_256_bytes_are_refused_and_start_nothing() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
         let key = aes_key(&s, &[7; 32]);
@@ -91,13 +92,57 @@ isolated_test!(
             expect_rv(s.encrypt_init(&m, key), RvError::MechanismParamInvalid);
             expect_rv(s.decrypt_init(&m, key), RvError::MechanismParamInvalid);
         }
-        for len in [1usize, 8, 11, 13, 16, 60] {
+        for len in [257usize, 1024] {
             let mut iv = vec![1u8; len];
             let m = Mechanism::AesGcm(GcmParams::new(&mut iv, b"", 128.into()).unwrap());
             expect_rv(s.encrypt_init(&m, key), RvError::MechanismParamInvalid);
+            expect_rv(s.decrypt_init(&m, key), RvError::MechanismParamInvalid);
         }
         expect_rv(s.encrypt_final(), RvError::OperationNotInitialized);
         expect_rv(s.decrypt_final(), RvError::OperationNotInitialized);
+    }
+);
+
+isolated_test!(
+    /// IVs other than 96 bits (1 to 256 bytes): the GCM specification's test case 6 (a
+    /// 60-byte IV), and round trips with IVs of 1, 8, 16 and 256 bytes, single- and
+    /// multi-part, with a full and a truncated tag; a wrong tag is refused.
+    fn ivs_of_1_to_256_bytes_work() {
+        let (p, slot) = load_with_token();
+        let s = user_session(&p, slot);
+        let key = aes_key(&s, &hex("feffe9928665731c6d6a8f9467308308"));
+        let mut iv = hex(
+            "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
+        );
+        let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+        let plain = hex(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
+        let m = Mechanism::AesGcm(GcmParams::new(&mut iv, &aad, 128.into()).unwrap());
+        let sealed = s.encrypt(&m, key, &plain).unwrap();
+        let expected = hex(concat!(
+            "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5",
+            "619cc5aefffe0bfa462af43c1699d050"
+        ));
+        assert_eq!(sealed, expected);
+        assert_eq!(s.decrypt(&m, key, &sealed).unwrap(), plain);
+
+        for len in [1usize, 8, 16, 256] {
+            for bits in [128u64, 96] {
+                let mut iv = vec![len as u8; len];
+                let m = Mechanism::AesGcm(GcmParams::new(&mut iv, b"aad", bits.into()).unwrap());
+                let sealed = s.encrypt(&m, key, &plain).unwrap();
+                assert_eq!(sealed.len(), plain.len() + bits as usize / 8);
+                s.decrypt_init(&m, key).unwrap();
+                let mut opened = s.decrypt_update(&sealed[..5]).unwrap();
+                opened.extend(s.decrypt_update(&sealed[5..]).unwrap());
+                opened.extend(s.decrypt_final().unwrap());
+                assert_eq!(opened, plain, "IV of {len} bytes, {bits}-bit tag");
+                let mut forged = sealed.clone();
+                forged[0] ^= 1;
+                expect_rv(s.decrypt(&m, key, &forged), RvError::EncryptedDataInvalid);
+            }
+        }
     }
 );
 

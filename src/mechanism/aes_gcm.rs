@@ -10,10 +10,13 @@
 //! full tag's leading bytes; AWS-LC computes the full tag and the prefix is compared in
 //! constant time.
 //!
-//! IVs: 96 bits only. aws-lc-rs's AEAD API (the crate this project uses for crypto) takes
-//! 96-bit nonces alone, and other lengths need GHASH over the IV, which only AWS-LC's C API
-//! offers (through raw FFI, which this layer may not call). Other IV lengths are refused with
-//! `CKR_MECHANISM_PARAM_INVALID`; SP 800-38D recommends 96 bits, and every client seen uses it.
+//! IVs: 1 to 256 bytes (the range PKCS#11 2.40 gives `ulIvLen`; 3.0 allows more, which no
+//! client needs and which would only be memory to hold). 96-bit IVs, the length SP 800-38D
+//! recommends and every common client uses, run on aws-lc-rs's AEAD API; the others, which
+//! need GHASH over the IV, on AWS-LC's `EVP_CIPHER` interface (`sys::gcm_any_iv`, as
+//! aws-lc-rs offers no API for them). An empty or longer IV is refused with
+//! `CKR_MECHANISM_PARAM_INVALID`. The message API (`GcmMessageKey`) keeps 96-bit IVs: it
+//! generates them, and its generators are defined on 96-bit blocks.
 
 use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use super::prepared::PreparedKey;
 use super::secret_buffer::SecretBuffer;
 use super::{CipherOperation, GcmParams, KeyMaterial, SecretKey, rng};
+use crate::sys::gcm_any_iv::{self, GcmFailure};
 use crate::{Error, Result};
 
 pub const IV_LEN: usize = 12;
@@ -43,9 +47,30 @@ pub fn tag_len(tag_bits: u64) -> Result<usize> {
     }
 }
 
+/// The longest IV taken, in bytes.
+pub const MAX_IV_LEN: usize = 256;
+
 /// A 96-bit IV, or `CKR_MECHANISM_PARAM_INVALID`.
 fn iv_of(iv: &[u8]) -> Result<[u8; IV_LEN]> {
     iv.try_into().map_err(|_| Error::MechanismParamInvalid)
+}
+
+/// The IV of a single-message operation: 96 bits (aws-lc-rs), or another length AWS-LC's C
+/// interface takes.
+#[derive(Clone)]
+enum OperationIv {
+    Standard([u8; IV_LEN]),
+    Other(Vec<u8>),
+}
+
+impl OperationIv {
+    fn new(iv: &[u8]) -> Result<OperationIv> {
+        match iv.len() {
+            IV_LEN => iv_of(iv).map(OperationIv::Standard),
+            1..=MAX_IV_LEN => Ok(OperationIv::Other(iv.to_vec())),
+            _ => Err(Error::MechanismParamInvalid),
+        }
+    }
 }
 
 /// A tag as produced: the full tag computed, `len` leading bytes of it kept.
@@ -109,7 +134,7 @@ fn open_truncated(key: &LessSafeKey, iv: [u8; IV_LEN], aad: &[u8], tag: &[u8], b
 pub struct GcmOperation {
     /// Shared with the session's cache of prepared keys: the key schedule is built once.
     key: Arc<PreparedKey>,
-    iv: [u8; IV_LEN],
+    iv: OperationIv,
     aad: Vec<u8>,
     /// The tag's length in bytes (16, or a truncation the standard allows).
     tag_len: usize,
@@ -143,7 +168,7 @@ impl GcmOperation {
             KeyMaterial::Secret(s) if s.key_type == CKK_AES => {}
             _ => return Err(Error::KeyTypeInconsistent),
         }
-        let iv = iv_of(&params.iv)?;
+        let iv = OperationIv::new(&params.iv)?;
         let tag_len = tag_len(params.tag_bits)?;
         key.gcm()?;
         Ok(GcmOperation {
@@ -157,7 +182,15 @@ impl GcmOperation {
     }
 
     fn run(&self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let nonce = Nonce::assume_unique_for_key(self.iv);
+        let iv = match &self.iv {
+            OperationIv::Standard(iv) => *iv,
+            OperationIv::Other(iv) => {
+                let mut out = Zeroizing::new(vec![0; self.out_len(input.len())?]);
+                self.run_any_iv(iv, input, &mut out)?;
+                return Ok(out);
+            }
+        };
+        let nonce = Nonce::assume_unique_for_key(iv);
         let aad = Aad::from(self.aad.as_slice());
         if self.encrypt {
             let mut out = Zeroizing::new(Vec::with_capacity(input.len() + self.tag_len));
@@ -174,7 +207,7 @@ impl GcmOperation {
             if self.tag_len != TAG_LEN {
                 let (ciphertext, tag) = input.split_at(plain_len);
                 let mut out = Zeroizing::new(ciphertext.to_vec());
-                open_truncated(self.key.gcm()?, self.iv, &self.aad, tag, &mut out)?;
+                open_truncated(self.key.gcm()?, iv, &self.aad, tag, &mut out)?;
                 return Ok(out);
             }
             let mut out = Zeroizing::new(input.to_vec());
@@ -193,10 +226,14 @@ impl GcmOperation {
     /// seals straight into it (out of place); decryption opens straight into it,
     /// and wipes it again if the tag is wrong, so unauthenticated plaintext never stays.
     fn run_into(&self, input: &[u8], out: &mut [u8]) -> Result<usize> {
-        let nonce = Nonce::assume_unique_for_key(self.iv);
-        let aad = Aad::from(self.aad.as_slice());
         let len = self.out_len(input.len())?;
         let out = out.get_mut(..len).ok_or(Error::Internal("GCM output buffer too short"))?;
+        let iv = match &self.iv {
+            OperationIv::Standard(iv) => *iv,
+            OperationIv::Other(iv) => return self.run_any_iv(iv, input, out).map(|()| len),
+        };
+        let nonce = Nonce::assume_unique_for_key(iv);
+        let aad = Aad::from(self.aad.as_slice());
         if self.encrypt {
             // Out of place: the plaintext is read once, not copied first.
             let (body, tag_out) = out.split_at_mut(input.len());
@@ -218,13 +255,34 @@ impl GcmOperation {
             let (ciphertext, tag) = input.split_at(len);
             if self.tag_len != TAG_LEN {
                 out.copy_from_slice(ciphertext);
-                open_truncated(self.key.gcm()?, self.iv, &self.aad, tag, out)?;
+                open_truncated(self.key.gcm()?, iv, &self.aad, tag, out)?;
             } else if self.key.gcm()?.open_separate_gather(nonce, aad, ciphertext, tag, out).is_err() {
                 zeroize::Zeroize::zeroize(out);
                 return Err(Error::EncryptedDataInvalid);
             }
         }
         Ok(len)
+    }
+
+    /// `run_into` for an IV other than 96 bits, on AWS-LC's C interface; `out` is exactly
+    /// `out_len` bytes.
+    fn run_any_iv(&self, iv: &[u8], input: &[u8], out: &mut [u8]) -> Result<()> {
+        let KeyMaterial::Secret(key) = &self.key.material else {
+            return Err(Error::KeyTypeInconsistent);
+        };
+        let result = if self.encrypt {
+            let (body, tag) = out.split_at_mut(input.len());
+            gcm_any_iv::seal(&key.value, iv, &self.aad, input, body, tag)
+        } else {
+            let (ciphertext, tag) = input.split_at(out.len());
+            gcm_any_iv::open(&key.value, iv, &self.aad, ciphertext, tag, out)
+        };
+        result.map_err(|failure| match failure {
+            GcmFailure::TagMismatch => Error::EncryptedDataInvalid,
+            GcmFailure::BadLength if self.encrypt => Error::DataLenRange,
+            GcmFailure::BadLength => Error::EncryptedDataLenRange,
+            GcmFailure::Engine => Error::Internal("AWS-LC refused an AES-GCM call"),
+        })
     }
 
     /// The length-range error of this direction.
@@ -411,17 +469,66 @@ mod tests {
         }
     }
 
+    /// IVs other than 96 bits: the GCM specification's test case 6 (a 60-byte IV, AES-128),
+    /// single-part, multi-part, into a buffer, and with a truncated tag; a wrong tag is refused.
+    #[test]
+    fn ivs_of_other_lengths_give_the_specified_answers() {
+        let k = key(&hex("feffe9928665731c6d6a8f9467308308"));
+        let params = GcmParams {
+            iv: hex(
+                "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
+            ),
+            aad: hex("feedfacedeadbeeffeedfacedeadbeefabaddad2"),
+            tag_bits: 128,
+        };
+        let plain = hex(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
+        let expected = [
+            hex(
+                "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5",
+            ),
+            hex("619cc5aefffe0bfa462af43c1699d050"),
+        ]
+        .concat();
+        let sealed = GcmOperation::new(&k, &params, true).unwrap().single(&plain).unwrap();
+        assert_eq!(*sealed, expected);
+        let mut parts = GcmOperation::new(&k, &params, true).unwrap();
+        parts.update(&plain[..7]).unwrap();
+        parts.update(&plain[7..]).unwrap();
+        assert_eq!(*parts.finish().unwrap(), expected);
+        let mut into = vec![0; expected.len()];
+        GcmOperation::new(&k, &params, true).unwrap().single_into(&plain, &mut into).unwrap();
+        assert_eq!(into, expected);
+
+        assert_eq!(*GcmOperation::new(&k, &params, false).unwrap().single(&expected).unwrap(), plain);
+        let short = GcmParams { tag_bits: 96, ..params.clone() };
+        let truncated = &expected[..expected.len() - 4];
+        assert_eq!(*GcmOperation::new(&k, &short, true).unwrap().single(&plain).unwrap(), truncated);
+        assert_eq!(*GcmOperation::new(&k, &short, false).unwrap().single(truncated).unwrap(), plain);
+        let mut forged = expected.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        let mut out = vec![0xaa; plain.len()];
+        let mut decrypt = GcmOperation::new(&k, &params, false).unwrap();
+        assert_eq!(decrypt.single_into(&forged, &mut out), Err(Error::EncryptedDataInvalid));
+        assert!(out.iter().all(|&b| b == 0), "plaintext of a forged message was left behind");
+    }
+
     #[test]
     fn parameters_and_keys_are_checked() {
         let p = GcmParams { iv: vec![1; 12], aad: vec![], tag_bits: 128 };
         let k = key(&[1; 32]);
-        for iv_len in [0, 1, 8, 11, 13, 16, 64] {
+        for iv_len in [0, MAX_IV_LEN + 1, 4096] {
             let iv = GcmParams { iv: vec![1; iv_len], ..p.clone() };
             assert_eq!(
                 GcmOperation::new(&k, &iv, true).err(),
                 Some(Error::MechanismParamInvalid),
                 "{iv_len}"
             );
+        }
+        for iv_len in [1, 8, 11, 12, 13, 16, 64, MAX_IV_LEN] {
+            let iv = GcmParams { iv: vec![1; iv_len], ..p.clone() };
+            assert!(GcmOperation::new(&k, &iv, true).is_ok(), "{iv_len}");
         }
         for bits in [0, 8, 24, 31, 40, 56, 72, 88, 100, 129, 256, u64::MAX] {
             let tag = GcmParams { tag_bits: bits, ..p.clone() };

@@ -1,6 +1,7 @@
-//! Operating-system interfaces `std` lacks, on `memmap2` and `rustix` (no raw `libc`
-//! calls, no constants copied by hand). The only module besides `abi` allowed `unsafe`,
-//! each block with its `SAFETY:` note; every layer may use it, it uses none of them.
+//! Interfaces below the project that have no safe Rust API: the operating system's, on
+//! `memmap2` and `rustix` (no raw `libc` calls, no constants copied by hand), and the one
+//! AWS-LC operation aws-lc-rs does not offer. The only module besides `abi` allowed
+//! `unsafe`, each block with its `SAFETY:` note; every layer may use it, it uses none of them.
 //!
 //! - [`mapped_file`]: a shared file mapping with one appender and one sealer (the audit
 //!   trail's per-process segments).
@@ -9,12 +10,15 @@
 //!   (`PR_SET_DUMPABLE` 0).
 //! - `deadlock` (with the test feature `deadlock-detection` only): a thread that asks
 //!   `parking_lot` for cycles of locks and aborts with their threads' backtraces.
+//! - [`gcm_any_iv`]: AES-GCM with IVs other than 96 bits, through AWS-LC's `EVP_CIPHER`
+//!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
 //! - [`secret`]: [`secret::LockedBuffer`], page-aligned memory for key material that is
 //!   locked, excluded from core dumps and zeroed before it is given back.
 #![allow(unsafe_code)]
 
 #[cfg(feature = "deadlock-detection")]
 pub mod deadlock;
+pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
 pub mod secret;
