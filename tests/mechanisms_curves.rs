@@ -133,7 +133,7 @@ fn eddsa() -> Mechanism<'static> {
 }
 
 isolated_test!(
-    fn secp256k1_signs_and_verifies_but_has_no_ecdh() {
+    fn secp256k1_signs_verifies_and_agrees() {
         let (_p, _slot, s) = setup();
         let (public, private) = pair(&s, &Mechanism::EccKeyPairGen, SECP256K1, true);
         assert_eq!(key_type(&s, public), KeyType::EC);
@@ -155,11 +155,19 @@ isolated_test!(
              C0CB3B83B50A54F89CD8C1246AC1793837139DF1F11058537467ED751A94802E");
         s.verify(&Mechanism::EcdsaSha256, imported, b"secp256k1 known answer", &openssl).unwrap();
 
-        // ECDH: the curve is not offered for it.
-        let (derive_public, derive_private) = pair(&s, &Mechanism::EccKeyPairGen, SECP256K1, false);
-        let (peer, _) = ec_point(&s, derive_public);
+        // ECDH: both sides agree; a point off the curve is refused and changes nothing.
+        let (a_public, a_private) = pair(&s, &Mechanism::EccKeyPairGen, SECP256K1, false);
+        let (b_public, b_private) = pair(&s, &Mechanism::EccKeyPairGen, SECP256K1, false);
+        let (_, a_point) = ec_point(&s, a_public);
+        let (_, b_point) = ec_point(&s, b_public);
+        let ab = value(&s, ecdh_derive(&s, a_private, &b_point, 32).unwrap());
+        let ba = value(&s, ecdh_derive(&s, b_private, &a_point, 32).unwrap());
+        assert_eq!(ab, ba);
+        assert_ne!(ab, vec![0; 32]);
+        let mut off_curve = b_point.clone();
+        off_curve[64] ^= 1;
         let before = count(&s);
-        expect_rv(ecdh_derive(&s, derive_private, &peer, 32), RvError::CurveNotSupported);
+        expect_rv(ecdh_derive(&s, a_private, &off_curve, 32), RvError::MechanismParamInvalid);
         assert_unchanged(&s, before);
     }
 );

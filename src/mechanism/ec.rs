@@ -607,10 +607,19 @@ mod tests {
         // A signature of its own verifies.
         let mine = sign_init(CKM_ECDSA_SHA256, &MechanismParams::None, &d).unwrap().sign(b"k1").unwrap();
         verify(CKM_ECDSA_SHA256, &key, b"k1", &mine).unwrap();
-        // No ECDH on secp256k1 here, with the code the standard has for it.
+        // ECDH: 2 times G is 2G, whose x-coordinate SEC 2 gives.
+        let g = public_point(Curve::Secp256k1, &fixed_scalar(Curve::Secp256k1, &[1]).unwrap()).unwrap();
+        let two = private(Curve::Secp256k1, "02");
+        let params = MechanismParams::Ecdh(EcdhParams { kdf: CKD_NULL, shared_data: vec![], public_data: g });
+        assert_eq!(
+            *super::super::ecdh::derive(&params, &two, 32).unwrap(),
+            hex("c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5")
+        );
+        let mut off_curve = key.point.clone();
+        off_curve[64] ^= 1;
         let params =
-            MechanismParams::Ecdh(EcdhParams { kdf: CKD_NULL, shared_data: vec![], public_data: key.point });
-        assert_eq!(super::super::ecdh::derive(&params, &d, 32).err(), Some(Error::CurveNotSupported));
+            MechanismParams::Ecdh(EcdhParams { kdf: CKD_NULL, shared_data: vec![], public_data: off_curve });
+        assert_eq!(super::super::ecdh::derive(&params, &d, 32).err(), Some(Error::MechanismParamInvalid));
     }
 
     #[test]

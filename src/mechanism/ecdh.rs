@@ -1,5 +1,6 @@
-//! CKM_ECDH1_DERIVE on the prime curves (P-256, P-384, P-521; not secp256k1, for which
-//! aws-lc-rs offers no ECDH: `Error::CurveNotSupported`) and, through
+//! CKM_ECDH1_DERIVE on the prime curves (P-256, P-384, P-521 on aws-lc-rs; secp256k1, for
+//! which aws-lc-rs offers no ECDH, on AWS-LC's own interface in `sys::ecdh_secp256k1`) and,
+//! through
 //! [`derive_from_agreement`], on X25519 ([`super::montgomery`]).
 //!
 //! ECDH gives the x-coordinate Z of the shared point; with CKD_NULL the key is Z's last `len`
@@ -13,6 +14,7 @@ use zeroize::Zeroizing;
 use super::ec::{agreement_algorithm, key_curve, key_scalar};
 use super::encoding::ec_point_from_attribute;
 use super::{EcPrivateKey, EcdhParams, MechanismParams};
+use crate::sys::ecdh_secp256k1;
 use crate::{Error, Result};
 
 /// The longest key CKD_SHA*_KDF derives, in bytes.
@@ -64,13 +66,17 @@ pub fn derive(params: &MechanismParams, key: &EcPrivateKey, len: usize) -> Resul
         return super::montgomery::derive(params, key, len);
     }
     let curve = key_curve(&key.params)?;
-    let algorithm = agreement_algorithm(curve).ok_or(Error::CurveNotSupported)?;
     derive_from_agreement(params, curve.field_len(), len, |public_data| {
         let peer = ec_point_from_attribute(public_data).map_err(|_| Error::MechanismParamInvalid)?;
         if peer.len() != curve.point_len() {
             return Err(Error::MechanismParamInvalid);
         }
         let scalar = key_scalar(curve, key)?;
+        let Some(algorithm) = agreement_algorithm(curve) else {
+            // secp256k1: AWS-LC checks the point is on the curve and the scalar is a key.
+            let z = ecdh_secp256k1::agree(&scalar, &peer).ok_or(Error::MechanismParamInvalid)?;
+            return Ok(Zeroizing::new(z.to_vec()));
+        };
         let private = agreement::PrivateKey::from_private_key(algorithm, &scalar)
             .map_err(|_| Error::KeyTypeInconsistent)?;
         let peer = UnparsedPublicKey::new(algorithm, &peer);

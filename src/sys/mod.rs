@@ -1,6 +1,6 @@
 //! Interfaces below the project that have no safe Rust API: the operating system's, on
-//! `memmap2` and `rustix` (no raw `libc` calls, no constants copied by hand), and the one
-//! AWS-LC operation aws-lc-rs does not offer. The only module besides `abi` allowed
+//! `memmap2` and `rustix` (no raw `libc` calls, no constants copied by hand), and the AWS-LC
+//! operations aws-lc-rs does not offer. The only module besides `abi` allowed
 //! `unsafe`, each block with its `SAFETY:` note; every layer may use it, it uses none of them.
 //!
 //! - [`mapped_file`]: a shared file mapping with one appender and one sealer (the audit
@@ -10,6 +10,8 @@
 //!   (`PR_SET_DUMPABLE` 0).
 //! - `deadlock` (with the test feature `deadlock-detection` only): a thread that asks
 //!   `parking_lot` for cycles of locks and aborts with their threads' backtraces.
+//! - [`ecdh_secp256k1`]: ECDH on secp256k1, through AWS-LC's `EC_KEY` interface
+//!   (aws-lc-rs signs on that curve but has no key agreement on it).
 //! - [`gcm_any_iv`]: AES-GCM with IVs other than 96 bits, through AWS-LC's `EVP_CIPHER`
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
 //! - [`secret`]: [`secret::LockedBuffer`], page-aligned memory for key material that is
@@ -18,6 +20,7 @@
 
 #[cfg(feature = "deadlock-detection")]
 pub mod deadlock;
+pub mod ecdh_secp256k1;
 pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
