@@ -271,5 +271,20 @@ isolated_test!(
         );
         let ons = lines(&audit_path()).iter().filter(|l| l.contains("\"operation\":\"audit_on\"")).count();
         assert_eq!(ons, 1);
+
+        // status shows the same gap, as a warning and in its JSON.
+        let out = cli(&["status"]);
+        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("WARNING: auditing was turned off (audit = false) from register record")
+                && shown.contains("until register record"),
+            "{shown}"
+        );
+        let out = cli(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let gaps = json["audit_gaps"].as_array().unwrap();
+        assert_eq!(gaps.len(), 1, "{json}");
+        assert!(gaps[0]["off_at"].as_u64().unwrap() < gaps[0]["on_at"].as_u64().unwrap(), "{json}");
     }
 );

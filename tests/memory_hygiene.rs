@@ -130,6 +130,91 @@ isolated_test!(
     }
 );
 
+/// The worker of the next test: logs in as the decrypt-only principal and starts a
+/// decryption with its DEK, the module logging at debug level which values of the hierarchy
+/// it opens (ECM_HSM_LOG=debug).
+fn use_the_dek() {
+    let p = load_raw();
+    initialize(&p);
+    let h = open(&p, initialized_slot(&p));
+    assert_eq!(login(&p, h, CKU_USER, &format!("{PRINCIPAL}:{PRINCIPAL_PIN}")), CKR_OK);
+    let found = find_all(&p, h);
+    assert_eq!(found.len(), 1, "the principal sees its DEK only");
+    let mut iv = [7u8; 12];
+    let mut params = CK_GCM_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 12,
+        ulIvBits: 96,
+        pAAD: std::ptr::null_mut(),
+        ulAADLen: 0,
+        ulTagBits: 128,
+    };
+    let mut m = CK_MECHANISM {
+        mechanism: CKM_AES_GCM,
+        pParameter: (&raw mut params).cast(),
+        ulParameterLen: ulen(std::mem::size_of::<CK_GCM_PARAMS>()),
+    };
+    // SAFETY: the mechanism and its parameter are live locals.
+    assert_eq!(unsafe { p.C_DecryptInit(h, &mut m, found[0]) }, CKR_OK, "the DEK is usable");
+    // The DEK's value is kept in memory left out of core dumps, and locked when the limit
+    // allows (issue 13 item 14).
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let no_dump = smaps
+        .lines()
+        .filter(|l| l.starts_with("VmFlags:"))
+        .filter(|l| l.split_whitespace().any(|f| f == "dd"))
+        .count();
+    assert!(no_dump >= 1, "no mapping excluded from core dumps");
+    let field = |text: &str, name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].split_whitespace().next()?.parse().ok()
+    };
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let may_lock = field(&limits, "Max locked memory").is_none_or(|bytes| bytes >= 4096);
+    let locked_kb = field(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmLck:").unwrap();
+    if may_lock {
+        assert!(locked_kb > 0, "VmLck is 0 although RLIMIT_MEMLOCK allows locking");
+    }
+    finalize(&p);
+}
+
+isolated_test!(
+    fn a_decrypt_only_principal_uses_its_dek_without_the_kek_or_master_key_opened_for_it() {
+        if std::env::var_os(ROLE).is_some() {
+            return use_the_dek();
+        }
+        let dir = token_dir();
+        cli(&["init", "--label", "memory"], &[("ECM_HSM_NEW_PIN", USER_PIN)]);
+        cli(&["hierarchy", "init"], &[]);
+        cli(&["tenant", "add", "acme"], &[]);
+        cli(&["principal", "add", PRINCIPAL], &[("ECM_HSM_NEW_PIN", PRINCIPAL_PIN)]);
+        let policy = dir.join("policy.json");
+        write_private(&policy, POLICY.as_bytes());
+        cli(&["policy", "apply", policy.to_str().unwrap()], &[]);
+        let name = "a_decrypt_only_principal_uses_its_dek_without_the_kek_or_master_key_opened_for_it";
+        // Read while it runs (the debug log could fill the pipe).
+        let out =
+            worker_command(name, Path::new(&dir), ROLE, "use").env("ECM_HSM_LOG", "debug").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let opened: Vec<&str> = err.lines().filter(|l| l.contains("hierarchy key '")).collect();
+        // The control: the DEK's value was unwrapped for its use.
+        assert!(opened.iter().any(|l| l.contains("'dek-acme-v1' unwrapped for use")), "{opened:#?}");
+        // The master key and the KEK were never opened for the login, nor kept: only opened
+        // for the moment of unwrapping the DEK, then wiped.
+        for key in ["master-v1", "kek-v1"] {
+            assert!(
+                opened
+                    .iter()
+                    .filter(|l| l.contains(&format!("'{key}'")))
+                    .all(|l| l.contains("opened for a moment")),
+                "{key}: {opened:#?}"
+            );
+        }
+        assert!(opened.iter().any(|l| l.contains("'dek-acme-v1' opened for this login")), "{opened:#?}");
+    }
+);
+
 #[test]
 fn the_admin_tool_is_not_dumpable() {
     // The hidden `debug-process` command reports the state of the process that runs it,

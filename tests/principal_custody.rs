@@ -162,7 +162,9 @@ isolated_test!(
             unsafe { p.C_InitPIN(h, pin.as_mut_ptr(), ulen(pin.len())) }
         };
         let flags_before = token_info(&p, slot).flags;
-        assert_eq!(init_pin("so-chose-1"), CKR_ACTION_PROHIBITED);
+        // Not CKR_ACTION_PROHIBITED, which the standard lets only C_CopyObject,
+        // C_SetAttributeValue and C_DestroyObject answer.
+        assert_eq!(init_pin("so-chose-1"), CKR_USER_NOT_LOGGED_IN);
         // SAFETY: no pointers.
         assert_eq!(unsafe { p.C_Logout(h) }, CKR_OK);
         // The user's PIN is the user's still, with no failure counted.

@@ -15,8 +15,46 @@ use crate::object::attribute::{decode_attribute_array, encode_attribute_array, i
 use crate::session::{Output, OutputBuffer};
 use crate::{Error, Result};
 
-/// Attribute values larger than this are refused as invalid rather than copied.
-const MAX_ATTRIBUTE_LEN: usize = 64 << 20;
+/// The longest length a caller may state for each kind of argument, in one place (README,
+/// "Hostile lengths"). A length beyond its cap cannot belong to a valid call; it is refused
+/// with the function's code before the caller's memory is touched, since a length is all
+/// that is known of a buffer: 0xffffffff over a 16-byte buffer would have the module read
+/// past it, and a length beyond `isize::MAX` cannot even be made into a slice.
+pub mod caps {
+    /// Data one call passes in (`C_Encrypt`, `C_SignUpdate`, a message, its associated data,
+    /// a random seed): what a multi-part operation may hold in all (64 MiB).
+    pub const DATA: usize = crate::mechanism::secret_buffer::MAX_HELD_INPUT;
+    /// A PIN of `C_InitPIN`, `C_SetPIN`, `C_InitToken` and `C_LoginUser`.
+    pub const PIN: usize = crate::token::MAX_PIN_LEN;
+    /// A principal's name (`C_LoginUser`); names are at most 64 bytes, this is a bound no
+    /// valid name reaches.
+    pub const NAME: usize = 256;
+    /// `C_Login`'s PIN, which may carry a principal's name as `name:pin`.
+    pub const LOGIN_PIN: usize = PIN + 1 + NAME;
+    /// Entries of one template (`ulCount`); a template names each attribute at most once,
+    /// and the standard defines far fewer.
+    pub const TEMPLATE_COUNT: usize = 4096;
+    /// One attribute's value (a certificate, a wrap template).
+    pub const ATTRIBUTE: usize = 64 << 20;
+    /// A mechanism's parameter block: the largest structure is a few hundred bytes; an IV or
+    /// other opaque parameter is far shorter.
+    pub const PARAMETER: usize = 64 << 10;
+    /// A byte string a parameter structure points to (an IV, a GCM's associated data, an
+    /// OAEP label, ECDH data).
+    pub const PARAMETER_BYTES: usize = DATA;
+    /// A wrapped key given to `C_UnwrapKey` (an RSA-16384 or ML-DSA-87 private key wrapped
+    /// is some tens of KiB).
+    pub const WRAPPED_KEY: usize = 1 << 20;
+    /// An output buffer's stated capacity is not refused (a large buffer is valid), but no
+    /// output is longer than this, so a larger capacity is read as this. It is also the most
+    /// `C_GenerateRandom` fills in one call.
+    pub const OUTPUT: usize = 2 * DATA;
+}
+
+/// Refuses a stated length beyond `cap` with `code`.
+pub fn capped(len: CK_ULONG, cap: usize, code: Error) -> Result<CK_ULONG> {
+    if to_usize(len).map_or(true, |n| n > cap) { Err(code) } else { Ok(len) }
+}
 
 pub fn to_usize(n: CK_ULONG) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::ArgumentsBad)
@@ -31,8 +69,24 @@ pub fn to_ulong(n: usize) -> CK_ULONG {
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to `len` readable bytes that outlive `'a`.
+/// A length beyond `caps::DATA` is `CKR_ARGUMENTS_BAD`; callers whose function has a code of
+/// its own for it check with `capped` first (or call `bytes_in_capped`).
 pub unsafe fn bytes_in<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
-    let len = to_usize(len)?;
+    // SAFETY: forwarded contract.
+    unsafe { bytes_in_capped(ptr, len, caps::DATA, Error::ArgumentsBad) }
+}
+
+/// `bytes_in` with a cap of the caller's choosing, refused with `code`.
+///
+/// # Safety
+/// As `bytes_in`.
+pub unsafe fn bytes_in_capped<'a>(
+    ptr: *const u8,
+    len: CK_ULONG,
+    cap: usize,
+    code: Error,
+) -> Result<&'a [u8]> {
+    let len = to_usize(capped(len, cap, code)?)?;
     if ptr.is_null() {
         return if len == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad) };
     }
@@ -44,8 +98,10 @@ pub unsafe fn bytes_in<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to `len` writable bytes, not aliased, that outlive `'a`.
+/// A length beyond `caps::OUTPUT` is `CKR_ARGUMENTS_BAD` (callers pass a buffer's capacity
+/// through `output_capacity` first).
 pub unsafe fn bytes_out<'a>(ptr: *mut u8, len: CK_ULONG) -> Result<&'a mut [u8]> {
-    let len = to_usize(len)?;
+    let len = to_usize(capped(len, caps::OUTPUT, Error::ArgumentsBad)?)?;
     if ptr.is_null() {
         return if len == 0 { Ok(&mut []) } else { Err(Error::ArgumentsBad) };
     }
@@ -53,12 +109,13 @@ pub unsafe fn bytes_out<'a>(ptr: *mut u8, len: CK_ULONG) -> Result<&'a mut [u8]>
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
-/// Borrows an array of `count` elements.
+/// Borrows an array of `count` elements; a count beyond `caps::TEMPLATE_COUNT` is
+/// `CKR_ARGUMENTS_BAD` (the count does not match any array a valid call passes).
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to `count` valid elements that outlive `'a`.
 pub unsafe fn array_in<'a, T>(ptr: *const T, count: CK_ULONG) -> Result<&'a [T]> {
-    let count = to_usize(count)?;
+    let count = to_usize(capped(count, caps::TEMPLATE_COUNT, Error::ArgumentsBad)?)?;
     if ptr.is_null() {
         return if count == 0 { Ok(&[]) } else { Err(Error::ArgumentsBad) };
     }
@@ -107,9 +164,7 @@ unsafe fn template_in_depth(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8
     entries
         .iter()
         .map(|a| {
-            if to_usize(a.ulValueLen).map_or(true, |n| n > MAX_ATTRIBUTE_LEN) {
-                return Err(Error::AttributeValueInvalid);
-            }
+            capped(a.ulValueLen, caps::ATTRIBUTE, Error::AttributeValueInvalid)?;
             if is_attribute_array(a.type_) {
                 let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
                 if depth > 0 || a.ulValueLen % size != 0 {
@@ -121,7 +176,14 @@ unsafe fn template_in_depth(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8
                 return Ok(Attribute::new(a.type_, encode_attribute_array(&nested)));
             }
             // SAFETY: forwarded contract for each entry's value.
-            let value = unsafe { bytes_in(a.pValue as *const u8, a.ulValueLen)? };
+            let value = unsafe {
+                bytes_in_capped(
+                    a.pValue as *const u8,
+                    a.ulValueLen,
+                    caps::ATTRIBUTE,
+                    Error::AttributeValueInvalid,
+                )?
+            };
             Ok(Attribute::new(a.type_, value.to_vec()))
         })
         .collect()
@@ -179,7 +241,7 @@ pub unsafe fn attribute_value_out(entry: &mut CK_ATTRIBUTE, value: &[u8]) -> Res
 /// # Safety
 /// A non-NULL `m.pParameter` must point to `m.ulParameterLen` readable bytes.
 pub(super) unsafe fn parameter<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
-    if m.pParameter.is_null() || to_usize(m.ulParameterLen)? != std::mem::size_of::<T>() {
+    if m.pParameter.is_null() || to_usize(m.ulParameterLen).ok() != Some(std::mem::size_of::<T>()) {
         return Err(Error::MechanismParamInvalid);
     }
     // SAFETY: non-NULL and exactly the size of T; read unaligned since the caller's buffer
@@ -193,7 +255,9 @@ pub(super) unsafe fn parameter<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
 /// As `bytes_in`.
 pub(super) unsafe fn parameter_bytes(ptr: *const u8, len: CK_ULONG) -> Result<Vec<u8>> {
     // SAFETY: forwarded contract.
-    unsafe { bytes_in(ptr, len) }.map(<[u8]>::to_vec).map_err(|_| Error::MechanismParamInvalid)
+    unsafe { bytes_in_capped(ptr, len, caps::PARAMETER_BYTES, Error::MechanismParamInvalid) }
+        .map(<[u8]>::to_vec)
+        .map_err(|_| Error::MechanismParamInvalid)
 }
 
 /// Copies a mechanism and its parameter in, decoding the parameter structures this module
@@ -208,6 +272,7 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
     }
     // SAFETY: non-NULL, valid by contract.
     let m = unsafe { &*ptr };
+    capped(m.ulParameterLen, caps::PARAMETER, Error::MechanismParamInvalid)?;
     let no_parameter = m.pParameter.is_null() || m.ulParameterLen == 0;
     // SAFETY: the parameter and the pointers inside it are the caller's, valid for their
     // stated lengths by contract; `parameter` checks the structure's size.
@@ -290,7 +355,8 @@ pub unsafe fn message_mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Me
     // SAFETY: non-NULL, valid by contract; only the structure itself is read.
     let m = unsafe { &*ptr };
     let no_parameter = m.pParameter.is_null() || m.ulParameterLen == 0;
-    if !no_parameter && to_usize(m.ulParameterLen)? != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+    if !no_parameter && to_usize(m.ulParameterLen).ok() != Some(std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>())
+    {
         return Err(Error::MechanismParamInvalid);
     }
     Ok(Some(Mechanism { kind: m.mechanism, params: MechanismParams::None }))
@@ -306,7 +372,7 @@ pub unsafe fn gcm_message_params_in(
     ptr: *const c_void,
     len: CK_ULONG,
 ) -> Result<(GcmMessageParams, CK_GCM_MESSAGE_PARAMS)> {
-    if ptr.is_null() || to_usize(len)? != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+    if ptr.is_null() || to_usize(len).ok() != Some(std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>()) {
         return Err(Error::MechanismParamInvalid);
     }
     // SAFETY: non-NULL and exactly the structure's size; read unaligned.
@@ -334,7 +400,13 @@ pub unsafe fn output_buffer(out: *mut u8, len: *mut CK_ULONG) -> Result<OutputBu
         return Ok(OutputBuffer::Query);
     }
     // SAFETY: non-NULL, valid by contract.
-    Ok(OutputBuffer::Capacity(to_usize(unsafe { *len })?))
+    Ok(OutputBuffer::Capacity(output_capacity(unsafe { *len })))
+}
+
+/// The room a caller's output buffer states, read as at most `caps::OUTPUT` (no output is
+/// longer, and a slice is never made over more than the buffer could need).
+pub fn output_capacity(len: CK_ULONG) -> usize {
+    to_usize(len).map_or(caps::OUTPUT, |n| n.min(caps::OUTPUT))
 }
 
 /// Delivers an operation's result by the output-buffer protocol.

@@ -295,9 +295,19 @@ struct StatusJson<'a> {
     token: &'a str,
     slot: CK_SLOT_ID,
     now: u64,
-    /// What weakens this token's protection (a directory others can reach, test settings).
+    /// What weakens this token's protection (a directory others can reach, test settings,
+    /// times with auditing off).
     warnings: Vec<String>,
+    /// Times with auditing off, as `audit verify` reports them: register records of the
+    /// `audit_off` that began each and of the `audit_on` that ended it (`null`: still off).
+    audit_gaps: Vec<GapJson>,
     keys: Vec<KeyJson>,
+}
+
+#[derive(Serialize)]
+struct GapJson {
+    off_at: u64,
+    on_at: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -335,18 +345,59 @@ fn token_warnings(config: &ecm_hsm::config::Config) -> Vec<String> {
     warnings
 }
 
+/// The times the token's audit register shows auditing off (issue 13 item 11), read as
+/// `audit verify` reads them, with the key of the status's login; each is also a warning.
+/// A register that does not verify is a warning too (`audit verify` says where).
+fn audit_gaps(token: &Token, warnings: &mut Vec<String>) -> Vec<GapJson> {
+    let path = ecm_hsm::audit::path_for(&token.module.config().token_dir, token.slot);
+    if !path.exists() {
+        return Vec::new();
+    }
+    let report = token
+        .module
+        .audit_key(token.session)
+        .map_err(|e| explain(&e))
+        .and_then(|key| ecm_hsm::audit::verify(&path, Some(&key), None).map_err(|e| explain(&e)));
+    let report = match report {
+        Ok(report) => report,
+        Err(why) => {
+            warnings.push(format!("the audit record could not be read ({why}): run `ecm-hsm audit verify`"));
+            return Vec::new();
+        }
+    };
+    if report.problem.is_some() {
+        warnings.push("the audit record is NOT intact: run `ecm-hsm audit verify`".into());
+    }
+    report
+        .audit_gaps
+        .iter()
+        .map(|gap| {
+            let until =
+                gap.on_at.map_or("and is still off".to_owned(), |on| format!("until register record {on}"));
+            warnings.push(format!(
+                "auditing was turned off (audit = false) from register record {} {until}: calls of that time \
+                 are not recorded",
+                gap.off_at
+            ));
+            GapJson { off_at: gap.off_at, on_at: gap.on_at }
+        })
+        .collect()
+}
+
 /// `status [--json]`.
 pub fn status(global: &Global, json: bool) -> Outcome<()> {
     let token = Token::open(global)?;
     let now = now();
     let keys = token.keys()?;
-    let warnings = token_warnings(token.module.config());
+    let mut warnings = token_warnings(token.module.config());
+    let audit_gaps = audit_gaps(&token, &mut warnings);
     if json {
         let out = StatusJson {
             token: &token.label,
             slot: token.slot,
             now,
             warnings,
+            audit_gaps,
             keys: keys
                 .iter()
                 .map(|k| KeyJson {

@@ -110,11 +110,18 @@ impl Module {
     }
 
     /// `C_InitPIN`: the SO sets the user PIN; recorded as `init_pin` by the session's login
-    /// (the SO, or a refusal).
+    /// (the SO, or a refusal). A refusal by the policy's custody rule (the quorum, not the
+    /// SO alone, controls a restricted user) answers `CKR_USER_NOT_LOGGED_IN`: the standard
+    /// lets only `C_CopyObject`, `C_SetAttributeValue` and `C_DestroyObject` answer
+    /// `CKR_ACTION_PROHIBITED` (3.0 section 5.1.6), and `C_InitPIN`'s list has, of its
+    /// codes, only this one for "the login this needs is not the one there".
     pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
         let init_pin = || {
             let (session, token) = self.session_and_token(h)?;
-            token.init_pin(token.view(session.read_write), pin)
+            token.init_pin(token.view(session.read_write), pin).map_err(|e| match e {
+                Error::ActionProhibited => Error::UserNotLoggedIn,
+                e => e,
+            })
         };
         self.audited(h, "init_pin", None, None, init_pin, || {})
     }

@@ -53,8 +53,16 @@ impl Module {
                 defaults,
             )?;
             let len = key.ulong(CKA_VALUE_LEN).ok_or(Error::TemplateIncomplete)?;
-            let len = usize::try_from(len).map_err(|_| Error::KeySizeRange)?;
-            let value = mechanism::keygen::generate_secret(mechanism.kind, key_type, len)?;
+            // The size is the template's CKA_VALUE_LEN: one the key type cannot have is an
+            // invalid attribute value (C_GenerateKey's list in the standard has no
+            // CKR_KEY_SIZE_RANGE, which is about a key supplied to an operation).
+            let value = usize::try_from(len)
+                .map_err(|_| Error::KeySizeRange)
+                .and_then(|len| mechanism::keygen::generate_secret(mechanism.kind, key_type, len))
+                .map_err(|e| match e {
+                    Error::KeySizeRange => Error::AttributeValueInvalid,
+                    e => e,
+                })?;
             key.set(CKA_VALUE, value.to_vec());
             token.store_new_object(h, s.read_write, key)
         };

@@ -15,24 +15,32 @@ use crate::{Error, Result};
 /// Reads a stored object for the login of `state`, opening its secret values (`key`) only
 /// if the login may use the object: a key the policy hides from the logged-in principal
 /// keeps its values sealed, so that they never exist in this process's memory in the
-/// clear. Keys of the envelope hierarchy are opened whoever is logged in, since a usable DEK
-/// is reached through its KEK and the master key (see `hierarchy_keys.rs`).
+/// clear. That holds for keys of the envelope hierarchy too (a decrypt-only principal's
+/// master key and KEK); their stored row comes back beside the sealed object, so that a DEK
+/// the login may use can be reached through them, each opened for that moment only (see
+/// `hierarchy_keys.rs`).
 pub(crate) fn open_for_login(
     state: &TokenState,
     stored: StoredObject,
     key: Option<&TokenKey>,
-) -> Result<Object> {
-    let Some(key) = key else { return objects::object_from_store(stored, None) };
+) -> Result<(Object, Option<StoredObject>)> {
+    let Some(key) = key else { return Ok((objects::object_from_store(stored, None)?, None)) };
     if state.principal.is_none() && state.policy.is_none() {
         // The token's user without a policy may use every key.
-        return objects::object_from_store(stored, Some(key));
+        return Ok((objects::object_from_store(stored, Some(key))?, None));
     }
     // Reading without the key costs no cryptography: it shows the class, label and tier.
     let closed = objects::object_from_store(stored.clone(), None)?;
-    if crate::hierarchy::tier_of(&closed).is_some() || state.sees(&closed) {
-        objects::object_from_store(stored, Some(key))
+    if state.sees(&closed) {
+        if crate::hierarchy::tier_of(&closed).is_some() {
+            let label = closed.get(cryptoki_sys::CKA_LABEL).unwrap_or_default();
+            log::debug!("hierarchy key '{}' opened for this login", String::from_utf8_lossy(label));
+        }
+        Ok((objects::object_from_store(stored, Some(key))?, None))
+    } else if crate::hierarchy::tier_of(&closed).is_some() {
+        Ok((closed, Some(stored)))
     } else {
-        Ok(closed)
+        Ok((closed, None))
     }
 }
 
@@ -126,8 +134,8 @@ impl Token {
         for s in stored {
             let id = s.id;
             match open_for_login(state, s, key.as_ref()) {
-                Ok(o) if crate::hierarchy::tier_of(&o).is_some() => return self.complete(state),
-                Ok(o) => opened.push((id, o)),
+                Ok((o, _)) if crate::hierarchy::tier_of(&o).is_some() => return self.complete(state),
+                Ok((o, _)) => opened.push((id, o)),
                 Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
             }
         }
@@ -159,10 +167,14 @@ impl Token {
         let stored = state.store.as_mut().ok_or(Error::Internal("no store"))?.load_objects()?;
         let key = state.token_key.clone();
         let mut loaded = HashMap::with_capacity(stored.len());
+        let mut sealed_rows = Vec::new();
         for s in stored {
             let id = s.id;
             match open_for_login(state, s, key.as_ref()) {
-                Ok(o) => {
+                Ok((o, row)) => {
+                    if let (Some(row), Some(uid)) = (row, o.get(cryptoki_sys::CKA_UNIQUE_ID)) {
+                        sealed_rows.push((uid.to_vec(), row));
+                    }
                     loaded.insert(id, o);
                 }
                 Err(e) => crate::error::log_fault(&format!("object {id} skipped"), &e),
@@ -171,6 +183,9 @@ impl Token {
         // Keys of the hierarchy below the master are stored wrapped by their parent.
         hierarchy_keys::open_wrapped_values(&mut loaded);
         state.objects = ObjectCache::from_loaded(loaded);
+        for (uid, row) in sealed_rows {
+            state.objects.keep_sealed_row(uid, row);
+        }
         let objects = &state.objects;
         self.handles.write().retain_slot(self.slot_id, |r| match r {
             ObjectRef::Token { id, .. } => objects.contains_key(&id),
@@ -217,9 +232,10 @@ mod tests {
         state.principal = Some("context-api".into());
         state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
         let usable =
-            open_for_login(&state, stored_key(1, "dek-acme-v1", &[1; 32], &key), Some(&key)).unwrap();
+            open_for_login(&state, stored_key(1, "dek-acme-v1", &[1; 32], &key), Some(&key)).unwrap().0;
         assert_eq!(usable.get(CKA_VALUE), Some(&[1u8; 32][..]));
-        let other = open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap();
+        let other =
+            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap().0;
         assert_eq!(other.get(CKA_VALUE), None, "a key the principal may not use stays sealed");
         assert!(other.sealed_attributes().contains(&CKA_VALUE));
         assert_eq!(other.get(CKA_LABEL), Some(&b"app-signing"[..]), "what it may see of it is there");
@@ -227,13 +243,13 @@ mod tests {
         state.principal = None;
         state.policy = None;
         let opened =
-            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap();
+            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap().0;
         assert_eq!(opened.get(CKA_VALUE), Some(&[2u8; 32][..]));
         state.login = LoginState::SecurityOfficer;
         state.principal = Some("context-api".into());
         state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
         let opened =
-            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap();
+            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap().0;
         assert_eq!(opened.get(CKA_VALUE), Some(&[2u8; 32][..]));
     }
 }

@@ -95,8 +95,9 @@ pub(crate) struct TokenState {
     pub session_objects: NumberMap<u64, SessionObject>,
     pub next_session_object: u64,
     /// Values of KEKs and DEKs unwrapped through their parents for recent use: bounded, and
-    /// emptied with the login (see `hierarchy_keys.rs`).
-    pub unwrapped: PreparedKeys<Zeroizing<Vec<u8>>>,
+    /// emptied with the login (see `hierarchy_keys.rs`); each in locked memory excluded from
+    /// core dumps.
+    pub unwrapped: PreparedKeys<crate::sys::secret::LockedBuffer>,
 }
 
 pub(crate) struct SessionObject {

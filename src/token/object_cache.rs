@@ -17,7 +17,7 @@ use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CKA_ID, CKA_LABEL};
 
 use super::number_map::NumberMap;
 use crate::object::Object;
-use crate::store::ObjectNames;
+use crate::store::{ObjectNames, StoredObject};
 
 /// What a search may find an object by before its rows are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +46,11 @@ pub struct ObjectCache {
     by_label: NameIndex,
     /// Objects that have a `CKA_ID`, by it.
     by_cka_id: NameIndex,
+    /// The stored rows of keys of the envelope hierarchy the login may not use (a
+    /// decrypt-only principal's master key and KEK), by `CKA_UNIQUE_ID`: their values stay
+    /// sealed under the token key in memory, opened only for the moment a key below them the
+    /// login may use is unwrapped (`Token::hierarchy_value`).
+    sealed_rows: HashMap<Vec<u8>, StoredObject>,
 }
 
 fn index(index: &mut NameIndex, key: &[u8], id: i64) {
@@ -125,6 +130,16 @@ impl ObjectCache {
         cache
     }
 
+    /// Keeps the stored row of a key of the hierarchy loaded sealed (see `sealed_rows`).
+    pub fn keep_sealed_row(&mut self, unique_id: Vec<u8>, row: StoredObject) {
+        self.sealed_rows.insert(unique_id, row);
+    }
+
+    /// The stored row of the sealed key of the hierarchy with `unique_id`, if kept.
+    pub fn sealed_row(&self, unique_id: &[u8]) -> Option<&StoredObject> {
+        self.sealed_rows.get(unique_id)
+    }
+
     pub fn get(&self, id: &i64) -> Option<&Arc<Object>> {
         self.objects.get(id)
     }
@@ -136,6 +151,12 @@ impl ObjectCache {
 
     pub fn insert(&mut self, id: i64, object: Arc<Object>) {
         self.remove(&id);
+        // A key replaced (rewrapped by a rotation) is no longer what its kept row says.
+        if !self.sealed_rows.is_empty()
+            && let Some(uid) = object.get(cryptoki_sys::CKA_UNIQUE_ID)
+        {
+            self.sealed_rows.remove(uid);
+        }
         self.index_names(id, &Names::of(&object));
         self.objects.insert(id, object);
     }
@@ -160,9 +181,11 @@ impl ObjectCache {
         for (id, o) in self.objects.drain() {
             self.unloaded.insert(id, Names::of(&o));
         }
+        self.sealed_rows.clear();
     }
 
     pub fn clear(&mut self) {
+        self.sealed_rows.clear();
         self.objects.clear();
         self.unloaded.clear();
         self.by_label.clear();

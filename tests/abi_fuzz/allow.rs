@@ -4,11 +4,15 @@
 //! A line is `KIND FUNCTION WHAT REASON...`: `rv C_X CodeName why` (the name as `rv_table::name` prints it, e.g. `PinLenRange`) accepts that code from that
 //! function; `crash C_X TAG why` and `hang C_X TAG why` make the driver skip (and count) every
 //! call of that function whose arguments carry the tag (`huge`, `null-len`, ...), since such a
-//! call would end the run. `*` as the function stands for every function.
+//! call would end the run. `*` as the function stands for every function. `std C_X CodeName
+//! why` accepts a code the standard's text allows beyond the function's own list (the reason
+//! cites it); such calls are counted apart from known defects.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Rv,
+    /// A code outside the function's list that the standard's text allows.
+    Standard,
     Crash,
     Hang,
 }
@@ -40,6 +44,7 @@ pub fn load() -> Vec<Allow> {
             let reason = rest.to_string();
             let kind = match kind.as_str() {
                 "rv" => Kind::Rv,
+                "std" => Kind::Standard,
                 "crash" => Kind::Crash,
                 "hang" => Kind::Hang,
                 other => panic!("{PATH}: unknown kind {other:?} in {line:?}"),

@@ -263,7 +263,8 @@ impl Driver {
         self.step += 1;
         let tags = a.tags.join(",");
         let mut allowed = self.allow.iter().filter(|e| e.function == name || e.function == "*");
-        if let Some(e) = allowed.find(|e| e.kind != Kind::Rv && a.tags.contains(&e.what.as_str())) {
+        let is_rv = |k: Kind| matches!(k, Kind::Rv | Kind::Standard);
+        if let Some(e) = allowed.find(|e| !is_rv(e.kind) && a.tags.contains(&e.what.as_str())) {
             // The third word names the allow-list line, for the parent's summary.
             println!("SKIP {} {:?}:{}:{} {name} [{tags}] {args}", self.step, e.kind, e.function, e.what);
             return None;
@@ -275,9 +276,11 @@ impl Driver {
             match self
                 .allow
                 .iter()
-                .find(|e| e.kind == Kind::Rv && (e.function == name || e.function == "*") && e.what == code)
+                .find(|e| is_rv(e.kind) && (e.function == name || e.function == "*") && e.what == code)
             {
-                Some(e) => println!("KNOWN {} Rv:{}:{code} {name} [{tags}] {args}", self.step, e.function),
+                Some(e) => {
+                    println!("KNOWN {} {:?}:{}:{code} {name} [{tags}] {args}", self.step, e.kind, e.function)
+                }
                 None => {
                     self.bad += 1;
                     println!("BAD {} {name} {code} [{tags}] {args}", self.step);

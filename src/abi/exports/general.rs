@@ -149,8 +149,10 @@ pkcs11_fn! {
             // No protected authentication path: a PIN is required.
             return Err(Error::ArgumentsBad);
         }
+        // C_InitToken's list has no length code: a PIN no token can have is a bad argument.
         // SAFETY: the PIN has `ulPinLen` bytes and the label 32, by contract.
-        let (pin, label) = unsafe { (bytes_in(pPin, ulPinLen)?, bytes_in(pLabel, 32)?) };
+        let (pin, label) =
+            unsafe { (bytes_in_capped(pPin, ulPinLen, caps::PIN, Error::ArgumentsBad)?, bytes_in(pLabel, 32)?) };
         module.init_token(slotID, pin, padded(label))
     }
 }
@@ -159,7 +161,7 @@ pkcs11_fn! {
     fn C_InitPIN(hSession: CK_SESSION_HANDLE, pPin: *mut CK_UTF8CHAR, ulPinLen: CK_ULONG) {
         let module = module::instance()?;
         // SAFETY: the PIN has `ulPinLen` bytes by contract.
-        let pin = unsafe { bytes_in(pPin, ulPinLen)? };
+        let pin = unsafe { bytes_in_capped(pPin, ulPinLen, caps::PIN, Error::PinLenRange)? };
         module.init_pin(hSession, pin)
     }
 }
@@ -174,7 +176,12 @@ pkcs11_fn! {
     ) {
         let module = module::instance()?;
         // SAFETY: each PIN has its stated length by contract.
-        let (old, new) = unsafe { (bytes_in(pOldPin, ulOldLen)?, bytes_in(pNewPin, ulNewLen)?) };
+        let (old, new) = unsafe {
+            (
+                bytes_in_capped(pOldPin, ulOldLen, caps::PIN, Error::PinLenRange)?,
+                bytes_in_capped(pNewPin, ulNewLen, caps::PIN, Error::PinLenRange)?,
+            )
+        };
         module.set_pin(hSession, old, new)
     }
 }

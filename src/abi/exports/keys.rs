@@ -120,7 +120,7 @@ pkcs11_fn! {
         }
         // SAFETY: caller's mechanism, blob and template.
         let (mechanism, wrapped, template) = unsafe {
-            (mechanism_in(pMechanism)?, bytes_in(pWrappedKey, ulWrappedKeyLen)?, template_in(pTemplate, ulAttributeCount)?)
+            (mechanism_in(pMechanism)?, bytes_in_capped(pWrappedKey, ulWrappedKeyLen, caps::WRAPPED_KEY, Error::WrappedKeyLenRange)?, template_in(pTemplate, ulAttributeCount)?)
         };
         let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
         let handle = module.unwrap_key(hSession, &mechanism, hUnwrappingKey, wrapped, &template)?;

@@ -39,8 +39,8 @@ pkcs11_fn! {
             if raw.pTag.is_null() || (raw.pIv.is_null() && raw.ulIvLen > 0) {
                 return Err(Error::MechanismParamInvalid);
             }
-            let aad = bytes_in(pAssociatedData, ulAssociatedDataLen)?;
-            let plaintext = bytes_in(pPlaintext, ulPlaintextLen)?;
+            let aad = bytes_in_capped(pAssociatedData, ulAssociatedDataLen, caps::DATA, Error::DataLenRange)?;
+            let plaintext = bytes_in_capped(pPlaintext, ulPlaintextLen, caps::DATA, Error::DataLenRange)?;
             let buffer = output_buffer(pCiphertext, pulCiphertextLen)?;
             let (output, tag) = match module.encrypt_message(hSession, &mut params, aad, plaintext, buffer) {
                 Ok(done) => done,
@@ -90,8 +90,9 @@ pkcs11_fn! {
             // The tag's length is checked before its bytes are borrowed.
             let tag_len = crate::mechanism::aes_gcm::tag_len(params.tag_bits)?;
             let tag = bytes_in(raw.pTag, tag_len as CK_ULONG).map_err(|_| Error::MechanismParamInvalid)?;
-            let aad = bytes_in(pAssociatedData, ulAssociatedDataLen)?;
-            let ciphertext = bytes_in(pCiphertext, ulCiphertextLen)?;
+            let too_long = Error::EncryptedDataLenRange;
+            let aad = bytes_in_capped(pAssociatedData, ulAssociatedDataLen, caps::DATA, too_long.clone())?;
+            let ciphertext = bytes_in_capped(pCiphertext, ulCiphertextLen, caps::DATA, too_long)?;
             let buffer = output_buffer(pPlaintext, pulPlaintextLen)?;
             let result = module.decrypt_message(hSession, &params, tag, aad, ciphertext, buffer);
             output_out(result, pPlaintext, pulPlaintextLen)

@@ -75,7 +75,7 @@ pkcs11_fn! {
         ulCount: CK_ULONG,
     ) {
         let module = module::instance()?;
-        let count = to_usize(ulCount)?;
+        let count = to_usize(capped(ulCount, caps::TEMPLATE_COUNT, Error::ArgumentsBad)?)?;
         if pTemplate.is_null() && count > 0 {
             return Err(Error::ArgumentsBad);
         }

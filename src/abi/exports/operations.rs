@@ -26,9 +26,24 @@ unsafe fn cipher_init(
     module.cipher_init(h, kind, mechanism.as_ref(), key)
 }
 
+/// The code for an input longer than an operation of `kind` can take, from each function's
+/// list in the standard: the digest functions list no length code, so theirs is
+/// `CKR_ARGUMENTS_BAD`, which any function may answer.
+fn too_long(kind: OperationKind) -> Error {
+    match kind {
+        OperationKind::Decrypt => Error::EncryptedDataLenRange,
+        OperationKind::VerifyRecover => Error::SignatureLenRange,
+        OperationKind::Digest => Error::ArgumentsBad,
+        OperationKind::Encrypt | OperationKind::Sign | OperationKind::Verify | OperationKind::SignRecover => {
+            Error::DataLenRange
+        }
+    }
+}
+
 /// The step a call makes: `input` for `C_Encrypt`-like calls (`single`) and updates, none
-/// for a final. An update longer than the operation can take is refused before the
-/// caller's buffer is borrowed: its length is all that is known to be true of it.
+/// for a final. An input longer than one call may bring (`caps::DATA`), or an update
+/// longer than the operation can still take, is refused before the caller's buffer is
+/// borrowed: its length is all that is known to be true of it.
 ///
 /// # Safety
 /// A non-NULL input pointer must point to its length of readable bytes that outlive `'a`.
@@ -40,14 +55,12 @@ unsafe fn step_in<'a>(
 ) -> Result<Step<'a>> {
     Ok(match input {
         Some((p, n)) => {
+            capped(n, caps::DATA, too_long(kind))?;
             if !single
                 && let Some(room) = room()?
                 && to_usize(n).map_or(true, |n| n > room)
             {
-                return Err(match kind {
-                    OperationKind::Decrypt => Error::EncryptedDataLenRange,
-                    _ => Error::DataLenRange,
-                });
+                return Err(too_long(kind));
             }
             // SAFETY: forwarded contract of the caller.
             let data = unsafe { bytes_in(p, n)? };
@@ -126,7 +139,7 @@ unsafe fn cipher_step(
             return Err(Error::ArgumentsBad);
         }
         // SAFETY: non-NULL, readable by contract.
-        let capacity = to_usize(unsafe { *out_len })?;
+        let capacity = output_capacity(unsafe { *out_len });
         // SAFETY: forwarded contract of the export.
         let step = unsafe { step_in(|| module.update_room(h, kind), kind, input, single)? };
         if out.is_null() {
@@ -395,7 +408,8 @@ unsafe fn verify_step(
     let module = module::instance()?;
     let arguments = || -> Result<(Step<'_>, &[u8])> {
         // SAFETY: forwarded contract of the export.
-        let signature = unsafe { bytes_in(signature.0, signature.1)? };
+        let signature =
+            unsafe { bytes_in_capped(signature.0, signature.1, caps::DATA, Error::SignatureLenRange)? };
         // SAFETY: forwarded contract of the export.
         let step = unsafe {
             step_in(|| module.update_room(h, OperationKind::Verify), OperationKind::Verify, input, single)?

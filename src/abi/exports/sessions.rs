@@ -53,7 +53,7 @@ pkcs11_fn! {
     fn C_Login(hSession: CK_SESSION_HANDLE, userType: CK_USER_TYPE, pPin: *mut CK_UTF8CHAR, ulPinLen: CK_ULONG) {
         let module = module::instance()?;
         // SAFETY: the PIN has `ulPinLen` bytes by contract.
-        let pin = unsafe { bytes_in(pPin, ulPinLen)? };
+        let pin = unsafe { bytes_in_capped(pPin, ulPinLen, caps::LOGIN_PIN, Error::ArgumentsBad)? };
         module.login(hSession, userType, pin)
     }
 }
@@ -69,7 +69,12 @@ pkcs11_fn! {
     ) {
         let module = module::instance()?;
         // SAFETY: PIN and name have their stated lengths by contract.
-        let (pin, name) = unsafe { (bytes_in(pPin, ulPinLen)?, bytes_in(pUsername, ulUsernameLen)?) };
+        let (pin, name) = unsafe {
+            (
+                bytes_in_capped(pPin, ulPinLen, caps::LOGIN_PIN, Error::ArgumentsBad)?,
+                bytes_in_capped(pUsername, ulUsernameLen, caps::NAME, Error::ArgumentsBad)?,
+            )
+        };
         module.login_user(hSession, userType, pin, name)
     }
 }
