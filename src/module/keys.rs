@@ -135,6 +135,7 @@ impl Module {
                 modulus_bits,
                 public.get(CKA_PUBLIC_EXPONENT),
                 public.get(CKA_EC_PARAMS),
+                public.ulong(CKA_PARAMETER_SET),
             )?;
             let (public_material, private_material) = match pair {
                 KeyPair::Rsa(pk, sk) => {
@@ -159,6 +160,15 @@ impl Module {
                     private.set(CKA_EC_PARAMS, pk.params.clone());
                     private.set(CKA_VALUE, sk.value.to_vec());
                     (KeyMaterial::EcPublic(pk), KeyMaterial::EcPrivate(sk))
+                }
+                KeyPair::Pq(pk, sk) => {
+                    public.set(CKA_VALUE, pk.value.clone());
+                    private.set_ulong(CKA_PARAMETER_SET, sk.parameter_set);
+                    private.set(CKA_VALUE, sk.value.to_vec());
+                    if let Some(seed) = &sk.seed {
+                        private.set(CKA_SEED, seed.to_vec());
+                    }
+                    (KeyMaterial::PqPublic(pk), KeyMaterial::PqPrivate(sk))
                 }
             };
             let info = encoding::public_key_info(&public_material)?;

@@ -161,6 +161,8 @@ pub enum WireParams {
     CbcData(crate::mechanism::derive::CbcDataParams),
     Hkdf(crate::mechanism::hkdf::HkdfParams),
     Kbkdf(crate::mechanism::sp800_108::KbkdfParams),
+    /// `CK_SIGN_ADDITIONAL_CONTEXT` (CKM_ML_DSA, PKCS#11 3.2).
+    SignContext(crate::mechanism::ml_dsa::SignContext),
 }
 
 /// `CK_GCM_MESSAGE_PARAMS` of one message.
