@@ -629,3 +629,84 @@ isolated_test!(
         assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED);
     }
 );
+
+// ---------------------------------------------------------------------------------------
+// Attacks: the private halves stay inside, in memory and at rest.
+// ---------------------------------------------------------------------------------------
+
+/// Every byte the token directory holds (database, WAL, anything else).
+fn all_file_bytes() -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(token_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            all.extend(std::fs::read(path).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+isolated_test!(
+    fn private_values_and_seeds_are_neither_readable_wrappable_nor_stored_in_clear() {
+        let (p, _slot, s) = setup();
+        let seed: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(29).wrapping_add(3)).collect();
+        let theirs = PqdsaKeyPair::from_seed(&sig::ML_DSA_44_SIGNING, &seed).unwrap();
+        let sk = theirs.private_key().as_raw_bytes().unwrap().as_ref().to_vec();
+        let pk = theirs.public_key().as_ref().to_vec();
+        // Imported as extractable but sensitive; generated ones as the defaults make them.
+        let dsa = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::ML_DSA),
+                Attribute::ParameterSet(MlDsaParameterSetType::ML_DSA_44.into()),
+                Attribute::Token(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(true),
+                Attribute::Seed(seed.clone()),
+                Attribute::Value(sk.clone()),
+            ])
+            .unwrap();
+        let (_, kem) = kem_pair(&s, MlKemParameterSetType::ML_KEM_512);
+        let wrapping = s
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Token(true)],
+            )
+            .unwrap();
+        let before = count(&s);
+        let lib = load_raw();
+        for (key, attribute) in [(dsa, CKA_VALUE), (dsa, CKA_SEED), (kem, CKA_VALUE)] {
+            let mut buffer = vec![0u8; 4096];
+            let mut t =
+                [CK_ATTRIBUTE { type_: attribute, pValue: buffer.as_mut_ptr().cast(), ulValueLen: 4096 }];
+            // SAFETY: one attribute whose buffer holds 4096 bytes.
+            let rv = unsafe { lib.C_GetAttributeValue(s.handle(), key.handle(), t.as_mut_ptr(), 1) };
+            assert_eq!(rv, CKR_ATTRIBUTE_SENSITIVE);
+            assert_eq!(t[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+            assert!(buffer.iter().all(|b| *b == 0), "nothing of the value was written");
+        }
+        // Neither leaves wrapped: an extractable one has no PKCS#8 form here yet, and a
+        // generated one is unextractable by default.
+        expect_rv(s.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, dsa), RvError::KeyNotWrappable);
+        expect_rv(s.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, kem), RvError::KeyUnextractable);
+        // Nor can a search find them by value.
+        assert!(s.find_objects(&[Attribute::Seed(seed.clone())]).unwrap().is_empty());
+        assert_unchanged(&s, before);
+        // The key still works, and the public half is not secret.
+        let signature = s.sign(&ml_dsa(), dsa, b"m").unwrap();
+        UnparsedPublicKey::new(&sig::ML_DSA_44, &pk).verify(b"m", &signature).unwrap();
+        drop(s);
+        let check = |stage: &str| {
+            let bytes = all_file_bytes();
+            assert!(!contains(&bytes, &seed), "{stage}: ML-DSA seed in clear");
+            assert!(!contains(&bytes, &sk[..64]), "{stage}: ML-DSA sk in clear");
+        };
+        check("running");
+        p.finalize().unwrap();
+        check("finalized");
+    }
+);
