@@ -9,6 +9,8 @@
 //!    agree (an AES-GCM round trip), and bad lengths, templates and keys are refused.
 //! 3. The 3.2 interface (`C_GetInterface` with version 3.2) beside 3.0 and 2.40; its new
 //!    functions that the module does not offer answer `CKR_FUNCTION_NOT_SUPPORTED`.
+//! 4. The same through the key service (client mode), and the attacks: private values and
+//!    seeds are not readable, not wrappable and not stored in clear.
 //!
 //! The `cryptoki` crate takes the interface `C_GetInterface(NULL, NULL)` gives, which stays
 //! 3.0 (see `src/abi/function_list.rs`), so encapsulation is called through the 3.2 list
@@ -18,6 +20,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+mod service_support;
 use common::raw::load_raw;
 use common::*;
 
@@ -708,5 +711,49 @@ isolated_test!(
         check("running");
         p.finalize().unwrap();
         check("finalized");
+    }
+);
+
+isolated_test!(
+    fn ml_dsa_and_ml_kem_work_in_client_mode() {
+        let service = service_support::Service::start(ecm_hsm::service::Limits::default());
+        write_test_config(&token_dir(), &format!("service = \"unix:{}\"\n", service.socket.display()));
+        let (p, slot, s) = setup();
+        assert!(p.get_token_info(slot).unwrap().model().ends_with("svc"), "client mode");
+        let context = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Required, None));
+        let (public, private) = dsa_pair(&s, MlDsaParameterSetType::ML_DSA_65);
+        let signature = s.sign(&context, private, b"through the service").unwrap();
+        UnparsedPublicKey::new(&sig::ML_DSA_65, &value(&s, public))
+            .verify(b"through the service", &signature)
+            .unwrap();
+        s.verify(&ml_dsa(), public, b"through the service", &signature).unwrap();
+        let refused = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, Some(b"ctx")));
+        expect_rv(s.sign(&refused, private, b"m"), RvError::MechanismParamInvalid);
+
+        let (ek, dk) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);
+        let (rv, len, _, key) = encapsulate(&s, ek, &aes_template(), None);
+        assert_eq!((rv, len, key), (CKR_OK, 1088, 0));
+        let (rv, _, ciphertext, sender) = encapsulate(&s, ek, &aes_template(), Some(1088));
+        assert_eq!(rv, CKR_OK);
+        let (rv, receiver) = decapsulate(&s, dk, &aes_template(), &ciphertext);
+        assert_eq!(rv, CKR_OK);
+        assert_eq!(decapsulate(&s, dk, &aes_template(), &ciphertext[..100]).0, CKR_ENCRYPTED_DATA_LEN_RANGE);
+        let mut iv = [3u8; 12];
+        let sealed = s
+            .encrypt(
+                &Mechanism::AesGcm(GcmParams::new(&mut iv, b"", 128.into()).unwrap()),
+                handle_of(&s, sender),
+                b"svc",
+            )
+            .unwrap();
+        let mut iv = [3u8; 12];
+        let opened = s
+            .decrypt(
+                &Mechanism::AesGcm(GcmParams::new(&mut iv, b"", 128.into()).unwrap()),
+                handle_of(&s, receiver),
+                &sealed,
+            )
+            .unwrap();
+        assert_eq!(opened, b"svc");
     }
 );
