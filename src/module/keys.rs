@@ -194,6 +194,10 @@ impl Module {
         base: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
+        // A derivation into a data object has rules of its own (`derive_data.rs`).
+        if mechanism.kind == CKM_HKDF_DATA {
+            return self.derive_data(h, mechanism, base, template);
+        }
         self.audited_new(h, "derive", Some(mechanism.kind), || {
             use crate::object::attribute::{decode_bool, encode_ulong};
             let (s, token) = self.session_and_token(h)?;
