@@ -1,4 +1,4 @@
-//! The function lists (2.40 and 3.0) and the 3.0 interface table. These three entry points
+//! The function lists (2.40, 3.0 and 3.2) and the interface table. These three entry points
 //! work before `C_Initialize`, since they are how a caller finds it.
 
 use std::cell::UnsafeCell;
@@ -112,26 +112,48 @@ static FUNCTION_LIST_3_0: CallerWritable<CK_FUNCTION_LIST_3_0> =
         C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
     })));
 
+/// The 3.2 list: 3.0's, then the functions 3.2 adds (key encapsulation; the others answer
+/// `CKR_FUNCTION_NOT_SUPPORTED`, see `exports/v3_2.rs`).
+static FUNCTION_LIST_3_2: CallerWritable<CK_FUNCTION_LIST_3_2> =
+    CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_2, 3, 2, {
+        C_GetInterfaceList, C_GetInterface, C_LoginUser, C_SessionCancel,
+        C_MessageEncryptInit, C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext,
+        C_MessageEncryptFinal, C_MessageDecryptInit, C_DecryptMessage, C_DecryptMessageBegin,
+        C_DecryptMessageNext, C_MessageDecryptFinal, C_MessageSignInit, C_SignMessage,
+        C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
+        C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal,
+        C_EncapsulateKey, C_DecapsulateKey, C_VerifySignatureInit, C_VerifySignature,
+        C_VerifySignatureUpdate, C_VerifySignatureFinal, C_GetSessionValidationFlags,
+        C_AsyncComplete, C_AsyncGetID, C_AsyncJoin, C_WrapKeyAuthenticated, C_UnwrapKeyAuthenticated
+    })));
+
 const INTERFACE_NAME: &[u8] = b"PKCS 11\0";
 
-/// The interface table: the 3.0 list first (the default), then 2.40.
-static INTERFACES: CallerWritable<[CK_INTERFACE; 2]> = CallerWritable(UnsafeCell::new([
+const fn interface(list: *mut c_void) -> CK_INTERFACE {
     CK_INTERFACE {
         pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: FUNCTION_LIST_3_0.0.get() as *mut c_void,
+        pFunctionList: list,
         flags: 0,
-    },
-    CK_INTERFACE {
-        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: FUNCTION_LIST.0.get() as *mut c_void,
-        flags: 0,
-    },
+    }
+}
+
+/// The interface table. The first entry is what `C_GetInterface` gives a caller that names
+/// no version: the standard leaves that default to the module ("the cryptoki library can
+/// return an interface of any version"), and it stays 3.0, as before 3.2 was offered, so
+/// that callers written for 3.0 see what they saw; 3.2 is had by asking for it.
+static INTERFACES: CallerWritable<[CK_INTERFACE; 3]> = CallerWritable(UnsafeCell::new([
+    interface(FUNCTION_LIST_3_0.0.get() as *mut c_void),
+    interface(FUNCTION_LIST_3_2.0.get() as *mut c_void),
+    interface(FUNCTION_LIST.0.get() as *mut c_void),
 ]));
 
-/// The versions of the two interfaces, in table order (kept here rather than read back
+/// The versions of the interfaces, in table order (kept here rather than read back
 /// through the table, which callers may have written to).
-const INTERFACE_VERSIONS: [CK_VERSION; 2] =
-    [CK_VERSION { major: 3, minor: 0 }, CK_VERSION { major: 2, minor: 40 }];
+const INTERFACE_VERSIONS: [CK_VERSION; 3] = [
+    CK_VERSION { major: 3, minor: 0 },
+    CK_VERSION { major: 3, minor: 2 },
+    CK_VERSION { major: 2, minor: 40 },
+];
 
 fn interfaces() -> *mut CK_INTERFACE {
     INTERFACES.0.get() as *mut CK_INTERFACE
@@ -146,7 +168,7 @@ pkcs11_fn! {
 
 pkcs11_fn! {
     fn C_GetInterfaceList(pInterfacesList: *mut CK_INTERFACE, pulCount: *mut CK_ULONG) {
-        // SAFETY: the table is a static of two entries, read here; the caller's list and
+        // SAFETY: the table is a static of `INTERFACE_VERSIONS.len()` entries, read here; the caller's list and
         // count follow the PKCS#11 contract.
         unsafe {
             let all = std::slice::from_raw_parts(interfaces(), INTERFACE_VERSIONS.len());
@@ -186,7 +208,7 @@ pkcs11_fn! {
             .iter()
             .position(|v| wanted.is_none_or(|w| w.major == v.major && w.minor == v.minor) && flags == 0)
             .ok_or(Error::ArgumentsBad)?;
-        // SAFETY: out-pointer from the caller; `index` is within the two-entry table.
+        // SAFETY: out-pointer from the caller; `index` is within the table.
         unsafe { write(ppInterface, interfaces().add(index)) }
     }
 }

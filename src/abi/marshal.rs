@@ -318,6 +318,14 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
                     public_data: parameter_bytes(p.pPublicData, p.ulPublicDataLen)?,
                 })
             }
+            // CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 3.2); without one, CKM_ML_DSA signs with no context.
+            CKM_ML_DSA if !no_parameter => {
+                let p: CK_SIGN_ADDITIONAL_CONTEXT = parameter(m)?;
+                MechanismParams::SignContext(crate::mechanism::ml_dsa::SignContext {
+                    hedge: p.hedgeVariant,
+                    context: parameter_bytes(p.pContext, p.ulContextLen)?,
+                })
+            }
             // The secret-key derivations' parameters (src/abi/derive_params.rs).
             _ if !no_parameter && let Some(p) = super::derive_params::derive_params_in(m)? => p,
             // An IV, or a key wrap's alternative initial value.

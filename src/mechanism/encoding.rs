@@ -492,6 +492,8 @@ pub fn public_key_info(key: &KeyMaterial) -> Result<Vec<u8>> {
             let point = super::ec::public_point(curve, &scalar).map_err(|_| Error::AttributeValueInvalid)?;
             ec_spki(curve, &point)
         }
+        KeyMaterial::PqPublic(k) => super::pq::public_key_info(k),
+        KeyMaterial::PqPrivate(k) => super::pq::public_key_info(&super::pq::public_of(k)?),
         KeyMaterial::Secret(_) => Err(Error::KeyTypeInconsistent),
     }
 }

@@ -18,8 +18,11 @@ pub mod encoding;
 pub mod hkdf;
 pub mod keygen;
 pub mod mac;
+pub mod ml_dsa;
+pub mod ml_kem;
 pub mod montgomery;
 pub mod pin_kdf;
+pub mod pq;
 pub mod prepared;
 pub mod registry;
 pub mod rng;
@@ -63,6 +66,8 @@ pub enum MechanismParams {
     Hkdf(hkdf::HkdfParams),
     /// `CK_SP800_108_KDF_PARAMS` / `CK_SP800_108_FEEDBACK_KDF_PARAMS`.
     Kbkdf(sp800_108::KbkdfParams),
+    /// `CK_SIGN_ADDITIONAL_CONTEXT` (CKM_ML_DSA).
+    SignContext(ml_dsa::SignContext),
     /// Parameter bytes of a mechanism whose structure this module does not decode; the
     /// mechanism's implementation rejects them if it expected none.
     Opaque(Vec<u8>),
@@ -157,6 +162,10 @@ pub enum KeyMaterial {
     RsaPrivate(RsaPrivateKey),
     EcPublic(EcPublicKey),
     EcPrivate(EcPrivateKey),
+    /// An ML-DSA or ML-KEM public key (PKCS#11 3.2).
+    PqPublic(pq::PqPublicKey),
+    /// An ML-DSA or ML-KEM private key.
+    PqPrivate(pq::PqPrivateKey),
 }
 
 /// A signature (or MAC) in progress. Single-part-only mechanisms (`CKM_RSA_PKCS`,
@@ -351,6 +360,7 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
         }
         KeyMaterial::EcPrivate(k) if family::ECDSA.contains(&kind) => ec::sign_init(kind, params, k),
         KeyMaterial::EcPrivate(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::sign_init(params, k),
+        KeyMaterial::PqPrivate(k) if kind == cryptoki_sys::CKM_ML_DSA => ml_dsa::sign_init(params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -366,6 +376,7 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
         }
         KeyMaterial::EcPublic(k) if family::ECDSA.contains(&kind) => ec::verify_init(kind, params, k),
         KeyMaterial::EcPublic(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::verify_init(params, k),
+        KeyMaterial::PqPublic(k) if kind == cryptoki_sys::CKM_ML_DSA => ml_dsa::verify_init(params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -392,15 +403,19 @@ pub fn verify_recover_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<B
 pub enum KeyPair {
     Rsa(RsaPublicKey, RsaPrivateKey),
     Ec(EcPublicKey, EcPrivateKey),
+    /// ML-DSA or ML-KEM.
+    Pq(pq::PqPublicKey, pq::PqPrivateKey),
 }
 
 /// `C_GenerateKeyPair`: RSA from the modulus size and optional public exponent, EC (prime,
-/// Edwards and Montgomery curves) from the curve's parameters.
+/// Edwards and Montgomery curves) from the curve's parameters, ML-DSA and ML-KEM from the
+/// parameter set (`CKA_PARAMETER_SET`).
 pub fn generate_key_pair(
     mechanism: &Mechanism,
     modulus_bits: Option<u64>,
     public_exponent: Option<&[u8]>,
     ec_params: Option<&[u8]>,
+    parameter_set: Option<cryptoki_sys::CK_ULONG>,
 ) -> Result<KeyPair> {
     registry::require(mechanism.kind, cryptoki_sys::CKF_GENERATE_KEY_PAIR)?;
     if mechanism.params != MechanismParams::None {
@@ -428,7 +443,54 @@ pub fn generate_key_pair(
                 montgomery::generate_key_pair(params).map_err(|e| curve_error(e, params))?;
             Ok(KeyPair::Ec(public, private))
         }
+        cryptoki_sys::CKM_ML_DSA_KEY_PAIR_GEN | cryptoki_sys::CKM_ML_KEM_KEY_PAIR_GEN => {
+            let key_type = registry::key_pair_type(mechanism.kind)?;
+            let set = parameter_set.ok_or(crate::Error::TemplateIncomplete)?;
+            let (public, private) = pq::generate_key_pair(key_type, set)?;
+            Ok(KeyPair::Pq(public, private))
+        }
         _ => Err(crate::Error::MechanismInvalid),
+    }
+}
+
+/// `C_EncapsulateKey`'s ciphertext length under `key`, known without encapsulating.
+pub fn encapsulated_len(mechanism: &Mechanism, key: &KeyMaterial) -> Result<usize> {
+    kem_check(mechanism, cryptoki_sys::CKF_ENCAPSULATE)?;
+    match key {
+        KeyMaterial::PqPublic(k) => ml_kem::ciphertext_len(k),
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// `C_EncapsulateKey`: a ciphertext under the public `key` and the shared secret in it.
+pub fn encapsulate(mechanism: &Mechanism, key: &KeyMaterial) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    kem_check(mechanism, cryptoki_sys::CKF_ENCAPSULATE)?;
+    match key {
+        KeyMaterial::PqPublic(k) => ml_kem::encapsulate(k),
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// `C_DecapsulateKey`: the shared secret in `ciphertext`, under the private `key`.
+pub fn decapsulate(
+    mechanism: &Mechanism,
+    key: &KeyMaterial,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    kem_check(mechanism, cryptoki_sys::CKF_DECAPSULATE)?;
+    match key {
+        KeyMaterial::PqPrivate(k) => ml_kem::decapsulate(k, ciphertext),
+        _ => Err(crate::Error::KeyTypeInconsistent),
+    }
+}
+
+/// CKM_ML_KEM, registered for `function`, takes no parameter.
+fn kem_check(mechanism: &Mechanism, function: cryptoki_sys::CK_FLAGS) -> Result<()> {
+    registry::require(mechanism.kind, function)?;
+    match &mechanism.params {
+        MechanismParams::None => Ok(()),
+        MechanismParams::Opaque(bytes) if bytes.is_empty() => Ok(()),
+        _ => Err(crate::Error::MechanismParamInvalid),
     }
 }
 

@@ -27,6 +27,11 @@ const EC_CURVES: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 /// (PKCS#11 3.0's `CKF_EC_CURVENAME`).
 const EC_25519: CK_FLAGS = CKF_EC_OID | CKF_EC_CURVENAME;
 
+const ML_DSA_KEYS: (CK_ULONG, CK_ULONG) =
+    (super::ml_dsa::PUBLIC_KEY_LENS.0 as CK_ULONG, super::ml_dsa::PUBLIC_KEY_LENS.1 as CK_ULONG);
+const ML_KEM_KEYS: (CK_ULONG, CK_ULONG) =
+    (super::ml_kem::PUBLIC_KEY_LENS.0 as CK_ULONG, super::ml_kem::PUBLIC_KEY_LENS.1 as CK_ULONG);
+
 /// Key sizes: bytes for AES and HMAC keys (and the HMAC key generations), bits for generic
 /// secret generation, RSA and EC
 /// (as the specification defines them); digests take no key.
@@ -88,6 +93,11 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_EC_EDWARDS_KEY_PAIR_GEN, info(255, 255, CKF_GENERATE_KEY_PAIR | EC_25519)),
     (CKM_EDDSA, info(255, 255, CKF_SIGN | CKF_VERIFY | EC_25519)),
     (CKM_EC_MONTGOMERY_KEY_PAIR_GEN, info(255, 255, CKF_GENERATE_KEY_PAIR | EC_25519)),
+    // ML-DSA and ML-KEM (PKCS#11 3.2): key sizes are the public key's length in bytes.
+    (CKM_ML_DSA_KEY_PAIR_GEN, info(ML_DSA_KEYS.0, ML_DSA_KEYS.1, CKF_GENERATE_KEY_PAIR)),
+    (CKM_ML_DSA, info(ML_DSA_KEYS.0, ML_DSA_KEYS.1, CKF_SIGN | CKF_VERIFY)),
+    (CKM_ML_KEM_KEY_PAIR_GEN, info(ML_KEM_KEYS.0, ML_KEM_KEYS.1, CKF_GENERATE_KEY_PAIR)),
+    (CKM_ML_KEM, info(ML_KEM_KEYS.0, ML_KEM_KEYS.1, CKF_ENCAPSULATE | CKF_DECAPSULATE)),
     (CKM_ECDSA, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA1, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
     (CKM_ECDSA_SHA224, info(256, 521, CKF_SIGN | CKF_VERIFY | EC_CURVES)),
@@ -103,6 +113,7 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_AES_ECB_ENCRYPT_DATA, info(16, 32, CKF_DERIVE)),
     (CKM_AES_CBC_ENCRYPT_DATA, info(16, 32, CKF_DERIVE)),
     (CKM_HKDF_DERIVE, info(1, 512, CKF_DERIVE)),
+    (CKM_HKDF_DATA, info(1, 512, CKF_DERIVE)),
     (CKM_SP800_108_COUNTER_KDF, info(1, 512, CKF_DERIVE)),
     (CKM_SP800_108_FEEDBACK_KDF, info(1, 512, CKF_DERIVE)),
     (CKM_SHA_1, info(0, 0, CKF_DIGEST)),
@@ -124,6 +135,8 @@ pub fn key_pair_type(mechanism: CK_MECHANISM_TYPE) -> Result<CK_KEY_TYPE> {
         CKM_EC_KEY_PAIR_GEN => CKK_EC,
         CKM_EC_EDWARDS_KEY_PAIR_GEN => CKK_EC_EDWARDS,
         CKM_EC_MONTGOMERY_KEY_PAIR_GEN => CKK_EC_MONTGOMERY,
+        CKM_ML_DSA_KEY_PAIR_GEN => CKK_ML_DSA,
+        CKM_ML_KEM_KEY_PAIR_GEN => CKK_ML_KEM,
         _ => return Err(Error::MechanismInvalid),
     })
 }

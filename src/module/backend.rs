@@ -196,6 +196,8 @@ forward! {
     fn derive_key(&self, h: CK_SESSION_HANDLE, mechanism: &Mechanism, base: CK_OBJECT_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE>;
     fn wrap_key(&self, h: CK_SESSION_HANDLE, mechanism: &Mechanism, wrapping: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE, buffer: OutputBuffer) -> Result<Output>;
     fn unwrap_key(&self, h: CK_SESSION_HANDLE, mechanism: &Mechanism, unwrapping: CK_OBJECT_HANDLE, wrapped: &[u8], template: &[Attribute]) -> Result<CK_OBJECT_HANDLE>;
+    fn encapsulate_key(&self, h: CK_SESSION_HANDLE, mechanism: &Mechanism, public: CK_OBJECT_HANDLE, template: &[Attribute], buffer: OutputBuffer) -> Result<(Output, Option<CK_OBJECT_HANDLE>)>;
+    fn decapsulate_key(&self, h: CK_SESSION_HANDLE, mechanism: &Mechanism, private: CK_OBJECT_HANDLE, template: &[Attribute], ciphertext: &[u8]) -> Result<CK_OBJECT_HANDLE>;
 
     fn cipher_init(&self, h: CK_SESSION_HANDLE, kind: CipherKind, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()>;
     fn sign_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()>;

@@ -143,6 +143,7 @@ impl Module {
                 modulus_bits,
                 public.get(CKA_PUBLIC_EXPONENT),
                 public.get(CKA_EC_PARAMS),
+                public.ulong(CKA_PARAMETER_SET),
             )?;
             let (public_material, private_material) = match pair {
                 KeyPair::Rsa(pk, sk) => {
@@ -168,6 +169,15 @@ impl Module {
                     private.set(CKA_VALUE, sk.value.to_vec());
                     (KeyMaterial::EcPublic(pk), KeyMaterial::EcPrivate(sk))
                 }
+                KeyPair::Pq(pk, sk) => {
+                    public.set(CKA_VALUE, pk.value.clone());
+                    private.set_ulong(CKA_PARAMETER_SET, sk.parameter_set);
+                    private.set(CKA_VALUE, sk.value.to_vec());
+                    if let Some(seed) = &sk.seed {
+                        private.set(CKA_SEED, seed.to_vec());
+                    }
+                    (KeyMaterial::PqPublic(pk), KeyMaterial::PqPrivate(sk))
+                }
             };
             let info = encoding::public_key_info(&public_material)?;
             public.set(CKA_PUBLIC_KEY_INFO, info.clone());
@@ -192,6 +202,10 @@ impl Module {
         base: CK_OBJECT_HANDLE,
         template: &[Attribute],
     ) -> Result<CK_OBJECT_HANDLE> {
+        // A derivation into a data object has rules of its own (`derive_data.rs`).
+        if mechanism.kind == CKM_HKDF_DATA {
+            return self.derive_data(h, mechanism, base, template);
+        }
         self.audited_new(h, "derive", Some(mechanism.kind), || {
             use crate::object::attribute::{decode_bool, encode_ulong};
             let (s, token) = self.session_and_token(h)?;

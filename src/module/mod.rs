@@ -8,6 +8,8 @@
 //!   `C_Logout`, `C_SessionCancel`);
 //! - `objects.rs`: object management and searches;
 //! - `keys.rs`: key generation, derivation, wrapping and unwrapping;
+//!   `derive_data.rs`: CKM_HKDF_DATA, a derivation into a data object;
+//!   `encapsulation.rs`: key encapsulation (3.2's `C_EncapsulateKey`/`C_DecapsulateKey`);
 //! - `operations.rs`: encryption, decryption, digests, signatures and verification, with
 //!   the rules for steps; `messages.rs`: the message-based functions;
 //! - `principals.rs`: principals, the policy and approvals (no PKCS#11 verb; the CLI's);
@@ -23,6 +25,8 @@
 mod audit;
 mod backend;
 pub use backend::Backend;
+mod derive_data;
+mod encapsulation;
 mod general;
 pub use general::TokenStatus;
 mod keys;

@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 use super::attribute::{AttributeRead, decode_bool, decode_ulong};
 use super::rules::{CHECKSUM, Profile, SECRET_AT_REST, SENSITIVE};
 use super::{Attribute, Values};
+use crate::mechanism::pq::{PqPrivateKey, PqPublicKey};
 use crate::mechanism::{
     EcPrivateKey, EcPublicKey, KeyMaterial, RsaCrt, RsaPrivateKey, RsaPublicKey, SecretKey, encoding,
 };
@@ -261,6 +262,31 @@ impl Object {
                 params: public(self, CKA_EC_PARAMS)?,
                 value: secret(self, CKA_VALUE)?,
             }),
+            Profile::MlDsaPublicKey | Profile::MlKemPublicKey => KeyMaterial::PqPublic(PqPublicKey {
+                key_type: self.key_type().ok_or(Error::Internal("key without key type"))?,
+                parameter_set: self
+                    .ulong(CKA_PARAMETER_SET)
+                    .ok_or(Error::Internal("key lacks a component"))?,
+                value: public(self, CKA_VALUE)?,
+            }),
+            Profile::MlDsaPrivateKey | Profile::MlKemPrivateKey => {
+                // The expanded key, the seed, or both (`template.rs` saw to one at least).
+                let optional = |a| {
+                    if self.sealed.contains(&a) || self.get(a).is_some_and(|v| !v.is_empty()) {
+                        secret(self, a).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                };
+                KeyMaterial::PqPrivate(PqPrivateKey {
+                    key_type: self.key_type().ok_or(Error::Internal("key without key type"))?,
+                    parameter_set: self
+                        .ulong(CKA_PARAMETER_SET)
+                        .ok_or(Error::Internal("key lacks a component"))?,
+                    value: optional(CKA_VALUE)?.unwrap_or_default(),
+                    seed: optional(CKA_SEED)?,
+                })
+            }
             Profile::Data | Profile::X509Certificate => return Err(Error::KeyHandleInvalid),
         })
     }

@@ -122,6 +122,12 @@ pub enum Scope {
     RsaPrivate,
     EcPublic,
     EcPrivate,
+    /// ML-DSA and ML-KEM keys (PKCS#11 3.2).
+    PqPublic,
+    PqPrivate,
+    /// What an ML-KEM key has beside (3.2's `CKA_ENCAPSULATE`/`CKA_DECAPSULATE`).
+    KemPublic,
+    KemPrivate,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -290,6 +296,17 @@ pub const RULES: &[Rule] = &[
         REQUIRED_ON_CREATE | FORBIDDEN_ON_GENERATE | SENSITIVE | SECRET_AT_REST,
         Absent,
     ),
+    // ML-DSA and ML-KEM (3.2). The public key template of a generation names the parameter
+    // set, and the private key takes it from there. A private key is created from its
+    // CKA_VALUE, its CKA_SEED or both (`template.rs` checks that one is there).
+    row(PqPublic, CKA_PARAMETER_SET, Ulong, REQUIRED_ON_CREATE | REQUIRED_ON_GENERATE, Absent),
+    row(PqPublic, CKA_VALUE, Bytes, REQUIRED_ON_CREATE | FORBIDDEN_ON_GENERATE, Absent),
+    row(PqPrivate, CKA_PARAMETER_SET, Ulong, REQUIRED_ON_CREATE | FORBIDDEN_ON_GENERATE, Absent),
+    row(PqPrivate, CKA_SEED, Bytes, FORBIDDEN_ON_GENERATE | SENSITIVE | SECRET_AT_REST, Absent),
+    row(PqPrivate, CKA_VALUE, Bytes, FORBIDDEN_ON_GENERATE | SENSITIVE | SECRET_AT_REST, Absent),
+    // Usage flags default to true, as the others do (README "Attribute defaults").
+    row(KemPublic, CKA_ENCAPSULATE, Bool, MODIFIABLE, yes()),
+    row(KemPrivate, CKA_DECAPSULATE, Bool, MODIFIABLE, yes()),
 ];
 
 const RSA_PRIVATE_OPTIONAL: Flags = FORBIDDEN_ON_GENERATE | SENSITIVE | SECRET_AT_REST;
@@ -305,6 +322,10 @@ pub enum Profile {
     RsaPrivateKey,
     EcPublicKey,
     EcPrivateKey,
+    MlDsaPublicKey,
+    MlDsaPrivateKey,
+    MlKemPublicKey,
+    MlKemPrivateKey,
 }
 
 impl Profile {
@@ -327,11 +348,15 @@ impl Profile {
             CKO_PUBLIC_KEY => match need(subtype)? {
                 CKK_RSA => Profile::RsaPublicKey,
                 CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY => Profile::EcPublicKey,
+                CKK_ML_DSA => Profile::MlDsaPublicKey,
+                CKK_ML_KEM => Profile::MlKemPublicKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             CKO_PRIVATE_KEY => match need(subtype)? {
                 CKK_RSA => Profile::RsaPrivateKey,
                 CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY => Profile::EcPrivateKey,
+                CKK_ML_DSA => Profile::MlDsaPrivateKey,
+                CKK_ML_KEM => Profile::MlKemPrivateKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             _ => return Err(Error::AttributeValueInvalid),
@@ -356,6 +381,10 @@ impl Profile {
             Profile::RsaPrivateKey => &[Common, Storage, Key, PrivateKey, RsaPrivate],
             Profile::EcPublicKey => &[Common, Storage, Key, PublicKey, EcPublic],
             Profile::EcPrivateKey => &[Common, Storage, Key, PrivateKey, EcPrivate],
+            Profile::MlDsaPublicKey => &[Common, Storage, Key, PublicKey, PqPublic],
+            Profile::MlDsaPrivateKey => &[Common, Storage, Key, PrivateKey, PqPrivate],
+            Profile::MlKemPublicKey => &[Common, Storage, Key, PublicKey, PqPublic, KemPublic],
+            Profile::MlKemPrivateKey => &[Common, Storage, Key, PrivateKey, PqPrivate, KemPrivate],
         }
     }
 
@@ -382,7 +411,7 @@ struct ProfileRules {
     by_attribute: Vec<&'static Rule>,
 }
 
-const PROFILES: [Profile; 7] = [
+const PROFILES: [Profile; 11] = [
     Profile::Data,
     Profile::X509Certificate,
     Profile::SecretKey,
@@ -390,10 +419,14 @@ const PROFILES: [Profile; 7] = [
     Profile::RsaPrivateKey,
     Profile::EcPublicKey,
     Profile::EcPrivateKey,
+    Profile::MlDsaPublicKey,
+    Profile::MlDsaPrivateKey,
+    Profile::MlKemPublicKey,
+    Profile::MlKemPrivateKey,
 ];
 
-fn profile_tables() -> &'static [ProfileRules; 7] {
-    static TABLES: std::sync::OnceLock<[ProfileRules; 7]> = std::sync::OnceLock::new();
+fn profile_tables() -> &'static [ProfileRules; 11] {
+    static TABLES: std::sync::OnceLock<[ProfileRules; 11]> = std::sync::OnceLock::new();
     TABLES.get_or_init(|| {
         PROFILES.map(|p| {
             let scopes = p.scopes();
@@ -412,7 +445,14 @@ impl Profile {
 
     /// Whether objects of this profile carry `CKA_SENSITIVE`/`CKA_EXTRACTABLE`.
     pub fn has_sensitivity(self) -> bool {
-        matches!(self, Profile::SecretKey | Profile::RsaPrivateKey | Profile::EcPrivateKey)
+        matches!(
+            self,
+            Profile::SecretKey
+                | Profile::RsaPrivateKey
+                | Profile::EcPrivateKey
+                | Profile::MlDsaPrivateKey
+                | Profile::MlKemPrivateKey
+        )
     }
 }
 
@@ -422,15 +462,7 @@ mod tests {
 
     #[test]
     fn no_attribute_appears_twice_in_one_profile() {
-        for p in [
-            Profile::Data,
-            Profile::X509Certificate,
-            Profile::SecretKey,
-            Profile::RsaPublicKey,
-            Profile::RsaPrivateKey,
-            Profile::EcPublicKey,
-            Profile::EcPrivateKey,
-        ] {
+        for p in PROFILES {
             let rules: Vec<_> = p.rules().collect();
             for r in &rules {
                 let n = rules.iter().filter(|x| x.attribute == r.attribute).count();

@@ -281,6 +281,22 @@ fn check_consistency(object: &mut Object, origin: Origin) -> Result<()> {
             }
             check_key_material(object)?;
         }
+        Profile::MlDsaPublicKey
+        | Profile::MlDsaPrivateKey
+        | Profile::MlKemPublicKey
+        | Profile::MlKemPrivateKey
+            if origin == Origin::Create =>
+        {
+            // A private key from its expanded value, its seed, or both (PKCS#11 3.2).
+            if matches!(object.profile(), Profile::MlDsaPublicKey | Profile::MlKemPublicKey) {
+                if !nonempty(object, CKA_VALUE) {
+                    return Err(Error::AttributeValueInvalid);
+                }
+            } else if !nonempty(object, CKA_VALUE) && !nonempty(object, CKA_SEED) {
+                return Err(Error::TemplateIncomplete);
+            }
+            check_key_material(object)?;
+        }
         _ => {}
     }
     Ok(())
@@ -305,6 +321,8 @@ fn check_key_material(object: &mut Object) -> Result<()> {
         KeyMaterial::RsaPrivate(k) => rsa::check_private_key(k),
         KeyMaterial::EcPublic(k) => ec::check_public_key(k),
         KeyMaterial::EcPrivate(k) => ec::check_private_key(k),
+        KeyMaterial::PqPublic(k) => crate::mechanism::pq::check_public_key(k),
+        KeyMaterial::PqPrivate(k) => crate::mechanism::pq::check_private_key(k),
         KeyMaterial::Secret(_) => Ok(()),
     };
     match checked {

@@ -522,3 +522,52 @@ impl Client {
         self.local(remote_handle(answer)?)
     }
 }
+
+/// PKCS#11 3.2 key encapsulation (ML-KEM), carried as the other key management calls are.
+impl Client {
+    pub fn encapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        public: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+        buffer: OutputBuffer,
+    ) -> Result<(Output, Option<CK_OBJECT_HANDLE>)> {
+        let answer = self.one(|c| {
+            Ok(Call::EncapsulateKey {
+                session: c.session(h)?,
+                mechanism: mechanism_to_wire(mechanism),
+                public: c.key(public)?,
+                template: attributes_to_wire(template),
+                buffer: buffer_to_wire(buffer),
+            })
+        })?;
+        match answer {
+            Answer::Encapsulated { output, key } => {
+                let key = key.map(|k| self.local(k)).transpose()?;
+                Ok((output_from_wire(output)?, key))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    pub fn decapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        private: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+        ciphertext: &[u8],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let answer = self.one(|c| {
+            Ok(Call::DecapsulateKey {
+                session: c.session(h)?,
+                mechanism: mechanism_to_wire(mechanism),
+                private: c.key(private)?,
+                template: attributes_to_wire(template),
+                ciphertext: Bytes(ciphertext.to_vec()),
+            })
+        })?;
+        self.local(remote_handle(answer)?)
+    }
+}

@@ -229,6 +229,27 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
         Call::RevokeApproval { session, id } => {
             Answer::Approval(approval_to_wire(module.revoke_approval(session, id)?))
         }
+
+        // --- PKCS#11 3.2 key encapsulation.
+        Call::EncapsulateKey { session, mechanism, public, template, buffer } => {
+            let (output, key) = module.encapsulate_key(
+                session,
+                &mechanism_from_wire(mechanism),
+                public,
+                &attributes_from_wire(template),
+                buffer_from_wire(buffer),
+            )?;
+            Answer::Encapsulated { output: output_to_wire(output), key }
+        }
+        Call::DecapsulateKey { session, mechanism, private, template, ciphertext } => {
+            Handle(module.decapsulate_key(
+                session,
+                &mechanism_from_wire(mechanism),
+                private,
+                &attributes_from_wire(template),
+                &ciphertext.0,
+            )?)
+        }
     })
 }
 

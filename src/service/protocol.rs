@@ -161,6 +161,8 @@ pub enum WireParams {
     CbcData(crate::mechanism::derive::CbcDataParams),
     Hkdf(crate::mechanism::hkdf::HkdfParams),
     Kbkdf(crate::mechanism::sp800_108::KbkdfParams),
+    /// `CK_SIGN_ADDITIONAL_CONTEXT` (CKM_ML_DSA, PKCS#11 3.2).
+    SignContext(crate::mechanism::ml_dsa::SignContext),
 }
 
 /// `CK_GCM_MESSAGE_PARAMS` of one message.
@@ -520,6 +522,22 @@ pub enum Call {
         session: u64,
         id: i64,
     },
+
+    // --- PKCS#11 3.2 key encapsulation (ML-KEM); appended so earlier calls keep their tags.
+    EncapsulateKey {
+        session: u64,
+        mechanism: WireMechanism,
+        public: u64,
+        template: Vec<WireAttribute>,
+        buffer: WireBuffer,
+    },
+    DecapsulateKey {
+        session: u64,
+        mechanism: WireMechanism,
+        private: u64,
+        template: Vec<WireAttribute>,
+        ciphertext: Bytes,
+    },
 }
 
 /// What a call that succeeded returns.
@@ -559,6 +577,11 @@ pub enum Answer {
         login: WireLogin,
         read_write: bool,
         principal: bool,
+    },
+    /// `C_EncapsulateKey`: the ciphertext (or its length) and the new key, if one was made.
+    Encapsulated {
+        output: WireOutput,
+        key: Option<u64>,
     },
 }
 

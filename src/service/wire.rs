@@ -103,6 +103,7 @@ pub fn mechanism_to_wire(m: &Mechanism) -> WireMechanism {
         MechanismParams::CbcData(p) => WireParams::CbcData(p.clone()),
         MechanismParams::Hkdf(p) => WireParams::Hkdf(p.clone()),
         MechanismParams::Kbkdf(p) => WireParams::Kbkdf(p.clone()),
+        MechanismParams::SignContext(p) => WireParams::SignContext(p.clone()),
     };
     WireMechanism { kind: m.kind, params }
 }
@@ -129,6 +130,7 @@ pub fn mechanism_from_wire(m: WireMechanism) -> Mechanism {
         WireParams::CbcData(p) => MechanismParams::CbcData(p),
         WireParams::Hkdf(p) => MechanismParams::Hkdf(p),
         WireParams::Kbkdf(p) => MechanismParams::Kbkdf(p),
+        WireParams::SignContext(p) => MechanismParams::SignContext(p),
     };
     Mechanism { kind: m.kind, params }
 }

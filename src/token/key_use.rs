@@ -118,6 +118,9 @@ impl Token {
             CKA_WRAP => Operation::Wrap,
             CKA_UNWRAP => Operation::Unwrap,
             CKA_DERIVE => Operation::Derive,
+            // A KEM transports a key as a wrap does (PKCS#11 3.2).
+            CKA_ENCAPSULATE => Operation::Wrap,
+            CKA_DECAPSULATE => Operation::Unwrap,
             _ => Operation::Read,
         };
         let label = key.get(CKA_LABEL).unwrap_or_default();
@@ -237,6 +240,8 @@ impl Token {
                 crate::mechanism::encoding::private_key_to_pkcs8(&private)?
             }
             KeyMaterial::RsaPublic(_) | KeyMaterial::EcPublic(_) => return Err(Error::KeyNotWrappable),
+            // No PKCS#8 form of ML-DSA and ML-KEM keys yet.
+            KeyMaterial::PqPublic(_) | KeyMaterial::PqPrivate(_) => return Err(Error::KeyNotWrappable),
         };
         Ok((wrapping_material, bytes))
     }

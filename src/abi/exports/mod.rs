@@ -8,6 +8,7 @@ mod messages;
 mod objects;
 mod operations;
 mod sessions;
+mod v3_2;
 
 pub use general::*;
 pub use keys::*;
@@ -15,3 +16,4 @@ pub use messages::*;
 pub use objects::*;
 pub use operations::*;
 pub use sessions::*;
+pub use v3_2::*;

@@ -1,0 +1,94 @@
+//! The functions PKCS#11 3.2 adds: key encapsulation (`C_EncapsulateKey`,
+//! `C_DecapsulateKey`, with ML-KEM), and the others, which this module does not offer yet
+//! and which answer `CKR_FUNCTION_NOT_SUPPORTED` (signature verification with the
+//! signature first, session validation flags, asynchronous calls, authenticated wrapping).
+
+use cryptoki_sys::*;
+
+use super::super::guard::{not_supported, pkcs11_fn};
+use super::super::marshal::*;
+use crate::Error;
+use crate::module;
+use crate::session::Output;
+
+pkcs11_fn! {
+    /// The ciphertext through the output-buffer protocol (a NULL `pCiphertext` asks for its
+    /// length and makes no key); the new key's handle once the ciphertext is delivered.
+    fn C_EncapsulateKey(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        hPublicKey: CK_OBJECT_HANDLE,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulAttributeCount: CK_ULONG,
+        pCiphertext: *mut CK_BYTE,
+        pulCiphertextLen: *mut CK_ULONG,
+        phKey: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phKey.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: caller's mechanism, template and output buffer.
+        unsafe {
+            let mechanism = mechanism_in(pMechanism)?.ok_or(Error::ArgumentsBad)?;
+            let template = template_in(pTemplate, ulAttributeCount)?;
+            let buffer = output_buffer(pCiphertext, pulCiphertextLen)?;
+            let result = module.encapsulate_key(hSession, &mechanism, hPublicKey, &template, buffer);
+            let (output, key) = match result {
+                Ok((output, key)) => (Ok(output), key),
+                Err(e) => (Err(e), None),
+            };
+            let delivered = matches!(output, Ok(Output::Bytes(_)));
+            output_out(output, pCiphertext, pulCiphertextLen)?;
+            match key {
+                Some(key) if delivered => write(phKey, key),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+pkcs11_fn! {
+    fn C_DecapsulateKey(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        hPrivateKey: CK_OBJECT_HANDLE,
+        pTemplate: *mut CK_ATTRIBUTE,
+        ulAttributeCount: CK_ULONG,
+        pCiphertext: *mut CK_BYTE,
+        ulCiphertextLen: CK_ULONG,
+        phKey: *mut CK_OBJECT_HANDLE,
+    ) {
+        let module = module::instance()?;
+        if phKey.is_null() {
+            return Err(Error::ArgumentsBad);
+        }
+        // SAFETY: caller's mechanism, ciphertext and template.
+        let (mechanism, ciphertext, template) = unsafe {
+            (mechanism_in(pMechanism)?, bytes_in(pCiphertext, ulCiphertextLen)?, template_in(pTemplate, ulAttributeCount)?)
+        };
+        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
+        let handle = module.decapsulate_key(hSession, &mechanism, hPrivateKey, &template, ciphertext)?;
+        // SAFETY: checked non-NULL; out-pointer from the caller.
+        unsafe { write(phKey, handle) }
+    }
+}
+
+not_supported! {
+    C_VerifySignatureInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifySignature(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifySignatureUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
+    C_VerifySignatureFinal(CK_SESSION_HANDLE);
+    C_GetSessionValidationFlags(CK_SESSION_HANDLE, CK_SESSION_VALIDATION_FLAGS_TYPE, *mut CK_FLAGS);
+    C_AsyncComplete(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, *mut CK_ASYNC_DATA);
+    C_AsyncGetID(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, *mut CK_ULONG);
+    C_AsyncJoin(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_BYTE, CK_ULONG);
+    C_WrapKeyAuthenticated(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_BYTE,
+        *mut CK_ULONG,
+    );
+    C_UnwrapKeyAuthenticated(
+        CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG, *mut CK_ATTRIBUTE, CK_ULONG,
+        *mut CK_BYTE, CK_ULONG, *mut CK_OBJECT_HANDLE,
+    );
+}

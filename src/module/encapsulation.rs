@@ -1,0 +1,118 @@
+//! Key encapsulation (PKCS#11 3.2, `C_EncapsulateKey` and `C_DecapsulateKey`): a shared
+//! secret made under a KEM public key, or recovered with its private key, becomes a new
+//! secret key object from the caller's template; each call is recorded naming that key.
+//!
+//! The new key is made as an unwrapped key is (`Origin::Unwrap`: not local, no history of
+//! being sensitive), a generic secret unless the template names another secret key type;
+//! its length is the shared secret's (32 bytes for ML-KEM), and a template asking for
+//! another `CKA_VALUE_LEN`, or a type of another size, is `CKR_TEMPLATE_INCONSISTENT`.
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::Module;
+use crate::hierarchy;
+use crate::mechanism::{self, Mechanism};
+use crate::object::attribute::encode_ulong;
+use crate::object::template::{self, Actor, Origin};
+use crate::object::{Attribute, Object, Profile};
+use crate::session::{Output, OutputBuffer};
+use crate::{Error, Result};
+
+impl Module {
+    /// `C_EncapsulateKey`: the ciphertext through the output-buffer protocol and, unless
+    /// only its length was asked for (or the buffer is too small), the handle of the new key
+    /// holding the shared secret. A size query makes every check but creates nothing.
+    pub fn encapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        public: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+        buffer: OutputBuffer,
+    ) -> Result<(Output, Option<CK_OBJECT_HANDLE>)> {
+        let encapsulate = || -> Result<(Output, Option<CK_OBJECT_HANDLE>)> {
+            let (s, token) = self.session_and_token(h)?;
+            mechanism::registry::require(mechanism.kind, CKF_ENCAPSULATE)?;
+            let material = token.key_material_for(s.read_write, public, CKA_ENCAPSULATE, mechanism.kind)?;
+            let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+            let needed = mechanism::encapsulated_len(mechanism, &material)?;
+            let mut key = self.shared_secret_key(template, actor)?;
+            match buffer {
+                OutputBuffer::Query => return Ok((Output::Length(needed), None)),
+                OutputBuffer::Capacity(c) if c < needed => return Err(Error::BufferTooSmall { needed }),
+                OutputBuffer::Capacity(_) => {}
+            }
+            let (ciphertext, secret) = mechanism::encapsulate(mechanism, &material)?;
+            set_secret(&mut key, &secret)?;
+            let handle = token.store_new_object(h, s.read_write, key)?;
+            Ok((Output::Bytes(Zeroizing::new(ciphertext)), Some(handle)))
+        };
+        let result = encapsulate();
+        let Ok(token) = self.token_of(h) else {
+            return result;
+        };
+        let made = result.as_ref().ok().and_then(|(_, key)| *key);
+        token.record(h, "encapsulate", made, Some(mechanism.kind), super::audit::rv_of(&result))?;
+        result
+    }
+
+    /// `C_DecapsulateKey`: the shared secret in `ciphertext`, under the private key, as a
+    /// new key from `template`.
+    pub fn decapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: &Mechanism,
+        private: CK_OBJECT_HANDLE,
+        template: &[Attribute],
+        ciphertext: &[u8],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.audited_new(h, "decapsulate", Some(mechanism.kind), || {
+            let (s, token) = self.session_and_token(h)?;
+            mechanism::registry::require(mechanism.kind, CKF_DECAPSULATE)?;
+            let material = token.key_material_for(s.read_write, private, CKA_DECAPSULATE, mechanism.kind)?;
+            let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
+            let mut key = self.shared_secret_key(template, actor)?;
+            let secret = mechanism::decapsulate(mechanism, &material, ciphertext)?;
+            set_secret(&mut key, &secret)?;
+            token.store_new_object(h, s.read_write, key)
+        })
+    }
+
+    /// The object the shared secret goes into, from the caller's template (checked before
+    /// any cryptography is done).
+    fn shared_secret_key(&self, template: &[Attribute], actor: Actor) -> Result<Object> {
+        hierarchy::refuse_outside_generation(template)?;
+        let class = template.iter().find(|a| a.kind == CKA_CLASS);
+        if class.is_some_and(|a| a.value.as_slice() != CKO_SECRET_KEY.to_ne_bytes()) {
+            return Err(Error::TemplateInconsistent);
+        }
+        let mut template = template.to_vec();
+        for (kind, default) in [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_GENERIC_SECRET)] {
+            if !template.iter().any(|a| a.kind == kind) {
+                template.push(Attribute::ulong(kind, default));
+            }
+        }
+        let key =
+            template::new_object_with(&template, None, Origin::Unwrap, actor, self.config.object_defaults())?;
+        if key.profile() != Profile::SecretKey {
+            return Err(Error::TemplateInconsistent);
+        }
+        Ok(key)
+    }
+}
+
+/// Gives `key` the shared secret as its value, if the template's length and type allow it.
+fn set_secret(key: &mut Object, secret: &[u8]) -> Result<()> {
+    let fits = match key.key_type() {
+        Some(CKK_AES) => matches!(secret.len(), 16 | 24 | 32),
+        _ => !secret.is_empty(),
+    };
+    let len_matches = key.ulong(CKA_VALUE_LEN).is_none_or(|l| l == secret.len() as CK_ULONG);
+    if !fits || !len_matches {
+        return Err(Error::TemplateInconsistent);
+    }
+    key.set(CKA_VALUE_LEN, encode_ulong(secret.len() as CK_ULONG));
+    key.set(CKA_VALUE, secret.to_vec());
+    Ok(())
+}
