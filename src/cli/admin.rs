@@ -6,6 +6,7 @@ use ecm_hsm::Error;
 use ecm_hsm::hierarchy::Tier;
 use ecm_hsm::hierarchy::rotation::now;
 use ecm_hsm::module::token::{MAX_PIN_LEN, MIN_PIN_LEN};
+use ecm_hsm::token::Custody;
 use serde::Serialize;
 
 use super::token::{self, Key, SlotState, Token, tier_name};
@@ -67,6 +68,10 @@ pub fn init(global: &Global, args: &InitArgs) -> Outcome<()> {
     }
     let mut padded = [b' '; 32];
     padded[..label.len()].copy_from_slice(label);
+    if let Some(path) = &args.service_key {
+        let key = token::service_key(&module, path)?;
+        module.use_service_key(slot, key).map_err(|e| Failure(explain(&e)))?;
+    }
     let steps = || -> ecm_hsm::Result<()> {
         module.init_token(slot, &so_pin, padded)?;
         let s = module.open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
@@ -75,7 +80,12 @@ pub fn init(global: &Global, args: &InitArgs) -> Outcome<()> {
         set
     };
     steps().map_err(|e| Failure(format!("initializing slot {slot}: {}", explain(&e))))?;
-    say!("initialized token '{}' in slot {slot} ({}), user PIN set", args.label, token::token_dir(&module));
+    let custody = module.token_custody(slot).map(|c| c.name()).unwrap_or("unknown");
+    say!(
+        "initialized token '{}' in slot {slot} ({}), user PIN set, custody: {custody}",
+        args.label,
+        token::token_dir(&module)
+    );
     Ok(())
 }
 
@@ -295,6 +305,8 @@ struct StatusJson<'a> {
     token: &'a str,
     slot: CK_SLOT_ID,
     now: u64,
+    /// Who can open the token key: `pins` or `service`.
+    custody: &'static str,
     /// What weakens this token's protection (a directory others can reach, test settings).
     warnings: Vec<String>,
     keys: Vec<KeyJson>,
@@ -341,11 +353,13 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     let now = now();
     let keys = token.keys()?;
     let warnings = token_warnings(token.module.config());
+    let custody = token.module.token_custody(token.slot).map_err(|e| Failure(explain(&e)))?;
     if json {
         let out = StatusJson {
             token: &token.label,
             slot: token.slot,
             now,
+            custody: custody.name(),
             warnings,
             keys: keys
                 .iter()
@@ -372,6 +386,14 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
         return Ok(());
     }
     say!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
+    say!(
+        "custody: {}",
+        match custody {
+            Custody::Service => "service (the token key opens only with the service key; PINs are verifiers)",
+            Custody::Pins =>
+                "pins (any PIN opens the token key: for development; see `ecm-hsm token seal-for-service`)",
+        }
+    );
     for warning in &warnings {
         say!("WARNING: {warning}");
     }
