@@ -71,6 +71,10 @@ pub fn init(global: &Global, args: &InitArgs) -> Outcome<()> {
     if let Some(path) = &args.service_key {
         let key = token::service_key(&module, path)?;
         module.use_service_key(slot, key).map_err(|e| Failure(explain(&e)))?;
+    } else if let Some(path) = &module.config().service_key_file {
+        // The configured service key makes the token in service custody: a key file that
+        // cannot be used is said now, before anything is made.
+        ecm_hsm::token::ServiceKey::load(path).map_err(|e| Failure(explain(&e)))?;
     }
     let steps = || -> ecm_hsm::Result<()> {
         module.init_token(slot, &so_pin, padded)?;
