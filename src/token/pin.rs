@@ -543,6 +543,41 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Issue 13, item 15: a locked principal's login costs a KDF run as any other check
+    /// does (no instant answer tells a locked name apart), and still answers
+    /// `CKR_PIN_LOCKED`, counting nothing more.
+    #[test]
+    fn a_locked_principal_costs_a_kdf_run_too() {
+        let (token, dir) = free_token("locked-principal");
+        token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
+        token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+        let so = SessionView { login: LoginState::SecurityOfficer, read_write: true, principal: false };
+        token.set_principal(so, "alice", b"alice-pin", false).unwrap();
+        token.logout().unwrap();
+        let runs = |f: &dyn Fn() -> PinResult<()>| {
+            let before = KDF_RUNS.with(|n| n.get());
+            let result = f();
+            (result, KDF_RUNS.with(|n| n.get()) - before)
+        };
+        let refused =
+            |error, locked: Option<&str>| Err(PinRefused { error, locked: locked.map(String::from) });
+        assert_eq!(
+            runs(&|| token.login_principal("alice", b"wrong")),
+            (refused(Error::PinIncorrect, None), 1)
+        );
+        assert_eq!(
+            runs(&|| token.login_principal("alice", b"wrong")),
+            (refused(Error::PinLocked, Some("alice")), 1)
+        );
+        for pin in [b"wrong".as_slice(), b"alice-pin"] {
+            assert_eq!(runs(&|| token.login_principal("alice", pin)), (refused(Error::PinLocked, None), 1));
+        }
+        token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+        assert_eq!(token.principals(so).unwrap(), vec![("alice".to_string(), 2)], "counted no further");
+        drop(token);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn principal_logins_are_told_by_form_alone() {
         assert_eq!(principal_login_of(b"alice:pin:x"), Some(("alice", b"pin:x".as_slice())));
