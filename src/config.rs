@@ -14,7 +14,15 @@
 //! sensitive_by_default = false # true: a secret key made without CKA_SENSITIVE is sensitive
 //! rsa_min_bits = 2048           # smallest RSA key generated, or used to sign, encrypt, decrypt
 //! service = "unix:/run/ecm-hsm/ecm-hsm.sock"  # client mode: the key service's address
+//! service_key_file = "/etc/ecm-hsm/token-key"  # the key service's key (service custody)
 //! ```
+//!
+//! The service key ([`Config::service_key_file`]) is found, first found wins: the systemd
+//! credential `token-key` (`$CREDENTIALS_DIRECTORY/token-key`, what the unit's
+//! `LoadCredential=` passes), `ECM_HSM_SERVICE_KEY_FILE`, then `service_key_file`. The
+//! credential comes first because systemd gives it to the service alone (a private, unswappable
+//! mount no other user enters, from a source that `LoadCredentialEncrypted=` can keep
+//! encrypted), so the key file itself may stay where only root reads it.
 //!
 //! `ECM_HSM_SERVICE` (same form as `service`) overrides the setting; an empty value turns
 //! client mode off.
@@ -81,7 +89,13 @@ pub struct Config {
     /// `service` or `ECM_HSM_SERVICE`: the key service's address; set, `libecm_hsm.so` is a
     /// client of that service and holds no token of its own (issue 14).
     pub service: Option<String>,
+    /// The file holding the service key, which opens tokens in service custody
+    /// (`crate::token::custody`); see the module documentation for where it is looked for.
+    pub service_key_file: Option<PathBuf>,
 }
+
+/// The name of the systemd credential holding the service key.
+pub const SERVICE_KEY_CREDENTIAL: &str = "token-key";
 
 /// The address space an audit segment may fill by default (the segment is a mapped file,
 /// `crate::sys::mapped_file`); a process that writes more starts another segment. Settable
@@ -106,6 +120,7 @@ struct ConfigFile {
     sensitive_by_default: Option<bool>,
     rsa_min_bits: Option<u32>,
     service: Option<String>,
+    service_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -142,6 +157,14 @@ impl Config {
         } else if config.service.is_none() {
             config.service = system_service(Path::new(SYSTEM_CLIENT_SETTINGS))?;
         }
+        let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .filter(|d| !d.is_empty())
+            .map(|d| PathBuf::from(d).join(SERVICE_KEY_CREDENTIAL))
+            .filter(|p| p.exists());
+        let named = std::env::var_os("ECM_HSM_SERVICE_KEY_FILE").filter(|p| !p.is_empty()).map(PathBuf::from);
+        if let Some(path) = credential.or(named) {
+            config.service_key_file = Some(path);
+        }
         Ok(config)
     }
 
@@ -172,6 +195,7 @@ impl Config {
             sensitive_by_default: file.sensitive_by_default.unwrap_or(false),
             rsa_min_bits: file.rsa_min_bits.unwrap_or(DEFAULT_RSA_MIN_BITS),
             service: file.service,
+            service_key_file: file.service_key_file,
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {

@@ -7,9 +7,11 @@
 //! under the token's audit key in the register (`"auth":"m"`), AES-256-GMAC under a key
 //! derived from it per segment in a segment (`"auth":"g"`, [`record::segment_key`]) — else
 //! SHA-256 of the same (`"auth":"h"`). A register's first line follows 32 zero bytes, a
-//! segment's the register record that opened it. The audit key is HMAC-SHA256(token key,
-//! "ecm-hsm audit chain v1") ([`derive_key`]), so only a process that logged in can write an
-//! `m` or `g` link.
+//! segment's the register record that opened it. The audit key is HMAC-SHA256(K,
+//! "ecm-hsm audit chain v1") ([`derive_key`]), where K is the token key for a token in pins
+//! custody — so only a process that logged in can write an `m` or `g` link — and a key derived
+//! from the service key (per token and epoch, `crate::token::custody`) for a token in service
+//! custody, so that no principal, whatever PIN it holds, can write one.
 //!
 //! - [`trail`]: the writer the module uses, [`AuditLog`]: register plus this process's segment.
 //! - [`register`]: the shared chain, safe across threads and processes (an exclusive `flock`

@@ -6,6 +6,7 @@ use ecm_hsm::Error;
 use ecm_hsm::hierarchy::Tier;
 use ecm_hsm::hierarchy::rotation::now;
 use ecm_hsm::module::token::{MAX_PIN_LEN, MIN_PIN_LEN};
+use ecm_hsm::token::Custody;
 use serde::Serialize;
 
 use super::token::{self, Key, SlotState, Token, tier_name};
@@ -67,6 +68,14 @@ pub fn init(global: &Global, args: &InitArgs) -> Outcome<()> {
     }
     let mut padded = [b' '; 32];
     padded[..label.len()].copy_from_slice(label);
+    if let Some(path) = &args.service_key {
+        let key = token::service_key(&module, path)?;
+        module.use_service_key(slot, key).map_err(|e| Failure(explain(&e)))?;
+    } else if let Some(path) = &module.config().service_key_file {
+        // The configured service key makes the token in service custody: a key file that
+        // cannot be used is said now, before anything is made.
+        ecm_hsm::token::ServiceKey::load(path).map_err(|e| Failure(explain(&e)))?;
+    }
     let steps = || -> ecm_hsm::Result<()> {
         module.init_token(slot, &so_pin, padded)?;
         let s = module.open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
@@ -75,7 +84,12 @@ pub fn init(global: &Global, args: &InitArgs) -> Outcome<()> {
         set
     };
     steps().map_err(|e| Failure(format!("initializing slot {slot}: {}", explain(&e))))?;
-    say!("initialized token '{}' in slot {slot} ({}), user PIN set", args.label, token::token_dir(&module));
+    let custody = module.token_custody(slot).map(|c| c.name()).unwrap_or("unknown");
+    say!(
+        "initialized token '{}' in slot {slot} ({}), user PIN set, custody: {custody}",
+        args.label,
+        token::token_dir(&module)
+    );
     Ok(())
 }
 
@@ -295,6 +309,8 @@ struct StatusJson<'a> {
     token: &'a str,
     slot: CK_SLOT_ID,
     now: u64,
+    /// Who can open the token key: `pins` or `service`.
+    custody: &'static str,
     /// What weakens this token's protection (a directory others can reach, test settings,
     /// times with auditing off).
     warnings: Vec<String>,
@@ -391,11 +407,13 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     let keys = token.keys()?;
     let mut warnings = token_warnings(token.module.config());
     let audit_gaps = audit_gaps(&token, &mut warnings);
+    let custody = token.module.token_custody(token.slot).map_err(|e| Failure(explain(&e)))?;
     if json {
         let out = StatusJson {
             token: &token.label,
             slot: token.slot,
             now,
+            custody: custody.name(),
             warnings,
             audit_gaps,
             keys: keys
@@ -423,6 +441,14 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
         return Ok(());
     }
     say!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
+    say!(
+        "custody: {}",
+        match custody {
+            Custody::Service => "service (the token key opens only with the service key; PINs are verifiers)",
+            Custody::Pins =>
+                "pins (any PIN opens the token key: for development; see `ecm-hsm token seal-for-service`)",
+        }
+    );
     for warning in &warnings {
         say!("WARNING: {warning}");
     }

@@ -86,6 +86,9 @@ enum Command {
     Retire(RetireArgs),
     /// Show every key of the hierarchy: tier, tenant, version, state, age, next rotation
     Status(StatusArgs),
+    /// Custody of the token key: seal a token for the key service
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Seal and open data in the ecm-hsm envelope format
     #[command(subcommand)]
     Envelope(EnvelopeCommand),
@@ -135,6 +138,11 @@ pub struct InitArgs {
     /// Read the user PIN to set from FILE [default: $ECM_HSM_NEW_PIN, else a prompt]
     #[arg(long, value_name = "FILE")]
     new_pin_file: Option<PathBuf>,
+    /// Make the token in service custody: its token key sealed under the service key in
+    /// PATH (made, 32 random bytes readable by this user alone, if it does not exist), its
+    /// PINs verifiers (see the README's "Key service")
+    #[arg(long, value_name = "PATH")]
+    service_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +308,7 @@ pub fn main() -> ExitCode {
         },
         Command::Retire(a) => admin::retire(&global, &a.label),
         Command::Status(a) => admin::status(&global, a.json),
+        Command::Token(c) => token::run(&global, &c),
         Command::Envelope(EnvelopeCommand::Encrypt(a)) => envelopes::encrypt(&global, &a),
         Command::Envelope(EnvelopeCommand::Decrypt(a)) => envelopes::decrypt(&global, &a),
         Command::Envelope(EnvelopeCommand::Reencrypt(a)) => envelopes::reencrypt(&global, &a),

@@ -40,6 +40,7 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 
 pub fn serve(global: &Global, args: &ServeArgs) -> Outcome<()> {
     let config = config(global.token_dir.as_deref())?;
+    check_service_key(&config)?;
     let limits = Limits {
         max_frame: args.max_frame,
         max_sessions: args.max_sessions,
@@ -52,6 +53,24 @@ pub fn serve(global: &Global, args: &ServeArgs) -> Outcome<()> {
     };
     eprintln!("ecm-hsm serve: serving {} on {}", config.token_dir.display(), describe(&listener));
     Server::new(listener, config, limits).run().map_err(|e| Failure(format!("accepting connections: {e}")))
+}
+
+/// Says which service key the service opens its tokens with (`ecm_hsm::token::custody`),
+/// refusing to start with a configured key file it cannot use (a wrong mode, owner or size)
+/// rather than failing every login later. The key is read again by each token as it needs it.
+fn check_service_key(config: &ecm_hsm::config::Config) -> Outcome<()> {
+    match &config.service_key_file {
+        Some(path) => {
+            ecm_hsm::token::ServiceKey::load(path).map_err(|e| Failure(super::util::explain(&e)))?;
+            eprintln!("ecm-hsm serve: service key {}", path.display());
+        }
+        None => eprintln!(
+            "ecm-hsm serve: no service key (the credential {}, ECM_HSM_SERVICE_KEY_FILE or service_key_file): \
+             tokens in service custody refuse every login, and new tokens are made in pins custody",
+            ecm_hsm::config::SERVICE_KEY_CREDENTIAL
+        ),
+    }
+    Ok(())
 }
 
 /// The socket systemd opened for the service (socket activation), if it passed one.

@@ -8,11 +8,89 @@ use ecm_hsm::mechanism::{Mechanism, MechanismParams};
 use ecm_hsm::module::Module;
 use ecm_hsm::object::attribute::decode_ulong;
 use ecm_hsm::object::{Attribute, AttributeRead};
+use ecm_hsm::token::{Custody, ServiceKey};
 use ecm_hsm::vendor::*;
 use ecm_hsm::{Error, hierarchy::Tier};
 
 use super::util::explain;
 use super::{Failure, Global, Outcome, pins};
+
+/// `ecm-hsm token ...`: custody of the token key.
+#[derive(clap::Subcommand)]
+pub enum TokenCommand {
+    /// Move the token to service custody: rotate its token key, seal the new one under the
+    /// service key in --key-file, and turn its PINs into verifiers (SO PIN from
+    /// --so-pin-file or ECM_HSM_SO_PIN)
+    #[command(long_about = "Move the token to service custody, in one transaction: a new token \
+                            key seals every secret value again (so the token key that copies \
+                            under PINs in old backups open is dead), the new key is sealed under \
+                            the service key in --key-file (made, 32 random bytes readable by \
+                            this user alone, if it does not exist), and the SO's PIN record \
+                            becomes a verifier; the others become verifiers at their next \
+                            login. The audit trail so far is archived (its MACs were under the \
+                            old key; run `ecm-hsm audit verify` first) and a new one starts \
+                            under a key derived from the service key. Run it as the service's \
+                            user, with no other process using the token.")]
+    SealForService {
+        /// The service key file (outside the token directory)
+        #[arg(long, value_name = "PATH")]
+        key_file: std::path::PathBuf,
+        /// Read the SO PIN from FILE [default: $ECM_HSM_SO_PIN, else a prompt]
+        #[arg(long, value_name = "FILE")]
+        so_pin_file: Option<std::path::PathBuf>,
+    },
+}
+
+pub fn run(global: &Global, command: &TokenCommand) -> Outcome<()> {
+    match command {
+        TokenCommand::SealForService { key_file, so_pin_file } => {
+            let module = module(global)?;
+            let (slot, label) = choose_slot(&module, global.slot)?;
+            if module.token_custody(slot).map_err(|e| Failure(explain(&e)))? == Custody::Service {
+                return Err(Failure(format!("token '{label}' (slot {slot}) is in service custody already")));
+            }
+            let pin = pins::so_login_pin(so_pin_file.as_deref())?;
+            let key = service_key(&module, key_file)?;
+            let path = key.path().display().to_string();
+            module.seal_for_service(slot, &pin, key).map_err(|e| {
+                Failure(match e {
+                    Error::PinIncorrect => format!("token '{label}' (slot {slot}) refused the SO PIN"),
+                    Error::PinLocked => format!("the SO PIN of token '{label}' (slot {slot}) is locked"),
+                    Error::SessionExists => format!("token '{label}' (slot {slot}) has sessions open"),
+                    e => format!("token '{label}' (slot {slot}): {}", explain(&e)),
+                })
+            })?;
+            say!(
+                "token '{label}' (slot {slot}) is in service custody: its new token key opens only with {path}; \
+                 the audit trail so far was archived"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The service key file at `path`, made if it does not exist. Refused inside the token
+/// directory: every copy or backup of the tokens would carry the key that opens them.
+pub fn service_key(module: &Module, path: &Path) -> Outcome<ServiceKey> {
+    let dir = std::fs::canonicalize(&module.config().token_dir).ok();
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let holder = std::fs::canonicalize(parent)
+        .map_err(|e| Failure(format!("the service key's directory {}: {e}", parent.display())))?;
+    if dir.is_some_and(|d| holder.starts_with(d)) {
+        return Err(Failure(format!(
+            "{} is inside the token directory: keep the service key elsewhere (a copy of the tokens must not carry it)",
+            path.display()
+        )));
+    }
+    let (key, made) = ServiceKey::load_or_create(path).map_err(|e| Failure(explain(&e)))?;
+    if made {
+        say!(
+            "made the service key {} (mode 0600): keep a copy where the token backups are not",
+            path.display()
+        );
+    }
+    Ok(key)
+}
 
 /// The settings: `--token-dir` in place of `ECM_HSM_DIR`, the rest as the module reads them.
 pub fn config(token_dir: Option<&Path>) -> Outcome<Config> {

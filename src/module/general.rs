@@ -109,6 +109,50 @@ impl Module {
         result.map(drop)
     }
 
+    /// `ecm-hsm token seal-for-service`: the token of `slot` moves to service custody
+    /// under `service_key` (`crate::token::custody`), recorded as `seal_for_service` as
+    /// `C_InitToken` is: its token key is rotated, so the old trail is archived and the new
+    /// one starts with this record, under the audit key the service key gives.
+    pub fn seal_for_service(
+        &self,
+        slot: CK_SLOT_ID,
+        so_pin: &[u8],
+        service_key: crate::token::ServiceKey,
+    ) -> Result<()> {
+        let token = self.token(slot)?;
+        let mut locked = None;
+        let result = token
+            .seal_for_service(so_pin, service_key, !self.sessions_of(slot).is_empty())
+            .map_err(|refused| refused.noting_lock(&mut locked));
+        if !token.config.audit {
+            return result.map(drop);
+        }
+        let principal = match &result {
+            Ok(audit_key) => {
+                token.rearm_audit(audit_key)?;
+                Who::So
+            }
+            Err(_) => Who::Nobody,
+        };
+        let context = Context { principal, key: None, described_as: None };
+        token.record_with(0, "seal_for_service", context, None, rv_of(&result))?;
+        token.record_pin_locked(0, locked)?;
+        result.map(drop)
+    }
+
+    /// Makes this process open the token of `slot` with `service_key` (an admin command's
+    /// key file) rather than the configured one; a token made on a free slot then starts in
+    /// service custody.
+    pub fn use_service_key(&self, slot: CK_SLOT_ID, service_key: crate::token::ServiceKey) -> Result<()> {
+        self.token(slot)?.use_service_key(service_key);
+        Ok(())
+    }
+
+    /// Who can open the token key of the token of `slot` (`ecm-hsm status`).
+    pub fn token_custody(&self, slot: CK_SLOT_ID) -> Result<crate::token::Custody> {
+        self.token(slot)?.custody()
+    }
+
     /// `C_InitPIN`: the SO sets the user PIN; recorded as `init_pin` by the session's login
     /// (the SO, or a refusal). A refusal by the policy's custody rule (the quorum, not the
     /// SO alone, controls a restricted user) answers `CKR_USER_NOT_LOGGED_IN`: the standard

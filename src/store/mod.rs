@@ -4,6 +4,11 @@
 //! values (and the token key) before handing them down, so the store's file never holds a
 //! secret in clear. Every change goes through [`TokenStore::write`], one transaction that is
 //! either committed whole or not at all.
+//!
+//! Nothing of an old credential stays readable: the SQLite store runs with `secure_delete`
+//! (freed cells and pages are overwritten with zeros), and the token layer checkpoints the
+//! write-ahead log ([`TokenStore::checkpoint`]) after a change of PIN, a removal of a
+//! principal and a change of custody.
 
 pub mod files;
 pub mod schema;
@@ -38,7 +43,9 @@ pub struct ObjectNames {
     pub cka_id: Option<Vec<u8>>,
 }
 
-/// The token key sealed under a key derived from one PIN.
+/// What is stored of one PIN: its KDF's salt and cost, and under [`KeyCustody::Pins`] the
+/// token key sealed under the KDF's output, under [`KeyCustody::Service`] a verifier of the
+/// PIN (see `crate::token::custody`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedTokenKey {
     pub salt: Vec<u8>,
@@ -46,7 +53,17 @@ pub struct WrappedTokenKey {
     pub sealed_key: Vec<u8>,
 }
 
-/// The token's own row: identity, PIN-wrapped token keys and failure counters.
+/// Who can open the token key (see `crate::token::custody`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCustody {
+    /// Each PIN: the token key is sealed under a KDF of every PIN.
+    Pins,
+    /// The key service alone: the token key is sealed under a key derived from the service
+    /// key, and the PIN records are verifiers.
+    Service { sealed_key: Vec<u8> },
+}
+
+/// The token's own row: identity, custody of the token key, PIN records and failure counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     pub slot_id: u64,
@@ -58,10 +75,11 @@ pub struct TokenRecord {
     pub user_pin: Option<WrappedTokenKey>,
     pub so_failures: u32,
     pub user_failures: u32,
+    pub custody: KeyCustody,
 }
 
-/// A principal: a named user of the token with its own PIN (the token key wrapped under a
-/// KDF of it) and its own count of failed logins.
+/// A principal: a named user of the token with its own PIN record (see [`WrappedTokenKey`])
+/// and its own count of failed logins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalRecord {
     pub name: String,
@@ -103,6 +121,8 @@ pub trait StoreWriter {
     fn delete_object(&mut self, id: i64) -> Result<bool>;
     fn object_exists(&mut self, id: i64) -> Result<bool>;
     fn delete_all_objects(&mut self) -> Result<()>;
+    /// Every object, read inside this transaction (what re-sealing them all needs).
+    fn objects(&mut self) -> Result<Vec<StoredObject>>;
     fn principal(&mut self, name: &str) -> Result<Option<PrincipalRecord>>;
     /// Adds or replaces a principal.
     fn save_principal(&mut self, principal: &PrincipalRecord) -> Result<()>;
@@ -152,4 +172,9 @@ pub trait TokenStore: Send {
     /// Runs `change` in one transaction that holds the store's write lock throughout;
     /// commits if it returns `Ok`, rolls back otherwise.
     fn write(&mut self, change: &mut dyn FnMut(&mut dyn StoreWriter) -> Result<()>) -> Result<()>;
+    /// Moves every committed page into the database file and empties the write-ahead log
+    /// (SQLite's `wal_checkpoint(TRUNCATE)`), so that page images from before a change (an
+    /// old PIN record) do not stay in the log. False if another connection's open read kept
+    /// it from finishing (the next checkpoint finishes it).
+    fn checkpoint(&mut self) -> Result<bool>;
 }

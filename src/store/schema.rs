@@ -69,6 +69,12 @@ const MIGRATIONS: &[&str] = &[
     // every key got one by default, meaning "any". Dropping those keeps each key's meaning:
     // a key without the attribute may use any mechanism.
     "DELETE FROM attributes WHERE kind = 1073743360 AND value = x'';",
+    // 6: custody of the token key (`crate::token::custody`): `pins` as until now, or
+    // `service`, the token key sealed under the service key in `service_sealed` and the PIN
+    // columns holding verifiers.
+    "ALTER TABLE token ADD COLUMN custody TEXT NOT NULL DEFAULT 'pins'
+        CHECK (custody IN ('pins', 'service'));
+    ALTER TABLE token ADD COLUMN service_sealed BLOB;",
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -10,8 +10,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 use super::schema;
 use super::{
-    ApprovalRecord, ApprovalsOf, ObjectNames, PrincipalRecord, StoreWriter, StoredAttribute, StoredObject,
-    TokenRecord, TokenStore, WrappedTokenKey,
+    ApprovalRecord, ApprovalsOf, KeyCustody, ObjectNames, PrincipalRecord, StoreWriter, StoredAttribute,
+    StoredObject, TokenRecord, TokenStore, WrappedTokenKey,
 };
 use crate::{Error, Result};
 
@@ -70,6 +70,9 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted and overwritten content (an old PIN record, a removed principal) is zeroed
+        // in the page rather than left in free space for anyone who copies the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         // A short write-ahead log: a process that opens the store after another exited
         // without closing it (no C_Finalize) rebuilds the log's index by reading all of it,
         // which at SQLite's default (1,000 pages, 4 MB) costs C_Initialize about 5 ms; at
@@ -122,7 +125,8 @@ fn read_record(conn: &Connection) -> Result<TokenRecord> {
     let row = conn
         .query_row(
             "SELECT slot_id, label, serial, epoch, so_salt, so_iterations, so_wrapped,
-                    user_salt, user_iterations, user_wrapped, so_failures, user_failures
+                    user_salt, user_iterations, user_wrapped, so_failures, user_failures,
+                    custody, service_sealed
              FROM token WHERE id = 1",
             [],
             |r| {
@@ -144,12 +148,18 @@ fn read_record(conn: &Connection) -> Result<TokenRecord> {
                     },
                     r.get::<_, u32>(10)?,
                     r.get::<_, u32>(11)?,
+                    (r.get::<_, String>(12)?, r.get::<_, Option<Vec<u8>>>(13)?),
                 ))
             },
         )
         .optional()?;
-    let (slot_id, label, serial, epoch, so_pin, user_pin, so_failures, user_failures) =
+    let (slot_id, label, serial, epoch, so_pin, user_pin, so_failures, user_failures, custody) =
         row.ok_or_else(|| Error::StoreCorrupt("token row missing".into()))?;
+    let custody = match custody {
+        (c, None) if c == "pins" => KeyCustody::Pins,
+        (c, Some(sealed_key)) if c == "service" => KeyCustody::Service { sealed_key },
+        _ => return Err(Error::StoreCorrupt("custody of the token key".into())),
+    };
     let label: [u8; 32] = label.try_into().map_err(|_| Error::StoreCorrupt("bad label".into()))?;
     Ok(TokenRecord {
         slot_id: slot_id as u64,
@@ -160,7 +170,28 @@ fn read_record(conn: &Connection) -> Result<TokenRecord> {
         user_pin,
         so_failures,
         user_failures,
+        custody,
     })
+}
+
+/// Every object with its attributes, by id (inside whatever transaction `conn` is in).
+fn read_objects(conn: &Connection) -> Result<Vec<StoredObject>> {
+    let mut objects: Vec<StoredObject> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.id, a.kind, a.value, a.sealed FROM objects o
+         JOIN attributes a ON a.object_id = o.id ORDER BY o.id, a.kind",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let attribute =
+            StoredAttribute { kind: r.get::<_, i64>(1)? as u64, value: r.get(2)?, sealed: r.get(3)? };
+        match objects.last_mut() {
+            Some(o) if o.id == id => o.attributes.push(attribute),
+            _ => objects.push(StoredObject { id, attributes: vec![attribute] }),
+        }
+    }
+    Ok(objects)
 }
 
 impl TokenStore for SqliteStore {
@@ -179,23 +210,7 @@ impl TokenStore for SqliteStore {
     fn load_objects(&mut self) -> Result<Vec<StoredObject>> {
         // One read transaction, so the snapshot is consistent even while others write.
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let mut objects: Vec<StoredObject> = Vec::new();
-        {
-            let mut stmt = tx.prepare_cached(
-                "SELECT o.id, a.kind, a.value, a.sealed FROM objects o
-                 JOIN attributes a ON a.object_id = o.id ORDER BY o.id, a.kind",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let id: i64 = r.get(0)?;
-                let attribute =
-                    StoredAttribute { kind: r.get::<_, i64>(1)? as u64, value: r.get(2)?, sealed: r.get(3)? };
-                match objects.last_mut() {
-                    Some(o) if o.id == id => o.attributes.push(attribute),
-                    _ => objects.push(StoredObject { id, attributes: vec![attribute] }),
-                }
-            }
-        }
+        let objects = read_objects(&tx)?;
         tx.commit()?;
         Ok(objects)
     }
@@ -272,6 +287,11 @@ impl TokenStore for SqliteStore {
         // transaction began is still to be noticed by the next changed_elsewhere().
         Ok(())
     }
+
+    fn checkpoint(&mut self) -> Result<bool> {
+        let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
+    }
 }
 
 struct SqliteWriter<'c> {
@@ -288,8 +308,8 @@ impl StoreWriter for SqliteWriter<'_> {
         self.tx.execute(
             "INSERT OR REPLACE INTO token (id, slot_id, label, serial, epoch, so_salt,
                 so_iterations, so_wrapped, user_salt, user_iterations, user_wrapped,
-                so_failures, user_failures)
-             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                so_failures, user_failures, custody, service_sealed)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 r.slot_id as i64,
                 &r.label[..],
@@ -303,6 +323,14 @@ impl StoreWriter for SqliteWriter<'_> {
                 user.map(|u| &u.sealed_key),
                 r.so_failures,
                 r.user_failures,
+                match r.custody {
+                    KeyCustody::Pins => "pins",
+                    KeyCustody::Service { .. } => "service",
+                },
+                match &r.custody {
+                    KeyCustody::Pins => None,
+                    KeyCustody::Service { sealed_key } => Some(sealed_key),
+                },
             ],
         )?;
         Ok(())
@@ -345,6 +373,10 @@ impl StoreWriter for SqliteWriter<'_> {
     fn delete_all_objects(&mut self) -> Result<()> {
         self.tx.execute("DELETE FROM objects", [])?;
         Ok(())
+    }
+
+    fn objects(&mut self) -> Result<Vec<StoredObject>> {
+        read_objects(&self.tx)
     }
 
     fn principal(&mut self, name: &str) -> Result<Option<PrincipalRecord>> {
@@ -465,6 +497,7 @@ mod tests {
             user_pin: None,
             so_failures: 0,
             user_failures: 0,
+            custody: KeyCustody::Pins,
         }
     }
 

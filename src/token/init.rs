@@ -6,15 +6,16 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::handles::ObjectRef;
-use super::pin::{PinResult, PinRole, check_pin_len};
+use super::pin::{PinOwner, PinResult, PinRole, check_pin_len};
 use super::{Token, TokenKey, busy_timeout};
 use crate::mechanism::{rng, seal};
-use crate::store::{SqliteStore, TokenRecord};
+use crate::store::{KeyCustody, SqliteStore, TokenRecord};
 use crate::{Error, Result};
 
 impl Token {
     /// `C_InitToken`: creates the token on a free slot, or wipes and re-keys an existing one
-    /// after checking its SO PIN. `sessions_open` is checked by the caller's count. Returns
+    /// after checking its SO PIN. A new token is in service custody when this process holds
+    /// a service key (`custody.rs`), in pins custody otherwise; a wiped one keeps its custody. `sessions_open` is checked by the caller's count. Returns
     /// the new token's audit key, so that the record of this call, and the process's later
     /// ones, are authenticated under the token as it now is (see `Module::init_token`).
     pub fn init_token(
@@ -32,18 +33,32 @@ impl Token {
             return Err(Error::SessionExists.into());
         }
         let token_key: TokenKey = Zeroizing::new(rng::bytes::<{ seal::KEY_LEN }>()?);
-        let audit_key = crate::audit::derive_key(token_key.as_ref());
-        let so_wrap = self.wrap_token_key(&token_key, so_pin, PinRole::SecurityOfficer)?;
         if state.store.is_none() {
+            // A process that holds a service key makes tokens in service custody.
+            let service = self.service_key(&mut state)?;
+            let serial = new_serial()?;
+            let (custody, so_pin, audit_key) = match &service {
+                Some(service) => (
+                    KeyCustody::Service { sealed_key: service.seal_token_key(&serial, &token_key)? },
+                    self.new_pin_record(service, &serial, so_pin, PinOwner::SecurityOfficer)?,
+                    service.audit_key(&serial, 1),
+                ),
+                None => (
+                    KeyCustody::Pins,
+                    self.wrap_token_key_for(&token_key, so_pin, PinOwner::SecurityOfficer)?,
+                    crate::audit::derive_key(token_key.as_ref()),
+                ),
+            };
             let record = TokenRecord {
                 slot_id: self.slot_id,
                 label,
-                serial: new_serial()?,
+                serial,
                 epoch: 1,
-                so_pin: so_wrap,
+                so_pin,
                 user_pin: None,
                 so_failures: 0,
                 user_failures: 0,
+                custody,
             };
             let store = create_token_file(&self.path, &record, busy_timeout(&self.config))?;
             state.store = Some(Box::new(store));
@@ -52,6 +67,23 @@ impl Token {
         }
         self.refresh(&mut state)?;
         self.check_pin(&mut state, PinRole::SecurityOfficer, so_pin)?;
+        // The token keeps its custody; in service custody the check above had the service key.
+        let record = state.record.clone().ok_or(Error::Internal("no record"))?;
+        let (custody, so_wrap, audit_key) = match &record.custody {
+            KeyCustody::Service { .. } => {
+                let service = self.required_service_key(&mut state)?;
+                (
+                    KeyCustody::Service { sealed_key: service.seal_token_key(&record.serial, &token_key)? },
+                    self.new_pin_record(&service, &record.serial, so_pin, PinOwner::SecurityOfficer)?,
+                    service.audit_key(&record.serial, record.epoch + 1),
+                )
+            }
+            KeyCustody::Pins => (
+                KeyCustody::Pins,
+                self.wrap_token_key_for(&token_key, so_pin, PinOwner::SecurityOfficer)?,
+                crate::audit::derive_key(token_key.as_ref()),
+            ),
+        };
         let store = state.store.as_mut().ok_or(Error::Internal("no store"))?;
         let mut new_record = None;
         store.write(&mut |w| {
@@ -66,6 +98,7 @@ impl Token {
             r.user_pin = None;
             r.so_failures = 0;
             r.user_failures = 0;
+            r.custody = custody.clone();
             w.save_record(&r)?;
             new_record = Some(r);
             Ok(())
@@ -75,6 +108,7 @@ impl Token {
         state.objects.clear();
         state.loaded = None;
         self.handles.write().retain_slot(self.slot_id, |r| matches!(r, ObjectRef::Session { .. }));
+        self.scrub(&mut state);
         Ok(audit_key)
     }
 }

@@ -15,10 +15,12 @@
 //! (`pin.rs`), principals and the policy (`principals.rs`), objects (`objects.rs`), keys
 //! looked up for use (`key_use.rs`), keys of the envelope hierarchy (`hierarchy_keys.rs`),
 //! approvals and the gate of management operations (`approvals.rs`), object handles
-//! (`handles.rs`), the token's audit trail (`audit.rs`).
+//! (`handles.rs`), the token's audit trail (`audit.rs`), custody of the token key: under the
+//! PINs or the key service's alone (`custody.rs`).
 
 mod approvals;
 pub(crate) mod audit;
+pub mod custody;
 pub mod handles;
 mod hierarchy_keys;
 mod init;
@@ -32,6 +34,7 @@ mod principals;
 mod state_guard;
 
 pub use approvals::{ApprovalRequest, ApprovalTarget};
+pub use custody::{Custody, ServiceKey};
 pub use key_use::{ContextPin, KeyForUse};
 pub use pin::{MAX_PIN_LEN, MIN_PIN_LEN, PinRefused, PinResult, PinRole, check_pin_len, principal_login_of};
 pub use principals::check_principal_name;
@@ -98,6 +101,9 @@ pub(crate) struct TokenState {
     /// emptied with the login (see `hierarchy_keys.rs`); each in locked memory excluded from
     /// core dumps.
     pub unwrapped: PreparedKeys<crate::sys::secret::LockedBuffer>,
+    /// The key service's key, once read (see `custody.rs`): kept for the process's life, not
+    /// the login's.
+    pub service_key: Option<Arc<custody::ServiceKey>>,
 }
 
 pub(crate) struct SessionObject {
@@ -257,6 +263,7 @@ impl TokenState {
             session_objects: NumberMap::default(),
             next_session_object: 0,
             unwrapped: PreparedKeys::new(),
+            service_key: None,
         }
     }
 

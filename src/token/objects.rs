@@ -20,7 +20,7 @@ use crate::store::{ApprovalRecord, StoredAttribute, StoredObject};
 use crate::{Error, Result};
 
 /// The associated data binding a sealed value to its object and attribute.
-fn seal_context(id: i64, attribute: CK_ATTRIBUTE_TYPE) -> [u8; 16] {
+pub(crate) fn seal_context(id: i64, attribute: CK_ATTRIBUTE_TYPE) -> [u8; 16] {
     let mut c = [0u8; 16];
     c[..8].copy_from_slice(&id.to_be_bytes());
     c[8..].copy_from_slice(&attribute.to_be_bytes());

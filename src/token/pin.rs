@@ -4,12 +4,13 @@
 use cryptoki_sys::CK_FLAGS;
 use zeroize::Zeroizing;
 
+use super::custody::ServiceKey;
 use super::handles::ObjectRef;
 use super::principals::{refuse_guarded, so_writes};
 use super::{Token, TokenKey, TokenState};
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::policy::{LoginState, SessionView};
-use crate::store::{StoreWriter, TokenRecord, TokenStore, WrappedTokenKey};
+use crate::store::{KeyCustody, StoreWriter, TokenRecord, TokenStore, WrappedTokenKey};
 use crate::{Error, Result};
 
 pub const MIN_PIN_LEN: usize = 4;
@@ -48,6 +49,31 @@ impl PinOwner<'_> {
             PinOwner::User => b"ecm-hsm token key/user".to_vec(),
             PinOwner::Principal(name) => {
                 [b"ecm-hsm token key/principal/".as_slice(), name.as_bytes()].concat()
+            }
+        }
+    }
+
+    /// The associated data of this owner's PIN verifier in service custody.
+    fn verifier_context(self) -> Vec<u8> {
+        [b"ecm-hsm pin verifier/".as_slice(), &self.context()].concat()
+    }
+
+    /// Replaces this owner's PIN record, inside the transaction `w`.
+    fn save_pin(self, w: &mut dyn StoreWriter, pin: &WrappedTokenKey) -> Result<()> {
+        match self {
+            PinOwner::SecurityOfficer | PinOwner::User => {
+                let mut r = w.record()?;
+                if self == PinOwner::SecurityOfficer {
+                    r.so_pin = pin.clone();
+                } else {
+                    r.user_pin = Some(pin.clone());
+                }
+                w.save_record(&r)
+            }
+            PinOwner::Principal(name) => {
+                let mut p = w.principal(name)?.ok_or(Error::PinIncorrect)?;
+                p.pin = pin.clone();
+                w.save_principal(&p)
             }
         }
     }
@@ -178,7 +204,7 @@ impl Token {
             return Err(Error::PinInvalid);
         }
         let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
-        let wrapped = self.wrap_token_key(&key, pin, PinRole::User)?;
+        let wrapped = self.pin_record(&mut state, &key, pin, PinOwner::User)?;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut saved = None;
         store.write(&mut |w| {
@@ -191,6 +217,7 @@ impl Token {
             Ok(())
         })?;
         state.record = saved;
+        self.scrub(&mut state);
         Ok(())
     }
 
@@ -209,11 +236,13 @@ impl Token {
             return Err(Error::PinInvalid.into());
         }
         let key = self.check_pin(&mut state, role, old)?;
-        let wrapped = self.wrap_token_key(&key, new, role)?;
-        Ok(self.update_record(&mut state, |r| match role {
+        let wrapped = self.pin_record(&mut state, &key, new, role.into())?;
+        self.update_record(&mut state, |r| match role {
             PinRole::SecurityOfficer => r.so_pin = wrapped.clone(),
             PinRole::User => r.user_pin = Some(wrapped.clone()),
-        })?)
+        })?;
+        self.scrub(&mut state);
+        Ok(())
     }
 
     /// Checks `pin` for `role` against the store, counting failures persistently (in one
@@ -223,6 +252,19 @@ impl Token {
     }
 
     /// As `check_pin`, for the SO, the user or a named principal.
+    ///
+    /// Every check of a PIN the token has costs one run of the KDF, whether the PIN is right,
+    /// wrong or locked, and one of a name it does not have costs the same (issue 13, item 15):
+    /// the time tells nothing. A locked PIN still answers `CKR_PIN_LOCKED`, as the standard
+    /// asks, for a named principal too: its holder must learn to ask the SO for a reset, and
+    /// no name can be locked without first being known (a name the token does not have never
+    /// counts a failure, so it never locks and always answers `CKR_PIN_INCORRECT`).
+    ///
+    /// In service custody (`custody.rs`) the token key is opened with the service key first,
+    /// so that a process without it (or with the wrong one) is refused as a device fault,
+    /// counting nothing; the PIN is then checked against its verifier. A record still holding
+    /// the pre-migration sealed copy (which opens only the dead old key) is accepted as the
+    /// verifier of its PIN once more and replaced by a verifier proper in the same transaction.
     pub(crate) fn check_owner_pin(
         &self,
         state: &mut TokenState,
@@ -230,8 +272,10 @@ impl Token {
         pin: &[u8],
     ) -> PinResult<TokenKey> {
         let max = self.config.max_pin_failures;
+        let service = self.service_token_key(state)?;
+        let serial = state.record.as_ref().map(|r| r.serial.clone()).unwrap_or_default();
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-        let Some((wrapped, failures)) = owner.current(store.as_mut())? else {
+        let Some((stored, failures)) = owner.current(store.as_mut())? else {
             // An unknown principal costs what a known one's wrong PIN costs and answers the
             // same, so that neither the time nor the answer tells whether the name exists.
             // There is no count to raise for a name that does not exist.
@@ -239,12 +283,34 @@ impl Token {
             run_kdf(pin, &[0; pin_kdf::SALT_LEN], cost)?;
             return Err(Error::PinIncorrect.into());
         };
+        // The KDF runs outside the transaction, so other processes are not held up by it,
+        // and before the count is looked at, so that a locked PIN costs what another does.
+        let pin_key = run_kdf(pin, &stored.salt, stored.iterations)?;
         if failures >= max {
             return Err(Error::PinLocked.into());
         }
-        // The KDF runs outside the transaction, so other processes are not held up by it.
-        let opened = run_kdf(pin, &wrapped.salt, wrapped.iterations)
-            .and_then(|k| seal::open(&k, &owner.context(), &wrapped.sealed_key));
+        let mut upgrade = None;
+        let opened: Result<TokenKey> = match &service {
+            None => seal::open(&pin_key, &owner.context(), &stored.sealed_key).and_then(|opened| {
+                let key: [u8; seal::KEY_LEN] = opened
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::StoreCorrupt("token key length".into()))?;
+                Ok(Zeroizing::new(key))
+            }),
+            Some((svc, key)) => {
+                let verifier_context = owner.verifier_context();
+                if svc.verifies(&serial, &pin_key, &verifier_context, &stored.sealed_key) {
+                    Ok(key.clone())
+                } else if seal::open(&pin_key, &owner.context(), &stored.sealed_key).is_ok() {
+                    let sealed_key = svc.verifier(&serial, &pin_key, &verifier_context)?;
+                    upgrade = Some(WrappedTokenKey { sealed_key, ..stored.clone() });
+                    Ok(key.clone())
+                } else {
+                    Err(Error::PinIncorrect)
+                }
+            }
+        };
         let mut outcome = Err(Error::PinIncorrect);
         let mut locked_now = false;
         store.write(&mut |w| {
@@ -264,6 +330,9 @@ impl Token {
                 (Err(_), false) => Err(Error::PinIncorrect),
             };
             locked_now = opened.is_err() && new_count >= max;
+            if let (Ok(_), Some(record)) = (&opened, &upgrade) {
+                owner.save_pin(w, record)?;
+            }
             if new_count != count { owner.save_failures(w, new_count) } else { Ok(()) }
         })?;
         if let Err(error) = outcome {
@@ -271,19 +340,43 @@ impl Token {
             // PIN locked before is refused above without counting), the caller records it.
             return Err(PinRefused { error, locked: locked_now.then(|| owner.name()) });
         }
-        let opened = opened.map_err(|_| Error::PinIncorrect)?;
-        let key: [u8; seal::KEY_LEN] =
-            opened.as_slice().try_into().map_err(|_| Error::StoreCorrupt("token key length".into()))?;
-        Ok(Zeroizing::new(key))
+        if upgrade.is_some() {
+            self.scrub(state);
+        }
+        Ok(opened.map_err(|_| Error::PinIncorrect)?)
     }
 
-    pub(crate) fn wrap_token_key(
+    /// A new record of `pin` for `owner`, as the token's custody wants it: the token key
+    /// `key` sealed under the PIN's KDF output (`pins`), or a verifier of the PIN (`service`).
+    pub(crate) fn pin_record(
         &self,
+        state: &mut TokenState,
         key: &TokenKey,
         pin: &[u8],
-        role: PinRole,
+        owner: PinOwner<'_>,
     ) -> Result<WrappedTokenKey> {
-        self.wrap_token_key_for(key, pin, role.into())
+        match state.record.as_ref().map(|r| (&r.custody, r.serial.clone())) {
+            Some((KeyCustody::Service { .. }, serial)) => {
+                let service = self.required_service_key(state)?;
+                self.new_pin_record(&service, &serial, pin, owner)
+            }
+            _ => self.wrap_token_key_for(key, pin, owner),
+        }
+    }
+
+    /// A verifier of `pin` for `owner` on token `serial` in service custody.
+    pub(crate) fn new_pin_record(
+        &self,
+        service: &ServiceKey,
+        serial: &str,
+        pin: &[u8],
+        owner: PinOwner<'_>,
+    ) -> Result<WrappedTokenKey> {
+        let salt = rng::bytes::<{ pin_kdf::SALT_LEN }>()?.to_vec();
+        let iterations = self.config.pin_kdf_iterations;
+        let pin_key = pin_kdf::derive(pin, &salt, iterations)?;
+        let sealed_key = service.verifier(serial, &pin_key, &owner.verifier_context())?;
+        Ok(WrappedTokenKey { salt, iterations, sealed_key })
     }
 
     pub(crate) fn wrap_token_key_for(
@@ -446,6 +539,41 @@ mod tests {
         token.logout().unwrap();
         token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
         assert_eq!(token.principals(so).unwrap(), vec![("alice".to_string(), 0)]);
+        drop(token);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Issue 13, item 15: a locked principal's login costs a KDF run as any other check
+    /// does (no instant answer tells a locked name apart), and still answers
+    /// `CKR_PIN_LOCKED`, counting nothing more.
+    #[test]
+    fn a_locked_principal_costs_a_kdf_run_too() {
+        let (token, dir) = free_token("locked-principal");
+        token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
+        token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+        let so = SessionView { login: LoginState::SecurityOfficer, read_write: true, principal: false };
+        token.set_principal(so, "alice", b"alice-pin", false).unwrap();
+        token.logout().unwrap();
+        let runs = |f: &dyn Fn() -> PinResult<()>| {
+            let before = KDF_RUNS.with(|n| n.get());
+            let result = f();
+            (result, KDF_RUNS.with(|n| n.get()) - before)
+        };
+        let refused =
+            |error, locked: Option<&str>| Err(PinRefused { error, locked: locked.map(String::from) });
+        assert_eq!(
+            runs(&|| token.login_principal("alice", b"wrong")),
+            (refused(Error::PinIncorrect, None), 1)
+        );
+        assert_eq!(
+            runs(&|| token.login_principal("alice", b"wrong")),
+            (refused(Error::PinLocked, Some("alice")), 1)
+        );
+        for pin in [b"wrong".as_slice(), b"alice-pin"] {
+            assert_eq!(runs(&|| token.login_principal("alice", pin)), (refused(Error::PinLocked, None), 1));
+        }
+        token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+        assert_eq!(token.principals(so).unwrap(), vec![("alice".to_string(), 2)], "counted no further");
         drop(token);
         std::fs::remove_dir_all(dir).unwrap();
     }

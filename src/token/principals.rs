@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::pin::{PinOwner, check_pin_len};
 use super::{Token, approvals};
 use crate::policy::{LoginState, Policy, SessionView};
-use crate::store::{PrincipalRecord, StoreWriter};
+use crate::store::{KeyCustody, PrincipalRecord, StoreWriter};
 use crate::{Error, Result};
 
 impl Token {
@@ -36,7 +36,7 @@ impl Token {
         check_principal_name(name)?;
         check_pin_len(pin)?;
         let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
-        let wrapped = self.wrap_token_key_for(&key, pin, PinOwner::Principal(name))?;
+        let wrapped = self.pin_record(&mut state, &key, pin, PinOwner::Principal(name))?;
         let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         store.write(&mut |w| {
             refuse_guarded(w, name)?;
@@ -45,7 +45,11 @@ impl Token {
                 return Err(Error::ArgumentsBad);
             }
             w.save_principal(&PrincipalRecord { name: name.to_string(), pin: wrapped.clone(), failures: 0 })
-        })
+        })?;
+        if replace {
+            self.scrub(&mut state);
+        }
+        Ok(())
     }
 
     /// Validates and stores a new policy document (JSON or TOML) as the next version; a bad
@@ -92,13 +96,21 @@ impl Token {
         Ok(state.policy.as_ref().map(|p| (state.policy_version, p.to_json())))
     }
 
-    /// The token's audit key (see `crate::audit`), for any logged-in session: derived from
-    /// the token key, which only a login holds.
+    /// The token's audit key (see `crate::audit`), for any logged-in session: in pins
+    /// custody derived from the token key, which only a login holds; in service custody from
+    /// the service key (`custody.rs`), which no principal holds.
     pub fn audit_key(&self) -> Result<crate::audit::AuditKey> {
-        let state = self.ready_lazy()?;
-        match (&state.login, &state.token_key) {
-            (LoginState::Public, _) | (_, None) => Err(Error::UserNotLoggedIn),
-            (_, Some(key)) => Ok(crate::audit::derive_key(key.as_ref())),
+        let mut state = self.ready_lazy()?;
+        let token_key = match (&state.login, &state.token_key) {
+            (LoginState::Public, _) | (_, None) => return Err(Error::UserNotLoggedIn),
+            (_, Some(key)) => key.clone(),
+        };
+        let record = state.record.clone().ok_or(Error::TokenNotRecognized)?;
+        match record.custody {
+            KeyCustody::Pins => Ok(crate::audit::derive_key(token_key.as_ref())),
+            KeyCustody::Service { .. } => {
+                Ok(self.required_service_key(&mut state)?.audit_key(&record.serial, record.epoch))
+            }
         }
     }
 
@@ -118,7 +130,12 @@ impl Token {
             w.revoke_approvals(crate::store::ApprovalsOf::Principal(name), now)?;
             Ok(())
         })?;
-        if existed { Ok(()) } else { Err(Error::ArgumentsBad) }
+        if !existed {
+            return Err(Error::ArgumentsBad);
+        }
+        // Nothing of the removed principal's PIN record stays in the write-ahead log.
+        self.scrub(&mut state);
+        Ok(())
     }
 }
 
