@@ -448,3 +448,53 @@ isolated_test!(
         assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) == 0, "nothing was written");
     }
 );
+
+/// Through the key service holding a service key: `C_InitToken` makes a token in service
+/// custody, and the SO, the user and a principal log in through the service as usual — the
+/// same token that refuses every login in a process without the key.
+#[test]
+fn through_the_service_a_service_custody_token_works_as_any_other() {
+    use ecm_hsm::service::{Address, Client, Limits, Server};
+    let root = fresh_dir("custody-serve");
+    let key = root.join("token-key");
+    ecm_hsm::token::ServiceKey::create(&key).unwrap();
+    let settings = "test_settings = true\npin_kdf_iterations = 1000\n";
+    let mut config = Config::from_toml(root.join("tokens"), settings, Path::new("test")).unwrap();
+    config.service_key_file = Some(key.clone());
+    let socket = root.join("s.sock");
+    let server = std::sync::Arc::new(
+        Server::new(
+            std::os::unix::net::UnixListener::bind(&socket).unwrap(),
+            config.clone(),
+            Limits::default(),
+        )
+        .quiet(),
+    );
+    let running = server.clone();
+    std::thread::spawn(move || running.run());
+
+    let client = Client::new(Address::Unix(socket));
+    let mut label = [b' '; 32];
+    label[..3].copy_from_slice(b"svc");
+    client.init_token(0, SO_PIN.as_bytes(), label).unwrap();
+    let rw = CKF_SERIAL_SESSION | CKF_RW_SESSION;
+    let so = client.open_session(0, rw).unwrap();
+    client.login(so, CKU_SO, SO_PIN.as_bytes()).unwrap();
+    client.init_pin(so, USER_PIN.as_bytes()).unwrap();
+    client.set_principal(so, "alice", ALICE_PIN.as_bytes(), false).unwrap();
+    client.logout(so).unwrap();
+    client.login(so, CKU_USER, USER_PIN.as_bytes()).unwrap();
+    client.logout(so).unwrap();
+    client.login_user(so, CKU_USER, ALICE_PIN.as_bytes(), b"alice").unwrap();
+    client.close_session(so).unwrap();
+
+    let with_key = Module::new(config.clone()).unwrap();
+    assert_eq!(with_key.token_custody(0), Ok(ecm_hsm::token::Custody::Service));
+    let without = Module::new(Config { service_key_file: None, ..config }).unwrap();
+    let s = without.open_session(0, rw).unwrap();
+    assert!(matches!(
+        without.login_user(s, CKU_USER, ALICE_PIN.as_bytes(), b"alice"),
+        Err(ecm_hsm::Error::Device(_))
+    ));
+    let _ = std::fs::remove_dir_all(&root);
+}

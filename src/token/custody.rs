@@ -11,7 +11,7 @@
 //!   service key and the PIN's KDF output. So checking a PIN needs the service key too: a copy
 //!   of the file gives no offline test of guessed PINs, and the check is the AEAD's tag check
 //!   (constant time, inside aws-lc) rather than a comparison of our own. The audit key derives
-//!   from the service key as well ([`ServiceKey::audit_key`]), so no principal can re-seal the
+//!   from the service key as well (`ServiceKey::audit_key`), so no principal can re-seal the
 //!   trail. A process without the service key shows the token (`C_GetTokenInfo`) but refuses
 //!   every login with `CKR_DEVICE_ERROR` and a log line naming the key file (not
 //!   `CKR_PIN_INCORRECT`, which would be a lie, nor `CKR_TOKEN_NOT_RECOGNIZED`, which is not
