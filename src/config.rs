@@ -81,6 +81,9 @@ pub struct Config {
     /// `service` or `ECM_HSM_SERVICE`: the key service's address; set, `libecm_hsm.so` is a
     /// client of that service and holds no token of its own (issue 14).
     pub service: Option<String>,
+    /// Not a setting: in the key service, the client process a connection's core serves
+    /// (`SO_PEERCRED`), named in every audit record that core writes; `None` in-process.
+    pub audit_client: Option<crate::audit::ClientProcess>,
 }
 
 /// The address space an audit segment may fill by default (the segment is a mapped file,
@@ -172,6 +175,7 @@ impl Config {
             sensitive_by_default: file.sensitive_by_default.unwrap_or(false),
             rsa_min_bits: file.rsa_min_bits.unwrap_or(DEFAULT_RSA_MIN_BITS),
             service: file.service,
+            audit_client: None,
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {

@@ -41,7 +41,7 @@ impl Filter {
 }
 
 /// The CSV columns.
-pub const CSV_HEADER: &str = "seq,segment,time_ms,principal,pid,session,operation,key_uid,key_label,key_version,\
+pub const CSV_HEADER: &str = "seq,segment,time_ms,principal,pid,client_uid,client_gid,client_pid,session,operation,key_uid,key_label,key_version,\
      mechanism,result,auth,link";
 
 /// Writes the records of the file at `path` that `filter` matches to `out`; how many. A line
@@ -137,6 +137,9 @@ fn write_csv_row(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
         e.time.to_string(),
         csv_field(&e.principal),
         e.pid.to_string(),
+        e.client.map(|c| c.uid.to_string()).unwrap_or_default(),
+        e.client.map(|c| c.gid.to_string()).unwrap_or_default(),
+        e.client.map(|c| c.pid.to_string()).unwrap_or_default(),
         e.session.to_string(),
         csv_field(&e.operation),
         csv_field(&opt(e.key_uid.clone())),
