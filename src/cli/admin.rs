@@ -294,6 +294,8 @@ pub fn retire(global: &Global, label: &str) -> Outcome<()> {
 struct StatusJson<'a> {
     token: &'a str,
     slot: CK_SLOT_ID,
+    /// `in-process`, or `through service ADDR` (issue 14: what each protects is in the README).
+    mode: String,
     now: u64,
     /// What weakens this token's protection (a directory others can reach, test settings).
     warnings: Vec<String>,
@@ -323,10 +325,20 @@ fn state_name(k: &Key) -> &'static str {
     if k.active { "active" } else { "decrypt-only" }
 }
 
-/// What `status` must not let pass unnoticed about where and how the token runs.
-fn token_warnings(config: &ecm_hsm::config::Config) -> Vec<String> {
-    let mut warnings: Vec<String> = ecm_hsm::store::files::exposure(&config.token_dir).into_iter().collect();
-    if config.test_settings {
+/// What `status` must not let pass unnoticed about where and how the token runs. Through the
+/// key service, the files and settings are the service's: only what its token reports (a
+/// model saying `TEST`) is known here.
+fn token_warnings(token: &Token) -> Vec<String> {
+    let config = token.module.config();
+    let (exposure, test_settings) = match token.module.local() {
+        Some(_) => (ecm_hsm::store::files::exposure(&config.token_dir), config.test_settings),
+        None => {
+            let model = token.module.token_status_and_model(token.slot).map(|(_, m)| m).unwrap_or_default();
+            (None, model.contains("TEST"))
+        }
+    };
+    let mut warnings: Vec<String> = exposure.into_iter().collect();
+    if test_settings {
         warnings.push(
             "test settings (test_settings = true): PIN cost and lockout may be below a production token's floors"
                 .into(),
@@ -340,11 +352,13 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     let token = Token::open(global)?;
     let now = now();
     let keys = token.keys()?;
-    let warnings = token_warnings(token.module.config());
+    let warnings = token_warnings(&token);
+    let mode = token::mode(&token.module);
     if json {
         let out = StatusJson {
             token: &token.label,
             slot: token.slot,
+            mode,
             now,
             warnings,
             keys: keys
@@ -372,6 +386,7 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
         return Ok(());
     }
     say!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
+    say!("mode: {mode}");
     for warning in &warnings {
         say!("WARNING: {warning}");
     }

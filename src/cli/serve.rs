@@ -39,8 +39,15 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 }
 
 pub fn serve(global: &Global, args: &ServeArgs) -> Outcome<()> {
+    if let Some(address) = &global.service {
+        return Err(Failure(format!(
+            "`serve` runs the key service on the token files; --service {address} makes the tool a client"
+        )));
+    }
     harden()?;
-    let config = config(global.token_dir.as_deref())?;
+    let mut config = config(global.token_dir.as_deref())?;
+    // The service serves the token files; an ECM_HSM_SERVICE meant for its clients is not its.
+    config.service = None;
     let limits = Limits {
         max_frame: args.max_frame,
         max_sessions: args.max_sessions,

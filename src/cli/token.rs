@@ -1,11 +1,17 @@
 //! Opening the module and a token, logging in, and reading the keys of the hierarchy.
+//!
+//! The core is a [`Backend`]: in-process (`Module` on the token files), or with `--service
+//! ADDR` / `ECM_HSM_SERVICE` a client of the key service, whose core does the work under the
+//! same rules and records it in the service's audit trail (naming this process). Commands
+//! that read the token's files themselves (`audit verify`, `audit export`) run in-process
+//! only, see [`in_process_only`].
 
 use std::path::Path;
 
 use cryptoki_sys::*;
 use ecm_hsm::config::Config;
 use ecm_hsm::mechanism::{Mechanism, MechanismParams};
-use ecm_hsm::module::Module;
+use ecm_hsm::module::Backend;
 use ecm_hsm::object::attribute::decode_ulong;
 use ecm_hsm::object::{Attribute, AttributeRead};
 use ecm_hsm::vendor::*;
@@ -19,9 +25,41 @@ pub fn config(token_dir: Option<&Path>) -> Outcome<Config> {
     Config::from_env_with_dir(token_dir.map(Path::to_path_buf)).map_err(|e| Failure(explain(&e)))
 }
 
-pub fn module(global: &Global) -> Outcome<Module> {
-    let config = config(global.token_dir.as_deref())?;
-    Module::new(config).map_err(|e| Failure(explain(&e)))
+/// The settings of a command that goes through the core: `--service` in place of
+/// `ECM_HSM_SERVICE`.
+pub fn client_config(global: &Global) -> Outcome<Config> {
+    let mut config = config(global.token_dir.as_deref())?;
+    if let Some(address) = &global.service {
+        config.service = Some(address.clone());
+    }
+    Ok(config)
+}
+
+/// The core the command works on: in-process, or the key service's (see the module comment).
+pub fn module(global: &Global) -> Outcome<Backend> {
+    Backend::new(client_config(global)?).map_err(|e| Failure(explain(&e)))
+}
+
+/// How the command reaches the tokens, for `status`: `in-process` or `through service ADDR`.
+pub fn mode(module: &Backend) -> String {
+    match &module.config().service {
+        Some(address) => format!("through service {address}"),
+        None => "in-process".to_owned(),
+    }
+}
+
+/// Refuses, with a message saying why and what to do, a command that reads or writes the
+/// token's files itself when the tool is a client of the key service: the files are the
+/// service's (readable by its user alone), not this process's.
+pub fn in_process_only(global: &Global, command: &str) -> Outcome<()> {
+    match client_config(global)?.service {
+        Some(address) => Err(Failure(format!(
+            "`{command}` reads the token's files and runs in-process only, not through the key service \
+             ({address}): run it on the service's host as the service's user, without --service and \
+             ECM_HSM_SERVICE"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The label of a token, without its padding.
@@ -36,7 +74,7 @@ pub enum SlotState {
     Unrecognized,
 }
 
-pub fn slot_state(module: &Module, slot: CK_SLOT_ID) -> Outcome<SlotState> {
+pub fn slot_state(module: &Backend, slot: CK_SLOT_ID) -> Outcome<SlotState> {
     match module.token_status(slot) {
         Ok(s) if s.info.flags & CKF_TOKEN_INITIALIZED != 0 => Ok(SlotState::Token(label_text(&s.info.label))),
         Ok(_) => Ok(SlotState::Free),
@@ -45,13 +83,14 @@ pub fn slot_state(module: &Module, slot: CK_SLOT_ID) -> Outcome<SlotState> {
     }
 }
 
-pub fn token_dir(module: &Module) -> String {
-    module.config().token_dir.display().to_string()
+/// Where the tokens are, for messages: a directory, or the key service.
+pub fn token_dir(module: &Backend) -> String {
+    module.describe_tokens()
 }
 
 /// A logged-in read/write session on the chosen token; closed (and so logged out) on drop.
 pub struct Token {
-    pub module: Module,
+    pub module: Backend,
     pub slot: CK_SLOT_ID,
     pub label: String,
     pub session: CK_SESSION_HANDLE,
@@ -295,7 +334,7 @@ pub fn tier_name(tier: Tier) -> &'static str {
 }
 
 /// `--slot N` if given (it must hold a token), else the first initialized token.
-pub fn choose_slot(module: &Module, wanted: Option<u64>) -> Outcome<(CK_SLOT_ID, String)> {
+pub fn choose_slot(module: &Backend, wanted: Option<u64>) -> Outcome<(CK_SLOT_ID, String)> {
     let dir = token_dir(module);
     let slots = module.slot_list().map_err(|e| Failure(explain(&e)))?;
     if let Some(slot) = wanted {
