@@ -1,6 +1,6 @@
 //! Issue 14 items 6 and 9: the admin tool works against the key service (`--service ADDR` or
 //! `ECM_HSM_SERVICE`), `status` says which mode it is in, and the commands that read the
-//! token's files themselves refuse to run as a client, saying why.
+//! token's files themselves run in-process on the token directory, saying so.
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -157,15 +157,31 @@ fn the_admin_tool_works_through_the_service() {
     // Everything happened in the service: the client's directory holds nothing.
     no_token_in(&served.dir.join("client"));
 
-    // The commands that read the token's files say they run in-process only, and do nothing.
+    // The commands that read the token's files run in-process on the token directory, and
+    // say so: here the client's own, which holds no token.
     for args in [&["audit", "verify"][..], &["audit", "export"][..]] {
         let out = run(served.client(args), b"");
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("runs in-process only"), "{args:?}: {stderr}");
-        assert!(out.stdout.is_empty());
+        assert!(
+            stderr.contains("runs in-process on") && stderr.contains("not through the key service"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("no initialized token"), "{args:?}: {stderr}");
     }
     no_token_in(&served.dir.join("client"));
+    // On the service's host and directory (as pkcs11-tests/service.sh runs them), they work.
+    for args in [&["audit", "verify"][..], &["audit", "export", "--format", "csv"][..]] {
+        let mut c = served.client(args);
+        c.env("ECM_HSM_DIR", served.tokens());
+        let out = run(c, b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains("runs in-process on"), "{stderr}");
+        if args[1] == "export" {
+            assert!(String::from_utf8_lossy(&out.stdout).contains(",rotate,"));
+        }
+    }
 
     // The service's trail names the tool's processes (not this test process) as clients.
     let register = audit::path_for(&served.tokens(), 0);

@@ -4,7 +4,7 @@
 //! ADDR` / `ECM_HSM_SERVICE` a client of the key service, whose core does the work under the
 //! same rules and records it in the service's audit trail (naming this process). Commands
 //! that read the token's files themselves (`audit verify`, `audit export`) run in-process
-//! only, see [`in_process_only`].
+//! on the token directory in either case, see [`local_module`].
 
 use std::path::Path;
 
@@ -48,18 +48,21 @@ pub fn mode(module: &Backend) -> String {
     }
 }
 
-/// Refuses, with a message saying why and what to do, a command that reads or writes the
-/// token's files itself when the tool is a client of the key service: the files are the
-/// service's (readable by its user alone), not this process's.
-pub fn in_process_only(global: &Global, command: &str) -> Outcome<()> {
-    match client_config(global)?.service {
-        Some(address) => Err(Failure(format!(
-            "`{command}` reads the token's files and runs in-process only, not through the key service \
-             ({address}): run it on the service's host as the service's user, without --service and \
-             ECM_HSM_SERVICE"
-        ))),
-        None => Ok(()),
+/// The core of a command that reads or writes the token's files itself (`audit verify`,
+/// `audit export`): always in-process, on the token directory (`--token-dir`, else
+/// `ECM_HSM_DIR`), also when the tool is otherwise a client of the key service — which it
+/// then says on stderr, since the files are wherever that directory is, not the service's
+/// unless this is the service's host and user.
+pub fn local_module(global: &Global, command: &str) -> Outcome<Backend> {
+    let mut config = client_config(global)?;
+    if let Some(address) = config.service.take() {
+        eprintln!(
+            "ecm-hsm: note: `{command}` reads the token's files: it runs in-process on {}, not through \
+             the key service {address} (on the service's host, run it as the service's user)",
+            config.token_dir.display()
+        );
     }
+    Backend::new(config).map_err(|e| Failure(explain(&e)))
 }
 
 /// The label of a token, without its padding.
@@ -105,10 +108,9 @@ impl Drop for Token {
 }
 
 impl Token {
-    /// A read/write session on the token of `--slot` (else the first initialized one), not
-    /// logged in yet.
-    fn session(global: &Global) -> Outcome<Token> {
-        let module = module(global)?;
+    /// A read/write session on the token of `--slot` (else the first initialized one) of
+    /// `module`, not logged in yet.
+    fn session(module: Backend, global: &Global) -> Outcome<Token> {
         let (slot, label) = choose_slot(&module, global.slot)?;
         let session = module
             .open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
@@ -119,7 +121,12 @@ impl Token {
     /// Opens the token of `--slot` (else the first initialized one) and logs in as the user,
     /// or as the principal `--user NAME` (`--user user` is the token's own user).
     pub fn open(global: &Global) -> Outcome<Token> {
-        let mut token = Token::session(global)?;
+        Token::open_on(module(global)?, global)
+    }
+
+    /// As [`Token::open`], on the core `module` (for [`local_module`]).
+    pub fn open_on(module: Backend, global: &Global) -> Outcome<Token> {
+        let mut token = Token::session(module, global)?;
         let pin = pins::user_pin(global.pin_file.as_deref())?;
         let session = token.session;
         let result = match &global.user {
@@ -134,7 +141,12 @@ impl Token {
     /// Opens the token as `open` does and logs in as the SO, with the SO PIN from
     /// `so_pin_file`, else `ECM_HSM_SO_PIN`, else a prompt.
     pub fn open_so(global: &Global, so_pin_file: Option<&Path>) -> Outcome<Token> {
-        let token = Token::session(global)?;
+        Token::open_so_on(module(global)?, global, so_pin_file)
+    }
+
+    /// As [`Token::open_so`], on the core `module`.
+    pub fn open_so_on(module: Backend, global: &Global, so_pin_file: Option<&Path>) -> Outcome<Token> {
+        let token = Token::session(module, global)?;
         let pin = pins::so_login_pin(so_pin_file)?;
         token.module.login(token.session, CKU_SO, &pin).map_err(|e| token.so_login_failure(&e))?;
         Ok(token)
