@@ -6,6 +6,9 @@
 //! can be named by another client. When the connection ends, for whatever reason (closed,
 //! garbage, a limit, the client killed mid-call), its module is dropped: its sessions close,
 //! its session objects go and its login ends, as when an in-process application exits.
+//!
+//! The module is made with the peer's credentials (`SO_PEERCRED`) as its audit client, so
+//! every record it writes names the client process (`for_client`).
 
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
