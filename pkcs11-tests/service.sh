@@ -8,9 +8,10 @@
 #
 #   pkcs11-tests/service.sh [SUITE...]     (SUITE: run interop python java demo)
 #
-# The admin tool has no client mode yet: the demo and the suites' admin-tool steps run it
-# in-process on the service's directory (SQLite serves both processes), and the demo's
-# token is then checked through the service with pkcs11-tool.
+# The admin tool is a client too (ECM_HSM_SERVICE): the demo and the suites' admin-tool steps
+# go through the service, except `audit verify`/`audit export`, which read the token files
+# in-process on the service's directory (ECM_HSM_DIR; they say so); the demo's token is then
+# checked through the service with pkcs11-tool.
 # Exits non-zero if a suite fails or a service cannot start.
 set -euo pipefail
 

@@ -92,6 +92,9 @@ pub struct Config {
     /// The file holding the service key, which opens tokens in service custody
     /// (`crate::token::custody`); see the module documentation for where it is looked for.
     pub service_key_file: Option<PathBuf>,
+    /// Not a setting: in the key service, the client process a connection's core serves
+    /// (`SO_PEERCRED`), named in every audit record that core writes; `None` in-process.
+    pub audit_client: Option<crate::audit::ClientProcess>,
 }
 
 /// The name of the systemd credential holding the service key.
@@ -196,6 +199,7 @@ impl Config {
             rsa_min_bits: file.rsa_min_bits.unwrap_or(DEFAULT_RSA_MIN_BITS),
             service: file.service,
             service_key_file: file.service_key_file,
+            audit_client: None,
         };
         if config.pin_kdf_iterations == 0 || config.max_pin_failures == 0 || config.rotation_days.contains(&0)
         {

@@ -1,6 +1,7 @@
 //! The envelope format: data sealed under a tenant's DEK, in a documented and versioned byte
 //! layout, and the library calls that make and open envelopes through the same safe core
-//! (`module::Module`) that serves PKCS#11, so the same rules apply to them.
+//! (`module::Module`, or the key service through `module::Backend`) that serves PKCS#11, so
+//! the same rules apply to them.
 //!
 //! # Layout, format version 1
 //!
@@ -41,7 +42,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::mechanism::{GcmParams, Mechanism, MechanismParams};
-use crate::module::{CipherKind, Module, Step};
+use crate::module::{Backend, CipherKind, Step};
 use crate::object::attribute::decode_ulong;
 use crate::object::{Attribute, AttributeRead};
 use crate::policy::LoginState;
@@ -264,7 +265,7 @@ pub struct Opened {
 /// Seals `plaintext` for `tenant` under the tenant's active DEK, binding `aad` (kept in
 /// clear in the envelope) and the whole header.
 pub fn seal(
-    module: &Module,
+    module: &Backend,
     session: CK_SESSION_HANDLE,
     tenant: &str,
     aad: &[u8],
@@ -307,7 +308,7 @@ pub fn seal(
 }
 
 /// Opens an envelope with the DEK it names, whichever version (current or decrypt-only).
-pub fn open(module: &Module, session: CK_SESSION_HANDLE, envelope: &[u8]) -> Result<Opened> {
+pub fn open(module: &Backend, session: CK_SESSION_HANDLE, envelope: &[u8]) -> Result<Opened> {
     let parsed = parse(envelope)?;
     require_user(module, session)?;
     let h = &parsed.header;
@@ -351,14 +352,14 @@ pub fn open(module: &Module, session: CK_SESSION_HANDLE, envelope: &[u8]) -> Res
 
 /// Opens an envelope and seals its content again under the tenant's current DEK (with a new
 /// IV and the same associated data). The plaintext exists only in memory, zeroized after.
-pub fn reencrypt(module: &Module, session: CK_SESSION_HANDLE, envelope: &[u8]) -> Result<Vec<u8>> {
+pub fn reencrypt(module: &Backend, session: CK_SESSION_HANDLE, envelope: &[u8]) -> Result<Vec<u8>> {
     let opened = open(module, session, envelope)?;
     seal(module, session, &opened.tenant, &opened.aad, &opened.plaintext)
 }
 
 /// DEKs are private objects: without the user's login a search finds none, which would read
 /// as "no DEK". Say what is wrong instead.
-fn require_user(module: &Module, session: CK_SESSION_HANDLE) -> Result<()> {
+fn require_user(module: &Backend, session: CK_SESSION_HANDLE) -> Result<()> {
     match module.session_view(session)?.1.login {
         LoginState::User => Ok(()),
         _ => Err(EnvelopeError::Module(crate::Error::UserNotLoggedIn)),
@@ -367,7 +368,7 @@ fn require_user(module: &Module, session: CK_SESSION_HANDLE) -> Result<()> {
 
 /// A whole `C_FindObjectsInit`/`C_FindObjects`/`C_FindObjectsFinal`.
 fn find_all(
-    module: &Module,
+    module: &Backend,
     session: CK_SESSION_HANDLE,
     template: &[Attribute],
 ) -> crate::Result<Vec<CK_OBJECT_HANDLE>> {
@@ -385,7 +386,7 @@ fn find_all(
 }
 
 fn value(
-    module: &Module,
+    module: &Backend,
     session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     kind: CK_ATTRIBUTE_TYPE,
@@ -396,7 +397,7 @@ fn value(
     })
 }
 
-fn dek_version(module: &Module, session: CK_SESSION_HANDLE, dek: CK_OBJECT_HANDLE) -> Result<u32> {
+fn dek_version(module: &Backend, session: CK_SESSION_HANDLE, dek: CK_OBJECT_HANDLE) -> Result<u32> {
     value(module, session, dek, CKA_ECM_KEY_VERSION)?
         .and_then(|v| decode_ulong(&v))
         .and_then(|v| u32::try_from(v).ok())
@@ -405,7 +406,7 @@ fn dek_version(module: &Module, session: CK_SESSION_HANDLE, dek: CK_OBJECT_HANDL
 
 /// One single-part AES-GCM operation on the token with a 128-bit tag.
 fn gcm(
-    module: &Module,
+    module: &Backend,
     session: CK_SESSION_HANDLE,
     kind: CipherKind,
     key: CK_OBJECT_HANDLE,
@@ -429,6 +430,7 @@ fn gcm(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::module::Module;
 
     fn header(tenant: &str, aad: &[u8], ciphertext_len: u64) -> Header {
         Header {
@@ -506,7 +508,7 @@ mod tests {
 
     /// A token in a temporary directory with a master key, a KEK and DEKs for two tenants;
     /// returns the module, a logged-in session and the directory (to remove).
-    fn token() -> (Module, CK_SESSION_HANDLE, std::path::PathBuf) {
+    fn token() -> (Backend, CK_SESSION_HANDLE, std::path::PathBuf) {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let dir = std::env::temp_dir().join(format!("ecm-hsm-envelope-unit-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -516,7 +518,7 @@ mod tests {
             std::path::Path::new("test"),
         )
         .unwrap();
-        let module = Module::new(config).unwrap();
+        let module = Backend::Local(Module::new(config).unwrap());
         let mut label = [b' '; 32];
         label[..4].copy_from_slice(b"unit");
         module.init_token(0, b"so-pin-1", label).unwrap();
@@ -532,7 +534,7 @@ mod tests {
         (module, s, dir)
     }
 
-    fn generate(module: &Module, s: CK_SESSION_HANDLE, tier: CK_ULONG, tenant: Option<&str>) {
+    fn generate(module: &Backend, s: CK_SESSION_HANDLE, tier: CK_ULONG, tenant: Option<&str>) {
         let mut template = vec![Attribute::ulong(CKA_ECM_TIER, tier)];
         if let Some(t) = tenant {
             template.push(Attribute::new(CKA_ECM_TENANT, t.as_bytes().to_vec()));

@@ -341,6 +341,7 @@ fn varied(dir: &Dir) -> PathBuf {
             segment: None,
             end: None,
             described_as: None,
+            client: None,
         };
         log.append(&r).unwrap();
     }
@@ -413,7 +414,7 @@ fn export_csv_has_a_header_and_quotes_fields() {
             .count()
     };
     for row in &rows {
-        assert_eq!(columns(row), 14, "{row}");
+        assert_eq!(columns(row), 17, "{row}");
     }
 }
 

@@ -13,7 +13,7 @@ use cryptoki_sys::*;
 use ecm_hsm::config::Config;
 use ecm_hsm::envelope;
 use ecm_hsm::mechanism::{Mechanism, MechanismParams};
-use ecm_hsm::module::Module;
+use ecm_hsm::module::{Backend, Module};
 use ecm_hsm::object::{Attribute, AttributeRead};
 use ecm_hsm::vendor::*;
 
@@ -461,6 +461,7 @@ fn rotate_due_rotates_what_is_overdue_and_status_marks_it() {
 fn envelope_library_calls_on_the_core() {
     let hsm = Hsm::with_tenants("cli-lib");
     let (module, s) = hsm.library();
+    let module = Backend::Local(module);
     let sealed = envelope::seal(&module, s, "globex", b"aad", b"data").unwrap();
     let opened = envelope::open(&module, s, &sealed).unwrap();
     assert_eq!((opened.tenant.as_str(), opened.aad.as_slice()), ("globex", b"aad".as_slice()));
@@ -478,6 +479,7 @@ fn a_kek_rotation_over_2000_deks() {
     hsm.ok(&["init", "--label", "many"], b"");
     hsm.ok(&["hierarchy", "init"], b"");
     let (module, s) = hsm.library();
+    let module = Backend::Local(module);
     let mechanism = Mechanism { kind: CKM_AES_KEY_GEN, params: MechanismParams::None };
     let made = Instant::now();
     for i in 0..2000 {

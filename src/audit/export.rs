@@ -40,9 +40,10 @@ impl Filter {
     }
 }
 
-/// The CSV columns.
+/// The CSV columns. The key service's client comes last (empty in-process), so that the
+/// columns of earlier versions keep their places for scripts that read them by number.
 pub const CSV_HEADER: &str = "seq,segment,time_ms,principal,pid,session,operation,key_uid,key_label,key_version,\
-     mechanism,result,auth,link";
+     mechanism,result,auth,link,client_uid,client_gid,client_pid";
 
 /// Writes the records of the file at `path` that `filter` matches to `out`; how many. A line
 /// that is not a record is an `InvalidData` error naming it (after the records before it
@@ -146,6 +147,9 @@ fn write_csv_row(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
         format!("0x{:08x}", e.result),
         csv_field(&e.auth),
         csv_field(&e.link),
+        e.client.map(|c| c.uid.to_string()).unwrap_or_default(),
+        e.client.map(|c| c.gid.to_string()).unwrap_or_default(),
+        e.client.map(|c| c.pid.to_string()).unwrap_or_default(),
     ];
     writeln!(out, "{}", fields.join(","))
 }

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 pub use export::{Filter, Format, export, export_trail, trail_text};
-pub use record::{Entry, LINK_LEN, Record};
+pub use record::{ClientProcess, Entry, LINK_LEN, Record};
 pub use register::{OpenOptions, Register};
 pub use trail::{AuditLog, segment_dir};
 pub use verify::{Anchor, AuditGap, Problem, ProblemKind, VerifyReport, verify};

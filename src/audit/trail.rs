@@ -97,6 +97,8 @@ static NEXT_TRAIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 /// linking thread, if there is one.
 struct Writer {
     segment: Segment,
+    /// The key service's client its records are made for, named again when it closes.
+    client: Option<super::record::ClientProcess>,
     linker: Arc<Mutex<Linker>>,
     thread: Option<LinkingThread>,
 }
@@ -263,8 +265,12 @@ impl AuditLog {
     /// linking thread.
     fn open_writer(&self, first: &Record<'_>) -> Result<Writer> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
-        let opening =
-            Record { principal: first.principal, session: first.session, ..Record::new(SEGMENT_OPEN, 0) };
+        let opening = Record {
+            principal: first.principal,
+            session: first.session,
+            client: first.client,
+            ..Record::new(SEGMENT_OPEN, 0)
+        };
         // The key as the register will see it (`set_key` holds this lock while it changes).
         let key = self.key.lock();
         let mut created = None;
@@ -289,7 +295,7 @@ impl AuditLog {
         drop(key);
         let linker = Arc::new(Mutex::new(linker));
         let thread = if self.threads { spawn_linking_thread(&linker, segment.number()) } else { None };
-        Ok(Writer { segment, linker, thread })
+        Ok(Writer { segment, client: first.client, linker, thread })
     }
 
     /// Ends this process's segments: every record linked, each file cut to its records,
@@ -326,7 +332,12 @@ impl AuditLog {
         let number = writer.segment.number();
         let end = linker.end();
         writer.segment.finish(linker)?;
-        let closing = Record { segment: Some(number), end: Some(end), ..Record::new(SEGMENT_CLOSE, 0) };
+        let closing = Record {
+            segment: Some(number),
+            end: Some(end),
+            client: writer.client,
+            ..Record::new(SEGMENT_CLOSE, 0)
+        };
         self.register.read().append(&closing)?;
         Ok(())
     }

@@ -308,6 +308,8 @@ pub fn retire(global: &Global, label: &str) -> Outcome<()> {
 struct StatusJson<'a> {
     token: &'a str,
     slot: CK_SLOT_ID,
+    /// `in-process`, or `through service ADDR` (issue 14: what each protects is in the README).
+    mode: String,
     now: u64,
     /// Who can open the token key: `pins` or `service`.
     custody: &'static str,
@@ -349,10 +351,20 @@ fn state_name(k: &Key) -> &'static str {
     if k.active { "active" } else { "decrypt-only" }
 }
 
-/// What `status` must not let pass unnoticed about where and how the token runs.
-fn token_warnings(config: &ecm_hsm::config::Config) -> Vec<String> {
-    let mut warnings: Vec<String> = ecm_hsm::store::files::exposure(&config.token_dir).into_iter().collect();
-    if config.test_settings {
+/// What `status` must not let pass unnoticed about where and how the token runs. Through the
+/// key service, the files and settings are the service's: only what its token reports (a
+/// model saying `TEST`) is known here.
+fn token_warnings(token: &Token) -> Vec<String> {
+    let config = token.module.config();
+    let (exposure, test_settings) = match token.module.local() {
+        Some(_) => (ecm_hsm::store::files::exposure(&config.token_dir), config.test_settings),
+        None => {
+            let model = token.module.token_status_and_model(token.slot).map(|(_, m)| m).unwrap_or_default();
+            (None, model.contains("TEST"))
+        }
+    };
+    let mut warnings: Vec<String> = exposure.into_iter().collect();
+    if test_settings {
         warnings.push(
             "test settings (test_settings = true): PIN cost and lockout may be below a production token's floors"
                 .into(),
@@ -365,12 +377,16 @@ fn token_warnings(config: &ecm_hsm::config::Config) -> Vec<String> {
 /// `audit verify` reads them, with the key of the status's login; each is also a warning.
 /// A register that does not verify is a warning too (`audit verify` says where).
 fn audit_gaps(token: &Token, warnings: &mut Vec<String>) -> Vec<GapJson> {
-    let path = ecm_hsm::audit::path_for(&token.module.config().token_dir, token.slot);
+    // Through the service, the trail and its key are the service's: its host's status shows
+    // the gaps.
+    let Some(module) = token.module.local() else {
+        return Vec::new();
+    };
+    let path = ecm_hsm::audit::path_for(&module.config().token_dir, token.slot);
     if !path.exists() {
         return Vec::new();
     }
-    let report = token
-        .module
+    let report = module
         .audit_key(token.session)
         .map_err(|e| explain(&e))
         .and_then(|key| ecm_hsm::audit::verify(&path, Some(&key), None).map_err(|e| explain(&e)));
@@ -405,15 +421,23 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     let token = Token::open(global)?;
     let now = now();
     let keys = token.keys()?;
-    let mut warnings = token_warnings(token.module.config());
+    let mut warnings = token_warnings(&token);
     let audit_gaps = audit_gaps(&token, &mut warnings);
-    let custody = token.module.token_custody(token.slot).map_err(|e| Failure(explain(&e)))?;
+    // Through the service the custody is the service host's to show (`None`): the client
+    // has no call for it, and its answer would be the service's word anyway.
+    let custody = match token.module.token_custody(token.slot) {
+        Ok(custody) => Some(custody),
+        Err(Error::FunctionNotSupported) => None,
+        Err(e) => return Err(Failure(explain(&e))),
+    };
+    let mode = token::mode(&token.module);
     if json {
         let out = StatusJson {
             token: &token.label,
             slot: token.slot,
+            mode,
             now,
-            custody: custody.name(),
+            custody: custody.map_or("unknown", |c| c.name()),
             warnings,
             audit_gaps,
             keys: keys
@@ -441,11 +465,13 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
         return Ok(());
     }
     say!("token '{}' (slot {}), {} UTC", token.label, token.slot, date_time(now));
+    say!("mode: {mode}");
     say!(
         "custody: {}",
         match custody {
-            Custody::Service => "service (the token key opens only with the service key; PINs are verifiers)",
-            Custody::Pins =>
+            None => "shown by `ecm-hsm status` on the service's host",
+            Some(Custody::Service) => "service (the token key opens only with the service key; PINs are verifiers)",
+            Some(Custody::Pins) =>
                 "pins (any PIN opens the token key: for development; see `ecm-hsm token seal-for-service`)",
         }
     );

@@ -170,6 +170,7 @@ pub fn approve(global: &Global, args: &ApproveArgs) -> Outcome<()> {
         token_dir: global.token_dir.clone(),
         pin_file: global.pin_file.clone(),
         user: Some(approver.clone()),
+        service: global.service.clone(),
     };
     let token = Token::open(&as_approver)?;
     let who = format!("token '{}' (slot {})", token.label, token.slot);

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use cryptoki_sys::CK_SLOT_ID;
 use ecm_hsm::audit::{self, Anchor, Filter, Format, LINK_LEN, Problem, ProblemKind, TrailProblemKind};
 
-use super::token::{Token, choose_slot, module};
+use super::token::{Token, choose_slot, local_module};
 use super::util::explain;
 use super::{Failure, Global, Outcome, pins};
 
@@ -133,12 +133,14 @@ pub fn verify(global: &Global, args: &VerifyArgs) -> Outcome<()> {
     if let Some(path) = &args.archived {
         return verify_archived(path, args);
     }
+    let module = local_module(global, "audit verify")?;
     let token = if pins::so_pin_given(args.so_pin_file.as_deref()) {
-        Token::open_so(global, args.so_pin_file.as_deref())?
+        Token::open_so_on(module, global, args.so_pin_file.as_deref())?
     } else {
-        Token::open(global)?
+        Token::open_on(module, global)?
     };
-    let key = token.module.audit_key(token.session).map_err(|e| token.fail(&e))?;
+    let local = token.module.local().ok_or_else(|| Failure("audit verify runs in-process".into()))?;
+    let key = local.audit_key(token.session).map_err(|e| token.fail(&e))?;
     let slot = token.slot;
     let path = audit::path_for(&token.module.config().token_dir, slot);
     if !path.exists() {
@@ -242,7 +244,7 @@ pub fn export(global: &Global, args: &ExportArgs) -> Outcome<()> {
         Some(path) if path.is_file() => path.clone(),
         Some(path) => return Err(Failure(format!("{}: no such audit register", path.display()))),
         None => {
-            let module = module(global)?;
+            let module = local_module(global, "audit export")?;
             let (slot, label) = choose_slot(&module, global.slot)?;
             let path = audit::path_for(&module.config().token_dir, slot);
             if !path.exists() {

@@ -58,6 +58,10 @@ pub struct Cli {
     /// `user` is the token's own user
     #[arg(long, global = true, value_name = "NAME")]
     user: Option<String>,
+    /// Work through the key service at ADDR (unix:/path/to/socket) rather than on the token
+    /// files in-process [default: $ECM_HSM_SERVICE, else in-process]
+    #[arg(long, global = true, value_name = "ADDR")]
+    service: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +72,8 @@ pub struct Global {
     pub token_dir: Option<PathBuf>,
     pub pin_file: Option<PathBuf>,
     pub user: Option<String>,
+    /// `--service ADDR`, in place of `ECM_HSM_SERVICE`.
+    pub service: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -295,7 +301,13 @@ pub fn main() -> ExitCode {
     if let Err(e) = not_dumpable {
         log::warn!("could not make the process not dumpable (PR_SET_DUMPABLE): {e}");
     }
-    let global = Global { slot: cli.slot, token_dir: cli.token_dir, pin_file: cli.pin_file, user: cli.user };
+    let global = Global {
+        slot: cli.slot,
+        token_dir: cli.token_dir,
+        pin_file: cli.pin_file,
+        user: cli.user,
+        service: cli.service,
+    };
     let result = match cli.command {
         Command::Init(a) => admin::init(&global, &a),
         Command::Hierarchy(HierarchyCommand::Init) => admin::hierarchy_init(&global),

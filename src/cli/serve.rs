@@ -39,7 +39,15 @@ fn parse_mode(text: &str) -> Result<u32, String> {
 }
 
 pub fn serve(global: &Global, args: &ServeArgs) -> Outcome<()> {
-    let config = config(global.token_dir.as_deref())?;
+    if let Some(address) = &global.service {
+        return Err(Failure(format!(
+            "`serve` runs the key service on the token files; --service {address} makes the tool a client"
+        )));
+    }
+    harden()?;
+    let mut config = config(global.token_dir.as_deref())?;
+    // The service serves the token files; an ECM_HSM_SERVICE meant for its clients is not its.
+    config.service = None;
     check_service_key(&config)?;
     let limits = Limits {
         max_frame: args.max_frame,
@@ -70,6 +78,43 @@ fn check_service_key(config: &ecm_hsm::config::Config) -> Outcome<()> {
             ecm_hsm::config::SERVICE_KEY_CREDENTIAL
         ),
     }
+    Ok(())
+}
+
+/// Keeps the service's key material out of core files and other processes' reach before it
+/// holds any (issue 14, item 5), and says so in one line:
+///
+/// - not dumpable (`PR_SET_DUMPABLE` 0, set by `main` for every command and checked here): no
+///   core file, and no process of the same user may `ptrace` it or read its memory;
+/// - `RLIMIT_CORE` 0, soft and hard: no core file even if something made it dumpable again
+///   (a `setuid` exec, a `prctl` in a library);
+/// - the service's warnings (`log`) go to its stderr (the journal under systemd) even without
+///   `ECM_HSM_LOG`, so that a refused `mlock` (over `RLIMIT_MEMLOCK`: key pages may be
+///   swapped) is logged, once, with the limit in force (`ecm_hsm::sys::memory::lock`). One
+///   page is locked now, so that a limit of 0 shows at start rather than at the first key.
+fn harden() -> Outcome<()> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, dumpable_behavior, setrlimit};
+    if std::env::var_os("ECM_HSM_LOG").is_none() {
+        let _ = env_logger::Builder::new()
+            .filter_level(log::LevelFilter::Warn)
+            .format_timestamp(None)
+            .format_target(false)
+            .try_init();
+    }
+    ecm_hsm::sys::memory::make_process_not_dumpable()
+        .map_err(|e| Failure(format!("cannot make the service not dumpable (PR_SET_DUMPABLE): {e}")))?;
+    setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) })
+        .map_err(|e| Failure(format!("cannot turn core files off (RLIMIT_CORE): {e}")))?;
+    let dumpable = dumpable_behavior().map_err(|e| Failure(format!("PR_GET_DUMPABLE: {e}")))?;
+    if dumpable != DumpableBehavior::NotDumpable {
+        return Err(Failure("the service is still dumpable (PR_SET_DUMPABLE was not kept)".into()));
+    }
+    let locked = memmap2::MmapMut::map_anon(ecm_hsm::sys::page_size())
+        .is_ok_and(|page| ecm_hsm::sys::memory::lock(&page));
+    eprintln!(
+        "ecm-hsm serve: not dumpable, core files off (RLIMIT_CORE 0), key memory {}",
+        if locked { "locked (mlock)" } else { "NOT locked: see the warning above" }
+    );
     Ok(())
 }
 

@@ -1,11 +1,17 @@
 //! Opening the module and a token, logging in, and reading the keys of the hierarchy.
+//!
+//! The core is a [`Backend`]: in-process (`Module` on the token files), or with `--service
+//! ADDR` / `ECM_HSM_SERVICE` a client of the key service, whose core does the work under the
+//! same rules and records it in the service's audit trail (naming this process). Commands
+//! that read the token's files themselves (`audit verify`, `audit export`) run in-process
+//! on the token directory in either case, see [`local_module`].
 
 use std::path::Path;
 
 use cryptoki_sys::*;
 use ecm_hsm::config::Config;
 use ecm_hsm::mechanism::{Mechanism, MechanismParams};
-use ecm_hsm::module::Module;
+use ecm_hsm::module::Backend;
 use ecm_hsm::object::attribute::decode_ulong;
 use ecm_hsm::object::{Attribute, AttributeRead};
 use ecm_hsm::token::{Custody, ServiceKey};
@@ -71,7 +77,7 @@ pub fn run(global: &Global, command: &TokenCommand) -> Outcome<()> {
 
 /// The service key file at `path`, made if it does not exist. Refused inside the token
 /// directory: every copy or backup of the tokens would carry the key that opens them.
-pub fn service_key(module: &Module, path: &Path) -> Outcome<ServiceKey> {
+pub fn service_key(module: &Backend, path: &Path) -> Outcome<ServiceKey> {
     let dir = std::fs::canonicalize(&module.config().token_dir).ok();
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let holder = std::fs::canonicalize(parent)
@@ -97,9 +103,44 @@ pub fn config(token_dir: Option<&Path>) -> Outcome<Config> {
     Config::from_env_with_dir(token_dir.map(Path::to_path_buf)).map_err(|e| Failure(explain(&e)))
 }
 
-pub fn module(global: &Global) -> Outcome<Module> {
-    let config = config(global.token_dir.as_deref())?;
-    Module::new(config).map_err(|e| Failure(explain(&e)))
+/// The settings of a command that goes through the core: `--service` in place of
+/// `ECM_HSM_SERVICE`.
+pub fn client_config(global: &Global) -> Outcome<Config> {
+    let mut config = config(global.token_dir.as_deref())?;
+    if let Some(address) = &global.service {
+        config.service = Some(address.clone());
+    }
+    Ok(config)
+}
+
+/// The core the command works on: in-process, or the key service's (see the module comment).
+pub fn module(global: &Global) -> Outcome<Backend> {
+    Backend::new(client_config(global)?).map_err(|e| Failure(explain(&e)))
+}
+
+/// How the command reaches the tokens, for `status`: `in-process` or `through service ADDR`.
+pub fn mode(module: &Backend) -> String {
+    match &module.config().service {
+        Some(address) => format!("through service {address}"),
+        None => "in-process".to_owned(),
+    }
+}
+
+/// The core of a command that reads or writes the token's files itself (`audit verify`,
+/// `audit export`): always in-process, on the token directory (`--token-dir`, else
+/// `ECM_HSM_DIR`), also when the tool is otherwise a client of the key service — which it
+/// then says on stderr, since the files are wherever that directory is, not the service's
+/// unless this is the service's host and user.
+pub fn local_module(global: &Global, command: &str) -> Outcome<Backend> {
+    let mut config = client_config(global)?;
+    if let Some(address) = config.service.take() {
+        eprintln!(
+            "ecm-hsm: note: `{command}` reads the token's files: it runs in-process on {}, not through \
+             the key service {address} (on the service's host, run it as the service's user)",
+            config.token_dir.display()
+        );
+    }
+    Backend::new(config).map_err(|e| Failure(explain(&e)))
 }
 
 /// The label of a token, without its padding.
@@ -114,7 +155,7 @@ pub enum SlotState {
     Unrecognized,
 }
 
-pub fn slot_state(module: &Module, slot: CK_SLOT_ID) -> Outcome<SlotState> {
+pub fn slot_state(module: &Backend, slot: CK_SLOT_ID) -> Outcome<SlotState> {
     match module.token_status(slot) {
         Ok(s) if s.info.flags & CKF_TOKEN_INITIALIZED != 0 => Ok(SlotState::Token(label_text(&s.info.label))),
         Ok(_) => Ok(SlotState::Free),
@@ -123,13 +164,14 @@ pub fn slot_state(module: &Module, slot: CK_SLOT_ID) -> Outcome<SlotState> {
     }
 }
 
-pub fn token_dir(module: &Module) -> String {
-    module.config().token_dir.display().to_string()
+/// Where the tokens are, for messages: a directory, or the key service.
+pub fn token_dir(module: &Backend) -> String {
+    module.describe_tokens()
 }
 
 /// A logged-in read/write session on the chosen token; closed (and so logged out) on drop.
 pub struct Token {
-    pub module: Module,
+    pub module: Backend,
     pub slot: CK_SLOT_ID,
     pub label: String,
     pub session: CK_SESSION_HANDLE,
@@ -144,10 +186,9 @@ impl Drop for Token {
 }
 
 impl Token {
-    /// A read/write session on the token of `--slot` (else the first initialized one), not
-    /// logged in yet.
-    fn session(global: &Global) -> Outcome<Token> {
-        let module = module(global)?;
+    /// A read/write session on the token of `--slot` (else the first initialized one) of
+    /// `module`, not logged in yet.
+    fn session(module: Backend, global: &Global) -> Outcome<Token> {
         let (slot, label) = choose_slot(&module, global.slot)?;
         let session = module
             .open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
@@ -158,7 +199,12 @@ impl Token {
     /// Opens the token of `--slot` (else the first initialized one) and logs in as the user,
     /// or as the principal `--user NAME` (`--user user` is the token's own user).
     pub fn open(global: &Global) -> Outcome<Token> {
-        let mut token = Token::session(global)?;
+        Token::open_on(module(global)?, global)
+    }
+
+    /// As [`Token::open`], on the core `module` (for [`local_module`]).
+    pub fn open_on(module: Backend, global: &Global) -> Outcome<Token> {
+        let mut token = Token::session(module, global)?;
         let pin = pins::user_pin(global.pin_file.as_deref())?;
         let session = token.session;
         let result = match &global.user {
@@ -173,7 +219,12 @@ impl Token {
     /// Opens the token as `open` does and logs in as the SO, with the SO PIN from
     /// `so_pin_file`, else `ECM_HSM_SO_PIN`, else a prompt.
     pub fn open_so(global: &Global, so_pin_file: Option<&Path>) -> Outcome<Token> {
-        let token = Token::session(global)?;
+        Token::open_so_on(module(global)?, global, so_pin_file)
+    }
+
+    /// As [`Token::open_so`], on the core `module`.
+    pub fn open_so_on(module: Backend, global: &Global, so_pin_file: Option<&Path>) -> Outcome<Token> {
+        let token = Token::session(module, global)?;
         let pin = pins::so_login_pin(so_pin_file)?;
         token.module.login(token.session, CKU_SO, &pin).map_err(|e| token.so_login_failure(&e))?;
         Ok(token)
@@ -373,7 +424,7 @@ pub fn tier_name(tier: Tier) -> &'static str {
 }
 
 /// `--slot N` if given (it must hold a token), else the first initialized token.
-pub fn choose_slot(module: &Module, wanted: Option<u64>) -> Outcome<(CK_SLOT_ID, String)> {
+pub fn choose_slot(module: &Backend, wanted: Option<u64>) -> Outcome<(CK_SLOT_ID, String)> {
     let dir = token_dir(module);
     let slots = module.slot_list().map_err(|e| Failure(explain(&e)))?;
     if let Some(slot) = wanted {

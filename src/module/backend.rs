@@ -213,3 +213,51 @@ forward! {
     fn decrypt_message(&self, h: CK_SESSION_HANDLE, params: &GcmMessageParams, tag: &[u8], aad: &[u8], ciphertext: &[u8], buffer: OutputBuffer) -> Result<Output>;
     fn message_final(&self, h: CK_SESSION_HANDLE, kind: CipherKind) -> Result<()>;
 }
+
+// Issue 14 item 6 (the admin tool through the service): the calls the `ecm-hsm` CLI makes
+// that have no PKCS#11 verb (principals, policy, approvals) and the whole-step cipher the
+// envelope format uses, forwarded as above. Every one is already a `Client` method; kept as
+// a block of its own for the merge with the generated call list.
+forward! {
+    fn token_status(&self, slot: CK_SLOT_ID) -> Result<TokenStatus>;
+    fn cipher(&self, h: CK_SESSION_HANDLE, kind: CipherKind, step: Step<'_>, buffer: OutputBuffer) -> Result<Output>;
+    fn principals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<(String, u32)>>;
+    fn set_principal(&self, h: CK_SESSION_HANDLE, name: &str, pin: &[u8], replace: bool) -> Result<()>;
+    fn remove_principal(&self, h: CK_SESSION_HANDLE, name: &str) -> Result<()>;
+    fn policy(&self, h: CK_SESSION_HANDLE) -> Result<Option<(u64, String)>>;
+    fn apply_policy(&self, h: CK_SESSION_HANDLE, text: &str) -> Result<u64>;
+    fn approvals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<crate::store::ApprovalRecord>>;
+    fn approve_ahead(&self, h: CK_SESSION_HANDLE, request: &super::ApprovalRequest) -> Result<crate::store::ApprovalRecord>;
+    fn revoke_approval(&self, h: CK_SESSION_HANDLE, id: i64) -> Result<crate::store::ApprovalRecord>;
+}
+
+// Custody of the token key (issue 14 item 2): administration of the token files themselves,
+// in-process only. Through the service these answer CKR_FUNCTION_NOT_SUPPORTED: moving a
+// token into the service's custody needs the token files and the service key, which only the
+// service's host has (run `ecm-hsm token seal-for-service` there, with the service stopped).
+impl Backend {
+    pub fn token_custody(&self, slot: CK_SLOT_ID) -> Result<crate::token::Custody> {
+        self.local().ok_or(Error::FunctionNotSupported)?.token_custody(slot)
+    }
+
+    pub fn use_service_key(&self, slot: CK_SLOT_ID, key: crate::token::ServiceKey) -> Result<()> {
+        self.local().ok_or(Error::FunctionNotSupported)?.use_service_key(slot, key)
+    }
+
+    pub fn seal_for_service(&self, slot: CK_SLOT_ID, so_pin: &[u8], key: crate::token::ServiceKey) -> Result<()> {
+        self.local().ok_or(Error::FunctionNotSupported)?.seal_for_service(slot, so_pin, key)
+    }
+}
+
+impl Backend {
+    /// Where the tokens are, for messages: the token directory in-process, the service's
+    /// address in client mode (its directory is the service's own).
+    pub fn describe_tokens(&self) -> String {
+        match self {
+            Backend::Local(module) => module.config().token_dir.display().to_string(),
+            Backend::Remote(remote) => {
+                format!("the key service at {}", remote.config.service.as_deref().unwrap_or("?"))
+            }
+        }
+    }
+}

@@ -43,11 +43,16 @@
 //! `CKR_SESSION_HANDLE_INVALID` (or the object handle's code); the next call that names no
 //! old handle connects again.
 //!
-//! The C ABI's client mode (`ECM_HSM_SERVICE`) holds a client in `module::Backend`.
+//! The C ABI's client mode (`ECM_HSM_SERVICE`) and the admin tool's (`--service`) hold a
+//! client in `module::Backend`.
+//!
+//! # Audit
+//!
+//! A connection's core is made with the peer in `Config::audit_client`: every record it
+//! writes names the client process (`client_uid`, `client_gid`, `client_pid`).
 //!
 //! Not yet: an `*Init` sent with its first step from the C ABI, length queries answered on
-//! the client, the audit naming the peer, the token key sealed for the service (issue 14,
-//! items 1-4).
+//! the client, the token key sealed for the service (issue 14, items 1-3).
 
 pub mod client;
 mod client_ops;

@@ -6,6 +6,9 @@
 //! can be named by another client. When the connection ends, for whatever reason (closed,
 //! garbage, a limit, the client killed mid-call), its module is dropped: its sessions close,
 //! its session objects go and its login ends, as when an in-process application exits.
+//!
+//! The module is made with the peer's credentials (`SO_PEERCRED`) as its audit client, so
+//! every record it writes names the client process (`for_client`).
 
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -19,6 +22,7 @@ use super::protocol::{
 };
 use super::transport::{Framed, Peer, Transport};
 use super::wire::error_to_wire;
+use crate::audit::ClientProcess;
 use crate::config::Config;
 use crate::module::Module;
 
@@ -188,7 +192,7 @@ pub fn serve_connection<S: Transport>(
 ) -> String {
     let mut framed = Framed::new(stream, limits.max_frame, limits.mid_frame_timeout);
     let end = match handshake(&mut framed, limits) {
-        Ok(()) => match Module::new(config) {
+        Ok(()) => match Module::new(for_client(config, connection.peer)) {
             Ok(module) => serve_requests(&mut framed, &module, connection, limits),
             Err(e) => format!("no module: {e}"),
         },
@@ -196,6 +200,14 @@ pub fn serve_connection<S: Transport>(
     };
     framed.stream().shutdown();
     end
+}
+
+/// The settings of a connection's core: the service's, with the client that every audit
+/// record of that core names (uid, gid and pid as the kernel reported them at connect).
+fn for_client(config: Config, peer: Peer) -> Config {
+    // A pid is positive; the kernel reports 0 for a peer in another pid namespace.
+    let pid = u32::try_from(peer.pid).unwrap_or(0);
+    Config { audit_client: Some(ClientProcess { uid: peer.uid, gid: peer.gid, pid }), ..config }
 }
 
 /// Reads the client's hello and answers it; `Err` says why the connection is to end.

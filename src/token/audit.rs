@@ -227,6 +227,8 @@ impl Token {
             key_version: key.and_then(|k| k.version),
             mechanism,
             described_as: context.described_as,
+            // The key service's client this core serves (`Config::audit_client`), if any.
+            client: self.config.audit_client,
             ..Record::new(operation, rv)
         };
         log.append(&record).map(drop).map_err(|e| {

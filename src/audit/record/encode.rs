@@ -25,6 +25,7 @@ pub fn expanded_line(e: &Entry) -> Vec<u8> {
         segment: e.segment,
         end,
         described_as: None,
+        client: e.client,
     };
     let mut buf = Vec::with_capacity(256);
     // The auth letter and the link's digits or dashes were checked when the line was parsed.
@@ -148,6 +149,14 @@ pub fn encode_middle(buf: &mut Vec<u8>, pid: u32, record: &Record<'_>) {
     push_str(buf, record.principal);
     buf.extend_from_slice(b",\"pid\":");
     push_u64(buf, u64::from(pid));
+    if let Some(client) = record.client {
+        buf.extend_from_slice(b",\"client_uid\":");
+        push_u64(buf, u64::from(client.uid));
+        buf.extend_from_slice(b",\"client_gid\":");
+        push_u64(buf, u64::from(client.gid));
+        buf.extend_from_slice(b",\"client_pid\":");
+        push_u64(buf, u64::from(client.pid));
+    }
     buf.extend_from_slice(b",\"session\":");
     push_u64(buf, record.session);
     buf.extend_from_slice(b",\"operation\":");
@@ -217,6 +226,7 @@ impl Middle {
         };
         let same = !self.bytes.is_empty()
             && self.kept.pid == pid
+            && self.kept.client == record.client
             && self.kept.session == record.session
             && self.kept.mechanism == record.mechanism
             && self.kept.operation == record.operation
@@ -226,6 +236,7 @@ impl Middle {
             encode_middle(&mut self.bytes, pid, record);
             self.described_as = record.described_as;
             self.kept.pid = pid;
+            self.kept.client = record.client;
             self.kept.session = record.session;
             self.kept.key_version = record.key_version;
             self.kept.mechanism = record.mechanism;

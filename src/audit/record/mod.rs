@@ -11,7 +11,9 @@
 //! ```
 //!
 //! (on one line; `segment` in the records of a segment and in the register's records that
-//! open and close one, `end_seq` and `end_link` after `result` in those that close one).
+//! open and close one, `end_seq` and `end_link` after `result` in those that close one;
+//! `client_uid`, `client_gid` and `client_pid` after `pid` in the records a key service
+//! writes for a client, see [`ClientProcess`]).
 //! The link covers the previous record's link (raw, as 32 bytes: the chain) followed by the
 //! line's bytes up to, not including, `,"link":"`: everything the record says and its
 //! `auth`, which names how the link is computed:
@@ -84,6 +86,20 @@ pub(super) const fn suffix_len(auth: u8) -> usize {
     LINK_PREFIX.len() + link_digits(auth) + 2
 }
 
+/// The client process a key service acted for, as the kernel named it when the client
+/// connected (`SO_PEERCRED`): what it is, not what it claims. Recorded as `client_uid`,
+/// `client_gid` and `client_pid` after `pid` (which stays the writing process, the
+/// service's). Records written in-process carry none: their `pid` is the caller's own
+/// process, and the token directory (0700) is writable only by its owner, so the uid is that
+/// owner's. Lines of older versions have none either and verify as before: the fields are
+/// optional, and a link covers a line's bytes as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientProcess {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+}
+
 /// An event to record, as its caller describes it. Never a secret: no PIN, key value or data.
 /// The writer adds the sequence number, the process id, the segment and the chain.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +129,8 @@ pub struct Record<'a> {
     /// same principal, key uid, label and version, so a writer may reuse their encoding
     /// without comparing them (see [`Middle`]). `None`: no such promise.
     pub described_as: Option<u64>,
+    /// The key service's client the record is made for; `None` in-process.
+    pub client: Option<ClientProcess>,
 }
 
 impl<'a> Record<'a> {
@@ -131,6 +149,7 @@ impl<'a> Record<'a> {
             segment: None,
             end: None,
             described_as: None,
+            client: None,
         }
     }
 }
@@ -148,6 +167,9 @@ pub struct Entry {
     pub time: u64,
     pub principal: String,
     pub pid: u32,
+    /// The key service's client the record was made for (none in-process, and in records of
+    /// versions before it was recorded).
+    pub client: Option<ClientProcess>,
     pub session: u64,
     pub operation: String,
     pub key_uid: Option<String>,
@@ -171,6 +193,7 @@ pub struct Entry {
 pub(super) struct MiddleFields {
     pub(super) principal: String,
     pub(super) pid: u32,
+    pub(super) client: Option<ClientProcess>,
     pub(super) session: u64,
     pub(super) operation: String,
     pub(super) key_uid: Option<String>,

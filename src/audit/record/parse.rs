@@ -3,7 +3,10 @@
 
 use serde::Deserialize;
 
-use super::{AUTH_FIELD, AUTH_FIELD_LEN, Entry, LINK_LEN, LINK_PREFIX, Malformed, MiddleFields, suffix_len};
+use super::{
+    AUTH_FIELD, AUTH_FIELD_LEN, ClientProcess, Entry, LINK_LEN, LINK_PREFIX, Malformed, MiddleFields,
+    suffix_len,
+};
 
 /// A line as stored: the middle fields absent from a repeat record.
 #[derive(Deserialize)]
@@ -19,6 +22,12 @@ struct Stored {
     principal: Option<String>,
     #[serde(default)]
     pid: Option<u32>,
+    #[serde(default)]
+    client_uid: Option<u32>,
+    #[serde(default)]
+    client_gid: Option<u32>,
+    #[serde(default)]
+    client_pid: Option<u32>,
     #[serde(default)]
     session: Option<u64>,
     #[serde(default)]
@@ -44,6 +53,9 @@ impl Stored {
     fn has_middle(&self) -> bool {
         self.principal.is_some()
             || self.pid.is_some()
+            || self.client_uid.is_some()
+            || self.client_gid.is_some()
+            || self.client_pid.is_some()
             || self.session.is_some()
             || self.operation.is_some()
             || self.key_uid.is_some()
@@ -57,6 +69,11 @@ impl Stored {
         Ok(MiddleFields {
             principal: self.principal.take().ok_or("no principal")?,
             pid: self.pid.take().ok_or("no pid")?,
+            client: match (self.client_uid.take(), self.client_gid.take(), self.client_pid.take()) {
+                (Some(uid), Some(gid), Some(pid)) => Some(ClientProcess { uid, gid, pid }),
+                (None, None, None) => None,
+                _ => return Err("a client named in part (client_uid, client_gid, client_pid)"),
+            },
             session: self.session.take().ok_or("no session")?,
             operation: self.operation.take().ok_or("no operation")?,
             key_uid: self.key_uid.take(),
@@ -73,6 +90,7 @@ impl Stored {
             time: self.time,
             principal: middle.principal,
             pid: middle.pid,
+            client: middle.client,
             session: middle.session,
             operation: middle.operation,
             key_uid: middle.key_uid,
@@ -260,6 +278,47 @@ mod tests {
         let at = bad_auth.windows(10).position(|w| w == b"\"auth\":\"h\"").unwrap();
         bad_auth[at + 8] = b'x';
         assert!(parse_line(&bad_auth).is_err());
+    }
+
+    #[test]
+    fn a_service_client_is_recorded_after_the_pid_and_read_back() {
+        let client = ClientProcess { uid: 1001, gid: 1002, pid: 4242 };
+        let r = Record { client: Some(client), ..Record::new("encrypt", 0) };
+        let bytes = line(&r);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(
+            text.contains(r#""pid":99,"client_uid":1001,"client_gid":1002,"client_pid":4242,"session""#),
+            "{text}"
+        );
+        let parsed = parse_line(&bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(parsed.entry.client, Some(client));
+        assert_eq!(expanded_line(&parsed.entry), &bytes[..bytes.len() - 1]);
+        // An in-process record (and every record of earlier versions) names none.
+        let plain = line(&Record::new("encrypt", 0));
+        assert!(!std::str::from_utf8(&plain).unwrap().contains("client_"));
+        assert_eq!(parse_line(&plain[..plain.len() - 1]).unwrap().entry.client, None);
+        // A client named in part is not a record the writer makes.
+        let partial = text.replace(r#","client_gid":1002"#, "");
+        assert_eq!(
+            parse_line(&partial.as_bytes()[..partial.len() - 1]).err(),
+            Some("a client named in part (client_uid, client_gid, client_pid)")
+        );
+    }
+
+    #[test]
+    fn a_record_for_another_client_is_no_repeat() {
+        let mut middle = Middle::default();
+        let a = Record { client: Some(ClientProcess { uid: 1, gid: 1, pid: 10 }), ..Record::new("sign", 0) };
+        let b = Record { client: Some(ClientProcess { uid: 1, gid: 1, pid: 11 }), ..a };
+        let mut encoded = vec![];
+        for (seq, r) in [a, a, b].iter().enumerate() {
+            let mut buf = vec![];
+            middle.encode(&mut buf, 7, r);
+            middle.written(seq as u64 + 1);
+            encoded.push(String::from_utf8(buf).unwrap());
+        }
+        assert_eq!(encoded[1], ",\"as\":1");
+        assert!(encoded[2].contains("\"client_pid\":11"), "{}", encoded[2]);
     }
 
     #[test]
