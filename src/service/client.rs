@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
+use super::client_operations::{Operations, keeps_operations};
 use super::protocol::*;
 use super::transport::{Framed, Peer};
 use super::wire::*;
@@ -58,17 +59,23 @@ pub struct Client {
     state: Mutex<State>,
 }
 
-struct State {
+pub(super) struct State {
     connection: Option<Framed<UnixStream>>,
     /// The epoch of the current connection's handles (1 to 0xffff).
-    epoch: u64,
+    pub(super) epoch: u64,
     next_request: u64,
+    round_trips: u64,
+    /// What the client knows of its sessions' operations (held-back inits, output lengths).
+    pub(super) operations: Operations,
 }
 
 /// The handles of the current connection, for building a call.
 pub struct Handles {
-    epoch: u64,
+    pub(super) epoch: u64,
 }
+
+/// A call's reply as the service sends it.
+pub(super) type Reply = std::result::Result<Answer, WireError>;
 
 impl Handles {
     fn remote(&self, local: u64, stale: Error) -> Result<u64> {
@@ -98,21 +105,48 @@ impl Handles {
 impl Client {
     /// A client of the service at `address`; it connects at its first call.
     pub fn new(address: Address) -> Client {
-        Client { address, state: Mutex::new(State { connection: None, epoch: 1, next_request: 1 }) }
+        Client {
+            address,
+            state: Mutex::new(State {
+                connection: None,
+                epoch: 1,
+                next_request: 1,
+                round_trips: 0,
+                operations: Operations::default(),
+            }),
+        }
     }
 
     /// Sends the calls `build` makes as one request; returns each call's answer, all of them
-    /// when all succeeded, else the first failure.
+    /// when all succeeded, else the first failure. A call that may change what a key allows
+    /// or what a session's login is (see [`keeps_operations`]) first sends the `*Init`s held
+    /// back, in the order the application made them, and forgets which inits were proven.
     pub fn request(&self, build: impl FnOnce(&Handles) -> Result<Vec<Call>>) -> Result<Vec<Answer>> {
         let mut state = self.state.lock();
         let handles = Handles { epoch: state.epoch };
         let calls = build(&handles)?;
+        if !calls.iter().all(keeps_operations) {
+            self.flush(&mut state)?;
+            state.operations.forget_proofs();
+        }
+        let count = calls.len();
+        let mut answers = Vec::with_capacity(count);
+        for reply in self.exchange(&mut state, calls)? {
+            answers.push(reply.map_err(error_from_wire)?);
+        }
+        Ok(answers)
+    }
+
+    /// One round trip: `calls` as one request, and the replies of the calls the service ran
+    /// (all of them, or up to the first that failed).
+    pub(super) fn exchange(&self, state: &mut State, calls: Vec<Call>) -> Result<Vec<Reply>> {
         let count = calls.len();
         let id = state.next_request;
         state.next_request += 1;
         if state.connection.is_none() {
             state.connection = Some(self.connect()?);
         }
+        state.round_trips += 1;
         let connection = state.connection.as_mut().ok_or(Error::Internal("connected"))?;
         let sent = connection.send(&Request { id, calls });
         let received = match sent {
@@ -122,23 +156,43 @@ impl Client {
             Err(e) => Err(e),
             Ok(()) => connection.receive::<Response>(),
         };
-        let response = match received {
-            Ok(Some(r)) if r.id == id && !r.replies.is_empty() && r.replies.len() <= count => r,
+        match received {
+            // All succeeded, or the last one run failed; a short answer without a failure is
+            // a broken server.
+            Ok(Some(r))
+                if r.id == id
+                    && !r.replies.is_empty()
+                    && r.replies.len() <= count
+                    && (r.replies.len() == count || r.replies.last().is_some_and(|x| x.is_err())) =>
+            {
+                Ok(r.replies)
+            }
             _ => {
                 state.lost();
-                return Err(Error::DeviceRemoved);
+                Err(Error::DeviceRemoved)
             }
-        };
-        let mut answers = Vec::with_capacity(count);
-        for reply in response.replies {
-            answers.push(reply.map_err(error_from_wire)?);
         }
-        if answers.len() < count {
-            // A failure stops the request; a short answer without one is a broken server.
-            state.lost();
-            return Err(Error::DeviceRemoved);
+    }
+
+    /// Sends the `*Init`s held back, each as the application made it; one the service refuses
+    /// is kept as its error, for the operation's next step to report.
+    pub(super) fn flush(&self, state: &mut State) -> Result<()> {
+        while let Some((at, init)) = state.operations.next_held() {
+            let reply = self.exchange(state, vec![init.call])?.pop().ok_or(Error::Internal("one reply"))?;
+            state.operations.flushed(at, init.begun, reply.map(drop).map_err(error_from_wire));
         }
-        Ok(answers)
+        Ok(())
+    }
+
+    /// How many requests this client has sent (each one round trip): what the tests of the
+    /// one-round-trip rule count.
+    pub fn round_trips(&self) -> u64 {
+        self.state.lock().round_trips
+    }
+
+    /// The client's state, locked: for the calls that look at it before they build a request.
+    pub(super) fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// One call, one answer.
@@ -180,6 +234,7 @@ impl State {
             c.stream().shutdown(std::net::Shutdown::Both).ok();
         }
         self.epoch = if self.epoch >= 0xffff { 1 } else { self.epoch + 1 };
+        self.operations = Operations::default();
     }
 }
 
@@ -277,7 +332,9 @@ impl Client {
     }
 
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::CloseSession { session: c.session(h)? }))?)
+        let closed = done(self.one(|c| Ok(Call::CloseSession { session: c.session(h)? }))?);
+        self.lock().operations.forget_session(h);
+        closed
     }
 
     /// `C_GetSessionInfo`'s answer: the session's slot and what it sees.
@@ -291,7 +348,9 @@ impl Client {
     }
 
     pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
-        done(self.one(|_| Ok(Call::CloseAllSessions { slot }))?)
+        let closed = done(self.one(|_| Ok(Call::CloseAllSessions { slot }))?);
+        self.lock().operations.forget_sessions();
+        closed
     }
 
     pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {

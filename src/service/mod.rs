@@ -50,6 +50,7 @@
 //! items 1-4).
 
 pub mod client;
+mod client_operations;
 mod client_ops;
 mod dispatch;
 pub mod protocol;
