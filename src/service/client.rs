@@ -23,11 +23,11 @@ use super::protocol::*;
 use super::transport::{Framed, Peer};
 use super::wire::*;
 use crate::mechanism::Mechanism;
-use crate::module::TokenStatus;
-use crate::module::token::TokenInfo;
 use crate::object::{Attribute, AttributeRead};
 use crate::policy::SessionView;
+use crate::session::TokenStatus;
 use crate::session::{Output, OutputBuffer};
+use crate::token::TokenInfo;
 use crate::{Error, Result};
 
 /// The longest answer the client accepts before it has the server's limits.

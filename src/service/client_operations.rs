@@ -32,7 +32,7 @@ use super::client::Reply;
 use super::protocol::{Answer, Call, WireError, WireOperation, WireOutput};
 use super::wire::error_from_wire;
 use crate::mechanism::{CtrParams, GcmParams, Mechanism, MechanismParams, registry};
-use crate::module::Step;
+use crate::session::Step;
 use crate::{Error, Result};
 
 /// A session's operation of one kind: (the application's session handle, the kind).

@@ -9,17 +9,11 @@ use super::protocol::*;
 use super::wire::*;
 use crate::mechanism::Mechanism;
 use crate::mechanism::aes_gcm::{GcmMessageParams, Tag};
-use crate::module::{ApprovalRequest, CipherKind, OperationKind, Step};
+use crate::session::{CipherKind, OperationKind, Step};
 use crate::session::{Output, OutputBuffer};
 use crate::store::ApprovalRecord;
+use crate::token::ApprovalRequest;
 use crate::{Error, Result};
-
-fn cipher_operation(kind: CipherKind) -> OperationKind {
-    match kind {
-        CipherKind::Encrypt => OperationKind::Encrypt,
-        CipherKind::Decrypt => OperationKind::Decrypt,
-    }
-}
 
 fn unexpected() -> Error {
     Error::Device("unexpected answer from the key service".into())
@@ -83,7 +77,7 @@ impl Client {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.operation_init(h, cipher_operation(kind), mechanism, key, |c| {
+        self.operation_init(h, kind.operation(), mechanism, key, |c| {
             Ok(Call::CipherInit {
                 session: c.session(h)?,
                 kind: cipher_to_wire(kind),
@@ -154,7 +148,7 @@ impl Client {
         step: Step<'_>,
         buffer: OutputBuffer,
     ) -> Result<Output> {
-        self.operation_step(h, cipher_operation(kind), step, buffer)
+        self.operation_step(h, kind.operation(), step, buffer)
     }
 
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {

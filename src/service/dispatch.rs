@@ -137,7 +137,7 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
             let kind = operation_from_wire(kind);
             if !matches!(
                 kind,
-                crate::module::OperationKind::SignRecover | crate::module::OperationKind::VerifyRecover
+                crate::session::OperationKind::SignRecover | crate::session::OperationKind::VerifyRecover
             ) {
                 return Err(Error::ArgumentsBad);
             }
@@ -150,7 +150,7 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
         }
         Call::Step { session, kind, step, buffer } => {
             let kind = operation_from_wire(kind);
-            if kind == crate::module::OperationKind::Verify {
+            if kind == crate::session::OperationKind::Verify {
                 return Err(Error::ArgumentsBad);
             }
             Out(output_to_wire(module.operation_step(
