@@ -18,15 +18,15 @@ use std::path::{Path, PathBuf};
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
+use super::call_list::kinds::*;
+use super::call_list::{Arg, Ret, listed_calls};
 use super::client_operations::{Operations, keeps_operations};
 use super::protocol::*;
 use super::transport::{Framed, Peer};
 use super::wire::*;
-use crate::mechanism::Mechanism;
-use crate::object::{Attribute, AttributeRead};
+use crate::object::AttributeRead;
 use crate::policy::SessionView;
 use crate::session::TokenStatus;
-use crate::session::{Output, OutputBuffer};
 use crate::token::TokenInfo;
 use crate::{Error, Result};
 
@@ -78,7 +78,7 @@ pub struct Handles {
 pub(super) type Reply = std::result::Result<Answer, WireError>;
 
 impl Handles {
-    fn remote(&self, local: u64, stale: Error) -> Result<u64> {
+    pub(super) fn remote(&self, local: u64, stale: Error) -> Result<u64> {
         if local >> EPOCH_SHIFT == self.epoch { Ok(local & REMOTE_MASK) } else { Err(stale) }
     }
 
@@ -202,7 +202,7 @@ impl Client {
     }
 
     /// A local handle of the current connection for `remote`, as answered just now.
-    fn local(&self, remote: u64) -> Result<u64> {
+    pub(super) fn local(&self, remote: u64) -> Result<u64> {
         Handles { epoch: self.state.lock().epoch }.local(remote)
     }
 
@@ -256,13 +256,6 @@ fn remote_handle(answer: Answer) -> Result<u64> {
     }
 }
 
-fn output(answer: Answer) -> Result<Output> {
-    match answer {
-        Answer::Output(o) => output_from_wire(o),
-        _ => Err(unexpected()),
-    }
-}
-
 /// The methods of `Module`, by chapter.
 impl Client {
     /// The connection's peer as the service sees it (`SO_PEERCRED`).
@@ -278,10 +271,6 @@ impl Client {
             Answer::Slots(s) => Ok(s),
             _ => Err(unexpected()),
         }
-    }
-
-    pub fn check_slot(&self, slot: CK_SLOT_ID) -> Result<()> {
-        done(self.one(|_| Ok(Call::CheckSlot { slot }))?)
     }
 
     pub fn token_status(&self, slot: CK_SLOT_ID) -> Result<TokenStatus> {
@@ -319,10 +308,6 @@ impl Client {
         }
     }
 
-    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: [u8; 32]) -> Result<()> {
-        done(self.one(|_| Ok(Call::InitToken { slot, so_pin: Secret(so_pin.to_vec()), label }))?)
-    }
-
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(Error::SessionParallelNotSupported);
@@ -352,83 +337,10 @@ impl Client {
         self.lock().operations.forget_sessions();
         closed
     }
-
-    pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
-        done(self.one(|c| Ok(Call::SessionCancel { session: c.session(h)?, flags }))?)
-    }
-
-    pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
-        done(self.one(|c| Ok(Call::Login { session: c.session(h)?, user_type, pin: Secret(pin.to_vec()) }))?)
-    }
-
-    pub fn login_user(
-        &self,
-        h: CK_SESSION_HANDLE,
-        user_type: CK_USER_TYPE,
-        pin: &[u8],
-        name: &[u8],
-    ) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::LoginUser {
-                session: c.session(h)?,
-                user_type,
-                pin: Secret(pin.to_vec()),
-                name: Bytes(name.to_vec()),
-            })
-        })?)
-    }
-
-    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::Logout { session: c.session(h)? }))?)
-    }
-
-    pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
-        done(self.one(|c| Ok(Call::InitPin { session: c.session(h)?, pin: Secret(pin.to_vec()) }))?)
-    }
-
-    pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::SetPin { session: c.session(h)?, old: Secret(old.to_vec()), new: Secret(new.to_vec()) })
-        })?)
-    }
 }
 
 /// Objects.
 impl Client {
-    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::CreateObject { session: c.session(h)?, template: attributes_to_wire(template) })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
-
-    pub fn copy_object(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::CopyObject {
-                session: c.session(h)?,
-                object: c.object(object)?,
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
-
-    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::DestroyObject { session: c.session(h)?, object: c.object(object)? }))?)
-    }
-
-    pub fn object_size(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
-        match self.one(|c| Ok(Call::ObjectSize { session: c.session(h)?, object: c.object(object)? }))? {
-            Answer::Size(n) => to_usize(n),
-            _ => Err(unexpected()),
-        }
-    }
-
     pub fn get_attributes(
         &self,
         h: CK_SESSION_HANDLE,
@@ -448,29 +360,6 @@ impl Client {
         }
     }
 
-    pub fn set_attributes(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::SetAttributes {
-                session: c.session(h)?,
-                object: c.object(object)?,
-                template: attributes_to_wire(template),
-            })
-        })?)
-    }
-
-    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
-        done(
-            self.one(|c| {
-                Ok(Call::FindInit { session: c.session(h)?, template: attributes_to_wire(template) })
-            })?,
-        )
-    }
-
     pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
         match self.one(|c| Ok(Call::FindNext { session: c.session(h)?, max: max as u64 }))? {
             Answer::Handles(found) if found.len() <= max => {
@@ -479,105 +368,25 @@ impl Client {
             _ => Err(unexpected()),
         }
     }
-
-    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::FindFinal { session: c.session(h)? }))?)
-    }
 }
 
 /// Keys.
-impl Client {
-    pub fn generate_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::GenerateKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
+impl Client {}
 
-    pub fn generate_key_pair(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        public_template: &[Attribute],
-        private_template: &[Attribute],
-    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
-        let answer = self.one(|c| {
-            Ok(Call::GenerateKeyPair {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                public: attributes_to_wire(public_template),
-                private: attributes_to_wire(private_template),
-            })
-        })?;
-        match answer {
-            Answer::KeyPair { public, private } => Ok((self.local(public)?, self.local(private)?)),
-            _ => Err(unexpected()),
+/// The client's methods of the calls listed in `call_list.rs`: each sends its call, with the
+/// application's handles mapped to the connection's, and gives back the answer.
+macro_rules! client_methods {
+    ($(fn $name:ident($($arg:ident: $kind:ty),*) -> $ret:ty = $variant:ident;)*) => {
+        impl Client {
+            $(
+                pub fn $name(&self, $($arg: <$kind as Arg>::Local<'_>),*) -> Result<<$ret as Ret>::Local> {
+                    let answer =
+                        self.one(|c| Ok(Call::$variant { $($arg: <$kind as Arg>::to_wire($arg, c)?),* }))?;
+                    <$ret as Ret>::from_answer(self, answer)
+                }
+            )*
         }
-    }
-
-    pub fn derive_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        base: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::DeriveKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                base: c.key(base)?,
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
-
-    pub fn wrap_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        wrapping: CK_OBJECT_HANDLE,
-        key: CK_OBJECT_HANDLE,
-        buffer: OutputBuffer,
-    ) -> Result<Output> {
-        output(self.one(|c| {
-            Ok(Call::WrapKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                wrapping: c.remote(wrapping, Error::WrappingKeyHandleInvalid)?,
-                key: c.key(key)?,
-                buffer: buffer_to_wire(buffer),
-            })
-        })?)
-    }
-
-    pub fn unwrap_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        unwrapping: CK_OBJECT_HANDLE,
-        wrapped: &[u8],
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::UnwrapKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                unwrapping: c.remote(unwrapping, Error::UnwrappingKeyHandleInvalid)?,
-                wrapped: Bytes(wrapped.to_vec()),
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
+    };
 }
+
+listed_calls!(client_methods);

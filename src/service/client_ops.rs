@@ -219,27 +219,6 @@ impl Client {
         let _ = self.exchange(&mut state, vec![Call::EndOperation { session, kind: at.1 }]);
     }
 
-    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::DigestKey { session: c.session(h)?, key: c.key(key)? }))?)
-    }
-
-    pub fn message_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        kind: CipherKind,
-        mechanism: &Mechanism,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::MessageInit {
-                session: c.session(h)?,
-                kind: cipher_to_wire(kind),
-                mechanism: mechanism_to_wire(mechanism),
-                key: c.key(key)?,
-            })
-        })?)
-    }
-
     /// `C_EncryptMessage`; the IV the service used is written back to `params`.
     pub fn encrypt_message(
         &self,
@@ -289,10 +268,6 @@ impl Client {
         })?)
     }
 
-    pub fn message_final(&self, h: CK_SESSION_HANDLE, kind: CipherKind) -> Result<()> {
-        done(self.one(|c| Ok(Call::MessageFinal { session: c.session(h)?, kind: cipher_to_wire(kind) }))?)
-    }
-
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
         match self.one(|c| Ok(Call::GenerateRandom { session: c.session(h)?, len: out.len() as u64 }))? {
             Answer::Random(bytes) if bytes.0.len() == out.len() => {
@@ -302,50 +277,10 @@ impl Client {
             _ => Err(unexpected()),
         }
     }
-
-    pub fn seed_random(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::SeedRandom { session: c.session(h)? }))?)
-    }
 }
 
 /// Principals, policy and approvals (the admin tool's calls).
 impl Client {
-    pub fn principals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<(String, u32)>> {
-        match self.one(|c| Ok(Call::Principals { session: c.session(h)? }))? {
-            Answer::Principals(p) => Ok(p),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn set_principal(&self, h: CK_SESSION_HANDLE, name: &str, pin: &[u8], replace: bool) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::SetPrincipal {
-                session: c.session(h)?,
-                name: name.into(),
-                pin: Secret(pin.to_vec()),
-                replace,
-            })
-        })?)
-    }
-
-    pub fn remove_principal(&self, h: CK_SESSION_HANDLE, name: &str) -> Result<()> {
-        done(self.one(|c| Ok(Call::RemovePrincipal { session: c.session(h)?, name: name.into() }))?)
-    }
-
-    pub fn apply_policy(&self, h: CK_SESSION_HANDLE, text: &str) -> Result<u64> {
-        match self.one(|c| Ok(Call::ApplyPolicy { session: c.session(h)?, text: text.into() }))? {
-            Answer::PolicyVersion(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn policy(&self, h: CK_SESSION_HANDLE) -> Result<Option<(u64, String)>> {
-        match self.one(|c| Ok(Call::Policy { session: c.session(h)? }))? {
-            Answer::Policy(p) => Ok(p),
-            _ => Err(unexpected()),
-        }
-    }
-
     pub fn approve_ahead(&self, h: CK_SESSION_HANDLE, request: &ApprovalRequest) -> Result<ApprovalRecord> {
         let answer = self.one(|c| {
             let mut wire = approval_request_to_wire(request);
@@ -355,20 +290,6 @@ impl Client {
             Ok(Call::ApproveAhead { session: c.session(h)?, request: wire })
         })?;
         match answer {
-            Answer::Approval(a) => Ok(approval_from_wire(a)),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn approvals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<ApprovalRecord>> {
-        match self.one(|c| Ok(Call::Approvals { session: c.session(h)? }))? {
-            Answer::Approvals(list) => Ok(list.into_iter().map(approval_from_wire).collect()),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn revoke_approval(&self, h: CK_SESSION_HANDLE, id: i64) -> Result<ApprovalRecord> {
-        match self.one(|c| Ok(Call::RevokeApproval { session: c.session(h)?, id }))? {
             Answer::Approval(a) => Ok(approval_from_wire(a)),
             _ => Err(unexpected()),
         }
