@@ -6,11 +6,10 @@ mod service_support;
 use cryptoki_sys::*;
 use ecm_hsm::Error;
 use ecm_hsm::mechanism::{GcmParams, Mechanism, MechanismParams};
-use ecm_hsm::module::{CipherKind, OperationKind, Step};
+use ecm_hsm::module::{CipherKind, Step};
 use ecm_hsm::object::attribute::{decode_attribute_array, encode_attribute_array};
 use ecm_hsm::object::{Attribute, AttributeRead};
 use ecm_hsm::service::Limits;
-use ecm_hsm::service::protocol::Call;
 use ecm_hsm::session::{Output, OutputBuffer};
 use service_support::*;
 
@@ -72,57 +71,136 @@ fn aes_gcm_round_trip_through_the_service() {
     );
     assert_ne!(&sealed[..plaintext.len()], &plaintext[..]);
 
-    // Init and first step in one request.
+    // The first decryption with this key and mechanism sends its init at once; later ones
+    // hold it back for the first step: init, length query and step in one round trip.
+    client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key).unwrap();
     let opened = bytes(
-        client
-            .init_and_step(
-                h,
-                |c| {
-                    Ok(Call::CipherInit {
-                        session: c.session(h)?,
-                        kind: ecm_hsm::service::protocol::WireCipher::Decrypt,
-                        mechanism: Some(ecm_hsm::service::wire::mechanism_to_wire(&gcm(1))),
-                        key: c.key(key)?,
-                    })
-                },
-                OperationKind::Decrypt,
-                Step::Single(&sealed),
-                OutputBuffer::Capacity(4096),
-            )
-            .unwrap(),
+        client.cipher(h, CipherKind::Decrypt, Step::Single(&sealed), OutputBuffer::Capacity(4096)).unwrap(),
     );
     assert_eq!(opened, plaintext);
+    let before = client.round_trips();
+    client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key).unwrap();
+    assert_eq!(
+        client.cipher(h, CipherKind::Decrypt, Step::Single(&sealed), OutputBuffer::Query).unwrap(),
+        Output::Length(plaintext.len())
+    );
+    let opened = bytes(
+        client.cipher(h, CipherKind::Decrypt, Step::Single(&sealed), OutputBuffer::Capacity(4096)).unwrap(),
+    );
+    assert_eq!(opened, plaintext);
+    assert_eq!(client.round_trips() - before, 1, "one round trip per decryption");
 
-    // A tampered ciphertext fails with the same code as in-process, and the init of a
-    // one-round-trip pair that fails stops the step.
+    // A tampered ciphertext fails with the same code as in-process, the init held back or not.
     let mut tampered = sealed.clone();
     tampered[0] ^= 1;
     client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key).unwrap();
     let refused =
         client.cipher(h, CipherKind::Decrypt, Step::Single(&tampered), OutputBuffer::Capacity(4096));
     assert_eq!(refused.unwrap_err().ck_rv(), CKR_ENCRYPTED_DATA_INVALID);
-    let wrong_key = client.init_and_step(
-        h,
-        |c| {
-            Ok(Call::CipherInit {
-                session: c.session(h)?,
-                kind: ecm_hsm::service::protocol::WireCipher::Decrypt,
-                mechanism: Some(ecm_hsm::service::wire::mechanism_to_wire(&gcm(1))),
-                key: c.key(key + 1000)?,
-            })
-        },
-        OperationKind::Decrypt,
-        Step::Single(&sealed),
-        OutputBuffer::Capacity(4096),
+    // A key handle the service does not know is refused at the init, as in-process.
+    assert_eq!(
+        client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key + 1000).unwrap_err(),
+        Error::KeyHandleInvalid
     );
-    assert_eq!(wrong_key.unwrap_err().ck_rv(), CKR_KEY_HANDLE_INVALID);
-    // No decryption was left active by the refused pair.
+    // No decryption was left active by the refused init.
     assert_eq!(
         client
             .cipher(h, CipherKind::Decrypt, Step::Single(&sealed), OutputBuffer::Capacity(4096))
             .unwrap_err(),
         Error::OperationNotInitialized
     );
+}
+
+/// A GCM mechanism with no additional data.
+fn gcm_plain(iv: u8) -> Mechanism {
+    Mechanism {
+        kind: CKM_AES_GCM,
+        params: MechanismParams::Gcm(GcmParams { iv: vec![iv; 12], aad: Vec::new(), tag_bits: 128 }),
+    }
+}
+
+#[test]
+fn a_held_init_refused_by_the_service_fails_its_step_and_begins_nothing() {
+    let service = Service::start(Limits::default());
+    let client = service.client();
+    let h = token_with_user(&client);
+    let keygen = Mechanism { kind: CKM_AES_KEY_GEN, params: MechanismParams::None };
+    let template = [
+        attr_ulong(CKA_VALUE_LEN, 32),
+        attr_bool(CKA_TOKEN, true),
+        attr_bool(CKA_ENCRYPT, true),
+        Attribute::new(CKA_LABEL, b"shared".to_vec()),
+    ];
+    let key = client.generate_key(h, &keygen, &template).unwrap();
+    let data = [7u8; 100];
+    let encrypt = |iv| {
+        client.cipher_init(h, CipherKind::Encrypt, Some(&gcm_plain(iv)), key)?;
+        client.cipher(h, CipherKind::Encrypt, Step::Single(&data), OutputBuffer::Capacity(200))
+    };
+    encrypt(1).unwrap();
+    // Proven once: the next init waits for its step. A length query is answered by the
+    // client from GCM's rule, as the service would answer it.
+    let before = client.round_trips();
+    client.cipher_init(h, CipherKind::Encrypt, Some(&gcm_plain(2)), key).unwrap();
+    assert_eq!(
+        client.cipher(h, CipherKind::Encrypt, Step::Single(&data), OutputBuffer::Query).unwrap(),
+        Output::Length(116)
+    );
+    assert_eq!(client.round_trips(), before, "held init and length query stay in the client");
+
+    // Another application (connection) destroys the key in between.
+    let other = service.client();
+    let o = other.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
+    other.login(o, CKU_USER, USER_PIN).unwrap();
+    other.find_init(o, &[Attribute::new(CKA_LABEL, b"shared".to_vec())]).unwrap();
+    let found = other.find_next(o, 2).unwrap();
+    other.find_final(o).unwrap();
+    assert_eq!(found.len(), 1);
+    other.destroy_object(o, found[0]).unwrap();
+
+    // The step reports the init's failure, and no operation began.
+    let step = client.cipher(h, CipherKind::Encrypt, Step::Single(&data), OutputBuffer::Capacity(200));
+    assert_eq!(step.unwrap_err(), Error::KeyHandleInvalid);
+    assert_eq!(
+        client.cipher(h, CipherKind::Encrypt, Step::Single(&data), OutputBuffer::Capacity(200)).unwrap_err(),
+        Error::OperationNotInitialized
+    );
+    // And the next init is checked at once again.
+    assert_eq!(encrypt(3).unwrap_err(), Error::KeyHandleInvalid);
+}
+
+#[test]
+fn signature_lengths_are_learned_per_key_and_a_held_init_goes_before_a_login() {
+    let service = Service::start(Limits::default());
+    let client = service.client();
+    let h = token_with_user(&client);
+    let keygen = Mechanism { kind: CKM_EC_KEY_PAIR_GEN, params: MechanismParams::None };
+    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let public = [Attribute::new(CKA_EC_PARAMS, p256), attr_bool(CKA_VERIFY, true)];
+    let private = [attr_bool(CKA_SIGN, true), attr_bool(CKA_SENSITIVE, true)];
+    let (_, private) = client.generate_key_pair(h, &keygen, &public, &private).unwrap();
+    let ecdsa = Mechanism { kind: CKM_ECDSA, params: MechanismParams::None };
+    let digest = [0xd1u8; 32];
+    // First signature: init, query and step each a round trip; the length is learned.
+    client.sign_init(h, Some(&ecdsa), private).unwrap();
+    assert_eq!(client.sign(h, Step::Single(&digest), OutputBuffer::Query).unwrap(), Output::Length(64));
+    assert_eq!(bytes(client.sign(h, Step::Single(&digest), OutputBuffer::Capacity(64)).unwrap()).len(), 64);
+    let before = client.round_trips();
+    client.sign_init(h, Some(&ecdsa), private).unwrap();
+    assert_eq!(client.sign(h, Step::Single(&digest), OutputBuffer::Query).unwrap(), Output::Length(64));
+    assert_eq!(
+        client.sign(h, Step::Single(&digest), OutputBuffer::Capacity(10)).unwrap_err(),
+        Error::BufferTooSmall { needed: 64 }
+    );
+    assert_eq!(bytes(client.sign(h, Step::Single(&digest), OutputBuffer::Capacity(64)).unwrap()).len(), 64);
+    assert_eq!(client.round_trips() - before, 2, "the short buffer is the service's to answer");
+
+    // A held init is sent before a call that may change the login, in the order made: the
+    // logout then ends nothing the application did not see begin.
+    client.sign_init(h, Some(&ecdsa), private).unwrap();
+    let before = client.round_trips();
+    client.logout(h).unwrap();
+    assert_eq!(client.round_trips() - before, 2, "the held init, then the logout");
 }
 
 #[test]

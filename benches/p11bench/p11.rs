@@ -11,7 +11,9 @@ use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use cryptoki_sys::{CK_ATTRIBUTE, CK_MECHANISM, CK_MECHANISM_TYPE, CK_RV, CK_ULONG, CKR_OK};
+use cryptoki_sys::{
+    CK_ATTRIBUTE, CK_FUNCTION_LIST, CK_MECHANISM, CK_MECHANISM_TYPE, CK_RV, CK_ULONG, CKR_OK,
+};
 
 pub const SO_PIN: &str = "bench-so-1234";
 pub const USER_PIN: &str = "bench-user-1234";
@@ -148,14 +150,30 @@ pub fn peak_rss_mib() -> f64 {
 }
 
 /// The library's C ABI, loaded beside `cryptoki` from the same path, so the same (already
-/// initialized) module instance with the same sessions and objects.
-pub struct Raw(cryptoki_sys::Pkcs11);
+/// initialized) module instance with the same sessions and objects; called through its
+/// function list, as a module that exports only `C_GetFunctionList` (p11-kit's client) has it.
+pub struct Raw {
+    _library: cryptoki_sys::Pkcs11,
+    list: *const CK_FUNCTION_LIST,
+}
 
 impl Raw {
     pub fn load(path: &Path) -> Result<Self, String> {
         // SAFETY: the library is already loaded (and initialized) through `cryptoki`; loading
         // the same path again only takes another reference to it.
-        unsafe { cryptoki_sys::Pkcs11::new(path) }.map(Raw).map_err(|e| e.to_string())
+        let library = unsafe { cryptoki_sys::Pkcs11::new(path) }.map_err(|e| e.to_string())?;
+        let mut list = std::ptr::null_mut();
+        // SAFETY: an out-pointer to a local; the module fills it with its static list.
+        check(unsafe { library.C_GetFunctionList(&mut list) })?;
+        if list.is_null() {
+            return Err("C_GetFunctionList gave no list".into());
+        }
+        Ok(Raw { _library: library, list })
+    }
+
+    fn functions(&self) -> &CK_FUNCTION_LIST {
+        // SAFETY: checked non-NULL at load; the list lives as long as the library, held here.
+        unsafe { &*self.list }
     }
 
     /// `C_WrapKey` as `cryptoki` makes it: a length query, then the call.
@@ -169,12 +187,13 @@ impl Raw {
         let mut mech = no_param(mechanism);
         let mut len: CK_ULONG = 0;
         let (h, wk, k) = (session.handle(), wrapping_key.handle(), key.handle());
+        let wrap_key = self.functions().C_WrapKey.ok_or("no C_WrapKey in the function list")?;
         // SAFETY: a parameterless mechanism and a live out-length; NULL output asks the length.
-        let rv = unsafe { self.0.C_WrapKey(h, &mut mech, wk, k, std::ptr::null_mut(), &mut len) };
+        let rv = unsafe { wrap_key(h, &mut mech, wk, k, std::ptr::null_mut(), &mut len) };
         check(rv)?;
         let mut out = vec![0u8; len as usize];
         // SAFETY: `out` holds `len` bytes.
-        let rv = unsafe { self.0.C_WrapKey(h, &mut mech, wk, k, out.as_mut_ptr(), &mut len) };
+        let rv = unsafe { wrap_key(h, &mut mech, wk, k, out.as_mut_ptr(), &mut len) };
         check(rv)?;
         out.truncate(len as usize);
         Ok(out)
@@ -192,10 +211,11 @@ impl Raw {
         let mut mech = no_param(mechanism);
         let mut attrs: Vec<CK_ATTRIBUTE> = template.iter().map(Into::into).collect();
         let mut handle = 0;
+        let unwrap_key = self.functions().C_UnwrapKey.ok_or("no C_UnwrapKey in the function list")?;
         // SAFETY: `wrapped` and the template's values (borrowed from `template`) are live for
         // the call; the module only reads them. Out-pointer to a local.
         let rv = unsafe {
-            self.0.C_UnwrapKey(
+            unwrap_key(
                 session.handle(),
                 &mut mech,
                 unwrapping_key.handle(),

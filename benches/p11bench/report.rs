@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use crate::direct::DEFAULT_PIN_KDF_ITERATIONS;
 use crate::p11::Engine;
 use crate::timing::{Pace, Timing, median};
-use crate::workloads::{AUDIT_OFF_ID, AUDIT_RATIO_ID, AUDITED, THREADED, WORKLOADS};
+use crate::workloads::{
+    AUDIT_OFF_ID, AUDIT_RATIO_ID, AUDITED, PROCESSES_ID, PROCESSES_RATIO_ID, THREADED, WORKLOADS,
+};
 
 /// One measured figure.
 #[derive(Clone, Debug)]
@@ -140,6 +142,16 @@ impl Results {
         }
     }
 
+    /// Sets the row `id` from the parent.
+    pub fn set(&mut self, id: &str, figure: Figure) {
+        self.rows.insert(id.into(), vec![figure]);
+    }
+
+    /// The row's figure as a number, if it is one.
+    pub fn value(&self, id: &str) -> Option<f64> {
+        self.figure(id).as_ref().and_then(Figure::value)
+    }
+
     pub fn nothing_measured(&self) -> bool {
         self.rows.is_empty()
     }
@@ -166,6 +178,9 @@ pub struct Column {
     pub shown: String,
     /// ecm-hsm in client mode: each child runs against an `ecm-hsm serve` on its directory.
     pub service: bool,
+    /// p11-kit's client module: each child runs against a `p11-kit server` (this program)
+    /// hosting that module (ecm-hsm) on its directory.
+    pub p11kit: Option<(PathBuf, PathBuf)>,
     pub results: Results,
 }
 
@@ -177,8 +192,21 @@ impl Column {
             load,
             shown: shown.display().to_string(),
             service: false,
+            p11kit: None,
             results: Results::default(),
         }
+    }
+
+    /// The column of p11-kit's client module, against `server` hosting `module`.
+    pub fn behind_p11kit(mut self, server: PathBuf, module: PathBuf) -> Self {
+        self.p11kit = Some((server, module));
+        self
+    }
+
+    /// The module as shown in the header.
+    pub fn shown_as(mut self, text: &str) -> Self {
+        self.shown = text.to_string();
+        self
     }
 
     /// The column of `libecm_hsm.so` in client mode.
@@ -255,6 +283,12 @@ fn rows(t: &Timing) -> Vec<Row> {
             )));
         }
     }
+    rows.push(row(
+        PROCESSES_ID,
+        "AES-256-GCM encrypt 1 KiB, 2 client processes (sum)".into(),
+        Kind::Rate { bytes: 1024 },
+    ));
+    rows.push(row(PROCESSES_RATIO_ID, "↳ 2 processes ÷ 1 process".into(), Kind::Ratio));
     let n = group(t.objects as f64);
     rows.extend([
         row(

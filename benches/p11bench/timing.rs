@@ -28,7 +28,7 @@ impl Timing {
     }
 
     /// The untimed warm-up before the windows.
-    fn warm_up(&self) -> Duration {
+    pub fn warm_up(&self) -> Duration {
         self.window / 4
     }
 
@@ -127,7 +127,7 @@ pub fn measure(b: &mut Bench, t: &Timing, pace: Pace) -> Figure {
 }
 
 /// Runs `op` back to back for at least `window` (and at least once); returns ops per second.
-fn run_for(op: &mut dyn FnMut() -> Result<(), String>, window: Duration) -> Result<f64, String> {
+pub fn run_for(op: &mut dyn FnMut() -> Result<(), String>, window: Duration) -> Result<f64, String> {
     let start = Instant::now();
     let mut n = 0u64;
     loop {

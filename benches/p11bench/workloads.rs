@@ -143,6 +143,33 @@ pub const WORKLOADS: &[Workload] = &[
 pub const THREADED: [(&str, &str, usize); 2] =
     [("gcm-enc-1k", "AES-256-GCM encrypt 1 KiB", 1024), ("rsa2048-sign", "RSA-2048 sign SHA256-RSA-PKCS", 0)];
 
+/// The rows of AES-GCM 1 KiB from several client processes at once against one service (or,
+/// in-process, one token directory): the parent runs [`PROCESS_PHASE`] children, first one
+/// alone, then two together, and reports their summed rate and the ratio.
+pub const PROCESSES_ID: &str = "gcm-enc-1k-2p";
+pub const PROCESSES_RATIO_ID: &str = "gcm-enc-1k-2p-ratio";
+pub const PROCESS_ROW: &str = "gcm-enc-1k-proc";
+pub const PROCESS_PHASE: &str = "gcm-proc";
+
+/// The rows asked for with `--rows` (all when `None`), set once at start.
+pub static ROWS: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+
+/// Whether the row `id` is to be measured.
+pub fn wanted(id: &str) -> bool {
+    match ROWS.get() {
+        Some(Some(rows)) => rows.iter().any(|r| r == id),
+        _ => true,
+    }
+}
+
+/// Whether any row starting with `prefix` is to be measured.
+pub fn wanted_prefix(prefix: &str) -> bool {
+    match ROWS.get() {
+        Some(Some(rows)) => rows.iter().any(|r| r.starts_with(prefix)),
+        _ => true,
+    }
+}
+
 /// The workload also measured on ecm-hsm with auditing off (a child of its own whose token
 /// directory has [`AUDIT_OFF_SETTINGS`]), reported as [`AUDIT_OFF_ID`]; the parent adds
 /// [`AUDIT_RATIO_ID`], this workload's usual figure (auditing on, the default) ÷ that one.
@@ -540,7 +567,12 @@ fn thread_rows(id: &str, make: impl Fn() -> Result<SendOp, String>, t: &Timing) 
 }
 
 fn threads(f: &Fixture, t: &Timing) {
-    gcm_threads(f, "gcm-enc-1k", t);
+    if wanted("gcm-enc-1k-2t") {
+        gcm_threads(f, "gcm-enc-1k", t);
+    }
+    if !wanted("rsa2048-sign-2t") {
+        return;
+    }
     let session = || f.p11.open_rw_session(f.slot).map_err(ckr);
     match f.rsa2048() {
         Ok(pair) => thread_rows(
@@ -571,6 +603,8 @@ pub fn run_child(phase: &str, engine: Engine, module: &Path, t: &Timing) {
         ("audit-off", _) => audit_off(module, t),
         ("objects", _) => objects(module, t),
         ("reopen", _) => reopen(module, t),
+        ("token", _) => p11::load(module).and_then(|p11| p11::fresh_token(&p11)).map(drop),
+        (PROCESS_PHASE, _) => gcm_process(module, t),
         _ => Err(format!("unknown phase {phase:?}")),
     };
     if let Err(e) = result {
@@ -589,7 +623,7 @@ fn settle_disk() {
 
 fn crypto(module: &Path, t: &Timing) -> Result<(), String> {
     let f = Fixture::open(module)?;
-    for w in WORKLOADS {
+    for w in WORKLOADS.iter().filter(|w| wanted(w.id)) {
         settle_disk();
         let figure = if w.pace.skipped(t) {
             Figure::Skipped
@@ -628,15 +662,53 @@ fn audit_off(module: &Path, t: &Timing) -> Result<(), String> {
     Ok(())
 }
 
+/// One of several processes encrypting at once: sets up its session and key, waits for the
+/// others at the barrier (`P11BENCH_BARRIER`, a directory where each process leaves a file,
+/// and `P11BENCH_PARTIES` of them), then encrypts for a fixed time and reports its rate.
+fn gcm_process(module: &Path, t: &Timing) -> Result<(), String> {
+    let p11 = p11::load(module)?;
+    let slot = p11::our_slot(&p11)?;
+    let session = p11::user_session(&p11, slot)?;
+    let key =
+        session.generate_key(&Mechanism::AesKeyGen, &aes_template(false, false, "proc")).map_err(ckr)?;
+    let data = vec![PAYLOAD; 1024];
+    let mut counter = 0;
+    let mut op = || {
+        let mut iv = next_iv(&mut counter);
+        let gcm = GcmParams::new(&mut iv, &[], 128.into()).map_err(ckr)?;
+        session.encrypt(&Mechanism::AesGcm(gcm), key, &data).map(drop).map_err(ckr)
+    };
+    op()?;
+    let barrier = std::env::var_os("P11BENCH_BARRIER").ok_or("no P11BENCH_BARRIER")?;
+    let parties: usize = std::env::var("P11BENCH_PARTIES").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
+    let barrier = Path::new(&barrier);
+    std::fs::write(barrier.join(std::process::id().to_string()), b"").map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_dir(barrier).map_or(0, Iterator::count) < parties {
+        if Instant::now() > deadline {
+            return Err("the other processes did not come to the barrier".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    crate::timing::run_for(&mut op, t.warm_up())?;
+    let rate = crate::timing::run_for(&mut op, t.sustain())?;
+    report::emit(PROCESS_ROW, &Figure::Rate(rate));
+    Ok(())
+}
+
 fn direct_crypto(t: &Timing) {
-    for w in WORKLOADS {
+    for w in WORKLOADS.iter().filter(|w| wanted(w.id)) {
         if let Some(setup) = w.direct {
             let figure = if w.pace.skipped(t) { Figure::Skipped } else { measure(&mut setup(), t, w.pace) };
             report::emit(w.id, &figure);
         }
     }
-    thread_rows("gcm-enc-1k", || Ok(Box::new(direct::gcm_encrypt_op(1024))), t);
-    thread_rows("rsa2048-sign", || Ok(Box::new(direct::rsa_sign_op(2048, false))), t);
+    if wanted("gcm-enc-1k-2t") {
+        thread_rows("gcm-enc-1k", || Ok(Box::new(direct::gcm_encrypt_op(1024))), t);
+    }
+    if wanted("rsa2048-sign-2t") {
+        thread_rows("rsa2048-sign", || Ok(Box::new(direct::rsa_sign_op(2048, false))), t);
+    }
 }
 
 fn object_label(i: usize) -> String {

@@ -470,7 +470,8 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
         "custody: {}",
         match custody {
             None => "shown by `ecm-hsm status` on the service's host",
-            Some(Custody::Service) => "service (the token key opens only with the service key; PINs are verifiers)",
+            Some(Custody::Service) =>
+                "service (the token key opens only with the service key; PINs are verifiers)",
             Some(Custody::Pins) =>
                 "pins (any PIN opens the token key: for development; see `ecm-hsm token seal-for-service`)",
         }

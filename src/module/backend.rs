@@ -9,8 +9,10 @@
 //! no key value, token key or PIN-derived key exists in the application's process.
 //!
 //! Differences from in-process: the zero-copy cipher path (`Module::cipher_into`) is
-//! in-process only ([`Backend::local`]); a `*Init` is one round trip and its first step
-//! another (errors of the init therefore show at the init, as in-process).
+//! in-process only ([`Backend::local`]); a `*Init` the service accepted before for the same
+//! key, operation and mechanism shape waits for the first step and travels with it (one round
+//! trip), so that if the key changed in between (destroyed by another process, a policy
+//! applied), the init's error shows at that step (`service/client_operations.rs`).
 
 use cryptoki_sys::*;
 
@@ -244,7 +246,12 @@ impl Backend {
         self.local().ok_or(Error::FunctionNotSupported)?.use_service_key(slot, key)
     }
 
-    pub fn seal_for_service(&self, slot: CK_SLOT_ID, so_pin: &[u8], key: crate::token::ServiceKey) -> Result<()> {
+    pub fn seal_for_service(
+        &self,
+        slot: CK_SLOT_ID,
+        so_pin: &[u8],
+        key: crate::token::ServiceKey,
+    ) -> Result<()> {
         self.local().ok_or(Error::FunctionNotSupported)?.seal_for_service(slot, so_pin, key)
     }
 }

@@ -10,16 +10,9 @@ use parking_lot::{Condvar, Mutex};
 use super::Module;
 use super::audit::rv_of;
 use crate::mechanism;
-use crate::token::TokenInfo;
+use crate::session::TokenStatus;
 use crate::token::audit::{Context, Who};
 use crate::{Error, Result};
-
-/// What `C_GetTokenInfo` needs beyond the token's own record.
-pub struct TokenStatus {
-    pub info: TokenInfo,
-    pub session_count: usize,
-    pub rw_session_count: usize,
-}
 
 impl Module {
     pub fn slot_list(&self) -> Result<Vec<CK_SLOT_ID>> {

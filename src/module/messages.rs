@@ -5,9 +5,9 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::Module;
-use super::operations::CipherKind;
 use crate::mechanism::aes_gcm::{self, GcmMessageParams};
 use crate::mechanism::{self, Mechanism};
+use crate::session::CipherKind;
 use crate::session::{Output, OutputBuffer};
 use crate::{Error, Result};
 

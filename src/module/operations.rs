@@ -18,6 +18,7 @@ use crate::session::Session;
 use crate::session::{
     CachedKey, Delivered, Dest, Operations, Output, OutputBuffer, output_step, output_step_into,
 };
+use crate::session::{CipherKind, OperationKind, Step};
 use crate::token::{ContextPin, KEY_USE_STALENESS, KeyForUse, PinResult};
 use crate::{Error, Result};
 
@@ -54,43 +55,6 @@ fn awaits_approval(ops: &Operations, operation: &str) -> Result<()> {
         Some(false) => Err(Error::UserNotLoggedIn),
         _ => Ok(()),
     }
-}
-
-/// Which of a session's cipher operations a call concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CipherKind {
-    Encrypt,
-    Decrypt,
-}
-
-impl CipherKind {
-    /// The operation's name in the policy, approvals and the audit record.
-    pub fn name(self) -> &'static str {
-        match self {
-            CipherKind::Encrypt => "encrypt",
-            CipherKind::Decrypt => "decrypt",
-        }
-    }
-}
-
-/// The operations of a session that run in steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationKind {
-    Encrypt,
-    Decrypt,
-    Digest,
-    Sign,
-    Verify,
-    SignRecover,
-    VerifyRecover,
-}
-
-/// Which step of a multi-part operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step<'a> {
-    Single(&'a [u8]),
-    Update(&'a [u8]),
-    Final,
 }
 
 impl Module {

@@ -18,15 +18,16 @@ use std::path::{Path, PathBuf};
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
+use super::call_list::kinds::*;
+use super::call_list::{Arg, Ret, listed_calls};
+use super::client_operations::{Operations, keeps_operations};
 use super::protocol::*;
 use super::transport::{Framed, Peer};
 use super::wire::*;
-use crate::mechanism::Mechanism;
-use crate::module::TokenStatus;
-use crate::module::token::TokenInfo;
-use crate::object::{Attribute, AttributeRead};
+use crate::object::AttributeRead;
 use crate::policy::SessionView;
-use crate::session::{Output, OutputBuffer};
+use crate::session::TokenStatus;
+use crate::token::TokenInfo;
 use crate::{Error, Result};
 
 /// The longest answer the client accepts before it has the server's limits.
@@ -58,20 +59,26 @@ pub struct Client {
     state: Mutex<State>,
 }
 
-struct State {
+pub(super) struct State {
     connection: Option<Framed<UnixStream>>,
     /// The epoch of the current connection's handles (1 to 0xffff).
-    epoch: u64,
+    pub(super) epoch: u64,
     next_request: u64,
+    round_trips: u64,
+    /// What the client knows of its sessions' operations (held-back inits, output lengths).
+    pub(super) operations: Operations,
 }
 
 /// The handles of the current connection, for building a call.
 pub struct Handles {
-    epoch: u64,
+    pub(super) epoch: u64,
 }
 
+/// A call's reply as the service sends it.
+pub(super) type Reply = std::result::Result<Answer, WireError>;
+
 impl Handles {
-    fn remote(&self, local: u64, stale: Error) -> Result<u64> {
+    pub(super) fn remote(&self, local: u64, stale: Error) -> Result<u64> {
         if local >> EPOCH_SHIFT == self.epoch { Ok(local & REMOTE_MASK) } else { Err(stale) }
     }
 
@@ -98,21 +105,48 @@ impl Handles {
 impl Client {
     /// A client of the service at `address`; it connects at its first call.
     pub fn new(address: Address) -> Client {
-        Client { address, state: Mutex::new(State { connection: None, epoch: 1, next_request: 1 }) }
+        Client {
+            address,
+            state: Mutex::new(State {
+                connection: None,
+                epoch: 1,
+                next_request: 1,
+                round_trips: 0,
+                operations: Operations::default(),
+            }),
+        }
     }
 
     /// Sends the calls `build` makes as one request; returns each call's answer, all of them
-    /// when all succeeded, else the first failure.
+    /// when all succeeded, else the first failure. A call that may change what a key allows
+    /// or what a session's login is (see [`keeps_operations`]) first sends the `*Init`s held
+    /// back, in the order the application made them, and forgets which inits were proven.
     pub fn request(&self, build: impl FnOnce(&Handles) -> Result<Vec<Call>>) -> Result<Vec<Answer>> {
         let mut state = self.state.lock();
         let handles = Handles { epoch: state.epoch };
         let calls = build(&handles)?;
+        if !calls.iter().all(keeps_operations) {
+            self.flush(&mut state)?;
+            state.operations.forget_proofs();
+        }
+        let count = calls.len();
+        let mut answers = Vec::with_capacity(count);
+        for reply in self.exchange(&mut state, calls)? {
+            answers.push(reply.map_err(error_from_wire)?);
+        }
+        Ok(answers)
+    }
+
+    /// One round trip: `calls` as one request, and the replies of the calls the service ran
+    /// (all of them, or up to the first that failed).
+    pub(super) fn exchange(&self, state: &mut State, calls: Vec<Call>) -> Result<Vec<Reply>> {
         let count = calls.len();
         let id = state.next_request;
         state.next_request += 1;
         if state.connection.is_none() {
             state.connection = Some(self.connect()?);
         }
+        state.round_trips += 1;
         let connection = state.connection.as_mut().ok_or(Error::Internal("connected"))?;
         let sent = connection.send(&Request { id, calls });
         let received = match sent {
@@ -122,23 +156,43 @@ impl Client {
             Err(e) => Err(e),
             Ok(()) => connection.receive::<Response>(),
         };
-        let response = match received {
-            Ok(Some(r)) if r.id == id && !r.replies.is_empty() && r.replies.len() <= count => r,
+        match received {
+            // All succeeded, or the last one run failed; a short answer without a failure is
+            // a broken server.
+            Ok(Some(r))
+                if r.id == id
+                    && !r.replies.is_empty()
+                    && r.replies.len() <= count
+                    && (r.replies.len() == count || r.replies.last().is_some_and(|x| x.is_err())) =>
+            {
+                Ok(r.replies)
+            }
             _ => {
                 state.lost();
-                return Err(Error::DeviceRemoved);
+                Err(Error::DeviceRemoved)
             }
-        };
-        let mut answers = Vec::with_capacity(count);
-        for reply in response.replies {
-            answers.push(reply.map_err(error_from_wire)?);
         }
-        if answers.len() < count {
-            // A failure stops the request; a short answer without one is a broken server.
-            state.lost();
-            return Err(Error::DeviceRemoved);
+    }
+
+    /// Sends the `*Init`s held back, each as the application made it; one the service refuses
+    /// is kept as its error, for the operation's next step to report.
+    pub(super) fn flush(&self, state: &mut State) -> Result<()> {
+        while let Some((at, init)) = state.operations.next_held() {
+            let reply = self.exchange(state, vec![init.call])?.pop().ok_or(Error::Internal("one reply"))?;
+            state.operations.flushed(at, init.begun, reply.map(drop).map_err(error_from_wire));
         }
-        Ok(answers)
+        Ok(())
+    }
+
+    /// How many requests this client has sent (each one round trip): what the tests of the
+    /// one-round-trip rule count.
+    pub fn round_trips(&self) -> u64 {
+        self.state.lock().round_trips
+    }
+
+    /// The client's state, locked: for the calls that look at it before they build a request.
+    pub(super) fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// One call, one answer.
@@ -148,7 +202,7 @@ impl Client {
     }
 
     /// A local handle of the current connection for `remote`, as answered just now.
-    fn local(&self, remote: u64) -> Result<u64> {
+    pub(super) fn local(&self, remote: u64) -> Result<u64> {
         Handles { epoch: self.state.lock().epoch }.local(remote)
     }
 
@@ -180,6 +234,7 @@ impl State {
             c.stream().shutdown(std::net::Shutdown::Both).ok();
         }
         self.epoch = if self.epoch >= 0xffff { 1 } else { self.epoch + 1 };
+        self.operations = Operations::default();
     }
 }
 
@@ -201,13 +256,6 @@ fn remote_handle(answer: Answer) -> Result<u64> {
     }
 }
 
-fn output(answer: Answer) -> Result<Output> {
-    match answer {
-        Answer::Output(o) => output_from_wire(o),
-        _ => Err(unexpected()),
-    }
-}
-
 /// The methods of `Module`, by chapter.
 impl Client {
     /// The connection's peer as the service sees it (`SO_PEERCRED`).
@@ -223,10 +271,6 @@ impl Client {
             Answer::Slots(s) => Ok(s),
             _ => Err(unexpected()),
         }
-    }
-
-    pub fn check_slot(&self, slot: CK_SLOT_ID) -> Result<()> {
-        done(self.one(|_| Ok(Call::CheckSlot { slot }))?)
     }
 
     pub fn token_status(&self, slot: CK_SLOT_ID) -> Result<TokenStatus> {
@@ -264,10 +308,6 @@ impl Client {
         }
     }
 
-    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: [u8; 32]) -> Result<()> {
-        done(self.one(|_| Ok(Call::InitToken { slot, so_pin: Secret(so_pin.to_vec()), label }))?)
-    }
-
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(Error::SessionParallelNotSupported);
@@ -277,7 +317,9 @@ impl Client {
     }
 
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::CloseSession { session: c.session(h)? }))?)
+        let closed = done(self.one(|c| Ok(Call::CloseSession { session: c.session(h)? }))?);
+        self.lock().operations.forget_session(h);
+        closed
     }
 
     /// `C_GetSessionInfo`'s answer: the session's slot and what it sees.
@@ -291,85 +333,14 @@ impl Client {
     }
 
     pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
-        done(self.one(|_| Ok(Call::CloseAllSessions { slot }))?)
-    }
-
-    pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
-        done(self.one(|c| Ok(Call::SessionCancel { session: c.session(h)?, flags }))?)
-    }
-
-    pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
-        done(self.one(|c| Ok(Call::Login { session: c.session(h)?, user_type, pin: Secret(pin.to_vec()) }))?)
-    }
-
-    pub fn login_user(
-        &self,
-        h: CK_SESSION_HANDLE,
-        user_type: CK_USER_TYPE,
-        pin: &[u8],
-        name: &[u8],
-    ) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::LoginUser {
-                session: c.session(h)?,
-                user_type,
-                pin: Secret(pin.to_vec()),
-                name: Bytes(name.to_vec()),
-            })
-        })?)
-    }
-
-    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::Logout { session: c.session(h)? }))?)
-    }
-
-    pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
-        done(self.one(|c| Ok(Call::InitPin { session: c.session(h)?, pin: Secret(pin.to_vec()) }))?)
-    }
-
-    pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::SetPin { session: c.session(h)?, old: Secret(old.to_vec()), new: Secret(new.to_vec()) })
-        })?)
+        let closed = done(self.one(|_| Ok(Call::CloseAllSessions { slot }))?);
+        self.lock().operations.forget_sessions();
+        closed
     }
 }
 
 /// Objects.
 impl Client {
-    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::CreateObject { session: c.session(h)?, template: attributes_to_wire(template) })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
-
-    pub fn copy_object(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::CopyObject {
-                session: c.session(h)?,
-                object: c.object(object)?,
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
-
-    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::DestroyObject { session: c.session(h)?, object: c.object(object)? }))?)
-    }
-
-    pub fn object_size(&self, h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
-        match self.one(|c| Ok(Call::ObjectSize { session: c.session(h)?, object: c.object(object)? }))? {
-            Answer::Size(n) => to_usize(n),
-            _ => Err(unexpected()),
-        }
-    }
-
     pub fn get_attributes(
         &self,
         h: CK_SESSION_HANDLE,
@@ -389,29 +360,6 @@ impl Client {
         }
     }
 
-    pub fn set_attributes(
-        &self,
-        h: CK_SESSION_HANDLE,
-        object: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::SetAttributes {
-                session: c.session(h)?,
-                object: c.object(object)?,
-                template: attributes_to_wire(template),
-            })
-        })?)
-    }
-
-    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
-        done(
-            self.one(|c| {
-                Ok(Call::FindInit { session: c.session(h)?, template: attributes_to_wire(template) })
-            })?,
-        )
-    }
-
     pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
         match self.one(|c| Ok(Call::FindNext { session: c.session(h)?, max: max as u64 }))? {
             Answer::Handles(found) if found.len() <= max => {
@@ -420,119 +368,39 @@ impl Client {
             _ => Err(unexpected()),
         }
     }
-
-    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::FindFinal { session: c.session(h)? }))?)
-    }
 }
 
 /// Keys.
-impl Client {
-    pub fn generate_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::GenerateKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
+impl Client {}
 
-    pub fn generate_key_pair(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        public_template: &[Attribute],
-        private_template: &[Attribute],
-    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
-        let answer = self.one(|c| {
-            Ok(Call::GenerateKeyPair {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                public: attributes_to_wire(public_template),
-                private: attributes_to_wire(private_template),
-            })
-        })?;
-        match answer {
-            Answer::KeyPair { public, private } => Ok((self.local(public)?, self.local(private)?)),
-            _ => Err(unexpected()),
+/// The client's methods of the calls listed in `call_list.rs`: each sends its call, with the
+/// application's handles mapped to the connection's, and gives back the answer.
+macro_rules! client_methods {
+    ($(fn $name:ident($($arg:ident: $kind:ty),*) -> $ret:ty = $variant:ident;)*) => {
+        impl Client {
+            $(
+                pub fn $name(&self, $($arg: <$kind as Arg>::Local<'_>),*) -> Result<<$ret as Ret>::Local> {
+                    let answer =
+                        self.one(|c| Ok(Call::$variant { $($arg: <$kind as Arg>::to_wire($arg, c)?),* }))?;
+                    <$ret as Ret>::from_answer(self, answer)
+                }
+            )*
         }
-    }
-
-    pub fn derive_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        base: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::DeriveKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                base: c.key(base)?,
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
-
-    pub fn wrap_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        wrapping: CK_OBJECT_HANDLE,
-        key: CK_OBJECT_HANDLE,
-        buffer: OutputBuffer,
-    ) -> Result<Output> {
-        output(self.one(|c| {
-            Ok(Call::WrapKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                wrapping: c.remote(wrapping, Error::WrappingKeyHandleInvalid)?,
-                key: c.key(key)?,
-                buffer: buffer_to_wire(buffer),
-            })
-        })?)
-    }
-
-    pub fn unwrap_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
-        unwrapping: CK_OBJECT_HANDLE,
-        wrapped: &[u8],
-        template: &[Attribute],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::UnwrapKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                unwrapping: c.remote(unwrapping, Error::UnwrappingKeyHandleInvalid)?,
-                wrapped: Bytes(wrapped.to_vec()),
-                template: attributes_to_wire(template),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
-    }
+    };
 }
+
+listed_calls!(client_methods);
 
 /// PKCS#11 3.2 key encapsulation (ML-KEM), carried as the other key management calls are.
 impl Client {
     pub fn encapsulate_key(
         &self,
         h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
+        mechanism: &crate::mechanism::Mechanism,
         public: CK_OBJECT_HANDLE,
-        template: &[Attribute],
-        buffer: OutputBuffer,
-    ) -> Result<(Output, Option<CK_OBJECT_HANDLE>)> {
+        template: &[crate::object::Attribute],
+        buffer: crate::session::OutputBuffer,
+    ) -> Result<(crate::session::Output, Option<CK_OBJECT_HANDLE>)> {
         let answer = self.one(|c| {
             Ok(Call::EncapsulateKey {
                 session: c.session(h)?,
@@ -554,9 +422,9 @@ impl Client {
     pub fn decapsulate_key(
         &self,
         h: CK_SESSION_HANDLE,
-        mechanism: &Mechanism,
+        mechanism: &crate::mechanism::Mechanism,
         private: CK_OBJECT_HANDLE,
-        template: &[Attribute],
+        template: &[crate::object::Attribute],
         ciphertext: &[u8],
     ) -> Result<CK_OBJECT_HANDLE> {
         let answer = self.one(|c| {

@@ -3,14 +3,16 @@
 
 use cryptoki_sys::*;
 
-use super::client::Client;
+use super::client::{Client, Handles, State};
+use super::client_operations::{At, Begun, HeldInit};
 use super::protocol::*;
 use super::wire::*;
 use crate::mechanism::Mechanism;
 use crate::mechanism::aes_gcm::{GcmMessageParams, Tag};
-use crate::module::{ApprovalRequest, CipherKind, OperationKind, Step};
+use crate::session::{CipherKind, OperationKind, Step};
 use crate::session::{Output, OutputBuffer};
 use crate::store::ApprovalRecord;
+use crate::token::ApprovalRequest;
 use crate::{Error, Result};
 
 fn unexpected() -> Error {
@@ -32,6 +34,42 @@ fn output(answer: Answer) -> Result<Output> {
 }
 
 impl Client {
+    /// Every `*Init`: held back for the operation's first step when the client may (see
+    /// `client_operations.rs`), else sent at once.
+    fn operation_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+        build: impl FnOnce(&Handles) -> Result<Call>,
+    ) -> Result<()> {
+        let mut state = self.lock();
+        let call = build(&Handles { epoch: state.epoch })?;
+        let at = (h, operation_to_wire(kind));
+        if state.operations.holds_init(at) {
+            // The earlier init of this operation goes first, as the application made it.
+            self.flush(&mut state)?;
+        }
+        state.operations.forget_failure(at);
+        if let Some(m) = mechanism
+            && state.operations.may_hold(at, key, m)
+        {
+            let begun = Begun { key, mechanism: m.clone(), fresh: true };
+            state.operations.hold(at, HeldInit { call, begun });
+            return Ok(());
+        }
+        let reply = self.exchange(&mut state, vec![call])?.pop().ok_or(Error::Internal("one reply"))?;
+        match reply {
+            Ok(Answer::Done) => {
+                state.operations.began(at, key, mechanism);
+                Ok(())
+            }
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(error_from_wire(e)),
+        }
+    }
+
     pub fn cipher_init(
         &self,
         h: CK_SESSION_HANDLE,
@@ -39,14 +77,14 @@ impl Client {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        done(self.one(|c| {
+        self.operation_init(h, kind.operation(), mechanism, key, |c| {
             Ok(Call::CipherInit {
                 session: c.session(h)?,
                 kind: cipher_to_wire(kind),
                 mechanism: mechanism.map(mechanism_to_wire),
                 key: c.key(key)?,
             })
-        })?)
+        })
     }
 
     pub fn sign_init(
@@ -55,13 +93,13 @@ impl Client {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        done(self.one(|c| {
+        self.operation_init(h, OperationKind::Sign, mechanism, key, |c| {
             Ok(Call::SignInit {
                 session: c.session(h)?,
                 mechanism: mechanism.map(mechanism_to_wire),
                 key: c.key(key)?,
             })
-        })?)
+        })
     }
 
     pub fn verify_init(
@@ -70,15 +108,16 @@ impl Client {
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        done(self.one(|c| {
+        self.operation_init(h, OperationKind::Verify, mechanism, key, |c| {
             Ok(Call::VerifyInit {
                 session: c.session(h)?,
                 mechanism: mechanism.map(mechanism_to_wire),
                 key: c.key(key)?,
             })
-        })?)
+        })
     }
 
+    /// Recovery is rare: its init is always sent at once.
     pub fn recover_init(
         &self,
         h: CK_SESSION_HANDLE,
@@ -97,9 +136,9 @@ impl Client {
     }
 
     pub fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {
-        done(self.one(|c| {
+        self.operation_init(h, OperationKind::Digest, mechanism, 0, |c| {
             Ok(Call::DigestInit { session: c.session(h)?, mechanism: mechanism.map(mechanism_to_wire) })
-        })?)
+        })
     }
 
     pub fn cipher(
@@ -109,11 +148,7 @@ impl Client {
         step: Step<'_>,
         buffer: OutputBuffer,
     ) -> Result<Output> {
-        let kind = match kind {
-            CipherKind::Encrypt => OperationKind::Encrypt,
-            CipherKind::Decrypt => OperationKind::Decrypt,
-        };
-        self.operation_step(h, kind, step, buffer)
+        self.operation_step(h, kind.operation(), step, buffer)
     }
 
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
@@ -124,7 +159,9 @@ impl Client {
         self.operation_step(h, OperationKind::Digest, step, buffer)
     }
 
-    /// One step of an operation that produces output (not a verification).
+    /// One step of an operation that produces output (not a verification): a length query
+    /// the client can answer exactly is answered here; otherwise the step goes with the
+    /// operation's held init, if any, in one request.
     pub fn operation_step(
         &self,
         h: CK_SESSION_HANDLE,
@@ -135,78 +172,51 @@ impl Client {
         if kind == OperationKind::Verify {
             return Err(Error::Internal("verification steps take a signature"));
         }
-        output(self.one(|c| {
-            Ok(Call::Step {
-                session: c.session(h)?,
-                kind: operation_to_wire(kind),
-                step: step_to_wire(step),
-                buffer: buffer_to_wire(buffer),
-            })
-        })?)
+        let at = (h, operation_to_wire(kind));
+        let mut state = self.lock();
+        let session = Handles { epoch: state.epoch }.session(h)?;
+        if buffer == OutputBuffer::Query
+            && let Some(n) = state.operations.local_length(at, &step)
+        {
+            return Ok(Output::Length(n));
+        }
+        let call =
+            Call::Step { session, kind: at.1, step: step_to_wire(step), buffer: buffer_to_wire(buffer) };
+        output(self.step_request(&mut state, at, call, &step)?)
     }
 
-    /// A `*Init` and the operation's first step in one round trip: what a client module
-    /// does when it has checked the init's arguments itself and holds it back until the
-    /// data comes. `init` is a `CipherInit`, `SignInit`, `DigestInit` or `RecoverInit` call
-    /// built with the handles given; if it fails, its error is returned and no step is run.
-    pub fn init_and_step(
-        &self,
-        h: CK_SESSION_HANDLE,
-        init: impl FnOnce(&super::client::Handles) -> Result<Call>,
-        kind: OperationKind,
-        step: Step<'_>,
-        buffer: OutputBuffer,
-    ) -> Result<Output> {
-        let mut answers = self.request(|c| {
-            let init = init(c)?;
-            let step = Call::Step {
-                session: c.session(h)?,
-                kind: operation_to_wire(kind),
-                step: step_to_wire(step),
-                buffer: buffer_to_wire(buffer),
-            };
-            Ok(vec![init, step])
-        })?;
-        output(answers.pop().ok_or_else(unexpected)?)
+    /// Sends a step, after its operation's held init if there is one, and notes what the
+    /// replies say of the operation.
+    fn step_request(&self, state: &mut State, at: At, call: Call, step: &Step<'_>) -> Result<Answer> {
+        let (calls, init) = match state.operations.take_held(at)? {
+            Some(init) => (vec![init.call, call], Some(init.begun)),
+            None => (vec![call], None),
+        };
+        let replies = self.exchange(state, calls)?;
+        state.operations.after_step(at, init, replies, step)
     }
 
     /// One step of a verification: `Single(data)` and `Final` take the signature.
     pub fn verify(&self, h: CK_SESSION_HANDLE, step: Step<'_>, signature: &[u8]) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::Verify {
-                session: c.session(h)?,
-                step: step_to_wire(step),
-                signature: Bytes(signature.to_vec()),
-            })
-        })?)
+        let at = (h, WireOperation::Verify);
+        let mut state = self.lock();
+        let session = Handles { epoch: state.epoch }.session(h)?;
+        let call = Call::Verify { session, step: step_to_wire(step), signature: Bytes(signature.to_vec()) };
+        done(self.step_request(&mut state, at, call, &step)?)
     }
 
     /// Ends an operation, if any; as in-process, nothing is reported (a lost connection has
-    /// ended it anyway).
+    /// ended it anyway). A held init is dropped: the service never began it.
     pub fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
-        let _ =
-            self.one(|c| Ok(Call::EndOperation { session: c.session(h)?, kind: operation_to_wire(kind) }));
-    }
-
-    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::DigestKey { session: c.session(h)?, key: c.key(key)? }))?)
-    }
-
-    pub fn message_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        kind: CipherKind,
-        mechanism: &Mechanism,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::MessageInit {
-                session: c.session(h)?,
-                kind: cipher_to_wire(kind),
-                mechanism: mechanism_to_wire(mechanism),
-                key: c.key(key)?,
-            })
-        })?)
+        let at = (h, operation_to_wire(kind));
+        let mut state = self.lock();
+        let held = state.operations.holds_init(at);
+        state.operations.ended(at);
+        if held {
+            return;
+        }
+        let Ok(session) = Handles { epoch: state.epoch }.session(h) else { return };
+        let _ = self.exchange(&mut state, vec![Call::EndOperation { session, kind: at.1 }]);
     }
 
     /// `C_EncryptMessage`; the IV the service used is written back to `params`.
@@ -258,10 +268,6 @@ impl Client {
         })?)
     }
 
-    pub fn message_final(&self, h: CK_SESSION_HANDLE, kind: CipherKind) -> Result<()> {
-        done(self.one(|c| Ok(Call::MessageFinal { session: c.session(h)?, kind: cipher_to_wire(kind) }))?)
-    }
-
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
         match self.one(|c| Ok(Call::GenerateRandom { session: c.session(h)?, len: out.len() as u64 }))? {
             Answer::Random(bytes) if bytes.0.len() == out.len() => {
@@ -271,50 +277,10 @@ impl Client {
             _ => Err(unexpected()),
         }
     }
-
-    pub fn seed_random(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        done(self.one(|c| Ok(Call::SeedRandom { session: c.session(h)? }))?)
-    }
 }
 
 /// Principals, policy and approvals (the admin tool's calls).
 impl Client {
-    pub fn principals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<(String, u32)>> {
-        match self.one(|c| Ok(Call::Principals { session: c.session(h)? }))? {
-            Answer::Principals(p) => Ok(p),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn set_principal(&self, h: CK_SESSION_HANDLE, name: &str, pin: &[u8], replace: bool) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::SetPrincipal {
-                session: c.session(h)?,
-                name: name.into(),
-                pin: Secret(pin.to_vec()),
-                replace,
-            })
-        })?)
-    }
-
-    pub fn remove_principal(&self, h: CK_SESSION_HANDLE, name: &str) -> Result<()> {
-        done(self.one(|c| Ok(Call::RemovePrincipal { session: c.session(h)?, name: name.into() }))?)
-    }
-
-    pub fn apply_policy(&self, h: CK_SESSION_HANDLE, text: &str) -> Result<u64> {
-        match self.one(|c| Ok(Call::ApplyPolicy { session: c.session(h)?, text: text.into() }))? {
-            Answer::PolicyVersion(v) => Ok(v),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn policy(&self, h: CK_SESSION_HANDLE) -> Result<Option<(u64, String)>> {
-        match self.one(|c| Ok(Call::Policy { session: c.session(h)? }))? {
-            Answer::Policy(p) => Ok(p),
-            _ => Err(unexpected()),
-        }
-    }
-
     pub fn approve_ahead(&self, h: CK_SESSION_HANDLE, request: &ApprovalRequest) -> Result<ApprovalRecord> {
         let answer = self.one(|c| {
             let mut wire = approval_request_to_wire(request);
@@ -324,20 +290,6 @@ impl Client {
             Ok(Call::ApproveAhead { session: c.session(h)?, request: wire })
         })?;
         match answer {
-            Answer::Approval(a) => Ok(approval_from_wire(a)),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn approvals(&self, h: CK_SESSION_HANDLE) -> Result<Vec<ApprovalRecord>> {
-        match self.one(|c| Ok(Call::Approvals { session: c.session(h)? }))? {
-            Answer::Approvals(list) => Ok(list.into_iter().map(approval_from_wire).collect()),
-            _ => Err(unexpected()),
-        }
-    }
-
-    pub fn revoke_approval(&self, h: CK_SESSION_HANDLE, id: i64) -> Result<ApprovalRecord> {
-        match self.one(|c| Ok(Call::RevokeApproval { session: c.session(h)?, id }))? {
             Answer::Approval(a) => Ok(approval_from_wire(a)),
             _ => Err(unexpected()),
         }

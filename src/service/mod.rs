@@ -19,7 +19,9 @@
 //!   `Refused` with the versions it speaks, and closes. Then each client frame is a
 //!   [`protocol::Request`]: several [`protocol::Call`]s run in order, stopping at the first
 //!   that fails, so that an `*Init` checked locally travels with the first data step (one
-//!   round trip; see `Client::init_and_step`). Every call mirrors a public `Module` method;
+//!   round trip; see `client_operations.rs`). Every call mirrors a public `Module` method;
+//!   those that carry one as it is are listed once (`call_list.rs`), and the client's method
+//!   and the server's dispatch of each are generated from that list;
 //!   mechanism parameters and attribute arrays are typed (`WireParams`, `WireValue::Array`).
 //!   Errors travel as their `CK_RV` (plus a short buffer's needed length, or a policy's
 //!   refusal); fault texts stay in the service's log.
@@ -51,10 +53,21 @@
 //! A connection's core is made with the peer in `Config::audit_client`: every record it
 //! writes names the client process (`client_uid`, `client_gid`, `client_pid`).
 //!
-//! Not yet: an `*Init` sent with its first step from the C ABI, length queries answered on
-//! the client, the token key sealed for the service (issue 14, items 1-3).
+//! An operation is one round trip: an `*Init` the service accepted before for the same key,
+//! operation and mechanism shape is held back and sent with the first step, and a length
+//! query is answered by the client where the mechanism's rule is exact
+//! (`client_operations.rs`).
+//!
+//! # Layers
+//!
+//! The client side (`client*.rs`, `protocol.rs`, `wire.rs`, `transport.rs`) sits below the
+//! module: it speaks the plain types of `session` and `token`, never `module`, and
+//! `module::Backend` holds a client. The server side (`server.rs`, `dispatch.rs`) sits above
+//! it, as the CLI does: it drives a core `Module` per connection.
 
+mod call_list;
 pub mod client;
+mod client_operations;
 mod client_ops;
 mod dispatch;
 pub mod protocol;

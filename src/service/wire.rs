@@ -9,13 +9,14 @@ use zeroize::Zeroizing;
 use super::protocol::*;
 use crate::mechanism::aes_gcm::GcmMessageParams;
 use crate::mechanism::{CtrParams, EcdhParams, GcmParams, Mechanism, MechanismParams, OaepParams, PssParams};
-use crate::module::{ApprovalRequest, ApprovalTarget, CipherKind, OperationKind, Step};
 use crate::object::attribute::{decode_attribute_array, encode_attribute_array, is_attribute_array};
 use crate::object::{Attribute, AttributeRead};
 use crate::policy::LoginState;
 use crate::policy::approval_ahead::ManagementOp;
+use crate::session::{CipherKind, OperationKind, Step};
 use crate::session::{Output, OutputBuffer};
 use crate::store::ApprovalRecord;
+use crate::token::{ApprovalRequest, ApprovalTarget};
 use crate::{Error, Result};
 
 /// A count or length from the wire as a `usize`; one that does not fit is a bad argument.

@@ -2,8 +2,10 @@
 //! each kind (one find, encryption, decryption, digest, signature and verification at a time).
 
 pub mod keys;
+mod kinds;
 pub mod output;
 pub mod table;
+mod token_status;
 
 use std::sync::Arc;
 
@@ -14,8 +16,10 @@ use crate::mechanism::aes_gcm::GcmMessageKey;
 use crate::mechanism::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 
 pub use keys::{CachedKey, KeyCache};
+pub use kinds::{CipherKind, OperationKind, Step};
 pub use output::{Delivered, Dest, Output, OutputBuffer, output_step, output_step_into};
 pub use table::SessionTable;
+pub use token_status::TokenStatus;
 
 pub struct Session {
     pub handle: CK_SESSION_HANDLE,
