@@ -90,7 +90,7 @@ isolated_test!(
             );
             expect_rv(
                 s.generate_key(&gen_mechanism, &[Attribute::ValueLen(513.into())]),
-                RvError::KeySizeRange,
+                RvError::AttributeValueInvalid,
             );
             expect_rv(s.generate_key(&gen_mechanism, &[]), RvError::TemplateIncomplete);
             assert_eq!(count(&s), before, "a refused call changed the objects");

@@ -48,7 +48,13 @@ pub(crate) fn open_wrapped_values(objects: &mut HashMap<i64, Object>) {
                     .ok_or(Error::StoreCorrupt("parent key missing".into()))?;
                 let parent_value = match opened_keks.get(parent_uid) {
                     Some(v) => v.as_slice(),
-                    None if parent.sealed_attributes().contains(&CKA_VALUE) => return Ok(None),
+                    // A parent sealed for this login, or a KEK left unchecked (its value is
+                    // still the wrapped one) for that reason.
+                    None if parent.sealed_attributes().contains(&CKA_VALUE)
+                        || tier_of(parent) != Some(Tier::Master) =>
+                    {
+                        return Ok(None);
+                    }
                     None => {
                         parent.get(CKA_VALUE).ok_or(Error::StoreCorrupt("parent without value".into()))?
                     }
@@ -364,6 +370,41 @@ mod tests {
             let cached = state.unwrapped.get_or_build(fingerprint, || Err(Error::Internal("not cached")));
             assert_eq!(cached.is_ok(), id == 3, "key {id}");
         }
+        // A login that may use the KEK and the DEK but not the master key: the KEK is left
+        // unchecked, and so is the DEK below it (not dropped), and both are usable.
+        let mut rotation_state = TokenState::empty();
+        rotation_state.login = LoginState::User;
+        rotation_state.principal = Some("rot".into());
+        rotation_state.policy = Some(Arc::new(
+            Policy::parse(
+                r#"{"key_permissions": {"rot": {"keys": ["dek-*", "kek-*"], "operations": ["rotate"]}}}"#,
+            )
+            .unwrap(),
+        ));
+        rotation_state.token_key = Some(token_key.clone());
+        let mut loaded = HashMap::new();
+        let mut sealed = Vec::new();
+        for row in [
+            stored(1, Tier::Master, "master-v1", &MASTER, None, &token_key),
+            stored(2, Tier::Kek, "kek-v1", &KEK, Some((b"master-v1", &MASTER)), &token_key),
+            stored(3, Tier::Dek, "dek-acme-v1", &DEK, Some((b"kek-v1", &KEK)), &token_key),
+        ] {
+            let (o, kept) = open_for_login(&rotation_state, row.clone(), Some(&token_key)).unwrap();
+            if let Some(kept) = kept {
+                sealed.push((o.get(CKA_UNIQUE_ID).unwrap().to_vec(), kept));
+            }
+            loaded.insert(row.id, o);
+        }
+        open_wrapped_values(&mut loaded);
+        assert_eq!(loaded.len(), 3, "nothing dropped");
+        rotation_state.objects = ObjectCache::from_loaded(loaded);
+        for (uid, row) in sealed {
+            rotation_state.objects.keep_sealed_row(uid, row);
+        }
+        let (kek, dek) = (rotation_state.objects[&2].clone(), rotation_state.objects[&3].clone());
+        assert_eq!(&hierarchy_value(&rotation_state, &kek).unwrap()[..], &KEK);
+        assert_eq!(&hierarchy_value(&rotation_state, &dek).unwrap()[..], &DEK);
+
         // A damaged KEK row is refused at the DEK's first use, not used with a wrong value.
         state.unwrapped.clear();
         let mut bad =
