@@ -11,6 +11,7 @@
 mod common;
 mod pq_support;
 mod service_support;
+use common::audit::records;
 use common::raw::load_raw;
 use common::*;
 use pq_support::*;
@@ -63,6 +64,17 @@ isolated_test!(
             let mut iv = [7u8; 12];
             let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv, b"aad", 128.into()).unwrap());
             assert_eq!(s.decrypt(&gcm, receiver, &sealed).unwrap(), b"key agreed by ML-KEM");
+        }
+        // Each call is recorded with its mechanism and result: per parameter set, a size
+        // query and an encapsulation, and a decapsulation.
+        let all = records();
+        for (operation, expected) in [("encapsulate", 6), ("decapsulate", 3)] {
+            let calls: Vec<_> = all.iter().filter(|r| r["operation"] == operation).collect();
+            assert_eq!(calls.len(), expected, "{operation} records");
+            for r in calls {
+                assert_eq!(r["mechanism"].as_u64(), Some(CKM_ML_KEM), "{r}");
+                assert_eq!(r["result"].as_u64(), Some(CKR_OK), "{r}");
+            }
         }
     }
 );
