@@ -182,10 +182,16 @@ isolated_test!(
         let signature = s.sign(&ml_dsa(), private, b"m").unwrap();
         let with_context = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, Some(context)));
         expect_rv(s.verify(&with_context, public, b"m", &signature), RvError::MechanismParamInvalid);
-        // An ML-KEM key is no ML-DSA key; ML-DSA is single-part.
+        // An ML-KEM key is no ML-DSA key; ML-DSA verification is single-part, a signature
+        // in parts is the signature of the whole message.
         expect_rv(s.verify(&ml_dsa(), kem_public, b"m", &signature), RvError::KeyTypeInconsistent);
+        s.verify_init(&ml_dsa(), public).unwrap();
+        expect_rv(s.verify_update(b"part"), RvError::MechanismInvalid);
         s.sign_init(&ml_dsa(), private).unwrap();
-        expect_rv(s.sign_update(b"part"), RvError::MechanismInvalid);
+        s.sign_update(b"multi-").unwrap();
+        s.sign_update(b"part").unwrap();
+        let in_parts = s.sign_final().unwrap();
+        s.verify(&ml_dsa(), public, b"multi-part", &in_parts).unwrap();
         // Generation needs a known parameter set in the public template, and none in the private.
         let generate = |public: Vec<Attribute>, private: Vec<Attribute>| {
             s.generate_key_pair(&Mechanism::MlDsaKeyPairGen, &public, &private)
