@@ -97,6 +97,8 @@ isolated_test!(
                 info.wrap(),
                 info.unwrap(),
                 info.derive(),
+                info.encapsulate(),
+                info.decapsulate(),
             ];
             assert!(functions.contains(&true), "{m} is listed with no function");
         }

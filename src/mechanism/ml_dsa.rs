@@ -9,8 +9,10 @@
 //! (AWS-LC draws the per-signature randomness). A `CK_SIGN_ADDITIONAL_CONTEXT` with a
 //! context string, or asking for a deterministic signature (`CKH_DETERMINISTIC_REQUIRED`), is
 //! `CKR_MECHANISM_PARAM_INVALID`; HashML-DSA and external-mu mechanisms are not registered.
-//! Signing and verifying are single-part (aws-lc-rs signs a whole message); `C_SignUpdate`
-//! and `C_VerifyUpdate` are refused as for CKM_EDDSA.
+//! aws-lc-rs signs a whole message, so a multi-part signature (which the 3.2 text allows)
+//! holds its parts until `C_SignFinal` (at most `secret_buffer::MAX_HELD_INPUT` bytes,
+//! beyond which `CKR_DATA_LEN_RANGE`); verification is single-part, as the 3.2 text says
+//! (`C_VerifyUpdate` is `CKR_MECHANISM_INVALID`).
 
 use aws_lc_rs::encoding::AsRawBytes;
 use aws_lc_rs::signature::{self as sig, KeyPair, PqdsaKeyPair, PqdsaSigningAlgorithm, UnparsedPublicKey};
@@ -22,6 +24,7 @@ use der::asn1::ObjectIdentifier;
 use zeroize::Zeroizing;
 
 use super::pq::{PqPrivateKey, PqPublicKey};
+use super::secret_buffer::SecretBuffer;
 use super::{MechanismParams, SignOperation, VerifyOperation};
 use crate::{Error, Result};
 
@@ -149,12 +152,14 @@ fn check_params(params: &MechanismParams, signing: bool) -> Result<()> {
 
 struct MlDsaSign {
     key: PqdsaKeyPair,
+    /// The parts of a multi-part signature so far.
+    held: SecretBuffer,
 }
 
 /// Starts a CKM_ML_DSA signature under a `CKK_ML_DSA` private key.
 pub fn sign_init(params: &MechanismParams, key: &PqPrivateKey) -> Result<Box<dyn SignOperation>> {
     check_params(params, true)?;
-    Ok(Box::new(MlDsaSign { key: key_pair(key)? }))
+    Ok(Box::new(MlDsaSign { key: key_pair(key)?, held: SecretBuffer::new() }))
 }
 
 impl SignOperation for MlDsaSign {
@@ -162,12 +167,13 @@ impl SignOperation for MlDsaSign {
         self.key.algorithm().signature_len()
     }
 
-    fn update(&mut self, _part: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
+    fn update(&mut self, part: &[u8]) -> Result<()> {
+        self.held.append(part, Error::DataLenRange)
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        Err(Error::MechanismInvalid)
+        let message = self.held.take();
+        self.sign(&message)
     }
 
     fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>> {
@@ -275,8 +281,14 @@ mod tests {
             sign_init(&MechanismParams::Opaque(vec![1]), &d).err(),
             Some(Error::MechanismParamInvalid)
         );
+        // Verification is single-part; a signature in parts is the signature of the whole.
+        let mut verifier = verify_init(&MechanismParams::None, &q).unwrap();
+        assert_eq!(verifier.update(b"x"), Err(Error::MechanismInvalid));
         let mut op = sign_init(&MechanismParams::None, &d).unwrap();
-        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
+        op.update(b"mess").unwrap();
+        op.update(b"age").unwrap();
+        let signature = op.finish().unwrap();
+        verify_init(&MechanismParams::None, &q).unwrap().verify(b"message", &signature).unwrap();
         assert_eq!(generate_key_pair(4).err(), Some(Error::AttributeValueInvalid));
     }
 

@@ -68,8 +68,8 @@ pub fn check_private_key(key: &PqPrivateKey) -> Result<()> {
 }
 
 /// The SubjectPublicKeyInfo of a public key, for `CKA_PUBLIC_KEY_INFO`: the parameter set's
-/// OID without parameters and the raw key as the bit string (RFC 9881 for ML-DSA, RFC 9935
-/// for ML-KEM).
+/// OID without parameters and the raw key as the bit string (the IETF LAMPS profiles of
+/// ML-DSA and ML-KEM in X.509).
 pub fn public_key_info(key: &PqPublicKey) -> Result<Vec<u8>> {
     let oid = match key.key_type {
         CKK_ML_DSA => super::ml_dsa::oid(key.parameter_set)?,

@@ -1,0 +1,180 @@
+//! Helpers of the post-quantum tests (`mechanisms_pq.rs`, `mechanisms_pq_kem.rs`): key pairs,
+//! and `C_EncapsulateKey`/`C_DecapsulateKey` through the 3.2 function list.
+//!
+//! The `cryptoki` crate takes the interface `C_GetInterface(NULL, NULL)` gives, which stays
+//! 3.0 (see `src/abi/function_list.rs`), so encapsulation is called through the 3.2 list
+//! the module hands out for version 3.2, on sessions and keys made with `cryptoki`.
+#![allow(dead_code)]
+
+use std::ptr::null_mut;
+
+use aws_lc_rs::signature as sig;
+use cryptoki::context::Pkcs11;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
+use cryptoki::object::{
+    Attribute, AttributeType, KeyType, MlDsaParameterSetType, MlKemParameterSetType, ObjectClass,
+    ObjectHandle,
+};
+use cryptoki::session::Session;
+use cryptoki::slot::Slot;
+use cryptoki_sys::*;
+
+use crate::common::raw::load_raw;
+use crate::common::{load_with_token, user_session};
+
+pub fn setup() -> (Pkcs11, Slot, Session) {
+    let (p, slot) = load_with_token();
+    let s = user_session(&p, slot);
+    (p, slot, s)
+}
+
+pub fn count(s: &Session) -> usize {
+    s.find_objects(&[]).unwrap().len()
+}
+
+#[track_caller]
+pub fn assert_unchanged(s: &Session, before: usize) {
+    assert_eq!(count(s), before, "a refused call changed the objects");
+    assert_eq!(s.digest(&Mechanism::Sha256, b"abc").unwrap().len(), 32, "the session is unusable");
+}
+
+pub const ML_DSA_SETS: [(MlDsaParameterSetType, usize, usize); 3] = [
+    (MlDsaParameterSetType::ML_DSA_44, 1312, 2420),
+    (MlDsaParameterSetType::ML_DSA_65, 1952, 3309),
+    (MlDsaParameterSetType::ML_DSA_87, 2592, 4627),
+];
+
+pub fn ml_dsa() -> Mechanism<'static> {
+    Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None))
+}
+
+pub fn dsa_pair(s: &Session, set: MlDsaParameterSetType) -> (ObjectHandle, ObjectHandle) {
+    s.generate_key_pair(
+        &Mechanism::MlDsaKeyPairGen,
+        &[Attribute::ParameterSet(set.into()), Attribute::Token(true), Attribute::Verify(true)],
+        &[Attribute::Token(true), Attribute::Sensitive(true), Attribute::Sign(true)],
+    )
+    .unwrap()
+}
+
+pub fn kem_pair(s: &Session, set: MlKemParameterSetType) -> (ObjectHandle, ObjectHandle) {
+    s.generate_key_pair(
+        &Mechanism::MlKemKeyPairGen,
+        &[Attribute::ParameterSet(set.into()), Attribute::Token(true), Attribute::Encapsulate(true)],
+        &[Attribute::Token(true), Attribute::Sensitive(true), Attribute::Decapsulate(true)],
+    )
+    .unwrap()
+}
+
+pub fn value(s: &Session, h: ObjectHandle) -> Vec<u8> {
+    match s.get_attributes(h, &[AttributeType::Value]).unwrap().as_slice() {
+        [Attribute::Value(v)] => v.clone(),
+        other => panic!("no readable CKA_VALUE: {other:?}"),
+    }
+}
+
+pub fn aws_lc_algorithm(set: MlDsaParameterSetType) -> &'static sig::PqdsaVerificationAlgorithm {
+    match *set.as_ref() {
+        CKP_ML_DSA_44 => &sig::ML_DSA_44,
+        CKP_ML_DSA_65 => &sig::ML_DSA_65,
+        _ => &sig::ML_DSA_87,
+    }
+}
+
+/// The 3.2 function list, as `C_GetInterface("PKCS 11", {3, 2})` hands it out.
+pub fn list_3_2() -> &'static CK_FUNCTION_LIST_3_2 {
+    let lib = load_raw();
+    let mut version = CK_VERSION { major: 3, minor: 2 };
+    let mut name = *b"PKCS 11\0";
+    let mut interface: *mut CK_INTERFACE = null_mut();
+    // SAFETY: a NUL-terminated name, a live version and out-pointer.
+    let rv = unsafe { lib.C_GetInterface(name.as_mut_ptr(), &mut version, &mut interface, 0) };
+    assert_eq!(rv, CKR_OK);
+    // SAFETY: the module's static interface table; a 3.2 interface points to a 3.2 list.
+    let list = unsafe { &*((*interface).pFunctionList as *const CK_FUNCTION_LIST_3_2) };
+    assert_eq!((list.version.major, list.version.minor), (3, 2));
+    list
+}
+
+pub fn raw_template(template: &[Attribute]) -> Vec<CK_ATTRIBUTE> {
+    template.iter().map(CK_ATTRIBUTE::from).collect()
+}
+
+pub fn kem_mechanism() -> CK_MECHANISM {
+    CK_MECHANISM { mechanism: CKM_ML_KEM, pParameter: null_mut(), ulParameterLen: 0 }
+}
+
+/// `C_EncapsulateKey` with an output buffer of `capacity` bytes (`None`: a size query):
+/// the return code, the length it set, the ciphertext and the new key's handle.
+pub fn encapsulate(
+    s: &Session,
+    public: ObjectHandle,
+    template: &[Attribute],
+    capacity: Option<usize>,
+) -> (CK_RV, CK_ULONG, Vec<u8>, CK_OBJECT_HANDLE) {
+    let mut m = kem_mechanism();
+    let mut t = raw_template(template);
+    let mut out = vec![0u8; capacity.unwrap_or(0)];
+    let out_ptr = if capacity.is_some() { out.as_mut_ptr() } else { null_mut() };
+    let mut len = out.len() as CK_ULONG;
+    let mut key: CK_OBJECT_HANDLE = 0;
+    // SAFETY: the mechanism, template (whose values live in `template`), buffer and
+    // out-pointers are live for the call.
+    let rv = unsafe {
+        (list_3_2().C_EncapsulateKey.unwrap())(
+            s.handle(),
+            &mut m,
+            public.handle(),
+            t.as_mut_ptr(),
+            t.len() as CK_ULONG,
+            out_ptr,
+            &mut len,
+            &mut key,
+        )
+    };
+    if rv == CKR_OK && capacity.is_some() {
+        out.truncate(len as usize);
+    }
+    (rv, len, out, key)
+}
+
+pub fn decapsulate(
+    s: &Session,
+    private: ObjectHandle,
+    template: &[Attribute],
+    ciphertext: &[u8],
+) -> (CK_RV, CK_OBJECT_HANDLE) {
+    let mut m = kem_mechanism();
+    let mut t = raw_template(template);
+    let mut ct = ciphertext.to_vec();
+    let mut key: CK_OBJECT_HANDLE = 0;
+    // SAFETY: as in `encapsulate`.
+    let rv = unsafe {
+        (list_3_2().C_DecapsulateKey.unwrap())(
+            s.handle(),
+            &mut m,
+            private.handle(),
+            t.as_mut_ptr(),
+            t.len() as CK_ULONG,
+            ct.as_mut_ptr(),
+            ct.len() as CK_ULONG,
+            &mut key,
+        )
+    };
+    (rv, key)
+}
+
+pub fn aes_template() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+    ]
+}
+
+/// The object handle `cryptoki` uses for a raw handle the module returned: found by search.
+pub fn handle_of(s: &Session, raw: CK_OBJECT_HANDLE) -> ObjectHandle {
+    s.find_objects(&[]).unwrap().into_iter().find(|h| h.handle() == raw).expect("the new key is visible")
+}
