@@ -1018,10 +1018,11 @@ isolated_test!(
             CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: ulen(size) };
         // SAFETY: a NULL parameter must be refused, not read.
         assert_eq!(unsafe { p.C_EncryptInit(h, &mut m, key) }, CKR_MECHANISM_PARAM_INVALID);
-        // A NULL IV with a length, a 16-byte IV, a 100-bit tag (no length SP 800-38D allows): refused.
+        // A NULL IV with a length, a 257-byte IV (1 to 256 are taken), a 100-bit tag (no
+        // length SP 800-38D allows): refused.
         let mut null_iv = gcm_params(&mut iv, &mut aad, 128);
         null_iv.pIv = null_mut();
-        let mut long_iv = vec![0u8; 16];
+        let mut long_iv = vec![0u8; 257];
         let mut long = gcm_params(&mut long_iv, &mut aad, 128);
         let mut short_tag = gcm_params(&mut iv, &mut aad, 100);
         for params in [&mut null_iv, &mut long, &mut short_tag] {

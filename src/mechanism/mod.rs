@@ -6,6 +6,7 @@
 //! too, so that every use of a primitive is in one place.
 
 pub mod aes_gcm;
+pub mod aes_gcm_message;
 pub mod aes_modes;
 pub mod aes_wrap;
 pub mod check_value;
