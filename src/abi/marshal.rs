@@ -498,6 +498,24 @@ mod tests {
     }
 
     #[test]
+    fn lengths_beyond_their_cap_are_refused_from_the_length_alone() {
+        assert_eq!(capped(16, 16, Error::PinLenRange), Ok(16));
+        assert_eq!(capped(17, 16, Error::PinLenRange), Err(Error::PinLenRange));
+        assert_eq!(capped(CK_ULONG::MAX, caps::DATA, Error::DataLenRange), Err(Error::DataLenRange));
+        let p = 0x1000 as *const u8; // never mapped: a read would fault
+        // SAFETY: each length is beyond its cap, so nothing at `p` is read or borrowed.
+        unsafe {
+            assert_eq!(bytes_in(p, 0xffff_ffff), Err(Error::ArgumentsBad));
+            assert_eq!(bytes_in_capped(p, 256, caps::PIN, Error::PinLenRange), Err(Error::PinLenRange));
+            assert_eq!(bytes_out(p as *mut u8, CK_ULONG::MAX), Err(Error::ArgumentsBad));
+            assert_eq!(array_in(p as *const CK_ATTRIBUTE, 0xffff_ffff).unwrap_err(), Error::ArgumentsBad);
+        }
+        // A large output buffer is valid: its room is read as at most the cap, not refused.
+        assert_eq!(output_capacity(CK_ULONG::MAX), caps::OUTPUT);
+        assert_eq!(output_capacity(4096), 4096);
+    }
+
+    #[test]
     fn list_out_follows_the_buffer_protocol() {
         let list = [7, 8, 9];
         let mut count: CK_ULONG = 0;
