@@ -80,6 +80,30 @@ isolated_test!(
 );
 
 isolated_test!(
+    /// A client that takes `C_GetInterface`'s default, as the `cryptoki` crate does, reaches
+    /// `C_EncapsulateKey`/`C_DecapsulateKey` through its own 3.2 calls: the default is 3.2.
+    fn the_cryptoki_crate_encapsulates_through_the_default_interface() {
+        let (_p, _slot, s) = setup();
+        let (public, private) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);
+        let (ciphertext, sender) = s.encapsulate_key(&Mechanism::MlKem, public, &aes_template()).unwrap();
+        assert_eq!(ciphertext.len(), 1088);
+        let receiver = s.decapsulate_key(&Mechanism::MlKem, private, &aes_template(), &ciphertext).unwrap();
+        let mut iv = [9u8; 12];
+        let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv, b"", 128.into()).unwrap());
+        let sealed = s.encrypt(&gcm, sender, b"through cryptoki's own calls").unwrap();
+        assert_eq!(s.decrypt(&gcm, receiver, &sealed).unwrap(), b"through cryptoki's own calls");
+        let before = count(&s);
+        let short = &ciphertext[..ciphertext.len() - 1];
+        let refused = s.decapsulate_key(&Mechanism::MlKem, private, &aes_template(), short);
+        assert!(
+            matches!(refused, Err(cryptoki::error::Error::Pkcs11(RvError::EncryptedDataLenRange, _))),
+            "{refused:?}"
+        );
+        assert_unchanged(&s, before);
+    }
+);
+
+isolated_test!(
     fn ml_kem_refuses_bad_lengths_templates_and_keys() {
         let (_p, _slot, s) = setup();
         let (public, private) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);

@@ -282,7 +282,7 @@ isolated_test!(
         let found: Vec<(String, (u8, u8))> =
             list[..3].iter().map(|i| (interface_name(i), interface_version(i))).collect();
         let pkcs11 = |v| ("PKCS 11".to_string(), v);
-        assert_eq!(found, vec![pkcs11((3, 0)), pkcs11((3, 2)), pkcs11((2, 40))]);
+        assert_eq!(found, vec![pkcs11((3, 2)), pkcs11((3, 0)), pkcs11((2, 40))]);
         assert_eq!(
             list[2].pFunctionList as *const CK_FUNCTION_LIST,
             function_list_2_40(&p) as *const CK_FUNCTION_LIST,
@@ -323,13 +323,14 @@ isolated_test!(
         // SAFETY: the module returned a pointer to its static interface table.
         let default = unsafe { &*default };
         assert_eq!(interface_name(default), "PKCS 11");
-        // The standard leaves the default to the module; it stays 3.0 (3.2 is had by asking).
-        assert_eq!(interface_version(default), (3, 0), "the default is 3.0");
+        // The standard leaves the default to the module; it is the newest, 3.2, whose list
+        // begins with the whole 3.0 list.
+        assert_eq!(interface_version(default), (3, 2), "the default is 3.2");
         assert_eq!(default.pFunctionList, listed[0].pFunctionList);
-        // SAFETY: a 3.0 interface points to a CK_FUNCTION_LIST_3_0.
-        let list3 = unsafe { &*(default.pFunctionList as *const CK_FUNCTION_LIST_3_0) };
-        with_fields_3_0!(assert_all_set, list3);
-        with_fields_3_0!(assert_entries_are_exports, (list3, &p));
+        // SAFETY: a 3.2 list begins with the fields of a CK_FUNCTION_LIST_3_0, in its order.
+        let prefix = unsafe { &*(default.pFunctionList as *const CK_FUNCTION_LIST_3_0) };
+        with_fields_3_0!(assert_all_set, prefix);
+        with_fields_3_0!(assert_entries_are_exports, (prefix, &p));
 
         let (rv, v2) = get_interface(&p, Some(b"PKCS 11\0"), Some((2, 40)), 0);
         assert_eq!(rv, CKR_OK);
@@ -341,11 +342,17 @@ isolated_test!(
         let (rv, v3) = get_interface(&p, Some(b"PKCS 11\0"), Some((3, 0)), 0);
         assert_eq!(rv, CKR_OK);
         // SAFETY: as above.
-        assert_eq!(unsafe { &*v3 }.pFunctionList, default.pFunctionList);
+        let v3 = unsafe { &*v3 };
+        assert_eq!(interface_version(v3), (3, 0));
+        assert_eq!(v3.pFunctionList, listed[1].pFunctionList);
+        // SAFETY: a 3.0 interface points to a CK_FUNCTION_LIST_3_0.
+        let list3 = unsafe { &*(v3.pFunctionList as *const CK_FUNCTION_LIST_3_0) };
+        with_fields_3_0!(assert_all_set, list3);
+        with_fields_3_0!(assert_entries_are_exports, (list3, &p));
         let (rv, by_name) = get_interface(&p, Some(b"PKCS 11\0"), None, 0);
         assert_eq!(rv, CKR_OK);
         // SAFETY: as above.
-        assert_eq!(interface_version(unsafe { &*by_name }), (3, 0));
+        assert_eq!(interface_version(unsafe { &*by_name }), (3, 2));
 
         assert_eq!(get_interface(&p, Some(b"PKCS 12\0"), None, 0).0, CKR_ARGUMENTS_BAD);
         assert_eq!(get_interface(&p, Some(b"PKCS 11 \0"), None, 0).0, CKR_ARGUMENTS_BAD);

@@ -139,19 +139,21 @@ const fn interface(list: *mut c_void) -> CK_INTERFACE {
 
 /// The interface table. The first entry is what `C_GetInterface` gives a caller that names
 /// no version: the standard leaves that default to the module ("the cryptoki library can
-/// return an interface of any version"), and it stays 3.0, as before 3.2 was offered, so
-/// that callers written for 3.0 see what they saw; 3.2 is had by asking for it.
+/// return an interface of any version"), and it is the newest, 3.2, so that clients that
+/// take the default (the `cryptoki` crate does) reach `C_EncapsulateKey`/`C_DecapsulateKey`.
+/// A `CK_FUNCTION_LIST_3_2` begins with the whole 3.0 list in its order, so a caller written
+/// for 3.0 that takes the default still finds every 3.0 function where it looks.
 static INTERFACES: CallerWritable<[CK_INTERFACE; 3]> = CallerWritable(UnsafeCell::new([
-    interface(FUNCTION_LIST_3_0.0.get() as *mut c_void),
     interface(FUNCTION_LIST_3_2.0.get() as *mut c_void),
+    interface(FUNCTION_LIST_3_0.0.get() as *mut c_void),
     interface(FUNCTION_LIST.0.get() as *mut c_void),
 ]));
 
 /// The versions of the interfaces, in table order (kept here rather than read back
 /// through the table, which callers may have written to).
 const INTERFACE_VERSIONS: [CK_VERSION; 3] = [
-    CK_VERSION { major: 3, minor: 0 },
     CK_VERSION { major: 3, minor: 2 },
+    CK_VERSION { major: 3, minor: 0 },
     CK_VERSION { major: 2, minor: 40 },
 ];
 
