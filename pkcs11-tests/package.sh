@@ -70,6 +70,7 @@ if [[ -e /var/lib/ecm-hsm ]]; then
 fi
 had_user=$(getent passwd ecm-hsm >/dev/null && echo yes || echo no)
 had_group=$(getent group ecm-hsm >/dev/null && echo yes || echo no)
+had_key=$([[ -e /etc/ecm-hsm/token-key ]] && echo yes || echo no)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-package.XXXXXX")
 chmod 0755 "$WORK" # the ecm-hsm user reads the demo's PIN file from here
 cleanup() {
@@ -77,6 +78,11 @@ cleanup() {
         DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq ecm-hsm >/dev/null 2>&1 || true
     fi
     rm -rf /var/lib/ecm-hsm
+    # The service key postinst made (purge keeps it while token data is kept).
+    if [[ $had_key == no ]]; then
+        rm -f /etc/ecm-hsm/token-key
+        rmdir /etc/ecm-hsm 2>/dev/null || true
+    fi
     [[ $had_user == yes ]] || deluser --system --quiet ecm-hsm >/dev/null 2>&1 || true
     [[ $had_group == yes ]] || delgroup --system --quiet ecm-hsm >/dev/null 2>&1 || true
     rm -rf "$WORK"
@@ -273,8 +279,10 @@ t_remove_keeps_data_and_settings() {
 
 t_purge_keeps_token_data_and_says_so() {
     x env DEBIAN_FRONTEND=noninteractive apt-get purge -y ecm-hsm
-    rc_is 0 && has "token data kept in /var/lib/ecm-hsm" || return 1
-    [[ ! -e /etc/ecm-hsm ]] || { echo "FAIL: /etc/ecm-hsm left after purge"; ls -la /etc/ecm-hsm; return 1; }
+    rc_is 0 && has "token data kept in /var/lib/ecm-hsm" && has "/etc/ecm-hsm/token-key" || return 1
+    # The service key stays with the tokens it opens, and nothing else of /etc/ecm-hsm.
+    [[ "$(ls -A /etc/ecm-hsm 2>/dev/null)" == token-key ]] ||
+        { echo "FAIL: /etc/ecm-hsm after purge is not the service key alone"; ls -la /etc/ecm-hsm; return 1; }
     [[ -f /var/lib/ecm-hsm/token-0.sqlite ]] || { echo "FAIL: purge deleted token data"; return 1; }
     leftovers
 }
@@ -292,6 +300,9 @@ leftovers() {
 
 t_purge_of_empty_state_removes_it() {
     rm -rf /var/lib/ecm-hsm/* # the tokens this test made (it refuses to start with any)
+    # The service key the previous purge kept with them goes with them; the next install
+    # makes a new one.
+    rm -f /etc/ecm-hsm/token-key
     x env DEBIAN_FRONTEND=noninteractive apt-get install -y "$DEB"
     rc_is 0 || return 1
     x env DEBIAN_FRONTEND=noninteractive apt-get purge -y ecm-hsm
