@@ -284,7 +284,9 @@ t_p11tool_random() {
 }
 
 # OpenSC's pkcs11-spy sits between a tool and a module and writes into the interface record
-# the module hands out; the module's tables must be writable for that to work.
+# the module hands out; the module's tables must be writable for that to work. The spy of
+# OpenSC 0.23 wraps interfaces up to 3.0 and passes the module's default, 3.2, through
+# unwatched: ECM_HSM_DEFAULT_INTERFACE=3.0 makes 3.0 the default for it.
 t_pkcs11_spy() {
     local spy=
     for c in /usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so /usr/lib/*/pkcs11/pkcs11-spy.so; do
@@ -297,7 +299,7 @@ t_pkcs11_spy() {
         skip "pkcs11-spy.so (opensc) not found"
         return 0
     }
-    x env PKCS11SPY="$MODULE" PKCS11SPY_OUTPUT="$WORK/spy.log" pkcs11-tool --module "$spy" \
+    x env ECM_HSM_DEFAULT_INTERFACE=3.0 PKCS11SPY="$MODULE" PKCS11SPY_OUTPUT="$WORK/spy.log" pkcs11-tool --module "$spy" \
         --list-slots && rc_is 0 && has "token label        : $LABEL" || return 1
     grep -q "C_GetSlotList" "$WORK/spy.log" || {
         echo "FAIL: the spy log does not show the calls"

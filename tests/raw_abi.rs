@@ -364,6 +364,15 @@ isolated_test!(
         // SAFETY: a NULL ppInterface must be refused, not written.
         assert_eq!(unsafe { p.C_GetInterface(null_mut(), null_mut(), null_mut(), 0) }, CKR_ARGUMENTS_BAD);
 
+        // A tool that knows interfaces up to 3.0 only may ask for 3.0 as the default.
+        // SAFETY: this test is a process of its own (isolated_test!) with no other thread
+        // reading the environment now.
+        unsafe { std::env::set_var("ECM_HSM_DEFAULT_INTERFACE", "3.0") };
+        let (rv, old_default) = get_interface(&p, None, None, 0);
+        assert_eq!(rv, CKR_OK);
+        // SAFETY: as above.
+        assert_eq!(interface_version(unsafe { &*old_default }), (3, 0));
+
         assert_eq!(get_info(&p), CKR_CRYPTOKI_NOT_INITIALIZED, "still not initialized");
     }
 );

@@ -157,6 +157,9 @@ const INTERFACE_VERSIONS: [CK_VERSION; 3] = [
     CK_VERSION { major: 2, minor: 40 },
 ];
 
+/// The environment variable that makes 3.0 the default interface (`3.0`; anything else keeps 3.2).
+const DEFAULT_INTERFACE_ENV: &str = "ECM_HSM_DEFAULT_INTERFACE";
+
 fn interfaces() -> *mut CK_INTERFACE {
     INTERFACES.0.get() as *mut CK_INTERFACE
 }
@@ -180,7 +183,7 @@ pkcs11_fn! {
 }
 
 pkcs11_fn! {
-    /// Finds an interface by name ("PKCS 11" or NULL), version (NULL for the newest) and
+    /// Finds an interface by name ("PKCS 11" or NULL), version (NULL for the default) and
     /// flags (all must be offered).
     fn C_GetInterface(
         pInterfaceName: *mut CK_UTF8CHAR,
@@ -204,6 +207,13 @@ pkcs11_fn! {
             // SAFETY: non-NULL, valid by contract.
             Some(unsafe { *pVersion })
         };
+        // No version named: the default, 3.2 unless `ECM_HSM_DEFAULT_INTERFACE=3.0` asks for
+        // 3.0, for tools that know only the interfaces up to 3.0 (OpenSC 0.23's pkcs11-spy
+        // wraps a 3.0 interface but passes a 3.2 one through unwatched).
+        let wanted = wanted.or_else(|| {
+            (std::env::var_os(DEFAULT_INTERFACE_ENV).as_deref() == Some(std::ffi::OsStr::new("3.0")))
+                .then_some(CK_VERSION { major: 3, minor: 0 })
+        });
         // Neither interface sets flags (we do not claim CKF_INTERFACE_FORK_SAFE), so only a
         // request for no flags can match.
         let index = INTERFACE_VERSIONS
