@@ -85,20 +85,9 @@ impl Module {
                 self.slots.write().rescan(&self.config, &self.handles)?;
                 Ok(audit_key)
             });
-        if !token.config.audit {
-            return result.map(drop);
-        }
-        let principal = match &result {
-            Ok(audit_key) => {
-                token.rearm_audit(audit_key)?;
-                Who::So
-            }
-            Err(_) => Who::Nobody,
-        };
-        let context = Context { principal, key: None, described_as: None };
-        token.record_with(0, "init_token", context, None, rv_of(&result))?;
-        token.record_pin_locked(0, locked)?;
+        let recorded = record_new_token_key(&token, "init_token", &result, locked);
         self.slot_events.changed();
+        recorded?;
         result.map(drop)
     }
 
@@ -117,19 +106,7 @@ impl Module {
         let result = token
             .seal_for_service(so_pin, service_key, !self.sessions_of(slot).is_empty())
             .map_err(|refused| refused.noting_lock(&mut locked));
-        if !token.config.audit {
-            return result.map(drop);
-        }
-        let principal = match &result {
-            Ok(audit_key) => {
-                token.rearm_audit(audit_key)?;
-                Who::So
-            }
-            Err(_) => Who::Nobody,
-        };
-        let context = Context { principal, key: None, described_as: None };
-        token.record_with(0, "seal_for_service", context, None, rv_of(&result))?;
-        token.record_pin_locked(0, locked)?;
+        record_new_token_key(&token, "seal_for_service", &result, locked)?;
         result.map(drop)
     }
 
@@ -188,6 +165,31 @@ impl Module {
         self.session(h)?;
         Err(Error::RandomSeedNotSupported)
     }
+}
+
+/// Records a call that gave the token a new token key (`C_InitToken`, `seal-for-service`), as
+/// `operation` without a session: by `so` when done — after the trail is re-armed under the
+/// new audit key, so that the record is the first of the new trail — else by nobody; and
+/// `pin_locked` after it when the SO PIN check locked the SO PIN.
+fn record_new_token_key(
+    token: &crate::token::Token,
+    operation: &'static str,
+    result: &Result<crate::audit::AuditKey>,
+    locked: Option<String>,
+) -> Result<()> {
+    if !token.config.audit {
+        return Ok(());
+    }
+    let principal = match result {
+        Ok(audit_key) => {
+            token.rearm_audit(audit_key)?;
+            Who::So
+        }
+        Err(_) => Who::Nobody,
+    };
+    let context = Context { principal, key: None, described_as: None };
+    token.record_with(0, operation, context, None, rv_of(result))?;
+    token.record_pin_locked(0, locked)
 }
 
 /// Each slot of `slots` → whether it holds an initialized token.
