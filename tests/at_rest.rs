@@ -8,22 +8,6 @@ use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-/// Every byte the token directory holds (database, WAL, anything else).
-fn all_file_bytes() -> Vec<u8> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(token_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            all.extend(std::fs::read(path).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 isolated_test!(
     fn no_key_value_private_data_or_pin_is_stored_in_clear() {
         let key_value: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();

@@ -234,22 +234,6 @@ isolated_test!(
 // Attacks: the private halves stay inside, in memory and at rest.
 // ---------------------------------------------------------------------------------------
 
-/// Every byte the token directory holds (database, WAL, anything else).
-fn all_file_bytes() -> Vec<u8> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(token_dir()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            all.extend(std::fs::read(path).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 isolated_test!(
     fn private_values_and_seeds_are_neither_readable_wrappable_nor_stored_in_clear() {
         let (p, _slot, s) = setup();

@@ -206,3 +206,21 @@ pub fn worker_command(name: &str, dir: &Path, role_env: &str, role: &str) -> Com
         .stderr(std::process::Stdio::piped());
     c
 }
+
+/// Every byte the token directory holds (database, WAL, anything else): what an attacker
+/// with a copy of the directory has.
+pub fn all_file_bytes() -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(token_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            all.extend(std::fs::read(path).unwrap());
+        }
+    }
+    all
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
