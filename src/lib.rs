@@ -1,7 +1,7 @@
 //! ecm-hsm: a software HSM exposed through the PKCS#11 C ABI.
 //!
 //! Layers, top to bottom (see README.md, "Code layout"): `abi` (the C ABI; with `sys`, the
-//! only modules allowed `unsafe`) → `module` (the process-wide instance, one file per chapter
+//! only modules allowed `unsafe`) and `server` (the key service's server) → `module` (the process-wide instance, one file per chapter
 //! of the standard, each call's body and audit record in one method) → `session` (per-session
 //! state and operations) → `token` (one token: state, object cache, PIN authentication,
 //! principals, hierarchy keys, the approval gate) → `policy`/`hierarchy` (pure rules) →
@@ -19,6 +19,7 @@ pub mod mechanism;
 pub mod module;
 pub mod object;
 pub mod policy;
+pub mod server;
 pub mod service;
 pub mod session;
 pub mod store;

@@ -14,7 +14,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki_sys::*;
-use ecm_hsm::service::Limits;
+use ecm_hsm::server::Limits;
 
 /// Starts a service in this (isolated) process on a directory of its own and points the
 /// application's settings at it.

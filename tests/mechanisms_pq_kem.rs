@@ -297,7 +297,7 @@ isolated_test!(
 
 isolated_test!(
     fn ml_dsa_and_ml_kem_work_in_client_mode() {
-        let service = service_support::Service::start(ecm_hsm::service::Limits::default());
+        let service = service_support::Service::start(ecm_hsm::server::Limits::default());
         write_test_config(&token_dir(), &format!("service = \"unix:{}\"\n", service.socket.display()));
         let (p, slot, s) = setup();
         assert!(p.get_token_info(slot).unwrap().model().ends_with("svc"), "client mode");

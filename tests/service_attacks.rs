@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 
 use cryptoki_sys::*;
 use ecm_hsm::Error;
-use ecm_hsm::service::Limits;
+use ecm_hsm::server::Limits;
 use ecm_hsm::service::protocol::*;
 use ecm_hsm::service::transport::Framed;
 use service_support::*;

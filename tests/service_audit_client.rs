@@ -10,7 +10,7 @@ use ecm_hsm::audit;
 use ecm_hsm::config::Config;
 use ecm_hsm::mechanism::{Mechanism, MechanismParams};
 use ecm_hsm::module::Module;
-use ecm_hsm::service::Limits;
+use ecm_hsm::server::Limits;
 use serde_json::Value;
 use service_support::*;
 

@@ -9,7 +9,7 @@ use ecm_hsm::mechanism::{GcmParams, Mechanism, MechanismParams};
 use ecm_hsm::module::{CipherKind, Step};
 use ecm_hsm::object::attribute::{decode_attribute_array, encode_attribute_array};
 use ecm_hsm::object::{Attribute, AttributeRead};
-use ecm_hsm::service::Limits;
+use ecm_hsm::server::Limits;
 use ecm_hsm::session::{Output, OutputBuffer};
 use service_support::*;
 

@@ -454,7 +454,8 @@ isolated_test!(
 /// same token that refuses every login in a process without the key.
 #[test]
 fn through_the_service_a_service_custody_token_works_as_any_other() {
-    use ecm_hsm::service::{Address, Client, Limits, Server};
+    use ecm_hsm::server::{Limits, Server};
+    use ecm_hsm::service::{Address, Client};
     let root = fresh_dir("custody-serve");
     let key = root.join("token-key");
     ecm_hsm::token::ServiceKey::create(&key).unwrap();

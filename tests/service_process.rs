@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cryptoki_sys::*;
 use ecm_hsm::Error;
-use ecm_hsm::service::Limits;
+use ecm_hsm::server::Limits;
 use service_support::*;
 
 /// A field of `/proc/<pid>/limits`: the soft and hard values of the line starting `name`.

@@ -6,7 +6,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ecm_hsm::service::{Limits, Server};
+use ecm_hsm::server::{Limits, Server};
 
 use super::token::config;
 use super::{Failure, Global, Outcome};

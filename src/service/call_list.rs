@@ -64,7 +64,7 @@ macro_rules! listed_calls {
         }
     };
 }
-pub(super) use listed_calls;
+pub(crate) use listed_calls;
 
 /// The names the list uses, for the files that expand it.
 pub mod kinds {

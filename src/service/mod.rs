@@ -8,7 +8,7 @@
 //!   the socket systemd hands over by `LISTEN_FDS`). Who may connect is decided by the
 //!   socket's mode and group; the server reads each peer's uid, gid and pid with
 //!   `SO_PEERCRED` ([`transport::Peer`]). The stream is behind [`transport::Transport`] and
-//!   the listener behind [`server::Listener`], so that a TCP+mTLS listener is one more
+//!   the listener behind `crate::server::Listener`, so that a TCP+mTLS listener is one more
 //!   implementation of each.
 //! - **Framing**: tokio-util's `LengthDelimitedCodec` (4-byte big-endian length, then the
 //!   payload), through its synchronous `Encoder`/`Decoder` traits on a `BytesMut` over a
@@ -26,13 +26,13 @@
 //!   Errors travel as their `CK_RV` (plus a short buffer's needed length, or a policy's
 //!   refusal); fault texts stay in the service's log.
 //!
-//! # Server ([`server`])
+//! # Server (`crate::server`, the layer above `module`)
 //!
 //! A thread per connection, each with a core `Module` of its own: a connection is an
 //! application in the standard's sense (its own session and object handles, its own login
 //! state), cannot name another's sessions, and when it ends — closed, killed mid-call,
 //! garbage, over a limit — its module is dropped, closing its sessions and ending its login.
-//! Limits ([`server::Limits`]): frame size (which also bounds what a connection buffers: a
+//! Limits (`crate::server::Limits`): frame size (which also bounds what a connection buffers: a
 //! longer frame is refused from its length prefix), sessions per connection
 //! (`CKR_SESSION_COUNT`), connections at once, calls per request, and the time the rest of
 //! a frame may take once begun.
@@ -62,19 +62,16 @@
 //!
 //! The client side (`client*.rs`, `protocol.rs`, `wire.rs`, `transport.rs`) sits below the
 //! module: it speaks the plain types of `session` and `token`, never `module`, and
-//! `module::Backend` holds a client. The server side (`server.rs`, `dispatch.rs`) sits above
-//! it, as the CLI does: it drives a core `Module` per connection.
+//! `module::Backend` holds a client. The server side is a layer of its own above the module,
+//! `crate::server`, as `abi` is: it drives a core `Module` per connection.
 
-mod call_list;
+pub(crate) mod call_list;
 pub mod client;
 mod client_operations;
 mod client_ops;
-mod dispatch;
 pub mod protocol;
-pub mod server;
 pub mod transport;
 pub mod wire;
 
 pub use client::{Address, Client};
-pub use server::{Connection, Limits, Server};
 pub use transport::Peer;

@@ -12,7 +12,8 @@ use cryptoki_sys::*;
 use ecm_hsm::config::Config;
 use ecm_hsm::object::Attribute;
 use ecm_hsm::object::attribute::{encode_bool, encode_ulong};
-use ecm_hsm::service::{Address, Client, Limits, Server};
+use ecm_hsm::server::{Limits, Server};
+use ecm_hsm::service::{Address, Client};
 
 pub const SO_PIN: &[u8] = b"so-secret-1";
 pub const USER_PIN: &[u8] = b"user-secret-1";

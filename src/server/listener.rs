@@ -17,14 +17,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::dispatch::{CallLimits, dispatch};
-use super::protocol::{
-    Answer, Call, Hello, HelloReply, MAGIC, Request, Response, VERSIONS, WireError, WireLimits,
-};
-use super::transport::{Framed, Peer, Transport};
-use super::wire::error_to_wire;
 use crate::audit::ClientProcess;
 use crate::config::Config;
 use crate::module::Module;
+use crate::service::protocol::{
+    Answer, Call, Hello, HelloReply, MAGIC, Request, Response, VERSIONS, WireError, WireLimits,
+};
+use crate::service::transport::{Framed, Peer, Transport};
+use crate::service::wire::error_to_wire;
 
 /// What one connection may hold and send.
 #[derive(Debug, Clone)]

@@ -1,14 +1,14 @@
 //! The server's side of each call: one `match` from a [`Call`] to the core `Module` method of
-//! the same name, and its answer. The connection's own module (see `server.rs`) is the only
+//! the same name, and its answer. The connection's own module (see `listener.rs`) is the only
 //! one a call can reach, so a client names only its own sessions and objects.
 
 use std::ops::ControlFlow;
 
-use super::call_list::kinds::*;
-use super::call_list::{Arg, Ret, listed_calls};
-use super::protocol::{Answer, Call, Secret, WireTokenStatus};
-use super::wire::*;
 use crate::module::Module;
+use crate::service::call_list::kinds::*;
+use crate::service::call_list::{Arg, Ret, listed_calls};
+use crate::service::protocol::{Answer, Call, Secret, WireTokenStatus};
+use crate::service::wire::*;
 use crate::{Error, Result};
 
 /// What one connection may hold and ask for.
@@ -125,8 +125,8 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
             )?;
             Answer::Sealed {
                 output: output_to_wire(output),
-                tag: super::protocol::Bytes(tag.to_vec()),
-                iv: super::protocol::Bytes(params.iv),
+                tag: crate::service::protocol::Bytes(tag.to_vec()),
+                iv: crate::service::protocol::Bytes(params.iv),
             }
         }
         Call::DecryptMessage { session, params, tag, aad, ciphertext, buffer } => {
