@@ -514,21 +514,30 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    /// Issue 13, item 15: an unknown principal's login costs a KDF run, as a known one's
-    /// wrong PIN does, answers the same and counts nothing; no lockout is set off by it.
-    #[test]
-    fn an_unknown_principal_costs_a_kdf_run_and_answers_as_a_wrong_pin() {
-        let (token, dir) = free_token("unknown-principal");
+    /// Initializes `token` and gives it the principal `alice` (PIN `alice-pin`); nobody is
+    /// logged in after. Returns the SO's session view, for reading the principals back.
+    fn with_alice(token: &Token) -> SessionView {
         token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
         token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
         let so = SessionView { login: LoginState::SecurityOfficer, read_write: true, principal: false };
         token.set_principal(so, "alice", b"alice-pin", false).unwrap();
         token.logout().unwrap();
-        let runs = |f: &dyn Fn() -> PinResult<()>| {
-            let before = KDF_RUNS.with(|n| n.get());
-            let result = f();
-            (result, KDF_RUNS.with(|n| n.get()) - before)
-        };
+        so
+    }
+
+    /// What a PIN check answered, and how many KDF runs it cost.
+    fn runs(f: &dyn Fn() -> PinResult<()>) -> (PinResult<()>, u64) {
+        let before = KDF_RUNS.with(|n| n.get());
+        let result = f();
+        (result, KDF_RUNS.with(|n| n.get()) - before)
+    }
+
+    /// Issue 13, item 15: an unknown principal's login costs a KDF run, as a known one's
+    /// wrong PIN does, answers the same and counts nothing; no lockout is set off by it.
+    #[test]
+    fn an_unknown_principal_costs_a_kdf_run_and_answers_as_a_wrong_pin() {
+        let (token, dir) = free_token("unknown-principal");
+        let so = with_alice(&token);
         let incorrect = || Err(PinRefused { error: Error::PinIncorrect, locked: None });
         assert_eq!(runs(&|| token.login_principal("nobody", b"x-pin")), (incorrect(), 1));
         assert_eq!(runs(&|| token.login_principal("alice", b"wrong")), (incorrect(), 1));
@@ -549,16 +558,7 @@ mod tests {
     #[test]
     fn a_locked_principal_costs_a_kdf_run_too() {
         let (token, dir) = free_token("locked-principal");
-        token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
-        token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
-        let so = SessionView { login: LoginState::SecurityOfficer, read_write: true, principal: false };
-        token.set_principal(so, "alice", b"alice-pin", false).unwrap();
-        token.logout().unwrap();
-        let runs = |f: &dyn Fn() -> PinResult<()>| {
-            let before = KDF_RUNS.with(|n| n.get());
-            let result = f();
-            (result, KDF_RUNS.with(|n| n.get()) - before)
-        };
+        let so = with_alice(&token);
         let refused =
             |error, locked: Option<&str>| Err(PinRefused { error, locked: locked.map(String::from) });
         assert_eq!(
