@@ -5,6 +5,7 @@
 //! bytes. The store's encryption at rest ([`seal`]) and the PIN KDF ([`pin_kdf`]) live here
 //! too, so that every use of a primitive is in one place.
 
+mod aes_ctr;
 pub mod aes_gcm;
 pub mod aes_gcm_message;
 pub mod aes_modes;
