@@ -11,6 +11,7 @@ pub mod aes_gcm_message;
 pub mod aes_modes;
 pub mod aes_wrap;
 pub mod check_value;
+mod curve;
 pub mod derive;
 pub mod digest;
 pub mod ec;
