@@ -5,10 +5,12 @@
 //! - [`instance`]: an object's attributes, with typed accessors; [`values`]: how they are
 //!   kept (compact, zeroized).
 //! - [`template`]: how a template becomes an object (create, generate, copy, set) by the rules;
-//!   [`check_value`]: a new object's `CKA_CHECK_VALUE`, checked or recorded.
+//!   [`check_value`]: a new object's `CKA_CHECK_VALUE`, checked or recorded; `consistency`:
+//!   the checks across a created object's attributes and of its key material.
 
 pub mod attribute;
 pub mod check_value;
+mod consistency;
 pub mod instance;
 pub mod rules;
 pub mod template;
