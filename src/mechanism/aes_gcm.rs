@@ -361,9 +361,7 @@ mod tests {
         SecretKey { key_type: CKK_AES, value: Zeroizing::new(bytes.to_vec()) }
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     /// NIST GCM test vector (gcmEncryptExtIV256, Count 0 with 128-bit plaintext).
     #[test]

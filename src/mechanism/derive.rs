@@ -183,9 +183,7 @@ mod tests {
         Mechanism { kind, params }
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     #[test]
     fn simple_derivations() {

@@ -361,18 +361,7 @@ mod tests {
     use super::*;
     use crate::mechanism::EcdhParams;
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
-
-    fn public(curve: Curve, x: &str, y: &str) -> EcPublicKey {
-        EcPublicKey { params: curve.params_der().to_vec(), point: [vec![0x04], hex(x), hex(y)].concat() }
-    }
-
-    fn private(curve: Curve, d: &str) -> EcPrivateKey {
-        EcPrivateKey { params: curve.params_der().to_vec(), value: Zeroizing::new(hex(d)) }
-    }
+    use crate::mechanism::test_vectors::{ec_private, ec_public, unhex as hex};
 
     fn verify(mechanism: CK_MECHANISM_TYPE, key: &EcPublicKey, data: &[u8], signature: &[u8]) -> Result<()> {
         verify_init(mechanism, &MechanismParams::None, key).unwrap().verify(data, signature)
@@ -381,7 +370,7 @@ mod tests {
     /// NIST CAVP FIPS 186-4 ECDSA SigVer, [P-256,SHA-256], a vector with Result = P.
     #[test]
     fn known_answer_p256_sha256_sigver() {
-        let key = public(
+        let key = ec_public(
             Curve::P256,
             "e424dc61d4bb3cb7ef4344a7f8957a0c5134e16f7a67c074f82e6e12f49abf3c",
             "970eed7aa2bc48651545949de1dddaf0127e5965ac85d1243d6f60e7dfaee927",
@@ -413,7 +402,7 @@ mod tests {
     /// NIST CAVP FIPS 186-4 ECDSA SigVer, [P-384,SHA-384], a vector with Result = P.
     #[test]
     fn known_answer_p384_sha384_sigver() {
-        let key = public(
+        let key = ec_public(
             Curve::P384,
             "a370cdbef95d1df5bf68ec487122514a107db87df3f8852068fd4694abcadb9b14302c72491a76a64442fc07bd99f02c",
             "d397c25dc1a5781573d039f2520cf329bf65120fdbe964b6b80101160e533d5570e62125b9f3276c49244b8d0f3e44ec",
@@ -441,8 +430,8 @@ mod tests {
     /// the private key, and signing with that key verifies.
     #[test]
     fn known_answer_rfc6979_p256_sample() {
-        let d = private(Curve::P256, "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721");
-        let key = public(
+        let d = ec_private(Curve::P256, "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721");
+        let key = ec_public(
             Curve::P256,
             "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6",
             "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299",
@@ -570,12 +559,12 @@ mod tests {
     /// OpenSSL 3 (`openssl dgst -sha256 -sign`) over "secp256k1 known answer".
     #[test]
     fn known_answer_secp256k1() {
-        let g = public(
+        let g = ec_public(
             Curve::Secp256k1,
             "79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798",
             "483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8",
         );
-        let two_g = public(
+        let two_g = ec_public(
             Curve::Secp256k1,
             "C6047F9441ED7D6D3045406E95C07CD85C778E4B8CEF3CA7ABAC09B95C709EE5",
             "1AE168FEA63DC339A3C58419466CEAEEF7F632653266D0E1236431A950CFE52A",
@@ -588,8 +577,9 @@ mod tests {
             public_point(Curve::Secp256k1, &fixed_scalar(Curve::Secp256k1, &[2]).unwrap()).unwrap(),
             two_g.point
         );
-        let d = private(Curve::Secp256k1, "2c87c9c7ca0d8a04539d6dd540ac8da883146607f79ac30c6ab8accc9a63054d");
-        let key = public(
+        let d =
+            ec_private(Curve::Secp256k1, "2c87c9c7ca0d8a04539d6dd540ac8da883146607f79ac30c6ab8accc9a63054d");
+        let key = ec_public(
             Curve::Secp256k1,
             "2f840e4aaf6bbce2cbdb41302c29e277fe2e7ad9fb2cac0e85075b49e9729e04",
             "30375f55d17b950473c43dcf865f7a3e3a38ca483e2a74f0ff11908bd0e23496",
@@ -609,7 +599,7 @@ mod tests {
         verify(CKM_ECDSA_SHA256, &key, b"k1", &mine).unwrap();
         // ECDH: 2 times G is 2G, whose x-coordinate SEC 2 gives.
         let g = public_point(Curve::Secp256k1, &fixed_scalar(Curve::Secp256k1, &[1]).unwrap()).unwrap();
-        let two = private(Curve::Secp256k1, "02");
+        let two = ec_private(Curve::Secp256k1, "02");
         let params = MechanismParams::Ecdh(EcdhParams { kdf: CKD_NULL, shared_data: vec![], public_data: g });
         assert_eq!(
             *super::super::ecdh::derive(&params, &two, 32).unwrap(),

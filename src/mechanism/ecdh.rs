@@ -115,22 +115,10 @@ pub(super) fn derive_from_agreement(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mechanism::EcPublicKey;
     use crate::mechanism::ec::{generate_key_pair, public_point, shared_secret_len};
     use crate::mechanism::encoding::{self, Curve};
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
-
-    fn public(curve: Curve, x: &str, y: &str) -> EcPublicKey {
-        EcPublicKey { params: curve.params_der().to_vec(), point: [vec![0x04], hex(x), hex(y)].concat() }
-    }
-
-    fn private(curve: Curve, d: &str) -> EcPrivateKey {
-        EcPrivateKey { params: curve.params_der().to_vec(), value: Zeroizing::new(hex(d)) }
-    }
+    use crate::mechanism::test_vectors::{ec_private, ec_public, unhex as hex};
 
     fn ecdh(kdf: CK_EC_KDF_TYPE, shared_data: &[u8], public_data: &[u8]) -> MechanismParams {
         MechanismParams::Ecdh(EcdhParams {
@@ -143,14 +131,14 @@ mod tests {
     /// NIST CAVS 14.1 ECC CDH Primitive, P-256, COUNT = 0.
     #[test]
     fn known_answer_ecdh_p256_cavs() {
-        let d = private(Curve::P256, "7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534");
-        let q_iut = public(
+        let d = ec_private(Curve::P256, "7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534");
+        let q_iut = ec_public(
             Curve::P256,
             "ead218590119e8876b29146ff89ca61770c4edbbf97d38ce385ed281d8a6b230",
             "28af61281fd35e2fa7002523acc85a429cb06ee6648325389f59edfce1405141",
         );
         assert_eq!(public_point(Curve::P256, &d.value).unwrap(), q_iut.point);
-        let q_cavs = public(
+        let q_cavs = ec_public(
             Curve::P256,
             "700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287",
             "db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac",

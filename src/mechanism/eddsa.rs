@@ -187,10 +187,7 @@ impl VerifyOperation for Ed25519Verify {
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     fn private(seed: &str) -> EcPrivateKey {
         EcPrivateKey { params: ED25519_PARAMS.to_vec(), value: Zeroizing::new(hex(seed)) }

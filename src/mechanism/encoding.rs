@@ -377,10 +377,7 @@ pub fn public_key_info(key: &KeyMaterial) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    pub(crate) fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    pub(crate) use crate::mechanism::test_vectors::unhex as hex;
 
     #[test]
     fn scalars_are_fixed_to_the_field_length() {

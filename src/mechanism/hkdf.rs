@@ -120,9 +120,7 @@ pub fn derive(
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     fn key(value: &[u8]) -> SecretKey {
         SecretKey { key_type: CKK_GENERIC_SECRET, value: Zeroizing::new(value.to_vec()) }

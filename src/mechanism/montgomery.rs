@@ -130,9 +130,7 @@ mod tests {
     use crate::mechanism::EcdhParams;
     use cryptoki_sys::{CKD_NULL, CKD_SHA256_KDF};
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     fn ecdh(kdf: cryptoki_sys::CK_EC_KDF_TYPE, shared: &[u8], public_data: &[u8]) -> MechanismParams {
         MechanismParams::Ecdh(EcdhParams {

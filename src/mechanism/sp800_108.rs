@@ -204,9 +204,7 @@ pub fn derive(
 mod tests {
     use super::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::mechanism::test_vectors::unhex as hex;
 
     const BE32: CounterFormat = CounterFormat { little_endian: false, width_bits: 32 };
     const L32: DkmFormat =

@@ -1,9 +1,6 @@
 use super::*;
 
-pub(crate) fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
+pub(crate) use crate::mechanism::test_vectors::unhex as hex;
 
 /// The 2048-bit key of Wycheproof's rsa_oaep_2048_sha256_mgf1sha256_test.json,
 /// rsa_signature_2048_sha256_test.json and rsa_pss_2048_sha256_mgf1_32_test.json.
