@@ -9,7 +9,7 @@
 //! digest. On P-521 a hash of more than 64 bytes is `Error::DataLenRange`.
 
 use aws_lc_rs::agreement::{self, ECDH_P256, ECDH_P384, ECDH_P521};
-use aws_lc_rs::digest::{self, Context, Digest};
+use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
 use aws_lc_rs::signature::{
     self as sig, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, ParsedPublicKey,
@@ -18,6 +18,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::encoding::{self, Curve, curve_of, fixed_scalar};
+use super::hashed_input::HashedInput;
 use super::prepared::{self, PreparedKeys};
 use super::{EcPrivateKey, EcPublicKey, MechanismParams, SignOperation, VerifyOperation};
 use crate::{Error, Result};
@@ -220,33 +221,11 @@ fn as_curve_digest(curve: Curve, hash: &[u8]) -> Result<Digest> {
     Digest::import_less_safe(&value[..len], algorithm).map_err(|_| Error::DataLenRange)
 }
 
-/// Hashes the parts of a CKM_ECDSA_SHA* operation; CKM_ECDSA refuses parts.
-struct Input {
-    context: Option<Context>,
-}
-
-impl Input {
-    fn new(digest: Option<&'static digest::Algorithm>) -> Input {
-        Input { context: digest.map(Context::new) }
-    }
-
-    fn update(&mut self, part: &[u8]) -> Result<()> {
-        self.context.as_mut().ok_or(Error::MechanismInvalid)?.update(part);
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<Digest> {
-        let context = self.context.as_mut().ok_or(Error::MechanismInvalid)?;
-        let algorithm = context.algorithm();
-        Ok(std::mem::replace(context, Context::new(algorithm)).finish())
-    }
-}
-
 /// An ECDSA signature in progress.
 pub struct EcdsaSign {
     curve: Curve,
     key: std::sync::Arc<EcdsaKeyPair>,
-    input: Input,
+    input: HashedInput,
 }
 
 /// Starts a signature with `mechanism` (CKM_ECDSA, CKM_ECDSA_SHA*) under `key`.
@@ -263,7 +242,7 @@ pub fn sign_init(
     static PREPARED: PreparedKeys<EcdsaKeyPair> = PreparedKeys::new();
     let fingerprint = prepared::fingerprint(&[curve.params_der(), &scalar])?;
     let key = PREPARED.get_or_build(fingerprint, || ecdsa_key_pair(curve, &scalar))?;
-    Ok(Box::new(EcdsaSign { curve, key, input: Input::new(digest) }))
+    Ok(Box::new(EcdsaSign { curve, key, input: HashedInput::new(digest) }))
 }
 
 impl EcdsaSign {
@@ -296,7 +275,7 @@ impl SignOperation for EcdsaSign {
     }
 
     fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>> {
-        if self.input.context.is_none() {
+        if !self.input.hashes() {
             return self.sign_hash(data);
         }
         self.update(data)?;
@@ -308,7 +287,7 @@ impl SignOperation for EcdsaSign {
 pub struct EcdsaVerify {
     curve: Curve,
     key: ParsedPublicKey,
-    input: Input,
+    input: HashedInput,
 }
 
 /// Starts a verification with `mechanism` (CKM_ECDSA, CKM_ECDSA_SHA*) under `key`, whose point
@@ -324,7 +303,7 @@ pub fn verify_init(
     let curve = key_curve(&key.params)?;
     let parsed = ParsedPublicKey::new(verification_algorithm(curve), &key.point)
         .map_err(|_| Error::KeyTypeInconsistent)?;
-    Ok(Box::new(EcdsaVerify { curve, key: parsed, input: Input::new(digest) }))
+    Ok(Box::new(EcdsaVerify { curve, key: parsed, input: HashedInput::new(digest) }))
 }
 
 impl EcdsaVerify {
@@ -348,7 +327,7 @@ impl VerifyOperation for EcdsaVerify {
     }
 
     fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
-        if self.input.context.is_none() {
+        if !self.input.hashes() {
             return self.verify_hash(data, signature);
         }
         self.update(data)?;
@@ -617,7 +596,7 @@ mod tests {
         let (public, private) = generate_key_pair(Curve::P384.params_der()).unwrap();
         let der = encoding::ec_private_key_der(Curve::P384, &private.value).unwrap();
         let key = EcdsaKeyPair::from_private_key_der(signing_algorithm(Curve::P384), &der).unwrap();
-        let op = EcdsaSign { curve: Curve::P384, key: key.into(), input: Input::new(None) };
+        let op = EcdsaSign { curve: Curve::P384, key: key.into(), input: HashedInput::new(None) };
         assert_eq!(op.public_point(), public.point);
     }
 }

@@ -18,6 +18,7 @@ pub mod ec;
 pub mod ecdh;
 pub mod eddsa;
 pub mod encoding;
+mod hashed_input;
 pub mod hkdf;
 pub mod keygen;
 pub mod mac;

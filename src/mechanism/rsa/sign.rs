@@ -2,6 +2,7 @@
 //! where it can, else on the `rsa` crate.
 
 use super::*;
+use crate::mechanism::hashed_input::HashedInput;
 
 /// What a signature mechanism does with its input.
 #[derive(Clone, Copy)]
@@ -71,28 +72,6 @@ pub(super) fn pss_scheme(
     Ok(Scheme::Pss { hash, salt_len, hashed: mechanism_hash.is_none() })
 }
 
-/// Hash-and-sign mechanisms hash as parts come; the others refuse parts.
-pub(super) struct Accumulator {
-    context: Option<Context>,
-}
-
-impl Accumulator {
-    fn new(scheme: Scheme) -> Accumulator {
-        Accumulator { context: scheme.hashes_input().map(|h| Context::new(h.algorithm)) }
-    }
-
-    fn update(&mut self, part: &[u8]) -> Result<()> {
-        self.context.as_mut().ok_or(Error::MechanismInvalid)?.update(part);
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<Digest> {
-        let context = self.context.as_mut().ok_or(Error::MechanismInvalid)?;
-        let algorithm = context.algorithm();
-        Ok(std::mem::replace(context, Context::new(algorithm)).finish())
-    }
-}
-
 /// A signature in progress.
 pub struct RsaSign {
     scheme: Scheme,
@@ -101,7 +80,7 @@ pub struct RsaSign {
     raw: Option<::rsa::PrivateKey>,
     /// Kept for CKM_RSA_PKCS, whose input decides the engine: the raw key is built on demand.
     private: Option<Private>,
-    input: Accumulator,
+    input: HashedInput,
 }
 
 /// The AWS-LC signing key of `private`, built once per key (see `prepared.rs`).
@@ -146,7 +125,14 @@ pub fn sign_init(
         _ if aws.is_none() => (Some(private.raw()?), None),
         _ => (None, None),
     };
-    Ok(Box::new(RsaSign { scheme, k, aws, raw, private, input: Accumulator::new(scheme) }))
+    Ok(Box::new(RsaSign {
+        scheme,
+        k,
+        aws,
+        raw,
+        private,
+        input: HashedInput::new(scheme.hashes_input().map(|h| h.algorithm)),
+    }))
 }
 
 impl RsaSign {
@@ -257,7 +243,7 @@ pub struct RsaVerify {
     k: usize,
     aws: Option<std::sync::Arc<ParsedPublicKey>>,
     raw: Option<::rsa::PublicKey>,
-    input: Accumulator,
+    input: HashedInput,
 }
 
 /// Starts a verification with `mechanism` under `key`.
@@ -285,7 +271,13 @@ pub fn verify_init(
         }
         None => (None, Some(public.raw()?)),
     };
-    Ok(Box::new(RsaVerify { scheme, k: public.k, aws, raw, input: Accumulator::new(scheme) }))
+    Ok(Box::new(RsaVerify {
+        scheme,
+        k: public.k,
+        aws,
+        raw,
+        input: HashedInput::new(scheme.hashes_input().map(|h| h.algorithm)),
+    }))
 }
 
 impl RsaVerify {
