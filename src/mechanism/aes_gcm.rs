@@ -163,6 +163,22 @@ pub fn gcm_key(value: &[u8]) -> Result<LessSafeKey> {
     Ok(LessSafeKey::new(unbound))
 }
 
+/// Opens `buf` (the ciphertext and its full tag) in place under `key`; any mismatch is one
+/// opaque `CKR_ENCRYPTED_DATA_INVALID`. What is left of `buf` is the plaintext.
+pub(super) fn open_in_place(
+    key: &LessSafeKey,
+    iv: [u8; IV_LEN],
+    aad: &[u8],
+    mut buf: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let len = key
+        .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(aad), buf.as_mut_slice())
+        .map_err(|_| Error::EncryptedDataInvalid)?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
 impl GcmOperation {
     pub fn new(key: &SecretKey, params: &GcmParams, encrypt: bool) -> Result<GcmOperation> {
         let secret = SecretKey { key_type: key.key_type, value: key.value.clone() };

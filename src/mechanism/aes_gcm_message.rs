@@ -7,7 +7,7 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce};
 use cryptoki_sys::CKK_AES;
 use zeroize::Zeroizing;
 
-use super::aes_gcm::{IV_LEN, TAG_LEN, Tag, gcm_key, iv_of, open_truncated, tag_len};
+use super::aes_gcm::{IV_LEN, TAG_LEN, Tag, gcm_key, iv_of, open_in_place, open_truncated, tag_len};
 use super::{SecretKey, rng};
 use crate::{Error, Result};
 
@@ -145,13 +145,7 @@ impl GcmMessageKey {
         let mut buf = Zeroizing::new(Vec::with_capacity(ciphertext.len() + TAG_LEN));
         buf.extend_from_slice(ciphertext);
         buf.extend_from_slice(tag);
-        let len = self
-            .key
-            .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(aad), buf.as_mut_slice())
-            .map_err(|_| Error::EncryptedDataInvalid)?
-            .len();
-        buf.truncate(len);
-        Ok(buf)
+        open_in_place(&self.key, iv, aad, buf)
     }
 }
 

@@ -4,7 +4,7 @@
 use aws_lc_rs::aead::{Aad, Nonce};
 use zeroize::Zeroizing;
 
-use super::aes_gcm::{IV_LEN, TAG_LEN, gcm_key};
+use super::aes_gcm::{IV_LEN, TAG_LEN, gcm_key, open_in_place};
 use super::rng;
 use crate::{Error, Result};
 
@@ -34,13 +34,7 @@ pub fn open(key: &[u8; KEY_LEN], context: &[u8], sealed: &[u8]) -> Result<Zeroiz
     }
     let k = gcm_key(key)?;
     let nonce: [u8; IV_LEN] = sealed[..IV_LEN].try_into().map_err(|_| Error::EncryptedDataInvalid)?;
-    let mut buf = Zeroizing::new(sealed[IV_LEN..].to_vec());
-    let len = k
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), buf.as_mut_slice())
-        .map_err(|_| Error::EncryptedDataInvalid)?
-        .len();
-    buf.truncate(len);
-    Ok(buf)
+    open_in_place(&k, nonce, context, Zeroizing::new(sealed[IV_LEN..].to_vec()))
 }
 
 #[cfg(test)]
