@@ -35,30 +35,24 @@ pub(super) fn pkcs1_verify(key: &PublicKey, prefix: &[u8], data: &[u8], signatur
     key.verify(scheme, data, signature).is_ok()
 }
 
-/// Runs `$body` with `$d` the RustCrypto digest type of the hash mechanism `$hash`.
+/// Runs `$body` with `$d` the RustCrypto digest type of the hash mechanism `$hash`; the
+/// table of mechanisms and types is the second rule's input.
 macro_rules! with_digest {
     ($hash:expr, $d:ident => $body:expr) => {
+        with_digest!(@table $hash, $d, $body, [
+            CKM_SHA_1 => sha1::Sha1,
+            CKM_SHA224 => Sha224,
+            CKM_SHA256 => Sha256,
+            CKM_SHA384 => Sha384,
+            CKM_SHA512 => Sha512,
+        ])
+    };
+    (@table $hash:expr, $d:ident, $body:expr, [$($mechanism:ident => $digest:ty,)*]) => {
         match $hash {
-            CKM_SHA_1 => {
-                type $d = sha1::Sha1;
+            $($mechanism => {
+                type $d = $digest;
                 $body
-            }
-            CKM_SHA224 => {
-                type $d = Sha224;
-                $body
-            }
-            CKM_SHA256 => {
-                type $d = Sha256;
-                $body
-            }
-            CKM_SHA384 => {
-                type $d = Sha384;
-                $body
-            }
-            CKM_SHA512 => {
-                type $d = Sha512;
-                $body
-            }
+            })*
             _ => return Err(Error::MechanismParamInvalid),
         }
     };
