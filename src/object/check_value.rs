@@ -37,20 +37,11 @@ pub fn settle_check_value(object: &mut Object) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::template::{Actor, Change, Origin, changed_object, new_object};
+    use crate::object::template::{Change, Origin, changed_object, new_object};
     use crate::object::{Attribute, AttributeRead};
     use cryptoki_sys::*;
 
-    const USER: Actor = Actor { is_so: false };
-
-    fn aes_template() -> Vec<Attribute> {
-        vec![
-            Attribute::ulong(CKA_CLASS, CKO_SECRET_KEY),
-            Attribute::ulong(CKA_KEY_TYPE, CKK_AES),
-            Attribute::new(CKA_VALUE, vec![7; 32]),
-            Attribute::new(CKA_LABEL, b"k".to_vec()),
-        ]
-    }
+    use crate::object::test_templates::{USER, aes_template};
 
     #[test]
     fn check_values_are_computed_offered_and_checked() {

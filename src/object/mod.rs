@@ -14,6 +14,8 @@ mod consistency;
 pub mod instance;
 pub mod rules;
 pub mod template;
+#[cfg(test)]
+mod test_templates;
 pub mod values;
 
 pub use attribute::{Attribute, AttributeRead};

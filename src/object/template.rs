@@ -294,16 +294,7 @@ mod tests {
     use crate::object::AttributeRead;
     use crate::object::attribute::encode_ulong;
 
-    const USER: Actor = Actor { is_so: false };
-
-    fn aes_template() -> Vec<Attribute> {
-        vec![
-            Attribute::ulong(CKA_CLASS, CKO_SECRET_KEY),
-            Attribute::ulong(CKA_KEY_TYPE, CKK_AES),
-            Attribute::new(CKA_VALUE, vec![7; 32]),
-            Attribute::new(CKA_LABEL, b"k".to_vec()),
-        ]
-    }
+    use crate::object::test_templates::{USER, aes_template};
 
     #[test]
     fn created_secret_key_gets_the_standards_defaults_and_module_attributes() {
