@@ -372,11 +372,7 @@ impl Token {
         pin: &[u8],
         owner: PinOwner<'_>,
     ) -> Result<WrappedTokenKey> {
-        let salt = rng::bytes::<{ pin_kdf::SALT_LEN }>()?.to_vec();
-        let iterations = self.config.pin_kdf_iterations;
-        let pin_key = pin_kdf::derive(pin, &salt, iterations)?;
-        let sealed_key = service.verifier(serial, &pin_key, &owner.verifier_context())?;
-        Ok(WrappedTokenKey { salt, iterations, sealed_key })
+        self.new_pin_sealed(pin, |pin_key| service.verifier(serial, pin_key, &owner.verifier_context()))
     }
 
     pub(crate) fn wrap_token_key_for(
@@ -385,10 +381,21 @@ impl Token {
         pin: &[u8],
         owner: PinOwner<'_>,
     ) -> Result<WrappedTokenKey> {
+        self.new_pin_sealed(pin, |pin_key| seal::seal(pin_key, &owner.context(), key.as_slice()))
+    }
+
+    /// A record of `pin` under a fresh salt and the configured KDF iterations: what `seal_under`
+    /// makes of the key the KDF derives from the PIN (the token key wrapped under it, or a
+    /// verifier of it).
+    fn new_pin_sealed(
+        &self,
+        pin: &[u8],
+        seal_under: impl FnOnce(&[u8; 32]) -> Result<Vec<u8>>,
+    ) -> Result<WrappedTokenKey> {
         let salt = rng::bytes::<{ pin_kdf::SALT_LEN }>()?.to_vec();
         let iterations = self.config.pin_kdf_iterations;
         let pin_key = pin_kdf::derive(pin, &salt, iterations)?;
-        let sealed_key = seal::seal(&pin_key, &owner.context(), key.as_slice())?;
+        let sealed_key = seal_under(&pin_key)?;
         Ok(WrappedTokenKey { salt, iterations, sealed_key })
     }
 
