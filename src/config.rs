@@ -331,21 +331,29 @@ fn default_token_dir() -> Result<PathBuf> {
 mod tests {
     use super::*;
 
+    /// The settings of a file holding `text`, which must be accepted.
+    fn parsed(text: &str) -> Config {
+        Config::from_toml("/t".into(), text, Path::new("x.toml")).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// The error of a file `my.toml` holding `text`, which must be refused.
+    fn refusal(text: &str) -> String {
+        match Config::from_toml("/t".into(), text, Path::new("my.toml")) {
+            Ok(_) => panic!("{text}: accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[test]
     fn empty_file_gives_strong_defaults() {
-        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        let c = parsed("");
         assert_eq!(c.pin_kdf_iterations, 600_000);
         assert_eq!(c.max_pin_failures, 10);
     }
 
     #[test]
     fn values_override_defaults() {
-        let c = Config::from_toml(
-            "/t".into(),
-            "test_settings = true\npin_kdf_iterations = 1000\nmax_pin_failures = 3\n",
-            Path::new("x.toml"),
-        )
-        .unwrap();
+        let c = parsed("test_settings = true\npin_kdf_iterations = 1000\nmax_pin_failures = 3\n");
         assert_eq!((c.pin_kdf_iterations, c.max_pin_failures), (1000, 3));
         assert_eq!(c.model(), "ecm-hsm TEST");
     }
@@ -377,18 +385,11 @@ mod tests {
             ("max_pin_failures = 101", "at most 100"),
             ("max_pin_failures = 4294967295", "at most 100"),
         ] {
-            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
-            let text = e.to_string();
-            assert!(text.contains("my.toml") && text.contains(floor), "{bad}: {e}");
-            let tested = format!("{bad}\ntest_settings = true\n");
-            assert!(Config::from_toml("/t".into(), &tested, Path::new("my.toml")).is_ok(), "{tested}");
+            let e = refusal(bad);
+            assert!(e.contains("my.toml") && e.contains(floor), "{bad}: {e}");
+            parsed(&format!("{bad}\ntest_settings = true\n"));
         }
-        let c = Config::from_toml(
-            "/t".into(),
-            "pin_kdf_iterations = 100000\nmax_pin_failures = 100",
-            Path::new("x"),
-        )
-        .unwrap();
+        let c = parsed("pin_kdf_iterations = 100000\nmax_pin_failures = 100");
         assert!(!c.test_settings);
         assert_eq!(c.model(), "ecm-hsm");
     }
@@ -413,41 +414,36 @@ mod tests {
 
     #[test]
     fn audit_settings_default_on_and_are_checked() {
-        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        let c = parsed("");
         assert!(c.audit && !c.audit_sync && c.may_create_threads);
         assert_eq!(c.audit_segment_bytes, DEFAULT_AUDIT_SEGMENT_BYTES);
-        let c = Config::from_toml(
-            "/t".into(),
-            "audit_sync = true\naudit_segment_bytes = 4096\n",
-            Path::new("x.toml"),
-        )
-        .unwrap();
+        let c = parsed("audit_sync = true\naudit_segment_bytes = 4096\n");
         assert!(c.audit_sync);
         assert_eq!(c.audit_segment_bytes, 4096);
         for bad in ["audit_segment_bytes = 4095", "audit_segment_bytes = 1099511627776", "audit_sync = 1"] {
-            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
-            assert!(e.to_string().contains("my.toml"), "{bad}: {e}");
+            let e = refusal(bad);
+            assert!(e.contains("my.toml"), "{bad}: {e}");
         }
     }
 
     #[test]
     fn sensitive_by_default_is_off_unless_set() {
-        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        let c = parsed("");
         assert!(!c.sensitive_by_default && !c.object_defaults().sensitive_secret_keys);
-        let c = Config::from_toml("/t".into(), "sensitive_by_default = true", Path::new("x.toml")).unwrap();
+        let c = parsed("sensitive_by_default = true");
         assert!(c.object_defaults().sensitive_secret_keys);
-        assert!(Config::from_toml("/t".into(), "sensitive_by_default = 1", Path::new("x.toml")).is_err());
+        refusal("sensitive_by_default = 1");
     }
 
     #[test]
     fn rsa_min_bits_defaults_to_2048_and_is_bounded() {
-        let c = Config::from_toml("/t".into(), "", Path::new("x.toml")).unwrap();
+        let c = parsed("");
         assert_eq!(c.rsa_min_bits, 2048);
-        let c = Config::from_toml("/t".into(), "rsa_min_bits = 1024", Path::new("x.toml")).unwrap();
+        let c = parsed("rsa_min_bits = 1024");
         assert_eq!(c.rsa_min_bits, 1024);
         for bad in ["rsa_min_bits = 512", "rsa_min_bits = 1023", "rsa_min_bits = 8192"] {
-            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
-            assert!(e.to_string().contains("rsa_min_bits"), "{bad}: {e}");
+            let e = refusal(bad);
+            assert!(e.contains("rsa_min_bits"), "{bad}: {e}");
         }
     }
 
@@ -456,8 +452,8 @@ mod tests {
         for bad in
             ["pin_kdf_iteration = 5", "max_pin_failures = 0", "pin_kdf_iterations = -1", "test_settings = 1"]
         {
-            let e = Config::from_toml("/t".into(), bad, Path::new("my.toml")).unwrap_err();
-            assert!(e.to_string().contains("my.toml"), "{bad}: {e}");
+            let e = refusal(bad);
+            assert!(e.contains("my.toml"), "{bad}: {e}");
         }
     }
 }
