@@ -231,25 +231,25 @@ mod tests {
         state.login = LoginState::User;
         state.principal = Some("context-api".into());
         state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
-        let usable =
-            open_for_login(&state, stored_key(1, "dek-acme-v1", &[1; 32], &key), Some(&key)).unwrap().0;
+        // Key `id` labelled `label` holding `[id; 32]`, as `state`'s login opens it.
+        let open = |state: &TokenState, id: u8, label: &str| {
+            open_for_login(state, stored_key(id.into(), label, &[id; 32], &key), Some(&key)).unwrap().0
+        };
+        let usable = open(&state, 1, "dek-acme-v1");
         assert_eq!(usable.get(CKA_VALUE), Some(&[1u8; 32][..]));
-        let other =
-            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap().0;
+        let other = open(&state, 2, "app-signing");
         assert_eq!(other.get(CKA_VALUE), None, "a key the principal may not use stays sealed");
         assert!(other.sealed_attributes().contains(&CKA_VALUE));
         assert_eq!(other.get(CKA_LABEL), Some(&b"app-signing"[..]), "what it may see of it is there");
         // The token's user without a policy, and the SO, open everything.
         state.principal = None;
         state.policy = None;
-        let opened =
-            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap().0;
+        let opened = open(&state, 2, "app-signing");
         assert_eq!(opened.get(CKA_VALUE), Some(&[2u8; 32][..]));
         state.login = LoginState::SecurityOfficer;
         state.principal = Some("context-api".into());
         state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
-        let opened =
-            open_for_login(&state, stored_key(2, "app-signing", &[2; 32], &key), Some(&key)).unwrap().0;
+        let opened = open(&state, 2, "app-signing");
         assert_eq!(opened.get(CKA_VALUE), Some(&[2u8; 32][..]));
     }
 }

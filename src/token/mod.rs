@@ -176,13 +176,20 @@ impl Token {
         Ok(state)
     }
 
-    /// As [`Token::ready`], without loading objects that are not loaded yet: for the calls
-    /// that reach objects only by handle (always loaded) or by label (loaded as found).
-    pub(crate) fn ready_lazy(&self) -> Result<StateGuard<'_>> {
-        let mut state = self.lock();
+    /// The token's lock, when the token holds a recognized store (else
+    /// `CKR_TOKEN_NOT_RECOGNIZED`); the callers bring its state up to date.
+    fn lock_recognized(&self) -> Result<StateGuard<'_>> {
+        let state = self.lock();
         if state.unrecognized.is_some() || state.store.is_none() {
             return Err(Error::TokenNotRecognized);
         }
+        Ok(state)
+    }
+
+    /// As [`Token::ready`], without loading objects that are not loaded yet: for the calls
+    /// that reach objects only by handle (always loaded) or by label (loaded as found).
+    pub(crate) fn ready_lazy(&self) -> Result<StateGuard<'_>> {
+        let mut state = self.lock_recognized()?;
         self.refresh_counted(&mut state)?;
         Ok(state)
     }
@@ -193,10 +200,7 @@ impl Token {
     /// AES-GCM encryption and serialize threads. A key another process destroyed may so be
     /// used for up to that long; searches, attribute reads and every change always check.
     pub(crate) fn ready_for_use(&self) -> Result<StateGuard<'_>> {
-        let mut state = self.lock();
-        if state.unrecognized.is_some() || state.store.is_none() {
-            return Err(Error::TokenNotRecognized);
-        }
+        let mut state = self.lock_recognized()?;
         let fresh = state.checked_at.is_some_and(|t| t.elapsed() < KEY_USE_STALENESS)
             && state.loaded == Some(state.token_key.is_some());
         if !fresh {

@@ -157,6 +157,26 @@ impl Token {
         }
     }
 
+    /// An object the session may destroy or change: visible to it, reached in a read-write
+    /// session if it is a token object (else `CKR_SESSION_READ_ONLY`), and with `permitted_by`
+    /// (`CKA_DESTROYABLE`, `CKA_MODIFIABLE`) true (else `CKR_ACTION_PROHIBITED`).
+    fn changeable(
+        &self,
+        state: &TokenState,
+        read_write: bool,
+        handle: CK_OBJECT_HANDLE,
+        permitted_by: CK_ATTRIBUTE_TYPE,
+    ) -> Result<(ObjectRef, Arc<Object>)> {
+        let (object_ref, object, access) = self.visible(state, state.view(read_write), handle)?;
+        if access == Access::ReadOnly {
+            return Err(Error::SessionReadOnly);
+        }
+        if !object.flag(permitted_by) {
+            return Err(Error::ActionProhibited);
+        }
+        Ok((object_ref, object))
+    }
+
     /// Stores a new object (in the store for token objects, in memory for session objects)
     /// and returns its handle.
     fn insert(
@@ -294,14 +314,7 @@ impl Token {
     /// of this login, see `approvals.rs`), which the same transaction marked used.
     pub fn destroy_object(&self, read_write: bool, handle: CK_OBJECT_HANDLE) -> Result<Vec<ApprovalRecord>> {
         let mut state = self.ready_lazy()?;
-        let view = state.view(read_write);
-        let (object_ref, object, access) = self.visible(&state, view, handle)?;
-        if access == Access::ReadOnly {
-            return Err(Error::SessionReadOnly);
-        }
-        if !object.flag(CKA_DESTROYABLE) {
-            return Err(Error::ActionProhibited);
-        }
+        let (object_ref, object) = self.changeable(&state, read_write, handle, CKA_DESTROYABLE)?;
         let gate = state.gate(&object, ManagementOp::Destroy, Error::ActionProhibited)?;
         if hierarchy::tier_of(&object).is_some() {
             // Whether another key of the hierarchy still names it as parent needs them all
@@ -378,18 +391,11 @@ impl Token {
         template: &[Attribute],
     ) -> Result<Vec<ApprovalRecord>> {
         let mut state = self.ready_lazy()?;
-        let view = state.view(read_write);
-        let (object_ref, object, access) = self.visible(&state, view, handle)?;
-        if access == Access::ReadOnly {
-            return Err(Error::SessionReadOnly);
-        }
-        if !object.flag(CKA_MODIFIABLE) {
-            return Err(Error::ActionProhibited);
-        }
+        let (object_ref, object) = self.changeable(&state, read_write, handle, CKA_MODIFIABLE)?;
         let gate = state.gate_change(&object, template, Error::ActionProhibited)?;
         hierarchy::check_change(&object, template)?;
-        let changed =
-            template::changed_object(&object, template, Change::Set, Actor { is_so: view.is_so() })?;
+        let actor = Actor { is_so: state.view(read_write).is_so() };
+        let changed = template::changed_object(&object, template, Change::Set, actor)?;
         let now = crate::audit::record::now_ms();
         let mut consumed = Vec::new();
         match object_ref {
