@@ -298,6 +298,18 @@ struct SqliteWriter<'c> {
     tx: Transaction<'c>,
 }
 
+impl SqliteWriter<'_> {
+    /// Runs `insert` (an INSERT of one attribute row, `?1`..`?4` = object, kind, value,
+    /// sealed) for each of `attributes` of object `id`.
+    fn write_attributes(&self, insert: &str, id: i64, attributes: &[StoredAttribute]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(insert)?;
+        for a in attributes {
+            stmt.execute(params![id, a.kind as i64, a.value, a.sealed])?;
+        }
+        Ok(())
+    }
+}
+
 impl StoreWriter for SqliteWriter<'_> {
     fn record(&mut self) -> Result<TokenRecord> {
         read_record(&self.tx)
@@ -343,23 +355,19 @@ impl StoreWriter for SqliteWriter<'_> {
 
     fn put_attributes(&mut self, id: i64, attributes: &[StoredAttribute]) -> Result<()> {
         self.tx.execute("DELETE FROM attributes WHERE object_id = ?1", [id])?;
-        let mut stmt = self.tx.prepare_cached(
+        self.write_attributes(
             "INSERT INTO attributes (object_id, kind, value, sealed) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for a in attributes {
-            stmt.execute(params![id, a.kind as i64, a.value, a.sealed])?;
-        }
-        Ok(())
+            id,
+            attributes,
+        )
     }
 
     fn update_attributes(&mut self, id: i64, attributes: &[StoredAttribute]) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
+        self.write_attributes(
             "INSERT OR REPLACE INTO attributes (object_id, kind, value, sealed) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for a in attributes {
-            stmt.execute(params![id, a.kind as i64, a.value, a.sealed])?;
-        }
-        Ok(())
+            id,
+            attributes,
+        )
     }
 
     fn delete_object(&mut self, id: i64) -> Result<bool> {
