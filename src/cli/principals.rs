@@ -115,6 +115,15 @@ fn failures_of(token: &Token, name: &str) -> Outcome<Option<u32>> {
     Ok(principals(token)?.into_iter().find(|(n, _)| n == name).map(|(_, f)| f))
 }
 
+/// The token opened as the SO for a command on principal `name` (checked first), and that
+/// principal's failure count (`None`: no such principal).
+fn open_so_for(global: &Global, name: &str, so_pin_file: Option<&Path>) -> Outcome<(Token, Option<u32>)> {
+    check_name(name)?;
+    let token = Token::open_so(global, so_pin_file)?;
+    let failures = failures_of(&token, name)?;
+    Ok((token, failures))
+}
+
 fn unknown(token: &Token, name: &str) -> Failure {
     Failure(format!(
         "no principal '{name}' on token '{}' (slot {}): see `ecm-hsm principal list`",
@@ -164,9 +173,8 @@ fn named_by_policy(token: &Token, name: &str) -> Option<(u64, bool)> {
 /// `principal add NAME`.
 pub fn add(global: &Global, args: &PinArgs) -> Outcome<()> {
     let name = args.name.as_str();
-    check_name(name)?;
-    let token = Token::open_so(global, args.so.so_pin_file.as_deref())?;
-    if failures_of(&token, name)?.is_some() {
+    let (token, failures) = open_so_for(global, name, args.so.so_pin_file.as_deref())?;
+    if failures.is_some() {
         return Err(Failure(format!(
             "principal '{name}' already exists on token '{}' (slot {}); give it a new PIN with \
              `ecm-hsm principal reset-pin {name}`",
@@ -192,9 +200,8 @@ pub fn add(global: &Global, args: &PinArgs) -> Outcome<()> {
 /// `principal remove NAME`.
 pub fn remove(global: &Global, args: &NameArgs) -> Outcome<()> {
     let name = args.name.as_str();
-    check_name(name)?;
-    let token = Token::open_so(global, args.so.so_pin_file.as_deref())?;
-    if failures_of(&token, name)?.is_none() {
+    let (token, failures) = open_so_for(global, name, args.so.so_pin_file.as_deref())?;
+    if failures.is_none() {
         return Err(unknown(&token, name));
     }
     token.module.remove_principal(token.session, name).map_err(|e| match e {
@@ -215,9 +222,8 @@ pub fn remove(global: &Global, args: &NameArgs) -> Outcome<()> {
 /// `principal reset-pin NAME`: a new PIN, and the failure count back to zero.
 pub fn reset_pin(global: &Global, args: &PinArgs) -> Outcome<()> {
     let name = args.name.as_str();
-    check_name(name)?;
-    let token = Token::open_so(global, args.so.so_pin_file.as_deref())?;
-    let Some(failures) = failures_of(&token, name)? else {
+    let (token, failures) = open_so_for(global, name, args.so.so_pin_file.as_deref())?;
+    let Some(failures) = failures else {
         return Err(unknown(&token, name));
     };
     let pin = new_pin(args.new_pin_file.as_deref())?;
