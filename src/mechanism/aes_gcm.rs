@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 pub use super::aes_gcm_message::{GcmMessageKey, GcmMessageParams};
 use super::prepared::PreparedKey;
-use super::secret_buffer::SecretBuffer;
-use super::{CipherOperation, GcmParams, KeyMaterial, SecretKey};
+use super::whole_input::{Collected, WholeInputCipher};
+use super::{GcmParams, KeyMaterial, SecretKey};
 use crate::sys::gcm_any_iv::{self, GcmFailure};
 use crate::{Error, Result};
 
@@ -138,7 +138,11 @@ pub(super) fn open_truncated(
     Ok(())
 }
 
-pub struct GcmOperation {
+/// AES-GCM over a whole input; multi-part, the input is kept until the final call (GCM
+/// cannot release plaintext before the tag is checked).
+pub type GcmOperation = Collected<Gcm>;
+
+pub struct Gcm {
     /// Shared with the session's cache of prepared keys: the key schedule is built once.
     key: Arc<PreparedKey>,
     iv: OperationIv,
@@ -146,9 +150,6 @@ pub struct GcmOperation {
     /// The tag's length in bytes (16, or a truncation the standard allows).
     tag_len: usize,
     encrypt: bool,
-    /// The input of a multi-part operation, kept until its final call (GCM cannot release
-    /// plaintext before the tag is checked).
-    buffered: SecretBuffer,
 }
 
 /// Builds an AES-GCM key of the size of `value`.
@@ -194,14 +195,21 @@ impl GcmOperation {
         let iv = OperationIv::new(&params.iv)?;
         let tag_len = tag_len(params.tag_bits)?;
         key.gcm()?;
-        Ok(GcmOperation {
-            key: key.clone(),
-            iv,
-            aad: params.aad.clone(),
-            tag_len,
-            encrypt,
-            buffered: SecretBuffer::new(),
-        })
+        Ok(Collected::around(Gcm { key: key.clone(), iv, aad: params.aad.clone(), tag_len, encrypt }))
+    }
+}
+
+impl WholeInputCipher for Gcm {
+    fn encrypting(&self) -> bool {
+        self.encrypt
+    }
+
+    fn out_len(&self, input_len: usize) -> Result<usize> {
+        if self.encrypt {
+            Ok(input_len + self.tag_len)
+        } else {
+            input_len.checked_sub(self.tag_len).ok_or(Error::EncryptedDataLenRange)
+        }
     }
 
     fn run(&self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -286,7 +294,9 @@ impl GcmOperation {
         }
         Ok(len)
     }
+}
 
+impl Gcm {
     /// `run_into` for an IV other than 96 bits, on AWS-LC's C interface; `out` is exactly
     /// `out_len` bytes.
     fn run_any_iv(&self, iv: &[u8], input: &[u8], out: &mut [u8]) -> Result<()> {
@@ -307,71 +317,12 @@ impl GcmOperation {
             GcmFailure::Engine => Error::Internal("AWS-LC refused an AES-GCM call"),
         })
     }
-
-    /// The length-range error of this direction.
-    fn len_error(&self) -> Error {
-        if self.encrypt { Error::DataLenRange } else { Error::EncryptedDataLenRange }
-    }
-
-    fn out_len(&self, input_len: usize) -> Result<usize> {
-        if self.encrypt {
-            Ok(input_len + self.tag_len)
-        } else {
-            input_len.checked_sub(self.tag_len).ok_or(Error::EncryptedDataLenRange)
-        }
-    }
-}
-
-impl CipherOperation for GcmOperation {
-    fn single_len(&self, input_len: usize) -> Result<usize> {
-        self.out_len(input_len)
-    }
-
-    fn update_len(&self, _input_len: usize) -> usize {
-        0
-    }
-
-    fn final_len(&self) -> usize {
-        // A too-short decryption input is reported by `finish`, not by the size query.
-        self.out_len(self.buffered.len()).unwrap_or(0)
-    }
-
-    fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.run(input)
-    }
-
-    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.buffered.append(input, self.len_error())?;
-        Ok(Zeroizing::new(Vec::new()))
-    }
-
-    fn update_room(&self) -> usize {
-        self.buffered.room()
-    }
-
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let input = self.buffered.take();
-        self.run(&input)
-    }
-
-    fn single_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
-        self.run_into(input, out)
-    }
-
-    fn update_into(&mut self, input: &[u8], _out: &mut [u8]) -> Result<usize> {
-        self.buffered.append(input, self.len_error())?;
-        Ok(0)
-    }
-
-    fn finish_into(&mut self, out: &mut [u8]) -> Result<usize> {
-        let input = self.buffered.take();
-        self.run_into(&input, out)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mechanism::CipherOperation;
 
     fn key(bytes: &[u8]) -> SecretKey {
         SecretKey { key_type: CKK_AES, value: Zeroizing::new(bytes.to_vec()) }

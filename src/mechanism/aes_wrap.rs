@@ -22,7 +22,7 @@ use cryptoki_sys::{
 use zeroize::Zeroizing;
 
 use super::aes_modes::{self, AesBlocks, BLOCK_LEN, ct, pkcs7_check};
-use super::secret_buffer::SecretBuffer;
+use super::whole_input::{Collected, WholeInputCipher};
 use super::{CipherOperation, MechanismParams, SecretKey};
 use crate::{Error, Result};
 
@@ -131,7 +131,7 @@ pub fn cipher(
     encrypt: bool,
 ) -> Result<Box<dyn CipherOperation>> {
     let wrapper = Wrapper::new(mechanism, params, key)?;
-    Ok(Box::new(WrapOperation { wrapper, encrypt, buffered: SecretBuffer::new() }))
+    Ok(Box::new(Collected::around(WrapCipher { wrapper, encrypt })))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,13 +343,17 @@ fn w_inverse(aes: &AesBlocks, wrapped: &[u8]) -> Result<([u8; SEMIBLOCK], Zeroiz
     Ok((a, r))
 }
 
-struct WrapOperation {
+/// A key wrap as C_Encrypt/C_Decrypt.
+struct WrapCipher {
     wrapper: Wrapper,
     encrypt: bool,
-    buffered: SecretBuffer,
 }
 
-impl WrapOperation {
+impl WholeInputCipher for WrapCipher {
+    fn encrypting(&self) -> bool {
+        self.encrypt
+    }
+
     fn out_len(&self, input_len: usize) -> Result<usize> {
         if self.encrypt {
             self.wrapper.wrapped_len(input_len)
@@ -373,40 +377,6 @@ fn as_decrypt_error(e: Error) -> Error {
         Error::WrappedKeyInvalid => Error::EncryptedDataInvalid,
         Error::WrappedKeyLenRange => Error::EncryptedDataLenRange,
         other => other,
-    }
-}
-
-impl CipherOperation for WrapOperation {
-    fn single_len(&self, input_len: usize) -> Result<usize> {
-        self.out_len(input_len)
-    }
-
-    fn update_len(&self, _input_len: usize) -> usize {
-        0
-    }
-
-    fn final_len(&self) -> usize {
-        // A bad length is reported by `finish`, not by the size query.
-        self.out_len(self.buffered.len()).unwrap_or(0)
-    }
-
-    fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.run(input)
-    }
-
-    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let too_long = if self.encrypt { Error::DataLenRange } else { Error::EncryptedDataLenRange };
-        self.buffered.append(input, too_long)?;
-        Ok(Zeroizing::new(Vec::new()))
-    }
-
-    fn update_room(&self) -> usize {
-        self.buffered.room()
-    }
-
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let input = self.buffered.take();
-        self.run(&input)
     }
 }
 

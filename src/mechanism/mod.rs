@@ -36,6 +36,7 @@ pub mod secret_buffer;
 pub mod sp800_108;
 #[cfg(test)]
 pub(crate) mod test_vectors;
+mod whole_input;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;
