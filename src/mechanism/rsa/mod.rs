@@ -26,7 +26,7 @@
 
 use ::rsa::BoxedUint;
 use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
-use aws_lc_rs::digest::{self, Context, Digest};
+use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{
     KeyPair, KeyPairComponents, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384,
@@ -183,7 +183,7 @@ impl Hash {
 
     #[cfg(test)]
     fn digest(&self, parts: &[&[u8]]) -> Digest {
-        let mut ctx = Context::new(self.algorithm);
+        let mut ctx = digest::Context::new(self.algorithm);
         for part in parts {
             ctx.update(part);
         }
