@@ -40,6 +40,15 @@ fn dirs() -> Dirs {
     Dirs { tokens, key, _root: root }
 }
 
+/// A token initialized in service custody (SO PIN `so-pin-1`), with the SO logged in.
+fn service_token_as_so(d: &Dirs) -> Token {
+    let token = token_at(&d.tokens, Some(&d.key));
+    ServiceKey::create(&d.key).unwrap();
+    token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
+    token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+    token
+}
+
 /// Every byte of the token's files (database, `-wal`, `-shm`).
 fn file_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     ["token-0.sqlite", "token-0.sqlite-wal", "token-0.sqlite-shm"]
@@ -87,11 +96,8 @@ fn principal_record(token: &Token, name: &str) -> crate::store::WrappedTokenKey 
 #[test]
 fn a_service_token_opens_with_the_service_key_and_its_pins_are_verifiers() {
     let d = dirs();
-    let token = token_at(&d.tokens, Some(&d.key));
-    ServiceKey::create(&d.key).unwrap();
-    token.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
+    let token = service_token_as_so(&d);
     assert_eq!(token.custody(), Ok(Custody::Service));
-    token.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
     token.set_principal(SO, "alice", b"alice-pin", false).unwrap();
     let token_key = token.lock().token_key.clone().unwrap();
     let audit_key = token.audit_key().unwrap();
@@ -118,10 +124,7 @@ fn a_service_token_opens_with_the_service_key_and_its_pins_are_verifiers() {
 #[test]
 fn without_the_service_key_a_login_is_a_device_error_and_changes_nothing() {
     let d = dirs();
-    let made = token_at(&d.tokens, Some(&d.key));
-    ServiceKey::create(&d.key).unwrap();
-    made.init_token(b"so-pin-1", [b' '; 32], false).unwrap();
-    made.login(PinRole::SecurityOfficer, b"so-pin-1").unwrap();
+    let made = service_token_as_so(&d);
     made.init_pin(SO, b"user-pin").unwrap();
     made.set_principal(SO, "alice", b"alice-pin", false).unwrap();
     made.logout().unwrap();
