@@ -5,17 +5,23 @@
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
-/// A session secret key of `key_type` holding `value`, with the extra attributes (the
-/// module's defaults otherwise: sensitive, not extractable, every usage allowed).
-#[track_caller]
-pub fn secret_key(s: &Session, key_type: KeyType, value: &[u8], extra: &[Attribute]) -> ObjectHandle {
+/// The `C_CreateObject` template of a secret key of `key_type` holding `value`, with the
+/// extra attributes (the module's defaults otherwise: sensitive, not extractable, every usage
+/// allowed).
+pub fn secret_key_template(key_type: KeyType, value: &[u8], extra: &[Attribute]) -> Vec<Attribute> {
     let mut t = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(key_type),
         Attribute::Value(value.to_vec()),
     ];
     t.extend_from_slice(extra);
-    s.create_object(&t).unwrap()
+    t
+}
+
+/// A session secret key made from [`secret_key_template`].
+#[track_caller]
+pub fn secret_key(s: &Session, key_type: KeyType, value: &[u8], extra: &[Attribute]) -> ObjectHandle {
+    s.create_object(&secret_key_template(key_type, value, extra)).unwrap()
 }
 
 /// A session AES key holding `value`, with the extra attributes.
