@@ -12,6 +12,7 @@
 mod common;
 use common::keys::aes_key;
 use common::objects::{gcm, read};
+use common::operations::assert_no_cipher_operation;
 use common::*;
 
 use cryptoki::error::RvError;
@@ -429,8 +430,7 @@ isolated_test!(
         }
         assert_eq!(s.decrypt_final().unwrap(), pt);
         // Each final ended its operation.
-        expect_rv(s.encrypt_final(), RvError::OperationNotInitialized);
-        expect_rv(s.decrypt_final(), RvError::OperationNotInitialized);
+        assert_no_cipher_operation(&s);
     }
 );
 
@@ -561,8 +561,7 @@ isolated_test!(
         expect_rv(open(&s, gone, &reference), RvError::KeyHandleInvalid);
 
         // None of the refusals left an operation active.
-        expect_rv(s.encrypt_final(), RvError::OperationNotInitialized);
-        expect_rv(s.decrypt_final(), RvError::OperationNotInitialized);
+        assert_no_cipher_operation(&s);
     }
 );
 

@@ -1289,11 +1289,24 @@ isolated_test!(
         // The same message through single-shot C_Encrypt agrees.
         let mut iv2: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
         let single = s.encrypt(&gcm(&mut iv2, &aad), key, &pt).unwrap();
-        assert_eq!(single, [hex(nist_gcm::CT), hex(nist_gcm::TAG)].concat());
-        assert_eq!(raw.message_final(true, h), sys::CKR_OK);
-        assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+        assert_eq!(single, nist_gcm::ct_and_tag());
+        end_messages(&raw, h);
     }
 );
+
+/// Message-based encryption and decryption started on the session, under the NIST key.
+fn start_messages(s: &Session, raw: &Raw) {
+    let key = aes(s, &hex(nist_gcm::KEY));
+    assert_eq!(raw.message_init(true, s.handle(), key), sys::CKR_OK);
+    assert_eq!(raw.message_init(false, s.handle(), key), sys::CKR_OK);
+}
+
+/// Both message-based operations end without error.
+#[track_caller]
+fn end_messages(raw: &Raw, h: CK_SESSION_HANDLE) {
+    assert_eq!(raw.message_final(true, h), sys::CKR_OK);
+    assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+}
 
 /// Seals `pt` with a generated IV whose first 4 bytes are `fixed`; returns the IV the module
 /// wrote back, the ciphertext and the tag.
@@ -1343,9 +1356,7 @@ isolated_test!(
     fn message_gcm_generates_random_ivs() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(nist_gcm::KEY));
-        assert_eq!(raw.message_init(true, h, key), sys::CKR_OK);
-        assert_eq!(raw.message_init(false, h, key), sys::CKR_OK);
+        start_messages(&s, &raw);
         let fixed = [0xde, 0xad, 0xbe, 0xef];
         let (iv1, ct1, tag1) =
             seal_generated(&raw, h, sys::CKG_GENERATE_RANDOM, fixed, b"one", b"first message");
@@ -1361,8 +1372,7 @@ isolated_test!(
         assert_eq!(open_message(&raw, h, iv2, tag2, b"two", &ct2), (sys::CKR_OK, b"first message".to_vec()));
         // Each opens only with its own IV.
         assert_eq!(open_message(&raw, h, iv2, tag1, b"one", &ct1).0, sys::CKR_ENCRYPTED_DATA_INVALID);
-        assert_eq!(raw.message_final(true, h), sys::CKR_OK);
-        assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+        end_messages(&raw, h);
     }
 );
 
@@ -1372,9 +1382,7 @@ isolated_test!(
     fn message_gcm_generates_counter_ivs_and_size_queries_use_none() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(nist_gcm::KEY));
-        assert_eq!(raw.message_init(true, h, key), sys::CKR_OK);
-        assert_eq!(raw.message_init(false, h, key), sys::CKR_OK);
+        start_messages(&s, &raw);
         let fixed = [0x01, 0x02, 0x03, 0x04];
         let pt = b"counter message".to_vec();
         let (iv1, ct1, tag1) = seal_generated(&raw, h, sys::CKG_GENERATE_COUNTER, fixed, b"", &pt);
@@ -1412,8 +1420,7 @@ isolated_test!(
 
         assert_eq!(open_message(&raw, h, iv1, tag1, b"", &ct1), (sys::CKR_OK, pt.clone()));
         assert_eq!(open_message(&raw, h, iv2, tag2, b"", &ct2), (sys::CKR_OK, pt.clone()));
-        assert_eq!(raw.message_final(true, h), sys::CKR_OK);
-        assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+        end_messages(&raw, h);
     }
 );
 

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod keys;
 pub mod nist_gcm;
 pub mod objects;
+pub mod operations;
 pub mod raw_wrap;
 
 use std::path::{Path, PathBuf};
