@@ -33,7 +33,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::keys::aes_key;
+use common::keys::{RsaComponents, aes_key};
 use common::objects::{count, flag, gcm, read};
 use common::raw_wrap::{mech_none, object, unwrap_key, wrap_key};
 use common::*;
@@ -230,40 +230,18 @@ fn ecdh<'a>(peer: &'a [u8]) -> Mechanism<'a> {
     Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer))
 }
 
+/// The Wycheproof key's components.
+const WYCHEPROOF: RsaComponents =
+    RsaComponents { n: WP_N, e: WP_E, d: WP_D, p: WP_P, q: WP_Q, dp: WP_DP, dq: WP_DQ, qinv: WP_QINV };
+
 /// The Wycheproof public key, imported.
 fn import_wycheproof_public(s: &Session) -> ObjectHandle {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Modulus(hex(WP_N)),
-        Attribute::PublicExponent(hex(WP_E)),
-        Attribute::Verify(true),
-        Attribute::Encrypt(true),
-    ])
-    .unwrap()
+    s.create_object(&WYCHEPROOF.public_template()).unwrap()
 }
 
 /// The Wycheproof private key, imported with or without its CRT values.
 fn import_wycheproof_private(s: &Session, with_crt: bool) -> ObjectHandle {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::PRIVATE_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Modulus(hex(WP_N)),
-        Attribute::PublicExponent(hex(WP_E)),
-        Attribute::PrivateExponent(hex(WP_D)),
-        Attribute::Sign(true),
-        Attribute::Decrypt(true),
-    ];
-    if with_crt {
-        t.extend([
-            Attribute::Prime1(hex(WP_P)),
-            Attribute::Prime2(hex(WP_Q)),
-            Attribute::Exponent1(hex(WP_DP)),
-            Attribute::Exponent2(hex(WP_DQ)),
-            Attribute::Coefficient(hex(WP_QINV)),
-        ]);
-    }
-    s.create_object(&t).unwrap()
+    s.create_object(&WYCHEPROOF.private_template(with_crt)).unwrap()
 }
 
 // --- Raw calls -------------------------------------------------------------------------------
