@@ -88,22 +88,19 @@ fn in_parts(
     Ok(out)
 }
 
-fn encrypt_parts(
+/// Multi-part encryption (`encrypt`) or decryption through `cryptoki`, in parts of odd sizes.
+fn parts(
     s: &Session,
+    encrypt: bool,
     m: &Mechanism,
     key: ObjectHandle,
     data: &[u8],
 ) -> cryptoki::error::Result<Vec<u8>> {
-    in_parts(data, || s.encrypt_init(m, key), |part| s.encrypt_update(part), || s.encrypt_final())
-}
-
-fn decrypt_parts(
-    s: &Session,
-    m: &Mechanism,
-    key: ObjectHandle,
-    data: &[u8],
-) -> cryptoki::error::Result<Vec<u8>> {
-    in_parts(data, || s.decrypt_init(m, key), |part| s.decrypt_update(part), || s.decrypt_final())
+    if encrypt {
+        in_parts(data, || s.encrypt_init(m, key), |part| s.encrypt_update(part), || s.encrypt_final())
+    } else {
+        in_parts(data, || s.decrypt_init(m, key), |part| s.decrypt_update(part), || s.decrypt_final())
+    }
 }
 
 /// The template of `C_UnwrapKey` for a readable session or token key of `key_type`.
@@ -460,8 +457,8 @@ isolated_test!(
             let (key, ct) = (aes(&s, &hex(key)), hex(ct));
             assert_eq!(s.encrypt(&Mechanism::AesEcb, key, &pt).unwrap(), ct);
             assert_eq!(s.decrypt(&Mechanism::AesEcb, key, &ct).unwrap(), pt);
-            assert_eq!(encrypt_parts(&s, &Mechanism::AesEcb, key, &pt).unwrap(), ct);
-            assert_eq!(decrypt_parts(&s, &Mechanism::AesEcb, key, &ct).unwrap(), pt);
+            assert_eq!(parts(&s, true, &Mechanism::AesEcb, key, &pt).unwrap(), ct);
+            assert_eq!(parts(&s, false, &Mechanism::AesEcb, key, &ct).unwrap(), pt);
         }
     }
 );
@@ -476,8 +473,8 @@ isolated_test!(
             let (key, ct) = (aes(&s, &hex(key)), hex(ct));
             assert_eq!(s.encrypt(&m, key, &pt).unwrap(), ct);
             assert_eq!(s.decrypt(&m, key, &ct).unwrap(), pt);
-            assert_eq!(encrypt_parts(&s, &m, key, &pt).unwrap(), ct);
-            assert_eq!(decrypt_parts(&s, &m, key, &ct).unwrap(), pt);
+            assert_eq!(parts(&s, true, &m, key, &pt).unwrap(), ct);
+            assert_eq!(parts(&s, false, &m, key, &ct).unwrap(), pt);
         }
     }
 );
@@ -518,8 +515,8 @@ isolated_test!(
             let ct = s.encrypt(&m, key, &data).unwrap();
             assert_eq!(ct.len(), (len / 16 + 1) * 16, "length {len}");
             assert_eq!(s.decrypt(&m, key, &ct).unwrap(), data, "length {len}");
-            assert_eq!(encrypt_parts(&s, &m, key, &data).unwrap(), ct, "multi-part encryption, length {len}");
-            assert_eq!(decrypt_parts(&s, &m, key, &ct).unwrap(), data, "multi-part decryption, length {len}");
+            assert_eq!(parts(&s, true, &m, key, &data).unwrap(), ct, "multi-part encryption, length {len}");
+            assert_eq!(parts(&s, false, &m, key, &ct).unwrap(), data, "multi-part decryption, length {len}");
             // The padding is PKCS #7: CBC without padding over the padded data gives the same.
             let mut padded = data.clone();
             padded.resize((len / 16 + 1) * 16, (16 - len % 16) as u8);

@@ -32,6 +32,18 @@ pub fn aes_key(s: &Session, value: &[u8], extra: &[Attribute]) -> ObjectHandle {
     secret_key(s, KeyType::AES, value, extra)
 }
 
+/// The template of an EC public key (of `key_type`: EC, Edwards or Montgomery) on the curve
+/// of `params` with the encoded `point`, which verifies.
+pub fn ec_public_template(key_type: KeyType, params: &[u8], point: &[u8]) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(key_type),
+        Attribute::EcParams(params.to_vec()),
+        Attribute::EcPoint(point.to_vec()),
+        Attribute::Verify(true),
+    ]
+}
+
 /// An RSA key's components in hex, as a test vector publishes them.
 pub struct RsaComponents<'a> {
     pub n: &'a str,
