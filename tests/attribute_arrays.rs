@@ -10,6 +10,7 @@ use std::mem::{size_of, size_of_val};
 use std::ptr::null_mut;
 
 use common::raw::*;
+use common::raw_wrap::unwrap_key;
 use cryptoki_sys::*;
 
 const KW: CK_MECHANISM =
@@ -79,22 +80,7 @@ fn unwrap(
     template: &mut [CK_ATTRIBUTE],
 ) -> (CK_RV, CK_OBJECT_HANDLE) {
     let mut m = KW;
-    let mut blob = blob.to_vec();
-    let mut key = CK_INVALID_HANDLE;
-    // SAFETY: mechanism, blob and template are live locals of the stated sizes.
-    let rv = unsafe {
-        p.C_UnwrapKey(
-            h,
-            &mut m,
-            unwrapping,
-            blob.as_mut_ptr(),
-            ulen(blob.len()),
-            template.as_mut_ptr(),
-            ulen(template.len()),
-            &mut key,
-        )
-    };
-    (rv, key)
+    unwrap_key(p, h, &mut m, unwrapping, blob, template)
 }
 
 isolated_test!(

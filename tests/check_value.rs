@@ -3,6 +3,7 @@
 //! and checked when a template gives it: a wrong one is `CKR_ATTRIBUTE_VALUE_INVALID` and
 //! nothing is created or changed.
 mod common;
+use common::keys::{secret_key, secret_key_template};
 use common::*;
 
 use cryptoki::error::{Error, RvError};
@@ -27,12 +28,7 @@ fn refused(result: cryptoki::error::Result<impl std::fmt::Debug>, expected: RvEr
 /// An AES key of all-zero bytes: its check value is the start of AES(0, 0) (AES-256:
 /// dc95c078...).
 fn zero_aes(extra: &[Attribute]) -> Vec<Attribute> {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Value(vec![0; 32]),
-        Attribute::Sensitive(true),
-    ];
+    let mut t = secret_key_template(KeyType::AES, &[0; 32], &[Attribute::Sensitive(true)]);
     t.extend_from_slice(extra);
     t
 }
@@ -47,13 +43,7 @@ isolated_test!(
         let s = user_session(&p, slot);
         let aes = s.create_object(&zero_aes(&[])).unwrap();
         assert_eq!(check_value(&s, aes), ZERO_AES_256);
-        let generic = s
-            .create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::GENERIC_SECRET),
-                Attribute::Value(b"abc".to_vec()),
-            ])
-            .unwrap();
+        let generic = secret_key(&s, KeyType::GENERIC_SECRET, b"abc", &[]);
         assert_eq!(check_value(&s, generic), SHA1_ABC);
         let cert = s
             .create_object(&[

@@ -10,7 +10,9 @@
 //! protocol (a NULL output asking for the length, `CKR_BUFFER_TOO_SMALL` keeping the operation)
 //! — the crate always asks for the length first and then passes a buffer of that size.
 mod common;
+use common::keys::aes_key;
 use common::objects::{gcm, read};
+use common::operations::assert_no_cipher_operation;
 use common::*;
 
 use cryptoki::error::RvError;
@@ -34,27 +36,6 @@ fn open(s: &Session, key: ObjectHandle, data: &[u8]) -> cryptoki::error::Result<
     let mut iv = [1u8; 12];
     s.decrypt(&gcm(&mut iv, b"header"), key, data)
 }
-
-/// A session AES key with the given value and extra attributes.
-fn aes_key(s: &Session, value: &[u8], extra: &[Attribute]) -> ObjectHandle {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Value(value.to_vec()),
-    ];
-    t.extend_from_slice(extra);
-    s.create_object(&t).unwrap()
-}
-
-/// The NIST GCM test vector (AES-256, 96-bit IV, 60-byte plaintext, 20-byte AAD).
-const NIST_KEY: &str = "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308";
-const NIST_IV: &str = "cafebabefacedbaddecaf888";
-const NIST_AAD: &str = "feedfacedeadbeeffeedfacedeadbeefabaddad2";
-const NIST_PT: &str = "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72
-                       1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39";
-const NIST_CT_TAG: &str = "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa
-                           8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662
-                           76fc6ece0f4e1768cddf8853bb2d551b";
 
 // ---------------------------------------------------------------------------------------------
 // Mechanism list and information
@@ -418,11 +399,11 @@ isolated_test!(
     fn aes_gcm_matches_the_nist_vector() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
-        let key = aes_key(&s, &hex(NIST_KEY), &[]);
-        let (mut iv, aad, pt) = (hex(NIST_IV), hex(NIST_AAD), hex(NIST_PT));
+        let key = aes_key(&s, &hex(nist_gcm::KEY), &[]);
+        let (mut iv, aad, pt) = (hex(nist_gcm::IV), hex(nist_gcm::AAD), hex(nist_gcm::PT));
         let ct = s.encrypt(&gcm(&mut iv, &aad), key, &pt).unwrap();
-        assert_eq!(ct, hex(NIST_CT_TAG));
-        let mut iv = hex(NIST_IV);
+        assert_eq!(ct, nist_gcm::ct_and_tag());
+        let mut iv = hex(nist_gcm::IV);
         assert_eq!(s.decrypt(&gcm(&mut iv, &aad), key, &ct).unwrap(), pt);
     }
 );
@@ -431,26 +412,25 @@ isolated_test!(
     fn aes_gcm_multi_part_equals_single_part() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
-        let key = aes_key(&s, &hex(NIST_KEY), &[]);
-        let (aad, pt) = (hex(NIST_AAD), hex(NIST_PT));
+        let key = aes_key(&s, &hex(nist_gcm::KEY), &[]);
+        let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
 
-        let mut iv = hex(NIST_IV);
+        let mut iv = hex(nist_gcm::IV);
         s.encrypt_init(&gcm(&mut iv, &aad), key).unwrap();
         for part in pt.chunks(7) {
             assert!(s.encrypt_update(part).unwrap().is_empty(), "GCM releases nothing before the end");
         }
-        assert_eq!(s.encrypt_final().unwrap(), hex(NIST_CT_TAG));
+        assert_eq!(s.encrypt_final().unwrap(), nist_gcm::ct_and_tag());
 
-        let mut iv = hex(NIST_IV);
-        let ct = hex(NIST_CT_TAG);
+        let mut iv = hex(nist_gcm::IV);
+        let ct = nist_gcm::ct_and_tag();
         s.decrypt_init(&gcm(&mut iv, &aad), key).unwrap();
         for part in ct.chunks(13) {
             assert!(s.decrypt_update(part).unwrap().is_empty(), "no plaintext before the tag is checked");
         }
         assert_eq!(s.decrypt_final().unwrap(), pt);
         // Each final ended its operation.
-        expect_rv(s.encrypt_final(), RvError::OperationNotInitialized);
-        expect_rv(s.decrypt_final(), RvError::OperationNotInitialized);
+        assert_no_cipher_operation(&s);
     }
 );
 
@@ -581,8 +561,7 @@ isolated_test!(
         expect_rv(open(&s, gone, &reference), RvError::KeyHandleInvalid);
 
         // None of the refusals left an operation active.
-        expect_rv(s.encrypt_final(), RvError::OperationNotInitialized);
-        expect_rv(s.decrypt_final(), RvError::OperationNotInitialized);
+        assert_no_cipher_operation(&s);
     }
 );
 

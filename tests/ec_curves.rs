@@ -2,6 +2,7 @@
 //! `CKR_CURVE_NOT_SUPPORTED` the same way on key-pair generation and on import, and leave no
 //! object behind; an EC parameter that is not an OID at all is `CKR_ATTRIBUTE_VALUE_INVALID`.
 mod common;
+use common::keys::ec_public_template;
 
 use common::*;
 use cryptoki::error::RvError;
@@ -30,13 +31,7 @@ fn import_public(
     params: Vec<u8>,
     point: Vec<u8>,
 ) -> cryptoki::error::Result<cryptoki::object::ObjectHandle> {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::EC),
-        Attribute::EcParams(params),
-        Attribute::EcPoint(point),
-        Attribute::Verify(true),
-    ])
+    s.create_object(&ec_public_template(KeyType::EC, &params, &point))
 }
 
 isolated_test!(

@@ -8,6 +8,7 @@
 //! `CKR_MECHANISM_PARAM_INVALID` and change nothing.
 #![allow(unsafe_code)]
 mod common;
+use common::operations::assert_no_cipher_operation;
 
 use std::ffi::c_void;
 use std::mem::size_of;
@@ -18,20 +19,13 @@ use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::aead::{GcmMessageParams, GcmParams, GeneratorFunction};
 use cryptoki::mechanism::{Mechanism, MessageParam};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys as sys;
 
 /// A session AES key with `value`, for encryption and decryption.
 fn aes_key(s: &Session, value: &[u8]) -> ObjectHandle {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Value(value.to_vec()),
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
-    ])
-    .unwrap()
+    keys::aes_key(s, value, &[Attribute::Encrypt(true), Attribute::Decrypt(true)])
 }
 
 /// NIST GCM test vector (gcmEncryptExtIV128.rsp, [Keylen = 128] [IVlen = 96] [PTlen = 128]
@@ -98,8 +92,7 @@ isolated_test!(
             expect_rv(s.encrypt_init(&m, key), RvError::MechanismParamInvalid);
             expect_rv(s.decrypt_init(&m, key), RvError::MechanismParamInvalid);
         }
-        expect_rv(s.encrypt_final(), RvError::OperationNotInitialized);
-        expect_rv(s.decrypt_final(), RvError::OperationNotInitialized);
+        assert_no_cipher_operation(&s);
     }
 );
 

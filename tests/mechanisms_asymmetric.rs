@@ -33,7 +33,9 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::keys::{RsaComponents, aes_key};
 use common::objects::{count, flag, gcm, read};
+use common::raw_wrap::{mech_none, object, unwrap_key, wrap_key};
 use common::*;
 
 use std::ffi::c_void;
@@ -48,9 +50,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use cryptoki_sys as sys;
-use sys::{
-    CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_MECHANISM, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_RV, CK_ULONG,
-};
+use sys::{CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_RV, CK_ULONG};
 
 // ---------------------------------------------------------------------------------------------
 // Vectors
@@ -172,17 +172,6 @@ fn bytes(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
     }
 }
 
-/// A session AES key with `value` and the extra attributes.
-fn aes(s: &Session, value: &[u8], extra: &[Attribute]) -> ObjectHandle {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Value(value.to_vec()),
-    ];
-    t.extend_from_slice(extra);
-    s.create_object(&t).unwrap()
-}
-
 /// An RSA key pair of `bits` with e = 65537 (session objects unless the extras say otherwise).
 fn rsa_pair(
     s: &Session,
@@ -241,40 +230,18 @@ fn ecdh<'a>(peer: &'a [u8]) -> Mechanism<'a> {
     Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer))
 }
 
+/// The Wycheproof key's components.
+const WYCHEPROOF: RsaComponents =
+    RsaComponents { n: WP_N, e: WP_E, d: WP_D, p: WP_P, q: WP_Q, dp: WP_DP, dq: WP_DQ, qinv: WP_QINV };
+
 /// The Wycheproof public key, imported.
 fn import_wycheproof_public(s: &Session) -> ObjectHandle {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Modulus(hex(WP_N)),
-        Attribute::PublicExponent(hex(WP_E)),
-        Attribute::Verify(true),
-        Attribute::Encrypt(true),
-    ])
-    .unwrap()
+    s.create_object(&WYCHEPROOF.public_template()).unwrap()
 }
 
 /// The Wycheproof private key, imported with or without its CRT values.
 fn import_wycheproof_private(s: &Session, with_crt: bool) -> ObjectHandle {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::PRIVATE_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Modulus(hex(WP_N)),
-        Attribute::PublicExponent(hex(WP_E)),
-        Attribute::PrivateExponent(hex(WP_D)),
-        Attribute::Sign(true),
-        Attribute::Decrypt(true),
-    ];
-    if with_crt {
-        t.extend([
-            Attribute::Prime1(hex(WP_P)),
-            Attribute::Prime2(hex(WP_Q)),
-            Attribute::Exponent1(hex(WP_DP)),
-            Attribute::Exponent2(hex(WP_DQ)),
-            Attribute::Coefficient(hex(WP_QINV)),
-        ]);
-    }
-    s.create_object(&t).unwrap()
+    s.create_object(&WYCHEPROOF.private_template(with_crt)).unwrap()
 }
 
 // --- Raw calls -------------------------------------------------------------------------------
@@ -282,23 +249,7 @@ fn import_wycheproof_private(s: &Session, with_crt: bool) -> ObjectHandle {
 /// The module's C ABI, loaded beside the `cryptoki` client.
 struct Raw(sys::Pkcs11);
 
-/// `Ok` for `CKR_OK`, else the code.
-fn check(rv: CK_RV) -> Result<(), CK_RV> {
-    if rv == sys::CKR_OK { Ok(()) } else { Err(rv) }
-}
-
-/// A mechanism without parameter.
-fn mech_none(kind: CK_MECHANISM_TYPE) -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: kind, pParameter: null_mut(), ulParameterLen: 0 }
-}
-
 impl Raw {
-    fn load() -> Raw {
-        // SAFETY: loads the module under test, which `cryptoki` has loaded and initialized
-        // already; its only load-time work is Rust statics.
-        Raw(unsafe { sys::Pkcs11::new(module_path()) }.expect("load libecm_hsm.so"))
-    }
-
     /// `C_GetAttributeValue` of one attribute with a NULL value (a length query): the code and
     /// the length written back.
     fn attribute_query(&self, s: &Session, o: ObjectHandle, kind: CK_ATTRIBUTE_TYPE) -> (CK_RV, CK_ULONG) {
@@ -329,20 +280,10 @@ impl Raw {
         wrapping: ObjectHandle,
         key: ObjectHandle,
     ) -> Result<Vec<u8>, CK_RV> {
-        let mut m = mech_none(kind);
-        let (h, w, k) = (s.handle(), wrapping.handle(), key.handle());
-        let mut len: CK_ULONG = 0;
-        // SAFETY: `m` is live; a NULL output asks for the length.
-        check(unsafe { self.0.C_WrapKey(h, &mut m, w, k, null_mut(), &mut len) })?;
-        let mut out = vec![0u8; len as usize];
-        // SAFETY: the output holds `len` bytes.
-        check(unsafe { self.0.C_WrapKey(h, &mut m, w, k, out.as_mut_ptr(), &mut len) })?;
-        out.truncate(len as usize);
-        Ok(out)
+        wrap_key(&self.0, s.handle(), &mut mech_none(kind), wrapping.handle(), key.handle())
     }
 
-    /// `C_UnwrapKey` without mechanism parameter; returns the code and what was left in
-    /// `*phKey` (set to `CK_INVALID_HANDLE` before the call).
+    /// `C_UnwrapKey` without mechanism parameter; the code and the handle left.
     fn unwrap(
         &self,
         s: &Session,
@@ -351,40 +292,16 @@ impl Raw {
         wrapped: &[u8],
         template: &[Attribute],
     ) -> (CK_RV, CK_OBJECT_HANDLE) {
-        let mut m = mech_none(kind);
         let mut t: Vec<CK_ATTRIBUTE> = template.iter().map(CK_ATTRIBUTE::from).collect();
-        let mut wrapped = wrapped.to_vec();
-        let mut key = sys::CK_INVALID_HANDLE;
-        // SAFETY: the mechanism, blob and template (whose values `template` owns) are live for
-        // the call; out-pointer to a local.
-        let rv = unsafe {
-            self.0.C_UnwrapKey(
-                s.handle(),
-                &mut m,
-                unwrapping.handle(),
-                wrapped.as_mut_ptr(),
-                ulen(wrapped.len()),
-                t.as_mut_ptr(),
-                ulen(t.len()),
-                &mut key,
-            )
-        };
-        (rv, key)
+        unwrap_key(&self.0, s.handle(), &mut mech_none(kind), unwrapping.handle(), wrapped, &mut t)
     }
-}
-
-/// The object behind a handle the module returned through a raw call.
-fn object(h: CK_OBJECT_HANDLE) -> ObjectHandle {
-    assert_ne!(h, sys::CK_INVALID_HANDLE);
-    // SAFETY: `h` is a handle the module has just returned for a new object.
-    unsafe { ObjectHandle::new_from_raw(h) }
 }
 
 /// A token with its user PIN set, a read/write session logged in as the user, and the raw ABI.
 fn setup() -> (Pkcs11, Session, Raw) {
     let (p, slot) = load_with_token();
     let s = user_session(&p, slot);
-    let raw = Raw::load();
+    let raw = Raw(common::raw::load_raw());
     (p, s, raw)
 }
 
@@ -394,6 +311,14 @@ fn setup() -> (Pkcs11, Session, Raw) {
 
 /// Checks the attributes of a generated RSA pair of `bits` whose private half was generated
 /// sensitive and unextractable.
+/// The pair signs `msg` (SHA-256, PKCS #1 v1.5) into `len` bytes and verifies what it signed.
+#[track_caller]
+fn assert_signs(s: &Session, public: ObjectHandle, private: ObjectHandle, msg: &[u8], len: usize) {
+    let signature = s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap();
+    assert_eq!(signature.len(), len);
+    s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &signature).unwrap();
+}
+
 fn check_rsa_pair(s: &Session, raw: &Raw, public: ObjectHandle, private: ObjectHandle, bits: u64) {
     let k = (bits / 8) as usize;
     assert_eq!(read(s, public, AttributeType::Class), Attribute::Class(ObjectClass::PUBLIC_KEY));
@@ -461,9 +386,7 @@ isolated_test!(
         assert!(!flag(&s, private, AttributeType::Extractable));
         assert!(flag(&s, private, AttributeType::NeverExtractable));
         assert!(flag(&s, private, AttributeType::Private));
-        let signature = s.sign(&Mechanism::Sha256RsaPkcs, private, b"works").unwrap();
-        assert_eq!(signature.len(), 256);
-        s.verify(&Mechanism::Sha256RsaPkcs, public, b"works", &signature).unwrap();
+        assert_signs(&s, public, private, b"works", 256);
     }
 );
 
@@ -483,9 +406,7 @@ isolated_test!(
         let (rv, len) = raw.attribute_read(&s, private, sys::CKA_PRIVATE_EXPONENT);
         assert_eq!(rv, sys::CKR_OK);
         assert!((370..=384).contains(&(len as usize)), "d is {len} bytes");
-        let signature = s.sign(&Mechanism::Sha256RsaPkcs, private, b"3072").unwrap();
-        assert_eq!(signature.len(), 384);
-        s.verify(&Mechanism::Sha256RsaPkcs, public, b"3072", &signature).unwrap();
+        assert_signs(&s, public, private, b"3072", 384);
     }
 );
 
@@ -494,9 +415,7 @@ isolated_test!(
         let (_p, s, raw) = setup();
         let (public, private) = rsa_pair(&s, 4096, &[], &[]);
         check_rsa_pair(&s, &raw, public, private, 4096);
-        let signature = s.sign(&Mechanism::Sha256RsaPkcs, private, b"4096").unwrap();
-        assert_eq!(signature.len(), 512);
-        s.verify(&Mechanism::Sha256RsaPkcs, public, b"4096", &signature).unwrap();
+        assert_signs(&s, public, private, b"4096", 512);
     }
 );
 
@@ -504,57 +423,71 @@ isolated_test!(
     /// Templates the mechanism cannot serve: the exact code, and neither half created.
     fn rsa_key_pair_templates_are_checked() {
         let (_p, s, _raw) = setup();
-        let generate = |public: &[Attribute]| {
-            s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, public, &[Attribute::Token(true)])
-        };
         let e = Attribute::PublicExponent(vec![1, 0, 1]);
         let bits = Attribute::ModulusBits(2048.into());
-        expect_rv(generate(std::slice::from_ref(&e)), RvError::TemplateIncomplete);
-        assert_unchanged(&s, 0);
-        expect_rv(generate(&[Attribute::ModulusBits(1024.into()), e.clone()]), RvError::KeySizeRange);
-        assert_unchanged(&s, 0);
-        expect_rv(generate(&[Attribute::ModulusBits(2049.into()), e.clone()]), RvError::KeySizeRange);
-        assert_unchanged(&s, 0);
-        // src/mechanism/rsa.rs: a public exponent other than 65537 is an invalid value.
-        expect_rv(
-            generate(&[bits.clone(), Attribute::PublicExponent(vec![3])]),
-            RvError::AttributeValueInvalid,
-        );
-        assert_unchanged(&s, 0);
-        expect_rv(
-            generate(&[bits.clone(), e.clone(), Attribute::Modulus(vec![0xc5; 256])]),
-            RvError::TemplateInconsistent,
-        );
-        assert_unchanged(&s, 0);
-        expect_rv(
-            generate(&[bits.clone(), e.clone(), Attribute::KeyType(KeyType::EC)]),
-            RvError::TemplateInconsistent,
-        );
-        assert_unchanged(&s, 0);
-        expect_rv(
-            generate(&[bits.clone(), e.clone(), Attribute::Class(ObjectClass::PRIVATE_KEY)]),
-            RvError::TemplateInconsistent,
-        );
-        assert_unchanged(&s, 0);
-        // The private template is checked as well.
-        expect_rv(
-            s.generate_key_pair(
-                &Mechanism::RsaPkcsKeyPairGen,
-                &[bits.clone(), e.clone()],
-                &[Attribute::KeyType(KeyType::EC)],
+        let token = Attribute::Token(true);
+        // (what, public template, private template, the code)
+        let cases = [
+            ("no modulus size", vec![e.clone()], vec![token.clone()], RvError::TemplateIncomplete),
+            (
+                "1024 bits",
+                vec![Attribute::ModulusBits(1024.into()), e.clone()],
+                vec![token.clone()],
+                RvError::KeySizeRange,
             ),
-            RvError::TemplateInconsistent,
-        );
-        assert_unchanged(&s, 0);
-        expect_rv(
-            s.generate_key_pair(
-                &Mechanism::RsaPkcsKeyPairGen,
-                &[bits.clone(), e.clone()],
-                &[Attribute::PrivateExponent(vec![1; 256])],
+            (
+                "2049 bits",
+                vec![Attribute::ModulusBits(2049.into()), e.clone()],
+                vec![token.clone()],
+                RvError::KeySizeRange,
             ),
-            RvError::TemplateInconsistent,
-        );
-        assert_unchanged(&s, 0);
+            // src/mechanism/rsa.rs: a public exponent other than 65537 is an invalid value.
+            (
+                "exponent 3",
+                vec![bits.clone(), Attribute::PublicExponent(vec![3])],
+                vec![token.clone()],
+                RvError::AttributeValueInvalid,
+            ),
+            (
+                "a modulus given",
+                vec![bits.clone(), e.clone(), Attribute::Modulus(vec![0xc5; 256])],
+                vec![token.clone()],
+                RvError::TemplateInconsistent,
+            ),
+            (
+                "an EC public key type",
+                vec![bits.clone(), e.clone(), Attribute::KeyType(KeyType::EC)],
+                vec![token.clone()],
+                RvError::TemplateInconsistent,
+            ),
+            (
+                "a private public class",
+                vec![bits.clone(), e.clone(), Attribute::Class(ObjectClass::PRIVATE_KEY)],
+                vec![token.clone()],
+                RvError::TemplateInconsistent,
+            ),
+            // The private template is checked as well.
+            (
+                "an EC private key type",
+                vec![bits.clone(), e.clone()],
+                vec![Attribute::KeyType(KeyType::EC)],
+                RvError::TemplateInconsistent,
+            ),
+            (
+                "a private exponent given",
+                vec![bits.clone(), e.clone()],
+                vec![Attribute::PrivateExponent(vec![1; 256])],
+                RvError::TemplateInconsistent,
+            ),
+        ];
+        for (what, public, private, code) in cases {
+            match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) {
+                Ok(pair) => panic!("{what}: expected {code:?}, got {pair:?}"),
+                Err(err) => assert_eq!(rv(err), code, "{what}"),
+            }
+            assert_eq!(count(&s), 0, "{what}: a half was created");
+            assert_unchanged(&s, 0);
+        }
         // The same session then generates.
         rsa_pair(&s, 2048, &[], &[]);
         assert_eq!(count(&s), 2);
@@ -1191,7 +1124,7 @@ isolated_test!(
     /// and come back as working keys.
     fn private_keys_wrap_with_kwp_and_gcm() {
         let (_p, s, raw) = setup();
-        let kek = aes(&s, &[0x42; 32], &[]);
+        let kek = aes_key(&s, &[0x42; 32], &[]);
         let (ec_public, ec_private) = ec_pair(&s, P256, &[Attribute::Extractable(true)]);
         let (rsa_public, rsa_private) = rsa_pair(&s, 2048, &[], &[Attribute::Extractable(true)]);
         let keys = [
@@ -1248,7 +1181,7 @@ isolated_test!(
 isolated_test!(
     fn unextractable_private_keys_and_mismatched_templates_are_refused() {
         let (_p, s, raw) = setup();
-        let kek = aes(&s, &[0x24; 32], &[]);
+        let kek = aes_key(&s, &[0x24; 32], &[]);
         let (_, ec_locked) = ec_pair(&s, P256, &[]);
         let (_, rsa_locked) = rsa_pair(&s, 2048, &[], &[Attribute::Extractable(false)]);
         let before = count(&s);
@@ -1286,7 +1219,7 @@ isolated_test!(
         let (_p, s, _raw) = setup();
         let (public, private) = rsa_pair(&s, 2048, &[Attribute::Wrap(true)], &[Attribute::Unwrap(true)]);
         let value = hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
-        let key = aes(&s, &value, &[Attribute::Extractable(true), Attribute::Sensitive(false)]);
+        let key = aes_key(&s, &value, &[Attribute::Extractable(true), Attribute::Sensitive(false)]);
         for label in [&b""[..], b"wrapping label"] {
             let wrapped = s.wrap_key(&oaep_sha256(label), public, key).unwrap();
             assert_eq!(wrapped.len(), 256);

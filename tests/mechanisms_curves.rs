@@ -15,6 +15,7 @@
 //! session still works.
 
 mod common;
+use common::keys::ec_public_template;
 use common::objects::{count, value};
 use common::*;
 
@@ -85,14 +86,7 @@ fn key_type(s: &Session, key: ObjectHandle) -> KeyType {
 }
 
 fn import_public(s: &Session, kind: KeyType, params: &[u8], point: Vec<u8>) -> ObjectHandle {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(kind),
-        Attribute::EcParams(params.to_vec()),
-        Attribute::EcPoint(point),
-        Attribute::Verify(true),
-    ])
-    .unwrap()
+    s.create_object(&ec_public_template(kind, params, &point)).unwrap()
 }
 
 fn import_private(s: &Session, kind: KeyType, params: &[u8], value: Vec<u8>, derive: bool) -> ObjectHandle {

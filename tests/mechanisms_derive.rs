@@ -15,6 +15,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::keys::secret_key;
 use common::objects::{count, flag, value};
 use common::raw::{self, attr, attr_bytes};
 use common::*;
@@ -37,15 +38,8 @@ use cryptoki_sys as sys;
 
 /// A secret key that may derive, extractable and not sensitive unless asked.
 fn secret(s: &Session, key_type: KeyType, value: &[u8], sensitive: bool) -> ObjectHandle {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(key_type),
-        Attribute::Value(value.to_vec()),
-        Attribute::Derive(true),
-        Attribute::Sensitive(sensitive),
-        Attribute::Extractable(true),
-    ])
-    .unwrap()
+    let extra = [Attribute::Derive(true), Attribute::Sensitive(sensitive), Attribute::Extractable(true)];
+    secret_key(s, key_type, value, &extra)
 }
 
 /// The template of a readable generic secret of `len` bytes.

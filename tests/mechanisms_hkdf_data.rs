@@ -8,6 +8,8 @@
 //! 3. Bad templates are refused, and nothing changes.
 
 mod common;
+use common::keys::secret_key;
+use common::objects::{count, value};
 use common::*;
 
 use cryptoki::error::RvError;
@@ -16,30 +18,11 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
-fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
-}
-
 fn ikm(s: &Session, sensitive: bool, allowed: Option<Vec<MechanismType>>) -> ObjectHandle {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Value(vec![0x0b; 22]),
-        Attribute::Derive(true),
-        Attribute::Sensitive(sensitive),
-        Attribute::Extractable(!sensitive),
-    ];
-    if let Some(list) = allowed {
-        t.push(Attribute::AllowedMechanisms(list));
-    }
-    s.create_object(&t).unwrap()
-}
-
-fn data_value(s: &Session, h: ObjectHandle) -> Vec<u8> {
-    match s.get_attributes(h, &[AttributeType::Value]).unwrap().as_slice() {
-        [Attribute::Value(v)] => v.clone(),
-        other => panic!("no CKA_VALUE: {other:?}"),
-    }
+    let mut extra =
+        vec![Attribute::Derive(true), Attribute::Sensitive(sensitive), Attribute::Extractable(!sensitive)];
+    extra.extend(allowed.map(Attribute::AllowedMechanisms));
+    secret_key(s, KeyType::GENERIC_SECRET, &[0x0b; 22], &extra)
 }
 
 const SALT: &str = "000102030405060708090a0b0c";
@@ -64,11 +47,11 @@ isolated_test!(
         // A readable base key may derive data; so may a sensitive one that opted in.
         for base in [ikm(&s, false, None), ikm(&s, true, Some(vec![MechanismType::HKDF_DATA]))] {
             let okm = s.derive_key(&both, base, &[Attribute::ValueLen(42.into())]).unwrap();
-            assert_eq!(data_value(&s, okm), hex(OKM));
+            assert_eq!(value(&s, okm), hex(OKM));
             let read = s.get_attributes(okm, &[AttributeType::Class, AttributeType::Private]).unwrap();
             assert_eq!(read, vec![Attribute::Class(ObjectClass::DATA), Attribute::Private(true)]);
             let prk = s.derive_key(&extract, base, &[Attribute::Private(false)]).unwrap();
-            assert_eq!(data_value(&s, prk), hex(PRK));
+            assert_eq!(value(&s, prk), hex(PRK));
         }
     }
 );

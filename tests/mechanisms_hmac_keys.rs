@@ -10,13 +10,15 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::keys::secret_key_template;
 use common::objects::count;
 use common::raw::{self, attr, attr_bytes};
+use common::raw_wrap::object;
 use common::*;
 
 use cryptoki::error::RvError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys as sys;
 
@@ -35,19 +37,11 @@ fn import_typed(raw: &sys::Pkcs11, s: &Session, key_type: sys::CK_KEY_TYPE, valu
         attr(sys::CKA_SIGN, &yes),
         attr(sys::CKA_VERIFY, &yes),
     ];
-    let handle = raw::create(raw, s.handle(), &mut template);
-    // SAFETY: `handle` is the handle the module has just returned for a new object.
-    unsafe { ObjectHandle::new_from_raw(handle) }
+    object(raw::create(raw, s.handle(), &mut template))
 }
 
 fn import(s: &Session, key_type: KeyType, value: &[u8]) -> cryptoki::error::Result<ObjectHandle> {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(key_type),
-        Attribute::Value(value.to_vec()),
-        Attribute::Sign(true),
-        Attribute::Verify(true),
-    ])
+    s.create_object(&secret_key_template(key_type, value, &[Attribute::Sign(true), Attribute::Verify(true)]))
 }
 
 /// RFC 4231 test case 2 ("Jefe") and 6 (a 131-byte key, larger than the block).

@@ -21,7 +21,9 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::keys::{aes_key, secret_key};
 use common::objects::{count, gcm, read, value};
+use common::raw_wrap::{check, mech_none, object, unwrap_key, wrap_key};
 use common::*;
 
 use std::ffi::c_void;
@@ -48,31 +50,13 @@ fn ulen(n: usize) -> CK_ULONG {
     n as CK_ULONG
 }
 
-/// A session secret key of `key_type` with `value` and the extra attributes.
-fn secret(s: &Session, key_type: KeyType, value: &[u8], extra: &[Attribute]) -> ObjectHandle {
-    let mut t = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(key_type),
-        Attribute::Value(value.to_vec()),
-    ];
-    t.extend_from_slice(extra);
-    s.create_object(&t).unwrap()
-}
-
 /// A session AES key with the defaults (sensitive, not extractable, every usage allowed).
 fn aes(s: &Session, value: &[u8]) -> ObjectHandle {
-    secret(s, KeyType::AES, value, &[])
+    aes_key(s, value, &[])
 }
 
 /// Attributes of a key that may be wrapped and read back.
 const OPEN: [Attribute; 2] = [Attribute::Extractable(true), Attribute::Sensitive(false)];
-
-/// The object behind a handle the module returned through a raw call.
-fn object(h: CK_OBJECT_HANDLE) -> ObjectHandle {
-    assert_ne!(h, sys::CK_INVALID_HANDLE);
-    // SAFETY: `h` is a handle the module has just returned for a new object.
-    unsafe { ObjectHandle::new_from_raw(h) }
-}
 
 /// Splits `data` into parts of 1, 3, 5, 7, ... bytes (odd sizes, none a block).
 fn odd_chunks(data: &[u8]) -> Vec<&[u8]> {
@@ -87,34 +71,36 @@ fn odd_chunks(data: &[u8]) -> Vec<&[u8]> {
     parts
 }
 
-fn encrypt_parts(
-    s: &Session,
-    m: &Mechanism,
-    key: ObjectHandle,
+/// A multi-part operation over `data` in parts of odd sizes: `init`, `update` with each part,
+/// `last`; the output of every step in order.
+fn in_parts(
     data: &[u8],
+    init: impl FnOnce() -> cryptoki::error::Result<()>,
+    update: impl Fn(&[u8]) -> cryptoki::error::Result<Vec<u8>>,
+    last: impl FnOnce() -> cryptoki::error::Result<Vec<u8>>,
 ) -> cryptoki::error::Result<Vec<u8>> {
-    s.encrypt_init(m, key)?;
+    init()?;
     let mut out = Vec::new();
     for part in odd_chunks(data) {
-        out.extend(s.encrypt_update(part)?);
+        out.extend(update(part)?);
     }
-    out.extend(s.encrypt_final()?);
+    out.extend(last()?);
     Ok(out)
 }
 
-fn decrypt_parts(
+/// Multi-part encryption (`encrypt`) or decryption through `cryptoki`, in parts of odd sizes.
+fn parts(
     s: &Session,
+    encrypt: bool,
     m: &Mechanism,
     key: ObjectHandle,
     data: &[u8],
 ) -> cryptoki::error::Result<Vec<u8>> {
-    s.decrypt_init(m, key)?;
-    let mut out = Vec::new();
-    for part in odd_chunks(data) {
-        out.extend(s.decrypt_update(part)?);
+    if encrypt {
+        in_parts(data, || s.encrypt_init(m, key), |part| s.encrypt_update(part), || s.encrypt_final())
+    } else {
+        in_parts(data, || s.decrypt_init(m, key), |part| s.decrypt_update(part), || s.decrypt_final())
     }
-    out.extend(s.decrypt_final()?);
-    Ok(out)
 }
 
 /// The template of `C_UnwrapKey` for a readable session or token key of `key_type`.
@@ -142,16 +128,6 @@ fn assert_unwrapped(s: &Session, key: ObjectHandle, expected: &[u8]) {
 
 /// The module's C ABI, loaded beside the `cryptoki` client.
 struct Raw(sys::Pkcs11);
-
-/// `Ok` for `CKR_OK`, else the code.
-fn check(rv: CK_RV) -> Result<(), CK_RV> {
-    if rv == sys::CKR_OK { Ok(()) } else { Err(rv) }
-}
-
-/// A mechanism without parameter.
-fn mech_none(kind: CK_MECHANISM_TYPE) -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: kind, pParameter: null_mut(), ulParameterLen: 0 }
-}
 
 /// A mechanism whose parameter is `param`, which must outlive every use of the result.
 fn mech_with<T>(kind: CK_MECHANISM_TYPE, param: &mut T) -> CK_MECHANISM {
@@ -188,13 +164,17 @@ fn message_params(
     }
 }
 
-impl Raw {
-    fn load() -> Raw {
-        // SAFETY: loads the module under test, which `cryptoki` has loaded and initialized
-        // already; its only load-time work is Rust statics.
-        Raw(unsafe { sys::Pkcs11::new(module_path()) }.expect("load libecm_hsm.so"))
-    }
+/// The encrypting function of the C ABI when `encrypt`, else its decrypting twin, which takes
+/// the same arguments (`C_EncryptInit`/`C_DecryptInit`, `C_Encrypt`/`C_Decrypt`, ...).
+fn pick<F: Copy, E: std::fmt::Debug>(
+    encrypt: bool,
+    encrypting: &Result<F, E>,
+    decrypting: &Result<F, E>,
+) -> F {
+    *(if encrypt { encrypting } else { decrypting }).as_ref().expect("the module exports both")
+}
 
+impl Raw {
     fn crypt_init(
         &self,
         encrypt: bool,
@@ -202,29 +182,35 @@ impl Raw {
         mut m: CK_MECHANISM,
         key: ObjectHandle,
     ) -> CK_RV {
+        let init = pick(encrypt, &self.0.C_EncryptInit, &self.0.C_DecryptInit);
         // SAFETY: `m` is a live mechanism whose parameter (if any) outlives the call.
-        unsafe {
-            if encrypt {
-                self.0.C_EncryptInit(h, &mut m, key.handle())
-            } else {
-                self.0.C_DecryptInit(h, &mut m, key.handle())
-            }
-        }
+        unsafe { init(h, &mut m, key.handle()) }
+    }
+
+    /// `C_Encrypt` or `C_Decrypt` of `input`; `out` `None` is a NULL output (a length
+    /// query). Returns the code and the length written back.
+    fn crypt_into(
+        &self,
+        encrypt: bool,
+        h: CK_SESSION_HANDLE,
+        input: &[u8],
+        out: Option<&mut [u8]>,
+    ) -> (CK_RV, usize) {
+        let call = pick(encrypt, &self.0.C_Encrypt, &self.0.C_Decrypt);
+        let mut input = input.to_vec();
+        let (out_ptr, mut len) = match out {
+            Some(buf) => (buf.as_mut_ptr(), ulen(buf.len())),
+            None => (null_mut(), 0),
+        };
+        // SAFETY: the input holds its stated length; a non-NULL output holds `len` bytes.
+        let rv = unsafe { call(h, input.as_mut_ptr(), ulen(input.len()), out_ptr, &mut len) };
+        (rv, len as usize)
     }
 
     /// `C_Encrypt` or `C_Decrypt` with a NULL output: the length.
     fn crypt_len(&self, encrypt: bool, h: CK_SESSION_HANDLE, input: &[u8]) -> Result<usize, CK_RV> {
-        let mut input = input.to_vec();
-        let mut len: CK_ULONG = 0;
-        // SAFETY: the input holds its stated length; a NULL output asks for the length.
-        let rv = unsafe {
-            if encrypt {
-                self.0.C_Encrypt(h, input.as_mut_ptr(), ulen(input.len()), null_mut(), &mut len)
-            } else {
-                self.0.C_Decrypt(h, input.as_mut_ptr(), ulen(input.len()), null_mut(), &mut len)
-            }
-        };
-        check(rv).map(|()| len as usize)
+        let (rv, len) = self.crypt_into(encrypt, h, input, None);
+        check(rv).map(|()| len)
     }
 
     /// `C_Encrypt` or `C_Decrypt` into a buffer of `capacity` bytes.
@@ -235,19 +221,10 @@ impl Raw {
         input: &[u8],
         capacity: usize,
     ) -> Result<Vec<u8>, CK_RV> {
-        let mut input = input.to_vec();
         let mut out = vec![0u8; capacity];
-        let mut len = ulen(capacity);
-        // SAFETY: the input holds its stated length and the output `capacity` bytes.
-        let rv = unsafe {
-            if encrypt {
-                self.0.C_Encrypt(h, input.as_mut_ptr(), ulen(input.len()), out.as_mut_ptr(), &mut len)
-            } else {
-                self.0.C_Decrypt(h, input.as_mut_ptr(), ulen(input.len()), out.as_mut_ptr(), &mut len)
-            }
-        };
+        let (rv, len) = self.crypt_into(encrypt, h, input, Some(out.as_mut_slice()));
         check(rv)?;
-        out.truncate(len as usize);
+        out.truncate(len);
         Ok(out)
     }
 
@@ -274,6 +251,8 @@ impl Raw {
         key: ObjectHandle,
         input: &[u8],
     ) -> Result<Vec<u8>, CK_RV> {
+        let update = pick(encrypt, &self.0.C_EncryptUpdate, &self.0.C_DecryptUpdate);
+        let last = pick(encrypt, &self.0.C_EncryptFinal, &self.0.C_DecryptFinal);
         check(self.crypt_init(encrypt, h, m, key))?;
         let mut produced = Vec::new();
         for part in odd_chunks(input) {
@@ -281,27 +260,13 @@ impl Raw {
             let mut buf = vec![0u8; part.len() + 32];
             let mut len = ulen(buf.len());
             // SAFETY: the part holds its stated length and the output `buf.len()` bytes.
-            let rv = unsafe {
-                if encrypt {
-                    self.0.C_EncryptUpdate(h, part.as_mut_ptr(), ulen(part.len()), buf.as_mut_ptr(), &mut len)
-                } else {
-                    self.0.C_DecryptUpdate(h, part.as_mut_ptr(), ulen(part.len()), buf.as_mut_ptr(), &mut len)
-                }
-            };
-            check(rv)?;
+            check(unsafe { update(h, part.as_mut_ptr(), ulen(part.len()), buf.as_mut_ptr(), &mut len) })?;
             produced.extend_from_slice(&buf[..len as usize]);
         }
         let mut buf = [0u8; 64];
         let mut len = ulen(buf.len());
         // SAFETY: the output holds 64 bytes.
-        let rv = unsafe {
-            if encrypt {
-                self.0.C_EncryptFinal(h, buf.as_mut_ptr(), &mut len)
-            } else {
-                self.0.C_DecryptFinal(h, buf.as_mut_ptr(), &mut len)
-            }
-        };
-        check(rv)?;
+        check(unsafe { last(h, buf.as_mut_ptr(), &mut len) })?;
         produced.extend_from_slice(&buf[..len as usize]);
         Ok(produced)
     }
@@ -354,18 +319,10 @@ impl Raw {
         wrapping: CK_OBJECT_HANDLE,
         key: CK_OBJECT_HANDLE,
     ) -> Result<Vec<u8>, CK_RV> {
-        let mut len: CK_ULONG = 0;
-        // SAFETY: `m` is live; a NULL output asks for the length.
-        check(unsafe { self.0.C_WrapKey(h, &mut m, wrapping, key, null_mut(), &mut len) })?;
-        let mut out = vec![0u8; len as usize];
-        // SAFETY: the output holds `len` bytes.
-        check(unsafe { self.0.C_WrapKey(h, &mut m, wrapping, key, out.as_mut_ptr(), &mut len) })?;
-        out.truncate(len as usize);
-        Ok(out)
+        wrap_key(&self.0, h, &mut m, wrapping, key)
     }
 
-    /// `C_UnwrapKey`; returns the code and what was left in `*phKey` (set to
-    /// `CK_INVALID_HANDLE` before the call).
+    /// `C_UnwrapKey` with the template of `cryptoki` attributes; the code and the handle left.
     fn unwrap(
         &self,
         h: CK_SESSION_HANDLE,
@@ -375,40 +332,20 @@ impl Raw {
         template: &[Attribute],
     ) -> (CK_RV, CK_OBJECT_HANDLE) {
         let mut t: Vec<CK_ATTRIBUTE> = template.iter().map(CK_ATTRIBUTE::from).collect();
-        let mut wrapped = wrapped.to_vec();
-        let mut key = sys::CK_INVALID_HANDLE;
-        // SAFETY: the mechanism, blob and template (whose values `template` owns) are live for
-        // the call; out-pointer to a local.
-        let rv = unsafe {
-            self.0.C_UnwrapKey(
-                h,
-                &mut m,
-                unwrapping,
-                wrapped.as_mut_ptr(),
-                ulen(wrapped.len()),
-                t.as_mut_ptr(),
-                ulen(t.len()),
-                &mut key,
-            )
-        };
-        (rv, key)
+        unwrap_key(&self.0, h, &mut m, unwrapping, wrapped, &mut t)
     }
 
     fn message_init(&self, encrypt: bool, h: CK_SESSION_HANDLE, key: ObjectHandle) -> CK_RV {
+        let init = pick(encrypt, &self.0.C_MessageEncryptInit, &self.0.C_MessageDecryptInit);
         let mut m = mech_none(sys::CKM_AES_GCM);
         // SAFETY: a live mechanism without parameter.
-        unsafe {
-            if encrypt {
-                self.0.C_MessageEncryptInit(h, &mut m, key.handle())
-            } else {
-                self.0.C_MessageDecryptInit(h, &mut m, key.handle())
-            }
-        }
+        unsafe { init(h, &mut m, key.handle()) }
     }
 
     fn message_final(&self, encrypt: bool, h: CK_SESSION_HANDLE) -> CK_RV {
+        let last = pick(encrypt, &self.0.C_MessageEncryptFinal, &self.0.C_MessageDecryptFinal);
         // SAFETY: no pointers.
-        unsafe { if encrypt { self.0.C_MessageEncryptFinal(h) } else { self.0.C_MessageDecryptFinal(h) } }
+        unsafe { last(h) }
     }
 
     /// `C_EncryptMessage` (`encrypt`) or `C_DecryptMessage` of `input` with `params`; `out`
@@ -422,6 +359,7 @@ impl Raw {
         input: &[u8],
         out: Option<&mut [u8]>,
     ) -> (CK_RV, usize) {
+        let call = pick(encrypt, &self.0.C_EncryptMessage, &self.0.C_DecryptMessage);
         let (mut aad, mut input) = (aad.to_vec(), input.to_vec());
         let (out_ptr, mut len) = match out {
             Some(buf) => (buf.as_mut_ptr(), ulen(buf.len())),
@@ -433,31 +371,17 @@ impl Raw {
         // for the call, the AAD and input hold their stated lengths, and a non-NULL output
         // holds `len` bytes.
         let rv = unsafe {
-            if encrypt {
-                self.0.C_EncryptMessage(
-                    h,
-                    p,
-                    p_len,
-                    aad.as_mut_ptr(),
-                    ulen(aad.len()),
-                    input.as_mut_ptr(),
-                    ulen(input.len()),
-                    out_ptr,
-                    &mut len,
-                )
-            } else {
-                self.0.C_DecryptMessage(
-                    h,
-                    p,
-                    p_len,
-                    aad.as_mut_ptr(),
-                    ulen(aad.len()),
-                    input.as_mut_ptr(),
-                    ulen(input.len()),
-                    out_ptr,
-                    &mut len,
-                )
-            }
+            call(
+                h,
+                p,
+                p_len,
+                aad.as_mut_ptr(),
+                ulen(aad.len()),
+                input.as_mut_ptr(),
+                ulen(input.len()),
+                out_ptr,
+                &mut len,
+            )
         };
         (rv, len as usize)
     }
@@ -467,7 +391,7 @@ impl Raw {
 fn setup() -> (Pkcs11, Session, Raw) {
     let (p, slot) = load_with_token();
     let s = user_session(&p, slot);
-    let raw = Raw::load();
+    let raw = Raw(common::raw::load_raw());
     (p, s, raw)
 }
 
@@ -516,16 +440,6 @@ const KWP_CASES: [(&str, &str); 2] = [
     ("466f7250617369", "afbeb0f07dfbf541 9200f2ccb50bb24f"),
 ];
 
-/// NIST GCM test case 16 (AES-256, 96-bit IV, 60-byte plaintext, 20-byte AAD).
-const GCM_KEY: &str = "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308";
-const GCM_IV: &str = "cafebabefacedbaddecaf888";
-const GCM_AAD: &str = "feedfacedeadbeeffeedfacedeadbeefabaddad2";
-const GCM_PT: &str = "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72
-                      1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39";
-const GCM_CT: &str = "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa
-                      8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662";
-const GCM_TAG: &str = "76fc6ece0f4e1768cddf8853bb2d551b";
-
 fn cbc_iv() -> [u8; 16] {
     hex(CBC_IV).try_into().unwrap()
 }
@@ -543,8 +457,8 @@ isolated_test!(
             let (key, ct) = (aes(&s, &hex(key)), hex(ct));
             assert_eq!(s.encrypt(&Mechanism::AesEcb, key, &pt).unwrap(), ct);
             assert_eq!(s.decrypt(&Mechanism::AesEcb, key, &ct).unwrap(), pt);
-            assert_eq!(encrypt_parts(&s, &Mechanism::AesEcb, key, &pt).unwrap(), ct);
-            assert_eq!(decrypt_parts(&s, &Mechanism::AesEcb, key, &ct).unwrap(), pt);
+            assert_eq!(parts(&s, true, &Mechanism::AesEcb, key, &pt).unwrap(), ct);
+            assert_eq!(parts(&s, false, &Mechanism::AesEcb, key, &ct).unwrap(), pt);
         }
     }
 );
@@ -559,8 +473,8 @@ isolated_test!(
             let (key, ct) = (aes(&s, &hex(key)), hex(ct));
             assert_eq!(s.encrypt(&m, key, &pt).unwrap(), ct);
             assert_eq!(s.decrypt(&m, key, &ct).unwrap(), pt);
-            assert_eq!(encrypt_parts(&s, &m, key, &pt).unwrap(), ct);
-            assert_eq!(decrypt_parts(&s, &m, key, &ct).unwrap(), pt);
+            assert_eq!(parts(&s, true, &m, key, &pt).unwrap(), ct);
+            assert_eq!(parts(&s, false, &m, key, &ct).unwrap(), pt);
         }
     }
 );
@@ -601,8 +515,8 @@ isolated_test!(
             let ct = s.encrypt(&m, key, &data).unwrap();
             assert_eq!(ct.len(), (len / 16 + 1) * 16, "length {len}");
             assert_eq!(s.decrypt(&m, key, &ct).unwrap(), data, "length {len}");
-            assert_eq!(encrypt_parts(&s, &m, key, &data).unwrap(), ct, "multi-part encryption, length {len}");
-            assert_eq!(decrypt_parts(&s, &m, key, &ct).unwrap(), data, "multi-part decryption, length {len}");
+            assert_eq!(parts(&s, true, &m, key, &data).unwrap(), ct, "multi-part encryption, length {len}");
+            assert_eq!(parts(&s, false, &m, key, &ct).unwrap(), data, "multi-part decryption, length {len}");
             // The padding is PKCS #7: CBC without padding over the padded data gives the same.
             let mut padded = data.clone();
             padded.resize((len / 16 + 1) * 16, (16 - len % 16) as u8);
@@ -760,7 +674,7 @@ isolated_test!(
     fn hmac_sha256_and_sha512_match_rfc4231() {
         let (_p, s, _raw) = setup();
         for (key, data, sha256, sha512) in rfc4231() {
-            let key = secret(&s, KeyType::GENERIC_SECRET, &key, &[]);
+            let key = secret_key(&s, KeyType::GENERIC_SECRET, &key, &[]);
             mac_known_answer(&s, &Mechanism::Sha256Hmac, key, &data, &sha256);
             mac_known_answer(&s, &Mechanism::Sha512Hmac, key, &data, &sha512);
         }
@@ -774,7 +688,7 @@ isolated_test!(
         let (_p, s, raw) = setup();
         let h = s.handle();
         let (key, data, sha256, _) = rfc4231().into_iter().next().unwrap();
-        let no_sign = secret(&s, KeyType::GENERIC_SECRET, &key, &[Attribute::Sign(false)]);
+        let no_sign = secret_key(&s, KeyType::GENERIC_SECRET, &key, &[Attribute::Sign(false)]);
         expect_rv(s.sign_init(&Mechanism::Sha256Hmac, no_sign), RvError::KeyFunctionNotPermitted);
         let mut data_buf = data.clone();
         let mut len: CK_ULONG = 0;
@@ -784,7 +698,7 @@ isolated_test!(
         assert_eq!(rv, sys::CKR_OPERATION_NOT_INITIALIZED, "the refused init started nothing");
         // It still verifies (CKA_VERIFY defaults to true).
         s.verify(&Mechanism::Sha256Hmac, no_sign, &data, &sha256).unwrap();
-        let no_verify = secret(&s, KeyType::GENERIC_SECRET, &key, &[Attribute::Verify(false)]);
+        let no_verify = secret_key(&s, KeyType::GENERIC_SECRET, &key, &[Attribute::Verify(false)]);
         expect_rv(s.verify_init(&Mechanism::Sha256Hmac, no_verify), RvError::KeyFunctionNotPermitted);
 
         let aes_key = aes(&s, &[0x0b; 32]);
@@ -792,11 +706,11 @@ isolated_test!(
         expect_rv(s.sign_init(&Mechanism::Sha512Hmac, aes_key), RvError::KeyTypeInconsistent);
         expect_rv(s.verify_init(&Mechanism::Sha256Hmac, aes_key), RvError::KeyTypeInconsistent);
         // ... and CMAC takes no generic secret.
-        let generic = secret(&s, KeyType::GENERIC_SECRET, &[1; 16], &[]);
+        let generic = secret_key(&s, KeyType::GENERIC_SECRET, &[1; 16], &[]);
         expect_rv(s.sign_init(&Mechanism::AesCMac, generic), RvError::KeyTypeInconsistent);
 
         // Nothing was left active.
-        let good = secret(&s, KeyType::GENERIC_SECRET, &key, &[]);
+        let good = secret_key(&s, KeyType::GENERIC_SECRET, &key, &[]);
         assert_eq!(s.sign(&Mechanism::Sha256Hmac, good, &data).unwrap(), sha256);
     }
 );
@@ -808,7 +722,7 @@ isolated_test!(
         let (_p, s, raw) = setup();
         let h = s.handle();
         for (key, data, sha256, _) in rfc4231() {
-            let key = secret(&s, KeyType::GENERIC_SECRET, &key, &[]);
+            let key = secret_key(&s, KeyType::GENERIC_SECRET, &key, &[]);
             let mut len16: CK_ULONG = 16;
             let m = mech_with(sys::CKM_SHA256_HMAC_GENERAL, &mut len16);
             let mac = raw.sign(h, m, key, &data).unwrap();
@@ -866,7 +780,7 @@ isolated_test!(
         let (kek_bytes, data) = (hex(KW_KEK), hex(KW_DATA));
         for (len, expected, token) in [(16, KW_4_1, false), (32, KW_4_6, true)] {
             let kek = aes(&s, &kek_bytes[..len]);
-            let key = secret(&s, KeyType::AES, &data[..len], &OPEN);
+            let key = secret_key(&s, KeyType::AES, &data[..len], &OPEN);
             let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, key).unwrap();
             assert_eq!(wrapped, hex(expected), "RFC 3394 with {len}-byte keys");
 
@@ -902,7 +816,7 @@ isolated_test!(
         let kek = aes(&s, &hex(KWP_KEK));
         for (data, expected) in KWP_CASES {
             let (data, expected) = (hex(data), hex(expected));
-            let key = secret(&s, KeyType::GENERIC_SECRET, &data, &OPEN);
+            let key = secret_key(&s, KeyType::GENERIC_SECRET, &data, &OPEN);
             let wrapped =
                 raw.wrap(h, mech_none(sys::CKM_AES_KEY_WRAP_KWP), kek.handle(), key.handle()).unwrap();
             assert_eq!(wrapped, expected, "RFC 5649 with a {}-byte key", data.len());
@@ -938,7 +852,7 @@ isolated_test!(
                 (KeyType::GENERIC_SECRET, 20),
             ] {
                 let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ 0xa5).collect();
-                let key = secret(&s, key_type, &data, &OPEN);
+                let key = secret_key(&s, key_type, &data, &OPEN);
                 let template = unwrap_template(key_type, false);
                 // PKCS #7 padding always adds 1 to 8 bytes, then RFC 3394 adds 8.
                 let expected_len = (len / 8 + 1) * 8 + 8;
@@ -973,10 +887,10 @@ isolated_test!(
     /// encryption of its value, and C_UnwrapKey opens it.
     fn aes_gcm_and_cbc_pad_wrap_and_unwrap() {
         let (_p, s, _raw) = setup();
-        let kek = aes(&s, &hex(GCM_KEY));
+        let kek = aes(&s, &hex(nist_gcm::KEY));
         for (key_type, len) in [(KeyType::AES, 16usize), (KeyType::AES, 32), (KeyType::GENERIC_SECRET, 20)] {
             let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(13)).collect();
-            let key = secret(&s, key_type, &data, &OPEN);
+            let key = secret_key(&s, key_type, &data, &OPEN);
             let template = unwrap_template(key_type, false);
 
             let (mut iv1, mut iv2, mut iv3) = ([9u8; 12], [9u8; 12], [9u8; 12]);
@@ -1011,7 +925,7 @@ isolated_test!(
         let (_p, s, raw) = setup();
         let h = s.handle();
         let kek = aes(&s, &hex(KW_KEK)[..16]);
-        let key = secret(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+        let key = secret_key(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
         let expected = hex(KW_4_1);
         let before = count(&s);
         let mut m = mech_none(sys::CKM_AES_KEY_WRAP);
@@ -1065,10 +979,10 @@ isolated_test!(
         let (_p, s, raw) = setup();
         let h = s.handle();
         let kek = aes(&s, &hex(KW_KEK)[..16]);
-        let key = secret(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+        let key = secret_key(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
         let kw = || mech_none(sys::CKM_AES_KEY_WRAP);
 
-        let no_wrap = secret(&s, KeyType::AES, &hex(KW_KEK)[..16], &[Attribute::Wrap(false)]);
+        let no_wrap = secret_key(&s, KeyType::AES, &hex(KW_KEK)[..16], &[Attribute::Wrap(false)]);
         let before = count(&s);
         expect_rv(s.wrap_key(&Mechanism::AesKeyWrap, no_wrap, key), RvError::KeyFunctionNotPermitted);
         assert_eq!(count(&s), before);
@@ -1079,7 +993,7 @@ isolated_test!(
         let before = count(&s);
         expect_rv(s.wrap_key(&Mechanism::AesKeyWrap, kek, kept), RvError::KeyUnextractable);
         // Made unextractable later is unextractable too.
-        let was_open = secret(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+        let was_open = secret_key(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
         s.update_attributes(was_open, &[Attribute::Extractable(false)]).unwrap();
         expect_rv(s.wrap_key(&Mechanism::AesKeyWrap, kek, was_open), RvError::KeyUnextractable);
         assert_eq!(count(&s) - 1, before);
@@ -1113,13 +1027,13 @@ isolated_test!(
             found[0]
         };
         // A public token wrapping key (so that the SO can see it) and a private token key.
-        let wrapper = secret(
+        let wrapper = secret_key(
             &s,
             KeyType::AES,
             &hex(KW_KEK)[..16],
             &[Attribute::Token(true), Attribute::Private(false), label("wrapper")],
         );
-        let target = secret(
+        let target = secret_key(
             &s,
             KeyType::AES,
             &hex(KW_DATA)[..16],
@@ -1139,7 +1053,7 @@ isolated_test!(
         expect_rv(s.update_attributes(wrapper, &[Attribute::Trusted(true)]), RvError::AttributeReadOnly);
         assert_eq!(read(&s, wrapper, AttributeType::Trusted), Attribute::Trusted(false));
         // An untrusted wrap of an ordinary key still works with the same wrapping key.
-        let ordinary = secret(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+        let ordinary = secret_key(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
         assert_eq!(s.wrap_key(&Mechanism::AesKeyWrap, wrapper, ordinary).unwrap(), hex(KW_4_1));
 
         // The SO sets CKA_TRUSTED.
@@ -1181,7 +1095,7 @@ isolated_test!(
         ];
         let mut problems = Vec::new();
         for (kind, len) in cases {
-            let key = secret(&s, KeyType::GENERIC_SECRET, &vec![0x3c; len], &OPEN);
+            let key = secret_key(&s, KeyType::GENERIC_SECRET, &vec![0x3c; len], &OPEN);
             let before = count(&s);
             let result = raw.wrap(h, mech_none(kind), kek.handle(), key.handle());
             assert!(result.is_err(), "{kind:#x} wrapped a {len}-byte key");
@@ -1195,7 +1109,9 @@ isolated_test!(
         }
         // The same mechanisms wrap keys of a size they take.
         assert_eq!(
-            s.wrap_key(&Mechanism::AesKeyWrap, kek, secret(&s, KeyType::AES, &[1; 16], &OPEN)).unwrap().len(),
+            s.wrap_key(&Mechanism::AesKeyWrap, kek, secret_key(&s, KeyType::AES, &[1; 16], &OPEN))
+                .unwrap()
+                .len(),
             24
         );
         assert!(problems.is_empty(), "wrong codes:\n{}", problems.join("\n"));
@@ -1210,8 +1126,8 @@ isolated_test!(
     fn wrap_and_unwrap_refuse_a_wrapping_key_of_the_wrong_type() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let generic = secret(&s, KeyType::GENERIC_SECRET, &hex(KW_KEK)[..16], &[]);
-        let key = secret(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+        let generic = secret_key(&s, KeyType::GENERIC_SECRET, &hex(KW_KEK)[..16], &[]);
+        let key = secret_key(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
         let template = unwrap_template(KeyType::AES, false);
         let mut iv = cbc_iv();
         let mut gcm_iv = [1u8; 12];
@@ -1277,7 +1193,7 @@ isolated_test!(
             assert_eq!(count(&s), before, "{what}: no object created");
         };
 
-        let no_unwrap = secret(&s, KeyType::AES, &hex(KW_KEK)[..16], &[Attribute::Unwrap(false)]);
+        let no_unwrap = secret_key(&s, KeyType::AES, &hex(KW_KEK)[..16], &[Attribute::Unwrap(false)]);
         refused(no_unwrap.handle(), &blob, &good, sys::CKR_KEY_FUNCTION_NOT_PERMITTED, "CKA_UNWRAP false");
         refused(0xdead_beef, &blob, &good, sys::CKR_UNWRAPPING_KEY_HANDLE_INVALID, "no such unwrapping key");
 
@@ -1343,37 +1259,51 @@ isolated_test!(
     fn message_gcm_matches_nist_with_the_callers_iv() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(GCM_KEY));
-        let (aad, pt) = (hex(GCM_AAD), hex(GCM_PT));
+        let key = aes(&s, &hex(nist_gcm::KEY));
+        let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
         assert_eq!(raw.message_init(true, h, key), sys::CKR_OK);
 
-        let mut iv: [u8; 12] = hex(GCM_IV).try_into().unwrap();
+        let mut iv: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
         let mut tag = [0u8; 16];
         let mut ct = vec![0u8; 64];
         let mut params = message_params(&mut iv, 0, sys::CKG_NO_GENERATE, &mut tag);
         let (rv, len) = raw.message(true, h, &mut params, &aad, &pt, Some(ct.as_mut_slice()));
         assert_eq!(rv, sys::CKR_OK);
         assert_eq!(len, 60);
-        assert_eq!(&ct[..60], &hex(GCM_CT)[..]);
-        assert_eq!(tag.to_vec(), hex(GCM_TAG));
-        assert_eq!(iv.to_vec(), hex(GCM_IV), "the caller's IV is used as given");
+        assert_eq!(&ct[..60], &hex(nist_gcm::CT)[..]);
+        assert_eq!(tag.to_vec(), hex(nist_gcm::TAG));
+        assert_eq!(iv.to_vec(), hex(nist_gcm::IV), "the caller's IV is used as given");
 
         assert_eq!(raw.message_init(false, h, key), sys::CKR_OK);
         let mut out = vec![0u8; 60];
         let mut params = message_params(&mut iv, 0, sys::CKG_NO_GENERATE, &mut tag);
-        let (rv, len) = raw.message(false, h, &mut params, &aad, &hex(GCM_CT), Some(out.as_mut_slice()));
+        let (rv, len) =
+            raw.message(false, h, &mut params, &aad, &hex(nist_gcm::CT), Some(out.as_mut_slice()));
         assert_eq!(rv, sys::CKR_OK);
         assert_eq!(len, 60);
         assert_eq!(out, pt);
 
         // The same message through single-shot C_Encrypt agrees.
-        let mut iv2: [u8; 12] = hex(GCM_IV).try_into().unwrap();
+        let mut iv2: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
         let single = s.encrypt(&gcm(&mut iv2, &aad), key, &pt).unwrap();
-        assert_eq!(single, [hex(GCM_CT), hex(GCM_TAG)].concat());
-        assert_eq!(raw.message_final(true, h), sys::CKR_OK);
-        assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+        assert_eq!(single, nist_gcm::ct_and_tag());
+        end_messages(&raw, h);
     }
 );
+
+/// Message-based encryption and decryption started on the session, under the NIST key.
+fn start_messages(s: &Session, raw: &Raw) {
+    let key = aes(s, &hex(nist_gcm::KEY));
+    assert_eq!(raw.message_init(true, s.handle(), key), sys::CKR_OK);
+    assert_eq!(raw.message_init(false, s.handle(), key), sys::CKR_OK);
+}
+
+/// Both message-based operations end without error.
+#[track_caller]
+fn end_messages(raw: &Raw, h: CK_SESSION_HANDLE) {
+    assert_eq!(raw.message_final(true, h), sys::CKR_OK);
+    assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+}
 
 /// Seals `pt` with a generated IV whose first 4 bytes are `fixed`; returns the IV the module
 /// wrote back, the ciphertext and the tag.
@@ -1423,9 +1353,7 @@ isolated_test!(
     fn message_gcm_generates_random_ivs() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(GCM_KEY));
-        assert_eq!(raw.message_init(true, h, key), sys::CKR_OK);
-        assert_eq!(raw.message_init(false, h, key), sys::CKR_OK);
+        start_messages(&s, &raw);
         let fixed = [0xde, 0xad, 0xbe, 0xef];
         let (iv1, ct1, tag1) =
             seal_generated(&raw, h, sys::CKG_GENERATE_RANDOM, fixed, b"one", b"first message");
@@ -1441,8 +1369,7 @@ isolated_test!(
         assert_eq!(open_message(&raw, h, iv2, tag2, b"two", &ct2), (sys::CKR_OK, b"first message".to_vec()));
         // Each opens only with its own IV.
         assert_eq!(open_message(&raw, h, iv2, tag1, b"one", &ct1).0, sys::CKR_ENCRYPTED_DATA_INVALID);
-        assert_eq!(raw.message_final(true, h), sys::CKR_OK);
-        assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+        end_messages(&raw, h);
     }
 );
 
@@ -1452,9 +1379,7 @@ isolated_test!(
     fn message_gcm_generates_counter_ivs_and_size_queries_use_none() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(GCM_KEY));
-        assert_eq!(raw.message_init(true, h, key), sys::CKR_OK);
-        assert_eq!(raw.message_init(false, h, key), sys::CKR_OK);
+        start_messages(&s, &raw);
         let fixed = [0x01, 0x02, 0x03, 0x04];
         let pt = b"counter message".to_vec();
         let (iv1, ct1, tag1) = seal_generated(&raw, h, sys::CKG_GENERATE_COUNTER, fixed, b"", &pt);
@@ -1492,8 +1417,7 @@ isolated_test!(
 
         assert_eq!(open_message(&raw, h, iv1, tag1, b"", &ct1), (sys::CKR_OK, pt.clone()));
         assert_eq!(open_message(&raw, h, iv2, tag2, b"", &ct2), (sys::CKR_OK, pt.clone()));
-        assert_eq!(raw.message_final(true, h), sys::CKR_OK);
-        assert_eq!(raw.message_final(false, h), sys::CKR_OK);
+        end_messages(&raw, h);
     }
 );
 
@@ -1503,10 +1427,10 @@ isolated_test!(
     fn message_gcm_refusals_and_final() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(GCM_KEY));
-        let (aad, pt) = (hex(GCM_AAD), hex(GCM_PT));
+        let key = aes(&s, &hex(nist_gcm::KEY));
+        let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
         let encrypt_once = |raw: &Raw| {
-            let mut iv: [u8; 12] = hex(GCM_IV).try_into().unwrap();
+            let mut iv: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
             let mut tag = [0u8; 16];
             let mut ct = vec![0u8; 60];
             let mut params = message_params(&mut iv, 0, sys::CKG_NO_GENERATE, &mut tag);
@@ -1518,9 +1442,12 @@ isolated_test!(
         let (rv, ct, _) = encrypt_once(&raw);
         assert_eq!(rv, sys::CKR_OPERATION_NOT_INITIALIZED);
         assert_eq!(ct, vec![0u8; 60], "nothing written");
-        let iv: [u8; 12] = hex(GCM_IV).try_into().unwrap();
-        let tag: [u8; 16] = hex(GCM_TAG).try_into().unwrap();
-        assert_eq!(open_message(&raw, h, iv, tag, &aad, &hex(GCM_CT)).0, sys::CKR_OPERATION_NOT_INITIALIZED);
+        let iv: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
+        let tag: [u8; 16] = hex(nist_gcm::TAG).try_into().unwrap();
+        assert_eq!(
+            open_message(&raw, h, iv, tag, &aad, &hex(nist_gcm::CT)).0,
+            sys::CKR_OPERATION_NOT_INITIALIZED
+        );
         assert_eq!(raw.message_final(true, h), sys::CKR_OPERATION_NOT_INITIALIZED);
         assert_eq!(raw.message_final(false, h), sys::CKR_OPERATION_NOT_INITIALIZED);
 
@@ -1529,7 +1456,7 @@ isolated_test!(
         assert_eq!(raw.message_init(true, h, key), sys::CKR_OPERATION_ACTIVE);
         let (rv, ct, tag) = encrypt_once(&raw);
         assert_eq!(rv, sys::CKR_OK);
-        assert_eq!(ct, hex(GCM_CT));
+        assert_eq!(ct, hex(nist_gcm::CT));
 
         // A tampered tag, or ciphertext: refused, nothing released.
         assert_eq!(raw.message_init(false, h, key), sys::CKR_OK);

@@ -11,12 +11,13 @@ use std::ffi::c_void;
 use std::mem::size_of;
 use std::ptr::null_mut;
 
+use common::keys::RsaComponents;
 use common::raw::{self, ulen};
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys as sys;
 
@@ -32,33 +33,13 @@ const QINV: &str = "c1dc766beed99302519ce7c5ed4161e519ff5c1fd00896a2694644d26c25
 const SIGNATURE: &str = "42d52b0b1fd77d7e925d3902ae5a15afbfe3d5bf5847b64a971e2d0598b0509f1404a0805bd25bbdc6e0eaf6dd85d6b2964ff0c26e37ae68f3fd36a6ee82c7291b954a375193ce88ea2e756b14ed341783ed011d133f1e9b32f42a0b35380237b4924525809d9a50051c7319780628fe40ccbe0f55efb1754b668b9f0621eeda";
 const MESSAGE: &[u8] = b"a signature from 2009";
 
+/// The 1024-bit key's components.
+const KEY_1024: RsaComponents =
+    RsaComponents { n: N, e: "010001", d: D, p: P, q: Q, dp: DP, dq: DQ, qinv: QINV };
+
 fn import_1024(s: &Session) -> (ObjectHandle, ObjectHandle) {
-    let public = s
-        .create_object(&[
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::Modulus(hex(N)),
-            Attribute::PublicExponent(vec![1, 0, 1]),
-            Attribute::Verify(true),
-            Attribute::Encrypt(true),
-        ])
-        .expect("a 1024-bit public key imports");
-    let private = s
-        .create_object(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::KeyType(KeyType::RSA),
-            Attribute::Modulus(hex(N)),
-            Attribute::PublicExponent(vec![1, 0, 1]),
-            Attribute::PrivateExponent(hex(D)),
-            Attribute::Prime1(hex(P)),
-            Attribute::Prime2(hex(Q)),
-            Attribute::Exponent1(hex(DP)),
-            Attribute::Exponent2(hex(DQ)),
-            Attribute::Coefficient(hex(QINV)),
-            Attribute::Sign(true),
-            Attribute::Decrypt(true),
-        ])
-        .expect("a 1024-bit private key imports");
+    let public = s.create_object(&KEY_1024.public_template()).expect("a 1024-bit public key imports");
+    let private = s.create_object(&KEY_1024.private_template(true)).expect("a 1024-bit private key imports");
     (public, private)
 }
 

@@ -260,6 +260,22 @@ fn child_command(
 
 /// The service of a client-mode or p11-kit column's phase, started on `dir`; `Err` when it
 /// would not start.
+/// Prepares the token directory `dir` and starts the column's service (if it has one) on it;
+/// `None`, with the reason recorded as fatal for `phase`, when either fails.
+fn start_on(col: &mut Column, phase: &str, dir: &Path) -> Option<Option<Service>> {
+    if let Err(e) = prepare_token_dir(dir) {
+        col.results.fatal.push(format!("{phase}: cannot prepare {}: {e}", dir.display()));
+        return None;
+    }
+    match service_for(col, dir) {
+        Ok(service) => Some(service),
+        Err(e) => {
+            col.results.fatal.push(format!("{phase}: the service did not start: {e}"));
+            None
+        }
+    }
+}
+
 fn service_for(col: &Column, dir: &Path) -> Result<Option<Service>, String> {
     match &col.p11kit {
         Some((server, module)) => Service::start_p11kit(dir, server, module).map(Some),
@@ -302,16 +318,8 @@ fn p11kit_column(ecm_copy: &Path, ecm: &Path) -> Column {
 /// gathers what it printed.
 fn run_child(col: &mut Column, phase: &str, dir: &Path, timing: &Timing) {
     let start = std::time::Instant::now();
-    if let Err(e) = prepare_token_dir(dir) {
-        col.results.fatal.push(format!("{phase}: cannot prepare {}: {e}", dir.display()));
+    let Some(service) = start_on(col, phase, dir) else {
         return;
-    }
-    let service = match service_for(col, dir) {
-        Ok(s) => s,
-        Err(e) => {
-            col.results.fatal.push(format!("{phase}: the service did not start: {e}"));
-            return;
-        }
     };
     let output = child_command(col, phase, dir, timing, service.as_ref()).output();
     drop(service);
@@ -344,16 +352,8 @@ fn gather(col: &mut Column, phase: &str, output: std::io::Result<std::process::O
 /// two processes' summed rate) and its ratio to the one.
 fn processes(col: &mut Column, dir: &Path, timing: &Timing) {
     let start = std::time::Instant::now();
-    if let Err(e) = prepare_token_dir(dir) {
-        col.results.fatal.push(format!("processes: cannot prepare {}: {e}", dir.display()));
+    let Some(service) = start_on(col, "processes", dir) else {
         return;
-    }
-    let service = match service_for(col, dir) {
-        Ok(s) => s,
-        Err(e) => {
-            col.results.fatal.push(format!("processes: the service did not start: {e}"));
-            return;
-        }
     };
     let token = child_command(col, "token", dir, timing, service.as_ref()).output();
     gather(col, "token", token);

@@ -11,7 +11,11 @@
 pub mod raw;
 
 pub mod audit;
+pub mod keys;
+pub mod nist_gcm;
 pub mod objects;
+pub mod operations;
+pub mod raw_wrap;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -13,24 +13,21 @@ use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
 use cryptoki::object::{
-    Attribute, AttributeType, KeyType, MlDsaParameterSetType, MlKemParameterSetType, ObjectClass,
-    ObjectHandle,
+    Attribute, KeyType, MlDsaParameterSetType, MlKemParameterSetType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use cryptoki_sys::*;
 
+pub use crate::common::objects::{count, value};
 use crate::common::raw::load_raw;
+use crate::common::raw_wrap::mech_none;
 use crate::common::{load_with_token, user_session};
 
 pub fn setup() -> (Pkcs11, Slot, Session) {
     let (p, slot) = load_with_token();
     let s = user_session(&p, slot);
     (p, slot, s)
-}
-
-pub fn count(s: &Session) -> usize {
-    s.find_objects(&[]).unwrap().len()
 }
 
 #[track_caller]
@@ -67,13 +64,6 @@ pub fn kem_pair(s: &Session, set: MlKemParameterSetType) -> (ObjectHandle, Objec
     .unwrap()
 }
 
-pub fn value(s: &Session, h: ObjectHandle) -> Vec<u8> {
-    match s.get_attributes(h, &[AttributeType::Value]).unwrap().as_slice() {
-        [Attribute::Value(v)] => v.clone(),
-        other => panic!("no readable CKA_VALUE: {other:?}"),
-    }
-}
-
 pub fn aws_lc_algorithm(set: MlDsaParameterSetType) -> &'static sig::PqdsaVerificationAlgorithm {
     match *set.as_ref() {
         CKP_ML_DSA_44 => &sig::ML_DSA_44,
@@ -102,7 +92,7 @@ pub fn raw_template(template: &[Attribute]) -> Vec<CK_ATTRIBUTE> {
 }
 
 pub fn kem_mechanism() -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: CKM_ML_KEM, pParameter: null_mut(), ulParameterLen: 0 }
+    mech_none(CKM_ML_KEM)
 }
 
 /// `C_EncapsulateKey` with an output buffer of `capacity` bytes (`None`: a size query):
