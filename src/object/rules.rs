@@ -342,7 +342,8 @@ impl Profile {
             CKO_SECRET_KEY => match need(subtype)? {
                 // The HMAC and HKDF key types of PKCS#11 3.0 are generic secrets named for their use.
                 CKK_AES | CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC
-                | CKK_SHA384_HMAC | CKK_SHA512_HMAC | CKK_HKDF => Profile::SecretKey,
+                | CKK_SHA384_HMAC | CKK_SHA512_HMAC | CKK_SHA3_224_HMAC | CKK_SHA3_256_HMAC
+                | CKK_SHA3_384_HMAC | CKK_SHA3_512_HMAC | CKK_HKDF => Profile::SecretKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             CKO_PUBLIC_KEY => match need(subtype)? {
