@@ -24,6 +24,7 @@ pub mod ml_kem;
 pub mod montgomery;
 pub mod pin_kdf;
 pub mod pq;
+pub mod pq_pkcs8;
 pub mod prepared;
 pub mod registry;
 pub mod rng;
