@@ -307,6 +307,10 @@ pub const RULES: &[Rule] = &[
     // Usage flags default to true, as the others do (README "Attribute defaults").
     row(KemPublic, CKA_ENCAPSULATE, Bool, MODIFIABLE, yes()),
     row(KemPrivate, CKA_DECAPSULATE, Bool, MODIFIABLE, yes()),
+    // 3.2's templates of the keys a KEM key makes, imposed as CKA_UNWRAP_TEMPLATE is
+    // (`module/encapsulation.rs`); fixed once the key exists, as that one.
+    row(KemPublic, CKA_ENCAPSULATE_TEMPLATE, AttributeArray, 0, Absent),
+    row(KemPrivate, CKA_DECAPSULATE_TEMPLATE, AttributeArray, 0, Absent),
 ];
 
 const RSA_PRIVATE_OPTIONAL: Flags = FORBIDDEN_ON_GENERATE | SENSITIVE | SECRET_AT_REST;
