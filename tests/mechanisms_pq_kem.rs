@@ -4,7 +4,7 @@
 //! 1. Both shared secrets become AES keys that agree (an AES-GCM round trip), for each
 //!    parameter set; bad lengths, templates and keys are refused and change nothing.
 //! 2. ML-DSA and ML-KEM keys survive a restart, and work through the key service.
-//! 3. The attacks: private values and seeds are not readable, not wrappable and not stored
+//! 3. The attacks: private values and seeds are not readable, not wrapped in clear and not stored
 //!    in clear.
 #![allow(unsafe_code)]
 
@@ -273,9 +273,10 @@ isolated_test!(
             assert_eq!(t[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
             assert!(buffer.iter().all(|b| *b == 0), "nothing of the value was written");
         }
-        // Neither leaves wrapped: an extractable one has no PKCS#8 form here yet, and a
-        // generated one is unextractable by default.
-        expect_rv(s.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, dsa), RvError::KeyNotWrappable);
+        // The extractable one leaves only encrypted (its PKCS#8 under the wrapping key; the
+        // round trip is `mechanisms_pq_wrap.rs`); a generated one is unextractable by default.
+        let wrapped = s.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, dsa).unwrap();
+        assert!(!contains(&wrapped, &seed) && !contains(&wrapped, &sk[..64]), "wrapped in clear");
         expect_rv(s.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, kem), RvError::KeyUnextractable);
         // Nor can a search find them by value.
         assert!(s.find_objects(&[Attribute::Seed(seed.clone())]).unwrap().is_empty());

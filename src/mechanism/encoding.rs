@@ -146,6 +146,7 @@ pub fn private_key_to_pkcs8(key: &KeyMaterial) -> Result<Zeroizing<Vec<u8>>> {
             let point = super::ec::public_point(curve, &scalar).map_err(|_| Error::KeyNotWrappable)?;
             ec_pkcs8(curve, &scalar, &point).map_err(|_| Error::KeyNotWrappable)
         }
+        KeyMaterial::PqPrivate(k) => super::pq_pkcs8::to_pkcs8(k),
         _ => Err(Error::KeyNotWrappable),
     }
 }
@@ -231,6 +232,8 @@ pub fn private_key_from_pkcs8(der: &[u8]) -> Result<KeyMaterial> {
         Ok(KeyMaterial::EcPrivate(key))
     } else if info.algorithm.oid == ID_ED25519 || info.algorithm.oid == ID_X25519 {
         curve25519_private_key_from_info(&info).map(KeyMaterial::EcPrivate).ok_or(Error::WrappedKeyInvalid)
+    } else if super::pq_pkcs8::is_pq_algorithm(&info.algorithm.oid) {
+        super::pq_pkcs8::from_pkcs8(&info).map(KeyMaterial::PqPrivate)
     } else {
         Err(Error::WrappedKeyInvalid)
     }

@@ -1,6 +1,7 @@
 //! Secret key generation (CKM_AES_KEY_GEN, CKM_GENERIC_SECRET_KEY_GEN, and the HMAC key
-//! generations of PKCS#11 3.0, CKM_SHA_1_KEY_GEN ... CKM_SHA512_KEY_GEN, which make keys of
-//! the type named for their hash, `CKK_SHA256_HMAC` ...; CKM_HKDF_KEY_GEN, `CKK_HKDF`).
+//! generations of PKCS#11 3.0, CKM_SHA_1_KEY_GEN ... CKM_SHA512_KEY_GEN and
+//! CKM_SHA3_224_KEY_GEN ... CKM_SHA3_512_KEY_GEN, which make keys of the type named for their
+//! hash, `CKK_SHA256_HMAC`, `CKK_SHA3_256_HMAC` ...; CKM_HKDF_KEY_GEN, `CKK_HKDF`).
 //!
 //! Lengths (`CKA_VALUE_LEN`) are bytes; the registry gives the range of the generic secret
 //! generation in bits and that of the HMAC key generations in bytes, as the HMAC mechanisms'
@@ -22,6 +23,10 @@ pub(super) fn key_type_of(mechanism: CK_MECHANISM_TYPE) -> Option<CK_KEY_TYPE> {
         CKM_SHA256_KEY_GEN => CKK_SHA256_HMAC,
         CKM_SHA384_KEY_GEN => CKK_SHA384_HMAC,
         CKM_SHA512_KEY_GEN => CKK_SHA512_HMAC,
+        CKM_SHA3_224_KEY_GEN => CKK_SHA3_224_HMAC,
+        CKM_SHA3_256_KEY_GEN => CKK_SHA3_256_HMAC,
+        CKM_SHA3_384_KEY_GEN => CKK_SHA3_384_HMAC,
+        CKM_SHA3_512_KEY_GEN => CKK_SHA3_512_HMAC,
         CKM_HKDF_KEY_GEN => CKK_HKDF,
         _ => return None,
     })
@@ -75,6 +80,16 @@ mod tests {
         assert_eq!(generate_secret(CKM_SHA256_KEY_GEN, CKK_SHA256_HMAC, 32).unwrap().len(), 32);
         assert_eq!(generate_secret(CKM_SHA512_KEY_GEN, CKK_SHA512_HMAC, 512).unwrap().len(), 512);
         assert_eq!(generate_secret(CKM_HKDF_KEY_GEN, CKK_HKDF, 32).unwrap().len(), 32);
+        assert_eq!(generate_secret(CKM_SHA3_224_KEY_GEN, CKK_SHA3_224_HMAC, 28).unwrap().len(), 28);
+        assert_eq!(generate_secret(CKM_SHA3_512_KEY_GEN, CKK_SHA3_512_HMAC, 1).unwrap().len(), 1);
+        assert_eq!(
+            generate_secret(CKM_SHA3_256_KEY_GEN, CKK_SHA256_HMAC, 32).unwrap_err(),
+            Error::TemplateInconsistent
+        );
+        assert_eq!(
+            generate_secret(CKM_SHA3_384_KEY_GEN, CKK_SHA3_384_HMAC, 513).unwrap_err(),
+            Error::KeySizeRange
+        );
         assert_eq!(generate_secret(CKM_SHA_1_KEY_GEN, CKK_SHA_1_HMAC, 0).unwrap_err(), Error::KeySizeRange);
         assert_eq!(
             generate_secret(CKM_SHA256_KEY_GEN, CKK_SHA384_HMAC, 32).unwrap_err(),

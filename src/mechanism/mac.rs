@@ -1,5 +1,6 @@
 //! MACs as C_Sign/C_Verify: HMAC with SHA-1, SHA-224, SHA-256, SHA-384 and SHA-512
-//! (`CKM_SHA*_HMAC`), AES-CMAC (`CKM_AES_CMAC`), and their `_GENERAL` variants, whose parameter
+//! (`CKM_SHA*_HMAC`, aws-lc-rs), with SHA3-224/256/384/512 (`CKM_SHA3_*_HMAC`, AWS-LC's own
+//! interface through `sys::sha3`, as aws-lc-rs has no SHA-3 HMAC), AES-CMAC (`CKM_AES_CMAC`), and their `_GENERAL` variants, whose parameter
 //! (`CK_MAC_GENERAL_PARAMS`, decoded as `MechanismParams::Opaque` of one native-endian
 //! `CK_ULONG`) truncates the MAC to 1 byte up to its full length.
 //!
@@ -12,6 +13,7 @@ use aws_lc_rs::{aead, cmac, constant_time, hmac};
 use cryptoki_sys::*;
 
 use super::{MechanismParams, SecretKey, SignOperation, VerifyOperation};
+use crate::sys::sha3::{Sha3, Sha3Hmac};
 use crate::{Error, Result};
 
 /// Starts a MAC computation (`C_SignInit`).
@@ -35,6 +37,7 @@ pub fn verify_init(
 #[derive(Clone, Copy)]
 enum Kind {
     Hmac(hmac::Algorithm, CK_KEY_TYPE),
+    Sha3Hmac(Sha3, CK_KEY_TYPE),
     Cmac,
 }
 
@@ -52,6 +55,14 @@ fn kind(mechanism: CK_MECHANISM_TYPE) -> Result<(Kind, bool)> {
         CKM_SHA256_HMAC_GENERAL => (Kind::Hmac(HMAC_SHA256, CKK_SHA256_HMAC), true),
         CKM_SHA384_HMAC_GENERAL => (Kind::Hmac(HMAC_SHA384, CKK_SHA384_HMAC), true),
         CKM_SHA512_HMAC_GENERAL => (Kind::Hmac(HMAC_SHA512, CKK_SHA512_HMAC), true),
+        CKM_SHA3_224_HMAC => (Kind::Sha3Hmac(Sha3::Sha3_224, CKK_SHA3_224_HMAC), false),
+        CKM_SHA3_256_HMAC => (Kind::Sha3Hmac(Sha3::Sha3_256, CKK_SHA3_256_HMAC), false),
+        CKM_SHA3_384_HMAC => (Kind::Sha3Hmac(Sha3::Sha3_384, CKK_SHA3_384_HMAC), false),
+        CKM_SHA3_512_HMAC => (Kind::Sha3Hmac(Sha3::Sha3_512, CKK_SHA3_512_HMAC), false),
+        CKM_SHA3_224_HMAC_GENERAL => (Kind::Sha3Hmac(Sha3::Sha3_224, CKK_SHA3_224_HMAC), true),
+        CKM_SHA3_256_HMAC_GENERAL => (Kind::Sha3Hmac(Sha3::Sha3_256, CKK_SHA3_256_HMAC), true),
+        CKM_SHA3_384_HMAC_GENERAL => (Kind::Sha3Hmac(Sha3::Sha3_384, CKK_SHA3_384_HMAC), true),
+        CKM_SHA3_512_HMAC_GENERAL => (Kind::Sha3Hmac(Sha3::Sha3_512, CKK_SHA3_512_HMAC), true),
         CKM_AES_CMAC => (Kind::Cmac, false),
         CKM_AES_CMAC_GENERAL => (Kind::Cmac, true),
         _ => return Err(Error::MechanismInvalid),
@@ -74,6 +85,7 @@ fn general_len(params: &MechanismParams, full: usize) -> Result<usize> {
 
 enum Context {
     Hmac(Box<hmac::Context>),
+    Sha3Hmac(Sha3Hmac),
     Cmac(cmac::Context),
 }
 
@@ -84,20 +96,32 @@ struct MacOperation {
 }
 
 const CMAC_FAILED: Error = Error::Internal("CMAC failed");
+const SHA3_HMAC_FAILED: Error = Error::Internal("HMAC-SHA3 failed");
+
+/// An HMAC key must be a generic secret or of the key type named for the mechanism's hash,
+/// and not empty.
+fn hmac_key_checked(key: &SecretKey, own_key_type: CK_KEY_TYPE) -> Result<&[u8]> {
+    if key.key_type != CKK_GENERIC_SECRET && key.key_type != own_key_type {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    if key.value.is_empty() {
+        return Err(Error::KeySizeRange);
+    }
+    Ok(&key.value)
+}
 
 impl MacOperation {
     fn new(mechanism: CK_MECHANISM_TYPE, params: &MechanismParams, key: &SecretKey) -> Result<MacOperation> {
         let (kind, general) = kind(mechanism)?;
         let (context, full) = match kind {
             Kind::Hmac(algorithm, own_key_type) => {
-                if key.key_type != CKK_GENERIC_SECRET && key.key_type != own_key_type {
-                    return Err(Error::KeyTypeInconsistent);
-                }
-                if key.value.is_empty() {
-                    return Err(Error::KeySizeRange);
-                }
-                let k = hmac::Key::new(algorithm, &key.value);
+                let k = hmac::Key::new(algorithm, hmac_key_checked(key, own_key_type)?);
                 (Context::Hmac(Box::new(hmac::Context::with_key(&k))), algorithm.tag_len())
+            }
+            Kind::Sha3Hmac(hash, own_key_type) => {
+                let mac = Sha3Hmac::new(hash, hmac_key_checked(key, own_key_type)?)
+                    .map_err(|_| SHA3_HMAC_FAILED)?;
+                (Context::Sha3Hmac(mac), hash.output_len())
             }
             Kind::Cmac => {
                 if key.key_type != CKK_AES {
@@ -126,6 +150,7 @@ impl MacOperation {
     fn absorb(&mut self, data: &[u8]) -> Result<()> {
         match self.context.as_mut().ok_or(Error::OperationNotInitialized)? {
             Context::Hmac(c) => c.update(data),
+            Context::Sha3Hmac(c) => c.update(data).map_err(|_| SHA3_HMAC_FAILED)?,
             Context::Cmac(c) => c.update(data).map_err(|_| CMAC_FAILED)?,
         }
         Ok(())
@@ -135,6 +160,7 @@ impl MacOperation {
     fn mac(&mut self) -> Result<Vec<u8>> {
         let mut tag = match self.context.take().ok_or(Error::OperationNotInitialized)? {
             Context::Hmac(c) => c.sign().as_ref().to_vec(),
+            Context::Sha3Hmac(c) => c.finish().map_err(|_| SHA3_HMAC_FAILED)?,
             Context::Cmac(c) => c.sign().map_err(|_| CMAC_FAILED)?.as_ref().to_vec(),
         };
         tag.truncate(self.mac_len);
@@ -476,6 +502,78 @@ mod tests {
                 sign_init(m, &MechanismParams::Opaque(vec![16]), k).err(),
                 Some(Error::MechanismParamInvalid)
             );
+        }
+    }
+
+    /// NIST's HMAC-SHA3 examples (csrc.nist.gov, "Examples with Intermediate Values"):
+    /// sample 2 (a key as long as the hash's block, 00 01 ..) for each hash and key type, and
+    /// sample 4 (a key as long as the output, the MAC truncated to half) through `_GENERAL`.
+    #[test]
+    fn hmac_sha3_known_answers() {
+        let full = [
+            (
+                CKM_SHA3_224_HMAC,
+                CKK_SHA3_224_HMAC,
+                144,
+                "d8b733bcf66c644a12323d564e24dcf3fc75f231f3b67968359100c7",
+            ),
+            (
+                CKM_SHA3_256_HMAC,
+                CKK_SHA3_256_HMAC,
+                136,
+                "68b94e2e538a9be4103bebb5aa016d47961d4d1aa906061313b557f8af2c3faa",
+            ),
+            (
+                CKM_SHA3_384_HMAC,
+                CKK_SHA3_384_HMAC,
+                104,
+                "a27d24b592e8c8cbf6d4ce6fc5bf62d8fc98bf2d486640d9eb8099e24047837f5f3bffbe92dcce90b4ed5b1e7e44fa90",
+            ),
+            (
+                CKM_SHA3_512_HMAC,
+                CKK_SHA3_512_HMAC,
+                72,
+                "544e257ea2a3e5ea19a590e6a24b724ce6327757723fe2751b75bf007d80f6b3\
+                 60744bf1b7a88ea585f9765b47911976d3191cf83c039f5ffab0d29cc9d9b6da",
+            ),
+        ];
+        for (m, key_type, key_len, mac) in full {
+            let value: Vec<u8> = (0..key_len).collect();
+            for k in [secret(key_type, &value), secret(CKK_GENERIC_SECRET, &value)] {
+                known_answer(m, &NONE, &k, b"Sample message for keylen=blocklen", &hex(mac));
+            }
+            let other = if key_type == CKK_SHA3_224_HMAC { CKK_SHA3_256_HMAC } else { CKK_SHA3_224_HMAC };
+            for wrong in [other, CKK_SHA256_HMAC, CKK_AES] {
+                assert_eq!(
+                    sign_init(m, &NONE, &secret(wrong, &value)).err(),
+                    Some(Error::KeyTypeInconsistent)
+                );
+            }
+            assert_eq!(sign_init(m, &NONE, &secret(key_type, &[])).err(), Some(Error::KeySizeRange));
+        }
+        let truncated = [
+            (CKM_SHA3_224_HMAC_GENERAL, 28, "8569c54cbb00a9b78ff1b391b0e5"),
+            (CKM_SHA3_256_HMAC_GENERAL, 32, "c8dc7148d8c1423aa549105dafdf9cad"),
+            (CKM_SHA3_384_HMAC_GENERAL, 48, "25f4bf53606e91af79d24a4bb1fd6aecd44414a30c8ebb0a"),
+            (
+                CKM_SHA3_512_HMAC_GENERAL,
+                64,
+                "7bb06d859257b25ce73ca700df34c5cbef5c898bac91029e0b27975d4e526a08",
+            ),
+        ];
+        for (m, len, mac) in truncated {
+            let key = secret(CKK_GENERIC_SECRET, &(0..len).collect::<Vec<u8>>());
+            let data = b"Sample message for keylen<blocklen, with truncated tag";
+            known_answer(m, &general(mac.len() as CK_ULONG / 2), &key, data, &hex(mac));
+            let mut short = hex(mac);
+            short.pop();
+            let mut v = verify_init(m, &general(mac.len() as CK_ULONG / 2), &key).unwrap();
+            assert_eq!(v.verify(data, &short), Err(Error::SignatureLenRange));
+            assert_eq!(
+                sign_init(m, &general(len as CK_ULONG + 1), &key).err(),
+                Some(Error::MechanismParamInvalid)
+            );
+            assert_eq!(sign_init(m, &general(0), &key).err(), Some(Error::MechanismParamInvalid));
         }
     }
 

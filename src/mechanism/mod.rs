@@ -27,6 +27,7 @@ pub mod ml_kem;
 pub mod montgomery;
 pub mod pin_kdf;
 pub mod pq;
+pub mod pq_pkcs8;
 pub mod prepared;
 pub mod registry;
 pub mod rng;
@@ -273,6 +274,14 @@ mod family {
         CKM_SHA256_HMAC_GENERAL,
         CKM_SHA384_HMAC_GENERAL,
         CKM_SHA512_HMAC_GENERAL,
+        CKM_SHA3_224_HMAC,
+        CKM_SHA3_256_HMAC,
+        CKM_SHA3_384_HMAC,
+        CKM_SHA3_512_HMAC,
+        CKM_SHA3_224_HMAC_GENERAL,
+        CKM_SHA3_256_HMAC_GENERAL,
+        CKM_SHA3_384_HMAC_GENERAL,
+        CKM_SHA3_512_HMAC_GENERAL,
         CKM_AES_CMAC,
         CKM_AES_CMAC_GENERAL,
     ];

@@ -43,6 +43,10 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA256_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (CKM_SHA384_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (CKM_SHA512_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA3_224_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA3_256_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA3_384_KEY_GEN, info(1, 512, CKF_GENERATE)),
+    (CKM_SHA3_512_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (CKM_HKDF_KEY_GEN, info(1, 512, CKF_GENERATE)),
     (
         CKM_AES_GCM,
@@ -72,6 +76,14 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA256_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA384_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_224_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_256_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_384_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_512_HMAC, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_224_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_256_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_384_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
+    (CKM_SHA3_512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     // RSA: generation from `rsa_min_bits` (see `mechanism_info`); 1024-bit keys verify, and
     // serve the other functions where `rsa_min_bits` allows; OAEP (AWS-LC's) from 2048.
     (CKM_RSA_PKCS_KEY_PAIR_GEN, info(2048, 4096, CKF_GENERATE_KEY_PAIR)),
@@ -121,6 +133,7 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA256, info(0, 0, CKF_DIGEST)),
     (CKM_SHA384, info(0, 0, CKF_DIGEST)),
     (CKM_SHA512, info(0, 0, CKF_DIGEST)),
+    (CKM_SHA3_224, info(0, 0, CKF_DIGEST)),
     (CKM_SHA3_256, info(0, 0, CKF_DIGEST)),
     (CKM_SHA3_384, info(0, 0, CKF_DIGEST)),
     (CKM_SHA3_512, info(0, 0, CKF_DIGEST)),

@@ -2,6 +2,13 @@
 //! secret made under a KEM public key, or recovered with its private key, becomes a new
 //! secret key object from the caller's template; each call is recorded naming that key.
 //!
+//! The KEM key's `CKA_ENCAPSULATE_TEMPLATE` (public key) or `CKA_DECAPSULATE_TEMPLATE`
+//! (private key) is imposed on the caller's template as an unwrapping key's
+//! `CKA_UNWRAP_TEMPLATE` is (`template::impose`): its entries are added, one the caller gave
+//! with another value, or a vendor attribute, is `CKR_TEMPLATE_INCONSISTENT`. The 3.2 text
+//! words the encapsulation template as one the new key must match; a key made from the
+//! merged template always does, and one that cannot is refused before anything is made.
+//!
 //! The new key is made as an unwrapped key is (`Origin::Unwrap`: not local, no history of
 //! being sensitive), a generic secret unless the template names another secret key type;
 //! its length is the shared secret's (32 bytes for ML-KEM), and a template asking for
@@ -15,7 +22,7 @@ use crate::hierarchy;
 use crate::mechanism::{self, Mechanism};
 use crate::object::attribute::encode_ulong;
 use crate::object::template::{self, Actor, Origin};
-use crate::object::{Attribute, Object, Profile};
+use crate::object::{Attribute, AttributeRead, Object, Profile};
 use crate::session::{Output, OutputBuffer};
 use crate::{Error, Result};
 
@@ -37,7 +44,8 @@ impl Module {
             let material = token.key_material_for(s.read_write, public, CKA_ENCAPSULATE, mechanism.kind)?;
             let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
             let needed = mechanism::encapsulated_len(mechanism, &material)?;
-            let mut key = self.shared_secret_key(template, actor)?;
+            let template = imposed(&token, s.read_write, public, CKA_ENCAPSULATE_TEMPLATE, template)?;
+            let mut key = self.shared_secret_key(&template, actor)?;
             match buffer {
                 OutputBuffer::Query => return Ok((Output::Length(needed), None)),
                 OutputBuffer::Capacity(c) if c < needed => return Err(Error::BufferTooSmall { needed }),
@@ -72,7 +80,8 @@ impl Module {
             mechanism::registry::require(mechanism.kind, CKF_DECAPSULATE)?;
             let material = token.key_material_for(s.read_write, private, CKA_DECAPSULATE, mechanism.kind)?;
             let actor = Actor { is_so: token.login_state() == crate::policy::LoginState::SecurityOfficer };
-            let mut key = self.shared_secret_key(template, actor)?;
+            let template = imposed(&token, s.read_write, private, CKA_DECAPSULATE_TEMPLATE, template)?;
+            let mut key = self.shared_secret_key(&template, actor)?;
             let secret = mechanism::decapsulate(mechanism, &material, ciphertext)?;
             set_secret(&mut key, &secret)?;
             token.store_new_object(h, s.read_write, key)
@@ -99,6 +108,20 @@ impl Module {
             return Err(Error::TemplateInconsistent);
         }
         Ok(key)
+    }
+}
+
+/// `template` with the KEM key's attribute array `kind` imposed on it, if the key has one.
+fn imposed(
+    token: &crate::token::Token,
+    read_write: bool,
+    key: CK_OBJECT_HANDLE,
+    kind: CK_ATTRIBUTE_TYPE,
+    template: &[Attribute],
+) -> Result<Vec<Attribute>> {
+    match &token.get_attributes(read_write, key, &[kind])?[..] {
+        [AttributeRead::Value(encoded)] => template::impose(template, encoded),
+        _ => Ok(template.to_vec()),
     }
 }
 

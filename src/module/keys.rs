@@ -353,7 +353,10 @@ impl Module {
                     key.set(CKA_VALUE_LEN, crate::object::attribute::encode_ulong(value.len() as CK_ULONG));
                     key.set(CKA_VALUE, value.to_vec());
                 }
-                crate::object::Profile::RsaPrivateKey | crate::object::Profile::EcPrivateKey => {
+                crate::object::Profile::RsaPrivateKey
+                | crate::object::Profile::EcPrivateKey
+                | crate::object::Profile::MlDsaPrivateKey
+                | crate::object::Profile::MlKemPrivateKey => {
                     set_private_key_components(
                         &mut key,
                         mechanism::encoding::private_key_from_pkcs8(&value)?,
@@ -414,6 +417,17 @@ fn set_private_key_components(
         {
             key.set(CKA_EC_PARAMS, k.params.clone());
             key.set(CKA_VALUE, k.value.to_vec());
+        }
+        // ML-DSA and ML-KEM (3.2): the parameter set is the PKCS#8 algorithm's; the seed and
+        // the expanded key as the wrapped form carried them (at least one).
+        (Some(kind @ (CKK_ML_DSA | CKK_ML_KEM)), KeyMaterial::PqPrivate(k)) if k.key_type == kind => {
+            key.set_ulong(CKA_PARAMETER_SET, k.parameter_set);
+            if !k.value.is_empty() {
+                key.set(CKA_VALUE, k.value.to_vec());
+            }
+            if let Some(seed) = &k.seed {
+                key.set(CKA_SEED, seed.to_vec());
+            }
         }
         _ => return Err(Error::TemplateInconsistent),
     }

@@ -61,7 +61,8 @@ pub fn decode_ulong(bytes: &[u8]) -> Option<CK_ULONG> {
     Some(CK_ULONG::from_ne_bytes(bytes.try_into().ok()?))
 }
 
-/// Attribute arrays (`CKA_WRAP_TEMPLATE`, `CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`) are
+/// Attribute arrays (`CKA_WRAP_TEMPLATE`, `CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`, and
+/// 3.2's `CKA_ENCAPSULATE_TEMPLATE`, `CKA_DECAPSULATE_TEMPLATE`) are
 /// kept as one value in this layout: per entry, the type and the value's length as
 /// little-endian u64s, then the value.
 pub fn encode_attribute_array(attributes: &[Attribute]) -> Vec<u8> {
@@ -90,8 +91,18 @@ pub fn decode_attribute_array(mut bytes: &[u8]) -> Option<Vec<Attribute>> {
 /// Whether `kind` is an attribute whose value is an array of attributes. (Not every
 /// `CKF_ARRAY_ATTRIBUTE` type is: `CKA_ALLOWED_MECHANISMS` is an array of mechanisms.)
 pub fn is_attribute_array(kind: CK_ATTRIBUTE_TYPE) -> bool {
-    use cryptoki_sys::{CKA_DERIVE_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_WRAP_TEMPLATE};
-    matches!(kind, CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE)
+    use cryptoki_sys::{
+        CKA_DECAPSULATE_TEMPLATE, CKA_DERIVE_TEMPLATE, CKA_ENCAPSULATE_TEMPLATE, CKA_UNWRAP_TEMPLATE,
+        CKA_WRAP_TEMPLATE,
+    };
+    matches!(
+        kind,
+        CKA_WRAP_TEMPLATE
+            | CKA_UNWRAP_TEMPLATE
+            | CKA_DERIVE_TEMPLATE
+            | CKA_ENCAPSULATE_TEMPLATE
+            | CKA_DECAPSULATE_TEMPLATE
+    )
 }
 
 #[cfg(test)]

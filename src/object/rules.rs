@@ -307,6 +307,10 @@ pub const RULES: &[Rule] = &[
     // Usage flags default to true, as the others do (README "Attribute defaults").
     row(KemPublic, CKA_ENCAPSULATE, Bool, MODIFIABLE, yes()),
     row(KemPrivate, CKA_DECAPSULATE, Bool, MODIFIABLE, yes()),
+    // 3.2's templates of the keys a KEM key makes, imposed as CKA_UNWRAP_TEMPLATE is
+    // (`module/encapsulation.rs`); fixed once the key exists, as that one.
+    row(KemPublic, CKA_ENCAPSULATE_TEMPLATE, AttributeArray, 0, Absent),
+    row(KemPrivate, CKA_DECAPSULATE_TEMPLATE, AttributeArray, 0, Absent),
 ];
 
 const RSA_PRIVATE_OPTIONAL: Flags = FORBIDDEN_ON_GENERATE | SENSITIVE | SECRET_AT_REST;
@@ -342,7 +346,8 @@ impl Profile {
             CKO_SECRET_KEY => match need(subtype)? {
                 // The HMAC and HKDF key types of PKCS#11 3.0 are generic secrets named for their use.
                 CKK_AES | CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC
-                | CKK_SHA384_HMAC | CKK_SHA512_HMAC | CKK_HKDF => Profile::SecretKey,
+                | CKK_SHA384_HMAC | CKK_SHA512_HMAC | CKK_SHA3_224_HMAC | CKK_SHA3_256_HMAC
+                | CKK_SHA3_384_HMAC | CKK_SHA3_512_HMAC | CKK_HKDF => Profile::SecretKey,
                 _ => return Err(Error::AttributeValueInvalid),
             },
             CKO_PUBLIC_KEY => match need(subtype)? {

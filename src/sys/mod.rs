@@ -14,6 +14,8 @@
 //!   (aws-lc-rs signs on that curve but has no key agreement on it).
 //! - [`gcm_any_iv`]: AES-GCM with IVs other than 96 bits, through AWS-LC's `EVP_CIPHER`
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
+//! - [`sha3`]: SHA3-224 and HMAC over the SHA-3 hashes, through AWS-LC's `EVP_MD` and
+//!   `HMAC_CTX` interfaces (aws-lc-rs has neither).
 //! - [`secret`]: [`secret::LockedBuffer`], page-aligned memory for key material that is
 //!   locked, excluded from core dumps and zeroed before it is given back.
 #![allow(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
 pub mod secret;
+pub mod sha3;
 
 /// The size of a memory page.
 pub fn page_size() -> usize {

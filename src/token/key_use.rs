@@ -233,15 +233,17 @@ impl Token {
                 return Err(Error::KeyNotWrappable);
             }
         }
-        // Secret keys leave as their value, private keys as PKCS#8.
+        // Secret keys leave as their value, private keys as PKCS#8 (ML-DSA and ML-KEM keys in
+        // the form `mechanism::pq_pkcs8` chooses).
         let bytes = match target.key_material()? {
             KeyMaterial::Secret(_) => self.hierarchy_value(&state, &target)?,
-            private @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_)) => {
+            private
+            @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_) | KeyMaterial::PqPrivate(_)) => {
                 crate::mechanism::encoding::private_key_to_pkcs8(&private)?
             }
-            KeyMaterial::RsaPublic(_) | KeyMaterial::EcPublic(_) => return Err(Error::KeyNotWrappable),
-            // No PKCS#8 form of ML-DSA and ML-KEM keys yet.
-            KeyMaterial::PqPublic(_) | KeyMaterial::PqPrivate(_) => return Err(Error::KeyNotWrappable),
+            KeyMaterial::RsaPublic(_) | KeyMaterial::EcPublic(_) | KeyMaterial::PqPublic(_) => {
+                return Err(Error::KeyNotWrappable);
+            }
         };
         Ok((wrapping_material, bytes))
     }
