@@ -19,6 +19,8 @@ use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use cryptoki_sys::*;
 
+// Re-exported for the test files that include this module; not each of them uses both.
+#[allow(unused_imports)]
 pub use crate::common::objects::{count, value};
 use crate::common::raw::load_raw;
 use crate::common::raw_wrap::mech_none;
