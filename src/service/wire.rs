@@ -327,6 +327,27 @@ pub fn approval_from_wire(a: WireApproval) -> ApprovalRecord {
     }
 }
 
+/// An answer of another kind than the call has: the service and the client disagree.
+pub fn unexpected() -> Error {
+    Error::Device("unexpected answer from the key service".into())
+}
+
+/// The answer of a call that returns nothing.
+pub fn done(answer: Answer) -> Result<()> {
+    match answer {
+        Answer::Done => Ok(()),
+        _ => Err(unexpected()),
+    }
+}
+
+/// The answer of a call that returns output through the output-buffer protocol.
+pub fn output(answer: Answer) -> Result<Output> {
+    match answer {
+        Answer::Output(o) => output_from_wire(o),
+        _ => Err(unexpected()),
+    }
+}
+
 /// What the client may learn of a failure: its code, a short buffer's needed length, a
 /// policy's refusal. Fault texts (`Device`, `Internal`, `StoreCorrupt`) stay on the server.
 pub fn error_to_wire(e: &Error) -> WireError {
