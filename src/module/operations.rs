@@ -88,13 +88,14 @@ impl Module {
     ) -> Result<()> {
         let (usage, name) = match kind {
             OperationKind::Digest => return self.digest_init(h, mechanism),
-            OperationKind::SignRecover | OperationKind::VerifyRecover => {
-                return self.recover_init(h, kind, mechanism, key);
-            }
             OperationKind::Encrypt => (CKA_ENCRYPT, "encrypt"),
             OperationKind::Decrypt => (CKA_DECRYPT, "decrypt"),
             OperationKind::Sign => (CKA_SIGN, "sign"),
             OperationKind::Verify => (CKA_VERIFY, "verify"),
+            // The policy counts these as `sign` and `verify`; the record keeps the difference,
+            // since what is recovered from a signature is data.
+            OperationKind::SignRecover => (CKA_SIGN_RECOVER, "sign_recover"),
+            OperationKind::VerifyRecover => (CKA_VERIFY_RECOVER, "verify_recover"),
         };
         self.audited_init(h, name, mechanism, key, |m| match kind {
             OperationKind::Sign => {
@@ -105,7 +106,10 @@ impl Module {
                 let verify = |m: &Mechanism, k: &Arc<PreparedKey>| mechanism::verify_init(m, &k.material);
                 self.begin(h, m, key, usage, name, |o| &mut o.verify, verify)
             }
-            // Encrypt or decrypt: the others returned above.
+            OperationKind::SignRecover | OperationKind::VerifyRecover => {
+                self.begin_recovery(h, kind, m, key, usage, name)
+            }
+            // Encrypt or decrypt: digests returned above.
             _ => {
                 let encrypt = kind == OperationKind::Encrypt;
                 let slot: CipherSlot = if encrypt { |o| &mut o.encrypt } else { |o| &mut o.decrypt };
@@ -378,51 +382,46 @@ impl Module {
         step_or_end(arguments, || self.end_operation(h, kind), |a| step(self, a))
     }
 
-    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`, recorded as
-    /// `sign_recover` and `verify_recover` (the policy counts them as `sign` and `verify`;
-    /// the record keeps the difference, since what is recovered from a signature is data);
-    /// `None` for the mechanism ends an active operation (not recorded).
-    fn recover_init(
+    /// The body of `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`, the key
+    /// checked for `usage`, the operation named `name` ([`Module::operation_init`] records
+    /// it); `None` for the mechanism ends an active operation.
+    fn begin_recovery(
         &self,
         h: CK_SESSION_HANDLE,
         kind: OperationKind,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        name: &'static str,
     ) -> Result<()> {
-        let operation = match kind {
-            OperationKind::SignRecover => "sign_recover",
-            _ => "verify_recover",
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        let slot = match kind {
+            OperationKind::SignRecover => &mut ops.sign_recover,
+            OperationKind::VerifyRecover => &mut ops.verify_recover,
+            _ => return Err(Error::Internal("not a recovery operation")),
         };
-        self.audited_init(h, operation, mechanism, key, |mechanism| {
-            let (s, token) = self.session_and_token(h)?;
-            let mut ops = s.operations.lock();
-            let (slot, usage) = match kind {
-                OperationKind::SignRecover => (&mut ops.sign_recover, CKA_SIGN_RECOVER),
-                OperationKind::VerifyRecover => (&mut ops.verify_recover, CKA_VERIFY_RECOVER),
-                _ => return Err(Error::Internal("not a recovery operation")),
+        let Some(mechanism) = mechanism else {
+            *slot = None;
+            ops.pin_for_use.remove(name);
+            return Ok(());
+        };
+        if slot.is_some() {
+            return Err(Error::OperationActive);
+        }
+        // Recovery does not wait for approvers (refused as elsewhere), but a signature
+        // with a CKA_ALWAYS_AUTHENTICATE key waits for the PIN as C_Sign does.
+        let (material, needs_pin) =
+            match token.key_material_gated(s.read_write, key, usage, mechanism.kind)? {
+                KeyForUse { approval: Some(_), .. } => return Err(Error::KeyFunctionNotPermitted),
+                KeyForUse { material, needs_pin, .. } => (material, needs_pin),
             };
-            let Some(mechanism) = mechanism else {
-                *slot = None;
-                ops.pin_for_use.remove(operation);
-                return Ok(());
-            };
-            if slot.is_some() {
-                return Err(Error::OperationActive);
-            }
-            // Recovery does not wait for approvers (refused as elsewhere), but a signature
-            // with a CKA_ALWAYS_AUTHENTICATE key waits for the PIN as C_Sign does.
-            let (material, needs_pin) =
-                match token.key_material_gated(s.read_write, key, usage, mechanism.kind)? {
-                    KeyForUse { approval: Some(_), .. } => return Err(Error::KeyFunctionNotPermitted),
-                    KeyForUse { material, needs_pin, .. } => (material, needs_pin),
-                };
-            *slot = Some(match kind {
-                OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
-                _ => mechanism::verify_recover_init(mechanism, &material)?,
-            });
-            set_pin_for_use(&mut ops, operation, needs_pin);
-            Ok(())
-        })
+        *slot = Some(match kind {
+            OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
+            _ => mechanism::verify_recover_init(mechanism, &material)?,
+        });
+        set_pin_for_use(&mut ops, name, needs_pin);
+        Ok(())
     }
 
     /// `C_SignRecover`/`C_VerifyRecover`: single-part only.
