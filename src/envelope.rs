@@ -418,7 +418,7 @@ fn gcm(
         kind: CKM_AES_GCM,
         params: MechanismParams::Gcm(GcmParams { iv: iv.to_vec(), aad: aad.to_vec(), tag_bits: 128 }),
     };
-    module.cipher_init(session, kind, Some(&mechanism), key)?;
+    module.operation_init(session, kind.operation(), Some(&mechanism), key)?;
     // A single-part call ends the operation whether it succeeds or fails.
     match module.cipher(session, kind, Step::Single(input), OutputBuffer::Capacity(usize::MAX))? {
         Output::Bytes(bytes) => Ok(bytes),

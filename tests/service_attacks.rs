@@ -114,12 +114,14 @@ fn an_oversized_frame_is_refused_from_its_length_alone() {
     let client = service.client();
     let h = client.open_session(0, CKF_SERIAL_SESSION).unwrap();
     client
-        .digest_init(
+        .operation_init(
             h,
+            ecm_hsm::module::OperationKind::Digest,
             Some(&ecm_hsm::mechanism::Mechanism {
                 kind: CKM_SHA256,
                 params: ecm_hsm::mechanism::MechanismParams::None,
             }),
+            CK_INVALID_HANDLE,
         )
         .unwrap();
     let big = vec![7u8; 100 * 1024];

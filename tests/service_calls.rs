@@ -6,7 +6,7 @@ mod service_support;
 use cryptoki_sys::*;
 use ecm_hsm::Error;
 use ecm_hsm::mechanism::{GcmParams, Mechanism, MechanismParams};
-use ecm_hsm::module::{CipherKind, Step};
+use ecm_hsm::module::{CipherKind, OperationKind, Step};
 use ecm_hsm::object::attribute::{decode_attribute_array, encode_attribute_array};
 use ecm_hsm::object::{Attribute, AttributeRead};
 use ecm_hsm::server::Limits;
@@ -52,7 +52,7 @@ fn aes_gcm_round_trip_through_the_service() {
     assert_eq!(reads[1], AttributeRead::Value(b"aes-1".to_vec().into()));
 
     let plaintext = b"the context data of tenant acme".to_vec();
-    client.cipher_init(h, CipherKind::Encrypt, Some(&gcm(1)), key).unwrap();
+    client.operation_init(h, OperationKind::Encrypt, Some(&gcm(1)), key).unwrap();
     // The length query and the short buffer behave as in-process: the operation stays.
     assert_eq!(
         client.cipher(h, CipherKind::Encrypt, Step::Single(&plaintext), OutputBuffer::Query).unwrap(),
@@ -73,13 +73,13 @@ fn aes_gcm_round_trip_through_the_service() {
 
     // The first decryption with this key and mechanism sends its init at once; later ones
     // hold it back for the first step: init, length query and step in one round trip.
-    client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key).unwrap();
+    client.operation_init(h, OperationKind::Decrypt, Some(&gcm(1)), key).unwrap();
     let opened = bytes(
         client.cipher(h, CipherKind::Decrypt, Step::Single(&sealed), OutputBuffer::Capacity(4096)).unwrap(),
     );
     assert_eq!(opened, plaintext);
     let before = client.round_trips();
-    client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key).unwrap();
+    client.operation_init(h, OperationKind::Decrypt, Some(&gcm(1)), key).unwrap();
     assert_eq!(
         client.cipher(h, CipherKind::Decrypt, Step::Single(&sealed), OutputBuffer::Query).unwrap(),
         Output::Length(plaintext.len())
@@ -93,13 +93,13 @@ fn aes_gcm_round_trip_through_the_service() {
     // A tampered ciphertext fails with the same code as in-process, the init held back or not.
     let mut tampered = sealed.clone();
     tampered[0] ^= 1;
-    client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key).unwrap();
+    client.operation_init(h, OperationKind::Decrypt, Some(&gcm(1)), key).unwrap();
     let refused =
         client.cipher(h, CipherKind::Decrypt, Step::Single(&tampered), OutputBuffer::Capacity(4096));
     assert_eq!(refused.unwrap_err().ck_rv(), CKR_ENCRYPTED_DATA_INVALID);
     // A key handle the service does not know is refused at the init, as in-process.
     assert_eq!(
-        client.cipher_init(h, CipherKind::Decrypt, Some(&gcm(1)), key + 1000).unwrap_err(),
+        client.operation_init(h, OperationKind::Decrypt, Some(&gcm(1)), key + 1000).unwrap_err(),
         Error::KeyHandleInvalid
     );
     // No decryption was left active by the refused init.
@@ -134,14 +134,14 @@ fn a_held_init_refused_by_the_service_fails_its_step_and_begins_nothing() {
     let key = client.generate_key(h, &keygen, &template).unwrap();
     let data = [7u8; 100];
     let encrypt = |iv| {
-        client.cipher_init(h, CipherKind::Encrypt, Some(&gcm_plain(iv)), key)?;
+        client.operation_init(h, OperationKind::Encrypt, Some(&gcm_plain(iv)), key)?;
         client.cipher(h, CipherKind::Encrypt, Step::Single(&data), OutputBuffer::Capacity(200))
     };
     encrypt(1).unwrap();
     // Proven once: the next init waits for its step. A length query is answered by the
     // client from GCM's rule, as the service would answer it.
     let before = client.round_trips();
-    client.cipher_init(h, CipherKind::Encrypt, Some(&gcm_plain(2)), key).unwrap();
+    client.operation_init(h, OperationKind::Encrypt, Some(&gcm_plain(2)), key).unwrap();
     assert_eq!(
         client.cipher(h, CipherKind::Encrypt, Step::Single(&data), OutputBuffer::Query).unwrap(),
         Output::Length(116)
@@ -182,11 +182,11 @@ fn signature_lengths_are_learned_per_key_and_a_held_init_goes_before_a_login() {
     let ecdsa = Mechanism { kind: CKM_ECDSA, params: MechanismParams::None };
     let digest = [0xd1u8; 32];
     // First signature: init, query and step each a round trip; the length is learned.
-    client.sign_init(h, Some(&ecdsa), private).unwrap();
+    client.operation_init(h, OperationKind::Sign, Some(&ecdsa), private).unwrap();
     assert_eq!(client.sign(h, Step::Single(&digest), OutputBuffer::Query).unwrap(), Output::Length(64));
     assert_eq!(bytes(client.sign(h, Step::Single(&digest), OutputBuffer::Capacity(64)).unwrap()).len(), 64);
     let before = client.round_trips();
-    client.sign_init(h, Some(&ecdsa), private).unwrap();
+    client.operation_init(h, OperationKind::Sign, Some(&ecdsa), private).unwrap();
     assert_eq!(client.sign(h, Step::Single(&digest), OutputBuffer::Query).unwrap(), Output::Length(64));
     assert_eq!(
         client.sign(h, Step::Single(&digest), OutputBuffer::Capacity(10)).unwrap_err(),
@@ -197,7 +197,7 @@ fn signature_lengths_are_learned_per_key_and_a_held_init_goes_before_a_login() {
 
     // A held init is sent before a call that may change the login, in the order made: the
     // logout then ends nothing the application did not see begin.
-    client.sign_init(h, Some(&ecdsa), private).unwrap();
+    client.operation_init(h, OperationKind::Sign, Some(&ecdsa), private).unwrap();
     let before = client.round_trips();
     client.logout(h).unwrap();
     assert_eq!(client.round_trips() - before, 2, "the held init, then the logout");
@@ -218,13 +218,13 @@ fn rsa_sign_and_verify_through_the_service() {
     let (public, private) = client.generate_key_pair(h, &keygen, &public, &private).unwrap();
     let mechanism = Mechanism { kind: CKM_SHA256_RSA_PKCS, params: MechanismParams::None };
 
-    client.sign_init(h, Some(&mechanism), private).unwrap();
+    client.operation_init(h, OperationKind::Sign, Some(&mechanism), private).unwrap();
     let signature = bytes(client.sign(h, Step::Single(b"message"), OutputBuffer::Capacity(512)).unwrap());
     assert_eq!(signature.len(), 256);
 
-    client.verify_init(h, Some(&mechanism), public).unwrap();
+    client.operation_init(h, OperationKind::Verify, Some(&mechanism), public).unwrap();
     client.verify(h, Step::Single(b"message"), &signature).unwrap();
-    client.verify_init(h, Some(&mechanism), public).unwrap();
+    client.operation_init(h, OperationKind::Verify, Some(&mechanism), public).unwrap();
     assert_eq!(client.verify(h, Step::Single(b"massage"), &signature).unwrap_err(), Error::SignatureInvalid);
 
     // The private exponent never leaves the service.

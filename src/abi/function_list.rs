@@ -12,6 +12,18 @@ use super::marshal::*;
 use crate::Error;
 
 macro_rules! function_list {
+    // A 3.x list: the functions 3.0 adds to 2.40, then `$extra`.
+    ($ty:ident, $major:expr, $minor:expr, v3_0 + { $($extra:ident),* }) => {
+        function_list!($ty, $major, $minor, {
+            C_GetInterfaceList, C_GetInterface, C_LoginUser, C_SessionCancel,
+            C_MessageEncryptInit, C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext,
+            C_MessageEncryptFinal, C_MessageDecryptInit, C_DecryptMessage, C_DecryptMessageBegin,
+            C_DecryptMessageNext, C_MessageDecryptFinal, C_MessageSignInit, C_SignMessage,
+            C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
+            C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
+            $(, $extra)*
+        })
+    };
     ($ty:ident, $major:expr, $minor:expr, { $($extra:ident),* }) => {
         $ty {
             version: CK_VERSION { major: $major, minor: $minor },
@@ -103,25 +115,12 @@ static FUNCTION_LIST: CallerWritable<CK_FUNCTION_LIST> =
     CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST, 2, 40, {})));
 
 static FUNCTION_LIST_3_0: CallerWritable<CK_FUNCTION_LIST_3_0> =
-    CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_0, 3, 0, {
-        C_GetInterfaceList, C_GetInterface, C_LoginUser, C_SessionCancel,
-        C_MessageEncryptInit, C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext,
-        C_MessageEncryptFinal, C_MessageDecryptInit, C_DecryptMessage, C_DecryptMessageBegin,
-        C_DecryptMessageNext, C_MessageDecryptFinal, C_MessageSignInit, C_SignMessage,
-        C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
-        C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal
-    })));
+    CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_0, 3, 0, v3_0 + {})));
 
 /// The 3.2 list: 3.0's, then the functions 3.2 adds (key encapsulation; the others answer
 /// `CKR_FUNCTION_NOT_SUPPORTED`, see `exports/v3_2.rs`).
 static FUNCTION_LIST_3_2: CallerWritable<CK_FUNCTION_LIST_3_2> =
-    CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_2, 3, 2, {
-        C_GetInterfaceList, C_GetInterface, C_LoginUser, C_SessionCancel,
-        C_MessageEncryptInit, C_EncryptMessage, C_EncryptMessageBegin, C_EncryptMessageNext,
-        C_MessageEncryptFinal, C_MessageDecryptInit, C_DecryptMessage, C_DecryptMessageBegin,
-        C_DecryptMessageNext, C_MessageDecryptFinal, C_MessageSignInit, C_SignMessage,
-        C_SignMessageBegin, C_SignMessageNext, C_MessageSignFinal, C_MessageVerifyInit,
-        C_VerifyMessage, C_VerifyMessageBegin, C_VerifyMessageNext, C_MessageVerifyFinal,
+    CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_2, 3, 2, v3_0 + {
         C_EncapsulateKey, C_DecapsulateKey, C_VerifySignatureInit, C_VerifySignature,
         C_VerifySignatureUpdate, C_VerifySignatureFinal, C_GetSessionValidationFlags,
         C_AsyncComplete, C_AsyncGetID, C_AsyncJoin, C_WrapKeyAuthenticated, C_UnwrapKeyAuthenticated

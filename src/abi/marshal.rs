@@ -143,6 +143,36 @@ pub unsafe fn write<T>(ptr: *mut T, value: T) -> Result<()> {
     Ok(())
 }
 
+/// The mechanism, required, and the template of a call that makes a key from them
+/// (`C_GenerateKey`, `C_DeriveKey`): both are read before a NULL mechanism is refused.
+///
+/// # Safety
+/// As `mechanism_in` for `mechanism`, `template_in` for `template` and `count`.
+pub unsafe fn mechanism_and_template_in(
+    mechanism: *const CK_MECHANISM,
+    template: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<(Mechanism, Vec<Attribute>)> {
+    // SAFETY: forwarded contract of the caller.
+    let (mechanism, template) = unsafe { (mechanism_in(mechanism)?, template_in(template, count)?) };
+    Ok((mechanism.ok_or(Error::ArgumentsBad)?, template))
+}
+
+/// The calls that make one object and hand back its handle (`C_CreateObject`,
+/// `C_GenerateKey`, ...): a NULL out-pointer is `CKR_ARGUMENTS_BAD` before anything is read
+/// or made; otherwise the handle `make` returns is written through it.
+///
+/// # Safety
+/// A non-NULL `out` must be valid for a write of a handle.
+pub unsafe fn new_handle_out(out: *mut CK_ULONG, make: impl FnOnce() -> Result<CK_ULONG>) -> Result<()> {
+    if out.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    let handle = make()?;
+    // SAFETY: checked non-NULL; writable by the caller's contract.
+    unsafe { write(out, handle) }
+}
+
 /// Copies a template in, owning every value. An attribute-array value (`CKA_WRAP_TEMPLATE`,
 /// ...) is itself a template; it is copied in and kept encoded as one value. Arrays do not
 /// nest further.

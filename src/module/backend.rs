@@ -110,13 +110,7 @@ impl Backend {
         arguments: Result<A>,
         step: impl FnOnce(&Backend, A) -> Result<T>,
     ) -> Result<T> {
-        match arguments {
-            Ok(arguments) => step(self, arguments),
-            Err(e) => {
-                self.end_operation(h, kind);
-                Err(e)
-            }
-        }
+        super::operations::step_or_end(arguments, || self.end_operation(h, kind), |a| step(self, a))
     }
 
     pub fn end_operation(&self, h: CK_SESSION_HANDLE, kind: OperationKind) {
@@ -201,11 +195,7 @@ forward! {
     fn encapsulate_key(&self, h: CK_SESSION_HANDLE, mechanism: &Mechanism, public: CK_OBJECT_HANDLE, template: &[Attribute], buffer: OutputBuffer) -> Result<(Output, Option<CK_OBJECT_HANDLE>)>;
     fn decapsulate_key(&self, h: CK_SESSION_HANDLE, mechanism: &Mechanism, private: CK_OBJECT_HANDLE, template: &[Attribute], ciphertext: &[u8]) -> Result<CK_OBJECT_HANDLE>;
 
-    fn cipher_init(&self, h: CK_SESSION_HANDLE, kind: CipherKind, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()>;
-    fn sign_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()>;
-    fn verify_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()>;
-    fn recover_init(&self, h: CK_SESSION_HANDLE, kind: OperationKind, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()>;
-    fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()>;
+    fn operation_init(&self, h: CK_SESSION_HANDLE, kind: OperationKind, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<()>;
     fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()>;
     fn operation_step(&self, h: CK_SESSION_HANDLE, kind: OperationKind, step: Step<'_>, buffer: OutputBuffer) -> Result<Output>;
     fn verify(&self, h: CK_SESSION_HANDLE, step: Step<'_>, signature: &[u8]) -> Result<()>;

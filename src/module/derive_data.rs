@@ -33,13 +33,8 @@ impl Module {
     ) -> Result<CK_OBJECT_HANDLE> {
         self.audited_new(h, "derive", Some(mechanism.kind), || {
             let (s, token) = self.session_and_token(h)?;
-            mechanism::registry::require(mechanism.kind, CKF_DERIVE)?;
-            let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
-            let salt_key = mechanism::derive::other_key(mechanism)?;
-            let other = match salt_key {
-                Some(k) => Some(token.key_material_for(s.read_write, k, CKA_DERIVE, mechanism.kind)?),
-                None => None,
-            };
+            let (material, salt_key, other) =
+                super::keys::derivation_keys(&token, s.read_write, mechanism, base)?;
             for key in std::iter::once(base).chain(salt_key) {
                 may_derive_data(&token, s.read_write, key)?;
             }

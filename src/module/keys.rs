@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::Module;
 use super::audit::rv_of;
 use crate::hierarchy;
-use crate::mechanism::{self, Mechanism, MechanismParams};
+use crate::mechanism::{self, KeyMaterial, Mechanism, MechanismParams};
 use crate::object::attribute::decode_attribute_array;
 use crate::object::template::{self, Actor, Origin};
 use crate::object::{Attribute, AttributeRead};
@@ -151,14 +151,7 @@ impl Module {
                         o.set(CKA_MODULUS, pk.modulus.clone());
                         o.set(CKA_PUBLIC_EXPONENT, pk.public_exponent.clone());
                     }
-                    private.set(CKA_PRIVATE_EXPONENT, sk.private_exponent.to_vec());
-                    if let Some(crt) = &sk.crt {
-                        private.set(CKA_PRIME_1, crt.prime_1.to_vec());
-                        private.set(CKA_PRIME_2, crt.prime_2.to_vec());
-                        private.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
-                        private.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
-                        private.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
-                    }
+                    set_rsa_private_values(&mut private, &sk);
                     let bits = public.get(CKA_MODULUS_BITS).and_then(decode_ulong).unwrap_or(0);
                     public.set(CKA_MODULUS_BITS, encode_ulong(bits));
                     (KeyMaterial::RsaPublic(pk), KeyMaterial::RsaPrivate(sk))
@@ -209,15 +202,7 @@ impl Module {
         self.audited_new(h, "derive", Some(mechanism.kind), || {
             use crate::object::attribute::{decode_bool, encode_ulong};
             let (s, token) = self.session_and_token(h)?;
-            // A mechanism the module cannot derive with is refused before the template is read.
-            mechanism::registry::require(mechanism.kind, CKF_DERIVE)?;
-            let material = token.key_material_for(s.read_write, base, CKA_DERIVE, mechanism.kind)?;
-            // A second key named in the parameter, checked for derivation like the base key.
-            let other_handle = mechanism::derive::other_key(mechanism)?;
-            let other = match other_handle {
-                Some(other) => Some(token.key_material_for(s.read_write, other, CKA_DERIVE, mechanism.kind)?),
-                None => None,
-            };
+            let (material, other_handle, other) = derivation_keys(&token, s.read_write, mechanism, base)?;
             // [always sensitive, never extractable, sensitive, unextractable] of the base key and
             // of the other key; the derived key's history needs both (CKM_CONCATENATE_BASE_AND_KEY).
             let protection = |key| -> Result<[bool; 4]> {
@@ -391,6 +376,19 @@ fn with_imposed_template(
     Ok(template)
 }
 
+/// An RSA private key object's private values: the private exponent and, when the key has
+/// them, the CRT values.
+fn set_rsa_private_values(key: &mut crate::object::Object, sk: &mechanism::RsaPrivateKey) {
+    key.set(CKA_PRIVATE_EXPONENT, sk.private_exponent.to_vec());
+    if let Some(crt) = &sk.crt {
+        key.set(CKA_PRIME_1, crt.prime_1.to_vec());
+        key.set(CKA_PRIME_2, crt.prime_2.to_vec());
+        key.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
+        key.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
+        key.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
+    }
+}
+
 /// Puts an unwrapped private key's components on the object built from the template, which
 /// must have named the same key type.
 fn set_private_key_components(
@@ -403,14 +401,7 @@ fn set_private_key_components(
         (Some(CKK_RSA), KeyMaterial::RsaPrivate(k)) => {
             key.set(CKA_MODULUS, k.public.modulus.clone());
             key.set(CKA_PUBLIC_EXPONENT, k.public.public_exponent.clone());
-            key.set(CKA_PRIVATE_EXPONENT, k.private_exponent.to_vec());
-            if let Some(crt) = &k.crt {
-                key.set(CKA_PRIME_1, crt.prime_1.to_vec());
-                key.set(CKA_PRIME_2, crt.prime_2.to_vec());
-                key.set(CKA_EXPONENT_1, crt.exponent_1.to_vec());
-                key.set(CKA_EXPONENT_2, crt.exponent_2.to_vec());
-                key.set(CKA_COEFFICIENT, crt.coefficient.to_vec());
-            }
+            set_rsa_private_values(key, &k);
         }
         (Some(kind @ (CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)), KeyMaterial::EcPrivate(k))
             if mechanism::ec::key_type_of_params(&k.params) == kind =>
@@ -435,4 +426,24 @@ fn set_private_key_components(
         key.set(CKA_PUBLIC_KEY_INFO, info);
     }
     Ok(())
+}
+
+/// The keys a `C_DeriveKey` reads, once the module is known to derive with `mechanism` (one
+/// it cannot derive with is refused before the template is read): the base key's material,
+/// and the handle and material of a second key its parameter names, checked for derivation
+/// like the base key.
+pub(super) fn derivation_keys(
+    token: &Token,
+    read_write: bool,
+    mechanism: &Mechanism,
+    base: CK_OBJECT_HANDLE,
+) -> Result<(KeyMaterial, Option<CK_OBJECT_HANDLE>, Option<KeyMaterial>)> {
+    mechanism::registry::require(mechanism.kind, CKF_DERIVE)?;
+    let material = token.key_material_for(read_write, base, CKA_DERIVE, mechanism.kind)?;
+    let other_handle = mechanism::derive::other_key(mechanism)?;
+    let other = match other_handle {
+        Some(other) => Some(token.key_material_for(read_write, other, CKA_DERIVE, mechanism.kind)?),
+        None => None,
+    };
+    Ok((material, other_handle, other))
 }

@@ -57,25 +57,66 @@ fn awaits_approval(ops: &Operations, operation: &str) -> Result<()> {
     }
 }
 
+/// Runs a step on the caller's `arguments`, or calls `end` when they could not be read (a
+/// NULL pointer, a length out of range): a call that fails, other than for a buffer too
+/// small, ends the operation it continues, whatever made it fail.
+pub(super) fn step_or_end<A, T>(
+    arguments: Result<A>,
+    end: impl FnOnce(),
+    step: impl FnOnce(A) -> Result<T>,
+) -> Result<T> {
+    match arguments {
+        Ok(arguments) => step(arguments),
+        Err(e) => {
+            end();
+            Err(e)
+        }
+    }
+}
+
 impl Module {
-    /// `C_EncryptInit`/`C_DecryptInit`, recorded as `encrypt`/`decrypt` naming key and
-    /// mechanism; `None` for the mechanism ends an active operation (not recorded).
-    pub fn cipher_init(
+    /// Every `*Init` (`C_EncryptInit` ... `C_VerifyRecoverInit`): recorded as the operation's
+    /// name (`encrypt`, `sign`, ...) naming key and mechanism, but for `C_DigestInit`, which
+    /// takes no key (`key` is not read); `None` for the mechanism ends an active operation
+    /// (not recorded).
+    pub fn operation_init(
         &self,
         h: CK_SESSION_HANDLE,
-        kind: CipherKind,
+        kind: OperationKind,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        let (usage, slot): (_, CipherSlot) = match kind {
-            CipherKind::Encrypt => (CKA_ENCRYPT, |o| &mut o.encrypt),
-            CipherKind::Decrypt => (CKA_DECRYPT, |o| &mut o.decrypt),
+        let (usage, name) = match kind {
+            OperationKind::Digest => return self.digest_init(h, mechanism),
+            OperationKind::Encrypt => (CKA_ENCRYPT, "encrypt"),
+            OperationKind::Decrypt => (CKA_DECRYPT, "decrypt"),
+            OperationKind::Sign => (CKA_SIGN, "sign"),
+            OperationKind::Verify => (CKA_VERIFY, "verify"),
+            // The policy counts these as `sign` and `verify`; the record keeps the difference,
+            // since what is recovered from a signature is data.
+            OperationKind::SignRecover => (CKA_SIGN_RECOVER, "sign_recover"),
+            OperationKind::VerifyRecover => (CKA_VERIFY_RECOVER, "verify_recover"),
         };
-        let encrypt = kind == CipherKind::Encrypt;
-        self.audited_init(h, kind.name(), mechanism, key, |m| {
-            self.begin(h, m, key, usage, kind.name(), slot, |m, k| {
-                mechanism::cipher_init_prepared(m, k, encrypt)
-            })
+        self.audited_init(h, name, mechanism, key, |m| match kind {
+            OperationKind::Sign => {
+                let sign = |m: &Mechanism, k: &Arc<PreparedKey>| mechanism::sign_init(m, &k.material);
+                self.begin(h, m, key, usage, name, |o| &mut o.sign, sign)
+            }
+            OperationKind::Verify => {
+                let verify = |m: &Mechanism, k: &Arc<PreparedKey>| mechanism::verify_init(m, &k.material);
+                self.begin(h, m, key, usage, name, |o| &mut o.verify, verify)
+            }
+            OperationKind::SignRecover | OperationKind::VerifyRecover => {
+                self.begin_recovery(h, kind, m, key, usage, name)
+            }
+            // Encrypt or decrypt: digests returned above.
+            _ => {
+                let encrypt = kind == OperationKind::Encrypt;
+                let slot: CipherSlot = if encrypt { |o| &mut o.encrypt } else { |o| &mut o.decrypt };
+                self.begin(h, m, key, usage, name, slot, |m, k| {
+                    mechanism::cipher_init_prepared(m, k, encrypt)
+                })
+            }
         })
     }
 
@@ -235,27 +276,6 @@ impl Module {
         })
     }
 
-    /// `C_SignInit`, recorded as `sign` naming key and mechanism; `None` for the mechanism
-    /// ends an active operation (not recorded).
-    pub fn sign_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: Option<&Mechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.audited_init(h, "sign", mechanism, key, |m| {
-            self.begin(
-                h,
-                m,
-                key,
-                CKA_SIGN,
-                "sign",
-                |o| &mut o.sign,
-                |m, k| mechanism::sign_init(m, &k.material),
-            )
-        })
-    }
-
     pub fn sign(&self, h: CK_SESSION_HANDLE, step: Step<'_>, buffer: OutputBuffer) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
@@ -277,27 +297,6 @@ impl Module {
                 output_step(slot, buffer, true, |op| Ok(op.signature_len()), |op| bytes(op.finish()))
             }
         }
-    }
-
-    /// `C_VerifyInit`, recorded as `verify` naming key and mechanism; `None` for the
-    /// mechanism ends an active operation (not recorded).
-    pub fn verify_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: Option<&Mechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.audited_init(h, "verify", mechanism, key, |m| {
-            self.begin(
-                h,
-                m,
-                key,
-                CKA_VERIFY,
-                "verify",
-                |o| &mut o.verify,
-                |m, k| mechanism::verify_init(m, &k.material),
-            )
-        })
     }
 
     /// One step of a verification: `Single(data)` and `Final` take the signature; the
@@ -372,9 +371,7 @@ impl Module {
     }
 
     /// Runs one step of operation `kind` of session `h` on the caller's `arguments`, or
-    /// ends the operation when they could not be read (a NULL pointer, a length out of
-    /// range): a call that fails, other than for a buffer too small, ends the operation it
-    /// continues, whatever made it fail.
+    /// ends the operation when they could not be read ([`step_or_end`]).
     pub fn step_with<A, T>(
         &self,
         h: CK_SESSION_HANDLE,
@@ -382,60 +379,49 @@ impl Module {
         arguments: Result<A>,
         step: impl FnOnce(&Module, A) -> Result<T>,
     ) -> Result<T> {
-        match arguments {
-            Ok(arguments) => step(self, arguments),
-            Err(e) => {
-                self.end_operation(h, kind);
-                Err(e)
-            }
-        }
+        step_or_end(arguments, || self.end_operation(h, kind), |a| step(self, a))
     }
 
-    /// `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`, recorded as
-    /// `sign_recover` and `verify_recover` (the policy counts them as `sign` and `verify`;
-    /// the record keeps the difference, since what is recovered from a signature is data);
-    /// `None` for the mechanism ends an active operation (not recorded).
-    pub fn recover_init(
+    /// The body of `C_SignRecoverInit` (`kind` `SignRecover`) or `C_VerifyRecoverInit`, the key
+    /// checked for `usage`, the operation named `name` ([`Module::operation_init`] records
+    /// it); `None` for the mechanism ends an active operation.
+    fn begin_recovery(
         &self,
         h: CK_SESSION_HANDLE,
         kind: OperationKind,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        name: &'static str,
     ) -> Result<()> {
-        let operation = match kind {
-            OperationKind::SignRecover => "sign_recover",
-            _ => "verify_recover",
+        let (s, token) = self.session_and_token(h)?;
+        let mut ops = s.operations.lock();
+        let slot = match kind {
+            OperationKind::SignRecover => &mut ops.sign_recover,
+            OperationKind::VerifyRecover => &mut ops.verify_recover,
+            _ => return Err(Error::Internal("not a recovery operation")),
         };
-        self.audited_init(h, operation, mechanism, key, |mechanism| {
-            let (s, token) = self.session_and_token(h)?;
-            let mut ops = s.operations.lock();
-            let (slot, usage) = match kind {
-                OperationKind::SignRecover => (&mut ops.sign_recover, CKA_SIGN_RECOVER),
-                OperationKind::VerifyRecover => (&mut ops.verify_recover, CKA_VERIFY_RECOVER),
-                _ => return Err(Error::Internal("not a recovery operation")),
+        let Some(mechanism) = mechanism else {
+            *slot = None;
+            ops.pin_for_use.remove(name);
+            return Ok(());
+        };
+        if slot.is_some() {
+            return Err(Error::OperationActive);
+        }
+        // Recovery does not wait for approvers (refused as elsewhere), but a signature
+        // with a CKA_ALWAYS_AUTHENTICATE key waits for the PIN as C_Sign does.
+        let (material, needs_pin) =
+            match token.key_material_gated(s.read_write, key, usage, mechanism.kind)? {
+                KeyForUse { approval: Some(_), .. } => return Err(Error::KeyFunctionNotPermitted),
+                KeyForUse { material, needs_pin, .. } => (material, needs_pin),
             };
-            let Some(mechanism) = mechanism else {
-                *slot = None;
-                ops.pin_for_use.remove(operation);
-                return Ok(());
-            };
-            if slot.is_some() {
-                return Err(Error::OperationActive);
-            }
-            // Recovery does not wait for approvers (refused as elsewhere), but a signature
-            // with a CKA_ALWAYS_AUTHENTICATE key waits for the PIN as C_Sign does.
-            let (material, needs_pin) =
-                match token.key_material_gated(s.read_write, key, usage, mechanism.kind)? {
-                    KeyForUse { approval: Some(_), .. } => return Err(Error::KeyFunctionNotPermitted),
-                    KeyForUse { material, needs_pin, .. } => (material, needs_pin),
-                };
-            *slot = Some(match kind {
-                OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
-                _ => mechanism::verify_recover_init(mechanism, &material)?,
-            });
-            set_pin_for_use(&mut ops, operation, needs_pin);
-            Ok(())
-        })
+        *slot = Some(match kind {
+            OperationKind::SignRecover => mechanism::sign_recover_init(mechanism, &material)?,
+            _ => mechanism::verify_recover_init(mechanism, &material)?,
+        });
+        set_pin_for_use(&mut ops, name, needs_pin);
+        Ok(())
     }
 
     /// `C_SignRecover`/`C_VerifyRecover`: single-part only.
@@ -466,7 +452,8 @@ impl Module {
         }
     }
 
-    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {
+    /// `C_DigestInit`, which names no key: not recorded.
+    fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
         let Some(mechanism) = mechanism else {

@@ -9,6 +9,7 @@ use crate::service::call_list::kinds::*;
 use crate::service::call_list::{Arg, Ret, listed_calls};
 use crate::service::protocol::{Answer, Call, Secret, WireTokenStatus};
 use crate::service::wire::*;
+use crate::session::OperationKind;
 use crate::{Error, Result};
 
 /// What one connection may hold and ask for.
@@ -68,35 +69,32 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
         }
 
         Call::CipherInit { session, kind, mechanism, key } => {
-            let mechanism = mechanism.map(mechanism_from_wire);
-            module.cipher_init(session, cipher_from_wire(kind), mechanism.as_ref(), key).map(|()| Done)?
+            let (kind, mechanism) = (cipher_from_wire(kind).operation(), mechanism.map(mechanism_from_wire));
+            module.operation_init(session, kind, mechanism.as_ref(), key).map(|()| Done)?
         }
         Call::SignInit { session, mechanism, key } => {
             let mechanism = mechanism.map(mechanism_from_wire);
-            module.sign_init(session, mechanism.as_ref(), key).map(|()| Done)?
+            module.operation_init(session, OperationKind::Sign, mechanism.as_ref(), key).map(|()| Done)?
         }
         Call::VerifyInit { session, mechanism, key } => {
             let mechanism = mechanism.map(mechanism_from_wire);
-            module.verify_init(session, mechanism.as_ref(), key).map(|()| Done)?
+            module.operation_init(session, OperationKind::Verify, mechanism.as_ref(), key).map(|()| Done)?
         }
         Call::RecoverInit { session, kind, mechanism, key } => {
             let kind = operation_from_wire(kind);
-            if !matches!(
-                kind,
-                crate::session::OperationKind::SignRecover | crate::session::OperationKind::VerifyRecover
-            ) {
+            if !matches!(kind, OperationKind::SignRecover | OperationKind::VerifyRecover) {
                 return Err(Error::ArgumentsBad);
             }
             let mechanism = mechanism.map(mechanism_from_wire);
-            module.recover_init(session, kind, mechanism.as_ref(), key).map(|()| Done)?
+            module.operation_init(session, kind, mechanism.as_ref(), key).map(|()| Done)?
         }
         Call::DigestInit { session, mechanism } => {
             let mechanism = mechanism.map(mechanism_from_wire);
-            module.digest_init(session, mechanism.as_ref()).map(|()| Done)?
+            module.operation_init(session, OperationKind::Digest, mechanism.as_ref(), 0).map(|()| Done)?
         }
         Call::Step { session, kind, step, buffer } => {
             let kind = operation_from_wire(kind);
-            if kind == crate::session::OperationKind::Verify {
+            if kind == OperationKind::Verify {
                 return Err(Error::ArgumentsBad);
             }
             Out(output_to_wire(module.operation_step(
@@ -164,15 +162,6 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
                 buffer_from_wire(buffer),
             )?;
             Answer::Encapsulated { output: output_to_wire(output), key }
-        }
-        Call::DecapsulateKey { session, mechanism, private, template, ciphertext } => {
-            Handle(module.decapsulate_key(
-                session,
-                &mechanism_from_wire(mechanism),
-                private,
-                &attributes_from_wire(template),
-                &ciphertext.0,
-            )?)
         }
         // Answered by `listed` above.
         _ => return Err(Error::Internal("a listed call")),

@@ -49,6 +49,7 @@ macro_rules! listed_calls {
             fn derive_key(session: SessionHandle, mechanism: Mech, base: KeyHandle, template: Template) -> NewHandle = DeriveKey;
             fn wrap_key(session: SessionHandle, mechanism: Mech, wrapping: WrappingKeyHandle, key: KeyHandle, buffer: Buffer) -> Out = WrapKey;
             fn unwrap_key(session: SessionHandle, mechanism: Mech, unwrapping: UnwrappingKeyHandle, wrapped: Data, template: Template) -> NewHandle = UnwrapKey;
+            fn decapsulate_key(session: SessionHandle, mechanism: Mech, private: KeyHandle, template: Template, ciphertext: Data) -> NewHandle = DecapsulateKey;
 
             fn digest_key(session: SessionHandle, key: KeyHandle) -> Done = DigestKey;
             fn message_init(session: SessionHandle, kind: Cipher, mechanism: Mech, key: KeyHandle) -> Done = MessageInit;
@@ -93,10 +94,6 @@ pub trait Ret {
     type Local;
     fn to_answer(local: Self::Local) -> Answer;
     fn from_answer(client: &Client, answer: Answer) -> Result<Self::Local>;
-}
-
-fn unexpected() -> Error {
-    Error::Device("unexpected answer from the key service".into())
 }
 
 /// A number, flag or fixed array that travels as it is.

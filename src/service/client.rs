@@ -238,17 +238,6 @@ impl State {
     }
 }
 
-fn unexpected() -> Error {
-    Error::Device("unexpected answer from the key service".into())
-}
-
-fn done(answer: Answer) -> Result<()> {
-    match answer {
-        Answer::Done => Ok(()),
-        _ => Err(unexpected()),
-    }
-}
-
 fn remote_handle(answer: Answer) -> Result<u64> {
     match answer {
         Answer::Handle(h) => Ok(h),
@@ -417,25 +406,5 @@ impl Client {
             }
             _ => Err(unexpected()),
         }
-    }
-
-    pub fn decapsulate_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: &crate::mechanism::Mechanism,
-        private: CK_OBJECT_HANDLE,
-        template: &[crate::object::Attribute],
-        ciphertext: &[u8],
-    ) -> Result<CK_OBJECT_HANDLE> {
-        let answer = self.one(|c| {
-            Ok(Call::DecapsulateKey {
-                session: c.session(h)?,
-                mechanism: mechanism_to_wire(mechanism),
-                private: c.key(private)?,
-                template: attributes_to_wire(template),
-                ciphertext: Bytes(ciphertext.to_vec()),
-            })
-        })?;
-        self.local(remote_handle(answer)?)
     }
 }

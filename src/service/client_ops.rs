@@ -15,28 +15,42 @@ use crate::store::ApprovalRecord;
 use crate::token::ApprovalRequest;
 use crate::{Error, Result};
 
-fn unexpected() -> Error {
-    Error::Device("unexpected answer from the key service".into())
-}
-
-fn done(answer: Answer) -> Result<()> {
-    match answer {
-        Answer::Done => Ok(()),
-        _ => Err(unexpected()),
-    }
-}
-
-fn output(answer: Answer) -> Result<Output> {
-    match answer {
-        Answer::Output(o) => output_from_wire(o),
-        _ => Err(unexpected()),
-    }
-}
-
 impl Client {
-    /// Every `*Init`: held back for the operation's first step when the client may (see
+    /// Every `*Init` (`key` is not read for `C_DigestInit`, which takes none): recovery is
+    /// rare, its init always sent at once; the others go through [`Client::held_init`].
+    pub fn operation_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        kind: OperationKind,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let build = |c: &Handles| -> Result<Call> {
+            let (session, mechanism) = (c.session(h)?, mechanism.map(mechanism_to_wire));
+            Ok(match kind {
+                OperationKind::Encrypt => {
+                    Call::CipherInit { session, kind: WireCipher::Encrypt, mechanism, key: c.key(key)? }
+                }
+                OperationKind::Decrypt => {
+                    Call::CipherInit { session, kind: WireCipher::Decrypt, mechanism, key: c.key(key)? }
+                }
+                OperationKind::Sign => Call::SignInit { session, mechanism, key: c.key(key)? },
+                OperationKind::Verify => Call::VerifyInit { session, mechanism, key: c.key(key)? },
+                OperationKind::SignRecover | OperationKind::VerifyRecover => {
+                    Call::RecoverInit { session, kind: operation_to_wire(kind), mechanism, key: c.key(key)? }
+                }
+                OperationKind::Digest => Call::DigestInit { session, mechanism },
+            })
+        };
+        match kind {
+            OperationKind::SignRecover | OperationKind::VerifyRecover => done(self.one(build)?),
+            _ => self.held_init(h, kind, mechanism, key, build),
+        }
+    }
+
+    /// An `*Init` held back for the operation's first step when the client may (see
     /// `client_operations.rs`), else sent at once.
-    fn operation_init(
+    fn held_init(
         &self,
         h: CK_SESSION_HANDLE,
         kind: OperationKind,
@@ -68,77 +82,6 @@ impl Client {
             Ok(_) => Err(unexpected()),
             Err(e) => Err(error_from_wire(e)),
         }
-    }
-
-    pub fn cipher_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        kind: CipherKind,
-        mechanism: Option<&Mechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.operation_init(h, kind.operation(), mechanism, key, |c| {
-            Ok(Call::CipherInit {
-                session: c.session(h)?,
-                kind: cipher_to_wire(kind),
-                mechanism: mechanism.map(mechanism_to_wire),
-                key: c.key(key)?,
-            })
-        })
-    }
-
-    pub fn sign_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: Option<&Mechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.operation_init(h, OperationKind::Sign, mechanism, key, |c| {
-            Ok(Call::SignInit {
-                session: c.session(h)?,
-                mechanism: mechanism.map(mechanism_to_wire),
-                key: c.key(key)?,
-            })
-        })
-    }
-
-    pub fn verify_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mechanism: Option<&Mechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.operation_init(h, OperationKind::Verify, mechanism, key, |c| {
-            Ok(Call::VerifyInit {
-                session: c.session(h)?,
-                mechanism: mechanism.map(mechanism_to_wire),
-                key: c.key(key)?,
-            })
-        })
-    }
-
-    /// Recovery is rare: its init is always sent at once.
-    pub fn recover_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        kind: OperationKind,
-        mechanism: Option<&Mechanism>,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        done(self.one(|c| {
-            Ok(Call::RecoverInit {
-                session: c.session(h)?,
-                kind: operation_to_wire(kind),
-                mechanism: mechanism.map(mechanism_to_wire),
-                key: c.key(key)?,
-            })
-        })?)
-    }
-
-    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>) -> Result<()> {
-        self.operation_init(h, OperationKind::Digest, mechanism, 0, |c| {
-            Ok(Call::DigestInit { session: c.session(h)?, mechanism: mechanism.map(mechanism_to_wire) })
-        })
     }
 
     pub fn cipher(

@@ -297,33 +297,41 @@ pub fn approval_request_from_wire(r: WireApprovalRequest) -> ApprovalRequest {
     }
 }
 
-pub fn approval_to_wire(a: ApprovalRecord) -> WireApproval {
-    WireApproval {
-        id: a.id,
-        approver: a.approver,
-        principal: a.principal,
-        operation: a.operation,
-        key: a.key,
-        key_label: a.key_label,
-        created_at: a.created_at,
-        expires_at: a.expires_at,
-        consumed_at: a.consumed_at,
-        revoked_at: a.revoked_at,
+/// Both conversions between a core struct and its wire twin, which has the same fields (the
+/// core types do not carry serde; the wire format is the protocol's own).
+macro_rules! field_for_field {
+    ($to_wire:ident($core:ident) -> $wire:ident, $from_wire:ident: $($field:ident),* $(,)?) => {
+        pub fn $to_wire(a: $core) -> $wire {
+            $wire { $($field: a.$field),* }
+        }
+
+        pub fn $from_wire(a: $wire) -> $core {
+            $core { $($field: a.$field),* }
+        }
+    };
+}
+
+field_for_field!(approval_to_wire(ApprovalRecord) -> WireApproval, approval_from_wire:
+    id, approver, principal, operation, key, key_label, created_at, expires_at, consumed_at, revoked_at);
+
+/// An answer of another kind than the call has: the service and the client disagree.
+pub fn unexpected() -> Error {
+    Error::Device("unexpected answer from the key service".into())
+}
+
+/// The answer of a call that returns nothing.
+pub fn done(answer: Answer) -> Result<()> {
+    match answer {
+        Answer::Done => Ok(()),
+        _ => Err(unexpected()),
     }
 }
 
-pub fn approval_from_wire(a: WireApproval) -> ApprovalRecord {
-    ApprovalRecord {
-        id: a.id,
-        approver: a.approver,
-        principal: a.principal,
-        operation: a.operation,
-        key: a.key,
-        key_label: a.key_label,
-        created_at: a.created_at,
-        expires_at: a.expires_at,
-        consumed_at: a.consumed_at,
-        revoked_at: a.revoked_at,
+/// The answer of a call that returns output through the output-buffer protocol.
+pub fn output(answer: Answer) -> Result<Output> {
+    match answer {
+        Answer::Output(o) => output_from_wire(o),
+        _ => Err(unexpected()),
     }
 }
 

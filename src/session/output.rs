@@ -23,6 +23,19 @@ pub enum Output {
     Bytes(Zeroizing<Vec<u8>>),
 }
 
+/// The length the next step of the operation in `slot` needs for its output, from `needed`
+/// (which does not change the operation); failing to tell ends the operation.
+fn needed_len<T: ?Sized>(
+    slot: &mut Option<Box<T>>,
+    needed: impl FnOnce(&T) -> Result<usize>,
+) -> Result<usize> {
+    let result = needed(slot.as_deref().ok_or(Error::OperationNotInitialized)?);
+    if result.is_err() {
+        *slot = None;
+    }
+    result
+}
+
 /// Runs one step of the operation in `slot`. `needed` computes the output size without
 /// changing the operation; `run` does the work; `finishes` says whether success ends it.
 pub fn output_step<T: ?Sized>(
@@ -32,20 +45,13 @@ pub fn output_step<T: ?Sized>(
     needed: impl FnOnce(&T) -> Result<usize>,
     run: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<Output> {
-    let operation = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
-    let needed = match needed(operation) {
-        Ok(n) => n,
-        Err(e) => {
-            *slot = None;
-            return Err(e);
-        }
-    };
+    let needed = needed_len(slot, needed)?;
     match buffer {
         OutputBuffer::Query => return Ok(Output::Length(needed)),
         OutputBuffer::Capacity(c) if c < needed => return Err(Error::BufferTooSmall { needed }),
         OutputBuffer::Capacity(_) => {}
     }
-    let result = run(operation);
+    let result = run(slot.as_deref_mut().ok_or(Error::OperationNotInitialized)?);
     if finishes || result.is_err() {
         *slot = None;
     }
@@ -79,20 +85,13 @@ pub fn output_step_into<T: ?Sized>(
     needed: impl FnOnce(&T) -> Result<usize>,
     run: impl FnOnce(&mut T, &mut [u8]) -> Result<usize>,
 ) -> Result<Delivered> {
-    let operation = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
-    let needed = match needed(operation) {
-        Ok(n) => n,
-        Err(e) => {
-            *slot = None;
-            return Err(e);
-        }
-    };
+    let needed = needed_len(slot, needed)?;
     let buffer = match dest {
         Dest::Query => return Ok(Delivered::Length(needed)),
         Dest::Buffer(b) if b.len() < needed => return Err(Error::BufferTooSmall { needed }),
         Dest::Buffer(b) => b,
     };
-    let result = run(operation, buffer);
+    let result = run(slot.as_deref_mut().ok_or(Error::OperationNotInitialized)?, buffer);
     if finishes || result.is_err() {
         *slot = None;
     }

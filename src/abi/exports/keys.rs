@@ -16,15 +16,13 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        if phKey.is_null() {
-            return Err(Error::ArgumentsBad);
-        }
-        // SAFETY: caller's mechanism and template.
-        let (mechanism, template) = unsafe { (mechanism_in(pMechanism)?, template_in(pTemplate, ulCount)?) };
-        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
-        let handle = module.generate_key(hSession, &mechanism, &template)?;
-        // SAFETY: checked non-NULL; out-pointer from the caller.
-        unsafe { write(phKey, handle) }
+        let make = || {
+            // SAFETY: caller's mechanism and template.
+            let (mechanism, template) = unsafe { mechanism_and_template_in(pMechanism, pTemplate, ulCount)? };
+            module.generate_key(hSession, &mechanism, &template)
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { new_handle_out(phKey, make) }
     }
 }
 
@@ -71,15 +69,13 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        if phKey.is_null() {
-            return Err(Error::ArgumentsBad);
-        }
-        // SAFETY: caller's mechanism and template.
-        let (mechanism, template) = unsafe { (mechanism_in(pMechanism)?, template_in(pTemplate, ulAttributeCount)?) };
-        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
-        let handle = module.derive_key(hSession, &mechanism, hBaseKey, &template)?;
-        // SAFETY: checked non-NULL; out-pointer from the caller.
-        unsafe { write(phKey, handle) }
+        let make = || {
+            // SAFETY: caller's mechanism and template.
+            let (mechanism, template) = unsafe { mechanism_and_template_in(pMechanism, pTemplate, ulAttributeCount)? };
+            module.derive_key(hSession, &mechanism, hBaseKey, &template)
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { new_handle_out(phKey, make) }
     }
 }
 
@@ -115,16 +111,15 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        if phKey.is_null() {
-            return Err(Error::ArgumentsBad);
-        }
-        // SAFETY: caller's mechanism, blob and template.
-        let (mechanism, wrapped, template) = unsafe {
-            (mechanism_in(pMechanism)?, bytes_in_capped(pWrappedKey, ulWrappedKeyLen, caps::WRAPPED_KEY, Error::WrappedKeyLenRange)?, template_in(pTemplate, ulAttributeCount)?)
+        let make = || {
+            // SAFETY: caller's mechanism, blob and template.
+            let (mechanism, wrapped, template) = unsafe {
+                (mechanism_in(pMechanism)?, bytes_in_capped(pWrappedKey, ulWrappedKeyLen, caps::WRAPPED_KEY, Error::WrappedKeyLenRange)?, template_in(pTemplate, ulAttributeCount)?)
+            };
+            let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
+            module.unwrap_key(hSession, &mechanism, hUnwrappingKey, wrapped, &template)
         };
-        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
-        let handle = module.unwrap_key(hSession, &mechanism, hUnwrappingKey, wrapped, &template)?;
-        // SAFETY: checked non-NULL; out-pointer from the caller.
-        unsafe { write(phKey, handle) }
+        // SAFETY: out-pointer from the caller.
+        unsafe { new_handle_out(phKey, make) }
     }
 }

@@ -6,15 +6,29 @@ use cryptoki_sys::*;
 
 use super::super::guard::pkcs11_fn;
 use super::super::marshal::*;
-use crate::Error;
 use crate::module::{self, CipherKind};
+use crate::{Error, Result};
+
+/// `C_MessageEncryptInit`/`C_MessageDecryptInit`: the mechanism is required.
+///
+/// # Safety
+/// `m` is the export's mechanism pointer, under its PKCS#11 contract.
+unsafe fn message_init(
+    h: CK_SESSION_HANDLE,
+    kind: CipherKind,
+    m: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> Result<()> {
+    let module = module::instance()?;
+    // SAFETY: forwarded contract of the export.
+    let mechanism = unsafe { message_mechanism_in(m)? }.ok_or(Error::ArgumentsBad)?;
+    module.message_init(h, kind, &mechanism, key)
+}
 
 pkcs11_fn! {
     fn C_MessageEncryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let module = module::instance()?;
         // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { message_mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
-        module.message_init(hSession, CipherKind::Encrypt, &mechanism, hKey)
+        unsafe { message_init(hSession, CipherKind::Encrypt, pMechanism, hKey) }
     }
 }
 
@@ -63,10 +77,8 @@ pkcs11_fn! {
 
 pkcs11_fn! {
     fn C_MessageDecryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let module = module::instance()?;
         // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { message_mechanism_in(pMechanism)? }.ok_or(Error::ArgumentsBad)?;
-        module.message_init(hSession, CipherKind::Decrypt, &mechanism, hKey)
+        unsafe { message_init(hSession, CipherKind::Decrypt, pMechanism, hKey) }
     }
 }
 

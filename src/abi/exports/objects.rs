@@ -16,14 +16,13 @@ pkcs11_fn! {
         phObject: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        if phObject.is_null() {
-            return Err(Error::ArgumentsBad);
-        }
-        // SAFETY: the template has `ulCount` entries by contract.
-        let template = unsafe { template_in(pTemplate, ulCount)? };
-        let handle = module.create_object(hSession, &template)?;
-        // SAFETY: checked non-NULL; out-pointer from the caller.
-        unsafe { write(phObject, handle) }
+        let make = || {
+            // SAFETY: the template has `ulCount` entries by contract.
+            let template = unsafe { template_in(pTemplate, ulCount)? };
+            module.create_object(hSession, &template)
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { new_handle_out(phObject, make) }
     }
 }
 
@@ -36,14 +35,13 @@ pkcs11_fn! {
         phNewObject: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        if phNewObject.is_null() {
-            return Err(Error::ArgumentsBad);
-        }
-        // SAFETY: the template has `ulCount` entries by contract.
-        let template = unsafe { template_in(pTemplate, ulCount)? };
-        let handle = module.copy_object(hSession, hObject, &template)?;
-        // SAFETY: checked non-NULL; out-pointer from the caller.
-        unsafe { write(phNewObject, handle) }
+        let make = || {
+            // SAFETY: the template has `ulCount` entries by contract.
+            let template = unsafe { template_in(pTemplate, ulCount)? };
+            module.copy_object(hSession, hObject, &template)
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { new_handle_out(phNewObject, make) }
     }
 }
 

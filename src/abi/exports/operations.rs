@@ -10,20 +10,20 @@ use crate::module::{self, CipherKind, OperationKind, Step};
 use crate::session::{Delivered, Dest, OutputBuffer};
 use crate::{Error, Result};
 
-/// `C_EncryptInit`/`C_DecryptInit`.
+/// Every `*Init` of an operation; `key` is `None` for `C_DigestInit`, which takes none.
 ///
 /// # Safety
 /// `m` is the export's mechanism pointer, under its PKCS#11 contract.
-unsafe fn cipher_init(
+unsafe fn operation_init(
     h: CK_SESSION_HANDLE,
-    kind: CipherKind,
+    kind: OperationKind,
     m: *mut CK_MECHANISM,
-    key: CK_OBJECT_HANDLE,
+    key: Option<CK_OBJECT_HANDLE>,
 ) -> Result<()> {
     let module = module::instance()?;
     // SAFETY: forwarded contract of the export.
     let mechanism = unsafe { mechanism_in(m)? };
-    module.cipher_init(h, kind, mechanism.as_ref(), key)
+    module.operation_init(h, kind, mechanism.as_ref(), key.unwrap_or(CK_INVALID_HANDLE))
 }
 
 /// The code for an input longer than an operation of `kind` can take, from each function's
@@ -175,223 +175,82 @@ unsafe fn cipher_step(
     Some(unsafe { write(out_len, to_ulong(written)) })
 }
 
-pkcs11_fn! {
-    fn C_EncryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        // SAFETY: caller's mechanism pointer.
-        unsafe { cipher_init(hSession, CipherKind::Encrypt, pMechanism, hKey) }
-    }
+/// One `*Init` export: `C_<Kind>Init(hSession, pMechanism, hKey)`, `C_DigestInit` without
+/// the key. A NULL mechanism ends the active operation, as the standard has it.
+macro_rules! init_exports {
+    ($($name:ident($kind:ident $(, $key:ident)?);)*) => {$(
+        pkcs11_fn! {
+            fn $name(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM $(, $key: CK_OBJECT_HANDLE)?) {
+                // SAFETY: caller's mechanism pointer.
+                unsafe { operation_init(hSession, OperationKind::$kind, pMechanism, optional!($($key)?)) }
+            }
+        }
+    )*};
 }
 
-pkcs11_fn! {
-    fn C_Encrypt(
-        hSession: CK_SESSION_HANDLE,
-        pData: *mut CK_BYTE,
-        ulDataLen: CK_ULONG,
-        pEncryptedData: *mut CK_BYTE,
-        pulEncryptedDataLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pData, ulDataLen)), Some((pEncryptedData, pulEncryptedDataLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Encrypt, input, true, output) }
-    }
+/// `Some(($pair))` when the export has the pair of arguments, `None` when it does not.
+macro_rules! optional {
+    () => {
+        None
+    };
+    ($pair:expr) => {
+        Some($pair)
+    };
 }
 
-pkcs11_fn! {
-    fn C_EncryptUpdate(
-        hSession: CK_SESSION_HANDLE,
-        pPart: *mut CK_BYTE,
-        ulPartLen: CK_ULONG,
-        pEncryptedPart: *mut CK_BYTE,
-        pulEncryptedPartLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pPart, ulPartLen)), Some((pEncryptedPart, pulEncryptedPartLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Encrypt, input, false, output) }
-    }
+/// One step export that produces output (all but the verification's):
+/// `C_<Kind>(hSession, in, inLen, out, outLen)` (`single`), `C_<Kind>Update(hSession, in,
+/// inLen[, out, outLen])` (`update`) and `C_<Kind>Final(hSession, out, outLen)` (`last`),
+/// each named with the standard's argument names; `operation_step` reads the arguments.
+macro_rules! step_exports {
+    (@single single) => { true };
+    (@single update) => { false };
+    (@single last) => { false };
+    ($($name:ident($kind:ident, $step:ident $(; $in:ident, $in_len:ident)? $(=> $out:ident, $out_len:ident)?);)*) => {$(
+        pkcs11_fn! {
+            fn $name(
+                hSession: CK_SESSION_HANDLE,
+                $($in: *mut CK_BYTE, $in_len: CK_ULONG,)?
+                $($out: *mut CK_BYTE, $out_len: *mut CK_ULONG,)?
+            ) {
+                let (input, output) = (optional!($(($in, $in_len))?), optional!($(($out, $out_len))?));
+                // SAFETY: caller's buffers.
+                unsafe { operation_step(hSession, OperationKind::$kind, input, step_exports!(@single $step), output) }
+            }
+        }
+    )*};
 }
 
-pkcs11_fn! {
-    fn C_EncryptFinal(hSession: CK_SESSION_HANDLE, pLastEncryptedPart: *mut CK_BYTE, pulLastEncryptedPartLen: *mut CK_ULONG) {
-        let output = Some((pLastEncryptedPart, pulLastEncryptedPartLen));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Encrypt, None, false, output) }
-    }
+init_exports! {
+    C_EncryptInit(Encrypt, hKey);
+    C_DecryptInit(Decrypt, hKey);
+    C_DigestInit(Digest);
+    C_SignInit(Sign, hKey);
+    C_SignRecoverInit(SignRecover, hKey);
+    C_VerifyRecoverInit(VerifyRecover, hKey);
+    C_VerifyInit(Verify, hKey);
 }
 
-pkcs11_fn! {
-    fn C_DecryptInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        // SAFETY: caller's mechanism pointer.
-        unsafe { cipher_init(hSession, CipherKind::Decrypt, pMechanism, hKey) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_Decrypt(
-        hSession: CK_SESSION_HANDLE,
-        pEncryptedData: *mut CK_BYTE,
-        ulEncryptedDataLen: CK_ULONG,
-        pData: *mut CK_BYTE,
-        pulDataLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pEncryptedData, ulEncryptedDataLen)), Some((pData, pulDataLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Decrypt, input, true, output) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_DecryptUpdate(
-        hSession: CK_SESSION_HANDLE,
-        pEncryptedPart: *mut CK_BYTE,
-        ulEncryptedPartLen: CK_ULONG,
-        pPart: *mut CK_BYTE,
-        pulPartLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pEncryptedPart, ulEncryptedPartLen)), Some((pPart, pulPartLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Decrypt, input, false, output) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_DecryptFinal(hSession: CK_SESSION_HANDLE, pLastPart: *mut CK_BYTE, pulLastPartLen: *mut CK_ULONG) {
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Decrypt, None, false, Some((pLastPart, pulLastPartLen))) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM) {
-        let module = module::instance()?;
-        // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { mechanism_in(pMechanism)? };
-        module.digest_init(hSession, mechanism.as_ref())
-    }
-}
-
-pkcs11_fn! {
-    fn C_Digest(
-        hSession: CK_SESSION_HANDLE,
-        pData: *mut CK_BYTE,
-        ulDataLen: CK_ULONG,
-        pDigest: *mut CK_BYTE,
-        pulDigestLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pData, ulDataLen)), Some((pDigest, pulDigestLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Digest, input, true, output) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_DigestUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
-        // SAFETY: caller's buffer.
-        unsafe { operation_step(hSession, OperationKind::Digest, Some((pPart, ulPartLen)), false, None) }
-    }
+step_exports! {
+    C_Encrypt(Encrypt, single; pData, ulDataLen => pEncryptedData, pulEncryptedDataLen);
+    C_EncryptUpdate(Encrypt, update; pPart, ulPartLen => pEncryptedPart, pulEncryptedPartLen);
+    C_EncryptFinal(Encrypt, last => pLastEncryptedPart, pulLastEncryptedPartLen);
+    C_Decrypt(Decrypt, single; pEncryptedData, ulEncryptedDataLen => pData, pulDataLen);
+    C_DecryptUpdate(Decrypt, update; pEncryptedPart, ulEncryptedPartLen => pPart, pulPartLen);
+    C_DecryptFinal(Decrypt, last => pLastPart, pulLastPartLen);
+    C_Digest(Digest, single; pData, ulDataLen => pDigest, pulDigestLen);
+    C_DigestUpdate(Digest, update; pPart, ulPartLen);
+    C_DigestFinal(Digest, last => pDigest, pulDigestLen);
+    C_Sign(Sign, single; pData, ulDataLen => pSignature, pulSignatureLen);
+    C_SignUpdate(Sign, update; pPart, ulPartLen);
+    C_SignFinal(Sign, last => pSignature, pulSignatureLen);
+    C_SignRecover(SignRecover, single; pData, ulDataLen => pSignature, pulSignatureLen);
+    C_VerifyRecover(VerifyRecover, single; pSignature, ulSignatureLen => pData, pulDataLen);
 }
 
 pkcs11_fn! {
     fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJECT_HANDLE) {
         module::instance()?.digest_key(hSession, hKey)
-    }
-}
-
-pkcs11_fn! {
-    fn C_DigestFinal(hSession: CK_SESSION_HANDLE, pDigest: *mut CK_BYTE, pulDigestLen: *mut CK_ULONG) {
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Digest, None, false, Some((pDigest, pulDigestLen))) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_SignInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let module = module::instance()?;
-        // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { mechanism_in(pMechanism)? };
-        module.sign_init(hSession, mechanism.as_ref(), hKey)
-    }
-}
-
-pkcs11_fn! {
-    fn C_Sign(
-        hSession: CK_SESSION_HANDLE,
-        pData: *mut CK_BYTE,
-        ulDataLen: CK_ULONG,
-        pSignature: *mut CK_BYTE,
-        pulSignatureLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pData, ulDataLen)), Some((pSignature, pulSignatureLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Sign, input, true, output) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
-        // SAFETY: caller's buffer.
-        unsafe { operation_step(hSession, OperationKind::Sign, Some((pPart, ulPartLen)), false, None) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_SignFinal(hSession: CK_SESSION_HANDLE, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG) {
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::Sign, None, false, Some((pSignature, pulSignatureLen))) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_SignRecoverInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let module = module::instance()?;
-        // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { mechanism_in(pMechanism)? };
-        module.recover_init(hSession, OperationKind::SignRecover, mechanism.as_ref(), hKey)
-    }
-}
-
-pkcs11_fn! {
-    fn C_SignRecover(
-        hSession: CK_SESSION_HANDLE,
-        pData: *mut CK_BYTE,
-        ulDataLen: CK_ULONG,
-        pSignature: *mut CK_BYTE,
-        pulSignatureLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pData, ulDataLen)), Some((pSignature, pulSignatureLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::SignRecover, input, true, output) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_VerifyRecoverInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let module = module::instance()?;
-        // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { mechanism_in(pMechanism)? };
-        module.recover_init(hSession, OperationKind::VerifyRecover, mechanism.as_ref(), hKey)
-    }
-}
-
-pkcs11_fn! {
-    fn C_VerifyRecover(
-        hSession: CK_SESSION_HANDLE,
-        pSignature: *mut CK_BYTE,
-        ulSignatureLen: CK_ULONG,
-        pData: *mut CK_BYTE,
-        pulDataLen: *mut CK_ULONG,
-    ) {
-        let (input, output) = (Some((pSignature, ulSignatureLen)), Some((pData, pulDataLen)));
-        // SAFETY: caller's buffers.
-        unsafe { operation_step(hSession, OperationKind::VerifyRecover, input, true, output) }
-    }
-}
-
-pkcs11_fn! {
-    fn C_VerifyInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let module = module::instance()?;
-        // SAFETY: caller's mechanism pointer.
-        let mechanism = unsafe { mechanism_in(pMechanism)? };
-        module.verify_init(hSession, mechanism.as_ref(), hKey)
     }
 }
 

@@ -18,12 +18,8 @@ pkcs11_fn! {
         phSession: *mut CK_SESSION_HANDLE,
     ) {
         let module = module::instance()?;
-        if phSession.is_null() {
-            return Err(Error::ArgumentsBad);
-        }
-        let handle = module.open_session(slotID, flags)?;
-        // SAFETY: checked non-NULL; out-pointer from the caller.
-        unsafe { write(phSession, handle) }
+        // SAFETY: out-pointer from the caller.
+        unsafe { new_handle_out(phSession, || module.open_session(slotID, flags)) }
     }
 }
 

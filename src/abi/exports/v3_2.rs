@@ -60,17 +60,16 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        if phKey.is_null() {
-            return Err(Error::ArgumentsBad);
-        }
-        // SAFETY: caller's mechanism, ciphertext and template.
-        let (mechanism, ciphertext, template) = unsafe {
-            (mechanism_in(pMechanism)?, bytes_in(pCiphertext, ulCiphertextLen)?, template_in(pTemplate, ulAttributeCount)?)
+        let make = || {
+            // SAFETY: caller's mechanism, ciphertext and template.
+            let (mechanism, ciphertext, template) = unsafe {
+                (mechanism_in(pMechanism)?, bytes_in(pCiphertext, ulCiphertextLen)?, template_in(pTemplate, ulAttributeCount)?)
+            };
+            let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
+            module.decapsulate_key(hSession, &mechanism, hPrivateKey, &template, ciphertext)
         };
-        let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
-        let handle = module.decapsulate_key(hSession, &mechanism, hPrivateKey, &template, ciphertext)?;
-        // SAFETY: checked non-NULL; out-pointer from the caller.
-        unsafe { write(phKey, handle) }
+        // SAFETY: out-pointer from the caller.
+        unsafe { new_handle_out(phKey, make) }
     }
 }
 
