@@ -3,18 +3,13 @@
 // signature with a KeyObject built from the exported public values only (CKA_MODULUS and
 // CKA_PUBLIC_EXPONENT, CKA_EC_POINT), and rejects it for another message.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-signatures');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-signatures');
 
 const message = Buffer.from('signed by ecm-hsm, checked by node:crypto');
 const other = Buffer.from('signed by ecm-hsm, checked by node:crypto!');

@@ -3,18 +3,13 @@
 // module: generate, import, export, wrap/unwrap (AES-KWP), sign and derive (ECDH P-256),
 // each result checked against node:crypto doing the same work in software.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-webcrypto');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-webcrypto');
 
 const session = () => t.session;
 const F = false;

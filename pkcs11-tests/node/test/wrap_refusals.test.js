@@ -3,18 +3,13 @@
 // code and changes nothing (the key keeps its attributes, no object appears), and the
 // allowed wrap still works afterwards, byte-for-byte what node:crypto computes (RFC 5649).
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-wrap');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-wrap');
 
 const kwp = { mechanism: h.CKM_AES_KEY_WRAP_KWP };
 
