@@ -25,31 +25,14 @@ SO_PIN=so-pin-5678
 USER_PIN=user-pin-9
 LABEL=ecm-tools
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-tools.XXXXXX")
-SERVER_PID=
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+suite_workdir tools
 
 suite_token_dir "$WORK/tokens"
 # Plain openssl must be plain: no caller's config loading an engine or provider. The engine
 # steps name their own config (ossl_engine).
 unset OPENSSL_CONF OPENSSL_ENGINES
 
-PASSED=0
-FAILED=0
-SKIPPED=0
-STEP_LOG=$WORK/step.log
-SKIP_REASON=
+steps_begin
 
 # ---------------------------------------------------------------- harness
 
@@ -508,7 +491,7 @@ t_tls() {
     else
         echo "FAIL: s_server did not print ACCEPT 127.0.0.1:<port>"
     fi
-    stop_server
+    stop_pid SERVER_PID
     echo "--- s_server output:"
     cat "$log"
     [[ $ok -eq 1 ]]
@@ -693,6 +676,4 @@ step "--keypairgen EC:curve25519 (CKK_EC_MONTGOMERY)" t_keypairgen EC:curve25519
     "EC_MONTGOMERY"
 # ================================================================ end of issue 15 item 4
 
-[[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+steps_summary

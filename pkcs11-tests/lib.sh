@@ -1,11 +1,45 @@
-# Shared harness of the pkcs11-tests scripts (run.sh, interop.sh); sourced, not run.
+# Shared harness of the pkcs11-tests scripts (run.sh, interop.sh, package.sh, service.sh);
+# sourced, not run.
 #
-# The sourcing script sets, before calling `step`:
-#   STEP_LOG   a file the harness may overwrite (each step's log)
-#   PASSED, FAILED, SKIPPED (counters, start at 0), SKIP_REASON (empty)
-#   MODULE     the module path (used by `p11`)
-# and prints the summary itself at the end.
+# A suite of steps calls `steps_begin` (after making $WORK, e.g. with `suite_workdir`) before
+# its first `step`, sets MODULE (used by `p11`), and ends with `steps_summary`.
 # shellcheck shell=bash
+
+# suite_workdir TAG: the suite's work directory $WORK, removed at exit after the server the
+# suite may have started in the background ($SERVER_PID) is stopped.
+suite_workdir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-$1.XXXXXX")
+    SERVER_PID=
+    trap 'stop_pid SERVER_PID; rm -rf "$WORK"' EXIT
+}
+
+# stop_pid VAR: kills the background process whose pid the variable named VAR holds (if it
+# holds one), reaps it and empties VAR.
+stop_pid() {
+    local -n pid_of=$1
+    if [[ -n $pid_of ]]; then
+        kill "$pid_of" 2>/dev/null || true
+        wait "$pid_of" 2>/dev/null || true
+        pid_of=
+    fi
+}
+
+# steps_begin: the counters `step` keeps and its log file, $WORK/step.log.
+steps_begin() {
+    PASSED=0
+    FAILED=0
+    SKIPPED=0
+    STEP_LOG=$WORK/step.log
+    SKIP_REASON=
+}
+
+# steps_summary: the suite's last lines, `# N skipped` (if any) and `N passed, M failed`; its
+# status, the script's last, is non-zero if a step failed.
+steps_summary() {
+    [[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+}
 
 # module_path [PATH]: PATH made absolute (p11-kit, dlopen() and the OpenSSL engine's
 # MODULE_PATH would otherwise search the library path); without PATH, the repository's debug

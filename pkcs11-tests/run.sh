@@ -24,24 +24,11 @@ NEW_PIN=user-pin-2
 LABEL=ecm-interop
 LABEL2=ecm-reinit
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-interop.XXXXXX")
-SERVER_PID=
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+suite_workdir interop
 
 suite_token_dir "$WORK/tokens"
 
-PASSED=0
-FAILED=0
-SKIPPED=0
-STEP_LOG=$WORK/step.log
-SKIP_REASON=
+steps_begin
 
 # ---------------------------------------------------------------- harness
 
@@ -349,9 +336,7 @@ t_p11kit_server() {
     else
         echo "FAIL: the server socket $sock did not appear"
     fi
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
+    stop_pid SERVER_PID
     echo "--- p11-kit server log:"
     cat "$WORK/p11-kit-server.log"
     [[ $ok -eq 1 ]]
@@ -435,6 +420,4 @@ step "pkcs11-spy between pkcs11-tool and the module" t_pkcs11_spy
 step "--init-token with a wrong SO PIN fails and keeps the objects" t_reinit_wrong_so_pin
 step "--init-token again with the SO PIN wipes objects and user PIN" t_reinit
 
-[[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+steps_summary
