@@ -19,20 +19,14 @@ ROOT=$(cd "$HERE/.." && pwd)
 
 # shellcheck source=pkcs11-tests/lib.sh
 . "$HERE/lib.sh"
-MODULE=$(module_path "${1:-${ECM_HSM_MODULE:-}}")
-
-SO_PIN=so-pin-5678
-USER_PIN=user-pin-9
-LABEL=ecm-tools
-
-suite_workdir tools
-
-suite_token_dir "$WORK/tokens"
+suite_begin tools "${1:-}"
 # Plain openssl must be plain: no caller's config loading an engine or provider. The engine
 # steps name their own config (ossl_engine).
 unset OPENSSL_CONF OPENSSL_ENGINES
 
-steps_begin
+SO_PIN=so-pin-5678
+USER_PIN=user-pin-9
+LABEL=ecm-tools
 
 # ---------------------------------------------------------------- harness
 

@@ -1,9 +1,19 @@
 # Shared harness of the pkcs11-tests scripts (run.sh, interop.sh, package.sh, service.sh);
 # sourced, not run.
 #
-# A suite of steps calls `steps_begin` (after making $WORK, e.g. with `suite_workdir`) before
-# its first `step`, sets MODULE (used by `p11`), and ends with `steps_summary`.
+# A suite of steps calls `suite_begin` (or, with a work directory and module of its own,
+# `steps_begin`) before its first `step`, and ends with `steps_summary`.
 # shellcheck shell=bash
+
+# suite_begin TAG [MODULE]: the start of a suite of steps run against the module: MODULE
+# (module_path of MODULE, else of $ECM_HSM_MODULE), the work directory (suite_workdir TAG),
+# the token directory $WORK/tokens (suite_token_dir) and the step counters (steps_begin).
+suite_begin() {
+    MODULE=$(module_path "${2:-${ECM_HSM_MODULE:-}}")
+    suite_workdir "$1"
+    suite_token_dir "$WORK/tokens"
+    steps_begin
+}
 
 # suite_workdir TAG: the suite's work directory $WORK, removed at exit after the server the
 # suite may have started in the background ($SERVER_PID) is stopped.

@@ -16,19 +16,13 @@ ROOT=$(cd "$HERE/.." && pwd)
 
 # shellcheck source=pkcs11-tests/lib.sh
 . "$HERE/lib.sh"
-MODULE=$(module_path "${1:-${ECM_HSM_MODULE:-}}")
+suite_begin interop "${1:-}"
 
 SO_PIN=so-pin-1234
 USER_PIN=user-pin-1
 NEW_PIN=user-pin-2
 LABEL=ecm-interop
 LABEL2=ecm-reinit
-
-suite_workdir interop
-
-suite_token_dir "$WORK/tokens"
-
-steps_begin
 
 # ---------------------------------------------------------------- harness
 
@@ -84,11 +78,13 @@ t_right_pin_clears_count_low() {
         has "PIN initialized"
 }
 
-t_keygen_aes() {
-    x p11 --slot 0 --keygen --key-type AES:32 --label k1 --login --pin "$USER_PIN" &&
+# t_keygen KEY_TYPE LABEL LISTED: --keygen of a secret key, then --list-objects --login shows
+# it as `Secret Key Object; LISTED` with its label.
+t_keygen() {
+    x p11 --slot 0 --keygen --key-type "$1" --label "$2" --login --pin "$USER_PIN" &&
         rc_is 0 && has "Key generated" || return 1
     x p11 --slot 0 --list-objects --login --pin "$USER_PIN" && rc_is 0 &&
-        has "Secret Key Object; AES length 32" && has "label:      k1"
+        has "Secret Key Object; $3" && has "label:      $2"
 }
 
 # pkcs11-tool 0.23 sends CKA_PRIVATE=false unless --private is given, so the key that must be
@@ -99,13 +95,6 @@ t_private_key_hidden() {
     x p11 --slot 0 --list-objects && rc_is 0 && lacks "kpriv" && has "label:      k1" || return 1
     x p11 --slot 0 --list-objects --login --pin "$USER_PIN" && rc_is 0 &&
         has "label:      kpriv" && has "Secret Key Object; AES length 16"
-}
-
-t_keygen_generic() {
-    x p11 --slot 0 --keygen --key-type GENERIC:32 --label g1 --login --pin "$USER_PIN" &&
-        rc_is 0 && has "Key generated" || return 1
-    x p11 --slot 0 --list-objects --login --pin "$USER_PIN" && rc_is 0 &&
-        has "Secret Key Object; Generic secret length 32" && has "label:      g1"
 }
 
 t_random() {
@@ -393,9 +382,9 @@ step "--list-slots after init: label, 'token initialized', new uninitialized slo
 step "pkcs11-tool --init-pin: flags show 'PIN initialized'" t_init_pin
 step "wrong PIN: CKR_PIN_INCORRECT, flags show 'user PIN count low'" t_wrong_pin
 step "right PIN logs in and clears 'count low'" t_right_pin_clears_count_low
-step "--keygen AES:32 k1; --list-objects --login shows it" t_keygen_aes
+step "--keygen AES:32 k1; --list-objects --login shows it" t_keygen AES:32 k1 "AES length 32"
 step "--keygen --private AES:16 kpriv: hidden without --login, shown with it" t_private_key_hidden
-step "--keygen GENERIC:32 g1" t_keygen_generic
+step "--keygen GENERIC:32 g1" t_keygen GENERIC:32 g1 "Generic secret length 32"
 step "--generate-random 32 gives 32 (fresh) bytes" t_random
 step "--list-mechanisms lists AES-GCM, SHA256 and the rest" t_mechanisms
 step "--hash SHA-1 matches sha1sum" t_hash SHA-1 sha1sum "$WORK/hash-input"
