@@ -95,6 +95,16 @@ function tokenForFile(label) {
   return t;
 }
 
+/** The template of a session (not token) secret key of `keyType`, then the `extra` attributes. */
+function secretTemplate(keyType, extra) {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: keyType },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    ...extra,
+  ];
+}
+
 /** The CKR_* name a PKCS#11 call failed with (pkcs11js puts it first in the message). */
 function ckr(fn) {
   try {
@@ -182,6 +192,7 @@ module.exports = {
   USER_PIN,
   openToken,
   tokenForFile,
+  secretTemplate,
   ckr,
   attr,
   attrs,

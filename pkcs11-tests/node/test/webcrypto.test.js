@@ -84,14 +84,11 @@ test('generate and export: an extractable AES key is read out and matches node',
 test('import: an AES key and an EC public key made by node work on the token', () => {
   const { p11 } = t;
   const raw = crypto.randomBytes(32);
-  const key = p11.C_CreateObject(session(), [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_TOKEN, value: F },
+  const key = p11.C_CreateObject(session(), h.secretTemplate(pkcs11js.CKK_AES, [
     { type: pkcs11js.CKA_ENCRYPT, value: T },
     { type: pkcs11js.CKA_DECRYPT, value: T },
     { type: pkcs11js.CKA_VALUE, value: raw },
-  ]);
+  ]));
   assert.equal(h.ulong(h.attr(p11, session(), key, pkcs11js.CKA_VALUE_LEN)), 32);
   const iv = crypto.randomBytes(12);
   const data = Buffer.from('sealed by node, opened on the token');
@@ -148,14 +145,11 @@ test('wrap and unwrap with AES-KWP agree with node (RFC 5649)', () => {
   const inner = crypto.randomBytes(32);
   const c = crypto.createCipheriv('id-aes256-wrap-pad', kekValue, kwIv);
   const fromNode = Buffer.concat([c.update(inner), c.final()]);
-  const template = [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_TOKEN, value: F },
+  const template = h.secretTemplate(pkcs11js.CKK_AES, [
     { type: pkcs11js.CKA_ENCRYPT, value: T },
     { type: pkcs11js.CKA_DECRYPT, value: T },
     { type: pkcs11js.CKA_EXTRACTABLE, value: T },
-  ];
+  ]);
   const unwrapped = p11.C_UnwrapKey(session(), kwp, kek, fromNode, template);
   assert.deepEqual(value(unwrapped), inner);
   const iv = crypto.randomBytes(12);
@@ -197,13 +191,10 @@ test('sign: ECDSA P-256 and HMAC-SHA256 agree with node', () => {
   assert.ok(!crypto.verify('sha256', Buffer.from('x'), pub, sig));
 
   const secret = crypto.randomBytes(32);
-  const hmacKey = p11.C_CreateObject(session(), [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
-    { type: pkcs11js.CKA_TOKEN, value: F },
+  const hmacKey = p11.C_CreateObject(session(), h.secretTemplate(pkcs11js.CKK_GENERIC_SECRET, [
     { type: pkcs11js.CKA_SIGN, value: T },
     { type: pkcs11js.CKA_VALUE, value: secret },
-  ]);
+  ]));
   p11.C_SignInit(session(), { mechanism: pkcs11js.CKM_SHA256_HMAC }, hmacKey);
   const mac = p11.C_Sign(session(), message, Buffer.alloc(32));
   assert.deepEqual(mac, crypto.createHmac('sha256', secret).update(message).digest());
@@ -234,14 +225,11 @@ test('derive: ECDH P-256 on the token equals node ECDH from the other side', () 
         parameter: { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData },
       },
       pair.privateKey,
-      [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
-        { type: pkcs11js.CKA_TOKEN, value: F },
+      h.secretTemplate(pkcs11js.CKK_GENERIC_SECRET, [
         { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
         { type: pkcs11js.CKA_SENSITIVE, value: F },
         { type: pkcs11js.CKA_EXTRACTABLE, value: T },
-      ],
+      ]),
     );
   const shared = value(derive(peerPoint));
   assert.equal(shared.length, 32);

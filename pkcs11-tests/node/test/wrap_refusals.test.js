@@ -14,13 +14,10 @@ const t = h.tokenForFile('ecm-node-wrap');
 const kwp = { mechanism: h.CKM_AES_KEY_WRAP_KWP };
 
 function aes(value, extra) {
-  return t.p11.C_CreateObject(t.session, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_TOKEN, value: false },
+  return t.p11.C_CreateObject(t.session, h.secretTemplate(pkcs11js.CKK_AES, [
     { type: pkcs11js.CKA_VALUE, value },
     ...extra,
-  ]);
+  ]));
 }
 
 const flagTypes = () => [
