@@ -107,14 +107,6 @@ SHA256_DIGESTINFO=3031300d060960864801650304020105000420
 
 # ---------------------------------------------------------------- pkcs11-tool
 
-t_module_exists() {
-    echo "module: $MODULE"
-    [[ -f $MODULE ]] || {
-        echo "FAIL: $MODULE does not exist (run cargo build)"
-        return 1
-    }
-}
-
 t_init() {
     x p11 --init-token --slot 0 --label "$LABEL" --so-pin "$SO_PIN" && rc_is 0 &&
         has "Token successfully initialized" || return 1
@@ -358,19 +350,13 @@ t_selftest() {
 
 ENGINE_SO=
 find_engine() {
-    local c
     if have dpkg; then
         ENGINE_SO=$(dpkg -L libengine-pkcs11-openssl 2>/dev/null | grep '/engines[^/]*/pkcs11\.so$' |
             head -1 || true)
     fi
     if [[ -z $ENGINE_SO ]]; then
-        for c in /usr/lib/*/engines-3/pkcs11.so /usr/lib64/engines-3/pkcs11.so \
-            /usr/lib/engines-3/pkcs11.so; do
-            if [[ -f $c ]]; then
-                ENGINE_SO=$c
-                break
-            fi
-        done
+        ENGINE_SO=$(first_file /usr/lib/*/engines-3/pkcs11.so /usr/lib64/engines-3/pkcs11.so \
+            /usr/lib/engines-3/pkcs11.so)
     fi
 }
 
@@ -540,18 +526,7 @@ t_p11tool_test_sign() {
 
 # ---------------------------------------------------------------- run
 
-echo "# module: $MODULE"
-echo "# ECM_HSM_DIR: $ECM_HSM_DIR"
-step "module file exists" t_module_exists
-if [[ $FAILED -ne 0 ]]; then
-    echo "$PASSED passed, $FAILED failed"
-    exit 1
-fi
-have pkcs11-tool || {
-    echo "not ok - pkcs11-tool (opensc) is installed"
-    echo "$PASSED passed, 1 failed"
-    exit 1
-}
+steps_preflight
 
 head -c 3001 /dev/urandom >"$WORK/msg"
 find_engine

@@ -43,6 +43,32 @@ steps_begin() {
     SKIP_REASON=
 }
 
+t_module_exists() {
+    echo "module: $MODULE"
+    [[ -f $MODULE ]] || {
+        echo "FAIL: $MODULE does not exist (run cargo build)"
+        return 1
+    }
+}
+
+# steps_preflight: the first lines of a suite run with pkcs11-tool: names the module and token
+# directory, then ends the suite (failed) unless the module file exists and pkcs11-tool is
+# installed.
+steps_preflight() {
+    echo "# module: $MODULE"
+    echo "# ECM_HSM_DIR: $ECM_HSM_DIR"
+    step "module file exists" t_module_exists
+    if [[ $FAILED -ne 0 ]]; then
+        echo "$PASSED passed, $FAILED failed"
+        exit 1
+    fi
+    have pkcs11-tool || {
+        echo "not ok - pkcs11-tool (opensc) is installed"
+        echo "$PASSED passed, 1 failed"
+        exit 1
+    }
+}
+
 # steps_summary: the suite's last lines, `# N skipped` (if any) and `N passed, M failed`; its
 # status, the script's last, is non-zero if a step failed.
 steps_summary() {
@@ -166,6 +192,18 @@ same_file() {
         echo "FAIL: $1 and $2 differ"
         return 1
     }
+}
+
+# first_file PATH...: the first PATH that is a file (the others may be unexpanded globs), or
+# nothing.
+first_file() {
+    local c
+    for c in "$@"; do
+        if [[ -f $c ]]; then
+            echo "$c"
+            return 0
+        fi
+    done
 }
 
 p11() { pkcs11-tool --module "$MODULE" "$@"; }

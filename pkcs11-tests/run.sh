@@ -30,14 +30,6 @@ LABEL2=ecm-reinit
 
 # ---------------------------------------------------------------- steps
 
-t_module_exists() {
-    echo "module: $MODULE"
-    [[ -f $MODULE ]] || {
-        echo "FAIL: $MODULE does not exist (run cargo build)"
-        return 1
-    }
-}
-
 t_initial_slots() {
     x p11 --list-slots && rc_is 0 || return 1
     local all=$OUT
@@ -264,13 +256,8 @@ t_p11tool_random() {
 # OpenSC 0.23 wraps interfaces up to 3.0 and passes the module's default, 3.2, through
 # unwatched: ECM_HSM_DEFAULT_INTERFACE=3.0 makes 3.0 the default for it.
 t_pkcs11_spy() {
-    local spy=
-    for c in /usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so /usr/lib/*/pkcs11/pkcs11-spy.so; do
-        if [[ -f $c ]]; then
-            spy=$c
-            break
-        fi
-    done
+    local spy
+    spy=$(first_file /usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so /usr/lib/*/pkcs11/pkcs11-spy.so)
     [[ -n $spy ]] || {
         skip "pkcs11-spy.so (opensc) not found"
         return 0
@@ -292,15 +279,10 @@ t_p11kit_server() {
         skip "p11-kit not installed"
         return 0
     }
-    local client=
-    for c in /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so \
+    local client
+    client=$(first_file /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so \
         /usr/lib/*/pkcs11/p11-kit-client.so /usr/lib64/pkcs11/p11-kit-client.so \
-        /usr/lib/pkcs11/p11-kit-client.so; do
-        if [[ -f $c ]]; then
-            client=$c
-            break
-        fi
-    done
+        /usr/lib/pkcs11/p11-kit-client.so)
     [[ -n $client ]] || {
         skip "p11-kit-client.so not found, cannot connect to a p11-kit server"
         return 0
@@ -360,18 +342,7 @@ t_reinit() {
 
 # ---------------------------------------------------------------- run
 
-echo "# module: $MODULE"
-echo "# ECM_HSM_DIR: $ECM_HSM_DIR"
-step "module file exists" t_module_exists
-if [[ $FAILED -ne 0 ]]; then
-    echo "$PASSED passed, $FAILED failed"
-    exit 1
-fi
-have pkcs11-tool || {
-    echo "not ok - pkcs11-tool (opensc) is installed"
-    echo "$PASSED passed, 1 failed"
-    exit 1
-}
+steps_preflight
 
 head -c 70001 /dev/urandom >"$WORK/hash-input"
 : >"$WORK/empty"
