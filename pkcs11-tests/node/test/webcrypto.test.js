@@ -15,6 +15,27 @@ const session = () => t.session;
 const F = false;
 const T = true;
 
+/**
+ * A session P-256 key pair; `publicUse` (or null) and `privateUse` are the CKA_* usage flags
+ * each half gets.
+ */
+function p256Pair(publicUse, privateUse) {
+  const publicExtra = publicUse === null ? [] : [{ type: publicUse, value: T }];
+  return t.p11.C_GenerateKeyPair(
+    session(),
+    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
+    [
+      { type: pkcs11js.CKA_TOKEN, value: F },
+      { type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS },
+      ...publicExtra,
+    ],
+    [
+      { type: pkcs11js.CKA_TOKEN, value: F },
+      { type: privateUse, value: T },
+    ],
+  );
+}
+
 function gcm(iv, aad) {
   return {
     mechanism: pkcs11js.CKM_AES_GCM,
@@ -168,19 +189,7 @@ test('wrap and unwrap with AES-KWP agree with node (RFC 5649)', () => {
 
 test('sign: ECDSA P-256 and HMAC-SHA256 agree with node', () => {
   const { p11 } = t;
-  const pair = p11.C_GenerateKeyPair(
-    session(),
-    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_VERIFY, value: T },
-      { type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS },
-    ],
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_SIGN, value: T },
-    ],
-  );
+  const pair = p256Pair(pkcs11js.CKA_VERIFY, pkcs11js.CKA_SIGN);
   // subtle.exportKey('spki', publicKey): from CKA_EC_POINT.
   const point = h.attr(p11, session(), pair.publicKey, pkcs11js.CKA_EC_POINT);
   const pub = { key: h.p256PublicKey(h.ecPointRaw(point)), dsaEncoding: 'ieee-p1363' };
@@ -202,18 +211,7 @@ test('sign: ECDSA P-256 and HMAC-SHA256 agree with node', () => {
 
 test('derive: ECDH P-256 on the token equals node ECDH from the other side', () => {
   const { p11 } = t;
-  const pair = p11.C_GenerateKeyPair(
-    session(),
-    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS },
-    ],
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_DERIVE, value: T },
-    ],
-  );
+  const pair = p256Pair(null, pkcs11js.CKA_DERIVE);
   const tokenPoint = h.ecPointRaw(h.attr(p11, session(), pair.publicKey, pkcs11js.CKA_EC_POINT));
   const peer = crypto.createECDH('prime256v1');
   const peerPoint = peer.generateKeys();
