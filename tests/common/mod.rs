@@ -11,7 +11,10 @@
 pub mod raw;
 
 pub mod audit;
+pub mod cli;
 pub mod objects;
+pub mod served;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
