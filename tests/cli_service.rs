@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::cli::BIN;
+use common::cli::{BIN, with_pins};
 use common::served::Served;
-use common::{SO_PIN, USER_PIN, fresh_dir, write_test_config};
+use common::{USER_PIN, fresh_dir, write_test_config};
 use ecm_hsm::audit;
 
 /// `ecm-hsm serve` on a token directory of its own (test settings), and a client directory
@@ -34,10 +34,8 @@ fn client(served: &Served, args: &[&str]) -> Command {
         .args(args)
         .env("ECM_HSM_DIR", served.dir.join("client"))
         .env_remove("ECM_HSM_CONF")
-        .env_remove("ECM_HSM_SERVICE")
-        .env("ECM_HSM_PIN", USER_PIN)
-        .env("ECM_HSM_SO_PIN", SO_PIN)
-        .env("ECM_HSM_NEW_PIN", USER_PIN);
+        .env_remove("ECM_HSM_SERVICE");
+    with_pins(&mut c, USER_PIN, USER_PIN);
     c
 }
 

@@ -191,13 +191,24 @@ fn hierarchy_with_record(p: &cryptoki::context::Pkcs11, slot: cryptoki::slot::Sl
     s.encrypt(&gcm(&mut iv), dek, b"tenant record").unwrap()
 }
 
+/// A token with the hierarchy and a tenant's record ([`hierarchy_with_record`]), the
+/// `principals` added and `policy` applied as its first version.
+fn token_with_policy(
+    policy: &str,
+    principals: &[(&str, &str)],
+) -> (cryptoki::context::Pkcs11, cryptoki::slot::Slot, Vec<u8>) {
+    let (p, slot) = load_with_token();
+    let record = hierarchy_with_record(&p, slot);
+    let out = apply_policy(policy, principals);
+    assert!(out.last().unwrap().ends_with(": ok v1"), "{out:?}");
+    (p, slot, record)
+}
+
 isolated_test!(
     /// The seed's three principals, through the C ABI.
     fn the_seeds_permissions_hold_for_its_three_principals() {
         use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
-        let (p, slot) = load_with_token();
-        let record = hierarchy_with_record(&p, slot);
-        let out = apply_policy(
+        let (p, slot, record) = token_with_policy(
             SEED_POLICY,
             &[
                 ("context-api", "pin-ctx-1"),
@@ -205,7 +216,6 @@ isolated_test!(
                 ("security-admin", "pin-adm-1"),
             ],
         );
-        assert!(out[3].ends_with(": ok v1"), "{out:?}");
         let dek_template = [tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())];
         let s = p.open_rw_session(slot).unwrap();
 
@@ -307,9 +317,7 @@ isolated_test!(
     /// operation; every wrong approval is refused and changes nothing.
     fn an_operation_needing_approval_waits_for_a_quorum_of_other_approvers() {
         use cryptoki::session::UserType;
-        let (p, slot) = load_with_token();
-        let record = hierarchy_with_record(&p, slot);
-        let out = apply_policy(
+        let (p, slot, record) = token_with_policy(
             APPROVAL_POLICY,
             &[
                 ("context-api", "pin-ctx-1"),
@@ -318,7 +326,6 @@ isolated_test!(
                 ("approver-b", "pin-b-1"),
             ],
         );
-        assert!(out[4].ends_with(": ok v1"), "{out:?}");
         let approve = |s: &cryptoki::session::Session, text: &str| {
             s.login(UserType::ContextSpecific, Some(&AuthPin::new(text.into())))
         };

@@ -9,18 +9,19 @@ use super::{SO_PIN, token_dir, write_test_config};
 /// The admin tool under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_ecm-hsm");
 
+/// `command` with every PIN in the environment: the SO's, `pin` as the user's and `new_pin` as
+/// the PIN to set.
+pub fn with_pins<'c>(command: &'c mut Command, pin: &str, new_pin: &str) -> &'c mut Command {
+    command.env("ECM_HSM_SO_PIN", SO_PIN).env("ECM_HSM_PIN", pin).env("ECM_HSM_NEW_PIN", new_pin)
+}
+
 /// The admin tool on this (child) test's token directory, no settings file named, the SO PIN
 /// in the environment with `ECM_HSM_PIN` = `pin` and `ECM_HSM_NEW_PIN` = `new_pin`, and an
 /// empty stdin.
 pub fn tool_on_token(args: &[&str], pin: &str, new_pin: &str) -> Command {
     let mut c = Command::new(BIN);
-    c.args(args)
-        .env("ECM_HSM_DIR", token_dir())
-        .env_remove("ECM_HSM_CONF")
-        .env("ECM_HSM_SO_PIN", SO_PIN)
-        .env("ECM_HSM_PIN", pin)
-        .env("ECM_HSM_NEW_PIN", new_pin)
-        .stdin(Stdio::null());
+    c.args(args).env("ECM_HSM_DIR", token_dir()).env_remove("ECM_HSM_CONF").stdin(Stdio::null());
+    with_pins(&mut c, pin, new_pin);
     c
 }
 
