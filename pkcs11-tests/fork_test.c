@@ -9,8 +9,8 @@
  * on its own. After the child exits, the parent's session must still work.
  *
  * Built by run.sh with `cc -o fork_test fork_test.c -ldl`. No PKCS#11 header is needed:
- * the few types used are declared here (Linux/Unix ABI: CK_ULONG is unsigned long,
- * structures are not packed).
+ * the few types used are declared here and in ck_abi.h (Linux/Unix ABI: CK_ULONG is unsigned
+ * long, structures are not packed).
  *
  * Exit status 0 only if every check held; each check prints one line.
  */
@@ -22,18 +22,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef unsigned long CK_ULONG;
-typedef CK_ULONG CK_RV;
+#include "ck_abi.h"
+
 typedef CK_ULONG CK_SLOT_ID;
 typedef CK_ULONG CK_SESSION_HANDLE;
 typedef CK_ULONG CK_FLAGS;
 typedef CK_ULONG CK_USER_TYPE;
-typedef unsigned char CK_BYTE;
-
-typedef struct {
-    unsigned char major;
-    unsigned char minor;
-} CK_VERSION;
 
 typedef struct {
     CK_SLOT_ID slotID;
@@ -42,38 +36,9 @@ typedef struct {
     CK_ULONG ulDeviceError;
 } CK_SESSION_INFO;
 
-#define CKR_OK 0x0UL
 #define CKR_CRYPTOKI_NOT_INITIALIZED 0x190UL
-#define CKF_RW_SESSION 0x2UL
-#define CKF_SERIAL_SESSION 0x4UL
-#define CKU_USER 1UL
 #define CKS_RO_USER_FUNCTIONS 1UL
 #define CKS_RW_USER_FUNCTIONS 3UL
-
-/* The 68 entries of the PKCS#11 2.40 CK_FUNCTION_LIST, in the standard order. */
-enum {
-    F_Initialize, F_Finalize, F_GetInfo, F_GetFunctionList, F_GetSlotList, F_GetSlotInfo,
-    F_GetTokenInfo, F_GetMechanismList, F_GetMechanismInfo, F_InitToken, F_InitPIN, F_SetPIN,
-    F_OpenSession, F_CloseSession, F_CloseAllSessions, F_GetSessionInfo, F_GetOperationState,
-    F_SetOperationState, F_Login, F_Logout, F_CreateObject, F_CopyObject, F_DestroyObject,
-    F_GetObjectSize, F_GetAttributeValue, F_SetAttributeValue, F_FindObjectsInit, F_FindObjects,
-    F_FindObjectsFinal, F_EncryptInit, F_Encrypt, F_EncryptUpdate, F_EncryptFinal, F_DecryptInit,
-    F_Decrypt, F_DecryptUpdate, F_DecryptFinal, F_DigestInit, F_Digest, F_DigestUpdate,
-    F_DigestKey, F_DigestFinal, F_SignInit, F_Sign, F_SignUpdate, F_SignFinal, F_SignRecoverInit,
-    F_SignRecover, F_VerifyInit, F_Verify, F_VerifyUpdate, F_VerifyFinal, F_VerifyRecoverInit,
-    F_VerifyRecover, F_DigestEncryptUpdate, F_DecryptDigestUpdate, F_SignEncryptUpdate,
-    F_DecryptVerifyUpdate, F_GenerateKey, F_GenerateKeyPair, F_WrapKey, F_UnwrapKey, F_DeriveKey,
-    F_SeedRandom, F_GenerateRandom, F_GetFunctionStatus, F_CancelFunction, F_WaitForSlotEvent,
-    F_COUNT
-};
-
-/* Generic entry type; each is cast to its real prototype before the call. */
-typedef void (*ck_fn)(void);
-
-typedef struct {
-    CK_VERSION version;
-    ck_fn fn[F_COUNT];
-} CK_FUNCTION_LIST;
 
 typedef CK_RV (*fn_Initialize)(void *);
 typedef CK_RV (*fn_Finalize)(void *);

@@ -19,37 +19,14 @@ ROOT=$(cd "$HERE/.." && pwd)
 
 # shellcheck source=pkcs11-tests/lib.sh
 . "$HERE/lib.sh"
-MODULE=$(module_path "${1:-${ECM_HSM_MODULE:-}}")
-
-SO_PIN=so-pin-5678
-USER_PIN=user-pin-9
-LABEL=ecm-tools
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-tools.XXXXXX")
-SERVER_PID=
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-suite_token_dir "$WORK/tokens"
+suite_begin tools "${1:-}"
 # Plain openssl must be plain: no caller's config loading an engine or provider. The engine
 # steps name their own config (ossl_engine).
 unset OPENSSL_CONF OPENSSL_ENGINES
 
-PASSED=0
-FAILED=0
-SKIPPED=0
-STEP_LOG=$WORK/step.log
-SKIP_REASON=
+SO_PIN=so-pin-5678
+USER_PIN=user-pin-9
+LABEL=ecm-tools
 
 # ---------------------------------------------------------------- harness
 
@@ -129,14 +106,6 @@ ec_spki() {
 SHA256_DIGESTINFO=3031300d060960864801650304020105000420
 
 # ---------------------------------------------------------------- pkcs11-tool
-
-t_module_exists() {
-    echo "module: $MODULE"
-    [[ -f $MODULE ]] || {
-        echo "FAIL: $MODULE does not exist (run cargo build)"
-        return 1
-    }
-}
 
 t_init() {
     x p11 --init-token --slot 0 --label "$LABEL" --so-pin "$SO_PIN" && rc_is 0 &&
@@ -381,19 +350,13 @@ t_selftest() {
 
 ENGINE_SO=
 find_engine() {
-    local c
     if have dpkg; then
         ENGINE_SO=$(dpkg -L libengine-pkcs11-openssl 2>/dev/null | grep '/engines[^/]*/pkcs11\.so$' |
             head -1 || true)
     fi
     if [[ -z $ENGINE_SO ]]; then
-        for c in /usr/lib/*/engines-3/pkcs11.so /usr/lib64/engines-3/pkcs11.so \
-            /usr/lib/engines-3/pkcs11.so; do
-            if [[ -f $c ]]; then
-                ENGINE_SO=$c
-                break
-            fi
-        done
+        ENGINE_SO=$(first_file /usr/lib/*/engines-3/pkcs11.so /usr/lib64/engines-3/pkcs11.so \
+            /usr/lib/engines-3/pkcs11.so)
     fi
 }
 
@@ -508,7 +471,7 @@ t_tls() {
     else
         echo "FAIL: s_server did not print ACCEPT 127.0.0.1:<port>"
     fi
-    stop_server
+    stop_pid SERVER_PID
     echo "--- s_server output:"
     cat "$log"
     [[ $ok -eq 1 ]]
@@ -563,18 +526,7 @@ t_p11tool_test_sign() {
 
 # ---------------------------------------------------------------- run
 
-echo "# module: $MODULE"
-echo "# ECM_HSM_DIR: $ECM_HSM_DIR"
-step "module file exists" t_module_exists
-if [[ $FAILED -ne 0 ]]; then
-    echo "$PASSED passed, $FAILED failed"
-    exit 1
-fi
-have pkcs11-tool || {
-    echo "not ok - pkcs11-tool (opensc) is installed"
-    echo "$PASSED passed, 1 failed"
-    exit 1
-}
+steps_preflight
 
 head -c 3001 /dev/urandom >"$WORK/msg"
 find_engine
@@ -693,6 +645,4 @@ step "--keypairgen EC:curve25519 (CKK_EC_MONTGOMERY)" t_keypairgen EC:curve25519
     "EC_MONTGOMERY"
 # ================================================================ end of issue 15 item 4
 
-[[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+steps_summary

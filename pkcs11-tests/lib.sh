@@ -1,11 +1,81 @@
-# Shared harness of the pkcs11-tests scripts (run.sh, interop.sh); sourced, not run.
+# Shared harness of the pkcs11-tests scripts (run.sh, interop.sh, package.sh, service.sh);
+# sourced, not run.
 #
-# The sourcing script sets, before calling `step`:
-#   STEP_LOG   a file the harness may overwrite (each step's log)
-#   PASSED, FAILED, SKIPPED (counters, start at 0), SKIP_REASON (empty)
-#   MODULE     the module path (used by `p11`)
-# and prints the summary itself at the end.
+# A suite of steps calls `suite_begin` (or, with a work directory and module of its own,
+# `steps_begin`) before its first `step`, and ends with `steps_summary`.
 # shellcheck shell=bash
+
+# suite_begin TAG [MODULE]: the start of a suite of steps run against the module: MODULE
+# (module_path of MODULE, else of $ECM_HSM_MODULE), the work directory (suite_workdir TAG),
+# the token directory $WORK/tokens (suite_token_dir) and the step counters (steps_begin).
+suite_begin() {
+    MODULE=$(module_path "${2:-${ECM_HSM_MODULE:-}}")
+    suite_workdir "$1"
+    suite_token_dir "$WORK/tokens"
+    steps_begin
+}
+
+# suite_workdir TAG: the suite's work directory $WORK, removed at exit after the server the
+# suite may have started in the background ($SERVER_PID) is stopped.
+suite_workdir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-$1.XXXXXX")
+    SERVER_PID=
+    trap 'stop_pid SERVER_PID; rm -rf "$WORK"' EXIT
+}
+
+# stop_pid VAR: kills the background process whose pid the variable named VAR holds (if it
+# holds one), reaps it and empties VAR.
+stop_pid() {
+    local -n pid_of=$1
+    if [[ -n $pid_of ]]; then
+        kill "$pid_of" 2>/dev/null || true
+        wait "$pid_of" 2>/dev/null || true
+        pid_of=
+    fi
+}
+
+# steps_begin: the counters `step` keeps and its log file, $WORK/step.log.
+steps_begin() {
+    PASSED=0
+    FAILED=0
+    SKIPPED=0
+    STEP_LOG=$WORK/step.log
+    SKIP_REASON=
+}
+
+t_module_exists() {
+    echo "module: $MODULE"
+    [[ -f $MODULE ]] || {
+        echo "FAIL: $MODULE does not exist (run cargo build)"
+        return 1
+    }
+}
+
+# steps_preflight: the first lines of a suite run with pkcs11-tool: names the module and token
+# directory, then ends the suite (failed) unless the module file exists and pkcs11-tool is
+# installed.
+steps_preflight() {
+    echo "# module: $MODULE"
+    echo "# ECM_HSM_DIR: $ECM_HSM_DIR"
+    step "module file exists" t_module_exists
+    if [[ $FAILED -ne 0 ]]; then
+        echo "$PASSED passed, $FAILED failed"
+        exit 1
+    fi
+    have pkcs11-tool || {
+        echo "not ok - pkcs11-tool (opensc) is installed"
+        echo "$PASSED passed, 1 failed"
+        exit 1
+    }
+}
+
+# steps_summary: the suite's last lines, `# N skipped` (if any) and `N passed, M failed`; its
+# status, the script's last, is non-zero if a step failed.
+steps_summary() {
+    [[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+}
 
 # module_path [PATH]: PATH made absolute (p11-kit, dlopen() and the OpenSSL engine's
 # MODULE_PATH would otherwise search the library path); without PATH, the repository's debug
@@ -122,6 +192,18 @@ same_file() {
         echo "FAIL: $1 and $2 differ"
         return 1
     }
+}
+
+# first_file PATH...: the first PATH that is a file (the others may be unexpanded globs), or
+# nothing.
+first_file() {
+    local c
+    for c in "$@"; do
+        if [[ -f $c ]]; then
+            echo "$c"
+            return 0
+        fi
+    done
 }
 
 p11() { pkcs11-tool --module "$MODULE" "$@"; }

@@ -89,11 +89,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PASSED=0
-FAILED=0
-SKIPPED=0
-STEP_LOG=$WORK/step.log
-SKIP_REASON=
+steps_begin
 TRIPLET=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 MODULE=/usr/lib/$TRIPLET/pkcs11/libecm_hsm.so
 SO_PIN=package-so-pin
@@ -332,6 +328,4 @@ if have_pkg ecm-hsm; then
     step "purge with no token data removes /var/lib/ecm-hsm" t_purge_of_empty_state_removes_it
 fi
 
-[[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+steps_summary

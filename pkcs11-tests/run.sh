@@ -16,7 +16,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 
 # shellcheck source=pkcs11-tests/lib.sh
 . "$HERE/lib.sh"
-MODULE=$(module_path "${1:-${ECM_HSM_MODULE:-}}")
+suite_begin interop "${1:-}"
 
 SO_PIN=so-pin-1234
 USER_PIN=user-pin-1
@@ -24,38 +24,11 @@ NEW_PIN=user-pin-2
 LABEL=ecm-interop
 LABEL2=ecm-reinit
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-interop.XXXXXX")
-SERVER_PID=
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-suite_token_dir "$WORK/tokens"
-
-PASSED=0
-FAILED=0
-SKIPPED=0
-STEP_LOG=$WORK/step.log
-SKIP_REASON=
-
 # ---------------------------------------------------------------- harness
 
 # step, skip, x, xo, rc_is, has, lacks, ... (shared with interop.sh)
 
 # ---------------------------------------------------------------- steps
-
-t_module_exists() {
-    echo "module: $MODULE"
-    [[ -f $MODULE ]] || {
-        echo "FAIL: $MODULE does not exist (run cargo build)"
-        return 1
-    }
-}
 
 t_initial_slots() {
     x p11 --list-slots && rc_is 0 || return 1
@@ -97,11 +70,13 @@ t_right_pin_clears_count_low() {
         has "PIN initialized"
 }
 
-t_keygen_aes() {
-    x p11 --slot 0 --keygen --key-type AES:32 --label k1 --login --pin "$USER_PIN" &&
+# t_keygen KEY_TYPE LABEL LISTED: --keygen of a secret key, then --list-objects --login shows
+# it as `Secret Key Object; LISTED` with its label.
+t_keygen() {
+    x p11 --slot 0 --keygen --key-type "$1" --label "$2" --login --pin "$USER_PIN" &&
         rc_is 0 && has "Key generated" || return 1
     x p11 --slot 0 --list-objects --login --pin "$USER_PIN" && rc_is 0 &&
-        has "Secret Key Object; AES length 32" && has "label:      k1"
+        has "Secret Key Object; $3" && has "label:      $2"
 }
 
 # pkcs11-tool 0.23 sends CKA_PRIVATE=false unless --private is given, so the key that must be
@@ -112,13 +87,6 @@ t_private_key_hidden() {
     x p11 --slot 0 --list-objects && rc_is 0 && lacks "kpriv" && has "label:      k1" || return 1
     x p11 --slot 0 --list-objects --login --pin "$USER_PIN" && rc_is 0 &&
         has "label:      kpriv" && has "Secret Key Object; AES length 16"
-}
-
-t_keygen_generic() {
-    x p11 --slot 0 --keygen --key-type GENERIC:32 --label g1 --login --pin "$USER_PIN" &&
-        rc_is 0 && has "Key generated" || return 1
-    x p11 --slot 0 --list-objects --login --pin "$USER_PIN" && rc_is 0 &&
-        has "Secret Key Object; Generic secret length 32" && has "label:      g1"
 }
 
 t_random() {
@@ -288,13 +256,8 @@ t_p11tool_random() {
 # OpenSC 0.23 wraps interfaces up to 3.0 and passes the module's default, 3.2, through
 # unwatched: ECM_HSM_DEFAULT_INTERFACE=3.0 makes 3.0 the default for it.
 t_pkcs11_spy() {
-    local spy=
-    for c in /usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so /usr/lib/*/pkcs11/pkcs11-spy.so; do
-        if [[ -f $c ]]; then
-            spy=$c
-            break
-        fi
-    done
+    local spy
+    spy=$(first_file /usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so /usr/lib/*/pkcs11/pkcs11-spy.so)
     [[ -n $spy ]] || {
         skip "pkcs11-spy.so (opensc) not found"
         return 0
@@ -316,15 +279,10 @@ t_p11kit_server() {
         skip "p11-kit not installed"
         return 0
     }
-    local client=
-    for c in /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so \
+    local client
+    client=$(first_file /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so \
         /usr/lib/*/pkcs11/p11-kit-client.so /usr/lib64/pkcs11/p11-kit-client.so \
-        /usr/lib/pkcs11/p11-kit-client.so; do
-        if [[ -f $c ]]; then
-            client=$c
-            break
-        fi
-    done
+        /usr/lib/pkcs11/p11-kit-client.so)
     [[ -n $client ]] || {
         skip "p11-kit-client.so not found, cannot connect to a p11-kit server"
         return 0
@@ -349,9 +307,7 @@ t_p11kit_server() {
     else
         echo "FAIL: the server socket $sock did not appear"
     fi
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
+    stop_pid SERVER_PID
     echo "--- p11-kit server log:"
     cat "$WORK/p11-kit-server.log"
     [[ $ok -eq 1 ]]
@@ -386,18 +342,7 @@ t_reinit() {
 
 # ---------------------------------------------------------------- run
 
-echo "# module: $MODULE"
-echo "# ECM_HSM_DIR: $ECM_HSM_DIR"
-step "module file exists" t_module_exists
-if [[ $FAILED -ne 0 ]]; then
-    echo "$PASSED passed, $FAILED failed"
-    exit 1
-fi
-have pkcs11-tool || {
-    echo "not ok - pkcs11-tool (opensc) is installed"
-    echo "$PASSED passed, 1 failed"
-    exit 1
-}
+steps_preflight
 
 head -c 70001 /dev/urandom >"$WORK/hash-input"
 : >"$WORK/empty"
@@ -408,9 +353,9 @@ step "--list-slots after init: label, 'token initialized', new uninitialized slo
 step "pkcs11-tool --init-pin: flags show 'PIN initialized'" t_init_pin
 step "wrong PIN: CKR_PIN_INCORRECT, flags show 'user PIN count low'" t_wrong_pin
 step "right PIN logs in and clears 'count low'" t_right_pin_clears_count_low
-step "--keygen AES:32 k1; --list-objects --login shows it" t_keygen_aes
+step "--keygen AES:32 k1; --list-objects --login shows it" t_keygen AES:32 k1 "AES length 32"
 step "--keygen --private AES:16 kpriv: hidden without --login, shown with it" t_private_key_hidden
-step "--keygen GENERIC:32 g1" t_keygen_generic
+step "--keygen GENERIC:32 g1" t_keygen GENERIC:32 g1 "Generic secret length 32"
 step "--generate-random 32 gives 32 (fresh) bytes" t_random
 step "--list-mechanisms lists AES-GCM, SHA256 and the rest" t_mechanisms
 step "--hash SHA-1 matches sha1sum" t_hash SHA-1 sha1sum "$WORK/hash-input"
@@ -435,6 +380,4 @@ step "pkcs11-spy between pkcs11-tool and the module" t_pkcs11_spy
 step "--init-token with a wrong SO PIN fails and keeps the objects" t_reinit_wrong_so_pin
 step "--init-token again with the SO PIN wipes objects and user PIN" t_reinit
 
-[[ $SKIPPED -eq 0 ]] || echo "# $SKIPPED skipped"
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+steps_summary

@@ -17,6 +17,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=pkcs11-tests/lib.sh
+. "$HERE/lib.sh"
 
 cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --lib --bin ecm-hsm
 CLI=$ROOT/target/debug/ecm-hsm
@@ -26,11 +28,7 @@ export ECM_HSM_MODULE=$ROOT/target/debug/libecm_hsm.so
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-svc.XXXXXX")
 SERVICE_PID=
 stop_service() {
-    if [[ -n $SERVICE_PID ]]; then
-        kill "$SERVICE_PID" 2>/dev/null || true
-        wait "$SERVICE_PID" 2>/dev/null || true
-        SERVICE_PID=
-    fi
+    stop_pid SERVICE_PID
     unset ECM_HSM_SERVICE
 }
 trap 'stop_service; rm -rf "$WORK"' EXIT

@@ -8,10 +8,10 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
+use common::objects::token_aes_key;
 use common::*;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
-use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -146,15 +146,7 @@ fn setup() -> (Pkcs11, Slot) {
     let slot = first_slot(&p);
     let s = user_session(&p, slot);
     for label in ["app-key-1", "app-key-2"] {
-        s.generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::ValueLen(32.into()),
-                Attribute::Token(true),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ],
-        )
-        .unwrap();
+        token_aes_key(&s, label, &[]);
     }
     (p, slot)
 }
@@ -490,16 +482,7 @@ isolated_test!(
     fn the_core_refuses_what_the_tool_checks_first() {
         let (p, slot) = setup();
         // In a worker process: one copy of SQLite per process (the .so is loaded here).
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args(["core_worker", "--exact", "--nocapture", "--test-threads=1"])
-            .env("ECM_HSM_TEST_CHILD", "1")
-            .env(CORE_ENV, "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        // The first line follows libtest's "test core_worker ... " on the same line.
-        let lines: Vec<&str> = stdout.lines().filter_map(|l| l.split("> ").nth(1)).collect();
+        let lines = common::workers::worker_lines("core_worker", CORE_ENV, "1");
         assert_eq!(
             lines,
             [

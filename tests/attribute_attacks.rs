@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 mod common;
+use common::objects::{imported_secret, token_aes_key};
 use common::*;
 
 use std::ffi::c_void;
@@ -204,27 +205,10 @@ isolated_test!(
         let blob = {
             let s = user_session(&p, slot);
             for label in ["forged", "clean"] {
-                s.generate_key(
-                    &Mechanism::AesKeyGen,
-                    &[
-                        Attribute::ValueLen(32.into()),
-                        Attribute::Token(true),
-                        Attribute::Wrap(true),
-                        Attribute::Unwrap(true),
-                        Attribute::Label(label.into()),
-                    ],
-                )
-                .unwrap();
+                token_aes_key(&s, label, &[Attribute::Wrap(true), Attribute::Unwrap(true)]);
             }
             let kek = s.find_objects(&[Attribute::Label("forged".into())]).unwrap()[0];
-            let key = s
-                .create_object(&[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::AES),
-                    Attribute::Value(vec![0x11; 32]),
-                    Attribute::Extractable(true),
-                ])
-                .unwrap();
+            let key = imported_secret(&s, KeyType::AES, vec![0x11; 32]);
             let clean = s.find_objects(&[Attribute::Label("clean".into())]).unwrap()[0];
             (
                 s.wrap_key(&Mechanism::AesKeyWrap, kek, key).unwrap(),

@@ -25,8 +25,24 @@ fn cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `cli` that must succeed.
+#[track_caller]
+fn cli_ok(args: &[&str]) -> Output {
+    let out = cli(args);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    out
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts that `report` names the gap auditing off left in the trail, from one register
+/// record until another, its line starting `lead`.
+#[track_caller]
+fn assert_gap_named(report: &str, lead: &str) {
+    let off = format!("{lead}auditing was turned off (audit = false) from register record");
+    assert!(report.contains(&off) && report.contains("until register record"), "{report}");
 }
 
 /// A token with a trail: the setup's records, then a user's login and a search.
@@ -150,8 +166,7 @@ isolated_test!(
 
         // The operator verifies (logging in: the dead writer's segment is closed in the
         // register with its head) and keeps the anchor it prints.
-        let out = cli(&["audit", "verify"]);
-        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+        let out = cli_ok(&["audit", "verify"]);
         let (seq, link) = anchor_of(&text(&out.stdout));
         let number = killed
             .file_name()
@@ -261,26 +276,14 @@ isolated_test!(
         );
 
         // verify (its process audits again, and holds the key: it ends the gap) shows it.
-        let out = cli(&["audit", "verify"]);
-        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-        let warned = text(&out.stderr);
-        assert!(
-            warned.contains("auditing was turned off (audit = false) from register record")
-                && warned.contains("until register record"),
-            "{warned}"
-        );
+        let out = cli_ok(&["audit", "verify"]);
+        assert_gap_named(&text(&out.stderr), "");
         let ons = lines(&audit_path()).iter().filter(|l| l.contains("\"operation\":\"audit_on\"")).count();
         assert_eq!(ons, 1);
 
         // status shows the same gap, as a warning and in its JSON.
-        let out = cli(&["status"]);
-        assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-        let shown = text(&out.stdout);
-        assert!(
-            shown.contains("WARNING: auditing was turned off (audit = false) from register record")
-                && shown.contains("until register record"),
-            "{shown}"
-        );
+        let out = cli_ok(&["status"]);
+        assert_gap_named(&text(&out.stdout), "WARNING: ");
         let out = cli(&["status", "--json"]);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let gaps = json["audit_gaps"].as_array().unwrap();

@@ -7,7 +7,7 @@
 #![allow(unsafe_code)]
 
 mod common;
-use common::objects::{tier, vendor};
+use common::objects::{tier, token_aes_key, vendor};
 
 use std::ffi::c_void;
 use std::mem::size_of;
@@ -17,7 +17,7 @@ use common::audit::*;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::object::{Attribute, AttributeType};
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
 use ecm_hsm::audit;
@@ -380,16 +380,7 @@ isolated_test!(
 );
 
 fn aes(s: &Session, label: &str) -> cryptoki::object::ObjectHandle {
-    s.generate_key(
-        &Mechanism::AesKeyGen,
-        &[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::ValueLen(32.into()),
-            Attribute::Token(true),
-            Attribute::Label(label.into()),
-        ],
-    )
-    .unwrap()
+    token_aes_key(s, label, &[])
 }
 
 isolated_test!(

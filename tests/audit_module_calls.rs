@@ -7,11 +7,13 @@ mod common;
 use std::path::PathBuf;
 
 use common::audit::*;
+use common::objects::token_aes_key;
+use common::workers::read_until_marked;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use cryptoki_sys::{CKM_AES_GCM, CKM_AES_KEY_GEN, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_OK, CKR_PIN_INCORRECT};
@@ -28,18 +30,7 @@ fn token_audit_key() -> audit::AuditKey {
 
 /// An AES key labelled `label` that may encrypt or only decrypt.
 fn aes_key(s: &Session, label: &str, encrypt: bool) -> cryptoki::object::ObjectHandle {
-    s.generate_key(
-        &Mechanism::AesKeyGen,
-        &[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::ValueLen(32.into()),
-            Attribute::Token(true),
-            Attribute::Label(label.into()),
-            Attribute::Encrypt(encrypt),
-            Attribute::Decrypt(true),
-        ],
-    )
-    .unwrap()
+    token_aes_key(s, label, &[Attribute::Encrypt(encrypt), Attribute::Decrypt(true)])
 }
 
 fn gcm(iv: &mut [u8; 12]) -> Mechanism<'_> {
@@ -389,7 +380,6 @@ fn encrypting_worker() {
 
 #[test]
 fn a_kill_loses_no_record_of_a_call_that_returned() {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
 
     if let Ok(role) = std::env::var(ROLE_ENV) {
@@ -409,16 +399,7 @@ fn a_kill_loses_no_record_of_a_call_that_returned() {
     let mut acknowledged = 0;
     for round in 0..3 {
         let mut child = worker("encrypt").spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut seen = 0;
-        for line in stdout.lines() {
-            if line.unwrap().contains("> DONE") {
-                seen += 1;
-                if seen == 300 + 97 * round {
-                    break;
-                }
-            }
-        }
+        let seen = read_until_marked(&mut child, "> DONE", 300 + 97 * round);
         child.kill().unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(9));
         acknowledged += seen;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SO_PIN, USER_PIN, fresh_dir, write_test_config};
+use common::cli::{refused, settings_dir, succeeded};
+use common::{SO_PIN, USER_PIN};
 use cryptoki_sys::*;
 use ecm_hsm::config::Config;
 use ecm_hsm::envelope;
@@ -21,20 +22,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_ecm-hsm");
 
 /// A token directory of its own, removed afterwards.
 struct Hsm {
-    dir: PathBuf,
-}
-
-impl Drop for Hsm {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: tempfile::TempDir,
 }
 
 impl Hsm {
     fn new(tag: &str) -> Hsm {
-        let dir = fresh_dir(tag);
-        write_test_config(&dir, "");
-        Hsm { dir }
+        Hsm { dir: settings_dir(tag) }
     }
 
     /// A token with the hierarchy and tenants acme and globex.
@@ -50,7 +43,7 @@ impl Hsm {
     fn bare(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
-            .env("ECM_HSM_DIR", &self.dir)
+            .env("ECM_HSM_DIR", self.dir.path())
             .env_remove("ECM_HSM_CONF")
             .env_remove("ECM_HSM_PIN")
             .env_remove("ECM_HSM_SO_PIN")
@@ -71,14 +64,7 @@ impl Hsm {
 
     /// Runs a command that must succeed; its stdout.
     fn ok(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
-        let out = self.run(args, input);
-        assert!(
-            out.status.success(),
-            "ecm-hsm {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        succeeded(args, self.run(args, input))
     }
 
     fn ok_text(&self, args: &[&str]) -> String {
@@ -87,17 +73,11 @@ impl Hsm {
 
     /// Runs a command that must fail with exit code 1 and one line on stderr; that line.
     fn fails(&self, args: &[&str], input: &[u8]) -> String {
-        let out = self.run(args, input);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "ecm-hsm {args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "nothing on stdout: {:?}", String::from_utf8_lossy(&out.stdout));
-        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(stderr.starts_with("ecm-hsm: "), "{stderr}");
-        stderr
+        refused(args, self.run(args, input))
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.dir.path().join(name)
     }
 
     fn status(&self) -> serde_json::Value {
@@ -106,8 +86,9 @@ impl Hsm {
 
     /// The logged-in safe core on this directory, for what is too slow through the CLI.
     fn library(&self) -> (Module, CK_SESSION_HANDLE) {
-        let text = std::fs::read_to_string(self.dir.join("ecm-hsm.toml")).unwrap();
-        let config = Config::from_toml(self.dir.clone(), &text, Path::new("ecm-hsm.toml")).unwrap();
+        let text = std::fs::read_to_string(self.dir.path().join("ecm-hsm.toml")).unwrap();
+        let config =
+            Config::from_toml(self.dir.path().to_path_buf(), &text, Path::new("ecm-hsm.toml")).unwrap();
         let module = Module::new(config).unwrap();
         let s = module.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
         module.login(s, CKU_USER, USER_PIN.as_bytes()).unwrap();
@@ -376,7 +357,7 @@ fn a_pin_given_nowhere_without_a_terminal_is_a_clear_error_not_a_hang() {
         if Path::new("/usr/bin/setsid").exists() {
             c.arg(BIN);
         }
-        c.args(args).env("ECM_HSM_DIR", &hsm.dir);
+        c.args(args).env("ECM_HSM_DIR", hsm.dir.path());
         for v in ["ECM_HSM_CONF", "ECM_HSM_PIN", "ECM_HSM_SO_PIN", "ECM_HSM_NEW_PIN"] {
             c.env_remove(v);
         }

@@ -2,10 +2,10 @@
 //! binary in a fresh token directory, every PIN in the environment (or in files), never argv.
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use common::{MAX_PIN_FAILURES, SO_PIN, USER_PIN, fresh_dir, write_test_config};
+use common::cli::{refused, settings_dir, succeeded};
+use common::{MAX_PIN_FAILURES, SO_PIN, USER_PIN};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecm-hsm");
 const PRINCIPAL: &str = "context-api";
@@ -31,13 +31,7 @@ requires_approval = true
 
 /// A token directory of its own, removed afterwards.
 struct Hsm {
-    dir: PathBuf,
-}
-
-impl Drop for Hsm {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    dir: tempfile::TempDir,
 }
 
 /// Changes to the environment of one run: `Some` sets a variable, `None` removes it.
@@ -45,9 +39,7 @@ type Env<'a> = &'a [(&'a str, Option<&'a str>)];
 
 impl Hsm {
     fn new(tag: &str) -> Hsm {
-        let dir = fresh_dir(tag);
-        write_test_config(&dir, "");
-        Hsm { dir }
+        Hsm { dir: settings_dir(tag) }
     }
 
     /// A token labelled `principals`, with its SO and user PINs.
@@ -62,7 +54,7 @@ impl Hsm {
     fn cmd(&self, args: &[&str], env: Env) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
-            .env("ECM_HSM_DIR", &self.dir)
+            .env("ECM_HSM_DIR", self.dir.path())
             .env_remove("ECM_HSM_CONF")
             .env("ECM_HSM_PIN", USER_PIN)
             .env("ECM_HSM_SO_PIN", SO_PIN)
@@ -83,26 +75,13 @@ impl Hsm {
 
     /// Runs a command that must succeed; its stdout.
     fn ok(&self, args: &[&str], env: Env) -> String {
-        let out = self.run(args, env);
-        assert!(
-            out.status.success(),
-            "ecm-hsm {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(succeeded(args, self.run(args, env))).unwrap()
     }
 
     /// Runs a command that must fail with exit code 1, nothing on stdout and one line on
     /// stderr; that line.
     fn fails(&self, args: &[&str], env: Env) -> String {
-        let out = self.run(args, env);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "ecm-hsm {args:?}: {stderr}");
-        assert!(out.stdout.is_empty(), "nothing on stdout: {:?}", String::from_utf8_lossy(&out.stdout));
-        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(stderr.starts_with("ecm-hsm: "), "{stderr}");
-        stderr
+        refused(args, self.run(args, env))
     }
 
     /// The principals as `principal list --json` shows them: (name, failed logins, locked).
@@ -129,9 +108,17 @@ impl Hsm {
         self.run(&["--user", name, "status"], &[("ECM_HSM_PIN", Some(pin)), ("ECM_HSM_SO_PIN", None)])
     }
 
+    /// Asserts that [`Hsm::login_as`] is refused (exit code 1) with `reason` in its message.
+    #[track_caller]
+    fn login_refused(&self, name: &str, pin: &str, reason: &str) {
+        let out = self.login_as(name, pin);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(reason), "{}", stderr(&out));
+    }
+
     /// Writes `text` into the token directory; the file's path.
     fn file(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
+        let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         path.to_str().unwrap().to_owned()
     }
@@ -234,13 +221,7 @@ fn principals_are_added_listed_given_new_pins_and_removed() {
     let reset = hsm.ok(&["principal", "reset-pin", PRINCIPAL], &[("ECM_HSM_NEW_PIN", Some("context-pin-2"))]);
     assert!(reset.contains(&format!("set a new PIN for principal '{PRINCIPAL}'")), "{reset}");
     assert!(!reset.contains("unlocked"), "it was not locked: {reset}");
-    let old = hsm.login_as(PRINCIPAL, PRINCIPAL_PIN);
-    assert_eq!(old.status.code(), Some(1));
-    assert!(
-        stderr(&old).contains(&format!("refused the user PIN for principal '{PRINCIPAL}'")),
-        "{}",
-        stderr(&old)
-    );
+    hsm.login_refused(PRINCIPAL, PRINCIPAL_PIN, &format!("refused the user PIN for principal '{PRINCIPAL}'"));
     assert!(hsm.login_as(PRINCIPAL, "context-pin-2").status.success());
 
     // Removed, it cannot log in any more.
@@ -250,9 +231,7 @@ fn principals_are_added_listed_given_new_pins_and_removed() {
         "{removed}"
     );
     assert_eq!(hsm.principals(), [("batch.job_2".to_owned(), 0, false)]);
-    let gone = hsm.login_as(PRINCIPAL, "context-pin-2");
-    assert_eq!(gone.status.code(), Some(1));
-    assert!(stderr(&gone).contains(&format!("for principal '{PRINCIPAL}'")));
+    hsm.login_refused(PRINCIPAL, "context-pin-2", &format!("for principal '{PRINCIPAL}'"));
     let e = hsm.fails(&["principal", "remove", PRINCIPAL], &[]);
     assert!(e.contains(&format!("no principal '{PRINCIPAL}'")), "{e}");
 }
@@ -280,13 +259,7 @@ fn wrong_pins_lock_a_principal_but_not_the_user_and_reset_pin_unlocks_it() {
         }
     }
     // Locked: even the right PIN is refused, and the list says so.
-    let locked = hsm.login_as(PRINCIPAL, PRINCIPAL_PIN);
-    assert_eq!(locked.status.code(), Some(1));
-    assert!(
-        stderr(&locked).contains(&format!("ecm-hsm principal reset-pin {PRINCIPAL}")),
-        "{}",
-        stderr(&locked)
-    );
+    hsm.login_refused(PRINCIPAL, PRINCIPAL_PIN, &format!("ecm-hsm principal reset-pin {PRINCIPAL}"));
     assert_eq!(hsm.principals(), [(PRINCIPAL.to_owned(), u64::from(MAX_PIN_FAILURES), true)]);
     let table = hsm.ok(&["principal", "list"], &[]);
     let row = table.lines().find(|l| l.starts_with(PRINCIPAL)).expect("a row");
@@ -372,7 +345,7 @@ fn policies_are_applied_with_versions_shown_and_bad_files_refused() {
     // Only the SO applies a policy.
     let e = hsm.fails(&["policy", "apply", &seed], &[("ECM_HSM_SO_PIN", Some(USER_PIN))]);
     assert!(e.contains("refused the SO PIN"), "{e}");
-    let missing = hsm.dir.join("missing.json");
+    let missing = hsm.dir.path().join("missing.json");
     let e = hsm.fails(&["policy", "apply", missing.to_str().unwrap()], &[]);
     assert!(e.contains("cannot read"), "{e}");
     assert_eq!(hsm.policy().0, 2);
@@ -394,7 +367,7 @@ fn a_principal_works_through_the_existing_commands_as_the_policy_allows() {
         assert!(out.status.success(), "{}", stderr(&out));
         out.stdout
     };
-    let envelope = hsm.dir.join("record.ecme");
+    let envelope = hsm.dir.path().join("record.ecme");
     std::fs::write(&envelope, &sealed).unwrap();
     let envelope = envelope.to_str().unwrap();
     let principal: Env = &[("ECM_HSM_SO_PIN", None), ("ECM_HSM_PIN", Some(PRINCIPAL_PIN))];
@@ -422,7 +395,7 @@ fn a_principal_works_through_the_existing_commands_as_the_policy_allows() {
     let opened = hsm.run(&as_principal(&["envelope", "decrypt", "-i", envelope]), principal);
     assert!(opened.status.success(), "{}", stderr(&opened));
     assert_eq!(opened.stdout, record);
-    let out = hsm.dir.join("new.ecme");
+    let out = hsm.dir.path().join("new.ecme");
     let refused = hsm.fails(
         &as_principal(&[
             "envelope",

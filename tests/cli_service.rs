@@ -3,91 +3,40 @@
 //! token's files themselves run in-process on the token directory, saying so.
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
-use common::{SO_PIN, USER_PIN, fresh_dir, write_test_config};
+use common::cli::{BIN, with_pins};
+use common::served::Served;
+use common::{USER_PIN, fresh_dir, write_test_config};
 use ecm_hsm::audit;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ecm-hsm");
 
 /// `ecm-hsm serve` on a token directory of its own (test settings), and a client directory
 /// that holds no token: what the client does can only have happened in the service.
-struct Served {
-    dir: PathBuf,
-    child: Child,
+fn start_service() -> Served {
+    let dir = fresh_dir("cli-svc");
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    write_test_config(&tokens, "");
+    std::fs::create_dir_all(dir.join("client")).unwrap();
+    let socket = dir.join("s.sock");
+    Served::start(dir, socket, &[])
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Served {
-    fn start() -> Served {
-        let dir = fresh_dir("cli-svc");
-        let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).unwrap();
-        std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        write_test_config(&tokens, "");
-        std::fs::create_dir_all(dir.join("client")).unwrap();
-        let mut child = Command::new(BIN)
-            .env("ECM_HSM_DIR", &tokens)
-            .env_remove("ECM_HSM_CONF")
-            .env_remove("ECM_HSM_SERVICE")
-            .env_remove("LISTEN_FDS")
-            .arg("serve")
-            .arg("--socket")
-            .arg(dir.join("s.sock"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Drain the service's log so that it never blocks on a full pipe.
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(drop));
-        let served = Served { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while UnixStream::connect(served.socket()).is_err() {
-            assert!(Instant::now() < deadline, "the service never listened");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        served
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("s.sock")
-    }
-
-    fn address(&self) -> String {
-        format!("unix:{}", self.socket().display())
-    }
-
-    fn tokens(&self) -> PathBuf {
-        self.dir.join("tokens")
-    }
-
-    /// The tool as a client: its own (empty) token directory, every PIN in the environment.
-    fn client(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--service")
-            .arg(self.address())
-            .args(args)
-            .env("ECM_HSM_DIR", self.dir.join("client"))
-            .env_remove("ECM_HSM_CONF")
-            .env_remove("ECM_HSM_SERVICE")
-            .env("ECM_HSM_PIN", USER_PIN)
-            .env("ECM_HSM_SO_PIN", SO_PIN)
-            .env("ECM_HSM_NEW_PIN", USER_PIN);
-        c
-    }
+/// The tool as a client of `served`: its own (empty) token directory, every PIN in the
+/// environment.
+fn client(served: &Served, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--service")
+        .arg(served.address())
+        .args(args)
+        .env("ECM_HSM_DIR", served.dir.join("client"))
+        .env_remove("ECM_HSM_CONF")
+        .env_remove("ECM_HSM_SERVICE");
+    with_pins(&mut c, USER_PIN, USER_PIN);
+    c
 }
 
 fn run(mut command: Command, input: &[u8]) -> Output {
@@ -111,21 +60,21 @@ fn no_token_in(dir: &Path) {
 
 #[test]
 fn the_admin_tool_works_through_the_service() {
-    let served = Served::start();
-    ok(served.client(&["init", "--label", "svc-cli"]), b"");
-    ok(served.client(&["hierarchy", "init"]), b"");
-    ok(served.client(&["tenant", "add", "acme"]), b"");
+    let served = start_service();
+    ok(client(&served, &["init", "--label", "svc-cli"]), b"");
+    ok(client(&served, &["hierarchy", "init"]), b"");
+    ok(client(&served, &["tenant", "add", "acme"]), b"");
 
-    let status = ok(served.client(&["status"]), b"");
+    let status = ok(client(&served, &["status"]), b"");
     assert!(status.contains(&format!("mode: through service {}", served.address())), "{status}");
     assert!(status.contains("dek-acme-v1"), "{status}");
     let json: serde_json::Value =
-        serde_json::from_str(&ok(served.client(&["status", "--json"]), b"")).unwrap();
+        serde_json::from_str(&ok(client(&served, &["status", "--json"]), b"")).unwrap();
     assert_eq!(json["mode"], format!("through service {}", served.address()));
 
     // ECM_HSM_SERVICE does what --service does.
     let env_client = |args: &[&str]| {
-        let mut c = served.client(args);
+        let mut c = client(&served, args);
         // Drop `--service ADDR` and name the service in the environment instead.
         let mut plain = Command::new(BIN);
         plain.args(c.get_args().skip(2));
@@ -143,12 +92,12 @@ fn the_admin_tool_works_through_the_service() {
     assert!(sealed.status.success(), "{}", String::from_utf8_lossy(&sealed.stderr));
     let opened = ok(env_client(&["envelope", "decrypt", "--tenant", "acme"]), &sealed.stdout);
     assert_eq!(opened, "tenant data");
-    ok(served.client(&["rotate", "dek", "--tenant", "acme"]), b"");
-    let status = ok(served.client(&["status"]), b"");
+    ok(client(&served, &["rotate", "dek", "--tenant", "acme"]), b"");
+    let status = ok(client(&served, &["status"]), b"");
     assert!(status.contains("dek-acme-v2"), "{status}");
 
     // A wrong PIN is refused by the service, as in-process.
-    let mut wrong = served.client(&["status"]);
+    let mut wrong = client(&served, &["status"]);
     wrong.env("ECM_HSM_PIN", "not-the-pin");
     let refused = run(wrong, b"");
     assert_eq!(refused.status.code(), Some(1));
@@ -160,7 +109,7 @@ fn the_admin_tool_works_through_the_service() {
     // The commands that read the token's files run in-process on the token directory, and
     // say so: here the client's own, which holds no token.
     for args in [&["audit", "verify"][..], &["audit", "export"][..]] {
-        let out = run(served.client(args), b"");
+        let out = run(client(&served, args), b"");
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -172,7 +121,7 @@ fn the_admin_tool_works_through_the_service() {
     no_token_in(&served.dir.join("client"));
     // On the service's host and directory (as pkcs11-tests/service.sh runs them), they work.
     for args in [&["audit", "verify"][..], &["audit", "export", "--format", "csv"][..]] {
-        let mut c = served.client(args);
+        let mut c = client(&served, args);
         c.env("ECM_HSM_DIR", served.tokens());
         let out = run(c, b"");
         let stderr = String::from_utf8_lossy(&out.stderr);

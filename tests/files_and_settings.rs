@@ -36,6 +36,16 @@ fn ok(out: Output) -> String {
 }
 
 /// Every file in `dir`, recursively.
+/// A token labelled `label`, made by the admin tool in `root/TOKENS` with the settings file
+/// `root/settings.toml` (the test settings, private); the settings file and token directory.
+fn token_in(root: &Path, tokens: &str, label: &str) -> (PathBuf, PathBuf) {
+    let conf = root.join("settings.toml");
+    write_private(&conf, TEST_SETTINGS.as_bytes());
+    let dir = root.join(tokens);
+    ok(cli(&dir, &conf, &["init", "--label", label]));
+    (conf, dir)
+}
+
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut all = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -58,10 +68,7 @@ fn a_token_and_its_files_are_private_whatever_the_umask() {
     // This test binary's only umask change; children (the admin tool) inherit it.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let root = tempfile::tempdir().unwrap();
-    let conf = root.path().join("settings.toml");
-    write_private(&conf, TEST_SETTINGS.as_bytes());
-    let dir = root.path().join("new/tokens");
-    ok(cli(&dir, &conf, &["init", "--label", "private"]));
+    let (conf, dir) = token_in(root.path(), "new/tokens", "private");
     ok(cli(&dir, &conf, &["hierarchy", "init"]));
     let status = ok(cli(&dir, &conf, &["status"]));
     // A connection kept open while the files are checked, so that SQLite's -wal and -shm
@@ -90,10 +97,7 @@ fn a_token_and_its_files_are_private_whatever_the_umask() {
 #[test]
 fn a_token_directory_others_can_reach_is_reported_by_status() {
     let root = tempfile::tempdir().unwrap();
-    let conf = root.path().join("settings.toml");
-    write_private(&conf, TEST_SETTINGS.as_bytes());
-    let dir = root.path().join("tokens");
-    ok(cli(&dir, &conf, &["init", "--label", "open"]));
+    let (conf, dir) = token_in(root.path(), "tokens", "open");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let status = ok(cli(&dir, &conf, &["status"]));
     assert!(status.contains("WARNING: token directory") && status.contains("0755"), "{status}");
@@ -109,10 +113,7 @@ fn a_token_directory_others_can_reach_is_reported_by_status() {
 #[test]
 fn a_settings_file_others_may_write_is_refused() {
     let root = tempfile::tempdir().unwrap();
-    let conf = root.path().join("settings.toml");
-    write_private(&conf, TEST_SETTINGS.as_bytes());
-    let dir = root.path().join("tokens");
-    ok(cli(&dir, &conf, &["init", "--label", "guarded"]));
+    let (conf, dir) = token_in(root.path(), "tokens", "guarded");
     let before = std::fs::read(dir.join("token-0.sqlite")).unwrap();
     let attack =
         "test_settings = true\npin_kdf_iterations = 1\nmax_pin_failures = 4294967295\naudit = false\n";

@@ -2,7 +2,8 @@
 //! attributes, the rules of each tier tried from every side, rotation, retirement, and the
 //! values on disk wrapped by their parents.
 mod common;
-use common::objects::{count, tier, vendor};
+use common::objects::{count, imported_secret, tier, vendor};
+use common::workers::read_until_marked;
 
 use common::*;
 use cryptoki::error::RvError;
@@ -37,6 +38,12 @@ fn label(s: &Session, o: ObjectHandle) -> String {
         [Attribute::Label(l)] => String::from_utf8(l.clone()).unwrap(),
         other => panic!("{other:?}"),
     }
+}
+
+/// The tenant's active DEKs: its current DEK is one plain search away.
+fn active_deks(s: &Session, name: &str) -> Vec<ObjectHandle> {
+    s.find_objects(&[tier(CKT_ECM_DEK), tenant(name), vendor(CKA_ECM_KEY_STATE, ulong(CKS_ECM_ACTIVE))])
+        .unwrap()
 }
 
 fn gcm_seal(s: &Session, key: ObjectHandle, data: &[u8]) -> cryptoki::error::Result<Vec<u8>> {
@@ -80,13 +87,7 @@ isolated_test!(
         let due = u64::from_ne_bytes(read(&s, dek, CKA_ECM_NEXT_ROTATION).try_into().unwrap());
         assert_eq!(due - created, 30 * 86_400, "DEKs rotate monthly by default");
         // The current DEK of a tenant is one plain search away.
-        let current = s
-            .find_objects(&[
-                tier(CKT_ECM_DEK),
-                tenant("acme"),
-                vendor(CKA_ECM_KEY_STATE, ulong(CKS_ECM_ACTIVE)),
-            ])
-            .unwrap();
+        let current = active_deks(&s, "acme");
         assert_eq!(current, vec![dek]);
         // The master key is sensitive and never extractable.
         let flags =
@@ -113,14 +114,7 @@ isolated_test!(
         assert!(s.wrap_key(&kw, kek, dek).is_ok());
         assert_eq!(rv(s.wrap_key(&kw, master, dek).unwrap_err()), RvError::KeyFunctionNotPermitted);
         assert_eq!(rv(s.wrap_key(&kw, dek, kek).unwrap_err()), RvError::KeyFunctionNotPermitted);
-        let outsider = s
-            .create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::Value(vec![9; 32]),
-                Attribute::Extractable(true),
-            ])
-            .unwrap();
+        let outsider = imported_secret(&s, KeyType::AES, vec![9; 32]);
         // A DEK leaves only under a KEK, a KEK only under the master, the master never.
         assert_eq!(rv(s.wrap_key(&kw, outsider, dek).unwrap_err()), RvError::KeyUnextractable);
         assert_eq!(rv(s.wrap_key(&kw, outsider, kek).unwrap_err()), RvError::KeyUnextractable);
@@ -227,13 +221,7 @@ isolated_test!(
             ulong(CKS_ECM_ACTIVE),
             "other tenants untouched"
         );
-        let current = s
-            .find_objects(&[
-                tier(CKT_ECM_DEK),
-                tenant("acme"),
-                vendor(CKA_ECM_KEY_STATE, ulong(CKS_ECM_ACTIVE)),
-            ])
-            .unwrap();
+        let current = active_deks(&s, "acme");
         assert_eq!(current, vec![dek2]);
 
         // A KEK rotation rewraps every DEK under the new KEK, so the old one can be retired.
@@ -378,7 +366,6 @@ fn verify_worker() {
 
 #[test]
 fn a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole() {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
     if let Ok(role) = std::env::var(ROLE_ENV) {
         match role.as_str() {
@@ -397,17 +384,7 @@ fn a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole() {
     let mut committed = 0;
     for round in 0..3 {
         let mut child = worker("rotator").spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut seen = 0;
-        for line in stdout.lines() {
-            // (The first line follows the test harness's own "test ... " on the same line.)
-            if line.unwrap().contains("> ROTATED") {
-                seen += 1;
-                if seen == 2 + round {
-                    break;
-                }
-            }
-        }
+        let seen = read_until_marked(&mut child, "> ROTATED", 2 + round);
         // Let the next rotation get under way, then kill the process in the middle of it.
         std::thread::sleep(std::time::Duration::from_millis(3 + 7 * round as u64));
         child.kill().unwrap();

@@ -10,6 +10,7 @@
 
 mod common;
 use common::objects::{find_label, login_as};
+use common::workers::{administer, apply_policy};
 
 use common::*;
 use cryptoki::error::RvError;
@@ -18,55 +19,11 @@ use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-use cryptoki_sys::{CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_SO};
-use ecm_hsm::config::Config;
-use ecm_hsm::module::Module;
-
-const ADMIN_ENV: &str = "ECM_KEY_USE_ADMIN";
-
-/// The SO's administration in a process of its own, as the admin tool does it (two copies of
-/// SQLite in one process do not see each other's locks): lines `add NAME PIN`, `policy
-/// PATH`, `list`; one output line per action.
-fn administer(actions: &[&str]) -> Vec<String> {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["admin_worker", "--exact", "--nocapture", "--test-threads=1"])
-        .env("ECM_HSM_TEST_CHILD", "1")
-        .env(ADMIN_ENV, actions.join("\n"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "admin worker failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout.lines().filter_map(|l| l.split("> ").nth(1)).map(str::to_string).collect()
-}
 
 /// The administration worker (does nothing when run as an ordinary test).
 #[test]
 fn admin_worker() {
-    let Ok(actions) = std::env::var(ADMIN_ENV) else { return };
-    let m = Module::new(Config::from_env().unwrap()).unwrap();
-    let so = m.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
-    m.login(so, CKU_SO, SO_PIN.as_bytes()).unwrap();
-    for action in actions.lines() {
-        let result = match action.split(' ').collect::<Vec<_>>()[..] {
-            ["add", name, pin] => m.set_principal(so, name, pin.as_bytes(), false).map(|()| String::new()),
-            ["policy", path] => {
-                m.apply_policy(so, &std::fs::read_to_string(path).unwrap()).map(|v| format!("v{v}"))
-            }
-            ["list"] => m.principals(so).map(|l| format!("{l:?}")),
-            _ => panic!("unknown action {action}"),
-        };
-        println!("> {action}: {}", result.map_or_else(|e| format!("err {e}"), |t| format!("ok {t}")));
-    }
-}
-
-fn apply_policy(policy: &str, principals: &[(&str, &str)]) {
-    let file = token_dir().join("policy.json");
-    std::fs::write(&file, policy).unwrap();
-    let mut actions: Vec<String> = principals.iter().map(|(n, p)| format!("add {n} {p}")).collect();
-    actions.push(format!("policy {}", file.display()));
-    let refs: Vec<&str> = actions.iter().map(String::as_str).collect();
-    let out = administer(&refs);
-    assert!(out.iter().all(|l| l.contains(": ok")), "{out:?}");
+    common::workers::run_admin_actions();
 }
 
 fn context_login(s: &Session, text: &str) -> cryptoki::error::Result<()> {

@@ -72,6 +72,19 @@ fn cli(args: &[&str], env: &[(&str, &str)]) {
     assert!(out.status.success(), "ecm-hsm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The token of a memory test, made by the admin tool: initialized, `setup`'s commands run,
+/// then the principal added with its PIN and POLICY applied.
+fn token_with_principal(setup: &[&[&str]]) {
+    cli(&["init", "--label", "memory"], &[("ECM_HSM_NEW_PIN", USER_PIN)]);
+    for args in setup {
+        cli(args, &[]);
+    }
+    cli(&["principal", "add", PRINCIPAL], &[("ECM_HSM_NEW_PIN", PRINCIPAL_PIN)]);
+    let policy = token_dir().join("policy.json");
+    write_private(&policy, POLICY.as_bytes());
+    cli(&["policy", "apply", policy.to_str().unwrap()], &[]);
+}
+
 fn initialized_slot(p: &Pkcs11) -> CK_SLOT_ID {
     *slot_list(p).iter().find(|s| token_info(p, **s).flags & CKF_TOKEN_INITIALIZED != 0).unwrap()
 }
@@ -105,11 +118,7 @@ isolated_test!(
             return import_keys();
         }
         let dir = token_dir();
-        cli(&["init", "--label", "memory"], &[("ECM_HSM_NEW_PIN", USER_PIN)]);
-        cli(&["principal", "add", PRINCIPAL], &[("ECM_HSM_NEW_PIN", PRINCIPAL_PIN)]);
-        let policy = dir.join("policy.json");
-        write_private(&policy, POLICY.as_bytes());
-        cli(&["policy", "apply", policy.to_str().unwrap()], &[]);
+        token_with_principal(&[]);
         let name = "after_a_principals_login_memory_holds_no_value_of_a_key_it_may_not_use";
         let mut worker = worker_command(name, Path::new(&dir), ROLE, "import").spawn().unwrap();
         let status = worker.wait().unwrap();
@@ -184,13 +193,7 @@ isolated_test!(
             return use_the_dek();
         }
         let dir = token_dir();
-        cli(&["init", "--label", "memory"], &[("ECM_HSM_NEW_PIN", USER_PIN)]);
-        cli(&["hierarchy", "init"], &[]);
-        cli(&["tenant", "add", "acme"], &[]);
-        cli(&["principal", "add", PRINCIPAL], &[("ECM_HSM_NEW_PIN", PRINCIPAL_PIN)]);
-        let policy = dir.join("policy.json");
-        write_private(&policy, POLICY.as_bytes());
-        cli(&["policy", "apply", policy.to_str().unwrap()], &[]);
+        token_with_principal(&[&["hierarchy", "init"], &["tenant", "add", "acme"]]);
         let name = "a_decrypt_only_principal_uses_its_dek_without_the_kek_or_master_key_opened_for_it";
         // Read while it runs (the debug log could fill the pipe).
         let out =

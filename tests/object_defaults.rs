@@ -6,7 +6,7 @@
 //! `sensitive_by_default = true` makes such keys sensitive instead. Defaults the standard
 //! leaves to the token stay on the safe side (README, "Attribute defaults").
 mod common;
-use common::objects::flag;
+use common::objects::{flag, imported_secret};
 use common::*;
 
 use cryptoki::error::{Error, RvError};
@@ -81,14 +81,7 @@ isolated_test!(
         assert_eq!(value(&s, back), Some(v), "the unwrapped key is not sensitive either");
 
         // C_CreateObject follows the same default.
-        let created = s
-            .create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::AES),
-                Attribute::Value(vec![5; 16]),
-                Attribute::Extractable(true),
-            ])
-            .unwrap();
+        let created = imported_secret(&s, KeyType::AES, vec![5; 16]);
         assert!(!flag(&s, created, AttributeType::Sensitive));
         assert_eq!(value(&s, created), Some(vec![5; 16]));
     }
@@ -133,14 +126,7 @@ isolated_test!(
         refused(s.digest_key(key), RvError::KeyIndigestible);
         // Still extractable, so it still leaves wrapped.
         s.wrap_key(&Mechanism::AesKeyWrap, wrapping_key(&s), key).unwrap();
-        let created = s
-            .create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::GENERIC_SECRET),
-                Attribute::Value(vec![5; 20]),
-                Attribute::Extractable(true),
-            ])
-            .unwrap();
+        let created = imported_secret(&s, KeyType::GENERIC_SECRET, vec![5; 20]);
         assert!(flag(&s, created, AttributeType::Sensitive));
         assert_eq!(value(&s, created), None);
         // A default, not a rule: the template may still say no.

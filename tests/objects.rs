@@ -179,12 +179,31 @@ fn certificate() -> Vec<Attribute> {
     ]
 }
 
+/// `template` without its attribute of type `t`.
+fn without(template: Vec<Attribute>, t: AttributeType) -> Vec<Attribute> {
+    template.into_iter().filter(|a| a.attribute_type() != t).collect()
+}
+
 /// Asserts that creating `template` fails with `expected` and creates nothing.
 #[track_caller]
 fn refused_create(s: &Session, template: &[Attribute], expected: RvError) {
     let before = all(s);
     expect_rv(s.create_object(template), expected);
     assert_eq!(all(s), before, "a refused C_CreateObject must not create an object");
+}
+
+/// Asserts, case by case, that creating each named template fails with `expected` and creates
+/// nothing; a failure names its case.
+#[track_caller]
+fn refused_creates(s: &Session, expected: RvError, cases: &[(&str, Vec<Attribute>)]) {
+    for (case, template) in cases {
+        let before = all(s);
+        match s.create_object(template) {
+            Ok(h) => panic!("{case}: expected {expected:?}, created {h:?}"),
+            Err(e) => assert_eq!(rv(e), expected, "{case}"),
+        }
+        assert_eq!(all(s), before, "{case}: a refused C_CreateObject must not create an object");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -301,13 +320,9 @@ isolated_test!(
             .unwrap();
         assert_eq!(read(&s, padded, AttributeType::ModulusBits), Attribute::ModulusBits(16.into()));
         // A modulus or exponent is required.
-        let no_modulus: Vec<_> =
-            rsa_public().into_iter().filter(|a| a.attribute_type() != AttributeType::Modulus).collect();
+        let no_modulus = without(rsa_public(), AttributeType::Modulus);
         refused_create(&s, &no_modulus, RvError::TemplateIncomplete);
-        let no_exponent: Vec<_> = rsa_public()
-            .into_iter()
-            .filter(|a| a.attribute_type() != AttributeType::PublicExponent)
-            .collect();
+        let no_exponent = without(rsa_public(), AttributeType::PublicExponent);
         refused_create(&s, &no_exponent, RvError::TemplateIncomplete);
         assert_eq!(all(&s), vec![h, padded]);
     }
@@ -352,10 +367,7 @@ isolated_test!(
             assert_eq!(info(&s, crt, t), Info::Sensitive, "{t:?}");
         }
         // The private exponent is required.
-        let no_d: Vec<_> = rsa_private()
-            .into_iter()
-            .filter(|a| a.attribute_type() != AttributeType::PrivateExponent)
-            .collect();
+        let no_d = without(rsa_private(), AttributeType::PrivateExponent);
         refused_create(&s, &no_d, RvError::TemplateIncomplete);
         // CKA_MODULUS_BITS belongs to public keys only.
         refused_create(
@@ -385,11 +397,9 @@ isolated_test!(
         assert_eq!(info(&s, private, AttributeType::EcPoint), Info::TypeInvalid);
         assert_eq!(info(&s, public, AttributeType::Value), Info::TypeInvalid);
 
-        let no_point: Vec<_> =
-            ec_public().into_iter().filter(|a| a.attribute_type() != AttributeType::EcPoint).collect();
+        let no_point = without(ec_public(), AttributeType::EcPoint);
         refused_create(&s, &no_point, RvError::TemplateIncomplete);
-        let no_value: Vec<_> =
-            ec_private().into_iter().filter(|a| a.attribute_type() != AttributeType::Value).collect();
+        let no_value = without(ec_private(), AttributeType::Value);
         refused_create(&s, &no_value, RvError::TemplateIncomplete);
         assert_eq!(all(&s), vec![public, private]);
     }
@@ -416,7 +426,7 @@ isolated_test!(
         assert!(!flag(&s, h, AttributeType::Private), "certificates default to public");
         assert!(!flag(&s, h, AttributeType::Trusted));
         for missing in [AttributeType::Subject, AttributeType::Value, AttributeType::CertificateType] {
-            let t: Vec<_> = certificate().into_iter().filter(|a| a.attribute_type() != missing).collect();
+            let t = without(certificate(), missing);
             refused_create(&s, &t, RvError::TemplateIncomplete);
         }
         assert_eq!(all(&s), vec![h]);
@@ -462,23 +472,16 @@ isolated_test!(
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
         s.create_object(&data("existing")).unwrap();
-        // No class at all.
-        refused_create(
+        let secret = Attribute::Class(ObjectClass::SECRET_KEY);
+        refused_creates(
             &s,
-            &[Attribute::Label(b"x".to_vec()), Attribute::Value(vec![1])],
             RvError::TemplateIncomplete,
-        );
-        refused_create(&s, &[], RvError::TemplateIncomplete);
-        // A secret key without its key type, and an AES key without its value.
-        refused_create(
-            &s,
-            &[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Value(KEY.to_vec())],
-            RvError::TemplateIncomplete,
-        );
-        refused_create(
-            &s,
-            &[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::AES)],
-            RvError::TemplateIncomplete,
+            &[
+                ("no class", vec![Attribute::Label(b"x".to_vec()), Attribute::Value(vec![1])]),
+                ("empty template", vec![]),
+                ("secret key without key type", vec![secret.clone(), Attribute::Value(KEY.to_vec())]),
+                ("AES key without value", vec![secret, Attribute::KeyType(KeyType::AES)]),
+            ],
         );
         assert_eq!(all(&s).len(), 1);
     }
@@ -488,29 +491,19 @@ isolated_test!(
     fn attributes_foreign_to_the_class_are_type_invalid() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
-        refused_create(
-            &s,
-            &with(aes(&KEY), &[Attribute::Modulus(vec![1, 2])]),
-            RvError::AttributeTypeInvalid,
-        );
-        refused_create(
-            &s,
-            &with(aes(&KEY), &[Attribute::EcParams(hex(P256))]),
-            RvError::AttributeTypeInvalid,
-        );
-        refused_create(
-            &s,
-            &with(rsa_public(), &[Attribute::EcPoint(vec![4])]),
-            RvError::AttributeTypeInvalid,
-        );
-        refused_create(&s, &with(data("d"), &[Attribute::Sensitive(true)]), RvError::AttributeTypeInvalid);
-        refused_create(
-            &s,
-            &with(data("d"), &[Attribute::KeyType(KeyType::AES)]),
-            RvError::AttributeTypeInvalid,
-        );
         let unknown = AttributeType::VendorDefined(cryptoki_sys::CKA_VENDOR_DEFINED | 0x1234);
-        refused_create(&s, &with(data("d"), &[raw(unknown, b"?")]), RvError::AttributeTypeInvalid);
+        refused_creates(
+            &s,
+            RvError::AttributeTypeInvalid,
+            &[
+                ("modulus on an AES key", with(aes(&KEY), &[Attribute::Modulus(vec![1, 2])])),
+                ("EC params on an AES key", with(aes(&KEY), &[Attribute::EcParams(hex(P256))])),
+                ("EC point on an RSA public key", with(rsa_public(), &[Attribute::EcPoint(vec![4])])),
+                ("sensitive on a data object", with(data("d"), &[Attribute::Sensitive(true)])),
+                ("key type on a data object", with(data("d"), &[Attribute::KeyType(KeyType::AES)])),
+                ("unknown vendor attribute", with(data("d"), &[raw(unknown, b"?")])),
+            ],
+        );
         assert!(all(&s).is_empty());
     }
 );
@@ -519,40 +512,30 @@ isolated_test!(
     fn malformed_values_are_value_invalid() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
-        // A CK_BBOOL is one byte.
-        refused_create(
+        let des3 = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::DES3),
+            Attribute::Value(vec![1u8; 24]),
+        ];
+        refused_creates(
             &s,
-            &with(aes(&KEY), &[raw(AttributeType::Sensitive, &[1, 1])]),
             RvError::AttributeValueInvalid,
-        );
-        refused_create(
-            &s,
-            &with(data("d"), &[raw(AttributeType::Token, &[])]),
-            RvError::AttributeValueInvalid,
+            &[
+                ("two-byte CK_BBOOL", with(aes(&KEY), &[raw(AttributeType::Sensitive, &[1, 1])])),
+                ("empty CK_BBOOL", with(data("d"), &[raw(AttributeType::Token, &[])])),
+                // A CK_ULONG has the platform's width.
+                (
+                    "four-byte CK_ULONG",
+                    vec![raw(AttributeType::Class, &[0u8; 4]), Attribute::Label(b"x".to_vec())],
+                ),
+                ("key type the module does not know", des3.to_vec()),
+                ("CK_DATE not eight digits", with(aes(&KEY), &[raw(AttributeType::StartDate, b"2026-1-1")])),
+            ],
         );
         // AES keys are 16, 24 or 32 bytes.
         for len in [0usize, 1, 15, 17, 31, 33, 64] {
             refused_create(&s, &aes(&vec![1u8; len]), RvError::AttributeValueInvalid);
         }
-        // A CK_ULONG has the platform's width.
-        let short_class = raw(AttributeType::Class, &[0u8; 4]);
-        refused_create(&s, &[short_class, Attribute::Label(b"x".to_vec())], RvError::AttributeValueInvalid);
-        // Key types and classes the module does not know.
-        refused_create(
-            &s,
-            &[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::DES3),
-                Attribute::Value(vec![1u8; 24]),
-            ],
-            RvError::AttributeValueInvalid,
-        );
-        // A CK_DATE is eight digits.
-        refused_create(
-            &s,
-            &with(aes(&KEY), &[raw(AttributeType::StartDate, b"2026-1-1")]),
-            RvError::AttributeValueInvalid,
-        );
         assert!(all(&s).is_empty());
         // The same templates with well-formed values are accepted.
         s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(true)])).unwrap();
@@ -584,15 +567,13 @@ isolated_test!(
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
         // The module derives CKA_VALUE_LEN and CKA_MODULUS_BITS itself.
-        refused_create(
+        refused_creates(
             &s,
-            &with(aes(&KEY), &[Attribute::ValueLen(32.into())]),
             RvError::TemplateInconsistent,
-        );
-        refused_create(
-            &s,
-            &with(rsa_public(), &[Attribute::ModulusBits(12.into())]),
-            RvError::TemplateInconsistent,
+            &[
+                ("value length given", with(aes(&KEY), &[Attribute::ValueLen(32.into())])),
+                ("modulus bits given", with(rsa_public(), &[Attribute::ModulusBits(12.into())])),
+            ],
         );
         assert!(all(&s).is_empty());
     }
@@ -602,15 +583,16 @@ isolated_test!(
     fn repeated_attributes_must_agree() {
         let (p, slot) = load_with_token();
         let s = user_session(&p, slot);
-        refused_create(
+        refused_creates(
             &s,
-            &with(aes(&KEY), &[Attribute::Label(b"another label".to_vec())]),
             RvError::TemplateInconsistent,
-        );
-        refused_create(
-            &s,
-            &with(aes(&KEY), &[Attribute::Sensitive(true), Attribute::Sensitive(false)]),
-            RvError::TemplateInconsistent,
+            &[
+                ("two labels", with(aes(&KEY), &[Attribute::Label(b"another label".to_vec())])),
+                (
+                    "sensitive and not",
+                    with(aes(&KEY), &[Attribute::Sensitive(true), Attribute::Sensitive(false)]),
+                ),
+            ],
         );
         assert!(all(&s).is_empty());
         // Repeating an attribute with the same value is harmless.
@@ -624,9 +606,16 @@ isolated_test!(
         let (p, slot) = load_with_token();
         {
             let s = user_session(&p, slot);
-            refused_create(&s, &with(aes(&KEY), &[Attribute::Trusted(true)]), RvError::AttributeReadOnly);
-            refused_create(&s, &with(certificate(), &[Attribute::Trusted(true)]), RvError::AttributeReadOnly);
-            refused_create(&s, &with(rsa_public(), &[Attribute::Trusted(true)]), RvError::AttributeReadOnly);
+            let trusted = [Attribute::Trusted(true)];
+            refused_creates(
+                &s,
+                RvError::AttributeReadOnly,
+                &[
+                    ("trusted AES key", with(aes(&KEY), &trusted)),
+                    ("trusted certificate", with(certificate(), &trusted)),
+                    ("trusted RSA public key", with(rsa_public(), &trusted)),
+                ],
+            );
             assert!(all(&s).is_empty());
             // False is fine, and the user cannot raise it later.
             let cert = s

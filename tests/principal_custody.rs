@@ -8,14 +8,13 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::cli::tool_on_token;
 use common::raw::{close, initialize, login, open, token_info, ulen};
 use common::*;
 use cryptoki_sys::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ecm-hsm");
 
 /// Two approvers of every key, both needed for a policy change; the user restricted.
 const POLICY: &str = r#"{"policy_change_approvals": 2, "key_permissions": {
@@ -35,16 +34,7 @@ const WANTED: &str = r#"{"key_permissions": {
 /// The admin tool on this test's token, with the SO PIN, `ECM_HSM_PIN` = `pin`,
 /// `ECM_HSM_NEW_PIN` = `new_pin`.
 fn cli(args: &[&str], pin: &str, new_pin: &str) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("ECM_HSM_DIR", token_dir())
-        .env_remove("ECM_HSM_CONF")
-        .env("ECM_HSM_SO_PIN", SO_PIN)
-        .env("ECM_HSM_PIN", pin)
-        .env("ECM_HSM_NEW_PIN", new_pin)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    tool_on_token(args, pin, new_pin).output().unwrap()
 }
 
 #[track_caller]

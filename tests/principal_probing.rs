@@ -10,6 +10,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
+use common::cli::tool_on_token;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
@@ -30,16 +31,7 @@ const POLICY: &str = r#"{"key_permissions": {
 }}"#;
 
 fn cli(args: &[&str], new_pin: &str) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("ECM_HSM_DIR", token_dir())
-        .env_remove("ECM_HSM_CONF")
-        .env("ECM_HSM_SO_PIN", SO_PIN)
-        .env("ECM_HSM_PIN", USER_PIN)
-        .env("ECM_HSM_NEW_PIN", new_pin)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = tool_on_token(args, USER_PIN, new_pin).output().unwrap();
     assert!(out.status.success(), "ecm-hsm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -5,75 +5,22 @@
 
 mod common;
 use common::objects::{login_as, tier, vendor};
+use common::workers::{administer, apply_policy};
 
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::types::AuthPin;
-use cryptoki_sys::{CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_SO};
-use ecm_hsm::config::Config;
-use ecm_hsm::module::Module;
+use cryptoki_sys::{CKF_RW_SESSION, CKF_SERIAL_SESSION};
 
 const PRINCIPAL: &str = "context-api";
 const PRINCIPAL_PIN: &str = "context-pin-1";
 
-/// The SO's administration, as the admin tool does it: the safe core on the same store, in a
-/// process of its own (two copies of SQLite in one process do not see each other's locks).
-/// `actions` are lines `add NAME PIN`, `reset NAME PIN`, `remove NAME`, `list`, `user-add
-/// NAME` (the user trying to add one); the output has one line per action.
-fn administer(actions: &[&str]) -> Vec<String> {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["admin_worker", "--exact", "--nocapture", "--test-threads=1"])
-        .env("ECM_HSM_TEST_CHILD", "1")
-        .env(ADMIN_ENV, actions.join("\n"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "admin worker failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout.lines().filter_map(|l| l.split("> ").nth(1)).map(str::to_string).collect()
-}
-
-const ADMIN_ENV: &str = "ECM_PRINCIPAL_ADMIN";
-
 /// The administration worker (does nothing when run as an ordinary test).
 #[test]
 fn admin_worker() {
-    let Ok(actions) = std::env::var(ADMIN_ENV) else { return };
-    let m = Module::new(Config::from_env().unwrap()).unwrap();
-    let so = m.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
-    m.login(so, CKU_SO, SO_PIN.as_bytes()).unwrap();
-    for action in actions.lines() {
-        let words: Vec<&str> = action.split(' ').collect();
-        let result = match words[..] {
-            ["add", name, pin] => m.set_principal(so, name, pin.as_bytes(), false).map(|()| String::new()),
-            ["reset", name, pin] => m.set_principal(so, name, pin.as_bytes(), true).map(|()| String::new()),
-            ["remove", name] => m.remove_principal(so, name).map(|()| String::new()),
-            ["list"] => m.principals(so).map(|l| format!("{l:?}")),
-            ["policy", path] => {
-                m.apply_policy(so, &std::fs::read_to_string(path).unwrap()).map(|v| format!("v{v}"))
-            }
-            ["show"] => m.policy(so).map(|p| format!("{:?}", p.map(|(v, _)| v))),
-            ["user-add", name] => {
-                let u = m.open_session(0, CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();
-                m.logout(so).unwrap();
-                m.login(u, cryptoki_sys::CKU_USER, USER_PIN.as_bytes()).unwrap();
-                let r = m.set_principal(u, name, b"pin-1234", false).map(|()| String::new());
-                let listed = m.principals(u);
-                m.logout(u).unwrap();
-                m.login(so, CKU_SO, SO_PIN.as_bytes()).unwrap();
-                r.and(listed.map(|_| String::new()))
-            }
-            _ => panic!("unknown action {action}"),
-        };
-        println!(
-            "> {action}: {}",
-            match result {
-                Ok(text) => format!("ok {text}"),
-                Err(e) => format!("err {e}"),
-            }
-        );
-    }
+    common::workers::run_admin_actions();
 }
 
 isolated_test!(
@@ -244,21 +191,31 @@ fn hierarchy_with_record(p: &cryptoki::context::Pkcs11, slot: cryptoki::slot::Sl
     s.encrypt(&gcm(&mut iv), dek, b"tenant record").unwrap()
 }
 
+/// A token with the hierarchy and a tenant's record ([`hierarchy_with_record`]), the
+/// `principals` added and `policy` applied as its first version.
+fn token_with_policy(
+    policy: &str,
+    principals: &[(&str, &str)],
+) -> (cryptoki::context::Pkcs11, cryptoki::slot::Slot, Vec<u8>) {
+    let (p, slot) = load_with_token();
+    let record = hierarchy_with_record(&p, slot);
+    let out = apply_policy(policy, principals);
+    assert!(out.last().unwrap().ends_with(": ok v1"), "{out:?}");
+    (p, slot, record)
+}
+
 isolated_test!(
     /// The seed's three principals, through the C ABI.
     fn the_seeds_permissions_hold_for_its_three_principals() {
         use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
-        let (p, slot) = load_with_token();
-        let record = hierarchy_with_record(&p, slot);
-        let policy_file = token_dir().join("policy.json");
-        std::fs::write(&policy_file, SEED_POLICY).unwrap();
-        let out = administer(&[
-            "add context-api pin-ctx-1",
-            "add key-rotation-service pin-rot-1",
-            "add security-admin pin-adm-1",
-            &format!("policy {}", policy_file.display()),
-        ]);
-        assert!(out[3].ends_with(": ok v1"), "{out:?}");
+        let (p, slot, record) = token_with_policy(
+            SEED_POLICY,
+            &[
+                ("context-api", "pin-ctx-1"),
+                ("key-rotation-service", "pin-rot-1"),
+                ("security-admin", "pin-adm-1"),
+            ],
+        );
         let dek_template = [tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())];
         let s = p.open_rw_session(slot).unwrap();
 
@@ -360,18 +317,15 @@ isolated_test!(
     /// operation; every wrong approval is refused and changes nothing.
     fn an_operation_needing_approval_waits_for_a_quorum_of_other_approvers() {
         use cryptoki::session::UserType;
-        let (p, slot) = load_with_token();
-        let record = hierarchy_with_record(&p, slot);
-        let policy_file = token_dir().join("policy.json");
-        std::fs::write(&policy_file, APPROVAL_POLICY).unwrap();
-        let out = administer(&[
-            "add context-api pin-ctx-1",
-            "add security-admin pin-adm-1",
-            "add approver-a pin-a-1",
-            "add approver-b pin-b-1",
-            &format!("policy {}", policy_file.display()),
-        ]);
-        assert!(out[4].ends_with(": ok v1"), "{out:?}");
+        let (p, slot, record) = token_with_policy(
+            APPROVAL_POLICY,
+            &[
+                ("context-api", "pin-ctx-1"),
+                ("security-admin", "pin-adm-1"),
+                ("approver-a", "pin-a-1"),
+                ("approver-b", "pin-b-1"),
+            ],
+        );
         let approve = |s: &cryptoki::session::Session, text: &str| {
             s.login(UserType::ContextSpecific, Some(&AuthPin::new(text.into())))
         };

@@ -67,9 +67,7 @@ fn another_version_is_refused_cleanly() {
 
 #[test]
 fn garbage_closes_only_its_own_connection() {
-    let service = Service::start(Limits::default());
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (service, client, h) = serving_a_user(Limits::default());
     service.wait_connections(1);
 
     // Garbage instead of a hello.
@@ -193,9 +191,7 @@ fn a_lost_connection_invalidates_its_handles_and_the_client_connects_again() {
 #[test]
 fn connections_beyond_the_limit_are_closed_at_once() {
     let limits = Limits { max_connections: 1, ..Limits::default() };
-    let service = Service::start(limits);
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (service, client, h) = serving_a_user(limits);
     service.wait_connections(1);
     let mut stream = UnixStream::connect(&service.socket).unwrap();
     closed_by_server(&mut stream);

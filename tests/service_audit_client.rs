@@ -20,9 +20,7 @@ fn records(register: &std::path::Path) -> Vec<Value> {
 
 #[test]
 fn every_record_made_through_the_service_names_the_client_process() {
-    let service = Service::start(Limits::default());
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (service, client, h) = serving_a_user(Limits::default());
     let keygen = Mechanism { kind: CKM_AES_KEY_GEN, params: MechanismParams::None };
     let template = [attr_ulong(CKA_VALUE_LEN, 32), attr_bool(CKA_ENCRYPT, true)];
     client.generate_key(h, &keygen, &template).unwrap();

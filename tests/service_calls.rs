@@ -41,9 +41,7 @@ fn bytes(output: Output) -> Vec<u8> {
 
 #[test]
 fn aes_gcm_round_trip_through_the_service() {
-    let service = Service::start(Limits::default());
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (_service, client, h) = serving_a_user(Limits::default());
     let key = aes_key(&client, h);
 
     // The key's value stays in the service.
@@ -121,9 +119,7 @@ fn gcm_plain(iv: u8) -> Mechanism {
 
 #[test]
 fn a_held_init_refused_by_the_service_fails_its_step_and_begins_nothing() {
-    let service = Service::start(Limits::default());
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (service, client, h) = serving_a_user(Limits::default());
     let keygen = Mechanism { kind: CKM_AES_KEY_GEN, params: MechanismParams::None };
     let template = [
         attr_ulong(CKA_VALUE_LEN, 32),
@@ -171,9 +167,7 @@ fn a_held_init_refused_by_the_service_fails_its_step_and_begins_nothing() {
 
 #[test]
 fn signature_lengths_are_learned_per_key_and_a_held_init_goes_before_a_login() {
-    let service = Service::start(Limits::default());
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (_service, client, h) = serving_a_user(Limits::default());
     let keygen = Mechanism { kind: CKM_EC_KEY_PAIR_GEN, params: MechanismParams::None };
     let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     let public = [Attribute::new(CKA_EC_PARAMS, p256), attr_bool(CKA_VERIFY, true)];
@@ -205,9 +199,7 @@ fn signature_lengths_are_learned_per_key_and_a_held_init_goes_before_a_login() {
 
 #[test]
 fn rsa_sign_and_verify_through_the_service() {
-    let service = Service::start(Limits::default());
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (_service, client, h) = serving_a_user(Limits::default());
     let keygen = Mechanism { kind: CKM_RSA_PKCS_KEY_PAIR_GEN, params: MechanismParams::None };
     let public = [
         attr_ulong(CKA_MODULUS_BITS, 2048),
@@ -234,9 +226,7 @@ fn rsa_sign_and_verify_through_the_service() {
 
 #[test]
 fn attribute_arrays_travel_typed_and_come_back_whole() {
-    let service = Service::start(Limits::default());
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (_service, client, h) = serving_a_user(Limits::default());
     let imposed = vec![attr_ulong(CKA_CLASS, CKO_SECRET_KEY), attr_bool(CKA_EXTRACTABLE, false)];
     let keygen = Mechanism { kind: CKM_AES_KEY_GEN, params: MechanismParams::None };
     let template = [
@@ -263,9 +253,7 @@ fn attribute_arrays_travel_typed_and_come_back_whole() {
 #[test]
 fn errors_keep_their_codes_and_a_session_limit_holds() {
     let limits = Limits { max_sessions: 2, ..Limits::default() };
-    let service = Service::start(limits);
-    let client = service.client();
-    let h = token_with_user(&client);
+    let (_service, client, h) = serving_a_user(limits);
     assert_eq!(client.login(h, CKU_USER, USER_PIN).unwrap_err(), Error::UserAlreadyLoggedIn);
     let second = client.open_session(0, CKF_SERIAL_SESSION).unwrap();
     assert_eq!(client.open_session(0, CKF_SERIAL_SESSION).unwrap_err().ck_rv(), CKR_SESSION_COUNT);

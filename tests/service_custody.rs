@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::cli::{BIN, with_pins};
 use common::{SO_PIN, USER_PIN, fresh_dir, load, write_private};
 use cryptoki::error::RvError;
 use cryptoki::session::UserType;
@@ -17,7 +18,6 @@ use ecm_hsm::config::Config;
 use ecm_hsm::mechanism::{mac, pin_kdf, seal};
 use ecm_hsm::module::Module;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ecm-hsm");
 const ALICE_PIN: &str = "alice-pin-1";
 const BOB_PIN: &str = "bob-pin-1";
 
@@ -66,10 +66,8 @@ impl Tokens {
             .env("ECM_HSM_DIR", &self.dir)
             .env("ECM_HSM_CONF", self.root.join("ecm-hsm.toml"))
             .env_remove("ECM_HSM_SERVICE_KEY_FILE")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env("ECM_HSM_SO_PIN", SO_PIN)
-            .env("ECM_HSM_PIN", USER_PIN)
-            .env("ECM_HSM_NEW_PIN", new_pin);
+            .env_remove("CREDENTIALS_DIRECTORY");
+        with_pins(&mut c, USER_PIN, new_pin);
         if self.key.exists() {
             c.env("ECM_HSM_SERVICE_KEY_FILE", &self.key);
         }

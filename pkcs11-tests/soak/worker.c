@@ -19,7 +19,8 @@
  * distinct. Exit status 0 only if all holds.
  *
  * Built by soak.sh with `cc -O2 -pthread -o worker worker.c -ldl`. No PKCS#11 header is
- * needed: the few types used are declared here (Linux ABI: CK_ULONG is unsigned long).
+ * needed: the few types used are declared here and in ../ck_abi.h (Linux ABI: CK_ULONG is
+ * unsigned long).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -31,9 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef unsigned long CK_ULONG;
-typedef CK_ULONG CK_RV;
-typedef unsigned char CK_BYTE;
+#include "../ck_abi.h"
 
 typedef struct {
     CK_ULONG type;
@@ -62,13 +61,9 @@ typedef struct {
     void *pReserved;
 } CK_C_INITIALIZE_ARGS;
 
-#define CKR_OK 0x0UL
 #define CKR_USER_ALREADY_LOGGED_IN 0x100UL
 #define CKR_USER_NOT_LOGGED_IN 0x101UL
 #define CKF_OS_LOCKING_OK 0x2UL
-#define CKF_RW_SESSION 0x2UL
-#define CKF_SERIAL_SESSION 0x4UL
-#define CKU_USER 1UL
 #define CKO_SECRET_KEY 4UL
 #define CKK_AES 0x1fUL
 #define CKA_CLASS 0x0UL
@@ -81,29 +76,6 @@ typedef struct {
 #define CKA_VALUE_LEN 0x161UL
 #define CKM_AES_KEY_GEN 0x1080UL
 #define CKM_AES_GCM 0x1087UL
-
-/* The 68 entries of the PKCS#11 2.40 CK_FUNCTION_LIST, in the standard order. */
-enum {
-    F_Initialize, F_Finalize, F_GetInfo, F_GetFunctionList, F_GetSlotList, F_GetSlotInfo,
-    F_GetTokenInfo, F_GetMechanismList, F_GetMechanismInfo, F_InitToken, F_InitPIN, F_SetPIN,
-    F_OpenSession, F_CloseSession, F_CloseAllSessions, F_GetSessionInfo, F_GetOperationState,
-    F_SetOperationState, F_Login, F_Logout, F_CreateObject, F_CopyObject, F_DestroyObject,
-    F_GetObjectSize, F_GetAttributeValue, F_SetAttributeValue, F_FindObjectsInit, F_FindObjects,
-    F_FindObjectsFinal, F_EncryptInit, F_Encrypt, F_EncryptUpdate, F_EncryptFinal, F_DecryptInit,
-    F_Decrypt, F_DecryptUpdate, F_DecryptFinal, F_DigestInit, F_Digest, F_DigestUpdate,
-    F_DigestKey, F_DigestFinal, F_SignInit, F_Sign, F_SignUpdate, F_SignFinal, F_SignRecoverInit,
-    F_SignRecover, F_VerifyInit, F_Verify, F_VerifyUpdate, F_VerifyFinal, F_VerifyRecoverInit,
-    F_VerifyRecover, F_DigestEncryptUpdate, F_DecryptDigestUpdate, F_SignEncryptUpdate,
-    F_DecryptVerifyUpdate, F_GenerateKey, F_GenerateKeyPair, F_WrapKey, F_UnwrapKey, F_DeriveKey,
-    F_SeedRandom, F_GenerateRandom, F_GetFunctionStatus, F_CancelFunction, F_WaitForSlotEvent,
-    F_COUNT
-};
-
-typedef void (*ck_fn)(void);
-typedef struct {
-    CK_BYTE version[2];
-    ck_fn fn[F_COUNT];
-} CK_FUNCTION_LIST;
 
 static CK_FUNCTION_LIST *f;
 #define CALL(name, ...) ((CK_RV(*)())f->fn[F_##name])(__VA_ARGS__)

@@ -96,6 +96,28 @@ pub fn input(rng: &mut StdRng, a: &mut Arena) -> (*mut u8, CK_ULONG) {
     }
 }
 
+/// The list and count of a call that lists with the size-query protocol (C_GetSlotList,
+/// C_GetMechanismList): a NULL list with a count, NULL for both, a one-entry list with the
+/// count `one_count` (which may be too small), or a list of `N` entries with the count `N`.
+pub fn list_out<const N: usize>(
+    rng: &mut StdRng,
+    a: &mut Arena,
+    one_count: CK_ULONG,
+) -> (*mut CK_ULONG, *mut CK_ULONG) {
+    match rng.random_range(0..4) {
+        0 => (null_mut(), a.keep(0 as CK_ULONG)),
+        1 => (null_mut(), null_mut()),
+        2 => (a.keep([0 as CK_ULONG; 1]).cast(), a.keep(one_count)),
+        _ => (a.keep([0 as CK_ULONG; N]).cast(), a.keep(N as CK_ULONG)),
+    }
+}
+
+/// The structure an info call fills (`CK_INFO`, `CK_SLOT_INFO`, ...), or NULL one time in
+/// four.
+pub fn info_out<T: Default + 'static>(rng: &mut StdRng, a: &mut Arena) -> *mut T {
+    if rng.random_range(0..4) == 0 { null_mut() } else { a.keep(T::default()) }
+}
+
 /// An output buffer and a pointer to its length (in and out).
 pub fn output(rng: &mut StdRng, a: &mut Arena) -> (*mut u8, *mut CK_ULONG) {
     match rng.random_range(0..12) {

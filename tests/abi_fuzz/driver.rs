@@ -110,6 +110,19 @@ fn describe_mechanism(m: *mut CK_MECHANISM) -> String {
     format!("{:#x}(param {:?}, {})", m.mechanism, m.pParameter, m.ulParameterLen)
 }
 
+/// A handle argument: one time in twenty each CK_INVALID_HANDLE, any value, a small value, and
+/// (where there are) a `stale` one; else a `live` one, or a small value while there is none.
+fn pick_handle(r: &mut StdRng, live: &[CK_ULONG], stale: &[CK_ULONG]) -> CK_ULONG {
+    match r.random_range(0..20) {
+        0 => CK_INVALID_HANDLE,
+        1 => r.random(),
+        2 => r.random_range(1..64),
+        3 if !stale.is_empty() => stale[r.random_range(0..stale.len())],
+        _ if live.is_empty() => r.random_range(1..8),
+        _ => live[r.random_range(0..live.len())],
+    }
+}
+
 impl Driver {
     /// A module with an initialized token, two sessions, one logged in as the user.
     pub fn new(seed: u64, allow: Vec<Allow>) -> Driver {
@@ -219,26 +232,11 @@ impl Driver {
     }
 
     fn session(&mut self) -> CK_SESSION_HANDLE {
-        let r = &mut self.rng;
-        match r.random_range(0..20) {
-            0 => CK_INVALID_HANDLE,
-            1 => r.random(),
-            2 => r.random_range(1..64),
-            3 if !self.stale.is_empty() => self.stale[r.random_range(0..self.stale.len())],
-            _ if self.sessions.is_empty() => r.random_range(1..8),
-            _ => self.sessions[r.random_range(0..self.sessions.len())],
-        }
+        pick_handle(&mut self.rng, &self.sessions, &self.stale)
     }
 
     fn object(&mut self) -> CK_OBJECT_HANDLE {
-        let r = &mut self.rng;
-        match r.random_range(0..20) {
-            0 => CK_INVALID_HANDLE,
-            1 => r.random(),
-            2 => r.random_range(1..64),
-            _ if self.objects.is_empty() => r.random_range(1..8),
-            _ => self.objects[r.random_range(0..self.objects.len())],
-        }
+        pick_handle(&mut self.rng, &self.objects, &[])
     }
 
     fn remember(&mut self, rv: Option<CK_RV>, handles: &[CK_OBJECT_HANDLE]) {
@@ -354,63 +352,40 @@ impl Driver {
                 }
             }
             "C_GetInfo" => {
-                let info =
-                    if self.rng.random_range(0..4) == 0 { null_mut() } else { a.keep(CK_INFO::default()) };
+                let info = args::info_out::<CK_INFO>(&mut self.rng, a);
                 // SAFETY: see the note at the top of `one`.
                 self.call(name, format!("{info:?}"), a, |p| unsafe { p.C_GetInfo(info) });
             }
             "C_GetSlotList" => {
                 let present = self.rng.random_range(0..3) as CK_BBOOL;
-                let (list, count) = match self.rng.random_range(0..4) {
-                    0 => (null_mut(), a.keep(0 as CK_ULONG)),
-                    1 => (null_mut(), null_mut()),
-                    2 => (a.keep([0 as CK_SLOT_ID; 1]).cast(), a.keep(0 as CK_ULONG)),
-                    _ => (a.keep([0 as CK_SLOT_ID; 8]).cast(), a.keep(8 as CK_ULONG)),
-                };
+                let (list, count) = args::list_out::<8>(&mut self.rng, a, 0);
                 let args = format!("present={present} list={list:?} count={count:?}");
                 // SAFETY: see the note at the top of `one`.
                 self.call(name, args, a, |p| unsafe { p.C_GetSlotList(present, list, count) });
             }
             "C_GetSlotInfo" => {
-                let info = if self.rng.random_range(0..4) == 0 {
-                    null_mut()
-                } else {
-                    a.keep(CK_SLOT_INFO::default())
-                };
+                let info = args::info_out::<CK_SLOT_INFO>(&mut self.rng, a);
                 // SAFETY: see the note at the top of `one`.
                 self.call(name, format!("slot={slot} {info:?}"), a, |p| unsafe {
                     p.C_GetSlotInfo(slot, info)
                 });
             }
             "C_GetTokenInfo" => {
-                let info = if self.rng.random_range(0..4) == 0 {
-                    null_mut()
-                } else {
-                    a.keep(CK_TOKEN_INFO::default())
-                };
+                let info = args::info_out::<CK_TOKEN_INFO>(&mut self.rng, a);
                 // SAFETY: see the note at the top of `one`.
                 self.call(name, format!("slot={slot} {info:?}"), a, |p| unsafe {
                     p.C_GetTokenInfo(slot, info)
                 });
             }
             "C_GetMechanismList" => {
-                let (list, count) = match self.rng.random_range(0..4) {
-                    0 => (null_mut(), a.keep(0 as CK_ULONG)),
-                    1 => (null_mut(), null_mut()),
-                    2 => (a.keep([0 as CK_ULONG; 1]).cast(), a.keep(1 as CK_ULONG)),
-                    _ => (a.keep([0 as CK_ULONG; 128]).cast(), a.keep(128 as CK_ULONG)),
-                };
+                let (list, count) = args::list_out::<128>(&mut self.rng, a, 1);
                 let args = format!("slot={slot} list={list:?} count={count:?}");
                 // SAFETY: see the note at the top of `one`.
                 self.call(name, args, a, |p| unsafe { p.C_GetMechanismList(slot, list, count) });
             }
             "C_GetMechanismInfo" => {
                 let m = args::mechanism_type(&mut self.rng);
-                let info = if self.rng.random_range(0..4) == 0 {
-                    null_mut()
-                } else {
-                    a.keep(CK_MECHANISM_INFO::default())
-                };
+                let info = args::info_out::<CK_MECHANISM_INFO>(&mut self.rng, a);
                 // SAFETY: see the note at the top of `one`.
                 self.call(name, format!("slot={slot} {m:#x} {info:?}"), a, |p| unsafe {
                     p.C_GetMechanismInfo(slot, m, info)
@@ -486,11 +461,7 @@ impl Driver {
             }
             "C_GetSessionInfo" => {
                 let h = self.session();
-                let info = if self.rng.random_range(0..4) == 0 {
-                    null_mut()
-                } else {
-                    a.keep(CK_SESSION_INFO::default())
-                };
+                let info = args::info_out::<CK_SESSION_INFO>(&mut self.rng, a);
                 // SAFETY: see the note at the top of `one`.
                 self.call(name, format!("h={h} {info:?}"), a, |p| unsafe { p.C_GetSessionInfo(h, info) });
             }

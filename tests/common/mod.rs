@@ -11,11 +11,14 @@
 pub mod raw;
 
 pub mod audit;
+pub mod cli;
 pub mod keys;
 pub mod nist_gcm;
 pub mod objects;
 pub mod operations;
 pub mod raw_wrap;
+pub mod served;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

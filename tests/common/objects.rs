@@ -4,7 +4,7 @@
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CK_ULONG};
@@ -82,4 +82,30 @@ pub fn gcm<'a>(iv: &'a mut [u8], aad: &'a [u8]) -> Mechanism<'a> {
 /// `C_Login` as the user with `text`, which may name a principal (`name:pin`).
 pub fn login_as(s: &Session, text: &str) -> cryptoki::error::Result<()> {
     s.login(UserType::User, Some(&AuthPin::new(text.into())))
+}
+
+/// A session secret key of `key_type` made by `C_CreateObject` from `value`, extractable: a
+/// key imported from outside the token, as the wrap and sensitivity tests need one.
+#[track_caller]
+pub fn imported_secret(s: &Session, key_type: KeyType, value: Vec<u8>) -> ObjectHandle {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(key_type),
+        Attribute::Value(value),
+        Attribute::Extractable(true),
+    ])
+    .unwrap()
+}
+
+/// A token AES-256 key labelled `label` made by `C_GenerateKey`, with the `extra` attributes.
+#[track_caller]
+pub fn token_aes_key(s: &Session, label: &str, extra: &[Attribute]) -> ObjectHandle {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Label(label.into()),
+    ];
+    template.extend_from_slice(extra);
+    s.generate_key(&Mechanism::AesKeyGen, &template).unwrap()
 }

@@ -75,6 +75,15 @@ pub fn label(text: &str) -> [u8; 32] {
     label
 }
 
+/// A service with `limits`, a client of it, and that client's session logged in as the
+/// user of a token it has just initialized ([`token_with_user`]).
+pub fn serving_a_user(limits: Limits) -> (Service, Client, CK_SESSION_HANDLE) {
+    let service = Service::start(limits);
+    let client = service.client();
+    let h = token_with_user(&client);
+    (service, client, h)
+}
+
 /// Initializes the token of slot 0 with the SO PIN and the user PIN; returns a read-write
 /// session in which the user is logged in.
 pub fn token_with_user(client: &Client) -> CK_SESSION_HANDLE {

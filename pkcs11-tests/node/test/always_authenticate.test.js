@@ -4,18 +4,13 @@
 // C_SignInit — and that authorization covers the one operation only. Without it C_Sign is
 // CKR_USER_NOT_LOGGED_IN and no signature comes out.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-always-auth');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-always-auth');
 
 const message = Buffer.from('needs the PIN every time');
 const ecdsa = { mechanism: pkcs11js.CKM_ECDSA_SHA256 };

@@ -4,18 +4,13 @@
 // the token only wrapped (RFC 5649, CKM_AES_KEY_WRAP_KWP) by the KEK, AES-GCM records under a
 // tenant's DEK, then rotation of the DEK and of the KEK with the old records still opening.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js, ECM } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-envelope');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-envelope');
 
 const tierAttr = (tier) => ({ type: ECM.CKA_ECM_TIER, value: h.ulongBytes(tier) });
 const tenantAttr = (name) => ({ type: ECM.CKA_ECM_TENANT, value: Buffer.from(name) });

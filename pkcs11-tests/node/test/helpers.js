@@ -82,6 +82,29 @@ function openToken(label) {
   };
 }
 
+/**
+ * The token of one test file: opened with openToken before the file's first test and closed
+ * after its last. The object returned gains { p11, slot, session, close } when the `before`
+ * hook runs, so the file's functions read `t.p11` and `t.session` when they are called.
+ */
+function tokenForFile(label) {
+  const { before, after } = require('node:test');
+  const t = {};
+  before(() => Object.assign(t, openToken(label)));
+  after(() => t.close && t.close());
+  return t;
+}
+
+/** The template of a session (not token) secret key of `keyType`, then the `extra` attributes. */
+function secretTemplate(keyType, extra) {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: keyType },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    ...extra,
+  ];
+}
+
 /** The CKR_* name a PKCS#11 call failed with (pkcs11js puts it first in the message). */
 function ckr(fn) {
   try {
@@ -168,6 +191,8 @@ module.exports = {
   P256_PARAMS,
   USER_PIN,
   openToken,
+  tokenForFile,
+  secretTemplate,
   ckr,
   attr,
   attrs,

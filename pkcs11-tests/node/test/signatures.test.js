@@ -3,18 +3,13 @@
 // signature with a KeyObject built from the exported public values only (CKA_MODULUS and
 // CKA_PUBLIC_EXPONENT, CKA_EC_POINT), and rejects it for another message.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-signatures');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-signatures');
 
 const message = Buffer.from('signed by ecm-hsm, checked by node:crypto');
 const other = Buffer.from('signed by ecm-hsm, checked by node:crypto!');
@@ -24,28 +19,38 @@ function sign(mechanism, key, data, size) {
   return t.p11.C_Sign(t.session, data, Buffer.alloc(size));
 }
 
-function privateTemplate(label) {
-  return [
-    { type: pkcs11js.CKA_LABEL, value: label },
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_SIGN, value: true },
-  ];
+/**
+ * A session key pair that signs and verifies, made by `mechanism`; `publicExtra` are the
+ * public template's own attributes (key size, curve), `label` names the private key.
+ */
+function signingPair(mechanism, publicExtra, label) {
+  return t.p11.C_GenerateKeyPair(
+    t.session,
+    { mechanism },
+    [
+      { type: pkcs11js.CKA_TOKEN, value: false },
+      { type: pkcs11js.CKA_VERIFY, value: true },
+      ...publicExtra,
+    ],
+    [
+      { type: pkcs11js.CKA_LABEL, value: label },
+      { type: pkcs11js.CKA_TOKEN, value: false },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_SIGN, value: true },
+    ],
+  );
 }
 
 test('RSA-4096: PKCS#1 v1.5 and PSS signatures verify in node:crypto', () => {
   const { p11, session } = t;
-  const pair = p11.C_GenerateKeyPair(
-    session,
-    { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
+  const pair = signingPair(
+    pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN,
     [
-      { type: pkcs11js.CKA_TOKEN, value: false },
-      { type: pkcs11js.CKA_VERIFY, value: true },
       { type: pkcs11js.CKA_MODULUS_BITS, value: 4096 },
       { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
     ],
-    privateTemplate('rsa-4096'),
+    'rsa-4096',
   );
   const [n, e] = h.attrs(p11, session, pair.publicKey, [
     pkcs11js.CKA_MODULUS,
@@ -97,15 +102,10 @@ test('RSA-4096: PKCS#1 v1.5 and PSS signatures verify in node:crypto', () => {
 
 test('ECDSA P-256: raw r||s signatures verify in node:crypto', () => {
   const { p11, session } = t;
-  const pair = p11.C_GenerateKeyPair(
-    session,
-    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-    [
-      { type: pkcs11js.CKA_TOKEN, value: false },
-      { type: pkcs11js.CKA_VERIFY, value: true },
-      { type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS },
-    ],
-    privateTemplate('p-256'),
+  const pair = signingPair(
+    pkcs11js.CKM_EC_KEY_PAIR_GEN,
+    [{ type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS }],
+    'p-256',
   );
   const point = h.ecPointRaw(h.attr(p11, session, pair.publicKey, pkcs11js.CKA_EC_POINT));
   const pub = h.p256PublicKey(point);

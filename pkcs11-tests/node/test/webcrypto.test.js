@@ -3,22 +3,38 @@
 // module: generate, import, export, wrap/unwrap (AES-KWP), sign and derive (ECDH P-256),
 // each result checked against node:crypto doing the same work in software.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-webcrypto');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-webcrypto');
 
 const session = () => t.session;
 const F = false;
 const T = true;
+
+/**
+ * A session P-256 key pair; `publicUse` (or null) and `privateUse` are the CKA_* usage flags
+ * each half gets.
+ */
+function p256Pair(publicUse, privateUse) {
+  const publicExtra = publicUse === null ? [] : [{ type: publicUse, value: T }];
+  return t.p11.C_GenerateKeyPair(
+    session(),
+    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
+    [
+      { type: pkcs11js.CKA_TOKEN, value: F },
+      { type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS },
+      ...publicExtra,
+    ],
+    [
+      { type: pkcs11js.CKA_TOKEN, value: F },
+      { type: privateUse, value: T },
+    ],
+  );
+}
 
 function gcm(iv, aad) {
   return {
@@ -89,14 +105,11 @@ test('generate and export: an extractable AES key is read out and matches node',
 test('import: an AES key and an EC public key made by node work on the token', () => {
   const { p11 } = t;
   const raw = crypto.randomBytes(32);
-  const key = p11.C_CreateObject(session(), [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_TOKEN, value: F },
+  const key = p11.C_CreateObject(session(), h.secretTemplate(pkcs11js.CKK_AES, [
     { type: pkcs11js.CKA_ENCRYPT, value: T },
     { type: pkcs11js.CKA_DECRYPT, value: T },
     { type: pkcs11js.CKA_VALUE, value: raw },
-  ]);
+  ]));
   assert.equal(h.ulong(h.attr(p11, session(), key, pkcs11js.CKA_VALUE_LEN)), 32);
   const iv = crypto.randomBytes(12);
   const data = Buffer.from('sealed by node, opened on the token');
@@ -153,14 +166,11 @@ test('wrap and unwrap with AES-KWP agree with node (RFC 5649)', () => {
   const inner = crypto.randomBytes(32);
   const c = crypto.createCipheriv('id-aes256-wrap-pad', kekValue, kwIv);
   const fromNode = Buffer.concat([c.update(inner), c.final()]);
-  const template = [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_TOKEN, value: F },
+  const template = h.secretTemplate(pkcs11js.CKK_AES, [
     { type: pkcs11js.CKA_ENCRYPT, value: T },
     { type: pkcs11js.CKA_DECRYPT, value: T },
     { type: pkcs11js.CKA_EXTRACTABLE, value: T },
-  ];
+  ]);
   const unwrapped = p11.C_UnwrapKey(session(), kwp, kek, fromNode, template);
   assert.deepEqual(value(unwrapped), inner);
   const iv = crypto.randomBytes(12);
@@ -179,19 +189,7 @@ test('wrap and unwrap with AES-KWP agree with node (RFC 5649)', () => {
 
 test('sign: ECDSA P-256 and HMAC-SHA256 agree with node', () => {
   const { p11 } = t;
-  const pair = p11.C_GenerateKeyPair(
-    session(),
-    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_VERIFY, value: T },
-      { type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS },
-    ],
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_SIGN, value: T },
-    ],
-  );
+  const pair = p256Pair(pkcs11js.CKA_VERIFY, pkcs11js.CKA_SIGN);
   // subtle.exportKey('spki', publicKey): from CKA_EC_POINT.
   const point = h.attr(p11, session(), pair.publicKey, pkcs11js.CKA_EC_POINT);
   const pub = { key: h.p256PublicKey(h.ecPointRaw(point)), dsaEncoding: 'ieee-p1363' };
@@ -202,13 +200,10 @@ test('sign: ECDSA P-256 and HMAC-SHA256 agree with node', () => {
   assert.ok(!crypto.verify('sha256', Buffer.from('x'), pub, sig));
 
   const secret = crypto.randomBytes(32);
-  const hmacKey = p11.C_CreateObject(session(), [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
-    { type: pkcs11js.CKA_TOKEN, value: F },
+  const hmacKey = p11.C_CreateObject(session(), h.secretTemplate(pkcs11js.CKK_GENERIC_SECRET, [
     { type: pkcs11js.CKA_SIGN, value: T },
     { type: pkcs11js.CKA_VALUE, value: secret },
-  ]);
+  ]));
   p11.C_SignInit(session(), { mechanism: pkcs11js.CKM_SHA256_HMAC }, hmacKey);
   const mac = p11.C_Sign(session(), message, Buffer.alloc(32));
   assert.deepEqual(mac, crypto.createHmac('sha256', secret).update(message).digest());
@@ -216,18 +211,7 @@ test('sign: ECDSA P-256 and HMAC-SHA256 agree with node', () => {
 
 test('derive: ECDH P-256 on the token equals node ECDH from the other side', () => {
   const { p11 } = t;
-  const pair = p11.C_GenerateKeyPair(
-    session(),
-    { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_EC_PARAMS, value: h.P256_PARAMS },
-    ],
-    [
-      { type: pkcs11js.CKA_TOKEN, value: F },
-      { type: pkcs11js.CKA_DERIVE, value: T },
-    ],
-  );
+  const pair = p256Pair(null, pkcs11js.CKA_DERIVE);
   const tokenPoint = h.ecPointRaw(h.attr(p11, session(), pair.publicKey, pkcs11js.CKA_EC_POINT));
   const peer = crypto.createECDH('prime256v1');
   const peerPoint = peer.generateKeys();
@@ -239,14 +223,11 @@ test('derive: ECDH P-256 on the token equals node ECDH from the other side', () 
         parameter: { type: pkcs11js.CK_PARAMS_EC_DH, kdf: pkcs11js.CKD_NULL, publicData },
       },
       pair.privateKey,
-      [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
-        { type: pkcs11js.CKA_TOKEN, value: F },
+      h.secretTemplate(pkcs11js.CKK_GENERIC_SECRET, [
         { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
         { type: pkcs11js.CKA_SENSITIVE, value: F },
         { type: pkcs11js.CKA_EXTRACTABLE, value: T },
-      ],
+      ]),
     );
   const shared = value(derive(peerPoint));
   assert.equal(shared.length, 32);

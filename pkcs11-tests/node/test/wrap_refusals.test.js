@@ -3,29 +3,21 @@
 // code and changes nothing (the key keeps its attributes, no object appears), and the
 // allowed wrap still works afterwards, byte-for-byte what node:crypto computes (RFC 5649).
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./helpers');
 
 const { pkcs11js } = h;
-let t;
-
-before(() => {
-  t = h.openToken('ecm-node-wrap');
-});
-after(() => t && t.close());
+const t = h.tokenForFile('ecm-node-wrap');
 
 const kwp = { mechanism: h.CKM_AES_KEY_WRAP_KWP };
 
 function aes(value, extra) {
-  return t.p11.C_CreateObject(t.session, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_TOKEN, value: false },
+  return t.p11.C_CreateObject(t.session, h.secretTemplate(pkcs11js.CKK_AES, [
     { type: pkcs11js.CKA_VALUE, value },
     ...extra,
-  ]);
+  ]));
 }
 
 const flagTypes = () => [
