@@ -16,6 +16,8 @@
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
 //! - [`secret`]: [`secret::LockedBuffer`], page-aligned memory for key material that is
 //!   locked, excluded from core dumps and zeroed before it is given back.
+//! - [`secret_pool`]: the same guarantees for many small secrets (every object's values, the
+//!   token key, the audit key), from a pool of locked no-dump arenas.
 #![allow(unsafe_code)]
 
 #[cfg(feature = "deadlock-detection")]
@@ -25,6 +27,7 @@ pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
 pub mod secret;
+pub mod secret_pool;
 
 /// The size of a memory page.
 pub fn page_size() -> usize {
