@@ -8,11 +8,16 @@
 //! without `C_Finalize`) and load it again, and gets a fresh copy that starts clean. What
 //! made unloading unsafe — AWS-LC's and the module's per-thread destructors left pointing
 //! into unmapped code, the module's own threads, `thread_local!` destructors that pin the
-//! library — is handled by the library's destructor (`src/abi/unload.rs`).
+//! library — is handled by the library's destructor (`src/abi/unload.rs`). Except in test
+//! builds with the `deadlock-detection` feature: its watcher thread (`src/sys/deadlock.rs`)
+//! runs for the process's life, so that build keeps `-z nodelete`.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
+    if std::env::var_os("CARGO_FEATURE_DEADLOCK_DETECTION").is_some() {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
+    }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=ECM_HSM_GIT_COMMIT");
 

@@ -3,7 +3,9 @@
 //! opens with everything earlier rounds stored, and a host thread that used the module and
 //! exits after the unloading does not crash the process (no destructor of the module's or
 //! AWS-LC's runs in unmapped code). The plain path, `C_Finalize` then `dlclose()`, too.
+//! Not with the `deadlock-detection` feature: that build keeps `-z nodelete` (build.rs).
 #![allow(unsafe_code)]
+#![cfg(not(feature = "deadlock-detection"))]
 
 mod common;
 
