@@ -1,22 +1,21 @@
-//! Two jobs at build time:
+//! Provenance, at build time: the git commit the build comes from, for `C_GetInfo` and
+//! `ecm-hsm --version` (`src/version.rs`). It is `$ECM_HSM_GIT_COMMIT` if set (a packager
+//! building from a tarball can name it), else `git rev-parse HEAD` of this source tree, else
+//! empty: a build from a tarball without `.git` (or without git installed) still works and
+//! says it does not know its commit.
 //!
-//! 1. Links the cdylib with `-z nodelete`, so that `dlclose()` never unmaps it. AWS-LC
-//!    registers thread-local destructors (for its per-thread random generator state) with
-//!    pthreads. If a host program unloads the module and a thread that used it exits
-//!    afterwards, pthreads would call a destructor in unmapped code and crash the host.
-//!    Keeping the module mapped for the life of the process is what PKCS#11 hosts expect
-//!    anyway: a later `dlopen()` simply gets the same copy back.
-//! 2. Provenance: the git commit the build comes from, for `C_GetInfo` and `ecm-hsm
-//!    --version` (`src/version.rs`). It is `$ECM_HSM_GIT_COMMIT` if set (a packager building
-//!    from a tarball can name it), else `git rev-parse HEAD` of this source tree, else empty: a
-//!    build from a tarball without `.git` (or without git installed) still works and says it
-//!    does not know its commit.
+//! The cdylib is no longer linked `-z nodelete`: a host may unload it (`dlclose()`, with or
+//! without `C_Finalize`) and load it again, and gets a fresh copy that starts clean. What
+//! made unloading unsafe — AWS-LC's and the module's per-thread destructors left pointing
+//! into unmapped code, the module's own threads, `thread_local!` destructors that pin the
+//! library — is handled by the library's destructor (`src/abi/unload.rs`). Except in test
+//! builds with the `deadlock-detection` feature: its watcher thread (`src/sys/deadlock.rs`)
+//! runs for the process's life, so that build keeps `-z nodelete`.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if target_os == "linux" || target_os == "android" || target_os.ends_with("bsd") {
+    if std::env::var_os("CARGO_FEATURE_DEADLOCK_DETECTION").is_some() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -1,7 +1,9 @@
 //! Memory hygiene (issue 13 item 14): the admin tool makes itself not dumpable
 //! (`PR_SET_DUMPABLE` 0) before it reads a PIN or opens a key, and a principal's login opens
 //! only the keys its policy lets it use — the attack, reading the process's memory after
-//! such a login, finds no other key's value.
+//! such a login, finds no other key's value; and the values a login opens, with the token key,
+//! live only in locked memory excluded from core dumps (`sys::secret_pool`), checked from
+//! `/proc/self/smaps` without a core dump.
 #![allow(unsafe_code)]
 
 mod common;
@@ -33,21 +35,34 @@ fn key_byte(seed: u32, i: usize) -> u8 {
 const VISIBLE: u32 = 0x51;
 const HIDDEN: u32 = 0xa7;
 
-/// How many times the value of `seed` occurs in this process's readable memory.
-fn occurrences(seed: u32) -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+/// Where the value of `seed` occurs in this process's readable memory: each address, with
+/// the `VmFlags` of the mapping that holds it.
+fn occurrences_at(seed: u32) -> Vec<(u64, Vec<String>)> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
     let mem = std::fs::File::open("/proc/self/mem").unwrap();
     let first = key_byte(seed, 0);
-    let mut found = 0;
-    for line in maps.lines() {
-        let mut fields = line.split_whitespace();
-        let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
-        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+    let mut found = Vec::new();
+    let mut mappings: Vec<(u64, u64, bool)> = Vec::new();
+    let mut flags_of: Vec<Vec<String>> = Vec::new();
+    for line in smaps.lines() {
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            flags_of.push(flags.split_whitespace().map(str::to_owned).collect());
             continue;
         }
-        let (start, end) = range.split_once('-').unwrap();
-        let start = u64::from_str_radix(start, 16).unwrap();
-        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else { continue };
+        let Some((start, end)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16)) else {
+            continue;
+        };
+        let readable = perms.starts_with('r') && !line.ends_with("[vvar]") && !line.ends_with("[vsyscall]");
+        mappings.push((start, end, readable));
+    }
+    assert_eq!(mappings.len(), flags_of.len(), "one VmFlags line per mapping");
+    for ((start, end, readable), flags) in mappings.into_iter().zip(flags_of) {
+        if !readable {
+            continue;
+        }
         let mut region = vec![0u8; (end - start) as usize];
         if mem.read_exact_at(&mut region, start).is_err() {
             continue;
@@ -55,11 +70,32 @@ fn occurrences(seed: u32) -> usize {
         let candidates = region.iter().enumerate().filter(|(_, b)| **b == first).map(|(at, _)| at);
         for at in candidates {
             if region.len() - at >= 32 && (1..32).all(|i| region[at + i] == key_byte(seed, i)) {
-                found += 1;
+                found.push((start + at as u64, flags.clone()));
             }
         }
     }
     found
+}
+
+/// How many times the value of `seed` occurs in this process's readable memory.
+fn occurrences(seed: u32) -> usize {
+    occurrences_at(seed).len()
+}
+
+/// A number field of `/proc/self/status` or `/proc/self/limits` (`None`: unlimited).
+fn field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// Whether `RLIMIT_MEMLOCK` lets this process lock a page (else locking is only attempted).
+fn may_lock() -> bool {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    field(&limits, "Max locked memory").is_none_or(|bytes| bytes >= 64 * 1024)
+}
+
+fn locked_kb() -> u64 {
+    field(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmLck:").unwrap()
 }
 
 fn cli(args: &[&str], env: &[(&str, &str)]) {
@@ -174,15 +210,8 @@ fn use_the_dek() {
         .filter(|l| l.split_whitespace().any(|f| f == "dd"))
         .count();
     assert!(no_dump >= 1, "no mapping excluded from core dumps");
-    let field = |text: &str, name: &str| -> Option<u64> {
-        let line = text.lines().find(|l| l.starts_with(name))?;
-        line[name.len()..].split_whitespace().next()?.parse().ok()
-    };
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let may_lock = field(&limits, "Max locked memory").is_none_or(|bytes| bytes >= 4096);
-    let locked_kb = field(&std::fs::read_to_string("/proc/self/status").unwrap(), "VmLck:").unwrap();
-    if may_lock {
-        assert!(locked_kb > 0, "VmLck is 0 although RLIMIT_MEMLOCK allows locking");
+    if may_lock() {
+        assert!(locked_kb() > 0, "VmLck is 0 although RLIMIT_MEMLOCK allows locking");
     }
     finalize(&p);
 }
@@ -215,6 +244,81 @@ isolated_test!(
             );
         }
         assert!(opened.iter().any(|l| l.contains("'dek-acme-v1' opened for this login")), "{opened:#?}");
+    }
+);
+
+isolated_test!(
+    fn the_values_a_login_opens_live_only_in_locked_memory_left_out_of_core_dumps() {
+        if std::env::var_os(ROLE).is_some() {
+            return import_keys();
+        }
+        let dir = token_dir();
+        cli(&["init", "--label", "memory"], &[("ECM_HSM_NEW_PIN", USER_PIN)]);
+        let name = "the_values_a_login_opens_live_only_in_locked_memory_left_out_of_core_dumps";
+        let out = worker_command(name, Path::new(&dir), ROLE, "import").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        let p = load_raw();
+        initialize(&p);
+        let h = open(&p, initialized_slot(&p));
+        // The token's user opens every key: both values are loaded (and the token key held).
+        assert_eq!(login(&p, h, CKU_USER, USER_PIN), CKR_OK);
+        assert_eq!(find_all(&p, h).len(), 2);
+        for seed in [VISIBLE, HIDDEN] {
+            let found = occurrences_at(seed);
+            // The control: the scan finds the opened value.
+            assert!(!found.is_empty(), "the opened value of {seed:#x} is not in memory");
+            for (address, flags) in &found {
+                // Nothing but the locked pool holds it: no copy in dumpable memory.
+                assert!(
+                    flags.iter().any(|f| f == "dd"),
+                    "a copy of {seed:#x} at {address:#x} would be dumped: {flags:?}"
+                );
+                if may_lock() {
+                    assert!(
+                        flags.iter().any(|f| f == "lo"),
+                        "{seed:#x} at {address:#x} is not locked: {flags:?}"
+                    );
+                }
+            }
+        }
+        if may_lock() {
+            assert!(locked_kb() > 0, "VmLck is 0 although RLIMIT_MEMLOCK allows locking");
+        }
+        finalize(&p);
+    }
+);
+
+isolated_test!(
+    fn a_thousand_keys_take_little_locked_memory_and_few_mappings() {
+        cli(&["init", "--label", "memory"], &[("ECM_HSM_NEW_PIN", USER_PIN)]);
+        let p = load_raw();
+        initialize(&p);
+        let h = open(&p, initialized_slot(&p));
+        assert_eq!(login(&p, h, CKU_USER, USER_PIN), CKR_OK);
+        let mappings = || std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+        let (locked_before, maps_before) = (locked_kb(), mappings());
+        for i in 0..1000u32 {
+            let value: Vec<u8> = (0..32).map(|b| key_byte(i, b)).collect();
+            let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
+            let mut t = [
+                attr(CKA_CLASS, &class),
+                attr(CKA_KEY_TYPE, &key_type),
+                attr(CKA_ENCRYPT, &TRUE),
+                attr_bytes(CKA_LABEL, format!("key-{i}").as_bytes()),
+                attr_bytes(CKA_VALUE, &value),
+            ];
+            create(&p, h, &mut t);
+        }
+        let (locked, maps) = (locked_kb() - locked_before, mappings() - maps_before);
+        eprintln!("1,000 AES keys: VmLck +{locked} KiB, +{maps} mappings");
+        // A page per key would be 4,000 KiB (half the usual 8 MiB limit) and 1,000 mappings;
+        // the pool's chunks take about an eighth of that, in a few arenas.
+        assert!(maps < 100, "{maps} new mappings for 1,000 keys");
+        if may_lock() {
+            assert!(locked > 0 && locked <= 2048, "VmLck +{locked} KiB for 1,000 keys");
+        }
+        finalize(&p);
     }
 );
 

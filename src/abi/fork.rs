@@ -21,12 +21,14 @@ extern "C" fn in_child() {
     crate::module::forked();
 }
 
-/// Installs the handler once per process (the library is never unloaded: `-z nodelete`).
+/// Installs the handler once per load of the library (glibc drops it when the library is
+/// unloaded: see `unload.rs`).
 /// Failing to install it fails `C_Initialize`: without it a child would use its parent's
 /// store connections.
 pub fn watch() -> Result<()> {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
-    // SAFETY: registers a plain function that lives as long as the process.
+    // SAFETY: registers a plain function of this library; glibc removes it at the library's
+    // unloading (the static `pthread_atfork` stub passes this library's `__dso_handle`).
     let ok = *INSTALLED.get_or_init(|| unsafe { pthread_atfork(None, None, Some(in_child)) } == 0);
     if ok { Ok(()) } else { Err(Error::Internal("pthread_atfork failed")) }
 }

@@ -6,6 +6,8 @@
 //! - [`exports`]: the `C_*` functions, one file per chapter of the standard, each a thin
 //!   shell over a [`crate::module::Module`] call.
 //! - [`function_list`]: the 2.40 and 3.0 function lists and the interface table.
+//! - `unload`: the library's destructor, which lets a host unload it (`dlclose()`) with or
+//!   without `C_Finalize` and load it again clean.
 //!
 //! No business logic lives here: a function validates and copies its arguments in, calls
 //! the core, and copies results out.
@@ -17,6 +19,7 @@ mod fork;
 mod function_list;
 mod guard;
 mod marshal;
+mod unload;
 
 pub use exports::*;
 pub use function_list::{C_GetFunctionList, C_GetInterface, C_GetInterfaceList};

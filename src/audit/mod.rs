@@ -37,8 +37,6 @@ pub mod verify_trail;
 
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
 pub use export::{Filter, Format, export, export_trail, trail_text};
 pub use record::{ClientProcess, Entry, LINK_LEN, Record};
 pub use register::{OpenOptions, Register};
@@ -46,15 +44,16 @@ pub use trail::{AuditLog, segment_dir};
 pub use verify::{Anchor, AuditGap, Problem, ProblemKind, VerifyReport, verify};
 pub use verify_trail::{TrailProblem, TrailProblemKind, TrailReport, verify_trail};
 
-/// The key that authenticates `m` links: HMAC-SHA256(token key, [`KEY_LABEL`]).
-pub type AuditKey = Zeroizing<[u8; 32]>;
+/// The key that authenticates `m` links: HMAC-SHA256(token key, [`KEY_LABEL`]). Held in
+/// locked memory excluded from core dumps (`sys::secret_pool`).
+pub type AuditKey = crate::sys::secret_pool::SecretArray<32>;
 
 /// The derivation label of the audit key.
 pub const KEY_LABEL: &[u8] = b"ecm-hsm audit chain v1";
 
 /// The audit key of a token, from its token key.
 pub fn derive_key(token_key: &[u8]) -> AuditKey {
-    Zeroizing::new(crate::mechanism::mac::hmac_sha256(token_key, KEY_LABEL))
+    AuditKey::new(crate::mechanism::mac::hmac_sha256(token_key, KEY_LABEL))
 }
 
 /// The audit file of the token of `slot` in `token_dir`.

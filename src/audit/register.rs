@@ -396,7 +396,7 @@ mod tests {
         let log = Register::open(&path).unwrap();
         assert_eq!(log.head().unwrap(), (0, [0; LINK_LEN]));
         assert_eq!(log.append(&Record::new("a", 0)).unwrap(), 1);
-        log.set_key(Some(zeroize::Zeroizing::new([7; 32])));
+        log.set_key(Some(crate::audit::AuditKey::new([7; 32])));
         assert_eq!(log.append(&Record::new("b", 0)).unwrap(), 2);
         let (seq, link) = log.head().unwrap();
         assert_eq!(seq, 2);
@@ -408,13 +408,13 @@ mod tests {
         // Without the key, no record may follow an authenticated one (only the register's
         // own records of segments); with it, the other writer goes on.
         assert!(other.append(&Record::new("c", 0)).is_err());
-        other.set_key(Some(zeroize::Zeroizing::new([7; 32])));
+        other.set_key(Some(crate::audit::AuditKey::new([7; 32])));
         assert_eq!(other.append(&Record::new("c", 0)).unwrap(), 3);
         assert_eq!(log.append(&Record::new("d", 0)).unwrap(), 4);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 4);
         assert!(!text.contains("\"ti{"));
-        let report = super::super::verify(&path, Some(&zeroize::Zeroizing::new([7; 32])), None).unwrap();
+        let report = super::super::verify(&path, Some(&crate::audit::AuditKey::new([7; 32])), None).unwrap();
         assert!(report.problem.is_none(), "{report:?}");
         assert_eq!((report.records, report.authenticated), (4, 3));
         std::fs::remove_dir_all(dir).unwrap();

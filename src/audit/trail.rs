@@ -22,7 +22,6 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -104,7 +103,9 @@ struct Writer {
 }
 
 struct LinkingThread {
-    handle: JoinHandle<()>,
+    /// Started with `sys::thread::spawn`, not `std::thread`: std's spawning would keep the
+    /// library mapped after a host unloads it (see `abi/unload.rs`).
+    handle: crate::sys::thread::Spawned,
     control: Arc<Control>,
 }
 
@@ -323,7 +324,7 @@ impl AuditLog {
         if let Some(thread) = writer.thread {
             thread.control.stop.store(true, Ordering::SeqCst);
             thread.handle.thread().unpark();
-            let _ = thread.handle.join();
+            thread.handle.join();
         }
         let mut linker = Arc::try_unwrap(writer.linker)
             .map_err(|_| Error::Internal("the audit linker is still shared"))?
@@ -392,9 +393,9 @@ impl Drop for AuditLog {
 fn spawn_linking_thread(linker: &Arc<Mutex<Linker>>, segment: u64) -> Option<LinkingThread> {
     let control = Arc::new(Control::default());
     let (linker, thread_control) = (linker.clone(), control.clone());
-    let spawned = std::thread::Builder::new()
-        .name(format!("ecm-hsm-audit-{segment}"))
-        .spawn(move || link_as_records_come(&linker, &thread_control));
+    let spawned = crate::sys::thread::spawn(&format!("ecm-hsm-audit-{segment}"), move || {
+        link_as_records_come(&linker, &thread_control)
+    });
     match spawned {
         Ok(handle) => Some(LinkingThread { handle, control }),
         Err(e) => {

@@ -53,6 +53,7 @@ use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::session::{Session, SessionTable};
+use crate::sys::thread_slot::ThreadSlot;
 use crate::token::Token;
 use crate::token::handles::HandleTable;
 use crate::{Error, Result};
@@ -120,9 +121,9 @@ impl Drop for Cached {
     }
 }
 
-thread_local! {
-    static CACHED: RefCell<Option<Cached>> = const { RefCell::new(None) };
-}
+/// In a pthread key, not a `thread_local!`: a Rust thread-local destructor would keep the
+/// library mapped after the host unloads it (see `abi/unload.rs`).
+static CACHED: ThreadSlot<RefCell<Option<Cached>>> = ThreadSlot::new();
 
 /// Called in the child of a `fork()` (from the ABI's `pthread_atfork` handler; it only
 /// touches atomics, as a handler in a forked child must).
@@ -222,7 +223,7 @@ pub fn instance() -> Result<ModuleRef> {
                 _ => Err(Error::CryptokiNotInitialized),
             }
         })
-        // A call made while this thread is being torn down (a TLS destructor of the host).
+        // pthreads refused this thread a value (no memory, no key).
         .unwrap_or_else(|_| {
             let forks = FORKS.load(Ordering::Acquire);
             match &*INSTANCE.read() {

@@ -9,16 +9,19 @@
 //! The buffer may hold secrets (key material): it is zeroized when dropped, a value it
 //! stops holding is zeroized in place, and it never grows by reallocation (which would
 //! leave the old copy in freed memory): a larger buffer is made, filled, and the old one
-//! zeroized and dropped.
+//! zeroized and dropped. The buffer is in `sys::secret_pool`'s memory: locked (best effort)
+//! and excluded from core dumps, like every opened key value the token holds.
 
 use cryptoki_sys::CK_ATTRIBUTE_TYPE;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
+
+use crate::sys::secret_pool::SecretVec;
 
 #[derive(Clone, Default)]
 pub struct Values {
     /// (attribute, offset in `bytes`, length), sorted by attribute.
     index: Vec<(CK_ATTRIBUTE_TYPE, u32, u32)>,
-    bytes: Zeroizing<Vec<u8>>,
+    bytes: SecretVec,
     /// Bytes of `bytes` no value uses any more (zeroed), reclaimed when they outweigh the
     /// rest.
     unused: usize,
@@ -106,7 +109,7 @@ impl Values {
     /// Moves the values to a new buffer of `capacity` bytes (only the used ones with
     /// `compact`); the old buffer is zeroized as it is dropped.
     fn move_to(&mut self, capacity: usize, compact: bool) {
-        let mut fresh = Zeroizing::new(Vec::with_capacity(capacity));
+        let mut fresh = SecretVec::with_capacity(capacity);
         if compact {
             for entry in &mut self.index {
                 let (_, at, len) = *entry;

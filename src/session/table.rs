@@ -19,6 +19,7 @@ use cryptoki_sys::CK_SESSION_HANDLE;
 use parking_lot::RwLock;
 
 use super::Session;
+use crate::sys::thread_slot::ThreadSlot;
 use crate::token::number_map::NumberMap;
 
 const SHARDS: usize = 16;
@@ -48,9 +49,9 @@ impl Default for SessionTable {
 /// A thread's last looked-up session: (table id, handle, the session).
 type Memo = (u64, CK_SESSION_HANDLE, Weak<Session>);
 
-thread_local! {
-    static LAST: RefCell<Memo> = const { RefCell::new((0, 0, Weak::new())) };
-}
+/// In a pthread key, not a `thread_local!`, so that the library can be unloaded (see
+/// `sys::thread_slot`).
+static LAST: ThreadSlot<RefCell<Memo>> = ThreadSlot::new();
 
 impl SessionTable {
     fn shard(&self, handle: CK_SESSION_HANDLE) -> &RwLock<Map> {

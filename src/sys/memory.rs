@@ -64,6 +64,24 @@ pub(crate) mod tests {
         flags["VmFlags:".len()..].split_whitespace().map(str::to_owned).collect()
     }
 
+    /// The `VmFlags` of the mapping that contains `address`.
+    pub(crate) fn vm_flags_at(address: usize) -> Vec<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((start, end)) = range.split_once('-')
+                && let (Ok(start), Ok(end)) =
+                    (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
+            {
+                inside = (start..end).contains(&address);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.split_whitespace().map(str::to_owned).collect();
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
     #[test]
     fn a_mapping_excluded_from_core_dumps_carries_the_dd_flag() {
         let map = MmapMut::map_anon(4096).unwrap();

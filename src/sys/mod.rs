@@ -1,5 +1,6 @@
 //! Interfaces below the project that have no safe Rust API: the operating system's, on
-//! `memmap2` and `rustix` (no raw `libc` calls, no constants copied by hand), and the AWS-LC
+//! `memmap2` and `rustix` (raw `libc` calls only for pthreads, which rustix lacks; no
+//! constants copied by hand), and the AWS-LC
 //! operations aws-lc-rs does not offer. The only module besides `abi` allowed
 //! `unsafe`, each block with its `SAFETY:` note; every layer may use it, it uses none of them.
 //!
@@ -18,6 +19,12 @@
 //!   `HMAC_CTX` interfaces (aws-lc-rs has neither).
 //! - [`secret`]: [`secret::LockedBuffer`], page-aligned memory for key material that is
 //!   locked, excluded from core dumps and zeroed before it is given back.
+//! - [`secret_pool`]: the same guarantees for many small secrets (every object's values, the
+//!   token key, the audit key), from a pool of locked no-dump arenas.
+//! - [`thread`]: the library's own threads, through `pthread_create` (std's spawning
+//!   registers a thread-local destructor in the spawning host thread).
+//! - [`thread_slot`]: per-thread values in pthread keys (through `libc`: rustix has none),
+//!   so that the library can be unloaded (`abi/unload.rs`).
 #![allow(unsafe_code)]
 
 #[cfg(feature = "deadlock-detection")]
@@ -27,7 +34,10 @@ pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
 pub mod secret;
+pub mod secret_pool;
 pub mod sha3;
+pub mod thread;
+pub mod thread_slot;
 
 /// The size of a memory page.
 pub fn page_size() -> usize {

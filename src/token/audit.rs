@@ -80,9 +80,10 @@ struct Described {
 
 static NEXT_DESCRIPTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-thread_local! {
-    static DESCRIBED: std::cell::RefCell<Option<Described>> = const { std::cell::RefCell::new(None) };
-}
+/// In a pthread key, not a `thread_local!`, so that the library can be unloaded (see
+/// `sys::thread_slot`).
+static DESCRIBED: crate::sys::thread_slot::ThreadSlot<std::cell::RefCell<Option<Described>>> =
+    crate::sys::thread_slot::ThreadSlot::new();
 
 /// The principal of a record.
 #[derive(Clone)]

@@ -167,7 +167,7 @@ impl ServiceKey {
             })?;
         let key: [u8; seal::KEY_LEN] =
             opened.as_slice().try_into().map_err(|_| Error::StoreCorrupt("token key length".into()))?;
-        Ok(Zeroizing::new(key))
+        Ok(TokenKey::new(key))
     }
 
     /// The audit key of token `serial` in its `epoch` (a re-initialization or a change of
@@ -285,7 +285,7 @@ impl Token {
             return Err(Error::ArgumentsBad.into());
         }
         let old_key = self.check_pin(&mut state, PinRole::SecurityOfficer, so_pin)?;
-        let new_key: TokenKey = Zeroizing::new(rng::bytes::<{ seal::KEY_LEN }>()?);
+        let new_key = TokenKey::new(rng::bytes::<{ seal::KEY_LEN }>()?);
         let serial = state.record.as_ref().ok_or(Error::TokenNotRecognized)?.serial.clone();
         let sealed_key = service.seal_token_key(&serial, &new_key)?;
         let so_verifier = self.new_pin_record(&service, &serial, so_pin, PinRole::SecurityOfficer.into())?;

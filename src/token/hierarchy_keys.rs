@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_decrypt_only_principal_uses_its_dek_and_holds_no_value_of_the_kek_or_master_key() {
-        let token_key: TokenKey = Zeroizing::new([0x42; crate::mechanism::seal::KEY_LEN]);
+        let token_key = TokenKey::new([0x42; crate::mechanism::seal::KEY_LEN]);
         let mut state = TokenState::empty();
         state.login = LoginState::User;
         state.principal = Some("ctx".into());

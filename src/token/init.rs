@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use zeroize::Zeroizing;
-
 use super::handles::ObjectRef;
 use super::pin::{PinOwner, PinResult, PinRole, check_pin_len};
 use super::{Token, TokenKey, busy_timeout};
@@ -32,7 +30,7 @@ impl Token {
         if sessions_open {
             return Err(Error::SessionExists.into());
         }
-        let token_key: TokenKey = Zeroizing::new(rng::bytes::<{ seal::KEY_LEN }>()?);
+        let token_key = TokenKey::new(rng::bytes::<{ seal::KEY_LEN }>()?);
         if state.store.is_none() {
             // A process that holds a service key makes tokens in service custody.
             let service = self.service_key(&mut state)?;

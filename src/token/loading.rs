@@ -201,7 +201,6 @@ mod tests {
     use crate::object::values::Values;
     use crate::policy::LoginState;
     use cryptoki_sys::*;
-    use zeroize::Zeroizing;
 
     const POLICY: &str = r#"{"key_permissions": {
         "context-api": {"keys": ["dek-*"], "operations": ["decrypt"]}
@@ -226,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_principal_opens_only_the_keys_its_policy_lets_it_use() {
-        let key: TokenKey = Zeroizing::new([0x42; crate::mechanism::seal::KEY_LEN]);
+        let key = TokenKey::new([0x42; crate::mechanism::seal::KEY_LEN]);
         let mut state = TokenState::empty();
         state.login = LoginState::User;
         state.principal = Some("context-api".into());

@@ -45,7 +45,6 @@ use std::time::Duration;
 
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
-use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::mechanism::prepared::PreparedKeys;
@@ -63,7 +62,8 @@ use state_guard::StateGuard;
 /// How stale the object cache may be when a key is looked up for a cryptographic operation.
 pub const KEY_USE_STALENESS: Duration = Duration::from_millis(2);
 
-pub type TokenKey = Zeroizing<[u8; seal::KEY_LEN]>;
+/// Held in locked memory excluded from core dumps (`sys::secret_pool`), as long as a login.
+pub type TokenKey = crate::sys::secret_pool::SecretArray<{ seal::KEY_LEN }>;
 
 pub struct Token {
     pub slot_id: CK_SLOT_ID,

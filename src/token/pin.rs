@@ -296,7 +296,7 @@ impl Token {
                     .as_slice()
                     .try_into()
                     .map_err(|_| Error::StoreCorrupt("token key length".into()))?;
-                Ok(Zeroizing::new(key))
+                Ok(TokenKey::new(key))
             }),
             Some((svc, key)) => {
                 let verifier_context = owner.verifier_context();
