@@ -285,6 +285,12 @@ isolated_test!(
         if may_lock() {
             assert!(locked_kb() > 0, "VmLck is 0 although RLIMIT_MEMLOCK allows locking");
         }
+        // Logout takes the opened values with it at once, not at the next use of the token.
+        // SAFETY: no pointers.
+        assert_eq!(unsafe { p.C_Logout(h) }, CKR_OK);
+        for seed in [VISIBLE, HIDDEN] {
+            assert_eq!(occurrences(seed), 0, "the value of {seed:#x} outlived the logout");
+        }
         finalize(&p);
     }
 );

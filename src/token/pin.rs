@@ -182,6 +182,9 @@ impl Token {
 
     /// Ends the application's login: private session objects are destroyed, and handles to
     /// private token objects die with it (a later login finds them under new handles).
+    /// The values the login opened go at once, not at the next refresh of the cache: the
+    /// token objects still held by a handle are read again as a public session sees them,
+    /// their secrets sealed (their opened copies are wiped as they drop).
     pub(crate) fn end_login(&self, state: &mut TokenState) {
         state.forget_login();
         state.session_objects.retain(|_, o| !o.object.is_private());
@@ -190,6 +193,11 @@ impl Token {
             ObjectRef::Token { id, .. } => objects.get(&id).is_some_and(|o| !o.is_private()),
             ObjectRef::Session { id, .. } => sessions.contains_key(&id),
         });
+        if state.store.is_some() {
+            self.reopen_objects(state);
+        } else {
+            state.objects.clear();
+        }
     }
 
     /// `C_InitPIN`: the SO sets the user PIN, which also unlocks it. Refused while the
