@@ -6,6 +6,12 @@
 # token files and run the admin tool). Suites: run.sh, interop.sh, python/run.sh,
 # java/run.sh, and the hierarchy demo.
 #
+# Each service holds a service key of its own (ECM_HSM_SERVICE_KEY_FILE, a fresh 32-byte
+# file), so every token the suites make through it is in service custody (the token key
+# sealed for the service, PINs only verifiers): the suites exercise the production mode.
+# The suites' in-process steps on the token files (`audit verify`, `audit export`) run as
+# on the service's host, with the same key file.
+#
 #   pkcs11-tests/service.sh [SUITE...]     (SUITE: run interop python java demo)
 #
 # The admin tool is a client too (ECM_HSM_SERVICE): the demo and the suites' admin-tool steps
@@ -29,7 +35,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecm-hsm-svc.XXXXXX")
 SERVICE_PID=
 stop_service() {
     stop_pid SERVICE_PID
-    unset ECM_HSM_SERVICE
+    unset ECM_HSM_SERVICE ECM_HSM_SERVICE_KEY_FILE
 }
 trap 'stop_service; rm -rf "$WORK"' EXIT
 
@@ -40,8 +46,10 @@ start_service() {
     chmod 700 "$dir/tokens"
     printf 'test_settings = true\npin_kdf_iterations = 1000\n' >"$dir/tokens/ecm-hsm.toml"
     chmod 600 "$dir/tokens/ecm-hsm.toml" # a settings file others may write is refused
-    (unset ECM_HSM_SERVICE ECM_HSM_CONF LISTEN_FDS && ECM_HSM_DIR=$dir/tokens exec "$CLI" serve \
-        --socket "$dir/service.sock" --mode 0600) >"$dir/service.log" 2>&1 &
+    (umask 077 && head -c 32 /dev/urandom >"$dir/service.key")
+    (unset ECM_HSM_SERVICE ECM_HSM_CONF LISTEN_FDS CREDENTIALS_DIRECTORY &&
+        ECM_HSM_DIR=$dir/tokens ECM_HSM_SERVICE_KEY_FILE=$dir/service.key exec "$CLI" serve \
+            --socket "$dir/service.sock" --mode 0600) >"$dir/service.log" 2>&1 &
     SERVICE_PID=$!
     # Until the socket exists, with a deadline (never a fixed sleep).
     local deadline=$((SECONDS + 60))
@@ -55,6 +63,7 @@ start_service() {
     done
     export ECM_HSM_DIR=$dir/tokens
     export ECM_HSM_SERVICE=unix:$dir/service.sock
+    export ECM_HSM_SERVICE_KEY_FILE=$dir/service.key
 }
 
 # The hierarchy demo with the debug admin tool, then its token seen through the service.
@@ -67,8 +76,18 @@ demo() {
         echo "FAIL: the demo's token is not listed through the service"
         return 1
     }
+    grep -q "via the key service" <<<"$out" || {
+        echo "FAIL: the slot does not say it is reached through the service"
+        return 1
+    }
     grep -q "ecm-hsm TEST svc" <<<"$out" || {
-        echo "FAIL: the token does not say it is reached through the service"
+        echo "FAIL: the token does not say it is in service custody"
+        return 1
+    }
+    out=$(ECM_HSM_PIN=${DEMO_PIN:-demo-user-pin} "$CLI" status 2>&1) || true
+    grep -q "^custody: service" <<<"$out" || {
+        echo "FAIL: \`ecm-hsm status\` through the service does not show service custody:"
+        echo "$out"
         return 1
     }
 }

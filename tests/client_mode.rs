@@ -42,8 +42,8 @@ isolated_test!(
         // the settings file.
         assert!(files_in(&service.dir.join("tokens")).iter().any(|f| f.ends_with(".sqlite")));
         assert_eq!(files_in(&token_dir()), vec!["ecm-hsm.toml".to_string()]);
-        let info = p.get_token_info(slot).unwrap();
-        assert!(info.model().ends_with("svc"), "model {:?} names client mode", info.model());
+        let info = p.get_slot_info(slot).unwrap();
+        assert!(info.slot_description().ends_with("via the key service"), "{:?}", info.slot_description());
 
         let key = session
             .generate_key(

@@ -301,7 +301,10 @@ isolated_test!(
         let service = service_support::Service::start(ecm_hsm::server::Limits::default());
         write_test_config(&token_dir(), &format!("service = \"unix:{}\"\n", service.socket.display()));
         let (p, slot, s) = setup();
-        assert!(p.get_token_info(slot).unwrap().model().ends_with("svc"), "client mode");
+        assert!(
+            p.get_slot_info(slot).unwrap().slot_description().ends_with("via the key service"),
+            "client mode"
+        );
         let context = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Required, None));
         let (public, private) = dsa_pair(&s, MlDsaParameterSetType::ML_DSA_65);
         let signature = s.sign(&context, private, b"through the service").unwrap();

@@ -457,6 +457,13 @@ impl Service {
         let socket = dir.join("p11kit.sock");
         let mut cmd = Command::new(server);
         cmd.args(["-f", "-n"]).arg(&socket).arg("--provider").arg(module).arg("pkcs11:");
+        // The server's RPC code is in libp11-kit.so.0, which the built server (no rpath)
+        // would otherwise take from the system: Debian 12's 0.24, which knows no
+        // CK_GCM_PARAMS and hands the module the 0.25 client's serialized parameter as
+        // opaque bytes (CKR_MECHANISM_PARAM_INVALID). The prefix's own library, then.
+        if let Some(prefix) = server.parent().and_then(Path::parent).and_then(Path::parent) {
+            cmd.env("LD_LIBRARY_PATH", prefix.join("lib/x86_64-linux-gnu"));
+        }
         let address = format!("unix:path={}", socket.display());
         Service::spawn(cmd, dir, &socket, "P11_KIT_SERVER_ADDRESS", address)
     }

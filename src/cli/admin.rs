@@ -423,8 +423,8 @@ pub fn status(global: &Global, json: bool) -> Outcome<()> {
     let keys = token.keys()?;
     let mut warnings = token_warnings(&token);
     let audit_gaps = audit_gaps(&token, &mut warnings);
-    // Through the service the custody is the service host's to show (`None`): the client
-    // has no call for it, and its answer would be the service's word anyway.
+    // Through the service the custody is the service's word (its token model); `None` only
+    // where a backend cannot tell.
     let custody = match token.module.token_custody(token.slot) {
         Ok(custody) => Some(custody),
         Err(Error::FunctionNotSupported) => None,

@@ -74,15 +74,18 @@ impl Backend {
         }
     }
 
-    /// `C_GetTokenInfo`'s status and model; in client mode the model says so ("svc").
+    /// `C_GetTokenInfo`'s status and model, the model naming the token's custody
+    /// (`Module::token_model`; in client mode as the service gave it).
     pub fn token_status_and_model(&self, slot: CK_SLOT_ID) -> Result<(TokenStatus, String)> {
         match self {
-            Backend::Local(module) => Ok((module.token_status(slot)?, module.config().model().into())),
-            Backend::Remote(remote) => {
-                let (status, model) = remote.client.token_status_and_model(slot)?;
-                Ok((status, format!("{model} svc")))
-            }
+            Backend::Local(module) => Ok((module.token_status(slot)?, module.token_model(slot)?)),
+            Backend::Remote(remote) => remote.client.token_status_and_model(slot),
         }
+    }
+
+    /// In client mode: the library talks to a key service.
+    pub fn is_client(&self) -> bool {
+        matches!(self, Backend::Remote(_))
     }
 
     /// `C_Finalize`: in-process, drops every session and token; in client mode, closes the
@@ -228,8 +231,20 @@ forward! {
 // token into the service's custody needs the token files and the service key, which only the
 // service's host has (run `ecm-hsm token seal-for-service` there, with the service stopped).
 impl Backend {
+    /// Who can open the token key. In client mode, as the service's model says it
+    /// (`Module::token_model`): the service's word, the only one a client can have.
     pub fn token_custody(&self, slot: CK_SLOT_ID) -> Result<crate::token::Custody> {
-        self.local().ok_or(Error::FunctionNotSupported)?.token_custody(slot)
+        match self {
+            Backend::Local(module) => module.token_custody(slot),
+            Backend::Remote(remote) => {
+                let (status, model) = remote.client.token_status_and_model(slot)?;
+                if !status.info.flags & CKF_TOKEN_INITIALIZED != 0 {
+                    return Err(Error::TokenNotRecognized);
+                }
+                let service = model.rsplit(' ').next() == Some(super::general::SERVICE_CUSTODY_MODEL);
+                Ok(if service { crate::token::Custody::Service } else { crate::token::Custody::Pins })
+            }
+        }
     }
 
     pub fn use_service_key(&self, slot: CK_SLOT_ID, key: crate::token::ServiceKey) -> Result<()> {

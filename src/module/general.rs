@@ -14,6 +14,9 @@ use crate::session::TokenStatus;
 use crate::token::audit::{Context, Who};
 use crate::{Error, Result};
 
+/// The word `C_GetTokenInfo`'s model ends with for a token in service custody.
+pub const SERVICE_CUSTODY_MODEL: &str = "svc";
+
 impl Module {
     pub fn slot_list(&self) -> Result<Vec<CK_SLOT_ID>> {
         let mut slots = self.slots.write();
@@ -121,6 +124,19 @@ impl Module {
     /// Who can open the token key of the token of `slot` (`ecm-hsm status`).
     pub fn token_custody(&self, slot: CK_SLOT_ID) -> Result<crate::token::Custody> {
         self.token(slot)?.custody()
+    }
+
+    /// `C_GetTokenInfo`'s model: the settings' model, then `svc` for a token in service
+    /// custody (its token key opens with the service key alone), so that an application
+    /// sees whether its PIN guards the keys or only logs it in. An uninitialized token has
+    /// no custody yet: the bare model.
+    pub fn token_model(&self, slot: CK_SLOT_ID) -> Result<String> {
+        let model = self.config.model();
+        Ok(match self.token(slot)?.custody() {
+            Ok(crate::token::Custody::Service) => format!("{model} {SERVICE_CUSTODY_MODEL}"),
+            Ok(crate::token::Custody::Pins) | Err(Error::TokenNotRecognized) => model.to_owned(),
+            Err(e) => return Err(e),
+        })
     }
 
     /// `C_InitPIN`: the SO sets the user PIN; recorded as `init_pin` by the session's login

@@ -39,7 +39,7 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
                 flags: status.info.flags,
                 session_count: status.session_count as u64,
                 rw_session_count: status.rw_session_count as u64,
-                model: module.config().model().into(),
+                model: module.token_model(slot)?,
             })
         }
         Call::OpenSession { slot, flags } => {

@@ -40,6 +40,10 @@ pub struct Limits {
     pub max_calls: usize,
     /// How long the rest of a frame may take once it has begun.
     pub mid_frame_timeout: Option<Duration>,
+    /// How long a connection's thread polls for the next request after answering one, before
+    /// it blocks (see `Framed::set_spin`): an application that makes calls one after the
+    /// other finds the thread awake; an idle one costs this much CPU once.
+    pub spin: Duration,
 }
 
 impl Default for Limits {
@@ -50,6 +54,7 @@ impl Default for Limits {
             max_connections: 256,
             max_calls: 16,
             mid_frame_timeout: Some(Duration::from_secs(30)),
+            spin: Duration::from_micros(50),
         }
     }
 }
@@ -193,7 +198,10 @@ pub fn serve_connection<S: Transport>(
     let mut framed = Framed::new(stream, limits.max_frame, limits.mid_frame_timeout);
     let end = match handshake(&mut framed, limits) {
         Ok(()) => match Module::new(for_client(config, connection.peer)) {
-            Ok(module) => serve_requests(&mut framed, &module, connection, limits),
+            Ok(module) => {
+                framed.set_spin(limits.spin);
+                serve_requests(&mut framed, &module, connection, limits)
+            }
             Err(e) => format!("no module: {e}"),
         },
         Err(why) => why,

@@ -14,6 +14,7 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use cryptoki_sys::*;
 use parking_lot::Mutex;
@@ -35,6 +36,9 @@ const HELLO_MAX_FRAME: usize = 64 * 1024;
 /// The longest answer the client accepts at all.
 const MAX_ANSWER: usize = 256 << 20;
 const EPOCH_SHIFT: u32 = 48;
+/// How long the client polls for an answer before it blocks (see `Framed::set_spin`): longer
+/// than the service takes for a small operation, shorter than a signature.
+const ANSWER_SPIN: Duration = Duration::from_micros(50);
 const REMOTE_MASK: u64 = (1 << EPOCH_SHIFT) - 1;
 
 /// Where the service listens.
@@ -216,6 +220,7 @@ impl Client {
         match framed.receive::<HelloReply>() {
             Ok(Some(HelloReply::Accepted { version, limits })) if VERSIONS.contains(&version) => {
                 framed.set_max_frame(usize::try_from(limits.max_frame).unwrap_or(MAX_ANSWER).min(MAX_ANSWER));
+                framed.set_spin(ANSWER_SPIN);
                 Ok(framed)
             }
             Ok(Some(HelloReply::Refused { supported })) => {

@@ -79,9 +79,12 @@ pkcs11_fn! {
 
 pkcs11_fn! {
     fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_SLOT_INFO) {
-        module::instance()?.check_slot(slotID)?;
+        let module = module::instance()?;
+        module.check_slot(slotID)?;
+        // Where the token is: in this process, or behind the key service (client mode).
+        let place = if module.is_client() { " via the key service" } else { "" };
         let info = CK_SLOT_INFO {
-            slotDescription: padded(format!("ecm-hsm slot {slotID}").as_bytes()),
+            slotDescription: padded(format!("ecm-hsm slot {slotID}{place}").as_bytes()),
             manufacturerID: padded(MANUFACTURER),
             flags: CKF_TOKEN_PRESENT,
             hardwareVersion: library_version(),
