@@ -10,7 +10,7 @@
 //! (the crate has no call for it). `C_FindObjects` without `C_FindObjectsInit` cannot be
 //! called directly either; it is reached through a search that a logout ended.
 mod common;
-use common::objects::{flag, read};
+use common::objects::{bytes, flag, read};
 use common::*;
 
 use std::num::NonZeroUsize;
@@ -28,27 +28,6 @@ use cryptoki::slot::Slot;
 /// Every object this session can see.
 fn all(s: &Session) -> Vec<ObjectHandle> {
     s.find_objects(&[]).unwrap()
-}
-
-/// A byte-string attribute of an object.
-#[track_caller]
-fn bytes(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
-    match read(s, h, t) {
-        Attribute::Label(v)
-        | Attribute::Value(v)
-        | Attribute::Application(v)
-        | Attribute::ObjectId(v)
-        | Attribute::UniqueId(v)
-        | Attribute::Id(v)
-        | Attribute::Subject(v)
-        | Attribute::Issuer(v)
-        | Attribute::SerialNumber(v)
-        | Attribute::Modulus(v)
-        | Attribute::PublicExponent(v)
-        | Attribute::EcParams(v)
-        | Attribute::EcPoint(v) => v,
-        other => panic!("{other:?} is not a byte string"),
-    }
 }
 
 fn label(s: &Session, h: ObjectHandle) -> Vec<u8> {
@@ -244,8 +223,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_keys_of_each_size_get_the_safe_defaults() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for len in [16usize, 24, 32] {
             let h = s.create_object(&aes(&vec![7u8; len])).unwrap();
             assert_eq!(read(&s, h, AttributeType::Class), Attribute::Class(ObjectClass::SECRET_KEY));
@@ -270,8 +248,7 @@ isolated_test!(
 
 isolated_test!(
     fn generic_secret_keys_are_created() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s
             .create_object(&[
                 Attribute::Class(ObjectClass::SECRET_KEY),
@@ -330,8 +307,7 @@ isolated_test!(
 
 isolated_test!(
     fn rsa_private_keys_are_created_with_and_without_crt_values() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let plain = s.create_object(&rsa_private()).unwrap();
         let crt = s
             .create_object(&with(
@@ -380,8 +356,7 @@ isolated_test!(
 
 isolated_test!(
     fn ec_public_and_private_keys_are_created() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let public = s.create_object(&ec_public()).unwrap();
         assert_eq!(bytes(&s, public, AttributeType::EcParams), hex(P256));
         assert_eq!(bytes(&s, public, AttributeType::EcPoint), hex(P256_G));
@@ -435,8 +410,7 @@ isolated_test!(
 
 isolated_test!(
     fn unique_ids_are_present_distinct_and_module_managed() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let handles = [
             s.create_object(&data("a")).unwrap(),
             s.create_object(&data("a")).unwrap(),
@@ -469,8 +443,7 @@ isolated_test!(
 
 isolated_test!(
     fn incomplete_templates_are_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         s.create_object(&data("existing")).unwrap();
         let secret = Attribute::Class(ObjectClass::SECRET_KEY);
         refused_creates(
@@ -489,8 +462,7 @@ isolated_test!(
 
 isolated_test!(
     fn attributes_foreign_to_the_class_are_type_invalid() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let unknown = AttributeType::VendorDefined(cryptoki_sys::CKA_VENDOR_DEFINED | 0x1234);
         refused_creates(
             &s,
@@ -510,8 +482,7 @@ isolated_test!(
 
 isolated_test!(
     fn malformed_values_are_value_invalid() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let des3 = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::DES3),
@@ -546,8 +517,7 @@ isolated_test!(
 
 isolated_test!(
     fn module_managed_attributes_are_read_only_on_create() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for extra in [
             Attribute::Local(false),
             Attribute::Local(true),
@@ -564,8 +534,7 @@ isolated_test!(
 
 isolated_test!(
     fn attributes_forbidden_on_create_are_inconsistent() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         // The module derives CKA_VALUE_LEN and CKA_MODULUS_BITS itself.
         refused_creates(
             &s,
@@ -581,8 +550,7 @@ isolated_test!(
 
 isolated_test!(
     fn repeated_attributes_must_agree() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         refused_creates(
             &s,
             RvError::TemplateInconsistent,
@@ -624,8 +592,7 @@ isolated_test!(
             expect_rv(s.update_attributes(cert, &[Attribute::Trusted(true)]), RvError::AttributeReadOnly);
             assert!(!flag(&s, cert, AttributeType::Trusted));
         }
-        let s = p.open_rw_session(slot).unwrap();
-        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+        let s = so_session(&p, slot);
         // The SO may create a trusted public object, and mark an existing one trusted.
         let key = s
             .create_object(&with(rsa_public(), &[Attribute::Token(true), Attribute::Trusted(true)]))
@@ -765,8 +732,7 @@ isolated_test!(
 
 isolated_test!(
     fn private_session_objects_are_destroyed_at_logout() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let other = p.open_rw_session(slot).unwrap();
         let private = s.create_object(&aes(&KEY)).unwrap();
         let public = s.create_object(&data("public session object")).unwrap();
@@ -784,8 +750,7 @@ isolated_test!(
 // invalid (even if a user is later logged back into the token, those handles remain invalid)".
 isolated_test!(
     fn handles_to_private_objects_die_with_the_login() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let private = s
             .create_object(&with(data("private"), &[Attribute::Token(true), Attribute::Private(true)]))
             .unwrap();
@@ -814,8 +779,7 @@ isolated_test!(
 
 isolated_test!(
     fn sensitive_values_are_withheld_while_other_attributes_are_read() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(true)])).unwrap();
         assert_eq!(info(&s, h, AttributeType::Value), Info::Sensitive);
         assert_eq!(info(&s, h, AttributeType::Label), Info::Available(3));
@@ -944,8 +908,7 @@ isolated_test!(
 
 isolated_test!(
     fn sensitive_and_extractable_change_one_way_only() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s
             .create_object(&with(aes(&KEY), &[Attribute::Sensitive(false), Attribute::Extractable(true)]))
             .unwrap();
@@ -969,8 +932,7 @@ isolated_test!(
 
 isolated_test!(
     fn read_only_attributes_cannot_be_set() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s
             .create_object(&with(aes(&KEY), &[Attribute::Sensitive(false), Attribute::Extractable(true)]))
             .unwrap();
@@ -1012,8 +974,7 @@ isolated_test!(
 
 isolated_test!(
     fn unmodifiable_objects_refuse_changes() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(data("frozen"), &[Attribute::Modifiable(false)])).unwrap();
         assert!(!flag(&s, h, AttributeType::Modifiable));
         expect_rv(s.update_attributes(h, &[Attribute::Label(b"thawed".to_vec())]), RvError::ActionProhibited);
@@ -1032,8 +993,7 @@ isolated_test!(
 
 isolated_test!(
     fn copies_take_a_new_label_and_may_become_token_objects() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let original = s
             .create_object(&with(aes(&KEY), &[Attribute::Sensitive(false), Attribute::Extractable(true)]))
             .unwrap();
@@ -1062,8 +1022,7 @@ isolated_test!(
 
 isolated_test!(
     fn copies_of_sensitive_keys_keep_the_key() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let original = s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(true)])).unwrap();
         let copy = s.copy_object(original, &[]).unwrap();
         assert_eq!(seal_with(&s, copy), seal_with(&s, original));
@@ -1077,8 +1036,7 @@ isolated_test!(
 
 isolated_test!(
     fn uncopyable_objects_refuse_copies() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(aes(&KEY), &[Attribute::Copyable(false)])).unwrap();
         expect_rv(s.copy_object(h, &[]), RvError::ActionProhibited);
         expect_rv(s.copy_object(h, &[Attribute::Token(true)]), RvError::ActionProhibited);
@@ -1091,8 +1049,7 @@ isolated_test!(
 
 isolated_test!(
     fn copies_cannot_change_read_only_attributes() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&aes(&KEY)).unwrap();
         for change in [
             Attribute::Class(ObjectClass::DATA),
@@ -1113,8 +1070,7 @@ isolated_test!(
 
 isolated_test!(
     fn destroyed_objects_are_gone() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let keep = s.create_object(&with(data("keep"), &[Attribute::Token(true)])).unwrap();
         for template in [with(data("token"), &[Attribute::Token(true)]), data("session")] {
             let h = s.create_object(&template).unwrap();
@@ -1133,8 +1089,7 @@ isolated_test!(
 
 isolated_test!(
     fn undestroyable_objects_stay() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(data("permanent"), &[Attribute::Destroyable(false)])).unwrap();
         expect_rv(s.destroy_object(h), RvError::ActionProhibited);
         assert_eq!(all(&s), vec![h]);
@@ -1150,8 +1105,7 @@ isolated_test!(
 
 isolated_test!(
     fn find_objects_matches_templates() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let d1 = s.create_object(&with(data("shared"), &[Attribute::Token(true)])).unwrap();
         let d2 = s.create_object(&data("other")).unwrap();
         let k = s
@@ -1188,8 +1142,7 @@ isolated_test!(
 
 isolated_test!(
     fn find_objects_hands_out_every_handle_once_in_pages() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for i in 0..7 {
             s.create_object(&with(data(&format!("object {i}")), &[Attribute::Token(i % 2 == 0)])).unwrap();
         }
@@ -1208,8 +1161,7 @@ isolated_test!(
 
 isolated_test!(
     fn a_second_find_init_is_refused_while_a_search_is_active() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let a = s.create_object(&data("a")).unwrap();
         let b = s.create_object(&data("b")).unwrap();
         let mut search = s.iter_objects_with_cache_size(&[], NonZeroUsize::new(1).unwrap()).unwrap();
@@ -1225,8 +1177,7 @@ isolated_test!(
 
 isolated_test!(
     fn find_objects_without_an_active_search_is_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         s.create_object(&data("a")).unwrap();
         let mut search = s.iter_objects_with_cache_size(&[], NonZeroUsize::new(1).unwrap()).unwrap();
         // Logging out ends the operations begun under the login, the search included, so the
@@ -1244,8 +1195,7 @@ isolated_test!(
 
 isolated_test!(
     fn searches_never_match_protected_values() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let sensitive = s.create_object(&aes(&KEY)).unwrap();
         assert!(s.find_objects(&[Attribute::Value(KEY.to_vec())]).unwrap().is_empty());
         assert!(
