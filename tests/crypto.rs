@@ -37,6 +37,16 @@ fn open(s: &Session, key: ObjectHandle, data: &[u8]) -> cryptoki::error::Result<
     s.decrypt(&gcm(&mut iv, b"header"), key, data)
 }
 
+/// Asserts what C_GenerateKey records on a secret key: its type, length in bytes, CKA_LOCAL and
+/// the mechanism that made it.
+#[track_caller]
+fn assert_generated(s: &Session, key: ObjectHandle, key_type: KeyType, len: u64, mechanism: MechanismType) {
+    assert_eq!(read(s, key, AttributeType::KeyType), Attribute::KeyType(key_type));
+    assert_eq!(read(s, key, AttributeType::ValueLen), Attribute::ValueLen(len.into()));
+    assert_eq!(read(s, key, AttributeType::Local), Attribute::Local(true));
+    assert_eq!(read(s, key, AttributeType::KeyGenMechanism), Attribute::KeyGenMechanism(mechanism));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mechanism list and information
 // ---------------------------------------------------------------------------------------------
@@ -145,13 +155,7 @@ isolated_test!(
         for len in [16u64, 24, 32] {
             let key = s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(len.into())]).unwrap();
             assert_eq!(read(&s, key, AttributeType::Class), Attribute::Class(ObjectClass::SECRET_KEY));
-            assert_eq!(read(&s, key, AttributeType::KeyType), Attribute::KeyType(KeyType::AES));
-            assert_eq!(read(&s, key, AttributeType::ValueLen), Attribute::ValueLen(len.into()));
-            assert_eq!(read(&s, key, AttributeType::Local), Attribute::Local(true));
-            assert_eq!(
-                read(&s, key, AttributeType::KeyGenMechanism),
-                Attribute::KeyGenMechanism(MechanismType::AES_KEY_GEN)
-            );
+            assert_generated(&s, key, KeyType::AES, len, MechanismType::AES_KEY_GEN);
             // Defaults: not sensitive (the standard's "default CK_FALSE"), so never always
             // sensitive; unextractable (the token's choice), so never extractable.
             assert_eq!(read(&s, key, AttributeType::Sensitive), Attribute::Sensitive(false));
@@ -277,13 +281,7 @@ isolated_test!(
         };
         for len in [1u64, 20, 64, 512] {
             let key = s.generate_key(&Mechanism::GenericSecretKeyGen, &template(len)).unwrap();
-            assert_eq!(read(&s, key, AttributeType::KeyType), Attribute::KeyType(KeyType::GENERIC_SECRET));
-            assert_eq!(read(&s, key, AttributeType::ValueLen), Attribute::ValueLen(len.into()));
-            assert_eq!(read(&s, key, AttributeType::Local), Attribute::Local(true));
-            assert_eq!(
-                read(&s, key, AttributeType::KeyGenMechanism),
-                Attribute::KeyGenMechanism(MechanismType::GENERIC_SECRET_KEY_GEN)
-            );
+            assert_generated(&s, key, KeyType::GENERIC_SECRET, len, MechanismType::GENERIC_SECRET_KEY_GEN);
             match read(&s, key, AttributeType::Value) {
                 Attribute::Value(v) => assert_eq!(v.len() as u64, len),
                 other => panic!("{other:?}"),

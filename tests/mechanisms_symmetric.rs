@@ -1250,14 +1250,18 @@ isolated_test!(
 // 4. PKCS#11 3.0 message-based AES-GCM
 // ---------------------------------------------------------------------------------------------
 
+/// The NIST GCM test case 16 key as a session key, with the case's AAD and plaintext.
+fn nist_gcm_case(s: &Session) -> (ObjectHandle, Vec<u8>, Vec<u8>) {
+    (aes(s, &hex(nist_gcm::KEY)), hex(nist_gcm::AAD), hex(nist_gcm::PT))
+}
+
 isolated_test!(
     /// CKG_NO_GENERATE with NIST GCM test case 16: ciphertext and tag are the known answer,
     /// the IV is left as given, and C_DecryptMessage opens it.
     fn message_gcm_matches_nist_with_the_callers_iv() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(nist_gcm::KEY));
-        let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
+        let (key, aad, pt) = nist_gcm_case(&s);
         assert_eq!(raw.message_init(true, h, key), sys::CKR_OK);
 
         let mut iv: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
@@ -1288,11 +1292,13 @@ isolated_test!(
     }
 );
 
-/// Message-based encryption and decryption started on the session, under the NIST key.
-fn start_messages(s: &Session, raw: &Raw) {
-    let key = aes(s, &hex(nist_gcm::KEY));
+/// [`setup`] with message-based encryption and decryption started under the NIST key.
+fn message_setup() -> (Pkcs11, Session, Raw) {
+    let (p, s, raw) = setup();
+    let key = aes(&s, &hex(nist_gcm::KEY));
     assert_eq!(raw.message_init(true, s.handle(), key), sys::CKR_OK);
     assert_eq!(raw.message_init(false, s.handle(), key), sys::CKR_OK);
+    (p, s, raw)
 }
 
 /// Both message-based operations end without error.
@@ -1348,9 +1354,8 @@ isolated_test!(
     /// CKG_GENERATE_RANDOM with 32 fixed bits: each message gets a new IV that keeps the
     /// caller's first 4 bytes, and C_DecryptMessage opens each with its IV and tag.
     fn message_gcm_generates_random_ivs() {
-        let (_p, s, raw) = setup();
+        let (_p, s, raw) = message_setup();
         let h = s.handle();
-        start_messages(&s, &raw);
         let fixed = [0xde, 0xad, 0xbe, 0xef];
         let (iv1, ct1, tag1) =
             seal_generated(&raw, h, sys::CKG_GENERATE_RANDOM, fixed, b"one", b"first message");
@@ -1374,9 +1379,8 @@ isolated_test!(
     /// CKG_GENERATE_COUNTER with 32 fixed bits: IVs differ and keep the fixed part; a size
     /// query (NULL ciphertext) answers the length, leaves the IV buffer alone and uses no IV.
     fn message_gcm_generates_counter_ivs_and_size_queries_use_none() {
-        let (_p, s, raw) = setup();
+        let (_p, s, raw) = message_setup();
         let h = s.handle();
-        start_messages(&s, &raw);
         let fixed = [0x01, 0x02, 0x03, 0x04];
         let pt = b"counter message".to_vec();
         let (iv1, ct1, tag1) = seal_generated(&raw, h, sys::CKG_GENERATE_COUNTER, fixed, b"", &pt);
@@ -1424,8 +1428,7 @@ isolated_test!(
     fn message_gcm_refusals_and_final() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(nist_gcm::KEY));
-        let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
+        let (key, aad, pt) = nist_gcm_case(&s);
         let encrypt_once = |raw: &Raw| {
             let mut iv: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
             let mut tag = [0u8; 16];

@@ -174,7 +174,7 @@ fn refused_create(s: &Session, template: &[Attribute], expected: RvError) {
 /// Asserts, case by case, that creating each named template fails with `expected` and creates
 /// nothing; a failure names its case.
 #[track_caller]
-fn refused_creates(s: &Session, expected: RvError, cases: &[(&str, Vec<Attribute>)]) {
+fn refused_creates<N: std::fmt::Display>(s: &Session, expected: RvError, cases: &[(N, Vec<Attribute>)]) {
     for (case, template) in cases {
         let before = all(s);
         match s.create_object(template) {
@@ -183,6 +183,15 @@ fn refused_creates(s: &Session, expected: RvError, cases: &[(&str, Vec<Attribute
         }
         assert_eq!(all(s), before, "{case}: a refused C_CreateObject must not create an object");
     }
+}
+
+/// Asserts that `template` lacking any one of `required` is CKR_TEMPLATE_INCOMPLETE and
+/// creates nothing; a failure names the attribute left out.
+#[track_caller]
+fn refused_without(s: &Session, template: &[Attribute], required: &[AttributeType]) {
+    let cases: Vec<_> =
+        required.iter().map(|&t| (format!("without {t:?}"), without(template.to_vec(), t))).collect();
+    refused_creates(s, RvError::TemplateIncomplete, &cases);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,10 +306,7 @@ isolated_test!(
             .unwrap();
         assert_eq!(read(&s, padded, AttributeType::ModulusBits), Attribute::ModulusBits(16.into()));
         // A modulus or exponent is required.
-        let no_modulus = without(rsa_public(), AttributeType::Modulus);
-        refused_create(&s, &no_modulus, RvError::TemplateIncomplete);
-        let no_exponent = without(rsa_public(), AttributeType::PublicExponent);
-        refused_create(&s, &no_exponent, RvError::TemplateIncomplete);
+        refused_without(&s, &rsa_public(), &[AttributeType::Modulus, AttributeType::PublicExponent]);
         assert_eq!(all(&s), vec![h, padded]);
     }
 );
@@ -343,8 +349,7 @@ isolated_test!(
             assert_eq!(info(&s, crt, t), Info::Sensitive, "{t:?}");
         }
         // The private exponent is required.
-        let no_d = without(rsa_private(), AttributeType::PrivateExponent);
-        refused_create(&s, &no_d, RvError::TemplateIncomplete);
+        refused_without(&s, &rsa_private(), &[AttributeType::PrivateExponent]);
         // CKA_MODULUS_BITS belongs to public keys only.
         refused_create(
             &s,
@@ -372,10 +377,8 @@ isolated_test!(
         assert_eq!(info(&s, private, AttributeType::EcPoint), Info::TypeInvalid);
         assert_eq!(info(&s, public, AttributeType::Value), Info::TypeInvalid);
 
-        let no_point = without(ec_public(), AttributeType::EcPoint);
-        refused_create(&s, &no_point, RvError::TemplateIncomplete);
-        let no_value = without(ec_private(), AttributeType::Value);
-        refused_create(&s, &no_value, RvError::TemplateIncomplete);
+        refused_without(&s, &ec_public(), &[AttributeType::EcPoint]);
+        refused_without(&s, &ec_private(), &[AttributeType::Value]);
         assert_eq!(all(&s), vec![public, private]);
     }
 );
@@ -400,10 +403,11 @@ isolated_test!(
         assert_eq!(bytes(&s, h, AttributeType::SerialNumber), vec![2, 1, 7]);
         assert!(!flag(&s, h, AttributeType::Private), "certificates default to public");
         assert!(!flag(&s, h, AttributeType::Trusted));
-        for missing in [AttributeType::Subject, AttributeType::Value, AttributeType::CertificateType] {
-            let t = without(certificate(), missing);
-            refused_create(&s, &t, RvError::TemplateIncomplete);
-        }
+        refused_without(
+            &s,
+            &certificate(),
+            &[AttributeType::Subject, AttributeType::Value, AttributeType::CertificateType],
+        );
         assert_eq!(all(&s), vec![h]);
     }
 );
