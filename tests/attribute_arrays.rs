@@ -45,17 +45,9 @@ fn wrapping_key(
 
 /// An extractable session AES key with a label.
 fn extractable_key(p: &Pkcs11, h: CK_SESSION_HANDLE, label: &[u8]) -> CK_OBJECT_HANDLE {
-    let (class, key_type, yes, no) = (CKO_SECRET_KEY, CKK_AES, CK_TRUE, CK_FALSE);
-    let value = [7u8; 16];
-    let mut t = [
-        attr(CKA_CLASS, &class),
-        attr(CKA_KEY_TYPE, &key_type),
-        attr_bytes(CKA_VALUE, &value),
-        attr_bytes(CKA_LABEL, label),
-        attr(CKA_EXTRACTABLE, &yes),
-        attr(CKA_SENSITIVE, &no),
-    ];
-    create(p, h, &mut t)
+    let (yes, no) = (CK_TRUE, CK_FALSE);
+    let extra = [attr_bytes(CKA_LABEL, label), attr(CKA_EXTRACTABLE, &yes), attr(CKA_SENSITIVE, &no)];
+    create_secret_key(p, h, CKK_AES, &[7u8; 16], &extra)
 }
 
 fn wrap(
@@ -144,24 +136,14 @@ isolated_test!(
     fn malformed_attribute_arrays_are_refused() {
         let (p, _, h) = user_setup();
         let before = find_all(&p, h).len();
-        let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
-        let value = [1u8; 16];
-        // A length that is not a whole number of CK_ATTRIBUTEs.
+        // A length that is not a whole number of CK_ATTRIBUTEs (shorter than the array).
         let mut nested = [attr(CKA_LABEL, &0u8)];
-        let mut t = [
-            attr(CKA_CLASS, &class),
-            attr(CKA_KEY_TYPE, &key_type),
-            attr_bytes(CKA_VALUE, &value),
-            CK_ATTRIBUTE {
-                type_: CKA_WRAP_TEMPLATE,
-                pValue: nested.as_mut_ptr() as *mut c_void,
-                ulValueLen: 5,
-            },
-        ];
-        let mut o = CK_INVALID_HANDLE;
-        // SAFETY: the template and the nested array are live locals; the bad length is the
-        // point of the test and is shorter than the array.
-        let rv = unsafe { p.C_CreateObject(h, t.as_mut_ptr(), ulen(t.len()), &mut o) };
+        let short = CK_ATTRIBUTE {
+            type_: CKA_WRAP_TEMPLATE,
+            pValue: nested.as_mut_ptr() as *mut c_void,
+            ulValueLen: 5,
+        };
+        let (rv, _) = try_create(&p, h, &mut secret_template(&CKK_AES, &[1u8; 16], &[short]));
         assert_eq!(rv, CKR_ATTRIBUTE_VALUE_INVALID);
         // A wrap template on a data object, which has none.
         let data = CKO_DATA;
@@ -173,8 +155,7 @@ isolated_test!(
                 ulValueLen: ulen(size_of::<CK_ATTRIBUTE>()),
             },
         ];
-        // SAFETY: as above, with a well-formed length.
-        let rv = unsafe { p.C_CreateObject(h, d.as_mut_ptr(), ulen(d.len()), &mut o) };
+        let (rv, _) = try_create(&p, h, &mut d);
         assert_eq!(rv, CKR_ATTRIBUTE_TYPE_INVALID);
         assert_eq!(find_all(&p, h).len(), before, "nothing was created");
     }

@@ -35,8 +35,7 @@ fn one(s: &Session, h: ObjectHandle, t: AttributeType) -> Attribute {
 
 isolated_test!(
     fn key_gen_mechanism_and_other_fixed_attributes_cannot_be_set() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into())]).unwrap();
         let before = s.get_attributes(key, &[AttributeType::KeyGenMechanism, AttributeType::Local]).unwrap();
         assert_eq!(before[0], Attribute::KeyGenMechanism(MechanismType::AES_KEY_GEN));
@@ -73,8 +72,7 @@ isolated_test!(
 
 isolated_test!(
     fn an_empty_allowed_mechanisms_list_allows_no_mechanism() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = |allowed: Option<Vec<MechanismType>>| {
             let mut t = vec![
                 Attribute::Class(ObjectClass::SECRET_KEY),
@@ -117,21 +115,12 @@ fn create_with_array(
 ) -> cryptoki_sys::CK_RV {
     use common::raw::*;
     use cryptoki_sys::*;
-    let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
-    let value = [3u8; 32];
-    let mut t = [
-        attr(CKA_CLASS, &class),
-        attr(CKA_KEY_TYPE, &key_type),
-        attr_bytes(CKA_VALUE, &value),
-        CK_ATTRIBUTE {
-            type_: kind,
-            pValue: array.as_mut_ptr() as *mut c_void,
-            ulValueLen: ulen(size_of_val(array)),
-        },
-    ];
-    let mut o = CK_INVALID_HANDLE;
-    // SAFETY: the template and the nested array are live locals of the stated sizes.
-    unsafe { p.C_CreateObject(h, t.as_mut_ptr(), ulen(t.len()), &mut o) }
+    let nested = CK_ATTRIBUTE {
+        type_: kind,
+        pValue: array.as_mut_ptr() as *mut c_void,
+        ulValueLen: ulen(size_of_val(array)),
+    };
+    try_create(p, h, &mut secret_template(&CKK_AES, &[3u8; 32], &[nested])).0
 }
 
 isolated_test!(

@@ -47,8 +47,7 @@ fn assert_gap_named(report: &str, lead: &str) {
 
 /// A token with a trail: the setup's records, then a user's login and a search.
 fn token_with_a_trail() {
-    let (p, slot) = load_with_token();
-    let s = user_session(&p, slot);
+    let (p, _slot, s) = logged_in();
     s.find_objects(&[]).unwrap();
     drop(s);
     p.finalize().unwrap();

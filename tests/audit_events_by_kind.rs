@@ -66,8 +66,7 @@ isolated_test!(
         // A re-initialization with a wrong SO PIN (no session open) is refused, and recorded.
         expect_rv(p.init_token(slot, &pin("wrong-so-pin-9"), LABEL), RvError::PinIncorrect);
         {
-            let s = p.open_rw_session(slot).unwrap();
-            s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+            let s = so_session(&p, slot);
             s.init_pin(&pin(USER_PIN)).unwrap();
             s.set_pin(&pin(SO_PIN), &pin(SO_PIN_2)).unwrap();
             s.logout().unwrap();
@@ -386,8 +385,7 @@ fn aes(s: &Session, label: &str) -> cryptoki::object::ObjectHandle {
 isolated_test!(
     fn destroying_a_version_of_the_hierarchy_is_recorded_as_its_retirement() {
         use ecm_hsm::vendor::{CKA_ECM_TENANT, CKT_ECM_DEK, CKT_ECM_KEK, CKT_ECM_MASTER};
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let dek = [tier(CKT_ECM_DEK), vendor(CKA_ECM_TENANT, b"acme".to_vec())];
         s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_MASTER)]).unwrap();
         s.generate_key(&Mechanism::AesKeyGen, &[tier(CKT_ECM_KEK)]).unwrap();

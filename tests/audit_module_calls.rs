@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use common::audit::*;
 use common::objects::token_aes_key;
-use common::workers::read_until_marked;
+use common::workers::{read_until_marked, worker_token};
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
@@ -390,11 +390,7 @@ fn a_kill_loses_no_record_of_a_call_that_returned() {
         }
         return;
     }
-    let dir = fresh_dir("audit-kill");
-    write_test_config(&dir, "");
-    let worker = |role: &str| worker_command(KILL_TEST, &dir, ROLE_ENV, role);
-    let setup = worker("setup").output().unwrap();
-    assert!(setup.status.success());
+    let (dir, worker) = worker_token(KILL_TEST, "audit-kill", ROLE_ENV);
     let path = audit::path_for(&dir, 0);
     let mut acknowledged = 0;
     for round in 0..3 {

@@ -4,6 +4,7 @@
 //! nothing is created or changed.
 mod common;
 use common::keys::{secret_key, secret_key_template};
+use common::objects::wrapping_key;
 use common::*;
 
 use cryptoki::error::{Error, RvError};
@@ -39,8 +40,7 @@ const SHA1_ABC: [u8; 3] = [0xa9, 0x99, 0x3e];
 
 isolated_test!(
     fn check_values_are_offered_for_sensitive_keys_and_certificates() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let aes = s.create_object(&zero_aes(&[])).unwrap();
         assert_eq!(check_value(&s, aes), ZERO_AES_256);
         let generic = secret_key(&s, KeyType::GENERIC_SECRET, b"abc", &[]);
@@ -65,8 +65,7 @@ isolated_test!(
 
 isolated_test!(
     fn a_wrong_check_value_in_c_create_object_creates_nothing() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for wrong in [vec![0xdc, 0x95, 0xc1], vec![0xdc, 0x95], vec![0xdc, 0x95, 0xc0, 0x78]] {
             refused(
                 s.create_object(&zero_aes(&[Attribute::CheckValue(wrong)])),
@@ -94,14 +93,8 @@ isolated_test!(
 
 isolated_test!(
     fn a_wrong_check_value_in_c_unwrap_key_creates_nothing() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
-        let kek = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)],
-            )
-            .unwrap();
+        let (_p, _slot, s) = logged_in();
+        let kek = wrapping_key(&s);
         let key = s.create_object(&zero_aes(&[Attribute::Extractable(true)])).unwrap();
         let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, key).unwrap();
         let template = |kcv: Vec<u8>| {
@@ -125,8 +118,7 @@ isolated_test!(
 
 isolated_test!(
     fn c_set_attribute_value_may_empty_a_check_value_but_not_change_it() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = s.create_object(&zero_aes(&[])).unwrap();
         refused(
             s.update_attributes(key, &[Attribute::CheckValue(vec![1, 2, 3])]),

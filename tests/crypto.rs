@@ -37,6 +37,16 @@ fn open(s: &Session, key: ObjectHandle, data: &[u8]) -> cryptoki::error::Result<
     s.decrypt(&gcm(&mut iv, b"header"), key, data)
 }
 
+/// Asserts what C_GenerateKey records on a secret key: its type, length in bytes, CKA_LOCAL and
+/// the mechanism that made it.
+#[track_caller]
+fn assert_generated(s: &Session, key: ObjectHandle, key_type: KeyType, len: u64, mechanism: MechanismType) {
+    assert_eq!(read(s, key, AttributeType::KeyType), Attribute::KeyType(key_type));
+    assert_eq!(read(s, key, AttributeType::ValueLen), Attribute::ValueLen(len.into()));
+    assert_eq!(read(s, key, AttributeType::Local), Attribute::Local(true));
+    assert_eq!(read(s, key, AttributeType::KeyGenMechanism), Attribute::KeyGenMechanism(mechanism));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mechanism list and information
 // ---------------------------------------------------------------------------------------------
@@ -141,18 +151,11 @@ isolated_test!(
 
 isolated_test!(
     fn aes_keys_are_generated_in_each_size() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for len in [16u64, 24, 32] {
             let key = s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(len.into())]).unwrap();
             assert_eq!(read(&s, key, AttributeType::Class), Attribute::Class(ObjectClass::SECRET_KEY));
-            assert_eq!(read(&s, key, AttributeType::KeyType), Attribute::KeyType(KeyType::AES));
-            assert_eq!(read(&s, key, AttributeType::ValueLen), Attribute::ValueLen(len.into()));
-            assert_eq!(read(&s, key, AttributeType::Local), Attribute::Local(true));
-            assert_eq!(
-                read(&s, key, AttributeType::KeyGenMechanism),
-                Attribute::KeyGenMechanism(MechanismType::AES_KEY_GEN)
-            );
+            assert_generated(&s, key, KeyType::AES, len, MechanismType::AES_KEY_GEN);
             // Defaults: not sensitive (the standard's "default CK_FALSE"), so never always
             // sensitive; unextractable (the token's choice), so never extractable.
             assert_eq!(read(&s, key, AttributeType::Sensitive), Attribute::Sensitive(false));
@@ -175,8 +178,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_key_sizes_out_of_range_are_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for len in [0u64, 1, 8, 15, 17, 20, 31, 33, 64] {
             expect_rv(
                 s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(len.into())]),
@@ -191,8 +193,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_key_generation_templates_are_checked() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         expect_rv(s.generate_key(&Mechanism::AesKeyGen, &[]), RvError::TemplateIncomplete);
         expect_rv(
             s.generate_key(&Mechanism::AesKeyGen, &[Attribute::Label(b"no length".to_vec())]),
@@ -241,52 +242,46 @@ isolated_test!(
 
 isolated_test!(
     fn generated_key_history_follows_the_template() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
-        let open_key = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[Attribute::ValueLen(16.into()), Attribute::Sensitive(false), Attribute::Extractable(true)],
-            )
-            .unwrap();
-        assert_eq!(read(&s, open_key, AttributeType::AlwaysSensitive), Attribute::AlwaysSensitive(false));
-        assert_eq!(read(&s, open_key, AttributeType::NeverExtractable), Attribute::NeverExtractable(false));
+        let (_p, _slot, s) = logged_in();
+        let generate = |sensitive: bool, extractable: bool| {
+            let t = [
+                Attribute::ValueLen(16.into()),
+                Attribute::Sensitive(sensitive),
+                Attribute::Extractable(extractable),
+            ];
+            s.generate_key(&Mechanism::AesKeyGen, &t).unwrap()
+        };
+        // CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE of `key` as `case` expects them.
+        let assert_history = |key, always_sensitive: bool, never_extractable: bool, case: &str| {
+            let always = read(&s, key, AttributeType::AlwaysSensitive);
+            assert_eq!(always, Attribute::AlwaysSensitive(always_sensitive), "{case}");
+            let never = read(&s, key, AttributeType::NeverExtractable);
+            assert_eq!(never, Attribute::NeverExtractable(never_extractable), "{case}");
+        };
+        let open_key = generate(false, true);
+        assert_history(open_key, false, false, "generated readable");
         match read(&s, open_key, AttributeType::Value) {
             Attribute::Value(v) => assert_eq!(v.len(), 16),
             other => panic!("{other:?}"),
         }
         // Becoming sensitive later does not make it "always" sensitive.
         s.update_attributes(open_key, &[Attribute::Sensitive(true), Attribute::Extractable(false)]).unwrap();
-        assert_eq!(read(&s, open_key, AttributeType::AlwaysSensitive), Attribute::AlwaysSensitive(false));
-        assert_eq!(read(&s, open_key, AttributeType::NeverExtractable), Attribute::NeverExtractable(false));
+        assert_history(open_key, false, false, "made sensitive later");
 
-        let mixed = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[Attribute::ValueLen(16.into()), Attribute::Sensitive(true), Attribute::Extractable(true)],
-            )
-            .unwrap();
-        assert_eq!(read(&s, mixed, AttributeType::AlwaysSensitive), Attribute::AlwaysSensitive(true));
-        assert_eq!(read(&s, mixed, AttributeType::NeverExtractable), Attribute::NeverExtractable(false));
+        let mixed = generate(true, true);
+        assert_history(mixed, true, false, "generated sensitive but extractable");
     }
 );
 
 isolated_test!(
     fn generic_secrets_are_generated_with_a_length_in_bytes() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let template = |len: u64| {
             [Attribute::ValueLen(len.into()), Attribute::Sensitive(false), Attribute::Extractable(true)]
         };
         for len in [1u64, 20, 64, 512] {
             let key = s.generate_key(&Mechanism::GenericSecretKeyGen, &template(len)).unwrap();
-            assert_eq!(read(&s, key, AttributeType::KeyType), Attribute::KeyType(KeyType::GENERIC_SECRET));
-            assert_eq!(read(&s, key, AttributeType::ValueLen), Attribute::ValueLen(len.into()));
-            assert_eq!(read(&s, key, AttributeType::Local), Attribute::Local(true));
-            assert_eq!(
-                read(&s, key, AttributeType::KeyGenMechanism),
-                Attribute::KeyGenMechanism(MechanismType::GENERIC_SECRET_KEY_GEN)
-            );
+            assert_generated(&s, key, KeyType::GENERIC_SECRET, len, MechanismType::GENERIC_SECRET_KEY_GEN);
             match read(&s, key, AttributeType::Value) {
                 Attribute::Value(v) => assert_eq!(v.len() as u64, len),
                 other => panic!("{other:?}"),
@@ -314,8 +309,7 @@ isolated_test!(
 
 isolated_test!(
     fn generate_key_needs_a_key_generation_mechanism() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let mut iv = [0u8; 12];
         for m in [Mechanism::Sha256, Mechanism::AesEcb, gcm(&mut iv, b"")] {
             expect_rv(s.generate_key(&m, &[Attribute::ValueLen(32.into())]), RvError::MechanismInvalid);
@@ -397,8 +391,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_gcm_matches_the_nist_vector() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &hex(nist_gcm::KEY), &[]);
         let (mut iv, aad, pt) = (hex(nist_gcm::IV), hex(nist_gcm::AAD), hex(nist_gcm::PT));
         let ct = s.encrypt(&gcm(&mut iv, &aad), key, &pt).unwrap();
@@ -410,8 +403,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_gcm_multi_part_equals_single_part() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &hex(nist_gcm::KEY), &[]);
         let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
 
@@ -436,8 +428,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_gcm_handles_empty_plaintext_and_empty_aad() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[5u8; 16], &[]);
         let tag_only = seal(&s, key, b"").unwrap();
         assert_eq!(tag_only.len(), 16);
@@ -452,8 +443,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_gcm_detects_tampering_and_ends_the_operation() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[9u8; 32], &[]);
         let ct = seal(&s, key, b"attack at dawn").unwrap();
         for i in [0, ct.len() - 1] {
@@ -481,8 +471,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_gcm_refuses_ciphertext_shorter_than_the_tag() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[9u8; 32], &[]);
         for len in [0usize, 1, 15] {
             expect_rv(open(&s, key, &vec![0u8; len]), RvError::EncryptedDataLenRange);
@@ -499,8 +488,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_gcm_parameters_are_checked() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[9u8; 32], &[]);
         // IVs of 1 to 256 bytes are taken (tests/mechanisms_aes_gcm.rs); longer ones are not.
         let mut long_iv = [1u8; 257];
@@ -520,8 +508,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_gcm_checks_the_key() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let value = [9u8; 32];
         let reference = seal(&s, aes_key(&s, &value, &[]), b"data").unwrap();
 
@@ -567,8 +554,7 @@ isolated_test!(
 
 isolated_test!(
     fn a_second_cipher_init_is_refused_and_the_first_continues() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[9u8; 32], &[]);
         let other = aes_key(&s, &[8u8; 32], &[]);
         let mut iv = [1u8; 12];
@@ -732,8 +718,7 @@ isolated_test!(
 
 isolated_test!(
     fn digest_key_feeds_the_value_of_a_readable_key() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let readable = [Attribute::Sensitive(false), Attribute::Extractable(true)];
         // A generic secret whose value is "abc": its digest is the FIPS example.
         let abc = s
@@ -770,8 +755,7 @@ isolated_test!(
 
 isolated_test!(
     fn digest_key_refuses_protected_keys() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let sensitive = aes_key(&s, &[9u8; 32], &[]);
         let unextractable = aes_key(&s, &[9u8; 32], &[Attribute::Sensitive(false)]);
         for key in [sensitive, unextractable] {

@@ -39,8 +39,7 @@ isolated_test!(
     /// in the token as if usable (and fails only later, or is trusted by a tool that lists
     /// it). Refused at import with the generation's code; nothing is stored.
     fn unsupported_curves_are_refused_alike_on_import_and_generation() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let before = s.find_objects(&[]).unwrap().len();
         for (name, oid, len) in NOT_OFFERED {
             expect_rv(import_public(&s, hex(oid), point(len)), RvError::CurveNotSupported);

@@ -3,7 +3,7 @@
 //! values on disk wrapped by their parents.
 mod common;
 use common::objects::{count, imported_secret, tier, vendor};
-use common::workers::read_until_marked;
+use common::workers::{read_until_marked, worker_token};
 
 use common::*;
 use cryptoki::error::RvError;
@@ -66,8 +66,7 @@ fn hierarchy(s: &Session) -> (ObjectHandle, ObjectHandle, ObjectHandle) {
 
 isolated_test!(
     fn the_three_tiers_are_generated_with_their_names_versions_and_parents() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let (master, kek, dek) = hierarchy(&s);
         assert_eq!(
             (label(&s, master), label(&s, kek), label(&s, dek)),
@@ -98,8 +97,7 @@ isolated_test!(
 
 isolated_test!(
     fn each_tier_does_only_its_own_work() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let (master, kek, dek) = hierarchy(&s);
         // Data: only the DEK, and only with AES-GCM.
         let sealed = gcm_seal(&s, dek, b"tenant record").unwrap();
@@ -134,8 +132,7 @@ isolated_test!(
 
 isolated_test!(
     fn no_path_around_the_rules_changes_anything() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let before = count(&s);
         // No KEK without a master, no DEK without a KEK or without a tenant.
         assert_eq!(rv(generate(&s, &[tier(CKT_ECM_KEK)]).unwrap_err()), RvError::TemplateInconsistent);
@@ -203,8 +200,7 @@ isolated_test!(
 
 isolated_test!(
     fn rotation_makes_new_versions_and_old_ones_decrypt_only_until_retired() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let (master, kek1, dek1) = hierarchy(&s);
         let other_tenant = generate(&s, &[tier(CKT_ECM_DEK), tenant("globex")]).unwrap();
         let old_record = gcm_seal(&s, dek1, b"sealed in month one").unwrap();
@@ -303,8 +299,7 @@ fn record_for(t: usize) -> Vec<u8> {
 /// Setup worker: a hierarchy with `TENANTS` tenants, one sealed record each (kept in the
 /// token directory, as an application would keep its data).
 fn setup_worker() {
-    let (p, slot) = load_with_token();
-    let s = user_session(&p, slot);
+    let (_p, _slot, s) = logged_in();
     generate(&s, &[tier(CKT_ECM_MASTER)]).unwrap();
     generate(&s, &[tier(CKT_ECM_KEK)]).unwrap();
     let mut records = Vec::new();
@@ -376,11 +371,7 @@ fn a_kill_during_kek_rotation_leaves_the_old_or_the_new_hierarchy_whole() {
         }
         return;
     }
-    let dir = fresh_dir("kill-rotation");
-    write_test_config(&dir, "");
-    let worker = |role: &str| worker_command(KILL_TEST, &dir, ROLE_ENV, role);
-    let setup = worker("setup").output().unwrap();
-    assert!(setup.status.success(), "setup: {}", String::from_utf8_lossy(&setup.stderr));
+    let (dir, worker) = worker_token(KILL_TEST, "kill-rotation", ROLE_ENV);
     let mut committed = 0;
     for round in 0..3 {
         let mut child = worker("rotator").spawn().unwrap();
@@ -420,8 +411,7 @@ isolated_test!(
     /// a policy rule on `dek-acme-*` meant for tenant acme. The tenant grammar has no `-`: such
     /// a tenant is refused, through the C ABI as through the admin tool, and nothing is made.
     fn a_tenant_name_that_would_fall_under_another_tenants_patterns_is_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let (_, _, dek) = hierarchy(&s);
         let before = count(&s);
         for bad in ["acme-eu", "acme-", "-acme", "", "acme eu", "acme*", "a.b", &"x".repeat(65)] {

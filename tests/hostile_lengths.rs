@@ -27,18 +27,14 @@ fn unmapped<T>() -> *mut T {
 
 /// A session AES key that may encrypt, decrypt, sign and unwrap.
 fn key(p: &Pkcs11, h: CK_SESSION_HANDLE) -> CK_OBJECT_HANDLE {
-    let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
-    let mut t = [
-        attr(CKA_CLASS, &class),
-        attr(CKA_KEY_TYPE, &key_type),
-        attr_bytes(CKA_VALUE, &[7; 32]),
+    let extra = [
         attr(CKA_ENCRYPT, &TRUE),
         attr(CKA_DECRYPT, &TRUE),
         attr(CKA_SIGN, &TRUE),
         attr(CKA_VERIFY, &TRUE),
         attr(CKA_UNWRAP, &TRUE),
     ];
-    create(p, h, &mut t)
+    create_secret_key(p, h, CKK_AES, &[7; 32], &extra)
 }
 
 fn gcm(iv: &mut [u8; 12], aad: (*mut u8, CK_ULONG)) -> CK_GCM_PARAMS {

@@ -36,8 +36,7 @@ fn seal(s: &Session, key: ObjectHandle, data: &[u8]) -> cryptoki::error::Result<
 
 isolated_test!(
     fn a_cached_key_lookup_sees_every_change_to_the_key_at_once() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let key = aes_key(&s, "k");
         let first = seal(&s, key, b"hello").unwrap();
         assert_eq!(seal(&s, key, b"hello").unwrap(), first, "the cached key is the same key");

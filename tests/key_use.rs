@@ -189,8 +189,7 @@ isolated_test!(
     /// operation waits for C_Login(CKU_CONTEXT_SPECIFIC) with the user's PIN; a wrong PIN is
     /// refused and counted; each operation needs its own.
     fn an_always_authenticate_key_needs_the_pin_at_each_use() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let (public, private) = always_authenticated_pair(&s, "aa-ec");
         assert_eq!(
             s.get_attributes(private, &[AttributeType::AlwaysAuthenticate]).unwrap(),
@@ -276,8 +275,7 @@ isolated_test!(
     /// Item 6 with RSA decryption, and the lockout: wrong context-specific PINs lock the user
     /// PIN as wrong logins do.
     fn a_decryption_waits_for_the_pin_and_wrong_pins_lock_it() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let (public, private) = s
             .generate_key_pair(
                 &Mechanism::RsaPkcsKeyPairGen,
@@ -416,8 +414,7 @@ isolated_test!(
             eprintln!("pkcs11-tool not installed: skipped");
             return;
         }
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, slot, s) = logged_in();
         let (public, _) = always_authenticated_pair(&s, "aa-tool");
         let dir = token_dir();
         let (input, output) = (dir.join("in.bin"), dir.join("sig.bin"));

@@ -52,8 +52,7 @@ fn nist() -> Nist {
 
 isolated_test!(
     fn truncated_tags_are_the_full_tags_prefix_and_are_checked() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let v = nist();
         let key = aes_key(&s, &v.key);
         for bits in [128u64, 120, 112, 104, 96, 64, 32] {
@@ -77,8 +76,7 @@ isolated_test!(
 
 isolated_test!(
     fn other_tag_lengths_and_ivs_longer_than_256_bytes_are_refused_and_start_nothing() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[7; 32]);
         for bits in [0u64, 8, 16, 31, 33, 48, 100, 127, 129, 256] {
             let mut iv = [1u8; 12];
@@ -101,8 +99,7 @@ isolated_test!(
     /// 60-byte IV), and round trips with IVs of 1, 8, 16 and 256 bytes, single- and
     /// multi-part, with a full and a truncated tag; a wrong tag is refused.
     fn ivs_of_1_to_256_bytes_work() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &hex("feffe9928665731c6d6a8f9467308308"));
         let mut iv = hex(
             "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
@@ -143,8 +140,7 @@ isolated_test!(
     /// As the `cryptoki` crate's own suite does: the message parameters are passed to
     /// `C_MessageEncryptInit` too, and the tag is 96 bits.
     fn message_api_takes_the_parameters_clients_pass_at_init_and_short_tags() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[0; 16]);
         let plain = [0u8; 32];
         let mut full_iv = [0u8; 12];
@@ -185,8 +181,7 @@ isolated_test!(
     /// repeat within a handful of messages under one key (GCM's confidentiality and
     /// integrity fail on a repeated IV). Refused; nothing is sealed or written back.
     fn random_message_ivs_with_fewer_than_64_random_bits_are_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = aes_key(&s, &[5; 32]);
         let mut iv = [0xAB; 12];
         let mut tag = [0xCD; 16];

@@ -34,7 +34,7 @@
 
 mod common;
 use common::keys::{RsaComponents, aes_key};
-use common::objects::{count, flag, gcm, read};
+use common::objects::{bytes, count, flag, gcm, read};
 use common::raw_wrap::{mech_none, object, unwrap_key, wrap_key};
 use common::*;
 
@@ -154,22 +154,6 @@ fn ulen(n: usize) -> CK_ULONG {
 fn assert_unchanged(s: &Session, objects_before: usize) {
     assert_eq!(count(s), objects_before, "a refused call changed the objects");
     assert_eq!(s.digest(&Mechanism::Sha256, b"abc").unwrap(), hex(SHA256_ABC), "the session is unusable");
-}
-
-/// A byte-string attribute's value.
-#[track_caller]
-fn bytes(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
-    match read(s, h, t) {
-        Attribute::Modulus(v)
-        | Attribute::PublicExponent(v)
-        | Attribute::PrivateExponent(v)
-        | Attribute::PublicKeyInfo(v)
-        | Attribute::EcParams(v)
-        | Attribute::EcPoint(v)
-        | Attribute::Id(v)
-        | Attribute::Value(v) => v,
-        other => panic!("{other:?} is not a byte string"),
-    }
 }
 
 /// An RSA key pair of `bits` with e = 65537 (session objects unless the extras say otherwise).
@@ -299,8 +283,7 @@ impl Raw {
 
 /// A token with its user PIN set, a read/write session logged in as the user, and the raw ABI.
 fn setup() -> (Pkcs11, Session, Raw) {
-    let (p, slot) = load_with_token();
-    let s = user_session(&p, slot);
+    let (p, _slot, s) = logged_in();
     let raw = Raw(common::raw::load_raw());
     (p, s, raw)
 }

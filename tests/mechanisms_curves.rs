@@ -16,17 +16,15 @@
 
 mod common;
 use common::keys::ec_public_template;
-use common::objects::{count, value};
+use common::objects::{count, value, wrapping_key};
 use common::*;
 
-use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use cryptoki::slot::Slot;
 
 const SECP256K1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
 const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -37,12 +35,6 @@ const P192: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01
 const BRAINPOOL_P256R1: &[u8] = &[0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07];
 const ED448_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
 const X448_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6f];
-
-fn setup() -> (Pkcs11, Slot, Session) {
-    let (p, slot) = load_with_token();
-    let s = user_session(&p, slot);
-    (p, slot, s)
-}
 
 #[track_caller]
 fn assert_unchanged(s: &Session, before: usize) {
@@ -128,7 +120,7 @@ fn eddsa() -> Mechanism<'static> {
 
 isolated_test!(
     fn secp256k1_signs_verifies_and_agrees() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let (public, private) = pair(&s, &Mechanism::EccKeyPairGen, SECP256K1, true);
         assert_eq!(key_type(&s, public), KeyType::EC);
         let (_, raw) = ec_point(&s, public);
@@ -168,7 +160,7 @@ isolated_test!(
 
 isolated_test!(
     fn ed25519_generates_signs_and_matches_rfc8032() {
-        let (p, slot, s) = setup();
+        let (p, slot, s) = logged_in();
         let info = p.get_mechanism_info(slot, MechanismType::EDDSA).unwrap();
         assert!(info.sign() && info.verify());
         assert_eq!((info.min_key_size(), info.max_key_size()), (255, 255));
@@ -243,7 +235,7 @@ isolated_test!(
 
 isolated_test!(
     fn x25519_agrees_and_matches_rfc7748() {
-        let (p, slot, s) = setup();
+        let (p, slot, s) = logged_in();
         let info = p.get_mechanism_info(slot, MechanismType::ECC_MONTGOMERY_KEY_PAIR_GEN).unwrap();
         assert!(info.generate_key_pair());
         let info = p.get_mechanism_info(slot, MechanismType::ECDH1_DERIVE).unwrap();
@@ -283,7 +275,7 @@ isolated_test!(
 
 isolated_test!(
     fn curves_not_offered_are_curve_not_supported_on_generation() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let before = count(&s);
         for (mechanism, params) in [
             (Mechanism::EccKeyPairGen, P192),
@@ -314,13 +306,8 @@ isolated_test!(
 
 isolated_test!(
     fn curve25519_private_keys_wrap_and_unwrap_as_pkcs8() {
-        let (_p, _slot, s) = setup();
-        let kek = s
-            .generate_key(
-                &Mechanism::AesKeyGen,
-                &[Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)],
-            )
-            .unwrap();
+        let (_p, _slot, s) = logged_in();
+        let kek = wrapping_key(&s);
         let extractable = |params: &[u8], sign: bool| {
             let usage = |private| match (sign, private) {
                 (true, true) => Attribute::Sign(true),

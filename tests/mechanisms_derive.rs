@@ -62,8 +62,7 @@ fn readable_any() -> Vec<Attribute> {
 
 isolated_test!(
     fn simple_derivations_match_their_definitions() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let base = secret(&s, KeyType::GENERIC_SECRET, &[0x32, 0x9f, 0x84, 0xa9], false);
         let other = secret(&s, KeyType::GENERIC_SECRET, &[1, 2], false);
         let data = [0xff, 0x00, 0x0f];
@@ -172,8 +171,7 @@ isolated_test!(
 
 isolated_test!(
     fn hkdf_matches_rfc5869() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let info = p.get_mechanism_info(slot, MechanismType::HKDF_DERIVE).unwrap();
         assert!(info.derive());
         let ikm = secret(&s, KeyType::GENERIC_SECRET, &[0x0b; 22], false);
@@ -226,8 +224,7 @@ fn tail(mut first: Vec<PrfDataParam<'_>>) -> Vec<PrfDataParam<'_>> {
 
 isolated_test!(
     fn sp800_108_counter_and_feedback_match_openssl() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = secret(&s, KeyType::GENERIC_SECRET, &(0u8..32).collect::<Vec<_>>(), false);
         let counter = KbkdfCounterFormat::new(Endianness::Big, NonZeroUsize::new(32).unwrap());
         let dkm = KbkdfDkmLengthFormat::new(
@@ -272,8 +269,7 @@ isolated_test!(
     /// key itself. The copy stays sensitive (its value unreadable) and a template asking for
     /// a readable copy is refused, creating nothing.
     fn derivation_passes_protection_on() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let raw = raw::load_raw();
         let secret_value = [0x5a; 16];
         let base = secret(&s, KeyType::GENERIC_SECRET, &secret_value, true);
@@ -379,8 +375,7 @@ isolated_test!(
 
 isolated_test!(
     fn unsupported_derive_mechanisms_are_mechanism_invalid() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let base = secret(&s, KeyType::GENERIC_SECRET, &[1; 16], false);
         let before = count(&s);
         // Even with an empty template (which would be incomplete for a supported one).

@@ -32,8 +32,7 @@ const PRK: &str = "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b
 
 isolated_test!(
     fn hkdf_data_gives_rfc5869_output_as_private_data() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let info = p.get_mechanism_info(slot, MechanismType::HKDF_DATA).unwrap();
         assert!(info.derive());
         let (salt, context) = (hex(SALT), hex(INFO));
@@ -58,8 +57,7 @@ isolated_test!(
 
 isolated_test!(
     fn a_sensitive_key_that_did_not_opt_in_gives_no_data() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let (salt, context) = (hex(SALT), hex(INFO));
         let params = || HkdfParams::new(MechanismType::SHA256, Some(HkdfSalt::Data(&salt)), Some(&context));
         let sensitive = ikm(&s, true, None);
@@ -104,8 +102,7 @@ isolated_test!(
 
 isolated_test!(
     fn bad_templates_are_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let (salt, context) = (hex(SALT), hex(INFO));
         let both = Mechanism::HkdfData(HkdfParams::new(
             MechanismType::SHA256,

@@ -54,8 +54,7 @@ const LARGE_KEY_SHA512: &str = "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1
 
 isolated_test!(
     fn hmac_key_generation_makes_the_typed_keys() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let raw = raw::load_raw();
         let info = p.get_mechanism_info(slot, MechanismType::SHA256_KEY_GEN).unwrap();
         assert!(info.generate());
@@ -94,8 +93,7 @@ isolated_test!(
 
 isolated_test!(
     fn hmac_keys_of_any_length_import_and_match_rfc4231() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let raw = raw::load_raw();
         let jefe = import_typed(&raw, &s, sys::CKK_SHA256_HMAC, b"Jefe");
         assert_eq!(key_type(&raw, &s, jefe), sys::CKK_SHA256_HMAC);

@@ -34,7 +34,7 @@ use cryptoki_sys::*;
 
 isolated_test!(
     fn ml_dsa_each_parameter_set_generates_signs_and_verifies() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         for (set, pk_len, sig_len) in ML_DSA_SETS {
             let (public, private) = dsa_pair(&s, set);
             let pk = value(&s, public);
@@ -76,7 +76,7 @@ isolated_test!(
 
 isolated_test!(
     fn ml_dsa_keys_of_aws_lc_import_and_interoperate() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let seed = [0x5a_u8; 32];
         let theirs = PqdsaKeyPair::from_seed(&sig::ML_DSA_65_SIGNING, &seed).unwrap();
         let pk = theirs.public_key().as_ref().to_vec();
@@ -167,7 +167,7 @@ isolated_test!(
 
 isolated_test!(
     fn ml_dsa_refuses_what_aws_lc_cannot_do_and_bad_templates() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let (public, private) = dsa_pair(&s, MlDsaParameterSetType::ML_DSA_44);
         let (kem_public, _) = kem_pair(&s, MlKemParameterSetType::ML_KEM_512);
         let before = count(&s);
@@ -214,7 +214,7 @@ isolated_test!(
 
 isolated_test!(
     fn mechanism_info_gives_public_key_byte_ranges() {
-        let (p, slot, _s) = setup();
+        let (p, slot, _s) = logged_in();
         let list = p.get_mechanism_list(slot).unwrap();
         for (m, min, max, flags) in [
             (MechanismType::ML_DSA_KEY_PAIR_GEN, 1312, 2592, CKF_GENERATE_KEY_PAIR),

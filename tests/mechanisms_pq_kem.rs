@@ -37,7 +37,7 @@ const ML_KEM_SETS: [(MlKemParameterSetType, usize); 3] = [
 
 isolated_test!(
     fn ml_kem_shared_secrets_agree_as_aes_keys() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         for (set, ct_len) in ML_KEM_SETS {
             let (public, private) = kem_pair(&s, set);
             let before = count(&s);
@@ -83,7 +83,7 @@ isolated_test!(
     /// A client that takes `C_GetInterface`'s default, as the `cryptoki` crate does, reaches
     /// `C_EncapsulateKey`/`C_DecapsulateKey` through its own 3.2 calls: the default is 3.2.
     fn the_cryptoki_crate_encapsulates_through_the_default_interface() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let (public, private) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);
         let (ciphertext, sender) = s.encapsulate_key(&Mechanism::MlKem, public, &aes_template()).unwrap();
         assert_eq!(ciphertext.len(), 1088);
@@ -105,7 +105,7 @@ isolated_test!(
 
 isolated_test!(
     fn ml_kem_refuses_bad_lengths_templates_and_keys() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let (public, private) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);
         let (dsa_public, _) = dsa_pair(&s, MlDsaParameterSetType::ML_DSA_44);
         let before = count(&s);
@@ -196,7 +196,7 @@ isolated_test!(
 
 isolated_test!(
     fn pq_keys_survive_a_restart() {
-        let (p, slot, s) = setup();
+        let (p, slot, s) = logged_in();
         let (dsa_public, dsa_private) = dsa_pair(&s, MlDsaParameterSetType::ML_DSA_87);
         let (kem_public, kem_private) = kem_pair(&s, MlKemParameterSetType::ML_KEM_1024);
         let (rv, _, ciphertext, sender) = encapsulate(&s, kem_public, &aes_template(), Some(1568));
@@ -236,7 +236,7 @@ isolated_test!(
 
 isolated_test!(
     fn private_values_and_seeds_are_neither_readable_wrappable_nor_stored_in_clear() {
-        let (p, _slot, s) = setup();
+        let (p, _slot, s) = logged_in();
         let seed: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(29).wrapping_add(3)).collect();
         let theirs = PqdsaKeyPair::from_seed(&sig::ML_DSA_44_SIGNING, &seed).unwrap();
         let sk = theirs.private_key().as_raw_bytes().unwrap().as_ref().to_vec();
@@ -300,7 +300,7 @@ isolated_test!(
     fn ml_dsa_and_ml_kem_work_in_client_mode() {
         let service = service_support::Service::start(ecm_hsm::server::Limits::default());
         write_test_config(&token_dir(), &format!("service = \"unix:{}\"\n", service.socket.display()));
-        let (p, slot, s) = setup();
+        let (p, slot, s) = logged_in();
         assert!(
             p.get_slot_info(slot).unwrap().slot_description().ends_with("via the key service"),
             "client mode"

@@ -8,7 +8,8 @@
 
 mod common;
 mod pq_support;
-use common::raw::{load_raw, ulen};
+use common::logged_in;
+use common::raw::{generate_key_pair, load_raw, ulen};
 use pq_support::*;
 
 use std::ffi::c_void;
@@ -40,23 +41,8 @@ fn kem_pair_with(
     public.extend(public_extra);
     let mut private = raw_template(&[Attribute::Decapsulate(true), Attribute::Sensitive(true)]);
     private.extend(private_extra);
-    let mut m =
-        CK_MECHANISM { mechanism: CKM_ML_KEM_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
-    let (mut pk, mut sk) = (CK_INVALID_HANDLE, CK_INVALID_HANDLE);
-    // SAFETY: the mechanism, both templates and the arrays they point to are live for the
-    // call; out-pointers to locals.
-    let rv = unsafe {
-        load_raw().C_GenerateKeyPair(
-            s.handle(),
-            &mut m,
-            public.as_mut_ptr(),
-            ulen(public.len()),
-            private.as_mut_ptr(),
-            ulen(private.len()),
-            &mut pk,
-            &mut sk,
-        )
-    };
+    let (rv, pk, sk) =
+        generate_key_pair(&load_raw(), s.handle(), CKM_ML_KEM_KEY_PAIR_GEN, &mut public, &mut private);
     if rv != CKR_OK {
         return Err(rv);
     }
@@ -69,7 +55,7 @@ fn read_ulong(s: &Session, key: ObjectHandle, kind: AttributeType) -> Attribute 
 
 isolated_test!(
     fn kem_templates_are_imposed_on_the_keys_made() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let (aes, yes, no) = (CKK_AES, CK_TRUE, CK_FALSE);
         let mut encapsulate_entries = [
             common::raw::attr(CKA_KEY_TYPE, &aes),
@@ -151,7 +137,7 @@ isolated_test!(
 
 isolated_test!(
     fn bad_kem_templates_are_refused_at_generation() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let before = count(&s);
         let yes = CK_TRUE;
         let vendor: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x4543_4D00 | 1;
@@ -180,23 +166,8 @@ isolated_test!(
             cryptoki::object::MlDsaParameterSetType::ML_DSA_44.into(),
         )]);
         public.push(array_attribute(CKA_ENCAPSULATE_TEMPLATE, &mut plain));
-        let mut private: Vec<CK_ATTRIBUTE> = Vec::new();
-        let mut m =
-            CK_MECHANISM { mechanism: CKM_ML_DSA_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
-        let (mut pk, mut sk) = (CK_INVALID_HANDLE, CK_INVALID_HANDLE);
-        // SAFETY: live mechanism and templates; out-pointers to locals.
-        let rv = unsafe {
-            load_raw().C_GenerateKeyPair(
-                s.handle(),
-                &mut m,
-                public.as_mut_ptr(),
-                ulen(public.len()),
-                private.as_mut_ptr(),
-                0,
-                &mut pk,
-                &mut sk,
-            )
-        };
+        let (rv, _, _) =
+            generate_key_pair(&load_raw(), s.handle(), CKM_ML_DSA_KEY_PAIR_GEN, &mut public, &mut []);
         assert_eq!(rv, CKR_ATTRIBUTE_TYPE_INVALID);
         assert_unchanged(&s, before);
         // Without templates the pair still works as before.

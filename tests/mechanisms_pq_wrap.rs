@@ -14,7 +14,8 @@
 
 mod common;
 mod pq_support;
-use common::raw::{load_raw, ulen};
+use common::logged_in;
+use common::raw::{gcm_params, load_raw, ulen};
 use pq_support::*;
 
 use std::ptr::null_mut;
@@ -136,18 +137,11 @@ fn public_key_info(s: &Session, key: ObjectHandle) -> Vec<u8> {
 
 isolated_test!(
     fn ml_dsa_keys_wrap_and_unwrap_under_each_mechanism() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let kek = wrapping_key(&s);
         let mut iv = [7u8; 16];
         let mut gcm_iv = [9u8; 12];
-        let mut gcm_params = CK_GCM_PARAMS {
-            pIv: gcm_iv.as_mut_ptr(),
-            ulIvLen: 12,
-            ulIvBits: 96,
-            pAAD: null_mut(),
-            ulAADLen: 0,
-            ulTagBits: 128,
-        };
+        let mut gcm_params = gcm_params(&mut gcm_iv);
         for (set, _, _) in ML_DSA_SETS {
             let (public, private) = extractable_dsa_pair(&s, set);
             let pk = value(&s, public);
@@ -198,7 +192,7 @@ isolated_test!(
 
 isolated_test!(
     fn ml_dsa_keys_of_aws_lc_unwrap_from_their_seed_form() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let kek = wrapping_key(&s);
         // AWS-LC's PKCS#8 of a key from a known seed (the seed form), wrapped outside.
         let theirs = PqdsaKeyPair::from_seed(&aws_lc_rs::signature::ML_DSA_44_SIGNING, &[0x33; 32]).unwrap();
@@ -219,7 +213,7 @@ isolated_test!(
 
 isolated_test!(
     fn ml_kem_keys_wrap_unwrap_and_decapsulate() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let kek = wrapping_key(&s);
         let readable = [
             Attribute::Class(ObjectClass::SECRET_KEY),
@@ -270,7 +264,7 @@ fn pkcs8(oid: &[u8], private_key: &[u8]) -> Vec<u8> {
 
 isolated_test!(
     fn bad_blobs_and_templates_are_refused_and_create_nothing() {
-        let (_p, _slot, s) = setup();
+        let (_p, _slot, s) = logged_in();
         let kek = wrapping_key(&s);
         let (_, dsa) = extractable_dsa_pair(&s, MlDsaParameterSetType::ML_DSA_44);
         let wrapped = wrap(&s, &mut kwp(), kek, dsa).unwrap();

@@ -27,15 +27,7 @@ fn mechanism(kind: CK_MECHANISM_TYPE, param: Option<&mut CK_ULONG>) -> CK_MECHAN
 
 /// A session secret key of `key_type` holding `value`.
 fn hmac_key(p: &Pkcs11, h: CK_SESSION_HANDLE, key_type: CK_KEY_TYPE, value: &[u8]) -> CK_OBJECT_HANDLE {
-    let class = CKO_SECRET_KEY;
-    let mut t = [
-        attr(CKA_CLASS, &class),
-        attr(CKA_KEY_TYPE, &key_type),
-        attr_bytes(CKA_VALUE, value),
-        attr(CKA_SIGN, &TRUE),
-        attr(CKA_VERIFY, &TRUE),
-    ];
-    create(p, h, &mut t)
+    create_secret_key(p, h, key_type, value, &[attr(CKA_SIGN, &TRUE), attr(CKA_VERIFY, &TRUE)])
 }
 
 /// `C_SignInit` then `C_Sign` (single part) or `C_SignUpdate` by 7-byte parts and

@@ -389,8 +389,7 @@ impl Raw {
 
 /// A token with its user PIN set, a read/write session logged in as the user, and the raw ABI.
 fn setup() -> (Pkcs11, Session, Raw) {
-    let (p, slot) = load_with_token();
-    let s = user_session(&p, slot);
+    let (p, _slot, s) = logged_in();
     let raw = Raw(common::raw::load_raw());
     (p, s, raw)
 }
@@ -429,6 +428,13 @@ const KW_DATA: &str = "00112233445566778899AABBCCDDEEFF 000102030405060708090A0B
 const KW_4_1: &str = "1FA68B0A8112B447 AEF34BD8FB5A7B82 9D3E862371D2CFE5";
 /// 4.6: 256-bit KEK, 256-bit key data.
 const KW_4_6: &str = "28C9F404C4B810F4 CBCCB35CFB87F826 3F5786E2D80ED326 CBC7F0E71A99F43B FB988B9B7A02DD21";
+
+/// The section 4.1 KEK and the readable 128-bit AES key it wraps into [`KW_4_1`].
+fn kw_4_1_keys(s: &Session) -> (ObjectHandle, ObjectHandle) {
+    let kek = aes(s, &hex(KW_KEK)[..16]);
+    let key = secret_key(s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+    (kek, key)
+}
 
 /// RFC 5649 section 6: the 192-bit KEK, then (key, wrapped) for the 20- and 7-byte keys.
 const KWP_KEK: &str = "5840df6e29b02af1 ab493b705bf16ea1 ae8338f4dcc176a8";
@@ -924,8 +930,7 @@ isolated_test!(
     fn wrap_key_follows_the_output_buffer_protocol() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let kek = aes(&s, &hex(KW_KEK)[..16]);
-        let key = secret_key(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+        let (kek, key) = kw_4_1_keys(&s);
         let expected = hex(KW_4_1);
         let before = count(&s);
         let mut m = mech_none(sys::CKM_AES_KEY_WRAP);
@@ -978,8 +983,7 @@ isolated_test!(
     fn wrap_key_refusals_change_nothing() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let kek = aes(&s, &hex(KW_KEK)[..16]);
-        let key = secret_key(&s, KeyType::AES, &hex(KW_DATA)[..16], &OPEN);
+        let (kek, key) = kw_4_1_keys(&s);
         let kw = || mech_none(sys::CKM_AES_KEY_WRAP);
 
         let no_wrap = secret_key(&s, KeyType::AES, &hex(KW_KEK)[..16], &[Attribute::Wrap(false)]);
@@ -1131,14 +1135,7 @@ isolated_test!(
         let template = unwrap_template(KeyType::AES, false);
         let mut iv = cbc_iv();
         let mut gcm_iv = [1u8; 12];
-        let mut gcm_params = sys::CK_GCM_PARAMS {
-            pIv: gcm_iv.as_mut_ptr(),
-            ulIvLen: 12,
-            ulIvBits: 96,
-            pAAD: null_mut(),
-            ulAADLen: 0,
-            ulTagBits: 128,
-        };
+        let mut gcm_params = raw::gcm_params(&mut gcm_iv);
         let mechanisms = [
             ("CKM_AES_KEY_WRAP", mech_none(sys::CKM_AES_KEY_WRAP)),
             ("CKM_AES_KEY_WRAP_KWP", mech_none(sys::CKM_AES_KEY_WRAP_KWP)),
@@ -1253,14 +1250,18 @@ isolated_test!(
 // 4. PKCS#11 3.0 message-based AES-GCM
 // ---------------------------------------------------------------------------------------------
 
+/// The NIST GCM test case 16 key as a session key, with the case's AAD and plaintext.
+fn nist_gcm_case(s: &Session) -> (ObjectHandle, Vec<u8>, Vec<u8>) {
+    (aes(s, &hex(nist_gcm::KEY)), hex(nist_gcm::AAD), hex(nist_gcm::PT))
+}
+
 isolated_test!(
     /// CKG_NO_GENERATE with NIST GCM test case 16: ciphertext and tag are the known answer,
     /// the IV is left as given, and C_DecryptMessage opens it.
     fn message_gcm_matches_nist_with_the_callers_iv() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(nist_gcm::KEY));
-        let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
+        let (key, aad, pt) = nist_gcm_case(&s);
         assert_eq!(raw.message_init(true, h, key), sys::CKR_OK);
 
         let mut iv: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
@@ -1291,11 +1292,13 @@ isolated_test!(
     }
 );
 
-/// Message-based encryption and decryption started on the session, under the NIST key.
-fn start_messages(s: &Session, raw: &Raw) {
-    let key = aes(s, &hex(nist_gcm::KEY));
+/// [`setup`] with message-based encryption and decryption started under the NIST key.
+fn message_setup() -> (Pkcs11, Session, Raw) {
+    let (p, s, raw) = setup();
+    let key = aes(&s, &hex(nist_gcm::KEY));
     assert_eq!(raw.message_init(true, s.handle(), key), sys::CKR_OK);
     assert_eq!(raw.message_init(false, s.handle(), key), sys::CKR_OK);
+    (p, s, raw)
 }
 
 /// Both message-based operations end without error.
@@ -1351,9 +1354,8 @@ isolated_test!(
     /// CKG_GENERATE_RANDOM with 32 fixed bits: each message gets a new IV that keeps the
     /// caller's first 4 bytes, and C_DecryptMessage opens each with its IV and tag.
     fn message_gcm_generates_random_ivs() {
-        let (_p, s, raw) = setup();
+        let (_p, s, raw) = message_setup();
         let h = s.handle();
-        start_messages(&s, &raw);
         let fixed = [0xde, 0xad, 0xbe, 0xef];
         let (iv1, ct1, tag1) =
             seal_generated(&raw, h, sys::CKG_GENERATE_RANDOM, fixed, b"one", b"first message");
@@ -1377,9 +1379,8 @@ isolated_test!(
     /// CKG_GENERATE_COUNTER with 32 fixed bits: IVs differ and keep the fixed part; a size
     /// query (NULL ciphertext) answers the length, leaves the IV buffer alone and uses no IV.
     fn message_gcm_generates_counter_ivs_and_size_queries_use_none() {
-        let (_p, s, raw) = setup();
+        let (_p, s, raw) = message_setup();
         let h = s.handle();
-        start_messages(&s, &raw);
         let fixed = [0x01, 0x02, 0x03, 0x04];
         let pt = b"counter message".to_vec();
         let (iv1, ct1, tag1) = seal_generated(&raw, h, sys::CKG_GENERATE_COUNTER, fixed, b"", &pt);
@@ -1427,8 +1428,7 @@ isolated_test!(
     fn message_gcm_refusals_and_final() {
         let (_p, s, raw) = setup();
         let h = s.handle();
-        let key = aes(&s, &hex(nist_gcm::KEY));
-        let (aad, pt) = (hex(nist_gcm::AAD), hex(nist_gcm::PT));
+        let (key, aad, pt) = nist_gcm_case(&s);
         let encrypt_once = |raw: &Raw| {
             let mut iv: [u8; 12] = hex(nist_gcm::IV).try_into().unwrap();
             let mut tag = [0u8; 16];

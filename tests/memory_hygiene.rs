@@ -186,14 +186,7 @@ fn use_the_dek() {
     let found = find_all(&p, h);
     assert_eq!(found.len(), 1, "the principal sees its DEK only");
     let mut iv = [7u8; 12];
-    let mut params = CK_GCM_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: 12,
-        ulIvBits: 96,
-        pAAD: std::ptr::null_mut(),
-        ulAADLen: 0,
-        ulTagBits: 128,
-    };
+    let mut params = gcm_params(&mut iv);
     let mut m = CK_MECHANISM {
         mechanism: CKM_AES_GCM,
         pParameter: (&raw mut params).cast(),

@@ -6,7 +6,7 @@
 //! `sensitive_by_default = true` makes such keys sensitive instead. Defaults the standard
 //! leaves to the token stay on the safe side (README, "Attribute defaults").
 mod common;
-use common::objects::{flag, imported_secret};
+use common::objects::{flag, imported_secret, wrapping_key};
 use common::*;
 
 use cryptoki::error::{Error, RvError};
@@ -35,14 +35,6 @@ fn generated(s: &Session, extra: &[Attribute]) -> ObjectHandle {
     s.generate_key(&Mechanism::AesKeyGen, &t).unwrap()
 }
 
-fn wrapping_key(s: &Session) -> ObjectHandle {
-    s.generate_key(
-        &Mechanism::AesKeyGen,
-        &[Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)],
-    )
-    .unwrap()
-}
-
 fn refused(result: cryptoki::error::Result<impl std::fmt::Debug>, expected: RvError) {
     match result {
         Err(Error::Pkcs11(rv, _)) => assert_eq!(rv, expected),
@@ -52,8 +44,7 @@ fn refused(result: cryptoki::error::Result<impl std::fmt::Debug>, expected: RvEr
 
 isolated_test!(
     fn a_secret_key_made_without_sensitive_reads_back_digests_and_wraps() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = generated(&s, &[]);
         assert!(!flag(&s, key, AttributeType::Sensitive), "the standard's default is CK_FALSE");
         assert!(!flag(&s, key, AttributeType::AlwaysSensitive));
@@ -89,8 +80,7 @@ isolated_test!(
 
 isolated_test!(
     fn defaults_the_standard_leaves_to_the_token_stay_on_the_safe_side() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         // Not extractable unless asked: not readable though not sensitive.
         let key = s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(16.into())]).unwrap();
         assert!(!flag(&s, key, AttributeType::Sensitive) && !flag(&s, key, AttributeType::Extractable));
@@ -117,8 +107,7 @@ isolated_test!(
 isolated_test!(
     config = "sensitive_by_default = true",
     fn the_sensitive_by_default_setting_makes_new_secret_keys_sensitive() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = generated(&s, &[]);
         assert!(flag(&s, key, AttributeType::Sensitive) && flag(&s, key, AttributeType::AlwaysSensitive));
         assert_eq!(value(&s, key), None);

@@ -10,7 +10,7 @@
 //! (the crate has no call for it). `C_FindObjects` without `C_FindObjectsInit` cannot be
 //! called directly either; it is reached through a search that a logout ended.
 mod common;
-use common::objects::{flag, read};
+use common::objects::{bytes, flag, read};
 use common::*;
 
 use std::num::NonZeroUsize;
@@ -28,27 +28,6 @@ use cryptoki::slot::Slot;
 /// Every object this session can see.
 fn all(s: &Session) -> Vec<ObjectHandle> {
     s.find_objects(&[]).unwrap()
-}
-
-/// A byte-string attribute of an object.
-#[track_caller]
-fn bytes(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
-    match read(s, h, t) {
-        Attribute::Label(v)
-        | Attribute::Value(v)
-        | Attribute::Application(v)
-        | Attribute::ObjectId(v)
-        | Attribute::UniqueId(v)
-        | Attribute::Id(v)
-        | Attribute::Subject(v)
-        | Attribute::Issuer(v)
-        | Attribute::SerialNumber(v)
-        | Attribute::Modulus(v)
-        | Attribute::PublicExponent(v)
-        | Attribute::EcParams(v)
-        | Attribute::EcPoint(v) => v,
-        other => panic!("{other:?} is not a byte string"),
-    }
 }
 
 fn label(s: &Session, h: ObjectHandle) -> Vec<u8> {
@@ -195,7 +174,7 @@ fn refused_create(s: &Session, template: &[Attribute], expected: RvError) {
 /// Asserts, case by case, that creating each named template fails with `expected` and creates
 /// nothing; a failure names its case.
 #[track_caller]
-fn refused_creates(s: &Session, expected: RvError, cases: &[(&str, Vec<Attribute>)]) {
+fn refused_creates<N: std::fmt::Display>(s: &Session, expected: RvError, cases: &[(N, Vec<Attribute>)]) {
     for (case, template) in cases {
         let before = all(s);
         match s.create_object(template) {
@@ -204,6 +183,15 @@ fn refused_creates(s: &Session, expected: RvError, cases: &[(&str, Vec<Attribute
         }
         assert_eq!(all(s), before, "{case}: a refused C_CreateObject must not create an object");
     }
+}
+
+/// Asserts that `template` lacking any one of `required` is CKR_TEMPLATE_INCOMPLETE and
+/// creates nothing; a failure names the attribute left out.
+#[track_caller]
+fn refused_without(s: &Session, template: &[Attribute], required: &[AttributeType]) {
+    let cases: Vec<_> =
+        required.iter().map(|&t| (format!("without {t:?}"), without(template.to_vec(), t))).collect();
+    refused_creates(s, RvError::TemplateIncomplete, &cases);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,8 +232,7 @@ isolated_test!(
 
 isolated_test!(
     fn aes_keys_of_each_size_get_the_safe_defaults() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for len in [16usize, 24, 32] {
             let h = s.create_object(&aes(&vec![7u8; len])).unwrap();
             assert_eq!(read(&s, h, AttributeType::Class), Attribute::Class(ObjectClass::SECRET_KEY));
@@ -270,8 +257,7 @@ isolated_test!(
 
 isolated_test!(
     fn generic_secret_keys_are_created() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s
             .create_object(&[
                 Attribute::Class(ObjectClass::SECRET_KEY),
@@ -320,18 +306,14 @@ isolated_test!(
             .unwrap();
         assert_eq!(read(&s, padded, AttributeType::ModulusBits), Attribute::ModulusBits(16.into()));
         // A modulus or exponent is required.
-        let no_modulus = without(rsa_public(), AttributeType::Modulus);
-        refused_create(&s, &no_modulus, RvError::TemplateIncomplete);
-        let no_exponent = without(rsa_public(), AttributeType::PublicExponent);
-        refused_create(&s, &no_exponent, RvError::TemplateIncomplete);
+        refused_without(&s, &rsa_public(), &[AttributeType::Modulus, AttributeType::PublicExponent]);
         assert_eq!(all(&s), vec![h, padded]);
     }
 );
 
 isolated_test!(
     fn rsa_private_keys_are_created_with_and_without_crt_values() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let plain = s.create_object(&rsa_private()).unwrap();
         let crt = s
             .create_object(&with(
@@ -367,8 +349,7 @@ isolated_test!(
             assert_eq!(info(&s, crt, t), Info::Sensitive, "{t:?}");
         }
         // The private exponent is required.
-        let no_d = without(rsa_private(), AttributeType::PrivateExponent);
-        refused_create(&s, &no_d, RvError::TemplateIncomplete);
+        refused_without(&s, &rsa_private(), &[AttributeType::PrivateExponent]);
         // CKA_MODULUS_BITS belongs to public keys only.
         refused_create(
             &s,
@@ -380,8 +361,7 @@ isolated_test!(
 
 isolated_test!(
     fn ec_public_and_private_keys_are_created() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let public = s.create_object(&ec_public()).unwrap();
         assert_eq!(bytes(&s, public, AttributeType::EcParams), hex(P256));
         assert_eq!(bytes(&s, public, AttributeType::EcPoint), hex(P256_G));
@@ -397,10 +377,8 @@ isolated_test!(
         assert_eq!(info(&s, private, AttributeType::EcPoint), Info::TypeInvalid);
         assert_eq!(info(&s, public, AttributeType::Value), Info::TypeInvalid);
 
-        let no_point = without(ec_public(), AttributeType::EcPoint);
-        refused_create(&s, &no_point, RvError::TemplateIncomplete);
-        let no_value = without(ec_private(), AttributeType::Value);
-        refused_create(&s, &no_value, RvError::TemplateIncomplete);
+        refused_without(&s, &ec_public(), &[AttributeType::EcPoint]);
+        refused_without(&s, &ec_private(), &[AttributeType::Value]);
         assert_eq!(all(&s), vec![public, private]);
     }
 );
@@ -425,18 +403,18 @@ isolated_test!(
         assert_eq!(bytes(&s, h, AttributeType::SerialNumber), vec![2, 1, 7]);
         assert!(!flag(&s, h, AttributeType::Private), "certificates default to public");
         assert!(!flag(&s, h, AttributeType::Trusted));
-        for missing in [AttributeType::Subject, AttributeType::Value, AttributeType::CertificateType] {
-            let t = without(certificate(), missing);
-            refused_create(&s, &t, RvError::TemplateIncomplete);
-        }
+        refused_without(
+            &s,
+            &certificate(),
+            &[AttributeType::Subject, AttributeType::Value, AttributeType::CertificateType],
+        );
         assert_eq!(all(&s), vec![h]);
     }
 );
 
 isolated_test!(
     fn unique_ids_are_present_distinct_and_module_managed() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let handles = [
             s.create_object(&data("a")).unwrap(),
             s.create_object(&data("a")).unwrap(),
@@ -469,8 +447,7 @@ isolated_test!(
 
 isolated_test!(
     fn incomplete_templates_are_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         s.create_object(&data("existing")).unwrap();
         let secret = Attribute::Class(ObjectClass::SECRET_KEY);
         refused_creates(
@@ -489,8 +466,7 @@ isolated_test!(
 
 isolated_test!(
     fn attributes_foreign_to_the_class_are_type_invalid() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let unknown = AttributeType::VendorDefined(cryptoki_sys::CKA_VENDOR_DEFINED | 0x1234);
         refused_creates(
             &s,
@@ -510,8 +486,7 @@ isolated_test!(
 
 isolated_test!(
     fn malformed_values_are_value_invalid() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let des3 = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::DES3),
@@ -546,8 +521,7 @@ isolated_test!(
 
 isolated_test!(
     fn module_managed_attributes_are_read_only_on_create() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for extra in [
             Attribute::Local(false),
             Attribute::Local(true),
@@ -564,8 +538,7 @@ isolated_test!(
 
 isolated_test!(
     fn attributes_forbidden_on_create_are_inconsistent() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         // The module derives CKA_VALUE_LEN and CKA_MODULUS_BITS itself.
         refused_creates(
             &s,
@@ -581,8 +554,7 @@ isolated_test!(
 
 isolated_test!(
     fn repeated_attributes_must_agree() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         refused_creates(
             &s,
             RvError::TemplateInconsistent,
@@ -624,8 +596,7 @@ isolated_test!(
             expect_rv(s.update_attributes(cert, &[Attribute::Trusted(true)]), RvError::AttributeReadOnly);
             assert!(!flag(&s, cert, AttributeType::Trusted));
         }
-        let s = p.open_rw_session(slot).unwrap();
-        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+        let s = so_session(&p, slot);
         // The SO may create a trusted public object, and mark an existing one trusted.
         let key = s
             .create_object(&with(rsa_public(), &[Attribute::Token(true), Attribute::Trusted(true)]))
@@ -765,8 +736,7 @@ isolated_test!(
 
 isolated_test!(
     fn private_session_objects_are_destroyed_at_logout() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let other = p.open_rw_session(slot).unwrap();
         let private = s.create_object(&aes(&KEY)).unwrap();
         let public = s.create_object(&data("public session object")).unwrap();
@@ -784,8 +754,7 @@ isolated_test!(
 // invalid (even if a user is later logged back into the token, those handles remain invalid)".
 isolated_test!(
     fn handles_to_private_objects_die_with_the_login() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let private = s
             .create_object(&with(data("private"), &[Attribute::Token(true), Attribute::Private(true)]))
             .unwrap();
@@ -814,8 +783,7 @@ isolated_test!(
 
 isolated_test!(
     fn sensitive_values_are_withheld_while_other_attributes_are_read() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(true)])).unwrap();
         assert_eq!(info(&s, h, AttributeType::Value), Info::Sensitive);
         assert_eq!(info(&s, h, AttributeType::Label), Info::Available(3));
@@ -944,8 +912,7 @@ isolated_test!(
 
 isolated_test!(
     fn sensitive_and_extractable_change_one_way_only() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s
             .create_object(&with(aes(&KEY), &[Attribute::Sensitive(false), Attribute::Extractable(true)]))
             .unwrap();
@@ -969,8 +936,7 @@ isolated_test!(
 
 isolated_test!(
     fn read_only_attributes_cannot_be_set() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s
             .create_object(&with(aes(&KEY), &[Attribute::Sensitive(false), Attribute::Extractable(true)]))
             .unwrap();
@@ -1012,8 +978,7 @@ isolated_test!(
 
 isolated_test!(
     fn unmodifiable_objects_refuse_changes() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(data("frozen"), &[Attribute::Modifiable(false)])).unwrap();
         assert!(!flag(&s, h, AttributeType::Modifiable));
         expect_rv(s.update_attributes(h, &[Attribute::Label(b"thawed".to_vec())]), RvError::ActionProhibited);
@@ -1032,8 +997,7 @@ isolated_test!(
 
 isolated_test!(
     fn copies_take_a_new_label_and_may_become_token_objects() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let original = s
             .create_object(&with(aes(&KEY), &[Attribute::Sensitive(false), Attribute::Extractable(true)]))
             .unwrap();
@@ -1062,8 +1026,7 @@ isolated_test!(
 
 isolated_test!(
     fn copies_of_sensitive_keys_keep_the_key() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let original = s.create_object(&with(aes(&KEY), &[Attribute::Sensitive(true)])).unwrap();
         let copy = s.copy_object(original, &[]).unwrap();
         assert_eq!(seal_with(&s, copy), seal_with(&s, original));
@@ -1077,8 +1040,7 @@ isolated_test!(
 
 isolated_test!(
     fn uncopyable_objects_refuse_copies() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(aes(&KEY), &[Attribute::Copyable(false)])).unwrap();
         expect_rv(s.copy_object(h, &[]), RvError::ActionProhibited);
         expect_rv(s.copy_object(h, &[Attribute::Token(true)]), RvError::ActionProhibited);
@@ -1091,8 +1053,7 @@ isolated_test!(
 
 isolated_test!(
     fn copies_cannot_change_read_only_attributes() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&aes(&KEY)).unwrap();
         for change in [
             Attribute::Class(ObjectClass::DATA),
@@ -1113,8 +1074,7 @@ isolated_test!(
 
 isolated_test!(
     fn destroyed_objects_are_gone() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let keep = s.create_object(&with(data("keep"), &[Attribute::Token(true)])).unwrap();
         for template in [with(data("token"), &[Attribute::Token(true)]), data("session")] {
             let h = s.create_object(&template).unwrap();
@@ -1133,8 +1093,7 @@ isolated_test!(
 
 isolated_test!(
     fn undestroyable_objects_stay() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let h = s.create_object(&with(data("permanent"), &[Attribute::Destroyable(false)])).unwrap();
         expect_rv(s.destroy_object(h), RvError::ActionProhibited);
         assert_eq!(all(&s), vec![h]);
@@ -1150,8 +1109,7 @@ isolated_test!(
 
 isolated_test!(
     fn find_objects_matches_templates() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let d1 = s.create_object(&with(data("shared"), &[Attribute::Token(true)])).unwrap();
         let d2 = s.create_object(&data("other")).unwrap();
         let k = s
@@ -1188,8 +1146,7 @@ isolated_test!(
 
 isolated_test!(
     fn find_objects_hands_out_every_handle_once_in_pages() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         for i in 0..7 {
             s.create_object(&with(data(&format!("object {i}")), &[Attribute::Token(i % 2 == 0)])).unwrap();
         }
@@ -1208,8 +1165,7 @@ isolated_test!(
 
 isolated_test!(
     fn a_second_find_init_is_refused_while_a_search_is_active() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let a = s.create_object(&data("a")).unwrap();
         let b = s.create_object(&data("b")).unwrap();
         let mut search = s.iter_objects_with_cache_size(&[], NonZeroUsize::new(1).unwrap()).unwrap();
@@ -1225,8 +1181,7 @@ isolated_test!(
 
 isolated_test!(
     fn find_objects_without_an_active_search_is_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         s.create_object(&data("a")).unwrap();
         let mut search = s.iter_objects_with_cache_size(&[], NonZeroUsize::new(1).unwrap()).unwrap();
         // Logging out ends the operations begun under the login, the search included, so the
@@ -1244,8 +1199,7 @@ isolated_test!(
 
 isolated_test!(
     fn searches_never_match_protected_values() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let sensitive = s.create_object(&aes(&KEY)).unwrap();
         assert!(s.find_objects(&[Attribute::Value(KEY.to_vec())]).unwrap().is_empty());
         assert!(

@@ -9,7 +9,6 @@ mod common;
 
 use std::ffi::c_void;
 use std::mem::size_of;
-use std::ptr::null_mut;
 
 use common::raw::*;
 use cryptoki_sys::*;
@@ -19,17 +18,6 @@ const CAP: usize = 64 << 20;
 
 const KEY: [u8; 32] = [7; 32];
 const IV: [u8; 12] = [9; 12];
-
-fn gcm_params(iv: &mut [u8]) -> CK_GCM_PARAMS {
-    CK_GCM_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: ulen(iv.len()),
-        ulIvBits: ulen(iv.len() * 8),
-        pAAD: null_mut(),
-        ulAADLen: 0,
-        ulTagBits: 128,
-    }
-}
 
 /// Starts an AES-GCM encryption (`encrypt`) or decryption under `key`.
 fn gcm_init(p: &Pkcs11, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, encrypt: bool) -> CK_RV {

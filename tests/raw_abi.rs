@@ -43,6 +43,15 @@ fn kat() -> Kat {
     }
 }
 
+/// A user session holding the vector's key as a sensitive session key: the module, the
+/// session, the vector and the key.
+fn kat_setup() -> (Pkcs11, CK_SESSION_HANDLE, Kat, CK_OBJECT_HANDLE) {
+    let (p, _slot, h) = user_setup();
+    let k = kat();
+    let key = aes_key(&p, h, &k.key, true);
+    (p, h, k, key)
+}
+
 /// A GCM parameter block pointing into `iv` and `aad`, which must outlive its use.
 fn gcm_params(iv: &mut [u8], aad: &mut [u8], tag_bits: CK_ULONG) -> CK_GCM_PARAMS {
     CK_GCM_PARAMS {
@@ -907,9 +916,7 @@ isolated_test!(
 
 isolated_test!(
     fn encrypt_output_buffer_protocol_and_known_answer() {
-        let (p, _slot, h) = user_setup();
-        let k = kat();
-        let key = aes_key(&p, h, &k.key, true);
+        let (p, h, k, key) = kat_setup();
         assert_eq!(encrypt_init(&p, h, key, &k.iv, &k.aad), CKR_OK);
         let mut pt = k.pt.clone();
         let needed = ulen(pt.len() + 16);
@@ -977,9 +984,7 @@ isolated_test!(
 
 isolated_test!(
     fn encrypt_init_with_null_mechanism_cancels_and_active_init_is_refused() {
-        let (p, _slot, h) = user_setup();
-        let k = kat();
-        let key = aes_key(&p, h, &k.key, true);
+        let (p, h, k, key) = kat_setup();
         assert_eq!(encrypt_init(&p, h, key, &k.iv, &k.aad), CKR_OK);
         // A second init while active is refused, and the first operation is intact.
         assert_eq!(encrypt_init(&p, h, key, &[0; 12], b"other"), CKR_OPERATION_ACTIVE);
@@ -1011,9 +1016,7 @@ isolated_test!(
 
 isolated_test!(
     fn gcm_parameters_of_the_wrong_shape_are_refused_and_start_nothing() {
-        let (p, _slot, h) = user_setup();
-        let k = kat();
-        let key = aes_key(&p, h, &k.key, true);
+        let (p, h, k, key) = kat_setup();
         let (mut iv, mut aad) = (k.iv.clone(), k.aad.clone());
         let size = size_of::<CK_GCM_PARAMS>();
 
@@ -1054,9 +1057,7 @@ isolated_test!(
 
 isolated_test!(
     fn decrypt_single_and_multi_part_follow_the_protocol() {
-        let (p, _slot, h) = user_setup();
-        let k = kat();
-        let key = aes_key(&p, h, &k.key, true);
+        let (p, h, k, key) = kat_setup();
         let mut ct = k.ct.clone();
 
         // Single part with a length query and a short buffer first.
@@ -1189,9 +1190,7 @@ isolated_test!(
 
 isolated_test!(
     fn session_cancel_ends_only_the_named_operations() {
-        let (p, _slot, h) = user_setup();
-        let k = kat();
-        let key = aes_key(&p, h, &k.key, true);
+        let (p, h, k, key) = kat_setup();
         assert_eq!(encrypt_init(&p, h, key, &k.iv, &k.aad), CKR_OK);
         assert_eq!(decrypt_init(&p, h, key, &k.iv, &k.aad), CKR_OK);
         let mut m = sha256_mechanism();
@@ -1284,9 +1283,7 @@ isolated_test!(
 // (and the session reset) before the test reports all that were wrong.
 isolated_test!(
     fn failed_cipher_and_digest_calls_end_the_operation() {
-        let (p, _slot, h) = user_setup();
-        let k = kat();
-        let key = aes_key(&p, h, &k.key, true);
+        let (p, h, k, key) = kat_setup();
         let mut pt = k.pt.clone();
         let mut buf = vec![0u8; 128];
         let mut problems = Vec::new();

@@ -64,8 +64,7 @@ isolated_test!(
     /// with it: signing, encryption, decryption and 1024-bit generation are refused with
     /// `CKR_KEY_SIZE_RANGE`, leaving no object behind.
     fn by_default_1024_bit_keys_verify_but_do_not_sign_or_encrypt() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let (public, private) = import_1024(&s);
         s.verify(&Mechanism::Sha256RsaPkcs, public, MESSAGE, &hex(SIGNATURE)).unwrap();
         expect_rv(
@@ -94,8 +93,7 @@ isolated_test!(
     /// Where the setting allows, a 1024-bit key signs (the same deterministic signature as
     /// OpenSSL) and encrypts with PKCS#1 v1.5; OAEP still needs 2048 bits.
     fn rsa_min_bits_1024_lets_1024_bit_keys_sign_and_encrypt() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let (public, private) = import_1024(&s);
         assert_eq!(s.sign(&Mechanism::Sha256RsaPkcs, private, MESSAGE).unwrap(), hex(SIGNATURE));
         let pss = Mechanism::Sha256RsaPkcsPss(cryptoki::mechanism::rsa::PkcsPssParams {
@@ -118,8 +116,7 @@ isolated_test!(
 isolated_test!(
     config = "rsa_min_bits = 3072",
     fn rsa_min_bits_3072_raises_generation_and_use() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (p, slot, s) = logged_in();
         let keygen = p.get_mechanism_info(slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN).unwrap();
         assert_eq!((keygen.min_key_size(), keygen.max_key_size()), (3072, 4096));
         let before = s.find_objects(&[]).unwrap().len();
@@ -139,25 +136,8 @@ fn raw_rsa_pair(
     let yes = raw::TRUE;
     let mut public_t = [raw::attr(sys::CKA_MODULUS_BITS, &bits), raw::attr(sys::CKA_ENCRYPT, &yes)];
     let mut private_t = [raw::attr(sys::CKA_DECRYPT, &yes)];
-    let mut m = sys::CK_MECHANISM {
-        mechanism: sys::CKM_RSA_PKCS_KEY_PAIR_GEN,
-        pParameter: null_mut(),
-        ulParameterLen: 0,
-    };
-    let (mut public, mut private) = (0, 0);
-    // SAFETY: the mechanism, templates and out-pointers are live locals.
-    let rv = unsafe {
-        p.C_GenerateKeyPair(
-            h,
-            &mut m,
-            public_t.as_mut_ptr(),
-            ulen(public_t.len()),
-            private_t.as_mut_ptr(),
-            ulen(private_t.len()),
-            &mut public,
-            &mut private,
-        )
-    };
+    let (rv, public, private) =
+        raw::generate_key_pair(p, h, sys::CKM_RSA_PKCS_KEY_PAIR_GEN, &mut public_t, &mut private_t);
     assert_eq!(rv, sys::CKR_OK, "C_GenerateKeyPair");
     (public, private)
 }

@@ -8,8 +8,7 @@ use cryptoki::object::{Attribute, ObjectClass};
 
 isolated_test!(
     fn token_key_and_gcm_round_trip() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         let key = s
             .generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into()), Attribute::Token(true)])
             .unwrap();

@@ -80,14 +80,8 @@ isolated_test!(
         let (p, _slot, h) = user_setup();
         // Neither CKA_WRAP nor CKA_UNWRAP (and the EC key has no CKA_DERIVE).
         let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
-        let mut t = [
-            attr(CKA_CLASS, &class),
-            attr(CKA_KEY_TYPE, &key_type),
-            attr_bytes(CKA_VALUE, &[1; 32]),
-            attr(CKA_WRAP, &FALSE),
-            attr(CKA_UNWRAP, &FALSE),
-        ];
-        let kek = create(&p, h, &mut t);
+        let kek =
+            create_secret_key(&p, h, key_type, &[1; 32], &[attr(CKA_WRAP, &FALSE), attr(CKA_UNWRAP, &FALSE)]);
         let other = aes_key(&p, h, &[2; 32], false);
         let (_, sk) = ec_pair(&p, h);
         let before = find_all(&p, h);

@@ -482,8 +482,7 @@ isolated_test!(
 isolated_test!(
     fn read_only_session_cannot_open_while_the_so_is_logged_in() {
         let (p, slot) = load_with_token();
-        let rw = p.open_rw_session(slot).unwrap();
-        rw.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+        let rw = so_session(&p, slot);
         expect_rv(p.open_ro_session(slot), RvError::SessionReadWriteSoExists);
         assert_eq!(token_info(&p, slot).session_count(), Some(1));
         // Read/write sessions may still be opened, and share the SO login.
@@ -653,8 +652,7 @@ isolated_test!(
 isolated_test!(
     fn init_pin_checks_the_pin_length() {
         let (p, slot) = load_with_token();
-        let s = p.open_rw_session(slot).unwrap();
-        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+        let s = so_session(&p, slot);
         expect_rv(s.init_pin(&pin("123")), RvError::PinLenRange);
         expect_rv(s.init_pin(&pin(&"x".repeat(256))), RvError::PinLenRange);
         s.logout().unwrap();
@@ -691,8 +689,7 @@ isolated_test!(
 
 isolated_test!(
     fn set_pin_checks_the_new_pin_length() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         expect_rv(s.set_pin(&pin(USER_PIN), &pin("123")), RvError::PinLenRange);
         expect_rv(s.set_pin(&pin(USER_PIN), &pin(&"z".repeat(256))), RvError::PinLenRange);
         s.logout().unwrap();
@@ -717,8 +714,7 @@ isolated_test!(
 
 isolated_test!(
     fn set_user_pin_with_a_wrong_old_pin_is_refused() {
-        let (p, slot) = load_with_token();
-        let s = user_session(&p, slot);
+        let (_p, _slot, s) = logged_in();
         expect_rv(s.set_pin(&pin("not-the-pin"), &pin("changed-pin")), RvError::PinIncorrect);
         s.logout().unwrap();
         expect_rv(s.login(UserType::User, Some(&pin("changed-pin"))), RvError::PinIncorrect);
@@ -754,8 +750,7 @@ isolated_test!(
 isolated_test!(
     fn after_set_pin_only_the_new_so_pin_works() {
         let (p, slot) = load_with_token();
-        let s = p.open_rw_session(slot).unwrap();
-        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+        let s = so_session(&p, slot);
         expect_rv(s.set_pin(&pin("wrong-so-pin"), &pin("second-so-pin")), RvError::PinIncorrect);
         s.set_pin(&pin(SO_PIN), &pin("second-so-pin")).unwrap();
         s.logout().unwrap();

@@ -280,23 +280,33 @@ fn aes_key(f: &Fixture, token: bool, extractable: bool) -> Result<ObjectHandle, 
     f.session.generate_key(&Mechanism::AesKeyGen, &aes_template(token, extractable, "bench-aes")).map_err(ckr)
 }
 
-fn rsa_templates(bits: u64) -> (Vec<Attribute>, Vec<Attribute>) {
-    let public = vec![
-        Attribute::Token(false),
-        Attribute::Private(false),
-        Attribute::ModulusBits(bits.into()),
-        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-        Attribute::Verify(true),
-        Attribute::Encrypt(true),
-    ];
-    let private = vec![
+/// Session key pair templates: a public key that verifies and a sensitive private key that
+/// signs, each with its `extra` attributes after these.
+fn pair_templates(
+    public_extra: &[Attribute],
+    private_extra: &[Attribute],
+) -> (Vec<Attribute>, Vec<Attribute>) {
+    let mut public = vec![Attribute::Token(false), Attribute::Private(false), Attribute::Verify(true)];
+    public.extend_from_slice(public_extra);
+    let mut private = vec![
         Attribute::Token(false),
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Sign(true),
-        Attribute::Decrypt(true),
     ];
+    private.extend_from_slice(private_extra);
     (public, private)
+}
+
+fn rsa_templates(bits: u64) -> (Vec<Attribute>, Vec<Attribute>) {
+    pair_templates(
+        &[
+            Attribute::ModulusBits(bits.into()),
+            Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+            Attribute::Encrypt(true),
+        ],
+        &[Attribute::Decrypt(true)],
+    )
 }
 
 fn rsa_pair(f: &Fixture, bits: u64) -> Result<KeyPair, String> {
@@ -307,19 +317,7 @@ fn rsa_pair(f: &Fixture, bits: u64) -> Result<KeyPair, String> {
 }
 
 fn ec_templates() -> (Vec<Attribute>, Vec<Attribute>) {
-    let public = vec![
-        Attribute::Token(false),
-        Attribute::Private(false),
-        Attribute::EcParams(P256.to_vec()),
-        Attribute::Verify(true),
-    ];
-    let private = vec![
-        Attribute::Token(false),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Sign(true),
-    ];
-    (public, private)
+    pair_templates(&[Attribute::EcParams(P256.to_vec())], &[])
 }
 
 /// A distinct 96-bit GCM IV per call (a counter), as a caller must use.

@@ -166,6 +166,20 @@ pub fn user_session(p: &Pkcs11, slot: Slot) -> Session {
     s
 }
 
+/// The opening most tests share: a fresh token ([`load_with_token`]) and a user session on it.
+pub fn logged_in() -> (Pkcs11, Slot, Session) {
+    let (p, slot) = load_with_token();
+    let s = user_session(&p, slot);
+    (p, slot, s)
+}
+
+/// A read/write session logged in as the SO.
+pub fn so_session(p: &Pkcs11, slot: Slot) -> Session {
+    let s = p.open_rw_session(slot).unwrap();
+    s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).unwrap();
+    s
+}
+
 pub fn pin(text: &str) -> AuthPin {
     AuthPin::new(text.into())
 }

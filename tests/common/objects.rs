@@ -29,39 +29,43 @@ pub fn read(s: &Session, h: ObjectHandle, t: AttributeType) -> Attribute {
     v.remove(0)
 }
 
+/// The value inside `attribute` when it is one of the variants listed (all carrying the same
+/// type), a panic naming the attribute otherwise: the one match every typed reader shares.
+macro_rules! payload {
+    ($attribute:expr, $what:literal, $($variant:ident)+) => {
+        match $attribute {
+            $(cryptoki::object::Attribute::$variant(v))|+ => v,
+            other => panic!("{other:?} is not {}", $what),
+        }
+    };
+}
+
 /// `CKA_VALUE` of an object, which must be readable.
 #[track_caller]
 pub fn value(s: &Session, h: ObjectHandle) -> Vec<u8> {
-    match read(s, h, AttributeType::Value) {
-        Attribute::Value(v) => v,
-        other => panic!("CKA_VALUE not readable: {other:?}"),
-    }
+    bytes(s, h, AttributeType::Value)
+}
+
+/// A byte-string attribute of an object.
+#[track_caller]
+pub fn bytes(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
+    payload!(
+        read(s, h, t),
+        "a byte string",
+        Label Value Application ObjectId UniqueId Id Subject Issuer SerialNumber Modulus
+        PublicExponent PrivateExponent PublicKeyInfo EcParams EcPoint
+    )
 }
 
 /// A boolean attribute of an object.
 #[track_caller]
 pub fn flag(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
-    match read(s, h, t) {
-        Attribute::Token(b)
-        | Attribute::Private(b)
-        | Attribute::Modifiable(b)
-        | Attribute::Copyable(b)
-        | Attribute::Destroyable(b)
-        | Attribute::Sensitive(b)
-        | Attribute::Extractable(b)
-        | Attribute::Local(b)
-        | Attribute::AlwaysSensitive(b)
-        | Attribute::NeverExtractable(b)
-        | Attribute::Encrypt(b)
-        | Attribute::Decrypt(b)
-        | Attribute::Sign(b)
-        | Attribute::Verify(b)
-        | Attribute::Wrap(b)
-        | Attribute::Unwrap(b)
-        | Attribute::Derive(b)
-        | Attribute::Trusted(b) => b,
-        other => panic!("{other:?} is not a boolean"),
-    }
+    payload!(
+        read(s, h, t),
+        "a boolean",
+        Token Private Modifiable Copyable Destroyable Sensitive Extractable Local AlwaysSensitive
+        NeverExtractable Encrypt Decrypt Sign Verify Wrap Unwrap Derive Trusted
+    )
 }
 
 /// A vendor-defined attribute (the hierarchy's `CKA_ECM_*`).
@@ -108,4 +112,15 @@ pub fn token_aes_key(s: &Session, label: &str, extra: &[Attribute]) -> ObjectHan
     ];
     template.extend_from_slice(extra);
     s.generate_key(&Mechanism::AesKeyGen, &template).unwrap()
+}
+
+/// A generated 256-bit AES session key that may wrap and unwrap: the KEK most wrapping tests
+/// need.
+#[track_caller]
+pub fn wrapping_key(s: &Session) -> ObjectHandle {
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)],
+    )
+    .unwrap()
 }

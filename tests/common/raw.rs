@@ -127,6 +127,47 @@ pub fn attr_bytes(kind: CK_ATTRIBUTE_TYPE, value: &[u8]) -> CK_ATTRIBUTE {
     CK_ATTRIBUTE { type_: kind, pValue: value.as_ptr() as *mut c_void, ulValueLen: ulen(value.len()) }
 }
 
+/// `C_GenerateKeyPair` with the parameterless mechanism `kind` and the two templates (whose
+/// values must be live); the code and the two handles the module wrote.
+pub fn generate_key_pair(
+    p: &Pkcs11,
+    h: CK_SESSION_HANDLE,
+    kind: CK_MECHANISM_TYPE,
+    public: &mut [CK_ATTRIBUTE],
+    private: &mut [CK_ATTRIBUTE],
+) -> (CK_RV, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+    let mut m = CK_MECHANISM { mechanism: kind, pParameter: null_mut(), ulParameterLen: 0 };
+    let (mut pk, mut sk) = (CK_INVALID_HANDLE, CK_INVALID_HANDLE);
+    // SAFETY: the mechanism, both templates and the values they point to are live for the
+    // call; the out-pointers are locals.
+    let rv = unsafe {
+        p.C_GenerateKeyPair(
+            h,
+            &mut m,
+            public.as_mut_ptr(),
+            ulen(public.len()),
+            private.as_mut_ptr(),
+            ulen(private.len()),
+            &mut pk,
+            &mut sk,
+        )
+    };
+    (rv, pk, sk)
+}
+
+/// `CK_GCM_PARAMS` over `iv` (which must outlive its use) with no AAD (a NULL pointer) and a
+/// 128-bit tag: what most GCM tests need of the parameter block.
+pub fn gcm_params(iv: &mut [u8]) -> CK_GCM_PARAMS {
+    CK_GCM_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: ulen(iv.len()),
+        ulIvBits: ulen(iv.len() * 8),
+        pAAD: null_mut(),
+        ulAADLen: 0,
+        ulTagBits: 128,
+    }
+}
+
 /// An entry asking only for the length.
 pub fn query(kind: CK_ATTRIBUTE_TYPE) -> CK_ATTRIBUTE {
     CK_ATTRIBUTE { type_: kind, pValue: null_mut(), ulValueLen: 0 }
@@ -136,10 +177,20 @@ pub fn out(kind: CK_ATTRIBUTE_TYPE, buf: &mut [u8]) -> CK_ATTRIBUTE {
     CK_ATTRIBUTE { type_: kind, pValue: buf.as_mut_ptr() as *mut c_void, ulValueLen: ulen(buf.len()) }
 }
 
-pub fn create(p: &Pkcs11, h: CK_SESSION_HANDLE, template: &mut [CK_ATTRIBUTE]) -> CK_OBJECT_HANDLE {
+/// `C_CreateObject` of `template` (whose values must be live); the code and the handle written.
+pub fn try_create(
+    p: &Pkcs11,
+    h: CK_SESSION_HANDLE,
+    template: &mut [CK_ATTRIBUTE],
+) -> (CK_RV, CK_OBJECT_HANDLE) {
     let mut o = CK_INVALID_HANDLE;
     // SAFETY: the template's values are live for the call; out-pointer to a local.
     let rv = unsafe { p.C_CreateObject(h, template.as_mut_ptr(), ulen(template.len()), &mut o) };
+    (rv, o)
+}
+
+pub fn create(p: &Pkcs11, h: CK_SESSION_HANDLE, template: &mut [CK_ATTRIBUTE]) -> CK_OBJECT_HANDLE {
+    let (rv, o) = try_create(p, h, template);
     assert_eq!(rv, CKR_OK, "C_CreateObject");
     assert_ne!(o, CK_INVALID_HANDLE);
     o
@@ -166,20 +217,32 @@ pub fn data_object(
     create(p, h, &mut t)
 }
 
+/// The template of a session secret key of `key_type` holding `value`, the `extra` entries
+/// after class, key type and value; it points into its arguments.
+pub fn secret_template(key_type: &CK_KEY_TYPE, value: &[u8], extra: &[CK_ATTRIBUTE]) -> Vec<CK_ATTRIBUTE> {
+    let mut t =
+        vec![attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, key_type), attr_bytes(CKA_VALUE, value)];
+    t.extend_from_slice(extra);
+    t
+}
+
+/// Creates the key of [`secret_template`]; its handle.
+pub fn create_secret_key(
+    p: &Pkcs11,
+    h: CK_SESSION_HANDLE,
+    key_type: CK_KEY_TYPE,
+    value: &[u8],
+    extra: &[CK_ATTRIBUTE],
+) -> CK_OBJECT_HANDLE {
+    create(p, h, &mut secret_template(&key_type, value, extra))
+}
+
 /// A session AES key with `value`; readable if not `sensitive`.
 pub fn aes_key(p: &Pkcs11, h: CK_SESSION_HANDLE, value: &[u8], sensitive: bool) -> CK_OBJECT_HANDLE {
-    let (class, key_type) = (CKO_SECRET_KEY, CKK_AES);
-    let sensitive = if sensitive { TRUE } else { FALSE };
-    let extractable = if sensitive == TRUE { FALSE } else { TRUE };
-    let mut t = [
-        attr(CKA_CLASS, &class),
-        attr(CKA_KEY_TYPE, &key_type),
-        attr_bytes(CKA_VALUE, value),
-        attr_bytes(CKA_LABEL, b"aes"),
-        attr(CKA_SENSITIVE, &sensitive),
-        attr(CKA_EXTRACTABLE, &extractable),
-    ];
-    create(p, h, &mut t)
+    let (sensitive, extractable) = if sensitive { (TRUE, FALSE) } else { (FALSE, TRUE) };
+    let extra =
+        [attr_bytes(CKA_LABEL, b"aes"), attr(CKA_SENSITIVE, &sensitive), attr(CKA_EXTRACTABLE, &extractable)];
+    create_secret_key(p, h, CKK_AES, value, &extra)
 }
 
 /// Every object the session can see matching `template`.

@@ -4,13 +4,14 @@
 //! `.so`) do not see each other's locks; the crash tests kill workers at a chosen point.
 
 use std::io::{BufRead, BufReader};
-use std::process::Child;
+use std::path::PathBuf;
+use std::process::{Child, Command};
 
 use cryptoki_sys::{CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_SO, CKU_USER};
 use ecm_hsm::config::Config;
 use ecm_hsm::module::Module;
 
-use super::{CHILD_ENV, SO_PIN, USER_PIN, token_dir};
+use super::{CHILD_ENV, SO_PIN, USER_PIN, fresh_dir, token_dir, worker_command, write_test_config};
 
 /// The variable that hands a binary's `admin_worker` test its actions.
 pub const ADMIN_ENV: &str = "ECM_HSM_TEST_ADMIN";
@@ -101,4 +102,23 @@ pub fn read_until_marked(child: &mut Child, marker: &str, count: usize) -> usize
         }
     }
     seen
+}
+
+/// A fresh token directory (named after `tag`) for the test `test`, which plays its roles in
+/// worker processes chosen by `role_env`, with the role "setup" already run there and
+/// succeeded; the directory and a maker of worker commands for it.
+pub fn worker_token(
+    test: &'static str,
+    tag: &str,
+    role_env: &'static str,
+) -> (PathBuf, impl Fn(&str) -> Command) {
+    let dir = fresh_dir(tag);
+    write_test_config(&dir, "");
+    let worker = {
+        let dir = dir.clone();
+        move |role: &str| worker_command(test, &dir, role_env, role)
+    };
+    let setup = worker("setup").output().unwrap();
+    assert!(setup.status.success(), "setup: {}", String::from_utf8_lossy(&setup.stderr));
+    (dir, worker)
 }

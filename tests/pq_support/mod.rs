@@ -9,14 +9,12 @@
 use std::ptr::null_mut;
 
 use aws_lc_rs::signature as sig;
-use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
 use cryptoki::object::{
     Attribute, KeyType, MlDsaParameterSetType, MlKemParameterSetType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::Session;
-use cryptoki::slot::Slot;
 use cryptoki_sys::*;
 
 // Re-exported for the test files that include this module; not each of them uses both.
@@ -24,13 +22,6 @@ use cryptoki_sys::*;
 pub use crate::common::objects::{count, value};
 use crate::common::raw::load_raw;
 use crate::common::raw_wrap::mech_none;
-use crate::common::{load_with_token, user_session};
-
-pub fn setup() -> (Pkcs11, Slot, Session) {
-    let (p, slot) = load_with_token();
-    let s = user_session(&p, slot);
-    (p, slot, s)
-}
 
 #[track_caller]
 pub fn assert_unchanged(s: &Session, before: usize) {
