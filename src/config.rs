@@ -290,28 +290,7 @@ fn system_service(path: &Path) -> Result<Option<String>> {
 /// Reads a settings file that only its owner (this process's user or root) can have written.
 fn read_trusted(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    // Opened first and checked through the open file, so that the file checked is the file
-    // read even if the path is swapped in between.
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    let untrusted = |reason: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, reason);
-    if !meta.is_file() {
-        return Err(untrusted("not a regular file".into()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(untrusted(format!(
-            "refused: its mode {:04o} lets other users write it (chmod go-w)",
-            meta.mode() & 0o7777
-        )));
-    }
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(untrusted(format!(
-            "refused: owned by uid {}, neither this process's user (uid {me}) nor root",
-            meta.uid()
-        )));
-    }
+    let mut file = crate::sys::owned_file::open_owned(path, 0o022, "write it (chmod go-w)")?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     Ok(text)
