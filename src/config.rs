@@ -323,6 +323,14 @@ mod tests {
         }
     }
 
+    /// Each of the settings texts `bad` is refused with a message that names `naming`.
+    fn assert_refused_naming(bad: &[&str], naming: &str) {
+        for bad in bad {
+            let e = refusal(bad);
+            assert!(e.contains(naming), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn empty_file_gives_strong_defaults() {
         let c = parsed("");
@@ -399,10 +407,10 @@ mod tests {
         let c = parsed("audit_sync = true\naudit_segment_bytes = 4096\n");
         assert!(c.audit_sync);
         assert_eq!(c.audit_segment_bytes, 4096);
-        for bad in ["audit_segment_bytes = 4095", "audit_segment_bytes = 1099511627776", "audit_sync = 1"] {
-            let e = refusal(bad);
-            assert!(e.contains("my.toml"), "{bad}: {e}");
-        }
+        assert_refused_naming(
+            &["audit_segment_bytes = 4095", "audit_segment_bytes = 1099511627776", "audit_sync = 1"],
+            "my.toml",
+        );
     }
 
     #[test]
@@ -420,19 +428,22 @@ mod tests {
         assert_eq!(c.rsa_min_bits, 2048);
         let c = parsed("rsa_min_bits = 1024");
         assert_eq!(c.rsa_min_bits, 1024);
-        for bad in ["rsa_min_bits = 512", "rsa_min_bits = 1023", "rsa_min_bits = 8192"] {
-            let e = refusal(bad);
-            assert!(e.contains("rsa_min_bits"), "{bad}: {e}");
-        }
+        assert_refused_naming(
+            &["rsa_min_bits = 512", "rsa_min_bits = 1023", "rsa_min_bits = 8192"],
+            "rsa_min_bits",
+        );
     }
 
     #[test]
     fn unknown_keys_and_zero_costs_are_refused_with_the_file_name() {
-        for bad in
-            ["pin_kdf_iteration = 5", "max_pin_failures = 0", "pin_kdf_iterations = -1", "test_settings = 1"]
-        {
-            let e = refusal(bad);
-            assert!(e.contains("my.toml"), "{bad}: {e}");
-        }
+        assert_refused_naming(
+            &[
+                "pin_kdf_iteration = 5",
+                "max_pin_failures = 0",
+                "pin_kdf_iterations = -1",
+                "test_settings = 1",
+            ],
+            "my.toml",
+        );
     }
 }
