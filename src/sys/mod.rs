@@ -46,3 +46,9 @@ pub mod thread_slot;
 pub fn page_size() -> usize {
     rustix::param::page_size()
 }
+
+/// For the known-answer tests here: the bytes of a hex string.
+#[cfg(test)]
+fn hex(s: &str) -> Vec<u8> {
+    ::hex::decode(s).unwrap()
+}
