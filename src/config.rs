@@ -290,28 +290,7 @@ fn system_service(path: &Path) -> Result<Option<String>> {
 /// Reads a settings file that only its owner (this process's user or root) can have written.
 fn read_trusted(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    // Opened first and checked through the open file, so that the file checked is the file
-    // read even if the path is swapped in between.
-    let mut file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    let untrusted = |reason: String| std::io::Error::new(std::io::ErrorKind::PermissionDenied, reason);
-    if !meta.is_file() {
-        return Err(untrusted("not a regular file".into()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(untrusted(format!(
-            "refused: its mode {:04o} lets other users write it (chmod go-w)",
-            meta.mode() & 0o7777
-        )));
-    }
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(untrusted(format!(
-            "refused: owned by uid {}, neither this process's user (uid {me}) nor root",
-            meta.uid()
-        )));
-    }
+    let mut file = crate::sys::owned_file::open_owned(path, 0o022, "write it (chmod go-w)")?;
     let mut text = String::new();
     file.read_to_string(&mut text)?;
     Ok(text)
@@ -341,6 +320,14 @@ mod tests {
         match Config::from_toml("/t".into(), text, Path::new("my.toml")) {
             Ok(_) => panic!("{text}: accepted"),
             Err(e) => e.to_string(),
+        }
+    }
+
+    /// Each of the settings texts `bad` is refused with a message that names `naming`.
+    fn assert_refused_naming(bad: &[&str], naming: &str) {
+        for bad in bad {
+            let e = refusal(bad);
+            assert!(e.contains(naming), "{bad}: {e}");
         }
     }
 
@@ -420,10 +407,10 @@ mod tests {
         let c = parsed("audit_sync = true\naudit_segment_bytes = 4096\n");
         assert!(c.audit_sync);
         assert_eq!(c.audit_segment_bytes, 4096);
-        for bad in ["audit_segment_bytes = 4095", "audit_segment_bytes = 1099511627776", "audit_sync = 1"] {
-            let e = refusal(bad);
-            assert!(e.contains("my.toml"), "{bad}: {e}");
-        }
+        assert_refused_naming(
+            &["audit_segment_bytes = 4095", "audit_segment_bytes = 1099511627776", "audit_sync = 1"],
+            "my.toml",
+        );
     }
 
     #[test]
@@ -441,19 +428,22 @@ mod tests {
         assert_eq!(c.rsa_min_bits, 2048);
         let c = parsed("rsa_min_bits = 1024");
         assert_eq!(c.rsa_min_bits, 1024);
-        for bad in ["rsa_min_bits = 512", "rsa_min_bits = 1023", "rsa_min_bits = 8192"] {
-            let e = refusal(bad);
-            assert!(e.contains("rsa_min_bits"), "{bad}: {e}");
-        }
+        assert_refused_naming(
+            &["rsa_min_bits = 512", "rsa_min_bits = 1023", "rsa_min_bits = 8192"],
+            "rsa_min_bits",
+        );
     }
 
     #[test]
     fn unknown_keys_and_zero_costs_are_refused_with_the_file_name() {
-        for bad in
-            ["pin_kdf_iteration = 5", "max_pin_failures = 0", "pin_kdf_iterations = -1", "test_settings = 1"]
-        {
-            let e = refusal(bad);
-            assert!(e.contains("my.toml"), "{bad}: {e}");
-        }
+        assert_refused_naming(
+            &[
+                "pin_kdf_iteration = 5",
+                "max_pin_failures = 0",
+                "pin_kdf_iterations = -1",
+                "test_settings = 1",
+            ],
+            "my.toml",
+        );
     }
 }

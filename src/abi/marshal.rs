@@ -143,19 +143,61 @@ pub unsafe fn write<T>(ptr: *mut T, value: T) -> Result<()> {
     Ok(())
 }
 
-/// The mechanism, required, and the template of a call that makes a key from them
-/// (`C_GenerateKey`, `C_DeriveKey`): both are read before a NULL mechanism is refused.
+/// `C_CreateObject`, `C_CopyObject`: the caller's template is read (after the out-pointer is
+/// checked, as [`new_handle_out`] does) and `make` turns it into the new object's handle.
 ///
 /// # Safety
-/// As `mechanism_in` for `mechanism`, `template_in` for `template` and `count`.
-pub unsafe fn mechanism_and_template_in(
+/// As `template_in` for `template` and `count`, `new_handle_out` for `out`.
+pub unsafe fn template_to_new_handle(
+    out: *mut CK_ULONG,
+    template: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+    make: impl FnOnce(&[Attribute]) -> Result<CK_ULONG>,
+) -> Result<()> {
+    // SAFETY: forwarded contract of the caller.
+    unsafe { new_handle_out(out, || make(&template_in(template, count)?)) }
+}
+
+/// `C_GenerateKey`, `C_DeriveKey`: as [`keyed_blob_to_new_handle`], with no blob.
+///
+/// # Safety
+/// As `mechanism_in` for `mechanism`, `template_in` for `template` and `count`,
+/// `new_handle_out` for `out`.
+pub unsafe fn keyed_template_to_new_handle(
+    out: *mut CK_ULONG,
     mechanism: *const CK_MECHANISM,
     template: *const CK_ATTRIBUTE,
     count: CK_ULONG,
-) -> Result<(Mechanism, Vec<Attribute>)> {
+    make: impl FnOnce(&Mechanism, &[Attribute]) -> Result<CK_ULONG>,
+) -> Result<()> {
     // SAFETY: forwarded contract of the caller.
-    let (mechanism, template) = unsafe { (mechanism_in(mechanism)?, template_in(template, count)?) };
-    Ok((mechanism.ok_or(Error::ArgumentsBad)?, template))
+    unsafe { keyed_blob_to_new_handle(out, mechanism, || Ok(&[]), template, count, |m, _, t| make(m, t)) }
+}
+
+/// The calls that make a key from a mechanism, a caller's blob (`C_UnwrapKey`'s wrapped key,
+/// `C_DecapsulateKey`'s ciphertext) and a template: after the out-pointer is checked, the
+/// mechanism, the blob (`blob` reads it) and the template are read in that order, all before
+/// a NULL mechanism is refused; `make` turns them into the new key's handle.
+///
+/// # Safety
+/// As `mechanism_in` for `mechanism`, `template_in` for `template` and `count`,
+/// `new_handle_out` for `out`.
+pub unsafe fn keyed_blob_to_new_handle<'a>(
+    out: *mut CK_ULONG,
+    mechanism: *const CK_MECHANISM,
+    blob: impl FnOnce() -> Result<&'a [u8]>,
+    template: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+    make: impl FnOnce(&Mechanism, &'a [u8], &[Attribute]) -> Result<CK_ULONG>,
+) -> Result<()> {
+    let read = || {
+        // SAFETY: forwarded contract of the caller.
+        let (mechanism, blob, template) =
+            unsafe { (mechanism_in(mechanism)?, blob()?, template_in(template, count)?) };
+        make(&mechanism.ok_or(Error::ArgumentsBad)?, blob, &template)
+    };
+    // SAFETY: forwarded contract of the caller.
+    unsafe { new_handle_out(out, read) }
 }
 
 /// The calls that make one object and hand back its handle (`C_CreateObject`,

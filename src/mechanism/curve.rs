@@ -78,6 +78,20 @@ impl Curve {
     }
 }
 
+/// The curve of a 25519 key (Ed25519, X25519), whose 448 sibling aws-lc-rs does not offer:
+/// `is_25519` says whether `params` names the offered curve; params among `named_448` are
+/// `Error::CurveNotSupported`, anything else names no curve of the family
+/// (`Error::AttributeValueInvalid`).
+pub fn require_25519(params: &[u8], is_25519: fn(&[u8]) -> bool, named_448: &[&[u8]]) -> Result<()> {
+    if is_25519(params) {
+        Ok(())
+    } else if named_448.contains(&params) {
+        Err(Error::CurveNotSupported)
+    } else {
+        Err(Error::AttributeValueInvalid)
+    }
+}
+
 /// The curve named by `CKA_EC_PARAMS` (the DER of a named-curve OID). Another well-formed
 /// curve name (an OID such as Brainpool's, P-192's or P-224's, or the PrintableString form
 /// PKCS#11 3.0 allows) is `Error::CurveNotSupported`, as the standard names it, on import as on

@@ -17,7 +17,9 @@ enum Engine {
     Sha3_224(Sha3Digest),
 }
 
-fn algorithm(mechanism: CK_MECHANISM_TYPE) -> Result<&'static digest::Algorithm> {
+/// The aws-lc-rs algorithm of a digest mechanism (`CKM_SHA256`, ...), in one place for every
+/// mechanism that hashes with one (ECDSA, the X9.63 KDF); SHA3-224 has none.
+pub(super) fn algorithm(mechanism: CK_MECHANISM_TYPE) -> Result<&'static digest::Algorithm> {
     Ok(match mechanism {
         CKM_SHA_1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
         CKM_SHA224 => &digest::SHA224,

@@ -63,10 +63,10 @@ fn curve_digest(curve: Curve) -> &'static digest::Algorithm {
 /// The curve of a key in use; an unsupported one is `Error::KeySizeRange`, an Edwards or
 /// Montgomery key (which the mechanisms of this file do not take) `Error::KeyTypeInconsistent`.
 pub(super) fn key_curve(params: &[u8]) -> Result<Curve> {
-    if super::eddsa::is_edwards(params) || super::montgomery::is_montgomery(params) {
-        return Err(Error::KeyTypeInconsistent);
+    match family_of(params) {
+        Family::Weierstrass => curve_of(params),
+        Family::Edwards | Family::Montgomery => Err(Error::KeyTypeInconsistent),
     }
-    curve_of(params)
 }
 
 /// The private scalar of a key, exactly as long as the field; `Error::KeyTypeInconsistent` if
@@ -97,16 +97,32 @@ fn ecdsa_key_pair(curve: Curve, scalar: &[u8]) -> Result<EcdsaKeyPair> {
     EcdsaKeyPair::from_private_key_der(signing_algorithm(curve), &der).map_err(|_| Error::KeyTypeInconsistent)
 }
 
+/// The families of curves `CKA_EC_PARAMS` may name, each with its own key type and code.
+enum Family {
+    Edwards,
+    Montgomery,
+    /// The short Weierstrass curves (P-256, ...), and anything that names no curve.
+    Weierstrass,
+}
+
+fn family_of(params: &[u8]) -> Family {
+    if super::eddsa::is_edwards(params) {
+        Family::Edwards
+    } else if super::montgomery::is_montgomery(params) {
+        Family::Montgomery
+    } else {
+        Family::Weierstrass
+    }
+}
+
 /// The key type `CKA_EC_PARAMS` belong to: `CKK_EC_EDWARDS` for the Edwards curves,
 /// `CKK_EC_MONTGOMERY` for the Montgomery curves, `CKK_EC` for anything else (whether
 /// offered or not), so that an object's key type and curve can be checked to agree.
 pub fn key_type_of_params(params: &[u8]) -> CK_KEY_TYPE {
-    if super::eddsa::is_edwards(params) {
-        CKK_EC_EDWARDS
-    } else if super::montgomery::is_montgomery(params) {
-        CKK_EC_MONTGOMERY
-    } else {
-        CKK_EC
+    match family_of(params) {
+        Family::Edwards => CKK_EC_EDWARDS,
+        Family::Montgomery => CKK_EC_MONTGOMERY,
+        Family::Weierstrass => CKK_EC,
     }
 }
 
@@ -114,13 +130,11 @@ pub fn key_type_of_params(params: &[u8]) -> CK_KEY_TYPE {
 /// for a named curve not offered) and an uncompressed point on it
 /// (`Error::KeyTypeInconsistent`). For C_CreateObject.
 pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
-    if super::eddsa::is_edwards(&key.params) {
-        return super::eddsa::check_public_key(key);
-    }
-    if super::montgomery::is_montgomery(&key.params) {
-        return super::montgomery::check_public_key(key);
-    }
-    let curve = key_curve(&key.params)?;
+    let curve = match family_of(&key.params) {
+        Family::Edwards => return super::eddsa::check_public_key(key),
+        Family::Montgomery => return super::montgomery::check_public_key(key),
+        Family::Weierstrass => key_curve(&key.params)?,
+    };
     if key.point.len() != curve.point_len() || key.point.first() != Some(&0x04) {
         return Err(Error::KeyTypeInconsistent);
     }
@@ -133,14 +147,14 @@ pub fn check_public_key(key: &EcPublicKey) -> Result<()> {
 /// [`check_public_key`]) and a scalar in 1..n (`Error::KeyTypeInconsistent`). For
 /// C_CreateObject.
 pub fn check_private_key(key: &EcPrivateKey) -> Result<()> {
-    if super::eddsa::is_edwards(&key.params) {
-        return super::eddsa::check_private_key(key);
+    match family_of(&key.params) {
+        Family::Edwards => super::eddsa::check_private_key(key),
+        Family::Montgomery => super::montgomery::check_private_key(key),
+        Family::Weierstrass => {
+            let curve = key_curve(&key.params)?;
+            public_point(curve, &key_scalar(curve, key)?).map(|_| ())
+        }
     }
-    if super::montgomery::is_montgomery(&key.params) {
-        return super::montgomery::check_private_key(key);
-    }
-    let curve = key_curve(&key.params)?;
-    public_point(curve, &key_scalar(curve, key)?).map(|_| ())
 }
 
 /// The number of bytes of the ECDH shared secret Z on the curve of `params`: the longest key
@@ -186,15 +200,16 @@ pub fn generate_key_pair(params: &[u8]) -> Result<(EcPublicKey, EcPrivateKey)> {
 
 /// The digest a signing mechanism hashes with; `None` for CKM_ECDSA (the input is the hash).
 fn mechanism_digest(mechanism: CK_MECHANISM_TYPE) -> Result<Option<&'static digest::Algorithm>> {
-    Ok(Some(match mechanism {
+    let hash = match mechanism {
         CKM_ECDSA => return Ok(None),
-        CKM_ECDSA_SHA1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        CKM_ECDSA_SHA224 => &digest::SHA224,
-        CKM_ECDSA_SHA256 => &digest::SHA256,
-        CKM_ECDSA_SHA384 => &digest::SHA384,
-        CKM_ECDSA_SHA512 => &digest::SHA512,
+        CKM_ECDSA_SHA1 => CKM_SHA_1,
+        CKM_ECDSA_SHA224 => CKM_SHA224,
+        CKM_ECDSA_SHA256 => CKM_SHA256,
+        CKM_ECDSA_SHA384 => CKM_SHA384,
+        CKM_ECDSA_SHA512 => CKM_SHA512,
         _ => return Err(Error::MechanismInvalid),
-    }))
+    };
+    super::digest::algorithm(hash).map(Some)
 }
 
 fn no_params(params: &MechanismParams) -> Result<()> {

@@ -22,14 +22,15 @@ pub const MAX_KDF_OUTPUT: usize = 1024;
 
 /// The digest of an ANSI X9.63 KDF type (`CKD_SHA*_KDF`).
 fn kdf_digest(kdf: CK_EC_KDF_TYPE) -> Option<&'static digest::Algorithm> {
-    Some(match kdf {
-        CKD_SHA1_KDF => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        CKD_SHA224_KDF => &digest::SHA224,
-        CKD_SHA256_KDF => &digest::SHA256,
-        CKD_SHA384_KDF => &digest::SHA384,
-        CKD_SHA512_KDF => &digest::SHA512,
+    let hash = match kdf {
+        CKD_SHA1_KDF => CKM_SHA_1,
+        CKD_SHA224_KDF => CKM_SHA224,
+        CKD_SHA256_KDF => CKM_SHA256,
+        CKD_SHA384_KDF => CKM_SHA384,
+        CKD_SHA512_KDF => CKM_SHA512,
         _ => return None,
-    })
+    };
+    super::digest::algorithm(hash).ok()
 }
 
 /// ANSI X9.63 KDF: Hash(Z ‖ counter ‖ SharedInfo) for counter = 1, 2, … (32-bit big-endian),

@@ -46,13 +46,7 @@ pub fn is_edwards(params: &[u8]) -> bool {
 /// The curve of an Edwards key: Ed25519, or `Error::CurveNotSupported` for Ed448 and
 /// `Error::AttributeValueInvalid` for anything that names no Edwards curve.
 fn require_ed25519(params: &[u8]) -> Result<()> {
-    if is_ed25519(params) {
-        Ok(())
-    } else if ED448_PARAMS.contains(&params) {
-        Err(Error::CurveNotSupported)
-    } else {
-        Err(Error::AttributeValueInvalid)
-    }
+    super::curve::require_25519(params, is_ed25519, &ED448_PARAMS)
 }
 
 /// Generates an Ed25519 key pair for `params`; both halves carry `params` as given.
@@ -138,14 +132,6 @@ impl SignOperation for Ed25519Sign {
         SIGNATURE_LEN
     }
 
-    fn update(&mut self, _part: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
-    }
-
-    fn finish(&mut self) -> Result<Vec<u8>> {
-        Err(Error::MechanismInvalid)
-    }
-
     fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         Ok(self.key.sign(data).as_ref().to_vec())
     }
@@ -165,14 +151,6 @@ pub fn verify_init(params: &MechanismParams, key: &EcPublicKey) -> Result<Box<dy
 }
 
 impl VerifyOperation for Ed25519Verify {
-    fn update(&mut self, _part: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
-    }
-
-    fn finish(&mut self, _signature: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
-    }
-
     fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
         if signature.len() != SIGNATURE_LEN {
             return Err(Error::SignatureLenRange);

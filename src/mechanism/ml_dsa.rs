@@ -206,14 +206,6 @@ pub fn verify_init(params: &MechanismParams, key: &PqPublicKey) -> Result<Box<dy
 }
 
 impl VerifyOperation for MlDsaVerify {
-    fn update(&mut self, _part: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
-    }
-
-    fn finish(&mut self, _signature: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
-    }
-
     fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
         if signature.len() != self.signature_len {
             return Err(Error::SignatureLenRange);
@@ -296,16 +288,16 @@ mod tests {
     fn imported_keys_are_checked() {
         let (q, d) = generate_key_pair(CKP_ML_DSA_65).unwrap();
         // The seed alone, and the expanded key alone, make the same key.
-        let seed_only = PqPrivateKey { value: Zeroizing::new(Vec::new()), ..clone(&d) };
-        let value_only = PqPrivateKey { seed: None, ..clone(&d) };
+        let seed_only = PqPrivateKey { value: Zeroizing::new(Vec::new()), ..d.clone() };
+        let value_only = PqPrivateKey { seed: None, ..d.clone() };
         for k in [&seed_only, &value_only] {
             check_private_key(k).unwrap();
             assert_eq!(public_key(k).unwrap(), q.value);
         }
         // A seed that does not give the value; a value of the wrong length; the wrong set.
-        let mismatched = PqPrivateKey { seed: Some(Zeroizing::new(vec![7; 32])), ..clone(&d) };
+        let mismatched = PqPrivateKey { seed: Some(Zeroizing::new(vec![7; 32])), ..d.clone() };
         assert_eq!(check_private_key(&mismatched), Err(Error::KeyTypeInconsistent));
-        let short = PqPrivateKey { seed: None, value: Zeroizing::new(d.value[1..].to_vec()), ..clone(&d) };
+        let short = PqPrivateKey { seed: None, value: Zeroizing::new(d.value[1..].to_vec()), ..d.clone() };
         assert_eq!(check_private_key(&short), Err(Error::KeyTypeInconsistent));
         let other_set = PqPublicKey { parameter_set: CKP_ML_DSA_44, ..q.clone() };
         assert_eq!(check_public_key(&other_set), Err(Error::KeyTypeInconsistent));
@@ -313,14 +305,5 @@ mod tests {
             check_public_key(&PqPublicKey { parameter_set: 0, ..q }),
             Err(Error::AttributeValueInvalid)
         );
-    }
-
-    fn clone(k: &PqPrivateKey) -> PqPrivateKey {
-        PqPrivateKey {
-            key_type: k.key_type,
-            parameter_set: k.parameter_set,
-            value: k.value.clone(),
-            seed: k.seed.clone(),
-        }
     }
 }

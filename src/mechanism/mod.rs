@@ -42,7 +42,7 @@ mod whole_input;
 use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;
 
-use crate::Result;
+use crate::{Error, Result};
 
 pub use registry::{MechanismInfo, mechanism_info, mechanism_list};
 
@@ -176,24 +176,32 @@ pub enum KeyMaterial {
 
 /// A signature (or MAC) in progress. Single-part-only mechanisms (`CKM_RSA_PKCS`,
 /// `CKM_RSA_X_509`, `CKM_RSA_PKCS_PSS`, `CKM_ECDSA`) refuse `update` and `finish` with
-/// `Error::MechanismInvalid` (as opencryptoki does); the session layer then ends the
-/// operation, as after any failed step.
+/// `Error::MechanismInvalid` (as opencryptoki does; the default methods); the session layer
+/// then ends the operation, as after any failed step.
 pub trait SignOperation: Send {
     /// The signature's length in bytes, known before signing.
     fn signature_len(&self) -> usize;
-    fn update(&mut self, part: &[u8]) -> Result<()>;
+    fn update(&mut self, _part: &[u8]) -> Result<()> {
+        Err(Error::MechanismInvalid)
+    }
     /// Signs everything given to `update`.
-    fn finish(&mut self) -> Result<Vec<u8>>;
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        Err(Error::MechanismInvalid)
+    }
     /// Single-part: signs `data` (for hash-and-sign mechanisms, hashing it first).
     fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>>;
 }
 
 /// A verification in progress; a wrong signature is `Error::SignatureInvalid`, a signature of
 /// the wrong length `Error::SignatureLenRange`. Single-part-only mechanisms refuse `update`
-/// and `finish` with `Error::MechanismInvalid`.
+/// and `finish` with `Error::MechanismInvalid` (the default methods).
 pub trait VerifyOperation: Send {
-    fn update(&mut self, part: &[u8]) -> Result<()>;
-    fn finish(&mut self, signature: &[u8]) -> Result<()>;
+    fn update(&mut self, _part: &[u8]) -> Result<()> {
+        Err(Error::MechanismInvalid)
+    }
+    fn finish(&mut self, _signature: &[u8]) -> Result<()> {
+        Err(Error::MechanismInvalid)
+    }
     fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()>;
 }
 
@@ -215,8 +223,14 @@ pub trait CipherOperation: Send {
         self.single_len(input.len())
     }
     fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
-    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>>;
+    /// Multi-part steps; single-part-only mechanisms (RSA) keep these defaults, which refuse
+    /// with `Error::MechanismInvalid`.
+    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
 
     /// The longest input the next update may bring: what the operation can still hold
     /// (see [`secret_buffer::MAX_HELD_INPUT`]); the C ABI refuses a longer length before it

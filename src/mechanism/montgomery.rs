@@ -47,14 +47,10 @@ pub fn is_montgomery(params: &[u8]) -> bool {
     is_x25519(params) || X448_PARAMS.contains(&params)
 }
 
+/// The curve of a Montgomery key: X25519, or `Error::CurveNotSupported` for X448 and
+/// `Error::AttributeValueInvalid` for anything that names no Montgomery curve.
 fn require_x25519(params: &[u8]) -> Result<()> {
-    if is_x25519(params) {
-        Ok(())
-    } else if X448_PARAMS.contains(&params) {
-        Err(Error::CurveNotSupported)
-    } else {
-        Err(Error::AttributeValueInvalid)
-    }
+    super::curve::require_25519(params, is_x25519, &X448_PARAMS)
 }
 
 /// Generates an X25519 key pair for `params`; both halves carry `params` as given.

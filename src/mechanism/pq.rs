@@ -26,6 +26,8 @@ pub struct PqPublicKey {
 }
 
 /// An ML-DSA or ML-KEM private key: the expanded key, the seed, or both (at least one).
+/// Not `Clone` outside tests, so that no copy of the secret is made by accident.
+#[cfg_attr(test, derive(Clone))]
 pub struct PqPrivateKey {
     pub key_type: CK_KEY_TYPE,
     pub parameter_set: CK_ULONG,

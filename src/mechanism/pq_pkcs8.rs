@@ -153,15 +153,6 @@ mod tests {
     use super::*;
     use aws_lc_rs::signature::{KeyPair, ML_DSA_65_SIGNING, PqdsaKeyPair};
 
-    fn clone(k: &PqPrivateKey) -> PqPrivateKey {
-        PqPrivateKey {
-            key_type: k.key_type,
-            parameter_set: k.parameter_set,
-            value: k.value.clone(),
-            seed: k.seed.clone(),
-        }
-    }
-
     fn read(der: &[u8]) -> Result<PqPrivateKey> {
         from_pkcs8(&PrivateKeyInfoRef::from_der(der).map_err(|_| Error::WrappedKeyInvalid)?)
     }
@@ -171,8 +162,8 @@ mod tests {
     #[test]
     fn ml_dsa_forms_round_trip_and_agree_with_aws_lc() {
         let (public, key) = ml_dsa::generate_key_pair(CKP_ML_DSA_65).unwrap();
-        let seed_only = PqPrivateKey { value: Zeroizing::new(Vec::new()), ..clone(&key) };
-        let value_only = PqPrivateKey { seed: None, ..clone(&key) };
+        let seed_only = PqPrivateKey { value: Zeroizing::new(Vec::new()), ..key.clone() };
+        let value_only = PqPrivateKey { seed: None, ..key.clone() };
         for (k, first_inner_byte) in [(&key, 0x30), (&seed_only, 0x80), (&value_only, 0x04)] {
             let der = to_pkcs8(k).unwrap();
             let info = PrivateKeyInfoRef::from_der(&der).unwrap();
@@ -240,11 +231,11 @@ mod tests {
         let (_, key) = ml_dsa::generate_key_pair(CKP_ML_DSA_44).unwrap();
         let der = to_pkcs8(&key).unwrap();
         // A seed that does not give the expanded key beside it.
-        let mut other = clone(&key);
+        let mut other = key.clone();
         other.seed = Some(Zeroizing::new(vec![7; 32]));
         assert_eq!(read(&to_pkcs8(&other).unwrap()).err(), Some(Error::WrappedKeyInvalid));
         // Another parameter set's identifier on this key.
-        let mut relabelled = clone(&key);
+        let mut relabelled = key.clone();
         relabelled.parameter_set = CKP_ML_DSA_87;
         assert_eq!(read(&to_pkcs8(&relabelled).unwrap()).err(), Some(Error::WrappedKeyInvalid));
         // Truncated, and a seed of the wrong length.
@@ -252,11 +243,11 @@ mod tests {
         let short_seed = PqPrivateKey {
             seed: Some(Zeroizing::new(vec![1; 31])),
             value: Zeroizing::new(Vec::new()),
-            ..clone(&key)
+            ..key.clone()
         };
         assert_eq!(read(&to_pkcs8(&short_seed).unwrap()).err(), Some(Error::WrappedKeyInvalid));
         assert_eq!(
-            to_pkcs8(&PqPrivateKey { seed: None, value: Zeroizing::new(Vec::new()), ..clone(&key) }).err(),
+            to_pkcs8(&PqPrivateKey { seed: None, value: Zeroizing::new(Vec::new()), ..key.clone() }).err(),
             Some(Error::KeyNotWrappable)
         );
         assert!(!is_pq_algorithm(&ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1")));

@@ -146,128 +146,78 @@ handle_kind! {
     UnwrappingKeyHandle => |c: &Handles, h| c.remote(h, Error::UnwrappingKeyHandleInvalid);
 }
 
-/// Bytes that may be secret (PINs): zeroized wherever they are held.
-pub struct Pin;
+/// Arguments that travel without handles, each converted by three expressions: `to_wire`
+/// makes the wire value from the application's, `from_wire` the server's value from the wire
+/// one, and `local` lends the server's value as its module's method takes it.
+macro_rules! converted_arg {
+    ($($(#[$doc:meta])* $kind:ident<$lt:lifetime>($local:ty, $wire:ty, $core:ty) {
+        to_wire($l:ident) = $to:expr;
+        from_wire($w:ident) = $from:expr;
+        local($c:ident) = $lend:expr;
+    })*) => {$(
+        $(#[$doc])*
+        pub struct $kind;
 
-impl Arg for Pin {
-    type Local<'a> = &'a [u8];
-    type Wire = Secret;
-    type Core = Secret;
-    fn to_wire(local: &[u8], _: &Handles) -> Result<Secret> {
-        Ok(Secret(local.to_vec()))
+        impl Arg for $kind {
+            type Local<$lt> = $local;
+            type Wire = $wire;
+            type Core = $core;
+            fn to_wire($l: Self::Local<'_>, _: &Handles) -> Result<$wire> {
+                Ok($to)
+            }
+            fn from_wire($w: $wire) -> $core {
+                $from
+            }
+            fn local($c: &$core) -> Self::Local<'_> {
+                $lend
+            }
+        }
+    )*};
+}
+
+converted_arg! {
+    /// Bytes that may be secret (PINs): zeroized wherever they are held.
+    Pin<'a>(&'a [u8], Secret, Secret) {
+        to_wire(local) = Secret(local.to_vec());
+        from_wire(wire) = wire;
+        local(core) = &core.0;
     }
-    fn from_wire(wire: Secret) -> Secret {
-        wire
+    /// Bytes that are not secret (a principal's name in `C_LoginUser`, a wrapped key).
+    Text<'a>(&'a [u8], Bytes, Bytes) {
+        to_wire(local) = Bytes(local.to_vec());
+        from_wire(wire) = wire;
+        local(core) = &core.0;
     }
-    fn local(core: &Secret) -> &[u8] {
-        &core.0
+    /// A string (a principal's name, a policy's text).
+    Name<'a>(&'a str, String, String) {
+        to_wire(local) = local.into();
+        from_wire(wire) = wire;
+        local(core) = core;
+    }
+    Template<'a>(&'a [Attribute], Vec<WireAttribute>, Vec<Attribute>) {
+        to_wire(local) = attributes_to_wire(local);
+        from_wire(wire) = attributes_from_wire(wire);
+        local(core) = core;
+    }
+    Mech<'a>(&'a Mechanism, WireMechanism, Mechanism) {
+        to_wire(local) = mechanism_to_wire(local);
+        from_wire(wire) = mechanism_from_wire(wire);
+        local(core) = core;
+    }
+    Buffer<'a>(OutputBuffer, WireBuffer, OutputBuffer) {
+        to_wire(local) = buffer_to_wire(local);
+        from_wire(wire) = buffer_from_wire(wire);
+        local(core) = *core;
+    }
+    Cipher<'a>(CipherKind, WireCipher, CipherKind) {
+        to_wire(local) = cipher_to_wire(local);
+        from_wire(wire) = cipher_from_wire(wire);
+        local(core) = *core;
     }
 }
 
-/// Bytes that are not secret (a principal's name in `C_LoginUser`, a wrapped key).
-pub struct Text;
+/// Bytes that are not secret, as the data of a call names them.
 pub type Data = Text;
-
-impl Arg for Text {
-    type Local<'a> = &'a [u8];
-    type Wire = Bytes;
-    type Core = Bytes;
-    fn to_wire(local: &[u8], _: &Handles) -> Result<Bytes> {
-        Ok(Bytes(local.to_vec()))
-    }
-    fn from_wire(wire: Bytes) -> Bytes {
-        wire
-    }
-    fn local(core: &Bytes) -> &[u8] {
-        &core.0
-    }
-}
-
-/// A string (a principal's name, a policy's text).
-pub struct Name;
-
-impl Arg for Name {
-    type Local<'a> = &'a str;
-    type Wire = String;
-    type Core = String;
-    fn to_wire(local: &str, _: &Handles) -> Result<String> {
-        Ok(local.into())
-    }
-    fn from_wire(wire: String) -> String {
-        wire
-    }
-    fn local(core: &String) -> &str {
-        core
-    }
-}
-
-pub struct Template;
-
-impl Arg for Template {
-    type Local<'a> = &'a [Attribute];
-    type Wire = Vec<WireAttribute>;
-    type Core = Vec<Attribute>;
-    fn to_wire(local: &[Attribute], _: &Handles) -> Result<Vec<WireAttribute>> {
-        Ok(attributes_to_wire(local))
-    }
-    fn from_wire(wire: Vec<WireAttribute>) -> Vec<Attribute> {
-        attributes_from_wire(wire)
-    }
-    fn local(core: &Vec<Attribute>) -> &[Attribute] {
-        core
-    }
-}
-
-pub struct Mech;
-
-impl Arg for Mech {
-    type Local<'a> = &'a Mechanism;
-    type Wire = WireMechanism;
-    type Core = Mechanism;
-    fn to_wire(local: &Mechanism, _: &Handles) -> Result<WireMechanism> {
-        Ok(mechanism_to_wire(local))
-    }
-    fn from_wire(wire: WireMechanism) -> Mechanism {
-        mechanism_from_wire(wire)
-    }
-    fn local(core: &Mechanism) -> &Mechanism {
-        core
-    }
-}
-
-pub struct Buffer;
-
-impl Arg for Buffer {
-    type Local<'a> = OutputBuffer;
-    type Wire = WireBuffer;
-    type Core = OutputBuffer;
-    fn to_wire(local: OutputBuffer, _: &Handles) -> Result<WireBuffer> {
-        Ok(buffer_to_wire(local))
-    }
-    fn from_wire(wire: WireBuffer) -> OutputBuffer {
-        buffer_from_wire(wire)
-    }
-    fn local(core: &OutputBuffer) -> OutputBuffer {
-        *core
-    }
-}
-
-pub struct Cipher;
-
-impl Arg for Cipher {
-    type Local<'a> = CipherKind;
-    type Wire = WireCipher;
-    type Core = CipherKind;
-    fn to_wire(local: CipherKind, _: &Handles) -> Result<WireCipher> {
-        Ok(cipher_to_wire(local))
-    }
-    fn from_wire(wire: WireCipher) -> CipherKind {
-        cipher_from_wire(wire)
-    }
-    fn local(core: &CipherKind) -> CipherKind {
-        *core
-    }
-}
 
 /// Answers of one shape: `$local` from and to `Answer::$variant`.
 macro_rules! answer_kind {

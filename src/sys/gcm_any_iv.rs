@@ -176,10 +176,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        ::hex::decode(s).unwrap()
-    }
+    use crate::sys::hex;
 
     /// The GCM specification's test case 6 (AES-128, a 60-byte IV), from McGrew and Viega's
     /// "The Galois/Counter Mode of Operation", appendix B.

@@ -17,6 +17,8 @@
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
 //! - [`sha3`]: SHA3-224 and HMAC over the SHA-3 hashes, through AWS-LC's `EVP_MD` and
 //!   `HMAC_CTX` interfaces (aws-lc-rs has neither).
+//! - [`owned_file`]: opening a file only its owner may have written (or read), checked
+//!   through the open file.
 //! - [`secret`]: [`secret::LockedBuffer`], page-aligned memory for key material that is
 //!   locked, excluded from core dumps and zeroed before it is given back.
 //! - [`secret_pool`]: the same guarantees for many small secrets (every object's values, the
@@ -33,6 +35,7 @@ pub mod ecdh_secp256k1;
 pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
+pub mod owned_file;
 pub mod secret;
 pub mod secret_pool;
 pub mod sha3;
@@ -42,4 +45,10 @@ pub mod thread_slot;
 /// The size of a memory page.
 pub fn page_size() -> usize {
     rustix::param::page_size()
+}
+
+/// For the known-answer tests here: the bytes of a hex string.
+#[cfg(test)]
+fn hex(s: &str) -> Vec<u8> {
+    ::hex::decode(s).unwrap()
 }

@@ -181,10 +181,7 @@ impl Sha3Hmac {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        ::hex::decode(s).unwrap()
-    }
+    use crate::sys::hex;
 
     /// FIPS 202's SHA3-224 examples: the empty message and "abc"; and one million "a"s in
     /// parts, checking that `finish` starts over.

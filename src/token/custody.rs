@@ -27,7 +27,6 @@
 //! are in the backups anyway, and open nothing alive.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -85,25 +84,8 @@ impl ServiceKey {
     /// systemd credential is root's).
     pub fn load(path: &Path) -> Result<ServiceKey> {
         let fail = |why: String| Error::Device(format!("service key file {}: {why}", path.display()));
-        // Checked through the open file, so the file checked is the file read.
-        let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-        let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(fail("not a regular file".into()));
-        }
-        if meta.mode() & 0o077 != 0 {
-            return Err(fail(format!(
-                "mode {:04o} lets other users at it (chmod 600)",
-                meta.mode() & 0o7777
-            )));
-        }
-        let me = rustix::process::geteuid().as_raw();
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(fail(format!(
-                "owned by uid {}, neither this process's user ({me}) nor root",
-                meta.uid()
-            )));
-        }
+        let mut file = crate::sys::owned_file::open_owned(path, 0o077, "at it (chmod 600)")
+            .map_err(|e| fail(e.to_string()))?;
         let mut bytes = Zeroizing::new(Vec::with_capacity(SERVICE_KEY_LEN + 1));
         Read::by_ref(&mut file)
             .take(SERVICE_KEY_LEN as u64 + 1)

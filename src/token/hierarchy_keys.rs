@@ -283,7 +283,6 @@ impl Token {
 mod tests {
     use super::*;
     use crate::object::values::Values;
-    use crate::policy::{LoginState, Policy};
     use crate::store::StoredObject;
     use crate::token::TokenKey;
     use crate::token::loading::open_for_login;
@@ -322,35 +321,39 @@ mod tests {
         StoredObject { id, attributes }
     }
 
-    #[test]
-    fn a_decrypt_only_principal_uses_its_dek_and_holds_no_value_of_the_kek_or_master_key() {
-        let token_key = TokenKey::new([0x42; crate::mechanism::seal::KEY_LEN]);
-        let mut state = TokenState::empty();
-        state.login = LoginState::User;
-        state.principal = Some("ctx".into());
-        state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
-        state.token_key = Some(token_key.clone());
+    /// Loads the master key, the KEK and the DEK (all under `token_key`) into `state` as
+    /// `Token::complete` does with the rows; returns how many objects were kept.
+    fn load(state: &mut TokenState, token_key: &TokenKey) -> usize {
         let rows = [
-            stored(1, Tier::Master, "master-v1", &MASTER, None, &token_key),
-            stored(2, Tier::Kek, "kek-v1", &KEK, Some((b"master-v1", &MASTER)), &token_key),
-            stored(3, Tier::Dek, "dek-acme-v1", &DEK, Some((b"kek-v1", &KEK)), &token_key),
+            stored(1, Tier::Master, "master-v1", &MASTER, None, token_key),
+            stored(2, Tier::Kek, "kek-v1", &KEK, Some((b"master-v1", &MASTER)), token_key),
+            stored(3, Tier::Dek, "dek-acme-v1", &DEK, Some((b"kek-v1", &KEK)), token_key),
         ];
-        // What `Token::complete` does with the rows.
         let mut loaded = HashMap::new();
         let mut sealed = Vec::new();
         for row in rows {
-            let (o, kept) = open_for_login(&state, row.clone(), state.token_key.as_ref()).unwrap();
+            let (o, kept) = open_for_login(state, row.clone(), Some(token_key)).unwrap();
             if let Some(kept) = kept {
                 sealed.push((o.get(CKA_UNIQUE_ID).unwrap().to_vec(), kept));
             }
             loaded.insert(row.id, o);
         }
         open_wrapped_values(&mut loaded);
-        assert_eq!(loaded.len(), 3, "the DEK under a sealed KEK is kept, unchecked");
+        let kept = loaded.len();
         state.objects = ObjectCache::from_loaded(loaded);
         for (uid, row) in sealed {
             state.objects.keep_sealed_row(uid, row);
         }
+        kept
+    }
+
+    #[test]
+    fn a_decrypt_only_principal_uses_its_dek_and_holds_no_value_of_the_kek_or_master_key() {
+        let token_key = TokenKey::new([0x42; crate::mechanism::seal::KEY_LEN]);
+        let mut state = TokenState::principal_login("ctx", POLICY);
+        state.token_key = Some(token_key.clone());
+        let loaded = load(&mut state, &token_key);
+        assert_eq!(loaded, 3, "the DEK under a sealed KEK is kept, unchecked");
         let opened = |id: i64| state.objects[&id].get(CKA_VALUE).map(<[u8]>::to_vec);
         assert_eq!(opened(1), None, "the master key stays sealed");
         assert_eq!(opened(2), None, "the KEK stays sealed");
@@ -372,35 +375,12 @@ mod tests {
         }
         // A login that may use the KEK and the DEK but not the master key: the KEK is left
         // unchecked, and so is the DEK below it (not dropped), and both are usable.
-        let mut rotation_state = TokenState::empty();
-        rotation_state.login = LoginState::User;
-        rotation_state.principal = Some("rot".into());
-        rotation_state.policy = Some(Arc::new(
-            Policy::parse(
-                r#"{"key_permissions": {"rot": {"keys": ["dek-*", "kek-*"], "operations": ["rotate"]}}}"#,
-            )
-            .unwrap(),
-        ));
+        let mut rotation_state = TokenState::principal_login(
+            "rot",
+            r#"{"key_permissions": {"rot": {"keys": ["dek-*", "kek-*"], "operations": ["rotate"]}}}"#,
+        );
         rotation_state.token_key = Some(token_key.clone());
-        let mut loaded = HashMap::new();
-        let mut sealed = Vec::new();
-        for row in [
-            stored(1, Tier::Master, "master-v1", &MASTER, None, &token_key),
-            stored(2, Tier::Kek, "kek-v1", &KEK, Some((b"master-v1", &MASTER)), &token_key),
-            stored(3, Tier::Dek, "dek-acme-v1", &DEK, Some((b"kek-v1", &KEK)), &token_key),
-        ] {
-            let (o, kept) = open_for_login(&rotation_state, row.clone(), Some(&token_key)).unwrap();
-            if let Some(kept) = kept {
-                sealed.push((o.get(CKA_UNIQUE_ID).unwrap().to_vec(), kept));
-            }
-            loaded.insert(row.id, o);
-        }
-        open_wrapped_values(&mut loaded);
-        assert_eq!(loaded.len(), 3, "nothing dropped");
-        rotation_state.objects = ObjectCache::from_loaded(loaded);
-        for (uid, row) in sealed {
-            rotation_state.objects.keep_sealed_row(uid, row);
-        }
+        assert_eq!(load(&mut rotation_state, &token_key), 3, "nothing dropped");
         let (kek, dek) = (rotation_state.objects[&2].clone(), rotation_state.objects[&3].clone());
         assert_eq!(&hierarchy_value(&rotation_state, &kek).unwrap()[..], &KEK);
         assert_eq!(&hierarchy_value(&rotation_state, &dek).unwrap()[..], &DEK);

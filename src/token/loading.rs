@@ -226,10 +226,7 @@ mod tests {
     #[test]
     fn a_principal_opens_only_the_keys_its_policy_lets_it_use() {
         let key = TokenKey::new([0x42; crate::mechanism::seal::KEY_LEN]);
-        let mut state = TokenState::empty();
-        state.login = LoginState::User;
-        state.principal = Some("context-api".into());
-        state.policy = Some(Arc::new(Policy::parse(POLICY).unwrap()));
+        let mut state = TokenState::principal_login("context-api", POLICY);
         // Key `id` labelled `label` holding `[id; 32]`, as `state`'s login opens it.
         let open = |state: &TokenState, id: u8, label: &str| {
             open_for_login(state, stored_key(id.into(), label, &[id; 32], &key), Some(&key)).unwrap().0

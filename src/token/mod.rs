@@ -271,6 +271,16 @@ impl TokenState {
         }
     }
 
+    /// For tests: the state of `principal`'s login under the policy `policy` (JSON).
+    #[cfg(test)]
+    fn principal_login(principal: &str, policy: &str) -> TokenState {
+        let mut state = TokenState::empty();
+        state.login = LoginState::User;
+        state.principal = Some(principal.into());
+        state.policy = Some(Arc::new(Policy::parse(policy).unwrap()));
+        state
+    }
+
     pub fn view(&self, read_write: bool) -> SessionView {
         SessionView { login: self.login, read_write, principal: self.principal.is_some() }
     }

@@ -16,7 +16,7 @@ use crate::object::template::{self, Actor, Change, Origin};
 use crate::object::{Attribute, AttributeRead, Object, Values};
 use crate::policy::approval_ahead::ManagementOp;
 use crate::policy::{Access, Decision, Operation, SessionView};
-use crate::store::{ApprovalRecord, StoredAttribute, StoredObject};
+use crate::store::{ApprovalRecord, StoreWriter, StoredAttribute, StoredObject};
 use crate::{Error, Result};
 
 /// The associated data binding a sealed value to its object and attribute.
@@ -323,27 +323,17 @@ impl Token {
             hierarchy::check_destroy(&object, state.objects.values().map(|o| o.as_ref()))?;
         }
         let now = crate::audit::record::now_ms();
-        let mut consumed = Vec::new();
+        let consumed;
         match object_ref {
             ObjectRef::Token { id, .. } => {
-                let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-                let mut existed = false;
-                let written = store.write(&mut |w| {
-                    existed = w.delete_object(id)?;
-                    if !existed {
-                        // Nothing to destroy, so nothing may be used up: roll back.
-                        return Err(Error::ObjectHandleInvalid);
-                    }
-                    consumed = approvals::consume(gate.as_ref(), w, now)?;
-                    Ok(())
-                });
-                if !existed {
+                let Some(used) =
+                    change_stored(&mut state, id, gate.as_ref(), now, |w| w.delete_object(id), |_| Ok(()))?
+                else {
                     // Another process destroyed it first; its handle is gone for us too.
-                    state.objects.remove(&id);
                     self.handles.write().forget(object_ref);
                     return Err(Error::ObjectHandleInvalid);
-                }
-                written?;
+                };
+                consumed = used;
                 state.objects.remove(&id);
             }
             ObjectRef::Session { id, .. } => {
@@ -397,7 +387,7 @@ impl Token {
         let actor = Actor { is_so: state.view(read_write).is_so() };
         let changed = template::changed_object(&object, template, Change::Set, actor)?;
         let now = crate::audit::record::now_ms();
-        let mut consumed = Vec::new();
+        let consumed;
         match object_ref {
             ObjectRef::Token { id, .. } => {
                 // Only the attributes that change are written, so a public object whose key
@@ -408,22 +398,10 @@ impl Token {
                     .filter(|(kind, value)| object.get(*kind) != Some(*value))
                     .map(|(kind, value)| stored_attribute(id, &changed, kind, value, key.as_ref()))
                     .collect::<Result<Vec<_>>>()?;
-                let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-                let mut existed = false;
-                let written = store.write(&mut |w| {
-                    existed = w.object_exists(id)?;
-                    if !existed {
-                        return Err(Error::ObjectHandleInvalid);
-                    }
-                    w.update_attributes(id, &stored)?;
-                    consumed = approvals::consume(gate.as_ref(), w, now)?;
-                    Ok(())
-                });
-                if !existed {
-                    state.objects.remove(&id);
-                    return Err(Error::ObjectHandleInvalid);
-                }
-                written?;
+                let exists = |w: &mut dyn StoreWriter| w.object_exists(id);
+                let update = |w: &mut dyn StoreWriter| w.update_attributes(id, &stored);
+                consumed = change_stored(&mut state, id, gate.as_ref(), now, exists, update)?
+                    .ok_or(Error::ObjectHandleInvalid)?;
                 state.objects.insert(id, Arc::new(changed));
             }
             ObjectRef::Session { id, .. } => {
@@ -505,6 +483,39 @@ impl Token {
 fn may_make(state: &TokenState, view: crate::policy::SessionView, object: &Object) -> Result<()> {
     view.may_write(object.is_token(), object.is_private())?;
     state.permits(object, Operation::Generate, Error::ActionProhibited)
+}
+
+/// Changes the stored object `id` and uses up the approvals `gate` asks for, in one
+/// transaction: `exists` answers whether the object is there (`C_DestroyObject` deletes it
+/// in asking), then `change` writes. `None` if it was gone (another process destroyed it
+/// first): then nothing is written or used up (rolled back), and it leaves the cache.
+fn change_stored(
+    state: &mut TokenState,
+    id: i64,
+    gate: Option<&approvals::Gate>,
+    now: u64,
+    mut exists: impl FnMut(&mut dyn StoreWriter) -> Result<bool>,
+    mut change: impl FnMut(&mut dyn StoreWriter) -> Result<()>,
+) -> Result<Option<Vec<ApprovalRecord>>> {
+    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
+    let mut existed = false;
+    let mut consumed = Vec::new();
+    let written = store.write(&mut |w| {
+        existed = exists(w)?;
+        if !existed {
+            // Nothing to change, so nothing may be used up: roll back.
+            return Err(Error::ObjectHandleInvalid);
+        }
+        change(w)?;
+        consumed = approvals::consume(gate, w, now)?;
+        Ok(())
+    });
+    if !existed {
+        state.objects.remove(&id);
+        return Ok(None);
+    }
+    written?;
+    Ok(Some(consumed))
 }
 
 /// Uses up the approvals `gate` asks for in a transaction of their own (for a change that

@@ -16,13 +16,9 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        let make = || {
-            // SAFETY: caller's mechanism and template.
-            let (mechanism, template) = unsafe { mechanism_and_template_in(pMechanism, pTemplate, ulCount)? };
-            module.generate_key(hSession, &mechanism, &template)
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { new_handle_out(phKey, make) }
+        let make = |m: &_, t: &_| module.generate_key(hSession, m, t);
+        // SAFETY: caller's mechanism, template and out-pointer.
+        unsafe { keyed_template_to_new_handle(phKey, pMechanism, pTemplate, ulCount, make) }
     }
 }
 
@@ -69,13 +65,9 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        let make = || {
-            // SAFETY: caller's mechanism and template.
-            let (mechanism, template) = unsafe { mechanism_and_template_in(pMechanism, pTemplate, ulAttributeCount)? };
-            module.derive_key(hSession, &mechanism, hBaseKey, &template)
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { new_handle_out(phKey, make) }
+        let make = |m: &_, t: &_| module.derive_key(hSession, m, hBaseKey, t);
+        // SAFETY: caller's mechanism, template and out-pointer.
+        unsafe { keyed_template_to_new_handle(phKey, pMechanism, pTemplate, ulAttributeCount, make) }
     }
 }
 
@@ -111,15 +103,10 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        let make = || {
-            // SAFETY: caller's mechanism, blob and template.
-            let (mechanism, wrapped, template) = unsafe {
-                (mechanism_in(pMechanism)?, bytes_in_capped(pWrappedKey, ulWrappedKeyLen, caps::WRAPPED_KEY, Error::WrappedKeyLenRange)?, template_in(pTemplate, ulAttributeCount)?)
-            };
-            let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
-            module.unwrap_key(hSession, &mechanism, hUnwrappingKey, wrapped, &template)
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { new_handle_out(phKey, make) }
+        // SAFETY: the wrapped key has its stated length by contract.
+        let wrapped = || unsafe { bytes_in_capped(pWrappedKey, ulWrappedKeyLen, caps::WRAPPED_KEY, Error::WrappedKeyLenRange) };
+        let make = |m: &_, w, t: &_| module.unwrap_key(hSession, m, hUnwrappingKey, w, t);
+        // SAFETY: caller's mechanism, template and out-pointer.
+        unsafe { keyed_blob_to_new_handle(phKey, pMechanism, wrapped, pTemplate, ulAttributeCount, make) }
     }
 }

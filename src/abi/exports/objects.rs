@@ -16,13 +16,8 @@ pkcs11_fn! {
         phObject: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        let make = || {
-            // SAFETY: the template has `ulCount` entries by contract.
-            let template = unsafe { template_in(pTemplate, ulCount)? };
-            module.create_object(hSession, &template)
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { new_handle_out(phObject, make) }
+        // SAFETY: the template has `ulCount` entries by contract; out-pointer from the caller.
+        unsafe { template_to_new_handle(phObject, pTemplate, ulCount, |t| module.create_object(hSession, t)) }
     }
 }
 
@@ -35,13 +30,8 @@ pkcs11_fn! {
         phNewObject: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        let make = || {
-            // SAFETY: the template has `ulCount` entries by contract.
-            let template = unsafe { template_in(pTemplate, ulCount)? };
-            module.copy_object(hSession, hObject, &template)
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { new_handle_out(phNewObject, make) }
+        // SAFETY: the template has `ulCount` entries by contract; out-pointer from the caller.
+        unsafe { template_to_new_handle(phNewObject, pTemplate, ulCount, |t| module.copy_object(hSession, hObject, t)) }
     }
 }
 

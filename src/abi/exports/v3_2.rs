@@ -60,16 +60,11 @@ pkcs11_fn! {
         phKey: *mut CK_OBJECT_HANDLE,
     ) {
         let module = module::instance()?;
-        let make = || {
-            // SAFETY: caller's mechanism, ciphertext and template.
-            let (mechanism, ciphertext, template) = unsafe {
-                (mechanism_in(pMechanism)?, bytes_in(pCiphertext, ulCiphertextLen)?, template_in(pTemplate, ulAttributeCount)?)
-            };
-            let mechanism = mechanism.ok_or(Error::ArgumentsBad)?;
-            module.decapsulate_key(hSession, &mechanism, hPrivateKey, &template, ciphertext)
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { new_handle_out(phKey, make) }
+        // SAFETY: the ciphertext has its stated length by contract.
+        let ciphertext = || unsafe { bytes_in(pCiphertext, ulCiphertextLen) };
+        let make = |m: &_, c, t: &_| module.decapsulate_key(hSession, m, hPrivateKey, t, c);
+        // SAFETY: caller's mechanism, template and out-pointer.
+        unsafe { keyed_blob_to_new_handle(phKey, pMechanism, ciphertext, pTemplate, ulAttributeCount, make) }
     }
 }
 

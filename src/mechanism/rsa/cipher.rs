@@ -135,14 +135,6 @@ impl CipherOperation for RsaEncrypt {
         out.truncate(written);
         Ok(out)
     }
-
-    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
-    }
-
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
-    }
 }
 
 pub(super) enum Decryptor {
@@ -241,14 +233,6 @@ impl CipherOperation for RsaDecrypt {
             return Ok(plaintext);
         }
         self.decrypt(input)
-    }
-
-    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
-    }
-
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
     }
 }
 

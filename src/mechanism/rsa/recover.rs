@@ -89,14 +89,6 @@ impl CipherOperation for RsaRecover {
             }
         }
     }
-
-    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
-    }
-
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
-    }
 }
 
 #[cfg(test)]
