@@ -16,21 +16,13 @@ use super::{MechanismParams, SecretKey, SignOperation, VerifyOperation};
 use crate::sys::sha3::{Sha3, Sha3Hmac};
 use crate::{Error, Result};
 
-/// Starts a MAC computation (`C_SignInit`).
-pub fn sign_init(
+/// Starts a MAC computation (`C_SignInit`) or verification (`C_VerifyInit`): the same
+/// operation serves both (a verification computes the MAC and compares).
+pub fn init(
     mechanism: CK_MECHANISM_TYPE,
     params: &MechanismParams,
     key: &SecretKey,
-) -> Result<Box<dyn SignOperation>> {
-    Ok(Box::new(MacOperation::new(mechanism, params, key)?))
-}
-
-/// Starts a MAC verification (`C_VerifyInit`).
-pub fn verify_init(
-    mechanism: CK_MECHANISM_TYPE,
-    params: &MechanismParams,
-    key: &SecretKey,
-) -> Result<Box<dyn VerifyOperation>> {
+) -> Result<Box<MacOperation>> {
     Ok(Box::new(MacOperation::new(mechanism, params, key)?))
 }
 
@@ -89,7 +81,7 @@ enum Context {
     Cmac(cmac::Context),
 }
 
-struct MacOperation {
+pub struct MacOperation {
     /// `None` once the MAC has been produced.
     context: Option<Context>,
     mac_len: usize,
@@ -305,22 +297,22 @@ mod tests {
 
     /// Signs single-part and in 1-, 7- and 17-byte parts, and verifies both ways.
     fn known_answer(m: CK_MECHANISM_TYPE, p: &MechanismParams, key: &SecretKey, data: &[u8], mac: &[u8]) {
-        let mut op = sign_init(m, p, key).unwrap();
+        let mut op: Box<dyn SignOperation> = init(m, p, key).unwrap();
         assert_eq!(op.signature_len(), mac.len());
         assert_eq!(op.sign(data).unwrap(), mac, "{m:#x}");
         for chunk in [1, 7, 17] {
-            let mut op = sign_init(m, p, key).unwrap();
+            let mut op: Box<dyn SignOperation> = init(m, p, key).unwrap();
             for part in data.chunks(chunk) {
                 op.update(part).unwrap();
             }
             assert_eq!(op.finish().unwrap(), mac, "{m:#x} by {chunk}");
-            let mut v = verify_init(m, p, key).unwrap();
+            let mut v: Box<dyn VerifyOperation> = init(m, p, key).unwrap();
             for part in data.chunks(chunk) {
                 v.update(part).unwrap();
             }
             v.finish(mac).unwrap();
         }
-        verify_init(m, p, key).unwrap().verify(data, mac).unwrap();
+        init(m, p, key).unwrap().verify(data, mac).unwrap();
     }
 
     const HMACS: [CK_MECHANISM_TYPE; 4] =
@@ -489,17 +481,17 @@ mod tests {
         let aes = secret(CKK_AES, &hex("2b7e151628aed2a6abf7158809cf4f3c"));
         known_answer(CKM_AES_CMAC_GENERAL, &general(4), &aes, &[], &hex("bb1d6929"));
         known_answer(CKM_AES_CMAC_GENERAL, &general(16), &aes, &[], &hex("bb1d6929e95937287fa37d129b756746"));
-        let full = sign_init(CKM_SHA_1_HMAC, &NONE, &key).unwrap().sign(data).unwrap();
+        let full = init(CKM_SHA_1_HMAC, &NONE, &key).unwrap().sign(data).unwrap();
         known_answer(CKM_SHA_1_HMAC_GENERAL, &general(20), &key, data, &full);
         known_answer(CKM_SHA_1_HMAC_GENERAL, &general(1), &key, data, &full[..1]);
         for (m, bad) in
             [(CKM_SHA256_HMAC_GENERAL, 33), (CKM_SHA_1_HMAC_GENERAL, 0), (CKM_AES_CMAC_GENERAL, 17)]
         {
             let k = if m == CKM_AES_CMAC_GENERAL { &aes } else { &key };
-            assert_eq!(sign_init(m, &general(bad), k).err(), Some(Error::MechanismParamInvalid));
-            assert_eq!(sign_init(m, &NONE, k).err(), Some(Error::MechanismParamInvalid));
+            assert_eq!(init(m, &general(bad), k).err(), Some(Error::MechanismParamInvalid));
+            assert_eq!(init(m, &NONE, k).err(), Some(Error::MechanismParamInvalid));
             assert_eq!(
-                sign_init(m, &MechanismParams::Opaque(vec![16]), k).err(),
+                init(m, &MechanismParams::Opaque(vec![16]), k).err(),
                 Some(Error::MechanismParamInvalid)
             );
         }
@@ -544,12 +536,9 @@ mod tests {
             }
             let other = if key_type == CKK_SHA3_224_HMAC { CKK_SHA3_256_HMAC } else { CKK_SHA3_224_HMAC };
             for wrong in [other, CKK_SHA256_HMAC, CKK_AES] {
-                assert_eq!(
-                    sign_init(m, &NONE, &secret(wrong, &value)).err(),
-                    Some(Error::KeyTypeInconsistent)
-                );
+                assert_eq!(init(m, &NONE, &secret(wrong, &value)).err(), Some(Error::KeyTypeInconsistent));
             }
-            assert_eq!(sign_init(m, &NONE, &secret(key_type, &[])).err(), Some(Error::KeySizeRange));
+            assert_eq!(init(m, &NONE, &secret(key_type, &[])).err(), Some(Error::KeySizeRange));
         }
         let truncated = [
             (CKM_SHA3_224_HMAC_GENERAL, 28, "8569c54cbb00a9b78ff1b391b0e5"),
@@ -567,13 +556,13 @@ mod tests {
             known_answer(m, &general(mac.len() as CK_ULONG / 2), &key, data, &hex(mac));
             let mut short = hex(mac);
             short.pop();
-            let mut v = verify_init(m, &general(mac.len() as CK_ULONG / 2), &key).unwrap();
+            let mut v: Box<dyn VerifyOperation> = init(m, &general(mac.len() as CK_ULONG / 2), &key).unwrap();
             assert_eq!(v.verify(data, &short), Err(Error::SignatureLenRange));
             assert_eq!(
-                sign_init(m, &general(len as CK_ULONG + 1), &key).err(),
+                init(m, &general(len as CK_ULONG + 1), &key).err(),
                 Some(Error::MechanismParamInvalid)
             );
-            assert_eq!(sign_init(m, &general(0), &key).err(), Some(Error::MechanismParamInvalid));
+            assert_eq!(init(m, &general(0), &key).err(), Some(Error::MechanismParamInvalid));
         }
     }
 
@@ -585,31 +574,31 @@ mod tests {
         for i in 0..mac.len() {
             let mut bad = mac.clone();
             bad[i] ^= 1;
-            let err = verify_init(CKM_SHA256_HMAC, &NONE, &key).unwrap().verify(data, &bad);
+            let err = init(CKM_SHA256_HMAC, &NONE, &key).unwrap().verify(data, &bad);
             assert_eq!(err, Err(Error::SignatureInvalid));
         }
         for len in [0, 31, 33] {
             let mut sig = mac.clone();
             sig.resize(len, 0);
-            let err = verify_init(CKM_SHA256_HMAC, &NONE, &key).unwrap().verify(data, &sig);
+            let err = init(CKM_SHA256_HMAC, &NONE, &key).unwrap().verify(data, &sig);
             assert_eq!(err, Err(Error::SignatureLenRange), "{len}");
         }
         assert_eq!(
-            verify_init(CKM_SHA256_HMAC, &NONE, &key).unwrap().verify(b"other data", &mac),
+            init(CKM_SHA256_HMAC, &NONE, &key).unwrap().verify(b"other data", &mac),
             Err(Error::SignatureInvalid)
         );
-        let mut v = verify_init(CKM_SHA256_HMAC, &NONE, &key).unwrap();
+        let mut v: Box<dyn VerifyOperation> = init(CKM_SHA256_HMAC, &NONE, &key).unwrap();
         v.update(data).unwrap();
         assert_eq!(v.finish(&mac[..16]), Err(Error::SignatureLenRange));
         let cmac_key = secret(CKK_AES, &[1; 24]);
-        let tag = sign_init(CKM_AES_CMAC, &NONE, &cmac_key).unwrap().sign(data).unwrap();
+        let tag = init(CKM_AES_CMAC, &NONE, &cmac_key).unwrap().sign(data).unwrap();
         let mut bad = tag.clone();
         bad[15] ^= 0x80;
         assert_eq!(
-            verify_init(CKM_AES_CMAC, &NONE, &cmac_key).unwrap().verify(data, &bad),
+            init(CKM_AES_CMAC, &NONE, &cmac_key).unwrap().verify(data, &bad),
             Err(Error::SignatureInvalid)
         );
-        verify_init(CKM_AES_CMAC, &NONE, &cmac_key).unwrap().verify(data, &tag).unwrap();
+        init(CKM_AES_CMAC, &NONE, &cmac_key).unwrap().verify(data, &tag).unwrap();
     }
 
     #[test]
@@ -617,32 +606,29 @@ mod tests {
         let generic = secret(CKK_GENERIC_SECRET, &[1; 32]);
         let aes = secret(CKK_AES, &[1; 32]);
         // HMAC: generic secrets and the key type of its own hash; not AES, not another hash's.
-        assert_eq!(sign_init(CKM_SHA256_HMAC, &NONE, &aes).err(), Some(Error::KeyTypeInconsistent));
-        assert!(sign_init(CKM_SHA256_HMAC, &NONE, &secret(CKK_SHA256_HMAC, &[1; 32])).is_ok());
-        assert!(sign_init(CKM_SHA384_HMAC, &NONE, &secret(CKK_SHA384_HMAC, &[1; 32])).is_ok());
+        assert_eq!(init(CKM_SHA256_HMAC, &NONE, &aes).err(), Some(Error::KeyTypeInconsistent));
+        assert!(init(CKM_SHA256_HMAC, &NONE, &secret(CKK_SHA256_HMAC, &[1; 32])).is_ok());
+        assert!(init(CKM_SHA384_HMAC, &NONE, &secret(CKK_SHA384_HMAC, &[1; 32])).is_ok());
         assert_eq!(
-            sign_init(CKM_SHA256_HMAC, &NONE, &secret(CKK_SHA512_HMAC, &[1; 32])).err(),
+            init(CKM_SHA256_HMAC, &NONE, &secret(CKK_SHA512_HMAC, &[1; 32])).err(),
             Some(Error::KeyTypeInconsistent)
         );
         assert_eq!(
-            sign_init(CKM_SHA256_HMAC, &NONE, &secret(CKK_GENERIC_SECRET, &[])).err(),
+            init(CKM_SHA256_HMAC, &NONE, &secret(CKK_GENERIC_SECRET, &[])).err(),
             Some(Error::KeySizeRange)
         );
-        assert!(sign_init(CKM_SHA256_HMAC, &NONE, &secret(CKK_GENERIC_SECRET, &[1])).is_ok());
+        assert!(init(CKM_SHA256_HMAC, &NONE, &secret(CKK_GENERIC_SECRET, &[1])).is_ok());
         // CMAC: AES keys of 16, 24 or 32 bytes.
-        assert_eq!(sign_init(CKM_AES_CMAC, &NONE, &generic).err(), Some(Error::KeyTypeInconsistent));
-        assert_eq!(
-            sign_init(CKM_AES_CMAC, &NONE, &secret(CKK_AES, &[1; 20])).err(),
-            Some(Error::KeySizeRange)
-        );
+        assert_eq!(init(CKM_AES_CMAC, &NONE, &generic).err(), Some(Error::KeyTypeInconsistent));
+        assert_eq!(init(CKM_AES_CMAC, &NONE, &secret(CKK_AES, &[1; 20])).err(), Some(Error::KeySizeRange));
         // Parameters must be absent.
         for p in [MechanismParams::Iv(vec![0; 16]), MechanismParams::Opaque(vec![])] {
-            assert_eq!(sign_init(CKM_SHA256_HMAC, &p, &generic).err(), Some(Error::MechanismParamInvalid));
-            assert_eq!(verify_init(CKM_AES_CMAC, &p, &aes).err(), Some(Error::MechanismParamInvalid));
+            assert_eq!(init(CKM_SHA256_HMAC, &p, &generic).err(), Some(Error::MechanismParamInvalid));
+            assert_eq!(init(CKM_AES_CMAC, &p, &aes).err(), Some(Error::MechanismParamInvalid));
         }
-        assert_eq!(sign_init(CKM_SHA256, &NONE, &generic).err(), Some(Error::MechanismInvalid));
+        assert_eq!(init(CKM_SHA256, &NONE, &generic).err(), Some(Error::MechanismInvalid));
         // A finished operation does not produce a second MAC.
-        let mut op = sign_init(CKM_SHA256_HMAC, &NONE, &generic).unwrap();
+        let mut op: Box<dyn SignOperation> = init(CKM_SHA256_HMAC, &NONE, &generic).unwrap();
         op.sign(b"x").unwrap();
         assert_eq!(op.finish().err(), Some(Error::OperationNotInitialized));
     }

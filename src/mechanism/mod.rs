@@ -382,7 +382,7 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
     registry::require(mechanism.kind, cryptoki_sys::CKF_SIGN)?;
     let (kind, params) = (mechanism.kind, &mechanism.params);
     match key {
-        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => mac::sign_init(kind, params, secret),
+        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => Ok(mac::init(kind, params, secret)?),
         KeyMaterial::RsaPrivate(k) if family::RSA_SIGNATURES.contains(&kind) => {
             rsa::sign_init(kind, params, k)
         }
@@ -398,7 +398,7 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
     registry::require(mechanism.kind, cryptoki_sys::CKF_VERIFY)?;
     let (kind, params) = (mechanism.kind, &mechanism.params);
     match key {
-        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => mac::verify_init(kind, params, secret),
+        KeyMaterial::Secret(secret) if family::MACS.contains(&kind) => Ok(mac::init(kind, params, secret)?),
         KeyMaterial::RsaPublic(k) if family::RSA_SIGNATURES.contains(&kind) => {
             rsa::verify_init(kind, params, k)
         }

@@ -62,30 +62,52 @@ fn check(status: std::ffi::c_int) -> Result<(), EngineFailure> {
     if status == 1 { Ok(()) } else { Err(EngineFailure) }
 }
 
-/// A SHA-3 digest in progress.
-pub struct Sha3Digest {
-    context: *mut EVP_MD_CTX,
-    hash: Sha3,
+/// An AWS-LC context (digest or HMAC) owned by one value, freed by `free` when dropped.
+struct Context<T> {
+    pointer: *mut T,
+    free: unsafe extern "C" fn(*mut T),
 }
 
 // SAFETY: the context is owned by this value alone (never shared or aliased), and AWS-LC's
-// digest contexts carry no thread affinity, so moving it to another thread is sound.
-unsafe impl Send for Sha3Digest {}
+// digest and HMAC contexts carry no thread affinity, so moving one to another thread is sound.
+unsafe impl<T> Send for Context<T> {}
 
-impl Drop for Sha3Digest {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from EVP_MD_CTX_new and is freed once.
-        unsafe { EVP_MD_CTX_free(self.context) }
+impl<T> Context<T> {
+    /// Takes what a `*_new` call returned (null: it failed) with its matching `*_free`.
+    fn new(pointer: *mut T, free: unsafe extern "C" fn(*mut T)) -> Result<Context<T>, EngineFailure> {
+        if pointer.is_null() { Err(EngineFailure) } else { Ok(Context { pointer, free }) }
     }
+}
+
+impl<T> Drop for Context<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from the `*_new` call `free` matches, and is freed once.
+        unsafe { (self.free)(self.pointer) }
+    }
+}
+
+/// The output a final call writes: `finish` gets a buffer of the longest output and where to
+/// put the length written, which must be `hash`'s.
+fn final_output(
+    hash: Sha3,
+    finish: impl FnOnce(*mut u8, &mut c_uint) -> std::ffi::c_int,
+) -> Result<Vec<u8>, EngineFailure> {
+    let mut out = [0u8; MAX_OUTPUT_LEN];
+    let mut len: c_uint = 0;
+    check(finish(out.as_mut_ptr(), &mut len))?;
+    out.get(..len as usize).filter(|o| o.len() == hash.output_len()).map(<[u8]>::to_vec).ok_or(EngineFailure)
+}
+
+/// A SHA-3 digest in progress.
+pub struct Sha3Digest {
+    context: Context<EVP_MD_CTX>,
+    hash: Sha3,
 }
 
 impl Sha3Digest {
     pub fn new(hash: Sha3) -> Result<Sha3Digest, EngineFailure> {
-        // SAFETY: no argument; a null result is checked before use.
-        let context = unsafe { EVP_MD_CTX_new() };
-        if context.is_null() {
-            return Err(EngineFailure);
-        }
+        // SAFETY: no argument; a null result is refused by `Context::new`.
+        let context = Context::new(unsafe { EVP_MD_CTX_new() }, EVP_MD_CTX_free)?;
         let digest = Sha3Digest { context, hash };
         digest.start()?;
         Ok(digest)
@@ -93,7 +115,7 @@ impl Sha3Digest {
 
     fn start(&self) -> Result<(), EngineFailure> {
         // SAFETY: the context is live; the digest table is static; no engine.
-        check(unsafe { EVP_DigestInit_ex(self.context, self.hash.md(), null_mut()) })
+        check(unsafe { EVP_DigestInit_ex(self.context.pointer, self.hash.md(), null_mut()) })
     }
 
     pub fn hash(&self) -> Sha3 {
@@ -102,55 +124,40 @@ impl Sha3Digest {
 
     pub fn update(&mut self, data: &[u8]) -> Result<(), EngineFailure> {
         // SAFETY: the context is live and initialised; `data` is readable for its length.
-        check(unsafe { EVP_DigestUpdate(self.context, data.as_ptr().cast::<c_void>(), data.len()) })
+        check(unsafe { EVP_DigestUpdate(self.context.pointer, data.as_ptr().cast::<c_void>(), data.len()) })
     }
 
     /// The digest of everything given to `update`; the context starts over, empty.
     pub fn finish(&mut self) -> Result<Vec<u8>, EngineFailure> {
-        let mut out = [0u8; MAX_OUTPUT_LEN];
-        let mut len: c_uint = 0;
         // SAFETY: the context is live and initialised; the final call writes the digest's
-        // length (at most 64 bytes) into `out`, which has 64.
-        check(unsafe { EVP_DigestFinal_ex(self.context, out.as_mut_ptr(), &mut len) })?;
+        // length (at most 64 bytes) into the buffer `final_output` gives, which has 64.
+        let out = final_output(self.hash, |out, len| unsafe {
+            EVP_DigestFinal_ex(self.context.pointer, out, len)
+        })?;
         self.start()?;
-        out.get(..len as usize)
-            .filter(|o| o.len() == self.hash.output_len())
-            .map(<[u8]>::to_vec)
-            .ok_or(EngineFailure)
+        Ok(out)
     }
 }
 
 /// An HMAC over a SHA-3 hash in progress; the key's padded states live in the context until
 /// it is dropped (cleansed then).
 pub struct Sha3Hmac {
-    context: *mut HMAC_CTX,
+    context: Context<HMAC_CTX>,
     hash: Sha3,
-}
-
-// SAFETY: as for `Sha3Digest`: owned alone, no thread affinity.
-unsafe impl Send for Sha3Hmac {}
-
-impl Drop for Sha3Hmac {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from HMAC_CTX_new and is freed (and cleansed) once.
-        unsafe { HMAC_CTX_free(self.context) }
-    }
 }
 
 impl Sha3Hmac {
     /// Keys an HMAC with `key` (any length; a key longer than the hash's block is hashed
     /// first, as FIPS 198-1 says).
     pub fn new(hash: Sha3, key: &[u8]) -> Result<Sha3Hmac, EngineFailure> {
-        // SAFETY: no argument; a null result is checked before use.
-        let context = unsafe { HMAC_CTX_new() };
-        if context.is_null() {
-            return Err(EngineFailure);
-        }
+        // SAFETY: no argument; a null result is refused by `Context::new`. HMAC_CTX_free
+        // cleanses the keyed state as it frees it.
+        let context = Context::new(unsafe { HMAC_CTX_new() }, HMAC_CTX_free)?;
         let mac = Sha3Hmac { context, hash };
         // SAFETY: the context is live; `key` is readable for its length; the digest table is
         // static; no engine.
         check(unsafe {
-            HMAC_Init_ex(mac.context, key.as_ptr().cast::<c_void>(), key.len(), hash.md(), null_mut())
+            HMAC_Init_ex(mac.context.pointer, key.as_ptr().cast::<c_void>(), key.len(), hash.md(), null_mut())
         })?;
         Ok(mac)
     }
@@ -161,20 +168,14 @@ impl Sha3Hmac {
 
     pub fn update(&mut self, data: &[u8]) -> Result<(), EngineFailure> {
         // SAFETY: the context is live and keyed; `data` is readable for its length.
-        check(unsafe { HMAC_Update(self.context, data.as_ptr(), data.len()) })
+        check(unsafe { HMAC_Update(self.context.pointer, data.as_ptr(), data.len()) })
     }
 
     /// The MAC of everything given to `update`; ends this computation.
     pub fn finish(self) -> Result<Vec<u8>, EngineFailure> {
-        let mut out = [0u8; MAX_OUTPUT_LEN];
-        let mut len: c_uint = 0;
         // SAFETY: the context is live and keyed; the final call writes the hash's output
-        // length (at most 64 bytes) into `out`, which has 64.
-        check(unsafe { HMAC_Final(self.context, out.as_mut_ptr(), &mut len) })?;
-        out.get(..len as usize)
-            .filter(|o| o.len() == self.hash.output_len())
-            .map(<[u8]>::to_vec)
-            .ok_or(EngineFailure)
+        // length (at most 64 bytes) into the buffer `final_output` gives, which has 64.
+        final_output(self.hash, |out, len| unsafe { HMAC_Final(self.context.pointer, out, len) })
     }
 }
 
