@@ -155,6 +155,11 @@ pub fn peak_rss_mib() -> f64 {
 pub struct Raw {
     _library: cryptoki_sys::Pkcs11,
     list: *const CK_FUNCTION_LIST,
+    /// The list is not `cryptoki`'s instance: p11-kit's client makes a new instance, with its
+    /// own connection to the server, at every `C_GetFunctionList`/`C_GetInterface`. Such a
+    /// list is initialized here, so that a call through it answers what the client does with
+    /// the mechanism; the row's session handles are not in it, which its errors say.
+    separate: bool,
 }
 
 impl Raw {
@@ -168,7 +173,36 @@ impl Raw {
         if list.is_null() {
             return Err("C_GetFunctionList gave no list".into());
         }
-        Ok(Raw { _library: library, list })
+        let mut raw = Raw { _library: library, list, separate: false };
+        let get_info = raw.functions().C_GetInfo.ok_or("no C_GetInfo in the function list")?;
+        let mut info = std::mem::MaybeUninit::<cryptoki_sys::CK_INFO>::uninit();
+        // SAFETY: an out-pointer to a local of the type the module fills.
+        if unsafe { get_info(info.as_mut_ptr()) } == cryptoki_sys::CKR_CRYPTOKI_NOT_INITIALIZED {
+            let initialize = raw.functions().C_Initialize.ok_or("no C_Initialize in the function list")?;
+            let mut args = cryptoki_sys::CK_C_INITIALIZE_ARGS {
+                CreateMutex: None,
+                DestroyMutex: None,
+                LockMutex: None,
+                UnlockMutex: None,
+                flags: cryptoki_sys::CKF_OS_LOCKING_OK,
+                pReserved: std::ptr::null_mut(),
+            };
+            // SAFETY: initialization arguments live for the call; the module copies them.
+            check(unsafe { initialize((&mut args as *mut cryptoki_sys::CK_C_INITIALIZE_ARGS).cast()) })?;
+            raw.separate = true;
+        }
+        Ok(raw)
+    }
+
+    /// A failed call's code, saying so when it went through a separate instance.
+    fn failed(&self, rv: CK_RV) -> Result<(), String> {
+        match check(rv) {
+            Err(e) if self.separate => Err(format!(
+                "{e}, through a separate instance of the client library (it makes one per \
+                 C_GetFunctionList, and cryptoki cannot name this mechanism)"
+            )),
+            other => other,
+        }
     }
 
     fn functions(&self) -> &CK_FUNCTION_LIST {
@@ -190,11 +224,11 @@ impl Raw {
         let wrap_key = self.functions().C_WrapKey.ok_or("no C_WrapKey in the function list")?;
         // SAFETY: a parameterless mechanism and a live out-length; NULL output asks the length.
         let rv = unsafe { wrap_key(h, &mut mech, wk, k, std::ptr::null_mut(), &mut len) };
-        check(rv)?;
+        self.failed(rv)?;
         let mut out = vec![0u8; len as usize];
         // SAFETY: `out` holds `len` bytes.
         let rv = unsafe { wrap_key(h, &mut mech, wk, k, out.as_mut_ptr(), &mut len) };
-        check(rv)?;
+        self.failed(rv)?;
         out.truncate(len as usize);
         Ok(out)
     }
@@ -226,9 +260,20 @@ impl Raw {
                 &mut handle,
             )
         };
-        check(rv)?;
+        self.failed(rv)?;
         // SAFETY: a handle the module has just returned for the new object.
         Ok(unsafe { ObjectHandle::new_from_raw(handle) })
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        if self.separate
+            && let Some(finalize) = self.functions().C_Finalize
+        {
+            // SAFETY: the instance this `Raw` initialized; NULL is the argument the call takes.
+            unsafe { finalize(std::ptr::null_mut()) };
+        }
     }
 }
 
