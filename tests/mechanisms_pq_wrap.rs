@@ -8,8 +8,8 @@
 //! 2. ML-KEM keys round-trip and decapsulate what was encapsulated to the original.
 //! 3. Attacks and bad inputs: a tampered blob, a blob of another key type than the template
 //!    names, a template that sets what the blob gives, a PKCS#8 whose seed and expanded key
-//!    disagree, an ML-KEM seed of the wrong length, an unextractable key; each refused with its code and
-//!    nothing created.
+//!    disagree, an ML-KEM seed of the wrong length, an unextractable key; each refused with
+//!    its code and nothing created.
 #![allow(unsafe_code)]
 
 mod common;
