@@ -180,13 +180,14 @@ isolated_test!(
         // CKA_ENCAPSULATE false: the key may not encapsulate.
         s.update_attributes(public, &[Attribute::Encapsulate(false)]).unwrap();
         assert_eq!(encapsulate(&s, public, &aes_template(), Some(1088)).0, CKR_KEY_FUNCTION_NOT_PERMITTED);
-        // An ML-KEM private key cannot be imported from a seed here (aws-lc-rs has no way).
+        // An ML-KEM private key from a seed of the wrong length (d ‖ z is 64 bytes; seeds
+        // themselves are `mechanisms_ml_kem_seed.rs`).
         expect_rv(
             s.create_object(&[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),
                 Attribute::KeyType(KeyType::ML_KEM),
                 Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into()),
-                Attribute::Seed(vec![1; 64]),
+                Attribute::Seed(vec![1; 63]),
             ]),
             RvError::AttributeValueInvalid,
         );

@@ -8,8 +8,8 @@
 //! 2. ML-KEM keys round-trip and decapsulate what was encapsulated to the original.
 //! 3. Attacks and bad inputs: a tampered blob, a blob of another key type than the template
 //!    names, a template that sets what the blob gives, a PKCS#8 whose seed and expanded key
-//!    disagree, an ML-KEM seed alone, an unextractable key; each refused with its code and
-//!    nothing created.
+//!    disagree, an ML-KEM seed of the wrong length, an unextractable key; each refused with
+//!    its code and nothing created.
 #![allow(unsafe_code)]
 
 mod common;
@@ -325,7 +325,7 @@ isolated_test!(
             ("both, the seed of another key", pkcs8(&ml_dsa_44, &both(&[0x34; 32]))),
             ("a seed of 31 bytes", pkcs8(&ml_dsa_44, &[&[0x80, 31][..], &[0x33; 31]].concat())),
             ("an expanded key one byte short", pkcs8(&ml_dsa_44, &octets(&sk.as_ref()[1..]))),
-            ("ML-KEM from its seed alone", pkcs8(&ml_kem_512, &[&[0x80, 64][..], &[0x33; 64]].concat())),
+            ("ML-KEM from a seed of 63 bytes", pkcs8(&ml_kem_512, &[&[0x80, 63][..], &[0x33; 63]].concat())),
             ("not DER", b"definitely not a PrivateKeyInfo".to_vec()),
         ];
         for (what, plain) in cases {

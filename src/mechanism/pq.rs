@@ -3,10 +3,10 @@
 //!
 //! Both key types carry `CKA_PARAMETER_SET` (`CKP_ML_DSA_44`... or `CKP_ML_KEM_512`...) and,
 //! as `CKA_VALUE`, the key in the encoding of FIPS 204/203: the public key (`pk`, `ek`) of a
-//! public key object, the expanded private key (`sk`, `dk`) of a private key object. An ML-DSA
-//! private key may carry its 32-byte seed ξ as `CKA_SEED` too (this module always keeps it for
-//! the keys it generates); aws-lc-rs cannot make an ML-KEM key from its seed (d, z), so ML-KEM
-//! private keys are `CKA_VALUE` only (see `ml_kem.rs`).
+//! public key object, the expanded private key (`sk`, `dk`) of a private key object. A private
+//! key may carry its seed as `CKA_SEED` too (ML-DSA's 32-byte ξ, ML-KEM's 64-byte d ‖ z; this
+//! module keeps it for the keys it generates). An ML-KEM key given by its seed alone is kept
+//! with its `dk` as well ([`expanded_value_to_keep`]); an ML-DSA key is kept as given.
 
 use cryptoki_sys::{CK_KEY_TYPE, CK_ULONG, CKK_ML_DSA, CKK_ML_KEM};
 use der::Encode;
@@ -33,7 +33,7 @@ pub struct PqPrivateKey {
     pub parameter_set: CK_ULONG,
     /// The expanded private key (`sk`, `dk`); empty when only the seed is known.
     pub value: Zeroizing<Vec<u8>>,
-    /// ML-DSA's seed ξ (`CKA_SEED`), when known.
+    /// The seed (`CKA_SEED`) when known: ML-DSA's ξ, ML-KEM's d ‖ z.
     pub seed: Option<Zeroizing<Vec<u8>>>,
 }
 
@@ -67,6 +67,17 @@ pub fn check_private_key(key: &PqPrivateKey) -> Result<()> {
         CKK_ML_KEM => super::ml_kem::check_private_key(key),
         _ => Err(Error::KeyTypeInconsistent),
     }
+}
+
+/// The expanded key to store beside a private key given by its seed alone: an ML-KEM key's
+/// `dk`, which every use of the key reads (and which a seed expands to in one keygen); `None`
+/// for a key that has its value, and for ML-DSA keys, which are kept as given. A seed that
+/// expands to no key is `Error::AttributeValueInvalid`.
+pub fn expanded_value_to_keep(key: &PqPrivateKey) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    if key.key_type != CKK_ML_KEM || !key.value.is_empty() {
+        return Ok(None);
+    }
+    super::ml_kem::expanded_key(key).map(Some).map_err(|_| Error::AttributeValueInvalid)
 }
 
 /// The SubjectPublicKeyInfo of a public key, for `CKA_PUBLIC_KEY_INFO`: the parameter set's

@@ -14,14 +14,13 @@
 //! What this module writes: an ML-DSA key that keeps its seed (every key it generated) as
 //! `both`, so that a token that can only expand seeds and one that can only take expanded
 //! keys (the 3.2 text warns that either may refuse the other form) both read it; a key
-//! without its seed as `expandedKey`. ML-KEM keys have no seed here (aws-lc-rs cannot expand
-//! one), so they leave as `expandedKey`.
+//! without its seed as `expandedKey`. The same for ML-KEM: keys generated here keep their
+//! seed d ‖ z and leave as `both`; a key imported as `dk` alone leaves as `expandedKey`.
 //!
-//! What it reads: all three for ML-DSA (with both, the seed must expand to the key given);
-//! for ML-KEM `expandedKey`, and `both` whose seed's z (its last 32 bytes) is the z at the end
-//! of `dk` — the key is kept as `dk` (d cannot be checked without expanding); a seed alone is
-//! refused, as the 3.2 text allows. Every refusal is `Error::WrappedKeyInvalid`, as any other
-//! key that does not parse.
+//! What it reads: all three, for both families; with `both`, the seed must expand to the key
+//! given. An ML-KEM seed alone is expanded (AWS-LC's deterministic key generation, see
+//! `ml_kem.rs`) and the key kept with both. Every refusal is `Error::WrappedKeyInvalid`, as
+//! any other key that does not parse.
 
 use cryptoki_sys::{
     CK_ULONG, CKK_ML_DSA, CKK_ML_KEM, CKP_ML_DSA_44, CKP_ML_DSA_65, CKP_ML_DSA_87, CKP_ML_KEM_512,
@@ -36,11 +35,6 @@ use zeroize::Zeroizing;
 use super::pq::PqPrivateKey;
 use super::{ml_dsa, ml_kem};
 use crate::{Error, Result};
-
-/// Bytes of an ML-KEM seed d ‖ z.
-const ML_KEM_SEED_LEN: usize = 64;
-/// Bytes of z, the last part of an ML-KEM seed and of `dk`.
-const ML_KEM_Z_LEN: usize = 32;
 
 /// The key type and parameter set an algorithm identifier names, if it names one of these.
 fn parameter_set_of(oid: &ObjectIdentifier) -> Option<(cryptoki_sys::CK_KEY_TYPE, CK_ULONG)> {
@@ -130,21 +124,12 @@ pub fn from_pkcs8(info: &PrivateKeyInfoRef<'_>) -> Result<PqPrivateKey> {
     if info.algorithm.parameters.is_some() || info.public_key.is_some() {
         return Err(INVALID);
     }
-    let (mut seed, value) = choice(info.private_key.as_bytes()).ok_or(INVALID)?;
-    if key_type == CKK_ML_KEM {
-        // Kept as `dk`; a seed beside it must at least end with dk's z.
-        let seed_fits = |s: &Zeroizing<Vec<u8>>| {
-            s.len() == ML_KEM_SEED_LEN
-                && value.len() >= ML_KEM_Z_LEN
-                && s[ML_KEM_SEED_LEN - ML_KEM_Z_LEN..] == value[value.len() - ML_KEM_Z_LEN..]
-        };
-        if value.is_empty() || seed.as_ref().is_some_and(|s| !seed_fits(s)) {
-            return Err(INVALID);
-        }
-        seed = None;
-    }
-    let key = PqPrivateKey { key_type, parameter_set, value, seed };
+    let (seed, value) = choice(info.private_key.as_bytes()).ok_or(INVALID)?;
+    let mut key = PqPrivateKey { key_type, parameter_set, value, seed };
     super::pq::check_private_key(&key).map_err(|_| INVALID)?;
+    if let Some(value) = super::pq::expanded_value_to_keep(&key).map_err(|_| INVALID)? {
+        key.value = value;
+    }
     Ok(key)
 }
 
@@ -181,49 +166,75 @@ mod tests {
         assert_eq!(ml_dsa::public_key(&back).unwrap(), public.value);
     }
 
-    #[test]
-    fn ml_kem_leaves_as_dk_and_a_seed_is_checked_or_refused() {
-        let (_, key) = ml_kem::generate_key_pair(CKP_ML_KEM_768).unwrap();
-        let der = to_pkcs8(&key).unwrap();
-        let info = PrivateKeyInfoRef::from_der(&der).unwrap();
-        assert_eq!(info.private_key.as_bytes()[0], 0x04);
-        assert_eq!(info.algorithm.oid, ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.4.2"));
-        let back = read(&der).unwrap();
-        assert_eq!((*back.value == *key.value, back.seed.is_none()), (true, true));
+    /// RFC 9935's example ML-KEM-768 key (`tests/fixtures/rfc9935_ml_kem_keys.txt`): its `dk`,
+    /// of the seed 00 01 … 3f.
+    fn rfc9935_ml_kem_768_dk() -> Vec<u8> {
+        let examples = include_str!("../../tests/fixtures/rfc9935_ml_kem_keys.txt");
+        let line = examples.lines().find(|l| l.starts_with("768 ")).unwrap();
+        hex::decode(line.split(' ').nth(2).unwrap()).unwrap()
+    }
 
-        let z = &key.value[key.value.len() - ML_KEM_Z_LEN..];
-        let oid = info.algorithm.oid;
-        let with_inner = |inner: Vec<u8>| {
-            PrivateKeyInfoRef {
-                algorithm: AlgorithmIdentifierRef { oid, parameters: None },
-                private_key: OctetStringRef::new(&inner).unwrap(),
-                public_key: None,
-            }
-            .to_der()
-            .unwrap()
+    /// The three forms of ML-KEM round-trip; a generated key (which keeps its seed) leaves as
+    /// `both`, one without its seed as `expandedKey`; a seed alone is expanded and kept with
+    /// its `dk` (RFC 9935's example seed gives the RFC's `dk`).
+    #[test]
+    fn ml_kem_forms_round_trip_and_a_seed_alone_is_expanded() {
+        let (_, key) = ml_kem::generate_key_pair(CKP_ML_KEM_768).unwrap();
+        let value_only = PqPrivateKey { seed: None, ..key.clone() };
+        let seed_only = PqPrivateKey { value: Zeroizing::new(Vec::new()), ..key.clone() };
+        for (k, first_inner_byte) in [(&key, 0x30), (&value_only, 0x04), (&seed_only, 0x80)] {
+            let der = to_pkcs8(k).unwrap();
+            let info = PrivateKeyInfoRef::from_der(&der).unwrap();
+            assert_eq!(info.private_key.as_bytes()[0], first_inner_byte);
+            assert_eq!(info.algorithm.oid, ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.4.2"));
+            let back = read(&der).unwrap();
+            assert_eq!((back.key_type, back.parameter_set), (CKK_ML_KEM, CKP_ML_KEM_768));
+            assert_eq!(*back.value, *key.value, "always kept with dk");
+            assert_eq!(back.seed, k.seed);
+        }
+
+        let rfc_seed: Vec<u8> = (0..64).collect();
+        let rfc_key = PqPrivateKey {
+            key_type: CKK_ML_KEM,
+            parameter_set: CKP_ML_KEM_768,
+            value: Zeroizing::new(Vec::new()),
+            seed: Some(Zeroizing::new(rfc_seed.clone())),
         };
-        let both = |seed: &[u8]| {
-            with_inner(
-                [OctetStringRef::new(seed).unwrap(), OctetStringRef::new(&key.value).unwrap()]
-                    .to_der()
-                    .unwrap(),
-            )
-        };
-        let good_seed = [&[9u8; 32][..], z].concat();
-        assert!(read(&both(&good_seed)).unwrap().seed.is_none(), "kept as dk");
-        let mut bad_seed = good_seed.clone();
-        bad_seed[63] ^= 1;
-        assert_eq!(read(&both(&bad_seed)).err(), Some(Error::WrappedKeyInvalid));
-        assert_eq!(
-            read(&with_inner(implicit_seed(&good_seed).unwrap())).err(),
-            Some(Error::WrappedKeyInvalid)
-        );
+        let back = read(&to_pkcs8(&rfc_key).unwrap()).unwrap();
+        assert_eq!(*back.value, rfc9935_ml_kem_768_dk());
+        assert_eq!(back.seed.as_deref(), Some(&rfc_seed));
+    }
+
+    #[test]
+    fn ml_kem_seeds_that_do_not_fit_are_refused() {
+        let (_, key) = ml_kem::generate_key_pair(CKP_ML_KEM_768).unwrap();
+        let refused = |k: &PqPrivateKey| read(&to_pkcs8(k).unwrap()).err();
+        // Both, with a seed of another key: another d (z, the end of dk, still matching), or
+        // another z.
+        for at in [0, 63] {
+            let mut seed = key.seed.clone().unwrap();
+            seed[at] ^= 1;
+            assert_eq!(
+                refused(&PqPrivateKey { seed: Some(seed), ..key.clone() }),
+                Some(Error::WrappedKeyInvalid)
+            );
+        }
+        // A seed of 63 or 65 bytes, alone or beside dk.
+        for len in [63, 65] {
+            let seed = Some(Zeroizing::new(vec![5; len]));
+            let alone = PqPrivateKey { seed: seed.clone(), value: Zeroizing::new(Vec::new()), ..key.clone() };
+            assert_eq!(refused(&alone), Some(Error::WrappedKeyInvalid), "{len} alone");
+            assert_eq!(
+                refused(&PqPrivateKey { seed, ..key.clone() }),
+                Some(Error::WrappedKeyInvalid),
+                "{len}"
+            );
+        }
+        // A dk whose ek no longer matches its hash (from byte 1152 of an ML-KEM-768 dk).
         let mut tampered = key.value.to_vec();
-        tampered[1200] ^= 1; // inside ek (from byte 1152 of an ML-KEM-768 dk): its hash no longer matches
-        assert_eq!(
-            read(&with_inner(OctetStringRef::new(&tampered).unwrap().to_der().unwrap())).err(),
-            Some(Error::WrappedKeyInvalid)
-        );
+        tampered[1200] ^= 1;
+        let tampered = PqPrivateKey { seed: None, value: Zeroizing::new(tampered), ..key.clone() };
+        assert_eq!(refused(&tampered), Some(Error::WrappedKeyInvalid));
     }
 
     #[test]

@@ -70,6 +70,13 @@ pub(super) fn check_consistency(object: &mut Object, origin: Origin) -> Result<(
             } else if !nonempty(object, CKA_VALUE) && !nonempty(object, CKA_SEED) {
                 return Err(Error::TemplateIncomplete);
             }
+            // An ML-KEM key given by its seed alone is kept with its dk, which every use reads.
+            if let crate::mechanism::KeyMaterial::PqPrivate(key) =
+                object.key_material().map_err(|_| Error::AttributeValueInvalid)?
+                && let Some(value) = crate::mechanism::pq::expanded_value_to_keep(&key)?
+            {
+                object.set(CKA_VALUE, value.to_vec());
+            }
             check_key_material(object)?;
         }
         _ => {}

@@ -15,6 +15,8 @@
 //!   (aws-lc-rs signs on that curve but has no key agreement on it).
 //! - [`gcm_any_iv`]: AES-GCM with IVs other than 96 bits, through AWS-LC's `EVP_CIPHER`
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
+//! - [`ml_kem_seed`]: ML-KEM key pairs from their seed d ‖ z, through AWS-LC's
+//!   deterministic KEM key generation (aws-lc-rs neither takes nor gives the seed).
 //! - [`sha3`]: SHA3-224 and HMAC over the SHA-3 hashes, through AWS-LC's `EVP_MD` and
 //!   `HMAC_CTX` interfaces (aws-lc-rs has neither).
 //! - [`owned_file`]: opening a file only its owner may have written (or read), checked
@@ -35,6 +37,7 @@ pub mod ecdh_secp256k1;
 pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
+pub mod ml_kem_seed;
 pub mod owned_file;
 pub mod secret;
 pub mod secret_pool;
