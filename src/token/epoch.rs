@@ -17,11 +17,12 @@
 //! logged in") is what the caller must act on — log in again. It is among the listed codes of
 //! every call that makes or changes an object (`C_CreateObject`, `C_CopyObject`,
 //! `C_SetAttributeValue`, `C_GenerateKey(Pair)`, `C_UnwrapKey`, `C_DeriveKey`) and of
-//! `C_InitPIN`/`C_SetPIN`'s neighbours; `CKR_DEVICE_REMOVED` or `CKR_TOKEN_NOT_RECOGNIZED`
-//! would tell the caller the token is gone, which it is not (the same token serves the next
-//! login). `C_DestroyObject`'s list lacks it; the standard's section 5.1 lets a code whose
-//! definition applies be answered by a function that does not list it, as
-//! `tests/abi_fuzz/allow.txt` records for others.
+//! `C_InitPIN`; `CKR_DEVICE_REMOVED` or `CKR_TOKEN_NOT_RECOGNIZED` would tell the caller the
+//! token is gone, which it is not (the same token serves the next login). The lists of
+//! `C_DestroyObject` and `C_SetPIN` lack it; the standard's section 5.1 lets a function answer
+//! a code it does not list when the code's definition applies (as `tests/abi_fuzz/allow.txt`
+//! records for others), and no code of theirs says "your login is over". A `C_SetPIN` from a
+//! public session, which ends no login, is checked and made again instead (`pin.rs`).
 //!
 //! The check costs one read of a cached statement inside a transaction that already writes
 //! and syncs, and only changes pay it: the cryptographic calls write nothing. SQLite's
