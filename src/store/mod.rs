@@ -110,6 +110,9 @@ pub struct ApprovalRecord {
 /// The changes one transaction may make.
 pub trait StoreWriter {
     fn record(&mut self) -> Result<TokenRecord>;
+    /// The token's epoch ([`TokenRecord::epoch`]) as this transaction sees it: one column,
+    /// for the check every change made under a login starts with (`crate::token::epoch`).
+    fn epoch(&mut self) -> Result<u64>;
     fn save_record(&mut self, record: &TokenRecord) -> Result<()>;
     /// Creates an empty object and returns its id (never reused).
     fn insert_object(&mut self) -> Result<i64>;

@@ -315,6 +315,14 @@ impl StoreWriter for SqliteWriter<'_> {
         read_record(&self.tx)
     }
 
+    fn epoch(&mut self) -> Result<u64> {
+        // A cached statement over the one-row table, whose page this connection's cache
+        // normally holds: no parse, and no I/O unless another process changed the file.
+        let epoch: i64 =
+            self.tx.prepare_cached("SELECT epoch FROM token WHERE id = 1")?.query_row([], |r| r.get(0))?;
+        Ok(epoch as u64)
+    }
+
     fn save_record(&mut self, r: &TokenRecord) -> Result<()> {
         let user = r.user_pin.as_ref();
         self.tx.execute(

@@ -282,8 +282,7 @@ impl Token {
             consumed_at: None,
             revoked_at: None,
         };
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-        store.write(&mut |w| {
+        self.write_as_login(&mut state, &mut |w| {
             approval.id = w.insert_approval(&approval)?;
             Ok(())
         })?;
@@ -349,9 +348,8 @@ impl Token {
         if ApprovalState::of(&approval, now) != ApprovalState::Pending {
             return Err(Error::ActionProhibited);
         }
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut revoked = 0;
-        store.write(&mut |w| {
+        self.write_as_login(&mut state, &mut |w| {
             revoked = w.revoke_approvals(ApprovalsOf::Id(id), now)?;
             Ok(())
         })?;

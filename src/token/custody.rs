@@ -266,6 +266,7 @@ impl Token {
         if !matches!(state.record.as_ref().map(|r| &r.custody), Some(KeyCustody::Pins)) {
             return Err(Error::ArgumentsBad.into());
         }
+        let checked_epoch = state.record.as_ref().map(|r| r.epoch);
         let old_key = self.check_pin(&mut state, PinRole::SecurityOfficer, so_pin)?;
         let new_key = TokenKey::new(rng::bytes::<{ seal::KEY_LEN }>()?);
         let serial = state.record.as_ref().ok_or(Error::TokenNotRecognized)?.serial.clone();
@@ -277,6 +278,11 @@ impl Token {
             let mut r = w.record()?;
             if r.custody != KeyCustody::Pins {
                 return Err(Error::ArgumentsBad);
+            }
+            if Some(r.epoch) != checked_epoch {
+                // Re-initialized by another process since the SO PIN opened the old key,
+                // which opens nothing now: try again (`CKR_FUNCTION_FAILED`).
+                return Err(Error::StoreBusy);
             }
             for object in w.objects()? {
                 let resealed = object

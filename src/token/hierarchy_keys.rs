@@ -237,11 +237,11 @@ impl Token {
                 .collect::<Result<Vec<_>>>()?;
             updates.push((old, rows));
         }
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut new_id = 0;
         let mut consumed = Vec::new();
         let now_ms = crate::audit::record::now_ms();
-        store.write(&mut |w| {
+        // Sealed and wrapped under the login's keys: only in their epoch (`epoch.rs`).
+        self.write_as_login(&mut state, &mut |w| {
             consumed = super::approvals::consume(gate.as_ref(), w, now_ms)?;
             new_id = w.insert_object()?;
             w.put_attributes(

@@ -57,7 +57,11 @@ impl Token {
             return Ok(false);
         }
         let record = store.record()?;
-        if state.record.as_ref().is_some_and(|r| r.epoch != record.epoch) {
+        // The login's own epoch is compared as well as the record's: `C_GetTokenInfo` reads
+        // the record afresh (for its counters) without looking at logins.
+        if state.record.as_ref().is_some_and(|r| r.epoch != record.epoch)
+            || state.login_epoch.is_some_and(|e| e != record.epoch)
+        {
             self.end_login(state);
         }
         state.record = Some(record);

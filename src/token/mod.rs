@@ -16,11 +16,13 @@
 //! looked up for use (`key_use.rs`), keys of the envelope hierarchy (`hierarchy_keys.rs`),
 //! approvals and the gate of management operations (`approvals.rs`), object handles
 //! (`handles.rs`), the token's audit trail (`audit.rs`), custody of the token key: under the
-//! PINs or the key service's alone (`custody.rs`).
+//! PINs or the key service's alone (`custody.rs`), and the check that keeps a login from
+//! writing after another process re-keyed the token (`epoch.rs`).
 
 mod approvals;
 pub(crate) mod audit;
 pub mod custody;
+mod epoch;
 pub mod handles;
 mod hierarchy_keys;
 mod init;
@@ -90,6 +92,9 @@ pub(crate) struct TokenState {
     pub policy: Option<Arc<Policy>>,
     pub policy_version: u64,
     pub token_key: Option<TokenKey>,
+    /// The epoch of the token the login's `token_key` belongs to (`None`: no login). Every
+    /// change made under the login checks it inside its transaction (`epoch.rs`).
+    pub login_epoch: Option<u64>,
     pub objects: ObjectCache,
     /// Whether `objects` reflects the store, and whether secrets were opened when it was read.
     pub loaded: Option<bool>,
@@ -261,6 +266,7 @@ impl TokenState {
             policy: None,
             policy_version: 0,
             token_key: None,
+            login_epoch: None,
             objects: ObjectCache::default(),
             loaded: None,
             checked_at: None,
@@ -330,6 +336,7 @@ impl TokenState {
         self.login = LoginState::Public;
         self.principal = None;
         self.token_key = None;
+        self.login_epoch = None;
         self.unwrapped.clear();
         // Cached secrets go with the key (zeroized as the objects drop).
         self.loaded = None;

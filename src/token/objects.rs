@@ -197,10 +197,10 @@ impl Token {
         objects: Vec<Object>,
     ) -> Result<Vec<CK_OBJECT_HANDLE>> {
         let key = state.token_key.clone();
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut ids = Vec::new();
         if objects.iter().any(Object::is_token) {
-            store.write(&mut |w| {
+            // Sealed under the login's key: only into the epoch that key belongs to (`epoch.rs`).
+            self.write_as_login(state, &mut |w| {
                 ids.clear();
                 for object in objects.iter().filter(|o| o.is_token()) {
                     let id = w.insert_object()?;
@@ -326,8 +326,8 @@ impl Token {
         let consumed;
         match object_ref {
             ObjectRef::Token { id, .. } => {
-                let Some(used) =
-                    change_stored(&mut state, id, gate.as_ref(), now, |w| w.delete_object(id), |_| Ok(()))?
+                let delete = |w: &mut dyn StoreWriter| w.delete_object(id);
+                let Some(used) = change_stored(self, &mut state, id, gate.as_ref(), now, delete, |_| Ok(()))?
                 else {
                     // Another process destroyed it first; its handle is gone for us too.
                     self.handles.write().forget(object_ref);
@@ -339,7 +339,7 @@ impl Token {
             ObjectRef::Session { id, .. } => {
                 // A session object is not in the store; its approvals are, and are used up
                 // before the object goes (removing it from memory cannot fail).
-                consumed = consume_alone(&mut state, gate.as_ref(), now)?;
+                consumed = consume_alone(self, &mut state, gate.as_ref(), now)?;
                 state.session_objects.remove(&id);
             }
         }
@@ -400,12 +400,12 @@ impl Token {
                     .collect::<Result<Vec<_>>>()?;
                 let exists = |w: &mut dyn StoreWriter| w.object_exists(id);
                 let update = |w: &mut dyn StoreWriter| w.update_attributes(id, &stored);
-                consumed = change_stored(&mut state, id, gate.as_ref(), now, exists, update)?
+                consumed = change_stored(self, &mut state, id, gate.as_ref(), now, exists, update)?
                     .ok_or(Error::ObjectHandleInvalid)?;
                 state.objects.insert(id, Arc::new(changed));
             }
             ObjectRef::Session { id, .. } => {
-                consumed = consume_alone(&mut state, gate.as_ref(), now)?;
+                consumed = consume_alone(self, &mut state, gate.as_ref(), now)?;
                 if let Some(s) = state.session_objects.get_mut(&id) {
                     s.object = Arc::new(changed);
                 }
@@ -488,8 +488,10 @@ fn may_make(state: &TokenState, view: crate::policy::SessionView, object: &Objec
 /// Changes the stored object `id` and uses up the approvals `gate` asks for, in one
 /// transaction: `exists` answers whether the object is there (`C_DestroyObject` deletes it
 /// in asking), then `change` writes. `None` if it was gone (another process destroyed it
-/// first): then nothing is written or used up (rolled back), and it leaves the cache.
+/// first): then nothing is written or used up (rolled back), and it leaves the cache. Only
+/// in the epoch of the login it is made under (`epoch.rs`).
 fn change_stored(
+    token: &Token,
     state: &mut TokenState,
     id: i64,
     gate: Option<&approvals::Gate>,
@@ -497,10 +499,9 @@ fn change_stored(
     mut exists: impl FnMut(&mut dyn StoreWriter) -> Result<bool>,
     mut change: impl FnMut(&mut dyn StoreWriter) -> Result<()>,
 ) -> Result<Option<Vec<ApprovalRecord>>> {
-    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
     let mut existed = false;
     let mut consumed = Vec::new();
-    let written = store.write(&mut |w| {
+    let written = token.write_as_login(state, &mut |w| {
         existed = exists(w)?;
         if !existed {
             // Nothing to change, so nothing may be used up: roll back.
@@ -510,17 +511,21 @@ fn change_stored(
         consumed = approvals::consume(gate, w, now)?;
         Ok(())
     });
-    if !existed {
-        state.objects.remove(&id);
-        return Ok(None);
+    match written {
+        Ok(()) => Ok(Some(consumed)),
+        Err(Error::ObjectHandleInvalid) if !existed => {
+            state.objects.remove(&id);
+            Ok(None)
+        }
+        // A stale login (`epoch.rs`) is refused before the object is looked at.
+        Err(e) => Err(e),
     }
-    written?;
-    Ok(Some(consumed))
 }
 
 /// Uses up the approvals `gate` asks for in a transaction of their own (for a change that
 /// is not in the store: a session object's), before the change is made.
 fn consume_alone(
+    token: &Token,
     state: &mut TokenState,
     gate: Option<&approvals::Gate>,
     now: u64,
@@ -528,9 +533,8 @@ fn consume_alone(
     if gate.is_none() {
         return Ok(Vec::new());
     }
-    let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
     let mut consumed = Vec::new();
-    store.write(&mut |w| {
+    token.write_as_login(state, &mut |w| {
         consumed = approvals::consume(gate, w, now)?;
         Ok(())
     })?;

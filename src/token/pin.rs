@@ -5,12 +5,13 @@ use cryptoki_sys::CK_FLAGS;
 use zeroize::Zeroizing;
 
 use super::custody::ServiceKey;
+use super::epoch::Written;
 use super::handles::ObjectRef;
 use super::principals::{refuse_guarded, so_writes};
 use super::{Token, TokenKey, TokenState};
 use crate::mechanism::{pin_kdf, rng, seal};
 use crate::policy::{LoginState, SessionView};
-use crate::store::{KeyCustody, StoreWriter, TokenRecord, TokenStore, WrappedTokenKey};
+use crate::store::{KeyCustody, StoreWriter, TokenStore, WrappedTokenKey};
 use crate::{Error, Result};
 
 pub const MIN_PIN_LEN: usize = 4;
@@ -144,6 +145,7 @@ impl Token {
         }
         let key = self.check_pin(&mut state, role, pin)?;
         state.token_key = Some(key);
+        state.login_epoch = state.record.as_ref().map(|r| r.epoch);
         state.login = match role {
             PinRole::SecurityOfficer => LoginState::SecurityOfficer,
             PinRole::User => LoginState::User,
@@ -164,6 +166,7 @@ impl Token {
         }
         let key = self.check_owner_pin(&mut state, PinOwner::Principal(name), pin)?;
         state.token_key = Some(key);
+        state.login_epoch = state.record.as_ref().map(|r| r.epoch);
         state.login = LoginState::User;
         state.principal = Some(name.into());
         self.reopen_objects(&mut state);
@@ -213,9 +216,9 @@ impl Token {
         }
         let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
         let wrapped = self.pin_record(&mut state, &key, pin, PinOwner::User)?;
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut saved = None;
-        store.write(&mut |w| {
+        // In pins custody the record wraps the SO login's token key: only in its epoch.
+        self.write_as_login(&mut state, &mut |w| {
             refuse_guarded(w, "user")?;
             let mut r = w.record()?;
             r.user_pin = Some(wrapped.clone());
@@ -230,7 +233,26 @@ impl Token {
     }
 
     /// `C_SetPIN`: the SO's PIN if the SO is logged in, the user's otherwise.
+    ///
+    /// The new record is made from the token key the old PIN opened, so it is written only
+    /// in the epoch that key belongs to (`epoch.rs`). If another process re-keyed the token
+    /// in between, a login ends and the call answers `CKR_USER_NOT_LOGGED_IN`; a public
+    /// session's change is made again from the start, against the token as it now is.
     pub fn set_pin(&self, view: SessionView, old: &[u8], new: &[u8]) -> PinResult<()> {
+        match self.set_pin_in_epoch(view, old, new)? {
+            Written::Done => Ok(()),
+            Written::Stale if view.login == LoginState::Public => {
+                match self.set_pin_in_epoch(view, old, new)? {
+                    Written::Done => Ok(()),
+                    // Re-keyed twice during one call: `CKR_FUNCTION_FAILED`, try again.
+                    Written::Stale => Err(Error::StoreBusy.into()),
+                }
+            }
+            Written::Stale => Err(Error::UserNotLoggedIn.into()),
+        }
+    }
+
+    fn set_pin_in_epoch(&self, view: SessionView, old: &[u8], new: &[u8]) -> PinResult<Written> {
         let mut state = self.ready_lazy()?;
         if !view.read_write {
             return Err(Error::SessionReadOnly.into());
@@ -243,14 +265,26 @@ impl Token {
         if role == PinRole::User && principal_login_of(new).is_some() {
             return Err(Error::PinInvalid.into());
         }
+        // The epoch the record the old PIN was checked against belongs to.
+        let checked_epoch = state.record.as_ref().map(|r| r.epoch);
         let key = self.check_pin(&mut state, role, old)?;
         let wrapped = self.pin_record(&mut state, &key, new, role.into())?;
-        self.update_record(&mut state, |r| match role {
-            PinRole::SecurityOfficer => r.so_pin = wrapped.clone(),
-            PinRole::User => r.user_pin = Some(wrapped.clone()),
+        let mut saved = None;
+        let written = self.write_in_epoch(&mut state, checked_epoch, &mut |w| {
+            let mut r = w.record()?;
+            match role {
+                PinRole::SecurityOfficer => r.so_pin = wrapped.clone(),
+                PinRole::User => r.user_pin = Some(wrapped.clone()),
+            }
+            w.save_record(&r)?;
+            saved = Some(r);
+            Ok(())
         })?;
-        self.scrub(&mut state);
-        Ok(())
+        if written == Written::Done {
+            state.record = saved;
+            self.scrub(&mut state);
+        }
+        Ok(written)
     }
 
     /// Checks `pin` for `role` against the store, counting failures persistently (in one
@@ -405,24 +439,6 @@ impl Token {
         let pin_key = pin_kdf::derive(pin, &salt, iterations)?;
         let sealed_key = seal_under(&pin_key)?;
         Ok(WrappedTokenKey { salt, iterations, sealed_key })
-    }
-
-    pub(crate) fn update_record(
-        &self,
-        state: &mut TokenState,
-        mut change: impl FnMut(&mut TokenRecord),
-    ) -> Result<()> {
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-        let mut saved = None;
-        store.write(&mut |w| {
-            let mut r = w.record()?;
-            change(&mut r);
-            w.save_record(&r)?;
-            saved = Some(r);
-            Ok(())
-        })?;
-        state.record = saved;
-        Ok(())
     }
 }
 

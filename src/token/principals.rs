@@ -37,8 +37,8 @@ impl Token {
         check_pin_len(pin)?;
         let key = state.token_key.clone().ok_or(Error::Internal("SO without token key"))?;
         let wrapped = self.pin_record(&mut state, &key, pin, PinOwner::Principal(name))?;
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
-        store.write(&mut |w| {
+        // In pins custody the record wraps the login's token key: only in its epoch.
+        self.write_as_login(&mut state, &mut |w| {
             refuse_guarded(w, name)?;
             if w.principal(name)?.is_some() != replace {
                 // Adding one that exists, or resetting one that does not.
@@ -66,11 +66,10 @@ impl Token {
         so_writes(view)?;
         let policy = Policy::parse(text)?;
         let document = policy.to_json();
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut version = 0;
         let mut consumed = Vec::new();
         let now = crate::audit::record::now_ms();
-        store.write(&mut |w| {
+        self.write_as_login(&mut state, &mut |w| {
             let current = w.policy()?;
             version = current.as_ref().map_or(0, |(v, _)| *v) + 1;
             // The policy in force is read inside the transaction, so that no other process
@@ -119,10 +118,9 @@ impl Token {
     pub fn remove_principal(&self, view: SessionView, name: &str) -> Result<()> {
         let mut state = self.ready_lazy()?;
         so_writes(view)?;
-        let store = state.store.as_mut().ok_or(Error::TokenNotRecognized)?;
         let mut existed = false;
         let now = crate::audit::record::now_ms();
-        store.write(&mut |w| {
+        self.write_as_login(&mut state, &mut |w| {
             refuse_guarded(w, name)?;
             existed = w.delete_principal(name)?;
             // Its pending approvals, given or received, go with it: a principal added
