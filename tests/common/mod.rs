@@ -43,7 +43,20 @@ const CHILD_ENV: &str = "ECM_HSM_TEST_CHILD";
 /// `cargo test` builds the cdylib into `target/<profile>/deps/` beside the test binaries but
 /// does not copy it up to `target/<profile>/` (only `cargo build` does), so the copy beside
 /// the test executable is the fresh one.
+///
+/// Chosen once per process: every load in a process must name the same file, so that the
+/// dynamic loader hands back the library already loaded (it matches the name) rather than
+/// mapping a second copy with its own, uninitialized module. A build running meanwhile in
+/// the same target directory makes the choice flip otherwise: the linker (LLD) unlinks
+/// `deps/libecm_hsm.so` while it writes the new one, and a second load then took
+/// `target/<profile>/libecm_hsm.so`, whose calls answered CKR_CRYPTOKI_NOT_INITIALIZED
+/// (tests/module_path.rs).
 pub fn module_path() -> PathBuf {
+    static CHOSEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(choose_module_path).clone()
+}
+
+fn choose_module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("TEST_PKCS11_MODULE") {
         return PathBuf::from(p);
     }
