@@ -8,7 +8,8 @@
 //! wait for the audit-linking thread's locks: a wait on one of parking_lot's locks would give
 //! the host's thread a record with a destructor that keeps the library mapped until that
 //! thread exits (README, Unloading). Rounds with those threads forbidden check the other way
-//! of linking records (in the calling thread).
+//! of linking records (in the calling thread). A host thread that waited in a blocked
+//! `C_WaitForSlotEvent` and is still alive at the unloading must not keep the library either.
 //! Not with the `deadlock-detection` feature: that build keeps `-z nodelete` (build.rs).
 #![allow(unsafe_code)]
 #![cfg(not(feature = "deadlock-detection"))]
@@ -154,5 +155,50 @@ isolated_test!(
 isolated_test!(
     fn without_the_module_threads_unloaded_and_loaded_again_the_module_starts_clean() {
         rounds(false, false);
+    }
+);
+
+/// Whether thread `tid` of this process is blocked in a `futex` wait (a lock or condvar).
+fn in_futex_wait(tid: libc::pid_t) -> bool {
+    let syscall = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+    syscall.split_whitespace().next() == Some(&libc::SYS_futex.to_string())
+}
+
+isolated_test!(
+    fn a_thread_that_waited_for_a_slot_event_does_not_keep_the_library_loaded() {
+        // A blocked C_WaitForSlotEvent always sleeps on the module's condition variable; the
+        // waiting thread, still alive at the unloading, must not keep the library mapped.
+        let p = Arc::new(load_raw());
+        initialize(&p);
+        let module = Arc::clone(&p);
+        let (tid_tx, tid_rx) = channel();
+        let (woken_tx, woken_rx) = channel();
+        let (exit_tx, exit_rx) = channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: no arguments.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let mut slot = 0;
+            // SAFETY: an out-pointer to a live local; pReserved NULL.
+            let rv = unsafe { module.C_WaitForSlotEvent(0, &mut slot, null_mut()) };
+            drop(module);
+            woken_tx.send(rv).unwrap();
+            exit_rx.recv().unwrap();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !in_futex_wait(tid) {
+            assert!(std::time::Instant::now() < deadline, "the waiter never blocked");
+            std::thread::yield_now();
+        }
+        finalize(&p);
+        assert_eq!(woken_rx.recv().unwrap(), CKR_CRYPTOKI_NOT_INITIALIZED, "C_Finalize ends the wait");
+        drop(Arc::into_inner(p).expect("the waiter gave its reference back"));
+        assert!(!mapped(), "dlclose() left the library mapped while the waiter lives");
+        let again = load_raw();
+        initialize(&again);
+        finalize(&again);
+        drop(again);
+        exit_tx.send(()).unwrap();
+        thread.join().expect("the waiter exits after the unloading without a crash");
     }
 );
