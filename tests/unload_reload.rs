@@ -73,7 +73,7 @@ fn initialize_with(p: &Pkcs11, flags: CK_FLAGS, round: usize) {
     };
     // SAFETY: points to a live CK_C_INITIALIZE_ARGS without callbacks.
     let rv = unsafe { p.C_Initialize((&mut args as *mut CK_C_INITIALIZE_ARGS).cast()) };
-    assert_eq!(rv, CKR_OK, "round {round}: C_Initialize after the library was unloaded");
+    assert_eq!(rv, CKR_OK, "round {round}: C_Initialize (after an unloading or a C_Finalize)");
 }
 
 /// Makes this thread wait for the audit-linking thread's lock, `FIRST_LOGINS` times: a
