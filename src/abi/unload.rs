@@ -20,7 +20,11 @@
 //! The per-thread values are kept in pthread keys rather than Rust's `thread_local!` for the
 //! same reason: glibc keeps a library mapped while a thread has a Rust thread-local
 //! destructor registered in it, so one call from the host's main thread would pin the
-//! library, and its state, for the rest of the process.
+//! library, and its state, for the rest of the process. A wait in `parking_lot` does the
+//! same (its per-thread record has a destructor), so the locks a host thread waits for while
+//! the module's own threads hold them, and `C_WaitForSlotEvent`'s wait, are std's
+//! (`docs/locking.md`); host threads that contend with each other for the other locks are
+//! not covered (README, Unloading).
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -98,8 +98,25 @@ struct Writer {
     segment: Segment,
     /// The key service's client its records are made for, named again when it closes.
     client: Option<super::record::ClientProcess>,
-    linker: Arc<Mutex<Linker>>,
+    linker: Arc<SharedLinker>,
     thread: Option<LinkingThread>,
+}
+
+/// A segment's linker, shared by its writers and its linking thread: std's `Mutex`, not
+/// parking_lot's, because the linking thread holds it for milliseconds at a time (preparing
+/// the file ahead), and a host thread waiting for it (a login's `set_key`) would then park
+/// in parking_lot, which gives that thread a per-thread record with a destructor: glibc
+/// keeps the library mapped until the thread exits, so a host that unloads the library would
+/// get the same, still initialized, copy back (README, Unloading). std's lock waits on a
+/// futex and keeps nothing per thread. The other lock the linking thread takes, the file
+/// mapping's `growing`, is std's for the same reason; the linking thread takes no other.
+/// (Poisoning is ignored: a panic in linking leaves the linker as whole as an error does.)
+struct SharedLinker(std::sync::Mutex<Linker>);
+
+impl SharedLinker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Linker> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 struct LinkingThread {
@@ -294,7 +311,7 @@ impl AuditLog {
         };
         linker.set_key(key.as_ref().map(|k| &k[..]));
         drop(key);
-        let linker = Arc::new(Mutex::new(linker));
+        let linker = Arc::new(SharedLinker(std::sync::Mutex::new(linker)));
         let thread = if self.threads { spawn_linking_thread(&linker, segment.number()) } else { None };
         Ok(Writer { segment, client: first.client, linker, thread })
     }
@@ -328,7 +345,9 @@ impl AuditLog {
         }
         let mut linker = Arc::try_unwrap(writer.linker)
             .map_err(|_| Error::Internal("the audit linker is still shared"))?
-            .into_inner();
+            .0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         linker.link_pending()?;
         let number = writer.segment.number();
         let end = linker.end();
@@ -390,7 +409,7 @@ impl Drop for AuditLog {
 
 /// Starts the thread that links the segment's records as they come; `None` (records are
 /// then linked by their writers) if it cannot be started.
-fn spawn_linking_thread(linker: &Arc<Mutex<Linker>>, segment: u64) -> Option<LinkingThread> {
+fn spawn_linking_thread(linker: &Arc<SharedLinker>, segment: u64) -> Option<LinkingThread> {
     let control = Arc::new(Control::default());
     let (linker, thread_control) = (linker.clone(), control.clone());
     let spawned = crate::sys::thread::spawn(&format!("ecm-hsm-audit-{segment}"), move || {
@@ -407,7 +426,7 @@ fn spawn_linking_thread(linker: &Arc<Mutex<Linker>>, segment: u64) -> Option<Lin
 
 /// The linking thread: links what was written, lets the next records gather for
 /// [`LINK_BATCH_WINDOW`], and sleeps until woken when there is nothing to link.
-fn link_as_records_come(linker: &Mutex<Linker>, control: &Control) {
+fn link_as_records_come(linker: &SharedLinker, control: &Control) {
     // Ahead of the first records too: a process that starts with a burst would otherwise
     // grow the file itself, record by record, until this thread caught up.
     let _ = linker.lock().reserve_ahead(PREPARE_AHEAD);

@@ -2,10 +2,10 @@
 //! and random number generation (5.15).
 
 use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use cryptoki_sys::*;
-use parking_lot::{Condvar, Mutex};
 
 use super::Module;
 use super::audit::rv_of;
@@ -216,6 +216,12 @@ pub(super) fn slot_states(slots: &super::slots::SlotTable) -> BTreeMap<CK_SLOT_I
 
 /// What `C_WaitForSlotEvent` has reported: the slots' states as its callers last learnt
 /// them, a signal for changes this process makes, and whether `C_Finalize` has come.
+///
+/// std's `Mutex` and `Condvar`, not parking_lot's: a blocked `C_WaitForSlotEvent` always
+/// waits, and a host thread that once waited in parking_lot keeps a per-thread record whose
+/// destructor pins the library in memory until that thread exits, so a host that unloads the
+/// library would get the same copy back (README, Unloading). std's wait on a futex and keep
+/// nothing per thread.
 pub(super) struct SlotEvents {
     state: Mutex<EventState>,
     signal: Condvar,
@@ -239,9 +245,13 @@ impl SlotEvents {
         SlotEvents { state: Mutex::new(state), signal: Condvar::new() }
     }
 
+    fn lock(&self) -> MutexGuard<'_, EventState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The first slot whose state differs from what was reported (now reported), if any.
     fn next(&self, now: BTreeMap<CK_SLOT_ID, bool>) -> Result<Option<CK_SLOT_ID>> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         if state.finalized {
             return Err(Error::CryptokiNotInitialized);
         }
@@ -261,26 +271,28 @@ impl SlotEvents {
     /// Sleeps until this process changes a token, `C_Finalize` comes, or the poll interval
     /// passes.
     fn wait(&self) -> Result<()> {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         let seen = state.changes;
         let deadline = std::time::Instant::now() + Self::POLL;
         while !state.finalized && state.changes == seen {
-            if self.signal.wait_until(&mut state, deadline).timed_out() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
                 break;
             }
+            state = self.signal.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
         }
         if state.finalized { Err(Error::CryptokiNotInitialized) } else { Ok(()) }
     }
 
     /// A token of this process changed (wakes the waiters to look).
     pub(super) fn changed(&self) {
-        self.state.lock().changes += 1;
+        self.lock().changes += 1;
         self.signal.notify_all();
     }
 
     /// `C_Finalize`: every waiter returns `CKR_CRYPTOKI_NOT_INITIALIZED`.
     pub(super) fn finalize(&self) {
-        self.state.lock().finalized = true;
+        self.lock().finalized = true;
         self.signal.notify_all();
     }
 }

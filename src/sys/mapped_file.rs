@@ -48,7 +48,11 @@ struct Mapping {
     /// `growing`): the appender when it runs out, the sealer ahead of it, so that the page
     /// faults of a growing file are taken off the appender's path.
     allocated: AtomicUsize,
-    growing: parking_lot::Mutex<()>,
+    /// std's `Mutex`, not parking_lot's: the sealer is the audit trail's linking thread,
+    /// which holds it for about a millisecond per step, and a host thread (the appender)
+    /// that waited for it in parking_lot would keep the library mapped until that thread
+    /// exits (`audit::trail::SharedLinker` says why).
+    growing: std::sync::Mutex<()>,
 }
 
 impl Mapping {
@@ -63,7 +67,7 @@ impl Mapping {
             }
             // One step at a time, the lock given back between steps: the appender, which
             // needs only the next step, never waits for all of a sealer's reservation.
-            let _growing = self.growing.lock();
+            let _growing = self.growing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let allocated = self.allocated.load(Ordering::Acquire);
             if want <= allocated {
                 return Ok(allocated);
@@ -120,7 +124,7 @@ pub fn create(file: File, window: usize) -> io::Result<(Appender, Sealer)> {
         window,
         published: AtomicUsize::new(0),
         allocated: AtomicUsize::new(first),
-        growing: parking_lot::Mutex::new(()),
+        growing: std::sync::Mutex::new(()),
     });
     prefault(&map, 0, first);
     Ok((Appender { map: map.clone(), cursor: 0, allocated: first }, Sealer { map, sealed: 0, released: 0 }))
