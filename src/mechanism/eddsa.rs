@@ -7,15 +7,15 @@
 //! encoding of PKCS#11 3.1; a raw 32-byte value is accepted on import); the private key is
 //! the 32-byte seed of RFC 8032 (`CKA_VALUE`).
 //!
-//! CKM_EDDSA's optional `CK_EDDSA_PARAMS` selects the instance of RFC 8032 (PKCS#11 3.0,
-//! 2.3.14):
+//! CKM_EDDSA's optional `CK_EDDSA_PARAMS` selects the instance of RFC 8032 (PKCS#11 3.0's
+//! EdDSA mechanism):
 //!
-//! | parameter                          | instance   | signs through                    |
-//! |------------------------------------|------------|----------------------------------|
-//! | none                               | Ed25519    | aws-lc-rs                        |
-//! | `phFlag` false, context 1–255 bytes| Ed25519ctx | AWS-LC's C interface (`sys`)     |
-//! | `phFlag` false, empty context      | Ed25519    | aws-lc-rs                        |
-//! | `phFlag` true, context 0–255 bytes | Ed25519ph  | AWS-LC's C interface (`sys`)     |
+//! | parameter                           | instance   | signs through                |
+//! |-------------------------------------|------------|------------------------------|
+//! | none                                | Ed25519    | aws-lc-rs                    |
+//! | `phFlag` false, context 1–255 bytes | Ed25519ctx | AWS-LC's C interface (`sys`) |
+//! | `phFlag` false, empty context       | Ed25519    | aws-lc-rs                    |
+//! | `phFlag` true, context 0–255 bytes  | Ed25519ph  | AWS-LC's C interface (`sys`) |
 //!
 //! The standard's table marks the context of Ed25519ctx "optional", but RFC 8032 says it
 //! SHOULD NOT be empty and AWS-LC (as OpenSSL) refuses an empty one; with no context the only
