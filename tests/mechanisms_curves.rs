@@ -186,8 +186,9 @@ isolated_test!(
             let before = count(&s);
             expect_rv(s.verify(&eddsa(), public, b"messagE", &signature), RvError::SignatureInvalid);
             expect_rv(s.verify(&eddsa(), public, b"message", &signature[..63]), RvError::SignatureLenRange);
-            // Ed25519ctx (parameters present) is not offered; ECDSA does not take the key.
-            let ctx = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(b"ctx")));
+            // A context RFC 8032 does not allow (Ed25519ctx and Ed25519ph themselves are
+            // tests/mechanisms_eddsa_params.rs); ECDSA does not take the key.
+            let ctx = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(&[1; 256])));
             expect_rv(s.sign(&ctx, private, b"message"), RvError::MechanismParamInvalid);
             expect_rv(s.sign(&Mechanism::Ecdsa, private, &[1; 32]), RvError::KeyTypeInconsistent);
             assert_unchanged(&s, before);

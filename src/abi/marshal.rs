@@ -398,6 +398,18 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
                     context: parameter_bytes(p.pContext, p.ulContextLen)?,
                 })
             }
+            // CK_EDDSA_PARAMS (3.0): Ed25519ctx or Ed25519ph; without one, CKM_EDDSA is pure
+            // Ed25519. A phFlag that is no CK_BBOOL value is a bad parameter.
+            CKM_EDDSA if !no_parameter => {
+                let p: CK_EDDSA_PARAMS = parameter(m)?;
+                let prehash = match p.phFlag {
+                    CK_FALSE => false,
+                    CK_TRUE => true,
+                    _ => return Err(Error::MechanismParamInvalid),
+                };
+                let context = parameter_bytes(p.pContextData, p.ulContextDataLen)?;
+                MechanismParams::Eddsa(crate::mechanism::eddsa::EddsaParams { prehash, context })
+            }
             // The secret-key derivations' parameters (src/abi/derive_params.rs).
             _ if !no_parameter && let Some(p) = super::derive_params::derive_params_in(m)? => p,
             // An IV, or a key wrap's alternative initial value.

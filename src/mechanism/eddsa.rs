@@ -7,16 +7,40 @@
 //! encoding of PKCS#11 3.1; a raw 32-byte value is accepted on import); the private key is
 //! the 32-byte seed of RFC 8032 (`CKA_VALUE`).
 //!
-//! Only pure Ed25519 is offered: AWS-LC's Rust binding has no Ed25519ctx, Ed25519ph or Ed448,
-//! so a `CK_EDDSA_PARAMS` (which selects those) is `CKR_MECHANISM_PARAM_INVALID` and the
-//! Ed448 names are `CKR_CURVE_NOT_SUPPORTED`. EdDSA hashes the message twice, so, as the
-//! standard's mechanism table marks it, CKM_EDDSA is single-part.
+//! CKM_EDDSA's optional `CK_EDDSA_PARAMS` selects the instance of RFC 8032 (PKCS#11 3.0's
+//! EdDSA mechanism):
+//!
+//! | parameter                           | instance   | signs through                |
+//! |-------------------------------------|------------|------------------------------|
+//! | none                                | Ed25519    | aws-lc-rs                    |
+//! | `phFlag` false, context 1–255 bytes | Ed25519ctx | AWS-LC's C interface (`sys`) |
+//! | `phFlag` false, empty context       | Ed25519    | aws-lc-rs                    |
+//! | `phFlag` true, context 0–255 bytes  | Ed25519ph  | AWS-LC's C interface (`sys`) |
+//!
+//! The standard's table marks the context of Ed25519ctx "optional", but RFC 8032 says it
+//! SHOULD NOT be empty and AWS-LC (as OpenSSL) refuses an empty one; with no context the only
+//! instance left is pure Ed25519, which is what this module signs then (as Thales Luna
+//! documents for `phFlag` false). A context over 255 bytes, or a `phFlag` other than
+//! `CK_TRUE`/`CK_FALSE`, is `CKR_MECHANISM_PARAM_INVALID`.
+//!
+//! Ed25519ph is multi-part: its parts are hashed (SHA-512) as they come and the digest signed
+//! at the end. Pure Ed25519 and Ed25519ctx hash the whole message twice (once for the nonce,
+//! once for the challenge), so a multi-part signature would have to hold the whole message;
+//! they stay single-part, and `C_SignUpdate`/`C_VerifyUpdate` answer `CKR_MECHANISM_INVALID`.
+//! (The 3.0 text calls CKM_EDDSA "single-part and multipart"; Ed25519ph is the instance that
+//! makes multi-part real without buffering.)
+//!
+//! Ed448 and Ed448ph are not offered (AWS-LC has no Curve448): the Ed448 names are
+//! `CKR_CURVE_NOT_SUPPORTED` on generation and import, so no Ed448 key ever meets a
+//! `CK_EDDSA_PARAMS`.
 
 use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
 use aws_lc_rs::signature::{self as sig, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use zeroize::Zeroizing;
 
+use super::hashed_input::HashedInput;
 use super::{EcPrivateKey, EcPublicKey, MechanismParams, SignOperation, VerifyOperation};
+use crate::sys::ed25519_instances::{self as instances, DIGEST_LEN, SigningKey};
 use crate::{Error, Result};
 
 /// Bytes of an Ed25519 public key, private seed, and half a signature.
@@ -98,10 +122,31 @@ fn decodes_to_point(point: &[u8]) -> bool {
     !(top == 0x7f && all_ones && point[0] >= 0xed)
 }
 
-fn no_params(params: &MechanismParams) -> Result<()> {
+/// `CK_EDDSA_PARAMS`, as the C ABI copied it in (`phFlag` already checked to be a boolean).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EddsaParams {
+    pub prehash: bool,
+    #[serde(with = "serde_bytes")]
+    pub context: Vec<u8>,
+}
+
+/// The instance of RFC 8032 a CKM_EDDSA names (the table at the top of this file).
+enum Instance {
+    Pure,
+    Ctx(Vec<u8>),
+    Ph(Vec<u8>),
+}
+
+fn instance(params: &MechanismParams) -> Result<Instance> {
     match params {
-        MechanismParams::None => Ok(()),
-        MechanismParams::Opaque(bytes) if bytes.is_empty() => Ok(()),
+        MechanismParams::None => Ok(Instance::Pure),
+        MechanismParams::Opaque(bytes) if bytes.is_empty() => Ok(Instance::Pure),
+        MechanismParams::Eddsa(p) if p.context.len() > instances::MAX_CONTEXT_LEN => {
+            Err(Error::MechanismParamInvalid)
+        }
+        MechanismParams::Eddsa(p) if p.prehash => Ok(Instance::Ph(p.context.clone())),
+        MechanismParams::Eddsa(p) if p.context.is_empty() => Ok(Instance::Pure),
+        MechanismParams::Eddsa(p) => Ok(Instance::Ctx(p.context.clone())),
         _ => Err(Error::MechanismParamInvalid),
     }
 }
@@ -113,9 +158,15 @@ struct Ed25519Sign {
 
 /// Starts a CKM_EDDSA signature under a `CKK_EC_EDWARDS` private key.
 pub fn sign_init(params: &MechanismParams, key: &EcPrivateKey) -> Result<Box<dyn SignOperation>> {
-    no_params(params)?;
+    let instance = instance(params)?;
     require_ed25519(&key.params).map_err(key_error)?;
-    Ok(Box::new(Ed25519Sign { key: key_pair(key)? }))
+    let (context, input) = match instance {
+        Instance::Pure => return Ok(Box::new(Ed25519Sign { key: key_pair(key)? })),
+        Instance::Ctx(context) => (context, HashedInput::new(None)),
+        Instance::Ph(context) => (context, HashedInput::new(Some(&aws_lc_rs::digest::SHA512))),
+    };
+    let key = SigningKey::from_seed(&key.value).ok_or(Error::KeyTypeInconsistent)?;
+    Ok(Box::new(ContextSign { key, context, input }))
 }
 
 /// A key of a curve not offered is out of range; one that is no Edwards key at all is of
@@ -144,10 +195,16 @@ struct Ed25519Verify {
 
 /// Starts a CKM_EDDSA verification under a `CKK_EC_EDWARDS` public key.
 pub fn verify_init(params: &MechanismParams, key: &EcPublicKey) -> Result<Box<dyn VerifyOperation>> {
-    no_params(params)?;
+    let instance = instance(params)?;
     require_ed25519(&key.params).map_err(key_error)?;
     check_public_key(key)?;
-    Ok(Box::new(Ed25519Verify { point: key.point.clone() }))
+    let (context, input) = match instance {
+        Instance::Pure => return Ok(Box::new(Ed25519Verify { point: key.point.clone() })),
+        Instance::Ctx(context) => (context, HashedInput::new(None)),
+        Instance::Ph(context) => (context, HashedInput::new(Some(&aws_lc_rs::digest::SHA512))),
+    };
+    let point = key.point.as_slice().try_into().map_err(|_| Error::KeyTypeInconsistent)?;
+    Ok(Box::new(ContextVerify { point, context, input }))
 }
 
 impl VerifyOperation for Ed25519Verify {
@@ -158,6 +215,91 @@ impl VerifyOperation for Ed25519Verify {
         UnparsedPublicKey::new(&sig::ED25519, &self.point)
             .verify(data, signature)
             .map_err(|_| Error::SignatureInvalid)
+    }
+}
+
+/// An Ed25519ctx signature (single-part: `input` refuses parts) or an Ed25519ph one (`input`
+/// hashes the parts with SHA-512).
+struct ContextSign {
+    key: SigningKey,
+    context: Vec<u8>,
+    input: HashedInput,
+}
+
+impl ContextSign {
+    fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        let digest: &[u8; DIGEST_LEN] = digest.try_into().map_err(|_| Error::Internal("not a SHA-512"))?;
+        let signature = self.key.sign_ph_digest(digest, &self.context);
+        Ok(signature.map_err(|_| Error::Internal("Ed25519ph signing failed"))?.to_vec())
+    }
+}
+
+impl SignOperation for ContextSign {
+    fn signature_len(&self) -> usize {
+        SIGNATURE_LEN
+    }
+
+    fn update(&mut self, part: &[u8]) -> Result<()> {
+        self.input.update(part)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let digest = self.input.finish()?;
+        self.sign_digest(digest.as_ref())
+    }
+
+    fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        if self.input.hashes() {
+            return self.sign_digest(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, data).as_ref());
+        }
+        let signature = self.key.sign_ctx(data, &self.context);
+        Ok(signature.map_err(|_| Error::Internal("Ed25519ctx signing failed"))?.to_vec())
+    }
+}
+
+/// The verification of an Ed25519ctx or Ed25519ph signature (as [`ContextSign`]).
+struct ContextVerify {
+    point: [u8; KEY_LEN],
+    context: Vec<u8>,
+    input: HashedInput,
+}
+
+fn signature_array(signature: &[u8]) -> Result<&[u8; SIGNATURE_LEN]> {
+    signature.try_into().map_err(|_| Error::SignatureLenRange)
+}
+
+impl ContextVerify {
+    fn verify_digest(&self, digest: &[u8], signature: &[u8]) -> Result<()> {
+        let signature = signature_array(signature)?;
+        let digest: &[u8; DIGEST_LEN] = digest.try_into().map_err(|_| Error::Internal("not a SHA-512"))?;
+        if instances::verify_ph_digest(&self.point, digest, signature, &self.context) {
+            Ok(())
+        } else {
+            Err(Error::SignatureInvalid)
+        }
+    }
+}
+
+impl VerifyOperation for ContextVerify {
+    fn update(&mut self, part: &[u8]) -> Result<()> {
+        self.input.update(part)
+    }
+
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let digest = self.input.finish()?;
+        self.verify_digest(digest.as_ref(), signature)
+    }
+
+    fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
+        if self.input.hashes() {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, data);
+            return self.verify_digest(digest.as_ref(), signature);
+        }
+        if instances::verify_ctx(&self.point, data, signature_array(signature)?, &self.context) {
+            Ok(())
+        } else {
+            Err(Error::SignatureInvalid)
+        }
     }
 }
 
@@ -263,5 +405,91 @@ mod tests {
             value: d.value.clone(),
         };
         assert_eq!(sign_init(&MechanismParams::None, &p256).err(), Some(Error::KeyTypeInconsistent));
+    }
+
+    fn eddsa(prehash: bool, context: &[u8]) -> MechanismParams {
+        MechanismParams::Eddsa(EddsaParams { prehash, context: context.to_vec() })
+    }
+
+    /// RFC 8032 7.2 (Ed25519ctx, "foo") and 7.3 (Ed25519ph, "abc") through the mechanism
+    /// layer; Ed25519ph in parts gives the same signature; each instance's signature fails
+    /// under the others.
+    #[test]
+    fn ctx_and_ph_known_answers() {
+        let d = private("0305334e381af78f141cb666f6199f57bc3495335a256a95bd2a55bf546663f6");
+        let q = public("dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292");
+        let message = hex("f726936d19c800494e3fdaff20b276a8");
+        let expected = hex("55a4cc2f70a54e04288c5f4cd1e45a7bb520b36292911876cada7323198dd87a\
+             8b36950b95130022907a7fb7c4e9b2d5f6cca685a587b4b21f4b888e4e7edb0d");
+        let foo = eddsa(false, b"foo");
+        let mut signer = sign_init(&foo, &d).unwrap();
+        assert_eq!(signer.signature_len(), 64);
+        assert_eq!(signer.sign(&message).unwrap(), expected);
+        verify_init(&foo, &q).unwrap().verify(&message, &expected).unwrap();
+        for other in [eddsa(false, b"bar"), eddsa(true, b"foo"), MechanismParams::None] {
+            assert_eq!(
+                verify_init(&other, &q).unwrap().verify(&message, &expected),
+                Err(Error::SignatureInvalid)
+            );
+        }
+        assert_eq!(
+            verify_init(&foo, &q).unwrap().verify(&message, &expected[..63]),
+            Err(Error::SignatureLenRange)
+        );
+        // Ed25519ctx is single-part.
+        assert_eq!(sign_init(&foo, &d).unwrap().update(b"x"), Err(Error::MechanismInvalid));
+        assert_eq!(verify_init(&foo, &q).unwrap().update(b"x"), Err(Error::MechanismInvalid));
+
+        let d = private("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42");
+        let q = public("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf");
+        let expected = hex("98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+             31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406");
+        let ph = eddsa(true, b"");
+        assert_eq!(sign_init(&ph, &d).unwrap().sign(b"abc").unwrap(), expected);
+        let mut parts = sign_init(&ph, &d).unwrap();
+        for part in [&b"a"[..], b"", b"bc"] {
+            parts.update(part).unwrap();
+        }
+        assert_eq!(parts.finish().unwrap(), expected);
+        verify_init(&ph, &q).unwrap().verify(b"abc", &expected).unwrap();
+        let mut parts = verify_init(&ph, &q).unwrap();
+        parts.update(b"ab").unwrap();
+        parts.update(b"c").unwrap();
+        parts.finish(&expected).unwrap();
+        let mut parts = verify_init(&ph, &q).unwrap();
+        parts.update(b"abd").unwrap();
+        assert_eq!(parts.finish(&expected), Err(Error::SignatureInvalid));
+        for other in [eddsa(true, b"x"), eddsa(false, b"x"), MechanismParams::None] {
+            assert_eq!(
+                verify_init(&other, &q).unwrap().verify(b"abc", &expected),
+                Err(Error::SignatureInvalid)
+            );
+        }
+    }
+
+    /// An empty context without the pre-hash is pure Ed25519; a context over 255 bytes and
+    /// other parameter shapes are refused.
+    #[test]
+    fn parameter_shapes() {
+        let (q, d) = generate_key_pair(ED25519_PARAMS).unwrap();
+        let pure = sign_init(&MechanismParams::None, &d).unwrap().sign(b"m").unwrap();
+        assert_eq!(sign_init(&eddsa(false, b""), &d).unwrap().sign(b"m").unwrap(), pure);
+        verify_init(&eddsa(false, b""), &q).unwrap().verify(b"m", &pure).unwrap();
+        for too_long in [eddsa(false, &[1; 256]), eddsa(true, &[1; 256])] {
+            assert_eq!(sign_init(&too_long, &d).err(), Some(Error::MechanismParamInvalid));
+            assert_eq!(verify_init(&too_long, &q).err(), Some(Error::MechanismParamInvalid));
+        }
+        for longest in [eddsa(false, &[1; 255]), eddsa(true, &[1; 255])] {
+            let signature = sign_init(&longest, &d).unwrap().sign(b"m").unwrap();
+            verify_init(&longest, &q).unwrap().verify(b"m", &signature).unwrap();
+        }
+        assert_eq!(sign_init(&MechanismParams::Data(vec![1]), &d).err(), Some(Error::MechanismParamInvalid));
+        // The parameters are checked before the key: a P-256 key with bad ones.
+        let p256 = EcPrivateKey {
+            params: super::super::encoding::Curve::P256.params_der().to_vec(),
+            value: d.value.clone(),
+        };
+        assert_eq!(sign_init(&eddsa(false, &[1; 256]), &p256).err(), Some(Error::MechanismParamInvalid));
+        assert_eq!(sign_init(&eddsa(false, b"c"), &p256).err(), Some(Error::KeyTypeInconsistent));
     }
 }

@@ -74,6 +74,8 @@ pub enum MechanismParams {
     Kbkdf(sp800_108::KbkdfParams),
     /// `CK_SIGN_ADDITIONAL_CONTEXT` (CKM_ML_DSA).
     SignContext(ml_dsa::SignContext),
+    /// `CK_EDDSA_PARAMS` (CKM_EDDSA: Ed25519ctx and Ed25519ph).
+    Eddsa(eddsa::EddsaParams),
     /// Parameter bytes of a mechanism whose structure this module does not decode; the
     /// mechanism's implementation rejects them if it expected none.
     Opaque(Vec<u8>),

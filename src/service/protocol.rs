@@ -163,6 +163,8 @@ pub enum WireParams {
     Kbkdf(crate::mechanism::sp800_108::KbkdfParams),
     /// `CK_SIGN_ADDITIONAL_CONTEXT` (CKM_ML_DSA, PKCS#11 3.2).
     SignContext(crate::mechanism::ml_dsa::SignContext),
+    /// `CK_EDDSA_PARAMS` (CKM_EDDSA: Ed25519ctx, Ed25519ph), appended.
+    Eddsa(crate::mechanism::eddsa::EddsaParams),
 }
 
 /// `CK_GCM_MESSAGE_PARAMS` of one message.

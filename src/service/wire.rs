@@ -105,6 +105,7 @@ pub fn mechanism_to_wire(m: &Mechanism) -> WireMechanism {
         MechanismParams::Hkdf(p) => WireParams::Hkdf(p.clone()),
         MechanismParams::Kbkdf(p) => WireParams::Kbkdf(p.clone()),
         MechanismParams::SignContext(p) => WireParams::SignContext(p.clone()),
+        MechanismParams::Eddsa(p) => WireParams::Eddsa(p.clone()),
     };
     WireMechanism { kind: m.kind, params }
 }
@@ -132,6 +133,7 @@ pub fn mechanism_from_wire(m: WireMechanism) -> Mechanism {
         WireParams::Hkdf(p) => MechanismParams::Hkdf(p),
         WireParams::Kbkdf(p) => MechanismParams::Kbkdf(p),
         WireParams::SignContext(p) => MechanismParams::SignContext(p),
+        WireParams::Eddsa(p) => MechanismParams::Eddsa(p),
     };
     Mechanism { kind: m.kind, params }
 }

@@ -13,6 +13,8 @@
 //!   `parking_lot` for cycles of locks and aborts with their threads' backtraces.
 //! - [`ecdh_secp256k1`]: ECDH on secp256k1, through AWS-LC's `EC_KEY` interface
 //!   (aws-lc-rs signs on that curve but has no key agreement on it).
+//! - [`ed25519_instances`]: Ed25519ctx and Ed25519ph, through AWS-LC's `curve25519.h`
+//!   interface (aws-lc-rs offers pure Ed25519 only).
 //! - [`gcm_any_iv`]: AES-GCM with IVs other than 96 bits, through AWS-LC's `EVP_CIPHER`
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
 //! - [`ml_kem_seed`]: ML-KEM key pairs from their seed d ‖ z, through AWS-LC's
@@ -34,6 +36,7 @@
 #[cfg(feature = "deadlock-detection")]
 pub mod deadlock;
 pub mod ecdh_secp256k1;
+pub mod ed25519_instances;
 pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
