@@ -15,6 +15,9 @@
 //!   (aws-lc-rs signs on that curve but has no key agreement on it).
 //! - [`gcm_any_iv`]: AES-GCM with IVs other than 96 bits, through AWS-LC's `EVP_CIPHER`
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
+//! - [`ml_dsa_mu`]: ML-DSA over an external mu, and the hashes HashML-DSA uses, through
+//!   AWS-LC's `EVP_PKEY` and `EVP_MD` interfaces (aws-lc-rs signs pure ML-DSA with an empty
+//!   context only).
 //! - [`sha3`]: SHA3-224 and HMAC over the SHA-3 hashes, through AWS-LC's `EVP_MD` and
 //!   `HMAC_CTX` interfaces (aws-lc-rs has neither).
 //! - [`owned_file`]: opening a file only its owner may have written (or read), checked
@@ -35,6 +38,7 @@ pub mod ecdh_secp256k1;
 pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
+pub mod ml_dsa_mu;
 pub mod owned_file;
 pub mod secret;
 pub mod secret_pool;
