@@ -21,9 +21,9 @@ use std::ptr::null_mut;
 use aws_lc_rs::encoding::AsRawBytes;
 use aws_lc_rs::signature::{self as sig, KeyPair, PqdsaKeyPair, UnparsedPublicKey};
 use cryptoki::error::RvError;
-use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
+use cryptoki::mechanism::dsa::{HashSignAdditionalContext, HedgeType, SignAdditionalContext};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{
     Attribute, AttributeType, KeyType, MlDsaParameterSetType, MlKemParameterSetType, ObjectClass,
 };
@@ -313,7 +313,26 @@ isolated_test!(
             .verify(b"through the service", &signature)
             .unwrap();
         s.verify(&ml_dsa(), public, b"through the service", &signature).unwrap();
-        let refused = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, Some(b"ctx")));
+        // A context string (and the hash of HashML-DSA) crosses the service too.
+        let with_context = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, Some(b"ctx")));
+        let signature = s.sign(&with_context, private, b"m").unwrap();
+        s.verify(&with_context, public, b"m", &signature).unwrap();
+        expect_rv(s.verify(&ml_dsa(), public, b"m", &signature), RvError::SignatureInvalid);
+        let hashed = Mechanism::HashMlDsa(HashSignAdditionalContext::new(
+            HedgeType::Preferred,
+            Some(b"ctx"),
+            MechanismType::SHA256,
+        ));
+        let digest = s.digest(&Mechanism::Sha256, b"m").unwrap();
+        let signature = s.sign(&hashed, private, &digest).unwrap();
+        s.verify(
+            &Mechanism::HashMlDsaSha256(SignAdditionalContext::new(HedgeType::Preferred, Some(b"ctx"))),
+            public,
+            b"m",
+            &signature,
+        )
+        .unwrap();
+        let refused = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::DeterministicRequired, None));
         expect_rv(s.sign(&refused, private, b"m"), RvError::MechanismParamInvalid);
 
         let (ek, dk) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);

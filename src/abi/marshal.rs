@@ -391,11 +391,33 @@ pub unsafe fn mechanism_in(ptr: *const CK_MECHANISM) -> Result<Option<Mechanism>
                 })
             }
             // CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 3.2); without one, CKM_ML_DSA signs with no context.
-            CKM_ML_DSA if !no_parameter => {
+            CKM_ML_DSA
+            | CKM_HASH_ML_DSA_SHA224
+            | CKM_HASH_ML_DSA_SHA256
+            | CKM_HASH_ML_DSA_SHA384
+            | CKM_HASH_ML_DSA_SHA512
+            | CKM_HASH_ML_DSA_SHA3_224
+            | CKM_HASH_ML_DSA_SHA3_256
+            | CKM_HASH_ML_DSA_SHA3_384
+            | CKM_HASH_ML_DSA_SHA3_512
+            | CKM_HASH_ML_DSA_SHAKE128
+            | CKM_HASH_ML_DSA_SHAKE256
+                if !no_parameter =>
+            {
                 let p: CK_SIGN_ADDITIONAL_CONTEXT = parameter(m)?;
                 MechanismParams::SignContext(crate::mechanism::ml_dsa::SignContext {
                     hedge: p.hedgeVariant,
                     context: parameter_bytes(p.pContext, p.ulContextLen)?,
+                    hash: None,
+                })
+            }
+            // CK_HASH_SIGN_ADDITIONAL_CONTEXT: the context and the hash the data was made with.
+            CKM_HASH_ML_DSA if !no_parameter => {
+                let p: CK_HASH_SIGN_ADDITIONAL_CONTEXT = parameter(m)?;
+                MechanismParams::SignContext(crate::mechanism::ml_dsa::SignContext {
+                    hedge: p.hedgeVariant,
+                    context: parameter_bytes(p.pContext, p.ulContextLen)?,
+                    hash: Some(p.hash),
                 })
             }
             // CK_EDDSA_PARAMS (3.0): Ed25519ctx or Ed25519ph; without one, CKM_EDDSA is pure

@@ -5,20 +5,21 @@
 //! `CKA_VALUE` the expanded `sk` and its `CKA_SEED` the 32-byte seed ξ of ML-DSA.KeyGen. A
 //! generated key keeps both; an imported one needs either (both must agree).
 //!
-//! What aws-lc-rs can do decides what is offered: pure ML-DSA with an empty context, hedged
-//! (AWS-LC draws the per-signature randomness). A `CK_SIGN_ADDITIONAL_CONTEXT` with a
-//! context string, or asking for a deterministic signature (`CKH_DETERMINISTIC_REQUIRED`), is
-//! `CKR_MECHANISM_PARAM_INVALID`; HashML-DSA and external-mu mechanisms are not registered.
-//! aws-lc-rs signs a whole message, so a multi-part signature (which the 3.2 text allows)
-//! holds its parts until `C_SignFinal` (at most `secret_buffer::MAX_HELD_INPUT` bytes,
-//! beyond which `CKR_DATA_LEN_RANGE`); verification is single-part, as the 3.2 text says
+//! Pure ML-DSA with an empty context is aws-lc-rs's, hedged (AWS-LC draws the per-signature
+//! randomness). A context string (`CK_SIGN_ADDITIONAL_CONTEXT`, at most 255 bytes) and
+//! HashML-DSA go through AWS-LC's external-mu interface ([`super::ml_dsa_mu`]). A
+//! deterministic signature (`CKH_DETERMINISTIC_REQUIRED`) is `CKR_MECHANISM_PARAM_INVALID`
+//! on signing: neither interface offers one. aws-lc-rs signs a whole message, so a
+//! multi-part signature without context (which the 3.2 text allows) holds its parts until
+//! `C_SignFinal` (at most `secret_buffer::MAX_HELD_INPUT` bytes, beyond which
+//! `CKR_DATA_LEN_RANGE`); verification is single-part, as the 3.2 text says
 //! (`C_VerifyUpdate` is `CKR_MECHANISM_INVALID`).
 
 use aws_lc_rs::encoding::AsRawBytes;
 use aws_lc_rs::signature::{self as sig, KeyPair, PqdsaKeyPair, PqdsaSigningAlgorithm, UnparsedPublicKey};
 use cryptoki_sys::{
-    CK_ULONG, CKH_DETERMINISTIC_REQUIRED, CKH_HEDGE_PREFERRED, CKH_HEDGE_REQUIRED, CKK_ML_DSA, CKP_ML_DSA_44,
-    CKP_ML_DSA_65, CKP_ML_DSA_87,
+    CK_MECHANISM_TYPE, CK_ULONG, CKH_DETERMINISTIC_REQUIRED, CKH_HEDGE_PREFERRED, CKH_HEDGE_REQUIRED,
+    CKK_ML_DSA, CKM_ML_DSA, CKP_ML_DSA_44, CKP_ML_DSA_65, CKP_ML_DSA_87,
 };
 use der::asn1::ObjectIdentifier;
 use zeroize::Zeroizing;
@@ -34,12 +35,15 @@ pub const SEED_LEN: usize = 32;
 /// public key's length in bytes).
 pub const PUBLIC_KEY_LENS: (usize, usize) = (1312, 2592);
 
-/// `CK_SIGN_ADDITIONAL_CONTEXT`, as the C ABI copied it in.
+/// `CK_SIGN_ADDITIONAL_CONTEXT`, or `CK_HASH_SIGN_ADDITIONAL_CONTEXT` with its `hash` (the
+/// digest mechanism naming the pre-hash of CKM_HASH_ML_DSA), as the C ABI copied it in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignContext {
     pub hedge: CK_ULONG,
     #[serde(with = "serde_bytes")]
     pub context: Vec<u8>,
+    #[serde(default)]
+    pub hash: Option<CK_MECHANISM_TYPE>,
 }
 
 fn algorithm(parameter_set: CK_ULONG) -> Result<&'static PqdsaSigningAlgorithm> {
@@ -129,7 +133,7 @@ pub fn check_private_key(key: &PqPrivateKey) -> Result<()> {
     Ok(())
 }
 
-/// The parameter's requests this module can honour; see the module comment.
+/// The parameter's requests aws-lc-rs can honour (an empty context); see the module comment.
 fn check_params(params: &MechanismParams, signing: bool) -> Result<()> {
     match params {
         MechanismParams::None => Ok(()),
@@ -141,7 +145,7 @@ fn check_params(params: &MechanismParams, signing: bool) -> Result<()> {
                 CKH_DETERMINISTIC_REQUIRED => !signing,
                 _ => false,
             };
-            if !hedge_ok || !p.context.is_empty() {
+            if !hedge_ok || !p.context.is_empty() || p.hash.is_some() {
                 return Err(Error::MechanismParamInvalid);
             }
             Ok(())
@@ -158,6 +162,9 @@ struct MlDsaSign {
 
 /// Starts a CKM_ML_DSA signature under a `CKK_ML_DSA` private key.
 pub fn sign_init(params: &MechanismParams, key: &PqPrivateKey) -> Result<Box<dyn SignOperation>> {
+    if super::ml_dsa_mu::needs_external_mu(params) {
+        return super::ml_dsa_mu::sign_init(CKM_ML_DSA, params, key);
+    }
     check_params(params, true)?;
     Ok(Box::new(MlDsaSign { key: key_pair(key)?, held: SecretBuffer::new() }))
 }
@@ -193,6 +200,9 @@ struct MlDsaVerify {
 
 /// Starts a CKM_ML_DSA verification under a `CKK_ML_DSA` public key.
 pub fn verify_init(params: &MechanismParams, key: &PqPublicKey) -> Result<Box<dyn VerifyOperation>> {
+    if super::ml_dsa_mu::needs_external_mu(params) {
+        return super::ml_dsa_mu::verify_init(CKM_ML_DSA, params, key);
+    }
     check_params(params, false)?;
     if key.key_type != CKK_ML_DSA {
         return Err(Error::KeyTypeInconsistent);
@@ -221,7 +231,7 @@ mod tests {
     use super::*;
 
     fn context(hedge: CK_ULONG, context: &[u8]) -> MechanismParams {
-        MechanismParams::SignContext(SignContext { hedge, context: context.to_vec() })
+        MechanismParams::SignContext(SignContext { hedge, context: context.to_vec(), hash: None })
     }
 
     #[test]
@@ -260,13 +270,17 @@ mod tests {
     #[test]
     fn what_aws_lc_cannot_do_is_refused() {
         let (q, d) = generate_key_pair(CKP_ML_DSA_44).unwrap();
-        for bad in
-            [context(CKH_HEDGE_PREFERRED, b"ctx"), context(CKH_DETERMINISTIC_REQUIRED, b""), context(7, b"")]
-        {
+        let too_long = [b'c'; 256];
+        for bad in [
+            context(CKH_HEDGE_PREFERRED, &too_long),
+            context(CKH_DETERMINISTIC_REQUIRED, b""),
+            context(CKH_DETERMINISTIC_REQUIRED, b"ctx"),
+            context(7, b""),
+        ] {
             assert_eq!(sign_init(&bad, &d).err(), Some(Error::MechanismParamInvalid));
         }
         assert_eq!(
-            verify_init(&context(CKH_HEDGE_PREFERRED, b"ctx"), &q).err(),
+            verify_init(&context(CKH_HEDGE_PREFERRED, &too_long), &q).err(),
             Some(Error::MechanismParamInvalid)
         );
         assert_eq!(

@@ -23,6 +23,7 @@ pub mod hkdf;
 pub mod keygen;
 pub mod mac;
 pub mod ml_dsa;
+pub mod ml_dsa_mu;
 pub mod ml_kem;
 pub mod montgomery;
 pub mod pin_kdf;
@@ -72,7 +73,8 @@ pub enum MechanismParams {
     Hkdf(hkdf::HkdfParams),
     /// `CK_SP800_108_KDF_PARAMS` / `CK_SP800_108_FEEDBACK_KDF_PARAMS`.
     Kbkdf(sp800_108::KbkdfParams),
-    /// `CK_SIGN_ADDITIONAL_CONTEXT` (CKM_ML_DSA).
+    /// `CK_SIGN_ADDITIONAL_CONTEXT` (CKM_ML_DSA, CKM_HASH_ML_DSA_SHA256...) or
+    /// `CK_HASH_SIGN_ADDITIONAL_CONTEXT` (CKM_HASH_ML_DSA).
     SignContext(ml_dsa::SignContext),
     /// `CK_EDDSA_PARAMS` (CKM_EDDSA: Ed25519ctx and Ed25519ph).
     Eddsa(eddsa::EddsaParams),
@@ -391,6 +393,7 @@ pub fn sign_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn Sig
         KeyMaterial::EcPrivate(k) if family::ECDSA.contains(&kind) => ec::sign_init(kind, params, k),
         KeyMaterial::EcPrivate(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::sign_init(params, k),
         KeyMaterial::PqPrivate(k) if kind == cryptoki_sys::CKM_ML_DSA => ml_dsa::sign_init(params, k),
+        KeyMaterial::PqPrivate(k) if ml_dsa_mu::is_hash_ml_dsa(kind) => ml_dsa_mu::sign_init(kind, params, k),
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }
@@ -407,6 +410,9 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
         KeyMaterial::EcPublic(k) if family::ECDSA.contains(&kind) => ec::verify_init(kind, params, k),
         KeyMaterial::EcPublic(k) if kind == cryptoki_sys::CKM_EDDSA => eddsa::verify_init(params, k),
         KeyMaterial::PqPublic(k) if kind == cryptoki_sys::CKM_ML_DSA => ml_dsa::verify_init(params, k),
+        KeyMaterial::PqPublic(k) if ml_dsa_mu::is_hash_ml_dsa(kind) => {
+            ml_dsa_mu::verify_init(kind, params, k)
+        }
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
 }

@@ -17,6 +17,9 @@
 //!   interface (aws-lc-rs offers pure Ed25519 only).
 //! - [`gcm_any_iv`]: AES-GCM with IVs other than 96 bits, through AWS-LC's `EVP_CIPHER`
 //!   interface (aws-lc-rs's AEAD API takes 96-bit nonces only).
+//! - [`ml_dsa_mu`]: ML-DSA over an external mu, and the hashes HashML-DSA uses, through
+//!   AWS-LC's `EVP_PKEY` and `EVP_MD` interfaces (aws-lc-rs signs pure ML-DSA with an empty
+//!   context only).
 //! - [`ml_kem_seed`]: ML-KEM key pairs from their seed d ‖ z, through AWS-LC's
 //!   deterministic KEM key generation (aws-lc-rs neither takes nor gives the seed).
 //! - [`sha3`]: SHA3-224 and HMAC over the SHA-3 hashes, through AWS-LC's `EVP_MD` and
@@ -40,6 +43,7 @@ pub mod ed25519_instances;
 pub mod gcm_any_iv;
 pub mod mapped_file;
 pub mod memory;
+pub mod ml_dsa_mu;
 pub mod ml_kem_seed;
 pub mod owned_file;
 pub mod secret;

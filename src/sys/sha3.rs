@@ -58,23 +58,28 @@ impl Sha3 {
     }
 }
 
-fn check(status: std::ffi::c_int) -> Result<(), EngineFailure> {
+pub(super) fn check(status: std::ffi::c_int) -> Result<(), EngineFailure> {
     if status == 1 { Ok(()) } else { Err(EngineFailure) }
 }
 
-/// An AWS-LC context (digest or HMAC) owned by one value, freed by `free` when dropped.
-struct Context<T> {
-    pointer: *mut T,
+/// An AWS-LC context (digest or HMAC; `ml_dsa_mu` keeps its keys in one too) owned by one
+/// value, freed by `free` when dropped.
+pub(super) struct Context<T> {
+    pub(super) pointer: *mut T,
     free: unsafe extern "C" fn(*mut T),
 }
 
 // SAFETY: the context is owned by this value alone (never shared or aliased), and AWS-LC's
-// digest and HMAC contexts carry no thread affinity, so moving one to another thread is sound.
+// digest and HMAC contexts and its keys (`EVP_PKEY`) carry no thread affinity, so moving one
+// to another thread is sound.
 unsafe impl<T> Send for Context<T> {}
 
 impl<T> Context<T> {
     /// Takes what a `*_new` call returned (null: it failed) with its matching `*_free`.
-    fn new(pointer: *mut T, free: unsafe extern "C" fn(*mut T)) -> Result<Context<T>, EngineFailure> {
+    pub(super) fn new(
+        pointer: *mut T,
+        free: unsafe extern "C" fn(*mut T),
+    ) -> Result<Context<T>, EngineFailure> {
         if pointer.is_null() { Err(EngineFailure) } else { Ok(Context { pointer, free }) }
     }
 }
