@@ -1,4 +1,4 @@
-//! The messages of the key service, version 1: what travels in each frame.
+//! The messages of the key service, version 2: what travels in each frame.
 //!
 //! These types are the wire contract, kept apart from the core's own types (which may change
 //! shape without changing the protocol): `wire.rs` converts between the two. Every value is a
@@ -15,8 +15,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// scanner) is told apart from a client of another version.
 pub const MAGIC: [u8; 8] = *b"ECMHSM\0\0";
 
-/// The protocol versions this build speaks, oldest first.
-pub const VERSIONS: [u16; 1] = [1];
+/// The protocol versions this build speaks, oldest first. Version 2 changed the encoding of
+/// ML-DSA's parameter (`SignContext` gained the hash of HashML-DSA) and added EdDSA's, so a
+/// version-1 peer is refused at the hello rather than misreading a signature's parameter.
+pub const VERSIONS: [u16; 1] = [2];
 
 /// The client's first frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
