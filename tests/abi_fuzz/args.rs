@@ -416,6 +416,10 @@ const MECHANISMS: &[CK_MECHANISM_TYPE] = &[
     CKM_ECDSA_SHA256,
     CKM_ECDH1_DERIVE,
     CKM_SHA256_KEY_DERIVATION,
+    CKM_EDDSA,
+    CKM_ML_DSA,
+    CKM_HASH_ML_DSA,
+    CKM_HASH_ML_DSA_SHA256,
 ];
 
 pub fn mechanism_type(rng: &mut StdRng) -> CK_MECHANISM_TYPE {
@@ -435,9 +439,10 @@ fn parameter(rng: &mut StdRng, a: &mut Arena, kind: CK_MECHANISM_TYPE) -> (*mut 
             return (null_mut(), rng.random_range(1..64));
         }
         2 => {
-            // Random bytes, never of the size of a structure that holds pointers (40 and 48
-            // bytes: GCM, OAEP, ECDH), which the module would rightly follow.
-            let len = [1, 7, 16, 17, 24, 33, 64][rng.random_range(0..7)];
+            // Random bytes, never of the size of a structure that holds pointers (24 bytes:
+            // EdDSA's and ML-DSA's contexts; 32: HashML-DSA's; 40 and 48: GCM, OAEP, ECDH),
+            // which the module would rightly follow.
+            let len = [1, 7, 16, 17, 25, 33, 64][rng.random_range(0..7)];
             return (a.bytes(random_bytes(rng, len)).cast(), len as CK_ULONG);
         }
         3 => {
@@ -511,8 +516,50 @@ fn parameter(rng: &mut StdRng, a: &mut Arena, kind: CK_MECHANISM_TYPE) -> (*mut 
             });
             sized(a, p.cast(), size_of::<CK_ECDH1_DERIVE_PARAMS>())
         }
+        CKM_EDDSA => {
+            let (context, context_len) = context(rng, a);
+            let p = a.keep(CK_EDDSA_PARAMS {
+                phFlag: [CK_FALSE, CK_TRUE, 2][rng.random_range(0..3)],
+                ulContextDataLen: context_len,
+                pContextData: context,
+            });
+            sized(a, p.cast(), size_of::<CK_EDDSA_PARAMS>())
+        }
+        CKM_ML_DSA | CKM_HASH_ML_DSA_SHA256 => {
+            let (context, context_len) = context(rng, a);
+            let p = a.keep(CK_SIGN_ADDITIONAL_CONTEXT {
+                hedgeVariant: hedge(rng),
+                pContext: context,
+                ulContextLen: context_len,
+            });
+            sized(a, p.cast(), size_of::<CK_SIGN_ADDITIONAL_CONTEXT>())
+        }
+        CKM_HASH_ML_DSA => {
+            let (context, context_len) = context(rng, a);
+            let p = a.keep(CK_HASH_SIGN_ADDITIONAL_CONTEXT {
+                hedgeVariant: hedge(rng),
+                pContext: context,
+                ulContextLen: context_len,
+                hash: [CKM_SHA256, CKM_SHA3_512, CKM_SHA_1, rng.random()][rng.random_range(0..4)],
+            });
+            sized(a, p.cast(), size_of::<CK_HASH_SIGN_ADDITIONAL_CONTEXT>())
+        }
         _ => (null_mut(), 0),
     }
+}
+
+/// A signature context: of a valid length (up to 255 bytes), one too long, or any input.
+fn context(rng: &mut StdRng, a: &mut Arena) -> (*mut u8, CK_ULONG) {
+    match rng.random_range(0..4) {
+        0 => (a.bytes(random_bytes(rng, 255)), 255),
+        1 => (a.bytes(random_bytes(rng, 256)), 256),
+        _ => input(rng, a),
+    }
+}
+
+fn hedge(rng: &mut StdRng) -> CK_HEDGE_TYPE {
+    [CKH_HEDGE_PREFERRED, CKH_HEDGE_REQUIRED, CKH_DETERMINISTIC_REQUIRED, rng.random()]
+        [rng.random_range(0..4)]
 }
 
 /// A mechanism (or, rarely, NULL).
