@@ -16,11 +16,9 @@
 mod common;
 mod pq_support;
 use common::objects::bytes;
-use common::raw::{load_raw, ulen};
+use common::raw::load_raw;
 use common::*;
 use pq_support::*;
-
-use std::ptr::null_mut;
 
 use aws_lc_rs::kem::{Ciphertext, DecapsulationKey, ML_KEM_512, ML_KEM_768, ML_KEM_1024};
 use aws_lc_rs::key_wrap::{AES_256, KeyEncryptionKey, KeyWrapPadded};
@@ -222,10 +220,6 @@ isolated_test!(
 /// The known value of the wrapping key, so that the test can seal and open KWP blobs itself.
 const KEK: [u8; 32] = [0x5a; 32];
 
-fn kwp() -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: CKM_AES_KEY_WRAP_KWP, pParameter: null_mut(), ulParameterLen: 0 }
-}
-
 fn seal(plain: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; plain.len() + 16];
     KeyEncryptionKey::new(&AES_256, &KEK).unwrap().wrap_with_padding(plain, &mut out).unwrap().to_vec()
@@ -257,33 +251,6 @@ fn pkcs8(n: u8, choice: &[u8]) -> Vec<u8> {
     tlv(0x30, &[&[0x02, 0x01, 0x00][..], &algorithm, &tlv(0x04, choice)].concat())
 }
 
-fn unwrap_raw(
-    s: &Session,
-    unwrapping: ObjectHandle,
-    blob: &[u8],
-    template: &[Attribute],
-) -> Result<ObjectHandle, CK_RV> {
-    let lib = load_raw();
-    let mut t = raw_template(template);
-    let mut blob = blob.to_vec();
-    let mut key = CK_INVALID_HANDLE;
-    // SAFETY: mechanism, blob and template (whose values `template` owns) are live for the
-    // call; out-pointer to a local.
-    let rv = unsafe {
-        lib.C_UnwrapKey(
-            s.handle(),
-            &mut kwp(),
-            unwrapping.handle(),
-            blob.as_mut_ptr(),
-            ulen(blob.len()),
-            t.as_mut_ptr(),
-            ulen(t.len()),
-            &mut key,
-        )
-    };
-    if rv == CKR_OK { Ok(handle_of(s, key)) } else { Err(rv) }
-}
-
 fn wrapping_key(s: &Session) -> ObjectHandle {
     s.create_object(&[
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -303,7 +270,7 @@ isolated_test!(
         for (n, (set, ek, dk)) in (1..).zip(rfc_examples()) {
             // RFC 9935 C.1.x.1, the seed format: `seed [0] IMPLICIT OCTET STRING`.
             let seed_only = pkcs8(n, &tlv(0x80, &rfc_seed()));
-            let key = unwrap_raw(&s, kek, &seal(&seed_only), &template).unwrap();
+            let key = unwrap(&s, &mut kwp(), kek, &seal(&seed_only), &template).unwrap();
             assert_eq!(value(&s, key), dk, "{set}");
             assert_eq!(seed_of(&s, key), rfc_seed());
             let read = s.get_attributes(key, &[AttributeType::ParameterSet]).unwrap();
@@ -312,20 +279,7 @@ isolated_test!(
             assert_eq!(received, sent);
 
             // Back out: RFC 9935's `both` form (C.1.x.3), byte for byte.
-            let mut len: CK_ULONG = 0;
-            let lib = load_raw();
-            // SAFETY: live mechanism and out-pointer; a NULL output asks for the length.
-            let rv = unsafe {
-                lib.C_WrapKey(s.handle(), &mut kwp(), kek.handle(), key.handle(), null_mut(), &mut len)
-            };
-            assert_eq!(rv, CKR_OK);
-            let mut blob = vec![0u8; len as usize];
-            // SAFETY: the output holds `len` bytes.
-            let rv = unsafe {
-                lib.C_WrapKey(s.handle(), &mut kwp(), kek.handle(), key.handle(), blob.as_mut_ptr(), &mut len)
-            };
-            assert_eq!(rv, CKR_OK);
-            blob.truncate(len as usize);
+            let blob = wrap(&s, &mut kwp(), kek, key).unwrap();
             let both = tlv(0x30, &[tlv(0x04, &rfc_seed()), tlv(0x04, &dk)].concat());
             assert_eq!(open(&blob), pkcs8(n, &both), "{set}");
         }
@@ -334,7 +288,11 @@ isolated_test!(
         let before = count(&s);
         for len in [0, 63, 65] {
             let blob = seal(&pkcs8(1, &tlv(0x80, &vec![7; len])));
-            assert_eq!(unwrap_raw(&s, kek, &blob, &template).err(), Some(CKR_WRAPPED_KEY_INVALID), "{len}");
+            assert_eq!(
+                unwrap(&s, &mut kwp(), kek, &blob, &template).err(),
+                Some(CKR_WRAPPED_KEY_INVALID),
+                "{len}"
+            );
         }
         // `both` whose seed is not dk's (the RFC's ML-KEM-512 dk with another z).
         let (_, _, dk) = rfc_examples().remove(0);
@@ -342,7 +300,7 @@ isolated_test!(
         other[63] ^= 1;
         let both = tlv(0x30, &[tlv(0x04, &other), tlv(0x04, &dk)].concat());
         assert_eq!(
-            unwrap_raw(&s, kek, &seal(&pkcs8(1, &both)), &template).err(),
+            unwrap(&s, &mut kwp(), kek, &seal(&pkcs8(1, &both)), &template).err(),
             Some(CKR_WRAPPED_KEY_INVALID)
         );
         assert_unchanged(&s, before);

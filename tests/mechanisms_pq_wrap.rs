@@ -15,10 +15,8 @@
 mod common;
 mod pq_support;
 use common::logged_in;
-use common::raw::{gcm_params, load_raw, ulen};
+use common::raw::{gcm_params, ulen};
 use pq_support::*;
-
-use std::ptr::null_mut;
 
 use aws_lc_rs::key_wrap::{AES_256, KeyEncryptionKey, KeyWrapPadded};
 use aws_lc_rs::signature::{KeyPair, PqdsaKeyPair, UnparsedPublicKey};
@@ -44,67 +42,6 @@ fn wrapping_key(s: &Session) -> ObjectHandle {
         Attribute::Decrypt(true),
     ])
     .unwrap()
-}
-
-/// `C_WrapKey` with `m`: a length query, then the wrap.
-fn wrap(
-    s: &Session,
-    m: &mut CK_MECHANISM,
-    wrapping: ObjectHandle,
-    key: ObjectHandle,
-) -> Result<Vec<u8>, CK_RV> {
-    let lib = load_raw();
-    let (h, w, k) = (s.handle(), wrapping.handle(), key.handle());
-    let mut len: CK_ULONG = 0;
-    // SAFETY: the mechanism and its parameter are live; a NULL output asks for the length.
-    let rv = unsafe { lib.C_WrapKey(h, m, w, k, null_mut(), &mut len) };
-    if rv != CKR_OK {
-        return Err(rv);
-    }
-    let mut out = vec![0u8; len as usize];
-    // SAFETY: the output holds `len` bytes.
-    let rv = unsafe { lib.C_WrapKey(h, m, w, k, out.as_mut_ptr(), &mut len) };
-    if rv != CKR_OK {
-        return Err(rv);
-    }
-    out.truncate(len as usize);
-    Ok(out)
-}
-
-/// `C_UnwrapKey` with `m`; the new key's handle or the code.
-fn unwrap(
-    s: &Session,
-    m: &mut CK_MECHANISM,
-    unwrapping: ObjectHandle,
-    wrapped: &[u8],
-    template: &[Attribute],
-) -> Result<ObjectHandle, CK_RV> {
-    let lib = load_raw();
-    let mut t = raw_template(template);
-    let mut blob = wrapped.to_vec();
-    let mut key = CK_INVALID_HANDLE;
-    // SAFETY: mechanism, blob and template (whose values `template` owns) are live for the
-    // call; out-pointer to a local.
-    let rv = unsafe {
-        lib.C_UnwrapKey(
-            s.handle(),
-            m,
-            unwrapping.handle(),
-            blob.as_mut_ptr(),
-            ulen(blob.len()),
-            t.as_mut_ptr(),
-            ulen(t.len()),
-            &mut key,
-        )
-    };
-    if rv != CKR_OK {
-        return Err(rv);
-    }
-    Ok(handle_of(s, key))
-}
-
-fn kwp() -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: CKM_AES_KEY_WRAP_KWP, pParameter: null_mut(), ulParameterLen: 0 }
 }
 
 /// An ML-DSA private key that may leave wrapped.

@@ -6,8 +6,9 @@
 //! curve), setting the private scalar, and computing the shared x-coordinate.
 
 use std::ffi::c_int;
-use std::ptr::{NonNull, null_mut};
+use std::ptr::null_mut;
 
+use super::aws_lc_object::Owned;
 use aws_lc_sys::{
     BIGNUM, BN_bin2bn, BN_clear_free, EC_KEY, EC_KEY_free, EC_KEY_get0_group, EC_KEY_new_by_curve_name,
     EC_KEY_set_private_key, EC_POINT, EC_POINT_free, EC_POINT_new, EC_POINT_oct2point, ECDH_compute_key,
@@ -17,26 +18,6 @@ use zeroize::Zeroizing;
 
 /// The field's length in bytes: the scalar's and the shared secret's.
 pub const FIELD_LEN: usize = 32;
-
-/// Frees an AWS-LC object on drop.
-struct Owned<T> {
-    pointer: NonNull<T>,
-    free: unsafe extern "C" fn(*mut T),
-}
-
-impl<T> Owned<T> {
-    fn new(pointer: *mut T, free: unsafe extern "C" fn(*mut T)) -> Option<Owned<T>> {
-        NonNull::new(pointer).map(|pointer| Owned { pointer, free })
-    }
-}
-
-impl<T> Drop for Owned<T> {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from AWS-LC's matching constructor and is freed once, by
-        // the function AWS-LC pairs with it (BN_clear_free also wipes the scalar).
-        unsafe { (self.free)(self.pointer.as_ptr()) }
-    }
-}
 
 /// The x-coordinate of `scalar` (32 bytes, big-endian) times the peer's point
 /// (`peer_point`, SEC 1 encoded: uncompressed or compressed). `None` when the point is not on
@@ -51,25 +32,17 @@ pub fn agree(scalar: &[u8], peer_point: &[u8]) -> Option<Zeroizing<[u8; FIELD_LE
     // into `shared`, which has that many, and is given no KDF.
     unsafe {
         let key = Owned::<EC_KEY>::new(EC_KEY_new_by_curve_name(NID_secp256k1 as c_int), EC_KEY_free)?;
-        let group = EC_KEY_get0_group(key.pointer.as_ptr());
+        let group = EC_KEY_get0_group(key.get());
         let d = Owned::<BIGNUM>::new(BN_bin2bn(scalar.as_ptr(), scalar.len(), null_mut()), BN_clear_free)?;
-        if EC_KEY_set_private_key(key.pointer.as_ptr(), d.pointer.as_ptr()) != 1 {
+        if EC_KEY_set_private_key(key.get(), d.get()) != 1 {
             return None;
         }
         let peer = Owned::<EC_POINT>::new(EC_POINT_new(group), EC_POINT_free)?;
-        if EC_POINT_oct2point(group, peer.pointer.as_ptr(), peer_point.as_ptr(), peer_point.len(), null_mut())
-            != 1
-        {
+        if EC_POINT_oct2point(group, peer.get(), peer_point.as_ptr(), peer_point.len(), null_mut()) != 1 {
             return None;
         }
         let mut shared = Zeroizing::new([0u8; FIELD_LEN]);
-        let written = ECDH_compute_key(
-            shared.as_mut_ptr().cast(),
-            FIELD_LEN,
-            peer.pointer.as_ptr(),
-            key.pointer.as_ptr(),
-            None,
-        );
+        let written = ECDH_compute_key(shared.as_mut_ptr().cast(), FIELD_LEN, peer.get(), key.get(), None);
         (written == FIELD_LEN as c_int).then_some(shared)
     }
 }

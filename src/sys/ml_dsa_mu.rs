@@ -23,7 +23,8 @@ use aws_lc_sys::{
     NID_MLDSA65, NID_MLDSA87,
 };
 
-use super::sha3::{Context, EngineFailure, check};
+use super::aws_lc_object::Owned;
+use super::sha3::{EngineFailure, check, owned};
 
 /// Bytes of mu, and of tr (FIPS 204: both are 64-byte SHAKE256 outputs).
 pub const MU_LEN: usize = 64;
@@ -106,16 +107,16 @@ impl Hash {
 
 /// A hash in progress; `finish` ends it.
 pub struct Hashing {
-    context: Context<EVP_MD_CTX>,
+    context: Owned<EVP_MD_CTX>,
     hash: Hash,
 }
 
 impl Hashing {
     pub fn new(hash: Hash) -> Result<Hashing, EngineFailure> {
-        // SAFETY: no argument; a null result is refused by `Context::new`.
-        let context = Context::new(unsafe { EVP_MD_CTX_new() }, EVP_MD_CTX_free)?;
+        // SAFETY: no argument; a null result is refused by `owned`.
+        let context = owned(unsafe { EVP_MD_CTX_new() }, EVP_MD_CTX_free)?;
         // SAFETY: the context is live; the digest table is static; no engine.
-        check(unsafe { EVP_DigestInit_ex(context.pointer, hash.md(), null_mut()) })?;
+        check(unsafe { EVP_DigestInit_ex(context.get(), hash.md(), null_mut()) })?;
         Ok(Hashing { context, hash })
     }
 
@@ -125,7 +126,7 @@ impl Hashing {
 
     pub fn update(&mut self, data: &[u8]) -> Result<(), EngineFailure> {
         // SAFETY: the context is live and initialised; `data` is readable for its length.
-        check(unsafe { EVP_DigestUpdate(self.context.pointer, data.as_ptr().cast::<c_void>(), data.len()) })
+        check(unsafe { EVP_DigestUpdate(self.context.get(), data.as_ptr().cast::<c_void>(), data.len()) })
     }
 
     /// The hash of everything given to `update`, `output_len` bytes.
@@ -134,12 +135,12 @@ impl Hashing {
         if self.hash.is_xof() {
             // SAFETY: the context is live and initialised with an XOF; `out` is writable for
             // the length asked.
-            check(unsafe { EVP_DigestFinalXOF(self.context.pointer, out.as_mut_ptr(), out.len()) })?;
+            check(unsafe { EVP_DigestFinalXOF(self.context.get(), out.as_mut_ptr(), out.len()) })?;
         } else {
             let mut len = 0;
             // SAFETY: the context is live and initialised; the final call writes the digest's
             // length, which is `output_len` (at most 64 bytes), into `out`, which has that.
-            check(unsafe { EVP_DigestFinal_ex(self.context.pointer, out.as_mut_ptr(), &mut len) })?;
+            check(unsafe { EVP_DigestFinal_ex(self.context.get(), out.as_mut_ptr(), &mut len) })?;
             if len as usize != out.len() {
                 return Err(EngineFailure);
             }
@@ -150,7 +151,7 @@ impl Hashing {
 
 /// An ML-DSA key in AWS-LC: private (signs) or public (verifies).
 pub struct MlDsaKey {
-    key: Context<EVP_PKEY>,
+    key: Owned<EVP_PKEY>,
     set: ParameterSet,
 }
 
@@ -159,16 +160,16 @@ impl MlDsaKey {
     /// length). Bytes that are neither are refused.
     pub fn private(set: ParameterSet, bytes: &[u8]) -> Result<MlDsaKey, EngineFailure> {
         // SAFETY: `bytes` is readable for its length; AWS-LC copies it; a null result is
-        // refused by `Context::new`.
+        // refused by `owned`.
         let key = unsafe { EVP_PKEY_pqdsa_new_raw_private_key(set.nid(), bytes.as_ptr(), bytes.len()) };
-        Ok(MlDsaKey { key: Context::new(key, EVP_PKEY_free)?, set })
+        Ok(MlDsaKey { key: owned(key, EVP_PKEY_free)?, set })
     }
 
     /// A public key from `pk`.
     pub fn public(set: ParameterSet, pk: &[u8]) -> Result<MlDsaKey, EngineFailure> {
         // SAFETY: as in `private`.
         let key = unsafe { EVP_PKEY_pqdsa_new_raw_public_key(set.nid(), pk.as_ptr(), pk.len()) };
-        Ok(MlDsaKey { key: Context::new(key, EVP_PKEY_free)?, set })
+        Ok(MlDsaKey { key: owned(key, EVP_PKEY_free)?, set })
     }
 
     pub fn parameter_set(&self) -> ParameterSet {
@@ -176,24 +177,24 @@ impl MlDsaKey {
     }
 
     /// An operation context on this key, freed when the returned value drops.
-    fn operation(&self) -> Result<Context<EVP_PKEY_CTX>, EngineFailure> {
+    fn operation(&self) -> Result<Owned<EVP_PKEY_CTX>, EngineFailure> {
         // SAFETY: the key is live; the context takes its own reference to it; no engine; a
-        // null result is refused by `Context::new`.
-        Context::new(unsafe { EVP_PKEY_CTX_new(self.key.pointer, null_mut()) }, EVP_PKEY_CTX_free)
+        // null result is refused by `owned`.
+        owned(unsafe { EVP_PKEY_CTX_new(self.key.get(), null_mut()) }, EVP_PKEY_CTX_free)
     }
 
     /// Signs `mu` (hedged); the key must be private.
     pub fn sign_mu(&self, mu: &[u8; MU_LEN]) -> Result<Vec<u8>, EngineFailure> {
         let context = self.operation()?;
         // SAFETY: the context is live.
-        check(unsafe { EVP_PKEY_sign_init(context.pointer) })?;
+        check(unsafe { EVP_PKEY_sign_init(context.get()) })?;
         let mut signature = vec![0u8; self.set.signature_len()];
         let mut len = signature.len();
         // SAFETY: the context is live and set up for signing; `signature` is writable for
         // `len` bytes, which AWS-LC checks against the signature's length before writing;
         // `mu` is readable for its 64 bytes.
         check(unsafe {
-            EVP_PKEY_sign(context.pointer, signature.as_mut_ptr(), &mut len, mu.as_ptr(), mu.len())
+            EVP_PKEY_sign(context.get(), signature.as_mut_ptr(), &mut len, mu.as_ptr(), mu.len())
         })?;
         if len != signature.len() {
             return Err(EngineFailure);
@@ -205,11 +206,11 @@ impl MlDsaKey {
     pub fn verify_mu(&self, mu: &[u8; MU_LEN], signature: &[u8]) -> Result<bool, EngineFailure> {
         let context = self.operation()?;
         // SAFETY: the context is live.
-        check(unsafe { EVP_PKEY_verify_init(context.pointer) })?;
+        check(unsafe { EVP_PKEY_verify_init(context.get()) })?;
         // SAFETY: the context is live and set up for verification; both buffers are readable
         // for their lengths. AWS-LC answers 1 for a good signature and 0 for anything else.
         Ok(unsafe {
-            EVP_PKEY_verify(context.pointer, signature.as_ptr(), signature.len(), mu.as_ptr(), mu.len())
+            EVP_PKEY_verify(context.get(), signature.as_ptr(), signature.len(), mu.as_ptr(), mu.len())
         } == 1)
     }
 }

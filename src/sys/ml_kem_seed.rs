@@ -9,8 +9,9 @@
 //! key's buffers as it frees them (`OPENSSL_free` zeroes), and `dk` is returned zeroizing.
 
 use std::ffi::c_int;
-use std::ptr::{NonNull, null_mut};
+use std::ptr::null_mut;
 
+use super::aws_lc_object::Owned;
 use aws_lc_sys::{
     EVP_PKEY, EVP_PKEY_CTX, EVP_PKEY_CTX_free, EVP_PKEY_CTX_kem_set_params, EVP_PKEY_CTX_new_id,
     EVP_PKEY_KEM, EVP_PKEY_free, EVP_PKEY_get_raw_private_key, EVP_PKEY_get_raw_public_key,
@@ -64,30 +65,6 @@ pub struct KeyPair {
     pub ek: Vec<u8>,
     /// The decapsulation key `dk`.
     pub dk: Zeroizing<Vec<u8>>,
-}
-
-/// Frees an AWS-LC object on drop.
-struct Owned<T> {
-    pointer: NonNull<T>,
-    free: unsafe extern "C" fn(*mut T),
-}
-
-impl<T> Owned<T> {
-    fn new(pointer: *mut T, free: unsafe extern "C" fn(*mut T)) -> Option<Owned<T>> {
-        NonNull::new(pointer).map(|pointer| Owned { pointer, free })
-    }
-
-    fn get(&self) -> *mut T {
-        self.pointer.as_ptr()
-    }
-}
-
-impl<T> Drop for Owned<T> {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from AWS-LC's matching constructor and is freed once, by
-        // the function AWS-LC pairs with it (freeing a key cleanses its buffers).
-        unsafe { (self.free)(self.pointer.as_ptr()) }
-    }
 }
 
 /// Expands `seed` (d ‖ z, [`SEED_LEN`] bytes) into the key pair of `set`. `None` when the

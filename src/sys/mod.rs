@@ -11,6 +11,8 @@
 //!   (`PR_SET_DUMPABLE` 0).
 //! - `deadlock` (with the test feature `deadlock-detection` only): a thread that asks
 //!   `parking_lot` for cycles of locks and aborts with their threads' backtraces.
+//! - `aws_lc_object`: one owner for the AWS-LC objects the files below make (freed by their
+//!   own `*_free` on drop).
 //! - [`ecdh_secp256k1`]: ECDH on secp256k1, through AWS-LC's `EC_KEY` interface
 //!   (aws-lc-rs signs on that curve but has no key agreement on it).
 //! - [`ed25519_instances`]: Ed25519ctx and Ed25519ph, through AWS-LC's `curve25519.h`
@@ -36,6 +38,7 @@
 //!   so that the library can be unloaded (`abi/unload.rs`).
 #![allow(unsafe_code)]
 
+mod aws_lc_object;
 #[cfg(feature = "deadlock-detection")]
 pub mod deadlock;
 pub mod ecdh_secp256k1;

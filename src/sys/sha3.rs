@@ -12,6 +12,7 @@
 use std::ffi::{c_uint, c_void};
 use std::ptr::null_mut;
 
+use super::aws_lc_object::Owned;
 use aws_lc_sys::{
     EVP_DigestFinal_ex, EVP_DigestInit_ex, EVP_DigestUpdate, EVP_MD, EVP_MD_CTX, EVP_MD_CTX_free,
     EVP_MD_CTX_new, EVP_sha3_224, EVP_sha3_256, EVP_sha3_384, EVP_sha3_512, HMAC_CTX, HMAC_CTX_free,
@@ -62,33 +63,13 @@ pub(super) fn check(status: std::ffi::c_int) -> Result<(), EngineFailure> {
     if status == 1 { Ok(()) } else { Err(EngineFailure) }
 }
 
-/// An AWS-LC context (digest or HMAC; `ml_dsa_mu` keeps its keys in one too) owned by one
-/// value, freed by `free` when dropped.
-pub(super) struct Context<T> {
-    pub(super) pointer: *mut T,
+/// Owns what a `*_new` call returned, with its matching `*_free`; null (it failed) is an
+/// [`EngineFailure`].
+pub(super) fn owned<T>(
+    pointer: *mut T,
     free: unsafe extern "C" fn(*mut T),
-}
-
-// SAFETY: the context is owned by this value alone (never shared or aliased), and AWS-LC's
-// digest and HMAC contexts and its keys (`EVP_PKEY`) carry no thread affinity, so moving one
-// to another thread is sound.
-unsafe impl<T> Send for Context<T> {}
-
-impl<T> Context<T> {
-    /// Takes what a `*_new` call returned (null: it failed) with its matching `*_free`.
-    pub(super) fn new(
-        pointer: *mut T,
-        free: unsafe extern "C" fn(*mut T),
-    ) -> Result<Context<T>, EngineFailure> {
-        if pointer.is_null() { Err(EngineFailure) } else { Ok(Context { pointer, free }) }
-    }
-}
-
-impl<T> Drop for Context<T> {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from the `*_new` call `free` matches, and is freed once.
-        unsafe { (self.free)(self.pointer) }
-    }
+) -> Result<Owned<T>, EngineFailure> {
+    Owned::new(pointer, free).ok_or(EngineFailure)
 }
 
 /// The output a final call writes: `finish` gets a buffer of the longest output and where to
@@ -105,14 +86,14 @@ fn final_output(
 
 /// A SHA-3 digest in progress.
 pub struct Sha3Digest {
-    context: Context<EVP_MD_CTX>,
+    context: Owned<EVP_MD_CTX>,
     hash: Sha3,
 }
 
 impl Sha3Digest {
     pub fn new(hash: Sha3) -> Result<Sha3Digest, EngineFailure> {
         // SAFETY: no argument; a null result is refused by `Context::new`.
-        let context = Context::new(unsafe { EVP_MD_CTX_new() }, EVP_MD_CTX_free)?;
+        let context = owned(unsafe { EVP_MD_CTX_new() }, EVP_MD_CTX_free)?;
         let digest = Sha3Digest { context, hash };
         digest.start()?;
         Ok(digest)
@@ -120,7 +101,7 @@ impl Sha3Digest {
 
     fn start(&self) -> Result<(), EngineFailure> {
         // SAFETY: the context is live; the digest table is static; no engine.
-        check(unsafe { EVP_DigestInit_ex(self.context.pointer, self.hash.md(), null_mut()) })
+        check(unsafe { EVP_DigestInit_ex(self.context.get(), self.hash.md(), null_mut()) })
     }
 
     pub fn hash(&self) -> Sha3 {
@@ -129,16 +110,15 @@ impl Sha3Digest {
 
     pub fn update(&mut self, data: &[u8]) -> Result<(), EngineFailure> {
         // SAFETY: the context is live and initialised; `data` is readable for its length.
-        check(unsafe { EVP_DigestUpdate(self.context.pointer, data.as_ptr().cast::<c_void>(), data.len()) })
+        check(unsafe { EVP_DigestUpdate(self.context.get(), data.as_ptr().cast::<c_void>(), data.len()) })
     }
 
     /// The digest of everything given to `update`; the context starts over, empty.
     pub fn finish(&mut self) -> Result<Vec<u8>, EngineFailure> {
         // SAFETY: the context is live and initialised; the final call writes the digest's
         // length (at most 64 bytes) into the buffer `final_output` gives, which has 64.
-        let out = final_output(self.hash, |out, len| unsafe {
-            EVP_DigestFinal_ex(self.context.pointer, out, len)
-        })?;
+        let out =
+            final_output(self.hash, |out, len| unsafe { EVP_DigestFinal_ex(self.context.get(), out, len) })?;
         self.start()?;
         Ok(out)
     }
@@ -147,7 +127,7 @@ impl Sha3Digest {
 /// An HMAC over a SHA-3 hash in progress; the key's padded states live in the context until
 /// it is dropped (cleansed then).
 pub struct Sha3Hmac {
-    context: Context<HMAC_CTX>,
+    context: Owned<HMAC_CTX>,
     hash: Sha3,
 }
 
@@ -157,12 +137,12 @@ impl Sha3Hmac {
     pub fn new(hash: Sha3, key: &[u8]) -> Result<Sha3Hmac, EngineFailure> {
         // SAFETY: no argument; a null result is refused by `Context::new`. HMAC_CTX_free
         // cleanses the keyed state as it frees it.
-        let context = Context::new(unsafe { HMAC_CTX_new() }, HMAC_CTX_free)?;
+        let context = owned(unsafe { HMAC_CTX_new() }, HMAC_CTX_free)?;
         let mac = Sha3Hmac { context, hash };
         // SAFETY: the context is live; `key` is readable for its length; the digest table is
         // static; no engine.
         check(unsafe {
-            HMAC_Init_ex(mac.context.pointer, key.as_ptr().cast::<c_void>(), key.len(), hash.md(), null_mut())
+            HMAC_Init_ex(mac.context.get(), key.as_ptr().cast::<c_void>(), key.len(), hash.md(), null_mut())
         })?;
         Ok(mac)
     }
@@ -173,14 +153,14 @@ impl Sha3Hmac {
 
     pub fn update(&mut self, data: &[u8]) -> Result<(), EngineFailure> {
         // SAFETY: the context is live and keyed; `data` is readable for its length.
-        check(unsafe { HMAC_Update(self.context.pointer, data.as_ptr(), data.len()) })
+        check(unsafe { HMAC_Update(self.context.get(), data.as_ptr(), data.len()) })
     }
 
     /// The MAC of everything given to `update`; ends this computation.
     pub fn finish(self) -> Result<Vec<u8>, EngineFailure> {
         // SAFETY: the context is live and keyed; the final call writes the hash's output
         // length (at most 64 bytes) into the buffer `final_output` gives, which has 64.
-        final_output(self.hash, |out, len| unsafe { HMAC_Final(self.context.pointer, out, len) })
+        final_output(self.hash, |out, len| unsafe { HMAC_Final(self.context.get(), out, len) })
     }
 }
 

@@ -21,7 +21,7 @@ use cryptoki_sys::*;
 #[allow(unused_imports)]
 pub use crate::common::objects::{count, value};
 use crate::common::raw::load_raw;
-use crate::common::raw_wrap::mech_none;
+use crate::common::raw_wrap::{mech_none, unwrap_key, wrap_key};
 
 #[track_caller]
 pub fn assert_unchanged(s: &Session, before: usize) {
@@ -82,6 +82,36 @@ pub fn list_3_2() -> &'static CK_FUNCTION_LIST_3_2 {
 
 pub fn raw_template(template: &[Attribute]) -> Vec<CK_ATTRIBUTE> {
     template.iter().map(CK_ATTRIBUTE::from).collect()
+}
+
+/// `CKM_AES_KEY_WRAP_KWP`, which the `cryptoki` client cannot name.
+pub fn kwp() -> CK_MECHANISM {
+    mech_none(CKM_AES_KEY_WRAP_KWP)
+}
+
+/// `C_WrapKey` with `m` on a `cryptoki` session: a length query, then the wrap.
+pub fn wrap(
+    s: &Session,
+    m: &mut CK_MECHANISM,
+    wrapping: ObjectHandle,
+    key: ObjectHandle,
+) -> Result<Vec<u8>, CK_RV> {
+    wrap_key(&load_raw(), s.handle(), m, wrapping.handle(), key.handle())
+}
+
+/// `C_UnwrapKey` with `m` on a `cryptoki` session and template: the new key or the code.
+pub fn unwrap(
+    s: &Session,
+    m: &mut CK_MECHANISM,
+    unwrapping: ObjectHandle,
+    wrapped: &[u8],
+    template: &[Attribute],
+) -> Result<ObjectHandle, CK_RV> {
+    let mut t = raw_template(template);
+    match unwrap_key(&load_raw(), s.handle(), m, unwrapping.handle(), wrapped, &mut t) {
+        (CKR_OK, key) => Ok(handle_of(s, key)),
+        (rv, _) => Err(rv),
+    }
 }
 
 pub fn kem_mechanism() -> CK_MECHANISM {
