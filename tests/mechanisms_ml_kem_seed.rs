@@ -230,25 +230,11 @@ fn open(blob: &[u8]) -> Vec<u8> {
     KeyEncryptionKey::new(&AES_256, &KEK).unwrap().unwrap_with_padding(blob, &mut out).unwrap().to_vec()
 }
 
-/// A DER TLV.
-fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-    let len = body.len();
-    let mut out = vec![tag];
-    match len {
-        0..=0x7f => out.push(len as u8),
-        0x80..=0xff => out.extend([0x81, len as u8]),
-        _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
-    }
-    out.extend_from_slice(body);
-    out
-}
-
 /// RFC 9935's PKCS#8 of an ML-KEM key (OID arc 2.16.840.1.101.3.4.4.`n`) around the
 /// `privateKey` CHOICE `choice`.
 fn pkcs8(n: u8, choice: &[u8]) -> Vec<u8> {
     let oid = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04, n];
-    let algorithm = tlv(0x30, &tlv(0x06, &oid));
-    tlv(0x30, &[&[0x02, 0x01, 0x00][..], &algorithm, &tlv(0x04, choice)].concat())
+    pq_support::pkcs8(&oid, choice)
 }
 
 fn wrapping_key(s: &Session) -> ObjectHandle {

@@ -182,23 +182,6 @@ isolated_test!(
     }
 );
 
-/// A PKCS#8 `PrivateKeyInfo` (v1, no parameters) of `oid` around `private_key` (DER).
-fn pkcs8(oid: &[u8], private_key: &[u8]) -> Vec<u8> {
-    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-        let len = body.len();
-        let mut out = vec![tag];
-        match len {
-            0..=0x7f => out.push(len as u8),
-            0x80..=0xff => out.extend([0x81, len as u8]),
-            _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
-        }
-        out.extend_from_slice(body);
-        out
-    }
-    let algorithm = tlv(0x30, &tlv(0x06, oid));
-    tlv(0x30, &[&[0x02, 0x01, 0x00][..], &algorithm, &tlv(0x04, private_key)].concat())
-}
-
 isolated_test!(
     fn bad_blobs_and_templates_are_refused_and_create_nothing() {
         let (_p, _slot, s) = logged_in();
