@@ -126,3 +126,50 @@ def test_hash_ml_dsa_sha256_matches_fips_204s_mu(session, unique, mldsa):
         host_key.verify_mu(signature, mu(0, MESSAGE))
     with pytest.raises(InvalidSignature):
         host_key.verify_mu(signature, mu(1, SHA256_OID + hashlib.sha256(MESSAGE + b"x").digest()))
+
+
+@pytest.fixture
+def mlkem():
+    module = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.mlkem")
+    if not hasattr(module.MLKEM768PrivateKey, "from_seed_bytes"):
+        pytest.skip("this cryptography cannot make an ML-KEM key from its seed")
+    return module
+
+
+# ML-KEM-768 (FIPS 203): dk = dk_pke (384 * k bytes, k = 3) || ek || H(ek) || z.
+ML_KEM_768_DK_PKE_LEN = 384 * 3
+ML_KEM_768_EK_LEN = 1184
+
+
+def test_ml_kem_seeds_expand_as_an_independent_implementation_expands_them(session, unique, mlkem):
+    from pkcs11 import MLKEMParameterSet
+
+    # A key the token generated keeps its seed d || z: the host expands it to the same ek.
+    public, private = session.generate_keypair(
+        KeyType.ML_KEM,
+        label=unique("mlkem-seed"),
+        public_template={Attribute.PARAMETER_SET: MLKEMParameterSet.ML_KEM_768},
+        private_template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True},
+    )
+    seed = private[Attribute.SEED]
+    assert len(seed) == 64
+    host = mlkem.MLKEM768PrivateKey.from_seed_bytes(seed)
+    assert host.public_key().public_bytes_raw() == public[Attribute.VALUE]
+
+    # A seed the host drew, given to the token alone: the token's expansion holds the host's ek.
+    host = mlkem.MLKEM768PrivateKey.generate()
+    imported = session.create_object(
+        {
+            Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+            Attribute.KEY_TYPE: KeyType.ML_KEM,
+            Attribute.PARAMETER_SET: MLKEMParameterSet.ML_KEM_768,
+            Attribute.SEED: host.private_bytes_raw(),
+            Attribute.SENSITIVE: False,
+            Attribute.EXTRACTABLE: True,  # this token withholds a non-extractable value
+            Attribute.TOKEN: False,
+        }
+    )
+    dk = imported[Attribute.VALUE]
+    ek = dk[ML_KEM_768_DK_PKE_LEN : ML_KEM_768_DK_PKE_LEN + ML_KEM_768_EK_LEN]
+    assert ek == host.public_key().public_bytes_raw()
+    assert dk[-32:] == host.private_bytes_raw()[32:], "z, the seed's second half, ends dk"
