@@ -237,21 +237,10 @@ fn pkcs8(n: u8, choice: &[u8]) -> Vec<u8> {
     pq_support::pkcs8(&oid, choice)
 }
 
-fn wrapping_key(s: &Session) -> ObjectHandle {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Value(KEK.to_vec()),
-        Attribute::Wrap(true),
-        Attribute::Unwrap(true),
-    ])
-    .unwrap()
-}
-
 isolated_test!(
     fn the_seed_only_pkcs8_unwraps_and_wraps_back_as_both() {
         let (_p, _slot, s) = logged_in();
-        let kek = wrapping_key(&s);
+        let kek = wrapping_key(&s, &KEK);
         let template = private_key(None, &[Attribute::Sensitive(false), Attribute::Extractable(true)]);
         for (n, (set, ek, dk)) in (1..).zip(rfc_examples()) {
             // RFC 9935 C.1.x.1, the seed format: `seed [0] IMPLICIT OCTET STRING`.
@@ -318,7 +307,7 @@ isolated_test!(
             public_key(&s, set, &ek),
             s.create_object(&private_key(Some(set), &[Attribute::Seed(rfc_seed())])).unwrap(),
         );
-        let kek = wrapping_key(&s);
+        let kek = wrapping_key(&s, &KEK);
         let before = count(&s);
         let lib = load_raw();
         for attribute in [CKA_SEED, CKA_VALUE] {

@@ -31,19 +31,6 @@ use cryptoki_sys::*;
 /// The known value of the wrapping key, so that the test can open a KWP blob itself.
 const KEK: [u8; 32] = [0x4b; 32];
 
-fn wrapping_key(s: &Session) -> ObjectHandle {
-    s.create_object(&[
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Value(KEK.to_vec()),
-        Attribute::Wrap(true),
-        Attribute::Unwrap(true),
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
-    ])
-    .unwrap()
-}
-
 /// An ML-DSA private key that may leave wrapped.
 fn extractable_dsa_pair(s: &Session, set: MlDsaParameterSetType) -> (ObjectHandle, ObjectHandle) {
     s.generate_key_pair(
@@ -75,7 +62,7 @@ fn public_key_info(s: &Session, key: ObjectHandle) -> Vec<u8> {
 isolated_test!(
     fn ml_dsa_keys_wrap_and_unwrap_under_each_mechanism() {
         let (_p, _slot, s) = logged_in();
-        let kek = wrapping_key(&s);
+        let kek = wrapping_key(&s, &KEK);
         let mut iv = [7u8; 16];
         let mut gcm_iv = [9u8; 12];
         let mut gcm_params = gcm_params(&mut gcm_iv);
@@ -130,7 +117,7 @@ isolated_test!(
 isolated_test!(
     fn ml_dsa_keys_of_aws_lc_unwrap_from_their_seed_form() {
         let (_p, _slot, s) = logged_in();
-        let kek = wrapping_key(&s);
+        let kek = wrapping_key(&s, &KEK);
         // AWS-LC's PKCS#8 of a key from a known seed (the seed form), wrapped outside.
         let theirs = PqdsaKeyPair::from_seed(&aws_lc_rs::signature::ML_DSA_44_SIGNING, &[0x33; 32]).unwrap();
         let pkcs8 = theirs.to_pkcs8v1().unwrap();
@@ -151,7 +138,7 @@ isolated_test!(
 isolated_test!(
     fn ml_kem_keys_wrap_unwrap_and_decapsulate() {
         let (_p, _slot, s) = logged_in();
-        let kek = wrapping_key(&s);
+        let kek = wrapping_key(&s, &KEK);
         let readable = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::GENERIC_SECRET),
@@ -185,7 +172,7 @@ isolated_test!(
 isolated_test!(
     fn bad_blobs_and_templates_are_refused_and_create_nothing() {
         let (_p, _slot, s) = logged_in();
-        let kek = wrapping_key(&s);
+        let kek = wrapping_key(&s, &KEK);
         let (_, dsa) = extractable_dsa_pair(&s, MlDsaParameterSetType::ML_DSA_44);
         let wrapped = wrap(&s, &mut kwp(), kek, dsa).unwrap();
         let before = count(&s);

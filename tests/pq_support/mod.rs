@@ -84,6 +84,21 @@ pub fn raw_template(template: &[Attribute]) -> Vec<CK_ATTRIBUTE> {
     template.iter().map(CK_ATTRIBUTE::from).collect()
 }
 
+/// An AES wrapping key of a value the test knows, so that it can seal and open KWP blobs
+/// itself.
+pub fn wrapping_key(s: &Session, value: &[u8]) -> ObjectHandle {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Value(value.to_vec()),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+    ])
+    .unwrap()
+}
+
 /// `CKM_AES_KEY_WRAP_KWP`, which the `cryptoki` client cannot name.
 pub fn kwp() -> CK_MECHANISM {
     mech_none(CKM_AES_KEY_WRAP_KWP)
