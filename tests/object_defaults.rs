@@ -4,14 +4,18 @@
 //! without it reads back, digests and wraps as clients expect (when it is extractable, which
 //! the standard leaves to the token and this token makes opt-in). The setting
 //! `sensitive_by_default = true` makes such keys sensitive instead. Defaults the standard
-//! leaves to the token stay on the safe side (README, "Attribute defaults").
+//! leaves to the token stay on the safe side (README, "Attribute defaults"). The one default
+//! the standard ties to a function: a key made by `C_UnwrapKey`, `C_EncapsulateKey` or
+//! `C_DecapsulateKey` is extractable unless its template says no.
 mod common;
 use common::objects::{flag, imported_secret, wrapping_key};
 use common::*;
 
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeInfo, AttributeType, KeyType, MlKemParameterSetType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::Session;
 
 /// The value of a key, if it may be read.
@@ -122,5 +126,74 @@ isolated_test!(
         let plain = generated(&s, &[Attribute::Sensitive(false)]);
         assert!(!flag(&s, plain, AttributeType::Sensitive));
         assert!(value(&s, plain).is_some());
+    }
+);
+
+/// The template of an AES key made by unwrap or a KEM, with `extra`.
+fn new_aes(extra: &[Attribute]) -> Vec<Attribute> {
+    let mut t = vec![Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::AES)];
+    t.extend_from_slice(extra);
+    t
+}
+
+/// What the standard says of a key made by `C_UnwrapKey` or a KEM: never local, never
+/// always sensitive or never extractable, and extractable by default.
+#[track_caller]
+fn assert_made_outside(s: &Session, key: ObjectHandle, extractable: bool) {
+    assert_eq!(flag(s, key, AttributeType::Extractable), extractable, "CKA_EXTRACTABLE");
+    assert!(!flag(s, key, AttributeType::NeverExtractable), "CKA_NEVER_EXTRACTABLE");
+    assert!(!flag(s, key, AttributeType::AlwaysSensitive), "CKA_ALWAYS_SENSITIVE");
+    assert!(!flag(s, key, AttributeType::Local), "CKA_LOCAL");
+}
+
+isolated_test!(
+    /// C_UnwrapKey: "The CKA_EXTRACTABLE attribute is by default set to CK_TRUE" (2.40 to
+    /// 3.2); the template may say no.
+    fn an_unwrapped_key_is_extractable_unless_its_template_says_no() {
+        let (_p, _slot, s) = logged_in();
+        let kek = wrapping_key(&s);
+        let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, generated(&s, &[])).unwrap();
+
+        let key = s.unwrap_key(&Mechanism::AesKeyWrap, kek, &wrapped, &new_aes(&[])).unwrap();
+        assert_made_outside(&s, key, true);
+        // So it leaves again, wrapped, as a client that unwrapped it expects.
+        let again = s.wrap_key(&Mechanism::AesKeyWrap, kek, key).unwrap();
+        assert_eq!(again, wrapped);
+
+        let asked = new_aes(&[Attribute::Extractable(false)]);
+        let key = s.unwrap_key(&Mechanism::AesKeyWrap, kek, &wrapped, &asked).unwrap();
+        assert_made_outside(&s, key, false);
+        refused(s.wrap_key(&Mechanism::AesKeyWrap, kek, key), RvError::KeyUnextractable);
+
+        // An unwrapping key's CKA_UNWRAP_TEMPLATE may say no too: attribute_arrays.rs.
+    }
+);
+
+isolated_test!(
+    /// C_EncapsulateKey and C_DecapsulateKey (3.2): CKA_EXTRACTABLE "set to the value of the
+    /// input template with a default of CK_TRUE if not provided".
+    fn a_shared_secret_key_is_extractable_unless_its_template_says_no() {
+        let (_p, _slot, s) = logged_in();
+        let (public, private) = s
+            .generate_key_pair(
+                &Mechanism::MlKemKeyPairGen,
+                &[
+                    Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into()),
+                    Attribute::Encapsulate(true),
+                ],
+                &[Attribute::Decapsulate(true)],
+            )
+            .unwrap();
+        let (ciphertext, sender) = s.encapsulate_key(&Mechanism::MlKem, public, &new_aes(&[])).unwrap();
+        let receiver = s.decapsulate_key(&Mechanism::MlKem, private, &new_aes(&[]), &ciphertext).unwrap();
+        assert_made_outside(&s, sender, true);
+        assert_made_outside(&s, receiver, true);
+        assert_eq!(value(&s, sender), value(&s, receiver), "the shared secret, readable: not sensitive");
+
+        let asked = new_aes(&[Attribute::Extractable(false)]);
+        let (ciphertext, sender) = s.encapsulate_key(&Mechanism::MlKem, public, &asked).unwrap();
+        let receiver = s.decapsulate_key(&Mechanism::MlKem, private, &asked, &ciphertext).unwrap();
+        assert_made_outside(&s, sender, false);
+        assert_made_outside(&s, receiver, false);
     }
 );

@@ -22,7 +22,8 @@ pub enum Origin {
     Generate {
         mechanism: CK_MECHANISM_TYPE,
     },
-    /// `C_UnwrapKey`: the value comes from the wrapped blob.
+    /// `C_UnwrapKey`, `C_EncapsulateKey`, `C_DecapsulateKey`: the value comes from the
+    /// wrapped blob or the KEM; extractable unless the template says otherwise.
     Unwrap,
     /// `C_DeriveKey`: the value comes from the derivation; the new key has always been
     /// sensitive (never been extractable) only if the base key has.
@@ -162,6 +163,15 @@ pub fn new_object_with(
         if rule.attribute == CKA_SENSITIVE && profile == Profile::SecretKey && defaults.sensitive_secret_keys
         {
             DefaultValue::Bool(true).write_to(&mut values, CKA_SENSITIVE);
+            continue;
+        }
+        // The one default the standard ties to the function rather than the class: a key
+        // made by C_UnwrapKey ("The CKA_EXTRACTABLE attribute is by default set to CK_TRUE",
+        // 2.40 to 3.2) or by C_EncapsulateKey/C_DecapsulateKey (3.2: "with a default of
+        // CK_TRUE if not provided") is extractable unless its template (or the unwrapping
+        // key's imposed template) says otherwise.
+        if rule.attribute == CKA_EXTRACTABLE && origin == Origin::Unwrap {
+            DefaultValue::Bool(true).write_to(&mut values, CKA_EXTRACTABLE);
             continue;
         }
         rule.default.write_to(&mut values, rule.attribute);
