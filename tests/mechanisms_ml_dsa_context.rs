@@ -130,7 +130,7 @@ isolated_test!(
                     UnparsedPublicKey::new(aws_lc_algorithm(set), &pk).verify(message, &signature).is_err()
                 );
             }
-            // A signature in parts is the signature of the whole; verification is single-part.
+            // A signature in parts is the signature of the whole, and verifies in parts.
             let ctx = with_context(HedgeType::Preferred, b"parts");
             s.sign_init(&ctx, private).unwrap();
             s.sign_update(b"multi-").unwrap();
@@ -138,7 +138,12 @@ isolated_test!(
             let in_parts = s.sign_final().unwrap();
             s.verify(&ctx, public, b"multi-part", &in_parts).unwrap();
             s.verify_init(&ctx, public).unwrap();
-            expect_rv(s.verify_update(b"multi-"), RvError::MechanismInvalid);
+            s.verify_update(b"multi-").unwrap();
+            s.verify_update(b"part").unwrap();
+            s.verify_final(&in_parts).unwrap();
+            s.verify_init(&with_context(HedgeType::Preferred, b"other"), public).unwrap();
+            s.verify_update(b"multi-part").unwrap();
+            expect_rv(s.verify_final(&in_parts), RvError::SignatureInvalid);
         }
     }
 );

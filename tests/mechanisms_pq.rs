@@ -177,16 +177,21 @@ isolated_test!(
         expect_rv(s.sign(&refused, private, b"m"), RvError::MechanismParamInvalid);
         assert_unchanged(&s, before);
         let signature = s.sign(&ml_dsa(), private, b"m").unwrap();
-        // An ML-KEM key is no ML-DSA key; ML-DSA verification is single-part, a signature
-        // in parts is the signature of the whole message.
+        // An ML-KEM key is no ML-DSA key. A signature in parts is the signature of the whole
+        // message, and CKM_ML_DSA verifies in parts too (the 3.2 table marks it multi-part).
         expect_rv(s.verify(&ml_dsa(), kem_public, b"m", &signature), RvError::KeyTypeInconsistent);
-        s.verify_init(&ml_dsa(), public).unwrap();
-        expect_rv(s.verify_update(b"part"), RvError::MechanismInvalid);
         s.sign_init(&ml_dsa(), private).unwrap();
         s.sign_update(b"multi-").unwrap();
         s.sign_update(b"part").unwrap();
         let in_parts = s.sign_final().unwrap();
         s.verify(&ml_dsa(), public, b"multi-part", &in_parts).unwrap();
+        s.verify_init(&ml_dsa(), public).unwrap();
+        s.verify_update(b"multi").unwrap();
+        s.verify_update(b"-part").unwrap();
+        s.verify_final(&in_parts).unwrap();
+        s.verify_init(&ml_dsa(), public).unwrap();
+        s.verify_update(b"multi-parT").unwrap();
+        expect_rv(s.verify_final(&in_parts), RvError::SignatureInvalid);
         // Generation needs a known parameter set in the public template, and none in the private.
         let generate = |public: Vec<Attribute>, private: Vec<Attribute>| {
             s.generate_key_pair(&Mechanism::MlDsaKeyPairGen, &public, &private)

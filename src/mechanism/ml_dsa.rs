@@ -10,10 +10,10 @@
 //! HashML-DSA go through AWS-LC's external-mu interface ([`super::ml_dsa_mu`]). A
 //! deterministic signature (`CKH_DETERMINISTIC_REQUIRED`) is `CKR_MECHANISM_PARAM_INVALID`
 //! on signing: neither interface offers one. aws-lc-rs signs a whole message, so a
-//! multi-part signature without context (which the 3.2 text allows) holds its parts until
-//! `C_SignFinal` (at most `secret_buffer::MAX_HELD_INPUT` bytes, beyond which
-//! `CKR_DATA_LEN_RANGE`); verification is single-part, as the 3.2 text says
-//! (`C_VerifyUpdate` is `CKR_MECHANISM_INVALID`).
+//! multi-part signature or verification without context (the 3.2 table of ML-DSA
+//! mechanisms marks only HashML-DSA and external mu single-part) holds its parts until
+//! `C_SignFinal`/`C_VerifyFinal` (at most `secret_buffer::MAX_HELD_INPUT` bytes, beyond which
+//! `CKR_DATA_LEN_RANGE`).
 
 use aws_lc_rs::encoding::AsRawBytes;
 use aws_lc_rs::signature::{self as sig, KeyPair, PqdsaKeyPair, PqdsaSigningAlgorithm, UnparsedPublicKey};
@@ -196,6 +196,8 @@ struct MlDsaVerify {
     algorithm: &'static sig::PqdsaVerificationAlgorithm,
     signature_len: usize,
     public: Vec<u8>,
+    /// The parts of a multi-part verification so far.
+    held: SecretBuffer,
 }
 
 /// Starts a CKM_ML_DSA verification under a `CKK_ML_DSA` public key.
@@ -212,10 +214,20 @@ pub fn verify_init(params: &MechanismParams, key: &PqPublicKey) -> Result<Box<dy
         algorithm: verification_algorithm(key.parameter_set)?,
         signature_len: algorithm(key.parameter_set)?.signature_len(),
         public: key.value.clone(),
+        held: SecretBuffer::new(),
     }))
 }
 
 impl VerifyOperation for MlDsaVerify {
+    fn update(&mut self, part: &[u8]) -> Result<()> {
+        self.held.append(part, Error::DataLenRange)
+    }
+
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let message = self.held.take();
+        self.verify(&message, signature)
+    }
+
     fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
         if signature.len() != self.signature_len {
             return Err(Error::SignatureLenRange);
@@ -287,14 +299,19 @@ mod tests {
             sign_init(&MechanismParams::Opaque(vec![1]), &d).err(),
             Some(Error::MechanismParamInvalid)
         );
-        // Verification is single-part; a signature in parts is the signature of the whole.
-        let mut verifier = verify_init(&MechanismParams::None, &q).unwrap();
-        assert_eq!(verifier.update(b"x"), Err(Error::MechanismInvalid));
+        // A signature in parts is the signature of the whole, and verifies in parts too.
         let mut op = sign_init(&MechanismParams::None, &d).unwrap();
         op.update(b"mess").unwrap();
         op.update(b"age").unwrap();
         let signature = op.finish().unwrap();
         verify_init(&MechanismParams::None, &q).unwrap().verify(b"message", &signature).unwrap();
+        let mut verifier = verify_init(&MechanismParams::None, &q).unwrap();
+        verifier.update(b"me").unwrap();
+        verifier.update(b"ssage").unwrap();
+        verifier.finish(&signature).unwrap();
+        let mut verifier = verify_init(&MechanismParams::None, &q).unwrap();
+        verifier.update(b"messagE").unwrap();
+        assert_eq!(verifier.finish(&signature), Err(Error::SignatureInvalid));
         assert_eq!(generate_key_pair(4).err(), Some(Error::AttributeValueInvalid));
     }
 

@@ -255,8 +255,6 @@ impl SignOperation for MuSign {
 struct MuVerify {
     key: MlDsaKey,
     mu: Option<Mu>,
-    /// CKM_ML_DSA verifies in one part only (3.2).
-    single_part: bool,
 }
 
 /// Starts a verification of `mechanism` under an ML-DSA public key.
@@ -269,7 +267,7 @@ pub fn verify_init(
     super::ml_dsa::check_public_key(key).map_err(|_| Error::KeyTypeInconsistent)?;
     let mu = Mu::start(mechanism, params, &key.value, false)?;
     let engine_key = MlDsaKey::public(set, &key.value).map_err(|_| Error::KeyTypeInconsistent)?;
-    Ok(Box::new(MuVerify { key: engine_key, mu: Some(mu), single_part: mechanism == CKM_ML_DSA }))
+    Ok(Box::new(MuVerify { key: engine_key, mu: Some(mu) }))
 }
 
 impl MuVerify {
@@ -287,16 +285,10 @@ impl MuVerify {
 
 impl VerifyOperation for MuVerify {
     fn update(&mut self, part: &[u8]) -> Result<()> {
-        if self.single_part {
-            return Err(Error::MechanismInvalid);
-        }
         self.mu.as_mut().ok_or(Error::OperationNotInitialized)?.update(part)
     }
 
     fn finish(&mut self, signature: &[u8]) -> Result<()> {
-        if self.single_part {
-            return Err(Error::MechanismInvalid);
-        }
         let mu = self.mu.take().ok_or(Error::OperationNotInitialized)?.finish()?;
         self.check(mu, signature)
     }

@@ -149,11 +149,20 @@ fn bad_parameters_are_refused() {
     ] {
         assert_eq!(sign_init(m, &p, &d).err(), Some(Error::MechanismParamInvalid), "{m}");
     }
-    // CKM_HASH_ML_DSA is single-part; CKM_ML_DSA verifies in one part.
+    // CKM_HASH_ML_DSA is single-part both ways; CKM_ML_DSA with a context verifies in parts
+    // (the 3.2 table marks only HashML-DSA and external mu single-part).
     let mut op = sign_init(CKM_HASH_ML_DSA, &hashed(CKM_SHA256, b""), &d).unwrap();
     assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
-    let mut v = verify_init(CKM_ML_DSA, &context(b"c"), &q).unwrap();
+    let mut v = verify_init(CKM_HASH_ML_DSA, &hashed(CKM_SHA256, b""), &q).unwrap();
     assert_eq!(v.update(b"x"), Err(Error::MechanismInvalid));
+    let signature = sign_init(CKM_ML_DSA, &context(b"c"), &d).unwrap().sign(b"in parts").unwrap();
+    let mut v = verify_init(CKM_ML_DSA, &context(b"c"), &q).unwrap();
+    v.update(b"in ").unwrap();
+    v.update(b"parts").unwrap();
+    v.finish(&signature).unwrap();
+    let mut v = verify_init(CKM_ML_DSA, &context(b"d"), &q).unwrap();
+    v.update(b"in parts").unwrap();
+    assert_eq!(v.finish(&signature), Err(Error::SignatureInvalid));
     // A key of the wrong type.
     let other = PqPrivateKey { key_type: CKK_ML_KEM, ..d.clone() };
     assert_eq!(
