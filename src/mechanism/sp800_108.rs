@@ -157,6 +157,13 @@ pub fn derive(
         [Some(_)] if !feedback => {}
         _ => return Err(bad),
     }
+    // An optional counter is "invalid for this KDF type" in counter mode (the counter is the
+    // iteration variable); the block counter and the length L each appear at most once.
+    let counters = params.data.iter().filter(|d| matches!(d, PrfData::OptionalCounter(_))).count();
+    let lengths = params.data.iter().filter(|d| matches!(d, PrfData::DkmLength(_))).count();
+    if (counters > 0 && !feedback) || counters > 1 || lengths > 1 {
+        return Err(bad);
+    }
     let (prf, block_len) = Prf::new(params.prf, key)?;
     if len == 0 {
         return Err(Error::TemplateInconsistent);
@@ -281,6 +288,23 @@ mod tests {
         assert_eq!(bad(KbkdfParams { data: vec![], ..ok.clone() }, CKM_SP800_108_COUNTER_KDF), invalid);
         let two = fixed_input(vec![PrfData::Iteration(Some(BE32)), PrfData::Iteration(Some(BE32))]);
         assert_eq!(bad(KbkdfParams { data: two, ..ok.clone() }, CKM_SP800_108_COUNTER_KDF), invalid);
+        // A counter beside the iteration variable in counter mode ("invalid for this KDF
+        // type"); a second counter or a second length L in either mode.
+        let counter = fixed_input(vec![PrfData::Iteration(Some(BE32)), PrfData::OptionalCounter(BE32)]);
+        assert_eq!(bad(KbkdfParams { data: counter, ..ok.clone() }, CKM_SP800_108_COUNTER_KDF), invalid);
+        let mut two_lengths = ok.data.clone();
+        two_lengths.push(PrfData::DkmLength(L32));
+        assert_eq!(bad(KbkdfParams { data: two_lengths, ..ok.clone() }, CKM_SP800_108_COUNTER_KDF), invalid);
+        let feedback = KbkdfParams {
+            data: fixed_input(vec![
+                PrfData::Iteration(None),
+                PrfData::OptionalCounter(BE32),
+                PrfData::OptionalCounter(BE32),
+            ]),
+            iv: Some(vec![]),
+            ..ok.clone()
+        };
+        assert_eq!(bad(feedback, CKM_SP800_108_FEEDBACK_KDF), invalid);
         let handle = fixed_input(vec![PrfData::Iteration(Some(BE32)), PrfData::KeyHandle(1)]);
         assert_eq!(bad(KbkdfParams { data: handle, ..ok.clone() }, CKM_SP800_108_COUNTER_KDF), invalid);
         // An 8-bit counter cannot count past 255 blocks.
