@@ -366,3 +366,55 @@ isolated_test!(
         assert_eq!(value(&s, one), value(&s, two));
     }
 );
+
+isolated_test!(
+    /// CKM_ECDH1_DERIVE with SP 800-56A's concatenation KDF (`CKD_SHA256_KDF_SP800`) through
+    /// the C ABI: the X25519 case of the `cryptoki` crate's own test suite (an OpenPGP ECDH
+    /// parameter string as the other info; the key it expects was computed outside any
+    /// token), and a P-256 agreement whose two sides derive the same key under each hashing
+    /// KDF the module offers, X9.63 and SP 800-56A, SHA-2 and SHA-3.
+    fn ecdh_hashing_kdfs_agree_and_match_a_known_answer() {
+        let (_p, _slot, s) = logged_in();
+        let key = hex("f00670c5f139e7e6c2511ea04ff507afbbe237ce3c71a89ca59a1c5cf8856562");
+        let ephemeral = hex("533b3f09e53b3deed661a13f7a7d9694ab71ce156c728e00dee87a1ee3a14c4a");
+        let other_info = hex(
+            "0a2b0601040197550105011203010807416e6f6e796d6f75732053656e646572202020205633a4c5ae4305bc0fe2abb699a8ee54632790a0",
+        );
+        let private = import_private(&s, KeyType::EC_MONTGOMERY, X25519_NAME, key, true);
+        let derive = |private, kdf, peer: &[u8], len: u64| {
+            let params = Ecdh1DeriveParams::new(kdf, peer);
+            let template = [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(len.into()),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ];
+            let key = s.derive_key(&Mechanism::Ecdh1Derive(params), private, &template).unwrap();
+            value(&s, key)
+        };
+        let derived = derive(private, EcKdf::sha256_sp800(&other_info), &ephemeral, 16);
+        assert_eq!(derived, hex("af8ce51d0139a6d60831a9babab20186"));
+
+        let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        let (a_public, a) = pair(&s, &Mechanism::EccKeyPairGen, &p256, false);
+        let (b_public, b) = pair(&s, &Mechanism::EccKeyPairGen, &p256, false);
+        let (_, a_point) = ec_point(&s, a_public);
+        let (_, b_point) = ec_point(&s, b_public);
+        let info = b"shared info".as_slice();
+        let mut seen = Vec::new();
+        for kdf in [
+            EcKdf::sha256(info),
+            EcKdf::sha3_256(info),
+            EcKdf::sha3_224(info),
+            EcKdf::sha256_sp800(info),
+            EcKdf::sha512_sp800(info),
+            EcKdf::sha3_384_sp800(info),
+        ] {
+            let ab = derive(a, kdf, &b_point, 48);
+            assert_eq!(ab, derive(b, kdf, &a_point, 48), "{kdf:?}");
+            assert!(!seen.contains(&ab), "each KDF derives its own key: {kdf:?}");
+            seen.push(ab);
+        }
+    }
+);

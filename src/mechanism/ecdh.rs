@@ -4,63 +4,87 @@
 //! [`derive_from_agreement`], on X25519 ([`super::montgomery`]).
 //!
 //! ECDH gives the x-coordinate Z of the shared point; with CKD_NULL the key is Z's last `len`
-//! bytes, with CKD_SHA*_KDF it is the ANSI X9.63 KDF of Z and the shared data.
+//! bytes, with CKD_SHA*_KDF / CKD_SHA3_*_KDF it is the ANSI X9.63 KDF of Z and the shared
+//! data, with CKD_SHA*_KDF_SP800 / CKD_SHA3_*_KDF_SP800 the one-step KDF of NIST SP 800-56C
+//! (the counter before Z).
 
 use aws_lc_rs::agreement::{self, UnparsedPublicKey};
-use aws_lc_rs::digest::{self, Context};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::digest::Digest;
 use super::ec::{agreement_algorithm, key_curve, key_scalar};
 use super::encoding::ec_point_from_attribute;
-use super::{EcPrivateKey, EcdhParams, MechanismParams};
+use super::{DigestOperation, EcPrivateKey, EcdhParams, MechanismParams};
 use crate::sys::ecdh_secp256k1;
 use crate::{Error, Result};
 
-/// The longest key CKD_SHA*_KDF derives, in bytes.
+/// The longest key a hashing KDF derives, in bytes.
 pub const MAX_KDF_OUTPUT: usize = 1024;
 
-/// The digest of an ANSI X9.63 KDF type (`CKD_SHA*_KDF`).
-fn kdf_digest(kdf: CK_EC_KDF_TYPE) -> Option<&'static digest::Algorithm> {
-    let hash = match kdf {
-        CKD_SHA1_KDF => CKM_SHA_1,
-        CKD_SHA224_KDF => CKM_SHA224,
-        CKD_SHA256_KDF => CKM_SHA256,
-        CKD_SHA384_KDF => CKM_SHA384,
-        CKD_SHA512_KDF => CKM_SHA512,
-        _ => return None,
-    };
-    super::digest::algorithm(hash).ok()
+/// How a `CK_EC_KDF_TYPE` hashes: the digest and where the 32-bit big-endian counter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kdf {
+    hash: CK_MECHANISM_TYPE,
+    /// ANSI X9.63 (`CKD_SHA*_KDF`): Hash(Z ‖ counter ‖ SharedInfo). NIST SP 800-56C's
+    /// one-step KDF (`CKD_SHA*_KDF_SP800`): Hash(counter ‖ Z ‖ FixedInfo).
+    counter_first: bool,
 }
 
-/// ANSI X9.63 KDF: Hash(Z ‖ counter ‖ SharedInfo) for counter = 1, 2, … (32-bit big-endian),
-/// concatenated and cut to `len` bytes.
-fn x963_kdf(
-    algorithm: &'static digest::Algorithm,
-    z: &[u8],
-    shared_info: &[u8],
-    len: usize,
-) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(len + algorithm.output_len()));
+/// The KDF a `CK_EC_KDF_TYPE` names, if it hashes (not `CKD_NULL`) and the module offers it.
+fn kdf_of(kdf: CK_EC_KDF_TYPE) -> Option<Kdf> {
+    let (hash, counter_first) = match kdf {
+        CKD_SHA1_KDF => (CKM_SHA_1, false),
+        CKD_SHA224_KDF => (CKM_SHA224, false),
+        CKD_SHA256_KDF => (CKM_SHA256, false),
+        CKD_SHA384_KDF => (CKM_SHA384, false),
+        CKD_SHA512_KDF => (CKM_SHA512, false),
+        CKD_SHA3_224_KDF => (CKM_SHA3_224, false),
+        CKD_SHA3_256_KDF => (CKM_SHA3_256, false),
+        CKD_SHA3_384_KDF => (CKM_SHA3_384, false),
+        CKD_SHA3_512_KDF => (CKM_SHA3_512, false),
+        CKD_SHA1_KDF_SP800 => (CKM_SHA_1, true),
+        CKD_SHA224_KDF_SP800 => (CKM_SHA224, true),
+        CKD_SHA256_KDF_SP800 => (CKM_SHA256, true),
+        CKD_SHA384_KDF_SP800 => (CKM_SHA384, true),
+        CKD_SHA512_KDF_SP800 => (CKM_SHA512, true),
+        CKD_SHA3_224_KDF_SP800 => (CKM_SHA3_224, true),
+        CKD_SHA3_256_KDF_SP800 => (CKM_SHA3_256, true),
+        CKD_SHA3_384_KDF_SP800 => (CKM_SHA3_384, true),
+        CKD_SHA3_512_KDF_SP800 => (CKM_SHA3_512, true),
+        _ => return None,
+    };
+    Some(Kdf { hash, counter_first })
+}
+
+/// The KDF's output: Hash over Z, the counter i = 1, 2, … (32-bit big-endian) and the shared
+/// data, in the KDF's order, concatenated and cut to `len` bytes.
+fn hash_kdf(kdf: Kdf, z: &[u8], shared_info: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(len + 64));
     let mut counter: u32 = 1;
     while out.len() < len {
-        let mut ctx = Context::new(algorithm);
-        ctx.update(z);
-        ctx.update(&counter.to_be_bytes());
-        ctx.update(shared_info);
-        out.extend_from_slice(ctx.finish().as_ref());
+        let mut h = Digest::new(kdf.hash)?;
+        if kdf.counter_first {
+            h.update(&counter.to_be_bytes());
+            h.update(z);
+        } else {
+            h.update(z);
+            h.update(&counter.to_be_bytes());
+        }
+        h.update(shared_info);
+        out.extend_from_slice(&Zeroizing::new(h.finish()));
         counter += 1;
     }
     out.truncate(len);
-    out
+    Ok(out)
 }
 
 /// CKM_ECDH1_DERIVE: the value of a `len`-byte key agreed between `key` and the public point in
 /// `params` (raw, or in a DER OCTET STRING). X25519 keys go to [`super::montgomery`].
 ///
 /// With CKD_NULL (shared data must be empty) the key is the last `len` bytes of Z, and `len`
-/// must be 1 to the field size; with CKD_SHA1/224/256/384/512_KDF it is the X9.63 KDF output,
-/// 1 to [`MAX_KDF_OUTPUT`] bytes. Other lengths are `Error::KeySizeRange`; other KDFs, a bad
+/// must be 1 to the field size; with a hashing KDF (X9.63 or SP 800-56C, SHA-1, SHA-2 or
+/// SHA-3) it is the KDF's output, 1 to [`MAX_KDF_OUTPUT`] bytes. Other lengths are `Error::KeySizeRange`; other KDFs, a bad
 /// or foreign point, missing parameters are `Error::MechanismParamInvalid`.
 pub fn derive(params: &MechanismParams, key: &EcPrivateKey, len: usize) -> Result<Zeroizing<Vec<u8>>> {
     if super::montgomery::is_montgomery(&key.params) {
@@ -97,20 +121,20 @@ pub(super) fn derive_from_agreement(
     let MechanismParams::Ecdh(EcdhParams { kdf, shared_data, public_data }) = params else {
         return Err(Error::MechanismParamInvalid);
     };
-    let digest = match *kdf {
+    let hashing = match *kdf {
         CKD_NULL if shared_data.is_empty() => None,
         CKD_NULL => return Err(Error::MechanismParamInvalid),
-        other => Some(kdf_digest(other).ok_or(Error::MechanismParamInvalid)?),
+        other => Some(kdf_of(other).ok_or(Error::MechanismParamInvalid)?),
     };
-    let max_len = if digest.is_some() { MAX_KDF_OUTPUT } else { z_len };
+    let max_len = if hashing.is_some() { MAX_KDF_OUTPUT } else { z_len };
     if len == 0 || len > max_len {
         return Err(Error::KeySizeRange);
     }
     let z = agree(public_data)?;
-    Ok(match digest {
-        None => Zeroizing::new(z[z.len() - len..].to_vec()),
-        Some(algorithm) => x963_kdf(algorithm, &z, shared_data, len),
-    })
+    match hashing {
+        None => Ok(Zeroizing::new(z[z.len() - len..].to_vec())),
+        Some(kdf) => hash_kdf(kdf, &z, shared_data, len),
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +142,7 @@ mod tests {
     use super::*;
     use crate::mechanism::ec::{generate_key_pair, public_point, shared_secret_len};
     use crate::mechanism::encoding::{self, Curve};
+    use aws_lc_rs::digest;
 
     use crate::mechanism::test_vectors::{ec_private, ec_public, unhex as hex};
 
@@ -165,15 +190,17 @@ mod tests {
     /// NIST CAVS ANSI X9.63-2001 KDF vectors (ansx963_2001.rsp, SHA-256).
     #[test]
     fn known_answer_x963_kdf() {
+        let sha256 = kdf_of(CKD_SHA256_KDF).unwrap();
         let out =
-            x963_kdf(&digest::SHA256, &hex("96c05619d56c328ab95fe84b18264b08725b85e33fd34f08"), &[], 16);
+            hash_kdf(sha256, &hex("96c05619d56c328ab95fe84b18264b08725b85e33fd34f08"), &[], 16).unwrap();
         assert_eq!(*out, hex("443024c3dae66b95e6f5670601558f71"));
-        let out = x963_kdf(
-            &digest::SHA256,
+        let out = hash_kdf(
+            sha256,
             &hex("22518b10e70f2a3f243810ae3254139efbee04aa57c7af7d"),
             &hex("75eef81aa3041e33b80971203d2c0c52"),
             128,
-        );
+        )
+        .unwrap();
         assert_eq!(
             *out,
             hex(

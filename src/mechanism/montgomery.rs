@@ -140,6 +140,25 @@ mod tests {
         EcPrivateKey { params: X25519_PARAMS.to_vec(), value: Zeroizing::new(hex(value)) }
     }
 
+    /// CKD_SHA256_KDF_SP800, SP 800-56C's one-step KDF Hash(counter ‖ Z ‖ FixedInfo), which is
+    /// OpenPGP's ECDH KDF (RFC 6637 section 7): an X25519 key, the sender's ephemeral key and
+    /// the OpenPGP parameter string of the `cryptoki` crate's own test suite
+    /// (`derive_key_sp800`), whose expected key was computed outside any PKCS#11 token.
+    #[test]
+    fn known_answer_sp800_56c_one_step_kdf() {
+        let key = private("f00670c5f139e7e6c2511ea04ff507afbbe237ce3c71a89ca59a1c5cf8856562");
+        let ephemeral = hex("533b3f09e53b3deed661a13f7a7d9694ab71ce156c728e00dee87a1ee3a14c4a");
+        let fixed_info = hex(
+            "0a2b0601040197550105011203010807416e6f6e796d6f75732053656e646572202020205633a4c5ae4305bc0fe2abb699a8ee54632790a0",
+        );
+        let kdf = cryptoki_sys::CKD_SHA256_KDF_SP800;
+        let derived = derive(&ecdh(kdf, &fixed_info, &ephemeral), &key, 16).unwrap();
+        assert_eq!(*derived, hex("af8ce51d0139a6d60831a9babab20186"));
+        // The X9.63 KDF puts the counter after Z: another key from the same inputs.
+        let x963 = derive(&ecdh(CKD_SHA256_KDF, &fixed_info, &ephemeral), &key, 16).unwrap();
+        assert_ne!(*x963, *derived);
+    }
+
     /// RFC 7748 6.1: Alice's and Bob's keys and their shared secret.
     #[test]
     fn known_answer_rfc7748() {
