@@ -137,6 +137,80 @@ isolated_test!(
 );
 
 isolated_test!(
+    /// The message API with IVs the caller gives of other lengths than 96 bits, as
+    /// Wycheproof's AES-GCM cases have them (the `cryptoki` crate's suite runs those through
+    /// this API): the GCM specification's test case 6 (a 60-byte IV) gives its known answer,
+    /// and 1-, 15-, 16- and 256-byte IVs give what single-message GCM gives; a generated IV
+    /// stays 96 bits.
+    fn message_api_takes_given_ivs_of_1_to_256_bytes() {
+        let (_p, _slot, s) = logged_in();
+        let key = aes_key(&s, &hex("feffe9928665731c6d6a8f9467308308"));
+        let mut iv = hex(
+            "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
+        );
+        let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+        let plain = hex(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
+        let mut tag = [0u8; 16];
+        let params =
+            GcmMessageParams::new(&mut iv, 128.into(), GeneratorFunction::NoGenerate, &mut tag).unwrap();
+        s.message_encrypt_init(&Mechanism::AesGcmMessage(params), key).unwrap();
+        let ct = s.encrypt_message(&MessageParam::AesGcmMessage(params), &aad, &plain).unwrap();
+        s.message_encrypt_final().unwrap();
+        assert_eq!(
+            ct,
+            hex(
+                "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5"
+            )
+        );
+        assert_eq!(tag.to_vec(), hex("619cc5aefffe0bfa462af43c1699d050"));
+
+        for len in [1usize, 15, 16, 256] {
+            let mut iv: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let single = s
+                .encrypt(
+                    &Mechanism::AesGcm(GcmParams::new(&mut iv.clone(), b"aad", 128.into()).unwrap()),
+                    key,
+                    &plain,
+                )
+                .unwrap();
+            let mut tag = [0u8; 16];
+            let sealed = {
+                let params =
+                    GcmMessageParams::new(&mut iv, 128.into(), GeneratorFunction::NoGenerate, &mut tag)
+                        .unwrap();
+                s.message_encrypt_init(&Mechanism::AesGcmMessage(params), key).unwrap();
+                let ct = s.encrypt_message(&MessageParam::AesGcmMessage(params), b"aad", &plain).unwrap();
+                s.message_encrypt_final().unwrap();
+                ct
+            };
+            assert_eq!([sealed.as_slice(), &tag].concat(), single, "IV of {len} bytes");
+            let params =
+                GcmMessageParams::new(&mut iv, 128.into(), GeneratorFunction::NoGenerate, &mut tag).unwrap();
+            s.message_decrypt_init(&Mechanism::AesGcmMessage(params), key).unwrap();
+            let opened = s.decrypt_message(&MessageParam::AesGcmMessage(params), b"aad", &sealed).unwrap();
+            assert_eq!(opened, plain);
+            expect_rv(
+                s.decrypt_message(&MessageParam::AesGcmMessage(params), b"aaD", &sealed),
+                RvError::EncryptedDataInvalid,
+            );
+            s.message_decrypt_final().unwrap();
+        }
+        let mut short = [0u8; 8];
+        let mut tag = [0u8; 16];
+        let params =
+            GcmMessageParams::new(&mut short, 0.into(), GeneratorFunction::GenerateRandom, &mut tag).unwrap();
+        s.message_encrypt_init(&Mechanism::AesGcmMessage(params), key).unwrap();
+        expect_rv(
+            s.encrypt_message(&MessageParam::AesGcmMessage(params), b"", b"x"),
+            RvError::MechanismParamInvalid,
+        );
+        s.message_encrypt_final().unwrap();
+    }
+);
+
+isolated_test!(
     /// As the `cryptoki` crate's own suite does: the message parameters are passed to
     /// `C_MessageEncryptInit` too, and the tag is 96 bits.
     fn message_api_takes_the_parameters_clients_pass_at_init_and_short_tags() {

@@ -15,8 +15,9 @@
 //! recommends and every common client uses, run on aws-lc-rs's AEAD API; the others, which
 //! need GHASH over the IV, on AWS-LC's `EVP_CIPHER` interface (`sys::gcm_any_iv`, as
 //! aws-lc-rs offers no API for them). An empty or longer IV is refused with
-//! `CKR_MECHANISM_PARAM_INVALID`. The message API (`GcmMessageKey`) keeps 96-bit IVs: it
-//! generates them, and its generators are defined on 96-bit blocks.
+//! `CKR_MECHANISM_PARAM_INVALID`. The message API (`GcmMessageKey`) takes the same lengths
+//! for IVs its caller gives, and generates 96-bit ones (its generators are defined on
+//! 96-bit blocks).
 
 use aws_lc_rs::aead::{AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::constant_time::verify_slices_are_equal;

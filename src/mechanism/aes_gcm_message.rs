@@ -1,14 +1,20 @@
 //! PKCS#11 3.0 message-based AES-GCM (`C_MessageEncryptInit` and the calls after it): one
 //! key, many messages, each with its own IV, which the module can generate so that an
-//! application doing envelope encryption never has to invent one. IVs are 96 bits here:
-//! the generators are defined on 96-bit blocks. Single-message GCM is in `aes_gcm.rs`.
+//! application doing envelope encryption never has to invent one. Generated IVs are 96 bits
+//! (the generators are defined on 96-bit blocks); an IV the caller gives
+//! (`CKG_NO_GENERATE`) may be 1 to 256 bytes, as for single-message GCM: 96-bit IVs on
+//! aws-lc-rs, the others on AWS-LC's `EVP_CIPHER` interface (`sys::gcm_any_iv`).
+//! Single-message GCM is in `aes_gcm.rs`.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce};
 use cryptoki_sys::CKK_AES;
 use zeroize::Zeroizing;
 
-use super::aes_gcm::{IV_LEN, TAG_LEN, Tag, gcm_key, iv_of, open_in_place, open_truncated, tag_len};
+use super::aes_gcm::{
+    IV_LEN, MAX_IV_LEN, TAG_LEN, Tag, gcm_key, iv_of, open_in_place, open_truncated, tag_len,
+};
 use super::{SecretKey, rng};
+use crate::sys::gcm_any_iv::{self, GcmFailure};
 use crate::{Error, Result};
 
 /// The per-message parameters of PKCS#11 3.0 message-based AES-GCM (`CK_GCM_MESSAGE_PARAMS`).
@@ -27,6 +33,9 @@ pub struct GcmMessageParams {
 /// application doing envelope encryption never has to invent one.
 pub struct GcmMessageKey {
     key: LessSafeKey,
+    /// The key's value, for caller-given IVs other than 96 bits (AWS-LC's C interface takes
+    /// the raw key); wiped on drop.
+    value: Zeroizing<Vec<u8>>,
     /// The next counter value for `CKG_GENERATE_COUNTER`. It starts at a random point of the
     /// counter space, so that two sessions using the same key and fixed field do not walk
     /// the same IVs; it never wraps.
@@ -50,17 +59,33 @@ impl GcmMessageKey {
         }
         Ok(GcmMessageKey {
             key: gcm_key(&key.value)?,
+            value: key.value.clone(),
             counter: u64::from_be_bytes(rng::bytes::<8>()?),
             counter_used: 0,
         })
     }
 
-    /// Checks one message's parameters; returns its tag length in bytes.
+    /// Checks one message's parameters; returns its tag length in bytes. A generated IV is
+    /// 96 bits; a given one 1 to [`MAX_IV_LEN`] bytes.
     fn check(params: &GcmMessageParams) -> Result<usize> {
-        if params.iv.len() != IV_LEN || params.fixed_bits > 96 {
+        let iv_ok = match params.generator {
+            cryptoki_sys::CKG_NO_GENERATE => (1..=MAX_IV_LEN).contains(&params.iv.len()),
+            _ => params.iv.len() == IV_LEN && params.fixed_bits <= 96,
+        };
+        if !iv_ok {
             return Err(Error::MechanismParamInvalid);
         }
         tag_len(params.tag_bits)
+    }
+
+    /// The outcome of AWS-LC's C interface, for an IV other than 96 bits, as the module's.
+    fn any_iv_result(result: std::result::Result<(), GcmFailure>, encrypt: bool) -> Result<()> {
+        result.map_err(|failure| match failure {
+            GcmFailure::TagMismatch => Error::EncryptedDataInvalid,
+            GcmFailure::BadLength if encrypt => Error::DataLenRange,
+            GcmFailure::BadLength => Error::EncryptedDataLenRange,
+            GcmFailure::Engine => Error::Internal("AWS-LC refused an AES-GCM call"),
+        })
     }
 
     /// The IV for the next message: the caller's, or generated into the bits after the fixed
@@ -114,6 +139,15 @@ impl GcmMessageKey {
         plaintext: &[u8],
     ) -> Result<(Vec<u8>, Tag)> {
         let tag_len = Self::check(params)?;
+        if params.iv.len() != IV_LEN {
+            // A caller-given IV of another length (`check` allows no other here).
+            let mut out = vec![0; plaintext.len()];
+            let mut tag = vec![0; tag_len];
+            let sealed = gcm_any_iv::seal(&self.value, &params.iv, aad, plaintext, &mut out, &mut tag);
+            Self::any_iv_result(sealed, true)?;
+            let tag = Tag::from_bytes(&tag).ok_or(Error::Internal("GCM tag too long"))?;
+            return Ok((out, tag));
+        }
         let iv = self.next_iv(params)?;
         let mut out = plaintext.to_vec();
         let tag = self
@@ -133,10 +167,16 @@ impl GcmMessageKey {
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let tag_len = Self::check(params)?;
-        let iv = iv_of(&params.iv)?;
         if tag.len() != tag_len {
             return Err(Error::MechanismParamInvalid);
         }
+        if params.iv.len() != IV_LEN {
+            let mut out = Zeroizing::new(vec![0; ciphertext.len()]);
+            let opened = gcm_any_iv::open(&self.value, &params.iv, aad, ciphertext, tag, &mut out);
+            Self::any_iv_result(opened, false)?;
+            return Ok(out);
+        }
+        let iv = iv_of(&params.iv)?;
         if tag_len != TAG_LEN {
             let mut buf = Zeroizing::new(ciphertext.to_vec());
             open_truncated(&self.key, iv, aad, tag, &mut buf)?;
@@ -185,6 +225,34 @@ mod message_tests {
         assert_eq!(m.decrypt(&p, &bad, b"aad", &ct).unwrap_err(), Error::EncryptedDataInvalid);
     }
 
+    /// A caller-given IV of another length than 96 bits seals as single-message GCM does
+    /// (itself checked against the GCM specification's 60-byte-IV case in `sys::gcm_any_iv`),
+    /// with full and truncated tags, and opens only with the same IV, AAD and tag.
+    #[test]
+    fn given_ivs_of_other_lengths_match_single_shot_gcm() {
+        let mut m = GcmMessageKey::new(&key()).unwrap();
+        for len in [1usize, 8, 15, 16, 60, MAX_IV_LEN] {
+            for tag_bits in [128u64, 96] {
+                let iv: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let mut p = GcmMessageParams { iv: iv.clone(), tag_bits, ..params(CKG_NO_GENERATE, 0) };
+                let (ct, tag) = m.encrypt(&mut p, b"aad", b"a message of some length").unwrap();
+                assert_eq!(p.iv, iv, "a given IV is left as it was");
+                let single =
+                    GcmOperation::new(&key(), &GcmParams { iv, aad: b"aad".to_vec(), tag_bits }, true)
+                        .unwrap()
+                        .single(b"a message of some length")
+                        .unwrap();
+                assert_eq!([ct.as_slice(), &tag[..]].concat(), single.as_slice(), "{len} {tag_bits}");
+                let opened = m.decrypt(&p, &tag, b"aad", &ct).unwrap();
+                assert_eq!(opened.as_slice(), b"a message of some length");
+                let mut bad = tag.to_vec();
+                bad[0] ^= 1;
+                assert_eq!(m.decrypt(&p, &bad, b"aad", &ct).unwrap_err(), Error::EncryptedDataInvalid);
+                assert_eq!(m.decrypt(&p, &tag, b"aaD", &ct).unwrap_err(), Error::EncryptedDataInvalid);
+            }
+        }
+    }
+
     #[test]
     fn generated_ivs_keep_the_fixed_bits_and_never_repeat() {
         let mut m = GcmMessageKey::new(&key()).unwrap();
@@ -209,9 +277,15 @@ mod message_tests {
             m.encrypt(&mut params(CKG_GENERATE_COUNTER, 80), b"", b"x").unwrap_err(),
             Error::MechanismParamInvalid
         );
-        let mut short = params(CKG_NO_GENERATE, 0);
+        // A generated IV is 96 bits; a given one 1 to 256 bytes.
+        let mut short = params(CKG_GENERATE_RANDOM, 0);
         short.iv.truncate(8);
         assert_eq!(m.encrypt(&mut short, b"", b"x").unwrap_err(), Error::MechanismParamInvalid);
+        for len in [0, MAX_IV_LEN + 1] {
+            let mut given = params(CKG_NO_GENERATE, 0);
+            given.iv = vec![1; len];
+            assert_eq!(m.encrypt(&mut given, b"", b"x").unwrap_err(), Error::MechanismParamInvalid, "{len}");
+        }
         let mut tag100 = params(CKG_NO_GENERATE, 0);
         tag100.tag_bits = 100;
         assert_eq!(m.encrypt(&mut tag100, b"", b"x").unwrap_err(), Error::MechanismParamInvalid);
