@@ -5,7 +5,7 @@
 //!    keys: the signature is deterministic, so the module's bytes must be the RFC's; in
 //!    process and in client mode (the parameters travel to a key service).
 //! 2. Ed25519ph in parts gives the RFC's signature; Ed25519ctx and pure Ed25519 refuse parts
-//!    (`CKR_MECHANISM_INVALID`) and the operation ends.
+//!    (`CKR_OPERATION_NOT_INITIALIZED`) and the operation ends.
 //! 3. A signature under one context, or one instance, verifies under no other
 //!    (`CKR_SIGNATURE_INVALID`); `phFlag` false with an empty context is pure Ed25519.
 //! 4. Refusals, each changing nothing and leaving no operation active: a context over 255
@@ -129,9 +129,9 @@ fn known_answers_and_separation(s: &Session) {
         expect_rv(s.verify(&ctx(context), public, &message, &expected[..63]), RvError::SignatureLenRange);
         // Ed25519ctx is single-part: a part is refused and the operation ends.
         s.sign_init(&ctx(context), private).unwrap();
-        expect_rv(s.sign_update(&message), RvError::MechanismInvalid);
+        expect_rv(s.sign_update(&message), RvError::OperationNotInitialized);
         s.verify_init(&ctx(context), public).unwrap();
-        expect_rv(s.verify_update(&message), RvError::MechanismInvalid);
+        expect_rv(s.verify_update(&message), RvError::OperationNotInitialized);
         assert_unchanged(s, before, private);
     }
 
@@ -167,7 +167,7 @@ fn known_answers_and_separation(s: &Session) {
     s.verify(&ctx(b""), public, b"abc", &plain).unwrap();
     // Pure Ed25519 stays single-part.
     s.sign_init(&pure(), private).unwrap();
-    expect_rv(s.sign_update(b"abc"), RvError::MechanismInvalid);
+    expect_rv(s.sign_update(b"abc"), RvError::OperationNotInitialized);
     // A context over 255 bytes, either instance, at either init.
     let long = [7u8; 256];
     for m in [ctx(&long), ph(&long)] {

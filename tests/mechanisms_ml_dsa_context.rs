@@ -238,7 +238,7 @@ isolated_test!(
                 expect_rv(s.sign(&prehashed(name, ctx), private, &ph.as_ref()[1..]), RvError::DataLenRange);
                 // CKM_HASH_ML_DSA is single-part.
                 s.sign_init(&prehashed(name, ctx), private).unwrap();
-                expect_rv(s.sign_update(ph.as_ref()), RvError::MechanismInvalid);
+                expect_rv(s.sign_update(ph.as_ref()), RvError::OperationNotInitialized);
             }
         }
     }

@@ -517,10 +517,10 @@ mod tests {
         );
         // CKM_ECDSA is single-part.
         let mut op = sign_init(CKM_ECDSA, &MechanismParams::None, &private).unwrap();
-        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
-        assert_eq!(op.finish(), Err(Error::MechanismInvalid));
+        assert_eq!(op.update(b"x"), Err(Error::OperationNotInitialized));
+        assert_eq!(op.finish(), Err(Error::OperationNotInitialized));
         let mut op = verify_init(CKM_ECDSA, &MechanismParams::None, &public).unwrap();
-        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
+        assert_eq!(op.update(b"x"), Err(Error::OperationNotInitialized));
         // Bad keys: a zero or oversized scalar, a point off the curve, a foreign curve.
         let zero = EcPrivateKey { params: private.params.clone(), value: Zeroizing::new(vec![0; 32]) };
         assert_eq!(

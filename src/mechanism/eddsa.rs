@@ -382,7 +382,7 @@ mod tests {
         let (q, d) = generate_key_pair(ED25519_PARAMS).unwrap();
         // Single-part only; no Ed25519ctx/ph parameters.
         let mut op = sign_init(&MechanismParams::None, &d).unwrap();
-        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
+        assert_eq!(op.update(b"x"), Err(Error::OperationNotInitialized));
         assert_eq!(
             sign_init(&MechanismParams::Opaque(vec![0; 24]), &d).err(),
             Some(Error::MechanismParamInvalid)
@@ -437,8 +437,8 @@ mod tests {
             Err(Error::SignatureLenRange)
         );
         // Ed25519ctx is single-part.
-        assert_eq!(sign_init(&foo, &d).unwrap().update(b"x"), Err(Error::MechanismInvalid));
-        assert_eq!(verify_init(&foo, &q).unwrap().update(b"x"), Err(Error::MechanismInvalid));
+        assert_eq!(sign_init(&foo, &d).unwrap().update(b"x"), Err(Error::OperationNotInitialized));
+        assert_eq!(verify_init(&foo, &q).unwrap().update(b"x"), Err(Error::OperationNotInitialized));
 
         let d = private("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42");
         let q = public("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf");

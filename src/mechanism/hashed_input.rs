@@ -5,7 +5,7 @@
 
 use aws_lc_rs::digest::{Algorithm, Context, Digest};
 
-use crate::{Error, Result};
+use crate::Result;
 
 pub(crate) struct HashedInput {
     context: Option<Context>,
@@ -23,13 +23,13 @@ impl HashedInput {
     }
 
     pub(crate) fn update(&mut self, part: &[u8]) -> Result<()> {
-        self.context.as_mut().ok_or(Error::MechanismInvalid)?.update(part);
+        self.context.as_mut().ok_or(super::SINGLE_PART_ONLY)?.update(part);
         Ok(())
     }
 
     /// The hash of the parts so far; the hash starts again empty for the next operation.
     pub(crate) fn finish(&mut self) -> Result<Digest> {
-        let context = self.context.as_mut().ok_or(Error::MechanismInvalid)?;
+        let context = self.context.as_mut().ok_or(super::SINGLE_PART_ONLY)?;
         let algorithm = context.algorithm();
         Ok(std::mem::replace(context, Context::new(algorithm)).finish())
     }

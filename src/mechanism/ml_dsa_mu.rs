@@ -142,7 +142,7 @@ impl Mu {
         match &mut self.input {
             Input::Message => self.mu.update(part).map_err(engine),
             Input::PreHashing(h) => h.update(part).map_err(engine),
-            Input::Hashed(_) => Err(Error::MechanismInvalid),
+            Input::Hashed(_) => Err(super::SINGLE_PART_ONLY),
         }
     }
 
@@ -157,7 +157,7 @@ impl Mu {
                 mu.update(&oid_der(hash)).map_err(engine)?;
                 mu.update(&ph).map_err(engine)?;
             }
-            Input::Hashed(_) => return Err(Error::MechanismInvalid),
+            Input::Hashed(_) => return Err(super::SINGLE_PART_ONLY),
         }
         mu.finish().map_err(engine)?.try_into().map_err(|_| Error::Internal("mu of the wrong length"))
     }

@@ -152,9 +152,9 @@ fn bad_parameters_are_refused() {
     // CKM_HASH_ML_DSA is single-part both ways; CKM_ML_DSA with a context verifies in parts
     // (the 3.2 table marks only HashML-DSA and external mu single-part).
     let mut op = sign_init(CKM_HASH_ML_DSA, &hashed(CKM_SHA256, b""), &d).unwrap();
-    assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
+    assert_eq!(op.update(b"x"), Err(Error::OperationNotInitialized));
     let mut v = verify_init(CKM_HASH_ML_DSA, &hashed(CKM_SHA256, b""), &q).unwrap();
-    assert_eq!(v.update(b"x"), Err(Error::MechanismInvalid));
+    assert_eq!(v.update(b"x"), Err(Error::OperationNotInitialized));
     let signature = sign_init(CKM_ML_DSA, &context(b"c"), &d).unwrap().sign(b"in parts").unwrap();
     let mut v = verify_init(CKM_ML_DSA, &context(b"c"), &q).unwrap();
     v.update(b"in ").unwrap();

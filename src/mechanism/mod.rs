@@ -178,19 +178,28 @@ pub enum KeyMaterial {
     PqPrivate(pq::PqPrivateKey),
 }
 
+/// The answer to a multi-part step (`C_SignUpdate`, `C_VerifyFinal`, `C_EncryptUpdate`, ...)
+/// of an operation whose mechanism is single-part only (raw RSA, `CKM_ECDSA`, pure Ed25519
+/// and Ed25519ctx, HashML-DSA). PKCS#11 names no code for the case;
+/// `CKR_OPERATION_NOT_INITIALIZED`, "there is no active operation of an appropriate type in
+/// the specified session", is in every step function's list, and is what Kryoptic answers and
+/// the `cryptoki` crate's own suite expects (its HashML-DSA tests). The session layer then
+/// ends the operation, as after any failed step. (Until 2026-12-07 this was
+/// `CKR_MECHANISM_INVALID`, opencryptoki's answer, which is in none of those lists.)
+pub const SINGLE_PART_ONLY: Error = Error::OperationNotInitialized;
+
 /// A signature (or MAC) in progress. Single-part-only mechanisms (`CKM_RSA_PKCS`,
 /// `CKM_RSA_X_509`, `CKM_RSA_PKCS_PSS`, `CKM_ECDSA`) refuse `update` and `finish` with
-/// `Error::MechanismInvalid` (as opencryptoki does; the default methods); the session layer
-/// then ends the operation, as after any failed step.
+/// [`SINGLE_PART_ONLY`] (the default methods).
 pub trait SignOperation: Send {
     /// The signature's length in bytes, known before signing.
     fn signature_len(&self) -> usize;
     fn update(&mut self, _part: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
+        Err(SINGLE_PART_ONLY)
     }
     /// Signs everything given to `update`.
     fn finish(&mut self) -> Result<Vec<u8>> {
-        Err(Error::MechanismInvalid)
+        Err(SINGLE_PART_ONLY)
     }
     /// Single-part: signs `data` (for hash-and-sign mechanisms, hashing it first).
     fn sign(&mut self, data: &[u8]) -> Result<Vec<u8>>;
@@ -198,13 +207,13 @@ pub trait SignOperation: Send {
 
 /// A verification in progress; a wrong signature is `Error::SignatureInvalid`, a signature of
 /// the wrong length `Error::SignatureLenRange`. Single-part-only mechanisms refuse `update`
-/// and `finish` with `Error::MechanismInvalid` (the default methods).
+/// and `finish` with [`SINGLE_PART_ONLY`] (the default methods).
 pub trait VerifyOperation: Send {
     fn update(&mut self, _part: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
+        Err(SINGLE_PART_ONLY)
     }
     fn finish(&mut self, _signature: &[u8]) -> Result<()> {
-        Err(Error::MechanismInvalid)
+        Err(SINGLE_PART_ONLY)
     }
     fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()>;
 }
@@ -228,12 +237,12 @@ pub trait CipherOperation: Send {
     }
     fn single(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     /// Multi-part steps; single-part-only mechanisms (RSA) keep these defaults, which refuse
-    /// with `Error::MechanismInvalid`.
+    /// with [`SINGLE_PART_ONLY`].
     fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
+        Err(SINGLE_PART_ONLY)
     }
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        Err(Error::MechanismInvalid)
+        Err(SINGLE_PART_ONLY)
     }
 
     /// The longest input the next update may bring: what the operation can still hold

@@ -200,7 +200,7 @@ impl SignOperation for RsaSign {
     }
 
     fn finish(&mut self) -> Result<Vec<u8>> {
-        let hash = self.scheme.hashes_input().ok_or(Error::MechanismInvalid)?;
+        let hash = self.scheme.hashes_input().ok_or(crate::mechanism::SINGLE_PART_ONLY)?;
         let digest = self.input.finish()?;
         self.sign_hash(hash, digest.as_ref())
     }
@@ -309,7 +309,7 @@ impl VerifyOperation for RsaVerify {
     }
 
     fn finish(&mut self, signature: &[u8]) -> Result<()> {
-        let hash = self.scheme.hashes_input().ok_or(Error::MechanismInvalid)?;
+        let hash = self.scheme.hashes_input().ok_or(crate::mechanism::SINGLE_PART_ONLY)?;
         let digest = self.input.finish()?;
         if signature.len() != self.k {
             return Err(Error::SignatureLenRange);

@@ -315,11 +315,11 @@ fn single_part_mechanisms_refuse_parts_and_parameters_are_checked() {
         (CKM_RSA_PKCS_PSS, pss(CKM_SHA256, CKG_MGF1_SHA256, 32)),
     ] {
         let mut op = sign_init(mechanism, &params, &key).unwrap();
-        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
-        assert_eq!(op.finish(), Err(Error::MechanismInvalid));
+        assert_eq!(op.update(b"x"), Err(Error::OperationNotInitialized));
+        assert_eq!(op.finish(), Err(Error::OperationNotInitialized));
         let mut op = verify_init(mechanism, &params, &key.public).unwrap();
-        assert_eq!(op.update(b"x"), Err(Error::MechanismInvalid));
-        assert_eq!(op.finish(&[0; 256]), Err(Error::MechanismInvalid));
+        assert_eq!(op.update(b"x"), Err(Error::OperationNotInitialized));
+        assert_eq!(op.finish(&[0; 256]), Err(Error::OperationNotInitialized));
     }
     let invalid = |mechanism, params: MechanismParams| sign_init(mechanism, &params, &key).err();
     let param_invalid = Some(Error::MechanismParamInvalid);
@@ -391,8 +391,8 @@ fn encryption_round_trips() {
         }
         assert_eq!(enc.single_len(max + 1).unwrap_err(), Error::DataLenRange);
         assert_eq!(enc.single(&vec![0; max + 1]).unwrap_err(), Error::DataLenRange);
-        assert_eq!(enc.update(b"x").unwrap_err(), Error::MechanismInvalid);
-        assert_eq!(dec.finish().unwrap_err(), Error::MechanismInvalid);
+        assert_eq!(enc.update(b"x").unwrap_err(), Error::OperationNotInitialized);
+        assert_eq!(dec.finish().unwrap_err(), Error::OperationNotInitialized);
         assert_eq!(dec.single(&[0; 255]).unwrap_err(), Error::EncryptedDataLenRange);
         assert_eq!(dec.single(&[0xff; 256]).unwrap_err(), Error::EncryptedDataInvalid);
     }
