@@ -158,9 +158,7 @@ isolated_test!(
         let too_long = [0x11_u8; 256];
         for refused in [
             with_context(HedgeType::Preferred, &too_long),
-            with_context(HedgeType::DeterministicRequired, b"ok"),
             hashing(CKM_HASH_ML_DSA_SHA256, Some(&too_long)),
-            Mechanism::HashMlDsaSha256(SignAdditionalContext::new(HedgeType::DeterministicRequired, None)),
             prehashed(MechanismType::SHA256, Some(&too_long)),
             // A hash CKM_HASH_ML_DSA does not take (FIPS 204 approves none weaker than SHA-224).
             prehashed(MechanismType::SHA1, None),

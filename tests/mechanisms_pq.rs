@@ -172,9 +172,22 @@ isolated_test!(
         let (public, private) = dsa_pair(&s, MlDsaParameterSetType::ML_DSA_44);
         let (kem_public, _) = kem_pair(&s, MlKemParameterSetType::ML_KEM_512);
         let before = count(&s);
-        // Context strings are mechanisms_ml_dsa_context.rs's; a deterministic signature is refused.
-        let refused = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::DeterministicRequired, None));
-        expect_rv(s.sign(&refused, private, b"m"), RvError::MechanismParamInvalid);
+        // Context strings are mechanisms_ml_dsa_context.rs's. A deterministic signature (FIPS
+        // 204's rnd = 0) is the same each time and pure ML-DSA (aws-lc-rs verifies it); a
+        // hedged one is not.
+        let deterministic =
+            Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::DeterministicRequired, None));
+        let once = s.sign(&deterministic, private, b"m").unwrap();
+        assert_eq!(s.sign(&deterministic, private, b"m").unwrap(), once);
+        s.verify(&ml_dsa(), public, b"m", &once).unwrap();
+        let Attribute::Value(pk) = s.get_attributes(public, &[AttributeType::Value]).unwrap().remove(0)
+        else {
+            panic!("no CKA_VALUE")
+        };
+        UnparsedPublicKey::new(aws_lc_algorithm(MlDsaParameterSetType::ML_DSA_44), &pk)
+            .verify(b"m", &once)
+            .unwrap();
+        assert_ne!(s.sign(&ml_dsa(), private, b"m").unwrap(), once);
         assert_unchanged(&s, before);
         let signature = s.sign(&ml_dsa(), private, b"m").unwrap();
         // An ML-KEM key is no ML-DSA key. A signature in parts is the signature of the whole

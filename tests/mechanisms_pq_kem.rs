@@ -332,8 +332,12 @@ isolated_test!(
             &signature,
         )
         .unwrap();
-        let refused = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::DeterministicRequired, None));
-        expect_rv(s.sign(&refused, private, b"m"), RvError::MechanismParamInvalid);
+        // Deterministic signing through the service too: the same signature twice.
+        let deterministic =
+            Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::DeterministicRequired, Some(b"c")));
+        let once = s.sign(&deterministic, private, b"m").unwrap();
+        assert_eq!(s.sign(&deterministic, private, b"m").unwrap(), once);
+        s.verify(&deterministic, public, b"m", &once).unwrap();
 
         let (ek, dk) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);
         let (rv, len, _, key) = encapsulate(&s, ek, &aes_template(), None);

@@ -6,10 +6,10 @@
 //! generated key keeps both; an imported one needs either (both must agree).
 //!
 //! Pure ML-DSA with an empty context is aws-lc-rs's, hedged (AWS-LC draws the per-signature
-//! randomness). A context string (`CK_SIGN_ADDITIONAL_CONTEXT`, at most 255 bytes) and
-//! HashML-DSA go through AWS-LC's external-mu interface ([`super::ml_dsa_mu`]). A
-//! deterministic signature (`CKH_DETERMINISTIC_REQUIRED`) is `CKR_MECHANISM_PARAM_INVALID`
-//! on signing: neither interface offers one. aws-lc-rs signs a whole message, so a
+//! randomness). A context string (`CK_SIGN_ADDITIONAL_CONTEXT`, at most 255 bytes),
+//! HashML-DSA and deterministic signatures (`CKH_DETERMINISTIC_REQUIRED`, FIPS 204's
+//! rnd = 0) go through AWS-LC's external-mu interface ([`super::ml_dsa_mu`]);
+//! `CKH_HEDGE_PREFERRED` signs hedged. aws-lc-rs signs a whole message, so a
 //! multi-part signature or verification without context (the 3.2 table of ML-DSA
 //! mechanisms marks only HashML-DSA and external mu single-part) holds its parts until
 //! `C_SignFinal`/`C_VerifyFinal` (at most `secret_buffer::MAX_HELD_INPUT` bytes, beyond which
@@ -141,7 +141,8 @@ fn check_params(params: &MechanismParams, signing: bool) -> Result<()> {
         MechanismParams::SignContext(p) => {
             let hedge_ok = match p.hedge {
                 CKH_HEDGE_PREFERRED | CKH_HEDGE_REQUIRED => true,
-                // Verification ignores the hedge variant (3.2); signing cannot be deterministic.
+                // Verification ignores the hedge variant (3.2); a deterministic signature is
+                // ml_dsa_mu's (needs_external_mu sends it there before this check).
                 CKH_DETERMINISTIC_REQUIRED => !signing,
                 _ => false,
             };
@@ -162,7 +163,7 @@ struct MlDsaSign {
 
 /// Starts a CKM_ML_DSA signature under a `CKK_ML_DSA` private key.
 pub fn sign_init(params: &MechanismParams, key: &PqPrivateKey) -> Result<Box<dyn SignOperation>> {
-    if super::ml_dsa_mu::needs_external_mu(params) {
+    if super::ml_dsa_mu::needs_external_mu(params, true) {
         return super::ml_dsa_mu::sign_init(CKM_ML_DSA, params, key);
     }
     check_params(params, true)?;
@@ -202,7 +203,7 @@ struct MlDsaVerify {
 
 /// Starts a CKM_ML_DSA verification under a `CKK_ML_DSA` public key.
 pub fn verify_init(params: &MechanismParams, key: &PqPublicKey) -> Result<Box<dyn VerifyOperation>> {
-    if super::ml_dsa_mu::needs_external_mu(params) {
+    if super::ml_dsa_mu::needs_external_mu(params, false) {
         return super::ml_dsa_mu::verify_init(CKM_ML_DSA, params, key);
     }
     check_params(params, false)?;
@@ -283,14 +284,21 @@ mod tests {
     fn what_aws_lc_cannot_do_is_refused() {
         let (q, d) = generate_key_pair(CKP_ML_DSA_44).unwrap();
         let too_long = [b'c'; 256];
-        for bad in [
-            context(CKH_HEDGE_PREFERRED, &too_long),
-            context(CKH_DETERMINISTIC_REQUIRED, b""),
-            context(CKH_DETERMINISTIC_REQUIRED, b"ctx"),
-            context(7, b""),
-        ] {
+        for bad in [context(CKH_HEDGE_PREFERRED, &too_long), context(7, b"")] {
             assert_eq!(sign_init(&bad, &d).err(), Some(Error::MechanismParamInvalid));
         }
+        // Deterministic signatures (with or without a context) repeat and verify.
+        for ctx in [&b""[..], b"ctx"] {
+            let det = context(CKH_DETERMINISTIC_REQUIRED, ctx);
+            let once = sign_init(&det, &d).unwrap().sign(b"m").unwrap();
+            assert_eq!(sign_init(&det, &d).unwrap().sign(b"m").unwrap(), once);
+            verify_init(&context(CKH_HEDGE_PREFERRED, ctx), &q).unwrap().verify(b"m", &once).unwrap();
+        }
+        // Without a context, the deterministic signature is pure ML-DSA: aws-lc-rs takes it.
+        let det = sign_init(&context(CKH_DETERMINISTIC_REQUIRED, b""), &d).unwrap().sign(b"m").unwrap();
+        UnparsedPublicKey::new(verification_algorithm(CKP_ML_DSA_44).unwrap(), &q.value)
+            .verify(b"m", &det)
+            .unwrap();
         assert_eq!(
             verify_init(&context(CKH_HEDGE_PREFERRED, &too_long), &q).err(),
             Some(Error::MechanismParamInvalid)

@@ -117,8 +117,8 @@ struct Mu {
 
 impl Mu {
     /// The head of M' for `mechanism` and its parameter, after tr of `pk`.
-    fn start(mechanism: CK_MECHANISM_TYPE, params: &MechanismParams, pk: &[u8], signing: bool) -> Result<Mu> {
-        let context = check_params(params, signing)?;
+    fn start(mechanism: CK_MECHANISM_TYPE, params: &MechanismParams, pk: &[u8]) -> Result<Mu> {
+        let context = check_params(params)?;
         let mut tr = Hashing::new(Hash::Shake256).map_err(engine)?;
         tr.update(pk).map_err(engine)?;
         let tr = tr.finish().map_err(engine)?;
@@ -177,34 +177,37 @@ impl Mu {
     }
 }
 
-/// The parameter's requests this module can honour: a context of at most 255 bytes, a hedged
-/// signature (any variant on verification), and a hash only where the mechanism takes one.
-fn check_params(params: &MechanismParams, signing: bool) -> Result<SignContext> {
+/// The parameter's requests this module can honour: a context of at most 255 bytes, any of
+/// the three hedge variants (ignored on verification), and a hash only where the mechanism
+/// takes one.
+fn check_params(params: &MechanismParams) -> Result<SignContext> {
     let context = match params {
         MechanismParams::None => SignContext { hedge: CKH_HEDGE_PREFERRED, context: Vec::new(), hash: None },
         MechanismParams::SignContext(p) => p.clone(),
         _ => return Err(Error::MechanismParamInvalid),
     };
-    let hedge_ok = match context.hedge {
-        CKH_HEDGE_PREFERRED | CKH_HEDGE_REQUIRED => true,
-        CKH_DETERMINISTIC_REQUIRED => !signing,
-        _ => false,
-    };
+    let hedge_ok =
+        matches!(context.hedge, CKH_HEDGE_PREFERRED | CKH_HEDGE_REQUIRED | CKH_DETERMINISTIC_REQUIRED);
     if !hedge_ok || context.context.len() > MAX_CONTEXT_LEN {
         return Err(Error::MechanismParamInvalid);
     }
     Ok(context)
 }
 
-/// Whether CKM_ML_DSA with `params` needs this module (a context string) rather than
-/// aws-lc-rs's pure signature.
-pub fn needs_external_mu(params: &MechanismParams) -> bool {
-    matches!(params, MechanismParams::SignContext(p) if !p.context.is_empty())
+/// Whether CKM_ML_DSA with `params` needs this module rather than aws-lc-rs's pure, hedged
+/// ML-DSA: a context string, or (`signing`) a deterministic signature. Verification ignores
+/// the hedge variant.
+pub fn needs_external_mu(params: &MechanismParams, signing: bool) -> bool {
+    matches!(params, MechanismParams::SignContext(p)
+        if !p.context.is_empty() || (signing && p.hedge == CKH_DETERMINISTIC_REQUIRED))
 }
 
 struct MuSign {
     key: MlDsaKey,
     mu: Option<Mu>,
+    /// `CKH_DETERMINISTIC_REQUIRED`: FIPS 204's deterministic variant; otherwise hedged
+    /// (`CKH_HEDGE_PREFERRED` is hedged here too).
+    deterministic: bool,
 }
 
 /// Starts a signature of `mechanism` (CKM_ML_DSA with a context, or a HashML-DSA mechanism)
@@ -216,10 +219,12 @@ pub fn sign_init(
 ) -> Result<Box<dyn SignOperation>> {
     let set = parameter_set(key.key_type, key.parameter_set)?;
     let pk = super::ml_dsa::public_key(key)?;
-    let mu = Mu::start(mechanism, params, &pk, true)?;
+    let mu = Mu::start(mechanism, params, &pk)?;
     let bytes = key.seed.as_deref().unwrap_or(&key.value);
     let key = MlDsaKey::private(set, bytes).map_err(|_| Error::KeyTypeInconsistent)?;
-    Ok(Box::new(MuSign { key, mu: Some(mu) }))
+    let deterministic =
+        matches!(params, MechanismParams::SignContext(p) if p.hedge == CKH_DETERMINISTIC_REQUIRED);
+    Ok(Box::new(MuSign { key, mu: Some(mu), deterministic }))
 }
 
 impl MuSign {
@@ -228,7 +233,9 @@ impl MuSign {
     }
 
     fn sign_mu(&self, mu: [u8; MU_LEN]) -> Result<Vec<u8>> {
-        self.key.sign_mu(&mu).map_err(|_| Error::Internal("ML-DSA signing failed"))
+        let signed =
+            if self.deterministic { self.key.sign_mu_deterministic(&mu) } else { self.key.sign_mu(&mu) };
+        signed.map_err(|_| Error::Internal("ML-DSA signing failed"))
     }
 }
 
@@ -265,7 +272,7 @@ pub fn verify_init(
 ) -> Result<Box<dyn VerifyOperation>> {
     let set = parameter_set(key.key_type, key.parameter_set)?;
     super::ml_dsa::check_public_key(key).map_err(|_| Error::KeyTypeInconsistent)?;
-    let mu = Mu::start(mechanism, params, &key.value, false)?;
+    let mu = Mu::start(mechanism, params, &key.value)?;
     let engine_key = MlDsaKey::public(set, &key.value).map_err(|_| Error::KeyTypeInconsistent)?;
     Ok(Box::new(MuVerify { key: engine_key, mu: Some(mu) }))
 }

@@ -133,12 +133,17 @@ fn bad_parameters_are_refused() {
         context: vec![1],
         hash: None,
     });
-    assert_eq!(
-        sign_init(CKM_HASH_ML_DSA_SHA256, &deterministic, &d).err(),
-        Some(Error::MechanismParamInvalid)
-    );
-    // Verification ignores the hedge variant.
-    verify_init(CKM_HASH_ML_DSA_SHA256, &deterministic, &q).unwrap();
+    // Deterministic HashML-DSA (FIPS 204 rnd = 0): the same signature twice, verified under
+    // any hedge variant (verification ignores it).
+    let once = sign_init(CKM_HASH_ML_DSA_SHA256, &deterministic, &d).unwrap().sign(b"m").unwrap();
+    assert_eq!(sign_init(CKM_HASH_ML_DSA_SHA256, &deterministic, &d).unwrap().sign(b"m").unwrap(), once);
+    verify_init(CKM_HASH_ML_DSA_SHA256, &deterministic, &q).unwrap().verify(b"m", &once).unwrap();
+    let hedged =
+        MechanismParams::SignContext(SignContext { hedge: CKH_HEDGE_REQUIRED, context: vec![1], hash: None });
+    verify_init(CKM_HASH_ML_DSA_SHA256, &hedged, &q).unwrap().verify(b"m", &once).unwrap();
+    assert_ne!(sign_init(CKM_HASH_ML_DSA_SHA256, &hedged, &d).unwrap().sign(b"m").unwrap(), once);
+    let unknown = MechanismParams::SignContext(SignContext { hedge: 7, context: vec![], hash: None });
+    assert_eq!(sign_init(CKM_HASH_ML_DSA_SHA256, &unknown, &d).err(), Some(Error::MechanismParamInvalid));
     // CKM_HASH_ML_DSA needs a hash it knows; the hashing variants take none in the parameter.
     for (m, p) in [
         (CKM_HASH_ML_DSA, context(b"")),

@@ -6,21 +6,27 @@
 //! `EVP_PKEY_verify` take mu = SHAKE256(tr || M', 64) instead of the message, so a caller
 //! that builds M' itself (a context string, or HashML-DSA's pre-hash) gets every variant of
 //! FIPS 204 from the same engine; no cryptography is written here, only the calls. Signing
-//! is hedged: AWS-LC draws the 32 random bytes of `rnd` itself and offers no deterministic
-//! variant through this interface. Keys and contexts are freed on drop (AWS-LC cleanses a
-//! private key as it frees it); the private key bytes handed in stay the caller's, in its
-//! zeroizing buffer.
+//! through `EVP_PKEY_sign` is hedged (AWS-LC draws the 32 random bytes of `rnd` itself).
+//! FIPS 204's deterministic variant (`rnd` = 32 zero bytes, Algorithm 2 line 5) goes to
+//! AWS-LC's `ml_dsa_extmu_{44,65,87}_sign_internal`, the entry points its own ACVP tests
+//! sign with: exported by the library aws-lc-sys builds but declared in a header aws-lc-sys
+//! does not bind, so they are declared here under that build's symbol prefix. Keys and
+//! contexts are freed on drop (AWS-LC cleanses a private key as it frees it); the private
+//! key bytes handed in stay the caller's, in its zeroizing buffer, and the copy read back
+//! for a deterministic signature is wiped when it is done.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::ptr::null_mut;
+
+use zeroize::Zeroizing;
 
 use aws_lc_sys::{
     EVP_DigestFinal_ex, EVP_DigestFinalXOF, EVP_DigestInit_ex, EVP_DigestUpdate, EVP_MD, EVP_MD_CTX,
     EVP_MD_CTX_free, EVP_MD_CTX_new, EVP_PKEY, EVP_PKEY_CTX, EVP_PKEY_CTX_free, EVP_PKEY_CTX_new,
-    EVP_PKEY_free, EVP_PKEY_pqdsa_new_raw_private_key, EVP_PKEY_pqdsa_new_raw_public_key, EVP_PKEY_sign,
-    EVP_PKEY_sign_init, EVP_PKEY_verify, EVP_PKEY_verify_init, EVP_sha3_224, EVP_sha3_256, EVP_sha3_384,
-    EVP_sha3_512, EVP_sha224, EVP_sha256, EVP_sha384, EVP_sha512, EVP_shake128, EVP_shake256, NID_MLDSA44,
-    NID_MLDSA65, NID_MLDSA87,
+    EVP_PKEY_free, EVP_PKEY_get_raw_private_key, EVP_PKEY_pqdsa_new_raw_private_key,
+    EVP_PKEY_pqdsa_new_raw_public_key, EVP_PKEY_sign, EVP_PKEY_sign_init, EVP_PKEY_verify,
+    EVP_PKEY_verify_init, EVP_sha3_224, EVP_sha3_256, EVP_sha3_384, EVP_sha3_512, EVP_sha224, EVP_sha256,
+    EVP_sha384, EVP_sha512, EVP_shake128, EVP_shake256, NID_MLDSA44, NID_MLDSA65, NID_MLDSA87,
 };
 
 use super::aws_lc_object::Owned;
@@ -28,6 +34,58 @@ use super::sha3::{EngineFailure, check, owned};
 
 /// Bytes of mu, and of tr (FIPS 204: both are 64-byte SHAKE256 outputs).
 pub const MU_LEN: usize = 64;
+
+/// AWS-LC's `ml_dsa_extmu_*_sign_internal(sk, sig, sig_len, mu, mu_len, pre, pre_len, rnd)`:
+/// signs the 64-byte `mu` under the expanded private key `sk` with the given 32-byte `rnd`
+/// (`pre` is unused with an external mu); 1 on success. The names carry the symbol prefix of
+/// aws-lc-sys 0.47.0 (its `links = "aws_lc_0_47_0"`), the version Cargo.lock pins: another
+/// version fails to link rather than call anything else.
+type SignInternal = unsafe extern "C" fn(
+    *const u8,
+    *mut u8,
+    *mut usize,
+    *const u8,
+    usize,
+    *const u8,
+    usize,
+    *const u8,
+) -> c_int;
+
+unsafe extern "C" {
+    #[link_name = "aws_lc_0_47_0_ml_dsa_extmu_44_sign_internal"]
+    fn ml_dsa_extmu_44_sign_internal(
+        sk: *const u8,
+        sig: *mut u8,
+        sig_len: *mut usize,
+        mu: *const u8,
+        mu_len: usize,
+        pre: *const u8,
+        pre_len: usize,
+        rnd: *const u8,
+    ) -> c_int;
+    #[link_name = "aws_lc_0_47_0_ml_dsa_extmu_65_sign_internal"]
+    fn ml_dsa_extmu_65_sign_internal(
+        sk: *const u8,
+        sig: *mut u8,
+        sig_len: *mut usize,
+        mu: *const u8,
+        mu_len: usize,
+        pre: *const u8,
+        pre_len: usize,
+        rnd: *const u8,
+    ) -> c_int;
+    #[link_name = "aws_lc_0_47_0_ml_dsa_extmu_87_sign_internal"]
+    fn ml_dsa_extmu_87_sign_internal(
+        sk: *const u8,
+        sig: *mut u8,
+        sig_len: *mut usize,
+        mu: *const u8,
+        mu_len: usize,
+        pre: *const u8,
+        pre_len: usize,
+        rnd: *const u8,
+    ) -> c_int;
+}
 
 /// The three parameter sets of FIPS 204.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +101,23 @@ impl ParameterSet {
             ParameterSet::MlDsa44 => 2420,
             ParameterSet::MlDsa65 => 3309,
             ParameterSet::MlDsa87 => 4627,
+        }
+    }
+
+    /// Bytes of the expanded private key `sk` (FIPS 204 Table 2).
+    const fn private_key_len(self) -> usize {
+        match self {
+            ParameterSet::MlDsa44 => 2560,
+            ParameterSet::MlDsa65 => 4032,
+            ParameterSet::MlDsa87 => 4896,
+        }
+    }
+
+    fn sign_internal(self) -> SignInternal {
+        match self {
+            ParameterSet::MlDsa44 => ml_dsa_extmu_44_sign_internal,
+            ParameterSet::MlDsa65 => ml_dsa_extmu_65_sign_internal,
+            ParameterSet::MlDsa87 => ml_dsa_extmu_87_sign_internal,
         }
     }
 
@@ -202,6 +277,41 @@ impl MlDsaKey {
         Ok(signature)
     }
 
+    /// Signs `mu` deterministically (FIPS 204: `rnd` = 32 zero bytes); the key must be
+    /// private. The same key and mu always give the same signature.
+    pub fn sign_mu_deterministic(&self, mu: &[u8; MU_LEN]) -> Result<Vec<u8>, EngineFailure> {
+        let mut sk = Zeroizing::new(vec![0u8; self.set.private_key_len()]);
+        let mut sk_len = sk.len();
+        // SAFETY: the key is live; `sk` is writable for `sk_len` bytes, which AWS-LC checks
+        // against the key's length before writing.
+        check(unsafe { EVP_PKEY_get_raw_private_key(self.key.get(), sk.as_mut_ptr(), &mut sk_len) })?;
+        if sk_len != sk.len() {
+            return Err(EngineFailure);
+        }
+        let rnd = [0u8; 32];
+        let mut signature = vec![0u8; self.set.signature_len()];
+        let mut len = 0usize;
+        // SAFETY: `sk` holds the parameter set's whole expanded key (its length checked
+        // above), `signature` that set's signature length, `mu` its 64 bytes and `rnd` 32;
+        // `pre` is NULL with length 0; AWS-LC writes the signature and its length only.
+        check(unsafe {
+            (self.set.sign_internal())(
+                sk.as_ptr(),
+                signature.as_mut_ptr(),
+                &mut len,
+                mu.as_ptr(),
+                mu.len(),
+                std::ptr::null(),
+                0,
+                rnd.as_ptr(),
+            )
+        })?;
+        if len != signature.len() {
+            return Err(EngineFailure);
+        }
+        Ok(signature)
+    }
+
     /// Whether `signature` is this key's signature of `mu`.
     pub fn verify_mu(&self, mu: &[u8; MU_LEN], signature: &[u8]) -> Result<bool, EngineFailure> {
         let context = self.operation()?;
@@ -251,5 +361,30 @@ mod tests {
         assert!(key.verify_mu(&[3; MU_LEN], &signature).unwrap());
         assert!(!key.verify_mu(&[4; MU_LEN], &signature).unwrap());
         assert!(!key.verify_mu(&[3; MU_LEN], &signature[1..]).unwrap());
+    }
+
+    /// The deterministic variant, for each parameter set: the same key and mu give the same
+    /// signature, which AWS-LC's verifier takes and which differs from a hedged one; a key
+    /// made from its seed and from its expanded form sign alike; a public key cannot sign.
+    #[test]
+    fn deterministic_signatures_repeat_and_verify() {
+        for set in [ParameterSet::MlDsa44, ParameterSet::MlDsa65, ParameterSet::MlDsa87] {
+            let key = MlDsaKey::private(set, &[9; 32]).unwrap();
+            let mu = [5u8; MU_LEN];
+            let first = key.sign_mu_deterministic(&mu).unwrap();
+            assert_eq!(first.len(), set.signature_len());
+            assert_eq!(key.sign_mu_deterministic(&mu).unwrap(), first, "{set:?}");
+            assert!(key.verify_mu(&mu, &first).unwrap());
+            assert_ne!(key.sign_mu(&mu).unwrap(), first, "a hedged signature draws rnd");
+            assert_ne!(key.sign_mu_deterministic(&[6; MU_LEN]).unwrap(), first);
+            let mut sk = vec![0u8; set.private_key_len()];
+            let mut len = sk.len();
+            // SAFETY: `sk` is writable for `len` bytes.
+            check(unsafe { EVP_PKEY_get_raw_private_key(key.key.get(), sk.as_mut_ptr(), &mut len) }).unwrap();
+            let expanded = MlDsaKey::private(set, &sk).unwrap();
+            assert_eq!(expanded.sign_mu_deterministic(&mu).unwrap(), first);
+        }
+        let public = MlDsaKey::public(ParameterSet::MlDsa44, &[1; 1312]).unwrap();
+        assert!(public.sign_mu_deterministic(&[0; MU_LEN]).is_err());
     }
 }
