@@ -107,9 +107,28 @@ isolated_test!(
         assert_eq!(ciphertext.len(), 128);
         assert_eq!(s.decrypt(&Mechanism::RsaPkcs, private, &ciphertext).unwrap(), b"legacy secret");
         expect_rv(s.encrypt(&oaep(), public, b"x"), RvError::KeySizeRange);
-        // Generation still starts at 2048 (AWS-LC's smallest).
+        // Generation starts at 1024 too (the `rsa` crate's keys below AWS-LC's 2048), as the
+        // test suites of PKCS#11 bindings (python-pkcs11's) generate them: the pair is
+        // 1024 bits, has e = 65537 and all CRT values, signs and verifies, and OpenSSL-style
+        // PKCS#1 v1.5 encryption round-trips; sizes that are no multiple of 8 are refused.
         let keygen = p.get_mechanism_info(slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN).unwrap();
-        assert_eq!(keygen.min_key_size(), 2048);
+        assert_eq!((keygen.min_key_size(), keygen.max_key_size()), (1024, 4096));
+        for bits in [1024u64, 1536] {
+            let (public, private) = generate(&s, bits).unwrap();
+            let modulus = common::objects::bytes(&s, public, cryptoki::object::AttributeType::Modulus);
+            assert_eq!(modulus.len() as u64 * 8, bits, "a {bits}-bit modulus");
+            assert!(modulus[0] & 0x80 != 0, "its top bit set");
+            assert_eq!(
+                common::objects::bytes(&s, public, cryptoki::object::AttributeType::PublicExponent),
+                vec![1, 0, 1]
+            );
+            let signature = s.sign(&Mechanism::Sha256RsaPkcs, private, MESSAGE).unwrap();
+            s.verify(&Mechanism::Sha256RsaPkcs, public, MESSAGE, &signature).unwrap();
+            let ciphertext = s.encrypt(&Mechanism::RsaPkcs, public, b"legacy secret").unwrap();
+            assert_eq!(s.decrypt(&Mechanism::RsaPkcs, private, &ciphertext).unwrap(), b"legacy secret");
+        }
+        expect_rv(generate(&s, 1025), RvError::KeySizeRange);
+        expect_rv(generate(&s, 1016), RvError::KeySizeRange);
     }
 );
 

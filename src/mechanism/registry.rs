@@ -86,7 +86,7 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA3_512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     // RSA: generation from `rsa_min_bits` (see `mechanism_info`); 1024-bit keys verify, and
     // serve the other functions where `rsa_min_bits` allows; OAEP (AWS-LC's) from 2048.
-    (CKM_RSA_PKCS_KEY_PAIR_GEN, info(2048, 4096, CKF_GENERATE_KEY_PAIR)),
+    (CKM_RSA_PKCS_KEY_PAIR_GEN, info(1024, 4096, CKF_GENERATE_KEY_PAIR)),
     (CKM_RSA_PKCS, info(1024, 8192, RSA_ALL | CKF_WRAP | CKF_UNWRAP)),
     (CKM_RSA_PKCS_OAEP, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
     (CKM_RSA_X_509, info(1024, 8192, RSA_ALL)),
@@ -181,7 +181,7 @@ pub fn mechanism_info(mechanism: CK_MECHANISM_TYPE) -> Result<MechanismInfo> {
     let mut info =
         REGISTRY.iter().find(|(m, _)| *m == mechanism).map(|(_, i)| *i).ok_or(Error::MechanismInvalid)?;
     if mechanism == CKM_RSA_PKCS_KEY_PAIR_GEN {
-        // The settings may raise the smallest key generated.
+        // The settings decide the smallest key generated (`rsa_min_bits`, 2048 by default).
         info.min_key_size = info.min_key_size.max(super::rsa::min_modulus_bits() as CK_ULONG);
     }
     Ok(info)

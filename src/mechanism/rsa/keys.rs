@@ -233,28 +233,73 @@ pub fn check_private_key(key: &RsaPrivateKey) -> Result<()> {
     if private.public.aws_sized() { private.aws_key_pair().map(|_| ()) } else { private.raw().map(|_| ()) }
 }
 
-/// Generates an RSA key pair of `modulus_bits` (2048, 3072 or 4096, and not below
-/// [`min_modulus_bits`]; others are `Error::KeySizeRange`) with public exponent 65537; a `public_exponent` other than 65537 is
-/// `Error::AttributeValueInvalid`. The private key carries all CRT values.
+/// The largest RSA key generated, in bits.
+pub const MAX_GENERATED_MODULUS_BITS: u64 = 4096;
+
+/// Generates an RSA key pair of `modulus_bits` (from [`min_modulus_bits`], the process's
+/// `rsa_min_bits`, to [`MAX_GENERATED_MODULUS_BITS`], a multiple of 8; others are
+/// `Error::KeySizeRange`) with public exponent 65537; a `public_exponent` other than 65537 is
+/// `Error::AttributeValueInvalid`. 2048, 3072 and 4096 bits are AWS-LC's keys; other sizes
+/// (1024-bit keys where the settings allow them, which legacy clients and the test suites of
+/// PKCS#11 bindings generate) are the `rsa` crate's, from AWS-LC's randomness. The private
+/// key carries all CRT values.
 pub fn generate_key_pair(
     modulus_bits: u64,
     public_exponent: Option<&[u8]>,
 ) -> Result<(RsaPublicKey, RsaPrivateKey)> {
-    if modulus_bits < min_modulus_bits() {
+    if modulus_bits < min_modulus_bits()
+        || modulus_bits > MAX_GENERATED_MODULUS_BITS
+        || !modulus_bits.is_multiple_of(8)
+    {
         return Err(Error::KeySizeRange);
+    }
+    if public_exponent.is_some_and(|e| strip_leading_zeros(e) != [0x01, 0x00, 0x01]) {
+        return Err(Error::AttributeValueInvalid);
     }
     let size = match modulus_bits {
         2048 => KeySize::Rsa2048,
         3072 => KeySize::Rsa3072,
         4096 => KeySize::Rsa4096,
-        _ => return Err(Error::KeySizeRange),
+        other => return generate_with_rsa_crate(other),
     };
-    if public_exponent.is_some_and(|e| strip_leading_zeros(e) != [0x01, 0x00, 0x01]) {
-        return Err(Error::AttributeValueInvalid);
-    }
     let pair = KeyPair::generate(size).map_err(|_| Error::Internal("RSA key generation failed"))?;
     let pkcs8 = pair.as_der().map_err(|_| Error::Internal("RSA key export failed"))?;
     let private = encoding::rsa_private_key_from_pkcs8(pkcs8.as_ref())
         .ok_or(Error::Internal("RSA key export failed"))?;
     Ok((private.public.clone(), private))
+}
+
+/// An RSA key pair of a size AWS-LC does not generate, from the `rsa` crate (two primes,
+/// e = 65537).
+fn generate_with_rsa_crate(modulus_bits: u64) -> Result<(RsaPublicKey, RsaPrivateKey)> {
+    let failed = |_| Error::Internal("RSA key generation failed");
+    let key =
+        ::rsa::PrivateKey::new_with_exp(&mut AwsLcRng, modulus_bits as usize, BoxedUint::from(65537u64))
+            .map_err(failed)?;
+    let bytes = |value: &BoxedUint| {
+        let full = Zeroizing::new(value.to_be_bytes());
+        Zeroizing::new(strip_leading_zeros(&full).to_vec())
+    };
+    let primes = key.primes();
+    let (Some(dp), Some(dq), Some(qinv)) = (key.dp(), key.dq(), key.crt_coefficient().map(Zeroizing::new))
+    else {
+        return Err(Error::Internal("RSA key generation failed"));
+    };
+    if primes.len() != 2 || bit_len(&bytes(key.n().as_ref())) as u64 != modulus_bits {
+        return Err(Error::Internal("RSA key generation failed"));
+    }
+    let public =
+        RsaPublicKey { modulus: bytes(key.n().as_ref()).to_vec(), public_exponent: bytes(key.e()).to_vec() };
+    let private = RsaPrivateKey {
+        public: public.clone(),
+        private_exponent: bytes(key.d()),
+        crt: Some(RsaCrt {
+            prime_1: bytes(&primes[0]),
+            prime_2: bytes(&primes[1]),
+            exponent_1: bytes(dp),
+            exponent_2: bytes(dq),
+            coefficient: bytes(&qinv),
+        }),
+    };
+    Ok((public, private))
 }

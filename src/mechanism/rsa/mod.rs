@@ -18,9 +18,9 @@
 //!
 //! Key sizes: keys of 1024 to 8192 bits import, and verify signatures; signing, encryption
 //! and decryption take keys from the process's `rsa_min_bits` (default 2048, see
-//! [`set_min_modulus_bits`]). Generation makes 2048, 3072 or 4096-bit keys (not below
-//! `rsa_min_bits`) with e = 65537. AWS-LC takes keys from 2048 bits, so smaller ones use the
-//! `rsa` crate's primitive; OAEP, which only AWS-LC offers here, needs 2048 bits. The
+//! [`set_min_modulus_bits`]). Generation makes keys from `rsa_min_bits` to 4096 bits with
+//! e = 65537: AWS-LC's at 2048, 3072 and 4096 bits, the `rsa` crate's at other sizes. AWS-LC
+//! takes keys from 2048 bits, so smaller ones use the `rsa` crate's primitive; OAEP, which only AWS-LC offers here, needs 2048 bits. The
 //! engine's key is built once per `*_init`. Decryption failures of every kind are one
 //! `Error::EncryptedDataInvalid`.
 
