@@ -104,6 +104,29 @@ isolated_test!(
 );
 
 isolated_test!(
+    /// A template asking for a shorter key than the 32-byte shared secret (an AES-128 key, as
+    /// python-pkcs11's own suite asks) gets the secret's leading bytes, at both ends.
+    fn a_shorter_key_is_the_shared_secrets_leading_bytes() {
+        let (_p, _slot, s) = logged_in();
+        let (public, private) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);
+        let mut aes_128 = aes_template();
+        aes_128.push(Attribute::ValueLen(16.into()));
+        let (ciphertext, sender) = s.encapsulate_key(&Mechanism::MlKem, public, &aes_128).unwrap();
+        let receiver = s.decapsulate_key(&Mechanism::MlKem, private, &aes_128, &ciphertext).unwrap();
+        let whole = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::GENERIC_SECRET)];
+        let full = s.decapsulate_key(&Mechanism::MlKem, private, &whole, &ciphertext).unwrap();
+        let (sent, received, secret) = (value(&s, sender), value(&s, receiver), value(&s, full));
+        assert_eq!(secret.len(), 32);
+        assert_eq!(sent, secret[..16]);
+        assert_eq!(received, sent);
+        assert_eq!(
+            s.get_attributes(sender, &[AttributeType::ValueLen]).unwrap(),
+            vec![Attribute::ValueLen(16.into())]
+        );
+    }
+);
+
+isolated_test!(
     fn ml_kem_refuses_bad_lengths_templates_and_keys() {
         let (_p, _slot, s) = logged_in();
         let (public, private) = kem_pair(&s, MlKemParameterSetType::ML_KEM_768);
@@ -113,10 +136,14 @@ isolated_test!(
         let (rv, len, _, key) = encapsulate(&s, public, &aes_template(), Some(1087));
         assert_eq!((rv, len, key), (CKR_BUFFER_TOO_SMALL, 1088, 0));
         assert_unchanged(&s, before);
-        // A template asking for another length, or a non-secret class.
-        let mut short = aes_template();
-        short.push(Attribute::ValueLen(16.into()));
-        assert_eq!(encapsulate(&s, public, &short, Some(1088)).0, CKR_TEMPLATE_INCONSISTENT);
+        // A template asking for a longer key than the 32-byte secret, a length AES keys do
+        // not have, or a non-secret class.
+        let mut long = aes_template();
+        long.push(Attribute::ValueLen(33.into()));
+        assert_eq!(encapsulate(&s, public, &long, Some(1088)).0, CKR_TEMPLATE_INCONSISTENT);
+        let mut odd = aes_template();
+        odd.push(Attribute::ValueLen(20.into()));
+        assert_eq!(encapsulate(&s, public, &odd, Some(1088)).0, CKR_TEMPLATE_INCONSISTENT);
         let data = [Attribute::Class(ObjectClass::DATA)];
         assert_eq!(encapsulate(&s, public, &data, Some(1088)).0, CKR_TEMPLATE_INCONSISTENT);
         // Keys without the usage: an ML-DSA key has no CKA_ENCAPSULATE, a private key none.
@@ -134,7 +161,7 @@ isolated_test!(
             decapsulate(&s, private, &aes_template(), &ciphertext[1..]).0,
             CKR_ENCRYPTED_DATA_LEN_RANGE
         );
-        assert_eq!(decapsulate(&s, private, &short, &ciphertext).0, CKR_TEMPLATE_INCONSISTENT);
+        assert_eq!(decapsulate(&s, private, &long, &ciphertext).0, CKR_TEMPLATE_INCONSISTENT);
         assert_eq!(decapsulate(&s, public, &aes_template(), &ciphertext).0, CKR_KEY_FUNCTION_NOT_PERMITTED);
         assert_unchanged(&s, before);
 

@@ -105,12 +105,16 @@ pub(super) fn secret(
         CKM_CONCATENATE_DATA_AND_BASE => Zeroizing::new([data()?, base.value.as_slice()].concat()),
         CKM_XOR_BASE_AND_DATA => Zeroizing::new(base.value.iter().zip(data()?).map(|(k, d)| k ^ d).collect()),
         CKM_EXTRACT_KEY_FROM_KEY => return extract(base, ulong_param(params)?, len),
-        CKM_AES_ECB_ENCRYPT_DATA => encrypt_data(CKM_AES_ECB, &MechanismParams::None, base, data()?)?,
+        CKM_AES_ECB_ENCRYPT_DATA => {
+            let produced = encrypt_data(CKM_AES_ECB, &MechanismParams::None, base, data()?)?;
+            return leftmost(long_enough(produced, len)?, len);
+        }
         CKM_AES_CBC_ENCRYPT_DATA => {
             let MechanismParams::CbcData(p) = params else {
                 return Err(Error::MechanismParamInvalid);
             };
-            encrypt_data(CKM_AES_CBC, &MechanismParams::Iv(p.iv.to_vec()), base, &p.data)?
+            let produced = encrypt_data(CKM_AES_CBC, &MechanismParams::Iv(p.iv.to_vec()), base, &p.data)?;
+            return leftmost(long_enough(produced, len)?, len);
         }
         CKM_HKDF_DERIVE | CKM_HKDF_DATA => {
             let MechanismParams::Hkdf(p) = params else {
@@ -135,6 +139,17 @@ fn leftmost(mut produced: Zeroizing<Vec<u8>>, len: usize) -> Result<Zeroizing<Ve
         return Err(Error::TemplateInconsistent);
     }
     produced.truncate(len);
+    Ok(produced)
+}
+
+/// The encrypted data of CKM_AES_*_ENCRYPT_DATA, if it is at least the `len` bytes the
+/// template asks for: shorter data is a parameter too short for the key
+/// (`CKR_MECHANISM_PARAM_INVALID`, as SoftHSMv2 answers and python-pkcs11's suite expects),
+/// not a template at fault.
+fn long_enough(produced: Zeroizing<Vec<u8>>, len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    if len > produced.len() {
+        return Err(Error::MechanismParamInvalid);
+    }
     Ok(produced)
 }
 
@@ -242,6 +257,8 @@ mod tests {
             mech(CKM_AES_ECB_ENCRYPT_DATA, MechanismParams::Data(hex("00112233445566778899aabbccddeeff")));
         assert_eq!(*secret(&m, &aes, None, 16).unwrap(), hex("69c4e0d86a7b0430d8cdb78070b4c55a"));
         assert_eq!(*secret(&m, &aes, None, 8).unwrap(), hex("69c4e0d86a7b0430"));
+        // A key longer than the data: the data is too short a parameter for it.
+        assert_eq!(secret(&m, &aes, None, 32).err(), Some(Error::MechanismParamInvalid));
         let sp = key(CKK_AES, &hex("2b7e151628aed2a6abf7158809cf4f3c"));
         let m = mech(
             CKM_AES_CBC_ENCRYPT_DATA,

@@ -10,9 +10,11 @@
 //! merged template always does, and one that cannot is refused before anything is made.
 //!
 //! The new key is made as an unwrapped key is (`Origin::Unwrap`: not local, no history of
-//! being sensitive), a generic secret unless the template names another secret key type;
-//! its length is the shared secret's (32 bytes for ML-KEM), and a template asking for
-//! another `CKA_VALUE_LEN`, or a type of another size, is `CKR_TEMPLATE_INCONSISTENT`.
+//! being sensitive, extractable unless the template says no), a generic secret unless the
+//! template names another secret key type. Its value is the shared secret (32 bytes for
+//! ML-KEM), or the leading `CKA_VALUE_LEN` bytes of it when the template asks for a shorter
+//! key (an AES-128 key from ML-KEM, as python-pkcs11 asks and Kryoptic makes); a longer
+//! length, or one the key type cannot have, is `CKR_TEMPLATE_INCONSISTENT`.
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -127,15 +129,20 @@ fn imposed(
 
 /// Gives `key` the shared secret as its value, if the template's length and type allow it.
 fn set_secret(key: &mut Object, secret: &[u8]) -> Result<()> {
-    let fits = match key.key_type() {
-        Some(CKK_AES) => matches!(secret.len(), 16 | 24 | 32),
-        _ => !secret.is_empty(),
+    let len = match key.ulong(CKA_VALUE_LEN) {
+        None => secret.len(),
+        Some(asked) => {
+            usize::try_from(asked).ok().filter(|l| *l <= secret.len()).ok_or(Error::TemplateInconsistent)?
+        }
     };
-    let len_matches = key.ulong(CKA_VALUE_LEN).is_none_or(|l| l == secret.len() as CK_ULONG);
-    if !fits || !len_matches {
+    let fits = match key.key_type() {
+        Some(CKK_AES) => matches!(len, 16 | 24 | 32),
+        _ => len > 0,
+    };
+    if !fits {
         return Err(Error::TemplateInconsistent);
     }
-    key.set(CKA_VALUE_LEN, encode_ulong(secret.len() as CK_ULONG));
-    key.set(CKA_VALUE, secret.to_vec());
+    key.set(CKA_VALUE_LEN, encode_ulong(len as CK_ULONG));
+    key.set(CKA_VALUE, secret[..len].to_vec());
     Ok(())
 }
