@@ -43,12 +43,8 @@ fn import_1024(s: &Session) -> (ObjectHandle, ObjectHandle) {
     (public, private)
 }
 
-fn oaep() -> Mechanism<'static> {
-    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
-        MechanismType::SHA256,
-        PkcsMgfType::MGF1_SHA256,
-        PkcsOaepSource::empty(),
-    ))
+fn oaep_with(hash: MechanismType, mgf: PkcsMgfType) -> Mechanism<'static> {
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty()))
 }
 
 fn generate(s: &Session, bits: u64) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
@@ -84,7 +80,11 @@ isolated_test!(
         let verify = info(MechanismType::SHA256_RSA_PKCS);
         assert_eq!((verify.min_key_size(), verify.max_key_size()), (1024, 8192));
         let oaep = info(MechanismType::RSA_PKCS_OAEP);
-        assert_eq!((oaep.min_key_size(), oaep.max_key_size()), (2048, 8192));
+        assert_eq!((oaep.min_key_size(), oaep.max_key_size()), (1024, 8192));
+        expect_rv(
+            s.encrypt(&oaep_with(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1), public, b"x"),
+            RvError::KeySizeRange,
+        );
     }
 );
 
@@ -106,7 +106,20 @@ isolated_test!(
         let ciphertext = s.encrypt(&Mechanism::RsaPkcs, public, b"legacy secret").unwrap();
         assert_eq!(ciphertext.len(), 128);
         assert_eq!(s.decrypt(&Mechanism::RsaPkcs, private, &ciphertext).unwrap(), b"legacy secret");
-        expect_rv(s.encrypt(&oaep(), public, b"x"), RvError::KeySizeRange);
+        // OAEP too (the `rsa` crate's, AWS-LC taking 2048 bits and up), as python-pkcs11's
+        // suite uses it with SHA-1 and 1024-bit keys; SHA-512 leaves no room in 128 bytes.
+        for (hash, mgf) in
+            [(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1), (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256)]
+        {
+            let ciphertext = s.encrypt(&oaep_with(hash, mgf), public, b"legacy secret").unwrap();
+            assert_eq!(ciphertext.len(), 128);
+            assert_eq!(s.decrypt(&oaep_with(hash, mgf), private, &ciphertext).unwrap(), b"legacy secret");
+            let mut forged = ciphertext.clone();
+            forged[5] ^= 1;
+            expect_rv(s.decrypt(&oaep_with(hash, mgf), private, &forged), RvError::EncryptedDataInvalid);
+        }
+        let sha512 = oaep_with(MechanismType::SHA512, PkcsMgfType::MGF1_SHA512);
+        expect_rv(s.encrypt(&sha512, public, b"x"), RvError::KeySizeRange);
         // Generation starts at 1024 too (the `rsa` crate's keys below AWS-LC's 2048), as the
         // test suites of PKCS#11 bindings (python-pkcs11's) generate them: the pair is
         // 1024 bits, has e = 65537 and all CRT values, signs and verifies, and OpenSSL-style

@@ -85,10 +85,11 @@ const REGISTRY: &[(CK_MECHANISM_TYPE, MechanismInfo)] = &[
     (CKM_SHA3_384_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA3_512_HMAC_GENERAL, info(1, 512, CKF_SIGN | CKF_VERIFY)),
     // RSA: generation from `rsa_min_bits` (see `mechanism_info`); 1024-bit keys verify, and
-    // serve the other functions where `rsa_min_bits` allows; OAEP (AWS-LC's) from 2048.
+    // serve the other functions where `rsa_min_bits` allows (OAEP below 2048 bits by the
+    // `rsa` crate, AWS-LC's from 2048).
     (CKM_RSA_PKCS_KEY_PAIR_GEN, info(1024, 4096, CKF_GENERATE_KEY_PAIR)),
     (CKM_RSA_PKCS, info(1024, 8192, RSA_ALL | CKF_WRAP | CKF_UNWRAP)),
-    (CKM_RSA_PKCS_OAEP, info(2048, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
+    (CKM_RSA_PKCS_OAEP, info(1024, 8192, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)),
     (CKM_RSA_X_509, info(1024, 8192, RSA_ALL)),
     (CKM_RSA_PKCS_PSS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),
     (CKM_SHA1_RSA_PKCS, info(1024, 8192, CKF_SIGN | CKF_VERIFY)),

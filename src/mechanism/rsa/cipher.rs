@@ -13,7 +13,7 @@ pub(super) fn prepared_decrypting_key(private: &Private) -> Result<PrivateDecryp
 /// The padding of an encryption mechanism, checked against its parameters.
 pub(super) enum Padding {
     Pkcs1,
-    Oaep { algorithm: &'static OaepAlgorithm, hash_len: usize, label: Vec<u8> },
+    Oaep { algorithm: &'static OaepAlgorithm, hash: CK_MECHANISM_TYPE, hash_len: usize, label: Vec<u8> },
     X509,
 }
 
@@ -26,13 +26,14 @@ impl Padding {
                 let MechanismParams::Oaep(OaepParams { hash, mgf, label }) = params else {
                     return Err(Error::MechanismParamInvalid);
                 };
-                let hash = Hash::by_mechanism(*hash).ok_or(Error::MechanismParamInvalid)?;
+                let mechanism = *hash;
+                let hash = Hash::by_mechanism(mechanism).ok_or(Error::MechanismParamInvalid)?;
                 // AWS-LC has no OAEP with SHA-224; the MGF must use the same hash.
                 let algorithm = hash.aws_oaep().ok_or(Error::MechanismParamInvalid)?;
                 if *mgf != hash.mgf {
                     return Err(Error::MechanismParamInvalid);
                 }
-                Ok(Padding::Oaep { algorithm, hash_len: hash.len(), label: label.clone() })
+                Ok(Padding::Oaep { algorithm, hash: mechanism, hash_len: hash.len(), label: label.clone() })
             }
             _ => Err(Error::MechanismInvalid),
         }
@@ -42,7 +43,7 @@ impl Padding {
     fn max_input(&self, k: usize) -> usize {
         match self {
             Padding::Pkcs1 => k - 11,
-            Padding::Oaep { hash_len, .. } => k - 2 * hash_len - 2,
+            Padding::Oaep { hash_len, .. } => k.saturating_sub(2 * hash_len + 2),
             Padding::X509 => k,
         }
     }
@@ -53,6 +54,16 @@ impl Padding {
             _ => None,
         }
     }
+
+    /// OAEP with a key below AWS-LC's sizes (the `rsa` crate's): its hash, if the `k`-byte
+    /// modulus leaves room for a message at all (a 1024-bit key and SHA-512 does not:
+    /// `Error::KeySizeRange`).
+    fn small_key_oaep(&self, k: usize) -> Result<CK_MECHANISM_TYPE> {
+        match self {
+            Padding::Oaep { hash, hash_len, .. } if k > 2 * hash_len + 2 => Ok(*hash),
+            _ => Err(Error::KeySizeRange),
+        }
+    }
 }
 
 pub(super) enum Encryptor {
@@ -60,6 +71,8 @@ pub(super) enum Encryptor {
     Oaep(OaepPublicEncryptingKey, &'static OaepAlgorithm),
     /// PKCS#1 v1.5 with a key below AWS-LC's sizes, by the `rsa` crate.
     RawPkcs1(::rsa::PublicKey),
+    /// OAEP with a key below AWS-LC's sizes, by the `rsa` crate, with this hash.
+    RawOaep(::rsa::PublicKey, CK_MECHANISM_TYPE),
     Raw(::rsa::PublicKey),
 }
 
@@ -79,7 +92,9 @@ pub fn encrypt_init(
     let padding = Padding::new(mechanism, params)?;
     let public = Public::new(key, min_modulus_bits())?;
     let engine = match &padding {
-        Padding::Oaep { .. } if !public.aws_sized() => return Err(Error::KeySizeRange),
+        Padding::Oaep { .. } if !public.aws_sized() => {
+            Encryptor::RawOaep(public.raw()?, padding.small_key_oaep(public.k)?)
+        }
         Padding::Pkcs1 if !public.aws_sized() => Encryptor::RawPkcs1(public.raw()?),
         Padding::Pkcs1 => Encryptor::Pkcs1(
             Pkcs1PublicEncryptingKey::new(public.aws_encrypting()?)
@@ -126,6 +141,13 @@ impl CipherOperation for RsaEncrypt {
                 out.get_mut(..len).ok_or(Error::DataLenRange)?.copy_from_slice(&c);
                 len
             }
+            Encryptor::RawOaep(key, hash) => {
+                let label = self.padding.label().unwrap_or_default();
+                let c = padding::oaep_encrypt(key, *hash, label, input)?;
+                let len = c.len();
+                out.get_mut(..len).ok_or(Error::DataLenRange)?.copy_from_slice(&c);
+                len
+            }
             Encryptor::Raw(key) => {
                 let c = raw_public(key, self.k, &left_pad(input, self.k)).ok_or(Error::DataInvalid)?;
                 out.copy_from_slice(&c);
@@ -142,6 +164,8 @@ pub(super) enum Decryptor {
     Oaep(OaepPrivateDecryptingKey, &'static OaepAlgorithm),
     /// PKCS#1 v1.5 with a key below AWS-LC's sizes, by the `rsa` crate (blinded).
     RawPkcs1(Box<::rsa::PrivateKey>),
+    /// OAEP with a key below AWS-LC's sizes, by the `rsa` crate (blinded), with this hash.
+    RawOaep(Box<::rsa::PrivateKey>, CK_MECHANISM_TYPE),
     Raw(Box<::rsa::PrivateKey>),
 }
 
@@ -167,7 +191,9 @@ pub fn decrypt_init(
     let padding = Padding::new(mechanism, params)?;
     let private = Private::new(key, min_modulus_bits())?;
     let engine = match &padding {
-        Padding::Oaep { .. } if !private.public.aws_sized() => return Err(Error::KeySizeRange),
+        Padding::Oaep { .. } if !private.public.aws_sized() => {
+            Decryptor::RawOaep(Box::new(private.raw()?), padding.small_key_oaep(private.public.k)?)
+        }
         Padding::Pkcs1 if !private.public.aws_sized() => Decryptor::RawPkcs1(Box::new(private.raw()?)),
         Padding::Pkcs1 => Decryptor::Pkcs1(
             Pkcs1PrivateDecryptingKey::new(prepared_decrypting_key(&private)?)
@@ -252,6 +278,12 @@ impl RsaDecrypt {
                         .map_err(|_| Error::EncryptedDataInvalid)?,
                 );
                 out[..m.len()].copy_from_slice(&m);
+                Ok(m.len())
+            }
+            Decryptor::RawOaep(key, hash) => {
+                let label = self.padding.label().unwrap_or_default();
+                let m = padding::oaep_decrypt(key, *hash, label, input)?;
+                out.get_mut(..m.len()).ok_or(Error::EncryptedDataInvalid)?.copy_from_slice(&m);
                 Ok(m.len())
             }
             Decryptor::Raw(key) => {

@@ -1,13 +1,16 @@
 //! The PKCS#1 signature encodings (RFC 8017 §9: EMSA-PKCS1-v1_5, and EMSA-PSS with MGF1)
 //! for what AWS-LC does not sign or verify here: keys below 2048 bits, SHA-1 and SHA-224
 //! PKCS#1 v1.5 signing, PSS with SHA-1/SHA-224 or a salt other than the hash's length, and
-//! CKM_RSA_PKCS over data that is not a SHA-2 DigestInfo. The `rsa` crate's own `pkcs1v15`
-//! and `pss` do the encoding around its constant-time primitive, blinded with AWS-LC
+//! CKM_RSA_PKCS over data that is not a SHA-2 DigestInfo; and RSAES-OAEP (RFC 8017 §7.1)
+//! with keys below 2048 bits, which AWS-LC does not take. The `rsa` crate's own `pkcs1v15`,
+//! `pss` and `oaep` do the encoding around its constant-time primitive, blinded with AWS-LC
 //! randomness; padding is security code this project does not keep a copy of.
 
+use ::rsa::oaep;
 use ::rsa::pss::Pss;
 use ::rsa::sha2::digest::{Digest, FixedOutputReset};
 use ::rsa::sha2::{Sha224, Sha256, Sha384, Sha512};
+use ::rsa::traits::{RandomizedDecryptor, RandomizedEncryptor};
 use ::rsa::{Pkcs1v15Sign, PrivateKey, PublicKey};
 use cryptoki_sys::*;
 
@@ -98,4 +101,33 @@ pub(super) fn pss_verify(
         key.verify(pss::<D>(salt_len), m_hash, signature).is_ok()
     }
     Ok(with_digest!(hash, D => verify::<D>(key, salt_len, m_hash, signature)))
+}
+
+/// RSAES-OAEP encryption of `message` with `hash` for OAEP and MGF1 and the `label`.
+pub(super) fn oaep_encrypt(
+    key: &PublicKey,
+    hash: CK_MECHANISM_TYPE,
+    label: &[u8],
+    message: &[u8],
+) -> Result<Vec<u8>> {
+    with_digest!(hash, D => {
+        oaep::EncryptingKey::<D>::new_with_label(key.clone(), label.to_vec())
+            .encrypt_with_rng(&mut AwsLcRng, message)
+            .map_err(|_| Error::DataLenRange)
+    })
+}
+
+/// RSAES-OAEP decryption; every failure is the one opaque `Error::EncryptedDataInvalid`.
+pub(super) fn oaep_decrypt(
+    key: &PrivateKey,
+    hash: CK_MECHANISM_TYPE,
+    label: &[u8],
+    ciphertext: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    with_digest!(hash, D => {
+        oaep::DecryptingKey::<D>::new_with_label(key.clone(), label.to_vec())
+            .decrypt_with_rng(&mut AwsLcRng, ciphertext)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| Error::EncryptedDataInvalid)
+    })
 }
