@@ -44,18 +44,44 @@ impl Client {
         };
         match kind {
             OperationKind::SignRecover | OperationKind::VerifyRecover => done(self.one(build)?),
-            _ => self.held_init(h, kind, mechanism, key, build),
+            _ => self.held_init(h, kind, mechanism, key, None, build),
         }
     }
 
+    /// `C_VerifySignatureInit`: the session's verification, as `C_VerifyInit`'s (held back
+    /// the same way, in the same place), the signature travelling with the init. Held back
+    /// only while the signature has the length the service accepted before for this key
+    /// and mechanism, so that a held init can fail only as any held init can (the key
+    /// changed since), never for its signature's length.
+    pub fn verify_signature_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+        signature: &[u8],
+    ) -> Result<()> {
+        let build = |c: &Handles| -> Result<Call> {
+            Ok(Call::VerifySignatureInit {
+                session: c.session(h)?,
+                mechanism: mechanism.map(mechanism_to_wire),
+                // A NULL mechanism ends the operation and names no key (in-process reads none).
+                key: if mechanism.is_some() { c.key(key)? } else { 0 },
+                signature: Bytes(signature.to_vec()),
+            })
+        };
+        self.held_init(h, OperationKind::Verify, mechanism, key, Some(signature.len()), build)
+    }
+
     /// An `*Init` held back for the operation's first step when the client may (see
-    /// `client_operations.rs`), else sent at once.
+    /// `client_operations.rs`), else sent at once. `signature_len` is the length of the
+    /// signature a `C_VerifySignatureInit` brings.
     fn held_init(
         &self,
         h: CK_SESSION_HANDLE,
         kind: OperationKind,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
+        signature_len: Option<usize>,
         build: impl FnOnce(&Handles) -> Result<Call>,
     ) -> Result<()> {
         let mut state = self.lock();
@@ -67,7 +93,7 @@ impl Client {
         }
         state.operations.forget_failure(at);
         if let Some(m) = mechanism
-            && state.operations.may_hold(at, key, m)
+            && state.operations.may_hold(at, key, m, signature_len)
         {
             let begun = Begun { key, mechanism: m.clone(), fresh: true };
             state.operations.hold(at, HeldInit { call, begun });
@@ -76,7 +102,7 @@ impl Client {
         let reply = self.exchange(&mut state, vec![call])?.pop().ok_or(Error::Internal("one reply"))?;
         match reply {
             Ok(Answer::Done) => {
-                state.operations.began(at, key, mechanism);
+                state.operations.began(at, key, mechanism, signature_len);
                 Ok(())
             }
             Ok(_) => Err(unexpected()),
@@ -145,6 +171,16 @@ impl Client {
         let mut state = self.lock();
         let session = Handles { epoch: state.epoch }.session(h)?;
         let call = Call::Verify { session, step: step_to_wire(step), signature: Bytes(signature.to_vec()) };
+        done(self.step_request(&mut state, at, call, &step)?)
+    }
+
+    /// One step of a verification begun by `C_VerifySignatureInit`, which checks the signature
+    /// given there.
+    pub fn verify_signature(&self, h: CK_SESSION_HANDLE, step: Step<'_>) -> Result<()> {
+        let at = (h, WireOperation::Verify);
+        let mut state = self.lock();
+        let session = Handles { epoch: state.epoch }.session(h)?;
+        let call = Call::VerifySignature { session, step: step_to_wire(step) };
         done(self.step_request(&mut state, at, call, &step)?)
     }
 
