@@ -26,18 +26,20 @@ impl Client {
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let build = |c: &Handles| -> Result<Call> {
-            let (session, mechanism) = (c.session(h)?, mechanism.map(mechanism_to_wire));
+            let session = c.session(h)?;
+            let key = || init_key(c, mechanism, key);
+            let mechanism = mechanism.map(mechanism_to_wire);
             Ok(match kind {
                 OperationKind::Encrypt => {
-                    Call::CipherInit { session, kind: WireCipher::Encrypt, mechanism, key: c.key(key)? }
+                    Call::CipherInit { session, kind: WireCipher::Encrypt, mechanism, key: key()? }
                 }
                 OperationKind::Decrypt => {
-                    Call::CipherInit { session, kind: WireCipher::Decrypt, mechanism, key: c.key(key)? }
+                    Call::CipherInit { session, kind: WireCipher::Decrypt, mechanism, key: key()? }
                 }
-                OperationKind::Sign => Call::SignInit { session, mechanism, key: c.key(key)? },
-                OperationKind::Verify => Call::VerifyInit { session, mechanism, key: c.key(key)? },
+                OperationKind::Sign => Call::SignInit { session, mechanism, key: key()? },
+                OperationKind::Verify => Call::VerifyInit { session, mechanism, key: key()? },
                 OperationKind::SignRecover | OperationKind::VerifyRecover => {
-                    Call::RecoverInit { session, kind: operation_to_wire(kind), mechanism, key: c.key(key)? }
+                    Call::RecoverInit { session, kind: operation_to_wire(kind), mechanism, key: key()? }
                 }
                 OperationKind::Digest => Call::DigestInit { session, mechanism },
             })
@@ -64,8 +66,7 @@ impl Client {
             Ok(Call::VerifySignatureInit {
                 session: c.session(h)?,
                 mechanism: mechanism.map(mechanism_to_wire),
-                // A NULL mechanism ends the operation and names no key (in-process reads none).
-                key: if mechanism.is_some() { c.key(key)? } else { 0 },
+                key: init_key(c, mechanism, key)?,
                 signature: Bytes(signature.to_vec()),
             })
         };
@@ -256,6 +257,13 @@ impl Client {
             _ => Err(unexpected()),
         }
     }
+}
+
+/// The key an `*Init` names, as the service knows it. A NULL mechanism ends the operation
+/// and reads no key in-process, so whatever handle comes with it (`CK_INVALID_HANDLE`, one
+/// of an earlier connection) goes as 0 rather than being refused.
+fn init_key(c: &Handles, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<u64> {
+    if mechanism.is_some() { c.key(key) } else { Ok(0) }
 }
 
 /// Principals, policy and approvals (the admin tool's calls).
