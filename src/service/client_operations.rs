@@ -18,6 +18,9 @@
 //!   sends the held inits, in the order they were made, and forgets the proofs, so that the
 //!   next init is checked at once again. Keys that make a step wait (approvals,
 //!   `CKA_ALWAYS_AUTHENTICATE`) are never held back: their inits stay one round trip each.
+//!   A `C_VerifySignatureInit` is the session's verification, held back as `C_VerifyInit`
+//!   is, and only while its signature has the length the service accepted before for the
+//!   key and mechanism (kept with the learned lengths), so that it never fails late for that.
 //! - **Length queries** (a NULL output buffer) are answered without a round trip where the
 //!   mechanism's rule gives the exact length the service would answer: AES-GCM (input plus or
 //!   minus the tag), CBC-PAD encryption (rounded up to the next block), CTR, ECB and CBC on
