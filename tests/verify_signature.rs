@@ -7,6 +7,7 @@
 
 mod common;
 mod pq_support;
+mod service_support;
 
 use std::ptr::null_mut;
 use std::sync::OnceLock;
@@ -524,3 +525,46 @@ isolated_test!(
         }
     }
 );
+
+/// Through the key service's Rust client: once the service has accepted an init of a key and
+/// mechanism with a signature of some length, a later init with a signature of that length
+/// travels with its first step (one round trip); one of another length goes at once and is
+/// refused there.
+#[test]
+fn a_held_init_and_its_first_step_are_one_round_trip() {
+    use ecm_hsm::Error;
+    use ecm_hsm::mechanism::{Mechanism, MechanismParams};
+    use ecm_hsm::module::{OperationKind, Step};
+    use ecm_hsm::session::{Output, OutputBuffer};
+    use service_support::{attr_bool, attr_ulong};
+
+    let (_service, client, h) = service_support::serving_a_user(ecm_hsm::server::Limits::default());
+    let keygen = Mechanism { kind: CKM_GENERIC_SECRET_KEY_GEN, params: MechanismParams::None };
+    let template = [attr_ulong(CKA_VALUE_LEN, 32), attr_bool(CKA_SIGN, true), attr_bool(CKA_VERIFY, true)];
+    let key = client.generate_key(h, &keygen, &template).unwrap();
+    let hmac = Mechanism { kind: CKM_SHA256_HMAC, params: MechanismParams::None };
+    client.operation_init(h, OperationKind::Sign, Some(&hmac), key).unwrap();
+    let Output::Bytes(mac) = client.sign(h, Step::Single(b"data"), OutputBuffer::Capacity(64)).unwrap()
+    else {
+        panic!("a MAC, not a length");
+    };
+    // The first init of this key and mechanism goes at once.
+    client.verify_signature_init(h, Some(&hmac), key, &mac).unwrap();
+    client.verify_signature(h, Step::Single(b"data")).unwrap();
+    // Later ones, valid or not, travel with their first step.
+    let before = client.round_trips();
+    client.verify_signature_init(h, Some(&hmac), key, &mac).unwrap();
+    client.verify_signature(h, Step::Single(b"data")).unwrap();
+    assert_eq!(client.round_trips() - before, 1, "init and step in one round trip");
+    let before = client.round_trips();
+    client.verify_signature_init(h, Some(&hmac), key, &flipped(&mac)).unwrap();
+    assert_eq!(client.verify_signature(h, Step::Single(b"data")).unwrap_err(), Error::SignatureInvalid);
+    assert_eq!(client.round_trips() - before, 1, "init and step in one round trip");
+    // A signature of another length is not held back: refused at the init, nothing begun.
+    let before = client.round_trips();
+    let refused = client.verify_signature_init(h, Some(&hmac), key, &mac[1..]).unwrap_err();
+    assert_eq!(refused, Error::SignatureLenRange);
+    assert_eq!(client.round_trips() - before, 1, "sent at once");
+    let step = client.verify_signature(h, Step::Single(b"data")).unwrap_err();
+    assert_eq!(step, Error::OperationNotInitialized);
+}
