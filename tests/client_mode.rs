@@ -134,6 +134,11 @@ fn argument_errors_and_buffer_sizes() {
     // As in-process, the failed step ended the operation.
     len = 32;
     assert_eq!(encrypt(true, &mut len), CKR_OPERATION_NOT_INITIALIZED);
+    // A NULL mechanism ends the operation whatever key handle comes with it: none is read.
+    assert_eq!(encrypt_init(h, &mut mechanism), CKR_OK);
+    // SAFETY: a NULL mechanism is what is tested.
+    assert_eq!(unsafe { p.C_EncryptInit(h, std::ptr::null_mut(), CK_INVALID_HANDLE) }, CKR_OK);
+    assert_eq!(encrypt(true, &mut len), CKR_OPERATION_NOT_INITIALIZED);
 }
 
 isolated_test!(

@@ -55,11 +55,12 @@ fn the_peer_is_the_kernels_account_of_the_test_process() {
 fn another_version_is_refused_cleanly() {
     let service = Service::start(Limits::default());
     token_with_user(&service.client());
-    // Version 1, whose ML-DSA parameter had another encoding, is refused like any other.
-    for versions in [vec![99], vec![1]] {
+    // Version 1, whose ML-DSA parameter had another encoding, and version 2, which lacks the
+    // calls of the verification with the signature first, are refused like any other.
+    for versions in [vec![99], vec![1], vec![2], vec![1, 2]] {
         let mut framed = raw(&service);
         framed.send(&Hello { magic: MAGIC, versions }).unwrap();
-        assert_eq!(framed.receive::<HelloReply>().unwrap(), Some(HelloReply::Refused { supported: vec![2] }));
+        assert_eq!(framed.receive::<HelloReply>().unwrap(), Some(HelloReply::Refused { supported: vec![3] }));
         assert_eq!(framed.receive::<HelloReply>().unwrap(), None, "closed after the refusal");
     }
     // Another protocol altogether: no answer at all.

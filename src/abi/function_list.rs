@@ -117,8 +117,9 @@ static FUNCTION_LIST: CallerWritable<CK_FUNCTION_LIST> =
 static FUNCTION_LIST_3_0: CallerWritable<CK_FUNCTION_LIST_3_0> =
     CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_0, 3, 0, v3_0 + {})));
 
-/// The 3.2 list: 3.0's, then the functions 3.2 adds (key encapsulation; the others answer
-/// `CKR_FUNCTION_NOT_SUPPORTED`, see `exports/v3_2.rs`).
+/// The 3.2 list: 3.0's, then the functions 3.2 adds (key encapsulation, verification with
+/// the signature first; the others answer `CKR_FUNCTION_NOT_SUPPORTED`, see
+/// `exports/v3_2.rs`).
 static FUNCTION_LIST_3_2: CallerWritable<CK_FUNCTION_LIST_3_2> =
     CallerWritable(UnsafeCell::new(function_list!(CK_FUNCTION_LIST_3_2, 3, 2, v3_0 + {
         C_EncapsulateKey, C_DecapsulateKey, C_VerifySignatureInit, C_VerifySignature,

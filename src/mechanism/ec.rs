@@ -332,6 +332,10 @@ impl EcdsaVerify {
 }
 
 impl VerifyOperation for EcdsaVerify {
+    fn signature_len(&self) -> Option<usize> {
+        Some(2 * self.curve.field_len())
+    }
+
     fn update(&mut self, part: &[u8]) -> Result<()> {
         self.input.update(part)
     }

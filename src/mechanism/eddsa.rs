@@ -208,6 +208,10 @@ pub fn verify_init(params: &MechanismParams, key: &EcPublicKey) -> Result<Box<dy
 }
 
 impl VerifyOperation for Ed25519Verify {
+    fn signature_len(&self) -> Option<usize> {
+        Some(SIGNATURE_LEN)
+    }
+
     fn verify(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
         if signature.len() != SIGNATURE_LEN {
             return Err(Error::SignatureLenRange);
@@ -281,6 +285,10 @@ impl ContextVerify {
 }
 
 impl VerifyOperation for ContextVerify {
+    fn signature_len(&self) -> Option<usize> {
+        Some(SIGNATURE_LEN)
+    }
+
     fn update(&mut self, part: &[u8]) -> Result<()> {
         self.input.update(part)
     }

@@ -188,6 +188,10 @@ impl SignOperation for MacOperation {
 }
 
 impl VerifyOperation for MacOperation {
+    fn signature_len(&self) -> Option<usize> {
+        Some(self.mac_len)
+    }
+
     fn update(&mut self, part: &[u8]) -> Result<()> {
         self.absorb(part)
     }

@@ -209,6 +209,11 @@ pub trait SignOperation: Send {
 /// the wrong length `Error::SignatureLenRange`. Single-part-only mechanisms refuse `update`
 /// and `finish` with [`SINGLE_PART_ONLY`] (the default methods).
 pub trait VerifyOperation: Send {
+    /// The length every signature this operation can accept has, where the operation knows
+    /// it before it sees one (`C_VerifySignatureInit` refuses another length at once).
+    fn signature_len(&self) -> Option<usize> {
+        None
+    }
     fn update(&mut self, _part: &[u8]) -> Result<()> {
         Err(SINGLE_PART_ONLY)
     }
@@ -424,6 +429,41 @@ pub fn verify_init(mechanism: &Mechanism, key: &KeyMaterial) -> Result<Box<dyn V
         }
         _ => Err(crate::Error::KeyTypeInconsistent),
     }
+}
+
+/// Starts a verification of a signature given before the data (`C_VerifySignatureInit`,
+/// PKCS#11 3.2): [`verify_init`], refusing at once a signature of `signature_len` bytes when
+/// every signature of the mechanism under `key` has another length
+/// (`CKR_SIGNATURE_LEN_RANGE`, "in which case no active operation is initiated").
+pub fn verify_signature_init(
+    mechanism: &Mechanism,
+    key: &KeyMaterial,
+    signature_len: usize,
+) -> Result<Box<dyn VerifyOperation>> {
+    let operation = verify_init(mechanism, key)?;
+    let expected = operation.signature_len().or_else(|| match key {
+        KeyMaterial::PqPublic(k) => ml_dsa_signature_len(k),
+        _ => None,
+    });
+    match expected {
+        Some(n) if n != signature_len => Err(Error::SignatureLenRange),
+        _ => Ok(operation),
+    }
+}
+
+/// The length of an ML-DSA signature under `key` (FIPS 204, Table 2), for the verifications
+/// of `ml_dsa.rs` and `ml_dsa_mu.rs`, which do not report it through
+/// [`VerifyOperation::signature_len`] (yet).
+fn ml_dsa_signature_len(key: &pq::PqPublicKey) -> Option<usize> {
+    use crate::sys::ml_dsa_mu::ParameterSet;
+    use cryptoki_sys::{CKK_ML_DSA, CKP_ML_DSA_44, CKP_ML_DSA_65, CKP_ML_DSA_87};
+    let set = match (key.key_type, key.parameter_set) {
+        (CKK_ML_DSA, CKP_ML_DSA_44) => ParameterSet::MlDsa44,
+        (CKK_ML_DSA, CKP_ML_DSA_65) => ParameterSet::MlDsa65,
+        (CKK_ML_DSA, CKP_ML_DSA_87) => ParameterSet::MlDsa87,
+        _ => return None,
+    };
+    Some(set.signature_len())
 }
 
 /// Starts a signature with recovery (`C_SignRecoverInit`): single-part, output the signature.
@@ -694,4 +734,54 @@ pub fn digest_init(mechanism: &Mechanism) -> Result<Box<dyn DigestOperation>> {
         return Err(crate::Error::MechanismParamInvalid);
     }
     Ok(Box::new(digest::Digest::new(mechanism.kind)?))
+}
+
+#[cfg(test)]
+mod verify_signature_tests {
+    use cryptoki_sys::*;
+
+    use super::*;
+
+    /// `C_VerifySignatureInit`'s check: each mechanism's signatures have one length under a
+    /// given key, and a signature of another length is refused before any data comes.
+    #[test]
+    fn a_signature_given_first_must_have_the_one_length_of_its_mechanism_and_key() {
+        const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+        let none = |kind| Mechanism { kind, params: MechanismParams::None };
+        let general = |kind, len: CK_ULONG| Mechanism {
+            kind,
+            params: MechanismParams::Opaque(len.to_ne_bytes().to_vec()),
+        };
+        let hmac = || {
+            KeyMaterial::Secret(SecretKey {
+                key_type: CKK_GENERIC_SECRET,
+                value: Zeroizing::new(vec![7; 32]),
+            })
+        };
+        let ecdsa = KeyMaterial::EcPublic(ec::generate_key_pair(P256).unwrap().0);
+        let ed25519 = KeyMaterial::EcPublic(eddsa::generate_key_pair(eddsa::ED25519_PARAMS).unwrap().0);
+        let rsa = KeyMaterial::RsaPublic(rsa::generate_key_pair(2048, None).unwrap().0);
+        let ml_dsa = || KeyMaterial::PqPublic(ml_dsa::generate_key_pair(CKP_ML_DSA_65).unwrap().0);
+        let cases = [
+            (none(CKM_ECDSA_SHA256), ecdsa, 64),
+            (none(CKM_EDDSA), ed25519, 64),
+            (none(CKM_SHA256_RSA_PKCS), rsa, 256),
+            (none(CKM_SHA256_HMAC), hmac(), 32),
+            (general(CKM_SHA256_HMAC_GENERAL, 10), hmac(), 10),
+            // ML-DSA's length comes from the key's parameter set (`ml_dsa_signature_len`).
+            (none(CKM_ML_DSA), ml_dsa(), 3309),
+            (none(CKM_HASH_ML_DSA_SHA256), ml_dsa(), 3309),
+        ];
+        for (mechanism, key, len) in &cases {
+            let kind = mechanism.kind;
+            assert!(verify_signature_init(mechanism, key, *len).is_ok(), "{kind:#x} with {len} bytes");
+            for wrong in [0, len - 1, len + 1] {
+                let refused = verify_signature_init(mechanism, key, wrong).err();
+                assert_eq!(refused, Some(Error::SignatureLenRange), "{kind:#x} with {wrong} bytes");
+            }
+        }
+        // What `verify_init` refuses is refused first, whatever the signature's length.
+        let wrong_key = verify_signature_init(&none(CKM_ECDSA_SHA256), &hmac(), 0).err();
+        assert_eq!(wrong_key, Some(Error::KeyTypeInconsistent));
+    }
 }

@@ -202,6 +202,8 @@ forward! {
     fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()>;
     fn operation_step(&self, h: CK_SESSION_HANDLE, kind: OperationKind, step: Step<'_>, buffer: OutputBuffer) -> Result<Output>;
     fn verify(&self, h: CK_SESSION_HANDLE, step: Step<'_>, signature: &[u8]) -> Result<()>;
+    fn verify_signature_init(&self, h: CK_SESSION_HANDLE, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE, signature: &[u8]) -> Result<()>;
+    fn verify_signature(&self, h: CK_SESSION_HANDLE, step: Step<'_>) -> Result<()>;
 
     fn message_init(&self, h: CK_SESSION_HANDLE, kind: CipherKind, mechanism: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
     fn encrypt_message(&self, h: CK_SESSION_HANDLE, params: &mut GcmMessageParams, aad: &[u8], plaintext: &[u8], buffer: OutputBuffer) -> Result<(Output, Tag)>;

@@ -14,11 +14,11 @@ use crate::mechanism::prepared::PreparedKey;
 use crate::mechanism::{self, CipherOperation, Mechanism};
 use crate::object::AttributeRead;
 use crate::policy::PendingApproval;
-use crate::session::Session;
 use crate::session::{
     CachedKey, Delivered, Dest, Operations, Output, OutputBuffer, output_step, output_step_into,
 };
 use crate::session::{CipherKind, OperationKind, Step};
+use crate::session::{GivenSignature, Session, Verification};
 use crate::token::{ContextPin, KEY_USE_STALENESS, KeyForUse, PinResult};
 use crate::{Error, Result};
 
@@ -103,7 +103,10 @@ impl Module {
                 self.begin(h, m, key, usage, name, |o| &mut o.sign, sign)
             }
             OperationKind::Verify => {
-                let verify = |m: &Mechanism, k: &Arc<PreparedKey>| mechanism::verify_init(m, &k.material);
+                let verify = |m: &Mechanism, k: &Arc<PreparedKey>| {
+                    let operation = mechanism::verify_init(m, &k.material)?;
+                    Ok(Verification { operation, signature: None })
+                };
                 self.begin(h, m, key, usage, name, |o| &mut o.verify, verify)
             }
             OperationKind::SignRecover | OperationKind::VerifyRecover => {
@@ -117,6 +120,29 @@ impl Module {
                     mechanism::cipher_init_prepared(m, k, encrypt)
                 })
             }
+        })
+    }
+
+    /// `C_VerifySignatureInit` (PKCS#11 3.2): a verification of `signature`, given before the
+    /// data. It is the session's verification, begun as `C_VerifyInit` begins one (the key's
+    /// checks, the policy, approvals, and its record as `verify`), so that either init finds
+    /// the other's operation `CKR_OPERATION_ACTIVE`; a signature of a length the mechanism
+    /// and key rule out is `CKR_SIGNATURE_LEN_RANGE` and begins nothing. `None` for the
+    /// mechanism ends the verification in progress, whichever init began it.
+    pub fn verify_signature_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+        signature: &[u8],
+    ) -> Result<()> {
+        self.audited_init(h, "verify", mechanism, key, |m| {
+            let verify = |m: &Mechanism, k: &Arc<PreparedKey>| {
+                let operation = mechanism::verify_signature_init(m, &k.material, signature.len())?;
+                let signature = Some(GivenSignature { bytes: signature.to_vec(), updated: false });
+                Ok(Verification { operation, signature })
+            };
+            self.begin(h, m, key, CKA_VERIFY, "verify", |o| &mut o.verify, verify)
         })
     }
 
@@ -299,19 +325,50 @@ impl Module {
         }
     }
 
-    /// One step of a verification: `Single(data)` and `Final` take the signature; the
-    /// operation ends after them, and after any error.
+    /// One step of a verification begun by `C_VerifyInit` (`C_Verify`, `C_VerifyUpdate`,
+    /// `C_VerifyFinal`): `Single(data)` and `Final` take the signature; the operation ends
+    /// after them, and after any error.
     pub fn verify(&self, h: CK_SESSION_HANDLE, step: Step<'_>, signature: &[u8]) -> Result<()> {
+        self.verification_step(h, step, Some(signature))
+    }
+
+    /// One step of a verification begun by `C_VerifySignatureInit` (`C_VerifySignature`,
+    /// `C_VerifySignatureUpdate`, `C_VerifySignatureFinal`), checking the signature given
+    /// there; the operation ends as [`Module::verify`]'s does. `C_VerifySignature` after an
+    /// update is `CKR_OPERATION_NOT_INITIALIZED` (the text requires it right after the init:
+    /// the single part it would verify was never begun) and ends the operation, as every
+    /// `C_VerifySignature` does.
+    pub fn verify_signature(&self, h: CK_SESSION_HANDLE, step: Step<'_>) -> Result<()> {
+        self.verification_step(h, step, None)
+    }
+
+    /// A step of the session's verification: `given` is the signature of a `C_Verify*` step,
+    /// `None` for a `C_VerifySignature*` step, which checks the one given at the init. Each
+    /// family continues only what its own init began: the other's operation answers
+    /// `CKR_OPERATION_NOT_INITIALIZED` and goes on untouched.
+    fn verification_step(&self, h: CK_SESSION_HANDLE, step: Step<'_>, given: Option<&[u8]>) -> Result<()> {
         let s = self.session(h)?;
         let mut ops = s.operations.lock();
-        if ops.verify.is_some() {
-            awaits_approval(&ops, "verify")?;
+        if !matches!(&ops.verify, Some(v) if v.signature.is_some() == given.is_none()) {
+            return Err(Error::OperationNotInitialized);
         }
-        let op = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
+        awaits_approval(&ops, "verify")?;
+        let v = ops.verify.as_mut().ok_or(Error::OperationNotInitialized)?;
+        let single_refused = match (step, v.signature.as_mut()) {
+            (Step::Update(_), Some(first)) => {
+                first.updated = true;
+                false
+            }
+            (Step::Single(_), Some(first)) => first.updated,
+            _ => false,
+        };
+        let signature =
+            given.or(v.signature.as_ref().map(|first| first.bytes.as_slice())).unwrap_or_default();
         let (result, finished) = match step {
-            Step::Single(data) => (op.verify(data, signature), true),
-            Step::Update(data) => (op.update(data), false),
-            Step::Final => (op.finish(signature), true),
+            Step::Single(_) if single_refused => (Err(Error::OperationNotInitialized), true),
+            Step::Single(data) => (v.operation.verify(data, signature), true),
+            Step::Update(data) => (v.operation.update(data), false),
+            Step::Final => (v.operation.finish(signature), true),
         };
         if finished || result.is_err() {
             ops.verify = None;

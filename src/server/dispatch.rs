@@ -107,6 +107,13 @@ pub fn dispatch(module: &Module, limits: &CallLimits, call: Call) -> Result<Answ
         Call::Verify { session, step, signature } => {
             module.verify(session, step_from_wire(&step), &signature.0).map(|()| Done)?
         }
+        Call::VerifySignatureInit { session, mechanism, key, signature } => {
+            let mechanism = mechanism.map(mechanism_from_wire);
+            module.verify_signature_init(session, mechanism.as_ref(), key, &signature.0).map(|()| Done)?
+        }
+        Call::VerifySignature { session, step } => {
+            module.verify_signature(session, step_from_wire(&step)).map(|()| Done)?
+        }
         Call::EndOperation { session, kind } => {
             module.end_operation(session, operation_from_wire(kind));
             Done

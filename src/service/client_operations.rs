@@ -18,6 +18,9 @@
 //!   sends the held inits, in the order they were made, and forgets the proofs, so that the
 //!   next init is checked at once again. Keys that make a step wait (approvals,
 //!   `CKA_ALWAYS_AUTHENTICATE`) are never held back: their inits stay one round trip each.
+//!   A `C_VerifySignatureInit` is the session's verification, held back as `C_VerifyInit`
+//!   is, and only while its signature has the length the service accepted before for the
+//!   key and mechanism (kept with the learned lengths), so that it never fails late for that.
 //! - **Length queries** (a NULL output buffer) are answered without a round trip where the
 //!   mechanism's rule gives the exact length the service would answer: AES-GCM (input plus or
 //!   minus the tag), CBC-PAD encryption (rounded up to the next block), CTR, ECB and CBC on
@@ -74,7 +77,9 @@ pub(super) struct Operations {
     proven: Vec<(u64, WireOperation, Mechanism)>,
     /// Keys whose steps waited for approvals or a context-specific login.
     gated: Vec<u64>,
-    /// Output lengths of mechanisms with one length per key, as the service answered them.
+    /// Output lengths of mechanisms with one length per key, as the service answered them;
+    /// for `Verify`, the length of the signature a `C_VerifySignatureInit` the service
+    /// accepted brought.
     lengths: Vec<(u64, WireOperation, Mechanism, usize)>,
 }
 
@@ -108,6 +113,8 @@ pub(super) fn keeps_operations(call: &Call) -> bool {
             | Call::DigestInit { .. }
             | Call::Step { .. }
             | Call::Verify { .. }
+            | Call::VerifySignatureInit { .. }
+            | Call::VerifySignature { .. }
             | Call::GenerateRandom { .. }
             | Call::SeedRandom { .. }
     )
@@ -174,14 +181,20 @@ fn one_length(kind: WireOperation, mechanism: &Mechanism) -> bool {
 
 impl Operations {
     /// Whether an init of `kind` with `key` and `mechanism` on `session` may wait for the
-    /// operation's first step.
-    pub fn may_hold(&self, at: At, key: u64, mechanism: &Mechanism) -> bool {
+    /// operation's first step; `signature_len` is the length of the signature a
+    /// `C_VerifySignatureInit` brings, which the service must have accepted before.
+    pub fn may_hold(&self, at: At, key: u64, mechanism: &Mechanism, signature_len: Option<usize>) -> bool {
         let shape = shape(mechanism);
         registry::require(mechanism.kind, function_flag(at.1)).is_ok()
             && !self.active.iter().any(|(a, _)| *a == at)
             && !self.held.iter().any(|(a, _)| *a == at)
             && !self.gated.contains(&key)
             && self.proven.iter().any(|(k, op, m)| *k == key && *op == at.1 && *m == shape)
+            && signature_len.is_none_or(|n| {
+                self.lengths
+                    .iter()
+                    .any(|(k, op, m, len)| *k == key && *op == at.1 && *m == shape && *len == n)
+            })
     }
 
     pub fn hold(&mut self, at: At, init: HeldInit) {
@@ -227,17 +240,34 @@ impl Operations {
         }
     }
 
-    /// An init sent at once succeeded: `None` for the mechanism ended the operation.
-    pub fn began(&mut self, at: At, key: u64, mechanism: Option<&Mechanism>) {
+    /// An init sent at once succeeded: `None` for the mechanism ended the operation. A
+    /// verification's init that brought its signature (`signature_len`) teaches the length
+    /// the service accepts for the key and mechanism.
+    pub fn began(&mut self, at: At, key: u64, mechanism: Option<&Mechanism>, signature_len: Option<usize>) {
         match mechanism {
             Some(m) => {
                 if self.proven.len() >= MAX_REMEMBERED {
                     self.proven.clear();
                 }
                 self.proven.push((key, at.1, shape(m)));
+                if let Some(n) = signature_len {
+                    self.learn_length(key, at.1, m, n);
+                }
                 self.set_active(at, Begun { key, mechanism: m.clone(), fresh: true });
             }
             None => self.active.retain(|(a, _)| *a != at),
+        }
+    }
+
+    /// Keeps `n` as the length of the outputs (or, for a verification, of the signatures) of
+    /// `kind` with `key` and `mechanism`, unless one is known already.
+    fn learn_length(&mut self, key: u64, kind: WireOperation, mechanism: &Mechanism, n: usize) {
+        let shape = shape(mechanism);
+        if !self.lengths.iter().any(|(k, op, m, _)| *k == key && *op == kind && *m == shape) {
+            if self.lengths.len() >= MAX_REMEMBERED {
+                self.lengths.clear();
+            }
+            self.lengths.push((key, kind, shape, n));
         }
     }
 
@@ -329,13 +359,7 @@ impl Operations {
         };
         let begun = self.active[i].1.clone();
         if let (Some(n), true) = (learned, finishing && one_length(at.1, &begun.mechanism)) {
-            let shape = shape(&begun.mechanism);
-            if !self.lengths.iter().any(|(k, op, m, _)| *k == begun.key && *op == at.1 && *m == shape) {
-                if self.lengths.len() >= MAX_REMEMBERED {
-                    self.lengths.clear();
-                }
-                self.lengths.push((begun.key, at.1, shape, n));
-            }
+            self.learn_length(begun.key, at.1, &begun.mechanism, n);
         }
         match &reply {
             // A length query or a short buffer: the operation goes on as it was.

@@ -26,36 +26,63 @@ impl Client {
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let build = |c: &Handles| -> Result<Call> {
-            let (session, mechanism) = (c.session(h)?, mechanism.map(mechanism_to_wire));
+            let session = c.session(h)?;
+            let key = || init_key(c, mechanism, key);
+            let mechanism = mechanism.map(mechanism_to_wire);
             Ok(match kind {
                 OperationKind::Encrypt => {
-                    Call::CipherInit { session, kind: WireCipher::Encrypt, mechanism, key: c.key(key)? }
+                    Call::CipherInit { session, kind: WireCipher::Encrypt, mechanism, key: key()? }
                 }
                 OperationKind::Decrypt => {
-                    Call::CipherInit { session, kind: WireCipher::Decrypt, mechanism, key: c.key(key)? }
+                    Call::CipherInit { session, kind: WireCipher::Decrypt, mechanism, key: key()? }
                 }
-                OperationKind::Sign => Call::SignInit { session, mechanism, key: c.key(key)? },
-                OperationKind::Verify => Call::VerifyInit { session, mechanism, key: c.key(key)? },
+                OperationKind::Sign => Call::SignInit { session, mechanism, key: key()? },
+                OperationKind::Verify => Call::VerifyInit { session, mechanism, key: key()? },
                 OperationKind::SignRecover | OperationKind::VerifyRecover => {
-                    Call::RecoverInit { session, kind: operation_to_wire(kind), mechanism, key: c.key(key)? }
+                    Call::RecoverInit { session, kind: operation_to_wire(kind), mechanism, key: key()? }
                 }
                 OperationKind::Digest => Call::DigestInit { session, mechanism },
             })
         };
         match kind {
             OperationKind::SignRecover | OperationKind::VerifyRecover => done(self.one(build)?),
-            _ => self.held_init(h, kind, mechanism, key, build),
+            _ => self.held_init(h, kind, mechanism, key, None, build),
         }
     }
 
+    /// `C_VerifySignatureInit`: the session's verification, as `C_VerifyInit`'s (held back
+    /// the same way, in the same place), the signature travelling with the init. Held back
+    /// only while the signature has the length the service accepted before for this key
+    /// and mechanism, so that a held init can fail only as any held init can (the key
+    /// changed since), never for its signature's length.
+    pub fn verify_signature_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mechanism: Option<&Mechanism>,
+        key: CK_OBJECT_HANDLE,
+        signature: &[u8],
+    ) -> Result<()> {
+        let build = |c: &Handles| -> Result<Call> {
+            Ok(Call::VerifySignatureInit {
+                session: c.session(h)?,
+                mechanism: mechanism.map(mechanism_to_wire),
+                key: init_key(c, mechanism, key)?,
+                signature: Bytes(signature.to_vec()),
+            })
+        };
+        self.held_init(h, OperationKind::Verify, mechanism, key, Some(signature.len()), build)
+    }
+
     /// An `*Init` held back for the operation's first step when the client may (see
-    /// `client_operations.rs`), else sent at once.
+    /// `client_operations.rs`), else sent at once. `signature_len` is the length of the
+    /// signature a `C_VerifySignatureInit` brings.
     fn held_init(
         &self,
         h: CK_SESSION_HANDLE,
         kind: OperationKind,
         mechanism: Option<&Mechanism>,
         key: CK_OBJECT_HANDLE,
+        signature_len: Option<usize>,
         build: impl FnOnce(&Handles) -> Result<Call>,
     ) -> Result<()> {
         let mut state = self.lock();
@@ -67,7 +94,7 @@ impl Client {
         }
         state.operations.forget_failure(at);
         if let Some(m) = mechanism
-            && state.operations.may_hold(at, key, m)
+            && state.operations.may_hold(at, key, m, signature_len)
         {
             let begun = Begun { key, mechanism: m.clone(), fresh: true };
             state.operations.hold(at, HeldInit { call, begun });
@@ -76,7 +103,7 @@ impl Client {
         let reply = self.exchange(&mut state, vec![call])?.pop().ok_or(Error::Internal("one reply"))?;
         match reply {
             Ok(Answer::Done) => {
-                state.operations.began(at, key, mechanism);
+                state.operations.began(at, key, mechanism, signature_len);
                 Ok(())
             }
             Ok(_) => Err(unexpected()),
@@ -145,6 +172,16 @@ impl Client {
         let mut state = self.lock();
         let session = Handles { epoch: state.epoch }.session(h)?;
         let call = Call::Verify { session, step: step_to_wire(step), signature: Bytes(signature.to_vec()) };
+        done(self.step_request(&mut state, at, call, &step)?)
+    }
+
+    /// One step of a verification begun by `C_VerifySignatureInit`, which checks the signature
+    /// given there.
+    pub fn verify_signature(&self, h: CK_SESSION_HANDLE, step: Step<'_>) -> Result<()> {
+        let at = (h, WireOperation::Verify);
+        let mut state = self.lock();
+        let session = Handles { epoch: state.epoch }.session(h)?;
+        let call = Call::VerifySignature { session, step: step_to_wire(step) };
         done(self.step_request(&mut state, at, call, &step)?)
     }
 
@@ -220,6 +257,13 @@ impl Client {
             _ => Err(unexpected()),
         }
     }
+}
+
+/// The key an `*Init` names, as the service knows it. A NULL mechanism ends the operation
+/// and reads no key in-process, so whatever handle comes with it (`CK_INVALID_HANDLE`, one
+/// of an earlier connection) goes as 0 rather than being refused.
+fn init_key(c: &Handles, mechanism: Option<&Mechanism>, key: CK_OBJECT_HANDLE) -> Result<u64> {
+    if mechanism.is_some() { c.key(key) } else { Ok(0) }
 }
 
 /// Principals, policy and approvals (the admin tool's calls).

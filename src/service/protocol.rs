@@ -1,4 +1,4 @@
-//! The messages of the key service, version 2: what travels in each frame.
+//! The messages of the key service, version 3: what travels in each frame.
 //!
 //! These types are the wire contract, kept apart from the core's own types (which may change
 //! shape without changing the protocol): `wire.rs` converts between the two. Every value is a
@@ -18,7 +18,11 @@ pub const MAGIC: [u8; 8] = *b"ECMHSM\0\0";
 /// The protocol versions this build speaks, oldest first. Version 2 changed the encoding of
 /// ML-DSA's parameter (`SignContext` gained the hash of HashML-DSA) and added EdDSA's, so a
 /// version-1 peer is refused at the hello rather than misreading a signature's parameter.
-pub const VERSIONS: [u16; 1] = [2];
+/// Version 3 added the calls of PKCS#11 3.2's verification with the signature first
+/// ([`Call::VerifySignatureInit`], [`Call::VerifySignature`]): a version-2 service would
+/// take either for garbage and drop the connection in the middle of an operation, so a
+/// version-2 peer is refused at the hello instead.
+pub const VERSIONS: [u16; 1] = [3];
 
 /// The client's first frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -541,6 +545,21 @@ pub enum Call {
         private: u64,
         template: Vec<WireAttribute>,
         ciphertext: Bytes,
+    },
+
+    // --- PKCS#11 3.2 verification with the signature first (version 3); appended likewise.
+    /// `C_VerifySignatureInit`: the session's verification, begun with its signature; no
+    /// mechanism ends the active verification.
+    VerifySignatureInit {
+        session: u64,
+        mechanism: Option<WireMechanism>,
+        key: u64,
+        signature: Bytes,
+    },
+    /// A step of a verification begun by `VerifySignatureInit`, which checks its signature.
+    VerifySignature {
+        session: u64,
+        step: WireStep,
     },
 }
 

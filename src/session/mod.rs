@@ -41,7 +41,7 @@ pub struct Operations {
     pub decrypt: Option<Box<dyn CipherOperation>>,
     pub digest: Option<Box<dyn DigestOperation>>,
     pub sign: Option<Box<dyn SignOperation>>,
-    pub verify: Option<Box<dyn VerifyOperation>>,
+    pub verify: Option<Verification>,
     pub sign_recover: Option<Box<dyn CipherOperation>>,
     pub verify_recover: Option<Box<dyn CipherOperation>>,
     /// PKCS#11 3.0 message-based encryption and decryption (`C_MessageEncryptInit`, ...).
@@ -63,6 +63,24 @@ impl Operations {
     pub fn cancel_all(&mut self) {
         *self = Operations::default();
     }
+}
+
+/// The session's verification, begun by `C_VerifyInit` (the signature comes with the step
+/// that checks it) or by `C_VerifySignatureInit` (PKCS#11 3.2: the signature comes first and
+/// is kept here). One slot for both, as the standard has one verification per session; each
+/// family of steps continues only the operation its own init began.
+pub struct Verification {
+    pub operation: Box<dyn VerifyOperation>,
+    /// `C_VerifySignatureInit`'s signature; `None` for `C_VerifyInit`'s operation.
+    pub signature: Option<GivenSignature>,
+}
+
+/// The signature a verification was begun with (`C_VerifySignatureInit`).
+pub struct GivenSignature {
+    pub bytes: Vec<u8>,
+    /// A `C_VerifySignatureUpdate` was made: the operation is multi-part, so
+    /// `C_VerifySignature` may no longer end it with a single part.
+    pub updated: bool,
 }
 
 /// The results of `C_FindObjectsInit`, handed out by `C_FindObjects`.

@@ -1,6 +1,7 @@
 //! The return values each function may give, from the PKCS#11 3.0 base specification
-//! (section 5, each function's "Return values"), so that the driver can tell a refusal the
-//! standard allows from one it does not.
+//! (section 5, each function's "Return values"; the verification with the signature first
+//! from 3.2's "Functions for verifying signatures and MACs"), so that the driver can tell a
+//! refusal the standard allows from one it does not.
 //!
 //! Every function may also answer the codes in `ANY` (section 5.1: general errors, and the
 //! stub answer for an unsupported function); every function that takes a session handle the
@@ -277,6 +278,46 @@ fn specific(function: &str) -> Option<(bool, &'static [CK_RV])> {
             &[CKR_DATA_INVALID, CKR_DATA_LEN_RANGE, NOT_INIT, CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE],
         ),
         "C_VerifyUpdate" => (true, &[CKR_DATA_LEN_RANGE, NOT_INIT]),
+        // 3.2: C_VerifyInit's codes and the signature's length; the steps as C_Verify's, but
+        // C_VerifySignatureUpdate and C_VerifySignatureFinal also list CKR_TOKEN_RESOURCE_EXCEEDED.
+        "C_VerifySignatureInit" => (
+            true,
+            &[
+                CKR_KEY_FUNCTION_NOT_PERMITTED,
+                CKR_KEY_HANDLE_INVALID,
+                CKR_KEY_SIZE_RANGE,
+                CKR_KEY_TYPE_INCONSISTENT,
+                CKR_MECHANISM_INVALID,
+                CKR_MECHANISM_PARAM_INVALID,
+                CKR_OPERATION_ACTIVE,
+                CKR_PIN_EXPIRED,
+                CKR_SIGNATURE_LEN_RANGE,
+                CKR_USER_NOT_LOGGED_IN,
+                CKR_OPERATION_CANCEL_FAILED,
+            ],
+        ),
+        "C_VerifySignature" => (
+            true,
+            &[
+                CKR_DATA_INVALID,
+                CKR_DATA_LEN_RANGE,
+                NOT_INIT,
+                CKR_SIGNATURE_INVALID,
+                CKR_SIGNATURE_LEN_RANGE,
+                CKR_TOKEN_RESOURCE_EXCEEDED,
+            ],
+        ),
+        "C_VerifySignatureUpdate" => (true, &[CKR_DATA_LEN_RANGE, NOT_INIT, CKR_TOKEN_RESOURCE_EXCEEDED]),
+        "C_VerifySignatureFinal" => (
+            true,
+            &[
+                CKR_DATA_LEN_RANGE,
+                NOT_INIT,
+                CKR_SIGNATURE_INVALID,
+                CKR_SIGNATURE_LEN_RANGE,
+                CKR_TOKEN_RESOURCE_EXCEEDED,
+            ],
+        ),
         "C_GenerateKey" | "C_GenerateKeyPair" => (true, NEW_OBJECT),
         "C_WrapKey" => (
             true,

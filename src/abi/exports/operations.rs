@@ -1,6 +1,6 @@
 //! Encryption, decryption, digest, signature and verification exports (PKCS#11 3.0
-//! chapters 5.8 to 5.13): the steps' arguments are read here, once (`step_in`); the
-//! module applies the rules of steps.
+//! chapters 5.8 to 5.13, with 3.2's verification with the signature first): the steps'
+//! arguments are read here, once (`step_in`); the module applies the rules of steps.
 
 use cryptoki_sys::*;
 
@@ -254,7 +254,19 @@ pkcs11_fn! {
     }
 }
 
-/// One step of a verification (the module ends it when the arguments could not be read).
+/// A verification's signature, read once: of a `C_VerifyInit` step, or of
+/// `C_VerifySignatureInit`. A length beyond any signature's is `CKR_SIGNATURE_LEN_RANGE`.
+///
+/// # Safety
+/// A non-NULL pointer must point to its length of readable bytes that outlive `'a`.
+unsafe fn signature_in<'a>(p: *mut u8, n: CK_ULONG) -> Result<&'a [u8]> {
+    // SAFETY: forwarded contract of the caller.
+    unsafe { bytes_in_capped(p, n, caps::DATA, Error::SignatureLenRange) }
+}
+
+/// One step of a verification (the module ends it when the arguments could not be read):
+/// `signature` for the steps of a `C_VerifyInit` operation, `None` for those of a
+/// `C_VerifySignatureInit` one, which took its signature there.
 ///
 /// # Safety
 /// The pointers are the export's, under its PKCS#11 contract.
@@ -262,21 +274,21 @@ unsafe fn verify_step(
     h: CK_SESSION_HANDLE,
     input: Option<(*mut u8, CK_ULONG)>,
     single: bool,
-    signature: (*mut u8, CK_ULONG),
+    signature: Option<(*mut u8, CK_ULONG)>,
 ) -> Result<()> {
     let module = module::instance()?;
-    let arguments = || -> Result<(Step<'_>, &[u8])> {
+    let arguments = || -> Result<(Step<'_>, Option<&[u8]>)> {
         // SAFETY: forwarded contract of the export.
-        let signature =
-            unsafe { bytes_in_capped(signature.0, signature.1, caps::DATA, Error::SignatureLenRange)? };
+        let signature = signature.map(|(p, n)| unsafe { signature_in(p, n) }).transpose()?;
         // SAFETY: forwarded contract of the export.
         let step = unsafe {
             step_in(|| module.update_room(h, OperationKind::Verify), OperationKind::Verify, input, single)?
         };
         Ok((step, signature))
     };
-    module.step_with(h, OperationKind::Verify, arguments(), |module, (step, signature)| {
-        module.verify(h, step, signature)
+    module.step_with(h, OperationKind::Verify, arguments(), |module, (step, signature)| match signature {
+        Some(signature) => module.verify(h, step, signature),
+        None => module.verify_signature(h, step),
     })
 }
 
@@ -289,20 +301,65 @@ pkcs11_fn! {
         ulSignatureLen: CK_ULONG,
     ) {
         // SAFETY: caller's buffers.
-        unsafe { verify_step(hSession, Some((pData, ulDataLen)), true, (pSignature, ulSignatureLen)) }
+        unsafe { verify_step(hSession, Some((pData, ulDataLen)), true, Some((pSignature, ulSignatureLen))) }
     }
 }
 
 pkcs11_fn! {
     fn C_VerifyUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
         // SAFETY: caller's buffer.
-        unsafe { verify_step(hSession, Some((pPart, ulPartLen)), false, (std::ptr::null_mut(), 0)) }
+        unsafe { verify_step(hSession, Some((pPart, ulPartLen)), false, Some((std::ptr::null_mut(), 0))) }
     }
 }
 
 pkcs11_fn! {
     fn C_VerifyFinal(hSession: CK_SESSION_HANDLE, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG) {
         // SAFETY: caller's buffer.
-        unsafe { verify_step(hSession, None, false, (pSignature, ulSignatureLen)) }
+        unsafe { verify_step(hSession, None, false, Some((pSignature, ulSignatureLen))) }
+    }
+}
+
+// PKCS#11 3.2's verification with the signature first, in the 3.2 function list only: the
+// session's verification (one slot with `C_VerifyInit`'s), whose steps take no signature.
+
+pkcs11_fn! {
+    /// A NULL mechanism ends the verification in progress; the signature is not read then.
+    fn C_VerifySignatureInit(
+        hSession: CK_SESSION_HANDLE,
+        pMechanism: *mut CK_MECHANISM,
+        hKey: CK_OBJECT_HANDLE,
+        pSignature: *mut CK_BYTE,
+        ulSignatureLen: CK_ULONG,
+    ) {
+        let module = module::instance()?;
+        // SAFETY: caller's mechanism pointer.
+        let mechanism = unsafe { mechanism_in(pMechanism)? };
+        let signature = match mechanism {
+            // SAFETY: caller's signature buffer.
+            Some(_) => unsafe { signature_in(pSignature, ulSignatureLen)? },
+            None => &[],
+        };
+        module.verify_signature_init(hSession, mechanism.as_ref(), hKey, signature)
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifySignature(hSession: CK_SESSION_HANDLE, pData: *mut CK_BYTE, ulDataLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { verify_step(hSession, Some((pData, ulDataLen)), true, None) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifySignatureUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) {
+        // SAFETY: caller's buffer.
+        unsafe { verify_step(hSession, Some((pPart, ulPartLen)), false, None) }
+    }
+}
+
+pkcs11_fn! {
+    fn C_VerifySignatureFinal(hSession: CK_SESSION_HANDLE) {
+        // SAFETY: no pointers; the signature was given at the init.
+        unsafe { verify_step(hSession, None, false, None) }
     }
 }

@@ -1,7 +1,8 @@
 //! The functions PKCS#11 3.2 adds: key encapsulation (`C_EncapsulateKey`,
 //! `C_DecapsulateKey`, with ML-KEM), and the others, which this module does not offer yet
-//! and which answer `CKR_FUNCTION_NOT_SUPPORTED` (signature verification with the
-//! signature first, session validation flags, asynchronous calls, authenticated wrapping).
+//! and which answer `CKR_FUNCTION_NOT_SUPPORTED` (session validation flags, asynchronous
+//! calls, authenticated wrapping). Verification with the signature first
+//! (`C_VerifySignatureInit` ...) is in `operations.rs`, beside `C_Verify`, whose chapter it is.
 
 use cryptoki_sys::*;
 
@@ -69,10 +70,6 @@ pkcs11_fn! {
 }
 
 not_supported! {
-    C_VerifySignatureInit(CK_SESSION_HANDLE, *mut CK_MECHANISM, CK_OBJECT_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_VerifySignature(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_VerifySignatureUpdate(CK_SESSION_HANDLE, *mut CK_BYTE, CK_ULONG);
-    C_VerifySignatureFinal(CK_SESSION_HANDLE);
     C_GetSessionValidationFlags(CK_SESSION_HANDLE, CK_SESSION_VALIDATION_FLAGS_TYPE, *mut CK_FLAGS);
     C_AsyncComplete(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, *mut CK_ASYNC_DATA);
     C_AsyncGetID(CK_SESSION_HANDLE, *mut CK_UTF8CHAR, *mut CK_ULONG);

@@ -304,6 +304,10 @@ impl RsaVerify {
 }
 
 impl VerifyOperation for RsaVerify {
+    fn signature_len(&self) -> Option<usize> {
+        Some(self.k)
+    }
+
     fn update(&mut self, part: &[u8]) -> Result<()> {
         self.input.update(part)
     }

@@ -195,6 +195,27 @@ impl Driver {
             "C_VerifyFinal" => self.update_call(name, a, |p, h, i, n| unsafe { p.C_VerifyFinal(h, i, n) }),
             // SAFETY: the driver's helper passes only the arena's pointers (see `Driver::one`).
             "C_SeedRandom" => self.update_call(name, a, |p, h, i, n| unsafe { p.C_SeedRandom(h, i, n) }),
+            "C_VerifySignatureUpdate" => {
+                // SAFETY: the driver's helper passes only the arena's pointers (see `Driver::one`).
+                self.update_call(name, a, |p, h, i, n| unsafe { p.C_VerifySignatureUpdate(h, i, n) })
+            }
+            "C_VerifySignature" => {
+                // SAFETY: the driver's helper passes only the arena's pointers (see `Driver::one`).
+                self.update_call(name, a, |p, h, i, n| unsafe { p.C_VerifySignature(h, i, n) })
+            }
+            "C_VerifySignatureFinal" => {
+                let h = self.session();
+                // SAFETY: no pointers.
+                self.call(name, format!("h={h}"), a, |p| unsafe { p.C_VerifySignatureFinal(h) });
+            }
+            "C_VerifySignatureInit" => {
+                let (h, k) = (self.session(), self.object());
+                let m = args::mechanism(&mut self.rng, a);
+                let (sig, sig_len) = args::input(&mut self.rng, a);
+                let args = format!("h={h} mech={} key={k} sig=({sig:?},{sig_len:#x})", describe_mechanism(m));
+                // SAFETY: every pointer is the arena's (see `Driver::one`).
+                self.call(name, args, a, |p| unsafe { p.C_VerifySignatureInit(h, m, k, sig, sig_len) });
+            }
             "C_Verify" => {
                 let h = self.session();
                 let (data, len) = args::input(&mut self.rng, a);
