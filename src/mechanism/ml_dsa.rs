@@ -220,6 +220,10 @@ pub fn verify_init(params: &MechanismParams, key: &PqPublicKey) -> Result<Box<dy
 }
 
 impl VerifyOperation for MlDsaVerify {
+    fn signature_len(&self) -> Option<usize> {
+        Some(self.signature_len)
+    }
+
     fn update(&mut self, part: &[u8]) -> Result<()> {
         self.held.append(part, Error::DataLenRange)
     }

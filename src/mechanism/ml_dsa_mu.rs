@@ -291,6 +291,10 @@ impl MuVerify {
 }
 
 impl VerifyOperation for MuVerify {
+    fn signature_len(&self) -> Option<usize> {
+        Some(self.key.parameter_set().signature_len())
+    }
+
     fn update(&mut self, part: &[u8]) -> Result<()> {
         self.mu.as_mut().ok_or(Error::OperationNotInitialized)?.update(part)
     }

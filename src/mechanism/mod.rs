@@ -441,29 +441,10 @@ pub fn verify_signature_init(
     signature_len: usize,
 ) -> Result<Box<dyn VerifyOperation>> {
     let operation = verify_init(mechanism, key)?;
-    let expected = operation.signature_len().or_else(|| match key {
-        KeyMaterial::PqPublic(k) => ml_dsa_signature_len(k),
-        _ => None,
-    });
-    match expected {
+    match operation.signature_len() {
         Some(n) if n != signature_len => Err(Error::SignatureLenRange),
         _ => Ok(operation),
     }
-}
-
-/// The length of an ML-DSA signature under `key` (FIPS 204, Table 2), for the verifications
-/// of `ml_dsa.rs` and `ml_dsa_mu.rs`, which do not report it through
-/// [`VerifyOperation::signature_len`] (yet).
-fn ml_dsa_signature_len(key: &pq::PqPublicKey) -> Option<usize> {
-    use crate::sys::ml_dsa_mu::ParameterSet;
-    use cryptoki_sys::{CKK_ML_DSA, CKP_ML_DSA_44, CKP_ML_DSA_65, CKP_ML_DSA_87};
-    let set = match (key.key_type, key.parameter_set) {
-        (CKK_ML_DSA, CKP_ML_DSA_44) => ParameterSet::MlDsa44,
-        (CKK_ML_DSA, CKP_ML_DSA_65) => ParameterSet::MlDsa65,
-        (CKK_ML_DSA, CKP_ML_DSA_87) => ParameterSet::MlDsa87,
-        _ => return None,
-    };
-    Some(set.signature_len())
 }
 
 /// Starts a signature with recovery (`C_SignRecoverInit`): single-part, output the signature.

@@ -1,9 +1,10 @@
 //! Helpers of the post-quantum tests (`mechanisms_pq.rs`, `mechanisms_pq_kem.rs`): key pairs,
 //! and `C_EncapsulateKey`/`C_DecapsulateKey` through the 3.2 function list.
 //!
-//! The `cryptoki` crate takes the interface `C_GetInterface(NULL, NULL)` gives, which stays
-//! 3.0 (see `src/abi/function_list.rs`), so encapsulation is called through the 3.2 list
-//! the module hands out for version 3.2, on sessions and keys made with `cryptoki`.
+//! The raw calls here take the 3.2 function list by name and version (`C_GetInterface`
+//! "PKCS 11" 3.2), on sessions and keys made with `cryptoki`, so that the tests reach the
+//! 3.2 functions whatever `C_GetInterface(NULL, NULL)` gives (3.2 by default; 3.0 with
+//! `ECM_HSM_DEFAULT_INTERFACE=3.0`, see `src/abi/function_list.rs`).
 #![allow(dead_code)]
 
 use std::ptr::null_mut;
