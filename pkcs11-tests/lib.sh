@@ -228,3 +228,33 @@ suite_token_dir() {
     printf 'test_settings = true\npin_kdf_iterations = 1000\n' >"$ECM_HSM_DIR/ecm-hsm.toml"
     chmod 600 "$ECM_HSM_DIR/ecm-hsm.toml" # a settings file others may write is refused
 }
+
+# against_expected_failures SUITE LIST PASSED FAILED: judges a third party's test suite run
+# against the module. PASSED and FAILED are files of test names, one per line; LIST is the
+# suite's list of expected failures (a test name and its reason per line, `#` comments).
+# Prints what is wrong and returns non-zero if no test passed, a test failed that LIST does
+# not name, or a test LIST names passed (so the list stays true); the failures' details are
+# the caller's to print. Sets EXPECTED_COUNT.
+against_expected_failures() {
+    local suite=$1 list=$2 passed=$3 failed=$4 expected status=0
+    expected=$(grep -v '^#' "$list" | awk 'NF { print $1 }' | sort -u)
+    EXPECTED_COUNT=$(grep -c . <<<"$expected" || true)
+    if [[ ! -s $passed ]]; then
+        echo "FAIL: no test of $suite passed"
+        return 1
+    fi
+    UNEXPECTED=$(comm -23 <(sort -u "$failed") <(echo "$expected"))
+    if [[ -n $UNEXPECTED ]]; then
+        echo "FAIL: tests of $suite that failed and are not expected to:"
+        sed 's/^/    /' <<<"$UNEXPECTED"
+        status=1
+    fi
+    local now_passing
+    now_passing=$(comm -12 <(sort -u "$passed") <(echo "$expected"))
+    if [[ -n $now_passing ]]; then
+        echo "FAIL: tests listed in $list that pass now (remove them):"
+        sed 's/^/    /' <<<"$now_passing"
+        status=1
+    fi
+    return $status
+}

@@ -94,27 +94,39 @@ isolated_test!(
     }
 );
 
+/// The GCM specification's test case 6 (McGrew and Viega, "The Galois/Counter Mode of
+/// Operation", appendix B): AES-128 with a 60-byte IV.
+struct GcmCase {
+    key: &'static str,
+    iv: &'static str,
+    aad: &'static str,
+    plain: &'static str,
+    ciphertext: &'static str,
+    tag: &'static str,
+}
+
+const CASE_6: GcmCase = GcmCase {
+    key: "feffe9928665731c6d6a8f9467308308",
+    iv: "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
+    aad: "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+    plain: "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+    ciphertext: "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5",
+    tag: "619cc5aefffe0bfa462af43c1699d050",
+};
+
 isolated_test!(
     /// IVs other than 96 bits (1 to 256 bytes): the GCM specification's test case 6 (a
     /// 60-byte IV), and round trips with IVs of 1, 8, 16 and 256 bytes, single- and
     /// multi-part, with a full and a truncated tag; a wrong tag is refused.
     fn ivs_of_1_to_256_bytes_work() {
         let (_p, _slot, s) = logged_in();
-        let key = aes_key(&s, &hex("feffe9928665731c6d6a8f9467308308"));
-        let mut iv = hex(
-            "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
-        );
-        let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-        let plain = hex(
-            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
-        );
+        let key = aes_key(&s, &hex(CASE_6.key));
+        let mut iv = hex(CASE_6.iv);
+        let aad = hex(CASE_6.aad);
+        let plain = hex(CASE_6.plain);
         let m = Mechanism::AesGcm(GcmParams::new(&mut iv, &aad, 128.into()).unwrap());
         let sealed = s.encrypt(&m, key, &plain).unwrap();
-        let expected = hex(concat!(
-            "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5",
-            "619cc5aefffe0bfa462af43c1699d050"
-        ));
-        assert_eq!(sealed, expected);
+        assert_eq!(sealed, [hex(CASE_6.ciphertext), hex(CASE_6.tag)].concat());
         assert_eq!(s.decrypt(&m, key, &sealed).unwrap(), plain);
 
         for len in [1usize, 8, 16, 256] {
@@ -144,27 +156,18 @@ isolated_test!(
     /// stays 96 bits.
     fn message_api_takes_given_ivs_of_1_to_256_bytes() {
         let (_p, _slot, s) = logged_in();
-        let key = aes_key(&s, &hex("feffe9928665731c6d6a8f9467308308"));
-        let mut iv = hex(
-            "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
-        );
-        let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-        let plain = hex(
-            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
-        );
+        let key = aes_key(&s, &hex(CASE_6.key));
+        let mut iv = hex(CASE_6.iv);
+        let aad = hex(CASE_6.aad);
+        let plain = hex(CASE_6.plain);
         let mut tag = [0u8; 16];
         let params =
             GcmMessageParams::new(&mut iv, 128.into(), GeneratorFunction::NoGenerate, &mut tag).unwrap();
         s.message_encrypt_init(&Mechanism::AesGcmMessage(params), key).unwrap();
         let ct = s.encrypt_message(&MessageParam::AesGcmMessage(params), &aad, &plain).unwrap();
         s.message_encrypt_final().unwrap();
-        assert_eq!(
-            ct,
-            hex(
-                "8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5"
-            )
-        );
-        assert_eq!(tag.to_vec(), hex("619cc5aefffe0bfa462af43c1699d050"));
+        assert_eq!(ct, hex(CASE_6.ciphertext));
+        assert_eq!(tag.to_vec(), hex(CASE_6.tag));
 
         for len in [1usize, 15, 16, 256] {
             let mut iv: Vec<u8> = (0..len).map(|i| i as u8).collect();

@@ -51,40 +51,32 @@ type SignInternal = unsafe extern "C" fn(
     *const u8,
 ) -> c_int;
 
-unsafe extern "C" {
-    #[link_name = "aws_lc_0_47_0_ml_dsa_extmu_44_sign_internal"]
-    fn ml_dsa_extmu_44_sign_internal(
-        sk: *const u8,
-        sig: *mut u8,
-        sig_len: *mut usize,
-        mu: *const u8,
-        mu_len: usize,
-        pre: *const u8,
-        pre_len: usize,
-        rnd: *const u8,
-    ) -> c_int;
-    #[link_name = "aws_lc_0_47_0_ml_dsa_extmu_65_sign_internal"]
-    fn ml_dsa_extmu_65_sign_internal(
-        sk: *const u8,
-        sig: *mut u8,
-        sig_len: *mut usize,
-        mu: *const u8,
-        mu_len: usize,
-        pre: *const u8,
-        pre_len: usize,
-        rnd: *const u8,
-    ) -> c_int;
-    #[link_name = "aws_lc_0_47_0_ml_dsa_extmu_87_sign_internal"]
-    fn ml_dsa_extmu_87_sign_internal(
-        sk: *const u8,
-        sig: *mut u8,
-        sig_len: *mut usize,
-        mu: *const u8,
-        mu_len: usize,
-        pre: *const u8,
-        pre_len: usize,
-        rnd: *const u8,
-    ) -> c_int;
+/// Declares AWS-LC's `ml_dsa_extmu_*_sign_internal` entry points, each of the
+/// [`SignInternal`] shape, under their linked names.
+macro_rules! sign_internal {
+    ($($name:ident = $symbol:literal),* $(,)?) => {
+        unsafe extern "C" {
+            $(
+                #[link_name = $symbol]
+                fn $name(
+                    sk: *const u8,
+                    sig: *mut u8,
+                    sig_len: *mut usize,
+                    mu: *const u8,
+                    mu_len: usize,
+                    pre: *const u8,
+                    pre_len: usize,
+                    rnd: *const u8,
+                ) -> c_int;
+            )*
+        }
+    };
+}
+
+sign_internal! {
+    ml_dsa_extmu_44_sign_internal = "aws_lc_0_47_0_ml_dsa_extmu_44_sign_internal",
+    ml_dsa_extmu_65_sign_internal = "aws_lc_0_47_0_ml_dsa_extmu_65_sign_internal",
+    ml_dsa_extmu_87_sign_internal = "aws_lc_0_47_0_ml_dsa_extmu_87_sign_internal",
 }
 
 /// The three parameter sets of FIPS 204.

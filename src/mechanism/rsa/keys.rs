@@ -199,24 +199,31 @@ pub fn derive_crt(key: &RsaPrivateKey) -> Result<RsaCrt> {
     }
     let raw = ::rsa::PrivateKey::from_components(uint(n), uint(e), uint(&key.private_exponent), Vec::new())
         .map_err(|_| Error::KeyTypeInconsistent)?;
-    let bytes = |value: &BoxedUint| {
-        let full = Zeroizing::new(value.to_be_bytes());
-        Zeroizing::new(strip_leading_zeros(&full).to_vec())
-    };
-    let primes = raw.primes();
-    let (Some(dp), Some(dq), Some(qinv)) = (raw.dp(), raw.dq(), raw.crt_coefficient().map(Zeroizing::new))
+    crt_of(&raw).ok_or(Error::KeyTypeInconsistent)
+}
+
+/// A big-endian integer without leading zeros, wiped on drop.
+fn unsigned_bytes(value: &BoxedUint) -> Zeroizing<Vec<u8>> {
+    let full = Zeroizing::new(value.to_be_bytes());
+    Zeroizing::new(strip_leading_zeros(&full).to_vec())
+}
+
+/// The CRT values of an `rsa` crate key with two primes; `None` for another.
+fn crt_of(key: &::rsa::PrivateKey) -> Option<RsaCrt> {
+    let primes = key.primes();
+    let (Some(dp), Some(dq), Some(qinv)) = (key.dp(), key.dq(), key.crt_coefficient().map(Zeroizing::new))
     else {
-        return Err(Error::KeyTypeInconsistent);
+        return None;
     };
     if primes.len() != 2 {
-        return Err(Error::KeyTypeInconsistent);
+        return None;
     }
-    Ok(RsaCrt {
-        prime_1: bytes(&primes[0]),
-        prime_2: bytes(&primes[1]),
-        exponent_1: bytes(dp),
-        exponent_2: bytes(dq),
-        coefficient: bytes(&qinv),
+    Some(RsaCrt {
+        prime_1: unsigned_bytes(&primes[0]),
+        prime_2: unsigned_bytes(&primes[1]),
+        exponent_1: unsigned_bytes(dp),
+        exponent_2: unsigned_bytes(dq),
+        coefficient: unsigned_bytes(&qinv),
     })
 }
 
@@ -276,30 +283,14 @@ fn generate_with_rsa_crate(modulus_bits: u64) -> Result<(RsaPublicKey, RsaPrivat
     let key =
         ::rsa::PrivateKey::new_with_exp(&mut AwsLcRng, modulus_bits as usize, BoxedUint::from(65537u64))
             .map_err(failed)?;
-    let bytes = |value: &BoxedUint| {
-        let full = Zeroizing::new(value.to_be_bytes());
-        Zeroizing::new(strip_leading_zeros(&full).to_vec())
-    };
-    let primes = key.primes();
-    let (Some(dp), Some(dq), Some(qinv)) = (key.dp(), key.dq(), key.crt_coefficient().map(Zeroizing::new))
-    else {
-        return Err(Error::Internal("RSA key generation failed"));
-    };
-    if primes.len() != 2 || bit_len(&bytes(key.n().as_ref())) as u64 != modulus_bits {
+    let modulus = unsigned_bytes(key.n().as_ref());
+    let crt = crt_of(&key).ok_or(Error::Internal("RSA key generation failed"))?;
+    if bit_len(&modulus) as u64 != modulus_bits {
         return Err(Error::Internal("RSA key generation failed"));
     }
     let public =
-        RsaPublicKey { modulus: bytes(key.n().as_ref()).to_vec(), public_exponent: bytes(key.e()).to_vec() };
-    let private = RsaPrivateKey {
-        public: public.clone(),
-        private_exponent: bytes(key.d()),
-        crt: Some(RsaCrt {
-            prime_1: bytes(&primes[0]),
-            prime_2: bytes(&primes[1]),
-            exponent_1: bytes(dp),
-            exponent_2: bytes(dq),
-            coefficient: bytes(&qinv),
-        }),
-    };
+        RsaPublicKey { modulus: modulus.to_vec(), public_exponent: unsigned_bytes(key.e()).to_vec() };
+    let private =
+        RsaPrivateKey { public: public.clone(), private_exponent: unsigned_bytes(key.d()), crt: Some(crt) };
     Ok((public, private))
 }
